@@ -1,0 +1,1 @@
+"""Automatic call distribution: seats, queues, skills, routing (issue 4)."""

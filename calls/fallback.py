@@ -1,0 +1,77 @@
+"""Calls Asterisk handled on its own (controller unreachable): found as message files.
+
+The fallback route in extensions.conf records the caller's message to
+``<spool>/fallback/fb-<epoch>-<caller digits>-<uniqueid>.wav``. The controller scans that folder
+on start and every few seconds, so a call it never saw still gets a call record that links
+its message. The files themselves are never moved or deleted here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from calls.model import CallOutcome, CallRecord, CallState
+from calls.tracker import CallTracker
+
+log = structlog.get_logger(__name__)
+
+_NAME = re.compile(r"^fb-(?P<epoch>\d{9,11})-(?P<caller>\d{0,32})-(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\.wav$")
+
+
+def parse_fallback_name(name: str, platform: str, ended_at: datetime) -> CallRecord | None:
+    """The call record a fallback file name describes, or None if the name is not ours."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    started = datetime.fromtimestamp(int(match.group("epoch")), UTC)
+    return CallRecord(
+        call_id=match.group("uniqueid"),
+        platform=platform,
+        caller=match.group("caller"),
+        called="12345",
+        state=CallState.ENDED,
+        started_at=started,
+        answered_at=started,
+        ended_at=max(started, ended_at),
+        ivr_path=("fallback",),
+        outcome=CallOutcome.FALLBACK,
+        hangup_cause="fallback route",
+        recording=f"fallback/{name}",
+    )
+
+
+class FallbackIngester:
+    """Turns fallback message files into call records, once each."""
+
+    def __init__(self, spool_dir: Path, tracker: CallTracker, platform: str) -> None:
+        self._dir = spool_dir / "fallback"
+        self._tracker = tracker
+        self._platform = platform
+        self._done: set[str] = set()
+
+    async def scan(self) -> int:
+        """Record every file not seen yet; returns how many new records were written."""
+        if not self._dir.is_dir():
+            return 0
+        written = 0
+        for path in sorted(self._dir.glob("fb-*.wav")):
+            if path.name in self._done:
+                continue
+            try:
+                mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            except OSError:
+                continue
+            record = parse_fallback_name(path.name, self._platform, mtime)
+            if record is None:
+                log.warning("fallback.unrecognised_file", file=path.name)
+                self._done.add(path.name)
+                continue
+            if await self._tracker.record_fallback(record):
+                written += 1
+                log.info("fallback.recorded", call_id=record.call_id, recording=record.recording)
+            self._done.add(path.name)
+        return written

@@ -1,0 +1,82 @@
+"""The call record and its state machine (pure: values in, values out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CallState(StrEnum):
+    """Where a call is in its life."""
+
+    ARRIVED = "arrived"  # Asterisk created the caller's channel
+    IN_IVR = "in_ivr"  # our FastAGI is serving it
+    ENDED = "ended"  # the caller's channel is gone
+
+
+class CallOutcome(StrEnum):
+    """How a call ended, as an operator would ask it."""
+
+    IVR_COMPLETED = "ivr_completed"  # the IVR ran to its end and released the call
+    ABANDONED = "abandoned"  # the caller hung up before the IVR finished
+    FALLBACK = "fallback"  # the controller was unreachable: Asterisk's fallback route took it
+    FAILED = "failed"  # our side failed the call (logged with the error)
+    LOST_TRACK = "lost_track"  # it ended while we could not see it (AMI down, Asterisk restart)
+
+
+_ALLOWED: dict[CallState, frozenset[CallState]] = {
+    CallState.ARRIVED: frozenset({CallState.IN_IVR, CallState.ENDED}),
+    CallState.IN_IVR: frozenset({CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """A state change the call state machine does not allow."""
+
+
+class CallRecord(BaseModel):
+    """Everything we know about one call. ``caller`` is stored whole (callbacks need it) and
+    masked wherever it is shown or logged."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    call_id: str
+    platform: str
+    channel: str = ""
+    caller: str = ""
+    caller_name: str = ""
+    called: str = ""
+    state: CallState = CallState.ARRIVED
+    started_at: datetime
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    ivr_path: tuple[str, ...] = ()
+    outcome: CallOutcome | None = None
+    hangup_cause: str = ""
+    recording: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is not CallState.ENDED
+
+
+def transition(record: CallRecord, new_state: CallState) -> CallRecord:
+    """Move ``record`` to ``new_state`` or raise IllegalTransition."""
+    if new_state not in _ALLOWED[record.state]:
+        raise IllegalTransition(f"call {record.call_id}: {record.state} → {new_state} is not allowed")
+    return record.model_copy(update={"state": new_state})
+
+
+def end_call(record: CallRecord, at: datetime, cause: str, lost_track: bool = False) -> CallRecord:
+    """End the call; an outcome the IVR already set stands, otherwise one is derived."""
+    ended = transition(record, CallState.ENDED)
+    outcome = record.outcome
+    if outcome is None:
+        if lost_track:
+            outcome = CallOutcome.LOST_TRACK
+        else:
+            outcome = CallOutcome.ABANDONED
+    return ended.model_copy(update={"ended_at": at, "hangup_cause": cause or record.hangup_cause, "outcome": outcome})

@@ -1,0 +1,75 @@
+"""Where call records are kept: the Protocol, and its Redis implementation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from calls.model import CallRecord
+
+KEY_PREFIX = "hotline:"
+
+
+class CallStore(Protocol):
+    """Durable storage of call records."""
+
+    async def save(self, record: CallRecord) -> None: ...
+
+    async def get(self, call_id: str) -> CallRecord | None: ...
+
+    async def recent(self, limit: int) -> list[CallRecord]: ...
+
+    async def open_records(self) -> list[CallRecord]: ...
+
+
+class RedisCallStore:
+    """Records as JSON strings; a sorted set by start time; a set of open calls.
+
+    Each save writes the whole record, so a retry after a Redis outage is idempotent.
+    """
+
+    def __init__(self, client: aioredis.Redis, retention: timedelta) -> None:
+        self._redis = client
+        self._retention = retention
+
+    @staticmethod
+    def _key(call_id: str) -> str:
+        return f"{KEY_PREFIX}call:{call_id}"
+
+    async def save(self, record: CallRecord) -> None:
+        started_ms = int(record.started_at.timestamp() * 1000)
+        cutoff_ms = started_ms - int(self._retention.total_seconds() * 1000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if record.is_open:
+                pipe.set(self._key(record.call_id), record.model_dump_json())
+                pipe.sadd(f"{KEY_PREFIX}calls:open", record.call_id)
+            else:
+                pipe.set(self._key(record.call_id), record.model_dump_json(), ex=self._retention)
+                pipe.srem(f"{KEY_PREFIX}calls:open", record.call_id)
+            pipe.zadd(f"{KEY_PREFIX}calls:recent", {record.call_id: started_ms})
+            pipe.zremrangebyscore(f"{KEY_PREFIX}calls:recent", "-inf", cutoff_ms)
+            await pipe.execute()
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        raw = await self._redis.get(self._key(call_id))
+        return CallRecord.model_validate_json(raw) if raw else None
+
+    async def _many(self, call_ids: list[str]) -> list[CallRecord]:
+        if not call_ids:
+            return []
+        raws = await self._redis.mget([self._key(call_id) for call_id in call_ids])
+        return [CallRecord.model_validate_json(raw) for raw in raws if raw]
+
+    async def recent(self, limit: int) -> list[CallRecord]:
+        ids = await self._redis.zrevrange(f"{KEY_PREFIX}calls:recent", 0, limit - 1)
+        return await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
+
+    async def open_records(self) -> list[CallRecord]:
+        ids = await self._redis.smembers(f"{KEY_PREFIX}calls:open")
+        return await self._many(sorted(i.decode() if isinstance(i, bytes) else str(i) for i in ids))
+
+
+class StoreUnavailable(Exception):
+    """The record store cannot be reached right now."""

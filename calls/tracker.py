@@ -1,0 +1,193 @@
+"""The controller's live view of calls: applies events to records and persists them.
+
+All calls run on one event loop, so the records in memory are changed without locks. Every
+change is written through to the store; when the store is down (Redis restarting) the record
+is kept as dirty and written again by ``flush_dirty`` — no record is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import structlog
+
+from calls.model import CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
+from calls.store import CallStore
+from hotline.privacy import mask_number
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallTracker:
+    """Live call records keyed by call id (the caller channel's Asterisk uniqueid)."""
+
+    def __init__(self, store: CallStore, platform: str, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._platform = platform
+        self._clock = clock
+        self._live: dict[str, CallRecord] = {}
+        self._dirty: dict[str, CallRecord] = {}
+        self.store_failures = 0
+
+    def clock(self) -> datetime:
+        return self._clock()
+
+    @property
+    def live_calls(self) -> int:
+        return len(self._live)
+
+    @property
+    def unsaved(self) -> int:
+        return len(self._dirty)
+
+    def get_live(self, call_id: str) -> CallRecord | None:
+        return self._live.get(call_id)
+
+    async def load_open(self) -> None:
+        """Adopt the open records a previous controller left in the store."""
+        for record in await self._store.open_records():
+            self._live.setdefault(record.call_id, record)
+        log.info("calls.loaded_open", count=len(self._live))
+
+    async def _put(self, record: CallRecord) -> CallRecord:
+        if record.is_open:
+            self._live[record.call_id] = record
+        else:
+            self._live.pop(record.call_id, None)
+        try:
+            await self._store.save(record)
+            self._dirty.pop(record.call_id, None)
+        except Exception as exc:  # Redis down or restarting: keep it and retry later
+            self.store_failures += 1
+            self._dirty[record.call_id] = record
+            log.warning("calls.save_failed", call_id=record.call_id, error=str(exc) or type(exc).__name__)
+        return record
+
+    async def flush_dirty(self) -> int:
+        """Write again every record whose last save failed; returns how many are still unsaved."""
+        for call_id, record in list(self._dirty.items()):
+            if self._dirty.get(call_id) is not record:
+                continue
+            try:
+                await self._store.save(record)
+            except Exception:
+                break  # still down; try again on the next tick
+            if self._dirty.get(call_id) is record:
+                del self._dirty[call_id]
+        return len(self._dirty)
+
+    async def run_flusher(self, interval_s: float = 1.0) -> None:
+        """Retry unsaved records forever (a task of the controller)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if self._dirty:
+                with contextlib.suppress(Exception):
+                    await self.flush_dirty()
+
+    def _new(self, call_id: str, **fields: str) -> CallRecord:
+        return CallRecord(call_id=call_id, platform=self._platform, started_at=self._clock(), **fields)
+
+    async def channel_created(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
+        """A caller's channel appeared (AMI Newchannel or resync)."""
+        record = self._live.get(call_id)
+        if record is None:
+            log.info("calls.arrived", call_id=call_id, caller=mask_number(caller), called=called)
+            record = self._new(call_id, channel=channel, caller=caller, caller_name=caller_name, called=called)
+        else:
+            record = record.model_copy(
+                update={
+                    "channel": record.channel or channel,
+                    "caller": record.caller or caller,
+                    "caller_name": record.caller_name or caller_name,
+                    "called": record.called or called,
+                }
+            )
+        return await self._put(record)
+
+    async def answered(self, call_id: str) -> None:
+        record = self._live.get(call_id)
+        if record is not None and record.answered_at is None:
+            await self._put(record.model_copy(update={"answered_at": self._clock()}))
+
+    async def ivr_started(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
+        """Our FastAGI took the call; creates the record if AMI has not told us yet."""
+        record = self._live.get(call_id) or self._new(
+            call_id, channel=channel, caller=caller, caller_name=caller_name, called=called
+        )
+        if record.state is CallState.ARRIVED:
+            record = transition(record, CallState.IN_IVR)
+        return await self._put(record)
+
+    async def ivr_step(self, call_id: str, step: str) -> None:
+        record = self._live.get(call_id)
+        if record is not None:
+            await self._put(record.model_copy(update={"ivr_path": (*record.ivr_path, step)}))
+
+    async def set_outcome(self, call_id: str, outcome: CallOutcome) -> None:
+        record = self._live.get(call_id)
+        if record is not None:
+            await self._put(record.model_copy(update={"outcome": outcome}))
+
+    async def hung_up(self, call_id: str, cause: str) -> CallRecord | None:
+        """The caller's channel is gone (AMI Hangup)."""
+        record = self._live.get(call_id)
+        if record is None:
+            return None
+        try:
+            ended = end_call(record, self._clock(), cause)
+        except IllegalTransition as exc:
+            log.warning("calls.illegal_transition", error=str(exc))
+            return None
+        log.info("calls.ended", call_id=call_id, outcome=str(ended.outcome), cause=cause)
+        return await self._put(ended)
+
+    async def reconcile(self, live_call_ids: Iterable[str], started_before: datetime) -> int:
+        """After a (re)connect: end every open record whose channel Asterisk no longer has.
+
+        Only records started before the channel snapshot was asked for are judged, so a call
+        that arrives while the snapshot is in flight is not ended by mistake.
+        """
+        alive = set(live_call_ids)
+        ended = 0
+        for call_id, record in list(self._live.items()):
+            if call_id in alive or record.started_at >= started_before:
+                continue
+            await self._put(end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True))
+            ended += 1
+        if ended:
+            log.info("calls.reconciled", ended=ended, still_live=len(self._live))
+        return ended
+
+    async def record_fallback(self, record: CallRecord) -> bool:
+        """A call Asterisk took through its fallback route (a message file in the spool).
+
+        Merges into the live or stored record of that call, or creates an ended one for a call
+        the controller never saw. Returns False when the call is already recorded as fallback.
+        """
+        update = {"outcome": CallOutcome.FALLBACK, "recording": record.recording}
+        live = self._live.get(record.call_id)
+        if live is not None:
+            if live.outcome is CallOutcome.FALLBACK and live.recording:
+                return False
+            await self._put(live.model_copy(update=update))
+            return True
+        existing = await self._store.get(record.call_id)
+        if existing is None:
+            await self._put(record)
+            return True
+        if existing.outcome is CallOutcome.FALLBACK and existing.recording:
+            return False
+        merged = existing.model_copy(update=update)
+        if merged.is_open:
+            merged = end_call(merged, record.ended_at or self._clock(), "fallback route")
+        await self._put(merged)
+        return True

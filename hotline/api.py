@@ -1,0 +1,136 @@
+"""The HTTP API (aiohttp): health, call records, metrics. Bearer tokens with roles.
+
+``/api/v1/health`` and ``/metrics`` are open (probes and scrapers; no personal data in them).
+Everything else needs a token whose role is at least the route's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from calls.model import CallRecord
+from calls.store import StoreUnavailable
+from hotline.auth import Principal, TokenRegistry
+from hotline.config import Role
+from hotline.metrics import Metric, render_prometheus
+from hotline.privacy import mask_name, mask_number
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+BACKEND_KEY: web.AppKey[ApiBackend] = web.AppKey("backend")
+
+
+class ApiBackend(Protocol):
+    """What the API reads from the running controller."""
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def metrics(self) -> list[Metric]: ...
+
+    async def recent_calls(self, limit: int) -> list[CallRecord]: ...
+
+    async def get_call(self, call_id: str) -> CallRecord | None: ...
+
+
+def call_view(record: CallRecord) -> dict[str, Any]:
+    """A call record as the API shows it: caller masked."""
+    return {
+        "call_id": record.call_id,
+        "platform": record.platform,
+        "caller": mask_number(record.caller),
+        "caller_name": mask_name(record.caller_name),
+        "called": record.called,
+        "state": record.state.value,
+        "started_at": record.started_at.isoformat(),
+        "answered_at": record.answered_at.isoformat() if record.answered_at else None,
+        "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        "ivr_path": list(record.ivr_path),
+        "outcome": record.outcome.value if record.outcome else None,
+        "hangup_cause": record.hangup_cause,
+        "has_recording": bool(record.recording),
+    }
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def requires(role: Role) -> Callable[[Handler], Handler]:
+    """Mark a handler as needing at least ``role``."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.required_role = role  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def make_auth_middleware(tokens: TokenRegistry) -> Any:
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        needed: Role | None = getattr(handler, "required_role", None)
+        if needed is None:
+            return await handler(request)
+        principal = tokens.authenticate(request.headers.get("Authorization", ""))
+        if principal is None:
+            return _error(401, "a valid bearer token is required")
+        if not principal.may(needed):
+            log.warning("api.forbidden", who=principal.name, role=principal.role, needed=needed, path=request.path)
+            return _error(403, f"this needs the {needed} role")
+        request[PRINCIPAL_KEY] = principal
+        return await handler(request)
+
+    return auth
+
+
+async def health(request: web.Request) -> web.Response:
+    status = await request.app[BACKEND_KEY].health()
+    return web.json_response(status, status=200 if status["status"] == "ok" else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    text = render_prometheus(await request.app[BACKEND_KEY].metrics())
+    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
+
+
+@requires("supervisor")
+async def list_calls(request: web.Request) -> web.Response:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        return _error(400, "limit must be a whole number")
+    if not 1 <= limit <= 1000:
+        return _error(400, "limit must be between 1 and 1000")
+    try:
+        records = await request.app[BACKEND_KEY].recent_calls(limit)
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    return web.json_response({"calls": [call_view(r) for r in records]})
+
+
+@requires("supervisor")
+async def get_call(request: web.Request) -> web.Response:
+    try:
+        record = await request.app[BACKEND_KEY].get_call(request.match_info["call_id"])
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    if record is None:
+        return _error(404, "no such call")
+    return web.json_response(call_view(record))
+
+
+def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
+    """The aiohttp application."""
+    app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
+    app[BACKEND_KEY] = backend
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/calls", list_calls)
+    app.router.add_get("/api/v1/calls/{call_id}", get_call)
+    return app

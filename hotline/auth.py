@@ -1,0 +1,49 @@
+"""API tokens and roles: seat < supervisor < admin. Tokens are kept as SHA-256 only."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hotline.config import ApiToken, Role
+
+ROLE_RANK: dict[Role, int] = {"seat": 1, "supervisor": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request."""
+
+    name: str
+    role: Role
+
+    def may(self, needed: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[needed]
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random bearer token."""
+    return "h12345_" + secrets.token_urlsafe(32)
+
+
+class TokenRegistry:
+    """Looks bearer tokens up by their hash."""
+
+    def __init__(self, tokens: Iterable[ApiToken]) -> None:
+        self._by_hash = {token.sha256: Principal(token.name, token.role) for token in tokens}
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def authenticate(self, authorization: str) -> Principal | None:
+        """The principal for an ``Authorization: Bearer …`` header value, or None."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._by_hash.get(token_sha256(token.strip()))

@@ -1,0 +1,162 @@
+"""The ``hotline12345`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hotline.auth import TokenRegistry, new_token, token_sha256
+from hotline.config import ApiToken, Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def _load(path: str) -> Config:
+    return load_config(Path(path))
+
+
+def demo_token_file(config: Config) -> Path:
+    return config.paths.runtime_dir / "api-token"
+
+
+def token_registry(config: Config) -> TokenRegistry:
+    """The configured tokens; with none configured, one admin token kept in runtime_dir/api-token."""
+    if config.http.tokens:
+        return TokenRegistry(config.http.tokens)
+    path = demo_token_file(config)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_token() + "\n")
+    token = path.read_text().strip()
+    return TokenRegistry([ApiToken(name="local-admin", role="admin", sha256=token_sha256(token))])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hotline.controller import Controller, run_until_signalled
+    from hotline.logs import configure_logging
+
+    config = _load(args.config)
+    configure_logging(config.logging.level, config.logging.format)
+    asyncio.run(run_until_signalled(Controller(config, token_registry(config))))
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from hotline.logs import configure_logging
+    from hotline.stack import run_stack
+
+    config = _load(args.config)
+    configure_logging(config.logging.level, config.logging.format)
+    return run_stack(config, token_registry(config), demo_token_file(config))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from telephony.asterisk_conf import write_asterisk_config
+
+    config = _load(args.config)
+    layout = write_asterisk_config(config, Path(args.out).resolve())
+    print(f"rendered Asterisk configuration for {config.platform.id} into {layout.etc_dir}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(f"{args.config}: valid (platform {config.platform.id}, area code {config.platform.area_code})")
+    return 0
+
+
+def cmd_token_new(args: argparse.Namespace) -> int:
+    token = new_token()
+    print(f"token (give it to {args.name}; it is not stored anywhere): {token}")
+    print("add to config.yaml under http.tokens:")
+    print(f"  - {{name: {args.name}, role: {args.role}, sha256: {token_sha256(token)}}}")
+    return 0
+
+
+def cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.prompts import build_prompts
+    from telephony.asterisk_conf import prompt_path
+
+    config = _load(args.config)
+    out = prompt_path(config, "greeting").parent
+    built = build_prompts(config.prompts.model_dump(), config.paths.prompts_dir, out)
+    print(f"prompts in {out}: rebuilt {', '.join(built) or 'none (all up to date)'}")
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if shutil.which("sipp") is None:
+        print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
+        return 1
+    scenario = Path(__file__).resolve().parent.parent / "telephony" / "sipp" / "caller.xml"
+    target = f"{config.sip.bind_host}:{config.sip.port}"
+    command = [
+        "sipp", target, "-sf", str(scenario), "-s", args.number, "-m", "1", "-l", "1",
+        "-i", "127.0.0.1", "-p", "0", "-key", "caller", args.caller,
+        "-timeout", f"{int(args.listen_s)}s", "-timeout_error",
+        "-trace_err", "-error_file", "/dev/stderr", "-nostdin",
+    ]  # fmt: skip
+    print(f"calling {args.number} at {target} as {args.caller} (listening {args.listen_s:g} s)…")
+    result = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+    print("call completed" if result.returncode == 0 else f"call failed (sipp exit {result.returncode})")
+    return 0 if result.returncode == 0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline12345", description="12345 government service hotline backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", default="config.yaml", help="path to config.yaml (default: ./config.yaml)")
+        return p
+
+    with_config(sub.add_parser("run", help="run the controller (Asterisk and Redis already running)")).set_defaults(func=cmd_run)
+    with_config(sub.add_parser("stack", help="run Redis, Asterisk and the controller together (make run)")).set_defaults(func=cmd_stack)
+
+    asterisk = sub.add_parser("asterisk", help="Asterisk configuration").add_subparsers(dest="asterisk_command", required=True)
+    render = with_config(asterisk.add_parser("render", help="render the Asterisk config files for this platform"))
+    render.add_argument("--out", required=True, help="folder to write the .conf files into")
+    render.set_defaults(func=cmd_render)
+
+    config = sub.add_parser("config", help="config.yaml").add_subparsers(dest="config_command", required=True)
+    with_config(config.add_parser("check", help="validate config.yaml")).set_defaults(func=cmd_config_check)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    new = token.add_parser("new", help="make a new API token")
+    new.add_argument("--role", choices=("seat", "supervisor", "admin"), required=True)
+    new.add_argument("--name", required=True)
+    new.set_defaults(func=cmd_token_new)
+
+    prompts = sub.add_parser("prompts", help="prompt files").add_subparsers(dest="prompts_command", required=True)
+    with_config(prompts.add_parser("build", help="synthesise or convert the prompts")).set_defaults(func=cmd_prompts_build)
+
+    call = with_config(sub.add_parser("call", help="place a test call with SIPp"))
+    call.add_argument("--number", default="12345")
+    call.add_argument("--caller", default="13800138000")
+    call.add_argument("--listen-s", type=float, default=25.0, help="hang up after this long if the IVR has not")
+    call.set_defaults(func=cmd_call)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"hotline12345: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The controller's typed, frozen configuration, loaded from config.yaml.
+
+Unknown keys and wrong types are errors that name the file, the line and the key path.
+Units are in the names (``ring_timeout_s``). Defaults are the embedded demo: everything on
+loopback, Redis and Asterisk started locally by ``hotline12345 stack``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hotline.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+Role = Literal["seat", "supervisor", "admin"]
+
+_AREA_CODE = re.compile(r"^0\d{2,3}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PLATFORM_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlatformConfig(_Model):
+    """Which of the 17 platforms this controller runs (province or one prefecture)."""
+
+    id: str = "kunming"
+    name: str = "昆明市12345政务服务便民热线"
+    area_code: str = "0871"
+    province: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_slug(cls, value: str) -> str:
+        if not _PLATFORM_ID.match(value):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("area_code")
+    @classmethod
+    def _area_code_shape(cls, value: str) -> str:
+        if not _AREA_CODE.match(value):
+            raise ValueError("must be a Chinese area code such as '0871' (a 0 and 2-3 digits)")
+        return value
+
+
+class SipConfig(_Model):
+    """The carrier trunk that delivers 12345 calls, and the RTP range."""
+
+    bind_host: str = "127.0.0.1"
+    port: Port = 5060
+    trunk_peers: tuple[str, ...] = ("127.0.0.1/32",)
+    rtp_port_min: Port = 10000
+    rtp_port_max: Port = 14999
+
+    @field_validator("trunk_peers")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for peer in value:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise ValueError(f"{peer!r} is not an IP address or network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> SipConfig:
+        if self.rtp_port_max <= self.rtp_port_min:
+            raise ValueError("rtp_port_max must be greater than rtp_port_min")
+        return self
+
+
+class AsteriskConfig(_Model):
+    """How the controller reaches Asterisk (AMI) and how a managed Asterisk is run."""
+
+    root: Path | None = Field(
+        default=None,
+        description="Unpacked Asterisk root from scripts/provision-asterisk.sh; None = the cache",
+    )
+    ami_host: str = "127.0.0.1"
+    ami_port: Port = 5038
+    ami_username: str = "hotline"
+    ami_secret: str = Field(default="hotline-demo-secret", min_length=8, repr=False)
+    ami_action_timeout_s: PositiveSeconds = 5.0
+    ami_ping_interval_s: PositiveSeconds = 5.0
+    ami_ping_timeout_s: PositiveSeconds = 3.0
+    ami_reconnect_initial_s: PositiveSeconds = 0.2
+    ami_reconnect_max_s: PositiveSeconds = 5.0
+
+
+class AgiConfig(_Model):
+    """The FastAGI server Asterisk's dialplan calls."""
+
+    host: str = "127.0.0.1"
+    port: Port = 4573
+    header_timeout_s: PositiveSeconds = 5.0
+    command_timeout_s: PositiveSeconds = 600.0
+
+
+class ApiToken(_Model):
+    """One API token, stored as its SHA-256 (make one with ``hotline12345 token new``)."""
+
+    name: str = Field(min_length=1)
+    role: Role
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _SHA256.match(value):
+            raise ValueError("must be 64 lower-case hex digits (the token's SHA-256)")
+        return value
+
+
+class HttpConfig(_Model):
+    """The REST API, websocket events, web console and /metrics."""
+
+    host: str = "127.0.0.1"
+    port: Port = 12345
+    tokens: tuple[ApiToken, ...] = ()
+    recent_calls_limit: Annotated[int, Field(ge=1, le=10000)] = 200
+
+
+class RedisConfig(_Model):
+    """Redis holds call records, seat and queue state, tickets and streams."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    call_record_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 400
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class PathsConfig(_Model):
+    """Folders; relative paths are taken from the folder config.yaml is in."""
+
+    runtime_dir: Path = Path("var")
+    spool_dir: Path = Path("var/spool")
+    prompts_dir: Path = Path("prompts")
+
+
+class PromptsConfig(_Model):
+    """Texts synthesised (espeak-ng, Mandarin) when no recorded file of that name exists."""
+
+    greeting: str = "您好，这里是12345政务服务便民热线。"
+    fallback: str = "您好，这里是12345政务服务便民热线。系统正在维护，请在提示音后留言，我们会尽快回复您。"
+    goodbye: str = "感谢您的来电，再见。"
+
+
+class LoggingConfig(_Model):
+    """structlog output: JSON when not a TTY unless forced."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Model):
+    """The whole controller configuration (one platform)."""
+
+    platform: PlatformConfig = PlatformConfig()
+    sip: SipConfig = SipConfig()
+    asterisk: AsteriskConfig = AsteriskConfig()
+    agi: AgiConfig = AgiConfig()
+    http: HttpConfig = HttpConfig()
+    redis: RedisConfig = RedisConfig()
+    paths: PathsConfig = PathsConfig()
+    prompts: PromptsConfig = PromptsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    def resolved(self, base: Path) -> Config:
+        """A copy whose relative paths are anchored at ``base``."""
+
+        def anchor(path: Path) -> Path:
+            return path if path.is_absolute() else (base / path).resolve()
+
+        paths = self.paths.model_copy(
+            update={
+                "runtime_dir": anchor(self.paths.runtime_dir),
+                "spool_dir": anchor(self.paths.spool_dir),
+                "prompts_dir": anchor(self.paths.prompts_dir),
+            }
+        )
+        asterisk = self.asterisk
+        if asterisk.root is not None:
+            asterisk = asterisk.model_copy(update={"root": anchor(asterisk.root)})
+        return self.model_copy(update={"paths": paths, "asterisk": asterisk})
+
+
+class ConfigError(Exception):
+    """config.yaml is unreadable or invalid; the message names file, line and key path."""
+
+
+def _format_path(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _explain(document: YamlDocument, error: ValidationError) -> str:
+    lines = [f"{document.filename}: invalid configuration ({error.error_count()} problem(s)):"]
+    for problem in error.errors():
+        path: KeyPath = tuple(p for p in problem["loc"] if isinstance(p, str | int))
+        position = document.position_of(path)
+        where = str(position.line) if position else "?"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif problem["type"] == "missing":
+            message = "required key is missing"
+        value = problem.get("input")
+        shown = "" if problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {document.filename}:{where}: {_format_path(path)}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, filename: str, base: Path) -> Config:
+    """Validate config text; raise ConfigError naming file, line and key path."""
+    try:
+        document = parse_yaml(text, filename)
+    except YamlSyntaxError as exc:
+        raise ConfigError(str(exc)) from None
+    data = document.data if document.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}:1: the configuration must be a mapping of sections")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(document, exc)) from None
+    return config.resolved(base)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate config.yaml at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the configuration is not UTF-8 text") from None
+    return parse_config(text, str(path), path.resolve().parent)

@@ -1,0 +1,201 @@
+"""Wiring: the controller process — AMI, FastAGI, call records, HTTP — and its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from calls.ami_bridge import CallEventBridge
+from calls.fallback import FallbackIngester
+from calls.model import CallRecord
+from calls.store import RedisCallStore, StoreUnavailable
+from calls.tracker import CallTracker
+from hotline import __version__
+from hotline.api import build_api
+from hotline.auth import TokenRegistry
+from hotline.config import Config
+from hotline.metrics import Metric
+from ivr.entry import IvrEntry
+from ivr.prompts import build_prompts
+from telephony.agi_server import AgiServer
+from telephony.ami import AmiClient, AmiSettings
+from telephony.asterisk_conf import AGI_IVR_SCRIPT, prompt_path
+
+log = structlog.get_logger(__name__)
+
+FALLBACK_SCAN_INTERVAL_S = 5.0
+DRAIN_TIMEOUT_S = 10.0
+
+
+def ami_settings(config: Config) -> AmiSettings:
+    a = config.asterisk
+    return AmiSettings(
+        host=a.ami_host,
+        port=a.ami_port,
+        username=a.ami_username,
+        secret=a.ami_secret,
+        action_timeout_s=a.ami_action_timeout_s,
+        ping_interval_s=a.ami_ping_interval_s,
+        ping_timeout_s=a.ami_ping_timeout_s,
+        reconnect_initial_s=a.ami_reconnect_initial_s,
+        reconnect_max_s=a.ami_reconnect_max_s,
+    )
+
+
+class Controller:
+    """One platform's controller. ``start()``, then ``stop()`` (graceful drain)."""
+
+    def __init__(self, config: Config, tokens: TokenRegistry) -> None:
+        self.config = config
+        self._redis = aioredis.Redis.from_url(config.redis.url, socket_timeout=3, socket_connect_timeout=3)
+        self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days))
+        self.tracker = CallTracker(self.store, config.platform.id)
+        self.ami = AmiClient(ami_settings(config))
+        self._bridge = CallEventBridge(self.ami, self.tracker)
+        self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
+        ivr = IvrEntry(self.tracker, prompt_path(config, "greeting").parent)
+        self.agi = AgiServer(
+            config.agi.host,
+            config.agi.port,
+            {AGI_IVR_SCRIPT: ivr},
+            header_timeout_s=config.agi.header_timeout_s,
+            command_timeout_s=config.agi.command_timeout_s,
+        )
+        self._api_runner = web.AppRunner(build_api(self, tokens), access_log=None, handle_signals=False)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis_up = False
+
+    async def start(self) -> None:
+        """Build prompts, adopt open records, then serve AGI, AMI and HTTP."""
+        cfg = self.config
+        await asyncio.to_thread(
+            build_prompts, cfg.prompts.model_dump(), cfg.paths.prompts_dir, prompt_path(cfg, "greeting").parent
+        )
+        try:
+            await self.tracker.load_open()
+            self._redis_up = True
+        except RedisError as exc:
+            log.warning("controller.redis_unavailable_at_start", error=str(exc))
+        await self.agi.start()
+        self.ami.start()
+        await self._api_runner.setup()
+        site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
+        await site.start()
+        self._tasks = [
+            asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
+            asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
+            asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
+        ]
+        log.info(
+            "controller.started",
+            version=__version__,
+            platform=cfg.platform.id,
+            http=f"http://{cfg.http.host}:{cfg.http.port}",
+            agi=f"{cfg.agi.host}:{self.agi.port}",
+            ami=f"{cfg.asterisk.ami_host}:{cfg.asterisk.ami_port}",
+        )
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("controller.periodic_job_failed", job=getattr(job, "__qualname__", "?"), error=str(exc))
+            await asyncio.sleep(interval_s)
+
+    async def _check_redis(self) -> None:
+        try:
+            await self._redis.ping()
+        except RedisError:
+            self._redis_up = False
+            raise
+        if not self._redis_up:
+            self._redis_up = True
+            log.info("controller.redis_back")
+            await self.tracker.load_open()
+            await self.tracker.flush_dirty()
+
+    async def stop(self) -> None:
+        """Graceful drain: stop taking AGI sessions, let running ones finish, save every record."""
+        log.info("controller.stopping")
+        await self.agi.close(DRAIN_TIMEOUT_S)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.ami.close()
+        with contextlib.suppress(Exception):
+            await self.tracker.flush_dirty()
+        await self._api_runner.cleanup()
+        await self._redis.aclose()
+        log.info("controller.stopped", unsaved_records=self.tracker.unsaved)
+
+    # ApiBackend
+
+    async def health(self) -> dict[str, Any]:
+        components = {
+            "ami": "up" if self.ami.connected else "down",
+            "redis": "up" if self._redis_up else "down",
+            "agi": "up" if self.agi.serving else "down",
+        }
+        return {
+            "status": "ok" if all(v == "up" for v in components.values()) else "degraded",
+            "platform": self.config.platform.id,
+            "version": __version__,
+            "components": components,
+            "asterisk": self.ami.version,
+            "live_calls": self.tracker.live_calls,
+            "unsaved_records": self.tracker.unsaved,
+        }
+
+    async def metrics(self) -> list[Metric]:
+        stats = self.agi.stats
+        return [
+            Metric("hotline_ami_connected", "gauge", "1 while logged in to AMI", float(self.ami.connected)),
+            Metric("hotline_ami_logins_total", "counter", "Successful AMI logins", self.ami.connections),
+            Metric("hotline_redis_up", "gauge", "1 while Redis answers", float(self._redis_up)),
+            Metric("hotline_agi_sessions_total", "counter", "FastAGI sessions served", stats.sessions_total),
+            Metric("hotline_agi_sessions_active", "gauge", "FastAGI sessions now", stats.sessions_active),
+            Metric("hotline_agi_sessions_failed_total", "counter", "FastAGI sessions whose handler failed", stats.sessions_failed),
+            Metric("hotline_agi_bad_requests_total", "counter", "FastAGI connections that were not valid sessions", stats.bad_requests),
+            Metric("hotline_calls_live", "gauge", "Calls in progress", self.tracker.live_calls),
+            Metric("hotline_call_records_unsaved", "gauge", "Call records waiting for Redis", self.tracker.unsaved),
+            Metric("hotline_call_record_save_failures_total", "counter", "Failed call record writes", self.tracker.store_failures),
+        ]
+
+    async def recent_calls(self, limit: int) -> list[CallRecord]:
+        try:
+            return await self.store.recent(limit)
+        except RedisError as exc:
+            raise StoreUnavailable(f"call records are unavailable: Redis: {exc}") from None
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        try:
+            return await self.store.get(call_id)
+        except RedisError as exc:
+            raise StoreUnavailable(f"call records are unavailable: Redis: {exc}") from None
+
+
+async def run_until_signalled(controller: Controller) -> None:
+    """Start, serve until SIGTERM/SIGINT, then drain."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await controller.start()
+    try:
+        await stop.wait()
+    finally:
+        await controller.stop()

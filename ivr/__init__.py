@@ -1,0 +1,1 @@
+"""The IVR: what callers hear and where they go, interpreted from YAML dialplans (issue 3)."""

@@ -1,0 +1,55 @@
+"""Builds the prompt files Asterisk plays: an administrator's recording wins, else espeak-ng.
+
+Output is 8 kHz mono 16-bit WAV (Asterisk's slin). A sidecar file holds the SHA-256 of the
+source (text or recording), so a prompt is rebuilt only when its source changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class PromptBuildError(RuntimeError):
+    """A prompt could not be made (tool missing or failed)."""
+
+
+def _run(command: list[str]) -> None:
+    if shutil.which(command[0]) is None:
+        raise PromptBuildError(f"{command[0]} is not installed (apt-get install {command[0]})")
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    if result.returncode != 0:
+        raise PromptBuildError(f"{' '.join(command[:2])} failed: {result.stderr.strip()[:300]}")
+
+
+def build_prompts(texts: Mapping[str, str], recorded_dir: Path, out_dir: Path) -> list[str]:
+    """Make ``out_dir/<name>.wav`` for every prompt; returns the names (re)built."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built: list[str] = []
+    for name, text in texts.items():
+        recorded = recorded_dir / f"{name}.wav"
+        source = recorded.read_bytes() if recorded.is_file() else text.encode("utf-8")
+        digest = hashlib.sha256(source).hexdigest()
+        target = out_dir / f"{name}.wav"
+        stamp = out_dir / f".{name}.sha256"
+        if target.is_file() and stamp.is_file() and stamp.read_text() == digest:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "raw.wav"
+            if recorded.is_file():
+                shutil.copyfile(recorded, raw)
+            else:
+                _run(["espeak-ng", "-v", "cmn", "-s", "150", "-w", str(raw), text])
+            _run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(target)])
+        stamp.write_text(digest)
+        built.append(name)
+        log.info("prompts.built", prompt=name, source="recording" if recorded.is_file() else "espeak-ng")
+    return built

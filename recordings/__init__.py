@@ -1,0 +1,1 @@
+"""Call recording: MixMonitor spool, retention, audited access (issue 4)."""

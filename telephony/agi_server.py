@@ -1,0 +1,256 @@
+"""Our FastAGI server (asyncio streams), replacing panoramisk's ``fast_agi.Application``.
+
+panoramisk 1.4's FastAGI loops without yielding when a client closes inside the header block
+(one port probe freezes the process), cannot route plain functions on Python 3.11, and catches
+BaseException. This server reads the header with a timeout and a line limit, treats EOF as the
+end of the session, keeps a reference to every session task, and drains on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from telephony.agi_protocol import (
+    MAX_ENV_LINES,
+    MAX_LINE_BYTES,
+    AgiEnvironment,
+    AgiProtocolError,
+    AgiReply,
+    ReplyKind,
+    parse_environment,
+    parse_reply,
+    quote_argument,
+    reply_is_complete,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class AgiHangup(Exception):
+    """The channel is gone (caller hung up, or Asterisk closed the session)."""
+
+
+class AgiCommandError(Exception):
+    """Asterisk refused a command (510, 520) or it failed (result=-1 on a live channel)."""
+
+
+class AgiSession:
+    """One FastAGI session: send commands, get replies."""
+
+    def __init__(
+        self,
+        env: AgiEnvironment,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_timeout_s: float,
+    ) -> None:
+        self.env = env
+        self._reader = reader
+        self._writer = writer
+        self._command_timeout_s = command_timeout_s
+        self.hung_up = False
+
+    async def _read_line(self) -> str:
+        try:
+            raw = await self._reader.readline()
+        except (ValueError, asyncio.LimitOverrunError):
+            raise AgiProtocolError(f"AGI reply line longer than {MAX_LINE_BYTES} bytes") from None
+        except ConnectionError:
+            raw = b""
+        if not raw:
+            self.hung_up = True
+            raise AgiHangup("Asterisk closed the AGI session")
+        return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    async def command(self, *words: str) -> AgiReply:
+        """Send one command (words already quoted where needed) and return its reply."""
+        if self.hung_up and self._writer.is_closing():
+            raise AgiHangup("the AGI session is closed")
+        line = " ".join(words)
+        self._writer.write(line.encode("utf-8") + b"\n")
+        try:
+            async with asyncio.timeout(self._command_timeout_s):
+                await self._writer.drain()
+                lines: list[str] = []
+                while not reply_is_complete(lines):
+                    text = await self._read_line()
+                    if text == "HANGUP" and not lines:
+                        self.hung_up = True  # out-of-band notice; the real reply follows
+                        continue
+                    lines.append(text)
+        except TimeoutError:
+            raise AgiCommandError(f"no reply to {words[0]} within {self._command_timeout_s:g} s") from None
+        except ConnectionError:
+            self.hung_up = True
+            raise AgiHangup("AGI connection reset") from None
+        reply = parse_reply(lines)
+        if reply.kind is ReplyKind.DEAD_CHANNEL:
+            self.hung_up = True
+            raise AgiHangup(reply.text)
+        if reply.kind in (ReplyKind.INVALID_COMMAND, ReplyKind.USAGE):
+            raise AgiCommandError(f"{line!r}: {reply.text}")
+        return reply
+
+    async def _checked(self, *words: str) -> AgiReply:
+        """A command whose result -1 means failure: tell a hang-up from an error."""
+        reply = await self.command(*words)
+        if reply.result_int == -1:
+            if self.hung_up or not await self.channel_alive():
+                self.hung_up = True
+                raise AgiHangup(f"hung up during {words[0]} {words[1] if len(words) > 1 else ''}".strip())
+            raise AgiCommandError(f"{' '.join(words)!r} failed: {reply.text}")
+        return reply
+
+    async def channel_alive(self) -> bool:
+        """Whether the channel still exists (CHANNEL STATUS)."""
+        try:
+            reply = await self.command("CHANNEL", "STATUS")
+        except AgiHangup:
+            return False
+        return reply.result_int >= 0
+
+    async def answer(self) -> None:
+        await self._checked("ANSWER")
+
+    async def stream_file(self, path: str, escape_digits: str = "") -> str:
+        """Play a sound file (path without extension); returns the digit that interrupted it."""
+        reply = await self._checked("STREAM", "FILE", quote_argument(path), quote_argument(escape_digits))
+        return chr(reply.result_int) if reply.result_int > 0 else ""
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._checked("SET", "VARIABLE", quote_argument(name), quote_argument(value))
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command("GET", "VARIABLE", quote_argument(name))
+        return reply.data if reply.result == "1" else None
+
+    async def hangup(self) -> None:
+        with contextlib.suppress(AgiHangup):
+            await self.command("HANGUP")
+        self.hung_up = True
+
+
+AgiHandler = Callable[[AgiSession], Awaitable[None]]
+
+
+@dataclass
+class AgiStats:
+    """Counters for /metrics and health."""
+
+    sessions_total: int = 0
+    sessions_active: int = 0
+    sessions_failed: int = 0
+    bad_requests: int = 0
+
+
+class AgiServer:
+    """Serves FastAGI on host:port; routes by script path (``agi://host/ivr`` → ``ivr``)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: Mapping[str, AgiHandler],
+        header_timeout_s: float = 5.0,
+        command_timeout_s: float = 600.0,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._routes = dict(routes)
+        self._header_timeout_s = header_timeout_s
+        self._command_timeout_s = command_timeout_s
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self.stats = AgiStats()
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0)."""
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self._host, self._port, limit=MAX_LINE_BYTES)
+        log.info("agi.listening", host=self._host, port=self.port)
+
+    async def close(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop accepting, let sessions finish for up to ``drain_timeout_s``, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+        if self._sessions:
+            log.info("agi.draining", sessions=len(self._sessions))
+            _, pending = await asyncio.wait(set(self._sessions), timeout=drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._serve(reader, writer), name="agi-session")
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _read_environment(self, reader: asyncio.StreamReader) -> AgiEnvironment | None:
+        lines: list[str] = []
+        async with asyncio.timeout(self._header_timeout_s):
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    return None  # closed inside the header: a probe or a dying channel
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if not text:
+                    break
+                lines.append(text)
+                if len(lines) > MAX_ENV_LINES:
+                    raise AgiProtocolError("AGI environment too long")
+        return parse_environment(lines)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                env = await self._read_environment(reader)
+            except (TimeoutError, AgiProtocolError, ValueError, ConnectionError) as exc:
+                self.stats.bad_requests += 1
+                log.warning("agi.bad_request", error=str(exc) or type(exc).__name__)
+                return
+            if env is None:
+                self.stats.bad_requests += 1
+                log.info("agi.closed_before_header")
+                return
+            handler = self._routes.get(env.script)
+            if handler is None:
+                self.stats.bad_requests += 1
+                log.warning("agi.unknown_script", script=env.script)
+                return
+            await self._run_handler(handler, AgiSession(env, reader, writer, self._command_timeout_s))
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _run_handler(self, handler: AgiHandler, session: AgiSession) -> None:
+        self.stats.sessions_total += 1
+        self.stats.sessions_active += 1
+        try:
+            await handler(session)
+        except AgiHangup:
+            log.info("agi.hangup", script=session.env.script)
+        except Exception:
+            # One call's failure never takes the server down; the dialplan falls back.
+            self.stats.sessions_failed += 1
+            log.exception("agi.handler_failed", script=session.env.script)
+        finally:
+            self.stats.sessions_active -= 1

@@ -1,0 +1,118 @@
+"""AMI framing over panoramisk's protocol, with its traps fixed.
+
+panoramisk 1.4 traps handled here (see docs/architecture.md):
+- bytes were decoded per TCP chunk with ``errors='ignore'``, so a UTF-8 character split across
+  reads vanished (张三丰 arrived as 三丰): we decode incrementally;
+- on connection loss unanswered actions were queued and re-sent after reconnect (an Originate
+  could ring a seat twice): we fail them with AmiConnectionLost and never re-send;
+- a lost connection left futures pending forever: every pending future is failed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from collections.abc import Callable
+from typing import Any
+
+from panoramisk import actions as pk_actions
+from panoramisk import utils as pk_utils
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from telephony.ami_types import AmiConnectionLost, AmiMessage
+
+
+def to_ami_message(message: Message) -> AmiMessage:
+    """panoramisk's Message → our immutable AmiMessage (keys lower-cased)."""
+    headers: dict[str, str | tuple[str, ...]] = {}
+    for key, value in message.items():
+        if key.lower() == "content":
+            continue
+        headers[key.lower()] = tuple(value) if isinstance(value, list) else str(value)
+    return AmiMessage(headers=headers, content=str(getattr(message, "content", "") or ""))
+
+
+class HotlineAmiProtocol(AMIProtocol):  # type: ignore[misc]
+    """One AMI TCP connection; events go to ``on_event``, loss to ``on_lost``."""
+
+    def __init__(
+        self,
+        on_event: Callable[[AmiMessage], None],
+        on_lost: Callable[[BaseException | None], None],
+    ) -> None:
+        super().__init__()
+        self._on_event = on_event
+        self._on_lost = on_lost
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.greeting = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.encoding = "utf-8"
+        self.buffer = ""
+
+    def data_received(self, data: bytes) -> None:
+        # Incremental decoding keeps a multi-byte character that straddles two reads whole.
+        text = self.buffer + self._decoder.decode(data)
+        if not self.greeting.done():
+            first, sep, rest = text.partition(pk_utils.EOL)
+            if not sep:
+                self.buffer = text
+                return
+            self.greeting.set_result(first.strip())
+            text = rest
+        blocks = text.split(pk_utils.EOL + pk_utils.EOL)
+        self.buffer = blocks.pop()
+        for block in blocks:
+            message = Message.from_line(block.strip())
+            if message is not None:
+                self.handle_message(message)
+
+    def handle_message(self, message: Message) -> None:
+        pending = self.responses.get(message.id)
+        if pending is None and message.action_id:
+            pending = self.responses.get(message.action_id)
+        if pending is not None:
+            if pending.add_message(message):
+                self.responses.pop(pending.id, None)
+                if pending.action_id:
+                    self.responses.pop(pending.action_id, None)
+            return
+        if "event" in message:
+            self._on_event(to_ami_message(message))
+
+    def send_action(self, fields: dict[str, str | list[str]]) -> tuple[str, asyncio.Future[Any]]:
+        """Write one action; returns its ActionID and the future of its response(s)."""
+        action = pk_actions.Action(fields)
+        self.responses[action.id] = action
+        self.transport.write(str(action).encode("utf-8"))
+        return str(action.id), action.future
+
+    def forget(self, action_id: str) -> None:
+        """Stop waiting for an action (it timed out); a late reply is then dropped."""
+        self.responses.pop(action_id, None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._fail_pending(exc)
+        if not self.greeting.done():
+            self.greeting.set_exception(AmiConnectionLost("connection closed before the AMI greeting"))
+        self._on_lost(exc)
+
+    def close(self) -> None:
+        self._fail_pending(None)
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (half-open: a FIN may never be answered)."""
+        self._fail_pending(None)
+        self.closed = True
+        self.transport.abort()
+
+    def _fail_pending(self, exc: BaseException | None) -> None:
+        for action in list(self.responses.values()):
+            if not action.future.done():
+                action.future.set_exception(AmiConnectionLost(f"AMI connection lost before {action['action']} was answered"))
+        self.responses.clear()

@@ -1,0 +1,277 @@
+"""Render the Asterisk configuration of one platform from our Config.
+
+Pure: values in, ``{filename: text}`` out; ``write_asterisk_config`` is the only I/O.
+Administrators never hand-edit these files: they edit config.yaml (and the YAML dialplans).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from hotline.config import Config
+
+# Contexts and channel variables shared by the dialplan below and the controller.
+TRUNK_CONTEXT = "from-trunk"
+ENTRY_CONTEXT = "hotline-entry"
+IVR_DONE_VARIABLE = "HOTLINE_IVR_DONE"
+PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
+FALLBACK_SPOOL = "fallback"
+AGI_IVR_SCRIPT = "ivr"
+HOTLINE_NUMBER = "12345"
+
+# Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
+_NOLOAD = (
+    "chan_iax2.so chan_unistim.so chan_motif.so chan_console.so chan_audiosocket.so chan_websocket.so "
+    "res_ari.so res_ari_applications.so res_ari_asterisk.so res_ari_bridges.so res_ari_channels.so "
+    "res_ari_device_states.so res_ari_endpoints.so res_ari_events.so res_ari_model.so "
+    "res_ari_playbacks.so res_ari_recordings.so res_ari_sounds.so app_stasis.so "
+    "app_stasis_broadcast.so res_stasis_answer.so res_stasis_device_state.so "
+    "res_stasis_mailbox.so res_stasis_playback.so res_stasis_recording.so res_stasis_snoop.so "
+    "res_stasis_test.so res_http_websocket.so res_pjsip_transport_websocket.so res_phoneprov.so "
+    "res_pjsip_phoneprov_provider.so res_http_post.so res_http_media_cache.so res_prometheus.so "
+    "cdr_csv.so cdr_custom.so cdr_manager.so cdr_odbc.so cdr_pgsql.so cdr_radius.so "
+    "cdr_sqlite3_custom.so cdr_tds.so cdr_adaptive_odbc.so cel_custom.so cel_manager.so cel_odbc.so "
+    "cel_pgsql.so cel_radius.so cel_sqlite3_custom.so cel_tds.so res_config_ldap.so "
+    "res_config_pgsql.so res_config_odbc.so res_config_sqlite3.so res_config_curl.so res_odbc.so "
+    "res_odbc_transaction.so func_odbc.so res_calendar.so res_calendar_caldav.so "
+    "res_calendar_ews.so res_calendar_exchange.so res_calendar_icalendar.so res_hep.so "
+    "res_hep_pjsip.so res_hep_rtcp.so pbx_dundi.so pbx_lua.so pbx_ael.so pbx_realtime.so "
+    "res_fax.so res_fax_spandsp.so app_voicemail_odbc.so app_voicemail_imap.so app_jack.so "
+    "app_festival.so res_pjsip_stir_shaken.so res_stir_shaken.so res_smdi.so res_snmp.so "
+    "res_xmpp.so chan_mobile.so app_mp3.so res_corosync.so res_aeap.so res_speech_aeap.so "
+    "res_geolocation.so res_pjsip_geolocation.so res_resolver_unbound.so res_statsd.so "
+    "res_pjsip_config_wizard.so res_rtp_multicast.so res_audiosocket.so res_parking.so "
+    "app_audiosocket.so chan_rtp.so res_websocket_client.so res_pjsip_notify.so app_agent_pool.so "
+    "app_confbridge.so app_page.so app_alarmreceiver.so app_amd.so app_followme.so app_voicemail.so "
+    "app_minivm.so res_clialiases.so res_adsi.so app_adsiprog.so app_getcpeid.so app_sms.so "
+    "app_morsecode.so app_zapateller.so app_dictate.so app_directory.so app_sla.so app_festival.so"
+).split()
+
+
+@dataclass(frozen=True)
+class AsteriskLayout:
+    """Where a managed Asterisk finds its code and keeps its state."""
+
+    root: Path
+    etc_dir: Path
+    var_dir: Path
+
+    @property
+    def module_dir(self) -> Path:
+        return self.root / "usr/lib/x86_64-linux-gnu/asterisk/modules"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "usr/share/asterisk"
+
+
+def default_asterisk_root() -> Path:
+    """The cache folder scripts/provision-asterisk.sh fills by default."""
+    import os
+
+    explicit = os.environ.get("HOTLINE_ASTERISK_ROOT")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "hotline12345" / "asterisk-root"
+
+
+def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:
+    """The layout for ``config``: code from the provisioned root, state under runtime_dir."""
+    root = config.asterisk.root or default_asterisk_root()
+    return AsteriskLayout(root=root, etc_dir=etc_dir, var_dir=config.paths.runtime_dir / "asterisk")
+
+
+def prompt_path(config: Config, name: str) -> Path:
+    """Where the built prompt ``name`` lives, without extension (as Playback wants it)."""
+    return config.paths.runtime_dir / "prompts" / name
+
+
+def _asterisk_conf(config: Config, layout: AsteriskLayout) -> str:
+    var = layout.var_dir
+    return f"""[directories]
+astetcdir => {layout.etc_dir}
+astmoddir => {layout.module_dir}
+astvarlibdir => {var}/lib
+astdbdir => {var}/lib
+astkeydir => {var}/lib
+astdatadir => {layout.data_dir}
+astagidir => {var}/agi-bin
+astspooldir => {var}/spool
+astrundir => {var}/run
+astlogdir => {var}/log
+astsbindir => {layout.root}/usr/sbin
+
+[options]
+; the system name prefixes every channel's uniqueid, so call ids are unique across platforms
+systemname = {config.platform.id}
+verbose = 1
+debug = 0
+highpriority = no
+transmit_silence = yes
+defaultlanguage = en
+documentation_language = en_US
+hideconnect = yes
+"""
+
+
+def _modules_conf() -> str:
+    noload = "\n".join(f"noload => {name}" for name in _NOLOAD)
+    return f"[modules]\nautoload = yes\n{noload}\n"
+
+
+def _loopback_permit(host: str) -> str:
+    address = ipaddress.ip_address(host)
+    return "127.0.0.1/255.255.255.255" if address.is_loopback else f"{address}/255.255.255.255"
+
+
+def _manager_conf(config: Config) -> str:
+    ami = config.asterisk
+    return f"""[general]
+enabled = yes
+bindaddr = {ami.ami_host}
+port = {ami.ami_port}
+displayconnects = no
+timestampevents = yes
+authtimeout = 5
+authlimit = 20
+
+[{ami.ami_username}]
+secret = {ami.ami_secret}
+deny = 0.0.0.0/0.0.0.0
+permit = {_loopback_permit(ami.ami_host)}
+read = system,call,agent,user,config,dtmf,reporting,cdr,dialplan,originate
+write = system,call,agent,user,config,command,reporting,originate
+; Asterisk drops a reader that blocks writes longer than this: give a busy controller slack.
+writetimeout = 5000
+"""
+
+
+def _pjsip_conf(config: Config) -> str:
+    sip = config.sip
+    matches = "\n".join(f"match = {peer}" for peer in sip.trunk_peers)
+    return f"""[global]
+type = global
+user_agent = hotline12345
+endpoint_identifier_order = ip,username
+
+[transport-udp]
+type = transport
+protocol = udp
+bind = {sip.bind_host}:{sip.port}
+
+[trunk]
+type = endpoint
+transport = transport-udp
+context = {TRUNK_CONTEXT}
+disallow = all
+allow = ulaw,alaw
+; media stays through Asterisk: recording and simple SIP peers need it
+direct_media = no
+rtp_symmetric = yes
+dtmf_mode = rfc4733
+send_pai = yes
+
+[trunk]
+type = identify
+endpoint = trunk
+{matches}
+"""
+
+
+def _rtp_conf(config: Config) -> str:
+    return f"[general]\nrtpstart = {config.sip.rtp_port_min}\nrtpend = {config.sip.rtp_port_max}\n"
+
+
+def _extensions_conf(config: Config) -> str:
+    platform = config.platform
+    agi = config.agi
+    fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
+    numbers = [HOTLINE_NUMBER, f"{platform.area_code}{HOTLINE_NUMBER}", f"{platform.area_code[1:]}{HOTLINE_NUMBER}"]
+    entries = "\n".join(f"exten => {number},1,Goto({ENTRY_CONTEXT},s,1)" for number in numbers)
+    # The file name carries what the controller needs to rebuild the record of a call it never
+    # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
+    # calls/fallback.py parses it; keep the two in step.
+    fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
+    return f"""[general]
+static = yes
+writeprotect = yes
+clearglobalvars = yes
+
+[globals]
+{PLATFORM_VARIABLE} = {platform.id}
+
+[{TRUNK_CONTEXT}]
+{entries}
+; anything else on the trunk is not ours: SIP 404
+exten => _X.,1,Hangup(1)
+exten => i,1,Hangup(1)
+
+[{ENTRY_CONTEXT}]
+exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
+ same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
+ same => n,AGI(agi://{agi.host}:{agi.port}/{AGI_IVR_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
+ ; caller: answer, say so, and keep a message in the spool for the controller to pick up.
+ same => n(fallback),Answer()
+ same => n,Playback({prompt_path(config, "fallback")})
+ same => n,Record({fallback_file},3,120,k)
+ same => n,Playback({prompt_path(config, "goodbye")})
+ same => n(done),Hangup()
+
+[hotline-hangup]
+exten => s,1,Return()
+"""
+
+
+def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
+    moh = layout.data_dir / "moh"
+    return {
+        "logger.conf": "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\nmessages.log => notice,warning,error,verbose(1)\n",
+        "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
+        "queues.conf": "[general]\npersistentmembers = no\n",
+        "cdr.conf": "[general]\nenable = no\n",
+        "cel.conf": "[general]\nenable = no\n",
+        "features.conf": "[general]\n",
+        "indications.conf": "[general]\ncountry = cn\n[cn]\ndescription = China\nringcadence = 1000,4000\ndial = 450\nbusy = 450/350,0/350\nring = 450/1000,0/4000\ncongestion = 450/700,0/700\ncallwaiting = 450/400,0/4000\ndialrecall = 450/100,0/100\nrecord = 950/400,0/10000\ninfo = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400\n",
+        "ccss.conf": "[general]\n",
+        "acl.conf": "",
+        "udptl.conf": "[general]\n",
+        "res_stun_monitor.conf": "[general]\n",
+        "http.conf": "[general]\nenabled = no\n",
+        "cli.conf": "[startup_commands]\n",
+        "stasis.conf": "",
+        "pjproject.conf": "[log_mappings]\ntype = log_mappings\nasterisk_error = 0\nasterisk_warning = 2\n",
+    }
+
+
+def render_asterisk_config(config: Config, layout: AsteriskLayout) -> dict[str, str]:
+    """Every file Asterisk reads, as ``{name: text}``."""
+    files = {
+        "asterisk.conf": _asterisk_conf(config, layout),
+        "modules.conf": _modules_conf(),
+        "manager.conf": _manager_conf(config),
+        "pjsip.conf": _pjsip_conf(config),
+        "rtp.conf": _rtp_conf(config),
+        "extensions.conf": _extensions_conf(config),
+    }
+    files.update(_simple_files(config, layout))
+    return files
+
+
+def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
+    """Render into ``etc_dir`` and create the state folders; returns the layout used."""
+    layout = layout_for(config, etc_dir)
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in render_asterisk_config(config, layout).items():
+        target = etc_dir / name
+        target.write_text(text, encoding="utf-8")
+        if name == "manager.conf":
+            target.chmod(0o600)  # holds the AMI secret
+    for sub in ("lib", "lib/keys", "agi-bin", "spool", "run", "log"):
+        (layout.var_dir / sub).mkdir(parents=True, exist_ok=True)
+    (config.paths.spool_dir / FALLBACK_SPOOL).mkdir(parents=True, exist_ok=True)
+    return layout

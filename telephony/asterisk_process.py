@@ -1,0 +1,78 @@
+"""Run a managed Asterisk from the provisioned root on the host (no chroot).
+
+Used by ``hotline12345 stack`` (make run) and by the integration tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from telephony.asterisk_conf import AsteriskLayout
+
+
+class AsteriskUnavailable(RuntimeError):
+    """Asterisk is not provisioned or does not start."""
+
+
+class AsteriskProcess:
+    """One Asterisk in the foreground (``-f``), its console output in ``log_path``."""
+
+    def __init__(self, layout: AsteriskLayout, log_path: Path) -> None:
+        self.layout = layout
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        loader = layout.root / "lib64/ld-linux-x86-64.so.2"
+        libs = f"{layout.root}/usr/lib/x86_64-linux-gnu:{layout.root}/lib/x86_64-linux-gnu"
+        self._base = [str(loader), "--library-path", libs, str(layout.root / "usr/sbin/asterisk"), "-C", str(layout.etc_dir / "asterisk.conf")]
+
+    def check_provisioned(self) -> None:
+        if not (self.layout.root / "usr/sbin/asterisk").is_file():
+            raise AsteriskUnavailable(
+                f"no Asterisk in {self.layout.root}: run scripts/provision-asterisk.sh (make asterisk) first"
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start and wait until fully booted."""
+        self.check_provisioned()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self._proc = subprocess.Popen([*self._base, "-f", "-n"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise AsteriskUnavailable(f"Asterisk exited with {self._proc.returncode}; see {self.log_path}")
+            if self.cli("core waitfullybooted", timeout_s=5.0, check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise AsteriskUnavailable(f"Asterisk did not boot within {timeout_s:g} s; see {self.log_path}")
+
+    def cli(self, command: str, timeout_s: float = 10.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run one CLI command through the control socket (``asterisk -rx``)."""
+        result = subprocess.run([*self._base, "-rx", command], capture_output=True, text=True, timeout=timeout_s, check=False)
+        if check and result.returncode != 0:
+            raise AsteriskUnavailable(f"asterisk -rx {command!r} failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop now (calls are dropped: this is for shutdown and fault tests)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=timeout_s)
+        self._proc = None

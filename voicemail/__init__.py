@@ -1,0 +1,1 @@
+"""Voicemail to case tickets: durable spool, vosk transcription, tickets (issue 5)."""
