@@ -103,6 +103,9 @@ class AgiConfig(_Model):
     port: Port = 4573
     header_timeout_s: PositiveSeconds = 5.0
     command_timeout_s: PositiveSeconds = 600.0
+    # on SIGTERM, how long calls in the IVR may take to finish before their sessions are
+    # closed (Asterisk then takes them down the fallback route: never dropped)
+    drain_timeout_s: PositiveSeconds = 30.0
 
 
 class ApiToken(_Model):
@@ -154,8 +157,9 @@ class PathsConfig(_Model):
 class PromptsConfig(_Model):
     """Texts synthesised (espeak-ng, Mandarin) when no recorded file of that name exists."""
 
-    greeting: str = "您好，这里是12345政务服务便民热线。"
-    fallback: str = "您好，这里是12345政务服务便民热线。系统正在维护，请在提示音后留言，我们会尽快回复您。"
+    # digits are written as words: espeak-ng reads "12345" as a number (一万两千…)
+    greeting: str = "您好，这里是一二三四五政务服务便民热线。"
+    fallback: str = "您好，热线系统正在维护。请在提示音后留言，我们会尽快回复。"
     goodbye: str = "感谢您的来电，再见。"
 
 

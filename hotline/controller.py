@@ -33,7 +33,6 @@ from telephony.asterisk_conf import AGI_IVR_SCRIPT, prompt_path
 log = structlog.get_logger(__name__)
 
 FALLBACK_SCAN_INTERVAL_S = 5.0
-DRAIN_TIMEOUT_S = 10.0
 
 
 def ami_settings(config: Config) -> AmiSettings:
@@ -129,7 +128,7 @@ class Controller:
     async def stop(self) -> None:
         """Graceful drain: stop taking AGI sessions, let running ones finish, save every record."""
         log.info("controller.stopping")
-        await self.agi.close(DRAIN_TIMEOUT_S)
+        await self.agi.close(self.config.agi.drain_timeout_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -18,6 +18,10 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
+# trim leading and trailing silence: callers should not wait through nothing
+_TRIM = ("silence", "1", "0.05", "0.5%", "reverse", "silence", "1", "0.05", "0.5%", "reverse")
+
+
 class PromptBuildError(RuntimeError):
     """A prompt could not be made (tool missing or failed)."""
 
@@ -47,8 +51,8 @@ def build_prompts(texts: Mapping[str, str], recorded_dir: Path, out_dir: Path) -
             if recorded.is_file():
                 shutil.copyfile(recorded, raw)
             else:
-                _run(["espeak-ng", "-v", "cmn", "-s", "150", "-w", str(raw), text])
-            _run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(target)])
+                _run(["espeak-ng", "-v", "cmn", "-s", "170", "-w", str(raw), text])
+            _run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(target), *_TRIM])
         stamp.write_text(digest)
         built.append(name)
         log.info("prompts.built", prompt=name, source="recording" if recorded.is_file() else "espeak-ng")

@@ -107,7 +107,7 @@ astsbindir => {layout.root}/usr/sbin
 [options]
 ; the system name prefixes every channel's uniqueid, so call ids are unique across platforms
 systemname = {config.platform.id}
-verbose = 1
+verbose = 3
 debug = 0
 highpriority = no
 transmit_silence = yes
@@ -230,7 +230,7 @@ exten => s,1,Return()
 def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
     moh = layout.data_dir / "moh"
     return {
-        "logger.conf": "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\nmessages.log => notice,warning,error,verbose(1)\n",
+        "logger.conf": "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\nmessages.log => notice,warning,error,verbose(3)\n",
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "queues.conf": "[general]\npersistentmembers = no\n",
         "cdr.conf": "[general]\nenable = no\n",

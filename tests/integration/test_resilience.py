@@ -1,0 +1,119 @@
+"""Failures of the controller and of Asterisk: callers are still answered, records still kept."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.audio import duration_s, rms_amplitude, tone_wav
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, SippCall, pause, run_sipp, scenario, stream_audio
+
+pytestmark = pytest.mark.integration
+
+
+def _fallback_files(platform: PlatformUnderTest) -> list[Path]:
+    return sorted((platform.config.paths.spool_dir / "fallback").glob("fb-*.wav"))
+
+
+def test_controller_down_caller_takes_fallback_and_is_recorded_later(fresh_platform: PlatformUnderTest, tmp_path: Path) -> None:
+    platform = fresh_platform
+    platform.stop_controller()
+    speech = tone_wav(tmp_path / "tone.wav", seconds=1)
+
+    # the caller talks all along and hangs up 4 s after the fallback prompt and its beep
+    listen_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "fallback.wav") * 1000) + 4000
+    caller = scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(listen_ms), CALLER_HANGS_UP)
+    result = run_sipp(platform.config.sip.port, caller, caller="13800005555", timeout_s=60)
+    assert result.ok, result.errors  # answered (200 OK), no failed SIP call
+
+    files = wait_for("the fallback message file", lambda: _fallback_files(platform), timeout_s=10)
+    assert len(files) == 1
+    assert "-13800005555-kunming-" in files[0].name
+    assert rms_amplitude(files[0]) > 0.05, "the caller's message was not recorded"
+
+    platform.start_controller()
+    call = platform.wait_call(lambda c: c["outcome"] == "fallback", "the fallback call's record")
+    assert call["caller"] == "138****5555"
+    assert call["state"] == "ended"
+    assert call["has_recording"] is True
+    assert call["ivr_path"] == ["fallback"]
+
+
+def test_controller_killed_mid_call_caller_is_not_dropped(fresh_platform: PlatformUnderTest, tmp_path: Path) -> None:
+    platform = fresh_platform
+    speech = tone_wav(tmp_path / "tone.wav", seconds=1)
+    listen_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "fallback.wav") * 1000) + 6000
+    caller = scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(listen_ms), CALLER_HANGS_UP)
+    call = SippCall(platform.config.sip.port, caller, caller="13800006666")
+    record = platform.wait_call(lambda c: c["caller"] == "138****6666" and c["state"] == "in_ivr", "the call in the IVR")
+    platform.stop_controller(sig=signal.SIGKILL)
+
+    result = call.wait()
+    assert result.ok, result.errors  # the caller stayed connected (fallback route) and hung up normally
+
+    platform.start_controller()
+    ended = platform.wait_call(lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended")
+    assert ended["outcome"] == "fallback"
+    assert ended["has_recording"] is True
+    assert ended["ivr_path"][0] == "greeting"
+
+
+def test_sigterm_drains_the_call_in_progress(fresh_platform: PlatformUnderTest) -> None:
+    platform = fresh_platform
+    call = SippCall(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800007777")
+    platform.wait_call(lambda c: c["caller"] == "138****7777" and c["state"] == "in_ivr", "the call in the IVR")
+    assert platform.controller is not None
+    platform.controller.send_signal(signal.SIGTERM)
+    assert platform.stop_controller(timeout_s=30) == 0
+
+    assert call.wait().ok
+    platform.start_controller()
+    ended = platform.wait_call(lambda c: c["caller"] == "138****7777", "the record")
+    assert ended["outcome"] == "ivr_completed"
+    assert ended["state"] == "ended"
+
+
+def test_controller_reconnects_after_asterisk_restart(fresh_platform: PlatformUnderTest) -> None:
+    platform = fresh_platform
+    logins_before = platform.wait_component("ami", "up")
+    platform.asterisk.stop()
+    platform.wait_component("ami", "down", timeout_s=15)
+    platform.asterisk.start()
+    platform.wait_component("ami", "up", timeout_s=30)
+    assert "hotline_ami_logins_total 2" in platform.http("/metrics", token=None).body
+    assert logins_before["status"] == "ok"
+
+    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800008888")
+    assert result.ok, result.errors
+    platform.wait_call(lambda c: c["caller"] == "138****8888" and c["outcome"] == "ivr_completed", "a call after the restart")
+
+
+def test_call_records_written_while_redis_is_down_are_kept(fresh_platform: PlatformUnderTest) -> None:
+    platform = fresh_platform
+    platform.redis.stop()
+    platform.wait_component("redis", "down", timeout_s=15)
+    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1000), CALLER_HANGS_UP), caller="13800009999")
+    assert result.ok, result.errors  # calls go on without Redis
+
+    platform.redis.start()  # AOF: what was saved before is back too
+    platform.wait_component("redis", "up", timeout_s=15)
+    call = platform.wait_call(lambda c: c["caller"] == "138****9999", "the record written after Redis came back")
+    assert call["outcome"] == "abandoned"
+    assert call["state"] == "ended"
+
+
+def test_agi_port_probe_does_not_stall_the_controller(fresh_platform: PlatformUnderTest) -> None:
+    platform = fresh_platform
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", platform.config.agi.port)) as probe:
+            probe.sendall(b"agi_network: yes\n")  # half a header, then close
+    time.sleep(0.2)
+    assert platform.health_or_none() is not None
+    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800001234")
+    assert result.ok, result.errors
+    platform.wait_call(lambda c: c["caller"] == "138****1234" and c["outcome"] == "ivr_completed", "the call after probes")

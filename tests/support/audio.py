@@ -1,0 +1,29 @@
+"""Audio for tests: tones and speech as 8 kHz u-law WAVs (what SIPp streams), and measuring it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def tone_wav(path: Path, seconds: float = 3.0, frequency_hz: int = 440) -> Path:
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path), "synth", str(seconds), "sine", str(frequency_hz), "vol", "0.5"],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def rms_amplitude(path: Path) -> float:
+    """sox's RMS amplitude of a recording (0.0 = silence)."""
+    result = subprocess.run(["sox", str(path), "-n", "stat"], check=True, capture_output=True, text=True)
+    for line in result.stderr.splitlines():
+        if line.startswith("RMS     amplitude"):
+            return float(line.split(":")[1])
+    raise AssertionError(f"sox stat gave no RMS for {path}: {result.stderr}")
+
+
+def duration_s(path: Path) -> float:
+    result = subprocess.run(["soxi", "-D", str(path)], check=True, capture_output=True, text=True)
+    return float(result.stdout.strip())

@@ -1,0 +1,197 @@
+"""A platform under test: its own Redis, Asterisk and controller on free ports in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+import yaml
+
+from hotline.auth import token_sha256
+from hotline.config import Config, load_config
+from hotline.redis_process import RedisProcess
+from telephony.asterisk_conf import write_asterisk_config
+from telephony.asterisk_process import AsteriskProcess
+from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
+
+ADMIN_TOKEN = "test-admin-token"
+SEAT_TOKEN = "test-seat-token"
+REPO = Path(__file__).resolve().parents[2]
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s: float = 0.1) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: Any
+
+
+@dataclass
+class PlatformUnderTest:
+    """Everything one platform needs, started and stopped by tests."""
+
+    root: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    config: Config = field(init=False)
+    config_path: Path = field(init=False)
+    redis: RedisProcess = field(init=False)
+    asterisk: AsteriskProcess = field(init=False)
+    controller: subprocess.Popen[bytes] | None = field(init=False, default=None)
+    controller_log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        rtp_min, rtp_max = rtp_range()
+        redis_port = free_port()
+        data: dict[str, Any] = {
+            "platform": {"id": "kunming", "name": "昆明市12345", "area_code": "0871"},
+            "sip": {"port": free_tcp_and_udp_port(), "rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
+            "asterisk": {"ami_port": free_port(), "ami_ping_interval_s": 1.0, "ami_ping_timeout_s": 1.0, "ami_reconnect_max_s": 1.0},
+            "agi": {"port": free_port()},
+            "http": {
+                "port": free_port(),
+                "tokens": [
+                    {"name": "test-admin", "role": "admin", "sha256": token_sha256(ADMIN_TOKEN)},
+                    {"name": "test-seat", "role": "seat", "sha256": token_sha256(SEAT_TOKEN)},
+                ],
+            },
+            "redis": {"url": f"redis://127.0.0.1:{redis_port}/0"},
+            "paths": {"runtime_dir": "var", "spool_dir": "var/spool", "prompts_dir": str(REPO / "prompts")},
+            "logging": {"level": "info", "format": "json"},
+        }
+        for section, values in self.overrides.items():
+            data.setdefault(section, {}).update(values)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.root / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        self.config = load_config(self.config_path)
+        self.redis = RedisProcess(self.root / "redis", redis_port)
+        layout = write_asterisk_config(self.config, self.root / "asterisk-etc")
+        self.asterisk = AsteriskProcess(layout, self.root / "asterisk-console.log")
+        self.controller_log = self.root / "controller.log"
+
+    # processes
+
+    def start_all(self) -> None:
+        self.redis.start()
+        self.asterisk.start()
+        self.start_controller()
+
+    def stop_all(self) -> None:
+        self.stop_controller()
+        self.asterisk.stop()
+        self.redis.stop()
+
+    def start_controller(self, wait_ami: bool = True) -> None:
+        log = self.controller_log.open("ab")
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "run", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.root,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        log.close()
+        wait_for("the controller's HTTP API", lambda: self.health_or_none() is not None, timeout_s=30)
+        if wait_ami:
+            self.wait_component("ami", "up")
+
+    def stop_controller(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int | None:
+        if self.controller is None:
+            return None
+        if self.controller.poll() is None:
+            self.controller.send_signal(sig)
+        try:
+            code = self.controller.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.controller.kill()
+            code = self.controller.wait()
+        self.controller = None
+        return code
+
+    # HTTP
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.http.port}"
+
+    def http(self, path: str, token: str | None = ADMIN_TOKEN) -> HttpResult:
+        request = urllib.request.Request(self.base_url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                raw = response.read()
+                status = response.status
+                ctype = response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as err:
+            raw, status, ctype = err.read(), err.code, err.headers.get("Content-Type", "")
+        body = json.loads(raw) if "json" in ctype else raw.decode()
+        return HttpResult(status, body)
+
+    def health_or_none(self) -> dict[str, Any] | None:
+        try:
+            result = self.http("/api/v1/health", token=None)
+        except OSError:
+            return None
+        return result.body if isinstance(result.body, dict) else None
+
+    def wait_component(self, name: str, state: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            health = self.health_or_none()
+            return health if health and health["components"][name] == state else None
+
+        return wait_for(f"{name} to be {state}", probe, timeout_s=timeout_s)
+
+    def calls(self) -> list[dict[str, Any]]:
+        result = self.http("/api/v1/calls?limit=200")
+        assert result.status == 200, result
+        calls: list[dict[str, Any]] = result.body["calls"]
+        return calls
+
+    def wait_call(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            try:
+                return next((c for c in self.calls() if predicate(c)), None)
+            except (OSError, AssertionError):
+                return None
+
+        return wait_for(what, probe, timeout_s=timeout_s, interval_s=0.25)
+
+    def stored_call(self, call_id: str) -> dict[str, Any]:
+        """The record as kept in Redis (unmasked), read directly."""
+        client = redis.Redis(port=self.redis.port)
+        try:
+            raw = client.get(f"hotline:call:{call_id}")
+        finally:
+            client.close()
+        assert raw is not None, f"no record {call_id} in Redis"
+        record: dict[str, Any] = json.loads(raw)
+        return record
+
+    def controller_log_text(self) -> str:
+        return self.controller_log.read_text(errors="replace") if self.controller_log.exists() else ""

@@ -1,0 +1,181 @@
+"""SIPp callers for tests: scenarios built from small parts, run against a platform's trunk."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.ports import free_port, free_tcp_and_udp_port
+
+INVITE = """
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+"""
+
+ANSWERED = """
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+REJECTED_404 = """
+  <recv response="404"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+CALLER_HANGS_UP = """
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+HOTLINE_HANGS_UP = """
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+def pause(ms: int) -> str:
+    return f'  <pause milliseconds="{ms}"/>\n'
+
+
+def stream_audio(wav: Path, loops: int = 1) -> str:
+    """Stream an 8 kHz u-law WAV into the call (SIPp rtp_stream); ``loops=-1`` until the call ends."""
+    return f'  <nop><action><exec rtp_stream="{wav},{loops},0"/></action></nop>\n'
+
+
+def scenario(*parts: str) -> str:
+    body = "".join(parts)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<scenario name="test caller">\n{body}</scenario>\n'
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class SippCall:
+    """One SIPp call to 127.0.0.1:sip_port, run in the background until ``wait()``."""
+
+    def __init__(
+        self,
+        sip_port: int,
+        scenario_xml: str,
+        number: str = "12345",
+        caller: str = "13800138000",
+        caller_name: str = "",
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="sipp-")
+        folder = Path(self._tmp.name)
+        scenario_file = folder / "scenario.xml"
+        scenario_file.write_text(scenario_xml, encoding="utf-8")
+        self._errors = folder / "errors.log"
+        self._timeout_s = timeout_s
+        command = [
+            "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario_file), "-s", number,
+            "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
+            "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)),
+            "-key", "caller", caller, "-key", "caller_name", caller_name,
+            "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
+            "-trace_err", "-error_file", str(self._errors),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self) -> SippResult:
+        try:
+            _, stderr = self._proc.communicate(timeout=self._timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            _, stderr = self._proc.communicate()
+        text = self._errors.read_text(errors="replace") if self._errors.exists() else ""
+        self._tmp.cleanup()
+        return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
+
+
+def run_sipp(
+    sip_port: int,
+    scenario_xml: str,
+    number: str = "12345",
+    caller: str = "13800138000",
+    caller_name: str = "",
+    timeout_s: float = 60.0,
+) -> SippResult:
+    """Run one call to the end; SippResult.ok when SIPp's scenario passed."""
+    return SippCall(sip_port, scenario_xml, number, caller, caller_name, timeout_s).wait()
