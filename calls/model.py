@@ -75,8 +75,5 @@ def end_call(record: CallRecord, at: datetime, cause: str, lost_track: bool = Fa
     ended = transition(record, CallState.ENDED)
     outcome = record.outcome
     if outcome is None:
-        if lost_track:
-            outcome = CallOutcome.LOST_TRACK
-        else:
-            outcome = CallOutcome.ABANDONED
+        outcome = CallOutcome.LOST_TRACK if lost_track else CallOutcome.ABANDONED
     return ended.model_copy(update={"ended_at": at, "hangup_cause": cause or record.hangup_cause, "outcome": outcome})

@@ -93,15 +93,25 @@ class CallTracker:
                 with contextlib.suppress(Exception):
                     await self.flush_dirty()
 
-    def _new(self, call_id: str, **fields: str) -> CallRecord:
-        return CallRecord(call_id=call_id, platform=self._platform, started_at=self._clock(), **fields)
+    def _new(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
+        return CallRecord(
+            call_id=call_id,
+            platform=self._platform,
+            started_at=self._clock(),
+            channel=channel,
+            caller=caller,
+            caller_name=caller_name,
+            called=called,
+        )
 
-    async def channel_created(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
+    async def channel_created(
+        self, call_id: str, channel: str, caller: str, caller_name: str, called: str
+    ) -> CallRecord:
         """A caller's channel appeared (AMI Newchannel or resync)."""
         record = self._live.get(call_id)
         if record is None:
             log.info("calls.arrived", call_id=call_id, caller=mask_number(caller), called=called)
-            record = self._new(call_id, channel=channel, caller=caller, caller_name=caller_name, called=called)
+            record = self._new(call_id, channel, caller, caller_name, called)
         else:
             record = record.model_copy(
                 update={
@@ -120,9 +130,7 @@ class CallTracker:
 
     async def ivr_started(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
         """Our FastAGI took the call; creates the record if AMI has not told us yet."""
-        record = self._live.get(call_id) or self._new(
-            call_id, channel=channel, caller=caller, caller_name=caller_name, called=called
-        )
+        record = self._live.get(call_id) or self._new(call_id, channel, caller, caller_name, called)
         if record.state is CallState.ARRIVED:
             record = transition(record, CallState.IN_IVR)
         return await self._put(record)
@@ -161,7 +169,9 @@ class CallTracker:
         for call_id, record in list(self._live.items()):
             if call_id in alive or record.started_at >= started_before:
                 continue
-            await self._put(end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True))
+            await self._put(
+                end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True)
+            )
             ended += 1
         if ended:
             log.info("calls.reconciled", ended=ended, still_live=len(self._live))

@@ -119,10 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default="config.yaml", help="path to config.yaml (default: ./config.yaml)")
         return p
 
-    with_config(sub.add_parser("run", help="run the controller (Asterisk and Redis already running)")).set_defaults(func=cmd_run)
-    with_config(sub.add_parser("stack", help="run Redis, Asterisk and the controller together (make run)")).set_defaults(func=cmd_stack)
+    with_config(sub.add_parser("run", help="run the controller (Asterisk and Redis already running)")).set_defaults(
+        func=cmd_run
+    )
+    with_config(
+        sub.add_parser("stack", help="run Redis, Asterisk and the controller together (make run)")
+    ).set_defaults(func=cmd_stack)
 
-    asterisk = sub.add_parser("asterisk", help="Asterisk configuration").add_subparsers(dest="asterisk_command", required=True)
+    asterisk = sub.add_parser("asterisk", help="Asterisk configuration").add_subparsers(
+        dest="asterisk_command", required=True
+    )
     render = with_config(asterisk.add_parser("render", help="render the Asterisk config files for this platform"))
     render.add_argument("--out", required=True, help="folder to write the .conf files into")
     render.set_defaults(func=cmd_render)
@@ -137,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     new.set_defaults(func=cmd_token_new)
 
     prompts = sub.add_parser("prompts", help="prompt files").add_subparsers(dest="prompts_command", required=True)
-    with_config(prompts.add_parser("build", help="synthesise or convert the prompts")).set_defaults(func=cmd_prompts_build)
+    with_config(prompts.add_parser("build", help="synthesise or convert the prompts")).set_defaults(
+        func=cmd_prompts_build
+    )
 
     call = with_config(sub.add_parser("call", help="place a test call with SIPp"))
     call.add_argument("--number", default="12345")

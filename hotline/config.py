@@ -225,7 +225,9 @@ def _explain(document: YamlDocument, error: ValidationError) -> str:
         elif problem["type"] == "missing":
             message = "required key is missing"
         value = problem.get("input")
-        shown = "" if problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        shown = (
+            "" if problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        )
         lines.append(f"  {document.filename}:{where}: {_format_path(path)}: {message}{shown}")
     return "\n".join(lines)
 

@@ -167,11 +167,26 @@ class Controller:
             Metric("hotline_redis_up", "gauge", "1 while Redis answers", float(self._redis_up)),
             Metric("hotline_agi_sessions_total", "counter", "FastAGI sessions served", stats.sessions_total),
             Metric("hotline_agi_sessions_active", "gauge", "FastAGI sessions now", stats.sessions_active),
-            Metric("hotline_agi_sessions_failed_total", "counter", "FastAGI sessions whose handler failed", stats.sessions_failed),
-            Metric("hotline_agi_bad_requests_total", "counter", "FastAGI connections that were not valid sessions", stats.bad_requests),
+            Metric(
+                "hotline_agi_sessions_failed_total",
+                "counter",
+                "FastAGI sessions whose handler failed",
+                stats.sessions_failed,
+            ),
+            Metric(
+                "hotline_agi_bad_requests_total",
+                "counter",
+                "FastAGI connections that were not valid sessions",
+                stats.bad_requests,
+            ),
             Metric("hotline_calls_live", "gauge", "Calls in progress", self.tracker.live_calls),
             Metric("hotline_call_records_unsaved", "gauge", "Call records waiting for Redis", self.tracker.unsaved),
-            Metric("hotline_call_record_save_failures_total", "counter", "Failed call record writes", self.tracker.store_failures),
+            Metric(
+                "hotline_call_record_save_failures_total",
+                "counter",
+                "Failed call record writes",
+                self.tracker.store_failures,
+            ),
         ]
 
     async def recent_calls(self, limit: int) -> list[CallRecord]:

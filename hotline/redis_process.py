@@ -62,7 +62,9 @@ class RedisProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RedisUnavailable(f"redis-server exited with {self._proc.returncode}; see {self.data_dir / 'redis.log'}")
+                raise RedisUnavailable(
+                    f"redis-server exited with {self._proc.returncode}; see {self.data_dir / 'redis.log'}"
+                )
             if redis_answers(self.host, self.port):
                 return
             time.sleep(0.05)

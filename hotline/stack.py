@@ -36,7 +36,9 @@ def run_stack(config: Config, tokens: TokenRegistry, token_file: Path) -> int:
     redis: RedisProcess | None = None
     url = urlsplit(config.redis.url)
     host, port = url.hostname or "127.0.0.1", url.port or 6379
-    asterisk = AsteriskProcess(write_asterisk_config(config, runtime / "asterisk" / "etc"), runtime / "asterisk" / "console.log")
+    asterisk = AsteriskProcess(
+        write_asterisk_config(config, runtime / "asterisk" / "etc"), runtime / "asterisk" / "console.log"
+    )
     try:
         if url.scheme == "redis" and host in ("127.0.0.1", "localhost") and not redis_answers(host, port):
             redis = RedisProcess(runtime / "redis", port, host)

@@ -123,7 +123,9 @@ def parse_reply(lines: list[str]) -> AgiReply:
         if match is None:
             raise AgiProtocolError(f"malformed 200 reply: {first[:80]!r}")
         extra = tuple(_KV.findall(match.group("rest") or ""))
-        return AgiReply(ReplyKind.OK, result=match.group("result"), data=match.group("data") or "", extra=extra, text=first)
+        return AgiReply(
+            ReplyKind.OK, result=match.group("result"), data=match.group("data") or "", extra=extra, text=first
+        )
     if first.startswith("510"):
         return AgiReply(ReplyKind.INVALID_COMMAND, text=first)
     if first.startswith("511"):

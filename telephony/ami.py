@@ -65,6 +65,7 @@ class AmiClient:
         self._connected_handlers: list[ConnectedHandler] = []
         self._events: asyncio.Queue[AmiMessage] = asyncio.Queue()
         self._lost: asyncio.Event = asyncio.Event()
+        self._ready: asyncio.Event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.connections = 0  # successful logins since start, for health and tests
@@ -108,8 +109,7 @@ class AmiClient:
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait until logged in (tests, start-up)."""
         async with asyncio.timeout(timeout_s):
-            while not self.connected:
-                await asyncio.sleep(0.05)
+            await self._ready.wait()
 
     async def send_action(self, fields: Mapping[str, str | list[str]], timeout_s: float | None = None) -> AmiResponse:
         """Send one action and wait for its reply, at most ``timeout_s``.
@@ -147,6 +147,7 @@ class AmiClient:
                 log.warning("ami.connect_failed", error=str(exc) or type(exc).__name__)
             finally:
                 self._logged_in = False
+                self._ready.clear()
                 if self._protocol is not None:
                     self._protocol.abort()
             if self._closing:
@@ -174,8 +175,11 @@ class AmiClient:
             settings.action_timeout_s,
         )
         self._logged_in = True
+        self._ready.set()
         self.connections += 1
-        log.info("ami.connected", host=settings.host, port=settings.port, protocol=self.version, connections=self.connections)
+        log.info(
+            "ami.connected", host=settings.host, port=settings.port, protocol=self.version, connections=self.connections
+        )
 
     async def _serve_connection(self) -> None:
         for handler in self._connected_handlers:
@@ -199,6 +203,7 @@ class AmiClient:
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         self._logged_in = False
+        self._ready.clear()
         self._lost.set()
         if not self._closing:
             log.warning("ami.connection_lost", error=str(exc) if exc else "closed by peer")

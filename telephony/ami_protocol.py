@@ -33,7 +33,7 @@ def to_ami_message(message: Message) -> AmiMessage:
     return AmiMessage(headers=headers, content=str(getattr(message, "content", "") or ""))
 
 
-class HotlineAmiProtocol(AMIProtocol):  # type: ignore[misc]
+class HotlineAmiProtocol(AMIProtocol):
     """One AMI TCP connection; events go to ``on_event``, loss to ``on_lost``."""
 
     def __init__(
@@ -42,6 +42,7 @@ class HotlineAmiProtocol(AMIProtocol):  # type: ignore[misc]
         on_lost: Callable[[BaseException | None], None],
     ) -> None:
         super().__init__()
+        self.closed = False
         self._on_event = on_event
         self._on_lost = on_lost
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -114,5 +115,7 @@ class HotlineAmiProtocol(AMIProtocol):  # type: ignore[misc]
     def _fail_pending(self, exc: BaseException | None) -> None:
         for action in list(self.responses.values()):
             if not action.future.done():
-                action.future.set_exception(AmiConnectionLost(f"AMI connection lost before {action['action']} was answered"))
+                action.future.set_exception(
+                    AmiConnectionLost(f"AMI connection lost before {action['action']} was answered")
+                )
         self.responses.clear()

@@ -22,32 +22,31 @@ AGI_IVR_SCRIPT = "ivr"
 HOTLINE_NUMBER = "12345"
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
-_NOLOAD = (
-    "chan_iax2.so chan_unistim.so chan_motif.so chan_console.so chan_audiosocket.so chan_websocket.so "
-    "res_ari.so res_ari_applications.so res_ari_asterisk.so res_ari_bridges.so res_ari_channels.so "
-    "res_ari_device_states.so res_ari_endpoints.so res_ari_events.so res_ari_model.so "
-    "res_ari_playbacks.so res_ari_recordings.so res_ari_sounds.so app_stasis.so "
-    "app_stasis_broadcast.so res_stasis_answer.so res_stasis_device_state.so "
-    "res_stasis_mailbox.so res_stasis_playback.so res_stasis_recording.so res_stasis_snoop.so "
-    "res_stasis_test.so res_http_websocket.so res_pjsip_transport_websocket.so res_phoneprov.so "
-    "res_pjsip_phoneprov_provider.so res_http_post.so res_http_media_cache.so res_prometheus.so "
-    "cdr_csv.so cdr_custom.so cdr_manager.so cdr_odbc.so cdr_pgsql.so cdr_radius.so "
-    "cdr_sqlite3_custom.so cdr_tds.so cdr_adaptive_odbc.so cel_custom.so cel_manager.so cel_odbc.so "
-    "cel_pgsql.so cel_radius.so cel_sqlite3_custom.so cel_tds.so res_config_ldap.so "
-    "res_config_pgsql.so res_config_odbc.so res_config_sqlite3.so res_config_curl.so res_odbc.so "
-    "res_odbc_transaction.so func_odbc.so res_calendar.so res_calendar_caldav.so "
-    "res_calendar_ews.so res_calendar_exchange.so res_calendar_icalendar.so res_hep.so "
-    "res_hep_pjsip.so res_hep_rtcp.so pbx_dundi.so pbx_lua.so pbx_ael.so pbx_realtime.so "
-    "res_fax.so res_fax_spandsp.so app_voicemail_odbc.so app_voicemail_imap.so app_jack.so "
-    "app_festival.so res_pjsip_stir_shaken.so res_stir_shaken.so res_smdi.so res_snmp.so "
-    "res_xmpp.so chan_mobile.so app_mp3.so res_corosync.so res_aeap.so res_speech_aeap.so "
-    "res_geolocation.so res_pjsip_geolocation.so res_resolver_unbound.so res_statsd.so "
-    "res_pjsip_config_wizard.so res_rtp_multicast.so res_audiosocket.so res_parking.so "
-    "app_audiosocket.so chan_rtp.so res_websocket_client.so res_pjsip_notify.so app_agent_pool.so "
-    "app_confbridge.so app_page.so app_alarmreceiver.so app_amd.so app_followme.so app_voicemail.so "
-    "app_minivm.so res_clialiases.so res_adsi.so app_adsiprog.so app_getcpeid.so app_sms.so "
-    "app_morsecode.so app_zapateller.so app_dictate.so app_directory.so app_sla.so app_festival.so"
-).split()
+_NOLOAD_LIST = """
+chan_iax2.so chan_unistim.so chan_motif.so chan_console.so chan_audiosocket.so chan_websocket.so
+res_ari.so res_ari_applications.so res_ari_asterisk.so res_ari_bridges.so res_ari_channels.so
+res_ari_device_states.so res_ari_endpoints.so res_ari_events.so res_ari_model.so
+res_ari_playbacks.so res_ari_recordings.so res_ari_sounds.so app_stasis.so app_stasis_broadcast.so
+res_stasis_answer.so res_stasis_device_state.so res_stasis_mailbox.so res_stasis_playback.so
+res_stasis_recording.so res_stasis_snoop.so res_stasis_test.so res_http_websocket.so
+res_pjsip_transport_websocket.so res_phoneprov.so res_pjsip_phoneprov_provider.so res_http_post.so
+res_http_media_cache.so res_prometheus.so cdr_csv.so cdr_custom.so cdr_manager.so cdr_odbc.so
+cdr_pgsql.so cdr_radius.so cdr_sqlite3_custom.so cdr_tds.so cdr_adaptive_odbc.so cel_custom.so
+cel_manager.so cel_odbc.so cel_pgsql.so cel_radius.so cel_sqlite3_custom.so cel_tds.so
+res_config_ldap.so res_config_pgsql.so res_config_odbc.so res_config_sqlite3.so res_config_curl.so
+res_odbc.so res_odbc_transaction.so func_odbc.so res_calendar.so res_calendar_caldav.so
+res_calendar_ews.so res_calendar_exchange.so res_calendar_icalendar.so res_hep.so res_hep_pjsip.so
+res_hep_rtcp.so pbx_dundi.so pbx_lua.so pbx_ael.so pbx_realtime.so res_fax.so res_fax_spandsp.so
+app_voicemail_odbc.so app_voicemail_imap.so app_jack.so app_festival.so res_pjsip_stir_shaken.so
+res_stir_shaken.so res_smdi.so res_snmp.so res_xmpp.so chan_mobile.so app_mp3.so res_corosync.so
+res_aeap.so res_speech_aeap.so res_geolocation.so res_pjsip_geolocation.so res_resolver_unbound.so
+res_statsd.so res_pjsip_config_wizard.so res_rtp_multicast.so res_audiosocket.so res_parking.so
+app_audiosocket.so chan_rtp.so res_websocket_client.so res_pjsip_notify.so app_agent_pool.so
+app_confbridge.so app_page.so app_alarmreceiver.so app_amd.so app_followme.so app_voicemail.so
+app_minivm.so res_clialiases.so res_adsi.so app_adsiprog.so app_getcpeid.so app_sms.so
+app_morsecode.so app_zapateller.so app_dictate.so app_directory.so app_sla.so app_festival.so
+"""
+_NOLOAD = tuple(_NOLOAD_LIST.split())
 
 
 @dataclass(frozen=True)
@@ -211,7 +210,6 @@ exten => i,1,Hangup(1)
 
 [{ENTRY_CONTEXT}]
 exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
- same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)
  same => n,AGI(agi://{agi.host}:{agi.port}/{AGI_IVR_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
@@ -221,22 +219,38 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,Record({fallback_file},3,120,k)
  same => n,Playback({prompt_path(config, "goodbye")})
  same => n(done),Hangup()
+"""
 
-[hotline-hangup]
-exten => s,1,Return()
+
+_INDICATIONS = """[general]
+country = cn
+[cn]
+description = China
+ringcadence = 1000,4000
+dial = 450
+busy = 450/350,0/350
+ring = 450/1000,0/4000
+congestion = 450/700,0/700
+callwaiting = 450/400,0/4000
+dialrecall = 450/100,0/100
+record = 950/400,0/10000
+info = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400
 """
 
 
 def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
     moh = layout.data_dir / "moh"
     return {
-        "logger.conf": "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\nmessages.log => notice,warning,error,verbose(3)\n",
+        "logger.conf": (
+            "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\n"
+            "messages.log => notice,warning,error,verbose(3)\n"
+        ),
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "queues.conf": "[general]\npersistentmembers = no\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
         "features.conf": "[general]\n",
-        "indications.conf": "[general]\ncountry = cn\n[cn]\ndescription = China\nringcadence = 1000,4000\ndial = 450\nbusy = 450/350,0/350\nring = 450/1000,0/4000\ncongestion = 450/700,0/700\ncallwaiting = 450/400,0/4000\ndialrecall = 450/100,0/100\nrecord = 950/400,0/10000\ninfo = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400\n",
+        "indications.conf": _INDICATIONS,
         "ccss.conf": "[general]\n",
         "acl.conf": "",
         "udptl.conf": "[general]\n",

@@ -25,7 +25,14 @@ class AsteriskProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         loader = layout.root / "lib64/ld-linux-x86-64.so.2"
         libs = f"{layout.root}/usr/lib/x86_64-linux-gnu:{layout.root}/lib/x86_64-linux-gnu"
-        self._base = [str(loader), "--library-path", libs, str(layout.root / "usr/sbin/asterisk"), "-C", str(layout.etc_dir / "asterisk.conf")]
+        self._base = [
+            str(loader),
+            "--library-path",
+            libs,
+            str(layout.root / "usr/sbin/asterisk"),
+            "-C",
+            str(layout.etc_dir / "asterisk.conf"),
+        ]
 
     def check_provisioned(self) -> None:
         if not (self.layout.root / "usr/sbin/asterisk").is_file():
@@ -45,7 +52,9 @@ class AsteriskProcess:
         self.check_provisioned()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self._proc = subprocess.Popen([*self._base, "-f", "-n"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            [*self._base, "-f", "-n"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -59,9 +68,13 @@ class AsteriskProcess:
 
     def cli(self, command: str, timeout_s: float = 10.0, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run one CLI command through the control socket (``asterisk -rx``)."""
-        result = subprocess.run([*self._base, "-rx", command], capture_output=True, text=True, timeout=timeout_s, check=False)
+        result = subprocess.run(
+            [*self._base, "-rx", command], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
         if check and result.returncode != 0:
-            raise AsteriskUnavailable(f"asterisk -rx {command!r} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise AsteriskUnavailable(
+                f"asterisk -rx {command!r} failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
         return result
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -14,7 +14,9 @@ from tests.support.platform import PlatformUnderTest
 def _require_asterisk() -> None:
     root = default_asterisk_root()
     if not (root / "usr/sbin/asterisk").is_file():
-        pytest.fail(f"no provisioned Asterisk in {root}: run `make test` (it provisions) or scripts/provision-asterisk.sh")
+        pytest.fail(
+            f"no provisioned Asterisk in {root}: run `make test` (it provisions) or scripts/provision-asterisk.sh"
+        )
 
 
 @pytest.fixture(scope="module")

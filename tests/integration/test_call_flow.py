@@ -5,13 +5,24 @@ from __future__ import annotations
 import pytest
 
 from tests.support.platform import SEAT_TOKEN, PlatformUnderTest
-from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, REJECTED_404, pause, run_sipp, scenario
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    REJECTED_404,
+    pause,
+    run_sipp,
+    scenario,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def test_caller_hears_greeting_and_record_shows_the_call(platform: PlatformUnderTest) -> None:
-    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13912345678", timeout_s=60)
+    result = run_sipp(
+        platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13912345678", timeout_s=60
+    )
     assert result.ok, result.errors
 
     call = platform.wait_call(lambda c: c["caller"] == "139****5678" and c["state"] == "ended", "the call record")
@@ -25,7 +36,9 @@ def test_caller_hears_greeting_and_record_shows_the_call(platform: PlatformUnder
 
 
 def test_area_code_number_reaches_the_same_ivr(platform: PlatformUnderTest) -> None:
-    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087112345", caller="13911110001")
+    result = run_sipp(
+        platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087112345", caller="13911110001"
+    )
     assert result.ok, result.errors
     call = platform.wait_call(lambda c: c["caller"] == "139****0001" and c["state"] == "ended", "the call record")
     assert call["called"] == "087112345"
@@ -33,7 +46,9 @@ def test_area_code_number_reaches_the_same_ivr(platform: PlatformUnderTest) -> N
 
 
 def test_caller_hanging_up_mid_greeting_is_recorded_as_abandoned(platform: PlatformUnderTest) -> None:
-    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1500), CALLER_HANGS_UP), caller="13922220002")
+    result = run_sipp(
+        platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1500), CALLER_HANGS_UP), caller="13922220002"
+    )
     assert result.ok, result.errors
     call = platform.wait_call(lambda c: c["caller"] == "139****0002" and c["state"] == "ended", "the call record")
     assert call["outcome"] == "abandoned"
@@ -56,7 +71,10 @@ def test_call_list_needs_a_supervisor_token(platform: PlatformUnderTest) -> None
 
 def test_chinese_caller_name_arrives_whole_and_masked(platform: PlatformUnderTest) -> None:
     result = run_sipp(
-        platform.config.sip.port, scenario(INVITE, ANSWERED, pause(500), CALLER_HANGS_UP), caller="13933330003", caller_name="张三丰"
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, pause(500), CALLER_HANGS_UP),
+        caller="13933330003",
+        caller_name="张三丰",
     )
     assert result.ok, result.errors
     call = platform.wait_call(lambda c: c["caller"] == "139****0003" and c["state"] == "ended", "the call record")

@@ -11,7 +11,17 @@ import pytest
 
 from tests.support.audio import duration_s, rms_amplitude, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
-from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, SippCall, pause, run_sipp, scenario, stream_audio
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    SippCall,
+    pause,
+    run_sipp,
+    scenario,
+    stream_audio,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +30,9 @@ def _fallback_files(platform: PlatformUnderTest) -> list[Path]:
     return sorted((platform.config.paths.spool_dir / "fallback").glob("fb-*.wav"))
 
 
-def test_controller_down_caller_takes_fallback_and_is_recorded_later(fresh_platform: PlatformUnderTest, tmp_path: Path) -> None:
+def test_controller_down_caller_takes_fallback_and_is_recorded_later(
+    fresh_platform: PlatformUnderTest, tmp_path: Path
+) -> None:
     platform = fresh_platform
     platform.stop_controller()
     speech = tone_wav(tmp_path / "tone.wav", seconds=1)
@@ -50,14 +62,18 @@ def test_controller_killed_mid_call_caller_is_not_dropped(fresh_platform: Platfo
     listen_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "fallback.wav") * 1000) + 6000
     caller = scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(listen_ms), CALLER_HANGS_UP)
     call = SippCall(platform.config.sip.port, caller, caller="13800006666")
-    record = platform.wait_call(lambda c: c["caller"] == "138****6666" and c["state"] == "in_ivr", "the call in the IVR")
+    record = platform.wait_call(
+        lambda c: c["caller"] == "138****6666" and c["state"] == "in_ivr", "the call in the IVR"
+    )
     platform.stop_controller(sig=signal.SIGKILL)
 
     result = call.wait()
     assert result.ok, result.errors  # the caller stayed connected (fallback route) and hung up normally
 
     platform.start_controller()
-    ended = platform.wait_call(lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended")
+    ended = platform.wait_call(
+        lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended"
+    )
     assert ended["outcome"] == "fallback"
     assert ended["has_recording"] is True
     assert ended["ivr_path"][0] == "greeting"
@@ -90,14 +106,18 @@ def test_controller_reconnects_after_asterisk_restart(fresh_platform: PlatformUn
 
     result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800008888")
     assert result.ok, result.errors
-    platform.wait_call(lambda c: c["caller"] == "138****8888" and c["outcome"] == "ivr_completed", "a call after the restart")
+    platform.wait_call(
+        lambda c: c["caller"] == "138****8888" and c["outcome"] == "ivr_completed", "a call after the restart"
+    )
 
 
 def test_call_records_written_while_redis_is_down_are_kept(fresh_platform: PlatformUnderTest) -> None:
     platform = fresh_platform
     platform.redis.stop()
     platform.wait_component("redis", "down", timeout_s=15)
-    result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1000), CALLER_HANGS_UP), caller="13800009999")
+    result = run_sipp(
+        platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1000), CALLER_HANGS_UP), caller="13800009999"
+    )
     assert result.ok, result.errors  # calls go on without Redis
 
     platform.redis.start()  # AOF: what was saved before is back too
@@ -116,4 +136,6 @@ def test_agi_port_probe_does_not_stall_the_controller(fresh_platform: PlatformUn
     assert platform.health_or_none() is not None
     result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800001234")
     assert result.ok, result.errors
-    platform.wait_call(lambda c: c["caller"] == "138****1234" and c["outcome"] == "ivr_completed", "the call after probes")
+    platform.wait_call(
+        lambda c: c["caller"] == "138****1234" and c["outcome"] == "ivr_completed", "the call after probes"
+    )

@@ -8,7 +8,23 @@ from pathlib import Path
 
 def tone_wav(path: Path, seconds: float = 3.0, frequency_hz: int = 440) -> Path:
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path), "synth", str(seconds), "sine", str(frequency_hz), "vol", "0.5"],
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "u-law",
+            str(path),
+            "synth",
+            str(seconds),
+            "sine",
+            str(frequency_hz),
+            "vol",
+            "0.5",
+        ],
         check=True,
         capture_output=True,
     )

@@ -69,7 +69,12 @@ class PlatformUnderTest:
         data: dict[str, Any] = {
             "platform": {"id": "kunming", "name": "昆明市12345", "area_code": "0871"},
             "sip": {"port": free_tcp_and_udp_port(), "rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
-            "asterisk": {"ami_port": free_port(), "ami_ping_interval_s": 1.0, "ami_ping_timeout_s": 1.0, "ami_reconnect_max_s": 1.0},
+            "asterisk": {
+                "ami_port": free_port(),
+                "ami_ping_interval_s": 1.0,
+                "ami_ping_timeout_s": 1.0,
+                "ami_reconnect_max_s": 1.0,
+            },
             "agi": {"port": free_port()},
             "http": {
                 "port": free_port(),
@@ -173,7 +178,9 @@ class PlatformUnderTest:
         calls: list[dict[str, Any]] = result.body["calls"]
         return calls
 
-    def wait_call(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    def wait_call(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
             try:
                 return next((c for c in self.calls() if predicate(c)), None)

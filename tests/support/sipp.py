@@ -137,6 +137,7 @@ class SippCall:
         self,
         sip_port: int,
         scenario_xml: str,
+        *,
         number: str = "12345",
         caller: str = "13800138000",
         caller_name: str = "",
@@ -172,10 +173,13 @@ class SippCall:
 def run_sipp(
     sip_port: int,
     scenario_xml: str,
+    *,
     number: str = "12345",
     caller: str = "13800138000",
     caller_name: str = "",
     timeout_s: float = 60.0,
 ) -> SippResult:
     """Run one call to the end; SippResult.ok when SIPp's scenario passed."""
-    return SippCall(sip_port, scenario_xml, number, caller, caller_name, timeout_s).wait()
+    return SippCall(
+        sip_port, scenario_xml, number=number, caller=caller, caller_name=caller_name, timeout_s=timeout_s
+    ).wait()

@@ -1,0 +1,44 @@
+# hotline12345 — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CONFIG ?= config.yaml
+BIN := $(VENV)/bin
+
+.PHONY: run test lint call deps asterisk venv clean
+
+## run: bring up Redis, Asterisk and the controller on the embedded defaults (Ctrl-C stops all)
+run: deps asterisk venv
+	$(BIN)/hotline12345 stack --config $(CONFIG)
+
+## test: install what the tests need, lint, and run every test (real Asterisk, Redis, SIPp)
+test: deps asterisk venv lint
+	$(BIN)/pytest
+
+## lint: ruff, ruff format --check, mypy --strict
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## call: place a test call to 12345 on the running stack (SIPp caller)
+call: venv
+	$(BIN)/hotline12345 call --config $(CONFIG)
+
+deps:
+	scripts/install-system-deps.sh
+
+asterisk: deps
+	scripts/provision-asterisk.sh >/dev/null
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages hotline12345 needs to run and test, when they are missing.
+# Needs root (apt-get); prints what to install otherwise.
+set -euo pipefail
+
+declare -A wanted=(
+  [sipp]=sip-tester
+  [redis-server]=redis-server
+  [debootstrap]=debootstrap
+  [espeak-ng]=espeak-ng
+  [sox]=sox
+  [soxi]=sox
+)
+missing=()
+for command in "${!wanted[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || missing+=("${wanted[$command]}")
+done
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: missing Debian packages: $packages" >&2
+  echo "install-system-deps: run as root: apt-get install -y $packages" >&2
+  exit 1
+fi
+echo "install-system-deps: installing $packages" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq $packages >/dev/null

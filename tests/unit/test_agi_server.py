@@ -1,0 +1,225 @@
+"""Our FastAGI server and session, driven by transcripts captured from a real Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telephony.agi_protocol import AgiProtocolError
+from telephony.agi_server import AgiCommandError, AgiHangup, AgiServer, AgiSession
+from tests.support.fake_asterisk_agi import ReplayingAsterisk
+from tests.support.waiting import wait_until
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+Handler = Callable[[AgiSession], Awaitable[None]]
+
+
+def transcript(name: str) -> tuple[str, dict[str, str]]:
+    data: dict[str, Any] = json.loads((GOLDEN / f"agi_{name}.json").read_text(encoding="utf-8"))
+    return data["environment"], {e["command"]: e["reply"] for e in data["exchanges"]}
+
+
+class Recorder:
+    """A handler that runs ``steps`` and keeps what happened."""
+
+    def __init__(self, steps: Callable[[AgiSession, list[Any]], Awaitable[None]]) -> None:
+        self.steps = steps
+        self.seen: list[Any] = []
+        self.done = asyncio.Event()
+
+    async def __call__(self, session: AgiSession) -> None:
+        try:
+            await self.steps(session, self.seen)
+        finally:
+            self.done.set()
+
+
+@pytest.fixture
+async def server_factory() -> AsyncIterator[Callable[..., Awaitable[AgiServer]]]:
+    servers: list[AgiServer] = []
+
+    async def make(handler: Handler, **kwargs: float) -> AgiServer:
+        server = AgiServer("127.0.0.1", 0, {"ivr": handler}, **kwargs)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.close(drain_timeout_s=1)
+
+
+async def test_normal_session_replayed_from_real_asterisk(server_factory: Callable[..., Awaitable[AgiServer]]) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        await session.answer()
+        seen.append(await session.get_variable("HOTLINE_PLATFORM"))
+        seen.append(await session.get_variable("NO_SUCH_VARIABLE"))
+        await session.set_variable("HOTLINE_TEST", "值 with space")
+        seen.append(await session.get_variable("HOTLINE_TEST"))
+        with pytest.raises(AgiCommandError, match="failed"):
+            await session.stream_file("/nonexistent/prompt")  # -1 on a live channel: an error, not a hang-up
+        with pytest.raises(AgiCommandError, match="Invalid or unknown command"):
+            await session.command("NO", "SUCH", "COMMAND")
+        with pytest.raises(AgiCommandError, match="Proper usage"):
+            await session.command("STREAM", "FILE")
+        seen.append(await session.stream_file("beep", "0123456789*#"))
+        await session.set_variable("HOTLINE_IVR_DONE", "1")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    environment, replies = transcript("normal")
+    asterisk = ReplayingAsterisk(environment, replies)
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["kunming", None, "值 with space", ""]
+    assert asterisk.received[-1] == 'SET VARIABLE "HOTLINE_IVR_DONE" "1"'
+    assert server.stats.sessions_failed == 0
+
+
+async def test_caller_hangup_mid_prompt_replayed_from_real_asterisk(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        await session.answer()
+        try:
+            await session.stream_file("demo-congrats")
+        except AgiHangup:
+            seen.append("hangup")
+            raise
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    environment, replies = transcript("caller_hangup")
+    async with asyncio.timeout(10):
+        await ReplayingAsterisk(environment, replies).run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["hangup"]
+    assert server.stats.sessions_total == 1
+    assert server.stats.sessions_failed == 0  # a hang-up is a normal end
+
+
+async def test_malformed_reply_fails_the_session_not_the_server(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        try:
+            await session.answer()
+        except AgiProtocolError:
+            seen.append("protocol error")
+            raise
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    environment, replies = transcript("normal")
+    async with asyncio.timeout(10):
+        await ReplayingAsterisk(environment, {"ANSWER": "this is not AGI\n"}).run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["protocol error"]
+    assert server.stats.sessions_failed == 1
+
+    # the server goes on serving the next call
+    handler.done.clear()
+    handler.steps = lambda session, seen: session.answer()
+    async with asyncio.timeout(10):
+        await ReplayingAsterisk(environment, replies).run(server.port)
+        await handler.done.wait()
+    assert server.stats.sessions_total == 2
+    assert server.stats.sessions_failed == 1
+
+
+async def test_client_closing_mid_header_does_not_stall_the_loop(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    """panoramisk 1.4 spun forever here (100 % CPU, the whole process frozen)."""
+    server = await server_factory(Recorder(lambda session, seen: session.answer()))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.create_task(ticker())
+    for _ in range(20):
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_network: yes\nagi_netw")
+        await writer.drain()
+        writer.close()
+    await wait_until(lambda: server.stats.bad_requests == 20, timeout_s=10)
+    seen_ticks = ticks
+    await asyncio.sleep(0.05)
+    assert ticks > seen_ticks, "the event loop stopped running other tasks"
+    ticking.cancel()
+    assert server.stats.sessions_total == 0
+
+
+async def test_silent_client_is_dropped_after_the_header_timeout(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    server = await server_factory(Recorder(lambda session, seen: session.answer()), header_timeout_s=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\n")
+    async with asyncio.timeout(10):
+        assert await reader.read() == b""  # the server closed it
+    assert server.stats.bad_requests == 1
+    writer.close()
+
+
+async def test_unanswered_command_times_out(server_factory: Callable[..., Awaitable[AgiServer]]) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        with pytest.raises(AgiCommandError, match="no reply"):
+            await session.answer()
+        seen.append("timed out")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler, command_timeout_s=0.2)
+    environment, _ = transcript("normal")
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(environment.encode())
+    async with asyncio.timeout(10):
+        await handler.done.wait()
+    assert handler.seen == ["timed out"]
+    writer.close()
+
+
+async def test_unknown_script_is_refused(server_factory: Callable[..., Awaitable[AgiServer]]) -> None:
+    server = await server_factory(Recorder(lambda session, seen: session.answer()))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: nothing-here\n\n")
+    async with asyncio.timeout(10):
+        assert await reader.read() == b""
+    assert server.stats.bad_requests == 1
+    writer.close()
+
+
+async def test_close_drains_then_cancels(server_factory: Callable[..., Awaitable[AgiServer]]) -> None:
+    finished: list[str] = []
+
+    async def slow(session: AgiSession) -> None:
+        try:
+            await asyncio.sleep(float(session.env.arguments["sleep"]))
+            finished.append(session.env.arguments["sleep"])
+        except asyncio.CancelledError:
+            finished.append("cancelled")
+            raise
+
+    server = await server_factory(slow)
+    writers = []
+    for sleep in ("0.1", "30"):
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(f"agi_network: yes\nagi_network_script: ivr?sleep={sleep}\n\n".encode())
+        writers.append(writer)
+    await wait_until(lambda: server.stats.sessions_active == 2, timeout_s=10)
+    async with asyncio.timeout(10):
+        await server.close(drain_timeout_s=0.5)
+    assert sorted(finished) == ["0.1", "cancelled"]
+    assert not server.serving
+    for writer in writers:
+        writer.close()

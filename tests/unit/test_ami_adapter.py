@@ -1,0 +1,137 @@
+"""Our AMI adapter over panoramisk: each panoramisk 1.4 trap has a regression test here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from telephony.ami import AmiClient, AmiSettings, next_backoff
+from telephony.ami_types import AmiConnectionLost, AmiMessage, AmiNotConnected, AmiTimeout
+from tests.support.fake_ami import FakeAmi, encode
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+
+def settings(port: int, reconnect_initial_s: float = 0.05, reconnect_max_s: float = 0.2) -> AmiSettings:
+    return AmiSettings(
+        host="127.0.0.1",
+        port=port,
+        username="hotline",
+        secret="secret-secret",
+        action_timeout_s=1.0,
+        ping_interval_s=0.2,
+        ping_timeout_s=0.3,
+        reconnect_initial_s=reconnect_initial_s,
+        reconnect_max_s=reconnect_max_s,
+    )
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[FakeAmi]:
+    server = FakeAmi()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def client(ami: FakeAmi) -> AsyncIterator[AmiClient]:
+    ami_client = AmiClient(settings(ami.port))
+    ami_client.start()
+    await ami_client.wait_connected(5)
+    yield ami_client
+    await ami_client.close()
+
+
+async def test_chinese_name_split_across_tcp_reads_arrives_whole(ami: FakeAmi, client: AmiClient) -> None:
+    received: list[AmiMessage] = []
+
+    async def on_new_channel(event: AmiMessage) -> None:
+        received.append(event)
+
+    client.on_event("Newchannel", on_new_channel)
+    raw = encode({"Event": "Newchannel", "Channel": "PJSIP/trunk-1", "CallerIDName": "张三丰", "Uniqueid": "k-1.1"})
+    cut = raw.index("张".encode()) + 1  # split inside the first character's three bytes
+    await ami.send_raw(raw[:cut], raw[cut:])
+    await wait_until(lambda: received)
+    assert received[0].get("calleridname") == "张三丰"
+    assert received[0].get("channel") == "PJSIP/trunk-1"
+
+
+async def test_unanswered_originate_is_not_resent_after_reconnect(ami: FakeAmi, client: AmiClient) -> None:
+    ami.answer["originate"] = False
+    pending = asyncio.create_task(
+        client.send_action({"Action": "Originate", "Channel": "PJSIP/seat1", "Async": "true"})
+    )
+    await wait_until(lambda: "originate" in ami.names())
+    await ami.drop_connections()
+    with pytest.raises(AmiConnectionLost):
+        await pending
+    await wait_until(lambda: ami.logins == 2)
+    await client.wait_connected(5)
+    await client.send_action({"Action": "Ping"})
+    assert ami.names().count("originate") == 1
+
+
+async def test_every_action_has_a_timeout(ami: FakeAmi, client: AmiClient) -> None:
+    ami.answer["status"] = False
+    with pytest.raises(AmiTimeout, match="Status"):
+        await client.send_action({"Action": "Status"}, timeout_s=0.2)
+    # the connection stays usable, and a late reply would be dropped, not mismatched
+    reply = await client.send_action({"Action": "Ping"})
+    assert reply.response.get("ping") == "Pong"
+
+
+async def test_half_open_connection_is_detected_and_replaced(ami: FakeAmi, client: AmiClient) -> None:
+    assert client.connections == 1
+    ami.answer["ping"] = False  # the peer is silent but the TCP connection stays open
+    await wait_until(lambda: ami.logins == 2)
+    ami.answer["ping"] = True
+    await client.wait_connected(5)
+    assert client.connections == 2
+
+
+async def test_dead_link_fails_at_once_instead_of_hanging() -> None:
+    client = AmiClient(settings(free_port()))
+    client.start()
+    try:
+        with pytest.raises(AmiNotConnected):
+            await client.send_action({"Action": "Ping"})
+    finally:
+        await client.close()
+
+
+async def test_resync_runs_after_every_login(ami: FakeAmi, client: AmiClient) -> None:
+    resyncs: list[int] = []
+
+    async def resync() -> None:
+        reply = await client.send_action({"Action": "CoreShowChannels"})
+        assert [e.name for e in reply.events] == ["CoreShowChannelsComplete"]
+        resyncs.append(client.connections)
+
+    client.on_connected(resync)
+    await ami.drop_connections()
+    await wait_until(lambda: resyncs == [2])
+
+
+async def test_events_reach_handlers_in_order(ami: FakeAmi, client: AmiClient) -> None:
+    seen: list[str] = []
+
+    async def handler(event: AmiMessage) -> None:
+        await asyncio.sleep(0.001 * (5 - int(event.get("n"))))  # slower handlers first: order must hold
+        seen.append(event.get("n"))
+
+    client.on_event("UserEvent", handler)
+    await ami.send_raw(b"".join(encode({"Event": "UserEvent", "n": str(n)}) for n in range(5)))
+    await wait_until(lambda: len(seen) == 5)
+    assert seen == ["0", "1", "2", "3", "4"]
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    s = settings(1, reconnect_initial_s=0.1, reconnect_max_s=1.0)
+    steps = [0.0]
+    for _ in range(6):
+        steps.append(next_backoff(steps[-1], s))
+    assert steps[1:] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]

@@ -1,0 +1,107 @@
+"""The HTTP API: roles, masking, errors, metrics (aiohttp test server, fake backend)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from calls.model import CallOutcome, CallRecord, CallState
+from calls.store import StoreUnavailable
+from hotline.api import build_api
+from hotline.auth import TokenRegistry, token_sha256
+from hotline.config import ApiToken
+from hotline.metrics import Metric
+
+RECORD = CallRecord(
+    call_id="kunming-1.1",
+    platform="kunming",
+    caller="13812345678",
+    caller_name="张三丰",
+    called="12345",
+    state=CallState.ENDED,
+    started_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    ended_at=datetime(2026, 3, 2, 9, 1, tzinfo=UTC),
+    ivr_path=("greeting",),
+    outcome=CallOutcome.IVR_COMPLETED,
+)
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.store_down = False
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "components": {"ami": "up"}}
+
+    async def metrics(self) -> list[Metric]:
+        return [
+            Metric("hotline_calls_live", "gauge", "Calls in progress", 3),
+            Metric("x_total", "counter", "X", 1.5, (("q", 'a"b'),)),
+        ]
+
+    async def recent_calls(self, limit: int) -> list[CallRecord]:
+        if self.store_down:
+            raise StoreUnavailable("Redis is down")
+        return [RECORD][:limit]
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        return RECORD if call_id == RECORD.call_id else None
+
+
+TOKENS = TokenRegistry(
+    [
+        ApiToken(name="sup", role="supervisor", sha256=token_sha256("sup-token")),
+        ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token")),
+    ]
+)
+
+
+@pytest.fixture
+async def backend_and_client() -> AsyncIterator[tuple[Backend, TestClient[Any, Any]]]:
+    backend = Backend()
+    client = TestClient(TestServer(build_api(backend, TOKENS)))
+    await client.start_server()
+    yield backend, client
+    await client.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_calls_are_masked_and_need_a_supervisor(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = backend_and_client
+    assert (await client.get("/api/v1/calls")).status == 401
+    assert (await client.get("/api/v1/calls", headers={"Authorization": "Basic sup-token"})).status == 401
+    assert (await client.get("/api/v1/calls", headers=bearer("seat-token"))).status == 403
+    response = await client.get("/api/v1/calls", headers=bearer("sup-token"))
+    assert response.status == 200
+    call = (await response.json())["calls"][0]
+    assert call["caller"] == "138****5678"
+    assert call["caller_name"] == "张**"
+    assert call["outcome"] == "ivr_completed"
+    assert call["ivr_path"] == ["greeting"]
+
+
+async def test_one_call_and_errors(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    backend, client = backend_and_client
+    assert (await client.get("/api/v1/calls/kunming-1.1", headers=bearer("sup-token"))).status == 200
+    assert (await client.get("/api/v1/calls/nope", headers=bearer("sup-token"))).status == 404
+    assert (await client.get("/api/v1/calls?limit=0", headers=bearer("sup-token"))).status == 400
+    assert (await client.get("/api/v1/calls?limit=x", headers=bearer("sup-token"))).status == 400
+    backend.store_down = True
+    response = await client.get("/api/v1/calls", headers=bearer("sup-token"))
+    assert response.status == 503
+    assert "Redis is down" in (await response.json())["error"]
+
+
+async def test_health_and_metrics_are_open(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = backend_and_client
+    assert (await (await client.get("/api/v1/health")).json())["status"] == "ok"
+    text = await (await client.get("/metrics")).text()
+    assert "# TYPE hotline_calls_live gauge\nhotline_calls_live 3\n" in text
+    assert 'x_total{q="a\\"b"} 1.5' in text

@@ -1,0 +1,169 @@
+"""Call records: the state machine, the tracker's write-through with retries, fallback files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from calls.fallback import FallbackIngester, parse_fallback_name
+from calls.model import CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
+from calls.tracker import CallTracker
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class MemoryStore:
+    """A CallStore in memory that can be switched off like a restarting Redis."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, CallRecord] = {}
+        self.down = False
+
+    async def save(self, record: CallRecord) -> None:
+        if self.down:
+            raise ConnectionError("store down")
+        self.records[record.call_id] = record
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        if self.down:
+            raise ConnectionError("store down")
+        return self.records.get(call_id)
+
+    async def recent(self, limit: int) -> list[CallRecord]:
+        return sorted(self.records.values(), key=lambda r: r.started_at, reverse=True)[:limit]
+
+    async def open_records(self) -> list[CallRecord]:
+        return [r for r in self.records.values() if r.is_open]
+
+
+def record(**changes: object) -> CallRecord:
+    return CallRecord(call_id="k-1.1", platform="kunming", started_at=T0).model_copy(update=changes)
+
+
+def test_state_machine_allows_only_forward_moves() -> None:
+    in_ivr = transition(record(), CallState.IN_IVR)
+    assert in_ivr.state is CallState.IN_IVR
+    ended = transition(in_ivr, CallState.ENDED)
+    with pytest.raises(IllegalTransition, match="ended → in_ivr"):
+        transition(ended, CallState.IN_IVR)
+    with pytest.raises(IllegalTransition):
+        transition(in_ivr, CallState.ARRIVED)
+
+
+def test_end_call_keeps_the_ivr_outcome_or_derives_one() -> None:
+    assert (
+        end_call(record(outcome=CallOutcome.IVR_COMPLETED), T0, "Normal Clearing").outcome is CallOutcome.IVR_COMPLETED
+    )
+    assert end_call(record(), T0, "Normal Clearing").outcome is CallOutcome.ABANDONED
+    assert end_call(record(), T0, "", lost_track=True).outcome is CallOutcome.LOST_TRACK
+
+
+async def test_a_call_through_the_tracker() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    tracker = CallTracker(store, "kunming", clock)
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "12345")
+    clock.advance(1)
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "")
+    await tracker.answered("k-1.1")
+    await tracker.ivr_step("k-1.1", "greeting")
+    await tracker.set_outcome("k-1.1", CallOutcome.IVR_COMPLETED)
+    clock.advance(5)
+    await tracker.hung_up("k-1.1", "Normal Clearing")
+    saved = store.records["k-1.1"]
+    assert saved.state is CallState.ENDED
+    assert saved.called == "12345"
+    assert saved.answered_at == T0 + timedelta(seconds=1)
+    assert saved.ended_at == T0 + timedelta(seconds=6)
+    assert saved.ivr_path == ("greeting",)
+    assert saved.outcome is CallOutcome.IVR_COMPLETED
+    assert tracker.live_calls == 0
+
+
+async def test_agi_before_ami_still_makes_one_record() -> None:
+    store = MemoryStore()
+    tracker = CallTracker(store, "kunming", FakeClock())
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "", "12345")
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "12345")
+    assert list(store.records) == ["k-1.1"]
+    assert store.records["k-1.1"].state is CallState.IN_IVR
+    assert store.records["k-1.1"].caller_name == "张三丰"
+
+
+async def test_records_survive_a_store_outage() -> None:
+    store = MemoryStore()
+    tracker = CallTracker(store, "kunming", FakeClock())
+    store.down = True
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "13800138000", "", "12345")
+    await tracker.hung_up("k-1.1", "Normal Clearing")
+    assert tracker.unsaved == 1
+    assert await tracker.flush_dirty() == 1  # still down: kept
+    store.down = False
+    assert await tracker.flush_dirty() == 0
+    assert store.records["k-1.1"].outcome is CallOutcome.ABANDONED
+
+
+async def test_reconcile_ends_only_calls_asterisk_no_longer_has() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    tracker = CallTracker(store, "kunming", clock)
+    for call_id in ("gone", "alive"):
+        await tracker.channel_created(call_id, f"PJSIP/{call_id}", "1", "", "12345")
+    snapshot_time = clock.now + timedelta(seconds=1)
+    clock.advance(2)
+    await tracker.channel_created("arrived-during-snapshot", "PJSIP/x", "1", "", "12345")
+    assert await tracker.reconcile({"alive"}, snapshot_time) == 1
+    assert store.records["gone"].outcome is CallOutcome.LOST_TRACK
+    assert store.records["alive"].is_open
+    assert store.records["arrived-during-snapshot"].is_open
+
+
+async def test_a_new_controller_adopts_open_records() -> None:
+    store = MemoryStore()
+    await CallTracker(store, "kunming", FakeClock()).channel_created("k-1.1", "PJSIP/t", "1", "", "12345")
+    successor = CallTracker(store, "kunming", FakeClock())
+    await successor.load_open()
+    await successor.hung_up("k-1.1", "Normal Clearing")
+    assert store.records["k-1.1"].state is CallState.ENDED
+
+
+def test_fallback_file_names() -> None:
+    parsed = parse_fallback_name("fb-1772442000-13800138000-kunming-1772442000.7.wav", "kunming", T0)
+    assert parsed is not None
+    assert parsed.call_id == "kunming-1772442000.7"
+    assert parsed.caller == "13800138000"
+    assert parsed.outcome is CallOutcome.FALLBACK
+    assert parsed.recording == "fallback/fb-1772442000-13800138000-kunming-1772442000.7.wav"
+    assert parse_fallback_name("fb-1772442000--anon-1.2.wav", "kunming", T0) is not None  # no caller number
+    for bad in ("fb-x-1-2.wav", "../../etc/passwd", "fb-1772442000-1-a/b.wav", "fb-1772442000-1-k.mp3"):
+        assert parse_fallback_name(bad, "kunming", T0) is None
+
+
+async def test_fallback_ingestion_is_idempotent_and_merges(tmp_path: Path) -> None:
+    store = MemoryStore()
+    tracker = CallTracker(store, "kunming", FakeClock())
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    (folder / "fb-1772442000-13800138000-kunming-1772442000.7.wav").write_bytes(b"RIFF")
+    (folder / "fb-1772442001-139-kunming-1772442001.8.wav").write_bytes(b"RIFF")
+    # a call the controller saw start (then died): its record is merged, not duplicated
+    await tracker.channel_created("kunming-1772442001.8", "PJSIP/t", "139", "", "12345")
+    successor = CallTracker(store, "kunming", FakeClock())
+    ingester = FallbackIngester(tmp_path, successor, "kunming")
+    assert await ingester.scan() == 2
+    assert await ingester.scan() == 0
+    assert await FallbackIngester(tmp_path, successor, "kunming").scan() == 0  # a restarted scanner too
+    assert {r.outcome for r in store.records.values()} == {CallOutcome.FALLBACK}
+    assert all(not r.is_open for r in store.records.values())
+    assert len(store.records) == 2
