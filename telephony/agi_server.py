@@ -204,19 +204,17 @@ class AgiServer:
         task.add_done_callback(self._sessions.discard)
 
     async def _read_environment(self, reader: asyncio.StreamReader) -> AgiEnvironment | None:
-        lines: list[str] = []
         async with asyncio.timeout(self._header_timeout_s):
-            while True:
-                raw = await reader.readline()
-                if not raw:
-                    return None  # closed inside the header: a probe or a dying channel
-                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                if not text:
-                    break
-                lines.append(text)
-                if len(lines) > MAX_ENV_LINES:
-                    raise AgiProtocolError("AGI environment too long")
-        return parse_environment(lines)
+            try:
+                block = await reader.readuntil(b"\n\n")
+            except asyncio.IncompleteReadError:
+                return None  # closed inside the header: a probe or a dying channel
+            except asyncio.LimitOverrunError:
+                raise AgiProtocolError(f"AGI environment longer than {MAX_LINE_BYTES} bytes") from None
+        lines = block.decode("utf-8", errors="replace").rstrip("\n").split("\n")
+        if len(lines) > MAX_ENV_LINES:
+            raise AgiProtocolError("AGI environment has too many lines")
+        return parse_environment([line.rstrip("\r") for line in lines])
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
