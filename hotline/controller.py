@@ -202,13 +202,15 @@ class Controller:
             raise StoreUnavailable(f"call records are unavailable: Redis: {exc}") from None
 
 
-async def run_until_signalled(controller: Controller) -> None:
+async def run_until_signalled(controller: Controller, on_started: Callable[[], None] | None = None) -> None:
     """Start, serve until SIGTERM/SIGINT, then drain."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await controller.start()
+    if on_started is not None:
+        on_started()
     try:
         await stop.wait()
     finally:

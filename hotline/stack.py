@@ -47,8 +47,7 @@ def run_stack(config: Config, tokens: TokenRegistry, token_file: Path) -> int:
         asterisk.start()
         print(f"Asterisk started: {asterisk.cli('core show version').stdout.strip()}", file=sys.stderr)
         controller = Controller(config, tokens)
-        print(_banner(config, token_file), file=sys.stderr)
-        asyncio.run(run_until_signalled(controller))
+        asyncio.run(run_until_signalled(controller, lambda: print(_banner(config, token_file), file=sys.stderr)))
         return 0
     except (AsteriskUnavailable, RedisUnavailable) as exc:
         print(f"hotline12345: {exc}", file=sys.stderr)
