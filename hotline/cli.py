@@ -73,6 +73,28 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dialplan_check(args: argparse.Namespace) -> int:
+    from ivr.dialplan.loader import DialplanInvalid, load_dialplan
+
+    paths = [Path(p) for p in args.paths] or sorted(Path("dialplans").glob("*.yaml"))
+    if not paths:
+        print("no dialplan files given and none in ./dialplans", file=sys.stderr)
+        return 1
+    recorded = Path(args.prompts_dir) if args.prompts_dir else None
+    failed = 0
+    for path in paths:
+        try:
+            plan = load_dialplan(path, recorded)
+        except DialplanInvalid as exc:
+            failed += 1
+            print(exc)
+            continue
+        for warning in plan.warnings:
+            print(warning)
+        print(f"{path}: ok ({len(plan.spec.nodes)} nodes, version {plan.version})")
+    return 1 if failed else 0
+
+
 def cmd_token_new(args: argparse.Namespace) -> int:
     token = new_token()
     print(f"token (give it to {args.name}; it is not stored anywhere): {token}")
@@ -135,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="config.yaml").add_subparsers(dest="config_command", required=True)
     with_config(config.add_parser("check", help="validate config.yaml")).set_defaults(func=cmd_config_check)
+
+    dialplan = sub.add_parser("dialplan", help="YAML dialplans").add_subparsers(dest="dialplan_command", required=True)
+    check = dialplan.add_parser("check", help="validate dialplan files (default: dialplans/*.yaml)")
+    check.add_argument("paths", nargs="*", help="dialplan files")
+    check.add_argument("--prompts-dir", default="prompts", help="recorded prompts that count as existing")
+    check.set_defaults(func=cmd_dialplan_check)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     new = token.add_parser("new", help="make a new API token")

@@ -1,0 +1,1 @@
+"""YAML dialplans: schema, loading with positions, graph checks, the live registry."""

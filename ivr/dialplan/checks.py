@@ -1,0 +1,160 @@
+"""Graph checks on a parsed dialplan (pure): targets, reachability, exits, humans, prompts."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from hotline.yamlsource import KeyPath
+from ivr.dialplan.schema import (
+    DialplanSpec,
+    HangupNode,
+    HoursNode,
+    MenuNode,
+    Node,
+    PlayNode,
+    QueueNode,
+    SurveyNode,
+    TransferNode,
+    VoicemailNode,
+)
+
+MAX_MENU_DEPTH = 2
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by a check, located by key path."""
+
+    path: KeyPath
+    message: str
+    severity: str = "error"  # or "warning"
+
+
+def targets(node: Node) -> Iterator[tuple[str, str]]:
+    """(field, target node id) for every edge out of ``node``."""
+    if isinstance(node, MenuNode):
+        for digit, target in node.options.items():
+            yield f"options.{digit}", target
+        yield "default", node.default
+    elif isinstance(node, HoursNode):
+        yield "open", node.open
+        yield "closed", node.closed
+        if node.holiday:
+            yield "holiday", node.holiday
+    elif not isinstance(node, HangupNode):
+        yield "next", node.next
+
+
+def prompts_of(node: Node) -> Iterator[tuple[str, str]]:
+    """(field, prompt name) for every prompt ``node`` plays."""
+    if isinstance(node, PlayNode):
+        for index, name in enumerate(node.prompts):
+            yield f"prompts.{index}", name
+    elif isinstance(node, MenuNode):
+        yield "prompt", node.prompt
+        if node.invalid_prompt:
+            yield "invalid_prompt", node.invalid_prompt
+        if node.timeout_prompt:
+            yield "timeout_prompt", node.timeout_prompt
+    elif isinstance(node, VoicemailNode | HangupNode) and node.prompt:
+        yield "prompt", node.prompt
+    elif isinstance(node, SurveyNode):
+        yield "prompt", node.prompt
+        if node.thanks_prompt:
+            yield "thanks_prompt", node.thanks_prompt
+
+
+def _path(node_id: str, field: str) -> KeyPath:
+    parts: list[str | int] = ["nodes", node_id]
+    for part in field.split("."):
+        parts.append(int(part) if part.isdigit() and field.startswith("prompts.") else part)
+    return tuple(parts)
+
+
+def _reachable(spec: DialplanSpec, start: str, follow: Callable[[Node], Iterator[tuple[str, str]]]) -> set[str]:
+    seen = {start}
+    todo = deque([start])
+    while todo:
+        node = spec.nodes.get(todo.popleft())
+        if node is None:
+            continue
+        for _, target in follow(node):
+            if target in spec.nodes and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _check_references(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) -> Iterator[Finding]:
+    """Targets, prompts and destinations that point at nothing."""
+    if spec.start not in spec.nodes:
+        yield Finding(("start",), f"start node {spec.start!r} does not exist (nodes: {', '.join(spec.nodes)})")
+    for node_id, node in spec.nodes.items():
+        for field, target in targets(node):
+            if target not in spec.nodes:
+                expected = ", ".join(spec.nodes)
+                yield Finding(_path(node_id, field), f"target {target!r} is not a node (expected one of: {expected})")
+        for field, prompt in prompts_of(node):
+            if prompt not in spec.prompts and not prompt_exists(prompt):
+                yield Finding(
+                    _path(node_id, field), f"prompt {prompt!r} has no text under prompts: and no recorded file"
+                )
+        if isinstance(node, TransferNode) and node.to not in spec.destinations:
+            known = ", ".join(spec.destinations) or "none defined"
+            yield Finding(_path(node_id, "to"), f"destination {node.to!r} is not under destinations: ({known})")
+
+
+def _check_flow(spec: DialplanSpec) -> Iterator[Finding]:
+    """Unreachable nodes, loops with no way out, menus with no way to a human."""
+    reachable = _reachable(spec, spec.start, targets)
+    for node_id in spec.nodes:
+        if node_id not in reachable:
+            yield Finding(("nodes", node_id), f"node {node_id!r} cannot be reached from start {spec.start!r}")
+    exits = {node_id for node_id, node in spec.nodes.items() if isinstance(node, HangupNode)}
+    for node_id in sorted(reachable):
+        if not _reachable(spec, node_id, targets) & exits:
+            yield Finding(
+                ("nodes", node_id), f"node {node_id!r} is in a loop with no exit: no hangup node can follow it"
+            )
+    humans = {node_id for node_id, node in spec.nodes.items() if isinstance(node, QueueNode)}
+    for node_id, node in spec.nodes.items():
+        if not isinstance(node, MenuNode):
+            continue
+        via_options = set().union(*(_reachable(spec, t, targets) for t in node.options.values()))
+        if not via_options & humans:
+            yield Finding(("nodes", node_id, "options"), f"menu {node_id!r} has no way to a human (no queue node)")
+        elif "0" not in node.options or not (_reachable(spec, node.options["0"], targets) & humans):
+            yield Finding(("nodes", node_id, "options"), f"menu {node_id!r}: key 0 should reach a human", "warning")
+
+
+def check_graph(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) -> list[Finding]:
+    """Every graph problem of ``spec``; ``prompt_exists`` says whether a recording exists."""
+    findings = list(_check_references(spec, prompt_exists))
+    if spec.start in spec.nodes:
+        findings.extend(_check_flow(spec))
+        findings.extend(_menu_depth(spec))
+    return findings
+
+
+def _menu_depth(spec: DialplanSpec) -> list[Finding]:
+    """Warn where a caller must pass more than MAX_MENU_DEPTH menus (GB/T 33358: keep it flat)."""
+    depth: dict[str, int] = {}
+    todo = deque([(spec.start, 0)])
+    while todo:
+        node_id, menus_before = todo.popleft()
+        node = spec.nodes.get(node_id)
+        if node is None:
+            continue
+        here = menus_before + (1 if isinstance(node, MenuNode) else 0)
+        if (node_id in depth and depth[node_id] <= here) or here > MAX_MENU_DEPTH + 1:
+            continue  # keep the fewest menus a caller must pass to get here
+        depth[node_id] = here
+        for _, target in targets(node):
+            todo.append((target, here))
+    return [
+        Finding(("nodes", node_id), f"menu {node_id!r} is {level} menus deep (more than {MAX_MENU_DEPTH})", "warning")
+        for node_id, level in depth.items()
+        if level > MAX_MENU_DEPTH and isinstance(spec.nodes[node_id], MenuNode)
+    ]

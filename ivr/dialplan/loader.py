@@ -1,0 +1,135 @@
+"""Load a dialplan file: YAML with positions → schema → graph checks → a runnable Dialplan.
+
+Every problem is reported as ``file:line:column: error|warning: key.path: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from hotline.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
+from ivr.dialplan.checks import Finding, check_graph
+from ivr.dialplan.schema import DialplanSpec, Node
+
+_NODE_KINDS = {"play", "menu", "hours", "queue", "transfer", "voicemail", "survey", "set", "hangup"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a dialplan file."""
+
+    filename: str
+    position: Position | None
+    path: KeyPath
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.filename}:{self.position.line}:{self.position.column}" if self.position else self.filename
+        dotted = ".".join(str(p) for p in self.path) or "(top level)"
+        return f"{where}: {self.severity}: {dotted}: {self.message}"
+
+
+class DialplanInvalid(ValueError):
+    """The file cannot be used; ``problems`` says why (errors first)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Dialplan:
+    """A checked dialplan, ready to run. Immutable: a call keeps the version it started with."""
+
+    spec: DialplanSpec
+    calendar: PlatformCalendar
+    source: str
+    version: str
+    warnings: tuple[Problem, ...] = field(default=())
+
+    def node(self, node_id: str) -> Node:
+        return self.spec.nodes[node_id]
+
+
+def _schema_path(loc: tuple[int | str, ...]) -> KeyPath:
+    """pydantic's error location → the YAML key path (drop the union tag it inserts)."""
+    path = [p for p in loc if isinstance(p, str | int)]
+    if len(path) >= 3 and path[0] == "nodes" and path[2] in _NODE_KINDS:
+        del path[2]
+    return tuple(path)
+
+
+def _schema_problems(document: YamlDocument, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        path = _schema_path(item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif item["type"] == "union_tag_invalid":
+            message = (
+                f"unknown node kind {item['input'].get('kind')!r} (expected one of: {', '.join(sorted(_NODE_KINDS))})"
+            )
+        elif item["type"] == "union_tag_not_found":
+            message = f"node has no kind (expected one of: {', '.join(sorted(_NODE_KINDS))})"
+        problems.append(Problem(document.filename, document.position_of(path), path, message))
+    return problems
+
+
+def _calendar(spec: DialplanSpec) -> PlatformCalendar:
+    local = [
+        LocalHoliday(h.name, h.date or h.first or date.min, h.date or h.last or date.min) for h in spec.local_holidays
+    ]
+    extension = {d.date: DayInfo(DayType(d.type), d.name) for d in spec.calendar_extension}
+    return PlatformCalendar(local, extension)
+
+
+def parse_dialplan(text: str, filename: str, prompt_exists: Callable[[str], bool]) -> Dialplan:
+    """Validate dialplan text; raise DialplanInvalid with every located error."""
+    try:
+        document = parse_yaml(text, filename)
+    except YamlSyntaxError as exc:
+        raise DialplanInvalid([Problem(filename, exc.position, (), f"invalid YAML: {exc.problem}")]) from None
+    problems = [
+        Problem(filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
+        for path, position in document.duplicate_keys
+    ]
+    if not isinstance(document.data, dict):
+        raise DialplanInvalid([*problems, Problem(filename, Position(1, 1), (), "a dialplan is a mapping of keys")])
+    try:
+        spec = DialplanSpec.model_validate(document.data)
+    except ValidationError as exc:
+        raise DialplanInvalid(problems + _schema_problems(document, exc)) from None
+    findings: list[Finding] = check_graph(spec, prompt_exists)
+    located = [Problem(filename, document.position_of(f.path), f.path, f.message, f.severity) for f in findings]
+    problems += [p for p in located if p.severity == "error"]
+    if problems:
+        raise DialplanInvalid(problems + [p for p in located if p.severity != "error"])
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    warnings = tuple(p for p in located if p.severity != "error")
+    return Dialplan(spec=spec, calendar=_calendar(spec), source=filename, version=version, warnings=warnings)
+
+
+def load_dialplan(path: Path, recorded_prompts_dir: Path | None = None) -> Dialplan:
+    """Read and check one dialplan file. A prompt counts as existing if ``<dir>/<name>.wav`` does."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise DialplanInvalid([Problem(str(path), None, (), "not UTF-8 text")]) from None
+
+    def recorded(name: str) -> bool:
+        return recorded_prompts_dir is not None and (recorded_prompts_dir / f"{name}.wav").is_file()
+
+    return parse_dialplan(text, str(path), recorded)

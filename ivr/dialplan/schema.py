@@ -1,0 +1,195 @@
+"""The dialplan YAML schema (pydantic). Documented with examples in docs/dialplans.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NodeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+PromptName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+DIGITS = "0123456789*#"
+_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+EMERGENCY_NUMBERS = ("110", "119", "120", "122")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_time_range(text: str) -> tuple[dt.time, dt.time]:
+    """'08:00-20:00' → (08:00, 20:00); '24:00' means the end of the day."""
+    match = _RANGE.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a time range like '08:00-20:00'")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
+        raise ValueError(f"{text!r} has an impossible time")
+    start = dt.time(h1, m1)
+    end = dt.time.max if h2 == 24 else dt.time(h2, m2)
+    if end <= start:
+        raise ValueError(f"{text!r} ends before it starts")
+    return start, end
+
+
+TimeRanges = tuple[str, ...]
+
+
+class ServiceHours(_Model):
+    """Manual service hours per day type (Asia/Shanghai time). 7×12 by default."""
+
+    workday: TimeRanges = ("08:00-20:00",)
+    restday: TimeRanges = ("08:00-20:00",)
+    holiday: TimeRanges = ("08:00-20:00",)
+
+    @field_validator("workday", "restday", "holiday")
+    @classmethod
+    def _ranges(cls, value: TimeRanges) -> TimeRanges:
+        for text in value:
+            parse_time_range(text)
+        return value
+
+
+class LocalHolidaySpec(_Model):
+    """A local statutory holiday: one date or an inclusive range."""
+
+    name: str = Field(min_length=1)
+    date: dt.date | None = None
+    first: dt.date | None = Field(default=None, alias="from")
+    last: dt.date | None = Field(default=None, alias="to")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LocalHolidaySpec:
+        if self.date is not None and (self.first or self.last):
+            raise ValueError("give either date, or from and to")
+        if self.date is None and not (self.first and self.last):
+            raise ValueError("give a date, or both from and to")
+        if self.first and self.last and self.last < self.first:
+            raise ValueError("'to' is before 'from'")
+        return self
+
+
+class CalendarDay(_Model):
+    """One day for a year chinese-calendar lacks, or a correction."""
+
+    date: dt.date
+    type: Literal["workday", "restday", "holiday"]
+    name: str = ""
+
+
+class Destination(_Model):
+    """Where a transfer goes: a number on an outbound trunk from config.yaml (sip.trunks)."""
+
+    trunk: str = Field(min_length=1)
+    number: str = Field(pattern=r"^[0-9*#+]{2,32}$")
+    three_way: bool = False
+
+
+class _Node(_Model):
+    """Fields every node has."""
+
+    label: str = ""
+
+
+class PlayNode(_Node):
+    kind: Literal["play"]
+    prompts: tuple[PromptName, ...] = Field(min_length=1)
+    next: NodeId
+
+
+class MenuNode(_Node):
+    kind: Literal["menu"]
+    prompt: PromptName
+    options: dict[str, NodeId] = Field(min_length=1)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=5)
+    invalid_prompt: PromptName | None = None
+    timeout_prompt: PromptName | None = None
+    default: NodeId
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _digit_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            converted = {str(k): v for k, v in value.items()}
+            for key in converted:
+                if len(key) != 1 or key not in DIGITS:
+                    raise ValueError(f"option {key!r} is not one key of 0-9, * or #")
+            return converted
+        return value
+
+
+class HoursNode(_Node):
+    kind: Literal["hours"]
+    open: NodeId
+    closed: NodeId
+    holiday: NodeId | None = Field(default=None, description="taken on holidays within hours; default: open")
+
+
+class QueueNode(_Node):
+    kind: Literal["queue"]
+    queue: str = Field(default="general", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    skills: tuple[str, ...] = ()
+    priority: int = Field(default=0, ge=0, le=9)
+    max_wait_s: float = Field(default=300, gt=0, le=3600)
+    next: NodeId = Field(description="overflow: where the call goes when no seat takes it")
+
+
+class TransferNode(_Node):
+    kind: Literal["transfer"]
+    to: str = Field(min_length=1, description="a key of destinations")
+    ring_timeout_s: float = Field(default=40, gt=0, le=300)
+    next: NodeId = Field(description="where the call goes when the transfer fails")
+
+
+class VoicemailNode(_Node):
+    kind: Literal["voicemail"]
+    prompt: PromptName
+    max_s: int = Field(default=120, ge=5, le=600)
+    silence_s: int = Field(default=5, ge=1, le=30)
+    next: NodeId
+
+
+class SurveyNode(_Node):
+    kind: Literal["survey"]
+    prompt: PromptName
+    scale: int = Field(default=5, ge=2, le=9)
+    timeout_s: float = Field(default=6.0, gt=0, le=30)
+    thanks_prompt: PromptName | None = None
+    next: NodeId
+
+
+class SetNode(_Node):
+    kind: Literal["set"]
+    tags: dict[Literal["category", "language", "priority", "topic"], str] = Field(min_length=1)
+    next: NodeId
+
+
+class HangupNode(_Node):
+    kind: Literal["hangup"]
+    prompt: PromptName | None = None
+
+
+Node = Annotated[
+    PlayNode | MenuNode | HoursNode | QueueNode | TransferNode | VoicemailNode | SurveyNode | SetNode | HangupNode,
+    Field(discriminator="kind"),
+]
+
+
+class DialplanSpec(_Model):
+    """One platform's dialplan file."""
+
+    platform: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")
+    name: str = Field(min_length=1)
+    area_code: str = Field(pattern=r"^0\d{2,3}$")
+    hours: ServiceHours = ServiceHours()
+    local_holidays: tuple[LocalHolidaySpec, ...] = ()
+    calendar_extension: tuple[CalendarDay, ...] = ()
+    prompts: dict[PromptName, str] = Field(default_factory=dict)
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+    start: NodeId
+    nodes: dict[NodeId, Node] = Field(min_length=1)
