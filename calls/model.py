@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +21,9 @@ class CallOutcome(StrEnum):
     """How a call ended, as an operator would ask it."""
 
     IVR_COMPLETED = "ivr_completed"  # the IVR ran to its end and released the call
+    ANSWERED = "answered"  # a seat took the call
+    VOICEMAIL = "voicemail"  # the caller left a message
+    TRANSFERRED = "transferred"  # handed to another hotline (province, department, 110 …)
     ABANDONED = "abandoned"  # the caller hung up before the IVR finished
     FALLBACK = "fallback"  # the controller was unreachable: Asterisk's fallback route took it
     FAILED = "failed"  # our side failed the call (logged with the error)
@@ -54,6 +58,13 @@ class CallRecord(BaseModel):
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     ivr_path: tuple[str, ...] = ()
+    digits: tuple[str, ...] = ()  # "<menu node>=<key>", in order pressed
+    tags: dict[str, str] = {}
+    survey_score: int | None = None
+    queue: str = ""
+    seat: str = ""
+    transfer_to: str = ""
+    dialplan_version: str = ""
     outcome: CallOutcome | None = None
     hangup_cause: str = ""
     recording: str = ""
@@ -61,6 +72,19 @@ class CallRecord(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.state is not CallState.ENDED
+
+
+class CallChanges(TypedDict, total=False):
+    """Fields the IVR may set on a live record (checked by mypy, applied by the tracker)."""
+
+    tags: dict[str, str]
+    survey_score: int
+    queue: str
+    seat: str
+    transfer_to: str
+    dialplan_version: str
+    recording: str
+    outcome: CallOutcome
 
 
 def transition(record: CallRecord, new_state: CallState) -> CallRecord:

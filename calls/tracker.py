@@ -9,28 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 
 import structlog
 
-from calls.model import CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
+from calls.model import CallChanges, CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
 from calls.store import CallStore
+from hotline.clock import Clock, system_clock
 from hotline.privacy import mask_number
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CallTracker:
     """Live call records keyed by call id (the caller channel's Asterisk uniqueid)."""
 
-    def __init__(self, store: CallStore, platform: str, clock: Clock = utc_now) -> None:
+    def __init__(self, store: CallStore, platform: str, clock: Clock = system_clock) -> None:
         self._store = store
         self._platform = platform
         self._clock = clock
@@ -141,9 +136,22 @@ class CallTracker:
             await self._put(record.model_copy(update={"ivr_path": (*record.ivr_path, step)}))
 
     async def set_outcome(self, call_id: str, outcome: CallOutcome) -> None:
+        await self.amend(call_id, {"outcome": outcome})
+
+    async def amend(self, call_id: str, changes: CallChanges) -> None:
+        """Set IVR facts on a live record; tags merge into the existing ones."""
+        record = self._live.get(call_id)
+        if record is None:
+            return
+        update: dict[str, object] = dict(changes)
+        if "tags" in changes:
+            update["tags"] = {**record.tags, **changes["tags"]}
+        await self._put(record.model_copy(update=update))
+
+    async def ivr_digit(self, call_id: str, node_id: str, key: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            await self._put(record.model_copy(update={"outcome": outcome}))
+            await self._put(record.model_copy(update={"digits": (*record.digits, f"{node_id}={key}")}))
 
     async def hung_up(self, call_id: str, cause: str) -> CallRecord | None:
         """The caller's channel is gone (AMI Hangup)."""

@@ -18,6 +18,7 @@ from hotline.auth import Principal, TokenRegistry
 from hotline.config import Role
 from hotline.metrics import Metric, render_prometheus
 from hotline.privacy import mask_name, mask_number
+from ivr.dialplan.registry import ReloadResult
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,10 @@ class ApiBackend(Protocol):
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
 
+    async def dialplan_status(self) -> dict[str, Any]: ...
+
+    async def reload_dialplan(self, reason: str) -> ReloadResult: ...
+
 
 def call_view(record: CallRecord) -> dict[str, Any]:
     """A call record as the API shows it: caller masked."""
@@ -51,6 +56,13 @@ def call_view(record: CallRecord) -> dict[str, Any]:
         "answered_at": record.answered_at.isoformat() if record.answered_at else None,
         "ended_at": record.ended_at.isoformat() if record.ended_at else None,
         "ivr_path": list(record.ivr_path),
+        "digits": list(record.digits),
+        "tags": record.tags,
+        "survey_score": record.survey_score,
+        "queue": record.queue,
+        "seat": record.seat,
+        "transfer_to": record.transfer_to,
+        "dialplan_version": record.dialplan_version,
         "outcome": record.outcome.value if record.outcome else None,
         "hangup_cause": record.hangup_cause,
         "has_recording": bool(record.recording),
@@ -125,6 +137,19 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(call_view(record))
 
 
+@requires("supervisor")
+async def dialplan_status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[BACKEND_KEY].dialplan_status())
+
+
+@requires("admin")
+async def reload_dialplan(request: web.Request) -> web.Response:
+    who = request[PRINCIPAL_KEY].name
+    result = await request.app[BACKEND_KEY].reload_dialplan(f"API request by {who}")
+    body = {"ok": result.ok, "version": result.version, "changed": result.changed, "problems": list(result.problems)}
+    return web.json_response(body, status=200 if result.ok else 422)
+
+
 def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     """The aiohttp application."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
@@ -133,4 +158,6 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", list_calls)
     app.router.add_get("/api/v1/calls/{call_id}", get_call)
+    app.router.add_get("/api/v1/dialplans", dialplan_status)
+    app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
     return app

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from hotline.auth import TokenRegistry, new_token, token_sha256
 from hotline.config import ApiToken, Config, ConfigError, load_config
+from ivr.dialplan.loader import DialplanInvalid
 
 EXIT_CONFIG = 2
 
@@ -40,12 +43,15 @@ def token_registry(config: Config) -> TokenRegistry:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hotline.clock import clock_from_environment
     from hotline.controller import Controller, run_until_signalled
     from hotline.logs import configure_logging
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
-    asyncio.run(run_until_signalled(Controller(config, token_registry(config))))
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
+    controller = Controller(config, token_registry(config), clock_from_environment(os.environ))
+    asyncio.run(run_until_signalled(controller))
     return 0
 
 
@@ -104,13 +110,18 @@ def cmd_token_new(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.dialplan.loader import load_dialplan
     from ivr.prompts import build_prompts
-    from telephony.asterisk_conf import prompt_path
+    from telephony.asterisk_conf import ivr_prompts_dir, prompt_path
 
     config = _load(args.config)
-    out = prompt_path(config, "greeting").parent
-    built = build_prompts(config.prompts.model_dump(), config.paths.prompts_dir, out)
-    print(f"prompts in {out}: rebuilt {', '.join(built) or 'none (all up to date)'}")
+    plan = load_dialplan(config.dialplan_path(), config.paths.prompts_dir)
+    for texts, out in (
+        (config.prompts.model_dump(), prompt_path(config, "fallback").parent),
+        (plan.spec.prompts, ivr_prompts_dir(config)),
+    ):
+        built = build_prompts(texts, config.paths.prompts_dir, out)
+        print(f"prompts in {out}: rebuilt {', '.join(built) or 'none (all up to date)'}")
     return 0
 
 
@@ -189,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"hotline12345: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DialplanInvalid as exc:
+        print(f"hotline12345: the dialplan cannot be used:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

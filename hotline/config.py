@@ -36,6 +36,18 @@ class PlatformConfig(_Model):
     name: str = "昆明市12345政务服务便民热线"
     area_code: str = "0871"
     province: bool = False
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @field_validator("id")
     @classmethod
@@ -52,12 +64,20 @@ class PlatformConfig(_Model):
         return value
 
 
+class OutboundTrunk(_Model):
+    """A SIP peer we send calls to (transfers: province, department hotlines, 110/119/120/122)."""
+
+    host: str
+    port: Port = 5060
+
+
 class SipConfig(_Model):
-    """The carrier trunk that delivers 12345 calls, and the RTP range."""
+    """The carrier trunk that delivers 12345 calls, outbound trunks, and the RTP range."""
 
     bind_host: str = "127.0.0.1"
     port: Port = 5060
     trunk_peers: tuple[str, ...] = ("127.0.0.1/32",)
+    trunks: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], OutboundTrunk] = Field(default_factory=dict)
     rtp_port_min: Port = 10000
     rtp_port_max: Port = 14999
 
@@ -94,6 +114,23 @@ class AsteriskConfig(_Model):
     ami_ping_timeout_s: PositiveSeconds = 3.0
     ami_reconnect_initial_s: PositiveSeconds = 0.2
     ami_reconnect_max_s: PositiveSeconds = 5.0
+
+
+class SeatConfig(_Model):
+    """A seat: a softphone that registers (with ``secret``) or sits at a fixed ``contact``."""
+
+    id: str = Field(pattern=r"^[0-9]{3,8}$")
+    name: str = ""
+    secret: str | None = Field(default=None, min_length=8, repr=False)
+    contact: str | None = Field(default=None, pattern=r"^sip:[^\s]+$")
+    skills: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ("general",)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SeatConfig:
+        if self.secret is None and self.contact is None:
+            raise ValueError("a seat needs a secret (to register) or a fixed contact")
+        return self
 
 
 class AgiConfig(_Model):
@@ -152,13 +189,16 @@ class PathsConfig(_Model):
     runtime_dir: Path = Path("var")
     spool_dir: Path = Path("var/spool")
     prompts_dir: Path = Path("prompts")
+    dialplans_dir: Path = Path("dialplans")
 
 
 class PromptsConfig(_Model):
-    """Texts synthesised (espeak-ng, Mandarin) when no recorded file of that name exists."""
+    """Prompts of Asterisk's fallback route (the IVR's own prompts are in the dialplan).
 
-    # digits are written as words: espeak-ng reads "12345" as a number (一万两千…)
-    greeting: str = "您好，这里是一二三四五政务服务便民热线。"
+    Synthesised with espeak-ng (Mandarin) unless a recorded ``<prompts_dir>/<name>.wav`` exists.
+    Digits are written as words: espeak-ng reads "12345" as a number (一万两千…).
+    """
+
     fallback: str = "您好，热线系统正在维护。请在提示音后留言，我们会尽快回复。"
     goodbye: str = "感谢您的来电，再见。"
 
@@ -175,6 +215,7 @@ class Config(_Model):
 
     platform: PlatformConfig = PlatformConfig()
     sip: SipConfig = SipConfig()
+    seats: tuple[SeatConfig, ...] = ()
     asterisk: AsteriskConfig = AsteriskConfig()
     agi: AgiConfig = AgiConfig()
     http: HttpConfig = HttpConfig()
@@ -182,6 +223,18 @@ class Config(_Model):
     paths: PathsConfig = PathsConfig()
     prompts: PromptsConfig = PromptsConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _unique_seats(self) -> Config:
+        ids = [seat.id for seat in self.seats]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"seat ids must be unique: {', '.join(duplicates)} given twice")
+        return self
+
+    def dialplan_path(self) -> Path:
+        """This platform's dialplan file."""
+        return self.paths.dialplans_dir / f"{self.platform.id}.yaml"
 
     def resolved(self, base: Path) -> Config:
         """A copy whose relative paths are anchored at ``base``."""
@@ -194,6 +247,7 @@ class Config(_Model):
                 "runtime_dir": anchor(self.paths.runtime_dir),
                 "spool_dir": anchor(self.paths.spool_dir),
                 "prompts_dir": anchor(self.paths.prompts_dir),
+                "dialplans_dir": anchor(self.paths.dialplans_dir),
             }
         )
         asterisk = self.asterisk

@@ -20,15 +20,20 @@ from calls.model import CallRecord
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
 from hotline import __version__
+from hotline.aio import cancel_and_wait
 from hotline.api import build_api
 from hotline.auth import TokenRegistry
+from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.metrics import Metric
+from ivr.dialplan.loader import Dialplan
+from ivr.dialplan.registry import DialplanRegistry, ReloadResult
 from ivr.entry import IvrEntry
+from ivr.interpreter import IvrContext
 from ivr.prompts import build_prompts
 from telephony.agi_server import AgiServer
 from telephony.ami import AmiClient, AmiSettings
-from telephony.asterisk_conf import AGI_IVR_SCRIPT, prompt_path
+from telephony.asterisk_conf import AGI_IVR_SCRIPT, ivr_prompts_dir, prompt_path
 
 log = structlog.get_logger(__name__)
 
@@ -53,15 +58,22 @@ def ami_settings(config: Config) -> AmiSettings:
 class Controller:
     """One platform's controller. ``start()``, then ``stop()`` (graceful drain)."""
 
-    def __init__(self, config: Config, tokens: TokenRegistry) -> None:
+    def __init__(self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock) -> None:
         self.config = config
         self._redis = aioredis.Redis.from_url(config.redis.url, socket_timeout=3, socket_connect_timeout=3)
         self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days))
-        self.tracker = CallTracker(self.store, config.platform.id)
+        self.tracker = CallTracker(self.store, config.platform.id, clock)
         self.ami = AmiClient(ami_settings(config))
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
-        ivr = IvrEntry(self.tracker, prompt_path(config, "greeting").parent)
+        self._ivr_prompts = ivr_prompts_dir(config)
+        self.dialplans = DialplanRegistry(
+            config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
+        )
+        context = IvrContext(
+            self.tracker, self._ivr_prompts, config.paths.spool_dir / "voicemail", config.platform.timezone, clock
+        )
+        ivr = IvrEntry(self.tracker, self.dialplans, context)
         self.agi = AgiServer(
             config.agi.host,
             config.agi.port,
@@ -73,11 +85,18 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
 
+    async def _build_ivr_prompts(self, plan: Dialplan) -> None:
+        await asyncio.to_thread(build_prompts, plan.spec.prompts, self.config.paths.prompts_dir, self._ivr_prompts)
+
     async def start(self) -> None:
-        """Build prompts, adopt open records, then serve AGI, AMI and HTTP."""
+        """Load the dialplan, build prompts, adopt open records, then serve AGI, AMI and HTTP.
+
+        Raises DialplanInvalid when the platform's dialplan is broken: nothing starts on it.
+        """
         cfg = self.config
+        await self.dialplans.load_initial()
         await asyncio.to_thread(
-            build_prompts, cfg.prompts.model_dump(), cfg.paths.prompts_dir, prompt_path(cfg, "greeting").parent
+            build_prompts, cfg.prompts.model_dump(), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
         )
         try:
             await self.tracker.load_open()
@@ -93,6 +112,7 @@ class Controller:
             asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
+            asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
         ]
         log.info(
             "controller.started",
@@ -129,11 +149,7 @@ class Controller:
         """Graceful drain: stop taking AGI sessions, let running ones finish, save every record."""
         log.info("controller.stopping")
         await self.agi.close(self.config.agi.drain_timeout_s)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.ami.close()
         with contextlib.suppress(Exception):
             await self.tracker.flush_dirty()
@@ -157,7 +173,25 @@ class Controller:
             "asterisk": self.ami.version,
             "live_calls": self.tracker.live_calls,
             "unsaved_records": self.tracker.unsaved,
+            "dialplan": self.dialplans.current.version,
         }
+
+    async def dialplan_status(self) -> dict[str, Any]:
+        plan = self.dialplans.current
+        return {
+            "platform": plan.spec.platform,
+            "source": str(self.dialplans.path),
+            "version": plan.version,
+            "loaded_at": self.dialplans.loaded_at.isoformat() if self.dialplans.loaded_at else None,
+            "nodes": len(plan.spec.nodes),
+            "warnings": [str(w) for w in plan.warnings],
+            "last_error": self.dialplans.last_error,
+            "reloads_ok": self.dialplans.reloads_ok,
+            "reloads_failed": self.dialplans.reloads_failed,
+        }
+
+    async def reload_dialplan(self, reason: str) -> ReloadResult:
+        return await self.dialplans.reload(reason)
 
     async def metrics(self) -> list[Metric]:
         stats = self.agi.stats
@@ -203,11 +237,19 @@ class Controller:
 
 
 async def run_until_signalled(controller: Controller, on_started: Callable[[], None] | None = None) -> None:
-    """Start, serve until SIGTERM/SIGINT, then drain."""
+    """Start, serve until SIGTERM/SIGINT (SIGHUP reloads the dialplan), then drain."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[ReloadResult]] = set()
+
+    def on_hangup_signal() -> None:
+        task = loop.create_task(controller.reload_dialplan("SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup_signal)
     await controller.start()
     if on_started is not None:
         on_started()

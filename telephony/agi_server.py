@@ -39,6 +39,15 @@ class AgiCommandError(Exception):
     """Asterisk refused a command (510, 520) or it failed (result=-1 on a live channel)."""
 
 
+@dataclass(frozen=True)
+class RecordResult:
+    """How a recording ended: 'dtmf' (with the key), 'silence', 'timeout' or 'hangup'."""
+
+    ended_by: str
+    digit: str
+    samples: int
+
+
 class AgiSession:
     """One FastAGI session: send commands, get replies."""
 
@@ -121,6 +130,45 @@ class AgiSession:
         """Play a sound file (path without extension); returns the digit that interrupted it."""
         reply = await self._checked("STREAM", "FILE", quote_argument(path), quote_argument(escape_digits))
         return chr(reply.result_int) if reply.result_int > 0 else ""
+
+    async def get_data(self, prompt: str, timeout_s: float, max_digits: int = 1) -> str:
+        """Play ``prompt`` and collect up to ``max_digits`` keys; '' when none came in time."""
+        reply = await self._checked("GET", "DATA", quote_argument(prompt), str(int(timeout_s * 1000)), str(max_digits))
+        return reply.result
+
+    async def record_file(self, path: str, max_s: int, silence_s: int, escape_digits: str = "#") -> RecordResult:
+        """Record to ``path`` (no extension; WAV) after a beep. A hang-up ends it and is reported,
+        not raised: the message recorded so far is the caller's and must be kept."""
+        reply = await self.command(
+            "RECORD",
+            "FILE",
+            quote_argument(path),
+            "wav",
+            quote_argument(escape_digits),
+            str(max_s * 1000),
+            "BEEP",
+            f"s={silence_s}",
+        )
+        endpos = int(reply.extra_value("endpos") or 0)
+        if reply.result_int == -1:
+            if reply.data == "hangup" or not await self.channel_alive():
+                self.hung_up = True
+                return RecordResult(ended_by="hangup", digit="", samples=endpos)
+            raise AgiCommandError(f"RECORD FILE {path!r} failed: {reply.text}")
+        if reply.data == "dtmf":
+            return RecordResult(ended_by="dtmf", digit=chr(reply.result_int), samples=endpos)
+        return RecordResult(ended_by="timeout" if reply.data == "timeout" else "silence", digit="", samples=endpos)
+
+    async def exec_app(self, application: str, arguments: str) -> int:
+        """Run a dialplan application (Queue, Dial …) and return its result; raises AgiHangup if the
+        channel is gone when it returns."""
+        reply = await self.command("EXEC", application, quote_argument(arguments))
+        if reply.result_int == -2:
+            raise AgiCommandError(f"no application {application!r} in Asterisk")
+        if reply.result_int == -1 and not await self.channel_alive():
+            self.hung_up = True
+            raise AgiHangup(f"channel gone after {application}")
+        return reply.result_int
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._checked("SET", "VARIABLE", quote_argument(name), quote_argument(value))

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from hotline.aio import cancel_and_wait
 from telephony.ami_protocol import HotlineAmiProtocol, to_ami_message
 from telephony.ami_types import (
     AmiActionFailed,
@@ -31,6 +32,8 @@ from telephony.ami_types import (
 )
 
 log = structlog.get_logger(__name__)
+
+_STOP = AmiMessage(headers={"event": "__hotline_stop__"})  # ends the dispatcher, in queue order
 
 
 @dataclass(frozen=True)
@@ -91,19 +94,24 @@ class AmiClient:
             asyncio.create_task(self._dispatch_events(), name="ami-events"),
         ]
 
-    async def close(self) -> None:
-        """Log off if possible and stop every task."""
+    async def close(self, drain_timeout_s: float = 5.0) -> None:
+        """Log off, apply the events already received, and stop every task."""
         self._closing = True
         if self.connected:
             with contextlib.suppress(AmiError):
                 await self.send_action({"Action": "Logoff"}, timeout_s=1.0)
         if self._protocol is not None:
             self._protocol.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        supervisor, dispatcher = self._tasks or (None, None)
+        if supervisor is not None:
+            supervisor.cancel()
+        if dispatcher is not None:
+            # Let the dispatcher finish the events it has (a Hangup must still end its record)
+            # rather than cancelling it inside a handler's Redis write.
+            self._events.put_nowait(_STOP)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=drain_timeout_s)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def wait_connected(self, timeout_s: float) -> None:
@@ -211,6 +219,8 @@ class AmiClient:
     async def _dispatch_events(self) -> None:
         while True:
             event = await self._events.get()
+            if event is _STOP:
+                return
             for handler in (*self._handlers.get(event.name.lower(), ()), *self._handlers.get("*", ())):
                 try:
                     await handler(event)

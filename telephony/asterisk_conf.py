@@ -19,6 +19,8 @@ IVR_DONE_VARIABLE = "HOTLINE_IVR_DONE"
 PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
 FALLBACK_SPOOL = "fallback"
 AGI_IVR_SCRIPT = "ivr"
+SEAT_CONTEXT = "hotline-seat"
+PEER_CONTEXT = "hotline-peer"
 HOTLINE_NUMBER = "12345"
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
@@ -86,6 +88,11 @@ def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:
 def prompt_path(config: Config, name: str) -> Path:
     """Where the built prompt ``name`` lives, without extension (as Playback wants it)."""
     return config.paths.runtime_dir / "prompts" / name
+
+
+def ivr_prompts_dir(config: Config) -> Path:
+    """Where the dialplan's prompts are built (apart from the fallback route's own)."""
+    return config.paths.runtime_dir / "prompts" / "ivr"
 
 
 def _asterisk_conf(config: Config, layout: AsteriskLayout) -> str:
@@ -177,7 +184,83 @@ send_pai = yes
 type = identify
 endpoint = trunk
 {matches}
+{_outbound_trunks(config)}{_seats(config)}"""
+
+
+def _outbound_trunks(config: Config) -> str:
+    blocks = []
+    for name, trunk in config.sip.trunks.items():
+        blocks.append(f"""
+[{name}]
+type = endpoint
+transport = transport-udp
+context = {PEER_CONTEXT}
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+rtp_symmetric = yes
+dtmf_mode = rfc4733
+aors = {name}
+
+[{name}]
+type = aor
+contact = sip:{trunk.host}:{trunk.port}
+""")
+    return "".join(blocks)
+
+
+def _seats(config: Config) -> str:
+    blocks = []
+    for seat in config.seats:
+        auth = f"auth = seat-{seat.id}\n" if seat.secret else ""
+        contact = f"contact = {seat.contact}\n" if seat.contact else "max_contacts = 1\nremove_existing = yes\n"
+        block = f"""
+[{seat.id}]
+type = endpoint
+transport = transport-udp
+context = {SEAT_CONTEXT}
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+rtp_symmetric = yes
+dtmf_mode = rfc4733
+callerid = "{seat.name or seat.id}" <{seat.id}>
+{auth}aors = {seat.id}
+
+[{seat.id}]
+type = aor
+{contact}"""
+        if seat.secret:
+            block += f"""
+[seat-{seat.id}]
+type = auth
+auth_type = userpass
+username = {seat.id}
+password = {seat.secret}
 """
+        blocks.append(block)
+    return "".join(blocks)
+
+
+def queue_name(queue: str) -> str:
+    """The app_queue name of one of our queues ('general' is reserved in queues.conf)."""
+    return f"hotline-{queue}"
+
+
+def _queues_conf(config: Config) -> str:
+    names = sorted({"general", *(q for seat in config.seats for q in seat.queues)})
+    sections = ["[general]\npersistentmembers = no\nshared_lastcall = yes\n"]
+    for name in names:
+        members = "".join(
+            f"member => PJSIP/{seat.id},0,{seat.name or seat.id}\n" for seat in config.seats if name in seat.queues
+        )
+        sections.append(
+            f"[{queue_name(name)}]\nstrategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 5\n"
+            "ringinuse = no\nautofill = yes\nmusicclass = default\n"
+            "joinempty = unavailable,invalid\nleavewhenempty = unavailable,invalid\n"
+            f"announce-frequency = 0\n{members}"
+        )
+    return "\n".join(sections)
 
 
 def _rtp_conf(config: Config) -> str:
@@ -207,6 +290,13 @@ clearglobalvars = yes
 ; anything else on the trunk is not ours: SIP 404
 exten => _X.,1,Hangup(1)
 exten => i,1,Hangup(1)
+
+; calls from seats and outbound peers: feature codes come with the ACD (issue 4)
+[{SEAT_CONTEXT}]
+exten => _X.,1,Hangup(21)
+
+[{PEER_CONTEXT}]
+exten => _X.,1,Hangup(21)
 
 [{ENTRY_CONTEXT}]
 exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
@@ -246,7 +336,6 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
             "messages.log => notice,warning,error,verbose(3)\n"
         ),
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
-        "queues.conf": "[general]\npersistentmembers = no\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
         "features.conf": "[general]\n",
@@ -271,6 +360,7 @@ def render_asterisk_config(config: Config, layout: AsteriskLayout) -> dict[str, 
         "pjsip.conf": _pjsip_conf(config),
         "rtp.conf": _rtp_conf(config),
         "extensions.conf": _extensions_conf(config),
+        "queues.conf": _queues_conf(config),
     }
     files.update(_simple_files(config, layout))
     return files

@@ -86,7 +86,6 @@ class Destination(_Model):
 
     trunk: str = Field(min_length=1)
     number: str = Field(pattern=r"^[0-9*#+]{2,32}$")
-    three_way: bool = False
 
 
 class _Node(_Model):

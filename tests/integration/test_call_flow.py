@@ -29,7 +29,7 @@ def test_caller_hears_greeting_and_record_shows_the_call(platform: PlatformUnder
     assert call["platform"] == "kunming"
     assert call["called"] == "12345"
     assert call["outcome"] == "ivr_completed"
-    assert call["ivr_path"] == ["greeting", "goodbye"]
+    assert call["ivr_path"] == ["welcome", "bye"]
     assert call["answered_at"] is not None
     assert call["started_at"] <= call["answered_at"] <= call["ended_at"]
     assert call["call_id"].startswith("kunming-")
@@ -52,7 +52,7 @@ def test_caller_hanging_up_mid_greeting_is_recorded_as_abandoned(platform: Platf
     assert result.ok, result.errors
     call = platform.wait_call(lambda c: c["caller"] == "139****0002" and c["state"] == "ended", "the call record")
     assert call["outcome"] == "abandoned"
-    assert call["ivr_path"] == ["greeting"]
+    assert call["ivr_path"] == ["welcome"]
     # a hang-up is a normal end of a session, not a handler failure
     assert "hotline_agi_sessions_failed_total 0" in platform.http("/metrics", token=None).body
 

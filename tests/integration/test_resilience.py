@@ -76,7 +76,7 @@ def test_controller_killed_mid_call_caller_is_not_dropped(fresh_platform: Platfo
     )
     assert ended["outcome"] == "fallback"
     assert ended["has_recording"] is True
-    assert ended["ivr_path"][0] == "greeting"
+    assert ended["ivr_path"][0] == "welcome"
 
 
 def test_sigterm_drains_the_call_in_progress(fresh_platform: PlatformUnderTest) -> None:

@@ -56,6 +56,8 @@ class PlatformUnderTest:
 
     root: Path
     overrides: dict[str, Any] = field(default_factory=dict)
+    dialplan: str = "greet"  # a file of tests/dialplans
+    environment: dict[str, str] = field(default_factory=dict)  # for the controller (HOTLINE_TEST_NOW)
     config: Config = field(init=False)
     config_path: Path = field(init=False)
     redis: RedisProcess = field(init=False)
@@ -84,12 +86,21 @@ class PlatformUnderTest:
                 ],
             },
             "redis": {"url": f"redis://127.0.0.1:{redis_port}/0"},
-            "paths": {"runtime_dir": "var", "spool_dir": "var/spool", "prompts_dir": str(REPO / "prompts")},
+            "paths": {
+                "runtime_dir": "var",
+                "spool_dir": "var/spool",
+                "prompts_dir": str(REPO / "prompts"),
+                "dialplans_dir": "dialplans",
+            },
             "logging": {"level": "info", "format": "json"},
         }
         for section, values in self.overrides.items():
-            data.setdefault(section, {}).update(values)
+            if isinstance(values, dict):
+                data.setdefault(section, {}).update(values)
+            else:
+                data[section] = values
         self.root.mkdir(parents=True, exist_ok=True)
+        self.install_dialplan(self.dialplan)
         self.config_path = self.root / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         self.config = load_config(self.config_path)
@@ -97,6 +108,16 @@ class PlatformUnderTest:
         layout = write_asterisk_config(self.config, self.root / "asterisk-etc")
         self.asterisk = AsteriskProcess(layout, self.root / "asterisk-console.log")
         self.controller_log = self.root / "controller.log"
+
+    @property
+    def dialplan_file(self) -> Path:
+        return self.root / "dialplans" / "kunming.yaml"
+
+    def install_dialplan(self, name: str, edit: Callable[[str], str] = lambda text: text) -> None:
+        """Copy tests/dialplans/<name>.yaml in as this platform's dialplan (optionally edited)."""
+        self.dialplan_file.parent.mkdir(parents=True, exist_ok=True)
+        text = (REPO / "tests" / "dialplans" / f"{name}.yaml").read_text(encoding="utf-8")
+        self.dialplan_file.write_text(edit(text), encoding="utf-8")
 
     # processes
 
@@ -110,7 +131,9 @@ class PlatformUnderTest:
         self.asterisk.stop()
         self.redis.stop()
 
-    def start_controller(self, wait_ami: bool = True) -> None:
+    def start_controller(self, wait_ami: bool = True, environment: dict[str, str] | None = None) -> None:
+        if environment is not None:
+            self.environment = environment
         log = self.controller_log.open("ab")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "hotline.cli", "run", "--config", str(self.config_path)],
@@ -118,7 +141,7 @@ class PlatformUnderTest:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.root,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.environment},
         )
         log.close()
         wait_for("the controller's HTTP API", lambda: self.health_or_none() is not None, timeout_s=30)
@@ -133,6 +156,8 @@ class PlatformUnderTest:
         try:
             code = self.controller.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            self.controller.send_signal(signal.SIGUSR1)  # stacks into the log, for the post-mortem
+            time.sleep(0.5)
             self.controller.kill()
             code = self.controller.wait()
         self.controller = None
@@ -144,8 +169,8 @@ class PlatformUnderTest:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.config.http.port}"
 
-    def http(self, path: str, token: str | None = ADMIN_TOKEN) -> HttpResult:
-        request = urllib.request.Request(self.base_url + path)
+    def http(self, path: str, token: str | None = ADMIN_TOKEN, method: str = "GET") -> HttpResult:
+        request = urllib.request.Request(self.base_url + path, method=method)
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:

@@ -80,7 +80,7 @@ CALLER_HANGS_UP = """
       From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
-      CSeq: 2 BYE
+      CSeq: 99 BYE
       Contact: sip:[caller]@[local_ip]:[local_port]
       Max-Forwards: 70
       Content-Length: 0
@@ -183,3 +183,131 @@ def run_sipp(
     return SippCall(
         sip_port, scenario_xml, number=number, caller=caller, caller_name=caller_name, timeout_s=timeout_s
     ).wait()
+
+
+def dtmf(key: str) -> str:
+    """One RFC 4733 key from SIPp's shipped pcaps, then silence (the same key twice reads as one)."""
+    name = {"*": "star", "#": "pound"}.get(key, key)
+    return (
+        f'  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_{name}.pcap"/></action></nop>\n'
+        + pause(400)
+    )
+
+
+def dtmf_info(key: str, cseq: int) -> str:
+    """One key as SIP INFO (application/dtmf-relay); ``cseq`` between the INVITE's 1 and the BYE's 99."""
+    return f"""
+  <send retrans="500">
+    <![CDATA[
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={key}
+      Duration=250
+    ]]>
+  </send>
+  <recv response="200"/>
+{pause(400)}"""
+
+
+def answering_peer(talk_ms: int, hang_up: bool) -> str:
+    """A seat or a peer hotline: answers, talks ``talk_ms``, then hangs up (or waits for BYE)."""
+    answer = """
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+    if not hang_up:
+        return answer + HOTLINE_HANGS_UP
+    bye = """
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 2 BYE
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+    return answer + pause(talk_ms) + bye
+
+
+class SippServer:
+    """A SIPp UAS on its own port (a seat with a static contact, or a peer hotline), one call."""
+
+    def __init__(self, scenario_xml: str, timeout_s: float = 90.0) -> None:
+        self.port = free_tcp_and_udp_port()
+        self._tmp = tempfile.TemporaryDirectory(prefix="sipp-uas-")
+        folder = Path(self._tmp.name)
+        (folder / "uas.xml").write_text(scenario_xml, encoding="utf-8")
+        self._errors = folder / "errors.log"
+        self._timeout_s = timeout_s
+        command = [
+            "sipp", "-sf", str(folder / "uas.xml"), "-i", "127.0.0.1", "-p", str(self.port),
+            "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)), "-m", "1",
+            "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
+            "-trace_err", "-error_file", str(self._errors),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait(self) -> SippResult:
+        try:
+            _, stderr = self._proc.communicate(timeout=self._timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            _, stderr = self._proc.communicate()
+        text = self._errors.read_text(errors="replace") if self._errors.exists() else ""
+        self._tmp.cleanup()
+        return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._tmp.cleanup()

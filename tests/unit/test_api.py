@@ -15,6 +15,7 @@ from hotline.api import build_api
 from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken
 from hotline.metrics import Metric
+from ivr.dialplan.registry import ReloadResult
 
 RECORD = CallRecord(
     call_id="kunming-1.1",
@@ -33,6 +34,8 @@ RECORD = CallRecord(
 class Backend:
     def __init__(self) -> None:
         self.store_down = False
+        self.broken_dialplan = False
+        self.reloads: list[str] = []
 
     async def health(self) -> dict[str, Any]:
         return {"status": "ok", "components": {"ami": "up"}}
@@ -51,11 +54,21 @@ class Backend:
     async def get_call(self, call_id: str) -> CallRecord | None:
         return RECORD if call_id == RECORD.call_id else None
 
+    async def dialplan_status(self) -> dict[str, Any]:
+        return {"version": "abc"}
+
+    async def reload_dialplan(self, reason: str) -> ReloadResult:
+        self.reloads.append(reason)
+        if self.broken_dialplan:
+            return ReloadResult(False, "abc", False, ("dali.yaml:3:1: error: nodes: required key is missing",))
+        return ReloadResult(True, "def", True)
+
 
 TOKENS = TokenRegistry(
     [
         ApiToken(name="sup", role="supervisor", sha256=token_sha256("sup-token")),
         ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token")),
+        ApiToken(name="root", role="admin", sha256=token_sha256("admin-token")),
     ]
 )
 
@@ -105,3 +118,20 @@ async def test_health_and_metrics_are_open(backend_and_client: tuple[Backend, Te
     text = await (await client.get("/metrics")).text()
     assert "# TYPE hotline_calls_live gauge\nhotline_calls_live 3\n" in text
     assert 'x_total{q="a\\"b"} 1.5' in text
+
+
+async def test_dialplan_reload_is_for_admins(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    backend, client = backend_and_client
+    assert (await client.post("/api/v1/dialplans/reload", headers=bearer("sup-token"))).status == 403
+    assert (await client.get("/api/v1/dialplans", headers=bearer("sup-token"))).status == 200
+    response = await client.post("/api/v1/dialplans/reload", headers=bearer("admin-token"))
+    assert response.status == 200
+    assert (await response.json())["version"] == "def"
+    assert backend.reloads == ["API request by root"]
+    backend.broken_dialplan = True
+    response = await client.post("/api/v1/dialplans/reload", headers=bearer("admin-token"))
+    assert response.status == 422
+    body = await response.json()
+    assert body["ok"] is False
+    assert body["version"] == "abc"
+    assert body["problems"] == ["dali.yaml:3:1: error: nodes: required key is missing"]

@@ -1,0 +1,124 @@
+"""The running dialplan of a platform, and its safe reload.
+
+A reload (SIGHUP, file change, or the admin API) loads and checks the file and builds its
+prompts before swapping; a broken file is rejected with the checker's message and the running
+version stays. Calls keep the Dialplan object they started with, so a reload never changes a
+call in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem, load_dialplan
+
+log = structlog.get_logger(__name__)
+
+Prepare = Callable[[Dialplan], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did."""
+
+    ok: bool
+    version: str
+    changed: bool
+    problems: tuple[str, ...] = field(default=())
+
+
+class DialplanRegistry:
+    """Holds the current Dialplan of one platform."""
+
+    def __init__(self, path: Path, recorded_prompts_dir: Path, platform_id: str, prepare: Prepare) -> None:
+        self.path = path
+        self._recorded = recorded_prompts_dir
+        self._platform_id = platform_id
+        self._prepare = prepare
+        self._current: Dialplan | None = None
+        self._lock = asyncio.Lock()
+        self._stamp: tuple[float, int] | None = None
+        self.loaded_at: datetime | None = None
+        self.last_error = ""
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+
+    @property
+    def current(self) -> Dialplan:
+        if self._current is None:
+            raise RuntimeError("no dialplan loaded yet")
+        return self._current
+
+    def _file_stamp(self) -> tuple[float, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size)
+
+    async def _load(self) -> Dialplan:
+        plan = await asyncio.to_thread(load_dialplan, self.path, self._recorded)
+        if plan.spec.platform != self._platform_id:
+            raise DialplanInvalid(
+                [
+                    Problem(
+                        str(self.path),
+                        None,
+                        ("platform",),
+                        f"this dialplan is for {plan.spec.platform!r}, but this controller runs {self._platform_id!r}",
+                    )
+                ]
+            )
+        await self._prepare(plan)
+        return plan
+
+    async def load_initial(self) -> Dialplan:
+        """Load at start; raises DialplanInvalid (the controller must not start on a bad file)."""
+        self._stamp = self._file_stamp()
+        plan = await self._load()
+        self._current = plan
+        self.loaded_at = datetime.now(UTC)
+        for warning in plan.warnings:
+            log.warning("dialplan.warning", problem=str(warning))
+        log.info("dialplan.loaded", source=str(self.path), version=plan.version, nodes=len(plan.spec.nodes))
+        return plan
+
+    async def reload(self, reason: str) -> ReloadResult:
+        """Load the file again; keep the running version if the new one is broken."""
+        async with self._lock:
+            self._stamp = self._file_stamp()
+            previous = self.current.version
+            try:
+                plan = await self._load()
+            except DialplanInvalid as exc:
+                self.reloads_failed += 1
+                self.last_error = str(exc)
+                log.error(
+                    "dialplan.reload_rejected", reason=reason, kept=previous, problems=[str(p) for p in exc.problems]
+                )
+                return ReloadResult(False, previous, False, tuple(str(p) for p in exc.problems))
+            except Exception as exc:  # e.g. a prompt could not be built: keep running what works
+                self.reloads_failed += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("dialplan.reload_failed", reason=reason, kept=previous)
+                return ReloadResult(False, previous, False, (self.last_error,))
+            self._current = plan
+            self.loaded_at = datetime.now(UTC)
+            self.last_error = ""
+            self.reloads_ok += 1
+            log.info("dialplan.reloaded", reason=reason, version=plan.version, previous=previous)
+            return ReloadResult(True, plan.version, plan.version != previous)
+
+    async def watch(self, interval_s: float = 1.0) -> None:
+        """Reload when the file changes (a task of the controller)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            stamp = self._file_stamp()
+            if stamp is not None and stamp != self._stamp:
+                await self.reload("file changed")

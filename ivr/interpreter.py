@@ -1,0 +1,226 @@
+"""Runs one call through a dialplan graph over a FastAGI session.
+
+One handler per node kind; each returns the next node id, or None when the call is released.
+Every step, key, tag, survey answer and outcome goes on the call record as it happens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from calls.model import CallOutcome
+from calls.tracker import CallTracker
+from ivr.dialplan.loader import Dialplan
+from ivr.dialplan.schema import (
+    HangupNode,
+    HoursNode,
+    MenuNode,
+    Node,
+    PlayNode,
+    QueueNode,
+    SetNode,
+    SurveyNode,
+    TransferNode,
+    VoicemailNode,
+)
+from ivr.hours import service_state
+from telephony.agi_server import AgiHangup, AgiSession
+from telephony.asterisk_conf import IVR_DONE_VARIABLE, queue_name
+
+log = structlog.get_logger(__name__)
+
+MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class IvrContext:
+    """What the interpreter needs besides the session: where things are, what time it is."""
+
+    def __init__(
+        self,
+        tracker: CallTracker,
+        prompts_dir: Path,
+        voicemail_dir: Path,
+        timezone: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.tracker = tracker
+        self.prompts_dir = prompts_dir
+        self.voicemail_dir = voicemail_dir
+        self.zone = ZoneInfo(timezone)
+        self.clock = clock
+
+
+class IvrRun:
+    """One call's walk through one dialplan version."""
+
+    def __init__(self, session: AgiSession, plan: Dialplan, ctx: IvrContext, call_id: str) -> None:
+        self.session = session
+        self.plan = plan
+        self.ctx = ctx
+        self.call_id = call_id
+
+    def _prompt(self, name: str) -> str:
+        return str(self.ctx.prompts_dir / name)
+
+    async def run(self) -> None:
+        """Walk from the start node until a node releases the call."""
+        tracker = self.ctx.tracker
+        await tracker.amend(self.call_id, {"dialplan_version": self.plan.version})
+        node_id: str | None = self.plan.spec.start
+        for _ in range(MAX_STEPS):
+            if node_id is None:
+                return
+            node = self.plan.node(node_id)
+            await tracker.ivr_step(self.call_id, node_id)
+            log.debug("ivr.node", node=node_id, kind=node.kind)
+            node_id = await self._step(node_id, node)
+        log.error("ivr.too_many_steps", dialplan=self.plan.source)
+        await self._release()
+
+    async def _step(self, node_id: str, node: Node) -> str | None:  # noqa: PLR0911 - one case per kind
+        match node:
+            case PlayNode():
+                return await self._play(node)
+            case MenuNode():
+                return await self._menu(node_id, node)
+            case HoursNode():
+                return await self._hours(node)
+            case QueueNode():
+                return await self._queue(node)
+            case TransferNode():
+                return await self._transfer(node)
+            case VoicemailNode():
+                return await self._voicemail(node)
+            case SurveyNode():
+                return await self._survey(node_id, node)
+            case SetNode():
+                return await self._set(node)
+            case HangupNode():
+                await self._hangup(node)
+                return None
+
+    async def _release(self) -> None:
+        """Tell the dialplan we are done (no fallback route) and end the call."""
+        await self.session.set_variable(IVR_DONE_VARIABLE, "1")
+        await self.session.hangup()
+
+    async def _play(self, node: PlayNode) -> str:
+        for prompt in node.prompts:
+            await self.session.stream_file(self._prompt(prompt))
+        return node.next
+
+    async def _menu(self, node_id: str, node: MenuNode) -> str:
+        for attempt in range(node.retries + 1):
+            key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)
+            if key in node.options:
+                await self.ctx.tracker.ivr_digit(self.call_id, node_id, key)
+                return node.options[key]
+            await self.ctx.tracker.ivr_digit(self.call_id, node_id, key or "timeout")
+            log.info("ivr.menu_retry", node=node_id, key=key or "timeout", attempt=attempt + 1)
+            retry_prompt = node.invalid_prompt if key else node.timeout_prompt
+            if retry_prompt and attempt < node.retries:
+                await self.session.stream_file(self._prompt(retry_prompt))
+        return node.default
+
+    async def _hours(self, node: HoursNode) -> str:
+        local_now = self.ctx.clock().astimezone(self.ctx.zone)
+        state = service_state(self.plan.spec.hours, self.plan.calendar, local_now)
+        tags = {"service": "open" if state.open else "closed", "day_type": state.day.day_type.value}
+        if state.calendar_missing:
+            log.error("ivr.calendar_missing", error=state.calendar_missing, dialplan=self.plan.source)
+            tags["calendar"] = "missing"
+        await self.ctx.tracker.amend(self.call_id, {"tags": tags})
+        if not state.open:
+            return node.closed
+        if state.day.day_type.value == "holiday" and node.holiday:
+            return node.holiday
+        return node.open
+
+    async def _queue(self, node: QueueNode) -> str | None:
+        tags = {"priority": str(node.priority)}
+        if node.skills:
+            tags["skills"] = ",".join(node.skills)
+        await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "tags": tags})
+        # Until our own ACD (issue 4) takes over, app_queue rings the seats; 'c' keeps the
+        # caller in the IVR when the seat hangs up first.
+        await self.session.exec_app("Queue", f"{queue_name(node.queue)},c,,,{int(node.max_wait_s)}")
+        seat = await self.session.get_variable("MEMBERNAME")
+        if seat:
+            await self.ctx.tracker.amend(self.call_id, {"seat": seat, "outcome": CallOutcome.ANSWERED})
+            await self._release()
+            return None
+        status = await self.session.get_variable("QUEUESTATUS") or "unknown"
+        await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": status.lower()}})
+        log.info("ivr.queue_overflow", queue=node.queue, status=status)
+        return node.next
+
+    async def _transfer(self, node: TransferNode) -> str | None:
+        destination = self.plan.spec.destinations[node.to]
+        await self.ctx.tracker.amend(self.call_id, {"transfer_to": f"{node.to}:{destination.number}"})
+        await self.session.exec_app(
+            "Dial", f"PJSIP/{destination.number}@{destination.trunk},{int(node.ring_timeout_s)}"
+        )
+        status = await self.session.get_variable("DIALSTATUS") or "unknown"
+        if status == "ANSWER":
+            await self.ctx.tracker.amend(self.call_id, {"outcome": CallOutcome.TRANSFERRED})
+            await self._release()
+            return None
+        await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": status.lower()}})
+        log.warning("ivr.transfer_failed", destination=node.to, status=status)
+        return node.next
+
+    async def _voicemail(self, node: VoicemailNode) -> str | None:
+        await self.session.stream_file(self._prompt(node.prompt))
+        self.ctx.voicemail_dir.mkdir(parents=True, exist_ok=True)
+        base = self.ctx.voicemail_dir / _SAFE_ID.sub("_", self.call_id)
+        await self.ctx.tracker.amend(
+            self.call_id, {"recording": f"voicemail/{base.name}.wav", "outcome": CallOutcome.VOICEMAIL}
+        )
+        result = await self.session.record_file(str(base), node.max_s, node.silence_s)
+        _fsync(base.with_suffix(".wav"))
+        log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples)
+        if result.ended_by == "hangup":
+            raise AgiHangup("caller hung up after leaving a message")
+        return node.next
+
+    async def _survey(self, node_id: str, node: SurveyNode) -> str:
+        key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)
+        await self.ctx.tracker.ivr_digit(self.call_id, node_id, key or "timeout")
+        if key.isdigit() and 1 <= int(key) <= node.scale:
+            await self.ctx.tracker.amend(self.call_id, {"survey_score": int(key)})
+            if node.thanks_prompt:
+                await self.session.stream_file(self._prompt(node.thanks_prompt))
+        return node.next
+
+    async def _set(self, node: SetNode) -> str:
+        await self.ctx.tracker.amend(self.call_id, {"tags": {str(k): v for k, v in node.tags.items()}})
+        return node.next
+
+    async def _hangup(self, node: HangupNode) -> None:
+        if node.prompt:
+            await self.session.stream_file(self._prompt(node.prompt))
+        record = self.ctx.tracker.get_live(self.call_id)
+        if record is not None and record.outcome is None:
+            await self.ctx.tracker.set_outcome(self.call_id, CallOutcome.IVR_COMPLETED)
+        await self._release()
+
+
+def _fsync(path: Path) -> None:
+    """Make the caller's message durable before we tell anyone it exists."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        log.warning("ivr.voicemail_file_missing", file=path.name)
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
