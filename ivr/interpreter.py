@@ -185,7 +185,7 @@ class IvrRun:
             self.call_id, {"recording": f"voicemail/{base.name}.wav", "outcome": CallOutcome.VOICEMAIL}
         )
         result = await self.session.record_file(str(base), node.max_s, node.silence_s)
-        _fsync(base.with_suffix(".wav"))
+        _fsync(base.parent / f"{base.name}.wav")  # not with_suffix: call ids contain dots
         log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples)
         if result.ended_by == "hangup":
             raise AgiHangup("caller hung up after leaving a message")

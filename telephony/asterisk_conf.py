@@ -176,6 +176,8 @@ disallow = all
 allow = ulaw,alaw
 ; media stays through Asterisk: recording and simple SIP peers need it
 direct_media = no
+; no re-INVITE/UPDATE just to show the other party's name: carriers and simple phones refuse it
+send_connected_line = no
 rtp_symmetric = yes
 dtmf_mode = rfc4733
 send_pai = yes
@@ -198,6 +200,8 @@ context = {PEER_CONTEXT}
 disallow = all
 allow = ulaw,alaw
 direct_media = no
+; no re-INVITE/UPDATE just to show the other party's name: carriers and simple phones refuse it
+send_connected_line = no
 rtp_symmetric = yes
 dtmf_mode = rfc4733
 aors = {name}
@@ -222,6 +226,8 @@ context = {SEAT_CONTEXT}
 disallow = all
 allow = ulaw,alaw
 direct_media = no
+; no re-INVITE/UPDATE just to show the other party's name: carriers and simple phones refuse it
+send_connected_line = no
 rtp_symmetric = yes
 dtmf_mode = rfc4733
 callerid = "{seat.name or seat.id}" <{seat.id}>
@@ -257,6 +263,8 @@ def _queues_conf(config: Config) -> str:
         sections.append(
             f"[{queue_name(name)}]\nstrategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 5\n"
             "ringinuse = no\nautofill = yes\nmusicclass = default\n"
+            # MEMBERNAME on the caller's channel tells the IVR which seat took the call
+            "setinterfacevar = yes\n"
             "joinempty = unavailable,invalid\nleavewhenempty = unavailable,invalid\n"
             f"announce-frequency = 0\n{members}"
         )

@@ -6,28 +6,11 @@ import subprocess
 from pathlib import Path
 
 
-def tone_wav(path: Path, seconds: float = 3.0, frequency_hz: int = 440) -> Path:
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-e",
-            "u-law",
-            str(path),
-            "synth",
-            str(seconds),
-            "sine",
-            str(frequency_hz),
-            "vol",
-            "0.5",
-        ],
-        check=True,
-        capture_output=True,
-    )
+def tone_wav(path: Path, seconds: float = 3.0, frequency_hz: int = 440, volume: float = 0.5) -> Path:
+    """A sine tone as an 8 kHz u-law WAV; ``volume=0`` gives RTP that carries silence."""
+    command = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path)]
+    command += ["synth", str(seconds), "sine", str(frequency_hz), "vol", str(volume)]
+    subprocess.run(command, check=True, capture_output=True)
     return path
 
 

@@ -77,7 +77,7 @@ class PlatformUnderTest:
                 "ami_ping_timeout_s": 1.0,
                 "ami_reconnect_max_s": 1.0,
             },
-            "agi": {"port": free_port()},
+            "agi": {"port": free_port(), "drain_timeout_s": 10},
             "http": {
                 "port": free_port(),
                 "tokens": [

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.dtmf import key_press_pcap
 from tests.support.ports import free_port, free_tcp_and_udp_port
 
 INVITE = """
@@ -142,6 +143,7 @@ class SippCall:
         caller: str = "13800138000",
         caller_name: str = "",
         timeout_s: float = 60.0,
+        calls: int = 1,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="sipp-")
         folder = Path(self._tmp.name)
@@ -151,7 +153,7 @@ class SippCall:
         self._timeout_s = timeout_s
         command = [
             "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario_file), "-s", number,
-            "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
+            "-m", str(calls), "-l", str(calls), "-r", "50", "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
             "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)),
             "-key", "caller", caller, "-key", "caller_name", caller_name,
             "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
@@ -185,13 +187,11 @@ def run_sipp(
     ).wait()
 
 
-def dtmf(key: str) -> str:
-    """One RFC 4733 key from SIPp's shipped pcaps, then silence (the same key twice reads as one)."""
-    name = {"*": "star", "#": "pound"}.get(key, key)
-    return (
-        f'  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_{name}.pcap"/></action></nop>\n'
-        + pause(400)
-    )
+def dtmf(key: str, press: int = 0) -> str:
+    """One RFC 4733 key; ``press`` is its place among the call's keys (0, 1, …), so that
+    sequence numbers and timestamps increase (see tests/support/dtmf.py)."""
+    pcap = key_press_pcap(key, press)
+    return f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n' + pause(400)
 
 
 def dtmf_info(key: str, cseq: int) -> str:
@@ -221,7 +221,12 @@ def dtmf_info(key: str, cseq: int) -> str:
 def answering_peer(talk_ms: int, hang_up: bool) -> str:
     """A seat or a peer hotline: answers, talks ``talk_ms``, then hangs up (or waits for BYE)."""
     answer = """
-  <recv request="INVITE"/>
+  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
+    </action>
+  </recv>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -264,8 +269,8 @@ def answering_peer(talk_ms: int, hang_up: bool) -> str:
     <![CDATA[
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
+      From: [$our_to];tag=[pid]SIPpTag01[call_number]
+      To: [$their_from]
       [last_Call-ID:]
       CSeq: 2 BYE
       Contact: <sip:[local_ip]:[local_port];transport=[transport]>
@@ -281,8 +286,8 @@ def answering_peer(talk_ms: int, hang_up: bool) -> str:
 class SippServer:
     """A SIPp UAS on its own port (a seat with a static contact, or a peer hotline), one call."""
 
-    def __init__(self, scenario_xml: str, timeout_s: float = 90.0) -> None:
-        self.port = free_tcp_and_udp_port()
+    def __init__(self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0) -> None:
+        self.port = port or free_tcp_and_udp_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="sipp-uas-")
         folder = Path(self._tmp.name)
         (folder / "uas.xml").write_text(scenario_xml, encoding="utf-8")

@@ -1,0 +1,275 @@
+"""Every dialplan node kind on a real call (Asterisk + SIPp callers, seats and peers, DTMF as
+RFC 4733 and as SIP INFO), proven by the call record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.audio import duration_s, rms_amplitude, tone_wav
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.ports import free_tcp_and_udp_port
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    SippCall,
+    SippServer,
+    answering_peer,
+    dtmf,
+    dtmf_info,
+    pause,
+    run_sipp,
+    scenario,
+    stream_audio,
+)
+
+pytestmark = pytest.mark.integration
+
+MONDAY_MORNING = "2026-03-09T10:00:00+08:00"
+
+
+class Nodes:
+    """The shared platform of this module, with its seat and peer ports."""
+
+    def __init__(self, platform: PlatformUnderTest, seat_port: int, carrier_port: int) -> None:
+        self.platform = platform
+        self.seat_port = seat_port
+        self.carrier_port = carrier_port
+
+    @property
+    def sip_port(self) -> int:
+        return self.platform.config.sip.port
+
+    def prompt_ms(self, name: str) -> int:
+        return int(duration_s(self.platform.config.paths.runtime_dir / "prompts" / "ivr" / f"{name}.wav") * 1000)
+
+    def call(self, caller: str, *parts: str, timeout_s: float = 60) -> dict[str, Any]:
+        result = run_sipp(self.sip_port, scenario(INVITE, ANSWERED, *parts), caller=caller, timeout_s=timeout_s)
+        assert result.ok, result.errors
+        masked = caller[:3] + "****" + caller[-4:]
+        return self.platform.wait_call(
+            lambda c: c["caller"] == masked and c["state"] == "ended", f"the record of {caller}"
+        )
+
+    def in_menu_ms(self) -> int:
+        """From answer to the middle of the menu's listening window."""
+        return self.prompt_ms("welcome") + self.prompt_ms("menu") + 500
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
+    seat_port, carrier_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    platform = PlatformUnderTest(
+        tmp_path_factory.mktemp("nodes"),
+        overrides={
+            "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
+            "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+        },
+        dialplan="every_node",
+        environment={"HOTLINE_TEST_NOW": MONDAY_MORNING},
+    )
+    platform.start_all()
+    try:
+        yield Nodes(platform, seat_port, carrier_port)
+    finally:
+        platform.stop_all()
+
+
+def test_menu_key_set_tags_and_queue_to_a_seat(nodes: Nodes) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=2000, hang_up=True)), port=nodes.seat_port)
+    call = nodes.call("13900000001", pause(nodes.in_menu_ms()), dtmf("1"), HOTLINE_HANGS_UP)
+    assert seat.wait().ok
+    assert call["ivr_path"] == ["entry", "welcome", "menu", "complaint", "seat"]
+    assert call["digits"] == ["menu=1"]
+    assert call["tags"]["category"] == "complaint"
+    assert call["tags"]["language"] == "yi"
+    assert call["tags"]["service"] == "open"
+    assert call["tags"]["day_type"] == "workday"
+    assert call["queue"] == "general"
+    assert call["seat"] == "1001"
+    assert call["outcome"] == "answered"
+
+
+def test_survey_with_rfc4733_keys(nodes: Nodes) -> None:
+    call = nodes.call(
+        "13900000002",
+        pause(nodes.in_menu_ms()),
+        dtmf("2"),
+        pause(nodes.prompt_ms("survey")),
+        dtmf("4", press=1),
+        HOTLINE_HANGS_UP,
+    )
+    assert call["ivr_path"][-2:] == ["survey", "bye"]
+    assert call["digits"] == ["menu=2", "survey=4"]
+    assert call["survey_score"] == 4
+    assert call["outcome"] == "ivr_completed"
+
+
+def test_survey_with_sip_info_keys(nodes: Nodes) -> None:
+    call = nodes.call(
+        "13900000003",
+        pause(nodes.in_menu_ms()),
+        dtmf_info("2", cseq=10),
+        pause(nodes.prompt_ms("survey")),
+        dtmf_info("5", cseq=11),
+        HOTLINE_HANGS_UP,
+    )
+    assert call["digits"] == ["menu=2", "survey=5"]
+    assert call["survey_score"] == 5
+
+
+def test_transfer_to_110_on_the_carrier_trunk(nodes: Nodes) -> None:
+    police = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=nodes.carrier_port)
+    call = nodes.call("13900000004", pause(nodes.in_menu_ms()), dtmf("3"), HOTLINE_HANGS_UP)
+    assert police.wait().ok
+    assert call["ivr_path"][-1] == "police"
+    assert call["transfer_to"] == "police:110"
+    assert call["outcome"] == "transferred"
+
+
+def test_transfer_that_fails_goes_on_to_voicemail(nodes: Nodes, tmp_path: Path) -> None:
+    silence = tone_wav(tmp_path / "quiet.wav", seconds=1, frequency_hz=300, volume=0.0)
+    call = nodes.call(
+        "13900000005", stream_audio(silence, loops=-1), pause(nodes.in_menu_ms()), dtmf("3"), HOTLINE_HANGS_UP
+    )  # nobody listens on the carrier port
+    assert call["ivr_path"][-3:] == ["police", "vm", "bye"]
+    assert call["tags"]["transfer_status"] in ("chanunavail", "congestion", "noanswer")
+    assert call["outcome"] == "voicemail"
+
+
+def test_voicemail_keeps_the_message(nodes: Nodes, tmp_path: Path) -> None:
+    speech = tone_wav(tmp_path / "speech.wav", seconds=3)
+    call = nodes.call(
+        "13900000006",
+        pause(nodes.in_menu_ms()),
+        dtmf("4"),
+        pause(nodes.prompt_ms("leave") + 700),
+        stream_audio(speech),
+        pause(3200),
+        dtmf("#", press=1),
+        HOTLINE_HANGS_UP,
+    )
+    assert call["ivr_path"][-2:] == ["vm", "bye"]
+    assert call["outcome"] == "voicemail"
+    assert call["has_recording"]
+    recording = nodes.platform.stored_call(call["call_id"])["recording"]
+    assert recording == f"voicemail/{call['call_id']}.wav"
+    wav = nodes.platform.config.paths.spool_dir / recording
+    assert duration_s(wav) > 2.0
+    assert rms_amplitude(wav) > 0.05
+
+
+def test_no_input_retries_then_takes_the_default(nodes: Nodes, tmp_path: Path) -> None:
+    silence = tone_wav(tmp_path / "quiet.wav", seconds=1, frequency_hz=300, volume=0.0)
+    call = nodes.call("13900000007", stream_audio(silence, loops=-1), HOTLINE_HANGS_UP, timeout_s=90)
+    assert call["digits"] == ["menu=timeout", "menu=timeout"]
+    assert call["ivr_path"][-3:] == ["menu", "vm", "bye"]
+
+
+def test_invalid_key_then_zero_reaches_a_human(nodes: Nodes) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=nodes.seat_port)
+    invalid_then_retry = nodes.prompt_ms("invalid") + nodes.prompt_ms("menu") + 300
+    call = nodes.call(
+        "13900000008",
+        pause(nodes.in_menu_ms()),
+        dtmf("9"),
+        pause(invalid_then_retry),
+        dtmf("0", press=1),
+        HOTLINE_HANGS_UP,
+    )
+    assert seat.wait().ok
+    assert call["digits"] == ["menu=9", "menu=0"]
+    assert call["ivr_path"][-1] == "seat"
+    assert call["outcome"] == "answered"
+
+
+def test_caller_hanging_up_in_the_menu(nodes: Nodes) -> None:
+    # Answer() waits up to 0.5 s for the caller's first RTP: leave room before the menu starts
+    call = nodes.call("13900000009", pause(nodes.prompt_ms("welcome") + 1200), CALLER_HANGS_UP)
+    assert call["ivr_path"][-1] == "menu"
+    assert call["outcome"] == "abandoned"
+    assert "hotline_agi_sessions_failed_total 0" in nodes.platform.http("/metrics", token=None).body
+
+
+@pytest.mark.parametrize(
+    ("now", "path", "day_type"),
+    [
+        ("2026-02-14T10:00:00+08:00", "welcome", "workday"),  # a 调休 Saturday works
+        ("2026-03-07T10:00:00+08:00", "closed", "restday"),  # an ordinary Saturday: restday hours are empty
+        ("2026-10-01T10:00:00+08:00", "holiday_welcome", "holiday"),  # National Day, within holiday hours
+        ("2026-10-01T18:00:00+08:00", "closed", "holiday"),  # National Day, after holiday hours
+        ("2026-06-10T10:00:00+08:00", "holiday_welcome", "holiday"),  # the platform's local holiday
+        ("2026-03-09T21:30:00+08:00", "closed", "workday"),  # a Monday night
+    ],
+)
+def test_service_hours_by_the_platform_calendar(nodes: Nodes, now: str, path: str, day_type: str) -> None:
+    platform = nodes.platform
+    platform.stop_controller()
+    platform.start_controller(environment={"HOTLINE_TEST_NOW": now})
+    try:
+        caller = "1390000" + now[8:10] + now[11:13]  # day and hour: the masked last four differ per case
+        call = nodes.call(caller, pause(1500), CALLER_HANGS_UP)
+    finally:
+        platform.stop_controller()
+        platform.start_controller(environment={"HOTLINE_TEST_NOW": MONDAY_MORNING})
+    assert call["ivr_path"][:2] == ["entry", path]
+    assert call["tags"]["day_type"] == day_type
+
+
+def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
+    platform = nodes.platform
+    platform.install_dialplan("every_node", lambda text: text.replace("timeout_s: 3", "timeout_s: 20"))
+    platform.stop_controller()
+    platform.start_controller()
+    try:
+        old_version = platform.http("/api/v1/dialplans").body["version"]
+        callers = SippCall(
+            nodes.sip_port,
+            scenario(
+                INVITE,
+                ANSWERED,
+                pause(9000),
+                dtmf("2"),
+                pause(nodes.prompt_ms("survey")),
+                dtmf("3", press=1),
+                HOTLINE_HANGS_UP,
+            ),
+            caller="13900000020",
+            calls=20,
+            timeout_s=90,
+        )
+
+        def in_menu() -> list[dict[str, Any]]:
+            calls = [c for c in platform.calls() if c["caller"] == "139****0020" and c["state"] == "in_ivr"]
+            return calls if len(calls) == 20 and all(c["ivr_path"][-1:] == ["menu"] for c in calls) else []
+
+        wait_for("20 callers in the menu", in_menu, timeout_s=30)
+        platform.install_dialplan("every_node", lambda text: text.replace("start: entry", "start: nowhere"))
+        rejected = platform.http("/api/v1/dialplans/reload", method="POST")
+        assert rejected.status == 422
+        assert any("start node 'nowhere' does not exist" in p for p in rejected.body["problems"])
+        assert rejected.body["version"] == old_version
+
+        platform.install_dialplan("every_node", lambda text: text.replace("bye: 再见。", "bye: 再见，祝您愉快。"))
+        accepted = platform.http("/api/v1/dialplans/reload", method="POST")
+        assert accepted.status == 200, accepted.body
+        assert accepted.body["version"] != old_version
+
+        result = callers.wait()
+        assert result.ok, result.errors
+        calls = [c for c in platform.calls() if c["caller"] == "139****0020"]
+        assert len(calls) == 20
+        assert all(c["dialplan_version"] == old_version for c in calls)
+        assert all(c["survey_score"] == 3 and c["outcome"] == "ivr_completed" for c in calls)
+
+        after = nodes.call("13900000021", pause(1500), CALLER_HANGS_UP)
+        assert after["dialplan_version"] == accepted.body["version"]
+    finally:
+        platform.install_dialplan("every_node")
+        platform.stop_controller()
+        platform.start_controller()
