@@ -126,21 +126,35 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
+    import tempfile
+
     config = _load(args.config)
-    if shutil.which("sipp") is None:
-        print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
-        return 1
-    scenario = Path(__file__).resolve().parent.parent / "telephony" / "sipp" / "caller.xml"
+    for tool in ("sipp", "sox"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (make deps)", file=sys.stderr)
+            return 1
+    template = Path(__file__).resolve().parent.parent / "telephony" / "sipp" / "caller.xml"
     target = f"{config.sip.bind_host}:{config.sip.port}"
-    command = [
-        "sipp", target, "-sf", str(scenario), "-s", args.number, "-m", "1", "-l", "1",
-        "-i", "127.0.0.1", "-p", "0", "-key", "caller", args.caller,
-        "-timeout", f"{int(args.listen_s)}s", "-timeout_error",
-        "-trace_err", "-error_file", "/dev/stderr", "-nostdin",
-    ]  # fmt: skip
-    print(f"calling {args.number} at {target} as {args.caller} (listening {args.listen_s:g} s)…")
-    result = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
-    print("call completed" if result.returncode == 0 else f"call failed (sipp exit {result.returncode})")
+    with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
+        silence = Path(tmp) / "silence.wav"
+        subprocess.run(
+            ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(silence), "trim", "0", "1"], check=True
+        )
+        scenario = Path(tmp) / "caller.xml"
+        scenario.write_text(template.read_text(encoding="utf-8").replace("AUDIO_FILE", str(silence)), encoding="utf-8")
+        command = [
+            "sipp", target, "-sf", str(scenario), "-s", args.number, "-m", "1", "-l", "1",
+            "-i", "127.0.0.1", "-p", "0", "-mi", "127.0.0.1", "-key", "caller", args.caller,
+            "-timeout", f"{int(args.listen_s)}s", "-timeout_error", "-nostdin",
+        ]  # fmt: skip
+        print(f"calling {args.number} at {target} as {args.caller}; the IVR plays, and with no key pressed and no")
+        print("seat logged in, the call ends in voicemail (silence ends the message)…")
+        result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp, check=False)
+    print(
+        "call completed: see /api/v1/calls"
+        if result.returncode == 0
+        else f"call failed (sipp exit {result.returncode})"
+    )
     return 0 if result.returncode == 0 else 1
 
 
@@ -189,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     call = with_config(sub.add_parser("call", help="place a test call with SIPp"))
     call.add_argument("--number", default="12345")
     call.add_argument("--caller", default="13800138000")
-    call.add_argument("--listen-s", type=float, default=25.0, help="hang up after this long if the IVR has not")
+    call.add_argument(
+        "--listen-s", type=float, default=120.0, help="give up after this long if the IVR has not hung up"
+    )
     call.set_defaults(func=cmd_call)
     return parser
 

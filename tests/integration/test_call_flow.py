@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from tests.support.platform import SEAT_TOKEN, PlatformUnderTest
+from tests.support.platform import REPO, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.sipp import (
     ANSWERED,
     CALLER_HANGS_UP,
@@ -83,3 +89,35 @@ def test_chinese_caller_name_arrives_whole_and_masked(platform: PlatformUnderTes
     # stored whole (AMI and AGI both carry it; a split UTF-8 character must not vanish)
     assert platform.stored_call(call["call_id"])["caller_name"] == "张三丰"
     assert "13933330003" not in platform.controller_log_text()
+
+
+def test_sighup_reloads_the_dialplan(platform: PlatformUnderTest) -> None:
+    before = platform.http("/api/v1/dialplans").body["version"]
+    platform.install_dialplan("greet", lambda text: text.replace("再见。", "再见，祝您顺利。"))
+    assert platform.controller is not None
+    platform.controller.send_signal(signal.SIGHUP)
+    try:
+        after = wait_for("the new version", lambda: platform.http("/api/v1/dialplans").body["version"] != before and 1)
+        assert after
+        status = platform.http("/api/v1/dialplans").body
+        assert status["reloads_ok"] >= 1
+        assert status["last_error"] == ""
+    finally:
+        platform.install_dialplan("greet")
+
+
+def test_controller_refuses_to_start_on_a_broken_dialplan(tmp_path: Path) -> None:
+    broken = PlatformUnderTest(tmp_path / "broken")
+    broken.install_dialplan("greet", lambda text: text.replace("next: bye", "next: by"))
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline.cli", "run", "--config", str(broken.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "kunming.yaml:10:" in result.stderr
+    assert "target 'by' is not a node" in result.stderr
