@@ -136,19 +136,39 @@ def cmd_call(args: argparse.Namespace) -> int:
     template = Path(__file__).resolve().parent.parent / "telephony" / "sipp" / "caller.xml"
     target = f"{config.sip.bind_host}:{config.sip.port}"
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
-        silence = Path(tmp) / "silence.wav"
+        # a second of "speech" and six of silence, over and over: Asterisk ends a message on
+        # silence only after it has heard sound, as it should
+        audio = Path(tmp) / "caller.wav"
         subprocess.run(
-            ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(silence), "trim", "0", "1"], check=True
+            [
+                "sox",
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "u-law",
+                str(audio),
+                "synth",
+                "1",
+                "sine",
+                "440",
+                "pad",
+                "0",
+                "6",
+            ],
+            check=True,
         )
         scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(template.read_text(encoding="utf-8").replace("AUDIO_FILE", str(silence)), encoding="utf-8")
+        scenario.write_text(template.read_text(encoding="utf-8").replace("AUDIO_FILE", str(audio)), encoding="utf-8")
         command = [
             "sipp", target, "-sf", str(scenario), "-s", args.number, "-m", "1", "-l", "1",
             "-i", "127.0.0.1", "-p", "0", "-mi", "127.0.0.1", "-key", "caller", args.caller,
             "-timeout", f"{int(args.listen_s)}s", "-timeout_error", "-nostdin",
         ]  # fmt: skip
-        print(f"calling {args.number} at {target} as {args.caller}; the IVR plays, and with no key pressed and no")
-        print("seat logged in, the call ends in voicemail (silence ends the message)…")
+        print(f"calling {args.number} at {target} as {args.caller}: with no key pressed and no seat logged in,")
+        print("the IVR takes the caller to voicemail; a pause ends the message (about a minute)…")
         result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp, check=False)
     print(
         "call completed: see /api/v1/calls"

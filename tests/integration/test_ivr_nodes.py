@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.audio import duration_s, rms_amplitude, tone_wav
+from tests.support.audio import duration_s, rms_amplitude, speech_then_silence_wav, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
@@ -165,8 +165,9 @@ def test_voicemail_keeps_the_message(nodes: Nodes, tmp_path: Path) -> None:
 
 
 def test_no_input_retries_then_takes_the_default(nodes: Nodes, tmp_path: Path) -> None:
-    silence = tone_wav(tmp_path / "quiet.wav", seconds=1, frequency_hz=300, volume=0.0)
-    call = nodes.call("13900000007", stream_audio(silence, loops=-1), HOTLINE_HANGS_UP, timeout_s=90)
+    # a caller who says a word now and then: the message ends on the silence after one
+    talk = speech_then_silence_wav(tmp_path / "talk.wav", speech_s=1, silence_s=4)
+    call = nodes.call("13900000007", stream_audio(talk, loops=-1), HOTLINE_HANGS_UP, timeout_s=90)
     assert call["digits"] == ["menu=timeout", "menu=timeout"]
     assert call["ivr_path"][-3:] == ["menu", "vm", "bye"]
 

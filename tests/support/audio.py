@@ -14,6 +14,14 @@ def tone_wav(path: Path, seconds: float = 3.0, frequency_hz: int = 440, volume: 
     return path
 
 
+def speech_then_silence_wav(path: Path, speech_s: float, silence_s: float) -> Path:
+    """A tone then silence: Asterisk ends a recording on silence only after it heard sound."""
+    command = ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(path)]
+    command += ["synth", str(speech_s), "sine", "440", "vol", "0.5", "pad", "0", str(silence_s)]
+    subprocess.run(command, check=True, capture_output=True)
+    return path
+
+
 def rms_amplitude(path: Path) -> float:
     """sox's RMS amplitude of a recording (0.0 = silence)."""
     result = subprocess.run(["sox", str(path), "-n", "stat"], check=True, capture_output=True, text=True)
