@@ -67,7 +67,8 @@ class CallRecord(BaseModel):
     dialplan_version: str = ""
     outcome: CallOutcome | None = None
     hangup_cause: str = ""
-    recording: str = ""
+    recording: str = ""  # the caller's message (voicemail or fallback), relative to the spool
+    call_recording: str = ""  # the seat conversation, relative to the spool
 
     @property
     def is_open(self) -> bool:
@@ -84,6 +85,7 @@ class CallChanges(TypedDict, total=False):
     transfer_to: str
     dialplan_version: str
     recording: str
+    call_recording: str
     outcome: CallOutcome
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 import structlog
@@ -21,6 +21,8 @@ from hotline.privacy import mask_number
 
 log = structlog.get_logger(__name__)
 
+EndedListener = Callable[[CallRecord], Awaitable[None]]
+
 
 class CallTracker:
     """Live call records keyed by call id (the caller channel's Asterisk uniqueid)."""
@@ -31,7 +33,19 @@ class CallTracker:
         self._clock = clock
         self._live: dict[str, CallRecord] = {}
         self._dirty: dict[str, CallRecord] = {}
+        self._ended_listeners: list[EndedListener] = []
         self.store_failures = 0
+
+    def on_ended(self, listener: EndedListener) -> None:
+        """Call ``listener`` with every record as it ends (callback list, exports)."""
+        self._ended_listeners.append(listener)
+
+    async def _notify_ended(self, record: CallRecord) -> None:
+        for listener in self._ended_listeners:
+            try:
+                await listener(record)
+            except Exception as exc:  # a listener's failure never loses the record itself
+                log.warning("calls.ended_listener_failed", call_id=record.call_id, error=str(exc) or type(exc).__name__)
 
     def clock(self) -> datetime:
         return self._clock()
@@ -164,7 +178,9 @@ class CallTracker:
             log.warning("calls.illegal_transition", error=str(exc))
             return None
         log.info("calls.ended", call_id=call_id, outcome=str(ended.outcome), cause=cause)
-        return await self._put(ended)
+        saved = await self._put(ended)
+        await self._notify_ended(saved)
+        return saved
 
     async def reconcile(self, live_call_ids: Iterable[str], started_before: datetime) -> int:
         """After a (re)connect: end every open record whose channel Asterisk no longer has.

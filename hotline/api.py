@@ -7,11 +7,14 @@ Everything else needs a token whose role is at least the route's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
 
+from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from hotline.auth import Principal, TokenRegistry
@@ -19,6 +22,7 @@ from hotline.config import Role
 from hotline.metrics import Metric, render_prometheus
 from hotline.privacy import mask_name, mask_number
 from ivr.dialplan.registry import ReloadResult
+from recordings.access import AuditEntry, audit_json
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +43,14 @@ class ApiBackend(Protocol):
     async def get_call(self, call_id: str) -> CallRecord | None: ...
 
     async def dialplan_status(self) -> dict[str, Any]: ...
+
+    async def recording_file(self, call_id: str, kind: str) -> Path | None: ...
+
+    async def callbacks(self, limit: int) -> list[Callback]: ...
+
+    async def audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit_trail(self, limit: int) -> list[AuditEntry]: ...
 
     async def reload_dialplan(self, reason: str) -> ReloadResult: ...
 
@@ -66,6 +78,7 @@ def call_view(record: CallRecord) -> dict[str, Any]:
         "outcome": record.outcome.value if record.outcome else None,
         "hangup_cause": record.hangup_cause,
         "has_recording": bool(record.recording),
+        "has_call_recording": bool(record.call_recording),
     }
 
 
@@ -73,14 +86,31 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def requires(role: Role) -> Callable[[Handler], Handler]:
-    """Mark a handler as needing at least ``role``."""
+def requires(role: Role, audit: str = "") -> Callable[[Handler], Handler]:
+    """Mark a handler as needing at least ``role``; ``audit`` names the action to audit
+    (every attempt, allowed or not, goes on the audit trail)."""
 
     def mark(handler: Handler) -> Handler:
         handler.required_role = role  # type: ignore[attr-defined]
+        handler.audit_action = audit  # type: ignore[attr-defined]
         return handler
 
     return mark
+
+
+async def audit_request(request: web.Request, principal: Principal | None, action: str, result: str) -> None:
+    """Put one access on the audit trail (and in the log)."""
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        who=principal.name if principal else "anonymous",
+        role=principal.role if principal else "",
+        action=action,
+        call_id=request.match_info.get("call_id", ""),
+        result=result,
+        remote=request.remote or "",
+    )
+    log.info("api.audit", who=entry.who, action=action, call_id=entry.call_id, result=result)
+    await request.app[BACKEND_KEY].audit(entry)
 
 
 def make_auth_middleware(tokens: TokenRegistry) -> Any:
@@ -89,11 +119,16 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
         needed: Role | None = getattr(handler, "required_role", None)
         if needed is None:
             return await handler(request)
+        action: str = getattr(handler, "audit_action", "")
         principal = tokens.authenticate(request.headers.get("Authorization", ""))
         if principal is None:
+            if action:
+                await audit_request(request, None, action, "denied")
             return _error(401, "a valid bearer token is required")
         if not principal.may(needed):
             log.warning("api.forbidden", who=principal.name, role=principal.role, needed=needed, path=request.path)
+            if action:
+                await audit_request(request, principal, action, "denied")
             return _error(403, f"this needs the {needed} role")
         request[PRINCIPAL_KEY] = principal
         return await handler(request)
@@ -150,6 +185,57 @@ async def reload_dialplan(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if result.ok else 422)
 
 
+@requires("supervisor", audit="recording.fetch")
+async def get_recording(request: web.Request) -> web.StreamResponse:
+    kind = request.query.get("kind", "conversation")
+    if kind not in ("conversation", "message"):
+        return _error(400, "kind is conversation (the seat call) or message (voicemail / fallback)")
+    principal = request[PRINCIPAL_KEY]
+    try:
+        path = await request.app[BACKEND_KEY].recording_file(request.match_info["call_id"], kind)
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    if path is None:
+        await audit_request(request, principal, f"recording.fetch.{kind}", "missing")
+        return _error(404, f"no {kind} recording for this call (never made, or purged after the retention period)")
+    await audit_request(request, principal, f"recording.fetch.{kind}", "allowed")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
+
+
+@requires("supervisor", audit="callbacks.list")
+async def list_callbacks(request: web.Request) -> web.Response:
+    await audit_request(request, request[PRINCIPAL_KEY], "callbacks.list", "allowed")
+    try:
+        entries = await request.app[BACKEND_KEY].callbacks(200)
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    return web.json_response(
+        {
+            "callbacks": [
+                {
+                    "caller": entry.caller,  # whole: it is to be dialled; this access is audited
+                    "platform": entry.platform,
+                    "first_missed_at": entry.first_missed_at.isoformat(),
+                    "last_missed_at": entry.last_missed_at.isoformat(),
+                    "attempts": entry.attempts,
+                    "last_call_id": entry.last_call_id,
+                    "last_ivr_path": list(entry.last_ivr_path),
+                }
+                for entry in entries
+            ]
+        }
+    )
+
+
+@requires("admin")
+async def audit_trail(request: web.Request) -> web.Response:
+    try:
+        entries = await request.app[BACKEND_KEY].audit_trail(200)
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    return web.json_response({"audit": [audit_json(entry) for entry in entries]})
+
+
 def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     """The aiohttp application."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
@@ -158,6 +244,9 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", list_calls)
     app.router.add_get("/api/v1/calls/{call_id}", get_call)
+    app.router.add_get("/api/v1/calls/{call_id}/recording", get_recording)
+    app.router.add_get("/api/v1/callbacks", list_callbacks)
+    app.router.add_get("/api/v1/audit", audit_trail)
     app.router.add_get("/api/v1/dialplans", dialplan_status)
     app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
     return app

@@ -203,6 +203,14 @@ class PromptsConfig(_Model):
     goodbye: str = "感谢您的来电，再见。"
 
 
+class RecordingsConfig(_Model):
+    """Seat-call recording (MixMonitor, both parties mixed) and how long it is kept."""
+
+    enabled: bool = True
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    purge_interval_s: Annotated[float, Field(ge=10, le=86400)] = 3600
+
+
 class LoggingConfig(_Model):
     """structlog output: JSON when not a TTY unless forced."""
 
@@ -222,6 +230,7 @@ class Config(_Model):
     redis: RedisConfig = RedisConfig()
     paths: PathsConfig = PathsConfig()
     prompts: PromptsConfig = PromptsConfig()
+    recordings: RecordingsConfig = RecordingsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

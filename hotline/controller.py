@@ -7,6 +7,7 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -15,6 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from calls.ami_bridge import CallEventBridge
+from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
 from calls.model import CallRecord
 from calls.store import RedisCallStore, StoreUnavailable
@@ -29,8 +31,10 @@ from hotline.metrics import Metric
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
 from ivr.entry import IvrEntry
-from ivr.interpreter import IvrContext
+from ivr.interpreter import RECORDINGS_DIR, IvrContext
 from ivr.prompts import build_prompts
+from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
+from recordings.retention import purge_expired
 from telephony.agi_server import AgiServer
 from telephony.ami import AmiClient, AmiSettings
 from telephony.asterisk_conf import AGI_IVR_SCRIPT, ivr_prompts_dir, prompt_path
@@ -63,6 +67,10 @@ class Controller:
         self._redis = aioredis.Redis.from_url(config.redis.url, socket_timeout=3, socket_connect_timeout=3)
         self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days))
         self.tracker = CallTracker(self.store, config.platform.id, clock)
+        self.callback_list = RedisCallbackList(self._redis)
+        self.tracker.on_ended(self.callback_list.on_call_ended)
+        self.audit_log = RedisAuditLog(self._redis)
+        self._clock = clock
         self.ami = AmiClient(ami_settings(config))
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
@@ -71,7 +79,12 @@ class Controller:
             config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
         )
         context = IvrContext(
-            self.tracker, self._ivr_prompts, config.paths.spool_dir / "voicemail", config.platform.timezone, clock
+            tracker=self.tracker,
+            prompts_dir=self._ivr_prompts,
+            spool_dir=config.paths.spool_dir,
+            timezone=config.platform.timezone,
+            clock=clock,
+            record_seat_calls=config.recordings.enabled,
         )
         ivr = IvrEntry(self.tracker, self.dialplans, context)
         self.agi = AgiServer(
@@ -113,6 +126,7 @@ class Controller:
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
+            asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
         ]
         log.info(
             "controller.started",
@@ -144,6 +158,11 @@ class Controller:
             log.info("controller.redis_back")
             await self.tracker.load_open()
             await self.tracker.flush_dirty()
+
+    async def _purge_recordings(self) -> None:
+        retention = timedelta(days=self.config.recordings.retention_days)
+        folder = self.config.paths.spool_dir / RECORDINGS_DIR
+        await asyncio.to_thread(purge_expired, folder, retention, self._clock())
 
     async def stop(self) -> None:
         """Graceful drain: stop taking AGI sessions, let running ones finish, save every record."""
@@ -234,6 +253,39 @@ class Controller:
             return await self.store.get(call_id)
         except RedisError as exc:
             raise StoreUnavailable(f"call records are unavailable: Redis: {exc}") from None
+
+    async def recording_file(self, call_id: str, kind: str) -> Path | None:
+        record = await self.get_call(call_id)
+        if record is None:
+            return None
+        relative = record.call_recording if kind == "conversation" else record.recording
+        if not relative:
+            return None
+        try:
+            path = spool_file(self.config.paths.spool_dir, relative)
+        except UnsafePath:
+            log.error("recordings.unsafe_path_on_record", call_id=call_id)
+            return None
+        return path if path.is_file() else None
+
+    async def callbacks(self, limit: int) -> list[Callback]:
+        try:
+            return await self.callback_list.pending(limit)
+        except RedisError as exc:
+            raise StoreUnavailable(f"the callback list is unavailable: Redis: {exc}") from None
+
+    async def audit(self, entry: AuditEntry) -> None:
+        try:
+            await self.audit_log.record(entry)
+        except RedisError as exc:
+            # the log line from the API stands; an audit gap must be visible
+            log.error("audit.write_failed", action=entry.action, who=entry.who, error=str(exc))
+
+    async def audit_trail(self, limit: int) -> list[AuditEntry]:
+        try:
+            return await self.audit_log.recent(limit)
+        except RedisError as exc:
+            raise StoreUnavailable(f"the audit trail is unavailable: Redis: {exc}") from None
 
 
 async def run_until_signalled(controller: Controller, on_started: Callable[[], None] | None = None) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from calls.model import CallOutcome
+from calls.model import CallChanges, CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.schema import (
@@ -36,26 +37,26 @@ from telephony.asterisk_conf import IVR_DONE_VARIABLE, queue_name
 
 log = structlog.get_logger(__name__)
 
+VOICEMAIL_DIR = "voicemail"
+RECORDINGS_DIR = "recordings"
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+@dataclass(frozen=True, kw_only=True)
 class IvrContext:
     """What the interpreter needs besides the session: where things are, what time it is."""
 
-    def __init__(
-        self,
-        tracker: CallTracker,
-        prompts_dir: Path,
-        voicemail_dir: Path,
-        timezone: str,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.tracker = tracker
-        self.prompts_dir = prompts_dir
-        self.voicemail_dir = voicemail_dir
-        self.zone = ZoneInfo(timezone)
-        self.clock = clock
+    tracker: CallTracker
+    prompts_dir: Path
+    spool_dir: Path
+    timezone: str
+    clock: Callable[[], datetime]
+    record_seat_calls: bool = True
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class IvrRun:
@@ -149,12 +150,21 @@ class IvrRun:
         if node.skills:
             tags["skills"] = ",".join(node.skills)
         await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "tags": tags})
+        recording = ""
+        if self.ctx.record_seat_calls:
+            # 'b': only while bridged to a seat, both parties mixed; the file is the spool's
+            recording = f"{RECORDINGS_DIR}/{_SAFE_ID.sub('_', self.call_id)}.wav"
+            (self.ctx.spool_dir / RECORDINGS_DIR).mkdir(parents=True, exist_ok=True)
+            await self.session.exec_app("MixMonitor", f"{self.ctx.spool_dir / recording},b")
         # Until our own ACD (issue 4) takes over, app_queue rings the seats; 'c' keeps the
         # caller in the IVR when the seat hangs up first.
         await self.session.exec_app("Queue", f"{queue_name(node.queue)},c,,,{int(node.max_wait_s)}")
         seat = await self.session.get_variable("MEMBERNAME")
         if seat:
-            await self.ctx.tracker.amend(self.call_id, {"seat": seat, "outcome": CallOutcome.ANSWERED})
+            changes: CallChanges = {"seat": seat, "outcome": CallOutcome.ANSWERED}
+            if recording:
+                changes["call_recording"] = recording
+            await self.ctx.tracker.amend(self.call_id, changes)
             await self._release()
             return None
         status = await self.session.get_variable("QUEUESTATUS") or "unknown"
@@ -179,10 +189,11 @@ class IvrRun:
 
     async def _voicemail(self, node: VoicemailNode) -> str | None:
         await self.session.stream_file(self._prompt(node.prompt))
-        self.ctx.voicemail_dir.mkdir(parents=True, exist_ok=True)
-        base = self.ctx.voicemail_dir / _SAFE_ID.sub("_", self.call_id)
+        folder = self.ctx.spool_dir / VOICEMAIL_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / _SAFE_ID.sub("_", self.call_id)
         await self.ctx.tracker.amend(
-            self.call_id, {"recording": f"voicemail/{base.name}.wav", "outcome": CallOutcome.VOICEMAIL}
+            self.call_id, {"recording": f"{VOICEMAIL_DIR}/{base.name}.wav", "outcome": CallOutcome.VOICEMAIL}
         )
         result = await self.session.record_file(str(base), node.max_s, node.silence_s)
         _fsync(base.parent / f"{base.name}.wav")  # not with_suffix: call ids contain dots

@@ -1,1 +1,1 @@
-"""Call recording: MixMonitor spool, retention, audited access (issue 4)."""
+"""Call recordings: where they live in the spool, who may fetch them (audited), how long they stay."""

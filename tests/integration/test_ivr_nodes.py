@@ -3,6 +3,7 @@ RFC 4733 and as SIP INFO), proven by the call record."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,14 @@ from typing import Any
 import pytest
 
 from tests.support.audio import duration_s, rms_amplitude, speech_then_silence_wav, tone_wav
-from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.platform import SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
     ANSWERED,
     CALLER_HANGS_UP,
     HOTLINE_HANGS_UP,
     INVITE,
+    RINGING_PEER,
     SippCall,
     SippServer,
     answering_peer,
@@ -274,3 +276,59 @@ def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
         platform.install_dialplan("every_node")
         platform.stop_controller()
         platform.start_controller()
+
+
+def _band_rms(wav: Path, low_hz: int, high_hz: int) -> float:
+    """RMS of ``wav`` within a frequency band (sox sinc band-pass, then stat)."""
+    result = subprocess.run(
+        ["sox", str(wav), "-n", "sinc", f"{low_hz}-{high_hz}", "stat"], capture_output=True, text=True, check=True
+    )
+    line = next(x for x in result.stderr.splitlines() if x.startswith("RMS     amplitude"))
+    return float(line.split(":")[1])
+
+
+def test_seat_call_is_recorded_with_both_voices_and_fetched_only_with_a_role(nodes: Nodes, tmp_path: Path) -> None:
+    caller_voice = tone_wav(tmp_path / "caller.wav", seconds=1, frequency_hz=440)
+    seat_voice = tone_wav(tmp_path / "seat.wav", seconds=1, frequency_hz=1500)
+    seat = SippServer(scenario(answering_peer(talk_ms=3000, hang_up=True, voice=seat_voice)), port=nodes.seat_port)
+    call = nodes.call(
+        "13900000030", pause(nodes.in_menu_ms()), dtmf("0"), stream_audio(caller_voice, loops=-1), HOTLINE_HANGS_UP
+    )
+    assert seat.wait().ok
+    assert call["outcome"] == "answered"
+    assert call["has_call_recording"]
+    platform = nodes.platform
+    relative = platform.stored_call(call["call_id"])["call_recording"]
+    wav = platform.config.paths.spool_dir / relative
+    assert duration_s(wav) > 2.0
+    assert _band_rms(wav, 400, 480) > 0.02, "the caller is not in the recording"
+    assert _band_rms(wav, 1450, 1550) > 0.02, "the seat is not in the recording"
+
+    url = f"/api/v1/calls/{call['call_id']}/recording"
+    assert platform.http(url, token=None).status == 401
+    assert platform.http(url, token=SEAT_TOKEN).status == 403
+    fetched = platform.http_bytes(url)
+    assert fetched == wav.read_bytes()
+    trail = platform.http("/api/v1/audit").body["audit"]
+    mine = [(e["who"], e["result"]) for e in trail if e["call_id"] == call["call_id"]]
+    assert mine == [("test-admin", "allowed"), ("test-seat", "denied"), ("anonymous", "denied")]  # newest first
+
+
+def test_caller_giving_up_in_the_queue_is_on_the_callback_list(nodes: Nodes) -> None:
+    seat = SippServer(scenario(RINGING_PEER), port=nodes.seat_port)
+    call = nodes.call("13900000031", pause(nodes.in_menu_ms()), dtmf("0"), pause(3000), CALLER_HANGS_UP)
+    assert seat.wait().ok  # the seat stopped ringing (CANCEL) when the caller left
+    assert call["outcome"] == "abandoned"
+    assert call["queue"] == "general"
+    callbacks = nodes.platform.http("/api/v1/callbacks").body["callbacks"]
+    mine = [c for c in callbacks if c["caller"] == "13900000031"]
+    assert len(mine) == 1
+    assert mine[0]["attempts"] == 1
+    assert mine[0]["last_call_id"] == call["call_id"]
+
+    # the same citizen calls again and reaches a seat: the callback is done
+    seat = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=nodes.seat_port)
+    nodes.call("13900000031", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP)
+    assert seat.wait().ok
+    callbacks = nodes.platform.http("/api/v1/callbacks").body["callbacks"]
+    assert not [c for c in callbacks if c["caller"] == "13900000031"]

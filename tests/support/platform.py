@@ -183,6 +183,13 @@ class PlatformUnderTest:
         body = json.loads(raw) if "json" in ctype else raw.decode()
         return HttpResult(status, body)
 
+    def http_bytes(self, path: str, token: str = ADMIN_TOKEN) -> bytes:
+        """A binary GET (recordings); raises on any status but 200."""
+        request = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: bytes = response.read()
+        return body
+
     def health_or_none(self) -> dict[str, Any] | None:
         try:
             result = self.http("/api/v1/health", token=None)

@@ -218,8 +218,9 @@ def dtmf_info(key: str, cseq: int) -> str:
 {pause(400)}"""
 
 
-def answering_peer(talk_ms: int, hang_up: bool) -> str:
-    """A seat or a peer hotline: answers, talks ``talk_ms``, then hangs up (or waits for BYE)."""
+def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> str:
+    """A seat or a peer hotline: answers, talks ``talk_ms`` (streaming ``voice`` if given),
+    then hangs up (or waits for BYE)."""
     answer = """
   <recv request="INVITE" rrs="true">
     <action>
@@ -262,6 +263,8 @@ def answering_peer(talk_ms: int, hang_up: bool) -> str:
   </send>
   <recv request="ACK"/>
 """
+    if voice is not None:
+        answer += stream_audio(voice, loops=-1)
     if not hang_up:
         return answer + HOTLINE_HANGS_UP
     bye = """
@@ -281,6 +284,48 @@ def answering_peer(talk_ms: int, hang_up: bool) -> str:
   <recv response="200"/>
 """
     return answer + pause(talk_ms) + bye
+
+
+RINGING_PEER = """
+  <recv request="INVITE" rrs="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [cseq] INVITE
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+"""A seat that rings and never answers, until the call is cancelled."""
 
 
 class SippServer:

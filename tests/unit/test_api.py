@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from calls.callbacks import Callback
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
 from hotline.api import build_api
@@ -16,6 +18,7 @@ from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken
 from hotline.metrics import Metric
 from ivr.dialplan.registry import ReloadResult
+from recordings.access import AuditEntry
 
 RECORD = CallRecord(
     call_id="kunming-1.1",
@@ -36,6 +39,8 @@ class Backend:
         self.store_down = False
         self.broken_dialplan = False
         self.reloads: list[str] = []
+        self.audited: list[AuditEntry] = []
+        self.recording: Path | None = None
 
     async def health(self) -> dict[str, Any]:
         return {"status": "ok", "components": {"ami": "up"}}
@@ -56,6 +61,18 @@ class Backend:
 
     async def dialplan_status(self) -> dict[str, Any]:
         return {"version": "abc"}
+
+    async def recording_file(self, call_id: str, kind: str) -> Path | None:
+        return self.recording if call_id == RECORD.call_id and kind == "conversation" else None
+
+    async def callbacks(self, limit: int) -> list[Callback]:
+        return []
+
+    async def audit(self, entry: AuditEntry) -> None:
+        self.audited.append(entry)
+
+    async def audit_trail(self, limit: int) -> list[AuditEntry]:
+        return self.audited[-limit:]
 
     async def reload_dialplan(self, reason: str) -> ReloadResult:
         self.reloads.append(reason)
@@ -135,3 +152,29 @@ async def test_dialplan_reload_is_for_admins(backend_and_client: tuple[Backend, 
     assert body["ok"] is False
     assert body["version"] == "abc"
     assert body["problems"] == ["dali.yaml:3:1: error: nodes: required key is missing"]
+
+
+async def test_recordings_need_a_supervisor_and_every_attempt_is_audited(
+    backend_and_client: tuple[Backend, TestClient[Any, Any]], tmp_path: Path
+) -> None:
+    backend, client = backend_and_client
+    backend.recording = tmp_path / "call.wav"
+    backend.recording.write_bytes(b"RIFF....WAVE")
+    url = "/api/v1/calls/kunming-1.1/recording"
+    assert (await client.get(url)).status == 401
+    assert (await client.get(url, headers=bearer("seat-token"))).status == 403
+    response = await client.get(url, headers=bearer("sup-token"))
+    assert response.status == 200
+    assert await response.read() == b"RIFF....WAVE"
+    assert (await client.get(url + "?kind=message", headers=bearer("sup-token"))).status == 404
+    assert (await client.get(url + "?kind=../../etc/passwd", headers=bearer("sup-token"))).status == 400
+    trail = [(e.who, e.action, e.result) for e in backend.audited]
+    assert trail == [
+        ("anonymous", "recording.fetch", "denied"),
+        ("seat", "recording.fetch", "denied"),
+        ("sup", "recording.fetch.conversation", "allowed"),
+        ("sup", "recording.fetch.message", "missing"),
+    ]
+    assert all(e.call_id == "kunming-1.1" for e in backend.audited)
+    response = await client.get("/api/v1/audit", headers=bearer("admin-token"))
+    assert len((await response.json())["audit"]) == 4

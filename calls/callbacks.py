@@ -1,0 +1,92 @@
+"""The missed-call callback list (national rule: call back missed calls).
+
+One entry per caller number: a caller who gave up (abandoned) is added or counted again; the
+entry goes away when that number later reaches a seat, leaves a message or is transferred.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from calls.model import CallOutcome, CallRecord
+
+_ENTRIES = "hotline:callbacks"  # hash: caller → JSON
+_ORDER = "hotline:callbacks:order"  # zset: caller → last missed time
+SERVED = frozenset({CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.TRANSFERRED})
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A number to call back."""
+
+    caller: str
+    platform: str
+    first_missed_at: datetime
+    last_missed_at: datetime
+    attempts: int
+    last_call_id: str
+    last_ivr_path: tuple[str, ...]
+
+
+class RedisCallbackList:
+    """The callback list in Redis."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def on_call_ended(self, record: CallRecord) -> None:
+        """Listener for ended calls: add missed ones, clear numbers that were served."""
+        if not record.caller:
+            return
+        if record.outcome in SERVED:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(_ENTRIES, record.caller)
+                pipe.zrem(_ORDER, record.caller)
+                await pipe.execute()
+        elif record.outcome is CallOutcome.ABANDONED:
+            raw = await self._redis.hget(_ENTRIES, record.caller)
+            when = record.ended_at or record.started_at
+            previous = json.loads(raw) if raw else None
+            entry = {
+                "caller": record.caller,
+                "platform": record.platform,
+                "first_missed_at": previous["first_missed_at"] if previous else when.isoformat(),
+                "last_missed_at": when.isoformat(),
+                "attempts": (previous["attempts"] if previous else 0) + 1,
+                "last_call_id": record.call_id,
+                "last_ivr_path": list(record.ivr_path),
+            }
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(_ENTRIES, record.caller, json.dumps(entry, ensure_ascii=False))
+                pipe.zadd(_ORDER, {record.caller: when.timestamp()})
+                await pipe.execute()
+
+    async def pending(self, limit: int) -> list[Callback]:
+        """Numbers to call back, most recently missed first."""
+        # redis-py's stubs allow str or bytes; this client is created without decode_responses
+        callers = cast(list[bytes], await self._redis.zrevrange(_ORDER, 0, limit - 1))
+        if not callers:
+            return []
+        raws = cast(list[bytes | None], await self._redis.hmget(_ENTRIES, callers))
+        result = []
+        for raw in raws:
+            if not raw:
+                continue
+            data = json.loads(raw)
+            result.append(
+                Callback(
+                    caller=data["caller"],
+                    platform=data["platform"],
+                    first_missed_at=datetime.fromisoformat(data["first_missed_at"]),
+                    last_missed_at=datetime.fromisoformat(data["last_missed_at"]),
+                    attempts=int(data["attempts"]),
+                    last_call_id=data["last_call_id"],
+                    last_ivr_path=tuple(data["last_ivr_path"]),
+                )
+            )
+        return result
