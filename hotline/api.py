@@ -14,6 +14,9 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
+from acd.events import EventBus
+from acd.seat import IllegalSeatTransition, Seat
+from acd.seats import SeatService, UnknownSeat
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
@@ -23,6 +26,7 @@ from hotline.metrics import Metric, render_prometheus
 from hotline.privacy import mask_name, mask_number
 from ivr.dialplan.registry import ReloadResult
 from recordings.access import AuditEntry, audit_json
+from telephony.ami_types import AmiError
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +55,12 @@ class ApiBackend(Protocol):
     async def audit(self, entry: AuditEntry) -> None: ...
 
     async def audit_trail(self, limit: int) -> list[AuditEntry]: ...
+
+    @property
+    def seats(self) -> SeatService: ...
+
+    @property
+    def events(self) -> EventBus: ...
 
     async def reload_dialplan(self, reason: str) -> ReloadResult: ...
 
@@ -227,6 +237,71 @@ async def list_callbacks(request: web.Request) -> web.Response:
     )
 
 
+def seat_view(seat: Seat) -> dict[str, Any]:
+    return {
+        "seat": seat.seat_id,
+        "state": seat.state.value,
+        "reason": seat.reason,
+        "since": seat.since.isoformat() if seat.since else None,
+        "missed_in_a_row": seat.missed_in_a_row,
+        "calls_taken": seat.calls_taken,
+    }
+
+
+@requires("seat")
+async def list_seats(request: web.Request) -> web.Response:
+    return web.json_response({"seats": [seat_view(s) for s in request.app[BACKEND_KEY].seats.all()]})
+
+
+_SEAT_ACTIONS = ("login", "logout", "pause", "ready")
+
+
+@requires("seat")
+async def change_seat(request: web.Request) -> web.Response:
+    seat_id, action = request.match_info["seat_id"], request.match_info["action"]
+    principal = request[PRINCIPAL_KEY]
+    if action not in _SEAT_ACTIONS:
+        return _error(404, f"unknown action {action!r} (expected one of: {', '.join(_SEAT_ACTIONS)})")
+    if not principal.may_act_as_seat(seat_id):
+        return _error(403, "a seat may change only its own state; supervisors may change any")
+    service = request.app[BACKEND_KEY].seats
+    try:
+        if action == "login":
+            seat = await service.login(seat_id)
+        elif action == "logout":
+            seat = await service.logout(seat_id)
+        elif action == "pause":
+            body = await request.json() if request.can_read_body else {}
+            reason = str(body.get("reason", "")).strip()[:40] if isinstance(body, dict) else ""
+            seat = await service.pause(seat_id, reason or "not ready")
+        else:
+            seat = await service.ready(seat_id)
+    except UnknownSeat:
+        return _error(404, f"no seat {seat_id!r} is configured")
+    except IllegalSeatTransition as exc:
+        return _error(409, str(exc))
+    except AmiError as exc:
+        return _error(503, f"Asterisk did not take the change: {exc}")
+    log.info("api.seat_change", who=principal.name, seat=seat_id, action=action)
+    return web.json_response(seat_view(seat))
+
+
+@requires("supervisor")
+async def events_socket(request: web.Request) -> web.WebSocketResponse:
+    socket = web.WebSocketResponse(heartbeat=20)
+    await socket.prepare(request)
+    bus = request.app[BACKEND_KEY].events
+    queue = bus.subscribe()
+    try:
+        while not socket.closed:
+            await socket.send_json(await queue.get())
+    except ConnectionResetError:
+        pass
+    finally:
+        bus.unsubscribe(queue)
+    return socket
+
+
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
     try:
@@ -247,6 +322,9 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app.router.add_get("/api/v1/calls/{call_id}/recording", get_recording)
     app.router.add_get("/api/v1/callbacks", list_callbacks)
     app.router.add_get("/api/v1/audit", audit_trail)
+    app.router.add_get("/api/v1/seats", list_seats)
+    app.router.add_post("/api/v1/seats/{seat_id}/{action}", change_seat)
+    app.router.add_get("/api/v1/events", events_socket)
     app.router.add_get("/api/v1/dialplans", dialplan_status)
     app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
     return app

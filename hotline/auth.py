@@ -18,9 +18,14 @@ class Principal:
 
     name: str
     role: Role
+    seat: str | None = None
 
     def may(self, needed: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[needed]
+
+    def may_act_as_seat(self, seat_id: str) -> bool:
+        """Seats change their own state; supervisors and admins anyone's."""
+        return self.may("supervisor") or (self.role == "seat" and self.seat == seat_id)
 
 
 def token_sha256(token: str) -> str:
@@ -36,7 +41,7 @@ class TokenRegistry:
     """Looks bearer tokens up by their hash."""
 
     def __init__(self, tokens: Iterable[ApiToken]) -> None:
-        self._by_hash = {token.sha256: Principal(token.name, token.role) for token in tokens}
+        self._by_hash = {token.sha256: Principal(token.name, token.role, token.seat) for token in tokens}
 
     def __len__(self) -> int:
         return len(self._by_hash)

@@ -133,6 +133,13 @@ class SeatConfig(_Model):
         return self
 
 
+class AcdConfig(_Model):
+    """Call distribution settings."""
+
+    max_missed_offers: Annotated[int, Field(ge=1, le=10)] = 2  # then the seat is set not ready
+    auto_login: tuple[str, ...] = ()  # seat ids logged in (ready) when the controller starts
+
+
 class AgiConfig(_Model):
     """The FastAGI server Asterisk's dialplan calls."""
 
@@ -151,6 +158,7 @@ class ApiToken(_Model):
     name: str = Field(min_length=1)
     role: Role
     sha256: str
+    seat: str | None = Field(default=None, description="for role seat: the seat this token may act as")
 
     @field_validator("sha256")
     @classmethod
@@ -224,6 +232,7 @@ class Config(_Model):
     platform: PlatformConfig = PlatformConfig()
     sip: SipConfig = SipConfig()
     seats: tuple[SeatConfig, ...] = ()
+    acd: AcdConfig = AcdConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
     agi: AgiConfig = AgiConfig()
     http: HttpConfig = HttpConfig()
@@ -239,6 +248,9 @@ class Config(_Model):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"seat ids must be unique: {', '.join(duplicates)} given twice")
+        unknown = sorted(set(self.acd.auto_login) - set(ids))
+        if unknown:
+            raise ValueError(f"acd.auto_login names seats that are not configured: {', '.join(unknown)}")
         return self
 
     def dialplan_path(self) -> Path:

@@ -15,6 +15,8 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from acd.events import EventBus
+from acd.seats import SeatService
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
@@ -71,7 +73,16 @@ class Controller:
         self.tracker.on_ended(self.callback_list.on_call_ended)
         self.audit_log = RedisAuditLog(self._redis)
         self._clock = clock
+        self.events = EventBus(self._redis)
         self.ami = AmiClient(ami_settings(config))
+        self.seats = SeatService(
+            config.seats,
+            self.ami,
+            self._redis,
+            events=self.events,
+            clock=clock,
+            max_missed=config.acd.max_missed_offers,
+        )
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
         self._ivr_prompts = ivr_prompts_dir(config)
@@ -113,15 +124,18 @@ class Controller:
         )
         try:
             await self.tracker.load_open()
+            await self.seats.load()
             self._redis_up = True
         except RedisError as exc:
             log.warning("controller.redis_unavailable_at_start", error=str(exc))
         await self.agi.start()
         self.ami.start()
+        if cfg.acd.auto_login:
+            self._tasks.append(asyncio.create_task(self._auto_login(), name="auto-login"))
         await self._api_runner.setup()
         site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
         await site.start()
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
@@ -158,6 +172,13 @@ class Controller:
             log.info("controller.redis_back")
             await self.tracker.load_open()
             await self.tracker.flush_dirty()
+
+    async def _auto_login(self) -> None:
+        """Log in the configured seats once AMI is up (desk phones with fixed contacts)."""
+        await self.ami.wait_connected(timeout_s=3600)
+        for seat_id in self.config.acd.auto_login:
+            if not self.seats.get(seat_id).logged_in:
+                await self.seats.login(seat_id)
 
     async def _purge_recordings(self) -> None:
         retention = timedelta(days=self.config.recordings.retention_days)

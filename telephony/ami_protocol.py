@@ -5,7 +5,8 @@ panoramisk 1.4 traps handled here (see docs/architecture.md):
   reads vanished (张三丰 arrived as 三丰): we decode incrementally;
 - on connection loss unanswered actions were queued and re-sent after reconnect (an Originate
   could ring a seat twice): we fail them with AmiConnectionLost and never re-send;
-- a lost connection left futures pending forever: every pending future is failed at once.
+- a lost connection left futures pending forever: every pending future is failed at once;
+- a reply ending in "to queue" (QueueAdd) was taken for the start of a list and never resolved.
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from telephony.ami_types import AmiConnectionLost, AmiMessage
+
+
+class _Action(pk_actions.Action):
+    """panoramisk's Action, minus its guess that any reply ending in "to queue" opens a list
+    (QueueAdd's "Added interface to queue" then never resolved). A reply is a list only when
+    Asterisk says so (EventList: start, "will follow") or for an async Originate."""
+
+    @property
+    def multi(self) -> bool:
+        first = self.responses[0]
+        message = str(first.get("message", "")).lower()
+        if str(first.get("eventlist", "")).lower() == "start" or "will follow" in message:
+            return True
+        return message.endswith("successfully queued") and str(self.get("async", "")).lower() == "true"
 
 
 def to_ami_message(message: Message) -> AmiMessage:
@@ -85,7 +100,7 @@ class HotlineAmiProtocol(AMIProtocol):
 
     def send_action(self, fields: dict[str, str | list[str]]) -> tuple[str, asyncio.Future[Any]]:
         """Write one action; returns its ActionID and the future of its response(s)."""
-        action = pk_actions.Action(fields)
+        action = _Action(fields)
         self.responses[action.id] = action
         self.transport.write(str(action).encode("utf-8"))
         return str(action.id), action.future

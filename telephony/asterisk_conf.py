@@ -257,16 +257,14 @@ def _queues_conf(config: Config) -> str:
     names = sorted({"general", *(q for seat in config.seats for q in seat.queues)})
     sections = ["[general]\npersistentmembers = no\nshared_lastcall = yes\n"]
     for name in names:
-        members = "".join(
-            f"member => PJSIP/{seat.id},0,{seat.name or seat.id}\n" for seat in config.seats if name in seat.queues
-        )
         sections.append(
             f"[{queue_name(name)}]\nstrategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 5\n"
             "ringinuse = no\nautofill = yes\nmusicclass = default\n"
             # MEMBERNAME on the caller's channel tells the IVR which seat took the call
             "setinterfacevar = yes\n"
-            "joinempty = unavailable,invalid\nleavewhenempty = unavailable,invalid\n"
-            f"announce-frequency = 0\n{members}"
+            "joinempty = unavailable,invalid,paused\nleavewhenempty = unavailable,invalid,paused\n"
+            # members are added by the controller when seats log in (acd/seats.py)
+            "autopause = no\nannounce-frequency = 0\n"
         )
     return "\n".join(sections)
 

@@ -38,10 +38,11 @@ MONDAY_MORNING = "2026-03-09T10:00:00+08:00"
 class Nodes:
     """The shared platform of this module, with its seat and peer ports."""
 
-    def __init__(self, platform: PlatformUnderTest, seat_port: int, carrier_port: int) -> None:
+    def __init__(self, platform: PlatformUnderTest, seat_port: int, carrier_port: int, silent_seat_port: int) -> None:
         self.platform = platform
         self.seat_port = seat_port
         self.carrier_port = carrier_port
+        self.silent_seat_port = silent_seat_port
 
     @property
     def sip_port(self) -> int:
@@ -65,11 +66,15 @@ class Nodes:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
-    seat_port, carrier_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    seat_port, carrier_port, silent_port = free_tcp_and_udp_port(), free_tcp_and_udp_port(), free_tcp_and_udp_port()
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("nodes"),
         overrides={
-            "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
+            "seats": [
+                {"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"},
+                {"id": "1002", "name": "1002", "contact": f"sip:1002@127.0.0.1:{silent_port}"},
+            ],
+            "acd": {"max_missed_offers": 1},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
         },
         dialplan="every_node",
@@ -77,7 +82,9 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
     )
     platform.start_all()
     try:
-        yield Nodes(platform, seat_port, carrier_port)
+        # the seat logs itself in with its own token (seat 1002 stays logged out)
+        assert platform.http("/api/v1/seats/1001/login", token=SEAT_TOKEN, method="POST").status == 200
+        yield Nodes(platform, seat_port, carrier_port, silent_port)
     finally:
         platform.stop_all()
 
@@ -332,3 +339,45 @@ def test_caller_giving_up_in_the_queue_is_on_the_callback_list(nodes: Nodes) -> 
     assert seat.wait().ok
     callbacks = nodes.platform.http("/api/v1/callbacks").body["callbacks"]
     assert not [c for c in callbacks if c["caller"] == "13900000031"]
+
+
+def seat_state(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any]:
+    seats = platform.http("/api/v1/seats", token=SEAT_TOKEN).body["seats"]
+    return next(s for s in seats if s["seat"] == seat_id)
+
+
+def test_seat_state_changes_and_who_may_make_them(nodes: Nodes) -> None:
+    platform = nodes.platform
+    assert seat_state(platform, "1001")["state"] == "ready"
+    assert seat_state(platform, "1002")["state"] == "logged_out"
+    assert platform.http("/api/v1/seats/1002/login", token=SEAT_TOKEN, method="POST").status == 403  # not its seat
+    assert platform.http("/api/v1/seats/1001/ready", token=SEAT_TOKEN, method="POST").status == 409  # already ready
+    assert platform.http("/api/v1/seats/9999/login", method="POST").status == 404
+    paused = platform.http("/api/v1/seats/1001/pause", token=SEAT_TOKEN, method="POST")
+    assert paused.status == 200
+    assert paused.body["state"] == "not_ready"
+
+    # with its only seat paused, the queue overflows to voicemail at once
+    call = nodes.call("13900000040", pause(nodes.in_menu_ms()), dtmf("0"), pause(3000), CALLER_HANGS_UP)
+    assert call["ivr_path"][-2:] == ["seat", "vm"]
+    assert call["tags"]["queue_status"] in ("joinempty", "leaveempty")
+
+    assert platform.http("/api/v1/seats/1001/ready", token=SEAT_TOKEN, method="POST").body["state"] == "ready"
+
+
+def test_a_seat_that_never_answers_ends_not_ready(nodes: Nodes) -> None:
+    platform = nodes.platform
+    assert platform.http("/api/v1/seats/1001/logout", method="POST").body["state"] == "logged_out"
+    assert platform.http("/api/v1/seats/1002/login", method="POST").body["state"] == "ready"
+    try:
+        silent = SippServer(scenario(RINGING_PEER), port=nodes.silent_seat_port)
+        call = nodes.call("13900000041", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP, timeout_s=90)
+        assert silent.wait().ok
+        assert call["ivr_path"][-3:] == ["seat", "vm", "bye"]  # the caller was not dropped
+        state = seat_state(platform, "1002")
+        assert state["state"] == "not_ready"
+        assert state["reason"] == "no answer"
+        assert state["missed_in_a_row"] == 1
+    finally:
+        platform.http("/api/v1/seats/1002/logout", method="POST")
+        platform.http("/api/v1/seats/1001/login", method="POST")

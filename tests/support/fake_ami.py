@@ -22,6 +22,7 @@ class FakeAmi:
 
     answer: dict[str, bool] = field(default_factory=lambda: {"login": True, "ping": True, "logoff": True})
     actions: list[dict[str, str]] = field(default_factory=list)
+    replies: dict[str, dict[str, str]] = field(default_factory=dict)  # action name → reply headers
     logins: int = 0
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _server: asyncio.Server | None = None
@@ -88,7 +89,9 @@ class FakeAmi:
         action_id = fields.get("actionid", "")
         if not self.answer.get(name, True):
             return
-        if name == "login":
+        if name in self.replies:
+            writer.write(encode({**self.replies[name], "ActionID": action_id}))
+        elif name == "login":
             self.logins += 1
             writer.write(encode({"Response": "Success", "ActionID": action_id, "Message": "Authentication accepted"}))
             writer.write(encode({"Event": "FullyBooted", "Privilege": "system,all", "Status": "Fully Booted"}))

@@ -82,7 +82,7 @@ class PlatformUnderTest:
                 "port": free_port(),
                 "tokens": [
                     {"name": "test-admin", "role": "admin", "sha256": token_sha256(ADMIN_TOKEN)},
-                    {"name": "test-seat", "role": "seat", "sha256": token_sha256(SEAT_TOKEN)},
+                    {"name": "test-seat", "role": "seat", "sha256": token_sha256(SEAT_TOKEN), "seat": "1001"},
                 ],
             },
             "redis": {"url": f"redis://127.0.0.1:{redis_port}/0"},

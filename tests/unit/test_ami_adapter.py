@@ -135,3 +135,11 @@ def test_backoff_grows_and_is_capped() -> None:
     for _ in range(6):
         steps.append(next_backoff(steps[-1], s))
     assert steps[1:] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
+async def test_queue_add_reply_is_not_taken_for_a_list(ami: FakeAmi, client: AmiClient) -> None:
+    """panoramisk 1.4 waited forever for more after 'Added interface to queue'."""
+    ami.replies["queueadd"] = {"Response": "Success", "Message": "Added interface to queue"}
+    reply = await client.send_action({"Action": "QueueAdd", "Queue": "hotline-general", "Interface": "PJSIP/1001"})
+    assert reply.response.get("message") == "Added interface to queue"
+    assert reply.events == ()

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from acd.events import EventBus
+from acd.seats import SeatService
 from calls.callbacks import Callback
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
@@ -73,6 +75,14 @@ class Backend:
 
     async def audit_trail(self, limit: int) -> list[AuditEntry]:
         return self.audited[-limit:]
+
+    @property
+    def seats(self) -> SeatService:
+        raise NotImplementedError("seat routes are tested against a real controller")
+
+    @property
+    def events(self) -> EventBus:
+        raise NotImplementedError("the events socket is tested against a real controller")
 
     async def reload_dialplan(self, reason: str) -> ReloadResult:
         self.reloads.append(reason)
