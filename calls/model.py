@@ -26,7 +26,6 @@ class CallOutcome(StrEnum):
     TRANSFERRED = "transferred"  # handed to another hotline (province, department, 110 …)
     ABANDONED = "abandoned"  # the caller hung up before the IVR finished
     FALLBACK = "fallback"  # the controller was unreachable: Asterisk's fallback route took it
-    FAILED = "failed"  # our side failed the call (logged with the error)
     LOST_TRACK = "lost_track"  # it ended while we could not see it (AMI down, Asterisk restart)
 
 

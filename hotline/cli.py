@@ -102,10 +102,14 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
 
 
 def cmd_token_new(args: argparse.Namespace) -> int:
+    if args.role == "seat" and not args.seat:
+        print("a seat token needs --seat <seat id>", file=sys.stderr)
+        return EXIT_CONFIG
     token = new_token()
     print(f"token (give it to {args.name}; it is not stored anywhere): {token}")
     print("add to config.yaml under http.tokens:")
-    print(f"  - {{name: {args.name}, role: {args.role}, sha256: {token_sha256(token)}}}")
+    seat = f', seat: "{args.seat}"' if args.seat else ""
+    print(f"  - {{name: {args.name}, role: {args.role}{seat}, sha256: {token_sha256(token)}}}")
     return 0
 
 
@@ -213,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     new = token.add_parser("new", help="make a new API token")
     new.add_argument("--role", choices=("seat", "supervisor", "admin"), required=True)
     new.add_argument("--name", required=True)
+    new.add_argument("--seat", help="for role seat: the seat id this token may act as")
     new.set_defaults(func=cmd_token_new)
 
     prompts = sub.add_parser("prompts", help="prompt files").add_subparsers(dest="prompts_command", required=True)

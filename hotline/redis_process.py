@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from telephony.asterisk_process import terminate
+
 
 class RedisUnavailable(RuntimeError):
     """redis-server is missing or does not start."""
@@ -71,13 +73,6 @@ class RedisProcess:
         raise RedisUnavailable(f"redis-server did not answer on port {self.port} within {timeout_s:g} s")
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            terminate(self._proc, timeout_s)
         self._proc = None

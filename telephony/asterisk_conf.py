@@ -189,14 +189,13 @@ endpoint = trunk
 {_outbound_trunks(config)}{_seats(config)}"""
 
 
-def _outbound_trunks(config: Config) -> str:
-    blocks = []
-    for name, trunk in config.sip.trunks.items():
-        blocks.append(f"""
+def _endpoint(name: str, context: str, extra: str = "") -> str:
+    """A PJSIP endpoint whose media stays through Asterisk (recording, simple peers)."""
+    return f"""
 [{name}]
 type = endpoint
 transport = transport-udp
-context = {PEER_CONTEXT}
+context = {context}
 disallow = all
 allow = ulaw,alaw
 direct_media = no
@@ -204,46 +203,30 @@ direct_media = no
 send_connected_line = no
 rtp_symmetric = yes
 dtmf_mode = rfc4733
-aors = {name}
+{extra}aors = {name}
+"""
 
-[{name}]
-type = aor
-contact = sip:{trunk.host}:{trunk.port}
-""")
+
+def _outbound_trunks(config: Config) -> str:
+    blocks = []
+    for name, trunk in config.sip.trunks.items():
+        blocks.append(
+            _endpoint(name, PEER_CONTEXT) + f"\n[{name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
+        )
     return "".join(blocks)
 
 
 def _seats(config: Config) -> str:
     blocks = []
     for seat in config.seats:
-        auth = f"auth = seat-{seat.id}\n" if seat.secret else ""
-        contact = f"contact = {seat.contact}\n" if seat.contact else "max_contacts = 1\nremove_existing = yes\n"
-        block = f"""
-[{seat.id}]
-type = endpoint
-transport = transport-udp
-context = {SEAT_CONTEXT}
-disallow = all
-allow = ulaw,alaw
-direct_media = no
-; no re-INVITE/UPDATE just to show the other party's name: carriers and simple phones refuse it
-send_connected_line = no
-rtp_symmetric = yes
-dtmf_mode = rfc4733
-callerid = "{seat.name or seat.id}" <{seat.id}>
-{auth}aors = {seat.id}
-
-[{seat.id}]
-type = aor
-{contact}"""
+        extra = f'callerid = "{seat.name or seat.id}" <{seat.id}>\n'
         if seat.secret:
-            block += f"""
-[seat-{seat.id}]
-type = auth
-auth_type = userpass
-username = {seat.id}
-password = {seat.secret}
-"""
+            extra += f"auth = seat-{seat.id}\n"
+        contact = f"contact = {seat.contact}\n" if seat.contact else "max_contacts = 1\nremove_existing = yes\n"
+        block = _endpoint(seat.id, SEAT_CONTEXT, extra) + f"\n[{seat.id}]\ntype = aor\n{contact}"
+        if seat.secret:
+            block += f"\n[seat-{seat.id}]\ntype = auth\nauth_type = userpass\n"
+            block += f"username = {seat.id}\npassword = {seat.secret}\n"
         blocks.append(block)
     return "".join(blocks)
 

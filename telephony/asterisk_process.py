@@ -79,13 +79,17 @@ class AsteriskProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop now (calls are dropped: this is for shutdown and fault tests)."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=timeout_s)
+        if self._proc is not None:
+            terminate(self._proc, timeout_s)
         self._proc = None
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, and SIGKILL if it is still there after ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)

@@ -142,9 +142,9 @@ def test_transfer_to_110_on_the_carrier_trunk(nodes: Nodes) -> None:
 
 
 def test_transfer_that_fails_goes_on_to_voicemail(nodes: Nodes, tmp_path: Path) -> None:
-    silence = tone_wav(tmp_path / "quiet.wav", seconds=1, frequency_hz=300, volume=0.0)
+    talk = speech_then_silence_wav(tmp_path / "talk.wav", speech_s=1, silence_s=4)
     call = nodes.call(
-        "13900000005", stream_audio(silence, loops=-1), pause(nodes.in_menu_ms()), dtmf("3"), HOTLINE_HANGS_UP
+        "13900000005", pause(nodes.in_menu_ms()), dtmf("3"), stream_audio(talk, loops=-1), HOTLINE_HANGS_UP
     )  # nobody listens on the carrier port
     assert call["ivr_path"][-3:] == ["police", "vm", "bye"]
     assert call["tags"]["transfer_status"] in ("chanunavail", "congestion", "noanswer")

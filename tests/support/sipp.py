@@ -131,31 +131,18 @@ class SippResult:
         return self.returncode == 0
 
 
-class SippCall:
-    """One SIPp call to 127.0.0.1:sip_port, run in the background until ``wait()``."""
+class _SippProcess:
+    """One SIPp process with its scenario in a temp folder; ``wait()`` gives its result."""
 
-    def __init__(
-        self,
-        sip_port: int,
-        scenario_xml: str,
-        *,
-        number: str = "12345",
-        caller: str = "13800138000",
-        caller_name: str = "",
-        timeout_s: float = 60.0,
-        calls: int = 1,
-    ) -> None:
+    def __init__(self, scenario_xml: str, arguments: list[str], timeout_s: float) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="sipp-")
         folder = Path(self._tmp.name)
-        scenario_file = folder / "scenario.xml"
-        scenario_file.write_text(scenario_xml, encoding="utf-8")
+        (folder / "scenario.xml").write_text(scenario_xml, encoding="utf-8")
         self._errors = folder / "errors.log"
         self._timeout_s = timeout_s
         command = [
-            "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario_file), "-s", number,
-            "-m", str(calls), "-l", str(calls), "-r", "50", "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
+            "sipp", *arguments, "-sf", str(folder / "scenario.xml"),
             "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)),
-            "-key", "caller", caller, "-key", "caller_name", caller_name,
             "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
             "-trace_err", "-error_file", str(self._errors),
         ]  # fmt: skip
@@ -170,6 +157,28 @@ class SippCall:
         text = self._errors.read_text(errors="replace") if self._errors.exists() else ""
         self._tmp.cleanup()
         return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
+
+
+class SippCall(_SippProcess):
+    """``calls`` SIPp callers to 127.0.0.1:sip_port, run in the background until ``wait()``."""
+
+    def __init__(
+        self,
+        sip_port: int,
+        scenario_xml: str,
+        *,
+        number: str = "12345",
+        caller: str = "13800138000",
+        caller_name: str = "",
+        timeout_s: float = 60.0,
+        calls: int = 1,
+    ) -> None:
+        arguments = [
+            f"127.0.0.1:{sip_port}", "-s", number, "-m", str(calls), "-l", str(calls), "-r", "50",
+            "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
+            "-key", "caller", caller, "-key", "caller_name", caller_name,
+        ]  # fmt: skip
+        super().__init__(scenario_xml, arguments, timeout_s)
 
 
 def run_sipp(
@@ -328,36 +337,9 @@ RINGING_PEER = """
 """A seat that rings and never answers, until the call is cancelled."""
 
 
-class SippServer:
+class SippServer(_SippProcess):
     """A SIPp UAS on its own port (a seat with a static contact, or a peer hotline), one call."""
 
     def __init__(self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0) -> None:
         self.port = port or free_tcp_and_udp_port()
-        self._tmp = tempfile.TemporaryDirectory(prefix="sipp-uas-")
-        folder = Path(self._tmp.name)
-        (folder / "uas.xml").write_text(scenario_xml, encoding="utf-8")
-        self._errors = folder / "errors.log"
-        self._timeout_s = timeout_s
-        command = [
-            "sipp", "-sf", str(folder / "uas.xml"), "-i", "127.0.0.1", "-p", str(self.port),
-            "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)), "-m", "1",
-            "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
-            "-trace_err", "-error_file", str(self._errors),
-        ]  # fmt: skip
-        self._proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def wait(self) -> SippResult:
-        try:
-            _, stderr = self._proc.communicate(timeout=self._timeout_s + 30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            _, stderr = self._proc.communicate()
-        text = self._errors.read_text(errors="replace") if self._errors.exists() else ""
-        self._tmp.cleanup()
-        return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
-
-    def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._tmp.cleanup()
+        super().__init__(scenario_xml, ["-i", "127.0.0.1", "-p", str(self.port), "-m", "1"], timeout_s)
