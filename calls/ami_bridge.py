@@ -32,6 +32,7 @@ class CallEventBridge:
         ami.on_event("Newchannel", self._on_new_channel)
         ami.on_event("Newstate", self._on_new_state)
         ami.on_event("Hangup", self._on_hangup)
+        ami.on_event("AgentConnect", self._on_seat_answered)
         ami.on_connected(self.resync)
 
     async def _on_new_channel(self, event: AmiMessage) -> None:
@@ -47,6 +48,12 @@ class CallEventBridge:
     async def _on_new_state(self, event: AmiMessage) -> None:
         if event.get("channelstate") == _STATE_UP:
             await self._tracker.answered(event.get("uniqueid"))
+
+    async def _on_seat_answered(self, event: AmiMessage) -> None:
+        """app_queue connected the caller (Uniqueid) to a seat (MemberName)."""
+        await self._tracker.amend(
+            event.get("uniqueid"), {"seat": event.get("membername"), "seat_answered_at": self._tracker.clock()}
+        )
 
     async def _on_hangup(self, event: AmiMessage) -> None:
         await self._tracker.hung_up(event.get("uniqueid"), event.get("cause-txt") or event.get("cause"))

@@ -61,7 +61,9 @@ class CallRecord(BaseModel):
     tags: dict[str, str] = {}
     survey_score: int | None = None
     queue: str = ""
+    queued_at: datetime | None = None  # entered the queue
     seat: str = ""
+    seat_answered_at: datetime | None = None  # a seat answered (app_queue AgentConnect)
     transfer_to: str = ""
     dialplan_version: str = ""
     outcome: CallOutcome | None = None
@@ -80,7 +82,9 @@ class CallChanges(TypedDict, total=False):
     tags: dict[str, str]
     survey_score: int
     queue: str
+    queued_at: datetime
     seat: str
+    seat_answered_at: datetime
     transfer_to: str
     dialplan_version: str
     recording: str

@@ -17,6 +17,7 @@ from aiohttp import web
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat
 from acd.seats import SeatService, UnknownSeat
+from acd.stats import QueueStats
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
@@ -52,6 +53,8 @@ class ApiBackend(Protocol):
 
     async def callbacks(self, limit: int) -> list[Callback]: ...
 
+    async def queue_stats(self) -> list[QueueStats]: ...
+
     async def audit(self, entry: AuditEntry) -> None: ...
 
     async def audit_trail(self, limit: int) -> list[AuditEntry]: ...
@@ -82,7 +85,9 @@ def call_view(record: CallRecord) -> dict[str, Any]:
         "tags": record.tags,
         "survey_score": record.survey_score,
         "queue": record.queue,
+        "queued_at": record.queued_at.isoformat() if record.queued_at else None,
         "seat": record.seat,
+        "seat_answered_at": record.seat_answered_at.isoformat() if record.seat_answered_at else None,
         "transfer_to": record.transfer_to,
         "dialplan_version": record.dialplan_version,
         "outcome": record.outcome.value if record.outcome else None,
@@ -302,6 +307,37 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     return socket
 
 
+@requires("supervisor")
+async def list_queues(request: web.Request) -> web.Response:
+    try:
+        stats = await request.app[BACKEND_KEY].queue_stats()
+    except StoreUnavailable as exc:
+        return _error(503, str(exc))
+    return web.json_response(
+        {
+            "window_hours": 24,
+            "queues": [
+                {
+                    "queue": q.queue,
+                    "waiting_now": q.waiting_now,
+                    "longest_wait_now_s": round(q.longest_wait_now_s, 1),
+                    "offered": q.offered,
+                    "answered": q.answered,
+                    "answered_within_15s": q.answered_within_15s,
+                    "abandoned": q.abandoned,
+                    "overflowed": q.overflowed,
+                    "answer_rate": round(q.answer_rate, 4),
+                    "abandon_rate": round(q.abandon_rate, 4),
+                    "service_level_15s": round(q.service_level, 4),
+                    "average_speed_of_answer_s": round(q.average_speed_of_answer_s, 1),
+                    "average_talk_s": round(q.average_talk_s, 1),
+                }
+                for q in stats
+            ],
+        }
+    )
+
+
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
     try:
@@ -323,6 +359,7 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app.router.add_get("/api/v1/callbacks", list_callbacks)
     app.router.add_get("/api/v1/audit", audit_trail)
     app.router.add_get("/api/v1/seats", list_seats)
+    app.router.add_get("/api/v1/queues", list_queues)
     app.router.add_post("/api/v1/seats/{seat_id}/{action}", change_seat)
     app.router.add_get("/api/v1/events", events_socket)
     app.router.add_get("/api/v1/dialplans", dialplan_status)

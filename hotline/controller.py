@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from acd.events import EventBus
+from acd.seat import SeatState
 from acd.seats import SeatService
+from acd.stats import QueueStats, queue_stats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
@@ -44,6 +47,10 @@ from telephony.asterisk_conf import AGI_IVR_SCRIPT, ivr_prompts_dir, prompt_path
 log = structlog.get_logger(__name__)
 
 FALLBACK_SCAN_INTERVAL_S = 5.0
+STATS_WINDOW = timedelta(hours=24)
+_OK = (("result", "ok"),)
+_REJECTED = (("result", "rejected"),)
+STATS_RECORDS = 10_000  # enough for a prefecture's day; the ACD (issue 4) will keep counters
 
 
 def ami_settings(config: Config) -> AmiSettings:
@@ -261,7 +268,68 @@ class Controller:
                 "Failed call record writes",
                 self.tracker.store_failures,
             ),
+            Metric("hotline_dialplan_reloads_total", "counter", "Dialplan reloads", self.dialplans.reloads_ok, _OK),
+            Metric(
+                "hotline_dialplan_reloads_total",
+                "counter",
+                "Dialplan reloads",
+                self.dialplans.reloads_failed,
+                _REJECTED,
+            ),
+            *self._seat_metrics(),
+            *await self._queue_metrics(),
         ]
+
+    def queue_names(self) -> list[str]:
+        return sorted({"general", *(q for seat in self.config.seats for q in seat.queues)})
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Each queue over the last 24 h (GB/T 33358 measures answer rate over any 24 h)."""
+        records = await self.recent_calls(STATS_RECORDS)
+        now = self._clock()
+        return [queue_stats(name, records, now, STATS_WINDOW) for name in self.queue_names()]
+
+    def _seat_metrics(self) -> list[Metric]:
+        counts = Counter(seat.state.value for seat in self.seats.all())
+        return [
+            Metric("hotline_seats", "gauge", "Seats by state", counts.get(state.value, 0), (("state", state.value),))
+            for state in SeatState
+        ]
+
+    async def _queue_metrics(self) -> list[Metric]:
+        try:
+            stats = await self.queue_stats()
+        except StoreUnavailable:
+            return []
+        metrics = []
+        for q in stats:
+            label = (("queue", q.queue),)
+            metrics += [
+                Metric("hotline_queue_waiting", "gauge", "Callers waiting now", q.waiting_now, label),
+                Metric("hotline_queue_longest_wait_seconds", "gauge", "Longest wait now", q.longest_wait_now_s, label),
+                Metric(
+                    "hotline_queue_offered_24h", "gauge", "Calls that entered the queue, last 24 h", q.offered, label
+                ),
+                Metric("hotline_queue_answer_rate_24h", "gauge", "Answered / offered, last 24 h", q.answer_rate, label),
+                Metric(
+                    "hotline_queue_abandon_rate_24h", "gauge", "Abandoned / offered, last 24 h", q.abandon_rate, label
+                ),
+                Metric(
+                    "hotline_queue_service_level_15s_24h",
+                    "gauge",
+                    "Answered within 15 s / offered",
+                    q.service_level,
+                    label,
+                ),
+                Metric(
+                    "hotline_queue_asa_seconds_24h",
+                    "gauge",
+                    "Average speed of answer",
+                    q.average_speed_of_answer_s,
+                    label,
+                ),
+            ]
+        return metrics
 
     async def recent_calls(self, limit: int) -> list[CallRecord]:
         try:

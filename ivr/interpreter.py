@@ -149,7 +149,7 @@ class IvrRun:
         tags = {"priority": str(node.priority)}
         if node.skills:
             tags["skills"] = ",".join(node.skills)
-        await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "tags": tags})
+        await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "queued_at": self.ctx.clock(), "tags": tags})
         recording = ""
         if self.ctx.record_seat_calls:
             # 'b': only while bridged to a seat, both parties mixed; the file is the spool's

@@ -102,6 +102,8 @@ def test_sighup_reloads_the_dialplan(platform: PlatformUnderTest) -> None:
         status = platform.http("/api/v1/dialplans").body
         assert status["reloads_ok"] >= 1
         assert status["last_error"] == ""
+        metrics = platform.http("/metrics", token=None).body
+        assert f'hotline_dialplan_reloads_total{{result="ok"}} {status["reloads_ok"]}' in metrics
     finally:
         platform.install_dialplan("greet")
 

@@ -3,15 +3,17 @@ RFC 4733 and as SIP INFO), proven by the call record."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.support.audio import duration_s, rms_amplitude, speech_then_silence_wav, tone_wav
-from tests.support.platform import SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.platform import ADMIN_TOKEN, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
     ANSWERED,
@@ -381,3 +383,49 @@ def test_a_seat_that_never_answers_ends_not_ready(nodes: Nodes) -> None:
     finally:
         platform.http("/api/v1/seats/1002/logout", method="POST")
         platform.http("/api/v1/seats/1001/login", method="POST")
+
+
+def test_queue_figures_follow_the_calls(nodes: Nodes) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=nodes.seat_port)
+    call = nodes.call("13900000050", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP)
+    assert seat.wait().ok
+    assert call["queued_at"] <= call["seat_answered_at"]
+    queues = nodes.platform.http("/api/v1/queues").body["queues"]
+    general = next(q for q in queues if q["queue"] == "general")
+    assert general["answered"] >= 1
+    assert general["answered_within_15s"] >= 1
+    assert general["offered"] == general["answered"] + general["abandoned"] + general["overflowed"]
+    assert 0 < general["service_level_15s"] <= 1
+    assert general["waiting_now"] == 0
+    metrics = nodes.platform.http("/metrics", token=None).body
+    assert 'hotline_queue_answer_rate_24h{queue="general"}' in metrics
+    assert 'hotline_seats{state="ready"} 1' in metrics
+
+
+def test_supervisors_see_seat_changes_live(nodes: Nodes) -> None:
+    platform = nodes.platform
+
+    async def watch() -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{platform.base_url}/api/v1/events", headers=headers) as ws,
+        ):
+            await asyncio.to_thread(platform.http, "/api/v1/seats/1001/pause", SEAT_TOKEN, "POST")
+            await asyncio.to_thread(platform.http, "/api/v1/seats/1001/ready", SEAT_TOKEN, "POST")
+            return [await ws.receive_json(timeout=10), await ws.receive_json(timeout=10)]
+
+    events = asyncio.run(watch())
+    assert [(e["type"], e["seat"], e["old"], e["new"]) for e in events] == [
+        ("seat.state", "1001", "ready", "not_ready"),
+        ("seat.state", "1001", "not_ready", "ready"),
+    ]
+
+    async def denied() -> int:
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(
+                f"{platform.base_url}/api/v1/events", headers={"Authorization": f"Bearer {SEAT_TOKEN}"}
+            )
+            return response.status
+
+    assert asyncio.run(denied()) == 403

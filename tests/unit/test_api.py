@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from acd.events import EventBus
 from acd.seats import SeatService
+from acd.stats import QueueStats
 from calls.callbacks import Callback
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
@@ -68,6 +69,9 @@ class Backend:
         return self.recording if call_id == RECORD.call_id and kind == "conversation" else None
 
     async def callbacks(self, limit: int) -> list[Callback]:
+        return []
+
+    async def queue_stats(self) -> list[QueueStats]:
         return []
 
     async def audit(self, entry: AuditEntry) -> None:

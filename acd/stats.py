@@ -1,0 +1,70 @@
+"""Queue and seat figures from call records (pure): what supervisors and GB/T 33358 ask for.
+
+Service level is the share of queued calls a seat answered within 15 s (GB/T 33358: answer
+within 15 s); answer rate is answered / offered (target ≥ 95 % over any 24 h).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from calls.model import CallOutcome, CallRecord
+
+SERVICE_LEVEL_S = 15.0
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One queue over a window, plus who is waiting now."""
+
+    queue: str
+    waiting_now: int
+    longest_wait_now_s: float
+    offered: int
+    answered: int
+    answered_within_15s: int
+    abandoned: int
+    overflowed: int
+    average_speed_of_answer_s: float
+    average_talk_s: float
+
+    @property
+    def answer_rate(self) -> float:
+        return self.answered / self.offered if self.offered else 1.0
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.offered if self.offered else 0.0
+
+    @property
+    def service_level(self) -> float:
+        return self.answered_within_15s / self.offered if self.offered else 1.0
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def queue_stats(queue: str, records: Iterable[CallRecord], now: datetime, window: timedelta) -> QueueStats:
+    """Figures of ``queue`` over the calls that entered it within ``window`` before ``now``."""
+    mine = [r for r in records if r.queue == queue and r.queued_at is not None and r.queued_at >= now - window]
+    waiting = [r for r in mine if r.is_open and r.seat_answered_at is None]
+    answered = [r for r in mine if r.seat_answered_at is not None]
+    waits = [(r.seat_answered_at - r.queued_at).total_seconds() for r in answered if r.seat_answered_at and r.queued_at]
+    talks = [(r.ended_at - r.seat_answered_at).total_seconds() for r in answered if r.ended_at and r.seat_answered_at]
+    finished_unanswered = [r for r in mine if not r.is_open and r.seat_answered_at is None]
+    abandoned = [r for r in finished_unanswered if r.outcome is CallOutcome.ABANDONED]
+    return QueueStats(
+        queue=queue,
+        waiting_now=len(waiting),
+        longest_wait_now_s=max(((now - r.queued_at).total_seconds() for r in waiting if r.queued_at), default=0.0),
+        offered=len(answered) + len(finished_unanswered),
+        answered=len(answered),
+        answered_within_15s=sum(1 for wait in waits if wait <= SERVICE_LEVEL_S),
+        abandoned=len(abandoned),
+        overflowed=len(finished_unanswered) - len(abandoned),
+        average_speed_of_answer_s=_mean(waits),
+        average_talk_s=_mean(talks),
+    )
