@@ -138,6 +138,7 @@ class AcdConfig(_Model):
 
     max_missed_offers: Annotated[int, Field(ge=1, le=10)] = 2  # then the seat is set not ready
     auto_login: tuple[str, ...] = ()  # seat ids logged in (ready) when the controller starts
+    fallback_wait_s: Annotated[int, Field(ge=0, le=600)] = 60  # controller down: ring seats this long
 
 
 class AgiConfig(_Model):
@@ -207,7 +208,8 @@ class PromptsConfig(_Model):
     Digits are written as words: espeak-ng reads "12345" as a number (一万两千…).
     """
 
-    fallback: str = "您好，热线系统正在维护。请在提示音后留言，我们会尽快回复。"
+    fallback_hold: str = "您好，正在为您转接人工服务，请稍候。"
+    fallback: str = "您好，话务员暂时无法接听。请在提示音后留言，我们会尽快回复。"
     goodbye: str = "感谢您的来电，再见。"
 
 

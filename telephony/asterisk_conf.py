@@ -20,6 +20,7 @@ PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
 FALLBACK_SPOOL = "fallback"
 AGI_IVR_SCRIPT = "ivr"
 SEAT_CONTEXT = "hotline-seat"
+FALLBACK_QUEUE = "hotline-fallback"
 PEER_CONTEXT = "hotline-peer"
 HOTLINE_NUMBER = "12345"
 
@@ -239,6 +240,13 @@ def queue_name(queue: str) -> str:
 def _queues_conf(config: Config) -> str:
     names = sorted({"general", *(q for seat in config.seats for q in seat.queues)})
     sections = ["[general]\npersistentmembers = no\nshared_lastcall = yes\n"]
+    # the fallback route's queue: every seat, static, so it works with the controller down
+    members = "".join(f"member => PJSIP/{seat.id},0,{seat.id}\n" for seat in config.seats)
+    sections.append(
+        f"[{FALLBACK_QUEUE}]\nstrategy = ringall\ntimeout = 20\nretry = 1\nringinuse = no\n"
+        "musicclass = default\nsetinterfacevar = yes\njoinempty = unavailable,invalid\n"
+        f"leavewhenempty = unavailable,invalid\n{members}"
+    )
     for name in names:
         sections.append(
             f"[{queue_name(name)}]\nstrategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 5\n"
@@ -292,8 +300,11 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,AGI(agi://{agi.host}:{agi.port}/{AGI_IVR_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
- ; caller: answer, say so, and keep a message in the spool for the controller to pick up.
+ ; caller: answer, ring every configured seat (a static queue that needs no controller), and
+ ; if nobody answers keep a message in the spool for the controller to pick up.
  same => n(fallback),Answer()
+ same => n,Playback({prompt_path(config, "fallback_hold")})
+ same => n,Queue({FALLBACK_QUEUE},,,,{config.acd.fallback_wait_s})
  same => n,Playback({prompt_path(config, "fallback")})
  same => n,Record({fallback_file},3,120,k)
  same => n,Playback({prompt_path(config, "goodbye")})

@@ -11,12 +11,15 @@ import pytest
 
 from tests.support.audio import duration_s, rms_amplitude, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
     ANSWERED,
     CALLER_HANGS_UP,
     HOTLINE_HANGS_UP,
     INVITE,
     SippCall,
+    SippServer,
+    answering_peer,
     pause,
     run_sipp,
     scenario,
@@ -24,6 +27,12 @@ from tests.support.sipp import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def fallback_prompts_ms(platform: PlatformUnderTest) -> int:
+    """How long the fallback route talks before its beep (no seats: the queue is skipped)."""
+    prompts = platform.config.paths.runtime_dir / "prompts"
+    return int((duration_s(prompts / "fallback_hold.wav") + duration_s(prompts / "fallback.wav")) * 1000)
 
 
 def _fallback_files(platform: PlatformUnderTest) -> list[Path]:
@@ -38,7 +47,7 @@ def test_controller_down_caller_takes_fallback_and_is_recorded_later(
     speech = tone_wav(tmp_path / "tone.wav", seconds=1)
 
     # the caller talks all along and hangs up 4 s after the fallback prompt and its beep
-    listen_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "fallback.wav") * 1000) + 4000
+    listen_ms = fallback_prompts_ms(platform) + 4000
     caller = scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(listen_ms), CALLER_HANGS_UP)
     result = run_sipp(platform.config.sip.port, caller, caller="13800005555", timeout_s=60)
     assert result.ok, result.errors  # answered (200 OK), no failed SIP call
@@ -59,7 +68,7 @@ def test_controller_down_caller_takes_fallback_and_is_recorded_later(
 def test_controller_killed_mid_call_caller_is_not_dropped(fresh_platform: PlatformUnderTest, tmp_path: Path) -> None:
     platform = fresh_platform
     speech = tone_wav(tmp_path / "tone.wav", seconds=1)
-    listen_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "fallback.wav") * 1000) + 6000
+    listen_ms = fallback_prompts_ms(platform) + 6000
     caller = scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(listen_ms), CALLER_HANGS_UP)
     call = SippCall(platform.config.sip.port, caller, caller="13800006666")
     record = platform.wait_call(
@@ -139,3 +148,20 @@ def test_agi_port_probe_does_not_stall_the_controller(fresh_platform: PlatformUn
     platform.wait_call(
         lambda c: c["caller"] == "138****1234" and c["outcome"] == "ivr_completed", "the call after probes"
     )
+
+
+def test_controller_down_caller_still_reaches_a_seat(tmp_path: Path) -> None:
+    seat_port = free_tcp_and_udp_port()
+    platform = PlatformUnderTest(
+        tmp_path / "platform", overrides={"seats": [{"id": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}]}
+    )
+    platform.start_all()
+    try:
+        platform.stop_controller()
+        seat = SippServer(scenario(answering_peer(talk_ms=2000, hang_up=True)), port=seat_port)
+        result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800004444")
+        assert result.ok, result.errors
+        assert seat.wait().ok  # the static fallback queue rang the seat without the controller
+        assert _fallback_files(platform) == []  # answered by a human: no message to leave
+    finally:
+        platform.stop_all()
