@@ -1,0 +1,148 @@
+"""Routing decisions of the ACD (pure, in memory): which seats to offer a caller, and — late
+binding — which caller a seat takes at the moment it answers.
+
+Callers are kept in buckets by (queue, required skills); each bucket is a heap ordered by
+priority (higher first) then arrival, so the best caller a seat may take is found by looking
+at one head per bucket, not at every waiting caller. Skills are relaxed after
+``relax_after_s``: a caller who has waited that long may go to any seat of the queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Strategy(StrEnum):
+    """How a queue chooses among idle seats for a new caller."""
+
+    LONGEST_IDLE = "longest_idle"  # default: fairest to seats, fastest to callers
+    FEWEST_CALLS = "fewest_calls"
+    ROUND_ROBIN = "round_robin"
+    RING_ALL = "ring_all"
+
+
+@dataclass(frozen=True)
+class WaitingCaller:
+    """A caller in a queue."""
+
+    call_id: str
+    queue: str
+    skills: frozenset[str]
+    priority: int  # 0 normal; higher first (elderly, repeat caller with an open case …)
+    entered_at: float  # seconds, on the engine's monotonic clock
+
+
+@dataclass(frozen=True)
+class IdleSeat:
+    """A seat that may be offered a call now."""
+
+    seat_id: str
+    queues: frozenset[str]
+    skills: frozenset[str]
+    idle_since: float
+    calls_taken: int
+
+
+def may_take(seat_skills: frozenset[str], caller: WaitingCaller, now: float, relax_after_s: float) -> bool:
+    """Whether a seat with ``seat_skills`` may take ``caller`` now (skills, or relaxed)."""
+    return caller.skills <= seat_skills or now - caller.entered_at >= relax_after_s
+
+
+_Entry = tuple[float, float, int, WaitingCaller]
+
+
+@dataclass
+class _Bucket:
+    """Callers of one (queue, skills): by rank (priority, then arrival) and by arrival alone."""
+
+    by_rank: list[_Entry] = field(default_factory=list)
+    by_arrival: list[_Entry] = field(default_factory=list)
+
+
+@dataclass
+class CallerIndex:
+    """Waiting callers, bucketed by (queue, skills), each bucket two heaps; removal is lazy."""
+
+    _buckets: dict[tuple[str, frozenset[str]], _Bucket] = field(default_factory=dict)
+    _present: dict[str, WaitingCaller] = field(default_factory=dict)
+    _sequence: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __len__(self) -> int:
+        return len(self._present)
+
+    def add(self, caller: WaitingCaller) -> None:
+        self._present[caller.call_id] = caller
+        bucket = self._buckets.setdefault((caller.queue, caller.skills), _Bucket())
+        sequence = next(self._sequence)
+        heapq.heappush(bucket.by_rank, (-caller.priority, caller.entered_at, sequence, caller))
+        heapq.heappush(bucket.by_arrival, (caller.entered_at, 0, sequence, caller))
+
+    def remove(self, call_id: str) -> WaitingCaller | None:
+        """The caller left (hung up, overflowed) or was bound to a seat."""
+        return self._present.pop(call_id, None)
+
+    def _top(self, heap: list[_Entry]) -> WaitingCaller | None:
+        while heap and self._present.get(heap[0][3].call_id) is not heap[0][3]:
+            heapq.heappop(heap)  # gone since it was queued
+        return heap[0][3] if heap else None
+
+    def _candidate(
+        self, bucket: _Bucket, seat_skills: frozenset[str], now: float, relax_after_s: float
+    ) -> WaitingCaller | None:
+        """The best caller of a bucket for this seat: its top rank if the seat has the skills,
+        else its longest-waiting caller if that one has waited long enough to be relaxed."""
+        head = self._top(bucket.by_rank)
+        if head is None:
+            return None
+        if head.skills <= seat_skills:
+            return head
+        oldest = self._top(bucket.by_arrival)
+        return oldest if oldest is not None and now - oldest.entered_at >= relax_after_s else None
+
+    def best_for(
+        self, seat_queues: frozenset[str], seat_skills: frozenset[str], now: float, relax_after_s: float
+    ) -> WaitingCaller | None:
+        """The caller this seat should take: highest priority, then longest waiting, eligible.
+
+        Only one or two callers per bucket are looked at, not every waiting caller.
+        """
+        best: tuple[float, float] | None = None
+        chosen: WaitingCaller | None = None
+        for key, bucket in self._buckets.items():
+            if key[0] not in seat_queues:
+                continue
+            head = self._candidate(bucket, seat_skills, now, relax_after_s)
+            if head is None:
+                continue
+            rank = (-head.priority, head.entered_at)
+            if best is None or rank < best:
+                best, chosen = rank, head
+        return chosen
+
+
+def seats_to_offer(
+    caller: WaitingCaller,
+    idle: Iterable[IdleSeat],
+    strategy: Strategy,
+    now: float,
+    relax_after_s: float,
+    *,
+    round_robin_after: str = "",
+) -> list[str]:
+    """The seats to ring for a new caller: one (or all eligible, for ring-all)."""
+    eligible = [s for s in idle if caller.queue in s.queues and may_take(s.skills, caller, now, relax_after_s)]
+    if not eligible:
+        return []
+    if strategy is Strategy.RING_ALL:
+        return sorted(s.seat_id for s in eligible)
+    if strategy is Strategy.FEWEST_CALLS:
+        return [min(eligible, key=lambda s: (s.calls_taken, s.idle_since, s.seat_id)).seat_id]
+    if strategy is Strategy.ROUND_ROBIN:
+        ordered = sorted(s.seat_id for s in eligible)
+        after = [seat_id for seat_id in ordered if seat_id > round_robin_after]
+        return [(after or ordered)[0]]
+    return [min(eligible, key=lambda s: (s.idle_since, s.seat_id)).seat_id]
