@@ -60,10 +60,10 @@ class CallEventBridge:
 
     async def resync(self) -> None:
         """Adopt caller channels Asterisk has now; end records whose channel is gone."""
-        started_before = self._tracker.clock()
+        seen_before = self._tracker.mark()
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         channels = [e for e in reply.events if e.name == "CoreShowChannel"]
         for event in channels:
             if is_caller_channel(event):
                 await self._on_new_channel(event)
-        await self._tracker.reconcile({e.get("uniqueid") for e in channels}, started_before)
+        await self._tracker.reconcile({e.get("uniqueid") for e in channels}, seen_before)

@@ -34,6 +34,8 @@ class CallTracker:
         self._live: dict[str, CallRecord] = {}
         self._dirty: dict[str, CallRecord] = {}
         self._ended_listeners: list[EndedListener] = []
+        self._seen: dict[str, int] = {}  # call id → order first seen (for reconcile)
+        self._seen_count = 0
         self.store_failures = 0
 
     def on_ended(self, listener: EndedListener) -> None:
@@ -46,6 +48,11 @@ class CallTracker:
                 await listener(record)
             except Exception as exc:  # a listener's failure never loses the record itself
                 log.warning("calls.ended_listener_failed", call_id=record.call_id, error=str(exc) or type(exc).__name__)
+
+    def _note_seen(self, call_id: str) -> None:
+        if call_id not in self._seen:
+            self._seen[call_id] = self._seen_count
+            self._seen_count += 1
 
     def clock(self) -> datetime:
         return self._clock()
@@ -65,12 +72,15 @@ class CallTracker:
         """Adopt the open records a previous controller left in the store."""
         for record in await self._store.open_records():
             self._live.setdefault(record.call_id, record)
+            self._note_seen(record.call_id)
         log.info("calls.loaded_open", count=len(self._live))
 
     async def _put(self, record: CallRecord) -> CallRecord:
         if record.is_open:
+            self._note_seen(record.call_id)
             self._live[record.call_id] = record
         else:
+            self._seen.pop(record.call_id, None)
             self._live.pop(record.call_id, None)
         try:
             await self._store.save(record)
@@ -182,16 +192,21 @@ class CallTracker:
         await self._notify_ended(saved)
         return saved
 
-    async def reconcile(self, live_call_ids: Iterable[str], started_before: datetime) -> int:
+    def mark(self) -> int:
+        """A point in the order this tracker has seen calls (taken before a channel snapshot)."""
+        return self._seen_count
+
+    async def reconcile(self, live_call_ids: Iterable[str], seen_before: int) -> int:
         """After a (re)connect: end every open record whose channel Asterisk no longer has.
 
-        Only records started before the channel snapshot was asked for are judged, so a call
-        that arrives while the snapshot is in flight is not ended by mistake.
+        Only records this tracker knew before the snapshot was asked for (``mark()``) are
+        judged, so a call that arrives while the snapshot is in flight is not ended by mistake.
+        (An order, not timestamps: clocks of two controller runs need not agree.)
         """
         alive = set(live_call_ids)
         ended = 0
         for call_id, record in list(self._live.items()):
-            if call_id in alive or record.started_at >= started_before:
+            if call_id in alive or self._seen.get(call_id, seen_before) >= seen_before:
                 continue
             await self._put(
                 end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True)

@@ -299,6 +299,8 @@ exten => _X.,1,Hangup(21)
 exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,AGI(agi://{agi.host}:{agi.port}/{AGI_IVR_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ ; a seat already talked with this caller (the controller died during the call): done, no voicemail
+ same => n,GotoIf($["${{MEMBERINTERFACE}}" != ""]?done)
  ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
  ; caller: answer, ring every configured seat (a static queue that needs no controller), and
  ; if nobody answers keep a message in the spool for the controller to pick up.

@@ -4,6 +4,7 @@ RFC 4733 and as SIP INFO), proven by the call record."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -429,3 +430,26 @@ def test_supervisors_see_seat_changes_live(nodes: Nodes) -> None:
             return response.status
 
     assert asyncio.run(denied()) == 403
+
+
+def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes) -> None:
+    platform = nodes.platform
+    seat = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=nodes.seat_port)
+    caller = SippCall(
+        nodes.sip_port,
+        scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+        caller="13900000060",
+    )
+    try:
+        record = platform.wait_call(lambda c: c["caller"] == "139****0060" and c["seat"] == "1001", "the seat call")
+        platform.stop_controller(sig=signal.SIGKILL)
+        assert seat.wait().ok
+        assert caller.wait().ok  # the seat hung up and the caller was released: no fallback prompt
+        fallback = platform.config.paths.spool_dir / "fallback"
+        assert not any(record["call_id"] in f.name for f in fallback.glob("*.wav"))
+    finally:
+        platform.start_controller()
+    ended = platform.wait_call(
+        lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended"
+    )
+    assert ended["seat"] == "1001"
