@@ -115,6 +115,7 @@ class Controller:
         self._api_runner = web.AppRunner(build_api(self, tokens), access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
+        self._seats_loaded = False
 
     async def _build_ivr_prompts(self, plan: Dialplan) -> None:
         await asyncio.to_thread(build_prompts, plan.spec.prompts, self.config.paths.prompts_dir, self._ivr_prompts)
@@ -130,9 +131,7 @@ class Controller:
             build_prompts, cfg.prompts.model_dump(), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
         )
         try:
-            await self.tracker.load_open()
-            await self.seats.load()
-            self._redis_up = True
+            await self._load_state()
         except RedisError as exc:
             log.warning("controller.redis_unavailable_at_start", error=str(exc))
         await self.agi.start()
@@ -175,10 +174,17 @@ class Controller:
             self._redis_up = False
             raise
         if not self._redis_up:
-            self._redis_up = True
             log.info("controller.redis_back")
-            await self.tracker.load_open()
+            await self._load_state()
             await self.tracker.flush_dirty()
+
+    async def _load_state(self) -> None:
+        """Adopt open call records (always safe: known ones are kept) and, once, seat states."""
+        await self.tracker.load_open()
+        if not self._seats_loaded:
+            await self.seats.load()
+            self._seats_loaded = True
+        self._redis_up = True
 
     async def _auto_login(self) -> None:
         """Log in the configured seats once AMI is up (desk phones with fixed contacts)."""

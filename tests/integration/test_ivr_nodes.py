@@ -338,10 +338,19 @@ def test_caller_giving_up_in_the_queue_is_on_the_callback_list(nodes: Nodes) -> 
 
     # the same citizen calls again and reaches a seat: the callback is done
     seat = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=nodes.seat_port)
-    nodes.call("13900000031", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP)
+    result = run_sipp(
+        nodes.sip_port,
+        scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+        caller="13900000031",
+    )
+    assert result.ok, result.errors
     assert seat.wait().ok
-    callbacks = nodes.platform.http("/api/v1/callbacks").body["callbacks"]
-    assert not [c for c in callbacks if c["caller"] == "13900000031"]
+
+    def cleared() -> bool:
+        callbacks = nodes.platform.http("/api/v1/callbacks").body["callbacks"]
+        return not [c for c in callbacks if c["caller"] == "13900000031"]
+
+    wait_for("the callback to be cleared once the caller was served", cleared)
 
 
 def seat_state(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any]:

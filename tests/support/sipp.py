@@ -227,16 +227,7 @@ def dtmf_info(key: str, cseq: int) -> str:
 {pause(400)}"""
 
 
-def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> str:
-    """A seat or a peer hotline: answers, talks ``talk_ms`` (streaming ``voice`` if given),
-    then hangs up (or waits for BYE)."""
-    answer = """
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
-    </action>
-  </recv>
+RINGING = """
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -249,7 +240,21 @@ def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> st
       Content-Length: 0
     ]]>
   </send>
-  <send retrans="500">
+"""
+"""A UAS's 180 Ringing to the INVITE just received."""
+
+
+def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> str:
+    """A seat or a peer hotline: answers, talks ``talk_ms`` (streaming ``voice`` if given),
+    then hangs up (or waits for BYE)."""
+    answer = f"""
+  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
+    </action>
+  </recv>
+{RINGING}  <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK
       [last_Via:]
@@ -295,21 +300,9 @@ def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> st
     return answer + pause(talk_ms) + bye
 
 
-RINGING_PEER = """
+RINGING_PEER = f"""
   <recv request="INVITE" rrs="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="CANCEL"/>
+{RINGING}  <recv request="CANCEL"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hotline.config import ConfigError, parse_config
+from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,14 +72,7 @@ def test_token_hash_must_be_a_hash() -> None:
 def test_cli_exits_non_zero_without_traceback(tmp_path: Path, command: list[str]) -> None:
     bad = tmp_path / "config.yaml"
     bad.write_text("sip:\n  port: 99999\nunknown_section: {}\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "hotline.cli", *command, "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=60,
-    )
+    result = run_cli(*command, "--config", str(bad))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"{bad}:2: sip.port: Input should be less than or equal to 65535" in result.stderr
@@ -88,13 +80,6 @@ def test_cli_exits_non_zero_without_traceback(tmp_path: Path, command: list[str]
 
 
 def test_cli_missing_file(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "hotline.cli", "config", "check", "--config", str(tmp_path / "nope.yaml")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=60,
-    )
+    result = run_cli("config", "check", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "cannot read the configuration" in result.stderr

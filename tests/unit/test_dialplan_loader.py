@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from hypothesis import strategies as st
 
 from ivr.dialplan.loader import DialplanInvalid, parse_dialplan
 from ivr.dialplan.schema import MenuNode
+from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,24 +182,11 @@ def test_cli_check(tmp_path: Path) -> None:
     bad = tmp_path / "dali.yaml"
     bad.write_text(edited("options: {0: seat, 1: tag}", "options: {0: seat, 1: tga}"), encoding="utf-8")
     good = REPO / "dialplans" / "dali.yaml"
-    result = subprocess.run(
-        [sys.executable, "-m", "hotline.cli", "dialplan", "check", str(good), str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=60,
-    )
+    result = run_cli("dialplan", "check", str(good), str(bad))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{bad}:16:" in result.stdout
     assert f"{good}: ok" in result.stdout
-    ok = subprocess.run(
-        [sys.executable, "-m", "hotline.cli", "dialplan", "check"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
+    ok = run_cli("dialplan", "check")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count(": ok") == 17
