@@ -347,10 +347,26 @@ async def audit_trail(request: web.Request) -> web.Response:
     return web.json_response({"audit": [audit_json(entry) for entry in entries]})
 
 
+CONSOLE = Path(__file__).resolve().parent / "static" / "console.html"
+
+
+async def console(request: web.Request) -> web.FileResponse:
+    """The supervisors' web console: a static page that reads this API with the user's token."""
+    return web.FileResponse(
+        CONSOLE,
+        headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            "X-Frame-Options": "DENY",
+        },
+    )
+
+
 def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     """The aiohttp application."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[BACKEND_KEY] = backend
+    app.router.add_get("/", console)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", list_calls)

@@ -20,6 +20,7 @@ def _banner(config: Config, token_file: Path) -> str:
     return f"""
   hotline12345 is up — platform {config.platform.name} ({config.platform.id}, {config.platform.area_code})
     SIP trunk   udp:{config.sip.bind_host}:{config.sip.port}   (dial 12345 or {config.platform.area_code}12345)
+    console     {http}/   (paste the API token)
     API         {http}/api/v1/health
     call list   curl -H "Authorization: Bearer {token}" {http}/api/v1/calls
     metrics     {http}/metrics

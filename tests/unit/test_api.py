@@ -192,3 +192,17 @@ async def test_recordings_need_a_supervisor_and_every_attempt_is_audited(
     assert all(e.call_id == "kunming-1.1" for e in backend.audited)
     response = await client.get("/api/v1/audit", headers=bearer("admin-token"))
     assert len((await response.json())["audit"]) == 4
+
+
+async def test_the_console_page_is_served_without_data(
+    backend_and_client: tuple[Backend, TestClient[Any, Any]],
+) -> None:
+    _, client = backend_and_client
+    response = await client.get("/")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    page = await response.text()
+    assert "12345" in page
+    assert "/api/v1/queues" in page
+    assert "13812345678" not in page  # the page itself carries no call data
