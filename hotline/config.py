@@ -119,7 +119,8 @@ class AsteriskConfig(_Model):
 class SeatConfig(_Model):
     """A seat: a softphone that registers (with ``secret``) or sits at a fixed ``contact``."""
 
-    id: str = Field(pattern=r"^[0-9]{3,8}$")
+    # 3-6 digits: never equal to a caller's number (7+ digits), which matters for SIP identification
+    id: str = Field(pattern=r"^[0-9]{3,6}$")
     name: str = ""
     secret: str | None = Field(default=None, min_length=8, repr=False)
     contact: str | None = Field(default=None, pattern=r"^sip:[^\s]+$")

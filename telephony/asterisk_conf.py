@@ -162,7 +162,10 @@ def _pjsip_conf(config: Config) -> str:
     return f"""[global]
 type = global
 user_agent = hotline12345
-endpoint_identifier_order = ip,username
+; seats are known by their user name first, so a softphone on the trunk's own network (or on
+; loopback, in the demo) is not taken for the carrier; callers' numbers (7+ digits) never match a
+; seat id (3-6 digits), so they fall through to the trunk's IP match
+endpoint_identifier_order = username,ip
 
 [transport-udp]
 type = transport

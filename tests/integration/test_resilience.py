@@ -17,6 +17,7 @@ from tests.support.sipp import (
     CALLER_HANGS_UP,
     HOTLINE_HANGS_UP,
     INVITE,
+    REJECTED_404,
     SippCall,
     SippServer,
     answering_peer,
@@ -165,3 +166,57 @@ def test_controller_down_caller_still_reaches_a_seat(tmp_path: Path) -> None:
         assert _fallback_files(platform) == []  # answered by a human: no message to leave
     finally:
         platform.stop_all()
+
+
+REGISTER_SEAT = """
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:1001@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:1001@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:1001@[local_ip]:[local_port]>
+      Expires: 120
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:1001@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:1001@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:1001@[local_ip]:[local_port]>
+      [authentication username=1001 password=seat-secret-1001]
+      Expires: 120
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+
+def test_a_softphone_registers_as_its_seat_from_the_trunks_own_address(tmp_path: Path) -> None:
+    """In the demo everything is on 127.0.0.1, like the trunk: the seat is still known as itself."""
+    platform = PlatformUnderTest(
+        tmp_path / "platform", overrides={"seats": [{"id": "1001", "secret": "seat-secret-1001"}]}
+    )
+    platform.redis.start()
+    platform.asterisk.start()
+    try:
+        result = run_sipp(platform.config.sip.port, scenario(REGISTER_SEAT), caller="1001")
+        assert result.ok, result.errors
+        contacts = platform.asterisk.cli("pjsip show contacts").stdout
+        assert "1001/sip:1001@127.0.0.1" in contacts
+        # and a citizen's call from the same address still comes in on the trunk
+        assert run_sipp(platform.config.sip.port, scenario(INVITE, REJECTED_404), number="99999").ok
+    finally:
+        platform.asterisk.stop()
+        platform.redis.stop()
