@@ -168,7 +168,10 @@ def test_controller_down_caller_still_reaches_a_seat(tmp_path: Path) -> None:
         platform.stop_all()
 
 
-REGISTER_SEAT = """
+def _register(cseq: int, authentication: str = "") -> str:
+    """Seat 1001's softphone registering (with a digest answer when ``authentication`` is given)."""
+    auth = f"\n      {authentication}" if authentication else ""
+    return f"""
   <send retrans="500">
     <![CDATA[
       REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
@@ -176,31 +179,22 @@ REGISTER_SEAT = """
       From: <sip:1001@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:1001@[remote_ip]>
       Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:1001@[local_ip]:[local_port]>
+      CSeq: {cseq} REGISTER
+      Contact: <sip:1001@[local_ip]:[local_port]>{auth}
       Expires: 120
       Max-Forwards: 70
       Content-Length: 0
     ]]>
   </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:1001@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:1001@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:1001@[local_ip]:[local_port]>
-      [authentication username=1001 password=seat-secret-1001]
-      Expires: 120
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
 """
+
+
+REGISTER_SEAT = (
+    _register(1)
+    + '  <recv response="401" auth="true"/>\n'
+    + _register(2, "[authentication username=1001 password=seat-secret-1001]")
+    + '  <recv response="200"/>\n'
+)
 
 
 def test_a_softphone_registers_as_its_seat_from_the_trunks_own_address(tmp_path: Path) -> None:

@@ -40,55 +40,35 @@ INVITE = """
   <recv response="183" optional="true"/>
 """
 
-ANSWERED = """
-  <recv response="200" rtd="true"/>
-  <send>
+
+def caller_request(method: str, cseq: int, body: str = "", content_type: str = "") -> str:
+    """A request of the caller's inside the call (ACK, BYE, INFO): one set of dialog headers."""
+    retrans = "" if method == "ACK" else ' retrans="500"'
+    content = (
+        f"Content-Type: {content_type}\n      Content-Length: [len]\n\n      {body}" if body else "Content-Length: 0"
+    )
+    return f"""
+  <send{retrans}>
     <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      {method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
-      CSeq: 1 ACK
+      CSeq: {cseq} {method}
       Contact: sip:[caller]@[local_ip]:[local_port]
       Max-Forwards: 70
-      Content-Length: 0
+      {content}
     ]]>
   </send>
 """
 
-REJECTED_404 = """
-  <recv response="404"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-"""
 
-CALLER_HANGS_UP = """
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 99 BYE
-      Contact: sip:[caller]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-"""
+ANSWERED = '\n  <recv response="200" rtd="true"/>\n' + caller_request("ACK", 1)
+
+REJECTED_404 = '\n  <recv response="404"/>\n' + caller_request("ACK", 1)
+
+CALLER_HANGS_UP = caller_request("BYE", 99) + '  <recv response="200"/>\n'
 
 HOTLINE_HANGS_UP = """
   <recv request="BYE"/>
@@ -205,26 +185,8 @@ def dtmf(key: str, press: int = 0) -> str:
 
 def dtmf_info(key: str, cseq: int) -> str:
     """One key as SIP INFO (application/dtmf-relay); ``cseq`` between the INVITE's 1 and the BYE's 99."""
-    return f"""
-  <send retrans="500">
-    <![CDATA[
-      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: {cseq} INFO
-      Contact: sip:[caller]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/dtmf-relay
-      Content-Length: [len]
-
-      Signal={key}
-      Duration=250
-    ]]>
-  </send>
-  <recv response="200"/>
-{pause(400)}"""
+    body = f"Signal={key}\n      Duration=250"
+    return caller_request("INFO", cseq, body, "application/dtmf-relay") + '  <recv response="200"/>\n' + pause(400)
 
 
 RINGING = """
