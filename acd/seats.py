@@ -1,15 +1,15 @@
-"""Seats: their state (acd/seat.py), persisted in Redis, mirrored into app_queue over AMI.
+"""Seats: their state (acd/seat.py), persisted in Redis, published as events.
 
-Until our own ACD replaces app_queue, a seat that is logged in is a dynamic member of the
-app_queue queues of its configuration; not ready = paused there. app_queue's events move the
-state (ringing, on call, back to ready); after ``max_missed`` ring-no-answers in a row the seat
-is paused as "not ready: no answer". After every AMI (re)connect the membership is applied
-again, so an Asterisk restart does not silently log seats out.
+Two kinds of change arrive here: a person's (login, logout, pause, ready — from the API or the
+softphone's feature codes) and the ACD engine's (offered, answered, missed, call ended, wrap-up
+over). Every change is saved to Redis and published on the event bus; listeners (the engine)
+hear about it so a seat that becomes ready is offered a caller at once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from datetime import datetime
 
@@ -20,16 +20,12 @@ from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat, SeatState, missed_offer, transition
 from hotline.clock import Clock
 from hotline.config import SeatConfig
-from telephony.ami_types import AmiActionFailed, AmiLink, AmiMessage
-from telephony.asterisk_conf import queue_name
 
 log = structlog.get_logger(__name__)
 
 _KEY = "hotline:seats"  # hash: seat id → JSON
 
-
-def _interface(seat_id: str) -> str:
-    return f"PJSIP/{seat_id}"
+SeatListener = Callable[[Seat], Awaitable[None]]
 
 
 class UnknownSeat(KeyError):
@@ -37,31 +33,27 @@ class UnknownSeat(KeyError):
 
 
 class SeatService:
-    """Login, logout, pause, ready — from the API — and state from app_queue's events."""
+    """The seats of this platform and every change of their state."""
 
     def __init__(
         self,
         seats: tuple[SeatConfig, ...],
-        ami: AmiLink,
         client: aioredis.Redis,
         *,
         events: EventBus,
         clock: Clock,
         max_missed: int = 2,
     ) -> None:
-        self._config = {seat.id: seat for seat in seats}
+        self.config = {seat.id: seat for seat in seats}
         self._max_missed = max_missed
         self._seats = {seat.id: Seat(seat.id) for seat in seats}
-        self._ami = ami
         self._redis = client
         self._events = events
         self._clock = clock
-        ami.on_event("AgentCalled", self._on_called)
-        ami.on_event("AgentConnect", self._on_connect)
-        ami.on_event("AgentComplete", self._on_complete)
-        ami.on_event("AgentRingNoAnswer", self._on_ring_no_answer)
-        ami.on_event("QueueMemberPause", self._on_pause)
-        ami.on_connected(self.resync)
+        self._listeners: list[SeatListener] = []
+
+    def on_change(self, listener: SeatListener) -> None:
+        self._listeners.append(listener)
 
     def all(self) -> list[Seat]:
         return [self._seats[seat_id] for seat_id in sorted(self._seats)]
@@ -103,86 +95,75 @@ class SeatService:
                 "seat.state", self._clock(), seat=seat.seat_id, old=previous.state.value, new=seat.state.value,
                 reason=seat.reason, cause=cause,
             )  # fmt: skip
+            for listener in self._listeners:
+                await listener(seat)
         return seat
 
-    async def _member_action(self, action: str, seat_id: str, **fields: str) -> None:
-        for queue in self._config[seat_id].queues:
-            try:
-                await self._ami.send_action(
-                    {"Action": action, "Queue": queue_name(queue), "Interface": _interface(seat_id), **fields}
-                )
-            except AmiActionFailed as exc:
-                # QueueAdd of a member already there, QueueRemove of one already gone: the goal holds
-                log.info("seats.queue_action_noop", action=action, seat=seat_id, queue=queue, detail=str(exc))
+    async def _move(self, seat_id: str, target: SeatState, cause: str, reason: str = "") -> Seat:
+        seat = self.get(seat_id)
+        return await self._set(transition(seat, target, self._clock(), reason), cause)
+
+    # a person's changes (API, feature codes); IllegalSeatTransition says what is not allowed
 
     async def login(self, seat_id: str, ready: bool = True) -> Seat:
-        seat = self.get(seat_id)
         target = SeatState.READY if ready else SeatState.NOT_READY
-        await self._member_action("QueueAdd", seat_id, MemberName=seat_id, Paused="false" if ready else "true")
-        return await self._set(transition(seat, target, self._clock(), "" if ready else "logged in"), "login")
+        return await self._move(seat_id, target, "login", "" if ready else "logged in")
 
     async def logout(self, seat_id: str) -> Seat:
-        seat = self.get(seat_id)
-        await self._member_action("QueueRemove", seat_id)
-        return await self._set(transition(seat, SeatState.LOGGED_OUT, self._clock()), "logout")
+        return await self._move(seat_id, SeatState.LOGGED_OUT, "logout")
 
     async def pause(self, seat_id: str, reason: str) -> Seat:
-        seat = self.get(seat_id)
-        await self._member_action("QueuePause", seat_id, Paused="true", Reason=reason)
-        return await self._set(transition(seat, SeatState.NOT_READY, self._clock(), reason), "pause")
+        return await self._move(seat_id, SeatState.NOT_READY, "pause", reason)
 
     async def ready(self, seat_id: str) -> Seat:
+        seat = replace(self.get(seat_id), missed_in_a_row=0)
+        return await self._set(transition(seat, SeatState.READY, self._clock()), "ready")
+
+    # the engine's changes
+
+    async def offered(self, seat_id: str) -> Seat:
+        return await self._move(seat_id, SeatState.RINGING, "offer")
+
+    async def answered(self, seat_id: str) -> Seat:
         seat = self.get(seat_id)
-        await self._member_action("QueuePause", seat_id, Paused="false")
-        return await self._set(transition(replace(seat, missed_in_a_row=0), SeatState.READY, self._clock()), "ready")
+        if seat.state is SeatState.ON_CALL:
+            return seat
+        return await self._move(seat_id, SeatState.ON_CALL, "answer")
 
-    async def resync(self) -> None:
-        """After a (re)connect: every logged-in seat is a member again, paused as it should be."""
-        for seat in self.all():
-            if seat.logged_in:
-                paused = "false" if seat.state is not SeatState.NOT_READY else "true"
-                await self._member_action("QueueAdd", seat.seat_id, MemberName=seat.seat_id, Paused=paused)
-
-    def _seat_of(self, event: AmiMessage) -> Seat | None:
-        interface = event.get("interface") or event.get("membername")
-        seat_id = interface.removeprefix("PJSIP/")
-        return self._seats.get(seat_id)
-
-    async def _apply(self, event: AmiMessage, new_state: SeatState, reason: str = "") -> None:
-        seat = self._seat_of(event)
-        if seat is None or seat.state is new_state:
-            return
-        try:
-            await self._set(transition(seat, new_state, self._clock(), reason), event.name)
-        except IllegalSeatTransition as exc:
-            log.warning("seats.unexpected_event", event_name=event.name, error=str(exc))
-
-    async def _on_called(self, event: AmiMessage) -> None:
-        await self._apply(event, SeatState.RINGING)
-
-    async def _on_connect(self, event: AmiMessage) -> None:
-        await self._apply(event, SeatState.ON_CALL)
-
-    async def _on_complete(self, event: AmiMessage) -> None:
-        await self._apply(event, SeatState.READY)
-
-    async def _on_ring_no_answer(self, event: AmiMessage) -> None:
-        seat = self._seat_of(event)
-        if seat is None or seat.state is not SeatState.RINGING:
-            return
+    async def missed(self, seat_id: str, cause: str) -> Seat:
+        """The phone rang and nobody took it (no answer, rejected, unreachable)."""
+        seat = self.get(seat_id)
+        if seat.state is not SeatState.RINGING:
+            return seat
         back = transition(seat, SeatState.READY, self._clock())
-        after = missed_offer(back, self._clock(), self._max_missed)
-        if after.state is SeatState.NOT_READY:
-            # stop offering callers to a seat nobody is at; it comes back with "ready"
-            await self._member_action("QueuePause", seat.seat_id, Paused="true", Reason=after.reason)
-        await self._set(after, event.name)
+        return await self._set(missed_offer(back, self._clock(), self._max_missed), cause)
 
-    async def _on_pause(self, event: AmiMessage) -> None:
-        seat = self._seat_of(event)
-        if seat is None or event.get("paused") != "1" or seat.state is SeatState.NOT_READY:
-            return
-        reason = event.get("pausedreason") or "paused"
-        try:
-            await self._set(transition(seat, SeatState.NOT_READY, self._clock(), reason), event.name)
-        except IllegalSeatTransition as exc:
-            log.warning("seats.unexpected_event", event_name=event.name, error=str(exc))
+    async def released(self, seat_id: str, cause: str) -> Seat:
+        """An offer ended through no fault of the seat (the caller left, nobody to bind)."""
+        seat = self.get(seat_id)
+        if seat.state not in (SeatState.RINGING, SeatState.ON_CALL):
+            return seat
+        return await self._move(seat_id, SeatState.READY, cause)
+
+    async def call_ended(self, seat_id: str, wrap_up: bool) -> Seat:
+        seat = self.get(seat_id)
+        if seat.state is not SeatState.ON_CALL:
+            return seat
+        return await self._move(seat_id, SeatState.WRAP_UP if wrap_up else SeatState.READY, "call ended")
+
+    async def wrap_up_over(self, seat_id: str) -> Seat:
+        seat = self.get(seat_id)
+        if seat.state is not SeatState.WRAP_UP:
+            return seat  # paused or logged out during wrap-up: that choice stands
+        return await self._move(seat_id, SeatState.READY, "wrap-up over")
+
+    async def settle(self, busy_seats: set[str]) -> None:
+        """After a restart: a seat saved as ringing, on call or in wrap-up whose phone has no
+        call now is ready again (its offer or call ended while the controller was away)."""
+        for seat in self.all():
+            transient = seat.state in (SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+            if transient and seat.seat_id not in busy_seats:
+                try:
+                    await self._move(seat.seat_id, SeatState.READY, "resync")
+                except IllegalSeatTransition as exc:
+                    log.warning("seats.settle_failed", error=str(exc))

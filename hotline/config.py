@@ -137,7 +137,12 @@ class SeatConfig(_Model):
 class AcdConfig(_Model):
     """Call distribution settings."""
 
+    strategy: Literal["longest_idle", "fewest_calls", "round_robin", "ring_all"] = "longest_idle"
+    ring_timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0  # one offer rings this long
     max_missed_offers: Annotated[int, Field(ge=1, le=10)] = 2  # then the seat is set not ready
+    wrapup_s: Annotated[float, Field(ge=0, le=600)] = 5.0  # after-call work before the next offer
+    relax_skills_after_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # then any seat of the queue
+    announce_every_s: Annotated[int, Field(ge=0, le=600)] = 30  # position/wait announcements; 0 = none
     auto_login: tuple[str, ...] = ()  # seat ids logged in (ready) when the controller starts
     fallback_wait_s: Annotated[int, Field(ge=0, le=600)] = 60  # controller down: ring seats this long
 
@@ -212,6 +217,20 @@ class PromptsConfig(_Model):
     fallback_hold: str = "您好，正在为您转接人工服务，请稍候。"
     fallback: str = "您好，话务员暂时无法接听。请在提示音后留言，我们会尽快回复。"
     goodbye: str = "感谢您的来电，再见。"
+    # while a caller waits for a seat (acd.announce_every_s); {n} is a count in words
+    queue_next: str = "您是下一位，请稍候。"
+    queue_ahead: str = "您前面还有{n}位来电。"
+    queue_wait: str = "预计等待{n}分钟。"
+    # a seat's feature code (*21 login, *22 logout, *23 pause, *24 ready) worked, or did not
+    feature_ok: str = "设置成功。"
+    feature_failed: str = "设置失败。"
+
+    @field_validator("queue_ahead", "queue_wait")
+    @classmethod
+    def _counts(cls, value: str) -> str:
+        if "{n}" not in value:
+            raise ValueError("must contain {n} where the number is said")
+        return value
 
 
 class RecordingsConfig(_Model):

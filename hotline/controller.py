@@ -16,6 +16,8 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from acd.agi import QueueAnnouncement, SeatAnswered, SeatFeature, count_prompt_texts
+from acd.engine import AcdEngine
 from acd.events import EventBus
 from acd.seat import SeatState
 from acd.seats import SeatService
@@ -35,14 +37,22 @@ from hotline.config import Config
 from hotline.metrics import Metric
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
-from ivr.entry import IvrEntry
+from ivr.entry import IvrEntry, IvrOverflow
 from ivr.interpreter import RECORDINGS_DIR, IvrContext
 from ivr.prompts import build_prompts
 from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
-from telephony.agi_server import AgiServer
+from telephony.agi_server import AgiHandler, AgiServer
 from telephony.ami import AmiClient, AmiSettings
-from telephony.asterisk_conf import AGI_IVR_SCRIPT, ivr_prompts_dir, prompt_path
+from telephony.asterisk_conf import (
+    AGI_ANNOUNCE_SCRIPT,
+    AGI_FEATURE_SCRIPT,
+    AGI_IVR_SCRIPT,
+    AGI_OVERFLOW_SCRIPT,
+    AGI_SEAT_SCRIPT,
+    ivr_prompts_dir,
+    prompt_path,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +61,24 @@ STATS_WINDOW = timedelta(hours=24)
 _OK = (("result", "ok"),)
 _REJECTED = (("result", "rejected"),)
 STATS_RECORDS = 10_000  # enough for a prefecture's day; the ACD (issue 4) will keep counters
+
+
+def system_prompt_texts(config: Config) -> dict[str, str]:
+    """The prompts outside the dialplan: fallback route, queue announcements, feature codes."""
+    p = config.prompts
+    texts = {
+        "fallback_hold": p.fallback_hold,
+        "fallback": p.fallback,
+        "goodbye": p.goodbye,
+        "queue_next": p.queue_next,
+        "feature_ok": p.feature_ok,
+        "feature_failed": p.feature_failed,
+    }
+    return {
+        **texts,
+        **count_prompt_texts("queue_ahead", p.queue_ahead),
+        **count_prompt_texts("queue_wait", p.queue_wait),
+    }
 
 
 def ami_settings(config: Config) -> AmiSettings:
@@ -83,14 +111,19 @@ class Controller:
         self.events = EventBus(self._redis)
         self.ami = AmiClient(ami_settings(config))
         self.seats = SeatService(
-            config.seats,
-            self.ami,
-            self._redis,
-            events=self.events,
-            clock=clock,
-            max_missed=config.acd.max_missed_offers,
+            config.seats, self._redis, events=self.events, clock=clock, max_missed=config.acd.max_missed_offers
         )
         self._bridge = CallEventBridge(self.ami, self.tracker)
+        self.acd = AcdEngine(
+            config=config.acd,
+            seats=self.seats,
+            ami=self.ami,
+            client=self._redis,
+            tracker=self.tracker,
+            events=self.events,
+            clock=clock,
+            recordings_dir=config.paths.spool_dir / RECORDINGS_DIR if config.recordings.enabled else None,
+        )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
         self._ivr_prompts = ivr_prompts_dir(config)
         self.dialplans = DialplanRegistry(
@@ -102,13 +135,20 @@ class Controller:
             spool_dir=config.paths.spool_dir,
             timezone=config.platform.timezone,
             clock=clock,
-            record_seat_calls=config.recordings.enabled,
+            acd=self.acd,
         )
-        ivr = IvrEntry(self.tracker, self.dialplans, context)
+        system_prompts = prompt_path(config, "any").parent
+        routes: dict[str, AgiHandler] = {
+            AGI_IVR_SCRIPT: IvrEntry(self.tracker, self.dialplans, context),
+            AGI_OVERFLOW_SCRIPT: IvrOverflow(self.tracker, self.dialplans, context, self.acd),
+            AGI_SEAT_SCRIPT: SeatAnswered(self.acd),
+            AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(self.acd, system_prompts),
+            AGI_FEATURE_SCRIPT: SeatFeature(self.seats, system_prompts),
+        }
         self.agi = AgiServer(
             config.agi.host,
             config.agi.port,
-            {AGI_IVR_SCRIPT: ivr},
+            routes,
             header_timeout_s=config.agi.header_timeout_s,
             command_timeout_s=config.agi.command_timeout_s,
         )
@@ -128,13 +168,14 @@ class Controller:
         cfg = self.config
         await self.dialplans.load_initial()
         await asyncio.to_thread(
-            build_prompts, cfg.prompts.model_dump(), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
+            build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
         )
         try:
             await self._load_state()
         except RedisError as exc:
             log.warning("controller.redis_unavailable_at_start", error=str(exc))
         await self.agi.start()
+        self.acd.start()
         self.ami.start()
         if cfg.acd.auto_login:
             self._tasks.append(asyncio.create_task(self._auto_login(), name="auto-login"))
@@ -203,6 +244,7 @@ class Controller:
         log.info("controller.stopping")
         await self.agi.close(self.config.agi.drain_timeout_s)
         await cancel_and_wait(self._tasks)
+        await self.acd.close()
         await self.ami.close()
         with contextlib.suppress(Exception):
             await self.tracker.flush_dirty()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import structlog
 
 from calls.tracker import CallTracker
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiHangup, AgiSession
+from telephony.asterisk_conf import HOLD_VARIABLE, LEFT_VARIABLE, OVERFLOW_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -43,3 +46,35 @@ class IvrEntry:
                 # the dialplan's fallback route takes the call; the record says where it broke
                 await self._tracker.ivr_step(call_id, "error")
                 raise
+
+
+class CallLeavingQueue(Protocol):
+    async def leave(self, call_id: str, reason: str) -> object: ...
+
+
+class IvrOverflow:
+    """Handles the ``overflow`` FastAGI script: max wait is over, no seat took the caller; the
+    walk goes on at the queue node's ``next`` (voicemail, transfer to the province …)."""
+
+    def __init__(
+        self, tracker: CallTracker, dialplans: DialplanRegistry, context: IvrContext, acd: CallLeavingQueue
+    ) -> None:
+        self._tracker = tracker
+        self._dialplans = dialplans
+        self._context = context
+        self._acd = acd
+
+    async def __call__(self, session: AgiSession) -> None:
+        call_id = session.env.get("uniqueid")
+        with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
+            await self._acd.leave(call_id, "max wait")
+            node_id = await session.get_variable(OVERFLOW_VARIABLE) or ""
+            await session.set_variable(HOLD_VARIABLE, "")
+            status = await session.get_variable(LEFT_VARIABLE) or "timeout"
+            await self._tracker.amend(call_id, {"tags": {"queue_status": status}})
+            plan = self._dialplans.current
+            if node_id not in plan.spec.nodes:
+                # a reload removed it: the fallback route still takes the caller's message
+                raise LookupError(f"overflow node {node_id!r} is not in dialplan {plan.version}")
+            log.info("ivr.queue_overflow", node=node_id)
+            await IvrRun(session, plan, self._context, call_id).run(start=node_id)

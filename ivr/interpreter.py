@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from calls.model import CallChanges, CallOutcome
+from acd.engine import QueuedCall
+from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.schema import (
@@ -33,7 +35,7 @@ from ivr.dialplan.schema import (
 )
 from ivr.hours import service_state
 from telephony.agi_server import AgiHangup, AgiSession
-from telephony.asterisk_conf import IVR_DONE_VARIABLE, queue_name
+from telephony.asterisk_conf import HOLD_VARIABLE, IVR_DONE_VARIABLE, MAX_WAIT_VARIABLE, OVERFLOW_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +43,14 @@ VOICEMAIL_DIR = "voicemail"
 RECORDINGS_DIR = "recordings"
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class CallQueue(Protocol):
+    """Where the queue node hands callers (the ACD engine)."""
+
+    async def enqueue(self, call: QueuedCall) -> None: ...
+
+    def staffed(self, queue: str) -> bool: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +62,7 @@ class IvrContext:
     spool_dir: Path
     timezone: str
     clock: Callable[[], datetime]
-    record_seat_calls: bool = True
+    acd: CallQueue
 
     @property
     def zone(self) -> ZoneInfo:
@@ -71,11 +81,12 @@ class IvrRun:
     def _prompt(self, name: str) -> str:
         return str(self.ctx.prompts_dir / name)
 
-    async def run(self) -> None:
-        """Walk from the start node until a node releases the call."""
+    async def run(self, start: str | None = None) -> None:
+        """Walk from ``start`` (default: the plan's start node) until a node releases the call
+        or hands it to the ACD."""
         tracker = self.ctx.tracker
         await tracker.amend(self.call_id, {"dialplan_version": self.plan.version})
-        node_id: str | None = self.plan.spec.start
+        node_id: str | None = start or self.plan.spec.start
         for _ in range(MAX_STEPS):
             if node_id is None:
                 return
@@ -146,31 +157,33 @@ class IvrRun:
         return node.open
 
     async def _queue(self, node: QueueNode) -> str | None:
+        """Hand the caller to the ACD: Asterisk holds the call (music, max wait), a seat that
+        answers is bridged to it; after max wait the call comes back at ``node.next``."""
         tags = {"priority": str(node.priority)}
         if node.skills:
             tags["skills"] = ",".join(node.skills)
-        await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "queued_at": self.ctx.clock(), "tags": tags})
-        recording = ""
-        if self.ctx.record_seat_calls:
-            # 'b': only while bridged to a seat, both parties mixed; the file is the spool's
-            recording = f"{RECORDINGS_DIR}/{_SAFE_ID.sub('_', self.call_id)}.wav"
-            (self.ctx.spool_dir / RECORDINGS_DIR).mkdir(parents=True, exist_ok=True)
-            await self.session.exec_app("MixMonitor", f"{self.ctx.spool_dir / recording},b")
-        # Until our own ACD (issue 4) takes over, app_queue rings the seats; 'c' keeps the
-        # caller in the IVR when the seat hangs up first.
-        await self.session.exec_app("Queue", f"{queue_name(node.queue)},c,,,{int(node.max_wait_s)}")
-        seat = await self.session.get_variable("MEMBERNAME")
-        if seat:
-            changes: CallChanges = {"seat": seat, "outcome": CallOutcome.ANSWERED}
-            if recording:
-                changes["call_recording"] = recording
-            await self.ctx.tracker.amend(self.call_id, changes)
-            await self._release()
-            return None
-        status = await self.session.get_variable("QUEUESTATUS") or "unknown"
-        await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": status.lower()}})
-        log.info("ivr.queue_overflow", queue=node.queue, status=status)
-        return node.next
+        now = self.ctx.clock()
+        await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "queued_at": now, "tags": tags})
+        if not self.ctx.acd.staffed(node.queue):
+            await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": "joinempty"}})
+            log.info("ivr.queue_unstaffed", queue=node.queue)
+            return node.next
+        await self.session.set_variable(MAX_WAIT_VARIABLE, str(int(node.max_wait_s)))
+        await self.session.set_variable(OVERFLOW_VARIABLE, node.next)
+        await self.session.set_variable(HOLD_VARIABLE, "1")
+        record = self.ctx.tracker.get_live(self.call_id)
+        await self.ctx.acd.enqueue(
+            QueuedCall(
+                call_id=self.call_id,
+                channel=self.session.env.get("channel"),
+                queue=node.queue,
+                skills=tuple(node.skills),
+                priority=node.priority,
+                entered_at=now.timestamp(),
+                caller=record.caller if record else "",
+            )
+        )
+        return None  # the FastAGI session ends; the dialplan takes the caller to the hold context
 
     async def _transfer(self, node: TransferNode) -> str | None:
         destination = self.plan.spec.destinations[node.to]

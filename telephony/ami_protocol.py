@@ -27,15 +27,15 @@ from telephony.ami_types import AmiConnectionLost, AmiMessage
 class _Action(pk_actions.Action):
     """panoramisk's Action, minus its guess that any reply ending in "to queue" opens a list
     (QueueAdd's "Added interface to queue" then never resolved). A reply is a list only when
-    Asterisk says so (EventList: start, "will follow") or for an async Originate."""
+    Asterisk says so (EventList: start, "will follow"). An async Originate resolves at
+    "successfully queued"; its OriginateResponse comes later as an event (the ACD waits for it
+    as an event, not by holding an action open for the whole ring time)."""
 
     @property
     def multi(self) -> bool:
         first = self.responses[0]
         message = str(first.get("message", "")).lower()
-        if str(first.get("eventlist", "")).lower() == "start" or "will follow" in message:
-            return True
-        return message.endswith("successfully queued") and str(self.get("async", "")).lower() == "true"
+        return str(first.get("eventlist", "")).lower() == "start" or "will follow" in message
 
 
 def to_ami_message(message: Message) -> AmiMessage:

@@ -23,6 +23,21 @@ SEAT_CONTEXT = "hotline-seat"
 FALLBACK_QUEUE = "hotline-fallback"
 PEER_CONTEXT = "hotline-peer"
 HOTLINE_NUMBER = "12345"
+# our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
+HOLD_CONTEXT = "hotline-hold"
+OFFER_CONTEXT = "hotline-offer"
+HOLD_VARIABLE = "HOTLINE_HOLD"  # set by the IVR's queue node: after the AGI, wait for a seat
+MAX_WAIT_VARIABLE = "HOTLINE_MAX_WAIT"
+OVERFLOW_VARIABLE = "HOTLINE_OVERFLOW"  # the dialplan node a caller goes to after max wait
+LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
+OFFER_VARIABLE = "HOTLINE_OFFER"  # on a seat's channel: which offer it answered
+CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
+RECORDING_VARIABLE = "HOTLINE_RECORDING"
+AGI_ANNOUNCE_SCRIPT = "announce"
+AGI_OVERFLOW_SCRIPT = "overflow"
+AGI_SEAT_SCRIPT = "seat"
+AGI_FEATURE_SCRIPT = "feature"
+FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
 _NOLOAD_LIST = """
@@ -235,32 +250,16 @@ def _seats(config: Config) -> str:
     return "".join(blocks)
 
 
-def queue_name(queue: str) -> str:
-    """The app_queue name of one of our queues ('general' is reserved in queues.conf)."""
-    return f"hotline-{queue}"
-
-
 def _queues_conf(config: Config) -> str:
-    names = sorted({"general", *(q for seat in config.seats for q in seat.queues)})
-    sections = ["[general]\npersistentmembers = no\nshared_lastcall = yes\n"]
-    # the fallback route's queue: every seat, static, so it works with the controller down
+    # Only the fallback route's queue: every seat, static, so it works with the controller down.
+    # Normal distribution is our own ACD (acd/engine.py), not app_queue.
     members = "".join(f"member => PJSIP/{seat.id},0,{seat.id}\n" for seat in config.seats)
-    sections.append(
+    return (
+        "[general]\npersistentmembers = no\nshared_lastcall = yes\n\n"
         f"[{FALLBACK_QUEUE}]\nstrategy = ringall\ntimeout = 20\nretry = 1\nringinuse = no\n"
         "musicclass = default\nsetinterfacevar = yes\njoinempty = unavailable,invalid\n"
         f"leavewhenempty = unavailable,invalid\n{members}"
     )
-    for name in names:
-        sections.append(
-            f"[{queue_name(name)}]\nstrategy = rrmemory\ntimeout = 15\nretry = 1\nwrapuptime = 5\n"
-            "ringinuse = no\nautofill = yes\nmusicclass = default\n"
-            # MEMBERNAME on the caller's channel tells the IVR which seat took the call
-            "setinterfacevar = yes\n"
-            "joinempty = unavailable,invalid,paused\nleavewhenempty = unavailable,invalid,paused\n"
-            # members are added by the controller when seats log in (acd/seats.py)
-            "autopause = no\nannounce-frequency = 0\n"
-        )
-    return "\n".join(sections)
 
 
 def _rtp_conf(config: Config) -> str:
@@ -277,6 +276,16 @@ def _extensions_conf(config: Config) -> str:
     # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
     # calls/fallback.py parses it; keep the two in step.
     fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
+    agi_url = f"agi://{agi.host}:{agi.port}"
+    every = config.acd.announce_every_s
+    # announcements: the music stops every few seconds for the controller to say the position
+    hold_slice = every if every else 3600
+    announce = f"AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})" if every else "NoOp(no announcements)"
+    features = "\n".join(
+        f"exten => {code},1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action={action})"
+        for code, action in FEATURE_CODES.items()
+    )
+    features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason=${{EXTEN:3}})"
     return f"""[general]
 static = yes
 writeprotect = yes
@@ -291,8 +300,9 @@ clearglobalvars = yes
 exten => _X.,1,Hangup(1)
 exten => i,1,Hangup(1)
 
-; calls from seats and outbound peers: feature codes come with the ACD (issue 4)
+; calls from seats: feature codes (*23 then digits: pause with that reason code)
 [{SEAT_CONTEXT}]
+{features}
 exten => _X.,1,Hangup(21)
 
 [{PEER_CONTEXT}]
@@ -300,8 +310,9 @@ exten => _X.,1,Hangup(21)
 
 [{ENTRY_CONTEXT}]
 exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
- same => n,AGI(agi://{agi.host}:{agi.port}/{AGI_IVR_SCRIPT})
+ same => n,AGI({agi_url}/{AGI_IVR_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ same => n,GotoIf($["${{{HOLD_VARIABLE}}}" = "1"]?{HOLD_CONTEXT},s,1)
  ; a seat already talked with this caller (the controller died during the call): done, no voicemail
  same => n,GotoIf($["${{MEMBERINTERFACE}}" != ""]?done)
  ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
@@ -314,6 +325,35 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,Record({fallback_file},3,120,k)
  same => n,Playback({prompt_path(config, "goodbye")})
  same => n(done),Hangup()
+
+; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
+; (it finds its callers again), and max wait is Asterisk's own timer (TIMEOUT(absolute)).
+; A seat that answers pulls the caller out of here with Bridge() (hotline-offer).
+[{HOLD_CONTEXT}]
+exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
+ same => n(wait),MusicOnHold(default,{hold_slice})
+ same => n,{announce}
+ same => n,Goto(wait)
+; max wait: the dialplan's overflow node, or the fallback route if the controller is away
+exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
+ same => n,Goto({ENTRY_CONTEXT},s,fallback)
+
+; A seat's phone answered an offer: the controller names the caller (late binding: the
+; longest-waiting eligible caller still there), the call is recorded and bridged. If that
+; caller vanished in between, ask again; with no caller (or no controller) the seat is released.
+; x: when the talk ends the caller is hung up (not sent back to the hold music).
+[{OFFER_CONTEXT}]
+exten => s,1,Set(attempt=0)
+ same => n(ask),Set(attempt=$[${{attempt}} + 1])
+ same => n,GotoIf($[${{attempt}} > 3]?none)
+ same => n,Set({CALLER_VARIABLE}=)
+ same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT})
+ same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
+ same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
+ same => n,Bridge(${{{CALLER_VARIABLE}}},x)
+ same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
+ same => n(none),Hangup()
 """
 
 

@@ -77,7 +77,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
                 {"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"},
                 {"id": "1002", "name": "1002", "contact": f"sip:1002@127.0.0.1:{silent_port}"},
             ],
-            "acd": {"max_missed_offers": 1},
+            "acd": {"max_missed_offers": 1, "wrapup_s": 0, "ring_timeout_s": 5},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
         },
         dialplan="every_node",

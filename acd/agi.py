@@ -1,0 +1,107 @@
+"""The ACD's FastAGI scripts: a seat answered an offer, a waiting caller's announcement, and a
+seat's feature codes (*21 login, *22 logout, *23[reason] pause, *24 ready)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import structlog
+
+from acd.engine import AcdEngine
+from acd.seat import IllegalSeatTransition
+from acd.seats import SeatService, UnknownSeat
+from telephony.agi_server import AgiSession
+from telephony.asterisk_conf import CALLER_VARIABLE, OFFER_VARIABLE, RECORDING_VARIABLE
+
+log = structlog.get_logger(__name__)
+
+COUNT_WORDS = ("零", "一", "二", "三", "四", "五", "六", "七", "八", "九", "十")
+MAX_SPOKEN_COUNT = len(COUNT_WORDS) - 1  # above it: "more than ten"
+MANY = "十多"
+
+
+def count_prompt(name: str, n: int) -> str:
+    """The prompt that says ``n`` (1…10, or 'many' above): queue_ahead_3, queue_wait_many."""
+    return f"{name}_{n}" if n <= MAX_SPOKEN_COUNT else f"{name}_many"
+
+
+def count_prompt_texts(name: str, template: str) -> dict[str, str]:
+    """Every prompt ``count_prompt`` can name, for the prompt builder."""
+    texts = {f"{name}_{n}": template.format(n=COUNT_WORDS[n]) for n in range(1, MAX_SPOKEN_COUNT + 1)}
+    texts[f"{name}_many"] = template.format(n=MANY)
+    return texts
+
+
+async def seat_endpoint(session: AgiSession) -> str:
+    """The seat a channel belongs to (its PJSIP endpoint is the seat id)."""
+    return await session.get_variable("CHANNEL(endpoint)") or ""
+
+
+class SeatAnswered:
+    """``seat``: the seat's phone answered an offer; name the caller to bridge to."""
+
+    def __init__(self, engine: AcdEngine) -> None:
+        self._engine = engine
+
+    async def __call__(self, session: AgiSession) -> None:
+        offer_id = await session.get_variable(OFFER_VARIABLE) or ""
+        seat_id = await seat_endpoint(session)
+        with structlog.contextvars.bound_contextvars(seat=seat_id, offer=offer_id):
+            binding = await self._engine.bind(offer_id, seat_id)
+            if binding is None:
+                return
+            await session.set_variable(RECORDING_VARIABLE, binding.recording)
+            await session.set_variable(CALLER_VARIABLE, binding.caller_channel)
+
+
+class QueueAnnouncement:
+    """``announce``: tell a waiting caller their place and the expected wait (from now, so it
+    is right after callers ahead have left)."""
+
+    def __init__(self, engine: AcdEngine, prompts_dir: Path) -> None:
+        self._engine = engine
+        self._prompts = prompts_dir
+
+    async def __call__(self, session: AgiSession) -> None:
+        where = self._engine.position(session.env.get("uniqueid"))
+        if where is None:
+            return
+        if where.position == 1:
+            await session.stream_file(str(self._prompts / "queue_next"))
+        else:
+            await session.stream_file(str(self._prompts / count_prompt("queue_ahead", where.position - 1)))
+        minutes = max(1, math.ceil(where.expected_wait_s / 60))
+        await session.stream_file(str(self._prompts / count_prompt("queue_wait", minutes)))
+
+
+class SeatFeature:
+    """``feature?action=…``: a seat changes its own state from its phone."""
+
+    def __init__(self, seats: SeatService, prompts_dir: Path) -> None:
+        self._seats = seats
+        self._prompts = prompts_dir
+
+    async def __call__(self, session: AgiSession) -> None:
+        action = session.env.arguments.get("action", "")
+        seat_id = await seat_endpoint(session)
+        ok = True
+        try:
+            if action == "login":
+                await self._seats.login(seat_id)
+            elif action == "logout":
+                await self._seats.logout(seat_id)
+            elif action == "pause":
+                reason = session.env.arguments.get("reason", "")
+                await self._seats.pause(seat_id, f"code {reason}" if reason else "not ready")
+            elif action == "ready":
+                await self._seats.ready(seat_id)
+            else:
+                ok = False
+        except (UnknownSeat, IllegalSeatTransition) as exc:
+            log.info("acd.feature_refused", seat=seat_id, action=action, error=str(exc))
+            ok = False
+        log.info("acd.feature", seat=seat_id, action=action, ok=ok)
+        await session.answer()
+        await session.stream_file(str(self._prompts / ("feature_ok" if ok else "feature_failed")))
+        await session.hangup()

@@ -1,0 +1,518 @@
+"""The ACD engine: seat-first offers with late binding, on a real Asterisk (replaces app_queue).
+
+A caller the IVR queues waits in Asterisk's hold context (music, max wait as Asterisk's own
+timer). The engine rings an idle eligible seat for the best caller not yet covered by an offer
+(an async ``Originate`` into the offer context). The seat is bound to a caller only when its
+phone answers — the best eligible caller still waiting at that moment (acd/router.py) — and
+Asterisk bridges the two. So a caller who leaves during the ring wastes no seat: the ringing
+offer is re-pointed to another caller, or withdrawn (the phone stops ringing).
+
+State that must survive the controller (waiting callers) is in Redis and checked against
+Asterisk's channels after every AMI (re)connect; seats ringing or talking are found again
+from their offer channels (uniqueid ``offer-…``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from acd.events import EventBus
+from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, seats_to_offer
+from acd.seat import Seat, SeatState
+from acd.seats import SeatService
+from calls.model import CallChanges, CallOutcome
+from calls.tracker import CallTracker
+from hotline.aio import cancel_and_wait
+from hotline.clock import Clock
+from hotline.config import AcdConfig
+from telephony.ami_types import AmiError, AmiLink, AmiMessage
+from telephony.asterisk_conf import LEFT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE
+
+log = structlog.get_logger(__name__)
+
+WAITING_KEY = "hotline:acd:waiting"  # hash: call id → QueuedCall JSON
+OFFER_PREFIX = "offer-"  # uniqueid of every seat channel the engine originates
+DEFAULT_HANDLE_S = 180.0  # until calls are measured: a typical 12345 call with wrap-up
+_HANDLE_WEIGHT = 0.2  # exponential average of handle time
+
+
+@dataclass(frozen=True)
+class QueuedCall:
+    """A caller waiting for a seat (what the IVR's queue node hands over)."""
+
+    call_id: str
+    channel: str
+    queue: str
+    skills: tuple[str, ...]
+    priority: int
+    entered_at: float  # epoch seconds (survives a controller restart, unlike a monotonic clock)
+    caller: str = ""  # shown on the seat's phone
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> QueuedCall:
+        data = json.loads(text)
+        data["skills"] = tuple(data.get("skills", ()))
+        return cls(**data)
+
+    def waiting(self) -> WaitingCaller:
+        return WaitingCaller(self.call_id, self.queue, frozenset(self.skills), self.priority, self.entered_at)
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        return (-self.priority, self.entered_at)
+
+
+@dataclass
+class Offer:
+    """One seat's phone ringing (then talking) for the queue."""
+
+    offer_id: str
+    seat_id: str
+    intended: str | None  # the caller it was rung for; the one bound at answer may differ
+    started_at: float
+    channel: str = ""  # the seat channel's name, once Asterisk has created it
+    bound: str | None = None  # the caller bound when the seat answered
+    bound_at: float = 0.0
+    withdrawn: bool = False  # we hung it up (nobody left to take): not the seat's fault
+    adopted: bool = False  # found ringing after a restart: its OriginateResponse went to the old run
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What the seat's channel needs to reach its caller."""
+
+    call_id: str
+    caller_channel: str
+    recording: str  # absolute path for MixMonitor, or "" when recording is off
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    position: int  # 1 = next
+    expected_wait_s: float
+
+
+class AcdEngine:
+    """Distributes waiting callers to seats. ``start()``, ``enqueue()``…, ``close()``."""
+
+    def __init__(
+        self,
+        *,
+        config: AcdConfig,
+        seats: SeatService,
+        ami: AmiLink,
+        client: aioredis.Redis,
+        tracker: CallTracker,
+        events: EventBus,
+        clock: Clock,
+        recordings_dir: Path | None,
+    ) -> None:
+        self._config = config
+        self._strategy = Strategy(config.strategy)
+        self._seats = seats
+        self._ami = ami
+        self._redis = client
+        self._tracker = tracker
+        self._events = events
+        self._clock = clock
+        self._recordings_dir = recordings_dir
+        self._waiting: dict[str, QueuedCall] = {}
+        self._index = CallerIndex()
+        self._offers: dict[str, Offer] = {}
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._last_round_robin = ""
+        self.handle_time_s = DEFAULT_HANDLE_S
+        self.offers_total = 0
+        self.offers_missed = 0
+        ami.on_event("OriginateResponse", self._on_originate_response)
+        ami.on_event("Newchannel", self._on_new_channel)
+        ami.on_event("Hangup", self._on_hangup)
+        ami.on_connected(self.resync)
+        seats.on_change(self._on_seat_change)
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    # lifecycle
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="acd-dispatch"))
+
+    async def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        await cancel_and_wait(self._tasks)
+
+    def kick(self) -> None:
+        """Something changed (a caller came, a seat is free): look for offers to make now."""
+        self._kick.set()
+
+    def _later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        def fire() -> None:
+            self._timers.discard(timer)
+            callback()
+
+        timer = asyncio.get_running_loop().call_later(delay_s, fire)
+        self._timers.add(timer)
+
+    # what the IVR and the API ask
+
+    async def enqueue(self, call: QueuedCall) -> None:
+        """A caller starts waiting (the IVR's queue node, just before the caller goes on hold)."""
+        self._add(call)
+        try:
+            await self._redis.hset(WAITING_KEY, call.call_id, call.to_json())
+        except RedisError as exc:
+            # the caller is held by Asterisk and known here; only a restart before Redis is
+            # back would forget it — and then max wait still takes it to the overflow node
+            log.warning("acd.save_failed", call_id=call.call_id, error=str(exc))
+        await self._events.publish(
+            "acd.queued", self._clock(), call_id=call.call_id, queue=call.queue, priority=call.priority
+        )
+        if call.skills:
+            self._later(self._config.relax_skills_after_s + 0.05, self.kick)  # relaxation may open seats to it
+        self.kick()
+
+    def _add(self, call: QueuedCall) -> None:
+        if call.call_id not in self._waiting:
+            self._waiting[call.call_id] = call
+            self._index.add(call.waiting())
+
+    async def leave(self, call_id: str, reason: str) -> QueuedCall | None:
+        """A caller stops waiting without a seat (hung up, max wait)."""
+        call = self._waiting.pop(call_id, None)
+        self._index.remove(call_id)
+        await self._forget(call_id)
+        if call is not None:
+            log.info("acd.left", call_id=call_id, reason=reason, waited_s=round(self._now() - call.entered_at, 1))
+            await self._events.publish("acd.left", self._clock(), call_id=call_id, queue=call.queue, reason=reason)
+            await self._rebalance()
+        return call
+
+    async def _forget(self, call_id: str) -> None:
+        try:
+            await self._redis.hdel(WAITING_KEY, call_id)
+        except RedisError as exc:
+            log.warning("acd.forget_failed", call_id=call_id, error=str(exc))
+
+    def waiting(self, queue: str | None = None) -> list[QueuedCall]:
+        calls = (c for c in self._waiting.values() if queue is None or c.queue == queue)
+        return sorted(calls, key=lambda c: c.rank)
+
+    def position(self, call_id: str) -> QueuePosition | None:
+        """Where a caller stands in its queue now (callers who left no longer count)."""
+        call = self._waiting.get(call_id)
+        if call is None:
+            return None
+        ahead = sum(1 for other in self._waiting.values() if other.queue == call.queue and other.rank < call.rank)
+        serving = sum(
+            1 for seat in self._seats.all() if seat.logged_in and call.queue in self._seats.config[seat.seat_id].queues
+        )
+        expected = (ahead + 1) * self.handle_time_s / max(serving, 1)
+        return QueuePosition(position=ahead + 1, expected_wait_s=expected)
+
+    def staffed(self, queue: str) -> bool:
+        """Whether any seat of the queue is at work (ready, ringing, talking or in wrap-up).
+        A queue nobody staffs sends callers on at once rather than playing music for nothing."""
+        at_work = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+        return any(
+            seat.state in at_work and queue in self._seats.config[seat.seat_id].queues for seat in self._seats.all()
+        )
+
+    async def _release_unstaffed(self) -> None:
+        """The last seat of a queue paused or left: its waiting callers go to their overflow
+        node now (max wait is cut short; Asterisk's T extension runs the overflow)."""
+        for call in self.waiting():
+            if self.staffed(call.queue):
+                continue
+            log.info("acd.queue_unstaffed", call_id=call.call_id, queue=call.queue)
+            try:
+                await self._ami.send_action(
+                    {"Action": "Setvar", "Channel": call.channel, "Variable": "TIMEOUT(absolute)", "Value": "1"}
+                )
+                await self._ami.send_action(
+                    {"Action": "Setvar", "Channel": call.channel, "Variable": LEFT_VARIABLE, "Value": "leaveempty"}
+                )
+            except AmiError as exc:
+                log.warning("acd.release_failed", call_id=call.call_id, error=str(exc))
+
+    def offers(self) -> list[Offer]:
+        return list(self._offers.values())
+
+    # distribution
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            try:
+                await self._dispatch()
+            except Exception:
+                log.exception("acd.dispatch_failed")
+
+    def _idle_seats(self) -> list[IdleSeat]:
+        busy = {offer.seat_id for offer in self._offers.values()}
+        idle = []
+        for seat in self._seats.all():
+            if seat.state is not SeatState.READY or seat.seat_id in busy:
+                continue
+            config = self._seats.config[seat.seat_id]
+            idle_since = seat.since.timestamp() if seat.since else 0.0
+            idle.append(
+                IdleSeat(seat.seat_id, frozenset(config.queues), frozenset(config.skills), idle_since, seat.calls_taken)
+            )
+        return idle
+
+    async def _dispatch(self) -> None:
+        """Offer idle seats to the best callers no offer covers yet (one seat each; ring-all: all)."""
+        if not self._waiting or not self._ami.connected:
+            return
+        idle = self._idle_seats()
+        if not idle:
+            return
+        covered = {o.intended for o in self._offers.values() if not o.withdrawn and o.bound is None}
+        now = self._now()
+        for call in self.waiting():
+            if not idle:
+                return
+            if call.call_id in covered:
+                continue
+            chosen = seats_to_offer(
+                call.waiting(),
+                idle,
+                self._strategy,
+                now,
+                self._config.relax_skills_after_s,
+                round_robin_after=self._last_round_robin,
+            )
+            for seat_id in chosen:
+                idle = [s for s in idle if s.seat_id != seat_id]
+                self._last_round_robin = seat_id
+                await self._offer(seat_id, call)
+
+    async def _offer(self, seat_id: str, call: QueuedCall) -> None:
+        offer = Offer(f"{OFFER_PREFIX}{uuid.uuid4().hex}", seat_id, call.call_id, self._now())
+        self._offers[offer.offer_id] = offer
+        self.offers_total += 1
+        await self._seats.offered(seat_id)
+        log.info("acd.offer", seat=seat_id, call_id=call.call_id, offer=offer.offer_id)
+        try:
+            await self._ami.send_action(
+                {
+                    "Action": "Originate",
+                    "Channel": f"PJSIP/{seat_id}",
+                    "Context": OFFER_CONTEXT,
+                    "Exten": "s",
+                    "Priority": "1",
+                    "Async": "true",
+                    "Timeout": str(int(self._config.ring_timeout_s * 1000)),
+                    "ChannelId": offer.offer_id,
+                    "CallerID": f'"12345" <{call.caller or "12345"}>',
+                    "Variable": f"{OFFER_VARIABLE}={offer.offer_id}",
+                }
+            )
+        except AmiError as exc:
+            log.warning("acd.offer_not_started", seat=seat_id, error=str(exc))
+            self._offers.pop(offer.offer_id, None)
+            await self._seats.missed(seat_id, "offer could not be started")
+
+    async def _rebalance(self) -> None:
+        """Offers rung for a caller who is gone: point them at another uncovered caller the seat
+        may take, or withdraw them (hang up the seat's ringing phone)."""
+        covered = {o.intended for o in self._offers.values() if not o.withdrawn and o.bound is None}
+        now = self._now()
+        for offer in list(self._offers.values()):
+            if offer.bound is not None or offer.withdrawn or offer.intended in self._waiting:
+                continue
+            config = self._seats.config[offer.seat_id]
+            for call in self.waiting():
+                if call.call_id in covered or call.queue not in config.queues:
+                    continue
+                if may_take(frozenset(config.skills), call.waiting(), now, self._config.relax_skills_after_s):
+                    offer.intended = call.call_id
+                    covered.add(call.call_id)
+                    log.info("acd.offer_repointed", offer=offer.offer_id, call_id=call.call_id)
+                    break
+            else:
+                await self._withdraw(offer)
+
+    async def _withdraw(self, offer: Offer) -> None:
+        offer.withdrawn = True
+        offer.intended = None
+        log.info("acd.offer_withdrawn", seat=offer.seat_id, offer=offer.offer_id)
+        try:
+            await self._ami.send_action({"Action": "Hangup", "Channel": offer.channel or offer.offer_id, "Cause": "16"})
+        except AmiError as exc:
+            # already gone (answered and released, or ended): the OriginateResponse settles it
+            log.info("acd.withdraw_noop", offer=offer.offer_id, detail=str(exc))
+
+    # the seat's phone answered: late binding
+
+    async def bind(self, offer_id: str, seat_id: str) -> Binding | None:
+        """The best eligible caller still waiting, for the seat that just answered; None
+        releases the seat (nobody left it may take)."""
+        offer = self._offers.get(offer_id)
+        if offer is None:  # rung by a controller that died since, or forgotten: adopt it
+            offer = Offer(offer_id, seat_id, None, self._now())
+            self._offers[offer_id] = offer
+        config = self._seats.config.get(seat_id)
+        if config is None:
+            log.error("acd.bind_unknown_seat", seat=seat_id)
+            return None
+        now = self._now()
+        best = self._index.best_for(
+            frozenset(config.queues), frozenset(config.skills), now, self._config.relax_skills_after_s
+        )
+        if best is None:
+            self._offers.pop(offer_id, None)
+            await self._seats.released(seat_id, "no caller left")
+            log.info("acd.nobody_to_bind", seat=seat_id, offer=offer_id)
+            self.kick()
+            return None
+        call = self._waiting.pop(best.call_id)
+        self._index.remove(best.call_id)
+        offer.bound, offer.bound_at = call.call_id, now
+        await self._forget(call.call_id)
+        await self._seats.answered(seat_id)
+        await self._clear_max_wait(call)
+        recording = ""
+        if self._recordings_dir is not None:
+            recording = str(self._recordings_dir / f"{_safe(call.call_id)}.wav")
+            self._recordings_dir.mkdir(parents=True, exist_ok=True)
+        changes: CallChanges = {"seat": seat_id, "seat_answered_at": self._clock(), "outcome": CallOutcome.ANSWERED}
+        if self._recordings_dir is not None:
+            changes["call_recording"] = f"{self._recordings_dir.name}/{Path(recording).name}"
+        await self._tracker.amend(call.call_id, changes)
+        waited = round(now - call.entered_at, 3)
+        log.info("acd.connected", seat=seat_id, call_id=call.call_id, waited_s=waited)
+        await self._events.publish("acd.connected", self._clock(), call_id=call.call_id, seat=seat_id, waited_s=waited)
+        await self._rebalance()
+        self.kick()
+        return Binding(call.call_id, call.channel, recording)
+
+    async def _clear_max_wait(self, call: QueuedCall) -> None:
+        """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
+        try:
+            await self._ami.send_action(
+                {"Action": "Setvar", "Channel": call.channel, "Variable": "TIMEOUT(absolute)", "Value": "0"}
+            )
+        except AmiError as exc:
+            log.warning("acd.max_wait_not_cleared", call_id=call.call_id, error=str(exc))
+
+    # Asterisk's events
+
+    async def _on_new_channel(self, event: AmiMessage) -> None:
+        offer = self._offers.get(event.get("uniqueid"))
+        if offer is not None:
+            offer.channel = event.get("channel")
+
+    async def _on_originate_response(self, event: AmiMessage) -> None:
+        offer = self._offers.get(event.get("uniqueid"))
+        if offer is None or event.get("response").lower() == "success":
+            return  # answered: bind() runs from the seat's channel
+        self._offers.pop(offer.offer_id, None)
+        if offer.withdrawn:
+            await self._seats.released(offer.seat_id, "offer withdrawn")
+        else:
+            self.offers_missed += 1
+            cause = f"offer not answered (reason {event.get('reason') or '?'})"
+            log.info("acd.offer_missed", seat=offer.seat_id, offer=offer.offer_id, reason=event.get("reason"))
+            await self._events.publish("acd.offer_missed", self._clock(), seat=offer.seat_id, reason=cause)
+            await self._seats.missed(offer.seat_id, cause)
+        self.kick()
+
+    async def _on_hangup(self, event: AmiMessage) -> None:
+        uniqueid = event.get("uniqueid")
+        if uniqueid in self._waiting:
+            await self.leave(uniqueid, "caller hung up")
+            return
+        offer = self._offers.get(uniqueid)
+        if offer is None:
+            return
+        if offer.bound is None:
+            if offer.adopted:
+                self._offers.pop(uniqueid, None)
+                await self._seats.released(offer.seat_id, "offer ended while the controller was away")
+            return  # an unanswered offer of ours ends with its OriginateResponse
+        self._offers.pop(uniqueid, None)
+        if offer.bound_at:
+            handled = self._now() - offer.bound_at + self._config.wrapup_s
+            self.handle_time_s += _HANDLE_WEIGHT * (handled - self.handle_time_s)
+        await self._seats.call_ended(offer.seat_id, wrap_up=self._config.wrapup_s > 0)
+        if self._config.wrapup_s > 0:
+            self._later(self._config.wrapup_s, lambda: self._end_wrap_up(offer.seat_id))
+
+    def _end_wrap_up(self, seat_id: str) -> None:
+        async def over() -> None:
+            await self._seats.wrap_up_over(seat_id)
+
+        task = asyncio.get_running_loop().create_task(over())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _on_seat_change(self, seat: Seat) -> None:
+        if seat.state is SeatState.READY:
+            self.kick()
+        elif seat.state in (SeatState.NOT_READY, SeatState.LOGGED_OUT):
+            await self._release_unstaffed()
+
+    # after every AMI (re)connect
+
+    async def resync(self) -> None:
+        """Find the waiting callers and busy seats again: Redis says who was waiting, Asterisk
+        says who is still there."""
+        reply = await self._ami.send_action({"Action": "CoreShowChannels"})
+        channels = {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
+        try:
+            saved = await self._redis.hgetall(WAITING_KEY)
+        except RedisError as exc:
+            log.warning("acd.resync_without_redis", error=str(exc))
+            saved = {}
+        for raw in saved.values():
+            call = QueuedCall.from_json(raw)
+            if call.call_id in channels and not channels[call.call_id].get("bridgeid"):
+                self._add(call)
+        for call_id in list(self._waiting):
+            if call_id not in channels:
+                self._waiting.pop(call_id)
+                self._index.remove(call_id)
+        for call_id in (c.decode() if isinstance(c, bytes) else str(c) for c in saved):
+            if call_id not in self._waiting:
+                await self._forget(call_id)
+        busy: set[str] = set()
+        for uniqueid, event in channels.items():
+            if not uniqueid.startswith(OFFER_PREFIX):
+                continue
+            seat_id = event.get("channel").removeprefix("PJSIP/").rsplit("-", 1)[0]
+            if seat_id not in self._seats.config:
+                continue
+            busy.add(seat_id)
+            if uniqueid not in self._offers:
+                talking = bool(event.get("bridgeid"))
+                self._offers[uniqueid] = Offer(
+                    uniqueid, seat_id, None, self._now(), channel=event.get("channel"),
+                    bound="(adopted)" if talking else None, adopted=True,
+                )  # fmt: skip
+        for offer_id in [o for o in self._offers if o not in channels]:
+            self._offers.pop(offer_id)
+        await self._seats.settle(busy)
+        log.info("acd.resynced", waiting=len(self._waiting), offers=len(self._offers))
+        self.kick()
+
+
+def _safe(call_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in call_id)
