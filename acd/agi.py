@@ -67,11 +67,12 @@ class QueueAnnouncement:
         where = self._engine.position(session.env.get("uniqueid"))
         if where is None:
             return
+        minutes = max(1, math.ceil(where.expected_wait_s / 60))
+        log.info("acd.announcement", position=where.position, expected_wait_min=minutes)
         if where.position == 1:
             await session.stream_file(str(self._prompts / "queue_next"))
         else:
             await session.stream_file(str(self._prompts / count_prompt("queue_ahead", where.position - 1)))
-        minutes = max(1, math.ceil(where.expected_wait_s / 60))
         await session.stream_file(str(self._prompts / count_prompt("queue_wait", minutes)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from telephony.ami_types import AmiLink, AmiMessage
 from telephony.asterisk_conf import ENTRY_CONTEXT, TRUNK_CONTEXT
@@ -50,9 +51,15 @@ class CallEventBridge:
             await self._tracker.answered(event.get("uniqueid"))
 
     async def _on_seat_answered(self, event: AmiMessage) -> None:
-        """app_queue connected the caller (Uniqueid) to a seat (MemberName)."""
+        """The fallback route's app_queue connected the caller (Uniqueid) to a seat (MemberName)."""
         await self._tracker.amend(
-            event.get("uniqueid"), {"seat": event.get("membername"), "seat_answered_at": self._tracker.clock()}
+            event.get("uniqueid"),
+            {
+                "seat": event.get("membername"),
+                "seat_answered_at": self._tracker.clock(),
+                "outcome": CallOutcome.ANSWERED,
+                "tags": {"route": "fallback"},
+            },
         )
 
     async def _on_hangup(self, event: AmiMessage) -> None:

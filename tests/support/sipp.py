@@ -138,6 +138,12 @@ class _SippProcess:
         self._tmp.cleanup()
         return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
 
+    def stop(self) -> None:
+        """End a SIPp that waits for more calls than came (a seat with capacity to spare)."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+        self.wait()
+
 
 class SippCall(_SippProcess):
     """``calls`` SIPp callers to 127.0.0.1:sip_port, run in the background until ``wait()``."""
@@ -291,10 +297,27 @@ RINGING_PEER = f"""
 """
 """A seat that rings and never answers, until the call is cancelled."""
 
+REJECTING_PEER = """
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+"""A seat whose user presses "reject" (486 Busy Here)."""
+
 
 class SippServer(_SippProcess):
     """A SIPp UAS on its own port (a seat with a static contact, or a peer hotline), one call."""
 
-    def __init__(self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0) -> None:
+    def __init__(self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0, calls: int = 1) -> None:
         self.port = port or free_tcp_and_udp_port()
-        super().__init__(scenario_xml, ["-i", "127.0.0.1", "-p", str(self.port), "-m", "1"], timeout_s)
+        super().__init__(scenario_xml, ["-i", "127.0.0.1", "-p", str(self.port), "-m", str(calls)], timeout_s)

@@ -1,0 +1,256 @@
+"""Our ACD on a real Asterisk: SIPp callers queue, SIPp seats (static contacts) answer.
+
+Each test starts its own platform: seat sets differ, and the order seats were logged in is
+what longest-idle works from.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.ports import free_tcp_and_udp_port
+from tests.support.sipp import (
+    ANSWERED,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    REJECTING_PEER,
+    RINGING_PEER,
+    SippCall,
+    SippServer,
+    answering_peer,
+    scenario,
+)
+
+pytestmark = pytest.mark.integration
+
+PlatformFactory = Callable[..., PlatformUnderTest]
+
+
+@pytest.fixture
+def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
+    started: list[PlatformUnderTest] = []
+
+    def make(
+        seats: dict[str, dict[str, Any]], acd: dict[str, Any], edit: Callable[[str], str] = lambda t: t
+    ) -> PlatformUnderTest:
+        """``seats``: id → extra seat fields; seats with a ``port`` get a static contact there."""
+        seat_list = []
+        for seat_id, extra in seats.items():
+            entry = {"id": seat_id, "name": seat_id, **{k: v for k, v in extra.items() if k != "port"}}
+            if "port" in extra:
+                entry["contact"] = f"sip:{seat_id}@127.0.0.1:{extra['port']}"
+            seat_list.append(entry)
+        platform = PlatformUnderTest(
+            tmp_path / f"platform{len(started)}",
+            overrides={"seats": seat_list, "acd": {"wrapup_s": 0, "ring_timeout_s": 4, **acd}},
+            dialplan="queue",
+        )
+        platform.install_dialplan("queue", edit)
+        started.append(platform)
+        platform.start_all()
+        return platform
+
+    yield make
+    for platform in started:
+        platform.stop_all()
+
+
+def login(platform: PlatformUnderTest, *seat_ids: str) -> None:
+    """Log seats in one after another: the first is then the longest idle."""
+    for seat_id in seat_ids:
+        assert platform.http(f"/api/v1/seats/{seat_id}/login", method="POST").status == 200
+        time.sleep(0.05)
+
+
+def seat(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any]:
+    seats = platform.http("/api/v1/seats").body["seats"]
+    found: dict[str, Any] = next(s for s in seats if s["seat"] == seat_id)
+    return found
+
+
+def queue(platform: PlatformUnderTest, name: str = "general") -> dict[str, Any]:
+    found: dict[str, Any] = next(q for q in platform.http("/api/v1/queues").body["queues"] if q["queue"] == name)
+    return found
+
+
+def caller_number(index: int) -> str:
+    return f"1390000{index:04d}"
+
+
+def masked(number: str) -> str:
+    return number[:3] + "****" + number[-4:]
+
+
+def place_calls(platform: PlatformUnderTest, count: int, first: int, gap_s: float = 0.6) -> list[SippCall]:
+    """``count`` callers, one every ``gap_s``, each staying until the hotline hangs up."""
+    calls = []
+    for index in range(first, first + count):
+        calls.append(
+            SippCall(
+                platform.config.sip.port,
+                scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP),
+                caller=caller_number(index),
+                timeout_s=90,
+            )
+        )
+        time.sleep(gap_s)
+    return calls
+
+
+def ended_records(platform: PlatformUnderTest, first: int, count: int) -> list[dict[str, Any]]:
+    wanted = {masked(caller_number(i)) for i in range(first, first + count)}
+
+    def probe() -> list[dict[str, Any]] | None:
+        mine = [c for c in platform.calls() if c["caller"] in wanted and c["state"] == "ended"]
+        return mine if len(mine) == count else None
+
+    records = wait_for(f"{count} ended call records", probe, timeout_s=90, interval_s=0.5)
+    return sorted(records, key=lambda c: c["queued_at"])
+
+
+def test_two_seats_five_callers_in_arrival_order(make_platform: PlatformFactory) -> None:
+    ports = {"1001": free_tcp_and_udp_port(), "1002": free_tcp_and_udp_port()}
+    platform = make_platform({seat_id: {"port": port} for seat_id, port in ports.items()}, {"announce_every_s": 2})
+    servers = {
+        seat_id: SippServer(scenario(answering_peer(talk_ms=2500, hang_up=True)), port=port, calls=5)
+        for seat_id, port in ports.items()
+    }
+    login(platform, "1001", "1002")
+    calls = place_calls(platform, 5, first=1)
+    for call in calls:
+        assert call.wait().ok
+
+    records = ended_records(platform, 1, 5)
+    assert [r["caller"] for r in records] == [masked(caller_number(i)) for i in range(1, 6)]
+    assert all(r["outcome"] == "answered" for r in records)
+    # arrival order: each caller reached a seat no later than everyone who came after
+    answered = [r["seat_answered_at"] for r in records]
+    assert answered == sorted(answered)
+    # longest idle: 1001 logged in first, so it takes the first caller; 1002 the second
+    assert [r["seat"] for r in records[:2]] == ["1001", "1002"]
+    assert all(r["has_call_recording"] for r in records)
+    taken = {seat_id: seat(platform, seat_id)["calls_taken"] for seat_id in ports}
+    assert sum(taken.values()) == 5
+    assert taken == {sid: sum(1 for r in records if r["seat"] == sid) for sid in ports}
+    assert all(seat(platform, seat_id)["state"] == "ready" for seat_id in ports)
+
+    general = queue(platform)
+    assert general["offered"] == 5
+    assert general["answered"] == 5
+    assert general["abandoned"] == 0
+    # the later callers waited behind others and heard where they stood
+    log = platform.controller_log_text()
+    assert '"acd.announcement"' in log
+    for server in servers.values():
+        server.stop()
+
+
+def test_failing_seats_do_not_cost_callers(make_platform: PlatformFactory) -> None:
+    """One seat never answers, one rejects, one is not registered: the one that works serves all."""
+    good, silent, rejecting = free_tcp_and_udp_port(), free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    platform = make_platform(
+        {
+            "1001": {"port": good},
+            "1002": {"port": silent},
+            "1003": {"port": rejecting},
+            "1004": {"secret": "never-registers-1004"},
+        },
+        {"max_missed_offers": 1},
+    )
+    working = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=good, calls=3)
+    never = SippServer(scenario(RINGING_PEER), port=silent)
+    refuses = SippServer(scenario(REJECTING_PEER), port=rejecting)
+    login(platform, "1002", "1003", "1004", "1001")  # the failing seats are the longest idle
+    calls = place_calls(platform, 3, first=11)
+    for call in calls:
+        assert call.wait().ok
+    assert never.wait().ok  # it rang and was cancelled after the ring timeout
+    assert refuses.wait().ok
+
+    records = ended_records(platform, 11, 3)
+    assert [r["seat"] for r in records] == ["1001", "1001", "1001"]
+    assert all(r["outcome"] == "answered" for r in records)
+    for seat_id in ("1002", "1003", "1004"):
+        state = seat(platform, seat_id)
+        assert state["state"] == "not_ready", (seat_id, state)
+        assert state["reason"] == "no answer"
+    working.stop()
+
+
+def test_skills_first_then_relaxed(make_platform: PlatformFactory) -> None:
+    plain, yi_speaker = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    platform = make_platform(
+        {"1001": {"port": plain}, "1002": {"port": yi_speaker, "skills": ["yi"]}},
+        {"relax_skills_after_s": 4},
+        edit=lambda text: text.replace("queue: general,", "queue: general, skills: [yi],"),
+    )
+    servers = [
+        SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=port, calls=2)
+        for port in (plain, yi_speaker)
+    ]
+    login(platform, "1001", "1002")  # 1001 is the longest idle, but cannot speak Yi
+    (first,) = place_calls(platform, 1, first=21)
+    assert first.wait().ok
+    (record,) = ended_records(platform, 21, 1)
+    assert record["seat"] == "1002"
+    assert record["tags"]["skills"] == "yi"
+
+    # with the Yi speaker away, the caller waits for the relaxation, then any seat will do
+    assert platform.http("/api/v1/seats/1002/pause", method="POST").status == 200
+    (second,) = place_calls(platform, 1, first=22)
+    assert second.wait().ok
+    (record,) = ended_records(platform, 22, 1)
+    assert record["seat"] == "1001"
+    waited = _seconds_between(record["queued_at"], record["seat_answered_at"])
+    assert waited >= 4
+    for server in servers:
+        server.stop()
+
+
+def test_controller_killed_with_callers_waiting(make_platform: PlatformFactory) -> None:
+    port = free_tcp_and_udp_port()
+    platform = make_platform({"1001": {"port": port}}, {})
+    server = SippServer(scenario(answering_peer(talk_ms=5000, hang_up=True)), port=port, calls=3)
+    login(platform, "1001")
+    calls = place_calls(platform, 3, first=31, gap_s=0.8)  # the first talks, two wait
+    wait_for("the first caller on the seat", lambda: seat(platform, "1001")["state"] == "on_call")
+    wait_for("two callers waiting", lambda: queue(platform)["waiting_now"] == 2)
+    assert platform.controller is not None
+    platform.controller.send_signal(signal.SIGKILL)
+    platform.controller.wait()
+    platform.controller = None
+    time.sleep(2)  # callers hear music meanwhile: Asterisk holds them
+    platform.start_controller()
+    for call in calls:
+        assert call.wait().ok  # nobody was dropped: each call ended with the hotline's BYE
+
+    records = ended_records(platform, 31, 3)
+    assert [r["outcome"] for r in records] == ["answered", "answered", "answered"]
+    assert [r["seat"] for r in records] == ["1001", "1001", "1001"]
+    assert "acd.resynced" in platform.controller_log_text()
+    server.stop()
+
+
+def test_feature_codes_from_the_seat_phone(make_platform: PlatformFactory) -> None:
+    port = free_tcp_and_udp_port()
+    platform = make_platform({"1001": {"port": port}}, {})
+    sip_port = platform.config.sip.port
+    for code, expected in (("*21", "ready"), ("*2305", "not_ready"), ("*24", "ready"), ("*22", "logged_out")):
+        call = SippCall(sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number=code, caller="1001")
+        assert call.wait().ok, code
+        assert seat(platform, "1001")["state"] == expected, code
+    assert seat(platform, "1001")["reason"] == ""
+    events = platform.controller_log_text()
+    assert '"reason": "code 05"' in events
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
