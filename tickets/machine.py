@@ -1,0 +1,172 @@
+"""The ticket state machine and the overdue check (pure: a ticket in, a new ticket out).
+
+One table says which moves are legal; ``transition`` is the only way a ticket changes state,
+and it starts the clocks each step owns (sign-for at dispatch, return at sign-for, a longer
+resolve deadline at an extension).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from tickets.deadlines import (
+    MAX_EXTENSIONS,
+    WorkingDays,
+    extended_resolve_deadline,
+    initial_deadlines,
+    local,
+    return_deadline,
+    sign_deadline,
+)
+from tickets.model import (
+    DeadlineKind,
+    Ticket,
+    TicketCategory,
+    TicketSource,
+    TicketState,
+    TimelineEntry,
+    Transcript,
+    ticket_id,
+)
+
+log = structlog.get_logger(__name__)
+
+S = TicketState
+ALLOWED: dict[TicketState, frozenset[TicketState]] = {
+    # a seat may answer a consultation on the spot (当场办结) without dispatching it
+    S.ACCEPTED: frozenset({S.DISPATCHED, S.RESOLVED}),
+    S.DISPATCHED: frozenset({S.SIGNED}),
+    S.SIGNED: frozenset({S.RETURNED, S.IN_PROGRESS}),
+    S.RETURNED: frozenset({S.DISPATCHED}),  # the hotline sends it to the right unit
+    S.IN_PROGRESS: frozenset({S.EXTENDED, S.RESOLVED}),
+    S.EXTENDED: frozenset({S.EXTENDED, S.RESOLVED}),  # a second extension, or done
+    S.RESOLVED: frozenset({S.VISITED}),
+    S.VISITED: frozenset(),
+}
+
+
+class IllegalTicketTransition(ValueError):
+    """A move the transition table does not allow; names both states and what was allowed."""
+
+    def __init__(self, ticket_id: str, from_state: TicketState, to_state: TicketState) -> None:
+        self.ticket_id = ticket_id
+        self.from_state = from_state
+        self.to_state = to_state
+        self.allowed = ALLOWED[from_state]
+        allowed = ", ".join(sorted(self.allowed)) or "none, the ticket is closed"
+        super().__init__(f"ticket {ticket_id}: {from_state} → {to_state} is not allowed (allowed: {allowed})")
+
+
+class ExtensionLimitReached(ValueError):
+    """A third extension: the seed allows two."""
+
+
+class ReturnWindowClosed(ValueError):
+    """A unit tried to return a ticket more than 24 h after it signed for it."""
+
+
+def accept(
+    *,
+    platform: str,
+    sequence: int,
+    source: TicketSource,
+    accepted_at: datetime,
+    category: TicketCategory,
+    calendar: WorkingDays,
+    caller: str = "",
+    call_id: str = "",
+    recording: str = "",
+    transcript: Transcript | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str = "system",
+) -> Ticket:
+    """A new ticket in state accepted, numbered from the local acceptance date, clocks started."""
+    return Ticket(
+        id=ticket_id(platform, local(accepted_at).date(), sequence),
+        platform=platform,
+        source=source,
+        caller=caller,
+        category=category,
+        tags=dict(tags or {}),
+        transcript=transcript,
+        recording=recording,
+        call_id=call_id,
+        accepted_at=accepted_at,
+        deadlines=initial_deadlines(accepted_at, category, calendar),
+        timeline=(TimelineEntry(state=S.ACCEPTED, at=accepted_at, actor=actor, note=f"source: {source}"),),
+    )
+
+
+def transition(
+    ticket: Ticket,
+    to: TicketState,
+    *,
+    at: datetime,
+    actor: str,
+    calendar: WorkingDays,
+    note: str = "",
+) -> Ticket:
+    """``ticket`` moved to ``to`` at ``at`` by ``actor``, or a typed error saying why not."""
+    if to not in ALLOWED[ticket.state]:
+        raise IllegalTicketTransition(ticket.id, ticket.state, to)
+    deadlines = ticket.deadlines
+    extensions = ticket.extensions
+    if to is S.DISPATCHED:
+        deadlines = deadlines.model_copy(update={"sign_by": sign_deadline(at), "return_by": None})
+    elif to is S.SIGNED:
+        deadlines = deadlines.model_copy(update={"return_by": return_deadline(at)})
+    elif to is S.RETURNED:
+        if deadlines.return_by is not None and local(at) > deadlines.return_by:
+            raise ReturnWindowClosed(
+                f"ticket {ticket.id}: the return window closed at {deadlines.return_by.isoformat()}"
+            )
+    elif to is S.EXTENDED:
+        if extensions >= MAX_EXTENSIONS:
+            raise ExtensionLimitReached(f"ticket {ticket.id}: already extended {extensions} times (at most 2)")
+        extensions += 1
+        deadlines = deadlines.model_copy(
+            update={"resolve_by": extended_resolve_deadline(deadlines.resolve_by, calendar)}
+        )
+    entry = TimelineEntry(state=to, at=at, actor=actor, note=note)
+    log.info("ticket.transition", ticket=ticket.id, old=str(ticket.state), new=str(to), actor=actor)
+    return ticket.model_copy(
+        update={
+            "state": to,
+            "deadlines": deadlines,
+            "extensions": extensions,
+            "timeline": (*ticket.timeline, entry),
+        }
+    )
+
+
+def link_repeat_call(ticket: Ticket, call_id: str, recording: str, at: datetime) -> Ticket:
+    """A repeat request merged into this open ticket: remembered, the state is unchanged."""
+    note = f"repeat request: call {call_id}" + (f", message {recording}" if recording else "")
+    entry = TimelineEntry(state=ticket.state, at=at, actor="system", note=note)
+    linked = ticket.linked_call_ids if call_id in ticket.linked_call_ids else (*ticket.linked_call_ids, call_id)
+    return ticket.model_copy(update={"linked_call_ids": linked, "timeline": (*ticket.timeline, entry)})
+
+
+def overdue(ticket: Ticket, now: datetime) -> tuple[DeadlineKind, ...]:
+    """The deadlines ``ticket`` has missed at ``now`` (empty when it is on time or closed).
+
+    Dispatch counts only while the ticket waits for its first dispatch; sign-for while it is
+    dispatched; return while a signed ticket is neither returned nor taken up; resolve until
+    it is resolved.
+    """
+    if not ticket.is_open:
+        return ()
+    late = local(now)
+    due = ticket.deadlines
+    missed: list[DeadlineKind] = []
+    if ticket.state is S.ACCEPTED and late > due.dispatch_by:
+        missed.append(DeadlineKind.DISPATCH)
+    if ticket.state is S.DISPATCHED and due.sign_by is not None and late > due.sign_by:
+        missed.append(DeadlineKind.SIGN)
+    if ticket.state is S.SIGNED and due.return_by is not None and late > due.return_by:
+        missed.append(DeadlineKind.RETURN)
+    if late > due.resolve_by:
+        missed.append(DeadlineKind.RESOLVE)
+    return tuple(missed)

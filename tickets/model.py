@@ -1,0 +1,154 @@
+"""The case ticket (工单) as a value: what a caller asked, where it is, and its clocks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class TicketCategory(StrEnum):
+    """The seed's five kinds of request; they set the resolve deadline (5 or 15 working days)."""
+
+    CONSULTATION = "consultation"  # 咨询
+    SERVICE_REQUEST = "service_request"  # 求助
+    SUGGESTION = "suggestion"  # 建议
+    COMPLAINT = "complaint"  # 投诉
+    REPORT = "report"  # 举报
+
+
+class TicketSource(StrEnum):
+    """How the request reached the hotline."""
+
+    VOICEMAIL = "voicemail"  # a message left out of hours or when no seat was free
+    PHONE = "phone"  # a seat took the call
+    TRANSFER = "transfer"  # handed over by another platform (province ↔ prefecture)
+
+
+class TicketState(StrEnum):
+    """The seed's stages, as the states a ticket moves through."""
+
+    ACCEPTED = "accepted"  # 受理
+    DISPATCHED = "dispatched"  # 分办/转办: sent to the responsible unit
+    SIGNED = "signed"  # 签收: the unit took it
+    RETURNED = "returned"  # 退回: the unit says it is not theirs; the hotline dispatches again
+    IN_PROGRESS = "in_progress"  # 办理
+    EXTENDED = "extended"  # 延期: the hotline granted more time (at most twice)
+    RESOLVED = "resolved"  # 办结
+    VISITED = "visited"  # 回访: the caller was asked; the ticket is closed
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the request is still being handled (repeat calls merge into open tickets)."""
+        return self not in (TicketState.RESOLVED, TicketState.VISITED)
+
+
+class DeadlineKind(StrEnum):
+    """The clocks of a ticket, as the overdue list names them."""
+
+    DISPATCH = "dispatch"
+    SIGN = "sign"
+    RETURN = "return"
+    RESOLVE = "resolve"
+
+
+class Word(BaseModel):
+    """One recognised word and where it is in the recording (seconds)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    word: str
+    start: float
+    end: float
+    conf: float
+
+
+class Transcript(BaseModel):
+    """What the recogniser heard; ``confidence`` is the mean word confidence (0 with no words)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = ""
+    words: tuple[Word, ...] = ()
+    confidence: float = 0.0
+
+
+class Deadlines(BaseModel):
+    """When each step is due. Sign-for and return windows start only when their step happens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dispatch_by: datetime
+    resolve_by: datetime
+    sign_by: datetime | None = None
+    return_by: datetime | None = None
+
+
+class TimelineEntry(BaseModel):
+    """One thing that happened to a ticket: a state change, or a note such as a repeat call."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: TicketState
+    at: datetime
+    actor: str
+    note: str = ""
+
+
+class Ticket(BaseModel):
+    """One citizen request. ``caller`` is stored whole (the unit calls back) and masked in logs."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str  # <platform code>-<yyyymmdd>-<sequence>, e.g. KM-20261128-0001
+    platform: str
+    source: TicketSource
+    caller: str = ""
+    category: TicketCategory = TicketCategory.CONSULTATION
+    tags: dict[str, str] = {}
+    transcript: Transcript | None = None
+    recording: str = ""  # the message's file name in the voicemail spool (never a path)
+    call_id: str = ""
+    accepted_at: datetime
+    state: TicketState = TicketState.ACCEPTED
+    deadlines: Deadlines
+    timeline: tuple[TimelineEntry, ...] = ()
+    extensions: int = 0
+    linked_call_ids: tuple[str, ...] = ()  # repeat requests merged into this ticket
+
+    @property
+    def is_open(self) -> bool:
+        return self.state.is_open
+
+
+# Platform ids (dialplan file names) → the letters that start their ticket numbers.
+PLATFORM_CODES: dict[str, str] = {
+    "province": "YN",
+    "kunming": "KM",
+    "qujing": "QJ",
+    "yuxi": "YX",
+    "baoshan": "BS",
+    "zhaotong": "ZT",
+    "lijiang": "LJ",
+    "puer": "PE",
+    "lincang": "LC",
+    "chuxiong": "CX",
+    "honghe": "HH",
+    "wenshan": "WS",
+    "xishuangbanna": "XSBN",
+    "dali": "DL",
+    "dehong": "DH",
+    "nujiang": "NJ",
+    "diqing": "DQ",
+}
+
+
+def platform_code(platform: str) -> str:
+    """The ticket prefix of a platform; a platform not listed uses its id in capitals (still unique)."""
+    return PLATFORM_CODES.get(platform, platform.upper())
+
+
+def ticket_id(platform: str, day: date, sequence: int) -> str:
+    """``KM-20261128-0001``: the platform, the local acceptance date, the day's sequence number."""
+    return f"{platform_code(platform)}-{day:%Y%m%d}-{sequence:04d}"

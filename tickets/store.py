@@ -1,0 +1,272 @@
+"""Tickets in Redis: idempotent creation from messages, repeat-call merging, safe transitions.
+
+Keys (all under ``hotline:``):
+
+- ``ticket:<id>``: the ticket as JSON.
+- ``ticket:by-recording:<file>``: the ticket a message became. It is written in the same
+  MULTI as the ticket, so a message never yields two tickets, however often it is processed.
+- ``tickets:open:<platform>:<caller>``: the caller's open ticket (repeat requests merge into it;
+  国办函〔2025〕66号 asks for one ticket per matter).
+- ``tickets:seq:<platform>:<yyyymmdd>``: the day's ticket counter (INCR; a lost race leaves a gap
+  in the numbers, never a duplicate).
+- ``tickets:by-accepted``: every ticket id, scored by acceptance time (listing by date).
+- ``tickets:new``: a stream with one entry per new ticket for exporters; the entry's
+  ``idempotency_key`` is the ticket id, so a consumer that sees it twice can drop the copy.
+
+Every read-modify-write runs under WATCH and retries when another writer got in first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import TypeVar, cast
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import WatchError
+
+from hotline.privacy import mask_number
+from tickets import machine
+from tickets.deadlines import CHINA, WorkingDays
+from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript
+
+log = structlog.get_logger(__name__)
+
+PREFIX = "hotline:"
+EXPORT_STREAM = f"{PREFIX}tickets:new"
+INDEX = f"{PREFIX}tickets:by-accepted"
+EXPORT_MAXLEN = 100_000
+SEQUENCE_TTL = timedelta(days=3)
+RETRIES = 20
+
+CalendarFor = Callable[[str], WorkingDays]
+T = TypeVar("T")
+
+
+def ticket_key(ticket_id: str) -> str:
+    return f"{PREFIX}ticket:{ticket_id}"
+
+
+def recording_key(recording: str) -> str:
+    return f"{PREFIX}ticket:by-recording:{recording}"
+
+
+def _open_key(platform: str, caller: str) -> str:
+    return f"{PREFIX}tickets:open:{platform}:{caller}"
+
+
+def _sequence_key(platform: str, day: date) -> str:
+    return f"{PREFIX}tickets:seq:{platform}:{day:%Y%m%d}"
+
+
+def _begin(pipe: aioredis.client.Pipeline) -> None:
+    """Start the MULTI block of a watched pipeline (redis-py leaves ``multi`` untyped)."""
+    pipe.multi()  # type: ignore[no-untyped-call]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class CreateOutcome(StrEnum):
+    """What a message became."""
+
+    CREATED = "created"  # a new ticket
+    LINKED = "linked"  # merged into the caller's open ticket as a repeat request
+    DUPLICATE = "duplicate"  # this message was handled before; nothing changed
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    outcome: CreateOutcome
+    ticket: Ticket
+
+
+class TicketNotFound(LookupError):
+    """No ticket has this id."""
+
+
+class StoreContention(RuntimeError):
+    """Other writers kept changing the same keys; the caller may try again later."""
+
+
+class RedisTicketStore:
+    """The ticket store. ``calendar_for(platform)`` gives that platform's working days."""
+
+    def __init__(self, client: aioredis.Redis, calendar_for: CalendarFor) -> None:
+        self._redis = client
+        self._calendar_for = calendar_for
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        raw = await self._redis.get(ticket_key(ticket_id))
+        return Ticket.model_validate_json(raw) if raw else None
+
+    async def has_ticket(self, recording: str) -> bool:
+        """Whether this message already became (or joined) a ticket."""
+        return bool(await self._redis.exists(recording_key(recording)))
+
+    async def create_from_voicemail(
+        self,
+        *,
+        recording: str,
+        platform: str,
+        caller: str,
+        call_id: str,
+        accepted_at: datetime,
+        transcript: Transcript,
+        category: TicketCategory = TicketCategory.CONSULTATION,
+        tags: Mapping[str, str] | None = None,
+    ) -> CreateResult:
+        """A ticket for a transcribed message: new, merged into the caller's open one, or the
+        one this message already made. ``recording`` is the file name in the voicemail spool."""
+        if not recording or "/" in recording or recording in {".", ".."}:
+            raise ValueError(f"recording must be a file name, got {recording!r}")
+
+        async def attempt(pipe: aioredis.client.Pipeline) -> CreateResult:
+            by_recording = recording_key(recording)
+            open_key = _open_key(platform, caller) if caller else None
+            await pipe.watch(by_recording, *([open_key] if open_key else []))
+            existing = await pipe.get(by_recording)
+            if existing:
+                ticket = await self.get(_text(existing))
+                if ticket is None:
+                    raise TicketNotFound(f"{recording} points at a missing ticket {_text(existing)}")
+                return CreateResult(CreateOutcome.DUPLICATE, ticket)
+            open_ticket = await self._watched_open_ticket(pipe, open_key)
+            if open_ticket is not None:
+                linked = machine.link_repeat_call(open_ticket, call_id, recording, accepted_at)
+                _begin(pipe)
+                pipe.set(ticket_key(linked.id), linked.model_dump_json())
+                pipe.set(by_recording, linked.id)
+                await pipe.execute()
+                return CreateResult(CreateOutcome.LINKED, linked)
+            day = accepted_at.astimezone(CHINA).date()
+            sequence = int(await self._redis.incr(_sequence_key(platform, day)))
+            ticket = machine.accept(
+                platform=platform,
+                sequence=sequence,
+                source=TicketSource.VOICEMAIL,
+                accepted_at=accepted_at,
+                category=category,
+                calendar=self._calendar_for(platform),
+                caller=caller,
+                call_id=call_id,
+                recording=recording,
+                transcript=transcript,
+                tags=dict(tags or {}),
+            )
+            body = ticket.model_dump_json()
+            _begin(pipe)
+            pipe.set(ticket_key(ticket.id), body)
+            pipe.set(by_recording, ticket.id)
+            if open_key:
+                pipe.set(open_key, ticket.id)
+            pipe.zadd(INDEX, {ticket.id: accepted_at.timestamp()})
+            pipe.expire(_sequence_key(platform, day), SEQUENCE_TTL)
+            pipe.xadd(
+                EXPORT_STREAM,
+                {"idempotency_key": ticket.id, "ticket_id": ticket.id, "platform": platform, "ticket": body},
+                maxlen=EXPORT_MAXLEN,
+                approximate=True,
+            )
+            await pipe.execute()
+            return CreateResult(CreateOutcome.CREATED, ticket)
+
+        result = await self._optimistic(attempt)
+        log.info(
+            "ticket.from_voicemail",
+            outcome=str(result.outcome),
+            ticket=result.ticket.id,
+            recording=recording,
+            caller=mask_number(caller),
+        )
+        return result
+
+    async def _watched_open_ticket(self, pipe: aioredis.client.Pipeline, open_key: str | None) -> Ticket | None:
+        """The caller's open ticket, with its key watched too (a transition may race us)."""
+        if open_key is None:
+            return None
+        open_id = await pipe.get(open_key)
+        if not open_id:
+            return None
+        await pipe.watch(ticket_key(_text(open_id)))
+        raw = await pipe.get(ticket_key(_text(open_id)))
+        ticket = Ticket.model_validate_json(raw) if raw else None
+        return ticket if ticket is not None and ticket.is_open else None
+
+    async def transition(self, ticket_id: str, to: TicketState, *, at: datetime, actor: str, note: str = "") -> Ticket:
+        """Load, apply the state machine, save; machine errors propagate unchanged."""
+
+        async def attempt(pipe: aioredis.client.Pipeline) -> Ticket:
+            key = ticket_key(ticket_id)
+            await pipe.watch(key)
+            raw = await pipe.get(key)
+            if not raw:
+                raise TicketNotFound(f"no ticket {ticket_id}")
+            ticket = Ticket.model_validate_json(raw)
+            calendar = self._calendar_for(ticket.platform)
+            moved = machine.transition(ticket, to, at=at, actor=actor, calendar=calendar, note=note)
+            open_key = _open_key(ticket.platform, ticket.caller)
+            closes = False
+            if ticket.is_open and not moved.is_open and ticket.caller:
+                await pipe.watch(open_key)
+                current = await pipe.get(open_key)
+                closes = current is not None and _text(current) == ticket_id
+            _begin(pipe)
+            pipe.set(key, moved.model_dump_json())
+            if closes:
+                pipe.delete(open_key)  # the caller's next request is a new matter
+            await pipe.execute()
+            return moved
+
+        return await self._optimistic(attempt)
+
+    async def list_tickets(
+        self,
+        *,
+        platform: str | None = None,
+        state: TicketState | None = None,
+        overdue_at: datetime | None = None,
+        day: date | None = None,
+        limit: int = 100,
+    ) -> list[Ticket]:
+        """Tickets newest first, filtered: platform, state, accepted on ``day`` (China time),
+        and overdue at ``overdue_at`` (at least one missed deadline)."""
+        if day is not None:
+            start = datetime.combine(day, time.min, CHINA).timestamp()
+            end = datetime.combine(day + timedelta(days=1), time.min, CHINA).timestamp()
+            ids = cast(list[bytes | str], await self._redis.zrevrangebyscore(INDEX, f"({end}", start))
+        else:
+            ids = cast(list[bytes | str], await self._redis.zrevrange(INDEX, 0, -1))
+        found: list[Ticket] = []
+        for chunk_start in range(0, len(ids), 500):
+            chunk = [ticket_key(_text(i)) for i in ids[chunk_start : chunk_start + 500]]
+            for raw in await self._redis.mget(chunk):
+                if not raw:
+                    continue
+                ticket = Ticket.model_validate_json(raw)
+                if _matches(ticket, platform, state, overdue_at):
+                    found.append(ticket)
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    async def _optimistic(self, attempt: Callable[[aioredis.client.Pipeline], Awaitable[T]]) -> T:
+        for _ in range(RETRIES):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    return await attempt(pipe)
+                except WatchError:
+                    continue
+        raise StoreContention(f"gave up after {RETRIES} conflicting writes")
+
+
+def _matches(ticket: Ticket, platform: str | None, state: TicketState | None, overdue_at: datetime | None) -> bool:
+    if platform is not None and ticket.platform != platform:
+        return False
+    if state is not None and ticket.state is not state:
+        return False
+    return overdue_at is None or bool(machine.overdue(ticket, overdue_at))

@@ -1,0 +1,202 @@
+"""Speech to text for callers' messages with vosk (offline; the model is a folder on disk).
+
+One ``vosk.Model`` per process, shared by every message (loading takes seconds and hundreds of
+MB); one ``KaldiRecognizer`` per message (they are not thread-safe). vosk's C calls release the
+GIL, so decoding runs in a thread pool sized to the cores and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import wave
+from array import array
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import vosk
+
+from tickets.model import Transcript, Word
+
+log = structlog.get_logger(__name__)
+
+CHUNK_FRAMES = 4000
+KALDI_DEFAULT_RATE = 16000  # what kaldi assumes when mfcc.conf names no --sample-frequency
+
+
+class ModelUnavailable(RuntimeError):
+    """The configured folder is not a vosk model we can load."""
+
+
+class AudioUnreadable(ValueError):
+    """The message is not a WAV we can decode (truncated, not PCM, not 16-bit mono …).
+
+    Permanent: retrying the same file cannot help, so the job queue parks it at once.
+    """
+
+
+@dataclass(frozen=True)
+class FeatureRates:
+    """What the model's ``conf/mfcc.conf`` says about input sample rates."""
+
+    sample_rate: int = KALDI_DEFAULT_RATE
+    allow_upsample: bool = False
+    allow_downsample: bool = False
+
+    def accepts(self, rate: int) -> bool:
+        if rate == self.sample_rate:
+            return True
+        return self.allow_upsample if rate < self.sample_rate else self.allow_downsample
+
+
+def read_feature_rates(mfcc_conf: Path) -> FeatureRates:
+    """Parse the options that decide whether kaldi takes a rate (it aborts on a refused one)."""
+    options: dict[str, str] = {}
+    for line in mfcc_conf.read_text().splitlines():
+        name, _, value = line.split("#", 1)[0].strip().partition("=")
+        options[name] = value.strip()
+    return FeatureRates(
+        sample_rate=int(float(options.get("--sample-frequency", KALDI_DEFAULT_RATE))),
+        allow_upsample=options.get("--allow-upsample", "false").lower() == "true",
+        allow_downsample=options.get("--allow-downsample", "false").lower() == "true",
+    )
+
+
+def check_model_folder(path: Path) -> None:
+    """Refuse anything that is not an unpacked vosk model, saying what was expected."""
+    expected = (
+        "a vosk model folder such as vosk-model-small-cn-0.22 unpacked: am/final.mdl, conf/mfcc.conf "
+        "and graph/ (HCLG.fst, or HCLr.fst with Gr.fst)"
+    )
+    if not path.is_dir():
+        raise ModelUnavailable(f"ASR model folder {path} does not exist; expected {expected}")
+    has_am = (path / "am/final.mdl").is_file() or (path / "final.mdl").is_file()
+    graph = path / "graph"
+    has_graph = (graph / "HCLG.fst").is_file() or ((graph / "HCLr.fst").is_file() and (graph / "Gr.fst").is_file())
+    missing = [
+        name
+        for name, present in (
+            ("am/final.mdl", has_am),
+            ("conf/mfcc.conf", (path / "conf/mfcc.conf").is_file()),
+            ("graph/HCLG.fst or graph/HCLr.fst+Gr.fst", has_graph),
+        )
+        if not present
+    ]
+    if missing:
+        raise ModelUnavailable(f"{path} is not a vosk model folder (missing {', '.join(missing)}); expected {expected}")
+
+
+@dataclass(frozen=True)
+class Pcm:
+    """Signed 16-bit little-endian mono samples at ``rate`` Hz."""
+
+    rate: int
+    data: bytes
+
+
+def read_wav(path: Path) -> Pcm:
+    """The samples of a 16-bit PCM mono WAV (Asterisk writes 8 kHz); anything else is refused."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels, width, rate, frames = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
+            data = wav.readframes(frames)
+    except (wave.Error, EOFError, OSError) as exc:
+        raise AudioUnreadable(f"{path.name}: not a readable WAV ({exc})") from exc
+    if width != 2 or channels != 1:
+        raise AudioUnreadable(f"{path.name}: expected 16-bit PCM mono, got {width * 8}-bit with {channels} channel(s)")
+    if rate <= 0 or len(data) < frames * 2:
+        raise AudioUnreadable(f"{path.name}: truncated ({len(data)} bytes for {frames} frames at {rate} Hz)")
+    return Pcm(rate, data)
+
+
+def resample(pcm: Pcm, rate: int) -> Pcm:
+    """Linear interpolation to ``rate`` (no numpy here, and audioop leaves Python in 3.13).
+
+    Good enough for telephone speech going up to a 16 kHz model: there is nothing above 4 kHz
+    to alias, and the model's own filterbank does the rest.
+    """
+    if pcm.rate == rate or not pcm.data:
+        return Pcm(rate, pcm.data)
+    source = array("h", pcm.data)
+    if sys.byteorder == "big":
+        source.byteswap()
+    count = len(source) * rate // pcm.rate
+    step = pcm.rate / rate
+    last = len(source) - 1
+    out = array("h", bytes(2 * count))
+    for index in range(count):
+        position = index * step
+        left = int(position)
+        right = min(left + 1, last)
+        fraction = position - left
+        out[index] = int(source[left] + (source[right] - source[left]) * fraction)
+    if sys.byteorder == "big":
+        out.byteswap()
+    return Pcm(rate, out.tobytes())
+
+
+class VoskTranscriber:
+    """Transcribes message files with one shared model. Construct once per process (blocking:
+    loading takes seconds), e.g. in a thread at start-up."""
+
+    def __init__(self, model_path: Path, grammar: Sequence[str] | None = None, workers: int | None = None) -> None:
+        check_model_folder(model_path)
+        self.rates = read_feature_rates(model_path / "conf/mfcc.conf")
+        vosk.SetLogLevel(-1)  # kaldi logs to stderr, past structlog; failures still raise
+        try:
+            self._model = vosk.Model(str(model_path))  # a path, never Model(lang=…): that downloads
+        except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
+            raise ModelUnavailable(f"vosk could not load the model in {model_path}: {exc}") from exc
+        self._grammar = json.dumps(list(grammar), ensure_ascii=False) if grammar else None
+        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="asr")
+        log.info("asr.model_loaded", model=model_path.name, rate=self.rates.sample_rate)
+
+    async def transcribe(self, path: Path) -> Transcript:
+        """Decode off the event loop; ``AudioUnreadable`` for a file that is not usable audio."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.transcribe_file, path)
+
+    def transcribe_file(self, path: Path) -> Transcript:
+        """Decode one file in the calling thread."""
+        pcm = read_wav(path)
+        if not self.rates.accepts(pcm.rate):
+            # kaldi aborts on a rate its features refuse, e.g. 8 kHz into vosk-model-small-cn
+            pcm = resample(pcm, self.rates.sample_rate)
+        if self._grammar is None:
+            recognizer = vosk.KaldiRecognizer(self._model, float(pcm.rate))
+        else:
+            recognizer = vosk.KaldiRecognizer(self._model, float(pcm.rate), self._grammar)
+        recognizer.SetWords(True)
+        results = []
+        step = CHUNK_FRAMES * 2
+        for offset in range(0, len(pcm.data), step):
+            if recognizer.AcceptWaveform(pcm.data[offset : offset + step]):
+                results.append(json.loads(recognizer.Result()))
+        results.append(json.loads(recognizer.FinalResult()))
+        return _transcript(results)
+
+    def close(self) -> None:
+        """Stop the decoding threads (after they finish their current message)."""
+        self._pool.shutdown(wait=True)
+
+
+def _transcript(results: list[dict[str, object]]) -> Transcript:
+    words: list[Word] = []
+    texts: list[str] = []
+    for result in results:
+        text = str(result.get("text", "")).strip()
+        if text:
+            texts.append(text)
+        raw_words = result.get("result", [])
+        if isinstance(raw_words, list):
+            words.extend(
+                Word(word=str(w["word"]), start=float(w["start"]), end=float(w["end"]), conf=float(w["conf"]))
+                for w in raw_words
+            )
+    confidence = sum(word.conf for word in words) / len(words) if words else 0.0
+    return Transcript(text=" ".join(texts), words=tuple(words), confidence=round(confidence, 4))

@@ -1,0 +1,343 @@
+"""The transcription job queue: callers' messages → text → tickets, on Redis Streams.
+
+- ``hotline:asr:jobs`` (stream, consumer group ``asr``): one entry per message to transcribe.
+- ``hotline:asr:queued`` (set): messages that have a job, queued, running or parked; enqueueing
+  is a no-op for them, so a message is never queued twice.
+- ``hotline:asr:attempts`` (hash): how many times each job was started, crashes included.
+- ``hotline:asr:parked`` (hash): jobs that failed for good, with their error, until an
+  operator retries them.
+
+A job is acknowledged only after its ticket exists. A worker that dies mid-job leaves it
+pending; after the visibility timeout another worker claims it (XAUTOCLAIM). The ticket store
+turns a message into at most one ticket, so a job run twice is harmless. The spool stays the
+source of truth: ``rescan_spool`` queues every message that has neither a ticket nor a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import redis.asyncio as aioredis
+import structlog
+from pydantic import BaseModel, ConfigDict
+from redis.exceptions import RedisError, ResponseError
+
+from hotline.clock import Clock, system_clock
+from hotline.privacy import mask_number
+from tickets.model import Transcript
+from voicemail.asr import AudioUnreadable
+
+log = structlog.get_logger(__name__)
+
+STREAM = "hotline:asr:jobs"
+GROUP = "asr"
+QUEUED = "hotline:asr:queued"
+ATTEMPTS = "hotline:asr:attempts"
+PARKED = "hotline:asr:parked"
+
+# Atomic "queue unless already queued": a crash between the SADD and the XADD would otherwise
+# leave a message marked queued with no job, and the rescan would never pick it up again.
+_ENQUEUE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'recording', ARGV[1], 'meta', ARGV[2])
+return 1
+"""
+_RETRY = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'recording', ARGV[1], 'meta', cjson.decode(raw)['meta'])
+return 1
+"""
+
+
+class VoicemailMeta(BaseModel):
+    """What the IVR knew about a message. ``tags['category']`` may name a ticket category."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str
+    call_id: str = ""
+    caller: str = ""
+    recorded_at: datetime | None = None
+    tags: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class AsrJob:
+    entry_id: str
+    recording: str  # file name in the voicemail spool
+    meta: VoicemailMeta
+
+
+@dataclass(frozen=True)
+class ParkedJob:
+    recording: str
+    meta: VoicemailMeta
+    error: str
+    attempts: int
+    parked_at: datetime
+
+
+class Transcriber(Protocol):
+    """Speech to text (``voicemail.asr.VoskTranscriber``); ``AudioUnreadable`` for a bad file."""
+
+    async def transcribe(self, path: Path) -> Transcript: ...
+
+
+class TicketSink(Protocol):
+    """Where transcripts go (``voicemail.sink.TicketStoreSink``); both calls are idempotent."""
+
+    async def has_ticket(self, recording: str) -> bool: ...
+
+    async def accept(self, recording: str, meta: VoicemailMeta, transcript: Transcript) -> str: ...
+
+
+MetaFor = Callable[[Path], Awaitable[VoicemailMeta]]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class AsrQueue:
+    """The Redis side of the queue, shared by producers (IVR, rescans) and workers."""
+
+    def __init__(self, client: aioredis.Redis, sink: TicketSink) -> None:
+        self._redis = client
+        self._sink = sink
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._retry = client.register_script(_RETRY)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, recording: str, meta: VoicemailMeta) -> bool:
+        """Queue a message; False when it already has a ticket or a job."""
+        if await self._sink.has_ticket(recording):
+            return False
+        added = await self._enqueue(keys=[QUEUED, STREAM], args=[recording, meta.model_dump_json()])
+        if added:
+            log.info("asr.enqueued", recording=recording, caller=mask_number(meta.caller))
+        return bool(added)
+
+    async def rescan_spool(
+        self, spool_dir: Path, meta_for: MetaFor, min_age_s: float = 300.0, now: float | None = None
+    ) -> int:
+        """Queue every ``*.wav`` in ``spool_dir`` with neither a ticket nor a job; returns how many.
+
+        Files younger than ``min_age_s`` are left alone: Asterisk may still be writing them (the
+        IVR queues those itself when the recording ends).
+        """
+        cutoff = (time.time() if now is None else now) - min_age_s
+        queued = 0
+        for path in await asyncio.to_thread(_settled_messages, spool_dir, cutoff):
+            if await self.enqueue(path.name, await meta_for(path)):
+                queued += 1
+        if queued:
+            log.warning("asr.rescan_requeued", count=queued, folder=spool_dir.name)
+        return queued
+
+    async def read_new(self, consumer: str, count: int, block_ms: int) -> list[AsrJob]:
+        reply = cast(
+            list[Any] | None, await self._redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms)
+        )
+        entries = [entry for _stream, stream_entries in (reply or []) for entry in stream_entries]
+        return self._jobs(entries)
+
+    async def claim_stale(self, consumer: str, min_idle_ms: int, count: int, cursor: str) -> tuple[str, list[AsrJob]]:
+        """Jobs other consumers left pending longer than ``min_idle_ms``; the next scan cursor."""
+        reply = await self._redis.xautoclaim(STREAM, GROUP, consumer, min_idle_ms, cursor, count)
+        return _text(reply[0]), self._jobs(reply[1])
+
+    def _jobs(self, entries: list[Any]) -> list[AsrJob]:
+        jobs = []
+        for entry_id, fields in entries:
+            if not fields:  # deleted while pending
+                continue
+            data = {_text(k): _text(v) for k, v in fields.items()}
+            meta = VoicemailMeta.model_validate_json(data["meta"])
+            jobs.append(AsrJob(_text(entry_id), data["recording"], meta))
+        return jobs
+
+    async def count_attempt(self, job: AsrJob) -> int:
+        return int(await self._redis.hincrby(ATTEMPTS, job.recording, 1))
+
+    async def done(self, job: AsrJob) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(STREAM, GROUP, job.entry_id)
+            pipe.xdel(STREAM, job.entry_id)
+            pipe.srem(QUEUED, job.recording)
+            pipe.hdel(ATTEMPTS, job.recording)
+            await pipe.execute()
+
+    async def park(self, job: AsrJob, error: str, attempts: int, at: datetime) -> None:
+        """Out of the stream into the parked hash; still 'queued', so rescans leave it there."""
+        entry = {"meta": job.meta.model_dump_json(), "error": error, "attempts": attempts, "parked_at": at.isoformat()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(PARKED, job.recording, json.dumps(entry, ensure_ascii=False))
+            pipe.xack(STREAM, GROUP, job.entry_id)
+            pipe.xdel(STREAM, job.entry_id)
+            await pipe.execute()
+        log.error("asr.job_parked", recording=job.recording, attempts=attempts, error=error)
+
+    async def list_parked(self) -> list[ParkedJob]:
+        raw = await self._redis.hgetall(PARKED)
+        parked = []
+        for recording, value in sorted(raw.items()):
+            data = json.loads(value)
+            parked.append(
+                ParkedJob(
+                    recording=_text(recording),
+                    meta=VoicemailMeta.model_validate_json(data["meta"]),
+                    error=data["error"],
+                    attempts=int(data["attempts"]),
+                    parked_at=datetime.fromisoformat(data["parked_at"]),
+                )
+            )
+        return parked
+
+    async def retry_parked(self, recording: str) -> bool:
+        """Queue a parked job again with its attempts reset; False if it was not parked."""
+        retried = await self._retry(keys=[PARKED, STREAM, ATTEMPTS, QUEUED], args=[recording])
+        if retried:
+            log.info("asr.job_retried", recording=recording)
+        return bool(retried)
+
+
+def _settled_messages(spool_dir: Path, cutoff: float) -> list[Path]:
+    """Messages last written before ``cutoff`` (epoch seconds), oldest name first."""
+    settled = []
+    for path in sorted(spool_dir.glob("*.wav")):
+        try:
+            if path.stat().st_mtime <= cutoff:
+                settled.append(path)
+        except FileNotFoundError:  # removed while we looked
+            continue
+    return settled
+
+
+def meta_from_file(platform: str) -> MetaFor:
+    """Metadata for a message found only on disk: the call id is the file name, the time its mtime."""
+
+    async def meta(path: Path) -> VoicemailMeta:
+        stat = await asyncio.to_thread(path.stat)
+        recorded_at = datetime.fromtimestamp(stat.st_mtime, UTC)
+        return VoicemailMeta(platform=platform, call_id=path.stem, recorded_at=recorded_at)
+
+    return meta
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    visibility_timeout_s: float = 300.0  # longer than the slowest message takes to decode
+    max_attempts: int = 3
+    batch: int = os.cpu_count() or 1  # jobs decoded at once; the transcriber's pool has the threads
+    block_ms: int = 1000
+    drain_timeout_s: float = 60.0
+
+
+class AsrWorker:
+    """One consumer of the group: claims stale jobs first, then reads new ones."""
+
+    def __init__(
+        self,
+        queue: AsrQueue,
+        transcriber: Transcriber,
+        sink: TicketSink,
+        spool_dir: Path,
+        *,
+        consumer: str,
+        settings: WorkerSettings | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._queue = queue
+        self._transcriber = transcriber
+        self._sink = sink
+        self._spool_dir = spool_dir
+        self.consumer = consumer
+        self._settings = settings or WorkerSettings()
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._cursor = "0-0"
+
+    def stop(self) -> None:
+        """Finish the jobs in hand, then return from ``run``."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Process jobs until stopped or cancelled; on cancellation, drain the jobs in hand first."""
+        await self._queue.ensure_group()
+        while not self._stopping.is_set():
+            try:
+                jobs = await self.poll()
+            except RedisError as exc:  # Redis restarting: jobs wait in its AOF, we wait for it
+                log.warning("asr.redis_unavailable", consumer=self.consumer, error=str(exc))
+                await asyncio.sleep(1.0)
+                if "NOGROUP" in str(exc):  # a Redis that lost its data: the rescan re-queues the spool
+                    await self._queue.ensure_group()
+                continue
+            if not jobs:
+                continue
+            batch = asyncio.ensure_future(asyncio.gather(*(self.process(job) for job in jobs), return_exceptions=True))
+            try:
+                for outcome in await asyncio.shield(batch):
+                    if isinstance(outcome, Exception):  # bookkeeping failed: the job stays pending
+                        log.warning("asr.job_unsettled", consumer=self.consumer, error=str(outcome))
+            except asyncio.CancelledError:
+                # vosk threads cannot be interrupted: let them finish and acknowledge, within limits
+                _done, pending = await asyncio.wait({batch}, timeout=self._settings.drain_timeout_s)
+                for task in pending:
+                    task.cancel()  # unacknowledged jobs are reclaimed after the visibility timeout
+                log.info("asr.worker_drained", consumer=self.consumer, abandoned=len(jobs) if pending else 0)
+                raise
+
+    async def poll(self) -> list[AsrJob]:
+        """The next jobs: stale ones from dead consumers first, else new ones (blocking briefly)."""
+        settings = self._settings
+        idle_ms = int(settings.visibility_timeout_s * 1000)
+        self._cursor, jobs = await self._queue.claim_stale(self.consumer, idle_ms, settings.batch, self._cursor)
+        if jobs:
+            log.warning("asr.jobs_reclaimed", consumer=self.consumer, count=len(jobs))
+            return jobs
+        return await self._queue.read_new(self.consumer, settings.batch, settings.block_ms)
+
+    async def process(self, job: AsrJob) -> None:
+        """Transcribe and hand over one job. Decoding and ticket failures are counted, never
+        raised; a Redis error in the bookkeeping is, and leaves the job pending."""
+        attempts = await self._queue.count_attempt(job)
+        bound = log.bind(recording=job.recording, attempt=attempts, consumer=self.consumer)
+        try:
+            if await self._sink.has_ticket(job.recording):  # a worker died after the ticket, before the ack
+                await self._queue.done(job)
+                return
+            transcript = await self._transcriber.transcribe(self._spool_dir / job.recording)
+            ticket = await self._sink.accept(job.recording, job.meta, transcript)
+        except asyncio.CancelledError:
+            raise
+        except AudioUnreadable as exc:  # the same bytes will fail again: park at once
+            await self._queue.park(job, str(exc), attempts, self._clock())
+            return
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if attempts >= self._settings.max_attempts:
+                await self._queue.park(job, error, attempts, self._clock())
+            else:  # left pending: claimed again after the visibility timeout
+                bound.warning("asr.job_failed", error=error)
+            return
+        await self._queue.done(job)
+        bound.info("asr.job_done", ticket=ticket, words=len(transcript.words), confidence=transcript.confidence)

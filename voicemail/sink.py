@@ -1,0 +1,49 @@
+"""The default end of the transcription queue: a transcript becomes a ticket in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from hotline.clock import Clock, system_clock
+from tickets.model import TicketCategory, Transcript
+from tickets.store import RedisTicketStore
+from voicemail.jobs import VoicemailMeta
+
+CATEGORY_TAG = "category"  # set by a dialplan `set` node, e.g. after "press 2 for complaints"
+
+
+def category_from_tags(tags: Mapping[str, str]) -> TicketCategory:
+    """The category the IVR tagged, else consultation (the shortest clock a seat may change)."""
+    try:
+        return TicketCategory(tags.get(CATEGORY_TAG, ""))
+    except ValueError:
+        return TicketCategory.CONSULTATION
+
+
+class TicketStoreSink:
+    """Messages to tickets through ``RedisTicketStore`` (idempotent per message file).
+
+    The ticket is accepted when the message was recorded, if known: the caller's clock starts
+    when they asked, not when a worker got to it.
+    """
+
+    def __init__(self, store: RedisTicketStore, clock: Clock = system_clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def has_ticket(self, recording: str) -> bool:
+        return await self._store.has_ticket(recording)
+
+    async def accept(self, recording: str, meta: VoicemailMeta, transcript: Transcript) -> str:
+        result = await self._store.create_from_voicemail(
+            recording=Path(recording).name,
+            platform=meta.platform,
+            caller=meta.caller,
+            call_id=meta.call_id,
+            accepted_at=meta.recorded_at or self._clock(),
+            transcript=transcript,
+            category=category_from_tags(meta.tags),
+            tags=meta.tags,
+        )
+        return result.ticket.id
