@@ -43,12 +43,15 @@ class RedisCallbackList:
         """Listener for ended calls: add missed ones, clear numbers that were served."""
         if not record.caller:
             return
-        if record.outcome in SERVED:
+        # a message too short to be a ticket (a caller cut off, or who hung up at the beep)
+        # is a missed call: someone calls back
+        short_message = record.outcome is CallOutcome.VOICEMAIL and record.tags.get("voicemail") == "too_short"
+        if record.outcome in SERVED and not short_message:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hdel(_ENTRIES, record.caller)
                 pipe.zrem(_ORDER, record.caller)
                 await pipe.execute()
-        elif record.outcome is CallOutcome.ABANDONED:
+        elif record.outcome is CallOutcome.ABANDONED or short_message:
             raw = await self._redis.hget(_ENTRIES, record.caller)
             when = record.ended_at or record.started_at
             previous = json.loads(raw) if raw else None

@@ -6,8 +6,6 @@ Everything else needs a token whose role is at least the route's.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +19,16 @@ from acd.stats import QueueStats
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
-from hotline.auth import Principal, TokenRegistry
+from hotline.api_common import (
+    AUDIT_KEY,
+    PRINCIPAL_KEY,
+    Handler,
+    audit_request,
+    error_response,
+    requires,
+)
+from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
+from hotline.auth import TokenRegistry
 from hotline.config import Role
 from hotline.metrics import Metric, render_prometheus
 from hotline.privacy import mask_name, mask_number
@@ -31,12 +38,10 @@ from telephony.ami_types import AmiError
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 BACKEND_KEY: web.AppKey[ApiBackend] = web.AppKey("backend")
 
 
-class ApiBackend(Protocol):
+class ApiBackend(TicketBackend, Protocol):
     """What the API reads from the running controller."""
 
     async def health(self) -> dict[str, Any]: ...
@@ -97,37 +102,6 @@ def call_view(record: CallRecord) -> dict[str, Any]:
     }
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def requires(role: Role, audit: str = "") -> Callable[[Handler], Handler]:
-    """Mark a handler as needing at least ``role``; ``audit`` names the action to audit
-    (every attempt, allowed or not, goes on the audit trail)."""
-
-    def mark(handler: Handler) -> Handler:
-        handler.required_role = role  # type: ignore[attr-defined]
-        handler.audit_action = audit  # type: ignore[attr-defined]
-        return handler
-
-    return mark
-
-
-async def audit_request(request: web.Request, principal: Principal | None, action: str, result: str) -> None:
-    """Put one access on the audit trail (and in the log)."""
-    entry = AuditEntry(
-        at=datetime.now(UTC),
-        who=principal.name if principal else "anonymous",
-        role=principal.role if principal else "",
-        action=action,
-        call_id=request.match_info.get("call_id", ""),
-        result=result,
-        remote=request.remote or "",
-    )
-    log.info("api.audit", who=entry.who, action=action, call_id=entry.call_id, result=result)
-    await request.app[BACKEND_KEY].audit(entry)
-
-
 def make_auth_middleware(tokens: TokenRegistry) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -139,12 +113,12 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
         if principal is None:
             if action:
                 await audit_request(request, None, action, "denied")
-            return _error(401, "a valid bearer token is required")
+            return error_response(401, "a valid bearer token is required")
         if not principal.may(needed):
             log.warning("api.forbidden", who=principal.name, role=principal.role, needed=needed, path=request.path)
             if action:
                 await audit_request(request, principal, action, "denied")
-            return _error(403, f"this needs the {needed} role")
+            return error_response(403, f"this needs the {needed} role")
         request[PRINCIPAL_KEY] = principal
         return await handler(request)
 
@@ -166,13 +140,13 @@ async def list_calls(request: web.Request) -> web.Response:
     try:
         limit = int(request.query.get("limit", "50"))
     except ValueError:
-        return _error(400, "limit must be a whole number")
+        return error_response(400, "limit must be a whole number")
     if not 1 <= limit <= 1000:
-        return _error(400, "limit must be between 1 and 1000")
+        return error_response(400, "limit must be between 1 and 1000")
     try:
         records = await request.app[BACKEND_KEY].recent_calls(limit)
     except StoreUnavailable as exc:
-        return _error(503, str(exc))
+        return error_response(503, str(exc))
     return web.json_response({"calls": [call_view(r) for r in records]})
 
 
@@ -181,9 +155,9 @@ async def get_call(request: web.Request) -> web.Response:
     try:
         record = await request.app[BACKEND_KEY].get_call(request.match_info["call_id"])
     except StoreUnavailable as exc:
-        return _error(503, str(exc))
+        return error_response(503, str(exc))
     if record is None:
-        return _error(404, "no such call")
+        return error_response(404, "no such call")
     return web.json_response(call_view(record))
 
 
@@ -204,15 +178,17 @@ async def reload_dialplan(request: web.Request) -> web.Response:
 async def get_recording(request: web.Request) -> web.StreamResponse:
     kind = request.query.get("kind", "conversation")
     if kind not in ("conversation", "message"):
-        return _error(400, "kind is conversation (the seat call) or message (voicemail / fallback)")
+        return error_response(400, "kind is conversation (the seat call) or message (voicemail / fallback)")
     principal = request[PRINCIPAL_KEY]
     try:
         path = await request.app[BACKEND_KEY].recording_file(request.match_info["call_id"], kind)
     except StoreUnavailable as exc:
-        return _error(503, str(exc))
+        return error_response(503, str(exc))
     if path is None:
         await audit_request(request, principal, f"recording.fetch.{kind}", "missing")
-        return _error(404, f"no {kind} recording for this call (never made, or purged after the retention period)")
+        return error_response(
+            404, f"no {kind} recording for this call (never made, or purged after the retention period)"
+        )
     await audit_request(request, principal, f"recording.fetch.{kind}", "allowed")
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
 
@@ -223,7 +199,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
     try:
         entries = await request.app[BACKEND_KEY].callbacks(200)
     except StoreUnavailable as exc:
-        return _error(503, str(exc))
+        return error_response(503, str(exc))
     return web.json_response(
         {
             "callbacks": [
@@ -266,9 +242,9 @@ async def change_seat(request: web.Request) -> web.Response:
     seat_id, action = request.match_info["seat_id"], request.match_info["action"]
     principal = request[PRINCIPAL_KEY]
     if action not in _SEAT_ACTIONS:
-        return _error(404, f"unknown action {action!r} (expected one of: {', '.join(_SEAT_ACTIONS)})")
+        return error_response(404, f"unknown action {action!r} (expected one of: {', '.join(_SEAT_ACTIONS)})")
     if not principal.may_act_as_seat(seat_id):
-        return _error(403, "a seat may change only its own state; supervisors may change any")
+        return error_response(403, "a seat may change only its own state; supervisors may change any")
     service = request.app[BACKEND_KEY].seats
     try:
         if action == "login":
@@ -282,11 +258,11 @@ async def change_seat(request: web.Request) -> web.Response:
         else:
             seat = await service.ready(seat_id)
     except UnknownSeat:
-        return _error(404, f"no seat {seat_id!r} is configured")
+        return error_response(404, f"no seat {seat_id!r} is configured")
     except IllegalSeatTransition as exc:
-        return _error(409, str(exc))
+        return error_response(409, str(exc))
     except AmiError as exc:
-        return _error(503, f"Asterisk did not take the change: {exc}")
+        return error_response(503, f"Asterisk did not take the change: {exc}")
     log.info("api.seat_change", who=principal.name, seat=seat_id, action=action)
     return web.json_response(seat_view(seat))
 
@@ -312,7 +288,7 @@ async def list_queues(request: web.Request) -> web.Response:
     try:
         stats = await request.app[BACKEND_KEY].queue_stats()
     except StoreUnavailable as exc:
-        return _error(503, str(exc))
+        return error_response(503, str(exc))
     return web.json_response(
         {
             "window_hours": 24,
@@ -343,7 +319,7 @@ async def audit_trail(request: web.Request) -> web.Response:
     try:
         entries = await request.app[BACKEND_KEY].audit_trail(200)
     except StoreUnavailable as exc:
-        return _error(503, str(exc))
+        return error_response(503, str(exc))
     return web.json_response({"audit": [audit_json(entry) for entry in entries]})
 
 
@@ -366,6 +342,8 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     """The aiohttp application."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[BACKEND_KEY] = backend
+    app[AUDIT_KEY] = backend
+    app[TICKETS_KEY] = backend
     app.router.add_get("/", console)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics)
@@ -380,4 +358,5 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app.router.add_get("/api/v1/events", events_socket)
     app.router.add_get("/api/v1/dialplans", dialplan_status)
     app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
+    add_ticket_routes(app)
     return app

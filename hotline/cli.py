@@ -55,6 +55,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asr_worker(args: argparse.Namespace) -> int:
+    from hotline.logs import configure_logging
+    from voicemail.worker_main import run_worker
+
+    config = _load(args.config)
+    configure_logging(config.logging.level, config.logging.format)
+    asyncio.run(run_worker(config))
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from voicemail.worker_main import transcribe_files
+
+    return transcribe_files(_load(args.config), [Path(f) for f in args.files])
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from hotline.logs import configure_logging
     from hotline.stack import run_stack
@@ -196,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(
         sub.add_parser("stack", help="run Redis, Asterisk and the controller together (make run)")
     ).set_defaults(func=cmd_stack)
+
+    with_config(
+        sub.add_parser("asr-worker", help="transcribe callers' messages into tickets (any number, any host)")
+    ).set_defaults(func=cmd_asr_worker)
+    transcribe = with_config(sub.add_parser("transcribe", help="transcribe WAV files with the configured model"))
+    transcribe.add_argument("files", nargs="+", help="WAV files (8 kHz or more, 16-bit mono)")
+    transcribe.set_defaults(func=cmd_transcribe)
 
     asterisk = sub.add_parser("asterisk", help="Asterisk configuration").add_subparsers(
         dest="asterisk_command", required=True

@@ -248,6 +248,27 @@ class LoggingConfig(_Model):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class AsrConfig(_Model):
+    """Offline speech recognition of callers' messages (voicemail/asr.py, voicemail/jobs.py)."""
+
+    # a vosk model folder: vosk-model-cn-0.22 or vosk-model-small-cn-0.22, unpacked. None: the
+    # controller files tickets without transcripts (nothing waits for a worker that is not there)
+    model_path: Path | None = None
+    grammar: tuple[str, ...] = ()  # a closed vocabulary (tests); empty: free speech
+    visibility_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0  # a job's worker is presumed dead
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # then the job is parked for an operator
+    rescan_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # the spool is checked for orphans
+    rescan_min_age_s: Annotated[float, Field(ge=0, le=86400)] = 300.0  # younger files may be in progress
+
+
+class TicketsConfig(_Model):
+    """Case tickets made from messages, and their export to the downstream handling system."""
+
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    webhook_token: str | None = Field(default=None, repr=False)
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
+
+
 class Config(_Model):
     """The whole controller configuration (one platform)."""
 
@@ -262,6 +283,8 @@ class Config(_Model):
     paths: PathsConfig = PathsConfig()
     prompts: PromptsConfig = PromptsConfig()
     recordings: RecordingsConfig = RecordingsConfig()
+    asr: AsrConfig = AsrConfig()
+    tickets: TicketsConfig = TicketsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -296,7 +319,10 @@ class Config(_Model):
         asterisk = self.asterisk
         if asterisk.root is not None:
             asterisk = asterisk.model_copy(update={"root": anchor(asterisk.root)})
-        return self.model_copy(update={"paths": paths, "asterisk": asterisk})
+        asr = self.asr
+        if asr.model_path is not None:
+            asr = asr.model_copy(update={"model_path": anchor(asr.model_path)})
+        return self.model_copy(update={"paths": paths, "asterisk": asterisk, "asr": asr})
 
 
 class ConfigError(Exception):

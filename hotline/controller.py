@@ -38,7 +38,7 @@ from hotline.metrics import Metric
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
 from ivr.entry import IvrEntry, IvrOverflow
-from ivr.interpreter import RECORDINGS_DIR, IvrContext
+from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
 from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
@@ -50,9 +50,15 @@ from telephony.asterisk_conf import (
     AGI_IVR_SCRIPT,
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
+    FALLBACK_SPOOL,
     ivr_prompts_dir,
     prompt_path,
 )
+from tickets.store import RedisTicketStore
+from voicemail.asr import NoTranscription
+from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
+from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings
+from voicemail.sink import TicketStoreSink
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +85,10 @@ def system_prompt_texts(config: Config) -> dict[str, str]:
         **count_prompt_texts("queue_ahead", p.queue_ahead),
         **count_prompt_texts("queue_wait", p.queue_wait),
     }
+
+
+def worker_settings(config: Config) -> WorkerSettings:
+    return WorkerSettings(visibility_timeout_s=config.asr.visibility_timeout_s, max_attempts=config.asr.max_attempts)
 
 
 def ami_settings(config: Config) -> AmiSettings:
@@ -125,6 +135,24 @@ class Controller:
             recordings_dir=config.paths.spool_dir / RECORDINGS_DIR if config.recordings.enabled else None,
         )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
+        self.tickets = RedisTicketStore(self._redis, lambda _platform: self.dialplans.current.calendar)
+        ticket_sink = TicketStoreSink(self.tickets, clock)
+        self.asr_queue = AsrQueue(self._redis, ticket_sink)
+        # no model configured: this process files the tickets itself, without transcripts, so no
+        # message waits for a worker that does not exist (with a model, `asr-worker`s do it)
+        self._asr_worker = (
+            AsrWorker(
+                self.asr_queue,
+                NoTranscription(),
+                ticket_sink,
+                config.paths.spool_dir,
+                consumer=f"controller-{config.platform.id}",
+                settings=worker_settings(config),
+                clock=clock,
+            )
+            if config.asr.model_path is None
+            else None
+        )
         self._ivr_prompts = ivr_prompts_dir(config)
         self.dialplans = DialplanRegistry(
             config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
@@ -136,6 +164,7 @@ class Controller:
             timezone=config.platform.timezone,
             clock=clock,
             acd=self.acd,
+            messages=MessageIntake(config.paths.spool_dir, self.asr_queue),
         )
         system_prompts = prompt_path(config, "any").parent
         routes: dict[str, AgiHandler] = {
@@ -188,7 +217,10 @@ class Controller:
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
+            asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
         ]
+        if self._asr_worker is not None:
+            self._tasks.append(asyncio.create_task(self._asr_worker.run(), name="asr-worker"))
         log.info(
             "controller.started",
             version=__version__,
@@ -234,6 +266,18 @@ class Controller:
             if not self.seats.get(seat_id).logged_in:
                 await self.seats.login(seat_id)
 
+    async def _rescan_messages(self) -> None:
+        """Messages in the spool with neither ticket nor job (Redis lost them, or was away when
+        they were recorded, or the controller was down) are queued again."""
+        spool, platform, min_age = (
+            self.config.paths.spool_dir,
+            self.config.platform.id,
+            self.config.asr.rescan_min_age_s,
+        )
+        await self.asr_queue.ensure_group()
+        await self.asr_queue.rescan_spool(spool, VOICEMAIL_DIR, meta_from_sidecar(platform), min_age)
+        await self.asr_queue.rescan_spool(spool, FALLBACK_SPOOL, meta_from_fallback_name(platform), min_age)
+
     async def _purge_recordings(self) -> None:
         retention = timedelta(days=self.config.recordings.retention_days)
         folder = self.config.paths.spool_dir / RECORDINGS_DIR
@@ -253,6 +297,10 @@ class Controller:
         log.info("controller.stopped", unsaved_records=self.tracker.unsaved)
 
     # ApiBackend
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.config.paths.spool_dir
 
     async def health(self) -> dict[str, Any]:
         components = {

@@ -6,6 +6,7 @@ Every step, key, tag, survey answer and outcome goes on the call record as it ha
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from ivr.dialplan.schema import (
 from ivr.hours import service_state
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.asterisk_conf import HOLD_VARIABLE, IVR_DONE_VARIABLE, MAX_WAIT_VARIABLE, OVERFLOW_VARIABLE
+from voicemail.intake import RecordedMessage, wav_duration_s
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +45,12 @@ VOICEMAIL_DIR = "voicemail"
 RECORDINGS_DIR = "recordings"
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class MessageSink(Protocol):
+    """Where a recorded message goes (voicemail/intake.py: sidecar, then the ASR job)."""
+
+    async def message_recorded(self, message: RecordedMessage) -> None: ...
 
 
 class CallQueue(Protocol):
@@ -63,6 +71,7 @@ class IvrContext:
     timezone: str
     clock: Callable[[], datetime]
     acd: CallQueue
+    messages: MessageSink
 
     @property
     def zone(self) -> ZoneInfo:
@@ -201,18 +210,51 @@ class IvrRun:
         return node.next
 
     async def _voicemail(self, node: VoicemailNode) -> str | None:
+        """Greeting, beep, message (silence, ``#``, max length or hang-up ends it), optional
+        review and re-record; the message is durable and handed over before the confirmation."""
         await self.session.stream_file(self._prompt(node.prompt))
         folder = self.ctx.spool_dir / VOICEMAIL_DIR
         folder.mkdir(parents=True, exist_ok=True)
         base = folder / _SAFE_ID.sub("_", self.call_id)
-        await self.ctx.tracker.amend(
-            self.call_id, {"recording": f"{VOICEMAIL_DIR}/{base.name}.wav", "outcome": CallOutcome.VOICEMAIL}
+        wav = base.parent / f"{base.name}.wav"  # not with_suffix: call ids contain dots
+        relative = f"{VOICEMAIL_DIR}/{wav.name}"
+        await self.ctx.tracker.amend(self.call_id, {"recording": relative, "outcome": CallOutcome.VOICEMAIL})
+        hung_up = False
+        try:
+            for attempt in range(node.max_rerecords + 1):
+                result = await self.session.record_file(str(base), node.max_s, node.silence_s)
+                _fsync(wav)
+                log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples, attempt=attempt)
+                if result.ended_by == "hangup":
+                    hung_up = True
+                    break
+                if not node.review_prompt or attempt == node.max_rerecords:
+                    break
+                if await self.session.get_data(self._prompt(node.review_prompt), 5) != "2":
+                    break
+        except AgiHangup:
+            hung_up = True  # during the review: the message recorded so far stands
+        duration = await asyncio.to_thread(wav_duration_s, wav)
+        too_short = duration < node.min_s
+        if too_short:
+            await self.ctx.tracker.amend(self.call_id, {"tags": {"voicemail": "too_short"}})
+        record = self.ctx.tracker.get_live(self.call_id)
+        await self.ctx.messages.message_recorded(
+            RecordedMessage(
+                call_id=self.call_id,
+                recording=relative,
+                platform=self.plan.spec.platform,
+                caller=record.caller if record else "",
+                tags=dict(record.tags) if record else {},
+                duration_s=duration,
+                too_short=too_short,
+                recorded_at=self.ctx.clock(),
+            )
         )
-        result = await self.session.record_file(str(base), node.max_s, node.silence_s)
-        _fsync(base.parent / f"{base.name}.wav")  # not with_suffix: call ids contain dots
-        log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples)
-        if result.ended_by == "hangup":
+        if hung_up:
             raise AgiHangup("caller hung up after leaving a message")
+        if node.confirm_prompt:
+            await self.session.stream_file(self._prompt(node.confirm_prompt))
         return node.next
 
     async def _survey(self, node_id: str, node: SurveyNode) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -121,9 +122,11 @@ class RedisTicketStore:
         tags: Mapping[str, str] | None = None,
     ) -> CreateResult:
         """A ticket for a transcribed message: new, merged into the caller's open one, or the
-        one this message already made. ``recording`` is the file name in the voicemail spool."""
-        if not recording or "/" in recording or recording in {".", ".."}:
-            raise ValueError(f"recording must be a file name, got {recording!r}")
+        one this message already made. ``recording`` is the message's path in the spool
+        (``voicemail/<call>.wav``): relative, no ``..``."""
+        parts = PurePosixPath(recording).parts
+        if not parts or recording.startswith("/") or any(part in {".", ".."} for part in parts):
+            raise ValueError(f"recording must be a path inside the spool, got {recording!r}")
 
         async def attempt(pipe: aioredis.client.Pipeline) -> CreateResult:
             by_recording = recording_key(recording)

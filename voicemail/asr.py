@@ -200,3 +200,12 @@ def _transcript(results: list[dict[str, object]]) -> Transcript:
             )
     confidence = sum(word.conf for word in words) / len(words) if words else 0.0
     return Transcript(text=" ".join(texts), words=tuple(words), confidence=round(confidence, 4))
+
+
+class NoTranscription:
+    """Transcription is off (no model configured): messages become tickets with an empty
+    transcript, for a person to listen to. Nothing waits for a worker that is not there."""
+
+    async def transcribe(self, path: Path) -> Transcript:
+        del path
+        return Transcript()

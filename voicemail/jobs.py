@@ -103,7 +103,7 @@ class TicketSink(Protocol):
     async def accept(self, recording: str, meta: VoicemailMeta, transcript: Transcript) -> str: ...
 
 
-MetaFor = Callable[[Path], Awaitable[VoicemailMeta]]
+MetaFor = Callable[[Path], Awaitable[VoicemailMeta | None]]
 
 
 def _text(value: bytes | str) -> str:
@@ -136,20 +136,23 @@ class AsrQueue:
         return bool(added)
 
     async def rescan_spool(
-        self, spool_dir: Path, meta_for: MetaFor, min_age_s: float = 300.0, now: float | None = None
+        self, root: Path, folder: str, meta_for: MetaFor, min_age_s: float = 300.0, now: float | None = None
     ) -> int:
-        """Queue every ``*.wav`` in ``spool_dir`` with neither a ticket nor a job; returns how many.
+        """Queue every ``root/folder/*.wav`` with neither a ticket nor a job; returns how many.
 
-        Files younger than ``min_age_s`` are left alone: Asterisk may still be writing them (the
-        IVR queues those itself when the recording ends).
+        Jobs name messages by their path under ``root`` (``voicemail/<call>.wav``). Files younger
+        than ``min_age_s`` are left alone: Asterisk may still be writing them (the IVR queues
+        those itself when the recording ends). ``meta_for`` returning None skips a file (a
+        message too short to be a ticket).
         """
         cutoff = (time.time() if now is None else now) - min_age_s
         queued = 0
-        for path in await asyncio.to_thread(_settled_messages, spool_dir, cutoff):
-            if await self.enqueue(path.name, await meta_for(path)):
+        for path in await asyncio.to_thread(_settled_messages, root / folder, cutoff):
+            meta = await meta_for(path)
+            if meta is not None and await self.enqueue(f"{folder}/{path.name}", meta):
                 queued += 1
         if queued:
-            log.warning("asr.rescan_requeued", count=queued, folder=spool_dir.name)
+            log.warning("asr.rescan_requeued", count=queued, folder=folder)
         return queued
 
     async def read_new(self, consumer: str, count: int, block_ms: int) -> list[AsrJob]:
@@ -234,7 +237,7 @@ def _settled_messages(spool_dir: Path, cutoff: float) -> list[Path]:
 def meta_from_file(platform: str) -> MetaFor:
     """Metadata for a message found only on disk: the call id is the file name, the time its mtime."""
 
-    async def meta(path: Path) -> VoicemailMeta:
+    async def meta(path: Path) -> VoicemailMeta | None:
         stat = await asyncio.to_thread(path.stat)
         recorded_at = datetime.fromtimestamp(stat.st_mtime, UTC)
         return VoicemailMeta(platform=platform, call_id=path.stem, recorded_at=recorded_at)

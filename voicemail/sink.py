@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from hotline.clock import Clock, system_clock
 from tickets.model import TicketCategory, Transcript
@@ -37,7 +36,7 @@ class TicketStoreSink:
 
     async def accept(self, recording: str, meta: VoicemailMeta, transcript: Transcript) -> str:
         result = await self._store.create_from_voicemail(
-            recording=Path(recording).name,
+            recording=recording,
             platform=meta.platform,
             caller=meta.caller,
             call_id=meta.call_id,

@@ -58,7 +58,13 @@ def prompts_of(node: Node) -> Iterator[tuple[str, str]]:
             yield "invalid_prompt", node.invalid_prompt
         if node.timeout_prompt:
             yield "timeout_prompt", node.timeout_prompt
-    elif isinstance(node, VoicemailNode | HangupNode) and node.prompt:
+    elif isinstance(node, VoicemailNode):
+        yield "prompt", node.prompt
+        if node.review_prompt:
+            yield "review_prompt", node.review_prompt
+        if node.confirm_prompt:
+            yield "confirm_prompt", node.confirm_prompt
+    elif isinstance(node, HangupNode) and node.prompt:
         yield "prompt", node.prompt
     elif isinstance(node, SurveyNode):
         yield "prompt", node.prompt

@@ -150,6 +150,10 @@ class VoicemailNode(_Node):
     prompt: PromptName
     max_s: int = Field(default=120, ge=5, le=600)
     silence_s: int = Field(default=5, ge=1, le=30)
+    min_s: float = Field(default=2.0, ge=0, le=60, description="shorter: not a ticket, a callback")
+    review_prompt: PromptName | None = Field(default=None, description="'1 to keep, 2 to record again'")
+    max_rerecords: int = Field(default=1, ge=0, le=3)
+    confirm_prompt: PromptName | None = Field(default=None, description="played once the message is safe")
     next: NodeId
 
 

@@ -63,6 +63,7 @@ class PlatformUnderTest:
     redis: RedisProcess = field(init=False)
     asterisk: AsteriskProcess = field(init=False)
     controller: subprocess.Popen[bytes] | None = field(init=False, default=None)
+    asr_worker: subprocess.Popen[bytes] | None = field(init=False, default=None)
     controller_log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +128,7 @@ class PlatformUnderTest:
         self.start_controller()
 
     def stop_all(self) -> None:
+        self.stop_asr_worker()
         self.stop_controller()
         self.asterisk.stop()
         self.redis.stop()
@@ -147,6 +149,31 @@ class PlatformUnderTest:
         wait_for("the controller's HTTP API", lambda: self.health_or_none() is not None, timeout_s=30)
         if wait_ami:
             self.wait_component("ami", "up")
+
+    def start_asr_worker(self) -> None:
+        """One ``hotline12345 asr-worker`` (needs ``asr.model_path`` in the overrides)."""
+        log = (self.root / "asr-worker.log").open("ab")
+        self.asr_worker = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "asr-worker", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.root,
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.environment},
+        )
+        log.close()
+
+    def stop_asr_worker(self, sig: int = signal.SIGTERM) -> None:
+        if self.asr_worker is None:
+            return
+        if self.asr_worker.poll() is None:
+            self.asr_worker.send_signal(sig)
+        try:
+            self.asr_worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.asr_worker.kill()
+            self.asr_worker.wait()
+        self.asr_worker = None
 
     def stop_controller(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int | None:
         if self.controller is None:

@@ -21,3 +21,13 @@ def korean_speech_wav(path: Path, text: str, rate: int = 8000) -> Path:
     subprocess.run(command, check=True, capture_output=True)
     raw.unlink()
     return path
+
+
+def korean_message_ulaw(path: Path, text: str, silence_after_s: float = 4.0) -> Path:
+    """A caller's message for SIPp to stream: Korean speech then silence (which ends the
+    recording), as an 8 kHz u-law WAV."""
+    speech = korean_speech_wav(path.with_name(f"{path.stem}-pcm.wav"), text)
+    command = ["sox", str(speech), "-e", "u-law", str(path), "pad", "0.5", str(silence_after_s)]
+    subprocess.run(command, check=True, capture_output=True)
+    speech.unlink()
+    return path

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from acd.events import EventBus
@@ -20,8 +21,12 @@ from hotline.api import build_api
 from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken
 from hotline.metrics import Metric
+from ivr.calendar import PlatformCalendar
 from ivr.dialplan.registry import ReloadResult
 from recordings.access import AuditEntry
+from tickets.store import RedisTicketStore
+from voicemail.jobs import AsrQueue
+from voicemail.sink import TicketStoreSink
 
 RECORD = CallRecord(
     call_id="kunming-1.1",
@@ -38,7 +43,13 @@ RECORD = CallRecord(
 
 
 class Backend:
-    def __init__(self) -> None:
+    def __init__(self, client: aioredis.Redis | None = None, spool_dir: Path = Path("/nonexistent")) -> None:
+        # tickets: a real store on a real Redis (tests/unit/test_api_tickets.py); here unconnected
+        client = client or aioredis.Redis(port=1)
+        calendar = PlatformCalendar()
+        self.tickets = RedisTicketStore(client, lambda _platform: calendar)
+        self.asr_queue = AsrQueue(client, TicketStoreSink(self.tickets))
+        self.spool_dir = spool_dir
         self.store_down = False
         self.broken_dialplan = False
         self.reloads: list[str] = []
@@ -102,6 +113,9 @@ TOKENS = TokenRegistry(
         ApiToken(name="root", role="admin", sha256=token_sha256("admin-token")),
     ]
 )
+
+
+TOKEN_HEADERS = {role: {"Authorization": f"Bearer {role}-token"} for role in ("sup", "seat", "admin")}
 
 
 @pytest.fixture

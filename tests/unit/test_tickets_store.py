@@ -173,6 +173,7 @@ def ids(tickets: list[Ticket]) -> list[str]:
     return [ticket.id for ticket in tickets]
 
 
-async def test_a_recording_must_be_a_file_name(store: RedisTicketStore) -> None:
-    with pytest.raises(ValueError, match="file name"):
-        await message(store, "../voicemail/x.wav")
+@pytest.mark.parametrize("recording", ["../voicemail/x.wav", "/etc/passwd", "voicemail/../x.wav", ""])
+async def test_a_recording_must_be_a_path_inside_the_spool(store: RedisTicketStore, recording: str) -> None:
+    with pytest.raises(ValueError, match="inside the spool"):
+        await message(store, recording)

@@ -202,16 +202,17 @@ async def test_rescan_queues_only_orphans(
     hour_ago = time.time() - 3600
     for name in ("has-ticket.wav", "queued.wav", "orphan.wav"):
         os.utime(spool / name, (hour_ago, hour_ago))
-    await sink.accept("has-ticket.wav", meta(1), Transcript())
-    await queue.enqueue("queued.wav", meta(2))
-    assert await queue.rescan_spool(spool, meta_from_file("kunming")) == 1
-    assert await queue.rescan_spool(spool, meta_from_file("kunming")) == 0
-    async with running(worker(queue, sink, FakeTranscriber(), spool, "w1")):
-        await eventually(lambda: store.has_ticket("orphan.wav"))
-        await eventually(lambda: store.has_ticket("queued.wav"))
-    orphan = next(t for t in await store.list_tickets() if t.recording == "orphan.wav")
+    await sink.accept("voicemail/has-ticket.wav", meta(1), Transcript())
+    await queue.enqueue("voicemail/queued.wav", meta(2))
+    assert await queue.rescan_spool(tmp_path, "voicemail", meta_from_file("kunming")) == 1
+    assert await queue.rescan_spool(tmp_path, "voicemail", meta_from_file("kunming")) == 0
+    async with running(worker(queue, sink, FakeTranscriber(), tmp_path, "w1")):
+        await eventually(lambda: store.has_ticket("voicemail/orphan.wav"))
+        await eventually(lambda: store.has_ticket("voicemail/queued.wav"))
+    orphan = next(t for t in await store.list_tickets() if t.recording == "voicemail/orphan.wav")
     assert orphan.call_id == "orphan" and orphan.accepted_at.timestamp() == pytest.approx(hour_ago, abs=1)
-    assert await queue.rescan_spool(spool, meta_from_file("kunming"), min_age_s=0) == 1  # only the fresh file
+    fresh = await queue.rescan_spool(tmp_path, "voicemail", meta_from_file("kunming"), min_age_s=0)
+    assert fresh == 1  # only the fresh file
     assert await client.xlen(EXPORT_STREAM) == 3
 
 

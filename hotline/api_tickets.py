@@ -1,0 +1,165 @@
+"""The ticket part of the HTTP API: case tickets, their audio (audited), state changes, and the
+transcription jobs that failed for good (parked) — see docs/api.md."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from hotline.api_common import PRINCIPAL_KEY, audit_request, error_response, requires
+from hotline.privacy import mask_number
+from ivr.calendar import CalendarDataMissing
+from recordings.access import UnsafePath, spool_file
+from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
+from tickets.model import Ticket, TicketState
+from tickets.store import RedisTicketStore, TicketNotFound
+from voicemail.jobs import AsrQueue
+
+log = structlog.get_logger(__name__)
+
+
+class TicketBackend(Protocol):
+    @property
+    def tickets(self) -> RedisTicketStore: ...
+
+    @property
+    def asr_queue(self) -> AsrQueue: ...
+
+    @property
+    def spool_dir(self) -> Path: ...
+
+
+def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """A ticket as the API shows it: caller masked, overdue deadlines named."""
+    data = ticket.model_dump(mode="json")
+    data["caller"] = mask_number(ticket.caller)
+    data["overdue"] = [kind.value for kind in overdue(ticket, now)]
+    data["has_audio"] = bool(ticket.recording)
+    data.pop("recording", None)  # a spool path is for the server, not for clients
+    return data
+
+
+TICKETS_KEY: web.AppKey[TicketBackend] = web.AppKey("tickets")
+
+
+def _backend(request: web.Request) -> TicketBackend:
+    return request.app[TICKETS_KEY]
+
+
+@requires("supervisor")
+async def list_tickets(request: web.Request) -> web.Response:
+    query = request.query
+    now = datetime.now(UTC)
+    try:
+        state = TicketState(query["state"]) if "state" in query else None
+        day = date.fromisoformat(query["date"]) if "date" in query else None
+        limit = int(query.get("limit", "100"))
+    except ValueError as exc:
+        return error_response(400, f"bad filter: {exc} (state is one of {', '.join(s.value for s in TicketState)})")
+    if not 1 <= limit <= 1000:
+        return error_response(400, "limit must be between 1 and 1000")
+    overdue_at = now if query.get("overdue") in ("1", "true", "yes") else None
+    try:
+        found = await _backend(request).tickets.list_tickets(
+            platform=query.get("platform"), state=state, overdue_at=overdue_at, day=day, limit=limit
+        )
+    except RedisError as exc:
+        return error_response(503, f"tickets are unavailable: Redis: {exc}")
+    return web.json_response({"tickets": [ticket_view(t, now) for t in found]})
+
+
+@requires("supervisor")
+async def get_ticket(request: web.Request) -> web.Response:
+    try:
+        ticket = await _backend(request).tickets.get(request.match_info["ticket_id"])
+    except RedisError as exc:
+        return error_response(503, f"tickets are unavailable: Redis: {exc}")
+    if ticket is None:
+        return error_response(404, "no such ticket")
+    return web.json_response(ticket_view(ticket, datetime.now(UTC)))
+
+
+@requires("supervisor", audit="ticket.audio")
+async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
+    principal = request[PRINCIPAL_KEY]
+    backend = _backend(request)
+    ticket = await backend.tickets.get(request.match_info["ticket_id"])
+    if ticket is None or not ticket.recording:
+        await audit_request(request, principal, "ticket.audio", "missing")
+        return error_response(404, "no audio for this ticket")
+    try:
+        path = spool_file(backend.spool_dir, ticket.recording)  # never a raw path from a request
+    except UnsafePath:
+        log.error("tickets.unsafe_recording_path", ticket=ticket.id)
+        return error_response(404, "no audio for this ticket")
+    if not path.is_file():
+        await audit_request(request, principal, "ticket.audio", "missing")
+        return error_response(404, "the message file is gone (purged or moved)")
+    await audit_request(request, principal, "ticket.audio", "allowed")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
+
+
+@requires("supervisor")
+async def change_ticket(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    body = await request.json() if request.can_read_body else {}
+    if not isinstance(body, dict) or "to" not in body:
+        return error_response(400, 'send {"to": "<state>", "note": "…"}')
+    try:
+        target = TicketState(str(body["to"]))
+    except ValueError:
+        return error_response(400, f"unknown state; one of {', '.join(s.value for s in TicketState)}")
+    note = str(body.get("note", ""))[:500]
+    try:
+        ticket = await _backend(request).tickets.transition(
+            request.match_info["ticket_id"], target, at=datetime.now(UTC), actor=principal.name, note=note
+        )
+    except TicketNotFound:
+        return error_response(404, "no such ticket")
+    except (IllegalTicketTransition, ExtensionLimitReached, ReturnWindowClosed) as exc:
+        return error_response(409, str(exc))
+    except CalendarDataMissing as exc:
+        return error_response(422, str(exc))
+    log.info("api.ticket_change", who=principal.name, ticket=ticket.id, to=target.value)
+    return web.json_response(ticket_view(ticket, datetime.now(UTC)))
+
+
+@requires("admin")
+async def list_parked_jobs(request: web.Request) -> web.Response:
+    parked = await _backend(request).asr_queue.list_parked()
+    return web.json_response(
+        {
+            "parked": [
+                {
+                    "recording": job.recording,
+                    "error": job.error,
+                    "attempts": job.attempts,
+                    "parked_at": job.parked_at.isoformat(),
+                }
+                for job in parked
+            ]
+        }
+    )
+
+
+@requires("admin")
+async def retry_parked_job(request: web.Request) -> web.Response:
+    recording = request.query.get("recording", "")
+    if not await _backend(request).asr_queue.retry_parked(recording):
+        return error_response(404, "no parked job for that recording")
+    log.info("api.asr_retry", who=request[PRINCIPAL_KEY].name, recording=recording)
+    return web.json_response({"queued": recording})
+
+
+def add_ticket_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/tickets", list_tickets)
+    app.router.add_get("/api/v1/tickets/{ticket_id}", get_ticket)
+    app.router.add_get("/api/v1/tickets/{ticket_id}/audio", get_ticket_audio)
+    app.router.add_post("/api/v1/tickets/{ticket_id}/transition", change_ticket)
+    app.router.add_get("/api/v1/asr/parked", list_parked_jobs)
+    app.router.add_post("/api/v1/asr/parked/retry", retry_parked_job)

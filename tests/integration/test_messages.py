@@ -1,0 +1,150 @@
+"""After hours: a caller's message → spool (fsynced, sidecar) → ASR job → vosk → case ticket.
+
+Real Asterisk, SIPp streaming espeak-ng Korean into the recording, real Redis, a real
+``hotline12345 asr-worker`` process with the Korean vosk model and a small grammar.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.support.audio import duration_s
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    pause,
+    run_sipp,
+    scenario,
+    stream_audio,
+)
+from tests.support.speech import korean_message_ulaw, korean_model_folder
+
+pytestmark = pytest.mark.integration
+
+MONDAY_NIGHT = "2026-03-09T21:00:00+08:00"  # closed: workday hours end at 20:00
+WORDS = "안녕하세요 감사합니다"
+GRAMMAR = ["안녕하세요", "감사합니다", "전화", "도로"]
+
+
+@pytest.fixture(scope="module")
+def after_hours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformUnderTest]:
+    platform = PlatformUnderTest(
+        tmp_path_factory.mktemp("messages"),
+        overrides={
+            "asr": {
+                "model_path": str(korean_model_folder()),
+                "grammar": GRAMMAR,
+                "rescan_interval_s": 1,
+                "rescan_min_age_s": 3,
+                "visibility_timeout_s": 20,
+            }
+        },
+        dialplan="after_hours",
+        environment={"HOTLINE_TEST_NOW": MONDAY_NIGHT},
+    )
+    platform.start_all()
+    platform.start_asr_worker()
+    try:
+        yield platform
+    finally:
+        platform.stop_all()
+
+
+def prompt_ms(platform: PlatformUnderTest, name: str) -> int:
+    return int(duration_s(platform.config.paths.runtime_dir / "prompts" / "ivr" / f"{name}.wav") * 1000)
+
+
+def leave_message(platform: PlatformUnderTest, caller: str, message: Path) -> dict[str, Any]:
+    result = run_sipp(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, pause(prompt_ms(platform, "closed") + 800), stream_audio(message), HOTLINE_HANGS_UP),
+        caller=caller,
+        timeout_s=60,
+    )
+    assert result.ok, result.errors
+    masked = caller[:3] + "****" + caller[-4:]
+    return platform.wait_call(lambda c: c["caller"] == masked and c["state"] == "ended", "the call record")
+
+
+def ticket_of(platform: PlatformUnderTest, call_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        tickets = platform.http("/api/v1/tickets").body["tickets"]
+        return next((t for t in tickets if t["call_id"] == call_id), None)
+
+    return wait_for(f"the ticket of {call_id}", probe, timeout_s=timeout_s, interval_s=0.5)
+
+
+def test_a_message_after_hours_becomes_a_ticket(after_hours: PlatformUnderTest, tmp_path: Path) -> None:
+    message = korean_message_ulaw(tmp_path / "message.wav", WORDS)
+    call = leave_message(after_hours, "13955550001", message)
+    assert call["outcome"] == "voicemail"
+    assert call["ivr_path"] == ["entry", "complaint", "message", "bye"]
+    stored = after_hours.stored_call(call["call_id"])
+    wav = after_hours.config.paths.spool_dir / stored["recording"]
+    sidecar = json.loads(wav.with_suffix(".json").read_text(encoding="utf-8"))
+    assert sidecar["caller"] == "13955550001"
+    assert sidecar["tags"]["category"] == "complaint"
+    assert sidecar["duration_s"] > 1.5
+
+    ticket = ticket_of(after_hours, call["call_id"])
+    assert ticket["id"].startswith("KM-20260309-")
+    assert ticket["source"] == "voicemail"
+    assert ticket["category"] == "complaint"
+    assert ticket["caller"] == "139****0001"
+    assert ticket["has_audio"]
+    words = ticket["transcript"]["text"].split()
+    assert "안녕하세요" in words or "감사합니다" in words, ticket["transcript"]
+    # 21:00 is after 18:00: dispatch by 10:00 the next day; a complaint: 15 working days
+    assert datetime.fromisoformat(ticket["deadlines"]["dispatch_by"]).isoformat() == "2026-03-10T10:00:00+08:00"
+    assert ticket["deadlines"]["resolve_by"].startswith("2026-03-30")
+    audio = after_hours.http_bytes(f"/api/v1/tickets/{ticket['id']}/audio")
+    assert audio == wav.read_bytes()
+
+
+def test_a_too_short_message_is_a_callback_not_a_ticket(after_hours: PlatformUnderTest) -> None:
+    result = run_sipp(
+        after_hours.config.sip.port,
+        scenario(INVITE, ANSWERED, pause(prompt_ms(after_hours, "closed") + 700), CALLER_HANGS_UP),
+        caller="13955550002",
+    )
+    assert result.ok, result.errors
+    call = after_hours.wait_call(lambda c: c["caller"] == "139****0002" and c["state"] == "ended", "the record")
+    assert call["tags"]["voicemail"] == "too_short"
+    callbacks = after_hours.http("/api/v1/callbacks").body["callbacks"]
+    assert any(c["caller"] == "13955550002" for c in callbacks)
+    time.sleep(4)  # past the rescan's minimum age: it must still not be queued
+    tickets = after_hours.http("/api/v1/tickets").body["tickets"]
+    assert not [t for t in tickets if t["call_id"] == call["call_id"]]
+
+
+def test_a_job_redis_lost_is_queued_again_from_the_spool(after_hours: PlatformUnderTest, tmp_path: Path) -> None:
+    """The worker is away; Redis loses the job (as if its last writes were lost); the spool
+    rescan queues the message again and exactly one ticket appears."""
+    after_hours.stop_asr_worker()
+    message = korean_message_ulaw(tmp_path / "message.wav", "감사합니다")
+    call = leave_message(after_hours, "13955550003", message)
+    client = redis.Redis(port=after_hours.redis.port)
+    try:
+        recording = after_hours.stored_call(call["call_id"])["recording"]
+        client.srem("hotline:asr:queued", recording)
+        client.delete("hotline:asr:jobs")  # the job is gone with the stream
+        wait_for("the rescan to queue it again", lambda: client.sismember("hotline:asr:queued", recording), 30)
+    finally:
+        client.close()
+    after_hours.start_asr_worker()
+    ticket = ticket_of(after_hours, call["call_id"])
+    assert "감사합니다" in ticket["transcript"]["text"]
+    time.sleep(2)
+    tickets = after_hours.http("/api/v1/tickets").body["tickets"]
+    assert len([t for t in tickets if t["call_id"] == call["call_id"]]) == 1

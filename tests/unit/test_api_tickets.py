@@ -1,0 +1,122 @@
+"""The ticket API on a real Redis: roles, masking, filters, audited audio, state changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from hotline.api import build_api
+from hotline.redis_process import RedisProcess
+from tests.support.ports import free_port
+from tests.unit.test_api import TOKEN_HEADERS, TOKENS, Backend
+from tickets.model import TicketCategory, Transcript
+
+ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in China, a Monday
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def api(redis_server: RedisProcess, tmp_path: Path) -> AsyncIterator[tuple[Backend, TestClient[Any, Any]]]:
+    connection = aioredis.Redis.from_url(redis_server.url)
+    await connection.flushdb()
+    (tmp_path / "voicemail").mkdir()
+    (tmp_path / "voicemail" / "kunming-1.wav").write_bytes(b"RIFF....WAVE")
+    backend = Backend(connection, tmp_path)
+    await backend.tickets.create_from_voicemail(
+        recording="voicemail/kunming-1.wav",
+        platform="kunming",
+        caller="13812345678",
+        call_id="kunming-1",
+        accepted_at=ACCEPTED,
+        transcript=Transcript(text="路灯坏了"),
+        category=TicketCategory.COMPLAINT,
+    )
+    client = TestClient(TestServer(build_api(backend, TOKENS)))
+    await client.start_server()
+    yield backend, client
+    await client.close()
+    await connection.aclose()
+
+
+async def test_tickets_need_a_supervisor_and_hide_the_caller(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = api
+    assert (await client.get("/api/v1/tickets")).status == 401
+    assert (await client.get("/api/v1/tickets", headers=TOKEN_HEADERS["seat"])).status == 403
+    body = await (await client.get("/api/v1/tickets", headers=TOKEN_HEADERS["sup"])).json()
+    (ticket,) = body["tickets"]
+    assert ticket["id"] == "KM-20260302-0001"
+    assert ticket["caller"] == "138****5678"
+    assert ticket["category"] == "complaint"
+    assert ticket["transcript"]["text"] == "路灯坏了"
+    assert "recording" not in ticket and ticket["has_audio"]
+    # accepted in March 2026: every deadline has passed by now
+    assert set(ticket["overdue"]) == {"dispatch", "resolve"}
+    one = await (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=TOKEN_HEADERS["sup"])).json()
+    assert one["deadlines"] == ticket["deadlines"]
+    assert (await client.get("/api/v1/tickets/KM-nope", headers=TOKEN_HEADERS["sup"])).status == 404
+
+
+async def test_filters(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = api
+
+    async def count(query: str) -> int:
+        response = await client.get(f"/api/v1/tickets?{query}", headers=TOKEN_HEADERS["sup"])
+        assert response.status == 200, await response.text()
+        return len((await response.json())["tickets"])
+
+    assert await count("platform=kunming&state=accepted&date=2026-03-02&overdue=true") == 1
+    assert await count("platform=dali") == 0
+    assert await count("date=2026-03-03") == 0
+    assert await count("state=resolved") == 0
+    assert (await client.get("/api/v1/tickets?state=lost", headers=TOKEN_HEADERS["sup"])).status == 400
+
+
+async def test_audio_is_audited_and_refused_without_the_role(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    backend, client = api
+    path = "/api/v1/tickets/KM-20260302-0001/audio"
+    assert (await client.get(path, headers=TOKEN_HEADERS["seat"])).status == 403
+    response = await client.get(path, headers=TOKEN_HEADERS["sup"])
+    assert response.status == 200
+    assert await response.read() == b"RIFF....WAVE"
+    assert [(e.action, e.result, e.call_id) for e in backend.audited] == [
+        ("ticket.audio", "denied", "KM-20260302-0001"),
+        ("ticket.audio", "allowed", "KM-20260302-0001"),
+    ]
+
+
+async def test_state_changes_follow_the_rules(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = api
+    path = "/api/v1/tickets/KM-20260302-0001/transition"
+    refused = await client.post(path, json={"to": "signed"}, headers=TOKEN_HEADERS["sup"])
+    assert refused.status == 409
+    assert "accepted → signed is not allowed" in (await refused.json())["error"]
+    moved = await client.post(path, json={"to": "dispatched", "note": "市政"}, headers=TOKEN_HEADERS["sup"])
+    assert moved.status == 200
+    ticket = await moved.json()
+    assert ticket["state"] == "dispatched"
+    assert ticket["timeline"][-1]["actor"] == "sup"
+    assert ticket["deadlines"]["sign_by"] is not None
+    assert (await client.post(path, json={"to": "nowhere"}, headers=TOKEN_HEADERS["sup"])).status == 400
+    assert (await client.post(path, json={"to": "signed"}, headers=TOKEN_HEADERS["seat"])).status == 403
+
+
+async def test_parked_jobs_are_for_admins(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = api
+    assert (await client.get("/api/v1/asr/parked", headers=TOKEN_HEADERS["sup"])).status == 403
+    response = await client.get("/api/v1/asr/parked", headers=TOKEN_HEADERS["admin"])
+    assert await response.json() == {"parked": []}
+    missing = await client.post("/api/v1/asr/parked/retry?recording=voicemail/x.wav", headers=TOKEN_HEADERS["admin"])
+    assert missing.status == 404

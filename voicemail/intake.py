@@ -1,0 +1,147 @@
+"""A message a caller left: made durable with what we know about it, then queued for ASR.
+
+The spool is the source of truth. Next to every ``<call>.wav`` the intake writes
+``<call>.json`` (call id, caller, platform, tags, duration, when) and fsyncs both before the
+caller hears the confirmation; only then is the transcription job queued. If Redis is away at
+that moment, nothing is lost: the periodic rescan (``AsrQueue.rescan_spool``) finds the
+message and its sidecar later. A message shorter than the dialplan's minimum is marked so in
+its sidecar: it goes on the callback list (calls/callbacks.py), not into a ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import wave
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from redis.exceptions import RedisError
+
+from calls.fallback import parse_fallback_name
+from hotline.privacy import mask_number
+from voicemail.jobs import AsrQueue, MetaFor, VoicemailMeta, meta_from_file
+
+log = structlog.get_logger(__name__)
+
+SIDECAR_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    """What the IVR hands over once a message file is complete."""
+
+    call_id: str
+    recording: str  # path in the spool: voicemail/<call>.wav
+    platform: str
+    caller: str
+    tags: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 0.0
+    too_short: bool = False
+    recorded_at: datetime | None = None
+
+
+def wav_duration_s(path: Path) -> float:
+    """Length of a WAV file, 0 when it is missing or unreadable (it is still kept)."""
+    try:
+        with wave.open(str(path), "rb") as reader:
+            return reader.getnframes() / float(reader.getframerate() or 1)
+    except (OSError, wave.Error, EOFError):
+        return 0.0
+
+
+def _write_durably(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def sidecar_of(wav: Path) -> Path:
+    return wav.with_name(wav.stem + SIDECAR_SUFFIX)
+
+
+class MessageIntake:
+    """Sidecar, then the ASR job (IvrContext.messages)."""
+
+    def __init__(self, spool_dir: Path, queue: AsrQueue) -> None:
+        self._spool = spool_dir
+        self._queue = queue
+
+    async def message_recorded(self, message: RecordedMessage) -> None:
+        wav = self._spool / message.recording
+        meta = {
+            "platform": message.platform,
+            "call_id": message.call_id,
+            "caller": message.caller,
+            "recorded_at": (message.recorded_at or datetime.now(UTC)).isoformat(),
+            "tags": message.tags,
+            "duration_s": round(message.duration_s, 2),
+            "too_short": message.too_short,
+        }
+        await asyncio.to_thread(_write_durably, sidecar_of(wav), json.dumps(meta, ensure_ascii=False))
+        if message.too_short:
+            log.info("voicemail.too_short", call_id=message.call_id, duration_s=round(message.duration_s, 2))
+            return
+        try:
+            await self._queue.enqueue(message.recording, _meta(meta))
+        except RedisError as exc:
+            log.warning(
+                "voicemail.enqueue_deferred", call_id=message.call_id, caller=mask_number(message.caller),
+                error=str(exc), note="the spool rescan queues it when Redis is back",
+            )  # fmt: skip
+
+
+def _meta(data: dict[str, object]) -> VoicemailMeta:
+    return VoicemailMeta.model_validate({k: data[k] for k in ("platform", "call_id", "caller", "recorded_at", "tags")})
+
+
+def meta_from_sidecar(platform: str) -> MetaFor:
+    """Metadata for a message found by the rescan: its sidecar, or (for a message whose sidecar
+    never got written) the file's name and time. None for a message too short to be a ticket."""
+
+    from_file = meta_from_file(platform)
+
+    async def meta(path: Path) -> VoicemailMeta | None:
+        sidecar = sidecar_of(path)
+        try:
+            data = json.loads(await asyncio.to_thread(sidecar.read_text, encoding="utf-8"))
+        except FileNotFoundError:
+            return await from_file(path)
+        except (OSError, ValueError) as exc:
+            log.error("voicemail.sidecar_unreadable", file=sidecar.name, error=str(exc))
+            return VoicemailMeta(platform=platform, call_id=path.stem)
+        if data.get("too_short"):
+            return None
+        return _meta(data)
+
+    return meta
+
+
+def meta_from_fallback_name(platform: str, min_s: float = 1.0) -> MetaFor:
+    """Metadata of a message the fallback route kept (the controller was away): its file name
+    carries the call (calls/fallback.py). Near-empty files are not tickets."""
+
+    async def meta(path: Path) -> VoicemailMeta | None:
+        record = parse_fallback_name(path.name, platform, datetime.now(UTC))
+        if record is None or await asyncio.to_thread(wav_duration_s, path) < min_s:
+            return None
+        return VoicemailMeta(
+            platform=platform,
+            call_id=record.call_id,
+            caller=record.caller,
+            recorded_at=record.started_at,
+            tags={"route": "fallback"},
+        )
+
+    return meta
