@@ -54,6 +54,7 @@ from telephony.asterisk_conf import (
     ivr_prompts_dir,
     prompt_path,
 )
+from tickets.export import WebhookExporter
 from tickets.store import RedisTicketStore
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
@@ -221,6 +222,15 @@ class Controller:
         ]
         if self._asr_worker is not None:
             self._tasks.append(asyncio.create_task(self._asr_worker.run(), name="asr-worker"))
+        if cfg.tickets.webhook_url:
+            exporter = WebhookExporter(
+                self._redis,
+                cfg.tickets.webhook_url,
+                consumer=f"controller-{cfg.platform.id}",
+                token=cfg.tickets.webhook_token,
+                max_attempts=cfg.tickets.webhook_max_attempts,
+            )
+            self._tasks.append(asyncio.create_task(exporter.run(), name="ticket-export"))
         log.info(
             "controller.started",
             version=__version__,
