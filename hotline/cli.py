@@ -77,7 +77,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
-    return run_stack(config, token_registry(config), demo_token_file(config))
+    return run_stack(config, Path(args.config), token_registry(config), demo_token_file(config))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
