@@ -19,6 +19,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -43,6 +44,7 @@ WAITING_KEY = "hotline:acd:waiting"  # hash: call id → QueuedCall JSON
 OFFER_PREFIX = "offer-"  # uniqueid of every seat channel the engine originates
 DEFAULT_HANDLE_S = 180.0  # until calls are measured: a typical 12345 call with wrap-up
 _HANDLE_WEIGHT = 0.2  # exponential average of handle time
+_MAY_ANSWER = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL)  # seat states bind() may connect
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Offer:
     bound_at: float = 0.0
     withdrawn: bool = False  # we hung it up (nobody left to take): not the seat's fault
     adopted: bool = False  # found ringing after a restart: its OriginateResponse went to the old run
+    answered: bool = False  # OriginateResponse Success came: no Failure will end it
 
 
 @dataclass(frozen=True)
@@ -183,14 +186,15 @@ class AcdEngine:
         await self._events.publish(
             "acd.queued", self._clock(), call_id=call.call_id, queue=call.queue, priority=call.priority
         )
-        if call.skills:
-            self._later(self._config.relax_skills_after_s + 0.05, self.kick)  # relaxation may open seats to it
         self.kick()
 
     def _add(self, call: QueuedCall) -> None:
         if call.call_id not in self._waiting:
             self._waiting[call.call_id] = call
             self._index.add(call.waiting())
+            if call.skills:  # relaxation may open seats to it (also for callers found by resync)
+                due_s = call.entered_at + self._config.relax_skills_after_s - self._now()
+                self._later(max(due_s, 0.0) + 0.05, self.kick)
 
     async def leave(self, call_id: str, reason: str) -> QueuedCall | None:
         """A caller stops waiting without a seat (hung up, max wait)."""
@@ -289,7 +293,7 @@ class AcdEngine:
         for call in self.waiting():
             if not idle:
                 return
-            if call.call_id in covered:
+            if call.call_id in covered or call.call_id not in self._waiting:  # left meanwhile
                 continue
             chosen = seats_to_offer(
                 call.waiting(),
@@ -305,6 +309,9 @@ class AcdEngine:
                 await self._offer(seat_id, call)
 
     async def _offer(self, seat_id: str, call: QueuedCall) -> None:
+        if self._seats.get(seat_id).state is not SeatState.READY:
+            self.kick()  # paused (or taken) while the dispatcher awaited an earlier offer: choose again
+            return
         offer = Offer(f"{OFFER_PREFIX}{uuid.uuid4().hex}", seat_id, call.call_id, self._now())
         self._offers[offer.offer_id] = offer
         self.offers_total += 1
@@ -374,10 +381,12 @@ class AcdEngine:
             log.error("acd.bind_unknown_seat", seat=seat_id)
             return None
         now = self._now()
+        # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
+        may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER
         best = self._index.best_for(
             frozenset(config.queues), frozenset(config.skills), now, self._config.relax_skills_after_s
         )
-        if best is None:
+        if best is None or not may_bind:
             self._offers.pop(offer_id, None)
             await self._seats.released(seat_id, "no caller left")
             log.info("acd.nobody_to_bind", seat=seat_id, offer=offer_id)
@@ -386,8 +395,8 @@ class AcdEngine:
         call = self._waiting.pop(best.call_id)
         self._index.remove(best.call_id)
         offer.bound, offer.bound_at = call.call_id, now
+        await self._seats.answered(seat_id)  # first: its state changes before any await yields
         await self._forget(call.call_id)
-        await self._seats.answered(seat_id)
         await self._clear_max_wait(call)
         recording = ""
         if self._recordings_dir is not None:
@@ -422,7 +431,10 @@ class AcdEngine:
 
     async def _on_originate_response(self, event: AmiMessage) -> None:
         offer = self._offers.get(event.get("uniqueid"))
-        if offer is None or event.get("response").lower() == "success":
+        if offer is None:
+            return
+        if event.get("response").lower() == "success":
+            offer.answered = True
             return  # answered: bind() runs from the seat's channel
         self._offers.pop(offer.offer_id, None)
         if offer.withdrawn:
@@ -444,21 +456,22 @@ class AcdEngine:
         if offer is None:
             return
         if offer.bound is None:
-            if offer.adopted:
+            if offer.adopted or offer.answered:  # no OriginateResponse will come for it now
                 self._offers.pop(uniqueid, None)
-                await self._seats.released(offer.seat_id, "offer ended while the controller was away")
+                await self._seats.released(offer.seat_id, "offer ended without a caller")
             return  # an unanswered offer of ours ends with its OriginateResponse
         self._offers.pop(uniqueid, None)
         if offer.bound_at:
             handled = self._now() - offer.bound_at + self._config.wrapup_s
             self.handle_time_s += _HANDLE_WEIGHT * (handled - self.handle_time_s)
-        await self._seats.call_ended(offer.seat_id, wrap_up=self._config.wrapup_s > 0)
+        ended = await self._seats.call_ended(offer.seat_id, wrap_up=self._config.wrapup_s > 0)
         if self._config.wrapup_s > 0:
-            self._later(self._config.wrapup_s, lambda: self._end_wrap_up(offer.seat_id))
+            self._later(self._config.wrapup_s, lambda: self._end_wrap_up(offer.seat_id, ended.since))
 
-    def _end_wrap_up(self, seat_id: str) -> None:
+    def _end_wrap_up(self, seat_id: str, since: datetime | None) -> None:
         async def over() -> None:
-            await self._seats.wrap_up_over(seat_id)
+            if self._seats.get(seat_id).since == since:  # not a later wrap-up (ready, call, wrap-up since)
+                await self._seats.wrap_up_over(seat_id)
 
         task = asyncio.get_running_loop().create_task(over())
         self._tasks.append(task)
@@ -475,6 +488,7 @@ class AcdEngine:
     async def resync(self) -> None:
         """Find the waiting callers and busy seats again: Redis says who was waiting, Asterisk
         says who is still there."""
+        known = set(self._offers)  # offers started while the snapshot is in flight are not in it
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         channels = {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
         try:
@@ -502,16 +516,23 @@ class AcdEngine:
                 continue
             busy.add(seat_id)
             if uniqueid not in self._offers:
-                talking = bool(event.get("bridgeid"))
-                self._offers[uniqueid] = Offer(
-                    uniqueid, seat_id, None, self._now(), channel=event.get("channel"),
-                    bound="(adopted)" if talking else None, adopted=True,
-                )  # fmt: skip
-        for offer_id in [o for o in self._offers if o not in channels]:
+                await self._adopt(uniqueid, seat_id, event)
+        for offer_id in [o for o in self._offers if o in known and o not in channels]:
             self._offers.pop(offer_id)
+        busy |= {offer.seat_id for offer in self._offers.values()}
         await self._seats.settle(busy)
         log.info("acd.resynced", waiting=len(self._waiting), offers=len(self._offers))
         self.kick()
+
+    async def _adopt(self, uniqueid: str, seat_id: str, event: AmiMessage) -> None:
+        """An offer channel a previous run started: still ringing, or talking."""
+        talking = bool(event.get("bridgeid"))
+        self._offers[uniqueid] = Offer(
+            uniqueid, seat_id, None, self._now(), channel=event.get("channel"),
+            bound="(adopted)" if talking else None, adopted=True,
+        )  # fmt: skip
+        if talking and self._seats.get(seat_id).state in (SeatState.READY, SeatState.RINGING):
+            await self._seats.answered(seat_id)  # answered while we were away: it is on a call
 
 
 def _safe(call_id: str) -> str:

@@ -1,0 +1,553 @@
+"""The ACD engine on a fake AMI link and a real redis-server: offers, late binding, withdrawal,
+missed offers, priority, skills and their relaxation, unstaffed queues, resync, wrap-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from acd.engine import WAITING_KEY, AcdEngine, QueuedCall
+from acd.events import EventBus
+from acd.seat import SeatState
+from acd.seats import SeatService
+from calls.model import CallOutcome
+from calls.store import RedisCallStore
+from calls.tracker import CallTracker
+from hotline.config import AcdConfig, SeatConfig
+from hotline.redis_process import RedisProcess
+from telephony.asterisk_conf import LEFT_VARIABLE, OFFER_VARIABLE
+from tests.support.fake_ami_link import FakeAmiLink
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SECRET = "seat-secret-1"
+QUIET_S = 0.1  # time for the dispatcher to act when a test checks that it did nothing
+
+
+class FakeClock:
+    """The engine's clock, moved only by the test."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def seat(seat_id: str, skills: tuple[str, ...] = (), queues: tuple[str, ...] = ("general",)) -> SeatConfig:
+    return SeatConfig(id=seat_id, secret=SECRET, skills=skills, queues=queues)
+
+
+@dataclass
+class Rig:
+    engine: AcdEngine
+    seats: SeatService
+    ami: FakeAmiLink
+    tracker: CallTracker
+    store: RedisCallStore
+    client: aioredis.Redis
+    clock: FakeClock
+    channels: dict[str, str] = field(default_factory=dict)  # call id → caller channel
+
+    async def caller(
+        self, call_id: str, *, priority: int = 0, skills: tuple[str, ...] = (), queue: str = "general"
+    ) -> QueuedCall:
+        """A caller arrives, passes the IVR and is queued; the clock moves on a second."""
+        channel = f"PJSIP/trunk-{call_id}"
+        self.channels[call_id] = channel
+        await self.tracker.channel_created(call_id, channel, "13800000000", "", "12345")
+        call = QueuedCall(call_id, channel, queue, skills, priority, self.clock().timestamp(), caller="13800000000")
+        await self.engine.enqueue(call)
+        self.clock.advance(1)
+        return call
+
+    async def originates(self, count: int) -> list[dict[str, str]]:
+        """Wait for ``count`` Originate actions in all; returns them."""
+        await wait_until(lambda: len(self.ami.sent("Originate")) >= count)
+        return self.ami.sent("Originate")
+
+    async def offer_to(self, seat_id: str, nth: int = 1) -> str:
+        """The offer id of the ``nth`` Originate so far, checked to ring ``seat_id``."""
+        action = (await self.originates(nth))[nth - 1]
+        assert action["Channel"] == f"PJSIP/{seat_id}"
+        return action["ChannelId"]
+
+    def state(self, seat_id: str) -> SeatState:
+        return self.seats.get(seat_id).state
+
+    def intended(self) -> dict[str, str | None]:
+        """Seat → the caller its live offer is rung for."""
+        return {offer.seat_id: offer.intended for offer in self.engine.offers()}
+
+    async def hang_up(self, uniqueid: str, channel: str = "") -> None:
+        await self.ami.emit("Hangup", Uniqueid=uniqueid, Channel=channel or self.channels.get(uniqueid, ""))
+
+    async def no_answer(self, offer_id: str) -> None:
+        """The seat's phone rang out: its channel ends, then the OriginateResponse says Failure."""
+        await self.ami.emit("Hangup", Uniqueid=offer_id, Channel="PJSIP/x-1", Cause="19")
+        await self.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Failure", Reason="3")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis.from_url(redis_server.url)
+    await connection.flushdb()
+    yield connection
+    await connection.aclose()
+
+
+MakeRig = Callable[..., Awaitable[Rig]]
+
+
+@pytest.fixture
+async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
+    engines: list[AcdEngine] = []
+
+    async def make(
+        *configs: SeatConfig, max_missed: int = 2, start: bool = True, connected: bool = True, **acd: Any
+    ) -> Rig:
+        clock = FakeClock(T0)
+        events = EventBus(client)
+        seats = SeatService(configs, client, events=events, clock=clock, max_missed=max_missed)
+        await seats.load()
+        ami = FakeAmiLink()
+        ami.connected = connected
+        store = RedisCallStore(client, timedelta(days=1))
+        tracker = CallTracker(store, "kunming", clock)
+        config = AcdConfig(**{"wrapup_s": 0.0, "relax_skills_after_s": 60.0, **acd})
+        engine = AcdEngine(
+            config=config,
+            seats=seats,
+            ami=ami,
+            client=client,
+            tracker=tracker,
+            events=events,
+            clock=clock,
+            recordings_dir=None,
+        )
+        engines.append(engine)
+        if start:
+            engine.start()
+        return Rig(engine, seats, ami, tracker, store, client, clock)
+
+    yield make
+    for engine in engines:
+        await engine.close()
+
+
+# 1. the plain path
+
+
+async def test_an_idle_seat_is_rung_and_bound_to_the_caller_when_it_answers(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1")
+    [originate] = await rig.originates(1)
+    offer_id = originate["ChannelId"]
+    assert offer_id.startswith("offer-")
+    assert originate["Channel"] == "PJSIP/1001"
+    assert originate["Async"] == "true"
+    assert originate["Variable"] == f"{OFFER_VARIABLE}={offer_id}"
+    assert rig.state("1001") is SeatState.RINGING
+    assert rig.intended() == {"1001": "k-1"}
+
+    binding = await rig.engine.bind(offer_id, "1001")
+    assert binding is not None
+    assert (binding.call_id, binding.caller_channel, binding.recording) == ("k-1", "PJSIP/trunk-k-1", "")
+    assert rig.state("1001") is SeatState.ON_CALL
+    assert rig.engine.waiting() == []
+    assert await rig.client.hlen(WAITING_KEY) == 0
+    live = rig.tracker.get_live("k-1")
+    assert live is not None
+    assert (live.seat, live.outcome, live.seat_answered_at) == ("1001", CallOutcome.ANSWERED, T0 + timedelta(seconds=1))
+    stored = await rig.store.get("k-1")
+    assert stored is not None
+    assert (stored.seat, stored.outcome) == ("1001", CallOutcome.ANSWERED)
+    # max wait no longer applies: the caller must not be cut off mid-talk
+    assert {"Action": "Setvar", "Channel": "PJSIP/trunk-k-1", "Variable": "TIMEOUT(absolute)", "Value": "0"} in (
+        rig.ami.sent("Setvar")
+    )
+
+
+# 2. late binding
+
+
+async def test_an_offer_rung_for_a_caller_who_left_is_re_pointed_to_the_next(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.caller("b")
+    assert rig.intended() == {"1001": "a"}
+    await rig.hang_up("a")
+    assert rig.intended() == {"1001": "b"}
+    assert rig.ami.sent("Hangup") == []
+    assert [c.call_id for c in rig.engine.waiting()] == ["b"]
+    binding = await rig.engine.bind(offer_id, "1001")
+    assert binding is not None
+    assert binding.caller_channel == "PJSIP/trunk-b"
+    await asyncio.sleep(QUIET_S)
+    assert len(rig.ami.sent("Originate")) == 1
+
+
+# 3. withdrawal
+
+
+async def test_an_offer_nobody_can_take_is_withdrawn_and_not_counted_as_missed(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("Newchannel", Uniqueid=offer_id, Channel="PJSIP/1001-00000007")
+    await rig.hang_up("a")
+    assert rig.ami.sent("Hangup") == [{"Action": "Hangup", "Channel": "PJSIP/1001-00000007", "Cause": "16"}]
+    assert rig.state("1001") is SeatState.RINGING  # until Asterisk says the phone stopped
+    await rig.no_answer(offer_id)
+    seat_now = rig.seats.get("1001")
+    assert (seat_now.state, seat_now.missed_in_a_row) == (SeatState.READY, 0)
+    assert rig.engine.offers_missed == 0
+    assert rig.engine.offers() == []
+
+
+# 4. a missed offer
+
+
+async def test_a_missed_offer_pauses_the_seat_and_the_caller_goes_to_the_next_seat(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"), seat("1002"), max_missed=1)
+    await rig.seats.login("1001")
+    await rig.seats.login("1002")
+    await rig.caller("a")
+    first = await rig.offer_to("1001")
+    await rig.no_answer(first)
+    seat_now = rig.seats.get("1001")
+    assert (seat_now.state, seat_now.reason, seat_now.missed_in_a_row) == (SeatState.NOT_READY, "no answer", 1)
+    assert rig.engine.offers_missed == 1
+    await rig.offer_to("1002", nth=2)
+    assert rig.intended() == {"1002": "a"}
+    assert rig.ami.sent("Setvar") == []  # 1002 still staffs the queue: nobody is sent away
+
+
+# 5. priority
+
+
+async def test_a_priority_caller_arriving_later_is_bound_first(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("normal")
+    offer_id = await rig.offer_to("1001")
+    await rig.caller("elder", priority=5)
+    binding = await rig.engine.bind(offer_id, "1001")
+    assert binding is not None
+    assert binding.call_id == "elder"
+    assert [c.call_id for c in rig.engine.waiting()] == ["normal"]
+
+
+async def test_a_priority_caller_is_offered_first_when_a_seat_comes(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.caller("normal")
+    await rig.caller("elder", priority=5)
+    assert rig.engine.waiting()[0].call_id == "elder"
+    await rig.seats.login("1001")
+    await rig.offer_to("1001")
+    assert rig.intended() == {"1001": "elder"}
+
+
+# 6. skills and their relaxation
+
+
+async def test_a_skilled_caller_waits_for_a_skilled_seat_until_relaxed(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"), seat("1002", skills=("yi",)), relax_skills_after_s=60.0)
+    await rig.seats.login("1001")  # longest idle: would be chosen first for anyone
+    await rig.seats.login("1002")
+    await rig.caller("yi-1", skills=("yi",))
+    await rig.offer_to("1002")
+    await rig.caller("yi-2", skills=("yi",))
+    await asyncio.sleep(QUIET_S)
+    assert len(rig.ami.sent("Originate")) == 1  # 1001 lacks the skill
+    rig.clock.advance(60)
+    rig.engine.kick()
+    await rig.offer_to("1001", nth=2)
+    assert rig.intended() == {"1002": "yi-1", "1001": "yi-2"}
+
+
+# 7. an unstaffed queue
+
+
+async def test_callers_of_a_queue_nobody_staffs_are_sent_to_overflow(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"), seat("2001", queues=("dialect",)))
+    await rig.seats.login("1001")
+    await rig.seats.login("2001")
+    await rig.caller("general-1", skills=("yi",))  # no seat has the skill: waits
+    await rig.caller("dialect-1", queue="dialect", skills=("yi",))
+    await asyncio.sleep(QUIET_S)
+    assert rig.ami.sent("Originate") == []
+    assert rig.engine.staffed("general")
+    await rig.seats.pause("1001", "break")
+    assert not rig.engine.staffed("general")
+    assert rig.engine.staffed("dialect")
+    assert rig.ami.sent("Setvar") == [
+        {"Action": "Setvar", "Channel": "PJSIP/trunk-general-1", "Variable": "TIMEOUT(absolute)", "Value": "1"},
+        {"Action": "Setvar", "Channel": "PJSIP/trunk-general-1", "Variable": LEFT_VARIABLE, "Value": "leaveempty"},
+    ]
+
+
+# 8. resync after a (re)connect
+
+
+async def test_resync_keeps_the_callers_and_seats_asterisk_still_has(make_rig: MakeRig, client: aioredis.Redis) -> None:
+    rig = await make_rig(seat("1001"), seat("1002"), start=False)
+    # what a previous run left: two callers waiting, 1001 talking, 1002 ringing
+    await rig.seats.login("1001")
+    await rig.seats.offered("1001")
+    await rig.seats.answered("1001")
+    await rig.seats.login("1002")
+    await rig.seats.offered("1002")
+    for call_id in ("alive", "gone"):
+        call = QueuedCall(call_id, f"PJSIP/trunk-{call_id}", "general", ("yi",), 0, T0.timestamp())
+        await client.hset(WAITING_KEY, call_id, call.to_json())
+    rig.ami.channels = [
+        {"Uniqueid": "alive", "Channel": "PJSIP/trunk-alive", "BridgeId": ""},
+        {"Uniqueid": "offer-old", "Channel": "PJSIP/1001-00000003", "BridgeId": "bridge-1"},
+    ]
+    await rig.ami.reconnect()
+    assert [c.call_id for c in rig.engine.waiting()] == ["alive"]
+    assert await client.hkeys(WAITING_KEY) == [b"alive"]
+    assert rig.state("1001") is SeatState.ON_CALL
+    assert rig.state("1002") is SeatState.READY
+    [adopted] = rig.engine.offers()
+    assert (adopted.offer_id, adopted.seat_id, adopted.adopted) == ("offer-old", "1001", True)
+    assert adopted.bound is not None
+    # the adopted call ends like any other
+    await rig.hang_up("offer-old", "PJSIP/1001-00000003")
+    assert rig.state("1001") is SeatState.READY
+    assert rig.engine.offers() == []
+
+
+# 9. wrap-up
+
+
+async def test_after_the_call_the_seat_wraps_up_then_takes_the_next_caller(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"), wrapup_s=0.05)
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    await rig.caller("b")
+    offer_id = await rig.offer_to("1001")
+    binding = await rig.engine.bind(offer_id, "1001")
+    assert binding is not None
+    assert binding.call_id == "a"
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert rig.state("1001") is SeatState.WRAP_UP
+    assert rig.engine.offers() == []
+    await rig.offer_to("1001", nth=2)
+    assert rig.intended() == {"1001": "b"}
+    assert rig.state("1001") is SeatState.RINGING
+
+
+# 10. position
+
+
+async def test_the_position_counts_only_callers_still_ahead(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001", ready=False)  # serving the queue, not taking calls now
+    for call_id in ("a", "b", "c"):
+        await rig.caller(call_id)
+    where = rig.engine.position("c")
+    assert where is not None
+    assert (where.position, where.expected_wait_s) == (3, 3 * rig.engine.handle_time_s)
+    await rig.hang_up("a")
+    where = rig.engine.position("c")
+    assert where is not None
+    assert (where.position, where.expected_wait_s) == (2, 2 * rig.engine.handle_time_s)
+    await rig.caller("elder", priority=3)
+    assert [rig.engine.position(c).position for c in ("elder", "b", "c")] == [1, 2, 3]  # type: ignore[union-attr]
+    assert rig.engine.position("a") is None
+
+
+# races and leftovers found in review
+
+
+async def test_a_withdrawn_offer_answered_in_the_same_instant_binds_nobody(make_rig: MakeRig) -> None:
+    """We hung up the seat's channel: a caller bound to it now would be cut off and lost."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.hang_up("a")
+    assert len(rig.ami.sent("Hangup")) == 1  # withdrawn
+    await rig.caller("b")
+    # the seat's phone answered just before our Hangup reached it: its AGI asks for a caller
+    assert await rig.engine.bind(offer_id, "1001") is None
+    assert [c.call_id for c in rig.engine.waiting()] == ["b"]
+    assert await rig.client.hkeys(WAITING_KEY) == [b"b"]
+    await rig.offer_to("1001", nth=2)  # the seat is free again: rung for b
+    assert rig.intended() == {"1001": "b"}
+
+
+async def test_an_offer_answered_then_hung_up_before_binding_frees_the_seat(make_rig: MakeRig) -> None:
+    """OriginateResponse Success came (so no Failure will), then the seat's channel ended
+    before its AGI bound a caller (hung up at once, or the AGI failed)."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Success", Reason="4")
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert rig.engine.offers() == []
+    await rig.offer_to("1001", nth=2)  # the caller is offered again
+    assert rig.intended() == {"1001": "a"}
+
+
+async def test_an_offer_made_while_resync_waits_for_asterisk_is_kept(make_rig: MakeRig) -> None:
+    """An offer started after the channel snapshot was asked for is not in it: dropping it
+    sets its ringing seat ready and rings it a second time."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    rig.ami.channels = [{"Uniqueid": "a", "Channel": "PJSIP/trunk-a", "BridgeId": ""}]
+    gate = rig.ami.gates["coreshowchannels"] = asyncio.Event()
+    resync = asyncio.create_task(rig.ami.reconnect())
+    await wait_until(lambda: rig.ami.sent("CoreShowChannels"))
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    gate.set()
+    await resync
+    await asyncio.sleep(QUIET_S)
+    assert [o.offer_id for o in rig.engine.offers()] == [offer_id]
+    assert rig.state("1001") is SeatState.RINGING
+    assert len(rig.ami.sent("Originate")) == 1
+
+
+async def test_a_seat_paused_while_the_dispatcher_is_busy_is_not_left_with_a_phantom_offer(
+    make_rig: MakeRig,
+) -> None:
+    rig = await make_rig(seat("1001"), seat("1002"), connected=False)
+    await rig.seats.login("1001")
+    await rig.seats.login("1002")
+    await rig.caller("a")
+    await rig.caller("b")
+    gate = rig.ami.gates["originate"] = asyncio.Event()
+    rig.ami.connected = True
+    rig.engine.kick()
+    await rig.offer_to("1001")  # sent, its reply held: the dispatcher waits on it
+    await rig.seats.pause("1002", "break")  # between the dispatcher's choice and its offer
+    gate.set()
+    await asyncio.sleep(QUIET_S)
+    assert rig.intended() == {"1001": "a"}
+    await rig.seats.ready("1002")
+    await rig.offer_to("1002", nth=2)
+    assert rig.intended() == {"1001": "a", "1002": "b"}
+
+
+async def test_a_caller_who_left_while_the_dispatcher_was_busy_is_not_offered(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"), seat("1002"), connected=False)
+    await rig.seats.login("1001")
+    await rig.seats.login("1002")
+    await rig.caller("a")
+    await rig.caller("b")
+    gate = rig.ami.gates["originate"] = asyncio.Event()
+    rig.ami.connected = True
+    rig.engine.kick()
+    await rig.offer_to("1001")
+    await rig.hang_up("b")
+    gate.set()
+    await asyncio.sleep(QUIET_S)
+    assert len(rig.ami.sent("Originate")) == 1
+    assert rig.state("1002") is SeatState.READY
+
+
+async def test_a_seat_hanging_up_while_bind_is_in_progress_is_not_left_on_call(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    bind = asyncio.create_task(rig.engine.bind(offer_id, "1001"))
+    await asyncio.sleep(0)  # bind runs to its first Redis round trip
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    binding = await bind
+    assert binding is not None
+    assert rig.state("1001") is SeatState.READY  # wrapup_s 0: the call is over
+
+
+async def test_a_seat_paused_while_ringing_that_answers_does_not_lose_the_caller(make_rig: MakeRig) -> None:
+    """The seat's state machine forbids not_ready → on_call: bind() must refuse before it takes
+    the caller out of the queue, not raise halfway (caller gone from the queue, never bridged)."""
+    rig = await make_rig(seat("1001"), seat("1002"))
+    await rig.seats.login("1001")
+    await rig.seats.login("1002")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.seats.pause("1001", "break")  # from the web console, while the phone rings
+    assert await rig.engine.bind(offer_id, "1001") is None  # the phone is answered anyway
+    assert [c.call_id for c in rig.engine.waiting()] == ["a"]
+    assert await rig.client.hkeys(WAITING_KEY) == [b"a"]
+    assert rig.seats.get("1001").reason == "break"  # the pause stands
+    await rig.offer_to("1002", nth=2)
+    assert rig.intended() == {"1002": "a"}
+
+
+async def test_a_seat_found_ringing_whose_offer_is_talking_ends_its_call_normally(
+    make_rig: MakeRig,
+) -> None:
+    """Saved as ringing; the controller was away when the seat answered (the offer context's
+    own fallback bridged it): after the call the seat must not stay ringing."""
+    rig = await make_rig(seat("1001"), start=False)
+    await rig.seats.login("1001")
+    await rig.seats.offered("1001")
+    rig.ami.channels = [{"Uniqueid": "offer-old", "Channel": "PJSIP/1001-00000003", "BridgeId": "bridge-1"}]
+    await rig.ami.reconnect()
+    await rig.hang_up("offer-old", "PJSIP/1001-00000003")
+    assert rig.state("1001") is SeatState.READY
+
+
+async def test_an_old_wrap_up_timer_does_not_cut_a_later_wrap_up_short(make_rig: MakeRig) -> None:
+    wrapup_s = 0.5
+    rig = await make_rig(seat("1001"), wrapup_s=wrapup_s)
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    first = await rig.offer_to("1001")
+    await rig.engine.bind(first, "1001")
+    await rig.hang_up(first, "PJSIP/1001-00000001")  # wrap-up timer 1
+    rig.clock.advance(1)
+    await rig.seats.ready("1001")  # the agent ends wrap-up early
+    await rig.caller("b")
+    second = await rig.offer_to("1001", nth=2)
+    await rig.engine.bind(second, "1001")
+    await asyncio.sleep(wrapup_s / 2)
+    await rig.hang_up(second, "PJSIP/1001-00000002")  # wrap-up timer 2
+    ended = asyncio.get_running_loop().time()
+    await wait_until(lambda: rig.state("1001") is SeatState.READY)
+    assert asyncio.get_running_loop().time() - ended >= wrapup_s * 0.9
+
+
+async def test_a_skilled_caller_found_again_by_resync_is_relaxed_in_time(
+    make_rig: MakeRig, client: aioredis.Redis
+) -> None:
+    """Enqueue sets a timer for the relaxation; a caller adopted from Redis needs one too, or
+    it waits for a skilled seat until something unrelated wakes the dispatcher."""
+    rig = await make_rig(seat("1001"), relax_skills_after_s=0.3)
+    await rig.seats.login("1001")
+    call = QueuedCall("yi-1", "PJSIP/trunk-yi-1", "general", ("yi",), 0, T0.timestamp())
+    await client.hset(WAITING_KEY, call.call_id, call.to_json())
+    rig.ami.channels = [{"Uniqueid": "yi-1", "Channel": "PJSIP/trunk-yi-1", "BridgeId": ""}]
+    await rig.ami.reconnect()
+    await asyncio.sleep(QUIET_S)
+    assert rig.ami.sent("Originate") == []  # not relaxed yet
+    rig.clock.advance(1)  # the relaxation is due (no kick from the test)
+    await rig.offer_to("1001")
