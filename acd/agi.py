@@ -12,7 +12,7 @@ from acd.engine import AcdEngine
 from acd.seat import IllegalSeatTransition
 from acd.seats import SeatService, UnknownSeat
 from telephony.agi_server import AgiSession
-from telephony.asterisk_conf import CALLER_VARIABLE, OFFER_VARIABLE, RECORDING_VARIABLE
+from telephony.asterisk_conf import CALLER_VARIABLE, DIAL_VARIABLE, OFFER_VARIABLE, RECORDING_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,22 @@ class SeatAnswered:
             if binding is None:
                 return
             await session.set_variable(RECORDING_VARIABLE, binding.recording)
-            await session.set_variable(CALLER_VARIABLE, binding.caller_channel)
+            if binding.dial:
+                await session.set_variable(DIAL_VARIABLE, binding.dial)
+            else:
+                await session.set_variable(CALLER_VARIABLE, binding.caller_channel)
+
+
+class CallbackDone:
+    """``callback-done``: the seat's call to a caller who asked for a callback has ended."""
+
+    def __init__(self, engine: AcdEngine) -> None:
+        self._engine = engine
+
+    async def __call__(self, session: AgiSession) -> None:
+        offer_id = await session.get_variable(OFFER_VARIABLE) or ""
+        status = await session.get_variable("DIALSTATUS") or ""
+        await self._engine.callback_finished(offer_id, status)
 
 
 class QueueAnnouncement:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
@@ -30,7 +31,7 @@ from acd.events import EventBus
 from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, seats_to_offer
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
-from calls.model import CallChanges, CallOutcome
+from calls.model import CallChanges, CallOutcome, CallRecord
 from calls.tracker import CallTracker
 from hotline.aio import cancel_and_wait
 from hotline.clock import Clock
@@ -58,6 +59,9 @@ class QueuedCall:
     priority: int
     entered_at: float  # epoch seconds (survives a controller restart, unlike a monotonic clock)
     caller: str = ""  # shown on the seat's phone
+    # a callback keeps the place of a caller who hung up: the seat calls them on this trunk
+    callback_trunk: str = ""
+    origin_call_id: str = ""  # the call whose place it keeps
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -74,6 +78,10 @@ class QueuedCall:
     @property
     def rank(self) -> tuple[int, float]:
         return (-self.priority, self.entered_at)
+
+    @property
+    def is_callback(self) -> bool:
+        return bool(self.callback_trunk)
 
 
 @dataclass
@@ -97,14 +105,24 @@ class Binding:
     """What the seat's channel needs to reach its caller."""
 
     call_id: str
-    caller_channel: str
+    caller_channel: str  # "" for a callback: the seat dials ``dial`` instead
     recording: str  # absolute path for MixMonitor, or "" when recording is off
+    dial: str = ""  # a callback: PJSIP/<caller>@<trunk>
 
 
 @dataclass(frozen=True)
 class QueuePosition:
     position: int  # 1 = next
     expected_wait_s: float
+
+
+CALLBACK_PREFIX = "callback-"
+
+
+class MissedCalls(Protocol):
+    """Where a callback that did not reach the caller goes (calls/callbacks.py)."""
+
+    async def add_missed(self, record: CallRecord) -> None: ...
 
 
 class AcdEngine:
@@ -121,6 +139,7 @@ class AcdEngine:
         events: EventBus,
         clock: Clock,
         recordings_dir: Path | None,
+        missed_calls: MissedCalls | None = None,
     ) -> None:
         self._config = config
         self._strategy = Strategy(config.strategy)
@@ -131,6 +150,8 @@ class AcdEngine:
         self._events = events
         self._clock = clock
         self._recordings_dir = recordings_dir
+        self._missed_calls = missed_calls
+        self._callbacks_dialled: dict[str, QueuedCall] = {}  # offer id → the callback it dials
         self._waiting: dict[str, QueuedCall] = {}
         self._index = CallerIndex()
         self._offers: dict[str, Offer] = {}
@@ -241,8 +262,8 @@ class AcdEngine:
         """The last seat of a queue paused or left: its waiting callers go to their overflow
         node now (max wait is cut short; Asterisk's T extension runs the overflow)."""
         for call in self.waiting():
-            if self.staffed(call.queue):
-                continue
+            if call.is_callback or self.staffed(call.queue):
+                continue  # a callback waits for a seat however long it takes
             log.info("acd.queue_unstaffed", call_id=call.call_id, queue=call.queue)
             try:
                 await self._ami.send_action(
@@ -397,21 +418,47 @@ class AcdEngine:
         offer.bound, offer.bound_at = call.call_id, now
         await self._seats.answered(seat_id)  # first: its state changes before any await yields
         await self._forget(call.call_id)
-        await self._clear_max_wait(call)
+        record_id = call.origin_call_id if call.is_callback else call.call_id
         recording = ""
+        changes: CallChanges = {"seat": seat_id}
         if self._recordings_dir is not None:
-            recording = str(self._recordings_dir / f"{_safe(call.call_id)}.wav")
+            recording = str(self._recordings_dir / f"{_safe(record_id)}.wav")
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
-        changes: CallChanges = {"seat": seat_id, "seat_answered_at": self._clock(), "outcome": CallOutcome.ANSWERED}
-        if self._recordings_dir is not None:
             changes["call_recording"] = f"{self._recordings_dir.name}/{Path(recording).name}"
-        await self._tracker.amend(call.call_id, changes)
+        if call.is_callback:
+            self._callbacks_dialled[offer_id] = call
+            await self._tracker.amend_stored(record_id, {**changes, "tags": {"callback": "dialling"}})
+        else:
+            await self._clear_max_wait(call)
+            await self._tracker.amend(
+                record_id, {**changes, "seat_answered_at": self._clock(), "outcome": CallOutcome.ANSWERED}
+            )
         waited = round(now - call.entered_at, 3)
         log.info("acd.connected", seat=seat_id, call_id=call.call_id, waited_s=waited)
         await self._events.publish("acd.connected", self._clock(), call_id=call.call_id, seat=seat_id, waited_s=waited)
         await self._rebalance()
         self.kick()
+        if call.is_callback:
+            return Binding(call.call_id, "", recording, dial=f"PJSIP/{call.caller}@{call.callback_trunk}")
         return Binding(call.call_id, call.channel, recording)
+
+    async def callback_finished(self, offer_id: str, dial_status: str) -> None:
+        """The seat's call to a caller who asked for a callback ended (Asterisk's DIALSTATUS).
+        Not reached: the number goes on the missed-call list for a person to try again."""
+        call = self._callbacks_dialled.pop(offer_id, None)
+        if call is None:
+            return
+        reached = dial_status == "ANSWER"
+        changes: CallChanges = {"tags": {"callback": "answered" if reached else dial_status.lower() or "failed"}}
+        if reached:
+            changes["seat_answered_at"] = self._clock()
+        record = await self._tracker.amend_stored(call.origin_call_id, changes)
+        log.info("acd.callback_finished", call_id=call.origin_call_id, status=dial_status)
+        await self._events.publish(
+            "acd.callback", self._clock(), call_id=call.origin_call_id, status=dial_status.lower()
+        )
+        if not reached and record is not None and self._missed_calls is not None:
+            await self._missed_calls.add_missed(record)
 
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
@@ -498,10 +545,10 @@ class AcdEngine:
             saved = {}
         for raw in saved.values():
             call = QueuedCall.from_json(raw)
-            if call.call_id in channels and not channels[call.call_id].get("bridgeid"):
+            if call.is_callback or (call.call_id in channels and not channels[call.call_id].get("bridgeid")):
                 self._add(call)
         for call_id in list(self._waiting):
-            if call_id not in channels:
+            if call_id not in channels and not self._waiting[call_id].is_callback:
                 self._waiting.pop(call_id)
                 self._index.remove(call_id)
         for call_id in (c.decode() if isinstance(c, bytes) else str(c) for c in saved):

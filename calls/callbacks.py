@@ -17,7 +17,8 @@ from calls.model import CallOutcome, CallRecord
 
 _ENTRIES = "hotline:callbacks"  # hash: caller → JSON
 _ORDER = "hotline:callbacks:order"  # zset: caller → last missed time
-SERVED = frozenset({CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.TRANSFERRED})
+# served, or (CALLBACK) the ACD keeps the caller's place and calls back itself
+SERVED = frozenset({CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.TRANSFERRED, CallOutcome.CALLBACK})
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,28 @@ class RedisCallbackList:
                 pipe.zrem(_ORDER, record.caller)
                 await pipe.execute()
         elif record.outcome is CallOutcome.ABANDONED or short_message:
-            raw = await self._redis.hget(_ENTRIES, record.caller)
-            when = record.ended_at or record.started_at
-            previous = json.loads(raw) if raw else None
-            entry = {
-                "caller": record.caller,
-                "platform": record.platform,
-                "first_missed_at": previous["first_missed_at"] if previous else when.isoformat(),
-                "last_missed_at": when.isoformat(),
-                "attempts": (previous["attempts"] if previous else 0) + 1,
-                "last_call_id": record.call_id,
-                "last_ivr_path": list(record.ivr_path),
-            }
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(_ENTRIES, record.caller, json.dumps(entry, ensure_ascii=False))
-                pipe.zadd(_ORDER, {record.caller: when.timestamp()})
-                await pipe.execute()
+            await self.add_missed(record)
+
+    async def add_missed(self, record: CallRecord) -> None:
+        """Put the caller of ``record`` on the list (or count one more miss)."""
+        if not record.caller:
+            return
+        raw = await self._redis.hget(_ENTRIES, record.caller)
+        when = record.ended_at or record.started_at
+        previous = json.loads(raw) if raw else None
+        entry = {
+            "caller": record.caller,
+            "platform": record.platform,
+            "first_missed_at": previous["first_missed_at"] if previous else when.isoformat(),
+            "last_missed_at": when.isoformat(),
+            "attempts": (previous["attempts"] if previous else 0) + 1,
+            "last_call_id": record.call_id,
+            "last_ivr_path": list(record.ivr_path),
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(_ENTRIES, record.caller, json.dumps(entry, ensure_ascii=False))
+            pipe.zadd(_ORDER, {record.caller: when.timestamp()})
+            await pipe.execute()
 
     async def pending(self, limit: int) -> list[Callback]:
         """Numbers to call back, most recently missed first."""

@@ -24,6 +24,7 @@ class CallOutcome(StrEnum):
     ANSWERED = "answered"  # a seat took the call
     VOICEMAIL = "voicemail"  # the caller left a message
     TRANSFERRED = "transferred"  # handed to another hotline (province, department, 110 …)
+    CALLBACK = "callback"  # the caller took the offer to be called back, keeping their place
     ABANDONED = "abandoned"  # the caller hung up before the IVR finished
     FALLBACK = "fallback"  # the controller was unreachable: Asterisk's fallback route took it
     LOST_TRACK = "lost_track"  # it ended while we could not see it (AMI down, Asterisk restart)

@@ -172,6 +172,16 @@ class CallTracker:
             update["tags"] = {**record.tags, **changes["tags"]}
         await self._put(record.model_copy(update=update))
 
+    async def amend_stored(self, call_id: str, changes: CallChanges) -> CallRecord | None:
+        """Amend a record that may have ended already (a callback made after the call)."""
+        record = self._live.get(call_id) or self._dirty.get(call_id) or await self._store.get(call_id)
+        if record is None:
+            return None
+        update: dict[str, object] = dict(changes)
+        if "tags" in changes:
+            update["tags"] = {**record.tags, **changes["tags"]}
+        return await self._put(record.model_copy(update=update))
+
     async def ivr_digit(self, call_id: str, node_id: str, key: str) -> None:
         record = self._live.get(call_id)
         if record is not None:

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from acd.agi import QueueAnnouncement, SeatAnswered, SeatFeature, count_prompt_texts
+from acd.agi import CallbackDone, QueueAnnouncement, SeatAnswered, SeatFeature, count_prompt_texts
 from acd.engine import AcdEngine
 from acd.events import EventBus
 from acd.seat import SeatState
@@ -46,6 +46,7 @@ from telephony.agi_server import AgiHandler, AgiServer
 from telephony.ami import AmiClient, AmiSettings
 from telephony.asterisk_conf import (
     AGI_ANNOUNCE_SCRIPT,
+    AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,
     AGI_IVR_SCRIPT,
     AGI_OVERFLOW_SCRIPT,
@@ -134,6 +135,7 @@ class Controller:
             events=self.events,
             clock=clock,
             recordings_dir=config.paths.spool_dir / RECORDINGS_DIR if config.recordings.enabled else None,
+            missed_calls=self.callback_list,
         )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
         self.tickets = RedisTicketStore(self._redis, lambda _platform: self.dialplans.current.calendar)
@@ -172,6 +174,7 @@ class Controller:
             AGI_IVR_SCRIPT: IvrEntry(self.tracker, self.dialplans, context),
             AGI_OVERFLOW_SCRIPT: IvrOverflow(self.tracker, self.dialplans, context, self.acd),
             AGI_SEAT_SCRIPT: SeatAnswered(self.acd),
+            AGI_CALLBACK_DONE_SCRIPT: CallbackDone(self.acd),
             AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(self.acd, system_prompts),
             AGI_FEATURE_SCRIPT: SeatFeature(self.seats, system_prompts),
         }

@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from acd.engine import QueuedCall
+from acd.engine import CALLBACK_PREFIX, QueuedCall
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.schema import (
+    CallbackNode,
     HangupNode,
     HoursNode,
     MenuNode,
@@ -45,6 +46,7 @@ VOICEMAIL_DIR = "voicemail"
 RECORDINGS_DIR = "recordings"
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+_DIALLABLE = re.compile(r"\+?[0-9]{5,20}")  # goes into a dial string: digits only
 
 
 class MessageSink(Protocol):
@@ -120,6 +122,8 @@ class IvrRun:
                 return await self._transfer(node)
             case VoicemailNode():
                 return await self._voicemail(node)
+            case CallbackNode():
+                return await self._callback(node_id, node)
             case SurveyNode():
                 return await self._survey(node_id, node)
             case SetNode():
@@ -256,6 +260,37 @@ class IvrRun:
         if node.confirm_prompt:
             await self.session.stream_file(self._prompt(node.confirm_prompt))
         return node.next
+
+    async def _callback(self, node_id: str, node: CallbackNode) -> str | None:
+        """Offer to call back, keeping the caller's place in the queue (their ``queued_at``); on
+        the key, the ACD holds a callback entry and the caller may hang up."""
+        record = self.ctx.tracker.get_live(self.call_id)
+        if record is None or not _DIALLABLE.fullmatch(record.caller):
+            log.info("ivr.callback_impossible", reason="no number to call back")
+            return node.next  # anonymous or odd caller id: nobody to call back
+        key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)
+        await self.ctx.tracker.ivr_digit(self.call_id, node_id, key or "timeout")
+        if key != node.key:
+            return node.next
+        skills = record.tags.get("skills", "")
+        await self.ctx.acd.enqueue(
+            QueuedCall(
+                call_id=f"{CALLBACK_PREFIX}{self.call_id}",
+                channel="",
+                queue=record.queue or "general",
+                skills=tuple(s for s in skills.split(",") if s),
+                priority=int(record.tags.get("priority", "0") or 0),
+                entered_at=(record.queued_at or self.ctx.clock()).timestamp(),
+                caller=record.caller,
+                callback_trunk=node.trunk,
+                origin_call_id=self.call_id,
+            )
+        )
+        await self.ctx.tracker.amend(self.call_id, {"outcome": CallOutcome.CALLBACK, "tags": {"callback": "waiting"}})
+        if node.confirm_prompt:
+            await self.session.stream_file(self._prompt(node.confirm_prompt))
+        await self._release()
+        return None
 
     async def _survey(self, node_id: str, node: SurveyNode) -> str:
         key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)

@@ -33,10 +33,12 @@ LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leav
 OFFER_VARIABLE = "HOTLINE_OFFER"  # on a seat's channel: which offer it answered
 CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
 RECORDING_VARIABLE = "HOTLINE_RECORDING"
+DIAL_VARIABLE = "HOTLINE_DIAL"  # set by the seat AGI for a callback: the caller's number to dial
 AGI_ANNOUNCE_SCRIPT = "announce"
 AGI_OVERFLOW_SCRIPT = "overflow"
 AGI_SEAT_SCRIPT = "seat"
 AGI_FEATURE_SCRIPT = "feature"
+AGI_CALLBACK_DONE_SCRIPT = "callback-done"
 FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
@@ -348,12 +350,19 @@ exten => s,1,Set(attempt=0)
  same => n(ask),Set(attempt=$[${{attempt}} + 1])
  same => n,GotoIf($[${{attempt}} > 3]?none)
  same => n,Set({CALLER_VARIABLE}=)
+ same => n,Set({DIAL_VARIABLE}=)
  same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT})
- same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
+ same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
+ same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
  same => n,Bridge(${{{CALLER_VARIABLE}}},x)
  same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
  same => n(none),Hangup()
+; a caller who asked to be called back, keeping their place: the seat calls them now
+; (g: on after the citizen hangs up, to report how the call went)
+ same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)
+ same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
+ same => n,Hangup()
 """
 
 

@@ -15,9 +15,7 @@ from ivr.dialplan.schema import (
     Node,
     PlayNode,
     QueueNode,
-    SurveyNode,
     TransferNode,
-    VoicemailNode,
 )
 
 MAX_MENU_DEPTH = 2
@@ -47,29 +45,18 @@ def targets(node: Node) -> Iterator[tuple[str, str]]:
         yield "next", node.next
 
 
+_PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt", "review_prompt", "confirm_prompt", "thanks_prompt")
+
+
 def prompts_of(node: Node) -> Iterator[tuple[str, str]]:
     """(field, prompt name) for every prompt ``node`` plays."""
     if isinstance(node, PlayNode):
         for index, name in enumerate(node.prompts):
             yield f"prompts.{index}", name
-    elif isinstance(node, MenuNode):
-        yield "prompt", node.prompt
-        if node.invalid_prompt:
-            yield "invalid_prompt", node.invalid_prompt
-        if node.timeout_prompt:
-            yield "timeout_prompt", node.timeout_prompt
-    elif isinstance(node, VoicemailNode):
-        yield "prompt", node.prompt
-        if node.review_prompt:
-            yield "review_prompt", node.review_prompt
-        if node.confirm_prompt:
-            yield "confirm_prompt", node.confirm_prompt
-    elif isinstance(node, HangupNode) and node.prompt:
-        yield "prompt", node.prompt
-    elif isinstance(node, SurveyNode):
-        yield "prompt", node.prompt
-        if node.thanks_prompt:
-            yield "thanks_prompt", node.thanks_prompt
+    for field in _PROMPT_FIELDS:
+        value = getattr(node, field, None)
+        if isinstance(value, str) and value:
+            yield field, value
 
 
 def _path(node_id: str, field: str) -> KeyPath:

@@ -157,6 +157,16 @@ class VoicemailNode(_Node):
     next: NodeId
 
 
+class CallbackNode(_Node):
+    kind: Literal["callback"]
+    prompt: PromptName = Field(description="the offer, e.g. 'press 1 to be called back, keeping your place'")
+    key: str = Field(default="1", pattern=r"^[0-9*#]$")
+    timeout_s: float = Field(default=6.0, gt=0, le=30)
+    trunk: str = Field(min_length=1, description="the outbound trunk the seat calls the caller back on")
+    confirm_prompt: PromptName | None = None
+    next: NodeId = Field(description="where the call goes when the caller does not take the offer")
+
+
 class SurveyNode(_Node):
     kind: Literal["survey"]
     prompt: PromptName
@@ -178,7 +188,16 @@ class HangupNode(_Node):
 
 
 Node = Annotated[
-    PlayNode | MenuNode | HoursNode | QueueNode | TransferNode | VoicemailNode | SurveyNode | SetNode | HangupNode,
+    PlayNode
+    | MenuNode
+    | HoursNode
+    | QueueNode
+    | TransferNode
+    | VoicemailNode
+    | CallbackNode
+    | SurveyNode
+    | SetNode
+    | HangupNode,
     Field(discriminator="kind"),
 ]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.audio import duration_s
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
@@ -26,6 +27,8 @@ from tests.support.sipp import (
     SippCall,
     SippServer,
     answering_peer,
+    dtmf,
+    pause,
     scenario,
 )
 
@@ -39,7 +42,11 @@ def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
     started: list[PlatformUnderTest] = []
 
     def make(
-        seats: dict[str, dict[str, Any]], acd: dict[str, Any], edit: Callable[[str], str] = lambda t: t
+        seats: dict[str, dict[str, Any]],
+        acd: dict[str, Any],
+        edit: Callable[[str], str] = lambda t: t,
+        dialplan: str = "queue",
+        sip: dict[str, Any] | None = None,
     ) -> PlatformUnderTest:
         """``seats``: id → extra seat fields; seats with a ``port`` get a static contact there."""
         seat_list = []
@@ -50,10 +57,10 @@ def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
             seat_list.append(entry)
         platform = PlatformUnderTest(
             tmp_path / f"platform{len(started)}",
-            overrides={"seats": seat_list, "acd": {"wrapup_s": 0, "ring_timeout_s": 4, **acd}},
-            dialplan="queue",
+            overrides={"seats": seat_list, "acd": {"wrapup_s": 0, "ring_timeout_s": 4, **acd}, "sip": sip or {}},
+            dialplan=dialplan,
         )
-        platform.install_dialplan("queue", edit)
+        platform.install_dialplan(dialplan, edit)
         started.append(platform)
         platform.start_all()
         return platform
@@ -254,3 +261,37 @@ def test_feature_codes_from_the_seat_phone(make_platform: PlatformFactory) -> No
 
 def _seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def test_callback_keeps_the_place_and_the_seat_calls_back(make_platform: PlatformFactory) -> None:
+    seat_port, carrier_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    platform = make_platform(
+        {"1001": {"port": seat_port}},
+        {},
+        dialplan="callback",
+        sip={"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+    )
+    seat_phone = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=seat_port, calls=2)
+    citizen_phone = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=carrier_port)
+    login(platform, "1001")
+    (first,) = place_calls(platform, 1, first=41, gap_s=0.5)  # talks with 1001 for 6 s
+    welcome_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "ivr" / "welcome.wav") * 1000)
+    waits = SippCall(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, pause(welcome_ms + 4000 + 1200), dtmf("1"), HOTLINE_HANGS_UP),
+        caller=caller_number(42),
+        timeout_s=60,
+    )
+    assert waits.wait().ok  # max wait, the offer, key 1, the confirmation, released
+    assert first.wait().ok
+    assert citizen_phone.wait().ok  # 1001, free again, called the second caller back
+
+    second = platform.wait_call(
+        lambda c: c["caller"] == masked(caller_number(42)) and c["tags"].get("callback") == "answered",
+        "the callback on the second caller's record",
+    )
+    assert second["outcome"] == "callback"
+    assert second["seat"] == "1001"
+    assert second["digits"] == ["offer=1"]
+    assert second["has_call_recording"]
+    seat_phone.stop()
