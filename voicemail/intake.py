@@ -89,7 +89,15 @@ class MessageIntake:
             "duration_s": round(message.duration_s, 2),
             "too_short": message.too_short,
         }
-        await asyncio.to_thread(_write_durably, sidecar_of(wav), json.dumps(meta, ensure_ascii=False))
+        try:
+            await asyncio.to_thread(_write_durably, sidecar_of(wav), json.dumps(meta, ensure_ascii=False))
+        except OSError as exc:
+            # the spool is full or failing: the message file Asterisk wrote is still there, and
+            # the job below carries the same facts; say so loudly, never fail the call for it
+            log.error(
+                "voicemail.sidecar_not_written", call_id=message.call_id, error=exc.strerror or str(exc),
+                note="message kept; its facts travel with the job",
+            )  # fmt: skip
         if message.too_short:
             log.info("voicemail.too_short", call_id=message.call_id, duration_s=round(message.duration_s, 2))
             return
