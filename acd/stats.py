@@ -29,6 +29,7 @@ class QueueStats:
     overflowed: int
     average_speed_of_answer_s: float
     average_talk_s: float
+    callbacks_waiting: int = 0  # callers who hung up keeping their place (callback node)
 
     @property
     def answer_rate(self) -> float:
@@ -41,6 +42,16 @@ class QueueStats:
     @property
     def service_level(self) -> float:
         return self.answered_within_15s / self.offered if self.offered else 1.0
+
+
+@dataclass(frozen=True)
+class SeatStats:
+    """One seat over a window: calls it took and how long they lasted."""
+
+    seat: str
+    answered: int
+    average_talk_s: float
+    talk_s: float
 
 
 def _mean(values: list[float]) -> float:
@@ -68,3 +79,12 @@ def queue_stats(queue: str, records: Iterable[CallRecord], now: datetime, window
         average_speed_of_answer_s=_mean(waits),
         average_talk_s=_mean(talks),
     )
+
+
+def seat_stats(seat: str, records: Iterable[CallRecord], now: datetime, window: timedelta) -> SeatStats:
+    """Figures of ``seat`` over the calls it answered within ``window`` before ``now``."""
+    mine = [
+        r for r in records if r.seat == seat and r.seat_answered_at is not None and r.seat_answered_at >= now - window
+    ]
+    talks = [(r.ended_at - r.seat_answered_at).total_seconds() for r in mine if r.ended_at and r.seat_answered_at]
+    return SeatStats(seat=seat, answered=len(mine), average_talk_s=_mean(talks), talk_s=sum(talks))

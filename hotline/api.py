@@ -15,7 +15,7 @@ from aiohttp import web
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat
 from acd.seats import SeatService, UnknownSeat
-from acd.stats import QueueStats
+from acd.stats import QueueStats, SeatStats
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
@@ -59,6 +59,8 @@ class ApiBackend(TicketBackend, Protocol):
     async def callbacks(self, limit: int) -> list[Callback]: ...
 
     async def queue_stats(self) -> list[QueueStats]: ...
+
+    async def seat_figures(self) -> list[tuple[Seat, SeatStats]]: ...
 
     async def audit(self, entry: AuditEntry) -> None: ...
 
@@ -218,8 +220,8 @@ async def list_callbacks(request: web.Request) -> web.Response:
     )
 
 
-def seat_view(seat: Seat) -> dict[str, Any]:
-    return {
+def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "seat": seat.seat_id,
         "state": seat.state.value,
         "reason": seat.reason,
@@ -227,11 +229,19 @@ def seat_view(seat: Seat) -> dict[str, Any]:
         "missed_in_a_row": seat.missed_in_a_row,
         "calls_taken": seat.calls_taken,
     }
+    if stats is not None:
+        view.update(answered_24h=stats.answered, average_talk_24h_s=round(stats.average_talk_s, 1))
+    return view
 
 
 @requires("seat")
 async def list_seats(request: web.Request) -> web.Response:
-    return web.json_response({"seats": [seat_view(s) for s in request.app[BACKEND_KEY].seats.all()]})
+    backend = request.app[BACKEND_KEY]
+    try:
+        figures = await backend.seat_figures()
+    except StoreUnavailable:  # the states are still known: show them without the 24 h figures
+        return web.json_response({"seats": [seat_view(seat) for seat in backend.seats.all()]})
+    return web.json_response({"seats": [seat_view(seat, stats) for seat, stats in figures]})
 
 
 _SEAT_ACTIONS = ("login", "logout", "pause", "ready")
@@ -296,6 +306,7 @@ async def list_queues(request: web.Request) -> web.Response:
                 {
                     "queue": q.queue,
                     "waiting_now": q.waiting_now,
+                    "callbacks_waiting": q.callbacks_waiting,
                     "longest_wait_now_s": round(q.longest_wait_now_s, 1),
                     "offered": q.offered,
                     "answered": q.answered,

@@ -7,6 +7,7 @@ import contextlib
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from redis.exceptions import RedisError
 from acd.agi import CallbackDone, QueueAnnouncement, SeatAnswered, SeatFeature, count_prompt_texts
 from acd.engine import AcdEngine
 from acd.events import EventBus
-from acd.seat import SeatState
+from acd.seat import Seat, SeatState
 from acd.seats import SeatService
-from acd.stats import QueueStats, queue_stats
+from acd.stats import QueueStats, SeatStats, queue_stats, seat_stats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
@@ -385,7 +386,7 @@ class Controller:
                 self.dialplans.reloads_failed,
                 _REJECTED,
             ),
-            *self._seat_metrics(),
+            *await self._seat_metrics(),
             *await self._queue_metrics(),
         ]
 
@@ -393,17 +394,57 @@ class Controller:
         return sorted({"general", *(q for seat in self.config.seats for q in seat.queues)})
 
     async def queue_stats(self) -> list[QueueStats]:
-        """Each queue over the last 24 h (GB/T 33358 measures answer rate over any 24 h)."""
+        """Each queue over the last 24 h (GB/T 33358 measures answer rate over any 24 h); who
+        waits now comes from the ACD itself."""
         records = await self.recent_calls(STATS_RECORDS)
         now = self._clock()
-        return [queue_stats(name, records, now, STATS_WINDOW) for name in self.queue_names()]
+        figures = []
+        for name in self.queue_names():
+            waiting = self.acd.waiting(name)
+            live = [call for call in waiting if not call.is_callback]
+            figures.append(
+                replace(
+                    queue_stats(name, records, now, STATS_WINDOW),
+                    waiting_now=len(live),
+                    longest_wait_now_s=max((now.timestamp() - call.entered_at for call in live), default=0.0),
+                    callbacks_waiting=len(waiting) - len(live),
+                )
+            )
+        return figures
 
-    def _seat_metrics(self) -> list[Metric]:
+    async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
+        """Each seat's state and its last 24 h."""
+        records = await self.recent_calls(STATS_RECORDS)
+        now = self._clock()
+        return [(seat, seat_stats(seat.seat_id, records, now, STATS_WINDOW)) for seat in self.seats.all()]
+
+    async def _seat_metrics(self) -> list[Metric]:
         counts = Counter(seat.state.value for seat in self.seats.all())
-        return [
+        metrics = [
             Metric("hotline_seats", "gauge", "Seats by state", counts.get(state.value, 0), (("state", state.value),))
             for state in SeatState
         ]
+        metrics += [
+            Metric("hotline_acd_offers_total", "counter", "Seats rung for a caller", self.acd.offers_total),
+            Metric("hotline_acd_offers_missed_total", "counter", "Offers not answered", self.acd.offers_missed),
+        ]
+        try:
+            figures = await self.seat_figures()
+        except StoreUnavailable:
+            return metrics
+        for seat, stats in figures:
+            label = (("seat", seat.seat_id),)
+            metrics += [
+                Metric("hotline_seat_answered_24h", "gauge", "Calls the seat took, last 24 h", stats.answered, label),
+                Metric(
+                    "hotline_seat_talk_seconds_avg_24h",
+                    "gauge",
+                    "Average talk time, last 24 h",
+                    stats.average_talk_s,
+                    label,
+                ),
+            ]
+        return metrics
 
     async def _queue_metrics(self) -> list[Metric]:
         try:
@@ -415,6 +456,9 @@ class Controller:
             label = (("queue", q.queue),)
             metrics += [
                 Metric("hotline_queue_waiting", "gauge", "Callers waiting now", q.waiting_now, label),
+                Metric(
+                    "hotline_queue_callbacks_waiting", "gauge", "Callbacks keeping a place", q.callbacks_waiting, label
+                ),
                 Metric("hotline_queue_longest_wait_seconds", "gauge", "Longest wait now", q.longest_wait_now_s, label),
                 Metric(
                     "hotline_queue_offered_24h", "gauge", "Calls that entered the queue, last 24 h", q.offered, label

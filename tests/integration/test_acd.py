@@ -147,6 +147,8 @@ def test_two_seats_five_callers_in_arrival_order(make_platform: PlatformFactory)
     taken = {seat_id: seat(platform, seat_id)["calls_taken"] for seat_id in ports}
     assert sum(taken.values()) == 5
     assert taken == {sid: sum(1 for r in records if r["seat"] == sid) for sid in ports}
+    assert {sid: seat(platform, sid)["answered_24h"] for sid in ports} == taken
+    assert all(seat(platform, sid)["average_talk_24h_s"] >= 2.0 for sid in ports)
     assert all(seat(platform, seat_id)["state"] == "ready" for seat_id in ports)
 
     general = queue(platform)

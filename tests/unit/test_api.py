@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from acd.events import EventBus
+from acd.seat import Seat
 from acd.seats import SeatService
-from acd.stats import QueueStats
+from acd.stats import QueueStats, SeatStats
 from calls.callbacks import Callback
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
@@ -84,6 +85,11 @@ class Backend:
 
     async def queue_stats(self) -> list[QueueStats]:
         return []
+
+    async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
+        return [
+            (seat, SeatStats(seat.seat_id, answered=2, average_talk_s=61.5, talk_s=123.0)) for seat in self.seats.all()
+        ]
 
     async def audit(self, entry: AuditEntry) -> None:
         self.audited.append(entry)
