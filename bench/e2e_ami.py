@@ -1,0 +1,132 @@
+"""Asterisk's own AMI events as the stopwatch, the same for our ACD and for app_queue.
+
+Both systems run on one Asterisk with ``timestampevents=yes``, so every caller channel gets
+the same three marks whoever distributes it: ``Newchannel`` (the INVITE arrived),
+queue entry (app_queue's ``QueueCallerJoin``; for ours the first ``Newexten`` in the hold
+context, where the caller waits after the IVR's queue node) and the first ``BridgeEnter``
+(talking to a seat). A plain socket in a thread keeps up with a few thousand events a
+second and is independent of the controller being measured.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from telephony.asterisk_conf import HOLD_CONTEXT
+
+TRUNK_PREFIX = "PJSIP/trunk-"
+WANTED = ("Newchannel", "Newexten", "QueueCallerJoin", "BridgeEnter", "Hangup")
+
+
+@dataclass
+class CallerMarks:
+    """Event times (epoch seconds, Asterisk's clock) of one caller channel."""
+
+    arrived: float
+    queued: float | None = None
+    bridged: float | None = None
+    ended: float | None = None
+
+    @property
+    def talk_s(self) -> float:
+        """Seconds talking to a seat (0 if never seated or not yet ended)."""
+        if self.bridged is None or self.ended is None:
+            return 0.0
+        return self.ended - self.bridged
+
+
+@dataclass
+class SeatMarks:
+    """Seat channels created (each one is a ring: an offer or an app_queue attempt)."""
+
+    created: list[float] = field(default_factory=list)
+
+
+def _parse(block: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            fields[key.lower()] = value
+    return fields
+
+
+class AmiRecorder:
+    """Logs in, asks Asterisk to send only the events we time, and records marks per channel."""
+
+    def __init__(self, port: int, username: str, secret: str) -> None:
+        self.callers: dict[str, CallerMarks] = {}
+        self.seats = SeatMarks()
+        self._lock = threading.Lock()
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self._sock.settimeout(None)
+        self._send({"Action": "Login", "Username": username, "Secret": secret, "Events": "call,agent,dialplan"})
+        pattern = "|".join(WANTED)
+        self._send({"Action": "Filter", "Operation": "Add", "Filter": f"Event: ({pattern})"})
+        self._thread = threading.Thread(target=self._read, name="ami-recorder", daemon=True)
+        self._thread.start()
+
+    def _send(self, action: dict[str, str]) -> None:
+        text = "".join(f"{key}: {value}\r\n" for key, value in action.items()) + "\r\n"
+        self._sock.sendall(text.encode())
+
+    def _read(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = self._sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            *blocks, rest = buffer.split(b"\r\n\r\n")
+            buffer = rest
+            for block in blocks:
+                self._on_event(_parse(block.decode(errors="replace")))
+
+    def _on_event(self, event: dict[str, str]) -> None:
+        name = event.get("event")
+        channel = event.get("channel", "")
+        if name is None or "timestamp" not in event:
+            return
+        when = float(event["timestamp"])
+        uniqueid = event.get("uniqueid", "")
+        with self._lock:
+            if name == "Newchannel":
+                if channel.startswith(TRUNK_PREFIX):
+                    self.callers[uniqueid] = CallerMarks(arrived=when)
+                elif channel.startswith("PJSIP/"):
+                    self.seats.created.append(when)
+                return
+            marks = self.callers.get(uniqueid)
+            if marks is None:
+                return
+            if (name == "QueueCallerJoin" and marks.queued is None) or (
+                name == "Newexten" and event.get("context") == HOLD_CONTEXT and marks.queued is None
+            ):
+                marks.queued = when
+            elif name == "BridgeEnter" and marks.bridged is None:
+                marks.bridged = when
+            elif name == "Hangup":
+                marks.ended = when
+
+    def callers_between(self, start: float, end: float) -> list[CallerMarks]:
+        """Callers whose INVITE arrived in [start, end)."""
+        with self._lock:
+            return [m for m in self.callers.values() if start <= m.arrived < end]
+
+    def seat_rings_between(self, start: float, end: float) -> int:
+        with self._lock:
+            return sum(1 for t in self.seats.created if start <= t < end)
+
+    def close(self) -> None:
+        try:
+            self._send({"Action": "Logoff"})
+            time.sleep(0.1)
+            self._sock.close()
+        except OSError:
+            pass
