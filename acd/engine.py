@@ -401,6 +401,8 @@ class AcdEngine:
         if config is None:
             log.error("acd.bind_unknown_seat", seat=seat_id)
             return None
+        if offer.bound is not None and not offer.adopted:
+            await self._bridge_failed(offer.bound)
         now = self._now()
         # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
         may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER
@@ -458,6 +460,24 @@ class AcdEngine:
             "acd.callback", self._clock(), call_id=call.origin_call_id, status=dial_status.lower()
         )
         if not reached and record is not None and self._missed_calls is not None:
+            await self._missed_calls.add_missed(record)
+
+    async def _bridge_failed(self, call_id: str) -> None:
+        """The seat asks again: the caller bound to it left before the bridge (a hang-up in the
+        same instant). That call was not answered after all: correct its record."""
+        if call_id.startswith(CALLBACK_PREFIX):
+            return
+        log.info("acd.left_at_bridge", call_id=call_id)
+        record = await self._tracker.amend_stored(
+            call_id,
+            {
+                "outcome": CallOutcome.ABANDONED,
+                "seat": "",
+                "seat_answered_at": None,
+                "tags": {"queue_status": "left_at_bridge"},
+            },
+        )
+        if record is not None and self._missed_calls is not None:
             await self._missed_calls.add_missed(record)
 
     async def _clear_max_wait(self, call: QueuedCall) -> None:

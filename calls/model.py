@@ -85,7 +85,7 @@ class CallChanges(TypedDict, total=False):
     queue: str
     queued_at: datetime
     seat: str
-    seat_answered_at: datetime
+    seat_answered_at: datetime | None
     transfer_to: str
     dialplan_version: str
     recording: str

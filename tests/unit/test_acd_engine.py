@@ -551,3 +551,23 @@ async def test_a_skilled_caller_found_again_by_resync_is_relaxed_in_time(
     assert rig.ami.sent("Originate") == []  # not relaxed yet
     rig.clock.advance(1)  # the relaxation is due (no kick from the test)
     await rig.offer_to("1001")
+
+
+async def test_a_caller_who_leaves_at_the_bridge_is_not_counted_answered(make_rig: MakeRig) -> None:
+    """The caller hangs up between the bind and the Bridge: the seat asks again and takes the
+    next caller; the first call's record is put right (abandoned, no seat)."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1")
+    await rig.caller("k-2")
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    await rig.hang_up("k-1")  # gone before Bridge() ran
+    second = await rig.engine.bind(offer_id, "1001")  # the offer context asks again
+    assert second is not None and second.call_id == "k-2"
+    record = await rig.store.get("k-1")
+    assert record is not None
+    assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
+    assert record.tags["queue_status"] == "left_at_bridge"
+    assert rig.state("1001") is SeatState.ON_CALL
