@@ -41,7 +41,12 @@ from telephony.asterisk_conf import LEFT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE
 
 log = structlog.get_logger(__name__)
 
-WAITING_KEY = "hotline:acd:waiting"  # hash: call id → QueuedCall JSON
+
+def waiting_key(platform: str) -> str:
+    """Hash: call id → QueuedCall JSON, one per platform (they share one Redis)."""
+    return f"hotline:acd:waiting:{platform}"
+
+
 OFFER_PREFIX = "offer-"  # uniqueid of every seat channel the engine originates
 DEFAULT_HANDLE_S = 180.0  # until calls are measured: a typical 12345 call with wrap-up
 _HANDLE_WEIGHT = 0.2  # exponential average of handle time
@@ -139,6 +144,7 @@ class AcdEngine:
         events: EventBus,
         clock: Clock,
         recordings_dir: Path | None,
+        platform: str,
         missed_calls: MissedCalls | None = None,
     ) -> None:
         self._config = config
@@ -151,6 +157,7 @@ class AcdEngine:
         self._clock = clock
         self._recordings_dir = recordings_dir
         self._missed_calls = missed_calls
+        self._waiting_key = waiting_key(platform)
         self._callbacks_dialled: dict[str, QueuedCall] = {}  # offer id → the callback it dials
         self._waiting: dict[str, QueuedCall] = {}
         self._index = CallerIndex()
@@ -199,7 +206,7 @@ class AcdEngine:
         """A caller starts waiting (the IVR's queue node, just before the caller goes on hold)."""
         self._add(call)
         try:
-            await self._redis.hset(WAITING_KEY, call.call_id, call.to_json())
+            await self._redis.hset(self._waiting_key, call.call_id, call.to_json())
         except RedisError as exc:
             # the caller is held by Asterisk and known here; only a restart before Redis is
             # back would forget it — and then max wait still takes it to the overflow node
@@ -230,7 +237,7 @@ class AcdEngine:
 
     async def _forget(self, call_id: str) -> None:
         try:
-            await self._redis.hdel(WAITING_KEY, call_id)
+            await self._redis.hdel(self._waiting_key, call_id)
         except RedisError as exc:
             log.warning("acd.forget_failed", call_id=call_id, error=str(exc))
 
@@ -465,8 +472,8 @@ class AcdEngine:
     async def _bridge_failed(self, call_id: str) -> None:
         """The seat asks again: the caller bound to it left before the bridge (a hang-up in the
         same instant). That call was not answered after all: correct its record."""
-        if call_id.startswith(CALLBACK_PREFIX):
-            return
+        if call_id.startswith(CALLBACK_PREFIX) or self._tracker.get_live(call_id) is not None:
+            return  # a callback, or a caller still here (moved on by a transfer): nothing to undo
         log.info("acd.left_at_bridge", call_id=call_id)
         record = await self._tracker.amend_stored(
             call_id,
@@ -559,7 +566,7 @@ class AcdEngine:
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         channels = {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
         try:
-            saved = await self._redis.hgetall(WAITING_KEY)
+            saved = await self._redis.hgetall(self._waiting_key)
         except RedisError as exc:
             log.warning("acd.resync_without_redis", error=str(exc))
             saved = {}

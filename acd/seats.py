@@ -23,7 +23,11 @@ from hotline.config import SeatConfig
 
 log = structlog.get_logger(__name__)
 
-_KEY = "hotline:seats"  # hash: seat id → JSON
+
+def seats_key(platform: str) -> str:
+    """Hash: seat id → JSON, one per platform (seat ids repeat across platforms)."""
+    return f"hotline:seats:{platform}"
+
 
 SeatListener = Callable[[Seat], Awaitable[None]]
 
@@ -42,6 +46,7 @@ class SeatService:
         *,
         events: EventBus,
         clock: Clock,
+        platform: str,
         max_missed: int = 2,
     ) -> None:
         self.config = {seat.id: seat for seat in seats}
@@ -51,6 +56,7 @@ class SeatService:
         self._events = events
         self._clock = clock
         self._listeners: list[SeatListener] = []
+        self._key = seats_key(platform)
 
     def on_change(self, listener: SeatListener) -> None:
         self._listeners.append(listener)
@@ -66,7 +72,7 @@ class SeatService:
 
     async def load(self) -> None:
         """Adopt the states a previous controller saved."""
-        raw = await self._redis.hgetall(_KEY)
+        raw = await self._redis.hgetall(self._key)
         for key, value in raw.items():
             seat_id = key.decode() if isinstance(key, bytes) else str(key)
             if seat_id not in self._seats:
@@ -87,7 +93,7 @@ class SeatService:
         self._seats[seat.seat_id] = seat
         data = {**asdict(seat), "state": seat.state.value, "since": seat.since.isoformat() if seat.since else None}
         try:
-            await self._redis.hset(_KEY, seat.seat_id, json.dumps(data))
+            await self._redis.hset(self._key, seat.seat_id, json.dumps(data))
         except Exception as exc:
             log.warning("seats.save_failed", seat=seat.seat_id, error=str(exc) or type(exc).__name__)
         if previous.state is not seat.state or previous.reason != seat.reason:

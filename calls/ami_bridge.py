@@ -5,9 +5,9 @@ from __future__ import annotations
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from telephony.ami_types import AmiLink, AmiMessage
-from telephony.asterisk_conf import ENTRY_CONTEXT, TRUNK_CONTEXT
+from telephony.asterisk_conf import ENTRY_CONTEXT, ROUTE_CONTEXT, ROUTED_EVENT, TRANSFERRED_EVENT, TRUNK_CONTEXT
 
-_CALLER_CONTEXTS = frozenset({TRUNK_CONTEXT, ENTRY_CONTEXT})
+_CALLER_CONTEXTS = frozenset({TRUNK_CONTEXT, ENTRY_CONTEXT, ROUTE_CONTEXT})
 _STATE_UP = "6"
 _NO_VALUE = frozenset({"", "<unknown>", "unknown", "anonymous"})
 
@@ -34,6 +34,7 @@ class CallEventBridge:
         ami.on_event("Newstate", self._on_new_state)
         ami.on_event("Hangup", self._on_hangup)
         ami.on_event("AgentConnect", self._on_seat_answered)
+        ami.on_event("UserEvent", self._on_user_event)
         ami.on_connected(self.resync)
 
     async def _on_new_channel(self, event: AmiMessage) -> None:
@@ -61,6 +62,16 @@ class CallEventBridge:
                 "tags": {"route": "fallback"},
             },
         )
+
+    async def _on_user_event(self, event: AmiMessage) -> None:
+        """Our dialplan's own events: a caller of another area was answered by its platform."""
+        if event.get("userevent") == ROUTED_EVENT:
+            await self._tracker.amend(
+                event.get("uniqueid"),
+                {"outcome": CallOutcome.TRANSFERRED, "transfer_to": f"route:{event.get('trunk')}"},
+            )
+        elif event.get("userevent") == TRANSFERRED_EVENT:  # a seat's transfer was answered
+            await self._tracker.amend(event.get("uniqueid"), {"outcome": CallOutcome.TRANSFERRED})
 
     async def _on_hangup(self, event: AmiMessage) -> None:
         await self._tracker.hung_up(event.get("uniqueid"), event.get("cause-txt") or event.get("cause"))

@@ -15,8 +15,6 @@ import redis.asyncio as aioredis
 
 from calls.model import CallOutcome, CallRecord
 
-_ENTRIES = "hotline:callbacks"  # hash: caller → JSON
-_ORDER = "hotline:callbacks:order"  # zset: caller → last missed time
 # served, or (CALLBACK) the ACD keeps the caller's place and calls back itself
 SERVED = frozenset({CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.TRANSFERRED, CallOutcome.CALLBACK})
 
@@ -37,8 +35,10 @@ class Callback:
 class RedisCallbackList:
     """The callback list in Redis."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, platform: str) -> None:
         self._redis = client
+        self._entries = f"hotline:callbacks:{platform}"  # hash: caller → JSON
+        self._order = f"hotline:callbacks:order:{platform}"  # zset: caller → last missed time
 
     async def on_call_ended(self, record: CallRecord) -> None:
         """Listener for ended calls: add missed ones, clear numbers that were served."""
@@ -49,8 +49,8 @@ class RedisCallbackList:
         short_message = record.outcome is CallOutcome.VOICEMAIL and record.tags.get("voicemail") == "too_short"
         if record.outcome in SERVED and not short_message:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hdel(_ENTRIES, record.caller)
-                pipe.zrem(_ORDER, record.caller)
+                pipe.hdel(self._entries, record.caller)
+                pipe.zrem(self._order, record.caller)
                 await pipe.execute()
         elif record.outcome is CallOutcome.ABANDONED or short_message:
             await self.add_missed(record)
@@ -59,7 +59,7 @@ class RedisCallbackList:
         """Put the caller of ``record`` on the list (or count one more miss)."""
         if not record.caller:
             return
-        raw = await self._redis.hget(_ENTRIES, record.caller)
+        raw = await self._redis.hget(self._entries, record.caller)
         when = record.ended_at or record.started_at
         previous = json.loads(raw) if raw else None
         entry = {
@@ -72,17 +72,17 @@ class RedisCallbackList:
             "last_ivr_path": list(record.ivr_path),
         }
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(_ENTRIES, record.caller, json.dumps(entry, ensure_ascii=False))
-            pipe.zadd(_ORDER, {record.caller: when.timestamp()})
+            pipe.hset(self._entries, record.caller, json.dumps(entry, ensure_ascii=False))
+            pipe.zadd(self._order, {record.caller: when.timestamp()})
             await pipe.execute()
 
     async def pending(self, limit: int) -> list[Callback]:
         """Numbers to call back, most recently missed first."""
         # redis-py's stubs allow str or bytes; this client is created without decode_responses
-        callers = cast(list[bytes], await self._redis.zrevrange(_ORDER, 0, limit - 1))
+        callers = cast(list[bytes], await self._redis.zrevrange(self._order, 0, limit - 1))
         if not callers:
             return []
-        raws = cast(list[bytes | None], await self._redis.hmget(_ENTRIES, callers))
+        raws = cast(list[bytes | None], await self._redis.hmget(self._entries, callers))
         result = []
         for raw in raws:
             if not raw:

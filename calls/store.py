@@ -25,14 +25,24 @@ class CallStore(Protocol):
 
 
 class RedisCallStore:
-    """Records as JSON strings; a sorted set by start time; a set of open calls.
+    """Records as JSON strings; per platform a sorted set by start time and a set of open calls
+    (the platforms of a province share one Redis; each adopts and lists only its own calls).
 
     Each save writes the whole record, so a retry after a Redis outage is idempotent.
     """
 
-    def __init__(self, client: aioredis.Redis, retention: timedelta) -> None:
+    def __init__(self, client: aioredis.Redis, retention: timedelta, platform: str) -> None:
         self._redis = client
         self._retention = retention
+        self._platform = platform
+
+    @staticmethod
+    def _recent_key(platform: str) -> str:
+        return f"{KEY_PREFIX}calls:recent:{platform}"
+
+    @staticmethod
+    def _open_key(platform: str) -> str:
+        return f"{KEY_PREFIX}calls:open:{platform}"
 
     @staticmethod
     def _key(call_id: str) -> str:
@@ -44,12 +54,12 @@ class RedisCallStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             if record.is_open:
                 pipe.set(self._key(record.call_id), record.model_dump_json())
-                pipe.sadd(f"{KEY_PREFIX}calls:open", record.call_id)
+                pipe.sadd(self._open_key(record.platform), record.call_id)
             else:
                 pipe.set(self._key(record.call_id), record.model_dump_json(), ex=self._retention)
-                pipe.srem(f"{KEY_PREFIX}calls:open", record.call_id)
-            pipe.zadd(f"{KEY_PREFIX}calls:recent", {record.call_id: started_ms})
-            pipe.zremrangebyscore(f"{KEY_PREFIX}calls:recent", "-inf", cutoff_ms)
+                pipe.srem(self._open_key(record.platform), record.call_id)
+            pipe.zadd(self._recent_key(record.platform), {record.call_id: started_ms})
+            pipe.zremrangebyscore(self._recent_key(record.platform), "-inf", cutoff_ms)
             await pipe.execute()
 
     async def get(self, call_id: str) -> CallRecord | None:
@@ -63,11 +73,11 @@ class RedisCallStore:
         return [CallRecord.model_validate_json(raw) for raw in raws if raw]
 
     async def recent(self, limit: int) -> list[CallRecord]:
-        ids = await self._redis.zrevrange(f"{KEY_PREFIX}calls:recent", 0, limit - 1)
+        ids = await self._redis.zrevrange(self._recent_key(self._platform), 0, limit - 1)
         return await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
 
     async def open_records(self) -> list[CallRecord]:
-        ids = await self._redis.smembers(f"{KEY_PREFIX}calls:open")
+        ids = await self._redis.smembers(self._open_key(self._platform))
         return await self._many(sorted(i.decode() if isinstance(i, bytes) else str(i) for i in ids))
 
 

@@ -27,6 +27,7 @@ from hotline.api_common import (
     error_response,
     requires,
 )
+from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from hotline.auth import TokenRegistry
 from hotline.config import Role
@@ -41,7 +42,7 @@ log = structlog.get_logger(__name__)
 BACKEND_KEY: web.AppKey[ApiBackend] = web.AppKey("backend")
 
 
-class ApiBackend(TicketBackend, Protocol):
+class ApiBackend(TicketBackend, NetworkBackend, Protocol):
     """What the API reads from the running controller."""
 
     async def health(self) -> dict[str, Any]: ...
@@ -61,6 +62,8 @@ class ApiBackend(TicketBackend, Protocol):
     async def queue_stats(self) -> list[QueueStats]: ...
 
     async def seat_figures(self) -> list[tuple[Seat, SeatStats]]: ...
+
+    async def current_calls(self) -> dict[str, dict[str, Any]]: ...
 
     async def audit(self, entry: AuditEntry) -> None: ...
 
@@ -237,11 +240,14 @@ def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
 @requires("seat")
 async def list_seats(request: web.Request) -> web.Response:
     backend = request.app[BACKEND_KEY]
+    current = await backend.current_calls()
     try:
-        figures = await backend.seat_figures()
+        views = [seat_view(seat, stats) for seat, stats in await backend.seat_figures()]
     except StoreUnavailable:  # the states are still known: show them without the 24 h figures
-        return web.json_response({"seats": [seat_view(seat) for seat in backend.seats.all()]})
-    return web.json_response({"seats": [seat_view(seat, stats) for seat, stats in figures]})
+        views = [seat_view(seat) for seat in backend.seats.all()]
+    for view in views:
+        view["current"] = current.get(view["seat"])
+    return web.json_response({"seats": views})
 
 
 _SEAT_ACTIONS = ("login", "logout", "pause", "ready")
@@ -355,6 +361,7 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app[BACKEND_KEY] = backend
     app[AUDIT_KEY] = backend
     app[TICKETS_KEY] = backend
+    app[NETWORK_KEY] = backend
     app.router.add_get("/", console)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics)
@@ -370,4 +377,5 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app.router.add_get("/api/v1/dialplans", dialplan_status)
     app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
     add_ticket_routes(app)
+    add_network_routes(app)
     return app

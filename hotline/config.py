@@ -65,10 +65,22 @@ class PlatformConfig(_Model):
 
 
 class OutboundTrunk(_Model):
-    """A SIP peer we send calls to (transfers: province, department hotlines, 110/119/120/122)."""
+    """A SIP peer we send calls to (transfers: province, department hotlines, 110/119/120/122).
+
+    A trunk to another 12345 platform names it (``platform``): transfers to it carry the case
+    (a hand-off record); with ``area_code``, callers who dial ``<area code>12345`` here are sent
+    there (属地接听: answered by their own prefecture)."""
 
     host: str
     port: Port = 5060
+    platform: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{1,31}$")
+    area_code: str | None = Field(default=None, pattern=r"^0\d{2,3}$")
+
+    @model_validator(mode="after")
+    def _area_needs_platform(self) -> OutboundTrunk:
+        if self.area_code and not self.platform:
+            raise ValueError("a trunk with an area_code leads to a platform: give its platform id too")
+        return self
 
 
 class SipConfig(_Model):

@@ -26,6 +26,7 @@ from acd.stats import QueueStats, SeatStats, queue_stats, seat_stats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
+from calls.handoff import Handoff, RedisHandoffs, handoff_view
 from calls.model import CallRecord
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
@@ -36,11 +37,15 @@ from hotline.auth import TokenRegistry
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.metrics import Metric
+from hotline.platforms import PUBLISH_INTERVAL_S, list_platforms
+from hotline.platforms import publish as publish_platform
+from hotline.privacy import mask_number
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
-from ivr.entry import IvrEntry, IvrOverflow
+from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
+from ivr.transfer import SeatTransfers, TransferStarted
 from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
@@ -52,6 +57,7 @@ from telephony.asterisk_conf import (
     AGI_IVR_SCRIPT,
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
+    AGI_TRANSFER_FAILED_SCRIPT,
     FALLBACK_SPOOL,
     ivr_prompts_dir,
     prompt_path,
@@ -115,16 +121,22 @@ class Controller:
     def __init__(self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock) -> None:
         self.config = config
         self._redis = aioredis.Redis.from_url(config.redis.url, socket_timeout=3, socket_connect_timeout=3)
-        self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days))
+        platform = config.platform.id
+        self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days), platform)
         self.tracker = CallTracker(self.store, config.platform.id, clock)
-        self.callback_list = RedisCallbackList(self._redis)
+        self.callback_list = RedisCallbackList(self._redis, platform)
         self.tracker.on_ended(self.callback_list.on_call_ended)
         self.audit_log = RedisAuditLog(self._redis)
         self._clock = clock
         self.events = EventBus(self._redis)
         self.ami = AmiClient(ami_settings(config))
         self.seats = SeatService(
-            config.seats, self._redis, events=self.events, clock=clock, max_missed=config.acd.max_missed_offers
+            config.seats,
+            self._redis,
+            events=self.events,
+            clock=clock,
+            platform=platform,
+            max_missed=config.acd.max_missed_offers,
         )
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self.acd = AcdEngine(
@@ -136,9 +148,12 @@ class Controller:
             events=self.events,
             clock=clock,
             recordings_dir=config.paths.spool_dir / RECORDINGS_DIR if config.recordings.enabled else None,
+            platform=platform,
             missed_calls=self.callback_list,
         )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
+        self.handoffs = RedisHandoffs(self._redis)
+        platform_trunks = {name: t.platform for name, t in config.sip.trunks.items() if t.platform}
         self.tickets = RedisTicketStore(self._redis, lambda _platform: self.dialplans.current.calendar)
         ticket_sink = TicketStoreSink(self.tickets, clock)
         self.asr_queue = AsrQueue(self._redis, ticket_sink)
@@ -169,6 +184,18 @@ class Controller:
             clock=clock,
             acd=self.acd,
             messages=MessageIntake(config.paths.spool_dir, self.asr_queue),
+            platform=config.platform.id,
+            handoffs=self.handoffs,
+            platform_trunks=platform_trunks,
+        )
+        self.transfers = SeatTransfers(
+            platform=config.platform.id,
+            tracker=self.tracker,
+            dialplans=self.dialplans,
+            ami=self.ami,
+            handoffs=self.handoffs,
+            platform_trunks=platform_trunks,
+            clock=clock,
         )
         system_prompts = prompt_path(config, "any").parent
         routes: dict[str, AgiHandler] = {
@@ -176,6 +203,7 @@ class Controller:
             AGI_OVERFLOW_SCRIPT: IvrOverflow(self.tracker, self.dialplans, context, self.acd),
             AGI_SEAT_SCRIPT: SeatAnswered(self.acd),
             AGI_CALLBACK_DONE_SCRIPT: CallbackDone(self.acd),
+            AGI_TRANSFER_FAILED_SCRIPT: IvrTransferFailed(self.tracker, self.dialplans, context),
             AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(self.acd, system_prompts),
             AGI_FEATURE_SCRIPT: SeatFeature(self.seats, system_prompts),
         }
@@ -223,6 +251,7 @@ class Controller:
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
+            asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
         ]
         if self._asr_worker is not None:
             self._tasks.append(asyncio.create_task(self._asr_worker.run(), name="asr-worker"))
@@ -483,6 +512,69 @@ class Controller:
                 ),
             ]
         return metrics
+
+    async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
+        return await self.transfers.transfer(call_id, to, seat, note)
+
+    async def current_calls(self) -> dict[str, dict[str, Any]]:
+        """Seat → the call its phone rings or talks for, with the case a hand-off brought (so the
+        seat reads it while the phone still rings)."""
+        current: dict[str, dict[str, Any]] = {}
+        for offer in self.acd.offers():
+            call_id = offer.bound or offer.intended
+            record = self.tracker.get_live(call_id) if call_id else None
+            if record is None:
+                continue
+            view: dict[str, Any] = {
+                "call_id": record.call_id,
+                "caller": mask_number(record.caller),
+                "phase": "talking" if offer.bound else "ringing",
+                "tags": record.tags,
+                "handoff": None,
+            }
+            token = record.tags.get("handoff")
+            if token:
+                with contextlib.suppress(RedisError):
+                    handoff = await self.handoffs.get(token)
+                    view["handoff"] = handoff_view(handoff) if handoff else None
+            current[offer.seat_id] = view
+        return current
+
+    async def seat_of_call(self, call_id: str) -> str | None:
+        record = self.tracker.get_live(call_id)
+        return record.seat if record is not None and record.seat else None
+
+    async def handoff(self, token: str) -> Handoff | None:
+        return await self.handoffs.get(token)
+
+    async def platforms(self) -> list[dict[str, Any]]:
+        return await list_platforms(self._redis, self._clock())
+
+    async def _publish_snapshot(self) -> None:
+        """This platform's live figures for the province-wide view."""
+        counts = Counter(seat.state.value for seat in self.seats.all())
+        queues = []
+        for name in self.queue_names():
+            waiting = [c for c in self.acd.waiting(name) if not c.is_callback]
+            queues.append({"queue": name, "waiting_now": len(waiting)})
+        try:
+            for figures in await self.queue_stats():
+                entry = next(q for q in queues if q["queue"] == figures.queue)
+                entry.update(
+                    answer_rate_24h=round(figures.answer_rate, 4),
+                    service_level_15s_24h=round(figures.service_level, 4),
+                    offered_24h=figures.offered,
+                )
+        except StoreUnavailable:
+            pass
+        cfg = self.config.platform
+        health = await self.health()
+        snapshot = {
+            "platform": cfg.id, "name": cfg.name, "area_code": cfg.area_code, "province": cfg.province,
+            "at": self._clock().isoformat(), "status": health["status"], "live_calls": self.tracker.live_calls,
+            "seats": dict(counts), "queues": queues,
+        }  # fmt: skip
+        await publish_platform(self._redis, cfg.id, snapshot)
 
     async def recent_calls(self, limit: int) -> list[CallRecord]:
         try:

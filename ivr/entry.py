@@ -10,7 +10,7 @@ from calls.tracker import CallTracker
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiHangup, AgiSession
-from telephony.asterisk_conf import HOLD_VARIABLE, LEFT_VARIABLE, OVERFLOW_VARIABLE
+from telephony.asterisk_conf import HANDOFF_HEADER, HOLD_VARIABLE, LEFT_VARIABLE, OVERFLOW_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -36,9 +36,10 @@ class IvrEntry:
                 called=env.get("dnid"),
             )
             try:
+                start = await self._picked_up(session, call_id, plan.spec.handoff_start)
                 await session.answer()
                 await self._tracker.answered(call_id)
-                await IvrRun(session, plan, self._context, call_id).run()
+                await IvrRun(session, plan, self._context, call_id).run(start=start)
             except AgiHangup:
                 log.info("ivr.caller_hung_up")
                 raise
@@ -46,6 +47,32 @@ class IvrEntry:
                 # the dialplan's fallback route takes the call; the record says where it broke
                 await self._tracker.ivr_step(call_id, "error")
                 raise
+
+    async def _picked_up(self, session: AgiSession, call_id: str, handoff_start: str | None) -> str | None:
+        """A call another platform handed over carries a token (SIP header): link this leg to the
+        case and start where the dialplan wants handed-over calls (e.g. straight at a queue)."""
+        handoffs = self._context.handoffs
+        if handoffs is None:
+            return None
+        token = await session.get_variable(f"PJSIP_HEADER(read,{HANDOFF_HEADER})") or ""
+        if not token:
+            return None
+        handoff = await handoffs.picked_up(token, self._context.platform, call_id, self._context.clock())
+        if handoff is None:
+            log.warning("ivr.handoff_unknown", token=token)
+            return None
+        log.info("ivr.handoff_picked_up", token=token, from_platform=handoff.from_platform)
+        await self._tracker.amend(
+            call_id,
+            {
+                "tags": {
+                    "handoff": token,
+                    "handoff_from": f"{handoff.from_platform}:{handoff.from_call_id}",
+                    **({"category": handoff.tags["category"]} if "category" in handoff.tags else {}),
+                }
+            },
+        )
+        return handoff_start
 
 
 class CallLeavingQueue(Protocol):
@@ -78,3 +105,25 @@ class IvrOverflow:
                 raise LookupError(f"overflow node {node_id!r} is not in dialplan {plan.version}")
             log.info("ivr.queue_overflow", node=node_id)
             await IvrRun(session, plan, self._context, call_id).run(start=node_id)
+
+
+class IvrTransferFailed:
+    """Handles the ``transfer-failed`` FastAGI script: a seat's transfer was not answered; the
+    caller stays here and goes on at the dialplan's ``transfer_failed`` node (the case, with
+    its hand-off token, stays on the record and so on any ticket a message makes)."""
+
+    def __init__(self, tracker: CallTracker, dialplans: DialplanRegistry, context: IvrContext) -> None:
+        self._tracker = tracker
+        self._dialplans = dialplans
+        self._context = context
+
+    async def __call__(self, session: AgiSession) -> None:
+        call_id = session.env.get("uniqueid")
+        with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
+            status = (await session.get_variable("DIALSTATUS") or "unknown").lower()
+            await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
+            plan = self._dialplans.current
+            log.warning("ivr.seat_transfer_failed", status=status, next=plan.spec.transfer_failed or "fallback")
+            if plan.spec.transfer_failed is None:
+                return  # the fallback route keeps the caller's message
+            await IvrRun(session, plan, self._context, call_id).run(start=plan.spec.transfer_failed)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from acd.engine import CALLBACK_PREFIX, QueuedCall
+from calls.handoff import RedisHandoffs
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
@@ -36,8 +37,16 @@ from ivr.dialplan.schema import (
     VoicemailNode,
 )
 from ivr.hours import service_state
+from ivr.transfer import create_handoff
 from telephony.agi_server import AgiHangup, AgiSession
-from telephony.asterisk_conf import HOLD_VARIABLE, IVR_DONE_VARIABLE, MAX_WAIT_VARIABLE, OVERFLOW_VARIABLE
+from telephony.asterisk_conf import (
+    HANDOFF_VARIABLE,
+    HOLD_VARIABLE,
+    IVR_DONE_VARIABLE,
+    MAX_WAIT_VARIABLE,
+    OVERFLOW_VARIABLE,
+    PREDIAL_CONTEXT,
+)
 from voicemail.intake import RecordedMessage, wav_duration_s
 
 log = structlog.get_logger(__name__)
@@ -74,6 +83,9 @@ class IvrContext:
     clock: Callable[[], datetime]
     acd: CallQueue
     messages: MessageSink
+    platform: str = ""  # this platform's id (hand-offs name it)
+    handoffs: RedisHandoffs | None = None
+    platform_trunks: Mapping[str, str] = field(default_factory=dict)  # trunk name → platform it reaches
 
     @property
     def zone(self) -> ZoneInfo:
@@ -201,8 +213,12 @@ class IvrRun:
     async def _transfer(self, node: TransferNode) -> str | None:
         destination = self.plan.spec.destinations[node.to]
         await self.ctx.tracker.amend(self.call_id, {"transfer_to": f"{node.to}:{destination.number}"})
+        options = ""
+        token = await self.hand_off(node.to, destination.trunk)
+        if token:
+            options = f",b({PREDIAL_CONTEXT}^s^1)"  # puts the token in a SIP header on the new leg
         await self.session.exec_app(
-            "Dial", f"PJSIP/{destination.number}@{destination.trunk},{int(node.ring_timeout_s)}"
+            "Dial", f"PJSIP/{destination.number}@{destination.trunk},{int(node.ring_timeout_s)}{options}"
         )
         status = await self.session.get_variable("DIALSTATUS") or "unknown"
         if status == "ANSWER":
@@ -212,6 +228,27 @@ class IvrRun:
         await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": status.lower()}})
         log.warning("ivr.transfer_failed", destination=node.to, status=status)
         return node.next
+
+    async def hand_off(self, to: str, trunk: str, seat: str = "", note: str = "") -> str:
+        """A transfer to another 12345 platform carries the case: write the hand-off record and
+        put its token on the channel (inherited by the outgoing leg). Returns the token, or ""
+        when the trunk does not lead to a platform."""
+        if self.ctx.handoffs is None or trunk not in self.ctx.platform_trunks:
+            return ""
+        handoff = await create_handoff(
+            self.ctx.handoffs,
+            platform=self.plan.spec.platform,
+            record=self.ctx.tracker.get_live(self.call_id),
+            call_id=self.call_id,
+            to=to,
+            at=self.ctx.clock(),
+            seat=seat,
+            note=note,
+        )
+        await self.session.set_variable(f"_{HANDOFF_VARIABLE}", handoff.token)
+        await self.ctx.tracker.amend(self.call_id, {"tags": {"handoff": handoff.token}})
+        log.info("ivr.handoff", to=to, token=handoff.token)
+        return handoff.token
 
     async def _voicemail(self, node: VoicemailNode) -> str | None:
         """Greeting, beep, message (silence, ``#``, max length or hang-up ends it), optional

@@ -23,6 +23,17 @@ SEAT_CONTEXT = "hotline-seat"
 FALLBACK_QUEUE = "hotline-fallback"
 PEER_CONTEXT = "hotline-peer"
 HOTLINE_NUMBER = "12345"
+PROVINCE_PLATFORM = "province"  # the provincial platform's id (dialplans/province.yaml)
+ROUTE_CONTEXT = "hotline-route"
+ROUTE_VARIABLE = "HOTLINE_ROUTE"  # the trunk a caller of another area is sent to
+ROUTED_EVENT = "HotlineRouted"  # UserEvent: the caller was answered by the platform of their area
+HANDOFF_VARIABLE = "HOTLINE_HANDOFF"  # the hand-off token a transfer to another platform carries
+HANDOFF_HEADER = "X-Hotline-Handoff"
+PREDIAL_CONTEXT = "hotline-predial"  # runs on a transfer's new leg before it is dialled
+TRANSFER_CONTEXT = "hotline-transfer"  # a seat's transfer (API): the caller is redirected here
+TRANSFER_DIAL_VARIABLE = "HOTLINE_TRANSFER_DIAL"
+TRANSFERRED_EVENT = "HotlineTransferred"
+AGI_TRANSFER_FAILED_SCRIPT = "transfer-failed"
 # our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
 HOLD_CONTEXT = "hotline-hold"
 OFFER_CONTEXT = "hotline-offer"
@@ -268,12 +279,36 @@ def _rtp_conf(config: Config) -> str:
     return f"[general]\nrtpstart = {config.sip.rtp_port_min}\nrtpend = {config.sip.rtp_port_max}\n"
 
 
+def _trunk_entries(config: Config) -> str:
+    """What the trunk's numbers do: ours go to the IVR; ``<area code>12345`` of an area another
+    platform serves goes there; an unknown area code goes to the province (from a prefecture)."""
+    own = config.platform
+    routes = {
+        trunk.area_code: name
+        for name, trunk in config.sip.trunks.items()
+        if trunk.area_code and trunk.platform != own.id
+    }
+    lines = [f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)"]
+    if own.area_code not in routes:
+        for prefix in (own.area_code, own.area_code[1:]):
+            lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
+    for area_code, trunk in sorted(routes.items()):
+        for prefix in (area_code, area_code[1:]):
+            lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={trunk})")
+            lines.append(f" same => n,Goto({ROUTE_CONTEXT},{area_code}{HOTLINE_NUMBER},1)")
+    province = next((n for n, t in config.sip.trunks.items() if t.platform == PROVINCE_PLATFORM), None)
+    if province and own.id != PROVINCE_PLATFORM:
+        for pattern in ("_0XX", "_0XXX"):
+            lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={province})")
+            lines.append(f" same => n,Goto({ROUTE_CONTEXT},${{EXTEN}},1)")
+    return "\n".join(lines)
+
+
 def _extensions_conf(config: Config) -> str:
     platform = config.platform
     agi = config.agi
     fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
-    numbers = [HOTLINE_NUMBER, f"{platform.area_code}{HOTLINE_NUMBER}", f"{platform.area_code[1:]}{HOTLINE_NUMBER}"]
-    entries = "\n".join(f"exten => {number},1,Goto({ENTRY_CONTEXT},s,1)" for number in numbers)
+    entries = _trunk_entries(config)
     # The file name carries what the controller needs to rebuild the record of a call it never
     # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
     # calls/fallback.py parses it; keep the two in step.
@@ -327,6 +362,32 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,Record({fallback_file},3,120,k)
  same => n,Playback({prompt_path(config, "goodbye")})
  same => n(done),Hangup()
+
+; A caller of another area (属地接听): answered by their own platform; if it cannot take the
+; call (down, all trunks busy), answered here
+[{ROUTE_CONTEXT}]
+exten => _X.,1,Dial(PJSIP/${{EXTEN}}@${{{ROUTE_VARIABLE}}},15)
+ same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
+ same => n,Goto({ENTRY_CONTEXT},s,1)
+ same => n(done),Hangup()
+; (the caller's hang-up ends the Dial: only the h extension still runs to tell the controller)
+exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({ROUTED_EVENT},Trunk: ${{{ROUTE_VARIABLE}}}))
+
+; the new leg of a transfer to another platform carries the case's token in a SIP header
+[{PREDIAL_CONTEXT}]
+exten => s,1,ExecIf($["${{{HANDOFF_VARIABLE}}}" != ""]?Set(PJSIP_HEADER(add,{HANDOFF_HEADER})=${{{HANDOFF_VARIABLE}}}))
+ same => n,Return()
+
+; A seat's transfer (POST /api/v1/calls/{{id}}/transfer): the caller is redirected here out of
+; the seat's bridge. Answered: done. Not: the dialplan's transfer_failed node, or the fallback.
+[{TRANSFER_CONTEXT}]
+exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},30,b({PREDIAL_CONTEXT}^s^1))
+ same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
+ same => n,AGI({agi_url}/{AGI_TRANSFER_FAILED_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ same => n,Goto({ENTRY_CONTEXT},s,fallback)
+ same => n(done),Hangup()
+exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT},To: ${{{TRANSFER_DIAL_VARIABLE}}}))
 
 ; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
 ; (it finds its callers again), and max wait is Asterisk's own timer (TIMEOUT(absolute)).

@@ -82,8 +82,9 @@ def _reachable(spec: DialplanSpec, start: str, follow: Callable[[Node], Iterator
 
 def _check_references(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) -> Iterator[Finding]:
     """Targets, prompts and destinations that point at nothing."""
-    if spec.start not in spec.nodes:
-        yield Finding(("start",), f"start node {spec.start!r} does not exist (nodes: {', '.join(spec.nodes)})")
+    for field, entry in _entries(spec):
+        if entry not in spec.nodes:
+            yield Finding((field,), f"{field} node {entry!r} does not exist (nodes: {', '.join(spec.nodes)})")
     for node_id, node in spec.nodes.items():
         for field, target in targets(node):
             if target not in spec.nodes:
@@ -99,9 +100,18 @@ def _check_references(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) 
             yield Finding(_path(node_id, "to"), f"destination {node.to!r} is not under destinations: ({known})")
 
 
+def _entries(spec: DialplanSpec) -> Iterator[tuple[str, str]]:
+    """Where calls enter the graph: start, and the optional hand-off and failed-transfer entries."""
+    yield "start", spec.start
+    if spec.handoff_start:
+        yield "handoff_start", spec.handoff_start
+    if spec.transfer_failed:
+        yield "transfer_failed", spec.transfer_failed
+
+
 def _check_flow(spec: DialplanSpec) -> Iterator[Finding]:
     """Unreachable nodes, loops with no way out, menus with no way to a human."""
-    reachable = _reachable(spec, spec.start, targets)
+    reachable = set().union(*(_reachable(spec, entry, targets) for _, entry in _entries(spec)))
     for node_id in spec.nodes:
         if node_id not in reachable:
             yield Finding(("nodes", node_id), f"node {node_id!r} cannot be reached from start {spec.start!r}")
@@ -125,7 +135,7 @@ def _check_flow(spec: DialplanSpec) -> Iterator[Finding]:
 def check_graph(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) -> list[Finding]:
     """Every graph problem of ``spec``; ``prompt_exists`` says whether a recording exists."""
     findings = list(_check_references(spec, prompt_exists))
-    if spec.start in spec.nodes:
+    if all(entry in spec.nodes for _, entry in _entries(spec)):
         findings.extend(_check_flow(spec))
         findings.extend(_menu_depth(spec))
     return findings

@@ -214,4 +214,9 @@ class DialplanSpec(_Model):
     prompts: dict[PromptName, str] = Field(default_factory=dict)
     destinations: dict[str, Destination] = Field(default_factory=dict)
     start: NodeId
+    # a call handed over by another platform (with its case) starts here, e.g. straight at a queue
+    handoff_start: NodeId | None = None
+    # a seat's transfer (API) that nobody answered: the call goes on here (e.g. voicemail);
+    # unset: Asterisk's fallback route keeps the caller's message
+    transfer_failed: NodeId | None = None
     nodes: dict[NodeId, Node] = Field(min_length=1)

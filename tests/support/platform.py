@@ -58,7 +58,9 @@ class PlatformUnderTest:
     overrides: dict[str, Any] = field(default_factory=dict)
     dialplan: str = "greet"  # a file of tests/dialplans
     environment: dict[str, str] = field(default_factory=dict)  # for the controller (HOTLINE_TEST_NOW)
+    shared_redis: RedisProcess | None = None  # platforms of one province share one Redis
     config: Config = field(init=False)
+    platform_id: str = field(init=False, default="kunming")
     config_path: Path = field(init=False)
     redis: RedisProcess = field(init=False)
     asterisk: AsteriskProcess = field(init=False)
@@ -68,7 +70,7 @@ class PlatformUnderTest:
 
     def __post_init__(self) -> None:
         rtp_min, rtp_max = rtp_range()
-        redis_port = free_port()
+        redis_port = self.shared_redis.port if self.shared_redis else free_port()
         data: dict[str, Any] = {
             "platform": {"id": "kunming", "name": "昆明市12345", "area_code": "0871"},
             "sip": {"port": free_tcp_and_udp_port(), "rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
@@ -101,18 +103,19 @@ class PlatformUnderTest:
             else:
                 data[section] = values
         self.root.mkdir(parents=True, exist_ok=True)
+        self.platform_id = str(data["platform"]["id"])
         self.install_dialplan(self.dialplan)
         self.config_path = self.root / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         self.config = load_config(self.config_path)
-        self.redis = RedisProcess(self.root / "redis", redis_port)
+        self.redis = self.shared_redis or RedisProcess(self.root / "redis", redis_port)
         layout = write_asterisk_config(self.config, self.root / "asterisk-etc")
         self.asterisk = AsteriskProcess(layout, self.root / "asterisk-console.log")
         self.controller_log = self.root / "controller.log"
 
     @property
     def dialplan_file(self) -> Path:
-        return self.root / "dialplans" / "kunming.yaml"
+        return self.root / "dialplans" / f"{self.platform_id}.yaml"
 
     def install_dialplan(self, name: str, edit: Callable[[str], str] = lambda text: text) -> None:
         """Copy tests/dialplans/<name>.yaml in as this platform's dialplan (optionally edited)."""
@@ -123,7 +126,8 @@ class PlatformUnderTest:
     # processes
 
     def start_all(self) -> None:
-        self.redis.start()
+        if self.shared_redis is None:
+            self.redis.start()
         self.asterisk.start()
         self.start_controller()
 
@@ -131,7 +135,8 @@ class PlatformUnderTest:
         self.stop_asr_worker()
         self.stop_controller()
         self.asterisk.stop()
-        self.redis.stop()
+        if self.shared_redis is None:
+            self.redis.stop()
 
     def start_controller(self, wait_ami: bool = True, environment: dict[str, str] | None = None) -> None:
         if environment is not None:
@@ -196,8 +201,13 @@ class PlatformUnderTest:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.config.http.port}"
 
-    def http(self, path: str, token: str | None = ADMIN_TOKEN, method: str = "GET") -> HttpResult:
-        request = urllib.request.Request(self.base_url + path, method=method)
+    def http(
+        self, path: str, token: str | None = ADMIN_TOKEN, method: str = "GET", body: dict[str, Any] | None = None
+    ) -> HttpResult:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, method=method, data=data)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:

@@ -215,13 +215,19 @@ RINGING = """
 def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> str:
     """A seat or a peer hotline: answers, talks ``talk_ms`` (streaming ``voice`` if given),
     then hangs up (or waits for BYE)."""
-    answer = f"""
-  <recv request="INVITE" rrs="true">
+    # the dialog's From/To are kept only for our own BYE (SIPp refuses a variable never used)
+    keep_dialog = (
+        """
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
       <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
     </action>
-  </recv>
+  """
+        if hang_up
+        else ""
+    )
+    answer = f"""
+  <recv request="INVITE" rrs="true">{keep_dialog}</recv>
 {RINGING}  <send retrans="500">
     <![CDATA[
       SIP/2.0 200 OK

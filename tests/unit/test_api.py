@@ -16,6 +16,7 @@ from acd.seat import Seat
 from acd.seats import SeatService
 from acd.stats import QueueStats, SeatStats
 from calls.callbacks import Callback
+from calls.handoff import Handoff
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
 from hotline.api import build_api
@@ -24,6 +25,7 @@ from hotline.config import ApiToken
 from hotline.metrics import Metric
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.registry import ReloadResult
+from ivr.transfer import TransferRefused, TransferStarted
 from recordings.access import AuditEntry
 from tickets.store import RedisTicketStore
 from voicemail.jobs import AsrQueue
@@ -52,6 +54,7 @@ class Backend:
         self.asr_queue = AsrQueue(client, TicketStoreSink(self.tickets))
         self.spool_dir = spool_dir
         self.store_down = False
+        self.transfers: list[tuple[str, str, str, str]] = []
         self.broken_dialplan = False
         self.reloads: list[str] = []
         self.audited: list[AuditEntry] = []
@@ -86,6 +89,24 @@ class Backend:
     async def queue_stats(self) -> list[QueueStats]:
         return []
 
+    async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
+        if to != "province":
+            raise TransferRefused(f"unknown destination {to!r}")
+        self.transfers.append((call_id, to, seat, note))
+        return TransferStarted(to, "PJSIP/12345@province", None)
+
+    async def current_calls(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    async def seat_of_call(self, call_id: str) -> str | None:
+        return "1001" if call_id == "kunming-9.9" else None
+
+    async def handoff(self, token: str) -> Handoff | None:
+        return None
+
+    async def platforms(self) -> list[dict[str, Any]]:
+        return [{"platform": "kunming", "reporting": True}]
+
     async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
         return [
             (seat, SeatStats(seat.seat_id, answered=2, average_talk_s=61.5, talk_s=123.0)) for seat in self.seats.all()
@@ -115,7 +136,7 @@ class Backend:
 TOKENS = TokenRegistry(
     [
         ApiToken(name="sup", role="supervisor", sha256=token_sha256("sup-token")),
-        ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token")),
+        ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token"), seat="1001"),
         ApiToken(name="root", role="admin", sha256=token_sha256("admin-token")),
     ]
 )
@@ -226,3 +247,25 @@ async def test_the_console_page_is_served_without_data(
     assert "12345" in page
     assert "/api/v1/queues" in page
     assert "13812345678" not in page  # the page itself carries no call data
+
+
+async def test_a_seat_transfers_only_its_own_caller(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    backend, client = backend_and_client
+    path = "/api/v1/calls/kunming-9.9/transfer"
+    body = {"to": "province", "note": "跨市事项"}
+    assert (await client.post(path, json=body)).status == 401
+    accepted = await client.post(path, json=body, headers=bearer("seat-token"))  # the seat token is seat 1001's
+    assert accepted.status == 202
+    assert (await accepted.json())["to"] == "province"
+    assert backend.transfers == [("kunming-9.9", "province", "1001", "跨市事项")]
+    unknown = await client.post(path, json={"to": "mars"}, headers=bearer("sup-token"))
+    assert unknown.status == 409
+    assert (await client.post("/api/v1/calls/nope/transfer", json=body, headers=bearer("sup-token"))).status == 404
+    assert (await client.post(path, json={}, headers=bearer("sup-token"))).status == 400
+
+
+async def test_platforms_need_a_supervisor(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = backend_and_client
+    assert (await client.get("/api/v1/platforms", headers=bearer("seat-token"))).status == 403
+    body = await (await client.get("/api/v1/platforms", headers=bearer("sup-token"))).json()
+    assert body == {"platforms": [{"platform": "kunming", "reporting": True}]}

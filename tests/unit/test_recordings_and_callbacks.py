@@ -54,7 +54,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 async def callbacks(redis_server: RedisProcess) -> AsyncIterator[RedisCallbackList]:
     client = aioredis.Redis.from_url(redis_server.url)
     await client.flushdb()
-    yield RedisCallbackList(client)
+    yield RedisCallbackList(client, "kunming")
     await client.aclose()
 
 

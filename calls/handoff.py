@@ -1,0 +1,103 @@
+"""Hand-off records: the case that travels with a call transferred to another 12345 platform.
+
+The sending platform writes the record to the shared Redis and passes its token in a SIP
+header (``X-Hotline-Handoff``) and a channel variable; the receiving platform reads the header
+when the call arrives, links its own call record to the token, and shows the record to the
+seat whose phone rings. A record nobody picks up in time is still there for the expiry job,
+which files it as a ticket (nothing a caller said is lost between platforms).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict
+
+from hotline.privacy import mask_number
+
+PREFIX = "hotline:handoff:"
+PENDING = "hotline:handoffs:pending"  # ZSET token → created_at (epoch), until picked up
+HEADER = "X-Hotline-Handoff"
+TTL_S = 30 * 86400  # kept a month for the record of both legs
+
+
+class Handoff(BaseModel):
+    """What the receiving seat needs to know without asking the caller again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    from_platform: str
+    from_call_id: str
+    to: str  # destination name, e.g. province
+    caller: str = ""
+    ivr_path: tuple[str, ...] = ()
+    tags: dict[str, str] = {}
+    seat: str = ""  # the seat that transferred, if any
+    note: str = ""  # the seat's words for the next seat
+    ticket_id: str = ""
+    created_at: datetime
+    picked_up_platform: str = ""
+    picked_up_call_id: str = ""
+    picked_up_at: datetime | None = None
+
+
+def new_token() -> str:
+    return secrets.token_hex(12)
+
+
+class RedisHandoffs:
+    """Hand-off records in the Redis all platforms share."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    async def create(self, handoff: Handoff) -> Handoff:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(PREFIX + handoff.token, handoff.model_dump_json(), ex=TTL_S)
+            pipe.zadd(PENDING, {handoff.token: handoff.created_at.timestamp()})
+            await pipe.execute()
+        return handoff
+
+    async def get(self, token: str) -> Handoff | None:
+        raw = await self._redis.get(PREFIX + token)
+        return Handoff.model_validate_json(raw) if raw else None
+
+    async def picked_up(self, token: str, platform: str, call_id: str, at: datetime) -> Handoff | None:
+        """The receiving platform has the call: link its leg (once; a retry keeps the first)."""
+        handoff = await self.get(token)
+        if handoff is None or handoff.picked_up_call_id:
+            return handoff
+        done = handoff.model_copy(
+            update={"picked_up_platform": platform, "picked_up_call_id": call_id, "picked_up_at": at}
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(PREFIX + token, done.model_dump_json(), ex=TTL_S)
+            pipe.zrem(PENDING, token)
+            await pipe.execute()
+        return done
+
+    async def expired(self, older_than: datetime) -> list[Handoff]:
+        """Hand-offs created before ``older_than`` that no platform picked up."""
+        tokens = cast(list[bytes], await self._redis.zrangebyscore(PENDING, 0, older_than.timestamp()))
+        found = []
+        for token in tokens:
+            handoff = await self.get(token.decode())
+            if handoff is not None:
+                found.append(handoff)
+        return found
+
+    async def settle(self, token: str) -> None:
+        """An expired hand-off was dealt with (filed as a ticket)."""
+        await self._redis.zrem(PENDING, token)
+
+
+def handoff_view(handoff: Handoff) -> dict[str, Any]:
+    """As the API shows it: the caller's number masked like everywhere else."""
+    data: dict[str, Any] = json.loads(handoff.model_dump_json())
+    data["caller"] = mask_number(handoff.caller)
+    return data

@@ -1,0 +1,85 @@
+"""The multi-platform part of the HTTP API: a seat's transfer of its caller (with the case),
+hand-off records, and the province-wide view of every platform — see docs/api.md."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from calls.handoff import Handoff, handoff_view
+from hotline.api_common import PRINCIPAL_KEY, error_response, requires
+from ivr.transfer import TransferRefused, TransferStarted
+
+log = structlog.get_logger(__name__)
+
+
+class NetworkBackend(Protocol):
+    async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted: ...
+
+    async def seat_of_call(self, call_id: str) -> str | None: ...
+
+    async def handoff(self, token: str) -> Handoff | None: ...
+
+    async def platforms(self) -> list[dict[str, Any]]: ...
+
+
+NETWORK_KEY: web.AppKey[NetworkBackend] = web.AppKey("network")
+
+
+@requires("seat")
+async def transfer_call(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    backend = request.app[NETWORK_KEY]
+    call_id = request.match_info["call_id"]
+    body = await request.json() if request.can_read_body else {}
+    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
+        return error_response(400, 'send {"to": "<destination>", "note": "…"}')
+    seat = await backend.seat_of_call(call_id)
+    if seat is None:
+        return error_response(404, "no call in progress with that id")
+    if not principal.may_act_as_seat(seat):
+        return error_response(403, "a seat may transfer only its own caller; supervisors any")
+    try:
+        started = await backend.transfer_call(call_id, body["to"], seat, str(body.get("note", ""))[:500])
+    except TransferRefused as exc:
+        return error_response(409, str(exc))
+    except RedisError as exc:
+        return error_response(503, f"the hand-off could not be stored: Redis: {exc}")
+    log.info("api.transfer", who=principal.name, call_id=call_id, to=started.destination)
+    return web.json_response(
+        {
+            "call_id": call_id,
+            "to": started.destination,
+            "handoff": handoff_view(started.handoff) if started.handoff else None,
+        },
+        status=202,  # the transfer is dialling; the call record says how it ended
+    )
+
+
+@requires("seat")
+async def get_handoff(request: web.Request) -> web.Response:
+    try:
+        handoff = await request.app[NETWORK_KEY].handoff(request.match_info["token"])
+    except RedisError as exc:
+        return error_response(503, f"hand-offs are unavailable: Redis: {exc}")
+    if handoff is None:
+        return error_response(404, "no such hand-off")
+    return web.json_response(handoff_view(handoff))
+
+
+@requires("supervisor")
+async def list_platforms(request: web.Request) -> web.Response:
+    try:
+        found = await request.app[NETWORK_KEY].platforms()
+    except RedisError as exc:
+        return error_response(503, f"the province-wide view is unavailable: Redis: {exc}")
+    return web.json_response({"platforms": found})
+
+
+def add_network_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/calls/{call_id}/transfer", transfer_call)
+    app.router.add_get("/api/v1/handoffs/{token}", get_handoff)
+    app.router.add_get("/api/v1/platforms", list_platforms)

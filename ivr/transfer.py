@@ -1,0 +1,125 @@
+"""Transfers that carry the case: hand-off records, and a seat's transfer of its caller (API).
+
+A transfer to a destination whose trunk leads to another 12345 platform (``sip.trunks.<name>.
+platform``) writes a hand-off record to the shared Redis; its token rides on the channel
+(``_HOTLINE_HANDOFF``, inherited by the new leg) and in a SIP header the receiving platform
+reads (calls/handoff.py, ivr/entry.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from calls.handoff import Handoff, RedisHandoffs, new_token
+from calls.model import CallRecord
+from calls.tracker import CallTracker
+from ivr.dialplan.registry import DialplanRegistry
+from telephony.ami_types import AmiError, AmiLink
+from telephony.asterisk_conf import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
+
+log = structlog.get_logger(__name__)
+
+
+class TransferRefused(ValueError):
+    """The transfer cannot be made (unknown destination, call not with a seat, Asterisk refused)."""
+
+
+async def create_handoff(
+    handoffs: RedisHandoffs,
+    *,
+    platform: str,
+    record: CallRecord | None,
+    call_id: str,
+    to: str,
+    at: datetime,
+    seat: str = "",
+    note: str = "",
+) -> Handoff:
+    """The case as the next platform's seat should see it."""
+    return await handoffs.create(
+        Handoff(
+            token=new_token(),
+            from_platform=platform,
+            from_call_id=call_id,
+            to=to,
+            caller=record.caller if record else "",
+            ivr_path=record.ivr_path if record else (),
+            tags=dict(record.tags) if record else {},
+            seat=seat,
+            note=note,
+            created_at=at,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class TransferStarted:
+    destination: str
+    dial: str
+    handoff: Handoff | None
+
+
+class SeatTransfers:
+    """A seat hands its caller on (blind): the caller leaves the seat's bridge for the
+    transfer context, which dials the destination with the case attached."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        tracker: CallTracker,
+        dialplans: DialplanRegistry,
+        ami: AmiLink,
+        handoffs: RedisHandoffs,
+        platform_trunks: Mapping[str, str],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._platform = platform
+        self._tracker = tracker
+        self._dialplans = dialplans
+        self._ami = ami
+        self._handoffs = handoffs
+        self._platform_trunks = platform_trunks
+        self._clock = clock
+
+    async def transfer(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
+        record = self._tracker.get_live(call_id)
+        if record is None or not record.seat:
+            raise TransferRefused("only a call in progress with a seat can be transferred")
+        destinations = self._dialplans.current.spec.destinations
+        if to not in destinations:
+            raise TransferRefused(f"unknown destination {to!r} (dialplan destinations: {', '.join(destinations)})")
+        destination = destinations[to]
+        dial = f"PJSIP/{destination.number}@{destination.trunk}"
+        handoff = None
+        if destination.trunk in self._platform_trunks:
+            handoff = await create_handoff(
+                self._handoffs, platform=self._platform, record=record, call_id=call_id, to=to,
+                at=self._clock(), seat=seat, note=note,
+            )  # fmt: skip
+        try:
+            if handoff is not None:
+                await self._setvar(record.channel, f"_{HANDOFF_VARIABLE}", handoff.token)
+            await self._setvar(record.channel, TRANSFER_DIAL_VARIABLE, dial)
+            await self._ami.send_action(
+                {
+                    "Action": "Redirect",
+                    "Channel": record.channel,
+                    "Context": TRANSFER_CONTEXT,
+                    "Exten": "s",
+                    "Priority": "1",
+                }
+            )
+        except AmiError as exc:
+            raise TransferRefused(f"Asterisk did not take the transfer: {exc}") from None
+        tags = {"transfer_by": seat} | ({"handoff": handoff.token} if handoff else {})
+        await self._tracker.amend(call_id, {"transfer_to": f"{to}:{destination.number}", "tags": tags})
+        log.info("transfer.started", call_id=call_id, to=to, seat=seat, handoff=handoff.token if handoff else "")
+        return TransferStarted(to, dial, handoff)
+
+    async def _setvar(self, channel: str, name: str, value: str) -> None:
+        await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})

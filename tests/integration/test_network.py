@@ -1,0 +1,195 @@
+"""One province, several prefectures: three real Asterisks and controllers (province, 昆明,
+大理) on loopback, linked by SIP trunks, sharing one Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.redis_process import RedisProcess
+from tests.support.audio import tone_wav
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.ports import free_port, free_tcp_and_udp_port
+from tests.support.sipp import (
+    ANSWERED,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    SippCall,
+    SippServer,
+    answering_peer,
+    run_sipp,
+    scenario,
+    stream_audio,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Network:
+    province: PlatformUnderTest
+    kunming: PlatformUnderTest
+    dali: PlatformUnderTest
+    kunming_seat_port: int
+    province_seat_port: int
+
+
+def trunk(port: int, platform: str, area_code: str | None = None) -> dict[str, Any]:
+    link: dict[str, Any] = {"host": "127.0.0.1", "port": port, "platform": platform}
+    if area_code:
+        link["area_code"] = area_code
+    return link
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    root = tmp_path_factory.mktemp("network")
+    redis = RedisProcess(root / "redis", free_port())
+    sip = {name: free_tcp_and_udp_port() for name in ("province", "kunming", "dali", "nobody")}
+    kunming_seat, province_seat = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+
+    def platform(name: str, area_code: str, trunks: dict[str, Any], seats: list[dict[str, str]]) -> PlatformUnderTest:
+        return PlatformUnderTest(
+            root / name,
+            overrides={
+                "platform": {"id": name, "name": name, "area_code": area_code, "province": name == "province"},
+                "sip": {"port": sip[name], "trunks": trunks},
+                "seats": seats,
+                "acd": {"auto_login": [s["id"] for s in seats], "wrapup_s": 0},
+            },
+            dialplan=f"net_{name}",
+            shared_redis=redis,
+        )
+
+    province = platform(
+        "province",
+        "0871",
+        {"kunming": trunk(sip["kunming"], "kunming", "0871"), "dali": trunk(sip["dali"], "dali", "0872")},
+        [{"id": "2001", "contact": f"sip:2001@127.0.0.1:{province_seat}"}],
+    )
+    kunming = platform(
+        "kunming",
+        "0871",
+        {"province": trunk(sip["province"], "province"), "province_down": trunk(sip["nobody"], "province")},
+        [{"id": "1001", "contact": f"sip:1001@127.0.0.1:{kunming_seat}"}],
+    )
+    dali = platform("dali", "0872", {"province": trunk(sip["province"], "province")}, [])
+    redis.start()
+    started: list[PlatformUnderTest] = []
+    try:
+        for each in (province, kunming, dali):
+            each.start_all()
+            started.append(each)
+        yield Network(province, kunming, dali, kunming_seat, province_seat)
+    finally:
+        for each in started:
+            each.stop_all()
+        redis.stop()
+
+
+def ended(platform: PlatformUnderTest, caller: str) -> dict[str, Any]:
+    masked = caller[:3] + "****" + caller[-4:]
+    return platform.wait_call(
+        lambda c: c["caller"] == masked and c["state"] == "ended", f"{caller} on {platform.platform_id}"
+    )
+
+
+def test_a_caller_of_another_area_is_answered_by_their_own_prefecture(network: Network) -> None:
+    """0872 12345 dialled into the province's trunk: 大理's IVR answers (属地接听)."""
+    result = run_sipp(
+        network.province.config.sip.port,
+        scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP),
+        number="087212345",
+        caller="13877770001",
+    )
+    assert result.ok, result.errors
+    at_dali = ended(network.dali, "13877770001")
+    assert at_dali["called"] == "087212345"
+    assert at_dali["ivr_path"] == ["welcome", "bye"]
+    assert at_dali["outcome"] == "ivr_completed"
+    at_province = ended(network.province, "13877770001")
+    assert at_province["outcome"] == "transferred"
+    assert at_province["transfer_to"] == "route:dali"
+
+
+def current_call(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any] | None:
+    seats = platform.http("/api/v1/seats").body["seats"]
+    found: dict[str, Any] | None = next(s for s in seats if s["seat"] == seat_id)["current"]
+    return found
+
+
+def test_a_seat_transfers_its_caller_to_the_province_with_the_case(network: Network) -> None:
+    kunming, province = network.kunming, network.province
+    kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)
+    province_seat = SippServer(scenario(answering_peer(talk_ms=3000, hang_up=True)), port=network.province_seat_port)
+    caller = SippCall(kunming.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770002")
+    talking = kunming.wait_call(
+        lambda c: c["caller"] == "138****0002" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
+    )
+    transfer = kunming.http(
+        f"/api/v1/calls/{talking['call_id']}/transfer", method="POST", body={"to": "province", "note": "跨市事项"}
+    )
+    assert transfer.status == 202, transfer.body
+    token = transfer.body["handoff"]["token"]
+
+    # the provincial seat sees the case while its phone rings (or at the latest as it talks)
+    seen = wait_for("the case at the provincial seat", lambda: current_call(province, "2001"), timeout_s=30)
+    assert seen["handoff"]["token"] == token
+    assert seen["handoff"]["note"] == "跨市事项"
+    assert seen["handoff"]["from_platform"] == "kunming"
+    assert seen["handoff"]["caller"] == "138****0002"
+
+    assert caller.wait().ok
+    assert kunming_seat.wait().ok
+    assert province_seat.wait().ok
+    at_kunming = ended(kunming, "13877770002")
+    at_province = ended(province, "13877770002")
+    assert at_kunming["outcome"] == "transferred"
+    assert at_kunming["transfer_to"] == "province:12345"
+    assert at_kunming["tags"]["handoff"] == token
+    assert at_province["tags"]["handoff"] == token
+    assert at_province["tags"]["handoff_from"] == f"kunming:{at_kunming['call_id']}"
+    assert at_province["seat"] == "2001"
+    assert at_province["outcome"] == "answered"
+    assert at_province["ivr_path"][0] == "priority_seat"  # straight to a seat, no menu again
+    record = kunming.http(f"/api/v1/handoffs/{token}").body
+    assert record["picked_up_platform"] == "province"
+    assert record["picked_up_call_id"] == at_province["call_id"]
+
+
+def test_province_down_keeps_the_caller_and_the_case_in_a_ticket(network: Network, tmp_path: Path) -> None:
+    kunming = network.kunming
+    kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)
+    speech = tone_wav(tmp_path / "speech.wav", seconds=2)
+    caller = SippCall(
+        kunming.config.sip.port,
+        scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), HOTLINE_HANGS_UP),
+        caller="13877770003",
+        timeout_s=90,
+    )
+    talking = kunming.wait_call(
+        lambda c: c["caller"] == "138****0003" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
+    )
+    transfer = kunming.http(
+        f"/api/v1/calls/{talking['call_id']}/transfer", method="POST", body={"to": "province_down", "note": "省级部门"}
+    )
+    assert transfer.status == 202, transfer.body
+    token = transfer.body["handoff"]["token"]
+    assert caller.wait().ok  # never dropped: the message was taken, then the goodbye
+    assert kunming_seat.wait().ok
+    record = ended(kunming, "13877770003")
+    assert record["outcome"] == "voicemail"
+    assert record["tags"]["transfer_status"] in ("chanunavail", "congestion", "noanswer")
+    assert record["ivr_path"][-2:] == ["vm", "bye"]
+
+    def ticket() -> dict[str, Any] | None:
+        tickets = kunming.http("/api/v1/tickets").body["tickets"]
+        return next((t for t in tickets if t["call_id"] == record["call_id"]), None)
+
+    found = wait_for("the ticket with the case", ticket, timeout_s=30)
+    assert found["tags"]["handoff"] == token
+    assert found["tags"]["transfer_by"] == "1001"
