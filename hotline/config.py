@@ -279,6 +279,8 @@ class TicketsConfig(_Model):
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
     webhook_token: str | None = Field(default=None, repr=False)
     webhook_max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
+    # a transfer to another platform whose call never arrived there becomes a ticket after this
+    handoff_expiry_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
 
 
 class Config(_Model):

@@ -63,6 +63,7 @@ from telephony.asterisk_conf import (
     prompt_path,
 )
 from tickets.export import WebhookExporter
+from tickets.from_handoffs import file_expired_handoffs
 from tickets.store import RedisTicketStore
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
@@ -252,6 +253,7 @@ class Controller:
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
             asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
+            asyncio.create_task(self._every(30.0, self._expire_handoffs), name="handoff-expiry"),
         ]
         if self._asr_worker is not None:
             self._tasks.append(asyncio.create_task(self._asr_worker.run(), name="asr-worker"))
@@ -308,6 +310,10 @@ class Controller:
         for seat_id in self.config.acd.auto_login:
             if not self.seats.get(seat_id).logged_in:
                 await self.seats.login(seat_id)
+
+    async def _expire_handoffs(self) -> None:
+        expiry = timedelta(seconds=self.config.tickets.handoff_expiry_s)
+        await file_expired_handoffs(self.handoffs, self.tickets, self.config.platform.id, self._clock(), expiry)
 
     async def _rescan_messages(self) -> None:
         """Messages in the spool with neither ticket nor job (Redis lost them, or was away when

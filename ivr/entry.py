@@ -122,8 +122,18 @@ class IvrTransferFailed:
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
             status = (await session.get_variable("DIALSTATUS") or "unknown").lower()
             await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
+            await settle_handoff(self._tracker, self._context, call_id)
             plan = self._dialplans.current
             log.warning("ivr.seat_transfer_failed", status=status, next=plan.spec.transfer_failed or "fallback")
             if plan.spec.transfer_failed is None:
                 return  # the fallback route keeps the caller's message
             await IvrRun(session, plan, self._context, call_id).run(start=plan.spec.transfer_failed)
+
+
+async def settle_handoff(tracker: CallTracker, context: IvrContext, call_id: str) -> None:
+    """The transfer failed and the caller stays here: the case stays with this call (its
+    record, and any ticket its message makes), so the hand-off must not expire into a second."""
+    record = tracker.get_live(call_id)
+    token = record.tags.get("handoff") if record else None
+    if token and context.handoffs is not None:
+        await context.handoffs.settle(token)

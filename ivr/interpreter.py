@@ -226,6 +226,8 @@ class IvrRun:
             await self._release()
             return None
         await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": status.lower()}})
+        if token and self.ctx.handoffs is not None:
+            await self.ctx.handoffs.settle(token)  # the case stays here, with this call
         log.warning("ivr.transfer_failed", destination=node.to, status=status)
         return node.next
 

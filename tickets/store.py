@@ -120,16 +120,20 @@ class RedisTicketStore:
         transcript: Transcript,
         category: TicketCategory = TicketCategory.CONSULTATION,
         tags: Mapping[str, str] | None = None,
+        source: TicketSource = TicketSource.VOICEMAIL,
+        origin: str = "",
     ) -> CreateResult:
         """A ticket for a transcribed message: new, merged into the caller's open one, or the
         one this message already made. ``recording`` is the message's path in the spool
-        (``voicemail/<call>.wav``): relative, no ``..``."""
-        parts = PurePosixPath(recording).parts
-        if not parts or recording.startswith("/") or any(part in {".", ".."} for part in parts):
+        (``voicemail/<call>.wav``): relative, no ``..``. A ticket without a message (a hand-off
+        nobody picked up) has no recording and names its ``origin`` (``handoff/<token>``),
+        which makes it once only, like a recording does."""
+        parts = PurePosixPath(recording or origin).parts
+        if not parts or (recording or origin).startswith("/") or any(part in {".", ".."} for part in parts):
             raise ValueError(f"recording must be a path inside the spool, got {recording!r}")
 
         async def attempt(pipe: aioredis.client.Pipeline) -> CreateResult:
-            by_recording = recording_key(recording)
+            by_recording = recording_key(recording or origin)
             open_key = _open_key(platform, caller) if caller else None
             await pipe.watch(by_recording, *([open_key] if open_key else []))
             existing = await pipe.get(by_recording)
@@ -151,7 +155,7 @@ class RedisTicketStore:
             ticket = machine.accept(
                 platform=platform,
                 sequence=sequence,
-                source=TicketSource.VOICEMAIL,
+                source=source,
                 accepted_at=accepted_at,
                 category=category,
                 calendar=self._calendar_for(platform),
