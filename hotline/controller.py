@@ -37,7 +37,7 @@ from hotline.auth import TokenRegistry
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.metrics import Metric
-from hotline.platforms import PUBLISH_INTERVAL_S, list_platforms
+from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory, list_platforms
 from hotline.platforms import publish as publish_platform
 from hotline.privacy import mask_number
 from ivr.dialplan.loader import Dialplan
@@ -154,6 +154,7 @@ class Controller:
         )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
         self.handoffs = RedisHandoffs(self._redis)
+        directory = PlatformDirectory(self._redis, clock)
         platform_trunks = {name: t.platform for name, t in config.sip.trunks.items() if t.platform}
         self.tickets = RedisTicketStore(self._redis, lambda _platform: self.dialplans.current.calendar)
         ticket_sink = TicketStoreSink(self.tickets, clock)
@@ -188,6 +189,7 @@ class Controller:
             platform=config.platform.id,
             handoffs=self.handoffs,
             platform_trunks=platform_trunks,
+            availability=directory,
         )
         self.transfers = SeatTransfers(
             platform=config.platform.id,
@@ -196,6 +198,7 @@ class Controller:
             ami=self.ami,
             handoffs=self.handoffs,
             platform_trunks=platform_trunks,
+            availability=directory,
             clock=clock,
         )
         system_prompts = prompt_path(config, "any").parent

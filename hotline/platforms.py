@@ -5,10 +5,12 @@ seats to the shared Redis every few seconds; any controller can list them all
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 MEMBERS = "hotline:platforms"  # set of platform ids that have ever reported
 PREFIX = "hotline:platform:"
@@ -36,3 +38,25 @@ async def list_platforms(client: aioredis.Redis, now: datetime) -> list[dict[str
         age = (now - datetime.fromisoformat(snapshot["at"])).total_seconds()
         found.append({**snapshot, "reporting": age <= STALE_AFTER_S, "age_s": round(age, 1)})
     return found
+
+
+class PlatformDirectory:
+    """What the other platforms' snapshots say, for decisions (may we transfer there now?)."""
+
+    def __init__(self, client: aioredis.Redis, clock: Callable[[], datetime]) -> None:
+        self._redis = client
+        self._clock = clock
+
+    async def has_free_seat(self, platform: str) -> bool | None:
+        """Whether ``platform`` has a seat ready now; None when it is not reporting (unknown:
+        try, and handle the failure)."""
+        try:
+            raw = await self._redis.get(PREFIX + platform)
+        except RedisError:
+            return None
+        if raw is None:
+            return None
+        snapshot = json.loads(raw)
+        if (self._clock() - datetime.fromisoformat(snapshot["at"])).total_seconds() > STALE_AFTER_S:
+            return None
+        return int(snapshot.get("seats", {}).get("ready", 0)) > 0

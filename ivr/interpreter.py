@@ -37,7 +37,7 @@ from ivr.dialplan.schema import (
     VoicemailNode,
 )
 from ivr.hours import service_state
-from ivr.transfer import create_handoff
+from ivr.transfer import PlatformAvailability, create_handoff
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.asterisk_conf import (
     HANDOFF_VARIABLE,
@@ -86,6 +86,7 @@ class IvrContext:
     platform: str = ""  # this platform's id (hand-offs name it)
     handoffs: RedisHandoffs | None = None
     platform_trunks: Mapping[str, str] = field(default_factory=dict)  # trunk name → platform it reaches
+    availability: PlatformAvailability | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -213,6 +214,11 @@ class IvrRun:
     async def _transfer(self, node: TransferNode) -> str | None:
         destination = self.plan.spec.destinations[node.to]
         await self.ctx.tracker.amend(self.call_id, {"transfer_to": f"{node.to}:{destination.number}"})
+        target = self.ctx.platform_trunks.get(destination.trunk)
+        if target and self.ctx.availability and await self.ctx.availability.has_free_seat(target) is False:
+            await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": "no_free_seat"}})
+            log.info("ivr.transfer_skipped", destination=node.to, reason=f"{target} has no free seat")
+            return node.next  # the caller stays here (queue, voicemail or callback per the dialplan)
         options = ""
         token = await self.hand_off(node.to, destination.trunk)
         if token:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
@@ -22,6 +23,10 @@ from telephony.ami_types import AmiError, AmiLink
 from telephony.asterisk_conf import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
 
 log = structlog.get_logger(__name__)
+
+
+class PlatformAvailability(Protocol):
+    async def has_free_seat(self, platform: str) -> bool | None: ...
 
 
 class TransferRefused(ValueError):
@@ -76,6 +81,7 @@ class SeatTransfers:
         ami: AmiLink,
         handoffs: RedisHandoffs,
         platform_trunks: Mapping[str, str],
+        availability: PlatformAvailability,
         clock: Callable[[], datetime],
     ) -> None:
         self._platform = platform
@@ -84,6 +90,7 @@ class SeatTransfers:
         self._ami = ami
         self._handoffs = handoffs
         self._platform_trunks = platform_trunks
+        self._availability = availability
         self._clock = clock
 
     async def transfer(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
@@ -96,7 +103,11 @@ class SeatTransfers:
         destination = destinations[to]
         dial = f"PJSIP/{destination.number}@{destination.trunk}"
         handoff = None
-        if destination.trunk in self._platform_trunks:
+        target = self._platform_trunks.get(destination.trunk)
+        if target and await self._availability.has_free_seat(target) is False:
+            # all its seats busy: the caller stays with this seat, who may try again or take a message
+            raise TransferRefused(f"{target} has no free seat now; the caller stays with you")
+        if target:
             handoff = await create_handoff(
                 self._handoffs, platform=self._platform, record=record, call_id=call_id, to=to,
                 at=self._clock(), seat=seat, note=note,

@@ -193,3 +193,30 @@ def test_province_down_keeps_the_caller_and_the_case_in_a_ticket(network: Networ
     found = wait_for("the ticket with the case", ticket, timeout_s=30)
     assert found["tags"]["handoff"] == token
     assert found["tags"]["transfer_by"] == "1001"
+
+
+def test_the_province_view_and_a_transfer_refused_while_its_seats_are_busy(network: Network) -> None:
+    kunming, province = network.kunming, network.province
+
+    def province_ready_seats() -> int | None:
+        platforms = {p["platform"]: p for p in kunming.http("/api/v1/platforms").body["platforms"]}
+        assert {"province", "kunming", "dali"} <= set(platforms)
+        entry = platforms["province"]
+        return int(entry["seats"].get("ready", 0)) if entry["reporting"] else None
+
+    assert wait_for("the province reporting a ready seat", province_ready_seats) == 1
+    assert province.http("/api/v1/seats/2001/pause", method="POST").status == 200
+    wait_for("the province reporting no ready seat", lambda: province_ready_seats() == 0, timeout_s=20)
+
+    kunming_seat = SippServer(scenario(answering_peer(talk_ms=4000, hang_up=True)), port=network.kunming_seat_port)
+    caller = SippCall(kunming.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770004")
+    talking = kunming.wait_call(
+        lambda c: c["caller"] == "138****0004" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
+    )
+    refused = kunming.http(f"/api/v1/calls/{talking['call_id']}/transfer", method="POST", body={"to": "province"})
+    assert refused.status == 409
+    assert "no free seat" in refused.body["error"]
+    assert caller.wait().ok  # the seat finished the call itself
+    assert kunming_seat.wait().ok
+    assert ended(kunming, "13877770004")["outcome"] == "answered"
+    assert province.http("/api/v1/seats/2001/ready", method="POST").status == 200

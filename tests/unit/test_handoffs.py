@@ -78,7 +78,7 @@ async def test_handoffs_nobody_picked_up_become_one_ticket_each(client: aioredis
     assert ticket.platform == "kunming"
     assert ticket.call_id == "kunming-lost"
     assert ticket.category.value == "complaint"
-    assert ticket.transcript.text == "跨市事项"
+    assert ticket.transcript is not None and ticket.transcript.text == "跨市事项"
     assert ticket.tags["handoff"] == "lost"
     assert ticket.tags["handoff_expired"] == "province"
     assert ticket.accepted_at == T0 - timedelta(minutes=10)
