@@ -3,13 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 CONFIG ?= config.yaml
+PLATFORMS ?= kunming,province,dali
 BIN := $(VENV)/bin
 
 .PHONY: run test lint call deps asterisk venv clean
 
-## run: bring up Redis, Asterisk and the controller on the embedded defaults (Ctrl-C stops all)
+## run: Redis + the province and two prefectures (an Asterisk and a controller each) on the
+## embedded defaults, linked on loopback; PLATFORMS=all runs all 17 (Ctrl-C stops all)
 run: deps asterisk venv
-	$(BIN)/hotline12345 stack --config $(CONFIG)
+	$(BIN)/hotline12345 stack --config $(CONFIG) --platforms $(PLATFORMS)
 
 ## test: install what the tests need, lint, and run every test (real Asterisk, Redis, SIPp)
 test: deps asterisk venv lint

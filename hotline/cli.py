@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     controller = Controller(config, token_registry(config), clock_from_environment(os.environ))
-    asyncio.run(run_until_signalled(controller))
+    asyncio.run(run_until_signalled([controller]))
     return 0
 
 
@@ -73,11 +73,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from hotline.logs import configure_logging
+    from hotline.network import network_configs, platform_ids
     from hotline.stack import run_stack
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
-    return run_stack(config, Path(args.config), token_registry(config), demo_token_file(config))
+    platforms = platform_ids(args.platforms, config.paths.dialplans_dir) if args.platforms else [config.platform.id]
+    configs = network_configs(config, platforms)
+    return run_stack(configs, Path(args.config), token_registry(config), demo_token_file(config))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -156,8 +159,9 @@ def cmd_call(args: argparse.Namespace) -> int:
     template = Path(__file__).resolve().parent.parent / "telephony" / "sipp" / "caller.xml"
     target = f"{config.sip.bind_host}:{config.sip.port}"
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
-        # a second of "speech" and six of silence, over and over: Asterisk ends a message on
-        # silence only after it has heard sound, as it should
+        # half a minute of "speech" then eight seconds of silence, over and over: wherever the
+        # message starts, the caller speaks, and a silence ends it (Asterisk counts silence only
+        # after it has heard sound)
         audio = Path(tmp) / "caller.wav"
         subprocess.run(
             [
@@ -171,12 +175,12 @@ def cmd_call(args: argparse.Namespace) -> int:
                 "u-law",
                 str(audio),
                 "synth",
-                "1",
+                "30",
                 "sine",
                 "440",
                 "pad",
                 "0",
-                "6",
+                "8",
             ],
             check=True,
         )
@@ -188,7 +192,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             "-timeout", f"{int(args.listen_s)}s", "-timeout_error", "-nostdin",
         ]  # fmt: skip
         print(f"calling {args.number} at {target} as {args.caller}: with no key pressed and no seat logged in,")
-        print("the IVR takes the caller to voicemail; a pause ends the message (about a minute)…")
+        print("the IVR takes the caller to voicemail, who leaves a message; it becomes a ticket (about a minute)…")
         result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp, check=False)
     print(
         "call completed: see /api/v1/calls"
@@ -209,9 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("run", help="run the controller (Asterisk and Redis already running)")).set_defaults(
         func=cmd_run
     )
-    with_config(
-        sub.add_parser("stack", help="run Redis, Asterisk and the controller together (make run)")
-    ).set_defaults(func=cmd_stack)
+    stack = with_config(sub.add_parser("stack", help="run Redis, Asterisk and the controllers together (make run)"))
+    stack.add_argument(
+        "--platforms",
+        default="",
+        help="platforms to run, linked by SIP trunks on loopback: e.g. kunming,province,dali, or all "
+        "(default: the config's platform only)",
+    )
+    stack.set_defaults(func=cmd_stack)
 
     with_config(
         sub.add_parser("asr-worker", help="transcribe callers' messages into tickets (any number, any host)")
@@ -252,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--number", default="12345")
     call.add_argument("--caller", default="13800138000")
     call.add_argument(
-        "--listen-s", type=float, default=120.0, help="give up after this long if the IVR has not hung up"
+        "--listen-s", type=float, default=240.0, help="give up after this long if the IVR has not hung up"
     )
     call.set_defaults(func=cmd_call)
     return parser

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -631,8 +631,9 @@ class Controller:
             raise StoreUnavailable(f"the audit trail is unavailable: Redis: {exc}") from None
 
 
-async def run_until_signalled(controller: Controller, on_started: Callable[[], None] | None = None) -> None:
-    """Start, serve until SIGTERM/SIGINT (SIGHUP reloads the dialplan), then drain."""
+async def run_until_signalled(controllers: Sequence[Controller], on_started: Callable[[], None] | None = None) -> None:
+    """Start, serve until SIGTERM/SIGINT (SIGHUP reloads the dialplans), then drain. Several
+    controllers (the platforms of ``make run``) share one event loop; each logs its platform."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -640,15 +641,22 @@ async def run_until_signalled(controller: Controller, on_started: Callable[[], N
     reloads: set[asyncio.Task[ReloadResult]] = set()
 
     def on_hangup_signal() -> None:
-        task = loop.create_task(controller.reload_dialplan("SIGHUP"))
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
+        for controller in controllers:
+            task = loop.create_task(controller.reload_dialplan("SIGHUP"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup_signal)
-    await controller.start()
-    if on_started is not None:
-        on_started()
+    started: list[Controller] = []
     try:
+        for controller in controllers:
+            # tasks the controller starts inherit this binding: its log lines name its platform
+            with structlog.contextvars.bound_contextvars(platform=controller.config.platform.id):
+                await controller.start()
+            started.append(controller)
+        if on_started is not None:
+            on_started()
         await stop.wait()
     finally:
-        await controller.stop()
+        for controller in reversed(started):
+            await controller.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,18 +16,26 @@ from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess, AsteriskUnavailable
 
 
-def _banner(config: Config, token_file: Path) -> str:
-    http = f"http://{config.http.host}:{config.http.port}"
-    token = f"$(cat {token_file})" if not config.http.tokens else "<your token>"
-    model = config.asr.model_path
+def _banner(configs: Sequence[Config], token_file: Path) -> str:
+    primary = configs[0]
+    http = f"http://{primary.http.host}:{primary.http.port}"
+    token = f"$(cat {token_file})" if not primary.http.tokens else "<your token>"
+    model = primary.asr.model_path
     asr = f"asr-worker with {model.name}" if model else "off (asr.model_path unset): tickets without transcripts"
+    platforms = "\n".join(
+        f"    {c.platform.id:<14} {c.platform.name}  SIP udp:{c.sip.bind_host}:{c.sip.port}  "
+        f"console http://{c.http.host}:{c.http.port}/"
+        for c in configs
+    )
     return f"""
-  hotline12345 is up — platform {config.platform.name} ({config.platform.id}, {config.platform.area_code})
-    SIP trunk   udp:{config.sip.bind_host}:{config.sip.port}   (dial 12345 or {config.platform.area_code}12345)
-    console     {http}/   (paste the API token)
+  hotline12345 is up — {len(configs)} platform(s), one Redis:
+{platforms}
+  Dial 12345 or {primary.platform.area_code}12345 on {primary.platform.id}'s trunk; on the province's trunk,
+  <area code>12345 is answered by that prefecture (e.g. 087212345 → dali).
     API         {http}/api/v1/health
     call list   curl -H "Authorization: Bearer {token}" {http}/api/v1/calls
     tickets     curl -H "Authorization: Bearer {token}" {http}/api/v1/tickets
+    platforms   curl -H "Authorization: Bearer {token}" {http}/api/v1/platforms
     ASR         {asr}
     metrics     {http}/metrics
   Place a test call (another terminal):   make call
@@ -34,29 +43,36 @@ def _banner(config: Config, token_file: Path) -> str:
 """
 
 
-def run_stack(config: Config, config_path: Path, tokens: TokenRegistry, token_file: Path) -> int:
-    """Start what is needed, run the controller until Ctrl-C, stop everything."""
+def run_stack(configs: Sequence[Config], config_path: Path, tokens: TokenRegistry, token_file: Path) -> int:
+    """Start Redis (if none answers), one Asterisk per platform, the controllers (one event
+    loop) and, with a model configured, an ASR worker; Ctrl-C stops everything."""
     from hotline.controller import Controller, run_until_signalled
 
-    runtime = config.paths.runtime_dir
+    primary = configs[0]
     redis: RedisProcess | None = None
     worker: subprocess.Popen[bytes] | None = None
-    url = urlsplit(config.redis.url)
+    url = urlsplit(primary.redis.url)
     host, port = url.hostname or "127.0.0.1", url.port or 6379
-    asterisk = AsteriskProcess(
-        write_asterisk_config(config, runtime / "asterisk" / "etc"), runtime / "asterisk" / "console.log"
-    )
+    asterisks = [
+        AsteriskProcess(
+            write_asterisk_config(c, c.paths.runtime_dir / "asterisk" / "etc"),
+            c.paths.runtime_dir / "asterisk" / "console.log",
+        )
+        for c in configs
+    ]
     try:
         if url.scheme == "redis" and host in ("127.0.0.1", "localhost") and not redis_answers(host, port):
-            redis = RedisProcess(runtime / "redis", port, host)
+            redis = RedisProcess(primary.paths.runtime_dir / "redis", port, host)
             redis.start()
-            print(f"redis-server started on {host}:{port} (data in {runtime / 'redis'})", file=sys.stderr)
-        asterisk.start()
-        print(f"Asterisk started: {asterisk.cli('core show version').stdout.strip()}", file=sys.stderr)
-        if config.asr.model_path is not None:
-            worker = _start_asr_worker(config, config_path)
-        controller = Controller(config, tokens)
-        asyncio.run(run_until_signalled(controller, lambda: print(_banner(config, token_file), file=sys.stderr)))
+            print(f"redis-server started on {host}:{port}", file=sys.stderr)
+        for config, asterisk in zip(configs, asterisks, strict=True):
+            asterisk.start()
+            version = asterisk.cli("core show version").stdout.strip()
+            print(f"Asterisk for {config.platform.id} started: {version}", file=sys.stderr)
+        if primary.asr.model_path is not None:
+            worker = _start_asr_worker(primary, config_path)
+        controllers = [Controller(c, tokens) for c in configs]
+        asyncio.run(run_until_signalled(controllers, lambda: print(_banner(configs, token_file), file=sys.stderr)))
         return 0
     except (AsteriskUnavailable, RedisUnavailable) as exc:
         print(f"hotline12345: {exc}", file=sys.stderr)
@@ -65,7 +81,8 @@ def run_stack(config: Config, config_path: Path, tokens: TokenRegistry, token_fi
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=90)
-        asterisk.stop()
+        for asterisk in asterisks:
+            asterisk.stop()
         if redis is not None:
             redis.stop()
 
