@@ -37,7 +37,7 @@ from hotline.aio import cancel_and_wait
 from hotline.clock import Clock
 from hotline.config import AcdConfig
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
-from telephony.asterisk_conf import LEFT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE
+from telephony.asterisk_conf import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +103,7 @@ class Offer:
     withdrawn: bool = False  # we hung it up (nobody left to take): not the seat's fault
     adopted: bool = False  # found ringing after a restart: its OriginateResponse went to the old run
     answered: bool = False  # OriginateResponse Success came: no Failure will end it
+    bridged: bool = False  # the bound caller entered the seat's bridge (BridgeEnter)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class AcdEngine:
         ami.on_event("OriginateResponse", self._on_originate_response)
         ami.on_event("Newchannel", self._on_new_channel)
         ami.on_event("Hangup", self._on_hangup)
+        ami.on_event("BridgeEnter", self._on_bridge_enter)
         ami.on_connected(self.resync)
         seats.on_change(self._on_seat_change)
 
@@ -490,9 +492,10 @@ class AcdEngine:
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
         try:
-            await self._ami.send_action(
-                {"Action": "Setvar", "Channel": call.channel, "Variable": "TIMEOUT(absolute)", "Value": "0"}
-            )
+            for variable in ("TIMEOUT(absolute)", MAX_WAIT_VARIABLE):  # the latter: not yet in the hold context
+                await self._ami.send_action(
+                    {"Action": "Setvar", "Channel": call.channel, "Variable": variable, "Value": "0"}
+                )
         except AmiError as exc:
             log.warning("acd.max_wait_not_cleared", call_id=call.call_id, error=str(exc))
 
@@ -521,6 +524,12 @@ class AcdEngine:
             await self._seats.missed(offer.seat_id, cause)
         self.kick()
 
+    async def _on_bridge_enter(self, event: AmiMessage) -> None:
+        uniqueid = event.get("uniqueid")
+        for offer in self._offers.values():
+            if offer.bound == uniqueid:
+                offer.bridged = True
+
     async def _on_hangup(self, event: AmiMessage) -> None:
         uniqueid = event.get("uniqueid")
         if uniqueid in self._waiting:
@@ -535,6 +544,8 @@ class AcdEngine:
                 await self._seats.released(offer.seat_id, "offer ended without a caller")
             return  # an unanswered offer of ours ends with its OriginateResponse
         self._offers.pop(uniqueid, None)
+        if not offer.bridged and not offer.adopted:
+            await self._bridge_failed(offer.bound)  # e.g. the seat gave up asking: never connected
         if offer.bound_at:
             handled = self._now() - offer.bound_at + self._config.wrapup_s
             self.handle_time_s += _HANDLE_WEIGHT * (handled - self.handle_time_s)

@@ -50,6 +50,11 @@ def new_token() -> str:
     return secrets.token_hex(12)
 
 
+def token_hint(token: str) -> str:
+    """For logs: enough to match two lines, not enough to claim the case (a token is a key)."""
+    return f"{token[:4]}…" if token else ""
+
+
 class RedisHandoffs:
     """Hand-off records in the Redis all platforms share."""
 

@@ -22,9 +22,11 @@ from calls.store import StoreUnavailable
 from hotline.api_common import (
     AUDIT_KEY,
     PRINCIPAL_KEY,
+    BadRequest,
     Handler,
     audit_request,
     error_response,
+    json_body,
     requires,
 )
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
@@ -125,7 +127,10 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
                 await audit_request(request, principal, action, "denied")
             return error_response(403, f"this needs the {needed} role")
         request[PRINCIPAL_KEY] = principal
-        return await handler(request)
+        try:
+            return await handler(request)
+        except BadRequest as exc:  # a body the endpoint cannot take: the client's mistake, not ours
+            return error_response(400, str(exc))
 
     return auth
 
@@ -245,8 +250,10 @@ async def list_seats(request: web.Request) -> web.Response:
         views = [seat_view(seat, stats) for seat, stats in await backend.seat_figures()]
     except StoreUnavailable:  # the states are still known: show them without the 24 h figures
         views = [seat_view(seat) for seat in backend.seats.all()]
+    principal = request[PRINCIPAL_KEY]
     for view in views:
-        view["current"] = current.get(view["seat"])
+        # the call (and the case a hand-off brought) is for that seat, and supervisors
+        view["current"] = current.get(view["seat"]) if principal.may_act_as_seat(view["seat"]) else None
     return web.json_response({"seats": views})
 
 
@@ -268,8 +275,7 @@ async def change_seat(request: web.Request) -> web.Response:
         elif action == "logout":
             seat = await service.logout(seat_id)
         elif action == "pause":
-            body = await request.json() if request.can_read_body else {}
-            reason = str(body.get("reason", "")).strip()[:40] if isinstance(body, dict) else ""
+            reason = str((await json_body(request)).get("reason", "")).strip()[:40]
             seat = await service.pause(seat_id, reason or "not ready")
         else:
             seat = await service.ready(seat_id)

@@ -57,3 +57,20 @@ async def audit_request(request: web.Request, principal: Principal | None, actio
     )
     log.info("api.audit", who=entry.who, action=action, call_id=entry.call_id, result=result)
     await request.app[AUDIT_KEY].audit(entry)
+
+
+class BadRequest(Exception):
+    """The request body is not what the endpoint takes."""
+
+
+async def json_body(request: web.Request) -> dict[str, object]:
+    """The request's JSON object ({} without a body); BadRequest for anything else."""
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body

@@ -10,7 +10,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from calls.handoff import Handoff, handoff_view
-from hotline.api_common import PRINCIPAL_KEY, error_response, requires
+from hotline.api_common import PRINCIPAL_KEY, error_response, json_body, requires
 from ivr.transfer import TransferRefused, TransferStarted
 
 log = structlog.get_logger(__name__)
@@ -34,8 +34,9 @@ async def transfer_call(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     backend = request.app[NETWORK_KEY]
     call_id = request.match_info["call_id"]
-    body = await request.json() if request.can_read_body else {}
-    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
+    body = await json_body(request)
+    to = body.get("to")
+    if not isinstance(to, str):
         return error_response(400, 'send {"to": "<destination>", "note": "…"}')
     seat = await backend.seat_of_call(call_id)
     if seat is None:
@@ -43,7 +44,7 @@ async def transfer_call(request: web.Request) -> web.Response:
     if not principal.may_act_as_seat(seat):
         return error_response(403, "a seat may transfer only its own caller; supervisors any")
     try:
-        started = await backend.transfer_call(call_id, body["to"], seat, str(body.get("note", ""))[:500])
+        started = await backend.transfer_call(call_id, to, seat, str(body.get("note", ""))[:500])
     except TransferRefused as exc:
         return error_response(409, str(exc))
     except RedisError as exc:

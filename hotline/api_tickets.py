@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from hotline.api_common import PRINCIPAL_KEY, audit_request, error_response, requires
+from hotline.api_common import PRINCIPAL_KEY, audit_request, error_response, json_body, requires
 from hotline.privacy import mask_number
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
@@ -32,6 +32,9 @@ class TicketBackend(Protocol):
 
     @property
     def spool_dir(self) -> Path: ...
+
+    @property
+    def platform_id(self) -> str: ...
 
 
 def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
@@ -65,8 +68,10 @@ async def list_tickets(request: web.Request) -> web.Response:
         return error_response(400, "limit must be between 1 and 1000")
     overdue_at = now if query.get("overdue") in ("1", "true", "yes") else None
     try:
-        found = await _backend(request).tickets.list_tickets(
-            platform=query.get("platform"), state=state, overdue_at=overdue_at, day=day, limit=limit
+        backend = _backend(request)
+        platform = query.get("platform", backend.platform_id)  # this platform's own, or ?platform=all
+        found = await backend.tickets.list_tickets(
+            platform=None if platform == "all" else platform, state=state, overdue_at=overdue_at, day=day, limit=limit
         )
     except RedisError as exc:
         return error_response(503, f"tickets are unavailable: Redis: {exc}")
@@ -88,7 +93,10 @@ async def get_ticket(request: web.Request) -> web.Response:
 async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL_KEY]
     backend = _backend(request)
-    ticket = await backend.tickets.get(request.match_info["ticket_id"])
+    try:
+        ticket = await backend.tickets.get(request.match_info["ticket_id"])
+    except RedisError as exc:
+        return error_response(503, f"tickets are unavailable: Redis: {exc}")
     if ticket is None or not ticket.recording:
         await audit_request(request, principal, "ticket.audio", "missing")
         return error_response(404, "no audio for this ticket")
@@ -107,8 +115,8 @@ async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
 @requires("supervisor")
 async def change_ticket(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
-    body = await request.json() if request.can_read_body else {}
-    if not isinstance(body, dict) or "to" not in body:
+    body = await json_body(request)
+    if "to" not in body:
         return error_response(400, 'send {"to": "<state>", "note": "…"}')
     try:
         target = TicketState(str(body["to"]))

@@ -64,7 +64,7 @@ from telephony.asterisk_conf import (
 )
 from tickets.export import WebhookExporter
 from tickets.from_handoffs import file_expired_handoffs
-from tickets.store import RedisTicketStore
+from tickets.store import RedisTicketStore, export_stream
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings
@@ -156,9 +156,11 @@ class Controller:
         self.handoffs = RedisHandoffs(self._redis)
         directory = PlatformDirectory(self._redis, clock)
         platform_trunks = {name: t.platform for name, t in config.sip.trunks.items() if t.platform}
-        self.tickets = RedisTicketStore(self._redis, lambda _platform: self.dialplans.current.calendar)
+        self.tickets = RedisTicketStore(
+            self._redis, lambda _platform: self.dialplans.current.calendar, export_stream(platform)
+        )
         ticket_sink = TicketStoreSink(self.tickets, clock)
-        self.asr_queue = AsrQueue(self._redis, ticket_sink)
+        self.asr_queue = AsrQueue(self._redis, ticket_sink, platform)
         # no model configured: this process files the tickets itself, without transcripts, so no
         # message waits for a worker that does not exist (with a model, `asr-worker`s do it)
         self._asr_worker = (
@@ -267,6 +269,7 @@ class Controller:
                 consumer=f"controller-{cfg.platform.id}",
                 token=cfg.tickets.webhook_token,
                 max_attempts=cfg.tickets.webhook_max_attempts,
+                stream=export_stream(cfg.platform.id),
             )
             self._tasks.append(asyncio.create_task(exporter.run(), name="ticket-export"))
         log.info(
@@ -353,6 +356,10 @@ class Controller:
     @property
     def spool_dir(self) -> Path:
         return self.config.paths.spool_dir
+
+    @property
+    def platform_id(self) -> str:
+        return self.config.platform.id
 
     async def health(self) -> dict[str, Any]:
         components = {

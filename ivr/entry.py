@@ -6,6 +6,7 @@ from typing import Protocol
 
 import structlog
 
+from calls.handoff import token_hint
 from calls.tracker import CallTracker
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
@@ -59,9 +60,9 @@ class IvrEntry:
             return None
         handoff = await handoffs.picked_up(token, self._context.platform, call_id, self._context.clock())
         if handoff is None:
-            log.warning("ivr.handoff_unknown", token=token)
+            log.warning("ivr.handoff_unknown", token=token_hint(token))
             return None
-        log.info("ivr.handoff_picked_up", token=token, from_platform=handoff.from_platform)
+        log.info("ivr.handoff_picked_up", token=token_hint(token), from_platform=handoff.from_platform)
         await self._tracker.amend(
             call_id,
             {

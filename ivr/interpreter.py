@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from acd.engine import CALLBACK_PREFIX, QueuedCall
-from calls.handoff import RedisHandoffs
+from calls.handoff import RedisHandoffs, token_hint
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
@@ -255,7 +255,7 @@ class IvrRun:
         )
         await self.session.set_variable(f"_{HANDOFF_VARIABLE}", handoff.token)
         await self.ctx.tracker.amend(self.call_id, {"tags": {"handoff": handoff.token}})
-        log.info("ivr.handoff", to=to, token=handoff.token)
+        log.info("ivr.handoff", to=to, token=token_hint(handoff.token))
         return handoff.token
 
     async def _voicemail(self, node: VoicemailNode) -> str | None:

@@ -126,10 +126,12 @@ class SeatTransfers:
                 }
             )
         except AmiError as exc:
+            if handoff is not None:
+                await self._handoffs.settle(handoff.token)  # nothing left: it must not expire into a ticket
             raise TransferRefused(f"Asterisk did not take the transfer: {exc}") from None
         tags = {"transfer_by": seat} | ({"handoff": handoff.token} if handoff else {})
         await self._tracker.amend(call_id, {"transfer_to": f"{to}:{destination.number}", "tags": tags})
-        log.info("transfer.started", call_id=call_id, to=to, seat=seat, handoff=handoff.token if handoff else "")
+        log.info("transfer.started", call_id=call_id, to=to, seat=seat, handoff=bool(handoff))
         return TransferStarted(to, dial, handoff)
 
     async def _setvar(self, channel: str, name: str, value: str) -> None:

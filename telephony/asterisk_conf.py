@@ -409,9 +409,13 @@ exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
 [{OFFER_CONTEXT}]
 exten => s,1,Set(attempt=0)
  same => n(ask),Set(attempt=$[${{attempt}} + 1])
+ ; asking again (the caller bound last time left before the bridge): stop that recording, so
+ ; the next conversation never lands in another caller's file
+ same => n,ExecIf($[${{attempt}} > 1]?StopMixMonitor())
  same => n,GotoIf($[${{attempt}} > 3]?none)
  same => n,Set({CALLER_VARIABLE}=)
  same => n,Set({DIAL_VARIABLE}=)
+ same => n,Set({RECORDING_VARIABLE}=)
  same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT})
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
  same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)

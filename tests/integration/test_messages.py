@@ -137,9 +137,9 @@ def test_a_job_redis_lost_is_queued_again_from_the_spool(after_hours: PlatformUn
     client = redis.Redis(port=after_hours.redis.port)
     try:
         recording = after_hours.stored_call(call["call_id"])["recording"]
-        client.srem("hotline:asr:queued", recording)
-        client.delete("hotline:asr:jobs")  # the job is gone with the stream
-        wait_for("the rescan to queue it again", lambda: client.sismember("hotline:asr:queued", recording), 30)
+        client.srem("hotline:asr:queued:kunming", recording)
+        client.delete("hotline:asr:jobs:kunming")  # the job is gone with the stream
+        wait_for("the rescan to queue it again", lambda: client.sismember("hotline:asr:queued:kunming", recording), 30)
     finally:
         client.close()
     after_hours.start_asr_worker()

@@ -4,7 +4,7 @@ missed offers, priority, skills and their relaxation, unstaffed queues, resync, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +20,8 @@ from calls.model import CallOutcome
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from hotline.config import AcdConfig, SeatConfig
-from hotline.redis_process import RedisProcess
 from telephony.asterisk_conf import LEFT_VARIABLE, OFFER_VARIABLE
 from tests.support.fake_ami_link import FakeAmiLink
-from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -96,22 +94,6 @@ class Rig:
         """The seat's phone rang out: its channel ends, then the OriginateResponse says Failure."""
         await self.ami.emit("Hangup", Uniqueid=offer_id, Channel="PJSIP/x-1", Cause="19")
         await self.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Failure", Reason="3")
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 MakeRig = Callable[..., Awaitable[Rig]]

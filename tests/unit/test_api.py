@@ -53,6 +53,7 @@ class Backend:
         self.tickets = RedisTicketStore(client, lambda _platform: calendar)
         self.asr_queue = AsrQueue(client, TicketStoreSink(self.tickets))
         self.spool_dir = spool_dir
+        self.platform_id = "kunming"
         self.store_down = False
         self.transfers: list[tuple[str, str, str, str]] = []
         self.broken_dialplan = False
@@ -269,3 +270,13 @@ async def test_platforms_need_a_supervisor(backend_and_client: tuple[Backend, Te
     assert (await client.get("/api/v1/platforms", headers=bearer("seat-token"))).status == 403
     body = await (await client.get("/api/v1/platforms", headers=bearer("sup-token"))).json()
     assert body == {"platforms": [{"platform": "kunming", "reporting": True}]}
+
+
+async def test_a_body_that_is_not_json_is_a_400(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = backend_and_client
+    headers = {**bearer("sup-token"), "Content-Type": "application/json"}
+    response = await client.post("/api/v1/calls/kunming-9.9/transfer", data="{not json", headers=headers)
+    assert response.status == 400
+    assert "not valid JSON" in (await response.json())["error"]
+    response = await client.post("/api/v1/calls/kunming-9.9/transfer", data="[1, 2]", headers=headers)
+    assert response.status == 400

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,19 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.api import build_api
 from hotline.redis_process import RedisProcess
-from tests.support.ports import free_port
 from tests.unit.test_api import TOKEN_HEADERS, TOKENS, Backend
 from tickets.model import TicketCategory, Transcript
 
 ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in China, a Monday
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -79,6 +70,7 @@ async def test_filters(api: tuple[Backend, TestClient[Any, Any]]) -> None:
 
     assert await count("platform=kunming&state=accepted&date=2026-03-02&overdue=true") == 1
     assert await count("platform=dali") == 0
+    assert await count("platform=all") == 1
     assert await count("date=2026-03-03") == 0
     assert await count("state=resolved") == 0
     assert (await client.get("/api/v1/tickets?state=lost", headers=TOKEN_HEADERS["sup"])).status == 400

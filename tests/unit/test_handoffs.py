@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import redis.asyncio as aioredis
 
 from calls.handoff import Handoff, RedisHandoffs, handoff_view
-from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
-from tests.support.ports import free_port
 from tickets.from_handoffs import file_expired_handoffs
 from tickets.model import TicketSource
 from tickets.store import RedisTicketStore
 
 T0 = datetime(2026, 3, 9, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 def handoff(token: str, platform: str = "kunming", minutes_ago: int = 10) -> Handoff:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +15,6 @@ from calls.model import CallOutcome, CallRecord, CallState
 from hotline.redis_process import RedisProcess
 from recordings.access import UnsafePath, spool_file
 from recordings.retention import purge_expired
-from tests.support.ports import free_port
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -40,14 +39,6 @@ def test_purge_removes_only_expired_recordings(tmp_path: Path) -> None:
     assert not old.exists()
     assert new.exists()
     assert purge_expired(tmp_path / "missing", timedelta(days=1), T0) == []
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

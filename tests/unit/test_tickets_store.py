@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -11,9 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
-from tests.support.ports import free_port
 from tickets.machine import IllegalTicketTransition
 from tickets.model import Ticket, TicketCategory, TicketState, Transcript
 from tickets.store import EXPORT_STREAM, CreateOutcome, CreateResult, RedisTicketStore, TicketNotFound
@@ -22,22 +19,6 @@ CST = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=CST)  # a Monday
 CALLER = "13812345678"
 S = TicketState
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 @pytest.fixture

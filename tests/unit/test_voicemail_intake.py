@@ -5,14 +5,12 @@ from __future__ import annotations
 import errno
 import json
 import wave
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
 from tests.support.ports import free_port
 from tickets.store import RedisTicketStore
@@ -22,22 +20,6 @@ from voicemail.jobs import QUEUED, AsrQueue
 from voicemail.sink import TicketStoreSink
 
 AT = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 @pytest.fixture

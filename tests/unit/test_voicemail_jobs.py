@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,9 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
-from tests.support.ports import free_port
 from tickets.model import TicketCategory, Transcript
 from tickets.store import EXPORT_STREAM, RedisTicketStore
 from voicemail.asr import AudioUnreadable
@@ -58,22 +56,6 @@ class FakeTranscriber:
         if path.name.startswith("corrupt"):
             raise AudioUnreadable(f"{path.name}: not a readable WAV")
         return Transcript(text=f"text of {path.name}")
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_server.url)
-    await connection.flushdb()
-    yield connection
-    await connection.aclose()
 
 
 @pytest.fixture
