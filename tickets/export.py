@@ -45,8 +45,10 @@ class WebhookExporter:
         max_attempts: int = 10,
         first_backoff_s: float = 1.0,
         timeout_s: float = 10.0,
+        stream: str = EXPORT_STREAM,
     ) -> None:
         self._redis = client
+        self._stream = stream
         self._url = url
         self._consumer = consumer
         self._token = token
@@ -59,7 +61,7 @@ class WebhookExporter:
     async def _ensure_group(self) -> None:
         try:
             # from the start of the stream: tickets made before the first export are sent too
-            await self._redis.xgroup_create(EXPORT_STREAM, GROUP, id="0", mkstream=True)
+            await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -79,13 +81,13 @@ class WebhookExporter:
             # our own pending entries first (a previous run died before acknowledging them)
             reply = cast(
                 list[Any] | None,
-                await self._redis.xreadgroup(GROUP, self._consumer, {EXPORT_STREAM: "0"}, count=20),
+                await self._redis.xreadgroup(GROUP, self._consumer, {self._stream: "0"}, count=20),
             )
             entries = [entry for _stream, stream_entries in (reply or []) for entry in stream_entries]
             if not entries:
                 reply = cast(
                     list[Any] | None,
-                    await self._redis.xreadgroup(GROUP, self._consumer, {EXPORT_STREAM: ">"}, count=20, block=1000),
+                    await self._redis.xreadgroup(GROUP, self._consumer, {self._stream: ">"}, count=20, block=1000),
                 )
                 entries = [entry for _stream, stream_entries in (reply or []) for entry in stream_entries]
             for entry_id, fields in entries:
@@ -102,7 +104,7 @@ class WebhookExporter:
             try:
                 async with session.post(self._url, data=fields.get("ticket", "{}"), headers=headers) as response:
                     if 200 <= response.status < 300:
-                        await self._redis.xack(EXPORT_STREAM, GROUP, entry_id)
+                        await self._redis.xack(self._stream, GROUP, entry_id)
                         self.delivered += 1
                         log.info("tickets.exported", ticket=ticket_id, attempt=attempt)
                         return
@@ -115,7 +117,7 @@ class WebhookExporter:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(FAILED, ticket_id, json.dumps({"error": error, "attempts": self._max_attempts}))
-            pipe.xack(EXPORT_STREAM, GROUP, entry_id)
+            pipe.xack(self._stream, GROUP, entry_id)
             await pipe.execute()
         self.parked += 1
         log.error("tickets.export_parked", ticket=ticket_id, error=error)

@@ -38,6 +38,12 @@ log = structlog.get_logger(__name__)
 
 PREFIX = "hotline:"
 EXPORT_STREAM = f"{PREFIX}tickets:new"
+
+
+def export_stream(platform: str) -> str:
+    return f"{EXPORT_STREAM}:{platform}"
+
+
 INDEX = f"{PREFIX}tickets:by-accepted"
 EXPORT_MAXLEN = 100_000
 SEQUENCE_TTL = timedelta(days=3)
@@ -97,9 +103,10 @@ class StoreContention(RuntimeError):
 class RedisTicketStore:
     """The ticket store. ``calendar_for(platform)`` gives that platform's working days."""
 
-    def __init__(self, client: aioredis.Redis, calendar_for: CalendarFor) -> None:
+    def __init__(self, client: aioredis.Redis, calendar_for: CalendarFor, export_stream: str = EXPORT_STREAM) -> None:
         self._redis = client
         self._calendar_for = calendar_for
+        self._export_stream = export_stream  # per platform: each exports to its own webhook
 
     async def get(self, ticket_id: str) -> Ticket | None:
         raw = await self._redis.get(ticket_key(ticket_id))
@@ -174,7 +181,7 @@ class RedisTicketStore:
             pipe.zadd(INDEX, {ticket.id: accepted_at.timestamp()})
             pipe.expire(_sequence_key(platform, day), SEQUENCE_TTL)
             pipe.xadd(
-                EXPORT_STREAM,
+                self._export_stream,
                 {"idempotency_key": ticket.id, "ticket_id": ticket.id, "platform": platform, "ticket": body},
                 maxlen=EXPORT_MAXLEN,
                 approximate=True,

@@ -113,7 +113,11 @@ def _text(value: bytes | str) -> str:
 class AsrQueue:
     """The Redis side of the queue, shared by producers (IVR, rescans) and workers."""
 
-    def __init__(self, client: aioredis.Redis, sink: TicketSink) -> None:
+    def __init__(self, client: aioredis.Redis, sink: TicketSink, platform: str = "") -> None:
+        # one queue per platform: each has its own spool, and its workers read only that spool
+        suffix = f":{platform}" if platform else ""
+        self._stream, self._queued = STREAM + suffix, QUEUED + suffix
+        self._attempts, self._parked = ATTEMPTS + suffix, PARKED + suffix
         self._redis = client
         self._sink = sink
         self._enqueue = client.register_script(_ENQUEUE)
@@ -121,7 +125,7 @@ class AsrQueue:
 
     async def ensure_group(self) -> None:
         try:
-            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -130,7 +134,7 @@ class AsrQueue:
         """Queue a message; False when it already has a ticket or a job."""
         if await self._sink.has_ticket(recording):
             return False
-        added = await self._enqueue(keys=[QUEUED, STREAM], args=[recording, meta.model_dump_json()])
+        added = await self._enqueue(keys=[self._queued, self._stream], args=[recording, meta.model_dump_json()])
         if added:
             log.info("asr.enqueued", recording=recording, caller=mask_number(meta.caller))
         return bool(added)
@@ -157,14 +161,15 @@ class AsrQueue:
 
     async def read_new(self, consumer: str, count: int, block_ms: int) -> list[AsrJob]:
         reply = cast(
-            list[Any] | None, await self._redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms)
+            list[Any] | None,
+            await self._redis.xreadgroup(GROUP, consumer, {self._stream: ">"}, count=count, block=block_ms),
         )
         entries = [entry for _stream, stream_entries in (reply or []) for entry in stream_entries]
         return self._jobs(entries)
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int, cursor: str) -> tuple[str, list[AsrJob]]:
         """Jobs other consumers left pending longer than ``min_idle_ms``; the next scan cursor."""
-        reply = await self._redis.xautoclaim(STREAM, GROUP, consumer, min_idle_ms, cursor, count)
+        reply = await self._redis.xautoclaim(self._stream, GROUP, consumer, min_idle_ms, cursor, count)
         return _text(reply[0]), self._jobs(reply[1])
 
     def _jobs(self, entries: list[Any]) -> list[AsrJob]:
@@ -178,28 +183,28 @@ class AsrQueue:
         return jobs
 
     async def count_attempt(self, job: AsrJob) -> int:
-        return int(await self._redis.hincrby(ATTEMPTS, job.recording, 1))
+        return int(await self._redis.hincrby(self._attempts, job.recording, 1))
 
     async def done(self, job: AsrJob) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(STREAM, GROUP, job.entry_id)
-            pipe.xdel(STREAM, job.entry_id)
-            pipe.srem(QUEUED, job.recording)
-            pipe.hdel(ATTEMPTS, job.recording)
+            pipe.xack(self._stream, GROUP, job.entry_id)
+            pipe.xdel(self._stream, job.entry_id)
+            pipe.srem(self._queued, job.recording)
+            pipe.hdel(self._attempts, job.recording)
             await pipe.execute()
 
     async def park(self, job: AsrJob, error: str, attempts: int, at: datetime) -> None:
         """Out of the stream into the parked hash; still 'queued', so rescans leave it there."""
         entry = {"meta": job.meta.model_dump_json(), "error": error, "attempts": attempts, "parked_at": at.isoformat()}
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(PARKED, job.recording, json.dumps(entry, ensure_ascii=False))
-            pipe.xack(STREAM, GROUP, job.entry_id)
-            pipe.xdel(STREAM, job.entry_id)
+            pipe.hset(self._parked, job.recording, json.dumps(entry, ensure_ascii=False))
+            pipe.xack(self._stream, GROUP, job.entry_id)
+            pipe.xdel(self._stream, job.entry_id)
             await pipe.execute()
         log.error("asr.job_parked", recording=job.recording, attempts=attempts, error=error)
 
     async def list_parked(self) -> list[ParkedJob]:
-        raw = await self._redis.hgetall(PARKED)
+        raw = await self._redis.hgetall(self._parked)
         parked = []
         for recording, value in sorted(raw.items()):
             data = json.loads(value)
@@ -216,7 +221,7 @@ class AsrQueue:
 
     async def retry_parked(self, recording: str) -> bool:
         """Queue a parked job again with its attempts reset; False if it was not parked."""
-        retried = await self._retry(keys=[PARKED, STREAM, ATTEMPTS, QUEUED], args=[recording])
+        retried = await self._retry(keys=[self._parked, self._stream, self._attempts, self._queued], args=[recording])
         if retried:
             log.info("asr.job_retried", recording=recording)
         return bool(retried)

@@ -18,7 +18,7 @@ import structlog
 from hotline.config import Config, ConfigError
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.loader import load_dialplan
-from tickets.store import RedisTicketStore
+from tickets.store import RedisTicketStore, export_stream
 from voicemail.asr import AudioUnreadable, ModelUnavailable, VoskTranscriber
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings
 from voicemail.sink import TicketStoreSink
@@ -53,10 +53,11 @@ async def run_worker(config: Config) -> None:
     client = aioredis.Redis.from_url(config.redis.url, socket_timeout=5, socket_connect_timeout=3)
     calendars = platform_calendars(config)
     default = calendars.get(config.platform.id, PlatformCalendar())
-    store = RedisTicketStore(client, lambda platform: calendars.get(platform, default))
+    platform = config.platform.id  # a worker serves one platform's spool
+    store = RedisTicketStore(client, lambda p: calendars.get(p, default), export_stream(platform))
     sink = TicketStoreSink(store)
     worker = AsrWorker(
-        AsrQueue(client, sink),
+        AsrQueue(client, sink, platform),
         transcriber,
         sink,
         config.paths.spool_dir,
