@@ -37,7 +37,7 @@ from hotline.aio import cancel_and_wait
 from hotline.clock import Clock
 from hotline.config import AcdConfig
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
-from telephony.asterisk_conf import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE
+from telephony.asterisk_conf import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -492,9 +492,11 @@ class AcdEngine:
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
         try:
-            for variable in ("TIMEOUT(absolute)", MAX_WAIT_VARIABLE):  # the latter: not yet in the hold context
+            # MAX_WAIT too: the caller may not have reached the hold context yet; SEATED: after the
+            # talk the caller leaves the hold context instead of waiting again
+            for variable, value in (("TIMEOUT(absolute)", "0"), (MAX_WAIT_VARIABLE, "0"), (SEATED_VARIABLE, "1")):
                 await self._ami.send_action(
-                    {"Action": "Setvar", "Channel": call.channel, "Variable": variable, "Value": "0"}
+                    {"Action": "Setvar", "Channel": call.channel, "Variable": variable, "Value": value}
                 )
         except AmiError as exc:
             log.warning("acd.max_wait_not_cleared", call_id=call.call_id, error=str(exc))
@@ -581,9 +583,12 @@ class AcdEngine:
         except RedisError as exc:
             log.warning("acd.resync_without_redis", error=str(exc))
             saved = {}
+        # a waiting caller sits in the holding bridge; one talking shares a bridge with a seat
+        talking = {e.get("bridgeid") for u, e in channels.items() if u.startswith(OFFER_PREFIX) and e.get("bridgeid")}
         for raw in saved.values():
             call = QueuedCall.from_json(raw)
-            if call.is_callback or (call.call_id in channels and not channels[call.call_id].get("bridgeid")):
+            present = call.call_id in channels and channels[call.call_id].get("bridgeid") not in talking
+            if call.is_callback or present:
                 self._add(call)
         for call_id in list(self._waiting):
             if call_id not in channels and not self._waiting[call_id].is_callback:

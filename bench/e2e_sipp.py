@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port, free_tcp_and_udp_port
+from tests.support.ports import free_media_port, free_tcp_and_udp_port
 from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, RINGING, scenario
 
 _SEAT_OK = """
@@ -136,7 +136,7 @@ class SeatPhones:
         (folder / "seats.xml").write_text(seat_scenario(ring_ms, talk_ms), encoding="utf-8")
         command = [
             "sipp", "-sf", str(folder / "seats.xml"), "-i", "127.0.0.1", "-p", str(self.port),
-            "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)), "-m", "10000000", "-nostdin",
+            "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-m", "10000000", "-nostdin",
             "-trace_err", "-error_file", str(folder / "seats-errors.log"),
         ]  # fmt: skip
         self._proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -184,7 +184,7 @@ def run_callers(sip_port: int, number: str, rate: float, calls: int, patience_ms
         command = [
             "sipp", f"127.0.0.1:{sip_port}", "-s", number, "-sf", str(folder / "caller.xml"),
             "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()), "-mi", "127.0.0.1",
-            "-mp", str(free_port(udp=True)), "-r", str(int(rate * 1000)), "-rp", "1000000",
+            "-mp", str(free_media_port()), "-r", str(int(rate * 1000)), "-rp", "1000000",
             "-m", str(calls), "-l", "5000", "-nostdin", "-timeout", f"{budget_s}s",
             "-trace_stat", "-stf", str(folder / "stat.csv"), "-fd", "1",
             "-trace_err", "-error_file", str(folder / "errors.log"),

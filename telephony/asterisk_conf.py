@@ -40,6 +40,7 @@ OFFER_CONTEXT = "hotline-offer"
 HOLD_VARIABLE = "HOTLINE_HOLD"  # set by the IVR's queue node: after the AGI, wait for a seat
 MAX_WAIT_VARIABLE = "HOTLINE_MAX_WAIT"
 OVERFLOW_VARIABLE = "HOTLINE_OVERFLOW"  # the dialplan node a caller goes to after max wait
+SEATED_VARIABLE = "HOTLINE_SEATED"  # set when a seat is bound: after the talk, the caller is done
 LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
 OFFER_VARIABLE = "HOTLINE_OFFER"  # on a seat's channel: which offer it answered
 CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
@@ -391,12 +392,16 @@ exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT
 
 ; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
 ; (it finds its callers again), and max wait is Asterisk's own timer (TIMEOUT(absolute)).
-; A seat that answers pulls the caller out of here with Bridge() (hotline-offer).
+; The caller waits in a holding bridge (music, alone): a seat that answers moves it into its own
+; bridge with Bridge() (hotline-offer). A channel in a bridge is moved, never taken over by a
+; masquerade, which under heavy load could leave a "Surrogate" channel behind for good.
 [{HOLD_CONTEXT}]
 exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
- same => n(wait),MusicOnHold(default,{hold_slice})
+ same => n(wait),BridgeWait({HOLD_CONTEXT},participant,m(default)S({hold_slice}))
+ same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?seated)
  same => n,{announce}
  same => n,Goto(wait)
+ same => n(seated),Hangup()
 ; max wait: the dialplan's overflow node, or the fallback route if the controller is away
 exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)

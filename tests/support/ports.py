@@ -27,7 +27,33 @@ def free_tcp_and_udp_port() -> int:
     raise RuntimeError("no free port")
 
 
+# Ports the kernel hands out on its own (bind to port 0: SIP sockets, SIPp) come from the
+# ephemeral range (32768-60999 on Linux). Asterisk's RTP and SIPp's media ports are kept below
+# it, apart from each other, so a port one of them picks is never one the kernel gives away.
+RTP_AREA = (20000, 30000)
+MEDIA_AREA = (10000, 20000)
+
+
 def rtp_range(size: int = 200) -> tuple[int, int]:
-    """A random even-aligned block of UDP ports in 30000-59999 for Asterisk's RTP."""
-    start = random.randrange(30000, 60000 - size, 2)
+    """A random even-aligned block of UDP ports for Asterisk's RTP (20000-29999)."""
+    start = random.randrange(RTP_AREA[0], RTP_AREA[1] - size, 2)
     return start, start + size - 1
+
+
+def free_media_port() -> int:
+    """A base port for SIPp's media (it uses base … base+3: audio, RTCP, video, RTCP), all free now."""
+    for _ in range(200):
+        base = random.randrange(MEDIA_AREA[0], MEDIA_AREA[1] - 4, 4)
+        sockets = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise RuntimeError("no free block of media ports")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.dtmf import key_press_pcap
-from tests.support.ports import free_port, free_tcp_and_udp_port
+from tests.support.ports import free_media_port, free_tcp_and_udp_port
 
 INVITE = """
   <send retrans="500">
@@ -122,7 +122,7 @@ class _SippProcess:
         self._timeout_s = timeout_s
         command = [
             "sipp", *arguments, "-sf", str(folder / "scenario.xml"),
-            "-mi", "127.0.0.1", "-mp", str(free_port(udp=True)),
+            "-mi", "127.0.0.1", "-mp", str(free_media_port()),
             "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
             "-trace_err", "-error_file", str(self._errors),
         ]  # fmt: skip
