@@ -154,7 +154,7 @@ class Controller:
         )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
         self.handoffs = RedisHandoffs(self._redis)
-        directory = PlatformDirectory(self._redis, clock)
+        directory = PlatformDirectory(self._redis)
         platform_trunks = {name: t.platform for name, t in config.sip.trunks.items() if t.platform}
         self.tickets = RedisTicketStore(
             self._redis, lambda _platform: self.dialplans.current.calendar, export_stream(platform)

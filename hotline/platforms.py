@@ -5,12 +5,13 @@ seats to the shared Redis every few seconds; any controller can list them all
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from acd.seats import seats_key
 
 MEMBERS = "hotline:platforms"  # set of platform ids that have ever reported
 PREFIX = "hotline:platform:"
@@ -41,22 +42,19 @@ async def list_platforms(client: aioredis.Redis, now: datetime) -> list[dict[str
 
 
 class PlatformDirectory:
-    """What the other platforms' snapshots say, for decisions (may we transfer there now?)."""
+    """What the other platforms' state says, for decisions (may we transfer there now?)."""
 
-    def __init__(self, client: aioredis.Redis, clock: Callable[[], datetime]) -> None:
+    def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
-        self._clock = clock
 
     async def has_free_seat(self, platform: str) -> bool | None:
-        """Whether ``platform`` has a seat ready now; None when it is not reporting (unknown:
-        try, and handle the failure)."""
+        """Whether ``platform`` has a seat ready now, from its seats' live states (the shared
+        Redis; not the 5-second snapshot, which lags behind a seat that has just hung up); None
+        when that is unknown (try, and handle the failure)."""
         try:
-            raw = await self._redis.get(PREFIX + platform)
+            states = cast(dict[bytes, bytes], await self._redis.hgetall(seats_key(platform)))
         except RedisError:
             return None
-        if raw is None:
+        if not states:
             return None
-        snapshot = json.loads(raw)
-        if (self._clock() - datetime.fromisoformat(snapshot["at"])).total_seconds() > STALE_AFTER_S:
-            return None
-        return int(snapshot.get("seats", {}).get("ready", 0)) > 0
+        return any(json.loads(raw).get("state") == "ready" for raw in states.values())

@@ -9,6 +9,13 @@ import pytest
 
 from telephony.asterisk_conf import default_asterisk_root
 from tests.support.platform import PlatformUnderTest
+from tests.support.sipp import reap_sipp_processes
+
+
+@pytest.fixture(autouse=True)
+def _reap_sipp() -> Iterator[None]:
+    yield
+    reap_sipp_processes()
 
 
 def _require_asterisk() -> None:

@@ -6,6 +6,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from tests.support.dtmf import key_press_pcap
 from tests.support.ports import free_media_port, free_tcp_and_udp_port
@@ -114,6 +115,8 @@ class SippResult:
 class _SippProcess:
     """One SIPp process with its scenario in a temp folder; ``wait()`` gives its result."""
 
+    live: ClassVar[set[_SippProcess]] = set()  # not waited for yet (tests/conftest.py reaps them)
+
     def __init__(self, scenario_xml: str, arguments: list[str], timeout_s: float) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="sipp-")
         folder = Path(self._tmp.name)
@@ -127,8 +130,10 @@ class _SippProcess:
             "-trace_err", "-error_file", str(self._errors),
         ]  # fmt: skip
         self._proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _SippProcess.live.add(self)
 
     def wait(self) -> SippResult:
+        _SippProcess.live.discard(self)
         try:
             _, stderr = self._proc.communicate(timeout=self._timeout_s + 30)
         except subprocess.TimeoutExpired:
@@ -139,7 +144,8 @@ class _SippProcess:
         return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
 
     def stop(self) -> None:
-        """End a SIPp that waits for more calls than came (a seat with capacity to spare)."""
+        """End a SIPp that waits for more calls than came (a seat with capacity to spare), or
+        one a failed test left behind."""
         if self._proc.poll() is None:
             self._proc.terminate()
         self.wait()
@@ -327,3 +333,10 @@ class SippServer(_SippProcess):
     def __init__(self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0, calls: int = 1) -> None:
         self.port = port or free_tcp_and_udp_port()
         super().__init__(scenario_xml, ["-i", "127.0.0.1", "-p", str(self.port), "-m", str(calls)], timeout_s)
+
+
+def reap_sipp_processes() -> None:
+    """Stop every SIPp a test started and did not wait for (a failed test), so its ports and
+    pipes do not leak into the next test."""
+    for process in list(_SippProcess.live):
+        process.stop()
