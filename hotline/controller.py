@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,13 @@ from redis.exceptions import RedisError
 from acd.agi import CallbackDone, QueueAnnouncement, SeatAnswered, SeatFeature, count_prompt_texts
 from acd.engine import AcdEngine
 from acd.events import EventBus
-from acd.seat import Seat, SeatState
+from acd.seat import Seat
 from acd.seats import SeatService
-from acd.stats import QueueStats, SeatStats, queue_stats, seat_stats
+from acd.stats import QueueStats, SeatStats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
-from calls.handoff import Handoff, RedisHandoffs, handoff_view
+from calls.handoff import Handoff, RedisHandoffs
 from calls.model import CallRecord
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
@@ -36,10 +34,10 @@ from hotline.api import build_api
 from hotline.auth import TokenRegistry
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
+from hotline.figures import Figures
 from hotline.metrics import Metric
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory, list_platforms
 from hotline.platforms import publish as publish_platform
-from hotline.privacy import mask_number
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
 from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
@@ -73,10 +71,8 @@ from voicemail.sink import TicketStoreSink
 log = structlog.get_logger(__name__)
 
 FALLBACK_SCAN_INTERVAL_S = 5.0
-STATS_WINDOW = timedelta(hours=24)
 _OK = (("result", "ok"),)
 _REJECTED = (("result", "rejected"),)
-STATS_RECORDS = 10_000  # enough for a prefecture's day; the ACD (issue 4) will keep counters
 
 
 def system_prompt_texts(config: Config) -> dict[str, str]:
@@ -219,6 +215,15 @@ class Controller:
             routes,
             header_timeout_s=config.agi.header_timeout_s,
             command_timeout_s=config.agi.command_timeout_s,
+        )
+        self.figures = Figures(
+            config=config,
+            seats=self.seats,
+            acd=self.acd,
+            tracker=self.tracker,
+            handoffs=self.handoffs,
+            recent_calls=self.recent_calls,
+            clock=clock,
         )
         self._api_runner = web.AppRunner(build_api(self, tokens), access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
@@ -431,130 +436,20 @@ class Controller:
                 self.dialplans.reloads_failed,
                 _REJECTED,
             ),
-            *await self._seat_metrics(),
-            *await self._queue_metrics(),
+            *await self.figures.metrics(),
         ]
-
-    def queue_names(self) -> list[str]:
-        return sorted({"general", *(q for seat in self.config.seats for q in seat.queues)})
 
     async def queue_stats(self) -> list[QueueStats]:
-        """Each queue over the last 24 h (GB/T 33358 measures answer rate over any 24 h); who
-        waits now comes from the ACD itself."""
-        records = await self.recent_calls(STATS_RECORDS)
-        now = self._clock()
-        figures = []
-        for name in self.queue_names():
-            waiting = self.acd.waiting(name)
-            live = [call for call in waiting if not call.is_callback]
-            figures.append(
-                replace(
-                    queue_stats(name, records, now, STATS_WINDOW),
-                    waiting_now=len(live),
-                    longest_wait_now_s=max((now.timestamp() - call.entered_at for call in live), default=0.0),
-                    callbacks_waiting=len(waiting) - len(live),
-                )
-            )
-        return figures
+        return await self.figures.queue_stats()
 
     async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
-        """Each seat's state and its last 24 h."""
-        records = await self.recent_calls(STATS_RECORDS)
-        now = self._clock()
-        return [(seat, seat_stats(seat.seat_id, records, now, STATS_WINDOW)) for seat in self.seats.all()]
-
-    async def _seat_metrics(self) -> list[Metric]:
-        counts = Counter(seat.state.value for seat in self.seats.all())
-        metrics = [
-            Metric("hotline_seats", "gauge", "Seats by state", counts.get(state.value, 0), (("state", state.value),))
-            for state in SeatState
-        ]
-        metrics += [
-            Metric("hotline_acd_offers_total", "counter", "Seats rung for a caller", self.acd.offers_total),
-            Metric("hotline_acd_offers_missed_total", "counter", "Offers not answered", self.acd.offers_missed),
-        ]
-        try:
-            figures = await self.seat_figures()
-        except StoreUnavailable:
-            return metrics
-        for seat, stats in figures:
-            label = (("seat", seat.seat_id),)
-            metrics += [
-                Metric("hotline_seat_answered_24h", "gauge", "Calls the seat took, last 24 h", stats.answered, label),
-                Metric(
-                    "hotline_seat_talk_seconds_avg_24h",
-                    "gauge",
-                    "Average talk time, last 24 h",
-                    stats.average_talk_s,
-                    label,
-                ),
-            ]
-        return metrics
-
-    async def _queue_metrics(self) -> list[Metric]:
-        try:
-            stats = await self.queue_stats()
-        except StoreUnavailable:
-            return []
-        metrics = []
-        for q in stats:
-            label = (("queue", q.queue),)
-            metrics += [
-                Metric("hotline_queue_waiting", "gauge", "Callers waiting now", q.waiting_now, label),
-                Metric(
-                    "hotline_queue_callbacks_waiting", "gauge", "Callbacks keeping a place", q.callbacks_waiting, label
-                ),
-                Metric("hotline_queue_longest_wait_seconds", "gauge", "Longest wait now", q.longest_wait_now_s, label),
-                Metric(
-                    "hotline_queue_offered_24h", "gauge", "Calls that entered the queue, last 24 h", q.offered, label
-                ),
-                Metric("hotline_queue_answer_rate_24h", "gauge", "Answered / offered, last 24 h", q.answer_rate, label),
-                Metric(
-                    "hotline_queue_abandon_rate_24h", "gauge", "Abandoned / offered, last 24 h", q.abandon_rate, label
-                ),
-                Metric(
-                    "hotline_queue_service_level_15s_24h",
-                    "gauge",
-                    "Answered within 15 s / offered",
-                    q.service_level,
-                    label,
-                ),
-                Metric(
-                    "hotline_queue_asa_seconds_24h",
-                    "gauge",
-                    "Average speed of answer",
-                    q.average_speed_of_answer_s,
-                    label,
-                ),
-            ]
-        return metrics
+        return await self.figures.seat_figures()
 
     async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
         return await self.transfers.transfer(call_id, to, seat, note)
 
     async def current_calls(self) -> dict[str, dict[str, Any]]:
-        """Seat → the call its phone rings or talks for, with the case a hand-off brought (so the
-        seat reads it while the phone still rings)."""
-        current: dict[str, dict[str, Any]] = {}
-        for offer in self.acd.offers():
-            call_id = offer.bound or offer.intended
-            record = self.tracker.get_live(call_id) if call_id else None
-            if record is None:
-                continue
-            view: dict[str, Any] = {
-                "call_id": record.call_id,
-                "caller": mask_number(record.caller),
-                "phase": "talking" if offer.bound else "ringing",
-                "tags": record.tags,
-                "handoff": None,
-            }
-            token = record.tags.get("handoff")
-            if token:
-                with contextlib.suppress(RedisError):
-                    handoff = await self.handoffs.get(token)
-                    view["handoff"] = handoff_view(handoff) if handoff else None
-            current[offer.seat_id] = view
-        return current
+        return await self.figures.current_calls()
 
     async def seat_of_call(self, call_id: str) -> str | None:
         record = self.tracker.get_live(call_id)
@@ -568,29 +463,8 @@ class Controller:
 
     async def _publish_snapshot(self) -> None:
         """This platform's live figures for the province-wide view."""
-        counts = Counter(seat.state.value for seat in self.seats.all())
-        queues = []
-        for name in self.queue_names():
-            waiting = [c for c in self.acd.waiting(name) if not c.is_callback]
-            queues.append({"queue": name, "waiting_now": len(waiting)})
-        try:
-            for figures in await self.queue_stats():
-                entry = next(q for q in queues if q["queue"] == figures.queue)
-                entry.update(
-                    answer_rate_24h=round(figures.answer_rate, 4),
-                    service_level_15s_24h=round(figures.service_level, 4),
-                    offered_24h=figures.offered,
-                )
-        except StoreUnavailable:
-            pass
-        cfg = self.config.platform
-        health = await self.health()
-        snapshot = {
-            "platform": cfg.id, "name": cfg.name, "area_code": cfg.area_code, "province": cfg.province,
-            "at": self._clock().isoformat(), "status": health["status"], "live_calls": self.tracker.live_calls,
-            "seats": dict(counts), "queues": queues,
-        }  # fmt: skip
-        await publish_platform(self._redis, cfg.id, snapshot)
+        snapshot = await self.figures.snapshot((await self.health())["status"])
+        await publish_platform(self._redis, self.config.platform.id, snapshot)
 
     async def recent_calls(self, limit: int) -> list[CallRecord]:
         try:

@@ -1,0 +1,179 @@
+"""What supervisors and scrapers read about this platform: queue and seat figures over 24 h,
+the metrics built from them, each seat's current call (with the case a hand-off brought), and
+the snapshot published for the province-wide view."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from acd.engine import AcdEngine
+from acd.seat import Seat, SeatState
+from acd.seats import SeatService
+from acd.stats import QueueStats, SeatStats, queue_stats, seat_stats
+from calls.handoff import RedisHandoffs, handoff_view
+from calls.model import CallRecord
+from calls.store import StoreUnavailable
+from calls.tracker import CallTracker
+from hotline.clock import Clock
+from hotline.config import Config
+from hotline.metrics import Metric
+from hotline.privacy import mask_number
+
+STATS_WINDOW = timedelta(hours=24)  # GB/T 33358 measures the answer rate over any 24 h
+STATS_RECORDS = 10_000  # enough for a prefecture's day
+
+
+class Figures:
+    """Reads the ACD, the seats and the recent call records; changes nothing."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        seats: SeatService,
+        acd: AcdEngine,
+        tracker: CallTracker,
+        handoffs: RedisHandoffs,
+        recent_calls: Callable[[int], Awaitable[list[CallRecord]]],
+        clock: Clock,
+    ) -> None:
+        self._config = config
+        self._seats = seats
+        self._acd = acd
+        self._tracker = tracker
+        self._handoffs = handoffs
+        self._recent_calls = recent_calls
+        self._clock = clock
+
+    def queue_names(self) -> list[str]:
+        return sorted({"general", *(q for seat in self._config.seats for q in seat.queues)})
+
+    async def queue_stats(self, records: list[CallRecord] | None = None) -> list[QueueStats]:
+        """Each queue over the last 24 h; who waits now comes from the ACD itself."""
+        records = records if records is not None else await self._recent_calls(STATS_RECORDS)
+        now = self._clock()
+        figures = []
+        for name in self.queue_names():
+            waiting = self._acd.waiting(name)
+            live = [call for call in waiting if not call.is_callback]
+            figures.append(
+                replace(
+                    queue_stats(name, records, now, STATS_WINDOW),
+                    waiting_now=len(live),
+                    longest_wait_now_s=max((now.timestamp() - call.entered_at for call in live), default=0.0),
+                    callbacks_waiting=len(waiting) - len(live),
+                )
+            )
+        return figures
+
+    async def seat_figures(self, records: list[CallRecord] | None = None) -> list[tuple[Seat, SeatStats]]:
+        """Each seat's state and its last 24 h."""
+        records = records if records is not None else await self._recent_calls(STATS_RECORDS)
+        now = self._clock()
+        return [(seat, seat_stats(seat.seat_id, records, now, STATS_WINDOW)) for seat in self._seats.all()]
+
+    async def metrics(self) -> list[Metric]:
+        """Seat and queue metrics (the records are read once per scrape)."""
+        counts = Counter(seat.state.value for seat in self._seats.all())
+        metrics = [
+            Metric("hotline_seats", "gauge", "Seats by state", counts.get(state.value, 0), (("state", state.value),))
+            for state in SeatState
+        ]
+        metrics += [
+            Metric("hotline_acd_offers_total", "counter", "Seats rung for a caller", self._acd.offers_total),
+            Metric("hotline_acd_offers_missed_total", "counter", "Offers not answered", self._acd.offers_missed),
+        ]
+        try:
+            records = await self._recent_calls(STATS_RECORDS)
+        except StoreUnavailable:
+            return metrics
+        for seat, stats in await self.seat_figures(records):
+            label = (("seat", seat.seat_id),)
+            metrics += [
+                Metric("hotline_seat_answered_24h", "gauge", "Calls the seat took, last 24 h", stats.answered, label),
+                Metric(
+                    "hotline_seat_talk_seconds_avg_24h", "gauge", "Average talk, last 24 h", stats.average_talk_s, label
+                ),
+            ]
+        for q in await self.queue_stats(records):
+            label = (("queue", q.queue),)
+            metrics += [
+                Metric("hotline_queue_waiting", "gauge", "Callers waiting now", q.waiting_now, label),
+                Metric(
+                    "hotline_queue_callbacks_waiting", "gauge", "Callbacks keeping a place", q.callbacks_waiting, label
+                ),
+                Metric("hotline_queue_longest_wait_seconds", "gauge", "Longest wait now", q.longest_wait_now_s, label),
+                Metric(
+                    "hotline_queue_offered_24h", "gauge", "Calls that entered the queue, last 24 h", q.offered, label
+                ),
+                Metric("hotline_queue_answer_rate_24h", "gauge", "Answered / offered, last 24 h", q.answer_rate, label),
+                Metric(
+                    "hotline_queue_abandon_rate_24h", "gauge", "Abandoned / offered, last 24 h", q.abandon_rate, label
+                ),
+                Metric(
+                    "hotline_queue_service_level_15s_24h",
+                    "gauge",
+                    "Answered within 15 s / offered",
+                    q.service_level,
+                    label,
+                ),
+                Metric(
+                    "hotline_queue_asa_seconds_24h",
+                    "gauge",
+                    "Average speed of answer",
+                    q.average_speed_of_answer_s,
+                    label,
+                ),
+            ]
+        return metrics
+
+    async def current_calls(self) -> dict[str, dict[str, Any]]:
+        """Seat → the call its phone rings or talks for, with the case a hand-off brought (so the
+        seat reads it while the phone still rings)."""
+        current: dict[str, dict[str, Any]] = {}
+        for offer in self._acd.offers():
+            call_id = offer.bound or offer.intended
+            record = self._tracker.get_live(call_id) if call_id else None
+            if record is None:
+                continue
+            view: dict[str, Any] = {
+                "call_id": record.call_id,
+                "caller": mask_number(record.caller),
+                "phase": "talking" if offer.bound else "ringing",
+                "tags": record.tags,
+                "handoff": None,
+            }
+            token = record.tags.get("handoff")
+            if token:
+                with contextlib.suppress(RedisError):
+                    handoff = await self._handoffs.get(token)
+                    view["handoff"] = handoff_view(handoff) if handoff else None
+            current[offer.seat_id] = view
+        return current
+
+    async def snapshot(self, status: str) -> dict[str, Any]:
+        """This platform for the province-wide view (GET /api/v1/platforms)."""
+        queues: list[dict[str, Any]] = [
+            {"queue": name, "waiting_now": sum(1 for c in self._acd.waiting(name) if not c.is_callback)}
+            for name in self.queue_names()
+        ]
+        with contextlib.suppress(StoreUnavailable):
+            for figures, entry in zip(await self.queue_stats(), queues, strict=True):
+                entry.update(
+                    answer_rate_24h=round(figures.answer_rate, 4),
+                    service_level_15s_24h=round(figures.service_level, 4),
+                    offered_24h=figures.offered,
+                )
+        cfg = self._config.platform
+        return {
+            "platform": cfg.id, "name": cfg.name, "area_code": cfg.area_code, "province": cfg.province,
+            "at": self._clock().isoformat(), "status": status, "live_calls": self._tracker.live_calls,
+            "seats": dict(Counter(seat.state.value for seat in self._seats.all())), "queues": queues,
+        }  # fmt: skip
