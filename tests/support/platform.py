@@ -141,32 +141,26 @@ class PlatformUnderTest:
     def start_controller(self, wait_ami: bool = True, environment: dict[str, str] | None = None) -> None:
         if environment is not None:
             self.environment = environment
-        log = self.controller_log.open("ab")
-        self.controller = subprocess.Popen(
-            [sys.executable, "-m", "hotline.cli", "run", "--config", str(self.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.root,
-            env={**os.environ, "PYTHONPATH": str(REPO), **self.environment},
-        )
-        log.close()
+        self.controller = self._spawn("run", self.controller_log)
         wait_for("the controller's HTTP API", lambda: self.health_or_none() is not None, timeout_s=30)
         if wait_ami:
             self.wait_component("ami", "up")
 
     def start_asr_worker(self) -> None:
         """One ``hotline12345 asr-worker`` (needs ``asr.model_path`` in the overrides)."""
-        log = (self.root / "asr-worker.log").open("ab")
-        self.asr_worker = subprocess.Popen(
-            [sys.executable, "-m", "hotline.cli", "asr-worker", "--config", str(self.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.root,
-            env={**os.environ, "PYTHONPATH": str(REPO), **self.environment},
-        )
-        log.close()
+        self.asr_worker = self._spawn("asr-worker", self.root / "asr-worker.log")
+
+    def _spawn(self, command: str, log_path: Path) -> subprocess.Popen[bytes]:
+        """``hotline12345 COMMAND --config <this platform's>``, output appended to ``log_path``."""
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "hotline.cli", command, "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.root,
+                env={**os.environ, "PYTHONPATH": str(REPO), **self.environment},
+            )
 
     def stop_asr_worker(self, sig: int = signal.SIGTERM) -> None:
         if self.asr_worker is None:
