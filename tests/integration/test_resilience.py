@@ -95,7 +95,7 @@ def test_sigterm_drains_the_call_in_progress(fresh_platform: PlatformUnderTest) 
     platform.wait_call(lambda c: c["caller"] == "138****7777" and c["state"] == "in_ivr", "the call in the IVR")
     assert platform.controller is not None
     platform.controller.send_signal(signal.SIGTERM)
-    assert platform.stop_controller(timeout_s=30) == 0
+    assert platform.stop_controller(timeout_s=60) == 0
 
     assert call.wait().ok
     platform.start_controller()

@@ -80,7 +80,7 @@ class PlatformUnderTest:
                 "ami_ping_timeout_s": 1.0,
                 "ami_reconnect_max_s": 1.0,
             },
-            "agi": {"port": free_port(), "drain_timeout_s": 10},
+            "agi": {"port": free_port(), "drain_timeout_s": 30},  # a loaded CI box is slow
             "http": {
                 "port": free_port(),
                 "tokens": [
