@@ -16,6 +16,18 @@ from pathlib import Path
 from tests.support.ports import free_media_port, free_tcp_and_udp_port
 from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, RINGING, scenario
 
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a SIPp that may still run (it waits for calls), kill it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 _SEAT_OK = """
   <send>
     <![CDATA[
@@ -145,13 +157,7 @@ class SeatPhones:
         return f"sip:{seat_id}@127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_process(self._proc)
 
 
 @dataclass(frozen=True)

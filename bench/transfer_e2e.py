@@ -54,7 +54,7 @@ import aiohttp
 import redis
 
 from bench.e2e_ami import TRUNK_PREFIX, AmiRecorder
-from bench.e2e_sipp import caller_scenario, seat_scenario
+from bench.e2e_sipp import caller_scenario, seat_scenario, stop_process
 from bench.e2e_stack import cpu_seconds
 from hotline.platforms import PREFIX as SNAPSHOT_PREFIX
 from hotline.redis_process import RedisProcess
@@ -149,13 +149,7 @@ class SeatPhones:
         return found
 
     def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_process(self._proc)
 
 
 class Callers:
