@@ -11,13 +11,24 @@ from redis.exceptions import RedisError
 
 from calls.handoff import Handoff, handoff_view
 from hotline.api_common import PRINCIPAL_KEY, error_response, json_body, requires
+from ivr.consult import ConsultRefused
+from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 
 log = structlog.get_logger(__name__)
 
 
+CONSULT_ACTIONS = ("complete", "cancel", "three_way")
+
+
 class NetworkBackend(Protocol):
-    async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted: ...
+    async def transfer_call(
+        self, call_id: str, to: str, seat: str, note: str, mode: TransferMode
+    ) -> TransferStarted: ...
+
+    async def finish_consultation(self, call_id: str, action: str) -> None: ...
+
+    async def destinations(self) -> list[dict[str, Any]]: ...
 
     async def seat_of_call(self, call_id: str) -> str | None: ...
 
@@ -29,35 +40,69 @@ class NetworkBackend(Protocol):
 NETWORK_KEY: web.AppKey[NetworkBackend] = web.AppKey("network")
 
 
-@requires("seat")
-async def transfer_call(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL_KEY]
-    backend = request.app[NETWORK_KEY]
+async def _own_call(request: web.Request) -> tuple[str, str] | web.Response:
+    """(call id, seat) of a call the requester may act on, or the error to send."""
     call_id = request.match_info["call_id"]
-    body = await json_body(request)
-    to = body.get("to")
-    if not isinstance(to, str):
-        return error_response(400, 'send {"to": "<destination>", "note": "…"}')
-    seat = await backend.seat_of_call(call_id)
+    seat = await request.app[NETWORK_KEY].seat_of_call(call_id)
     if seat is None:
         return error_response(404, "no call in progress with that id")
-    if not principal.may_act_as_seat(seat):
+    if not request[PRINCIPAL_KEY].may_act_as_seat(seat):
         return error_response(403, "a seat may transfer only its own caller; supervisors any")
+    return call_id, seat
+
+
+@requires("seat")
+async def transfer_call(request: web.Request) -> web.Response:
+    backend = request.app[NETWORK_KEY]
+    body = await json_body(request)
+    to, mode = body.get("to"), body.get("mode", "blind")
+    if not isinstance(to, str) or mode not in tuple(TransferMode):
+        modes = " | ".join(TransferMode)
+        return error_response(400, f'send {{"to": "<destination>", "mode": "{modes}", "note": "…"}}')
+    own = await _own_call(request)
+    if isinstance(own, web.Response):
+        return own
+    call_id, seat = own
     try:
-        started = await backend.transfer_call(call_id, to, seat, str(body.get("note", ""))[:500])
+        started = await backend.transfer_call(
+            call_id, to, seat, str(body.get("note", ""))[:500], TransferMode(str(mode))
+        )
     except TransferRefused as exc:
         return error_response(409, str(exc))
     except RedisError as exc:
         return error_response(503, f"the hand-off could not be stored: Redis: {exc}")
-    log.info("api.transfer", who=principal.name, call_id=call_id, to=started.destination)
+    log.info("api.transfer", who=request[PRINCIPAL_KEY].name, call_id=call_id, to=started.destination, mode=mode)
     return web.json_response(
         {
             "call_id": call_id,
             "to": started.destination,
+            "mode": str(started.mode),
             "handoff": handoff_view(started.handoff) if started.handoff else None,
         },
         status=202,  # the transfer is dialling; the call record says how it ended
     )
+
+
+@requires("seat")
+async def finish_consultation(request: web.Request) -> web.Response:
+    action = request.match_info["action"]
+    if action not in CONSULT_ACTIONS:
+        return error_response(404, f"no such action: {', '.join(CONSULT_ACTIONS)}")
+    own = await _own_call(request)
+    if isinstance(own, web.Response):
+        return own
+    call_id, _ = own
+    try:
+        await request.app[NETWORK_KEY].finish_consultation(call_id, action)
+    except ConsultRefused as exc:
+        return error_response(409, str(exc))
+    log.info("api.consultation", who=request[PRINCIPAL_KEY].name, call_id=call_id, action=action)
+    return web.json_response({"call_id": call_id, "action": action}, status=202)
+
+
+@requires("seat")
+async def list_destinations(request: web.Request) -> web.Response:
+    return web.json_response({"destinations": await request.app[NETWORK_KEY].destinations()})
 
 
 @requires("seat")
@@ -82,5 +127,7 @@ async def list_platforms(request: web.Request) -> web.Response:
 
 def add_network_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/calls/{call_id}/transfer", transfer_call)
+    app.router.add_post("/api/v1/calls/{call_id}/transfer/{action}", finish_consultation)
+    app.router.add_get("/api/v1/destinations", list_destinations)
     app.router.add_get("/api/v1/handoffs/{token}", get_handoff)
     app.router.add_get("/api/v1/platforms", list_platforms)

@@ -99,9 +99,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_check(args: argparse.Namespace) -> int:
-    from ivr.dialplan.loader import DialplanInvalid, load_dialplan
+    from ivr.dialplan.directory import DIRECTORY_FILE, dialplan_files, load_directory, load_platform_dialplan
+    from ivr.dialplan.loader import DialplanInvalid
 
-    paths = [Path(p) for p in args.paths] or sorted(Path("dialplans").glob("*.yaml"))
+    paths = [Path(p) for p in args.paths] or [Path("dialplans") / DIRECTORY_FILE, *dialplan_files(Path("dialplans"))]
     if not paths:
         print("no dialplan files given and none in ./dialplans", file=sys.stderr)
         return 1
@@ -109,7 +110,11 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
     failed = 0
     for path in paths:
         try:
-            plan = load_dialplan(path, recorded)
+            if path.name == DIRECTORY_FILE:  # every dialplan sees the directory beside it
+                directory = load_directory(path)
+                print(f"{path}: ok ({len(directory.hotlines)} hotlines)")
+                continue
+            plan = load_platform_dialplan(path, recorded)
         except DialplanInvalid as exc:
             failed += 1
             print(exc)
@@ -133,12 +138,12 @@ def cmd_token_new(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
-    from ivr.dialplan.loader import load_dialplan
+    from ivr.dialplan.directory import load_platform_dialplan
     from ivr.prompts import build_prompts
     from telephony.asterisk_conf import ivr_prompts_dir, prompt_path
 
     config = _load(args.config)
-    plan = load_dialplan(config.dialplan_path(), config.paths.prompts_dir)
+    plan = load_platform_dialplan(config.dialplan_path(), config.paths.prompts_dir, config.platform.id)
     for texts, out in (
         (config.prompts.model_dump(), prompt_path(config, "fallback").parent),
         (plan.spec.prompts, ivr_prompts_dir(config)),

@@ -38,8 +38,10 @@ from hotline.figures import Figures
 from hotline.metrics import Metric
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory, list_platforms
 from hotline.platforms import publish as publish_platform
+from ivr.consult import Consultations
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
+from ivr.dialplan.schema import TransferMode
 from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
@@ -189,6 +191,7 @@ class Controller:
             platform_trunks=platform_trunks,
             availability=directory,
         )
+        self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs, clock=clock)
         self.transfers = SeatTransfers(
             platform=config.platform.id,
             tracker=self.tracker,
@@ -197,6 +200,7 @@ class Controller:
             handoffs=self.handoffs,
             platform_trunks=platform_trunks,
             availability=directory,
+            consultations=self.consultations,
             clock=clock,
         )
         system_prompts = prompt_path(config, "any").parent
@@ -445,8 +449,30 @@ class Controller:
     async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
         return await self.figures.seat_figures()
 
-    async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
-        return await self.transfers.transfer(call_id, to, seat, note)
+    async def transfer_call(self, call_id: str, to: str, seat: str, note: str, mode: TransferMode) -> TransferStarted:
+        return await self.transfers.transfer(call_id, to, seat, note, mode)
+
+    async def finish_consultation(self, call_id: str, action: str) -> None:
+        finish = {
+            "complete": self.consultations.complete,
+            "cancel": self.consultations.cancel,
+            "three_way": self.consultations.three_way,
+        }[action]
+        await finish(call_id)
+
+    async def destinations(self) -> list[dict[str, Any]]:
+        trunks = self.config.sip.trunks
+        return [
+            {
+                "to": key,
+                "name": d.name,
+                "kind": str(d.kind),
+                "number": d.number,
+                "modes": [str(m) for m in d.modes],
+                "available": d.trunk in trunks,  # a trunk config.yaml lacks: transfers there fail
+            }
+            for key, d in self.transfers.destinations().items()
+        ]
 
     async def current_calls(self) -> dict[str, dict[str, Any]]:
         return await self.figures.current_calls()

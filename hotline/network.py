@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from hotline.config import Config, ConfigError, OutboundTrunk, PlatformConfig
+from ivr.dialplan.directory import dialplan_files
 from telephony.asterisk_conf import PROVINCE_PLATFORM
 
 DEFAULT_PLATFORMS = ("kunming", PROVINCE_PLATFORM, "dali")
@@ -26,7 +27,7 @@ class NetworkError(ConfigError):
 def platform_ids(requested: str, dialplans_dir: Path) -> list[str]:
     """``kunming,province,dali`` → that list; ``all`` → every platform with a dialplan, the
     base platform's first. Unknown ids are an error naming the known ones."""
-    known = sorted(path.stem for path in dialplans_dir.glob("*.yaml"))
+    known = [path.stem for path in dialplan_files(dialplans_dir)]
     if requested == "all":
         return [p for p in DEFAULT_PLATFORMS if p in known] + [p for p in known if p not in DEFAULT_PLATFORMS]
     wanted = [p.strip() for p in requested.split(",") if p.strip()]

@@ -212,8 +212,11 @@ class IvrRun:
         return None  # the FastAGI session ends; the dialplan takes the caller to the hold context
 
     async def _transfer(self, node: TransferNode) -> str | None:
-        destination = self.plan.spec.destinations[node.to]
-        await self.ctx.tracker.amend(self.call_id, {"transfer_to": f"{node.to}:{destination.number}"})
+        destination = self.plan.destinations[node.to]
+        await self.ctx.tracker.amend(
+            self.call_id,
+            {"transfer_to": f"{node.to}:{destination.number}", "tags": {"transfer_kind": str(destination.kind)}},
+        )
         target = self.ctx.platform_trunks.get(destination.trunk)
         if target and self.ctx.availability and await self.ctx.availability.has_free_seat(target) is False:
             await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": "no_free_seat"}})

@@ -4,6 +4,10 @@ A transfer to a destination whose trunk leads to another 12345 platform (``sip.t
 platform``) writes a hand-off record to the shared Redis; its token rides on the channel
 (``_HOTLINE_HANDOFF``, inherited by the new leg) and in a SIP header the receiving platform
 reads (calls/handoff.py, ivr/entry.py).
+
+A seat hands its caller on blind (the caller leaves the seat's bridge for the transfer context)
+or starts a consultation (attended or three-way, ivr/consult.py): Asterisk's own attended
+transfer holds the caller while the seat talks to the other side.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import structlog
 from calls.handoff import Handoff, RedisHandoffs, new_token
 from calls.model import CallRecord
 from calls.tracker import CallTracker
+from ivr.consult import Consultations, ConsultRefused
 from ivr.dialplan.registry import DialplanRegistry
+from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
 from telephony.ami_types import AmiError, AmiLink
 from telephony.asterisk_conf import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
 
@@ -65,12 +71,14 @@ async def create_handoff(
 class TransferStarted:
     destination: str
     dial: str
+    mode: TransferMode
     handoff: Handoff | None
 
 
 class SeatTransfers:
-    """A seat hands its caller on (blind): the caller leaves the seat's bridge for the
-    transfer context, which dials the destination with the case attached."""
+    """A seat hands its caller on: blind (the caller leaves the seat's bridge for the transfer
+    context, which dials the destination with the case attached), or after talking to the other
+    side first (attended, three-way: a consultation)."""
 
     def __init__(
         self,
@@ -82,6 +90,7 @@ class SeatTransfers:
         handoffs: RedisHandoffs,
         platform_trunks: Mapping[str, str],
         availability: PlatformAvailability,
+        consultations: Consultations,
         clock: Callable[[], datetime],
     ) -> None:
         self._platform = platform
@@ -91,48 +100,72 @@ class SeatTransfers:
         self._handoffs = handoffs
         self._platform_trunks = platform_trunks
         self._availability = availability
+        self._consultations = consultations
         self._clock = clock
 
-    async def transfer(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
+    def destinations(self) -> Mapping[str, Destination]:
+        """Where this platform's seats may hand callers on (dialplan and directory)."""
+        return self._dialplans.current.destinations
+
+    async def transfer(
+        self, call_id: str, to: str, seat: str, note: str, mode: TransferMode = TransferMode.BLIND
+    ) -> TransferStarted:
         record = self._tracker.get_live(call_id)
         if record is None or not record.seat:
             raise TransferRefused("only a call in progress with a seat can be transferred")
-        destinations = self._dialplans.current.spec.destinations
+        destinations = self.destinations()
         if to not in destinations:
-            raise TransferRefused(f"unknown destination {to!r} (dialplan destinations: {', '.join(destinations)})")
+            raise TransferRefused(f"unknown destination {to!r} (known: {', '.join(destinations)})")
         destination = destinations[to]
+        if mode not in destination.modes:
+            allowed = ", ".join(destination.modes)
+            raise TransferRefused(f"{to!r} may be handed a caller only so: {allowed} (not {mode})")
+        if self._consultations.get(call_id) is not None:
+            raise TransferRefused("a consultation is in progress: complete or cancel it first")
         dial = f"PJSIP/{destination.number}@{destination.trunk}"
-        handoff = None
         target = self._platform_trunks.get(destination.trunk)
         if target and await self._availability.has_free_seat(target) is False:
             # all its seats busy: the caller stays with this seat, who may try again or take a message
             raise TransferRefused(f"{target} has no free seat now; the caller stays with you")
+        handoff = None
         if target:
             handoff = await create_handoff(
                 self._handoffs, platform=self._platform, record=record, call_id=call_id, to=to,
                 at=self._clock(), seat=seat, note=note,
             )  # fmt: skip
+        kind = DestinationKind.PLATFORM if target else destination.kind
         try:
-            if handoff is not None:
-                await self._setvar(record.channel, f"_{HANDOFF_VARIABLE}", handoff.token)
-            await self._setvar(record.channel, TRANSFER_DIAL_VARIABLE, dial)
-            await self._ami.send_action(
-                {
-                    "Action": "Redirect",
-                    "Channel": record.channel,
-                    "Context": TRANSFER_CONTEXT,
-                    "Exten": "s",
-                    "Priority": "1",
-                }
-            )
-        except AmiError as exc:
+            if mode is TransferMode.BLIND:
+                await self._blind(record.channel, dial, handoff)
+            else:
+                await self._consultations.start(
+                    call_id=call_id,
+                    seat=seat,
+                    caller=record.caller,
+                    dial=dial,
+                    to=to,
+                    mode=mode,
+                    allowed=destination.modes,
+                    handoff=handoff,
+                )
+        except (AmiError, ConsultRefused) as exc:
             if handoff is not None:
                 await self._handoffs.settle(handoff.token)  # nothing left: it must not expire into a ticket
-            raise TransferRefused(f"Asterisk did not take the transfer: {exc}") from None
-        tags = {"transfer_by": seat} | ({"handoff": handoff.token} if handoff else {})
+            reason = str(exc) if isinstance(exc, ConsultRefused) else f"Asterisk did not take the transfer: {exc}"
+            raise TransferRefused(reason) from None
+        tags = {"transfer_by": seat, "transfer_kind": str(kind), "transfer_mode": str(mode)}
+        tags |= {"handoff": handoff.token} if handoff else {}
         await self._tracker.amend(call_id, {"transfer_to": f"{to}:{destination.number}", "tags": tags})
-        log.info("transfer.started", call_id=call_id, to=to, seat=seat, handoff=bool(handoff))
-        return TransferStarted(to, dial, handoff)
+        log.info("transfer.started", call_id=call_id, to=to, seat=seat, mode=str(mode), handoff=bool(handoff))
+        return TransferStarted(to, dial, mode, handoff)
+
+    async def _blind(self, channel: str, dial: str, handoff: Handoff | None) -> None:
+        if handoff is not None:
+            await self._setvar(channel, f"_{HANDOFF_VARIABLE}", handoff.token)
+        await self._setvar(channel, TRANSFER_DIAL_VARIABLE, dial)
+        await self._ami.send_action(
+            {"Action": "Redirect", "Channel": channel, "Context": TRANSFER_CONTEXT, "Exten": "s", "Priority": "1"}
+        )
 
     async def _setvar(self, channel: str, name: str, value: str) -> None:
         await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})

@@ -34,6 +34,16 @@ TRANSFER_CONTEXT = "hotline-transfer"  # a seat's transfer (API): the caller is 
 TRANSFER_DIAL_VARIABLE = "HOTLINE_TRANSFER_DIAL"
 TRANSFERRED_EVENT = "HotlineTransferred"
 AGI_TRANSFER_FAILED_SCRIPT = "transfer-failed"
+# a seat's consultation (attended / three-way transfer, ivr/consult.py): Asterisk's Atxfer dials
+# CONSULT_EXTEN@CONSULT_CONTEXT, which dials what CONSULT_DIAL_VARIABLE says
+CONSULT_CONTEXT = "hotline-consult"
+CONSULT_EXTEN = "1"
+CONSULT_DIAL_VARIABLE = "HOTLINE_CONSULT_DIAL"
+CONSULT_CALLER_VARIABLE = "HOTLINE_CONSULT_CALLER"  # the citizen's number, shown to the other side
+CONSULT_CALL_VARIABLE = "HOTLINE_CONSULT_OF"  # the call id the consultation is about
+CONSULT_ANSWERED_EVENT = "HotlineConsultAnswered"
+CONSULT_RING_S = 30
+THREE_WAY_CODE = "*3"  # features.conf atxferthreeway
 # our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
 HOLD_CONTEXT = "hotline-hold"
 OFFER_CONTEXT = "hotline-offer"
@@ -390,6 +400,17 @@ exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},30,b({PREDIAL_CONTEXT}^s^1))
  same => n(done),Hangup()
 exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT},To: ${{{TRANSFER_DIAL_VARIABLE}}}))
 
+; A seat's consultation (Atxfer on the seat's channel): the other side sees the citizen's number
+; and, for another platform, gets the case's token; on answer the controller hears of it
+; (a three-way consultation joins the caller then)
+[{CONSULT_CONTEXT}]
+exten => {CONSULT_EXTEN},1,Set(CALLERID(num)=${{{CONSULT_CALLER_VARIABLE}}})
+ same => n,Dial(${{{CONSULT_DIAL_VARIABLE}}},{CONSULT_RING_S},b({PREDIAL_CONTEXT}^s^1)U({CONSULT_CONTEXT}-answered))
+ same => n,Hangup()
+[{CONSULT_CONTEXT}-answered]
+exten => s,1,UserEvent({CONSULT_ANSWERED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}})
+ same => n,Return()
+
 ; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
 ; (it finds its callers again), and max wait is Asterisk's own timer (TIMEOUT(absolute)).
 ; The caller waits in a holding bridge (music, alone): a seat that answers moves it into its own
@@ -411,6 +432,7 @@ exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
 ; longest-waiting eligible caller still there), the call is recorded and bridged. If that
 ; caller vanished in between, ask again; with no caller (or no controller) the seat is released.
 ; x: when the talk ends the caller is hung up (not sent back to the hold music).
+; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
 [{OFFER_CONTEXT}]
 exten => s,1,Set(attempt=0)
  same => n(ask),Set(attempt=$[${{attempt}} + 1])
@@ -425,7 +447,7 @@ exten => s,1,Set(attempt=0)
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
  same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
  same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
- same => n,Bridge(${{{CALLER_VARIABLE}}},x)
+ same => n,Bridge(${{{CALLER_VARIABLE}}},xT)
  same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
  same => n(none),Hangup()
 ; a caller who asked to be called back, keeping their place: the seat calls them now
@@ -452,6 +474,29 @@ info = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400
 """
 
 
+# Transfers by seats go through the API (they carry the case): no blind-transfer key; the
+# attended-transfer key is what AMI Atxfer presses for us. During a consultation the seat's
+# phone keys still work: *1 back to the caller, *3 three-way, hanging up completes it.
+_FEATURES = f"""[general]
+transferdigittimeout = 3
+atxfernoanswertimeout = {CONSULT_RING_S}
+atxferdropcall = no
+atxferloopdelay = 3
+atxfercallbackretries = 2
+atxferabort = *1
+atxfercomplete = *2
+atxferthreeway = {THREE_WAY_CODE}
+atxferswap = *4
+
+[featuremap]
+blindxfer =
+atxfer = *7
+disconnect =
+automixmon =
+parkcall =
+"""
+
+
 def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
     moh = layout.data_dir / "moh"
     return {
@@ -462,7 +507,7 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
-        "features.conf": "[general]\n",
+        "features.conf": _FEATURES,
         "indications.conf": _INDICATIONS,
         "ccss.conf": "[general]\n",
         "acl.conf": "",

@@ -17,7 +17,7 @@ import structlog
 
 from hotline.config import Config, ConfigError
 from ivr.calendar import PlatformCalendar
-from ivr.dialplan.loader import load_dialplan
+from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from tickets.store import RedisTicketStore, export_stream
 from voicemail.asr import AudioUnreadable, ModelUnavailable, VoskTranscriber
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings
@@ -30,8 +30,8 @@ def platform_calendars(config: Config) -> dict[str, PlatformCalendar]:
     """Working-day calendars of every platform whose dialplan this host can read: a worker may
     file tickets for any platform sharing the Redis."""
     calendars = {}
-    for path in sorted(config.paths.dialplans_dir.glob("*.yaml")):
-        calendars[path.stem] = load_dialplan(path).calendar
+    for path in dialplan_files(config.paths.dialplans_dir):
+        calendars[path.stem] = load_platform_dialplan(path).calendar
     return calendars
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from hotline.yamlsource import KeyPath
 from ivr.dialplan.schema import (
+    Destination,
     DialplanSpec,
     HangupNode,
     HoursNode,
@@ -80,7 +81,9 @@ def _reachable(spec: DialplanSpec, start: str, follow: Callable[[Node], Iterator
     return seen
 
 
-def _check_references(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) -> Iterator[Finding]:
+def _check_references(
+    spec: DialplanSpec, prompt_exists: Callable[[str], bool], destinations: Mapping[str, Destination]
+) -> Iterator[Finding]:
     """Targets, prompts and destinations that point at nothing."""
     for field, entry in _entries(spec):
         if entry not in spec.nodes:
@@ -95,9 +98,12 @@ def _check_references(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) 
                 yield Finding(
                     _path(node_id, field), f"prompt {prompt!r} has no text under prompts: and no recorded file"
                 )
-        if isinstance(node, TransferNode) and node.to not in spec.destinations:
-            known = ", ".join(spec.destinations) or "none defined"
-            yield Finding(_path(node_id, "to"), f"destination {node.to!r} is not under destinations: ({known})")
+        if isinstance(node, TransferNode) and node.to not in destinations:
+            known = ", ".join(destinations) or "none defined"
+            yield Finding(
+                _path(node_id, "to"),
+                f"destination {node.to!r} is neither under destinations: nor in the directory ({known})",
+            )
 
 
 def _entries(spec: DialplanSpec) -> Iterator[tuple[str, str]]:
@@ -132,9 +138,13 @@ def _check_flow(spec: DialplanSpec) -> Iterator[Finding]:
             yield Finding(("nodes", node_id, "options"), f"menu {node_id!r}: key 0 should reach a human", "warning")
 
 
-def check_graph(spec: DialplanSpec, prompt_exists: Callable[[str], bool]) -> list[Finding]:
-    """Every graph problem of ``spec``; ``prompt_exists`` says whether a recording exists."""
-    findings = list(_check_references(spec, prompt_exists))
+def check_graph(
+    spec: DialplanSpec, prompt_exists: Callable[[str], bool], destinations: Mapping[str, Destination] | None = None
+) -> list[Finding]:
+    """Every graph problem of ``spec``; ``prompt_exists`` says whether a recording exists;
+    ``destinations``: what transfer nodes may name (default: the dialplan's own)."""
+    known = spec.destinations if destinations is None else destinations
+    findings = list(_check_references(spec, prompt_exists, known))
     if all(entry in spec.nodes for _, entry in _entries(spec)):
         findings.extend(_check_flow(spec))
         findings.extend(_menu_depth(spec))

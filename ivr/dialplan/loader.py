@@ -6,7 +6,7 @@ Every problem is reported as ``file:line:column: error|warning: key.path: what i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from hotline.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
 from ivr.dialplan.checks import Finding, check_graph
-from ivr.dialplan.schema import DialplanSpec, Node
+from ivr.dialplan.schema import Destination, DialplanSpec, Node
 
 _NODE_KINDS = {"play", "menu", "hours", "queue", "transfer", "voicemail", "survey", "set", "hangup"}
 
@@ -54,6 +54,8 @@ class Dialplan:
     source: str
     version: str
     warnings: tuple[Problem, ...] = field(default=())
+    # the dialplan's own destinations over the shared directory's (ivr/dialplan/directory.py)
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
 
     def node(self, node_id: str) -> Node:
         return self.spec.nodes[node_id]
@@ -67,7 +69,7 @@ def _schema_path(loc: tuple[int | str, ...]) -> KeyPath:
     return tuple(path)
 
 
-def _schema_problems(document: YamlDocument, error: ValidationError) -> list[Problem]:
+def schema_problems(document: YamlDocument, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors():
         path = _schema_path(item["loc"])
@@ -94,8 +96,14 @@ def _calendar(spec: DialplanSpec) -> PlatformCalendar:
     return PlatformCalendar(local, extension)
 
 
-def parse_dialplan(text: str, filename: str, prompt_exists: Callable[[str], bool]) -> Dialplan:
-    """Validate dialplan text; raise DialplanInvalid with every located error."""
+def parse_dialplan(
+    text: str,
+    filename: str,
+    prompt_exists: Callable[[str], bool],
+    shared_destinations: Mapping[str, Destination] | None = None,
+) -> Dialplan:
+    """Validate dialplan text; raise DialplanInvalid with every located error.
+    ``shared_destinations``: the directory's entries for this platform."""
     try:
         document = parse_yaml(text, filename)
     except YamlSyntaxError as exc:
@@ -109,18 +117,30 @@ def parse_dialplan(text: str, filename: str, prompt_exists: Callable[[str], bool
     try:
         spec = DialplanSpec.model_validate(document.data)
     except ValidationError as exc:
-        raise DialplanInvalid(problems + _schema_problems(document, exc)) from None
-    findings: list[Finding] = check_graph(spec, prompt_exists)
+        raise DialplanInvalid(problems + schema_problems(document, exc)) from None
+    destinations = {**(shared_destinations or {}), **spec.destinations}
+    findings: list[Finding] = check_graph(spec, prompt_exists, destinations)
     located = [Problem(filename, document.position_of(f.path), f.path, f.message, f.severity) for f in findings]
     problems += [p for p in located if p.severity == "error"]
     if problems:
         raise DialplanInvalid(problems + [p for p in located if p.severity != "error"])
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     warnings = tuple(p for p in located if p.severity != "error")
-    return Dialplan(spec=spec, calendar=_calendar(spec), source=filename, version=version, warnings=warnings)
+    return Dialplan(
+        spec=spec,
+        calendar=_calendar(spec),
+        source=filename,
+        version=version,
+        warnings=warnings,
+        destinations=destinations,
+    )
 
 
-def load_dialplan(path: Path, recorded_prompts_dir: Path | None = None) -> Dialplan:
+def load_dialplan(
+    path: Path,
+    recorded_prompts_dir: Path | None = None,
+    shared_destinations: Mapping[str, Destination] | None = None,
+) -> Dialplan:
     """Read and check one dialplan file. A prompt counts as existing if ``<dir>/<name>.wav`` does."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -132,4 +152,4 @@ def load_dialplan(path: Path, recorded_prompts_dir: Path | None = None) -> Dialp
     def recorded(name: str) -> bool:
         return recorded_prompts_dir is not None and (recorded_prompts_dir / f"{name}.wav").is_file()
 
-    return parse_dialplan(text, str(path), recorded)
+    return parse_dialplan(text, str(path), recorded, shared_destinations)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import structlog
 
-from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem, load_dialplan
+from ivr.dialplan.directory import DIRECTORY_FILE, load_platform_dialplan
+from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem
 
 log = structlog.get_logger(__name__)
 
@@ -38,12 +39,13 @@ class DialplanRegistry:
 
     def __init__(self, path: Path, recorded_prompts_dir: Path, platform_id: str, prepare: Prepare) -> None:
         self.path = path
+        self.directory_path = path.parent / DIRECTORY_FILE  # shared by every platform's dialplan
         self._recorded = recorded_prompts_dir
         self._platform_id = platform_id
         self._prepare = prepare
         self._current: Dialplan | None = None
         self._lock = asyncio.Lock()
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[tuple[float, int] | None, ...] | None = None
         self.loaded_at: datetime | None = None
         self.last_error = ""
         self.reloads_ok = 0
@@ -55,15 +57,20 @@ class DialplanRegistry:
             raise RuntimeError("no dialplan loaded yet")
         return self._current
 
-    def _file_stamp(self) -> tuple[float, int] | None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime, stat.st_size)
+    def _file_stamp(self) -> tuple[tuple[float, int] | None, ...] | None:
+        """The dialplan's and the directory's change stamps; None while the dialplan is missing."""
+        stamps: list[tuple[float, int] | None] = []
+        for path in (self.path, self.directory_path):
+            try:
+                stat = path.stat()
+            except OSError:
+                stamps.append(None)
+                continue
+            stamps.append((stat.st_mtime, stat.st_size))
+        return None if stamps[0] is None else tuple(stamps)
 
     async def _load(self) -> Dialplan:
-        plan = await asyncio.to_thread(load_dialplan, self.path, self._recorded)
+        plan = await asyncio.to_thread(load_platform_dialplan, self.path, self._recorded, self._platform_id)
         if plan.spec.platform != self._platform_id:
             raise DialplanInvalid(
                 [

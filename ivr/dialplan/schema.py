@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -81,11 +82,29 @@ class CalendarDay(_Model):
     name: str = ""
 
 
+class TransferMode(StrEnum):
+    BLIND = "blind"  # the caller is handed on; the seat is free at once
+    ATTENDED = "attended"  # the seat talks to the other side first (the caller on hold), then hands on
+    THREE_WAY = "three_way"  # caller, seat and the other side together; the seat may leave later
+
+
+class DestinationKind(StrEnum):
+    PLATFORM = "platform"  # another 12345 platform (the province, a prefecture)
+    EMERGENCY = "emergency"  # 110 / 119 / 120 / 122
+    DEPARTMENT = "department"  # a department hotline the province keeps (保留的部门热线)
+    UTILITY = "utility"  # water, power, gas, public transport (公共企事业单位)
+    OTHER = "other"
+
+
 class Destination(_Model):
-    """Where a transfer goes: a number on an outbound trunk from config.yaml (sip.trunks)."""
+    """Where a transfer goes: a number on an outbound trunk from config.yaml (sip.trunks).
+    A dialplan's own, or an entry of the shared directory (dialplans/directory.yaml)."""
 
     trunk: str = Field(min_length=1)
     number: str = Field(pattern=r"^[0-9*#+]{2,32}$")
+    name: str = ""
+    kind: DestinationKind = DestinationKind.OTHER
+    modes: tuple[TransferMode, ...] = Field(default=(TransferMode.BLIND, TransferMode.ATTENDED), min_length=1)
 
 
 class _Node(_Model):

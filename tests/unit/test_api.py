@@ -24,7 +24,9 @@ from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken
 from hotline.metrics import Metric
 from ivr.calendar import PlatformCalendar
+from ivr.consult import ConsultRefused
 from ivr.dialplan.registry import ReloadResult
+from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 from recordings.access import AuditEntry
 from tickets.store import RedisTicketStore
@@ -56,6 +58,8 @@ class Backend:
         self.platform_id = "kunming"
         self.store_down = False
         self.transfers: list[tuple[str, str, str, str]] = []
+        self.modes: list[TransferMode] = []
+        self.finished: list[tuple[str, str]] = []
         self.broken_dialplan = False
         self.reloads: list[str] = []
         self.audited: list[AuditEntry] = []
@@ -90,11 +94,20 @@ class Backend:
     async def queue_stats(self) -> list[QueueStats]:
         return []
 
-    async def transfer_call(self, call_id: str, to: str, seat: str, note: str) -> TransferStarted:
+    async def transfer_call(self, call_id: str, to: str, seat: str, note: str, mode: TransferMode) -> TransferStarted:
         if to != "province":
             raise TransferRefused(f"unknown destination {to!r}")
         self.transfers.append((call_id, to, seat, note))
-        return TransferStarted(to, "PJSIP/12345@province", None)
+        self.modes.append(mode)
+        return TransferStarted(to, "PJSIP/12345@province", mode, None)
+
+    async def finish_consultation(self, call_id: str, action: str) -> None:
+        if action == "three_way":
+            raise ConsultRefused("'province' takes no three-way call")
+        self.finished.append((call_id, action))
+
+    async def destinations(self) -> list[dict[str, Any]]:
+        return [{"to": "police", "name": "公安报警 110", "kind": "emergency", "modes": ["three_way", "blind"]}]
 
     async def current_calls(self) -> dict[str, dict[str, Any]]:
         return {}
@@ -263,6 +276,35 @@ async def test_a_seat_transfers_only_its_own_caller(backend_and_client: tuple[Ba
     assert unknown.status == 409
     assert (await client.post("/api/v1/calls/nope/transfer", json=body, headers=bearer("sup-token"))).status == 404
     assert (await client.post(path, json={}, headers=bearer("sup-token"))).status == 400
+    bad_mode = await client.post(path, json={"to": "province", "mode": "sideways"}, headers=bearer("sup-token"))
+    assert bad_mode.status == 400
+    assert "attended" in (await bad_mode.json())["error"]
+
+
+async def test_a_consultation_is_started_and_finished_by_its_seat(
+    backend_and_client: tuple[Backend, TestClient[Any, Any]],
+) -> None:
+    backend, client = backend_and_client
+    path = "/api/v1/calls/kunming-9.9/transfer"
+    started = await client.post(path, json={"to": "province", "mode": "attended"}, headers=bearer("seat-token"))
+    assert started.status == 202
+    assert (await started.json())["mode"] == "attended"
+    assert backend.modes == [TransferMode.ATTENDED]
+    assert (await client.post(f"{path}/complete", headers=bearer("seat-token"))).status == 202
+    assert backend.finished == [("kunming-9.9", "complete")]
+    refused = await client.post(f"{path}/three_way", headers=bearer("seat-token"))
+    assert refused.status == 409
+    assert "three-way" in (await refused.json())["error"]
+    assert (await client.post(f"{path}/sideways", headers=bearer("seat-token"))).status == 404
+    assert (await client.post("/api/v1/calls/nope/transfer/cancel", headers=bearer("seat-token"))).status == 404
+    assert (await client.post(f"{path}/cancel")).status == 401
+
+
+async def test_seats_see_where_they_may_hand_callers(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = backend_and_client
+    body = await (await client.get("/api/v1/destinations", headers=bearer("seat-token"))).json()
+    assert body["destinations"][0]["to"] == "police"
+    assert (await client.get("/api/v1/destinations")).status == 401
 
 
 async def test_platforms_need_a_supervisor(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from ivr.dialplan.loader import DialplanInvalid, parse_dialplan
 from ivr.dialplan.schema import MenuNode
 from tests.support.cli import run_cli
@@ -61,10 +62,10 @@ def test_good_dialplan_loads() -> None:
 
 
 def test_every_shipped_dialplan_is_valid() -> None:
-    files = sorted((REPO / "dialplans").glob("*.yaml"))
+    files = dialplan_files(REPO / "dialplans")
     assert len(files) == 17
     for path in files:
-        plan = parse_dialplan(path.read_text(encoding="utf-8"), str(path), lambda name: False)
+        plan = load_platform_dialplan(path)
         assert plan.spec.platform == path.stem
         assert plan.warnings == ()
 
@@ -189,4 +190,5 @@ def test_cli_check(tmp_path: Path) -> None:
     assert f"{good}: ok" in result.stdout
     ok = run_cli("dialplan", "check")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count(": ok") == 17
+    assert ok.stdout.count(": ok") == 18  # 17 dialplans and the hotline directory
+    assert "directory.yaml: ok (" in ok.stdout

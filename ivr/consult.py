@@ -1,0 +1,256 @@
+"""A seat's consultation: talk to the other side first, then hand the caller on or join all three.
+
+Asterisk's own attended transfer does the telephony (bridge_basic's state machine: the caller
+hears music while the seat talks to the other side; the seat hanging up completes it; the other
+side hanging up returns the seat to the caller). We start it with AMI ``Atxfer`` on the seat's
+channel (it dials ``1@hotline-consult``, which dials the destination with the case), finish it
+with ``Hangup`` (complete), ``CancelAtxfer`` (back to the caller) or the three-way feature code
+(``PlayDTMF`` received on the seat's channel). Before finishing we look at the bridges in
+Asterisk, never at our memory alone: a completion sent when the seat is back with its caller
+would hang up the citizen.
+
+A seat can do all of it from the phone too (hang up, ``*1`` cancel, ``*3`` three-way), which is
+also the way after a controller restart (the consultation in progress is then unknown here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import structlog
+
+from acd.engine import OFFER_PREFIX
+from calls.handoff import Handoff, RedisHandoffs
+from calls.model import CallOutcome
+from calls.tracker import CallTracker
+from ivr.dialplan.schema import TransferMode
+from telephony.ami_types import AmiLink, AmiMessage
+from telephony.asterisk_conf import (
+    CONSULT_ANSWERED_EVENT,
+    CONSULT_CALL_VARIABLE,
+    CONSULT_CALLER_VARIABLE,
+    CONSULT_CONTEXT,
+    CONSULT_DIAL_VARIABLE,
+    CONSULT_EXTEN,
+    HANDOFF_VARIABLE,
+    THREE_WAY_CODE,
+)
+
+log = structlog.get_logger(__name__)
+_STATE_UP = "6"
+
+
+class ConsultRefused(ValueError):
+    """The consultation cannot be finished that way now (the message says why)."""
+
+
+class ConsultState(StrEnum):
+    CALLING = "calling"  # the other side rings; the caller hears music
+    TALKING = "talking"  # the seat talks to the other side
+    THREE_WAY = "three_way"  # caller, seat and the other side together
+
+
+@dataclass
+class Consultation:
+    call_id: str
+    seat: str
+    seat_channel: str
+    caller_channel: str
+    to: str
+    mode: TransferMode
+    allowed: tuple[TransferMode, ...]  # the destination's modes
+    handoff: Handoff | None
+    state: ConsultState = ConsultState.CALLING
+
+
+@dataclass(frozen=True)
+class _Bridges:
+    """Where the seat is in Asterisk right now."""
+
+    with_caller: bool  # the seat shares a bridge with its caller
+    other_side_up: bool  # someone besides seat and caller, answered, in the seat's bridge
+
+
+class Consultations:
+    """The consultations of this platform's seats, by call id."""
+
+    def __init__(
+        self, *, ami: AmiLink, tracker: CallTracker, handoffs: RedisHandoffs, clock: Callable[[], datetime]
+    ) -> None:
+        self._ami = ami
+        self._tracker = tracker
+        self._handoffs = handoffs
+        self._clock = clock
+        self._by_call: dict[str, Consultation] = {}
+        ami.on_event("UserEvent", self._on_user_event)
+        ami.on_event("AttendedTransfer", self._on_attended_transfer)
+        ami.on_event("Hangup", self._on_hangup)
+
+    def get(self, call_id: str) -> Consultation | None:
+        return self._by_call.get(call_id)
+
+    async def start(
+        self,
+        *,
+        call_id: str,
+        seat: str,
+        caller: str,
+        dial: str,
+        to: str,
+        mode: TransferMode,
+        allowed: tuple[TransferMode, ...],
+        handoff: Handoff | None,
+    ) -> Consultation:
+        """The seat's phone dials the destination; the caller hears music meanwhile."""
+        record = self._tracker.get_live(call_id)
+        if record is None:
+            raise ConsultRefused("the call has ended")
+        seat_channel = await self._seat_channel(record.channel)
+        if seat_channel is None:
+            raise ConsultRefused("the seat is not talking to the caller now")
+        # '__': inherited through the Local channel Asterisk's transfer dials, onto the new leg
+        variables = {CONSULT_DIAL_VARIABLE: dial, CONSULT_CALLER_VARIABLE: caller, CONSULT_CALL_VARIABLE: call_id}
+        if handoff is not None:
+            variables[HANDOFF_VARIABLE] = handoff.token
+        for name, value in variables.items():
+            await self._ami.send_action(
+                {"Action": "Setvar", "Channel": seat_channel, "Variable": f"__{name}", "Value": value}
+            )
+        consult = Consultation(call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff)
+        self._by_call[call_id] = consult
+        try:
+            await self._ami.send_action(
+                {"Action": "Atxfer", "Channel": seat_channel, "Exten": CONSULT_EXTEN, "Context": CONSULT_CONTEXT}
+            )
+        except Exception:
+            self._by_call.pop(call_id, None)
+            raise
+        log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
+        return consult
+
+    async def complete(self, call_id: str) -> None:
+        """The seat leaves; the caller and the other side stay together."""
+        consult = self._require(call_id)
+        bridges = await self._bridges(consult)
+        if bridges.with_caller and not bridges.other_side_up:
+            raise ConsultRefused("no consultation in progress: you are talking to the caller")
+        if not bridges.with_caller and not bridges.other_side_up:
+            raise ConsultRefused("the other side has not answered yet: wait, or cancel")
+        await self._ami.send_action({"Action": "Hangup", "Channel": consult.seat_channel, "Cause": "16"})
+        log.info("consult.completed_by_seat", call_id=call_id, seat=consult.seat)
+
+    async def cancel(self, call_id: str) -> None:
+        """Back to the caller; the other side is hung up and the case stays here."""
+        consult = self._require(call_id)
+        if (await self._bridges(consult)).with_caller:
+            raise ConsultRefused("no consultation in progress: you are talking to the caller")
+        await self._ami.send_action({"Action": "CancelAtxfer", "Channel": consult.seat_channel})
+        await self._ended(consult, "cancelled")
+
+    async def three_way(self, call_id: str) -> None:
+        """Caller, seat and the other side together; the seat may leave later (complete)."""
+        consult = self._require(call_id)
+        if TransferMode.THREE_WAY not in consult.allowed:
+            raise ConsultRefused(f"{consult.to!r} takes no three-way call")
+        bridges = await self._bridges(consult)
+        if bridges.with_caller or not bridges.other_side_up:
+            raise ConsultRefused("a three-way call needs the other side answered while you consult")
+        await self._merge(consult)
+
+    async def _merge(self, consult: Consultation) -> None:
+        for digit in THREE_WAY_CODE:  # as if the seat pressed it: Asterisk's atxferthreeway
+            await self._ami.send_action(
+                {"Action": "PlayDTMF", "Channel": consult.seat_channel, "Digit": digit, "Receive": "yes"}
+            )
+
+    def _require(self, call_id: str) -> Consultation:
+        consult = self._by_call.get(call_id)
+        if consult is None:
+            raise ConsultRefused("no consultation in progress for this call")
+        return consult
+
+    async def _channels(self) -> list[AmiMessage]:
+        reply = await self._ami.send_action({"Action": "CoreShowChannels"})
+        return [e for e in reply.events if e.name == "CoreShowChannel"]
+
+    async def _seat_channel(self, caller_channel: str) -> str | None:
+        """The seat's channel in the caller's bridge (an ACD offer channel)."""
+        channels = await self._channels()
+        bridge = next((e.get("bridgeid") for e in channels if e.get("channel") == caller_channel), "")
+        if not bridge:
+            return None
+        return next(
+            (
+                e.get("channel")
+                for e in channels
+                if e.get("bridgeid") == bridge and e.get("uniqueid").startswith(OFFER_PREFIX)
+            ),
+            None,
+        )
+
+    async def _bridges(self, consult: Consultation) -> _Bridges:
+        channels = await self._channels()
+        seat = next((e for e in channels if e.get("channel") == consult.seat_channel), None)
+        if seat is None or not seat.get("bridgeid"):
+            raise ConsultRefused("the seat's line is not in a call now")
+        bridge = seat.get("bridgeid")
+        others = [e for e in channels if e.get("bridgeid") == bridge and e.get("channel") != consult.seat_channel]
+        with_caller = any(e.get("channel") == consult.caller_channel for e in others)
+        other_side_up = any(
+            e.get("channel") != consult.caller_channel and e.get("channelstate") == _STATE_UP for e in others
+        )
+        return _Bridges(with_caller, other_side_up)
+
+    async def _ended(self, consult: Consultation, status: str) -> None:
+        self._by_call.pop(consult.call_id, None)
+        if status != "completed" and consult.handoff is not None:
+            await self._handoffs.settle(consult.handoff.token)  # the case stays here, with this call
+        await self._tracker.amend(consult.call_id, {"tags": {"transfer_status": status}})
+        log.info("consult.ended", call_id=consult.call_id, status=status)
+
+    # Asterisk's events
+
+    async def _on_user_event(self, event: AmiMessage) -> None:
+        if event.get("userevent") != CONSULT_ANSWERED_EVENT:
+            return
+        consult = self._by_call.get(event.get("call"))
+        if consult is None or consult.state is not ConsultState.CALLING:
+            return
+        consult.state = ConsultState.TALKING
+        log.info("consult.answered", call_id=consult.call_id)
+        if consult.mode is TransferMode.THREE_WAY:
+            await self._merge(consult)  # a three-way transfer: the caller joins as soon as they answer
+
+    async def _on_attended_transfer(self, event: AmiMessage) -> None:
+        transferers = {event.get("origtransfererchannel"), event.get("secondtransfererchannel")}
+        consult = next((c for c in self._by_call.values() if c.seat_channel in transferers), None)
+        if consult is None:
+            return
+        if event.get("result").lower() != "success":
+            log.warning("consult.transfer_failed", call_id=consult.call_id, result=event.get("result"))
+            return
+        if event.get("desttype").lower() == "threeway":
+            consult.state = ConsultState.THREE_WAY
+            await self._tracker.amend(
+                consult.call_id, {"outcome": CallOutcome.TRANSFERRED, "tags": {"transfer_status": "three_way"}}
+            )
+            log.info("consult.three_way", call_id=consult.call_id)
+            return
+        await self._tracker.amend(consult.call_id, {"outcome": CallOutcome.TRANSFERRED})
+        await self._ended(consult, "completed")
+
+    async def _on_hangup(self, event: AmiMessage) -> None:
+        uniqueid, channel = event.get("uniqueid"), event.get("channel")
+        consult = self._by_call.get(uniqueid) or next(
+            (c for c in self._by_call.values() if c.seat_channel == channel), None
+        )
+        if consult is None:
+            return
+        if consult.state is ConsultState.THREE_WAY:
+            self._by_call.pop(consult.call_id, None)  # the record says three_way; the others talk on
+        elif uniqueid == consult.call_id:
+            await self._ended(consult, "caller_hung_up")
+        # the seat hanging up while consulting completes the transfer: AttendedTransfer says how

@@ -1,0 +1,132 @@
+"""The hotline directory: the numbers 12345 hands callers to, shared by every platform.
+
+``dialplans/directory.yaml`` lists the emergency numbers (110/119/120/122), the department
+hotlines the province keeps (保留的部门热线: the seed keeps them at the provincial level only) and
+the public utility hotlines (供水、供电、供气、公共交通) a platform works with. Every platform's
+dialplan sees them as destinations (a dialplan's own ``destinations`` win on a name clash), so a
+transfer node, a seat's transfer (API) and the console's one-key emergency buttons use the same
+names. An entry may give a platform its own number (a city's water company) or be limited to
+some platforms (a department hotline reached through the province).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hotline.yamlsource import Position, YamlSyntaxError, parse_yaml
+from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem, load_dialplan, schema_problems
+from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
+
+DIRECTORY_FILE = "directory.yaml"
+EntryName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+PlatformId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+_NUMBER = r"^[0-9*#+]{2,32}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalNumber(_Model):
+    """A platform's own number (and trunk) for an entry, e.g. its city's water company."""
+
+    number: str = Field(pattern=_NUMBER)
+    trunk: str | None = Field(default=None, min_length=1)
+
+
+class DirectoryEntry(_Model):
+    name: str = Field(min_length=1, description="what seats and supervisors read, e.g. 供电服务热线 95598")
+    kind: DestinationKind
+    number: str = Field(pattern=_NUMBER)
+    trunk: str = Field(min_length=1, description="an outbound trunk of config.yaml (sip.trunks)")
+    modes: tuple[TransferMode, ...] = Field(default=(TransferMode.BLIND, TransferMode.ATTENDED), min_length=1)
+    platforms: tuple[PlatformId, ...] = Field(default=(), description="only these platforms; empty: every one")
+    local: dict[PlatformId, LocalNumber] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _emergencies_never_wait(self) -> DirectoryEntry:
+        # an emergency is handed on at once: a consultation first would keep 110 waiting
+        if self.kind is DestinationKind.EMERGENCY and TransferMode.ATTENDED in self.modes:
+            raise ValueError("an emergency number is handed on blind or three-way, never attended (consulted first)")
+        return self
+
+    def for_platform(self, platform: str) -> Destination | None:
+        if self.platforms and platform not in self.platforms:
+            return None
+        local = self.local.get(platform)
+        return Destination(
+            trunk=(local.trunk if local and local.trunk else self.trunk),
+            number=local.number if local else self.number,
+            name=self.name,
+            kind=self.kind,
+            modes=self.modes,
+        )
+
+
+class HotlineDirectory(_Model):
+    hotlines: dict[EntryName, DirectoryEntry] = Field(default_factory=dict)
+    version: str = Field(default="", exclude=True)  # of the file's text; "" with no file
+
+    def destinations_for(self, platform: str) -> dict[str, Destination]:
+        found = {key: entry.for_platform(platform) for key, entry in self.hotlines.items()}
+        return {key: destination for key, destination in found.items() if destination is not None}
+
+
+EMPTY_DIRECTORY = HotlineDirectory()
+
+
+def parse_directory(text: str, filename: str) -> HotlineDirectory:
+    """Validate the directory's text; raise DialplanInvalid with every located error."""
+    try:
+        document = parse_yaml(text, filename)
+    except YamlSyntaxError as exc:
+        raise DialplanInvalid([Problem(filename, exc.position, (), f"invalid YAML: {exc.problem}")]) from None
+    problems = [
+        Problem(filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
+        for path, position in document.duplicate_keys
+    ]
+    if not isinstance(document.data, dict):
+        raise DialplanInvalid([*problems, Problem(filename, Position(1, 1), (), "the directory is a mapping of keys")])
+    if "version" in document.data:
+        problems.append(Problem(filename, document.position_of(("version",)), ("version",), "unknown key"))
+    try:
+        directory = HotlineDirectory.model_validate(document.data)
+    except ValidationError as exc:
+        raise DialplanInvalid(problems + schema_problems(document, exc)) from None
+    if problems:
+        raise DialplanInvalid(problems)
+    return directory.model_copy(update={"version": hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]})
+
+
+def load_directory(path: Path) -> HotlineDirectory:
+    """The directory at ``path``; a platform without one has none (only its own destinations)."""
+    if not path.exists():
+        return EMPTY_DIRECTORY
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise DialplanInvalid([Problem(str(path), None, (), "not UTF-8 text")]) from None
+    return parse_directory(text, str(path))
+
+
+def dialplan_files(dialplans_dir: Path) -> list[Path]:
+    """The platforms' dialplan files in ``dialplans_dir`` (not the directory beside them)."""
+    return sorted(path for path in dialplans_dir.glob("*.yaml") if path.name != DIRECTORY_FILE)
+
+
+def load_platform_dialplan(path: Path, recorded_prompts_dir: Path | None = None, platform: str = "") -> Dialplan:
+    """A platform's dialplan with the directory beside it (``platform``: default the file's name)."""
+    directory = load_directory(path.parent / DIRECTORY_FILE)
+    plan = load_dialplan(path, recorded_prompts_dir, directory.destinations_for(platform or path.stem))
+    if not directory.version:
+        return plan
+    # a changed directory is a new version of every dialplan that sees it
+    both = hashlib.sha256(f"{plan.version}:{directory.version}".encode()).hexdigest()[:12]
+    return dataclasses.replace(plan, version=both)
