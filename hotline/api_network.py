@@ -30,6 +30,8 @@ class NetworkBackend(Protocol):
 
     async def destinations(self) -> list[dict[str, Any]]: ...
 
+    async def consultation(self, call_id: str) -> dict[str, str] | None: ...
+
     async def seat_of_call(self, call_id: str) -> str | None: ...
 
     async def handoff(self, token: str) -> Handoff | None: ...
@@ -101,6 +103,17 @@ async def finish_consultation(request: web.Request) -> web.Response:
 
 
 @requires("seat")
+async def get_consultation(request: web.Request) -> web.Response:
+    own = await _own_call(request)
+    if isinstance(own, web.Response):
+        return own
+    found = await request.app[NETWORK_KEY].consultation(own[0])
+    if found is None:
+        return error_response(404, "no consultation in progress for this call")
+    return web.json_response(found)
+
+
+@requires("seat")
 async def list_destinations(request: web.Request) -> web.Response:
     return web.json_response({"destinations": await request.app[NETWORK_KEY].destinations()})
 
@@ -127,6 +140,7 @@ async def list_platforms(request: web.Request) -> web.Response:
 
 def add_network_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/calls/{call_id}/transfer", transfer_call)
+    app.router.add_get("/api/v1/calls/{call_id}/transfer", get_consultation)
     app.router.add_post("/api/v1/calls/{call_id}/transfer/{action}", finish_consultation)
     app.router.add_get("/api/v1/destinations", list_destinations)
     app.router.add_get("/api/v1/handoffs/{token}", get_handoff)

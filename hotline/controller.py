@@ -460,6 +460,9 @@ class Controller:
         }[action]
         await finish(call_id)
 
+    async def consultation(self, call_id: str) -> dict[str, str] | None:
+        return self.consultations.view(call_id)
+
     async def destinations(self) -> list[dict[str, Any]]:
         trunks = self.config.sip.trunks
         return [

@@ -92,6 +92,13 @@ class Consultations:
     def get(self, call_id: str) -> Consultation | None:
         return self._by_call.get(call_id)
 
+    def view(self, call_id: str) -> dict[str, str] | None:
+        """What a seat's console shows of the consultation."""
+        consult = self._by_call.get(call_id)
+        if consult is None:
+            return None
+        return {"call_id": call_id, "to": consult.to, "mode": str(consult.mode), "state": str(consult.state)}
+
     async def start(
         self,
         *,

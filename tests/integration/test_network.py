@@ -161,6 +161,44 @@ def test_a_seat_transfers_its_caller_to_the_province_with_the_case(network: Netw
     assert record["picked_up_call_id"] == at_province["call_id"]
 
 
+def test_a_seat_consults_the_province_then_hands_the_caller_over(network: Network) -> None:
+    """Attended: the 昆明 seat talks to the provincial seat first (who sees the case), then leaves."""
+    kunming, province = network.kunming, network.province
+    kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)
+    province_seat = SippServer(scenario(answering_peer(talk_ms=8000, hang_up=True)), port=network.province_seat_port)
+    caller = SippCall(kunming.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770005")
+    talking = kunming.wait_call(
+        lambda c: c["caller"] == "138****0005" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
+    )
+    path = f"/api/v1/calls/{talking['call_id']}/transfer"
+    started = kunming.http(path, method="POST", body={"to": "province", "mode": "attended", "note": "先沟通再转"})
+    assert started.status == 202, started.body
+    token = started.body["handoff"]["token"]
+    # the provincial seat answers the consultation and sees the case (the citizen's number, the note)
+    seen = wait_for("the case at the provincial seat", lambda: current_call(province, "2001"), timeout_s=30)
+    assert seen["handoff"]["token"] == token
+    assert seen["handoff"]["note"] == "先沟通再转"
+    wait_for(
+        "the provincial seat talking to the 昆明 seat",
+        lambda: (current_call(province, "2001") or {}).get("phase") == "talking",
+        timeout_s=20,
+    )
+    done = kunming.http(f"{path}/complete", method="POST")
+    assert done.status == 202, done.body
+
+    assert kunming_seat.wait().ok
+    assert province_seat.wait().ok
+    assert caller.wait().ok  # the caller talked with the province until its seat hung up
+    at_kunming = ended(kunming, "13877770005")
+    assert at_kunming["outcome"] == "transferred"
+    assert at_kunming["tags"]["transfer_mode"] == "attended"
+    assert at_kunming["tags"]["transfer_status"] == "completed"
+    at_province = ended(province, "13877770005")  # the new leg shows the citizen's number
+    assert at_province["tags"]["handoff"] == token
+    assert at_province["tags"]["handoff_from"] == f"kunming:{at_kunming['call_id']}"
+    assert at_province["seat"] == "2001"
+
+
 def test_province_down_keeps_the_caller_and_the_case_in_a_ticket(network: Network, tmp_path: Path) -> None:
     kunming = network.kunming
     kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)

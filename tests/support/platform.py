@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import yaml
 from hotline.auth import token_sha256
 from hotline.config import Config, load_config
 from hotline.redis_process import RedisProcess
+from ivr.dialplan.directory import DIRECTORY_FILE
 from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
@@ -105,6 +107,8 @@ class PlatformUnderTest:
         self.root.mkdir(parents=True, exist_ok=True)
         self.platform_id = str(data["platform"]["id"])
         self.install_dialplan(self.dialplan)
+        # the shipped hotline directory, as every platform has it (trunk `carrier`: 110, 95598 …)
+        shutil.copy(REPO / "dialplans" / DIRECTORY_FILE, self.dialplan_file.parent / DIRECTORY_FILE)
         self.config_path = self.root / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         self.config = load_config(self.config_path)

@@ -106,6 +106,9 @@ class Backend:
             raise ConsultRefused("'province' takes no three-way call")
         self.finished.append((call_id, action))
 
+    async def consultation(self, call_id: str) -> dict[str, str] | None:
+        return {"call_id": call_id, "state": "talking"} if self.finished == [] and self.modes else None
+
     async def destinations(self) -> list[dict[str, Any]]:
         return [{"to": "police", "name": "公安报警 110", "kind": "emergency", "modes": ["three_way", "blind"]}]
 
@@ -290,8 +293,11 @@ async def test_a_consultation_is_started_and_finished_by_its_seat(
     assert started.status == 202
     assert (await started.json())["mode"] == "attended"
     assert backend.modes == [TransferMode.ATTENDED]
+    state = await client.get(path, headers=bearer("seat-token"))
+    assert (await state.json())["state"] == "talking"
     assert (await client.post(f"{path}/complete", headers=bearer("seat-token"))).status == 202
     assert backend.finished == [("kunming-9.9", "complete")]
+    assert (await client.get(path, headers=bearer("seat-token"))).status == 404
     refused = await client.post(f"{path}/three_way", headers=bearer("seat-token"))
     assert refused.status == 409
     assert "three-way" in (await refused.json())["error"]

@@ -1,0 +1,158 @@
+"""A seat consults before handing its caller on (attended), joins all three (three-way), or
+goes back to its caller (cancel): real Asterisk, SIPp caller, seat and peer hotline on the
+carrier trunk (the shipped directory's 95598 and 110)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.audio import tone_wav
+from tests.support.platform import SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.ports import free_tcp_and_udp_port
+from tests.support.sipp import (
+    ANSWERED,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    SippCall,
+    SippServer,
+    answering_peer,
+    scenario,
+    stream_audio,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Desk:
+    def __init__(self, platform: PlatformUnderTest, seat_port: int, carrier_port: int) -> None:
+        self.platform = platform
+        self.seat_port = seat_port
+        self.carrier_port = carrier_port
+
+    def caller(self, number: str, tmp_path: Path) -> SippCall:
+        """A caller who talks (a tone) until the hotline hangs up."""
+        voice = tone_wav(tmp_path / f"{number}.wav", seconds=2)
+        return SippCall(
+            self.platform.config.sip.port,
+            scenario(INVITE, ANSWERED, stream_audio(voice, loops=-1), HOTLINE_HANGS_UP),
+            caller=number,
+            timeout_s=120,
+        )
+
+    def talking(self, number: str) -> str:
+        masked = number[:3] + "****" + number[-4:]
+        record = self.platform.wait_call(
+            lambda c: c["caller"] == masked and c["seat"] == "1001" and c["state"] != "ended", f"{number} with 1001"
+        )
+        return str(record["call_id"])
+
+    def ended(self, number: str) -> dict[str, Any]:
+        masked = number[:3] + "****" + number[-4:]
+        return self.platform.wait_call(lambda c: c["caller"] == masked and c["state"] == "ended", f"{number} ended")
+
+    def transfer(self, call_id: str, action: str = "", body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        path = f"/api/v1/calls/{call_id}/transfer" + (f"/{action}" if action else "")
+        result = self.platform.http(path, token=SEAT_TOKEN, method="POST", body=body)
+        return result.status, result.body
+
+    def consultation_state(self, call_id: str) -> str | None:
+        result = self.platform.http(f"/api/v1/calls/{call_id}/transfer", token=SEAT_TOKEN)
+        return str(result.body["state"]) if result.status == 200 else None
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    seat_port, carrier_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    platform = PlatformUnderTest(
+        tmp_path_factory.mktemp("consult"),
+        overrides={
+            "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
+            "acd": {"auto_login": ["1001"], "wrapup_s": 0},
+            "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+        },
+        dialplan="queue",
+    )
+    platform.start_all()
+    try:
+        yield Desk(platform, seat_port, carrier_port)
+    finally:
+        platform.stop_all()
+
+
+def test_attended_transfer_to_a_utility_hotline(desk: Desk, tmp_path: Path) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=desk.seat_port)
+    power = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=desk.carrier_port)
+    caller = desk.caller("13900001001", tmp_path)
+    call_id = desk.talking("13900001001")
+
+    status, body = desk.transfer(call_id, body={"to": "power", "mode": "attended", "note": "停电报修"})
+    assert status == 202, body
+    assert body["mode"] == "attended"
+    wait_for("the seat talking to 95598", lambda: desk.consultation_state(call_id) == "talking", timeout_s=20)
+    status, body = desk.transfer(call_id, "complete")
+    assert status == 202, body
+
+    assert seat.wait().ok  # the seat's phone was hung up: it is free
+    assert power.wait().ok  # 95598 talked with the caller, then hung up
+    assert caller.wait().ok  # the caller stayed until 95598 hung up: never dropped
+    record = desk.ended("13900001001")
+    assert record["outcome"] == "transferred"
+    assert record["transfer_to"] == "power:95598"
+    assert record["tags"]["transfer_mode"] == "attended"
+    assert record["tags"]["transfer_kind"] == "utility"
+    assert record["tags"]["transfer_status"] == "completed"
+    assert record["seat"] == "1001"
+    assert desk.consultation_state(call_id) is None
+
+
+def test_cancelled_consultation_returns_the_seat_to_its_caller(desk: Desk, tmp_path: Path) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=14000, hang_up=True)), port=desk.seat_port)
+    power = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=desk.carrier_port)
+    caller = desk.caller("13900001002", tmp_path)
+    call_id = desk.talking("13900001002")
+
+    # an emergency number is never consulted first
+    status, body = desk.transfer(call_id, body={"to": "police", "mode": "attended"})
+    assert status == 409
+    assert "three_way, blind" in body["error"]
+
+    status, body = desk.transfer(call_id, body={"to": "power", "mode": "attended"})
+    assert status == 202, body
+    wait_for("the seat talking to 95598", lambda: desk.consultation_state(call_id) == "talking", timeout_s=20)
+    status, body = desk.transfer(call_id, "cancel")
+    assert status == 202, body
+    assert power.wait().ok  # 95598 was hung up
+    status, body = desk.transfer(call_id, "complete")
+    assert status == 409  # nothing to complete: the seat is back with its caller
+
+    assert seat.wait().ok  # the seat talked on with the caller, then hung up
+    assert caller.wait().ok
+    record = desk.ended("13900001002")
+    assert record["outcome"] == "answered"
+    assert record["tags"]["transfer_status"] == "cancelled"
+
+
+def test_three_way_with_110_then_the_seat_leaves(desk: Desk, tmp_path: Path) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=desk.seat_port)
+    police = SippServer(scenario(answering_peer(talk_ms=8000, hang_up=True)), port=desk.carrier_port)
+    caller = desk.caller("13900001003", tmp_path)
+    call_id = desk.talking("13900001003")
+
+    status, body = desk.transfer(call_id, body={"to": "police", "mode": "three_way"})
+    assert status == 202, body
+    # 110 answers: Asterisk joins the caller at once (AttendedTransfer, DestType Threeway)
+    wait_for("caller, seat and 110 together", lambda: desk.consultation_state(call_id) == "three_way", timeout_s=20)
+    status, body = desk.transfer(call_id, "complete")  # the seat leaves; caller and 110 talk on
+    assert status == 202, body
+    assert seat.wait().ok
+    assert police.wait().ok
+    assert caller.wait().ok
+    record = desk.ended("13900001003")
+    assert record["outcome"] == "transferred"
+    assert record["transfer_to"] == "police:110"
+    assert record["tags"]["transfer_kind"] == "emergency"
+    assert record["tags"]["transfer_status"] == "three_way"
