@@ -90,6 +90,9 @@ class SipConfig(_Model):
     port: Port = 5060
     trunk_peers: tuple[str, ...] = ("127.0.0.1/32",)
     trunks: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], OutboundTrunk] = Field(default_factory=dict)
+    # a carrier that delivers every call as plain 12345 may say the caller's area in a header
+    # (属地接听 without <area code>12345); "" ignores headers
+    area_header: str = Field(default="X-Hotline-Area", pattern=r"^([A-Za-z][A-Za-z0-9-]{0,63})?$")
     rtp_port_min: Port = 10000
     rtp_port_max: Port = 14999
 

@@ -292,14 +292,27 @@ def _rtp_conf(config: Config) -> str:
 
 def _trunk_entries(config: Config) -> str:
     """What the trunk's numbers do: ours go to the IVR; ``<area code>12345`` of an area another
-    platform serves goes there; an unknown area code goes to the province (from a prefecture)."""
+    platform serves goes there; an unknown area code goes to the province (from a prefecture)
+    or is answered here (at the province). Plain 12345 with the area in ``sip.area_header`` is
+    routed as ``<area>12345``."""
     own = config.platform
     routes = {
         trunk.area_code: name
         for name, trunk in config.sip.trunks.items()
         if trunk.area_code and trunk.platform != own.id
     }
-    lines = [f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)"]
+    lines = []
+    header = config.sip.area_header
+    if header:
+        # digits only (no dialplan tricks through a header); a value with no route is answered here
+        routed = f"${{area}}{HOTLINE_NUMBER}"
+        lines += [
+            f"exten => {HOTLINE_NUMBER},1,Set(area=${{FILTER(0-9,${{PJSIP_HEADER(read,{header})}})}})",
+            f' same => n,GotoIf($["${{area}}" != "" & ${{DIALPLAN_EXISTS({TRUNK_CONTEXT},{routed},1)}}]?{routed},1)',
+            f" same => n,Goto({ENTRY_CONTEXT},s,1)",
+        ]
+    else:
+        lines.append(f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
     if own.area_code not in routes:
         for prefix in (own.area_code, own.area_code[1:]):
             lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
@@ -308,10 +321,12 @@ def _trunk_entries(config: Config) -> str:
             lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={trunk})")
             lines.append(f" same => n,Goto({ROUTE_CONTEXT},{area_code}{HOTLINE_NUMBER},1)")
     province = next((n for n, t in config.sip.trunks.items() if t.platform == PROVINCE_PLATFORM), None)
-    if province and own.id != PROVINCE_PLATFORM:
-        for pattern in ("_0XX", "_0XXX"):
+    for pattern in ("_0XX", "_0XXX"):
+        if province and own.id != PROVINCE_PLATFORM:
             lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={province})")
             lines.append(f" same => n,Goto({ROUTE_CONTEXT},${{EXTEN}},1)")
+        else:  # no platform above this one: an area nobody serves is answered here
+            lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """One province, several prefectures: three real Asterisks and controllers (province, 昆明,
-大理) on loopback, linked by SIP trunks, sharing one Redis."""
+大理), each on its own address (127.0.0.2-4, as on separate hosts: a platform knows the others
+only by their trunks' host:port), linked by SIP trunks, sharing one Redis."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.support.sipp import (
     SippCall,
     SippServer,
     answering_peer,
-    run_sipp,
+    invite,
     scenario,
     stream_audio,
 )
@@ -38,8 +39,12 @@ class Network:
     province_seat_port: int
 
 
+# each platform's SIP address, as if on its own host (seats and SIPp callers stay on 127.0.0.1)
+ADDRESSES = {"province": "127.0.0.2", "kunming": "127.0.0.3", "dali": "127.0.0.4", "nobody": "127.0.0.5"}
+
+
 def trunk(port: int, platform: str, area_code: str | None = None) -> dict[str, Any]:
-    link: dict[str, Any] = {"host": "127.0.0.1", "port": port, "platform": platform}
+    link: dict[str, Any] = {"host": ADDRESSES[platform], "port": port, "platform": platform}
     if area_code:
         link["area_code"] = area_code
     return link
@@ -57,7 +62,13 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             root / name,
             overrides={
                 "platform": {"id": name, "name": name, "area_code": area_code, "province": name == "province"},
-                "sip": {"port": sip[name], "trunks": trunks},
+                "sip": {
+                    "bind_host": ADDRESSES[name],
+                    "port": sip[name],
+                    "trunks": trunks,
+                    # the carrier (SIPp callers on 127.0.0.1) and the other platforms
+                    "trunk_peers": ["127.0.0.1/32"] + [f"{a}/32" for p, a in ADDRESSES.items() if p != name],
+                },
                 "seats": seats,
                 "acd": {"auto_login": [s["id"] for s in seats], "wrapup_s": 0},
             },
@@ -74,7 +85,10 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     kunming = platform(
         "kunming",
         "0871",
-        {"province": trunk(sip["province"], "province"), "province_down": trunk(sip["nobody"], "province")},
+        {
+            "province": trunk(sip["province"], "province"),
+            "province_down": {**trunk(sip["nobody"], "province"), "host": ADDRESSES["nobody"]},
+        },
         [{"id": "1001", "contact": f"sip:1001@127.0.0.1:{kunming_seat}"}],
     )
     dali = platform("dali", "0872", {"province": trunk(sip["province"], "province")}, [])
@@ -91,6 +105,11 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         redis.stop()
 
 
+def call_in(platform: PlatformUnderTest, scenario_xml: str, **options: Any) -> SippCall:
+    """A caller on the carrier trunk of ``platform``."""
+    return SippCall(platform.config.sip.port, scenario_xml, host=platform.config.sip.bind_host, **options)
+
+
 def ended(platform: PlatformUnderTest, caller: str) -> dict[str, Any]:
     masked = caller[:3] + "****" + caller[-4:]
     return platform.wait_call(
@@ -100,12 +119,9 @@ def ended(platform: PlatformUnderTest, caller: str) -> dict[str, Any]:
 
 def test_a_caller_of_another_area_is_answered_by_their_own_prefecture(network: Network) -> None:
     """0872 12345 dialled into the province's trunk: 大理's IVR answers (属地接听)."""
-    result = run_sipp(
-        network.province.config.sip.port,
-        scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP),
-        number="087212345",
-        caller="13877770001",
-    )
+    result = call_in(
+        network.province, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087212345", caller="13877770001"
+    ).wait()
     assert result.ok, result.errors
     at_dali = ended(network.dali, "13877770001")
     assert at_dali["called"] == "087212345"
@@ -114,6 +130,19 @@ def test_a_caller_of_another_area_is_answered_by_their_own_prefecture(network: N
     at_province = ended(network.province, "13877770001")
     assert at_province["outcome"] == "transferred"
     assert at_province["transfer_to"] == "route:dali"
+
+
+def test_plain_12345_with_the_area_header_is_routed_too(network: Network) -> None:
+    """A carrier that sends every call as 12345 says the area in a header: 0872 → 大理."""
+    headed = scenario(invite("X-Hotline-Area: 0872"), ANSWERED, HOTLINE_HANGS_UP)
+    assert call_in(network.province, headed, number="12345", caller="13877770006").wait().ok
+    assert ended(network.dali, "13877770006")["ivr_path"] == ["welcome", "bye"]
+    assert ended(network.province, "13877770006")["transfer_to"] == "route:dali"
+    # a header that is no area code (only its digits count) is answered where the call arrived
+    junk = scenario(invite("X-Hotline-Area: ${EVIL}"), ANSWERED, HOTLINE_HANGS_UP)
+    assert call_in(network.dali, junk, number="12345", caller="13877770007").wait().ok
+    at_dali = ended(network.dali, "13877770007")
+    assert (at_dali["ivr_path"], at_dali["outcome"]) == (["welcome", "bye"], "ivr_completed")
 
 
 def current_call(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any] | None:
@@ -126,7 +155,7 @@ def test_a_seat_transfers_its_caller_to_the_province_with_the_case(network: Netw
     kunming, province = network.kunming, network.province
     kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)
     province_seat = SippServer(scenario(answering_peer(talk_ms=3000, hang_up=True)), port=network.province_seat_port)
-    caller = SippCall(kunming.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770002")
+    caller = call_in(kunming, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770002")
     talking = kunming.wait_call(
         lambda c: c["caller"] == "138****0002" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
     )
@@ -166,7 +195,7 @@ def test_a_seat_consults_the_province_then_hands_the_caller_over(network: Networ
     kunming, province = network.kunming, network.province
     kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)
     province_seat = SippServer(scenario(answering_peer(talk_ms=8000, hang_up=True)), port=network.province_seat_port)
-    caller = SippCall(kunming.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770005")
+    caller = call_in(kunming, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770005")
     talking = kunming.wait_call(
         lambda c: c["caller"] == "138****0005" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
     )
@@ -203,8 +232,8 @@ def test_province_down_keeps_the_caller_and_the_case_in_a_ticket(network: Networ
     kunming = network.kunming
     kunming_seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=network.kunming_seat_port)
     speech = tone_wav(tmp_path / "speech.wav", seconds=2)
-    caller = SippCall(
-        kunming.config.sip.port,
+    caller = call_in(
+        kunming,
         scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), HOTLINE_HANGS_UP),
         caller="13877770003",
         timeout_s=90,
@@ -247,7 +276,7 @@ def test_the_province_view_and_a_transfer_refused_while_its_seats_are_busy(netwo
     wait_for("the province reporting no ready seat", lambda: province_ready_seats() == 0, timeout_s=20)
 
     kunming_seat = SippServer(scenario(answering_peer(talk_ms=4000, hang_up=True)), port=network.kunming_seat_port)
-    caller = SippCall(kunming.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770004")
+    caller = call_in(kunming, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877770004")
     talking = kunming.wait_call(
         lambda c: c["caller"] == "138****0004" and c["seat"] == "1001" and c["state"] != "ended", "the caller with 1001"
     )

@@ -11,7 +11,14 @@ from typing import ClassVar
 from tests.support.dtmf import key_press_pcap
 from tests.support.ports import free_media_port, free_tcp_and_udp_port
 
-INVITE = """
+
+def invite(headers: str = "") -> str:
+    """The caller's INVITE; ``headers``: extra header lines, e.g. "X-Hotline-Area: 0872"."""
+    extra = "".join(f"      {line}\n" for line in headers.splitlines() if line.strip())
+    return _INVITE.replace("{headers}", extra)
+
+
+_INVITE = """
   <send retrans="500">
     <![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
@@ -22,7 +29,7 @@ INVITE = """
       CSeq: 1 INVITE
       Contact: sip:[caller]@[local_ip]:[local_port]
       Max-Forwards: 70
-      Content-Type: application/sdp
+{headers}      Content-Type: application/sdp
       Content-Length: [len]
 
       v=0
@@ -40,6 +47,7 @@ INVITE = """
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
 """
+INVITE = invite()
 
 
 def caller_request(method: str, cseq: int, body: str = "", content_type: str = "") -> str:
@@ -164,9 +172,10 @@ class SippCall(_SippProcess):
         caller_name: str = "",
         timeout_s: float = 60.0,
         calls: int = 1,
+        host: str = "127.0.0.1",
     ) -> None:
         arguments = [
-            f"127.0.0.1:{sip_port}", "-s", number, "-m", str(calls), "-l", str(calls), "-r", "50",
+            f"{host}:{sip_port}", "-s", number, "-m", str(calls), "-l", str(calls), "-r", "50",
             "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
             "-key", "caller", caller, "-key", "caller_name", caller_name,
         ]  # fmt: skip
@@ -181,10 +190,11 @@ def run_sipp(
     caller: str = "13800138000",
     caller_name: str = "",
     timeout_s: float = 60.0,
+    host: str = "127.0.0.1",
 ) -> SippResult:
     """Run one call to the end; SippResult.ok when SIPp's scenario passed."""
     return SippCall(
-        sip_port, scenario_xml, number=number, caller=caller, caller_name=caller_name, timeout_s=timeout_s
+        sip_port, scenario_xml, number=number, caller=caller, caller_name=caller_name, timeout_s=timeout_s, host=host
     ).wait()
 
 

@@ -23,8 +23,11 @@ def test_ami_is_on_loopback_for_our_user_only() -> None:
 
 def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     extensions = render("platform: {id: dali, area_code: '0872'}\nagi: {port: 4600}")["extensions.conf"]
-    for number in ("12345", "087212345", "87212345"):
+    for number in ("087212345", "87212345"):
         assert f"exten => {number},1,Goto(hotline-entry,s,1)" in extensions
+    # plain 12345: the area header first (digits only), else answered here
+    assert "exten => 12345,1,Set(area=${FILTER(0-9,${PJSIP_HEADER(read,X-Hotline-Area)})})" in extensions
+    assert "DIALPLAN_EXISTS(from-trunk,${area}12345,1)" in extensions
     assert "AGI(agi://127.0.0.1:4600/ivr)" in extensions
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
@@ -57,3 +60,11 @@ def test_written_files_keep_the_secret_private(tmp_path: Path) -> None:
     assert (layout.etc_dir / "manager.conf").stat().st_mode & 0o077 == 0
     assert (tmp_path / "spool" / "fallback").is_dir()
     assert (tmp_path / "var" / "asterisk" / "run").is_dir()
+
+
+def test_area_header_off_and_unknown_areas_at_the_province() -> None:
+    extensions = render("platform: {id: province, area_code: '0871'}\nsip: {area_header: ''}")["extensions.conf"]
+    assert "exten => 12345,1,Goto(hotline-entry,s,1)" in extensions
+    assert "PJSIP_HEADER(read" not in extensions
+    # nobody above the province: an area it does not route is answered there, never a 404
+    assert "exten => _0XXX12345,1,Goto(hotline-entry,s,1)" in extensions
