@@ -4,7 +4,7 @@ only by their trunks' host:port), linked by SIP trunks, sharing one Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,39 +110,61 @@ def call_in(platform: PlatformUnderTest, scenario_xml: str, **options: Any) -> S
     return SippCall(platform.config.sip.port, scenario_xml, host=platform.config.sip.bind_host, **options)
 
 
-def ended(platform: PlatformUnderTest, caller: str) -> dict[str, Any]:
+def ended(
+    platform: PlatformUnderTest, caller: str, where: Callable[[dict[str, Any]], bool] = lambda c: True
+) -> dict[str, Any]:
     masked = caller[:3] + "****" + caller[-4:]
     return platform.wait_call(
-        lambda c: c["caller"] == masked and c["state"] == "ended", f"{caller} on {platform.platform_id}"
+        lambda c: c["caller"] == masked and c["state"] == "ended" and where(c), f"{caller} on {platform.platform_id}"
     )
 
 
+def province_seat_answers(network: Network) -> SippServer:
+    return SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=network.province_seat_port)
+
+
+def routed_leg(record: dict[str, Any]) -> bool:
+    return str(record["transfer_to"]).startswith("route:")
+
+
 def test_a_caller_of_another_area_is_answered_by_their_own_prefecture(network: Network) -> None:
-    """0872 12345 dialled into the province's trunk: 大理's IVR answers (属地接听)."""
+    """0872 12345 dialled into the province's trunk: 大理's IVR answers (属地接听); with no seat on
+    duty there its queue overflows to a transfer back to the province, carrying the case."""
+    province_seat = province_seat_answers(network)
     result = call_in(
         network.province, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087212345", caller="13877770001"
     ).wait()
     assert result.ok, result.errors
+    assert province_seat.wait().ok
     at_dali = ended(network.dali, "13877770001")
     assert at_dali["called"] == "087212345"
-    assert at_dali["ivr_path"] == ["welcome", "bye"]
-    assert at_dali["outcome"] == "ivr_completed"
-    at_province = ended(network.province, "13877770001")
-    assert at_province["outcome"] == "transferred"
-    assert at_province["transfer_to"] == "route:dali"
+    assert at_dali["ivr_path"] == ["welcome", "seat", "to_province"]
+    assert at_dali["tags"]["queue_status"] == "joinempty"  # the overflow
+    assert (at_dali["outcome"], at_dali["transfer_to"]) == ("transferred", "province:12345")
+    routed = ended(network.province, "13877770001", routed_leg)
+    assert (routed["outcome"], routed["transfer_to"]) == ("transferred", "route:dali")
+    overflowed = ended(network.province, "13877770001", lambda c: not routed_leg(c))
+    assert overflowed["tags"]["handoff"] == at_dali["tags"]["handoff"]
+    assert overflowed["tags"]["handoff_from"] == f"dali:{at_dali['call_id']}"
+    assert (overflowed["seat"], overflowed["outcome"]) == ("2001", "answered")
 
 
 def test_plain_12345_with_the_area_header_is_routed_too(network: Network) -> None:
     """A carrier that sends every call as 12345 says the area in a header: 0872 → 大理."""
+    province_seat = province_seat_answers(network)
     headed = scenario(invite("X-Hotline-Area: 0872"), ANSWERED, HOTLINE_HANGS_UP)
     assert call_in(network.province, headed, number="12345", caller="13877770006").wait().ok
-    assert ended(network.dali, "13877770006")["ivr_path"] == ["welcome", "bye"]
-    assert ended(network.province, "13877770006")["transfer_to"] == "route:dali"
+    assert province_seat.wait().ok
+    assert ended(network.dali, "13877770006")["called"] == "087212345"
+    assert ended(network.province, "13877770006", routed_leg)["transfer_to"] == "route:dali"
     # a header that is no area code (only its digits count) is answered where the call arrived
+    province_seat = province_seat_answers(network)
     junk = scenario(invite("X-Hotline-Area: ${EVIL}"), ANSWERED, HOTLINE_HANGS_UP)
     assert call_in(network.dali, junk, number="12345", caller="13877770007").wait().ok
+    assert province_seat.wait().ok
     at_dali = ended(network.dali, "13877770007")
-    assert (at_dali["ivr_path"], at_dali["outcome"]) == (["welcome", "bye"], "ivr_completed")
+    assert at_dali["ivr_path"][0] == "welcome"  # 大理's own IVR, not routed anywhere by the header
+    assert at_dali["called"] == "12345"
 
 
 def current_call(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any] | None:
