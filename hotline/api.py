@@ -346,19 +346,35 @@ async def audit_trail(request: web.Request) -> web.Response:
     return web.json_response({"audit": [audit_json(entry) for entry in entries]})
 
 
-CONSOLE = Path(__file__).resolve().parent / "static" / "console.html"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
-async def console(request: web.Request) -> web.FileResponse:
-    """The supervisors' web console: a static page that reads this API with the user's token."""
+def _page(name: str) -> web.FileResponse:
+    """A static page that reads this API with the user's token (it carries no data itself)."""
     return web.FileResponse(
-        CONSOLE,
+        STATIC / name,
         headers={
             "Content-Type": "text/html; charset=utf-8",
             "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
             "X-Frame-Options": "DENY",
         },
     )
+
+
+async def console(request: web.Request) -> web.FileResponse:
+    """The supervisors' web console."""
+    return _page("console.html")
+
+
+async def seat_desk(request: web.Request) -> web.FileResponse:
+    """A seat's desk: its call, the case, one-key emergency transfers, consultations."""
+    return _page("seat.html")
+
+
+@requires("seat")
+async def who_am_i(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    return web.json_response({"name": principal.name, "role": principal.role, "seat": principal.seat})
 
 
 def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
@@ -369,6 +385,8 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app[TICKETS_KEY] = backend
     app[NETWORK_KEY] = backend
     app.router.add_get("/", console)
+    app.router.add_get("/seat", seat_desk)
+    app.router.add_get("/api/v1/me", who_am_i)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", list_calls)

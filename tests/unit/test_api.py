@@ -306,6 +306,19 @@ async def test_a_consultation_is_started_and_finished_by_its_seat(
     assert (await client.post(f"{path}/cancel")).status == 401
 
 
+async def test_the_seat_desk_page_and_who_am_i(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+    _, client = backend_and_client
+    page = await client.get("/seat")
+    assert page.status == 200
+    assert page.headers["X-Frame-Options"] == "DENY"
+    text = await page.text()
+    for path in ("/api/v1/me", "/api/v1/destinations", "/transfer/", "emergency"):
+        assert path in text
+    me = await (await client.get("/api/v1/me", headers=bearer("seat-token"))).json()
+    assert (me["role"], me["seat"]) == ("seat", "1001")
+    assert (await client.get("/api/v1/me")).status == 401
+
+
 async def test_seats_see_where_they_may_hand_callers(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
     _, client = backend_and_client
     body = await (await client.get("/api/v1/destinations", headers=bearer("seat-token"))).json()
