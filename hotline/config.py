@@ -149,6 +149,15 @@ class SeatConfig(_Model):
         return self
 
 
+class TransfersConfig(_Model):
+    """How long a transfer's other side may ring."""
+
+    ring_s: Annotated[int, Field(ge=5, le=300)] = 30  # a blind transfer (the seat is already free)
+    # a consultation (attended / three-way): also how long it rings after the seat hung up early;
+    # unanswered then, the caller goes to the dialplan's transfer_failed node
+    consult_ring_s: Annotated[int, Field(ge=5, le=300)] = 30
+
+
 class AcdConfig(_Model):
     """Call distribution settings."""
 
@@ -293,6 +302,7 @@ class Config(_Model):
     sip: SipConfig = SipConfig()
     seats: tuple[SeatConfig, ...] = ()
     acd: AcdConfig = AcdConfig()
+    transfers: TransfersConfig = TransfersConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
     agi: AgiConfig = AgiConfig()
     http: HttpConfig = HttpConfig()

@@ -235,6 +235,11 @@ class Controller:
         self._seats_loaded = False
 
     async def _build_ivr_prompts(self, plan: Dialplan) -> None:
+        """Prepares a dialplan before it runs: its prompts; a word about unreachable destinations."""
+        unreachable = sorted(k for k, d in plan.destinations.items() if d.trunk not in self.config.sip.trunks)
+        if unreachable:
+            # the shared directory names trunks (e.g. carrier) this platform may not have yet
+            log.warning("dialplan.destinations_without_trunk", destinations=unreachable)
         await asyncio.to_thread(build_prompts, plan.spec.prompts, self.config.paths.prompts_dir, self._ivr_prompts)
 
     async def start(self) -> None:

@@ -31,16 +31,22 @@ from telephony.ami_types import AmiLink, AmiMessage
 from telephony.asterisk_conf import (
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
+    CONSULT_CALLER_CHANNEL_VARIABLE,
     CONSULT_CALLER_VARIABLE,
     CONSULT_CONTEXT,
     CONSULT_DIAL_VARIABLE,
+    CONSULT_ENDED_EVENT,
     CONSULT_EXTEN,
+    CONSULT_SEAT_CHANNEL_VARIABLE,
+    CONSULTING_VARIABLE,
     HANDOFF_VARIABLE,
     THREE_WAY_CODE,
 )
 
 log = structlog.get_logger(__name__)
 _STATE_UP = "6"
+# what Atxfer "dials" on the seat's behalf; '#' ends Asterisk's digit collection at once
+_CONSULT_KEYS = CONSULT_EXTEN + "#"
 
 
 class ConsultRefused(ValueError):
@@ -119,21 +125,28 @@ class Consultations:
         if seat_channel is None:
             raise ConsultRefused("the seat is not talking to the caller now")
         # '__': inherited through the Local channel Asterisk's transfer dials, onto the new leg
-        variables = {CONSULT_DIAL_VARIABLE: dial, CONSULT_CALLER_VARIABLE: caller, CONSULT_CALL_VARIABLE: call_id}
+        variables = {
+            CONSULT_DIAL_VARIABLE: dial,
+            CONSULT_CALLER_VARIABLE: caller,
+            CONSULT_CALL_VARIABLE: call_id,
+            CONSULT_CALLER_CHANNEL_VARIABLE: record.channel,
+            CONSULT_SEAT_CHANNEL_VARIABLE: seat_channel,
+        }
         if handoff is not None:
             variables[HANDOFF_VARIABLE] = handoff.token
         for name, value in variables.items():
-            await self._ami.send_action(
-                {"Action": "Setvar", "Channel": seat_channel, "Variable": f"__{name}", "Value": value}
-            )
+            await self._setvar(seat_channel, f"__{name}", value)
         consult = Consultation(call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff)
         self._by_call[call_id] = consult
+        # the caller waits on the consultation until the other side answers or the seat is back
+        await self._setvar(record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
         try:
             await self._ami.send_action(
-                {"Action": "Atxfer", "Channel": seat_channel, "Exten": CONSULT_EXTEN, "Context": CONSULT_CONTEXT}
+                {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
             )
         except Exception:
             self._by_call.pop(call_id, None)
+            await self._setvar(record.channel, f"SHARED({CONSULTING_VARIABLE})", "")
             raise
         log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
         return consult
@@ -172,6 +185,9 @@ class Consultations:
             await self._ami.send_action(
                 {"Action": "PlayDTMF", "Channel": consult.seat_channel, "Digit": digit, "Receive": "yes"}
             )
+
+    async def _setvar(self, channel: str, name: str, value: str) -> None:
+        await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
 
     def _require(self, call_id: str) -> Consultation:
         consult = self._by_call.get(call_id)
@@ -221,7 +237,11 @@ class Consultations:
     # Asterisk's events
 
     async def _on_user_event(self, event: AmiMessage) -> None:
-        if event.get("userevent") != CONSULT_ANSWERED_EVENT:
+        name = event.get("userevent")
+        if name == CONSULT_ENDED_EVENT:
+            await self._leg_ended(event)
+            return
+        if name != CONSULT_ANSWERED_EVENT:
             return
         consult = self._by_call.get(event.get("call"))
         if consult is None or consult.state is not ConsultState.CALLING:
@@ -230,6 +250,18 @@ class Consultations:
         log.info("consult.answered", call_id=consult.call_id)
         if consult.mode is TransferMode.THREE_WAY:
             await self._merge(consult)  # a three-way transfer: the caller joins as soon as they answer
+
+    async def _leg_ended(self, event: AmiMessage) -> None:
+        """The consultation leg hung up. A completed transfer was already settled by its
+        AttendedTransfer event; otherwise Asterisk has put the seat back with its caller."""
+        consult = self._by_call.get(event.get("call"))
+        if consult is None or consult.state is ConsultState.THREE_WAY:
+            return
+        status = event.get("status").upper()
+        if consult.state is ConsultState.CALLING and status != "ANSWER":
+            await self._ended(consult, f"not_reached_{status.lower() or 'unknown'}")
+        elif consult.state is ConsultState.TALKING:
+            await self._ended(consult, "other_side_hung_up")
 
     async def _on_attended_transfer(self, event: AmiMessage) -> None:
         transferers = {event.get("origtransfererchannel"), event.get("secondtransfererchannel")}

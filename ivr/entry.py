@@ -11,7 +11,13 @@ from calls.tracker import CallTracker
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiHangup, AgiSession
-from telephony.asterisk_conf import HANDOFF_HEADER, HOLD_VARIABLE, LEFT_VARIABLE, OVERFLOW_VARIABLE
+from telephony.asterisk_conf import (
+    HANDOFF_HEADER,
+    HOLD_VARIABLE,
+    LEFT_VARIABLE,
+    OVERFLOW_VARIABLE,
+    TRANSFER_STATUS_VARIABLE,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +127,8 @@ class IvrTransferFailed:
     async def __call__(self, session: AgiSession) -> None:
         call_id = session.env.get("uniqueid")
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
-            status = (await session.get_variable("DIALSTATUS") or "unknown").lower()
+            why = await session.get_variable(TRANSFER_STATUS_VARIABLE) or await session.get_variable("DIALSTATUS")
+            status = (why or "unknown").lower()
             await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
             await settle_handoff(self._tracker, self._context, call_id)
             plan = self._dialplans.current

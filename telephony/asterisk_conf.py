@@ -42,7 +42,15 @@ CONSULT_DIAL_VARIABLE = "HOTLINE_CONSULT_DIAL"
 CONSULT_CALLER_VARIABLE = "HOTLINE_CONSULT_CALLER"  # the citizen's number, shown to the other side
 CONSULT_CALL_VARIABLE = "HOTLINE_CONSULT_OF"  # the call id the consultation is about
 CONSULT_ANSWERED_EVENT = "HotlineConsultAnswered"
-CONSULT_RING_S = 30
+CONSULT_ENDED_EVENT = "HotlineConsultEnded"  # the consultation leg ended (Status: its DIALSTATUS)
+# SHARED() on the caller's channel: "1" from a consultation's start until the other side
+# answers or the seat is back with the caller. Still "1" when the caller leaves the seat's
+# bridge: the seat hung up while the other side rang and nobody answered (Asterisk's "blond"
+# transfer failed), so the caller goes to the dialplan's transfer_failed node, never dropped.
+CONSULTING_VARIABLE = "HOTLINE_CONSULTING"
+CONSULT_CALLER_CHANNEL_VARIABLE = "HOTLINE_CONSULT_CALLER_CHANNEL"
+CONSULT_SEAT_CHANNEL_VARIABLE = "HOTLINE_CONSULT_SEAT_CHANNEL"
+TRANSFER_STATUS_VARIABLE = "HOTLINE_TRANSFER_STATUS"  # why the transfer failed, when not DIALSTATUS
 THREE_WAY_CODE = "*3"  # features.conf atxferthreeway
 # our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
 HOLD_CONTEXT = "hotline-hold"
@@ -340,6 +348,8 @@ def _extensions_conf(config: Config) -> str:
     # calls/fallback.py parses it; keep the two in step.
     fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
     agi_url = f"agi://{agi.host}:{agi.port}"
+    consult_ring = config.transfers.consult_ring_s
+    consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
     every = config.acd.announce_every_s
     # announcements: the music stops every few seconds for the controller to say the position
     hold_slice = every if every else 3600
@@ -407,9 +417,9 @@ exten => s,1,ExecIf($["${{{HANDOFF_VARIABLE}}}" != ""]?Set(PJSIP_HEADER(add,{HAN
 ; A seat's transfer (POST /api/v1/calls/{{id}}/transfer): the caller is redirected here out of
 ; the seat's bridge. Answered: done. Not: the dialplan's transfer_failed node, or the fallback.
 [{TRANSFER_CONTEXT}]
-exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},30,b({PREDIAL_CONTEXT}^s^1))
+exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},{config.transfers.ring_s},b({PREDIAL_CONTEXT}^s^1))
  same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
- same => n,AGI({agi_url}/{AGI_TRANSFER_FAILED_SCRIPT})
+ same => n(failed),AGI({agi_url}/{AGI_TRANSFER_FAILED_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  same => n,Goto({ENTRY_CONTEXT},s,fallback)
  same => n(done),Hangup()
@@ -420,10 +430,15 @@ exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT
 ; (a three-way consultation joins the caller then)
 [{CONSULT_CONTEXT}]
 exten => {CONSULT_EXTEN},1,Set(CALLERID(num)=${{{CONSULT_CALLER_VARIABLE}}})
- same => n,Dial(${{{CONSULT_DIAL_VARIABLE}}},{CONSULT_RING_S},b({PREDIAL_CONTEXT}^s^1)U({CONSULT_CONTEXT}-answered))
+ same => n,Dial(${{{CONSULT_DIAL_VARIABLE}}},{consult_ring},b({PREDIAL_CONTEXT}^s^1)U({CONSULT_CONTEXT}-answered))
  same => n,Hangup()
+; not answered, or the other side hung up while consulted: if the seat is still there, Asterisk
+; returns it to its caller (the caller no longer waits on the consultation)
+exten => h,1,ExecIf($[${{CHANNEL_EXISTS(${{{CONSULT_SEAT_CHANNEL_VARIABLE}}})}}]?{consult_over})
+ same => n,UserEvent({CONSULT_ENDED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}},Status: ${{DIALSTATUS}})
 [{CONSULT_CONTEXT}-answered]
-exten => s,1,UserEvent({CONSULT_ANSWERED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}})
+exten => s,1,{consult_over}
+ same => n,UserEvent({CONSULT_ANSWERED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}})
  same => n,Return()
 
 ; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
@@ -437,7 +452,11 @@ exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?seated)
  same => n,{announce}
  same => n,Goto(wait)
- same => n(seated),Hangup()
+ ; after the seat: done, unless a consultation the seat left while it rang was never answered
+ same => n(seated),GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" != "1"]?over)
+ same => n,Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
+ same => n,Goto({TRANSFER_CONTEXT},s,failed)
+ same => n(over),Hangup()
 ; max wait: the dialplan's overflow node, or the fallback route if the controller is away
 exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
@@ -492,15 +511,19 @@ info = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400
 # Transfers by seats go through the API (they carry the case): no blind-transfer key; the
 # attended-transfer key is what AMI Atxfer presses for us. During a consultation the seat's
 # phone keys still work: *1 back to the caller, *3 three-way, hanging up completes it.
-_FEATURES = f"""[general]
-transferdigittimeout = 3
-atxfernoanswertimeout = {CONSULT_RING_S}
+_FEATURES = """[general]
+transferdigittimeout = 1
+; a beep, not the spoken "transfer" prompt: the consultation dials at once
+transferannouncesound = beep
+atxfernoanswertimeout = {consult_ring}
 atxferdropcall = no
-atxferloopdelay = 3
-atxfercallbackretries = 2
+atxferloopdelay = 0
+; the seat hung up while the other side rang and nobody answered: no ringing the seat back (it
+; may be on its next call by then); the caller goes to the dialplan's transfer_failed node
+atxfercallbackretries = 0
 atxferabort = *1
 atxfercomplete = *2
-atxferthreeway = {THREE_WAY_CODE}
+atxferthreeway = {three_way}
 atxferswap = *4
 
 [featuremap]
@@ -522,7 +545,7 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
-        "features.conf": _FEATURES,
+        "features.conf": _FEATURES.format(consult_ring=config.transfers.consult_ring_s, three_way=THREE_WAY_CODE),
         "indications.conf": _INDICATIONS,
         "ccss.conf": "[general]\n",
         "acl.conf": "",

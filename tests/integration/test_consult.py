@@ -17,6 +17,7 @@ from tests.support.sipp import (
     ANSWERED,
     HOTLINE_HANGS_UP,
     INVITE,
+    RINGING_PEER,
     SippCall,
     SippServer,
     answering_peer,
@@ -73,8 +74,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
             "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
             "acd": {"auto_login": ["1001"], "wrapup_s": 0},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+            "transfers": {"consult_ring_s": 8},
         },
-        dialplan="queue",
+        dialplan="consult",
     )
     platform.start_all()
     try:
@@ -156,3 +158,38 @@ def test_three_way_with_110_then_the_seat_leaves(desk: Desk, tmp_path: Path) -> 
     assert record["transfer_to"] == "police:110"
     assert record["tags"]["transfer_kind"] == "emergency"
     assert record["tags"]["transfer_status"] == "three_way"
+
+
+def test_a_destination_nobody_answers_leaves_the_seat_with_its_caller(desk: Desk, tmp_path: Path) -> None:
+    seat = SippServer(scenario(answering_peer(talk_ms=12000, hang_up=True)), port=desk.seat_port)
+    caller = desk.caller("13900001004", tmp_path)  # nobody listens on the carrier port now
+    call_id = desk.talking("13900001004")
+    status, body = desk.transfer(call_id, body={"to": "power", "mode": "attended"})
+    assert status == 202, body
+    wait_for("the failed consultation to end", lambda: desk.consultation_state(call_id) is None, timeout_s=30)
+    status, _ = desk.transfer(call_id, "complete")
+    assert status == 409  # nothing to complete
+    assert seat.wait().ok  # the seat talked on with its caller
+    assert caller.wait().ok
+    record = desk.ended("13900001004")
+    assert record["outcome"] == "answered"
+    assert record["tags"]["transfer_status"].startswith("not_reached_")
+
+
+def test_seat_hanging_up_while_the_other_side_rings_never_drops_the_caller(desk: Desk, tmp_path: Path) -> None:
+    """The seat hangs up before 95598 answers (Asterisk then hands the caller over on answer);
+    95598 never answers: the caller leaves a message (the dialplan's transfer_failed node)."""
+    seat = SippServer(scenario(answering_peer(talk_ms=4000, hang_up=True)), port=desk.seat_port)
+    power = SippServer(scenario(RINGING_PEER), port=desk.carrier_port)
+    caller = desk.caller("13900001005", tmp_path)
+    call_id = desk.talking("13900001005")
+    status, body = desk.transfer(call_id, body={"to": "power", "mode": "attended"})
+    assert status == 202, body
+    wait_for("95598 ringing", lambda: desk.consultation_state(call_id) == "calling", timeout_s=10)
+    assert seat.wait().ok  # hung up while 95598 was still ringing
+    assert power.wait().ok  # rang out (CANCEL)
+    assert caller.wait().ok  # message taken, then the goodbye: never dropped
+    record = desk.ended("13900001005")
+    assert record["outcome"] == "voicemail"
+    assert record["ivr_path"][-2:] == ["vm", "bye"]
+    assert record["tags"]["transfer_status"] == "consult_not_answered"

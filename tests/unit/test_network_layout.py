@@ -57,7 +57,7 @@ def test_three_platforms_on_loopback() -> None:
     assert province.sip.trunks["kunming"].port == 5060
     extensions = render_asterisk_config(province, layout_for(province, Path("/tmp/etc")))["extensions.conf"]
     assert "exten => 087212345,1,Set(HOTLINE_ROUTE=dali)" in extensions
-    assert "exten => 12345,1,Goto(hotline-entry,s,1)" in extensions
+    assert "exten => _0XXX12345,1,Goto(hotline-entry,s,1)" in extensions  # areas nobody serves: answered here
     prefecture = render_asterisk_config(dali, layout_for(dali, Path("/tmp/etc")))["extensions.conf"]
     assert "exten => _0XXX12345,1,Set(HOTLINE_ROUTE=province)" in prefecture  # unknown areas: the province
     assert "exten => 087212345,1,Goto(hotline-entry,s,1)" in prefecture
