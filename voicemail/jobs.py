@@ -288,41 +288,58 @@ class AsrWorker:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Process jobs until stopped or cancelled; on cancellation, drain the jobs in hand first."""
+        """Process jobs until stopped or cancelled; on cancellation, drain the jobs in hand first.
+
+        A pipeline, not batches: up to ``settings.batch`` jobs are decoded at once and a slot
+        freed by a short message takes the next job at once (no thread idles behind a long one)."""
         await self._queue.ensure_group()
-        while not self._stopping.is_set():
-            try:
-                jobs = await self.poll()
-            except RedisError as exc:  # Redis restarting: jobs wait in its AOF, we wait for it
-                log.warning("asr.redis_unavailable", consumer=self.consumer, error=str(exc))
-                await asyncio.sleep(1.0)
-                if "NOGROUP" in str(exc):  # a Redis that lost its data: the rescan re-queues the spool
-                    await self._queue.ensure_group()
-                continue
-            if not jobs:
-                continue
-            batch = asyncio.ensure_future(asyncio.gather(*(self.process(job) for job in jobs), return_exceptions=True))
-            try:
-                for outcome in await asyncio.shield(batch):
-                    if isinstance(outcome, Exception):  # bookkeeping failed: the job stays pending
-                        log.warning("asr.job_unsettled", consumer=self.consumer, error=str(outcome))
-            except asyncio.CancelledError:
-                # vosk threads cannot be interrupted: let them finish and acknowledge, within limits
-                _done, pending = await asyncio.wait({batch}, timeout=self._settings.drain_timeout_s)
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                free = self._settings.batch - len(in_flight)
+                if free <= 0:
+                    done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    self._reap(done, in_flight)
+                    continue
+                try:
+                    jobs = await self.poll(free)
+                except RedisError as exc:  # Redis restarting: jobs wait in its AOF, we wait for it
+                    log.warning("asr.redis_unavailable", consumer=self.consumer, error=str(exc))
+                    await asyncio.sleep(1.0)
+                    if "NOGROUP" in str(exc):  # a Redis that lost its data: the rescan re-queues the spool
+                        await self._queue.ensure_group()
+                    continue
+                in_flight.update(asyncio.create_task(self.process(job)) for job in jobs)
+                self._reap({t for t in in_flight if t.done()}, in_flight)
+            if in_flight:  # stopped: finish the jobs in hand
+                self._reap((await asyncio.wait(in_flight))[0], in_flight)
+        except asyncio.CancelledError:
+            # vosk threads cannot be interrupted: let them finish and acknowledge, within limits
+            if in_flight:
+                done, pending = await asyncio.wait(in_flight, timeout=self._settings.drain_timeout_s)
                 for task in pending:
                     task.cancel()  # unacknowledged jobs are reclaimed after the visibility timeout
-                log.info("asr.worker_drained", consumer=self.consumer, abandoned=len(jobs) if pending else 0)
-                raise
+                log.info("asr.worker_drained", consumer=self.consumer, abandoned=len(pending))
+            raise
 
-    async def poll(self) -> list[AsrJob]:
-        """The next jobs: stale ones from dead consumers first, else new ones (blocking briefly)."""
+    def _reap(self, done: set[asyncio.Task[None]], in_flight: set[asyncio.Task[None]]) -> None:
+        for task in done:
+            in_flight.discard(task)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:  # bookkeeping failed: the job stays pending
+                log.warning("asr.job_unsettled", consumer=self.consumer, error=str(error))
+
+    async def poll(self, count: int | None = None) -> list[AsrJob]:
+        """Up to ``count`` (default: a batch) next jobs: stale ones from dead consumers first,
+        else new ones (blocking briefly)."""
         settings = self._settings
+        wanted = count or settings.batch
         idle_ms = int(settings.visibility_timeout_s * 1000)
-        self._cursor, jobs = await self._queue.claim_stale(self.consumer, idle_ms, settings.batch, self._cursor)
+        self._cursor, jobs = await self._queue.claim_stale(self.consumer, idle_ms, wanted, self._cursor)
         if jobs:
             log.warning("asr.jobs_reclaimed", consumer=self.consumer, count=len(jobs))
             return jobs
-        return await self._queue.read_new(self.consumer, settings.batch, settings.block_ms)
+        return await self._queue.read_new(self.consumer, wanted, settings.block_ms)
 
     async def process(self, job: AsrJob) -> None:
         """Transcribe and hand over one job. Decoding and ticket failures are counted, never

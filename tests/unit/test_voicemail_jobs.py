@@ -241,3 +241,36 @@ async def test_the_sink_uses_the_clock_when_the_recording_time_is_unknown(
     ticket = await store.get(ticket_id)
     assert ticket is not None and ticket.accepted_at == T0
     assert ticket.deadlines.resolve_by - ticket.accepted_at > timedelta(days=5)
+
+
+class GatedTranscriber(FakeTranscriber):
+    """One long message held until released; the others decode at once."""
+
+    def __init__(self, long_one: str) -> None:
+        super().__init__()
+        self.long_one = long_one
+        self.release = asyncio.Event()
+
+    async def transcribe(self, path: Path) -> Transcript:
+        if path.name == self.long_one:
+            self.calls.append(path.name)
+            await self.release.wait()
+            return Transcript(text="long")
+        return await super().transcribe(path)
+
+
+async def test_a_long_message_does_not_hold_up_the_others(
+    queue: AsrQueue, sink: TicketStoreSink, store: RedisTicketStore, tmp_path: Path
+) -> None:
+    """A pipeline: with 2 decoding slots and one held by a long message, the other slot takes
+    the short messages one after another (batches would wait for the long one each time)."""
+    transcriber = GatedTranscriber("kunming-1.wav")
+    two_slots = WorkerSettings(visibility_timeout_s=30, max_attempts=2, batch=2, block_ms=50, drain_timeout_s=5)
+    for n in range(1, 7):
+        await queue.enqueue(f"kunming-{n}.wav", meta(n))
+    async with running(AsrWorker(queue, transcriber, sink, tmp_path, consumer="w1", settings=two_slots)):
+        for n in range(2, 7):
+            await eventually(lambda n=n: store.has_ticket(f"kunming-{n}.wav"))  # type: ignore[misc]
+        assert not await store.has_ticket("kunming-1.wav")  # still decoding
+        transcriber.release.set()
+        await eventually(lambda: store.has_ticket("kunming-1.wav"))
