@@ -24,6 +24,10 @@ Systems, alternating round by round in one run on the same stack:
 - baseline: destination ``province_plain``, a trunk to the same province with no
   ``platform``: the same API, Redirect and Dial, but no record, no header; the province
   starts at ``start`` (the same queue, no priority). Both province paths have no prompt.
+- attended: ours, as a consultation (``"mode": "attended"``): Asterisk's attended transfer
+  dials the province from the 昆明 seat's channel with the case; the bench completes each one
+  (``POST …/transfer/complete``) as soon as the province has answered (its IVR), so the caller
+  joins the provincial queue; the stopwatch is the same.
 
 A transfer failed if the API did not answer 202, or no provincial seat rang for the caller,
 or 昆明's record of the call did not end ``transferred``; ours also counts hand-offs never
@@ -62,8 +66,13 @@ from tests.support.platform import ADMIN_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
 
 DIALPLANS = Path(__file__).resolve().parent / "dialplans"
-SYSTEMS = {"baseline": "province_plain", "ours": "province"}  # system → destination
-LABELS = {"baseline": "baseline: plain transfer", "ours": "ours: with hand-off"}
+SYSTEMS = {  # system → (destination, mode)
+    "baseline": ("province_plain", "blind"),
+    "ours": ("province", "blind"),
+    "attended": ("province", "attended"),
+}
+LABELS = {"baseline": "baseline: plain transfer", "ours": "ours: with hand-off", "attended": "ours: attended"}
+WITH_HANDOFF = ("ours", "attended")
 RTP_BLOCK = 1000  # per platform, disjoint
 PATIENCE_S = 20.0  # callers hang up this long after 昆明 answered them, if nothing ended the call before
 
@@ -100,7 +109,7 @@ class Transfer:
 
     @property
     def failed(self) -> bool:
-        picked = self.picked_up or self.system != "ours"
+        picked = self.picked_up or self.system not in WITH_HANDOFF
         return self.status != 202 or self.rang is None or self.outcome != "transferred" or not picked
 
     def ms(self, mark: float | None) -> float | None:
@@ -359,23 +368,42 @@ def talking_calls(kunming: PlatformUnderTest) -> dict[str, str]:
 # --- one round
 
 
-async def fire(base_url: str, transfers: list[Transfer], to: str) -> None:
-    """Every transfer's POST at once, one task each."""
+async def fire(base_url: str, transfers: list[Transfer], system: str) -> None:
+    """Every transfer's POST at once, one task each; a consultation is completed as soon as
+    the other side has answered."""
+    to, mode = SYSTEMS[system]
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def complete_when_answered(transfer: Transfer) -> None:
+            url = f"{base_url}/api/v1/calls/{transfer.call_id}/transfer"
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                async with session.get(url) as response:
+                    state = (await response.json(content_type=None)).get("state") if response.status == 200 else None
+                if state == "talking":
+                    async with session.post(f"{url}/complete") as response:
+                        if response.status != 202:
+                            transfer.error = f"complete: {response.status} {await response.text()}"[:300]
+                    return
+                await asyncio.sleep(0.05)
+            transfer.error = "the consultation was never answered"
 
         async def one(transfer: Transfer) -> None:
             url = f"{base_url}/api/v1/calls/{transfer.call_id}/transfer"
             transfer.sent = time.time()
             try:
-                async with session.post(url, json={"to": to, "note": "跨市事项，请省级坐席继续处理。"}) as response:
-                    body = await response.json(content_type=None)
+                body = {"to": to, "mode": mode, "note": "跨市事项，请省级坐席继续处理。"}
+                async with session.post(url, json=body) as response:
+                    reply = await response.json(content_type=None)
                     transfer.replied = time.time()
                     transfer.status = response.status
                     if response.status == 202:
-                        transfer.token = (body.get("handoff") or {}).get("token", "")
+                        transfer.token = (reply.get("handoff") or {}).get("token", "")
                     else:
-                        transfer.error = str(body)[:300]
+                        transfer.error = str(reply)[:300]
+                if mode == "attended" and transfer.status == 202:
+                    await complete_when_answered(transfer)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 transfer.error = repr(exc)
 
@@ -433,7 +461,7 @@ def run_round(net: Network, settings: Settings, system: str, round_no: int, fold
     transfers = [
         Transfer(system, round_no, call_id, str(kunming.stored_call(call_id)["caller"])) for call_id in talking.values()
     ]
-    asyncio.run(fire(kunming.base_url, transfers, SYSTEMS[system]))
+    asyncio.run(fire(kunming.base_url, transfers, system))
     sip_ok, sip_failed = callers.wait()
     end = time.time()
     for each in transfers:
@@ -506,7 +534,7 @@ class Summary:
             api_failed=sum(t.status != 202 for t in transfers),
             no_ring=sum(t.rang is None for t in transfers),
             not_transferred=sum(t.outcome != "transferred" for t in transfers),
-            not_picked_up=sum(system == "ours" and not t.picked_up for t in transfers),
+            not_picked_up=sum(system in WITH_HANDOFF and not t.picked_up for t in transfers),
             p50={m: percentile(v, 50) for m, v in marks.items()},
             p99={m: percentile(v, 99) for m, v in marks.items()},
             cpu_ms=cpu,
@@ -530,35 +558,39 @@ def row(s: Summary) -> str:
 
 
 def ratio_row(ours: Summary, base: Summary) -> str:
+    """``ours`` over ``base``, mark by mark."""
+
     def r(mark: str, q: dict[str, float], b: dict[str, float]) -> str:
         return f"{q[mark] / b[mark]:.2f}" if b[mark] else "n/a"
 
     cells = "".join(
         f"{r(m, ours.p50, base.p50):>8}{r(m, ours.p99, base.p99):>8}" for m in ("replied", "arrived", "queued")
     )
+    label = f"ratio {ours.system}/{base.system}"
     return (
-        f"{'ratio ours/baseline':<26}{'':>6}{'':>7}{'':>4}{'':>7}{'':>6}{'':>7}{cells}"
+        f"{label:<26}{'':>6}{'':>7}{'':>4}{'':>7}{'':>6}{'':>7}{cells}"
         f"{r('rang', ours.p50, base.p50):>9}{r('rang', ours.p99, base.p99):>9}"
     )
 
 
 def report(settings: Settings, rounds: list[Round], husks: list[str]) -> None:
-    base, ours = Summary.of("baseline", rounds), Summary.of("ours", rounds)
+    base, ours, attended = (Summary.of(system, rounds) for system in SYSTEMS)
     print()
     print(
         f"Transfers 昆明 → province, {settings.pairs} at once per round ({settings.pairs} callers with "
-        f"{settings.pairs} 昆明 seats → {settings.pairs} provincial seats), {base.rounds} + {ours.rounds} rounds "
-        "alternating; ms from the POST"
+        f"{settings.pairs} 昆明 seats → {settings.pairs} provincial seats), {base.rounds} + {ours.rounds} + "
+        f"{attended.rounds} rounds alternating; ms from the POST"
     )
     print("202 = API answered; arr = INVITE at the province's trunk (AMI Newchannel); que = queued for a seat")
     print("(AMI, after the province's IVR); RING = INVITE at the provincial seat's phone (SIPp trace)")
     print(HEADER)
-    print(row(base))
-    print(row(ours))
+    for summary in (base, ours, attended):
+        print(row(summary))
     print(ratio_row(ours, base))
+    print(ratio_row(attended, base))
     names = list(base.cpu_ms)
     print("CPU ms per transfer round trip (whole round: caller arrival, seating, transfer, talk, hang-up):")
-    for s in (base, ours):
+    for s in (base, ours, attended):
         print(f"  {LABELS[s.system]:<26}" + "  ".join(f"{n} {s.cpu_ms[n]:.1f}" for n in names))
     for r in rounds:
         notes = []
@@ -601,7 +633,7 @@ def run(settings: Settings, workdir: Path) -> None:
         recorder = ProvinceRecorder(ami.ami_port, ami.ami_username, ami.ami_secret)
         order = list(SYSTEMS)
         for round_no in range(settings.rounds):
-            system = order[round_no % 2]
+            system = order[round_no % len(order)]
             started = time.monotonic()
             result = run_round(net, settings, system, round_no, workdir / "rounds")
             rounds.append(result)
@@ -619,20 +651,20 @@ def run(settings: Settings, workdir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="4 rounds (2 per system), < 3 min")
+    parser.add_argument("--quick", action="store_true", help="6 rounds (2 per system), < 4 min")
     parser.add_argument("--pairs", type=int, default=20, help="concurrent transfers per round")
-    parser.add_argument("--rounds", type=int, default=30, help="rounds in all, systems alternating")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds in all, systems taking turns")
     parser.add_argument("--ring-ms", type=int, default=500, help="provincial seats ring this long, then answer")
     parser.add_argument("--talk-s", type=float, default=1.0, help="provincial seats hang up after this much talk")
     parser.add_argument("--arrival-rate", type=float, default=10.0, help="callers per second into 昆明")
     parser.add_argument("--settle-s", type=float, default=1.0, help="pause once every 昆明 seat talks")
     parser.add_argument("--keep", type=Path, help="keep logs, configs and traces in this folder")
     args = parser.parse_args()
-    if args.rounds < 2:
-        parser.error("--rounds: at least 2 (one per system)")
+    if args.rounds < len(SYSTEMS):
+        parser.error(f"--rounds: at least {len(SYSTEMS)} (one per system)")
     settings = Settings(
-        pairs=args.pairs, rounds=4 if args.quick else args.rounds, ring_ms=args.ring_ms, talk_s=args.talk_s,
-        arrival_rate=args.arrival_rate, settle_s=args.settle_s,
+        pairs=args.pairs, rounds=2 * len(SYSTEMS) if args.quick else args.rounds, ring_ms=args.ring_ms,
+        talk_s=args.talk_s, arrival_rate=args.arrival_rate, settle_s=args.settle_s,
     )  # fmt: skip
     if args.keep:
         shutil.rmtree(args.keep, ignore_errors=True)
