@@ -509,12 +509,14 @@ info = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400
 
 
 # Transfers by seats go through the API (they carry the case): no blind-transfer key; the
-# attended-transfer key is what AMI Atxfer presses for us. During a consultation the seat's
-# phone keys still work: *1 back to the caller, *3 three-way, hanging up completes it.
+# attended-transfer key is what AMI Atxfer presses for us: "A", a DTMF key softphones lack (so
+# no seat starts one by accident) and one emulated digit (each costs Asterisk ~0.15 s). During a
+# consultation the seat's phone keys still work: *1 back to the caller, *3 three-way, hanging up
+# completes it.
 _FEATURES = """[general]
 transferdigittimeout = 1
-; a beep, not the spoken "transfer" prompt: the consultation dials at once
-transferannouncesound = beep
+; no "transfer" prompt: the consultation dials at once
+transferannouncesound =
 atxfernoanswertimeout = {consult_ring}
 atxferdropcall = no
 atxferloopdelay = 0
@@ -528,7 +530,7 @@ atxferswap = *4
 
 [featuremap]
 blindxfer =
-atxfer = *7
+atxfer = A
 disconnect =
 automixmon =
 parkcall =
