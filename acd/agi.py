@@ -12,7 +12,7 @@ from acd.engine import AcdEngine
 from acd.seat import IllegalSeatTransition
 from acd.seats import SeatService, UnknownSeat
 from telephony.agi_server import AgiSession
-from telephony.asterisk_conf import CALLER_VARIABLE, DIAL_VARIABLE, OFFER_VARIABLE, RECORDING_VARIABLE
+from telephony.dialplan_names import CALLER_VARIABLE, DIAL_VARIABLE, OFFER_VARIABLE, RECORDING_VARIABLE
 
 log = structlog.get_logger(__name__)
 

@@ -15,120 +15,42 @@ from their offer channels (uniqueid ``offer-…``).
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from acd.events import EventBus
-from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, seats_to_offer
+from acd.model import (
+    CALLBACK_PREFIX,
+    OFFER_PREFIX,
+    Binding,
+    MissedCalls,
+    Offer,
+    QueuedCall,
+    QueuePosition,
+)
+from acd.router import IdleSeat, Strategy, may_take, seats_to_offer
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
-from calls.model import CallChanges, CallOutcome, CallRecord
+from acd.waiting import WaitingCallers
+from calls.model import CallChanges, CallOutcome
 from calls.tracker import CallTracker
 from hotline.aio import cancel_and_wait
 from hotline.clock import Clock
 from hotline.config import AcdConfig
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
-from telephony.asterisk_conf import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
+from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
 
 log = structlog.get_logger(__name__)
 
 
-def waiting_key(platform: str) -> str:
-    """Hash: call id → QueuedCall JSON, one per platform (they share one Redis)."""
-    return f"hotline:acd:waiting:{platform}"
-
-
-OFFER_PREFIX = "offer-"  # uniqueid of every seat channel the engine originates
 DEFAULT_HANDLE_S = 180.0  # until calls are measured: a typical 12345 call with wrap-up
 _HANDLE_WEIGHT = 0.2  # exponential average of handle time
 _MAY_ANSWER = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL)  # seat states bind() may connect
-
-
-@dataclass(frozen=True)
-class QueuedCall:
-    """A caller waiting for a seat (what the IVR's queue node hands over)."""
-
-    call_id: str
-    channel: str
-    queue: str
-    skills: tuple[str, ...]
-    priority: int
-    entered_at: float  # epoch seconds (survives a controller restart, unlike a monotonic clock)
-    caller: str = ""  # shown on the seat's phone
-    # a callback keeps the place of a caller who hung up: the seat calls them on this trunk
-    callback_trunk: str = ""
-    origin_call_id: str = ""  # the call whose place it keeps
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> QueuedCall:
-        data = json.loads(text)
-        data["skills"] = tuple(data.get("skills", ()))
-        return cls(**data)
-
-    def waiting(self) -> WaitingCaller:
-        return WaitingCaller(self.call_id, self.queue, frozenset(self.skills), self.priority, self.entered_at)
-
-    @property
-    def rank(self) -> tuple[int, float]:
-        return (-self.priority, self.entered_at)
-
-    @property
-    def is_callback(self) -> bool:
-        return bool(self.callback_trunk)
-
-
-@dataclass
-class Offer:
-    """One seat's phone ringing (then talking) for the queue."""
-
-    offer_id: str
-    seat_id: str
-    intended: str | None  # the caller it was rung for; the one bound at answer may differ
-    started_at: float
-    channel: str = ""  # the seat channel's name, once Asterisk has created it
-    bound: str | None = None  # the caller bound when the seat answered
-    bound_at: float = 0.0
-    withdrawn: bool = False  # we hung it up (nobody left to take): not the seat's fault
-    adopted: bool = False  # found ringing after a restart: its OriginateResponse went to the old run
-    answered: bool = False  # OriginateResponse Success came: no Failure will end it
-    bridged: bool = False  # the bound caller entered the seat's bridge (BridgeEnter)
-
-
-@dataclass(frozen=True)
-class Binding:
-    """What the seat's channel needs to reach its caller."""
-
-    call_id: str
-    caller_channel: str  # "" for a callback: the seat dials ``dial`` instead
-    recording: str  # absolute path for MixMonitor, or "" when recording is off
-    dial: str = ""  # a callback: PJSIP/<caller>@<trunk>
-
-
-@dataclass(frozen=True)
-class QueuePosition:
-    position: int  # 1 = next
-    expected_wait_s: float
-
-
-CALLBACK_PREFIX = "callback-"
-
-
-class MissedCalls(Protocol):
-    """Where a callback that did not reach the caller goes (calls/callbacks.py)."""
-
-    async def add_missed(self, record: CallRecord) -> None: ...
 
 
 class AcdEngine:
@@ -152,16 +74,13 @@ class AcdEngine:
         self._strategy = Strategy(config.strategy)
         self._seats = seats
         self._ami = ami
-        self._redis = client
         self._tracker = tracker
         self._events = events
         self._clock = clock
         self._recordings_dir = recordings_dir
         self._missed_calls = missed_calls
-        self._waiting_key = waiting_key(platform)
         self._callbacks_dialled: dict[str, QueuedCall] = {}  # offer id → the callback it dials
-        self._waiting: dict[str, QueuedCall] = {}
-        self._index = CallerIndex()
+        self._waiting = WaitingCallers(client, platform)
         self._offers: dict[str, Offer] = {}
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -207,52 +126,37 @@ class AcdEngine:
     async def enqueue(self, call: QueuedCall) -> None:
         """A caller starts waiting (the IVR's queue node, just before the caller goes on hold)."""
         self._add(call)
-        try:
-            await self._redis.hset(self._waiting_key, call.call_id, call.to_json())
-        except RedisError as exc:
-            # the caller is held by Asterisk and known here; only a restart before Redis is
-            # back would forget it — and then max wait still takes it to the overflow node
-            log.warning("acd.save_failed", call_id=call.call_id, error=str(exc))
+        await self._waiting.save(call)
         await self._events.publish(
             "acd.queued", self._clock(), call_id=call.call_id, queue=call.queue, priority=call.priority
         )
         self.kick()
 
     def _add(self, call: QueuedCall) -> None:
-        if call.call_id not in self._waiting:
-            self._waiting[call.call_id] = call
-            self._index.add(call.waiting())
-            if call.skills:  # relaxation may open seats to it (also for callers found by resync)
-                due_s = call.entered_at + self._config.relax_skills_after_s - self._now()
-                self._later(max(due_s, 0.0) + 0.05, self.kick)
+        # relaxation may open seats to a caller with skills (also to callers found by resync)
+        if self._waiting.add(call) and call.skills:
+            due_s = call.entered_at + self._config.relax_skills_after_s - self._now()
+            self._later(max(due_s, 0.0) + 0.05, self.kick)
 
     async def leave(self, call_id: str, reason: str) -> QueuedCall | None:
         """A caller stops waiting without a seat (hung up, max wait)."""
-        call = self._waiting.pop(call_id, None)
-        self._index.remove(call_id)
-        await self._forget(call_id)
+        call = self._waiting.take(call_id)
+        await self._waiting.forget(call_id)
         if call is not None:
             log.info("acd.left", call_id=call_id, reason=reason, waited_s=round(self._now() - call.entered_at, 1))
             await self._events.publish("acd.left", self._clock(), call_id=call_id, queue=call.queue, reason=reason)
             await self._rebalance()
         return call
 
-    async def _forget(self, call_id: str) -> None:
-        try:
-            await self._redis.hdel(self._waiting_key, call_id)
-        except RedisError as exc:
-            log.warning("acd.forget_failed", call_id=call_id, error=str(exc))
-
     def waiting(self, queue: str | None = None) -> list[QueuedCall]:
-        calls = (c for c in self._waiting.values() if queue is None or c.queue == queue)
-        return sorted(calls, key=lambda c: c.rank)
+        return self._waiting.ordered(queue)
 
     def position(self, call_id: str) -> QueuePosition | None:
         """Where a caller stands in its queue now (callers who left no longer count)."""
         call = self._waiting.get(call_id)
         if call is None:
             return None
-        ahead = sum(1 for other in self._waiting.values() if other.queue == call.queue and other.rank < call.rank)
+        ahead = self._waiting.ahead_of(call)
         serving = sum(
             1 for seat in self._seats.all() if seat.logged_in and call.queue in self._seats.config[seat.seat_id].queues
         )
@@ -415,20 +319,19 @@ class AcdEngine:
         now = self._now()
         # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
         may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER
-        best = self._index.best_for(
+        best = self._waiting.best_for(
             frozenset(config.queues), frozenset(config.skills), now, self._config.relax_skills_after_s
         )
-        if best is None or not may_bind:
+        call = self._waiting.take(best.call_id) if best is not None and may_bind else None
+        if call is None:
             self._offers.pop(offer_id, None)
             await self._seats.released(seat_id, "no caller left")
             log.info("acd.nobody_to_bind", seat=seat_id, offer=offer_id)
             self.kick()
             return None
-        call = self._waiting.pop(best.call_id)
-        self._index.remove(best.call_id)
         offer.bound, offer.bound_at = call.call_id, now
         await self._seats.answered(seat_id)  # first: its state changes before any await yields
-        await self._forget(call.call_id)
+        await self._waiting.forget(call.call_id)
         record_id = call.origin_call_id if call.is_callback else call.call_id
         recording = ""
         changes: CallChanges = {"seat": seat_id}
@@ -578,25 +481,14 @@ class AcdEngine:
         known = set(self._offers)  # offers started while the snapshot is in flight are not in it
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         channels = {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
-        try:
-            saved = await self._redis.hgetall(self._waiting_key)
-        except RedisError as exc:
-            log.warning("acd.resync_without_redis", error=str(exc))
-            saved = {}
+        saved = await self._waiting.saved()
         # a waiting caller sits in the holding bridge; one talking shares a bridge with a seat
         talking = {e.get("bridgeid") for u, e in channels.items() if u.startswith(OFFER_PREFIX) and e.get("bridgeid")}
-        for raw in saved.values():
-            call = QueuedCall.from_json(raw)
+        for call in saved:
             present = call.call_id in channels and channels[call.call_id].get("bridgeid") not in talking
             if call.is_callback or present:
                 self._add(call)
-        for call_id in list(self._waiting):
-            if call_id not in channels and not self._waiting[call_id].is_callback:
-                self._waiting.pop(call_id)
-                self._index.remove(call_id)
-        for call_id in (c.decode() if isinstance(c, bytes) else str(c) for c in saved):
-            if call_id not in self._waiting:
-                await self._forget(call_id)
+        await self._waiting.keep_only(channels, saved)
         busy: set[str] = set()
         for uniqueid, event in channels.items():
             if not uniqueid.startswith(OFFER_PREFIX):

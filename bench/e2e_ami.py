@@ -4,7 +4,7 @@ Both systems run on one Asterisk with ``timestampevents=yes``, so every caller c
 the same three marks whoever distributes it: ``Newchannel`` (the INVITE arrived),
 queue entry (app_queue's ``QueueCallerJoin``; for ours the first ``Newexten`` in the hold
 context, where the caller waits after the IVR's queue node) and the first ``BridgeEnter``
-(talking to a seat). A plain socket in a thread keeps up with a few thousand events a
+into a bridge that is not the holding bridge they wait in (talking to a seat). A plain socket in a thread keeps up with a few thousand events a
 second and is independent of the controller being measured.
 """
 
@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from telephony.asterisk_conf import HOLD_CONTEXT
+from telephony.dialplan_names import HOLD_CONTEXT
 
 TRUNK_PREFIX = "PJSIP/trunk-"
 WANTED = ("Newchannel", "Newexten", "QueueCallerJoin", "BridgeEnter", "Hangup")
@@ -52,6 +52,11 @@ def _parse(block: str) -> dict[str, str]:
         if sep:
             fields[key.lower()] = value
     return fields
+
+
+def _holding(event: dict[str, str]) -> bool:
+    """The holding bridge our callers wait in (BridgeWait): not a seat yet."""
+    return event.get("bridgetechnology") == "holding_bridge" or event.get("bridgename") == HOLD_CONTEXT
 
 
 class AmiRecorder:
@@ -109,7 +114,7 @@ class AmiRecorder:
                 name == "Newexten" and event.get("context") == HOLD_CONTEXT and marks.queued is None
             ):
                 marks.queued = when
-            elif name == "BridgeEnter" and marks.bridged is None:
+            elif name == "BridgeEnter" and marks.bridged is None and not _holding(event):
                 marks.bridged = when
             elif name == "Hangup":
                 marks.ended = when

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from telephony.asterisk_conf import TRUNK_CONTEXT
+from telephony.dialplan_names import TRUNK_CONTEXT
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import rtp_range
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from telephony.ami_types import AmiLink, AmiMessage
-from telephony.asterisk_conf import ENTRY_CONTEXT, ROUTE_CONTEXT, ROUTED_EVENT, TRANSFERRED_EVENT, TRUNK_CONTEXT
+from telephony.dialplan_names import ENTRY_CONTEXT, ROUTE_CONTEXT, ROUTED_EVENT, TRANSFERRED_EVENT, TRUNK_CONTEXT
 
 _CALLER_CONTEXTS = frozenset({TRUNK_CONTEXT, ENTRY_CONTEXT, ROUTE_CONTEXT})
 _STATE_UP = "6"

@@ -140,7 +140,7 @@ def cmd_token_new(args: argparse.Namespace) -> int:
 def cmd_prompts_build(args: argparse.Namespace) -> int:
     from ivr.dialplan.directory import load_platform_dialplan
     from ivr.prompts import build_prompts
-    from telephony.asterisk_conf import ivr_prompts_dir, prompt_path
+    from telephony.dialplan_names import ivr_prompts_dir, prompt_path
 
     config = _load(args.config)
     plan = load_platform_dialplan(config.dialplan_path(), config.paths.prompts_dir, config.platform.id)

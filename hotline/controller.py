@@ -50,7 +50,7 @@ from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
 from telephony.ami import AmiClient, AmiSettings
-from telephony.asterisk_conf import (
+from telephony.dialplan_names import (
     AGI_ANNOUNCE_SCRIPT,
     AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,

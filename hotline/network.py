@@ -13,7 +13,7 @@ import yaml
 
 from hotline.config import Config, ConfigError, OutboundTrunk, PlatformConfig
 from ivr.dialplan.directory import dialplan_files
-from telephony.asterisk_conf import PROVINCE_PLATFORM
+from telephony.dialplan_names import PROVINCE_PLATFORM
 
 DEFAULT_PLATFORMS = ("kunming", PROVINCE_PLATFORM, "dali")
 PORT_STEP = 10  # platform i listens on base port + 10·i (SIP, AMI, FastAGI, HTTP)

@@ -22,13 +22,13 @@ from enum import StrEnum
 
 import structlog
 
-from acd.engine import OFFER_PREFIX
+from acd.model import OFFER_PREFIX
 from calls.handoff import Handoff, RedisHandoffs
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.schema import TransferMode
 from telephony.ami_types import AmiLink, AmiMessage
-from telephony.asterisk_conf import (
+from telephony.dialplan_names import (
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
     CONSULT_CALLER_CHANNEL_VARIABLE,

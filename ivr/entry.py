@@ -11,7 +11,7 @@ from calls.tracker import CallTracker
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiHangup, AgiSession
-from telephony.asterisk_conf import (
+from telephony.dialplan_names import (
     HANDOFF_HEADER,
     HOLD_VARIABLE,
     LEFT_VARIABLE,

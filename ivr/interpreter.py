@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from acd.engine import CALLBACK_PREFIX, QueuedCall
+from acd.model import CALLBACK_PREFIX, QueuedCall
 from calls.handoff import RedisHandoffs, token_hint
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
@@ -39,7 +39,7 @@ from ivr.dialplan.schema import (
 from ivr.hours import service_state
 from ivr.transfer import PlatformAvailability, create_handoff
 from telephony.agi_server import AgiHangup, AgiSession
-from telephony.asterisk_conf import (
+from telephony.dialplan_names import (
     HANDOFF_VARIABLE,
     HOLD_VARIABLE,
     IVR_DONE_VARIABLE,

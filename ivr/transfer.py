@@ -26,7 +26,7 @@ from ivr.consult import Consultations, ConsultRefused
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
 from telephony.ami_types import AmiError, AmiLink
-from telephony.asterisk_conf import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
+from telephony.dialplan_names import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
 
 log = structlog.get_logger(__name__)
 

@@ -11,65 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.config import Config
-
-# Contexts and channel variables shared by the dialplan below and the controller.
-TRUNK_CONTEXT = "from-trunk"
-ENTRY_CONTEXT = "hotline-entry"
-IVR_DONE_VARIABLE = "HOTLINE_IVR_DONE"
-PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
-FALLBACK_SPOOL = "fallback"
-AGI_IVR_SCRIPT = "ivr"
-SEAT_CONTEXT = "hotline-seat"
-FALLBACK_QUEUE = "hotline-fallback"
-PEER_CONTEXT = "hotline-peer"
-HOTLINE_NUMBER = "12345"
-PROVINCE_PLATFORM = "province"  # the provincial platform's id (dialplans/province.yaml)
-ROUTE_CONTEXT = "hotline-route"
-ROUTE_VARIABLE = "HOTLINE_ROUTE"  # the trunk a caller of another area is sent to
-ROUTED_EVENT = "HotlineRouted"  # UserEvent: the caller was answered by the platform of their area
-HANDOFF_VARIABLE = "HOTLINE_HANDOFF"  # the hand-off token a transfer to another platform carries
-HANDOFF_HEADER = "X-Hotline-Handoff"
-PREDIAL_CONTEXT = "hotline-predial"  # runs on a transfer's new leg before it is dialled
-TRANSFER_CONTEXT = "hotline-transfer"  # a seat's transfer (API): the caller is redirected here
-TRANSFER_DIAL_VARIABLE = "HOTLINE_TRANSFER_DIAL"
-TRANSFERRED_EVENT = "HotlineTransferred"
-AGI_TRANSFER_FAILED_SCRIPT = "transfer-failed"
-# a seat's consultation (attended / three-way transfer, ivr/consult.py): Asterisk's Atxfer dials
-# CONSULT_EXTEN@CONSULT_CONTEXT, which dials what CONSULT_DIAL_VARIABLE says
-CONSULT_CONTEXT = "hotline-consult"
-CONSULT_EXTEN = "1"
-CONSULT_DIAL_VARIABLE = "HOTLINE_CONSULT_DIAL"
-CONSULT_CALLER_VARIABLE = "HOTLINE_CONSULT_CALLER"  # the citizen's number, shown to the other side
-CONSULT_CALL_VARIABLE = "HOTLINE_CONSULT_OF"  # the call id the consultation is about
-CONSULT_ANSWERED_EVENT = "HotlineConsultAnswered"
-CONSULT_ENDED_EVENT = "HotlineConsultEnded"  # the consultation leg ended (Status: its DIALSTATUS)
-# SHARED() on the caller's channel: "1" from a consultation's start until the other side
-# answers or the seat is back with the caller. Still "1" when the caller leaves the seat's
-# bridge: the seat hung up while the other side rang and nobody answered (Asterisk's "blond"
-# transfer failed), so the caller goes to the dialplan's transfer_failed node, never dropped.
-CONSULTING_VARIABLE = "HOTLINE_CONSULTING"
-CONSULT_CALLER_CHANNEL_VARIABLE = "HOTLINE_CONSULT_CALLER_CHANNEL"
-CONSULT_SEAT_CHANNEL_VARIABLE = "HOTLINE_CONSULT_SEAT_CHANNEL"
-TRANSFER_STATUS_VARIABLE = "HOTLINE_TRANSFER_STATUS"  # why the transfer failed, when not DIALSTATUS
-THREE_WAY_CODE = "*3"  # features.conf atxferthreeway
-# our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
-HOLD_CONTEXT = "hotline-hold"
-OFFER_CONTEXT = "hotline-offer"
-HOLD_VARIABLE = "HOTLINE_HOLD"  # set by the IVR's queue node: after the AGI, wait for a seat
-MAX_WAIT_VARIABLE = "HOTLINE_MAX_WAIT"
-OVERFLOW_VARIABLE = "HOTLINE_OVERFLOW"  # the dialplan node a caller goes to after max wait
-SEATED_VARIABLE = "HOTLINE_SEATED"  # set when a seat is bound: after the talk, the caller is done
-LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
-OFFER_VARIABLE = "HOTLINE_OFFER"  # on a seat's channel: which offer it answered
-CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
-RECORDING_VARIABLE = "HOTLINE_RECORDING"
-DIAL_VARIABLE = "HOTLINE_DIAL"  # set by the seat AGI for a callback: the caller's number to dial
-AGI_ANNOUNCE_SCRIPT = "announce"
-AGI_OVERFLOW_SCRIPT = "overflow"
-AGI_SEAT_SCRIPT = "seat"
-AGI_FEATURE_SCRIPT = "feature"
-AGI_CALLBACK_DONE_SCRIPT = "callback-done"
-FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
+from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEXT, SEAT_CONTEXT, TRUNK_CONTEXT
+from telephony.extensions_conf import extensions_conf, features_conf
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
 _NOLOAD_LIST = """
@@ -131,16 +74,6 @@ def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:
     """The layout for ``config``: code from the provisioned root, state under runtime_dir."""
     root = config.asterisk.root or default_asterisk_root()
     return AsteriskLayout(root=root, etc_dir=etc_dir, var_dir=config.paths.runtime_dir / "asterisk")
-
-
-def prompt_path(config: Config, name: str) -> Path:
-    """Where the built prompt ``name`` lives, without extension (as Playback wants it)."""
-    return config.paths.runtime_dir / "prompts" / name
-
-
-def ivr_prompts_dir(config: Config) -> Path:
-    """Where the dialplan's prompts are built (apart from the fallback route's own)."""
-    return config.paths.runtime_dir / "prompts" / "ivr"
 
 
 def _asterisk_conf(config: Config, layout: AsteriskLayout) -> str:
@@ -298,200 +231,6 @@ def _rtp_conf(config: Config) -> str:
     return f"[general]\nrtpstart = {config.sip.rtp_port_min}\nrtpend = {config.sip.rtp_port_max}\n"
 
 
-def _trunk_entries(config: Config) -> str:
-    """What the trunk's numbers do: ours go to the IVR; ``<area code>12345`` of an area another
-    platform serves goes there; an unknown area code goes to the province (from a prefecture)
-    or is answered here (at the province). Plain 12345 with the area in ``sip.area_header`` is
-    routed as ``<area>12345``."""
-    own = config.platform
-    routes = {
-        trunk.area_code: name
-        for name, trunk in config.sip.trunks.items()
-        if trunk.area_code and trunk.platform != own.id
-    }
-    lines = []
-    header = config.sip.area_header
-    if header:
-        # digits only (no dialplan tricks through a header); a value with no route is answered here
-        routed = f"${{area}}{HOTLINE_NUMBER}"
-        lines += [
-            f"exten => {HOTLINE_NUMBER},1,Set(area=${{FILTER(0-9,${{PJSIP_HEADER(read,{header})}})}})",
-            f' same => n,GotoIf($["${{area}}" != "" & ${{DIALPLAN_EXISTS({TRUNK_CONTEXT},{routed},1)}}]?{routed},1)',
-            f" same => n,Goto({ENTRY_CONTEXT},s,1)",
-        ]
-    else:
-        lines.append(f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
-    if own.area_code not in routes:
-        for prefix in (own.area_code, own.area_code[1:]):
-            lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
-    for area_code, trunk in sorted(routes.items()):
-        for prefix in (area_code, area_code[1:]):
-            lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={trunk})")
-            lines.append(f" same => n,Goto({ROUTE_CONTEXT},{area_code}{HOTLINE_NUMBER},1)")
-    province = next((n for n, t in config.sip.trunks.items() if t.platform == PROVINCE_PLATFORM), None)
-    for pattern in ("_0XX", "_0XXX"):
-        if province and own.id != PROVINCE_PLATFORM:
-            lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={province})")
-            lines.append(f" same => n,Goto({ROUTE_CONTEXT},${{EXTEN}},1)")
-        else:  # no platform above this one: an area nobody serves is answered here
-            lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
-    return "\n".join(lines)
-
-
-def _extensions_conf(config: Config) -> str:
-    platform = config.platform
-    agi = config.agi
-    fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
-    entries = _trunk_entries(config)
-    # The file name carries what the controller needs to rebuild the record of a call it never
-    # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
-    # calls/fallback.py parses it; keep the two in step.
-    fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
-    agi_url = f"agi://{agi.host}:{agi.port}"
-    consult_ring = config.transfers.consult_ring_s
-    consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
-    every = config.acd.announce_every_s
-    # announcements: the music stops every few seconds for the controller to say the position
-    hold_slice = every if every else 3600
-    announce = f"AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})" if every else "NoOp(no announcements)"
-    features = "\n".join(
-        f"exten => {code},1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action={action})"
-        for code, action in FEATURE_CODES.items()
-    )
-    features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason=${{EXTEN:3}})"
-    return f"""[general]
-static = yes
-writeprotect = yes
-clearglobalvars = yes
-
-[globals]
-{PLATFORM_VARIABLE} = {platform.id}
-
-[{TRUNK_CONTEXT}]
-{entries}
-; anything else on the trunk is not ours: SIP 404
-exten => _X.,1,Hangup(1)
-exten => i,1,Hangup(1)
-
-; calls from seats: feature codes (*23 then digits: pause with that reason code)
-[{SEAT_CONTEXT}]
-{features}
-exten => _X.,1,Hangup(21)
-
-[{PEER_CONTEXT}]
-exten => _X.,1,Hangup(21)
-
-[{ENTRY_CONTEXT}]
-exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
- same => n,AGI({agi_url}/{AGI_IVR_SCRIPT})
- same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
- same => n,GotoIf($["${{{HOLD_VARIABLE}}}" = "1"]?{HOLD_CONTEXT},s,1)
- ; a seat already talked with this caller (the controller died during the call): done, no voicemail
- same => n,GotoIf($["${{MEMBERINTERFACE}}" != ""]?done)
- ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
- ; caller: answer, ring every configured seat (a static queue that needs no controller), and
- ; if nobody answers keep a message in the spool for the controller to pick up.
- same => n(fallback),Answer()
- same => n,Playback({prompt_path(config, "fallback_hold")})
- same => n,Queue({FALLBACK_QUEUE},,,,{config.acd.fallback_wait_s})
- same => n,Playback({prompt_path(config, "fallback")})
- same => n,Record({fallback_file},3,120,k)
- same => n,Playback({prompt_path(config, "goodbye")})
- same => n(done),Hangup()
-
-; A caller of another area (属地接听): answered by their own platform; if it cannot take the
-; call (down, all trunks busy), answered here
-[{ROUTE_CONTEXT}]
-exten => _X.,1,Dial(PJSIP/${{EXTEN}}@${{{ROUTE_VARIABLE}}},15)
- same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
- same => n,Goto({ENTRY_CONTEXT},s,1)
- same => n(done),Hangup()
-; (the caller's hang-up ends the Dial: only the h extension still runs to tell the controller)
-exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({ROUTED_EVENT},Trunk: ${{{ROUTE_VARIABLE}}}))
-
-; the new leg of a transfer to another platform carries the case's token in a SIP header
-[{PREDIAL_CONTEXT}]
-exten => s,1,ExecIf($["${{{HANDOFF_VARIABLE}}}" != ""]?Set(PJSIP_HEADER(add,{HANDOFF_HEADER})=${{{HANDOFF_VARIABLE}}}))
- same => n,Return()
-
-; A seat's transfer (POST /api/v1/calls/{{id}}/transfer): the caller is redirected here out of
-; the seat's bridge. Answered: done. Not: the dialplan's transfer_failed node, or the fallback.
-[{TRANSFER_CONTEXT}]
-exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},{config.transfers.ring_s},b({PREDIAL_CONTEXT}^s^1))
- same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
- same => n(failed),AGI({agi_url}/{AGI_TRANSFER_FAILED_SCRIPT})
- same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
- same => n,Goto({ENTRY_CONTEXT},s,fallback)
- same => n(done),Hangup()
-exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT},To: ${{{TRANSFER_DIAL_VARIABLE}}}))
-
-; A seat's consultation (Atxfer on the seat's channel): the other side sees the citizen's number
-; and, for another platform, gets the case's token; on answer the controller hears of it
-; (a three-way consultation joins the caller then)
-[{CONSULT_CONTEXT}]
-exten => {CONSULT_EXTEN},1,Set(CALLERID(num)=${{{CONSULT_CALLER_VARIABLE}}})
- same => n,Dial(${{{CONSULT_DIAL_VARIABLE}}},{consult_ring},b({PREDIAL_CONTEXT}^s^1)U({CONSULT_CONTEXT}-answered))
- same => n,Hangup()
-; not answered, or the other side hung up while consulted: if the seat is still there, Asterisk
-; returns it to its caller (the caller no longer waits on the consultation)
-exten => h,1,ExecIf($[${{CHANNEL_EXISTS(${{{CONSULT_SEAT_CHANNEL_VARIABLE}}})}}]?{consult_over})
- same => n,UserEvent({CONSULT_ENDED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}},Status: ${{DIALSTATUS}})
-[{CONSULT_CONTEXT}-answered]
-exten => s,1,{consult_over}
- same => n,UserEvent({CONSULT_ANSWERED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}})
- same => n,Return()
-
-; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
-; (it finds its callers again), and max wait is Asterisk's own timer (TIMEOUT(absolute)).
-; The caller waits in a holding bridge (music, alone): a seat that answers moves it into its own
-; bridge with Bridge() (hotline-offer). A channel in a bridge is moved, never taken over by a
-; masquerade, which under heavy load could leave a "Surrogate" channel behind for good.
-[{HOLD_CONTEXT}]
-exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
- same => n(wait),BridgeWait({HOLD_CONTEXT},participant,m(default)S({hold_slice}))
- same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?seated)
- same => n,{announce}
- same => n,Goto(wait)
- ; after the seat: done, unless a consultation the seat left while it rang was never answered
- same => n(seated),GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" != "1"]?over)
- same => n,Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
- same => n,Goto({TRANSFER_CONTEXT},s,failed)
- same => n(over),Hangup()
-; max wait: the dialplan's overflow node, or the fallback route if the controller is away
-exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
- same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
- same => n,Goto({ENTRY_CONTEXT},s,fallback)
-
-; A seat's phone answered an offer: the controller names the caller (late binding: the
-; longest-waiting eligible caller still there), the call is recorded and bridged. If that
-; caller vanished in between, ask again; with no caller (or no controller) the seat is released.
-; x: when the talk ends the caller is hung up (not sent back to the hold music).
-; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
-[{OFFER_CONTEXT}]
-exten => s,1,Set(attempt=0)
- same => n(ask),Set(attempt=$[${{attempt}} + 1])
- ; asking again (the caller bound last time left before the bridge): stop that recording, so
- ; the next conversation never lands in another caller's file
- same => n,ExecIf($[${{attempt}} > 1]?StopMixMonitor())
- same => n,GotoIf($[${{attempt}} > 3]?none)
- same => n,Set({CALLER_VARIABLE}=)
- same => n,Set({DIAL_VARIABLE}=)
- same => n,Set({RECORDING_VARIABLE}=)
- same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT})
- same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
- same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
- same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
- same => n,Bridge(${{{CALLER_VARIABLE}}},xT)
- same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
- same => n(none),Hangup()
-; a caller who asked to be called back, keeping their place: the seat calls them now
-; (g: on after the citizen hangs up, to report how the call went)
- same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)
- same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
- same => n,Hangup()
-"""
-
-
 _INDICATIONS = """[general]
 country = cn
 [cn]
@@ -508,35 +247,6 @@ info = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400
 """
 
 
-# Transfers by seats go through the API (they carry the case): no blind-transfer key; the
-# attended-transfer key is what AMI Atxfer presses for us: "A", a DTMF key softphones lack (so
-# no seat starts one by accident) and one emulated digit (each costs Asterisk ~0.15 s). During a
-# consultation the seat's phone keys still work: *1 back to the caller, *3 three-way, hanging up
-# completes it.
-_FEATURES = """[general]
-transferdigittimeout = 1
-; no "transfer" prompt: the consultation dials at once
-transferannouncesound =
-atxfernoanswertimeout = {consult_ring}
-atxferdropcall = no
-atxferloopdelay = 0
-; the seat hung up while the other side rang and nobody answered: no ringing the seat back (it
-; may be on its next call by then); the caller goes to the dialplan's transfer_failed node
-atxfercallbackretries = 0
-atxferabort = *1
-atxfercomplete = *2
-atxferthreeway = {three_way}
-atxferswap = *4
-
-[featuremap]
-blindxfer =
-atxfer = A
-disconnect =
-automixmon =
-parkcall =
-"""
-
-
 def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
     moh = layout.data_dir / "moh"
     return {
@@ -547,7 +257,7 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
-        "features.conf": _FEATURES.format(consult_ring=config.transfers.consult_ring_s, three_way=THREE_WAY_CODE),
+        "features.conf": features_conf(config),
         "indications.conf": _INDICATIONS,
         "ccss.conf": "[general]\n",
         "acl.conf": "",
@@ -568,7 +278,7 @@ def render_asterisk_config(config: Config, layout: AsteriskLayout) -> dict[str, 
         "manager.conf": _manager_conf(config),
         "pjsip.conf": _pjsip_conf(config),
         "rtp.conf": _rtp_conf(config),
-        "extensions.conf": _extensions_conf(config),
+        "extensions.conf": extensions_conf(config),
         "queues.conf": _queues_conf(config),
     }
     files.update(_simple_files(config, layout))

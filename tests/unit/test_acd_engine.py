@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from acd.engine import AcdEngine, QueuedCall, waiting_key
+from acd.engine import AcdEngine
 from acd.events import EventBus
+from acd.model import QueuedCall, waiting_key
 from acd.seat import SeatState
 from acd.seats import SeatService
 from calls.model import CallOutcome
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from hotline.config import AcdConfig, SeatConfig
-from telephony.asterisk_conf import LEFT_VARIABLE, OFFER_VARIABLE
+from telephony.dialplan_names import LEFT_VARIABLE, OFFER_VARIABLE
 from tests.support.fake_ami_link import FakeAmiLink
 from tests.support.waiting import wait_until
 

@@ -1,0 +1,77 @@
+"""The names and places the Asterisk dialplan and the controller share: contexts, channel
+variables, user events, FastAGI scripts, and where built prompts are. The dialplan is rendered
+with them (telephony/extensions_conf.py); the controller sets, reads and waits for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hotline.config import Config
+
+TRUNK_CONTEXT = "from-trunk"
+ENTRY_CONTEXT = "hotline-entry"
+IVR_DONE_VARIABLE = "HOTLINE_IVR_DONE"
+PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
+FALLBACK_SPOOL = "fallback"
+AGI_IVR_SCRIPT = "ivr"
+SEAT_CONTEXT = "hotline-seat"
+FALLBACK_QUEUE = "hotline-fallback"
+PEER_CONTEXT = "hotline-peer"
+HOTLINE_NUMBER = "12345"
+PROVINCE_PLATFORM = "province"  # the provincial platform's id (dialplans/province.yaml)
+ROUTE_CONTEXT = "hotline-route"
+ROUTE_VARIABLE = "HOTLINE_ROUTE"  # the trunk a caller of another area is sent to
+ROUTED_EVENT = "HotlineRouted"  # UserEvent: the caller was answered by the platform of their area
+HANDOFF_VARIABLE = "HOTLINE_HANDOFF"  # the hand-off token a transfer to another platform carries
+HANDOFF_HEADER = "X-Hotline-Handoff"
+PREDIAL_CONTEXT = "hotline-predial"  # runs on a transfer's new leg before it is dialled
+TRANSFER_CONTEXT = "hotline-transfer"  # a seat's transfer (API): the caller is redirected here
+TRANSFER_DIAL_VARIABLE = "HOTLINE_TRANSFER_DIAL"
+TRANSFERRED_EVENT = "HotlineTransferred"
+AGI_TRANSFER_FAILED_SCRIPT = "transfer-failed"
+# a seat's consultation (attended / three-way transfer, ivr/consult.py): Asterisk's Atxfer dials
+# CONSULT_EXTEN@CONSULT_CONTEXT, which dials what CONSULT_DIAL_VARIABLE says
+CONSULT_CONTEXT = "hotline-consult"
+CONSULT_EXTEN = "1"
+CONSULT_DIAL_VARIABLE = "HOTLINE_CONSULT_DIAL"
+CONSULT_CALLER_VARIABLE = "HOTLINE_CONSULT_CALLER"  # the citizen's number, shown to the other side
+CONSULT_CALL_VARIABLE = "HOTLINE_CONSULT_OF"  # the call id the consultation is about
+CONSULT_ANSWERED_EVENT = "HotlineConsultAnswered"
+CONSULT_ENDED_EVENT = "HotlineConsultEnded"  # the consultation leg ended (Status: its DIALSTATUS)
+# SHARED() on the caller's channel: "1" from a consultation's start until the other side
+# answers or the seat is back with the caller. Still "1" when the caller leaves the seat's
+# bridge: the seat hung up while the other side rang and nobody answered (Asterisk's "blond"
+# transfer failed), so the caller goes to the dialplan's transfer_failed node, never dropped.
+CONSULTING_VARIABLE = "HOTLINE_CONSULTING"
+CONSULT_CALLER_CHANNEL_VARIABLE = "HOTLINE_CONSULT_CALLER_CHANNEL"
+CONSULT_SEAT_CHANNEL_VARIABLE = "HOTLINE_CONSULT_SEAT_CHANNEL"
+TRANSFER_STATUS_VARIABLE = "HOTLINE_TRANSFER_STATUS"  # why the transfer failed, when not DIALSTATUS
+THREE_WAY_CODE = "*3"  # features.conf atxferthreeway
+# our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
+HOLD_CONTEXT = "hotline-hold"
+OFFER_CONTEXT = "hotline-offer"
+HOLD_VARIABLE = "HOTLINE_HOLD"  # set by the IVR's queue node: after the AGI, wait for a seat
+MAX_WAIT_VARIABLE = "HOTLINE_MAX_WAIT"
+OVERFLOW_VARIABLE = "HOTLINE_OVERFLOW"  # the dialplan node a caller goes to after max wait
+SEATED_VARIABLE = "HOTLINE_SEATED"  # set when a seat is bound: after the talk, the caller is done
+LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
+OFFER_VARIABLE = "HOTLINE_OFFER"  # on a seat's channel: which offer it answered
+CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
+RECORDING_VARIABLE = "HOTLINE_RECORDING"
+DIAL_VARIABLE = "HOTLINE_DIAL"  # set by the seat AGI for a callback: the caller's number to dial
+AGI_ANNOUNCE_SCRIPT = "announce"
+AGI_OVERFLOW_SCRIPT = "overflow"
+AGI_SEAT_SCRIPT = "seat"
+AGI_FEATURE_SCRIPT = "feature"
+AGI_CALLBACK_DONE_SCRIPT = "callback-done"
+FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
+
+
+def prompt_path(config: Config, name: str) -> Path:
+    """Where the built prompt ``name`` lives, without extension (as Playback wants it)."""
+    return config.paths.runtime_dir / "prompts" / name
+
+
+def ivr_prompts_dir(config: Config) -> Path:
+    """Where the dialplan's prompts are built (apart from the fallback route's own)."""
+    return config.paths.runtime_dir / "prompts" / "ivr"

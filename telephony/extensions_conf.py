@@ -1,0 +1,286 @@
+"""Asterisk's dialplan (extensions.conf) and transfer features (features.conf) of one platform:
+what each number on the trunk does, the IVR's FastAGI entry and the fallback route, routing to
+other platforms, transfers and consultations, the hold and offer contexts of our ACD. Pure."""
+
+from __future__ import annotations
+
+from hotline.config import Config
+from telephony.dialplan_names import (
+    AGI_ANNOUNCE_SCRIPT,
+    AGI_CALLBACK_DONE_SCRIPT,
+    AGI_FEATURE_SCRIPT,
+    AGI_IVR_SCRIPT,
+    AGI_OVERFLOW_SCRIPT,
+    AGI_SEAT_SCRIPT,
+    AGI_TRANSFER_FAILED_SCRIPT,
+    CALLER_VARIABLE,
+    CONSULT_ANSWERED_EVENT,
+    CONSULT_CALL_VARIABLE,
+    CONSULT_CALLER_CHANNEL_VARIABLE,
+    CONSULT_CALLER_VARIABLE,
+    CONSULT_CONTEXT,
+    CONSULT_DIAL_VARIABLE,
+    CONSULT_ENDED_EVENT,
+    CONSULT_EXTEN,
+    CONSULT_SEAT_CHANNEL_VARIABLE,
+    CONSULTING_VARIABLE,
+    DIAL_VARIABLE,
+    ENTRY_CONTEXT,
+    FALLBACK_QUEUE,
+    FALLBACK_SPOOL,
+    FEATURE_CODES,
+    HANDOFF_HEADER,
+    HANDOFF_VARIABLE,
+    HOLD_CONTEXT,
+    HOLD_VARIABLE,
+    HOTLINE_NUMBER,
+    IVR_DONE_VARIABLE,
+    MAX_WAIT_VARIABLE,
+    OFFER_CONTEXT,
+    PEER_CONTEXT,
+    PLATFORM_VARIABLE,
+    PREDIAL_CONTEXT,
+    PROVINCE_PLATFORM,
+    RECORDING_VARIABLE,
+    ROUTE_CONTEXT,
+    ROUTE_VARIABLE,
+    ROUTED_EVENT,
+    SEAT_CONTEXT,
+    SEATED_VARIABLE,
+    THREE_WAY_CODE,
+    TRANSFER_CONTEXT,
+    TRANSFER_DIAL_VARIABLE,
+    TRANSFER_STATUS_VARIABLE,
+    TRANSFERRED_EVENT,
+    TRUNK_CONTEXT,
+    prompt_path,
+)
+
+
+def _trunk_entries(config: Config) -> str:
+    """What the trunk's numbers do: ours go to the IVR; ``<area code>12345`` of an area another
+    platform serves goes there; an unknown area code goes to the province (from a prefecture)
+    or is answered here (at the province). Plain 12345 with the area in ``sip.area_header`` is
+    routed as ``<area>12345``."""
+    own = config.platform
+    routes = {
+        trunk.area_code: name
+        for name, trunk in config.sip.trunks.items()
+        if trunk.area_code and trunk.platform != own.id
+    }
+    lines = []
+    header = config.sip.area_header
+    if header:
+        # digits only (no dialplan tricks through a header); a value with no route is answered here
+        routed = f"${{area}}{HOTLINE_NUMBER}"
+        lines += [
+            f"exten => {HOTLINE_NUMBER},1,Set(area=${{FILTER(0-9,${{PJSIP_HEADER(read,{header})}})}})",
+            f' same => n,GotoIf($["${{area}}" != "" & ${{DIALPLAN_EXISTS({TRUNK_CONTEXT},{routed},1)}}]?{routed},1)',
+            f" same => n,Goto({ENTRY_CONTEXT},s,1)",
+        ]
+    else:
+        lines.append(f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
+    if own.area_code not in routes:
+        for prefix in (own.area_code, own.area_code[1:]):
+            lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
+    for area_code, trunk in sorted(routes.items()):
+        for prefix in (area_code, area_code[1:]):
+            lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={trunk})")
+            lines.append(f" same => n,Goto({ROUTE_CONTEXT},{area_code}{HOTLINE_NUMBER},1)")
+    province = next((n for n, t in config.sip.trunks.items() if t.platform == PROVINCE_PLATFORM), None)
+    for pattern in ("_0XX", "_0XXX"):
+        if province and own.id != PROVINCE_PLATFORM:
+            lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={province})")
+            lines.append(f" same => n,Goto({ROUTE_CONTEXT},${{EXTEN}},1)")
+        else:  # no platform above this one: an area nobody serves is answered here
+            lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
+    return "\n".join(lines)
+
+
+def extensions_conf(config: Config) -> str:
+    """extensions.conf of the platform."""
+    platform = config.platform
+    agi = config.agi
+    fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
+    entries = _trunk_entries(config)
+    # The file name carries what the controller needs to rebuild the record of a call it never
+    # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
+    # calls/fallback.py parses it; keep the two in step.
+    fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
+    agi_url = f"agi://{agi.host}:{agi.port}"
+    consult_ring = config.transfers.consult_ring_s
+    consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
+    every = config.acd.announce_every_s
+    # announcements: the music stops every few seconds for the controller to say the position
+    hold_slice = every if every else 3600
+    announce = f"AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})" if every else "NoOp(no announcements)"
+    features = "\n".join(
+        f"exten => {code},1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action={action})"
+        for code, action in FEATURE_CODES.items()
+    )
+    features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason=${{EXTEN:3}})"
+    return f"""[general]
+static = yes
+writeprotect = yes
+clearglobalvars = yes
+
+[globals]
+{PLATFORM_VARIABLE} = {platform.id}
+
+[{TRUNK_CONTEXT}]
+{entries}
+; anything else on the trunk is not ours: SIP 404
+exten => _X.,1,Hangup(1)
+exten => i,1,Hangup(1)
+
+; calls from seats: feature codes (*23 then digits: pause with that reason code)
+[{SEAT_CONTEXT}]
+{features}
+exten => _X.,1,Hangup(21)
+
+[{PEER_CONTEXT}]
+exten => _X.,1,Hangup(21)
+
+[{ENTRY_CONTEXT}]
+exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
+ same => n,AGI({agi_url}/{AGI_IVR_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ same => n,GotoIf($["${{{HOLD_VARIABLE}}}" = "1"]?{HOLD_CONTEXT},s,1)
+ ; a seat already talked with this caller (the controller died during the call): done, no voicemail
+ same => n,GotoIf($["${{MEMBERINTERFACE}}" != ""]?done)
+ ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
+ ; caller: answer, ring every configured seat (a static queue that needs no controller), and
+ ; if nobody answers keep a message in the spool for the controller to pick up.
+ same => n(fallback),Answer()
+ same => n,Playback({prompt_path(config, "fallback_hold")})
+ same => n,Queue({FALLBACK_QUEUE},,,,{config.acd.fallback_wait_s})
+ same => n,Playback({prompt_path(config, "fallback")})
+ same => n,Record({fallback_file},3,120,k)
+ same => n,Playback({prompt_path(config, "goodbye")})
+ same => n(done),Hangup()
+
+; A caller of another area (属地接听): answered by their own platform; if it cannot take the
+; call (down, all trunks busy), answered here
+[{ROUTE_CONTEXT}]
+exten => _X.,1,Dial(PJSIP/${{EXTEN}}@${{{ROUTE_VARIABLE}}},15)
+ same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
+ same => n,Goto({ENTRY_CONTEXT},s,1)
+ same => n(done),Hangup()
+; (the caller's hang-up ends the Dial: only the h extension still runs to tell the controller)
+exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({ROUTED_EVENT},Trunk: ${{{ROUTE_VARIABLE}}}))
+
+; the new leg of a transfer to another platform carries the case's token in a SIP header
+[{PREDIAL_CONTEXT}]
+exten => s,1,ExecIf($["${{{HANDOFF_VARIABLE}}}" != ""]?Set(PJSIP_HEADER(add,{HANDOFF_HEADER})=${{{HANDOFF_VARIABLE}}}))
+ same => n,Return()
+
+; A seat's transfer (POST /api/v1/calls/{{id}}/transfer): the caller is redirected here out of
+; the seat's bridge. Answered: done. Not: the dialplan's transfer_failed node, or the fallback.
+[{TRANSFER_CONTEXT}]
+exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},{config.transfers.ring_s},b({PREDIAL_CONTEXT}^s^1))
+ same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
+ same => n(failed),AGI({agi_url}/{AGI_TRANSFER_FAILED_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ same => n,Goto({ENTRY_CONTEXT},s,fallback)
+ same => n(done),Hangup()
+exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT},To: ${{{TRANSFER_DIAL_VARIABLE}}}))
+
+; A seat's consultation (Atxfer on the seat's channel): the other side sees the citizen's number
+; and, for another platform, gets the case's token; on answer the controller hears of it
+; (a three-way consultation joins the caller then)
+[{CONSULT_CONTEXT}]
+exten => {CONSULT_EXTEN},1,Set(CALLERID(num)=${{{CONSULT_CALLER_VARIABLE}}})
+ same => n,Dial(${{{CONSULT_DIAL_VARIABLE}}},{consult_ring},b({PREDIAL_CONTEXT}^s^1)U({CONSULT_CONTEXT}-answered))
+ same => n,Hangup()
+; not answered, or the other side hung up while consulted: if the seat is still there, Asterisk
+; returns it to its caller (the caller no longer waits on the consultation)
+exten => h,1,ExecIf($[${{CHANNEL_EXISTS(${{{CONSULT_SEAT_CHANNEL_VARIABLE}}})}}]?{consult_over})
+ same => n,UserEvent({CONSULT_ENDED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}},Status: ${{DIALSTATUS}})
+[{CONSULT_CONTEXT}-answered]
+exten => s,1,{consult_over}
+ same => n,UserEvent({CONSULT_ANSWERED_EVENT},Call: ${{{CONSULT_CALL_VARIABLE}}})
+ same => n,Return()
+
+; A caller waiting for a seat. Asterisk holds the call: the controller may die and come back
+; (it finds its callers again), and max wait is Asterisk's own timer (TIMEOUT(absolute)).
+; The caller waits in a holding bridge (music, alone): a seat that answers moves it into its own
+; bridge with Bridge() (hotline-offer). A channel in a bridge is moved, never taken over by a
+; masquerade, which under heavy load could leave a "Surrogate" channel behind for good.
+[{HOLD_CONTEXT}]
+exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
+ same => n(wait),BridgeWait({HOLD_CONTEXT},participant,m(default)S({hold_slice}))
+ same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?seated)
+ same => n,{announce}
+ same => n,Goto(wait)
+ ; after the seat: done, unless a consultation the seat left while it rang was never answered
+ same => n(seated),GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" != "1"]?over)
+ same => n,Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
+ same => n,Goto({TRANSFER_CONTEXT},s,failed)
+ same => n(over),Hangup()
+; max wait: the dialplan's overflow node, or the fallback route if the controller is away
+exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
+ same => n,Goto({ENTRY_CONTEXT},s,fallback)
+
+; A seat's phone answered an offer: the controller names the caller (late binding: the
+; longest-waiting eligible caller still there), the call is recorded and bridged. If that
+; caller vanished in between, ask again; with no caller (or no controller) the seat is released.
+; x: when the talk ends the caller is hung up (not sent back to the hold music).
+; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
+[{OFFER_CONTEXT}]
+exten => s,1,Set(attempt=0)
+ same => n(ask),Set(attempt=$[${{attempt}} + 1])
+ ; asking again (the caller bound last time left before the bridge): stop that recording, so
+ ; the next conversation never lands in another caller's file
+ same => n,ExecIf($[${{attempt}} > 1]?StopMixMonitor())
+ same => n,GotoIf($[${{attempt}} > 3]?none)
+ same => n,Set({CALLER_VARIABLE}=)
+ same => n,Set({DIAL_VARIABLE}=)
+ same => n,Set({RECORDING_VARIABLE}=)
+ same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT})
+ same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
+ same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
+ same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
+ same => n,Bridge(${{{CALLER_VARIABLE}}},xT)
+ same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
+ same => n(none),Hangup()
+; a caller who asked to be called back, keeping their place: the seat calls them now
+; (g: on after the citizen hangs up, to report how the call went)
+ same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)
+ same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
+ same => n,Hangup()
+"""
+
+
+# Transfers by seats go through the API (they carry the case): no blind-transfer key; the
+# attended-transfer key is what AMI Atxfer presses for us: "A", a DTMF key softphones lack (so
+# no seat starts one by accident) and one emulated digit (each costs Asterisk ~0.15 s). During a
+# consultation the seat's phone keys still work: *1 back to the caller, *3 three-way, hanging up
+# completes it.
+_FEATURES = """[general]
+transferdigittimeout = 1
+; no "transfer" prompt: the consultation dials at once
+transferannouncesound =
+atxfernoanswertimeout = {consult_ring}
+atxferdropcall = no
+atxferloopdelay = 0
+; the seat hung up while the other side rang and nobody answered: no ringing the seat back (it
+; may be on its next call by then); the caller goes to the dialplan's transfer_failed node
+atxfercallbackretries = 0
+atxferabort = *1
+atxfercomplete = *2
+atxferthreeway = {three_way}
+atxferswap = *4
+
+[featuremap]
+blindxfer =
+atxfer = A
+disconnect =
+automixmon =
+parkcall =
+"""
+
+
+def features_conf(config: Config) -> str:
+    """features.conf: the attended-transfer machinery consultations use."""
+    return _FEATURES.format(consult_ring=config.transfers.consult_ring_s, three_way=THREE_WAY_CODE)
