@@ -1,11 +1,11 @@
 """Asterisk's own AMI events as the stopwatch, the same for our ACD and for app_queue.
 
 Both systems run on one Asterisk with ``timestampevents=yes``, so every caller channel gets
-the same three marks whoever distributes it: ``Newchannel`` (the INVITE arrived),
-queue entry (app_queue's ``QueueCallerJoin``; for ours the first ``Newexten`` in the hold
-context, where the caller waits after the IVR's queue node) and the first ``BridgeEnter``
-into a bridge that is not the holding bridge they wait in (talking to a seat). A plain socket in a thread keeps up with a few thousand events a
-second and is independent of the controller being measured.
+the same three marks whoever distributes it: ``Newchannel`` (the INVITE arrived), queue
+entry (app_queue's ``QueueCallerJoin``; for ours the first ``Newexten`` in the hold context,
+where the caller waits after the IVR's queue node) and the first ``BridgeEnter`` into a bridge
+that is not the holding bridge ours wait in (talking to a seat). A plain socket in a thread
+keeps up with a few thousand events a second and is independent of the controller measured.
 """
 
 from __future__ import annotations
