@@ -18,8 +18,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hotline.yamlsource import Position, YamlSyntaxError, parse_yaml
-from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem, load_dialplan, schema_problems
+from ivr.dialplan.loader import (
+    Dialplan,
+    DialplanInvalid,
+    Problem,
+    load_dialplan,
+    read_mapping,
+    read_source,
+    schema_problems,
+)
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
 
 DIRECTORY_FILE = "directory.yaml"
@@ -82,16 +89,7 @@ EMPTY_DIRECTORY = HotlineDirectory()
 
 def parse_directory(text: str, filename: str) -> HotlineDirectory:
     """Validate the directory's text; raise DialplanInvalid with every located error."""
-    try:
-        document = parse_yaml(text, filename)
-    except YamlSyntaxError as exc:
-        raise DialplanInvalid([Problem(filename, exc.position, (), f"invalid YAML: {exc.problem}")]) from None
-    problems = [
-        Problem(filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
-        for path, position in document.duplicate_keys
-    ]
-    if not isinstance(document.data, dict):
-        raise DialplanInvalid([*problems, Problem(filename, Position(1, 1), (), "the directory is a mapping of keys")])
+    document, problems = read_mapping(text, filename, "the directory")
     if "version" in document.data:
         problems.append(Problem(filename, document.position_of(("version",)), ("version",), "unknown key"))
     try:
@@ -107,13 +105,7 @@ def load_directory(path: Path) -> HotlineDirectory:
     """The directory at ``path``; a platform without one has none (only its own destinations)."""
     if not path.exists():
         return EMPTY_DIRECTORY
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise DialplanInvalid([Problem(str(path), None, (), "not UTF-8 text")]) from None
-    return parse_directory(text, str(path))
+    return parse_directory(read_source(path), str(path))
 
 
 def dialplan_files(dialplans_dir: Path) -> list[Path]:

@@ -96,14 +96,9 @@ def _calendar(spec: DialplanSpec) -> PlatformCalendar:
     return PlatformCalendar(local, extension)
 
 
-def parse_dialplan(
-    text: str,
-    filename: str,
-    prompt_exists: Callable[[str], bool],
-    shared_destinations: Mapping[str, Destination] | None = None,
-) -> Dialplan:
-    """Validate dialplan text; raise DialplanInvalid with every located error.
-    ``shared_destinations``: the directory's entries for this platform."""
+def read_mapping(text: str, filename: str, what: str) -> tuple[YamlDocument, list[Problem]]:
+    """YAML text that must be a mapping → the document and its duplicate-key problems; raise
+    DialplanInvalid when it is not YAML or not a mapping (``what`` names it in the message)."""
     try:
         document = parse_yaml(text, filename)
     except YamlSyntaxError as exc:
@@ -113,7 +108,29 @@ def parse_dialplan(
         for path, position in document.duplicate_keys
     ]
     if not isinstance(document.data, dict):
-        raise DialplanInvalid([*problems, Problem(filename, Position(1, 1), (), "a dialplan is a mapping of keys")])
+        raise DialplanInvalid([*problems, Problem(filename, Position(1, 1), (), f"{what} is a mapping of keys")])
+    return document, problems
+
+
+def read_source(path: Path) -> str:
+    """The file's text; DialplanInvalid naming the file when it cannot be read as UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise DialplanInvalid([Problem(str(path), None, (), "not UTF-8 text")]) from None
+
+
+def parse_dialplan(
+    text: str,
+    filename: str,
+    prompt_exists: Callable[[str], bool],
+    shared_destinations: Mapping[str, Destination] | None = None,
+) -> Dialplan:
+    """Validate dialplan text; raise DialplanInvalid with every located error.
+    ``shared_destinations``: the directory's entries for this platform."""
+    document, problems = read_mapping(text, filename, "a dialplan")
     try:
         spec = DialplanSpec.model_validate(document.data)
     except ValidationError as exc:
@@ -142,12 +159,7 @@ def load_dialplan(
     shared_destinations: Mapping[str, Destination] | None = None,
 ) -> Dialplan:
     """Read and check one dialplan file. A prompt counts as existing if ``<dir>/<name>.wav`` does."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise DialplanInvalid([Problem(str(path), None, (), "not UTF-8 text")]) from None
+    text = read_source(path)
 
     def recorded(name: str) -> bool:
         return recorded_prompts_dir is not None and (recorded_prompts_dir / f"{name}.wav").is_file()
