@@ -44,8 +44,11 @@ log = structlog.get_logger(__name__)
 BACKEND_KEY: web.AppKey[ApiBackend] = web.AppKey("backend")
 
 
-class ApiBackend(TicketBackend, NetworkBackend, Protocol):
+class ApiBackend(TicketBackend, Protocol):
     """What the API reads from the running controller."""
+
+    @property
+    def network(self) -> NetworkBackend: ...
 
     async def health(self) -> dict[str, Any]: ...
 
@@ -383,7 +386,7 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
     app[BACKEND_KEY] = backend
     app[AUDIT_KEY] = backend
     app[TICKETS_KEY] = backend
-    app[NETWORK_KEY] = backend
+    app[NETWORK_KEY] = backend.network
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -24,7 +24,7 @@ from acd.stats import QueueStats, SeatStats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
-from calls.handoff import Handoff, RedisHandoffs
+from calls.handoff import RedisHandoffs
 from calls.model import CallRecord
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
@@ -36,16 +36,16 @@ from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.figures import Figures
 from hotline.metrics import Metric
-from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory, list_platforms
+from hotline.network_desk import NetworkDesk
+from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform
 from ivr.consult import Consultations
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
-from ivr.dialplan.schema import TransferMode
 from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
-from ivr.transfer import SeatTransfers, TransferStarted
+from ivr.transfer import SeatTransfers
 from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
@@ -191,7 +191,7 @@ class Controller:
             platform_trunks=platform_trunks,
             availability=directory,
         )
-        self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs, clock=clock)
+        self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
         self.transfers = SeatTransfers(
             platform=config.platform.id,
             tracker=self.tracker,
@@ -199,8 +199,18 @@ class Controller:
             ami=self.ami,
             handoffs=self.handoffs,
             platform_trunks=platform_trunks,
+            trunks=frozenset(config.sip.trunks),
             availability=directory,
             consultations=self.consultations,
+            clock=clock,
+        )
+        self.network = NetworkDesk(
+            transfers=self.transfers,
+            consultations=self.consultations,
+            tracker=self.tracker,
+            handoffs=self.handoffs,
+            client=self._redis,
+            trunks=frozenset(config.sip.trunks),
             clock=clock,
         )
         system_prompts = prompt_path(config, "any").parent
@@ -454,46 +464,8 @@ class Controller:
     async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
         return await self.figures.seat_figures()
 
-    async def transfer_call(self, call_id: str, to: str, seat: str, note: str, mode: TransferMode) -> TransferStarted:
-        return await self.transfers.transfer(call_id, to, seat, note, mode)
-
-    async def finish_consultation(self, call_id: str, action: str) -> None:
-        finish = {
-            "complete": self.consultations.complete,
-            "cancel": self.consultations.cancel,
-            "three_way": self.consultations.three_way,
-        }[action]
-        await finish(call_id)
-
-    async def consultation(self, call_id: str) -> dict[str, str] | None:
-        return self.consultations.view(call_id)
-
-    async def destinations(self) -> list[dict[str, Any]]:
-        trunks = self.config.sip.trunks
-        return [
-            {
-                "to": key,
-                "name": d.name,
-                "kind": str(d.kind),
-                "number": d.number,
-                "modes": [str(m) for m in d.modes],
-                "available": d.trunk in trunks,  # a trunk config.yaml lacks: transfers there fail
-            }
-            for key, d in self.transfers.destinations().items()
-        ]
-
     async def current_calls(self) -> dict[str, dict[str, Any]]:
         return await self.figures.current_calls()
-
-    async def seat_of_call(self, call_id: str) -> str | None:
-        record = self.tracker.get_live(call_id)
-        return record.seat if record is not None and record.seat else None
-
-    async def handoff(self, token: str) -> Handoff | None:
-        return await self.handoffs.get(token)
-
-    async def platforms(self) -> list[dict[str, Any]]:
-        return await list_platforms(self._redis, self._clock())
 
     async def _publish_snapshot(self) -> None:
         """This platform's live figures for the province-wide view."""

@@ -15,9 +15,7 @@ also the way after a controller restart (the consultation in progress is then un
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 import structlog
@@ -83,13 +81,10 @@ class _Bridges:
 class Consultations:
     """The consultations of this platform's seats, by call id."""
 
-    def __init__(
-        self, *, ami: AmiLink, tracker: CallTracker, handoffs: RedisHandoffs, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, *, ami: AmiLink, tracker: CallTracker, handoffs: RedisHandoffs) -> None:
         self._ami = ami
         self._tracker = tracker
         self._handoffs = handoffs
-        self._clock = clock
         self._by_call: dict[str, Consultation] = {}
         ami.on_event("UserEvent", self._on_user_event)
         ami.on_event("AttendedTransfer", self._on_attended_transfer)

@@ -89,6 +89,7 @@ class SeatTransfers:
         ami: AmiLink,
         handoffs: RedisHandoffs,
         platform_trunks: Mapping[str, str],
+        trunks: frozenset[str],
         availability: PlatformAvailability,
         consultations: Consultations,
         clock: Callable[[], datetime],
@@ -99,6 +100,7 @@ class SeatTransfers:
         self._ami = ami
         self._handoffs = handoffs
         self._platform_trunks = platform_trunks
+        self._trunks = trunks  # config.yaml's outbound trunks
         self._availability = availability
         self._consultations = consultations
         self._clock = clock
@@ -120,6 +122,8 @@ class SeatTransfers:
         if mode not in destination.modes:
             allowed = ", ".join(destination.modes)
             raise TransferRefused(f"{to!r} may be handed a caller only so: {allowed} (not {mode})")
+        if destination.trunk not in self._trunks:
+            raise TransferRefused(f"{to!r} needs the trunk {destination.trunk!r}, which this platform does not have")
         if self._consultations.get(call_id) is not None:
             raise TransferRefused("a consultation is in progress: complete or cancel it first")
         dial = f"PJSIP/{destination.number}@{destination.trunk}"

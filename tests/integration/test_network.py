@@ -305,6 +305,12 @@ def test_the_province_view_and_a_transfer_refused_while_its_seats_are_busy(netwo
     refused = kunming.http(f"/api/v1/calls/{talking['call_id']}/transfer", method="POST", body={"to": "province"})
     assert refused.status == 409
     assert "no free seat" in refused.body["error"]
+    # 昆明 here has no carrier trunk: the directory's 110 is refused at once, saying why
+    no_trunk = kunming.http(f"/api/v1/calls/{talking['call_id']}/transfer", method="POST", body={"to": "police"})
+    assert no_trunk.status == 409
+    assert "trunk 'carrier'" in no_trunk.body["error"]
+    police = next(d for d in kunming.http("/api/v1/destinations").body["destinations"] if d["to"] == "police")
+    assert (police["kind"], police["available"]) == ("emergency", False)
     assert caller.wait().ok  # the seat finished the call itself
     assert kunming_seat.wait().ok
     assert ended(kunming, "13877770004")["outcome"] == "answered"

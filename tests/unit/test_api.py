@@ -101,6 +101,10 @@ class Backend:
         self.modes.append(mode)
         return TransferStarted(to, "PJSIP/12345@province", mode, None)
 
+    @property
+    def network(self) -> Backend:
+        return self  # this fake plays the network side too
+
     async def finish_consultation(self, call_id: str, action: str) -> None:
         if action == "three_way":
             raise ConsultRefused("'province' takes no three-way call")
@@ -263,6 +267,7 @@ async def test_the_console_page_is_served_without_data(
     page = await response.text()
     assert "12345" in page
     assert "/api/v1/queues" in page
+    assert "/api/v1/platforms" in page  # the province-wide view
     assert "13812345678" not in page  # the page itself carries no call data
 
 

@@ -56,9 +56,7 @@ async def rig(client: aioredis.Redis) -> AsyncIterator[Rig]:
     await tracker.channel_created("kunming-1.1", CALLER, "13800000000", "", "12345")
     await tracker.amend("kunming-1.1", {"seat": "1001"})
     handoffs = RedisHandoffs(client)
-    yield Rig(
-        ami, tracker, handoffs, Consultations(ami=ami, tracker=tracker, handoffs=handoffs, clock=lambda: NOW), client
-    )
+    yield Rig(ami, tracker, handoffs, Consultations(ami=ami, tracker=tracker, handoffs=handoffs), client)
 
 
 def handoff() -> Handoff:
