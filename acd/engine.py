@@ -36,6 +36,7 @@ from acd.model import (
 from acd.router import IdleSeat, Strategy, may_take, seats_to_offer
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
+from acd.telephony import AcdTelephony
 from acd.waiting import WaitingCallers
 from calls.model import CallChanges, CallOutcome
 from calls.tracker import CallTracker
@@ -43,7 +44,6 @@ from hotline.aio import cancel_and_wait
 from hotline.clock import Clock
 from hotline.config import AcdConfig
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
-from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ class AcdEngine:
         self._config = config
         self._strategy = Strategy(config.strategy)
         self._seats = seats
-        self._ami = ami
+        self._asterisk = AcdTelephony(ami, config.ring_timeout_s)
         self._tracker = tracker
         self._events = events
         self._clock = clock
@@ -179,12 +179,7 @@ class AcdEngine:
                 continue  # a callback waits for a seat however long it takes
             log.info("acd.queue_unstaffed", call_id=call.call_id, queue=call.queue)
             try:
-                await self._ami.send_action(
-                    {"Action": "Setvar", "Channel": call.channel, "Variable": "TIMEOUT(absolute)", "Value": "1"}
-                )
-                await self._ami.send_action(
-                    {"Action": "Setvar", "Channel": call.channel, "Variable": LEFT_VARIABLE, "Value": "leaveempty"}
-                )
+                await self._asterisk.end_wait_now(call.channel, "leaveempty")
             except AmiError as exc:
                 log.warning("acd.release_failed", call_id=call.call_id, error=str(exc))
 
@@ -217,7 +212,7 @@ class AcdEngine:
 
     async def _dispatch(self) -> None:
         """Offer idle seats to the best callers no offer covers yet (one seat each; ring-all: all)."""
-        if not self._waiting or not self._ami.connected:
+        if not self._waiting or not self._asterisk.connected:
             return
         idle = self._idle_seats()
         if not idle:
@@ -252,20 +247,7 @@ class AcdEngine:
         await self._seats.offered(seat_id)
         log.info("acd.offer", seat=seat_id, call_id=call.call_id, offer=offer.offer_id)
         try:
-            await self._ami.send_action(
-                {
-                    "Action": "Originate",
-                    "Channel": f"PJSIP/{seat_id}",
-                    "Context": OFFER_CONTEXT,
-                    "Exten": "s",
-                    "Priority": "1",
-                    "Async": "true",
-                    "Timeout": str(int(self._config.ring_timeout_s * 1000)),
-                    "ChannelId": offer.offer_id,
-                    "CallerID": f'"12345" <{call.caller or "12345"}>',
-                    "Variable": f"{OFFER_VARIABLE}={offer.offer_id}",
-                }
-            )
+            await self._asterisk.ring_seat(offer.offer_id, seat_id, call.caller)
         except AmiError as exc:
             log.warning("acd.offer_not_started", seat=seat_id, error=str(exc))
             self._offers.pop(offer.offer_id, None)
@@ -296,7 +278,7 @@ class AcdEngine:
         offer.intended = None
         log.info("acd.offer_withdrawn", seat=offer.seat_id, offer=offer.offer_id)
         try:
-            await self._ami.send_action({"Action": "Hangup", "Channel": offer.channel or offer.offer_id, "Cause": "16"})
+            await self._asterisk.hang_up(offer.channel or offer.offer_id)
         except AmiError as exc:
             # already gone (answered and released, or ended): the OriginateResponse settles it
             log.info("acd.withdraw_noop", offer=offer.offer_id, detail=str(exc))
@@ -395,12 +377,7 @@ class AcdEngine:
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
         try:
-            # MAX_WAIT too: the caller may not have reached the hold context yet; SEATED: after the
-            # talk the caller leaves the hold context instead of waiting again
-            for variable, value in (("TIMEOUT(absolute)", "0"), (MAX_WAIT_VARIABLE, "0"), (SEATED_VARIABLE, "1")):
-                await self._ami.send_action(
-                    {"Action": "Setvar", "Channel": call.channel, "Variable": variable, "Value": value}
-                )
+            await self._asterisk.seated(call.channel)
         except AmiError as exc:
             log.warning("acd.max_wait_not_cleared", call_id=call.call_id, error=str(exc))
 
@@ -479,8 +456,7 @@ class AcdEngine:
         """Find the waiting callers and busy seats again: Redis says who was waiting, Asterisk
         says who is still there."""
         known = set(self._offers)  # offers started while the snapshot is in flight are not in it
-        reply = await self._ami.send_action({"Action": "CoreShowChannels"})
-        channels = {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
+        channels = await self._asterisk.channels()
         saved = await self._waiting.saved()
         # a waiting caller sits in the holding bridge; one talking shares a bridge with a seat
         talking = {e.get("bridgeid") for u, e in channels.items() if u.startswith(OFFER_PREFIX) and e.get("bridgeid")}

@@ -1,0 +1,59 @@
+"""What the ACD asks of Asterisk, named for what it does (AMI actions underneath).
+
+Every method raises telephony.ami_types.AmiError when Asterisk did not take the action; the
+engine decides what that means for the call."""
+
+from __future__ import annotations
+
+from telephony.ami_types import AmiLink, AmiMessage
+from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
+
+
+class AcdTelephony:
+    def __init__(self, ami: AmiLink, ring_timeout_s: float) -> None:
+        self._ami = ami
+        self._ring_timeout_ms = int(ring_timeout_s * 1000)
+
+    @property
+    def connected(self) -> bool:
+        return self._ami.connected
+
+    async def ring_seat(self, offer_id: str, seat_id: str, caller: str) -> None:
+        """The seat's phone rings (async Originate into the offer context); the channel's
+        uniqueid is ``offer_id``; OriginateResponse tells how it went."""
+        await self._ami.send_action(
+            {
+                "Action": "Originate",
+                "Channel": f"PJSIP/{seat_id}",
+                "Context": OFFER_CONTEXT,
+                "Exten": "s",
+                "Priority": "1",
+                "Async": "true",
+                "Timeout": str(self._ring_timeout_ms),
+                "ChannelId": offer_id,
+                "CallerID": f'"12345" <{caller or "12345"}>',
+                "Variable": f"{OFFER_VARIABLE}={offer_id}",
+            }
+        )
+
+    async def hang_up(self, channel: str) -> None:
+        await self._ami.send_action({"Action": "Hangup", "Channel": channel, "Cause": "16"})
+
+    async def end_wait_now(self, channel: str, why: str) -> None:
+        """The caller's max wait ends now (Asterisk's T extension runs the overflow node)."""
+        await self._setvar(channel, "TIMEOUT(absolute)", "1")
+        await self._setvar(channel, LEFT_VARIABLE, why)
+
+    async def seated(self, channel: str) -> None:
+        """A seat has the caller: max wait must not cut the talk (MAX_WAIT too: the caller may
+        not have reached the hold context yet), and after the talk the caller is done."""
+        for variable, value in (("TIMEOUT(absolute)", "0"), (MAX_WAIT_VARIABLE, "0"), (SEATED_VARIABLE, "1")):
+            await self._setvar(channel, variable, value)
+
+    async def channels(self) -> dict[str, AmiMessage]:
+        """Every channel Asterisk has now, by uniqueid (CoreShowChannels)."""
+        reply = await self._ami.send_action({"Action": "CoreShowChannels"})
+        return {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
+
+    async def _setvar(self, channel: str, name: str, value: str) -> None:
+        await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
