@@ -5,7 +5,7 @@ engine decides what that means for the call."""
 
 from __future__ import annotations
 
-from telephony.ami_types import AmiLink, AmiMessage
+from telephony.ami_types import AmiLink, AmiMessage, set_variable
 from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
 
 
@@ -41,19 +41,16 @@ class AcdTelephony:
 
     async def end_wait_now(self, channel: str, why: str) -> None:
         """The caller's max wait ends now (Asterisk's T extension runs the overflow node)."""
-        await self._setvar(channel, "TIMEOUT(absolute)", "1")
-        await self._setvar(channel, LEFT_VARIABLE, why)
+        await set_variable(self._ami, channel, "TIMEOUT(absolute)", "1")
+        await set_variable(self._ami, channel, LEFT_VARIABLE, why)
 
     async def seated(self, channel: str) -> None:
         """A seat has the caller: max wait must not cut the talk (MAX_WAIT too: the caller may
         not have reached the hold context yet), and after the talk the caller is done."""
         for variable, value in (("TIMEOUT(absolute)", "0"), (MAX_WAIT_VARIABLE, "0"), (SEATED_VARIABLE, "1")):
-            await self._setvar(channel, variable, value)
+            await set_variable(self._ami, channel, variable, value)
 
     async def channels(self) -> dict[str, AmiMessage]:
         """Every channel Asterisk has now, by uniqueid (CoreShowChannels)."""
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         return {e.get("uniqueid"): e for e in reply.events if e.name == "CoreShowChannel"}
-
-    async def _setvar(self, channel: str, name: str, value: str) -> None:
-        await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})

@@ -25,7 +25,7 @@ from calls.handoff import Handoff, RedisHandoffs
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.schema import TransferMode
-from telephony.ami_types import AmiLink, AmiMessage
+from telephony.ami_types import AmiLink, AmiMessage, set_variable
 from telephony.dialplan_names import (
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
@@ -130,18 +130,18 @@ class Consultations:
         if handoff is not None:
             variables[HANDOFF_VARIABLE] = handoff.token
         for name, value in variables.items():
-            await self._setvar(seat_channel, f"__{name}", value)
+            await set_variable(self._ami, seat_channel, f"__{name}", value)
         consult = Consultation(call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff)
         self._by_call[call_id] = consult
         # the caller waits on the consultation until the other side answers or the seat is back
-        await self._setvar(record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
+        await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
         try:
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
             )
         except Exception:
             self._by_call.pop(call_id, None)
-            await self._setvar(record.channel, f"SHARED({CONSULTING_VARIABLE})", "")
+            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "")
             raise
         log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
         return consult
@@ -180,9 +180,6 @@ class Consultations:
             await self._ami.send_action(
                 {"Action": "PlayDTMF", "Channel": consult.seat_channel, "Digit": digit, "Receive": "yes"}
             )
-
-    async def _setvar(self, channel: str, name: str, value: str) -> None:
-        await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
 
     def _require(self, call_id: str) -> Consultation:
         consult = self._by_call.get(call_id)

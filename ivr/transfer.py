@@ -25,7 +25,7 @@ from calls.tracker import CallTracker
 from ivr.consult import Consultations, ConsultRefused
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
-from telephony.ami_types import AmiError, AmiLink
+from telephony.ami_types import AmiError, AmiLink, set_variable
 from telephony.dialplan_names import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
 
 log = structlog.get_logger(__name__)
@@ -165,11 +165,8 @@ class SeatTransfers:
 
     async def _blind(self, channel: str, dial: str, handoff: Handoff | None) -> None:
         if handoff is not None:
-            await self._setvar(channel, f"_{HANDOFF_VARIABLE}", handoff.token)
-        await self._setvar(channel, TRANSFER_DIAL_VARIABLE, dial)
+            await set_variable(self._ami, channel, f"_{HANDOFF_VARIABLE}", handoff.token)
+        await set_variable(self._ami, channel, TRANSFER_DIAL_VARIABLE, dial)
         await self._ami.send_action(
             {"Action": "Redirect", "Channel": channel, "Context": TRANSFER_CONTEXT, "Exten": "s", "Priority": "1"}
         )
-
-    async def _setvar(self, channel: str, name: str, value: str) -> None:
-        await self._ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})

@@ -74,3 +74,8 @@ class AmiLink(Protocol):
     def on_event(self, name: str, handler: EventHandler) -> None: ...
 
     def on_connected(self, handler: ConnectedHandler) -> None: ...
+
+
+async def set_variable(ami: AmiLink, channel: str, name: str, value: str) -> None:
+    """Set a channel variable (or a function such as ``TIMEOUT(absolute)``) on ``channel``."""
+    await ami.send_action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})

@@ -27,7 +27,7 @@ from ivr.dialplan.loader import (
     read_source,
     schema_problems,
 )
-from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
+from ivr.dialplan.schema import Destination, DestinationKind, TransferMode, check_transfer_modes
 
 DIRECTORY_FILE = "directory.yaml"
 EntryName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
@@ -56,10 +56,8 @@ class DirectoryEntry(_Model):
     local: dict[PlatformId, LocalNumber] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _emergencies_never_wait(self) -> DirectoryEntry:
-        # an emergency is handed on at once: a consultation first would keep 110 waiting
-        if self.kind is DestinationKind.EMERGENCY and TransferMode.ATTENDED in self.modes:
-            raise ValueError("an emergency number is handed on blind or three-way, never attended (consulted first)")
+    def _modes(self) -> DirectoryEntry:
+        check_transfer_modes(self.kind, self.modes)
         return self
 
     def for_platform(self, platform: str) -> Destination | None:

@@ -96,6 +96,12 @@ class DestinationKind(StrEnum):
     OTHER = "other"
 
 
+def check_transfer_modes(kind: DestinationKind, modes: tuple[TransferMode, ...]) -> None:
+    """An emergency is handed on at once: a consultation first would keep 110 waiting."""
+    if kind is DestinationKind.EMERGENCY and TransferMode.ATTENDED in modes:
+        raise ValueError("an emergency number is handed on blind or three-way, never attended (consulted first)")
+
+
 class Destination(_Model):
     """Where a transfer goes: a number on an outbound trunk from config.yaml (sip.trunks).
     A dialplan's own, or an entry of the shared directory (dialplans/directory.yaml)."""
@@ -105,6 +111,11 @@ class Destination(_Model):
     name: str = ""
     kind: DestinationKind = DestinationKind.OTHER
     modes: tuple[TransferMode, ...] = Field(default=(TransferMode.BLIND, TransferMode.ATTENDED), min_length=1)
+
+    @model_validator(mode="after")
+    def _modes(self) -> Destination:
+        check_transfer_modes(self.kind, self.modes)
+        return self
 
 
 class _Node(_Model):

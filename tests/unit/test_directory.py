@@ -86,6 +86,17 @@ def test_a_dialplan_transfers_to_directory_entries_and_its_own_win(tmp_path: Pat
     assert "destination 'tax' is neither under destinations: nor in the directory" in str(problem)
 
 
+def test_a_dialplans_own_emergency_destination_is_never_attended(tmp_path: Path) -> None:
+    own = DIALPLAN.replace(
+        'water: {trunk: own, number: "12319"}', 'fire: {trunk: own, number: "119", kind: emergency, modes: [attended]}'
+    )
+    (tmp_path / "kunming.yaml").write_text(own, encoding="utf-8")
+    with pytest.raises(DialplanInvalid) as caught:
+        load_platform_dialplan(tmp_path / "kunming.yaml")
+    assert "kunming.yaml:6:" in str(caught.value)
+    assert "never attended" in str(caught.value)
+
+
 async def test_a_broken_directory_keeps_the_running_dialplan(tmp_path: Path) -> None:
     directory = tmp_path / DIRECTORY_FILE
     directory.write_text(DIRECTORY, encoding="utf-8")
