@@ -14,6 +14,7 @@ from hotline.api_common import PRINCIPAL_KEY, error_response, json_body, require
 from ivr.consult import ConsultRefused
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
+from telephony.ami_types import AmiError
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +99,8 @@ async def finish_consultation(request: web.Request) -> web.Response:
         await request.app[NETWORK_KEY].finish_consultation(call_id, action)
     except ConsultRefused as exc:
         return error_response(409, str(exc))
+    except AmiError as exc:
+        return error_response(503, f"Asterisk did not take it: {exc}")
     log.info("api.consultation", who=request[PRINCIPAL_KEY].name, call_id=call_id, action=action)
     return web.json_response({"call_id": call_id, "action": action}, status=202)
 

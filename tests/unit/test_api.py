@@ -29,6 +29,7 @@ from ivr.dialplan.registry import ReloadResult
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 from recordings.access import AuditEntry
+from telephony.ami_types import AmiNotConnected
 from tickets.store import RedisTicketStore
 from voicemail.jobs import AsrQueue
 from voicemail.sink import TicketStoreSink
@@ -108,6 +109,8 @@ class Backend:
     async def finish_consultation(self, call_id: str, action: str) -> None:
         if action == "three_way":
             raise ConsultRefused("'province' takes no three-way call")
+        if action == "cancel":
+            raise AmiNotConnected("not logged in to AMI")
         self.finished.append((call_id, action))
 
     async def consultation(self, call_id: str) -> dict[str, str] | None:
@@ -307,6 +310,7 @@ async def test_a_consultation_is_started_and_finished_by_its_seat(
     assert refused.status == 409
     assert "three-way" in (await refused.json())["error"]
     assert (await client.post(f"{path}/sideways", headers=bearer("seat-token"))).status == 404
+    assert (await client.post(f"{path}/cancel", headers=bearer("seat-token"))).status == 503  # Asterisk away
     assert (await client.post("/api/v1/calls/nope/transfer/cancel", headers=bearer("seat-token"))).status == 404
     assert (await client.post(f"{path}/cancel")).status == 401
 
