@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import free_media_port, free_tcp_and_udp_port
-from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, RINGING, scenario
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    KEEP_DIALOG,
+    OK,
+    OK_WITH_SDP,
+    REQUEST_TERMINATED,
+    RINGING,
+    UAS_BYE,
+    scenario,
+)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -28,99 +40,20 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-_SEAT_OK = """
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-"""
-
-
-_SEAT_HANGS_UP = """
-  <label id="seatbye"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: [$our_to];tag=[pid]SIPpTag01[call_number]
-      To: [$their_from]
-      [last_Call-ID:]
-      CSeq: 2 BYE
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" next="end"/>
-"""
-
-_INVITE_IN = """
-  <recv request="INVITE" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
-    </action>
-  </recv>
-"""
-
-
 def seat_scenario(ring_ms: int, talk_ms: int | None) -> str:
     """A seat phone: rings ``ring_ms`` then answers; a CANCEL during the ring (the caller
     left, or our ACD withdrew the offer) ends it cleanly; once answered it waits for BYE, or
     hangs up itself after ``talk_ms``. SIPp's ``recv timeout/ontimeout`` is what lets one
     scenario wait and still hear the other side end the call."""
-    answer = """
-  <label id="answer"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"""
+    invite = f'\n  <recv request="INVITE" rrs="true">{KEEP_DIALOG}</recv>\n'
+    cancelled = f'\n  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>\n'
+    cancelled += OK + REQUEST_TERMINATED + '  <recv request="ACK" next="end"/>\n'
     talk = f' timeout="{talk_ms}" ontimeout="seatbye"' if talk_ms else ""
+    answer = '  <label id="answer"/>\n' + OK_WITH_SDP + '  <recv request="ACK"/>\n'
     answer += f'  <recv request="BYE"{talk}/>\n'
-    cancelled = f"""
-  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
-{_SEAT_OK}  <send>
-    <![CDATA[
-      SIP/2.0 487 Request Terminated
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      CSeq: [cseq] INVITE
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK" next="end"/>
-"""
-    ended_by_them = _SEAT_OK + '  <nop next="end"/>\n'
-    body = _INVITE_IN + RINGING + cancelled + answer + ended_by_them + _SEAT_HANGS_UP + '  <label id="end"/>\n'
+    ended_by_them = OK + '  <nop next="end"/>\n'
+    hangs_up = '  <label id="seatbye"/>\n' + UAS_BYE + '  <recv response="200" next="end"/>\n'
+    body = invite + RINGING + cancelled + answer + ended_by_them + hangs_up + '  <label id="end"/>\n'
     return scenario(body)
 
 

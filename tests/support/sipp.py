@@ -211,67 +211,50 @@ def dtmf_info(key: str, cseq: int) -> str:
     return caller_request("INFO", cseq, body, "application/dtmf-relay") + '  <recv response="200"/>\n' + pause(400)
 
 
-RINGING = """
-  <send>
+def _uas_response(status: str, headers: str = "", body: str = "") -> str:
+    """A UAS's response to the request just received (its dialog tag on To)."""
+    content = f"Content-Type: application/sdp\n      Content-Length: [len]\n\n{body}" if body else "Content-Length: 0"
+    return f"""
+  <send{' retrans="500"' if status.startswith("200") and body else ""}>
     <![CDATA[
-      SIP/2.0 180 Ringing
+      SIP/2.0 {status}
       [last_Via:]
       [last_From:]
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
+      {headers}{content}
     ]]>
   </send>
 """
-"""A UAS's 180 Ringing to the INVITE just received."""
 
 
-def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> str:
-    """A seat or a peer hotline: answers, talks ``talk_ms`` (streaming ``voice`` if given),
-    then hangs up (or waits for BYE)."""
-    # the dialog's From/To are kept only for our own BYE (SIPp refuses a variable never used)
-    keep_dialog = (
-        """
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
-    </action>
-  """
-        if hang_up
-        else ""
-    )
-    answer = f"""
-  <recv request="INVITE" rrs="true">{keep_dialog}</recv>
-{RINGING}  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
+_CONTACT = "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n      "
+_SDP_ANSWER = """
       v=0
       o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
       m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"""
-    if voice is not None:
-        answer += stream_audio(voice, loops=-1)
-    if not hang_up:
-        return answer + HOTLINE_HANGS_UP
-    bye = """
+      a=rtpmap:0 PCMU/8000"""
+
+# The pieces of a seat's or a peer hotline's side (SIPp as UAS), shared with bench/e2e_sipp.py.
+RINGING = _uas_response("180 Ringing", "[last_CSeq:]\n      " + _CONTACT)
+"""A UAS's 180 Ringing to the INVITE just received."""
+OK_WITH_SDP = _uas_response("200 OK", "[last_CSeq:]\n      " + _CONTACT, _SDP_ANSWER)
+"""Answers the INVITE (retransmitted until the ACK)."""
+OK = _uas_response("200 OK", "[last_CSeq:]\n      " + _CONTACT)
+"""200 OK, no body, to the request just received (a CANCEL, a BYE)."""
+REQUEST_TERMINATED = _uas_response("487 Request Terminated", "CSeq: [cseq] INVITE\n      ")
+"""The INVITE's final answer after a CANCEL."""
+KEEP_DIALOG = """
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="their_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="our_to"/>
+    </action>
+  """
+"""Inside ``<recv request="INVITE">``: keeps From/To for the UAS's own BYE (UAS_BYE)."""
+UAS_BYE = """
   <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0
@@ -285,55 +268,34 @@ def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> st
       Content-Length: 0
     ]]>
   </send>
-  <recv response="200"/>
 """
-    return answer + pause(talk_ms) + bye
+"""The UAS hangs up (needs KEEP_DIALOG on the INVITE; SIPp refuses a variable never used)."""
+
+
+def answering_peer(talk_ms: int, hang_up: bool, voice: Path | None = None) -> str:
+    """A seat or a peer hotline: answers, talks ``talk_ms`` (streaming ``voice`` if given),
+    then hangs up (or waits for BYE)."""
+    answer = f'\n  <recv request="INVITE" rrs="true">{KEEP_DIALOG if hang_up else ""}</recv>\n'
+    answer += RINGING + OK_WITH_SDP + '  <recv request="ACK"/>\n'
+    if voice is not None:
+        answer += stream_audio(voice, loops=-1)
+    if not hang_up:
+        return answer + HOTLINE_HANGS_UP
+    return answer + pause(talk_ms) + UAS_BYE + '  <recv response="200"/>\n'
 
 
 RINGING_PEER = f"""
   <recv request="INVITE" rrs="true"/>
 {RINGING}  <recv request="CANCEL"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-      SIP/2.0 487 Request Terminated
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      CSeq: [cseq] INVITE
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
+{OK}{REQUEST_TERMINATED}  <recv request="ACK"/>
 """
 """A seat that rings and never answers, until the call is cancelled."""
 
-REJECTING_PEER = """
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK"/>
-"""
+REJECTING_PEER = (
+    '\n  <recv request="INVITE"/>\n'
+    + _uas_response("486 Busy Here", "[last_CSeq:]\n      ")
+    + ('  <recv request="ACK"/>\n')
+)
 """A seat whose user presses "reject" (486 Busy Here)."""
 
 
