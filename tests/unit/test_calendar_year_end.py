@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.api import build_api
@@ -24,6 +25,7 @@ from hotline.calendar_watch import CalendarWatch, coverage_reason
 from hotline.metrics import Metric
 from ivr.calendar import DayInfo, DayType, PlatformCalendar
 from tests.unit.test_api import TOKEN_HEADERS, TOKENS, Backend
+from tests.unit.test_tickets_export import Receiver, exporting
 from tests.unit.test_voicemail_jobs import FAST, FakeTranscriber, eventually, running
 from tickets.model import Ticket, TicketCategory, TicketState
 from tickets.store import RedisTicketStore, export_stream, provisional_key
@@ -191,6 +193,37 @@ async def test_a_sweep_racing_a_state_change_loses_nothing(
     assert actors.count(("supervisor", TicketState.DISPATCHED)) == 1  # the state change stands
     assert sum("confirmed" in entry.note for entry in saved.timeline) == 1  # and the recount, once
     assert await client.zcard(provisional_key("kunming")) == 0
+
+
+class Downstream(Receiver):
+    """A webhook receiver that keeps what it was sent, with the event header."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.events.append(
+            (request.headers["X-Hotline-Event"], request.headers["Idempotency-Key"], await request.json())
+        )
+        return web.Response(status=201)
+
+
+async def test_the_webhook_gets_the_provisional_ticket_then_its_confirmed_deadlines(
+    store: RedisTicketStore, client: aioredis.Redis, calendars: Calendars
+) -> None:
+    await file_through_the_worker(store, client, {"voicemail/kunming-1.wav": meta(1, DEC_11, "complaint")})
+    calendars.current = FICTIONAL_2027
+    (confirmed,) = await store.confirm_provisional("kunming", date(2027, 12, 31), DEC_11 + timedelta(days=5))
+    downstream = Downstream()
+    async with exporting(client, downstream, stream=STREAM) as exporter:
+        await eventually(lambda: asyncio.sleep(0, exporter.delivered == 2))
+    (created, created_key, first), (event, key, second) = downstream.events
+    assert (created, created_key) == ("created", confirmed.id)
+    assert first["deadlines_provisional"] is True and first["deadlines"]["resolve_by"].startswith("2027-01-01")
+    assert event == "deadlines_recomputed" and key != created_key
+    assert second["id"] == confirmed.id and second["deadlines_provisional"] is False
+    assert second["deadlines"]["resolve_by"].startswith("2027-01-04")
 
 
 def test_health_reason_from_60_days_before_the_end() -> None:
