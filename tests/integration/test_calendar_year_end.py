@@ -67,7 +67,7 @@ def test_a_complaint_past_the_calendar_is_filed_and_confirmed_once_the_year_is_a
     assert ticket["deadlines_provisional"] is True
     assert ticket["deadlines"]["resolve_by"].startswith("2027-01-01")  # Monday–Friday: Fri 1 Jan
     assert year_end.http("/api/v1/asr/parked").body["parked"] == []
-    assert "hotline_tickets_provisional{platform=\"kunming\"} 1" in year_end.http("/metrics", token=None).body
+    assert 'hotline_tickets_provisional{platform="kunming"} 1' in year_end.http("/metrics", token=None).body
 
     # the administrator adds 2027 (here: one fictional day) to the dialplan; the controller
     # reloads it and counts the provisional deadlines again, with nobody asking

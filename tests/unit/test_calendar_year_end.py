@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import re
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -293,3 +297,21 @@ async def test_health_metrics_and_tickets_show_the_calendar(
     health = await (await http.get("/api/v1/health")).json()
     assert health["status"] == "ok" and health["calendar"]["covered_through"] == "2027-12-31"
     assert 'hotline_calendar_days_left{platform="kunming"} 385\n' in await (await http.get("/metrics")).text()
+
+
+async def test_the_console_marks_provisional_deadlines(api: tuple[Clock, TestClient[Any, Any]]) -> None:
+    """The console's own rendering of a ticket's resolve deadline, run in Node.js on the page served."""
+    _, http = api
+    page = await (await http.get("/")).text()
+    assert "/api/v1/tickets?limit=30" in page and "health.reasons" in page
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    helpers = "\n".join(re.findall(r"^const (?:when|resolveBy) = .*$", page, re.MULTILINE))
+    ticket = {"deadlines": {"resolve_by": "2027-01-01T23:59:59+08:00"}, "deadlines_provisional": True}
+    script = f"{helpers}\nconst t = {json.dumps(ticket)};\nconsole.log(resolveBy(t));\n"
+    script += "t.deadlines_provisional = false; console.log(resolveBy(t));\n"
+    run = functools.partial(subprocess.run, [node, "-e", script], capture_output=True, text=True, check=True)
+    shown = (await asyncio.to_thread(run)).stdout.splitlines()
+    assert shown[0].startswith("2027") and shown[0].endswith("暂定 (provisional)")
+    assert shown[1].startswith("2027") and "provisional" not in shown[1]
