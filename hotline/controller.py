@@ -32,6 +32,7 @@ from hotline import __version__
 from hotline.aio import cancel_and_wait
 from hotline.api import build_api
 from hotline.auth import TokenRegistry
+from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.figures import Figures
@@ -178,6 +179,9 @@ class Controller:
         self.dialplans = DialplanRegistry(
             config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
         )
+        self.calendar = CalendarWatch(
+            platform, config.dialplan_path().name, lambda: self.dialplans.current.calendar, self.tickets, clock
+        )
         context = IvrContext(
             tracker=self.tracker,
             prompts_dir=self._ivr_prompts,
@@ -283,6 +287,8 @@ class Controller:
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
             asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
             asyncio.create_task(self._every(30.0, self._expire_handoffs), name="handoff-expiry"),
+            # provisional deadlines counted again once the calendar knows their year (at start: a newer package)
+            asyncio.create_task(self._every(CONFIRM_INTERVAL_S, self.calendar.confirm_provisional), name="calendar"),
         ]
         if self._asr_worker is not None:
             self._tasks.append(asyncio.create_task(self._asr_worker.run(), name="asr-worker"))
@@ -391,8 +397,11 @@ class Controller:
             "redis": "up" if self._redis_up else "down",
             "agi": "up" if self.agi.serving else "down",
         }
+        calendar, reasons = self.calendar.health()
         return {
-            "status": "ok" if all(v == "up" for v in components.values()) else "degraded",
+            "status": "ok" if all(v == "up" for v in components.values()) and not reasons else "degraded",
+            "reasons": reasons,
+            "calendar": calendar,
             "platform": self.config.platform.id,
             "version": __version__,
             "components": components,
@@ -456,6 +465,7 @@ class Controller:
                 _REJECTED,
             ),
             *await self.figures.metrics(),
+            *await self.calendar.metrics(),
         ]
 
     async def queue_stats(self) -> list[QueueStats]:

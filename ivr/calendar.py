@@ -2,7 +2,10 @@
 
 National holidays and 调休 make-up working days come from ``chinese-calendar``; a platform adds
 its statutory local holidays (西双版纳 泼水节, 楚雄 火把节 …) and may extend the calendar for
-years the package lacks. A year with no data is an error with a clear message, never a guess.
+years the package lacks (``calendar_extension``: a year named there is known in full, its
+unlisted days following the week). ``day`` refuses a year nobody knows with a clear message;
+``count_working_days`` (ticket deadlines) never refuses: it counts such days Monday–Friday, local
+holidays still off, and says the result is provisional, to be recomputed once the year is known.
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 import chinese_calendar
 
-_YEARS = sorted({day.year for day in chinese_calendar.constants.holidays})
-_COVERED = f"{_YEARS[0]}-{_YEARS[-1]}"
+# chinese-calendar knows the years from its first to its last holiday entry, and refuses others
+_FIRST_YEAR = min(day.year for day in chinese_calendar.constants.holidays)
+_LAST_YEAR = max(day.year for day in chinese_calendar.constants.holidays)
+_COVERED = f"{_FIRST_YEAR}-{_LAST_YEAR}"
+COVERAGE_WARNING_DAYS = 60  # health turns degraded this many days before the last known day
 
 
 class DayType(StrEnum):
@@ -57,6 +64,27 @@ class LocalHoliday:
             day += timedelta(days=1)
 
 
+class WorkingDayCount(NamedTuple):
+    """A date some working days on, and whether a day on the way had to be judged by its weekday
+    (its year has no holiday data yet): then the date is provisional."""
+
+    day: date
+    provisional: bool = False
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How far a platform's calendar reaches from ``today``."""
+
+    last_day: date  # the last day of the last year known without a gap (package + extension)
+    days_left: int  # from today to last_day (negative once past it)
+
+    @property
+    def ending(self) -> bool:
+        """Within COVERAGE_WARNING_DAYS of the end (or past it): someone must add the next year."""
+        return self.days_left <= COVERAGE_WARNING_DAYS
+
+
 class PlatformCalendar:
     """Day types for one platform."""
 
@@ -96,11 +124,45 @@ class PlatformCalendar:
             return DayInfo(DayType.WORKDAY, f"{_chinese_name(name)}调休" if name else "调休")
         return DayInfo(DayType.WORKDAY)
 
+    def knows_year(self, year: int) -> bool:
+        """Whether chinese-calendar or the extension has this year's holidays and make-up days."""
+        return _FIRST_YEAR <= year <= _LAST_YEAR or year in self._extended_years
+
+    @property
+    def last_covered_day(self) -> date:
+        """The end of the package's years and the extension's years that follow them without a gap."""
+        year = _LAST_YEAR
+        while year + 1 in self._extended_years:
+            year += 1
+        return date(year, 12, 31)
+
+    def coverage(self, today: date) -> Coverage:
+        last = self.last_covered_day
+        return Coverage(last, (last - today).days)
+
     def is_working_day(self, when: date) -> bool:
         return self.day(when).is_working_day
 
+    def count_working_days(self, start: date, count: int) -> WorkingDayCount:
+        """The date ``count`` working days after ``start``; never refuses. A day of a year nobody
+        knows counts by its weekday (local holidays still off) and makes the result provisional."""
+        day = start
+        remaining = count
+        provisional = False
+        while remaining > 0:
+            day += timedelta(days=1)
+            if day in self._local or self.knows_year(day.year):
+                working = self.day(day).is_working_day
+            else:
+                working = day.weekday() < 5
+                provisional = True
+            if working:
+                remaining -= 1
+        return WorkingDayCount(day, provisional)
+
     def add_working_days(self, start: date, count: int) -> date:
-        """The date ``count`` working days after ``start`` (ticket deadlines)."""
+        """The date ``count`` working days after ``start``; CalendarDataMissing for a day of a year
+        nobody knows (ticket deadlines use ``count_working_days``, which never refuses)."""
         day = start
         remaining = count
         while remaining > 0:

@@ -12,14 +12,16 @@ Interpretations, chosen where the seed is silent:
   that working day (23:59:59), so a unit has its whole last day.
 - Extension: at most 2, each adds 10 working days to the current resolve deadline.
 
-A year the calendar lacks raises ``CalendarDataMissing`` (naming the year and the YAML
-``calendar_extension`` that fixes it); a deadline is never guessed.
+- A year the calendar lacks (chinese-calendar ends; no ``calendar_extension`` yet) never stops a
+  ticket: its days count Monday–Friday (local holidays still off) and the resolve deadline is
+  *provisional* (``Due.provisional``; the ticket says ``deadlines_provisional``), recomputed by
+  ``tickets.machine.recompute_deadlines`` once the year is known.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from tickets.model import Deadlines, TicketCategory
@@ -43,9 +45,17 @@ RESOLVE_WORKING_DAYS: dict[TicketCategory, int] = {
 
 
 class WorkingDays(Protocol):
-    """What the clocks need of a platform calendar (``ivr.calendar.PlatformCalendar``)."""
+    """What the clocks need of a platform calendar (``ivr.calendar.PlatformCalendar``): the date
+    ``count`` working days after ``start``, and whether it is provisional (a year without data)."""
 
-    def add_working_days(self, start: date, count: int) -> date: ...
+    def count_working_days(self, start: date, count: int) -> tuple[date, bool]: ...
+
+
+class Due(NamedTuple):
+    """A working-day deadline; ``provisional`` when it counted days of a year without calendar data."""
+
+    at: datetime
+    provisional: bool = False
 
 
 def local(when: datetime) -> datetime:
@@ -75,20 +85,35 @@ def return_deadline(signed_at: datetime) -> datetime:
     return local(signed_at) + RETURN_WINDOW
 
 
-def resolve_deadline(accepted_at: datetime, category: TicketCategory, calendar: WorkingDays) -> datetime:
+def _working_days_after(day: date, count: int, calendar: WorkingDays) -> Due:
+    end, provisional = calendar.count_working_days(day, count)
+    return Due(_end_of(end), provisional)
+
+
+def resolve_deadline(accepted_at: datetime, category: TicketCategory, calendar: WorkingDays) -> Due:
     """The end of the 5th or 15th working day after the acceptance date."""
-    accepted = local(accepted_at)
-    return _end_of(calendar.add_working_days(accepted.date(), RESOLVE_WORKING_DAYS[category]))
+    return _working_days_after(local(accepted_at).date(), RESOLVE_WORKING_DAYS[category], calendar)
 
 
-def extended_resolve_deadline(resolve_by: datetime, calendar: WorkingDays) -> datetime:
+def extended_resolve_deadline(resolve_by: datetime, calendar: WorkingDays) -> Due:
     """One extension: 10 more working days after the current resolve deadline's day."""
-    return _end_of(calendar.add_working_days(local(resolve_by).date(), EXTENSION_WORKING_DAYS))
+    return _working_days_after(local(resolve_by).date(), EXTENSION_WORKING_DAYS, calendar)
 
 
-def initial_deadlines(accepted_at: datetime, category: TicketCategory, calendar: WorkingDays) -> Deadlines:
-    """The clocks that start at acceptance (sign-for and return start later)."""
-    return Deadlines(
-        dispatch_by=dispatch_deadline(accepted_at),
-        resolve_by=resolve_deadline(accepted_at, category, calendar),
-    )
+def resolve_deadline_after_extensions(
+    accepted_at: datetime, category: TicketCategory, extensions: int, calendar: WorkingDays
+) -> Due:
+    """The resolve deadline of a ticket extended ``extensions`` times, counted again from the start
+    (what a provisional deadline becomes once the calendar knows its year)."""
+    due = resolve_deadline(accepted_at, category, calendar)
+    for _ in range(extensions):
+        step = extended_resolve_deadline(due.at, calendar)
+        due = Due(step.at, due.provisional or step.provisional)
+    return due
+
+
+def initial_deadlines(accepted_at: datetime, category: TicketCategory, calendar: WorkingDays) -> tuple[Deadlines, bool]:
+    """The clocks that start at acceptance (sign-for and return start later), and whether the
+    resolve deadline is provisional."""
+    resolve = resolve_deadline(accepted_at, category, calendar)
+    return Deadlines(dispatch_by=dispatch_deadline(accepted_at), resolve_by=resolve.at), resolve.provisional

@@ -2,7 +2,8 @@
 
 One table says which moves are legal; ``transition`` is the only way a ticket changes state,
 and it starts the clocks each step owns (sign-for at dispatch, return at sign-for, a longer
-resolve deadline at an extension).
+resolve deadline at an extension). ``recompute_deadlines`` counts a provisional resolve
+deadline again once the calendar knows its year.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tickets.deadlines import (
     extended_resolve_deadline,
     initial_deadlines,
     local,
+    resolve_deadline_after_extensions,
     return_deadline,
     sign_deadline,
 )
@@ -82,7 +84,9 @@ def accept(
     tags: dict[str, str] | None = None,
     actor: str = "system",
 ) -> Ticket:
-    """A new ticket in state accepted, numbered from the local acceptance date, clocks started."""
+    """A new ticket in state accepted, numbered from the local acceptance date, clocks started
+    (provisionally where the calendar lacks a year: a ticket is always filed)."""
+    deadlines, provisional = initial_deadlines(accepted_at, category, calendar)
     return Ticket(
         id=ticket_id(platform, local(accepted_at).date(), sequence),
         platform=platform,
@@ -94,7 +98,8 @@ def accept(
         recording=recording,
         call_id=call_id,
         accepted_at=accepted_at,
-        deadlines=initial_deadlines(accepted_at, category, calendar),
+        deadlines=deadlines,
+        deadlines_provisional=provisional,
         timeline=(TimelineEntry(state=S.ACCEPTED, at=accepted_at, actor=actor, note=f"source: {source}"),),
     )
 
@@ -113,6 +118,7 @@ def transition(
         raise IllegalTicketTransition(ticket.id, ticket.state, to)
     deadlines = ticket.deadlines
     extensions = ticket.extensions
+    provisional = ticket.deadlines_provisional
     if to is S.DISPATCHED:
         deadlines = deadlines.model_copy(update={"sign_by": sign_deadline(at), "return_by": None})
     elif to is S.SIGNED:
@@ -126,16 +132,45 @@ def transition(
         if extensions >= MAX_EXTENSIONS:
             raise ExtensionLimitReached(f"ticket {ticket.id}: already extended {extensions} times (at most 2)")
         extensions += 1
-        deadlines = deadlines.model_copy(
-            update={"resolve_by": extended_resolve_deadline(deadlines.resolve_by, calendar)}
-        )
+        extended = extended_resolve_deadline(deadlines.resolve_by, calendar)
+        provisional = provisional or extended.provisional
+        deadlines = deadlines.model_copy(update={"resolve_by": extended.at})
     entry = TimelineEntry(state=to, at=at, actor=actor, note=note)
     log.info("ticket.transition", ticket=ticket.id, old=str(ticket.state), new=str(to), actor=actor)
     return ticket.model_copy(
         update={
             "state": to,
             "deadlines": deadlines,
+            "deadlines_provisional": provisional,
             "extensions": extensions,
+            "timeline": (*ticket.timeline, entry),
+        }
+    )
+
+
+def recompute_deadlines(ticket: Ticket, calendar: WorkingDays, at: datetime) -> Ticket | None:
+    """A provisional resolve deadline counted again on ``calendar`` (with the ticket's extensions);
+    the new ticket with a timeline note, or None when nothing changed (the year still unknown)."""
+    if not ticket.deadlines_provisional:
+        return None
+    due = resolve_deadline_after_extensions(ticket.accepted_at, ticket.category, ticket.extensions, calendar)
+    was = ticket.deadlines.resolve_by
+    if due.provisional and due.at == was:
+        return None
+    new_day, old_day = local(due.at).date().isoformat(), local(was).date().isoformat()
+    change = "unchanged" if due.at == was else f"was {old_day}, provisional"
+    if due.provisional:
+        note = f"provisional deadlines recomputed: resolve by {new_day} ({change}), still provisional"
+    else:
+        note = f"deadlines confirmed by the calendar: resolve by {new_day} ({change})"
+    entry = TimelineEntry(state=ticket.state, at=at, actor="system", note=note)
+    log.info(
+        "ticket.deadlines_recomputed", ticket=ticket.id, resolve_by=due.at.isoformat(), provisional=due.provisional
+    )
+    return ticket.model_copy(
+        update={
+            "deadlines": ticket.deadlines.model_copy(update={"resolve_by": due.at}),
+            "deadlines_provisional": due.provisional,
             "timeline": (*ticket.timeline, entry),
         }
     )

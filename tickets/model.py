@@ -113,6 +113,9 @@ class Ticket(BaseModel):
     accepted_at: datetime
     state: TicketState = TicketState.ACCEPTED
     deadlines: Deadlines
+    # resolve_by counted days of a year the calendar did not know yet (Monday–Friday): recomputed,
+    # and this cleared, once the year is known (a calendar_extension, a newer chinesecalendar)
+    deadlines_provisional: bool = False
     timeline: tuple[TimelineEntry, ...] = ()
     extensions: int = 0
     linked_call_ids: tuple[str, ...] = ()  # repeat requests merged into this ticket

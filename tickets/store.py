@@ -11,7 +11,12 @@ Keys (all under ``hotline:``):
   in the numbers, never a duplicate).
 - ``tickets:by-accepted``: every ticket id, scored by acceptance time (listing by date).
 - ``tickets:new``: a stream with one entry per new ticket for exporters; the entry's
-  ``idempotency_key`` is the ticket id, so a consumer that sees it twice can drop the copy.
+  ``idempotency_key`` is the ticket id, so a consumer that sees it twice can drop the copy. A
+  ticket whose provisional deadlines were recomputed is sent again (``event:
+  deadlines_recomputed``, key ``<id>:deadlines:<timeline length>``).
+- ``tickets:provisional:<platform>``: tickets whose resolve deadline counted days of a year the
+  calendar did not know (ZSET, scored by that deadline's year); ``confirm_provisional`` counts
+  them again once the calendar reaches that year.
 
 Every read-modify-write runs under WATCH and retries when another writer got in first.
 """
@@ -63,6 +68,15 @@ def recording_key(recording: str) -> str:
 
 def _open_key(platform: str, caller: str) -> str:
     return f"{PREFIX}tickets:open:{platform}:{caller}"
+
+
+def provisional_key(platform: str) -> str:
+    return f"{PREFIX}tickets:provisional:{platform}"
+
+
+def _resolve_year(ticket: Ticket) -> int:
+    """The index score of a provisional ticket: the calendar must know up to this year."""
+    return ticket.deadlines.resolve_by.astimezone(CHINA).year
 
 
 def _sequence_key(platform: str, day: date) -> str:
@@ -179,6 +193,8 @@ class RedisTicketStore:
             if open_key:
                 pipe.set(open_key, ticket.id)
             pipe.zadd(INDEX, {ticket.id: accepted_at.timestamp()})
+            if ticket.deadlines_provisional:
+                pipe.zadd(provisional_key(platform), {ticket.id: _resolve_year(ticket)})
             pipe.expire(_sequence_key(platform, day), SEQUENCE_TTL)
             pipe.xadd(
                 self._export_stream,
@@ -231,12 +247,68 @@ class RedisTicketStore:
                 closes = current is not None and _text(current) == ticket_id
             _begin(pipe)
             pipe.set(key, moved.model_dump_json())
+            if moved.deadlines_provisional:  # an extension into a year the calendar lacks
+                pipe.zadd(provisional_key(moved.platform), {moved.id: _resolve_year(moved)})
             if closes:
                 pipe.delete(open_key)  # the caller's next request is a new matter
             await pipe.execute()
             return moved
 
         return await self._optimistic(attempt)
+
+    async def confirm_provisional(self, platform: str, known_through: date, at: datetime) -> list[Ticket]:
+        """Count again the provisional deadlines of ``platform`` whose year the calendar now knows
+        (``known_through``: its last covered day); the tickets that changed. Each change is on
+        the ticket's timeline and in the export stream; a deadline still short of data stays."""
+        index = provisional_key(platform)
+        ids = cast(list[bytes | str], await self._redis.zrangebyscore(index, "-inf", known_through.year))
+        changed = []
+        for raw_id in ids:
+            ticket = await self._optimistic(self._recompute(index, _text(raw_id), at))
+            if ticket is not None:
+                changed.append(ticket)
+        return changed
+
+    def _recompute(
+        self, index: str, ticket_id: str, at: datetime
+    ) -> Callable[[aioredis.client.Pipeline], Awaitable[Ticket | None]]:
+        """One ticket of the index counted again, under WATCH (an extension may race the sweep)."""
+
+        async def attempt(pipe: aioredis.client.Pipeline) -> Ticket | None:
+            key = ticket_key(ticket_id)
+            await pipe.watch(key)
+            raw = await pipe.get(key)
+            ticket = Ticket.model_validate_json(raw) if raw else None
+            updated = machine.recompute_deadlines(ticket, self._calendar_for(ticket.platform), at) if ticket else None
+            current = updated or ticket
+            _begin(pipe)
+            if updated is not None:
+                body = updated.model_dump_json()
+                pipe.set(key, body)
+                pipe.xadd(
+                    self._export_stream,
+                    {
+                        "idempotency_key": f"{updated.id}:deadlines:{len(updated.timeline)}",
+                        "ticket_id": updated.id,
+                        "platform": updated.platform,
+                        "event": "deadlines_recomputed",
+                        "ticket": body,
+                    },
+                    maxlen=EXPORT_MAXLEN,
+                    approximate=True,
+                )
+            if current is not None and current.deadlines_provisional:
+                pipe.zadd(index, {ticket_id: _resolve_year(current)})
+            else:
+                pipe.zrem(index, ticket_id)  # confirmed, or gone
+            await pipe.execute()
+            return updated
+
+        return attempt
+
+    async def count_provisional(self, platform: str) -> int:
+        """How many of ``platform``'s tickets have provisional deadlines."""
+        return int(await self._redis.zcard(provisional_key(platform)))
 
     async def list_tickets(
         self,

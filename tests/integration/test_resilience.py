@@ -112,7 +112,8 @@ def test_controller_reconnects_after_asterisk_restart(fresh_platform: PlatformUn
     platform.asterisk.start()
     platform.wait_component("ami", "up", timeout_s=30)
     assert "hotline_ami_logins_total 2" in platform.http("/metrics", token=None).body
-    assert logins_before["status"] == "ok"
+    # every component was up (status may say degraded for other reasons, e.g. the calendar's end)
+    assert set(logins_before["components"].values()) == {"up"}
 
     result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800008888")
     assert result.ok, result.errors

@@ -47,3 +47,39 @@ def test_working_days_skip_the_spring_festival() -> None:
     # Friday 13 Feb 2026 + 1 working day = Saturday 14 Feb (调休); + 2 = Tuesday 24 Feb
     assert calendar.add_working_days(date(2026, 2, 13), 1) == date(2026, 2, 14)
     assert calendar.add_working_days(date(2026, 2, 13), 2) == date(2026, 2, 24)
+
+
+# Where the package ends (chinesecalendar 1.11: 2026) — and what a fictional extension adds. The
+# real 2027 schedule is the State Council's to publish: tests only ever use made-up days.
+FICTIONAL_2027 = {date(2027, 1, 1): DayInfo(DayType.HOLIDAY, "fictional holiday")}
+
+
+def test_coverage_ends_with_the_package_unless_extended_without_a_gap() -> None:
+    assert PlatformCalendar().last_covered_day == date(2026, 12, 31)
+    assert PlatformCalendar().knows_year(2026) and not PlatformCalendar().knows_year(2027)
+    assert PlatformCalendar(extension=FICTIONAL_2027).last_covered_day == date(2027, 12, 31)
+    gap = PlatformCalendar(extension={date(2028, 5, 1): DayInfo(DayType.HOLIDAY, "fictional")})
+    assert gap.knows_year(2028) and gap.last_covered_day == date(2026, 12, 31)  # 2027 is still missing
+    correction = PlatformCalendar(extension={date(2026, 5, 6): DayInfo(DayType.HOLIDAY, "fictional")})
+    assert correction.last_covered_day == date(2026, 12, 31)
+
+
+def test_coverage_is_ending_from_60_days_before_the_last_day() -> None:
+    calendar = PlatformCalendar()
+    assert calendar.coverage(date(2026, 10, 31)).days_left == 61
+    assert not calendar.coverage(date(2026, 10, 31)).ending
+    assert calendar.coverage(date(2026, 11, 1)).ending  # 60 days left
+    assert calendar.coverage(date(2027, 1, 2)).days_left == -2
+    assert not PlatformCalendar(extension=FICTIONAL_2027).coverage(date(2026, 12, 11)).ending
+
+
+def test_counting_into_a_missing_year_is_provisional_never_an_error() -> None:
+    calendar = PlatformCalendar()
+    assert calendar.count_working_days(date(2026, 12, 24), 5) == (date(2026, 12, 31), False)
+    assert calendar.count_working_days(date(2026, 12, 25), 5) == (date(2027, 1, 1), True)
+    with pytest.raises(CalendarDataMissing):
+        calendar.add_working_days(date(2026, 12, 25), 5)  # the strict form still refuses
+    assert PlatformCalendar(extension=FICTIONAL_2027).count_working_days(date(2026, 12, 25), 5) == (
+        date(2027, 1, 4),
+        False,
+    )

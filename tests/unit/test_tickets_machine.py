@@ -1,13 +1,14 @@
-"""The ticket state machine: the legal path, typed refusals, extension limit, overdue clocks."""
+"""The ticket state machine: the legal path, typed refusals, extension limit, overdue clocks, and
+provisional deadlines counted again once the calendar knows their year."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.calendar import PlatformCalendar
+from ivr.calendar import DayInfo, DayType, PlatformCalendar
 from tickets.machine import (
     ExtensionLimitReached,
     IllegalTicketTransition,
@@ -15,6 +16,7 @@ from tickets.machine import (
     accept,
     link_repeat_call,
     overdue,
+    recompute_deadlines,
     transition,
 )
 from tickets.model import DeadlineKind, Ticket, TicketCategory, TicketSource, TicketState, Transcript
@@ -25,12 +27,12 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=CST)  # a Monday
 S = TicketState
 
 
-def new_ticket(category: TicketCategory = TicketCategory.CONSULTATION) -> Ticket:
+def new_ticket(category: TicketCategory = TicketCategory.CONSULTATION, at: datetime = T0) -> Ticket:
     return accept(
         platform="kunming",
         sequence=7,
         source=TicketSource.VOICEMAIL,
-        accepted_at=T0,
+        accepted_at=at,
         category=category,
         calendar=CALENDAR,
         caller="13812345678",
@@ -123,3 +125,54 @@ def test_a_repeat_call_is_linked_once() -> None:
     assert again.linked_call_ids == ("kunming-2.2",)
     assert linked.state is S.ACCEPTED
     assert "repeat request: call kunming-2.2, message kunming-2_2.wav" in linked.timeline[-1].note
+
+
+# chinesecalendar 1.11 ends with 2026; the extension is fictional (tests never invent the real 2027)
+WITH_2027 = PlatformCalendar(extension={date(2027, 1, 1): DayInfo(DayType.HOLIDAY, "fictional holiday")})
+DEC_11 = datetime(2026, 12, 11, 21, 0, tzinfo=CST)
+
+
+def test_a_complaint_past_the_calendar_is_filed_with_provisional_deadlines() -> None:
+    ticket = new_ticket(TicketCategory.COMPLAINT, at=DEC_11)
+    assert ticket.id == "KM-20261211-0007"
+    assert ticket.deadlines_provisional
+    assert ticket.deadlines.resolve_by == datetime(2027, 1, 1, 23, 59, 59, tzinfo=CST)
+    assert not new_ticket(TicketCategory.CONSULTATION, at=DEC_11).deadlines_provisional  # ends 18 Dec
+
+
+def test_recomputing_once_the_year_is_known_confirms_the_deadline_on_the_timeline() -> None:
+    ticket = new_ticket(TicketCategory.COMPLAINT, at=DEC_11)
+    later = datetime(2026, 12, 20, 9, 0, tzinfo=CST)
+    assert recompute_deadlines(ticket, CALENDAR, later) is None  # still no 2027: nothing to do
+    confirmed = recompute_deadlines(ticket, WITH_2027, later)
+    assert confirmed is not None
+    assert not confirmed.deadlines_provisional
+    assert confirmed.deadlines.resolve_by == datetime(2027, 1, 4, 23, 59, 59, tzinfo=CST)
+    assert confirmed.deadlines.dispatch_by == ticket.deadlines.dispatch_by
+    assert confirmed.state is ticket.state
+    entry = confirmed.timeline[-1]
+    assert (entry.at, entry.actor, entry.state) == (later, "system", S.ACCEPTED)
+    assert entry.note == "deadlines confirmed by the calendar: resolve by 2027-01-04 (was 2027-01-01, provisional)"
+    assert recompute_deadlines(confirmed, WITH_2027, later) is None  # firm deadlines are left alone
+
+
+def test_an_unchanged_date_is_still_confirmed() -> None:
+    ticket = new_ticket(TicketCategory.COMPLAINT, at=DEC_11)
+    plain_2027 = PlatformCalendar(extension={date(2027, 6, 1): DayInfo(DayType.WORKDAY, "fictional")})
+    confirmed = recompute_deadlines(ticket, plain_2027, DEC_11)
+    assert confirmed is not None and not confirmed.deadlines_provisional
+    assert confirmed.deadlines.resolve_by == ticket.deadlines.resolve_by
+    assert confirmed.timeline[-1].note.endswith("(unchanged)")
+
+
+def test_an_extension_into_a_missing_year_is_provisional_and_recounted_with_its_extensions() -> None:
+    working = move(new_ticket(TicketCategory.COMPLAINT, at=datetime(2026, 11, 16, 9, 0, tzinfo=CST)), S.DISPATCHED)
+    working = move(working, S.SIGNED, S.IN_PROGRESS, S.EXTENDED)
+    assert not working.deadlines_provisional  # 15 + 10 working days: 21 Dec 2026
+    twice = move(working, S.EXTENDED)
+    assert twice.deadlines_provisional
+    assert twice.deadlines.resolve_by == datetime(2027, 1, 4, 23, 59, 59, tzinfo=CST)
+    confirmed = recompute_deadlines(twice, WITH_2027, datetime(2026, 12, 30, tzinfo=CST))
+    assert confirmed is not None and not confirmed.deadlines_provisional
+    assert confirmed.deadlines.resolve_by == datetime(2027, 1, 5, 23, 59, 59, tzinfo=CST)
+    assert confirmed.extensions == 2 and confirmed.state is S.EXTENDED
