@@ -139,8 +139,11 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
 
 
 async def health(request: web.Request) -> web.Response:
+    """200 while every component is up (``degraded`` with reasons still serves calls: a load
+    balancer must not pull a working platform for a warning); 503 when a component is down."""
     status = await request.app[BACKEND_KEY].health()
-    return web.json_response(status, status=200 if status["status"] == "ok" else 503)
+    serving = all(state == "up" for state in status["components"].values())
+    return web.json_response(status, status=200 if serving else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
