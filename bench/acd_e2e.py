@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.e2e_ami import AmiRecorder, CallerMarks
-from bench.e2e_sipp import SeatPhones, run_callers
+from bench.e2e_sipp import run_callers
 from bench.e2e_stack import BASELINE_NUMBER, OURS_NUMBER, BenchStack, cpu_seconds, rss_mb, seat_ids
+from tests.support.seat_phones import SeatPhones
 
 DRAIN_S = 2.0  # after the last caller hung up, before the counters are read
 

@@ -58,12 +58,13 @@ import aiohttp
 import redis
 
 from bench.e2e_ami import TRUNK_PREFIX, AmiRecorder
-from bench.e2e_sipp import caller_scenario, seat_scenario, stop_process
+from bench.e2e_sipp import caller_scenario
 from bench.e2e_stack import cpu_seconds
 from hotline.platforms import PREFIX as SNAPSHOT_PREFIX
 from hotline.redis_process import RedisProcess
 from tests.support.platform import ADMIN_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
+from tests.support.seat_phones import seat_scenario, stop_process
 
 DIALPLANS = Path(__file__).resolve().parent / "dialplans"
 SYSTEMS = {  # system → (destination, mode)

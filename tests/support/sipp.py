@@ -151,6 +151,11 @@ class _SippProcess:
         self._tmp.cleanup()
         return SippResult(self._proc.returncode, text + stderr.decode(errors="replace"))
 
+    @property
+    def finished(self) -> bool:
+        """Whether SIPp has exited (``wait()`` then returns at once)."""
+        return self._proc.poll() is not None
+
     def stop(self) -> None:
         """End a SIPp that waits for more calls than came (a seat with capacity to spare), or
         one a failed test left behind."""

@@ -1,0 +1,210 @@
+"""A floor of calls to break things under: callers in menus, waiting for a seat, talking to one.
+
+The fault suite (tests/integration/test_chaos.py, a short run in ``make test``) and its long
+version (bench/chaos.py) build the same floor on a real Asterisk, Redis and SIPp, break a part,
+and then account for every caller: each call must end served (a seat answered it, or the caller
+left a message that is on disk) with exactly one complete record. "Dropped" means anything
+else: a SIP failure, a record missing or not ended, a call ended ``lost_track`` or abandoned
+while the caller was still holding on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.audio import tone_wav
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.seat_phones import SeatPhones
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    SippCall,
+    dtmf,
+    pause,
+    scenario,
+    stream_audio,
+)
+
+KEY_AFTER_MS = 2500  # after the welcome and into the menu prompt: key 0, a seat
+SERVED = frozenset({"answered", "fallback", "voicemail"})
+
+
+def caller_scenario(tone: Path, press_zero: bool, patience_ms: int) -> str:
+    """A caller who talks (a tone, all along), optionally presses 0 in the menu, then holds on
+    until the hotline ends the call (a seat hangs up) or ``patience_ms`` passes (then hangs up:
+    a message being recorded ends with the caller's hang-up)."""
+    parts = [INVITE, ANSWERED, stream_audio(tone, loops=-1)]
+    if press_zero:
+        parts += [pause(KEY_AFTER_MS), dtmf("0")]
+    parts.append(f'  <recv request="BYE" timeout="{patience_ms}" ontimeout="callerbye"/>\n')
+    parts.append(HOTLINE_HANGS_UP.replace('<recv request="BYE"/>', "") + '  <nop next="end"/>\n')
+    parts.append('  <label id="callerbye"/>\n' + CALLER_HANGS_UP + '  <label id="end"/>\n')
+    return scenario(*parts)
+
+
+def caller_number(index: int) -> str:
+    return f"1390002{index:04d}"
+
+
+def masked(number: str) -> str:
+    return number[:3] + "****" + number[-4:]
+
+
+@dataclass
+class Floor:
+    """``seats`` seats talking ``talk_ms`` each, then ``waiting`` callers queued behind them,
+    then ``in_menu`` callers who press nothing."""
+
+    platform: PlatformUnderTest
+    phones: SeatPhones
+    seats: int
+    waiting: int
+    in_menu: int
+    tone: Path
+    calls: dict[str, SippCall] = field(default_factory=dict)  # caller number → its SIPp, until finish()
+    placed: list[str] = field(default_factory=list)  # every caller number placed
+
+    @classmethod
+    def create(cls, root: Path, seats: int, waiting: int, in_menu: int, talk_ms: int) -> Floor:
+        phones = SeatPhones(ring_ms=300, talk_ms=talk_ms, folder=root / "seat-phones")
+        seat_ids = [str(2001 + i) for i in range(seats)]
+        platform = PlatformUnderTest(
+            root / "platform",
+            overrides={
+                "seats": [{"id": s, "name": s, "contact": phones.contact_for(s)} for s in seat_ids],
+                "acd": {"wrapup_s": 0, "ring_timeout_s": 6, "announce_every_s": 0, "auto_login": seat_ids},
+            },
+            dialplan="chaos",
+        )
+        return cls(platform, phones, seats, waiting, in_menu, tone_wav(root / "tone.wav", seconds=2, volume=0.2))
+
+    def start(self) -> None:
+        self.platform.start_all()
+        wait_for("every seat ready", lambda: self.seat_states().count("ready") == self.seats, timeout_s=30)
+
+    def stop(self) -> None:
+        for call in self.calls.values():
+            call.stop()
+        self.phones.stop()
+        self.platform.stop_all()
+
+    # the floor
+
+    def place(self, first: int, count: int, press_zero: bool, patience_ms: int, gap_s: float = 0.3) -> list[str]:
+        numbers = []
+        for index in range(first, first + count):
+            number = caller_number(index)
+            self.calls[number] = SippCall(
+                self.platform.config.sip.port,
+                caller_scenario(self.tone, press_zero, patience_ms),
+                caller=number,
+                timeout_s=patience_ms / 1000 + 120,
+            )
+            numbers.append(number)
+            self.placed.append(number)
+            time.sleep(gap_s)
+        return numbers
+
+    def fill(self, patience_ms: int) -> None:
+        """Seats talking, callers waiting behind them, callers in the menu: then return."""
+        self.place(0, self.seats + self.waiting, press_zero=True, patience_ms=patience_ms)
+        wait_for("every seat on a call", lambda: self.seat_states().count("on_call") == self.seats, timeout_s=60)
+        wait_for("the callers waiting", lambda: self.waiting_now() == self.waiting, timeout_s=60)
+        first_menu = self.seats + self.waiting
+        menu_numbers = self.place(first_menu, self.in_menu, press_zero=False, patience_ms=patience_ms)
+        wanted = {masked(n) for n in menu_numbers}
+        wait_for(
+            "the menu callers in the menu",
+            lambda: (
+                len([c for c in self.live_calls() if c["caller"] in wanted and "menu" in c["ivr_path"]]) == len(wanted)
+            ),
+            timeout_s=60,
+        )
+
+    # what the platform says
+
+    def seat_states(self) -> list[str]:
+        result = self.platform.http("/api/v1/seats")
+        return [s["state"] for s in result.body["seats"]] if result.status == 200 else []
+
+    def waiting_now(self) -> int:
+        result = self.platform.http("/api/v1/queues")
+        return sum(int(q["waiting_now"]) for q in result.body["queues"]) if result.status == 200 else -1
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        try:
+            return self.platform.calls()
+        except (OSError, AssertionError):
+            return []
+
+    # the account
+
+    def finish(self) -> Account:
+        """Wait for every caller to end, then account for each one."""
+        sip_failures = {n: r.errors[:300] for n, r in ((n, c.wait()) for n, c in self.calls.items()) if not r.ok}
+        self.calls.clear()
+        wanted = {masked(number) for number in self.placed}
+
+        def ended() -> list[dict[str, Any]] | None:
+            mine = [c for c in self.live_calls() if c["caller"] in wanted]
+            done = [c for c in mine if c["state"] == "ended"]
+            return mine if len(done) == len(wanted) and len(mine) == len(wanted) else None
+
+        try:
+            records = wait_for("every record ended", ended, timeout_s=120, interval_s=1.0)
+        except AssertionError:
+            records = [c for c in self.live_calls() if c["caller"] in wanted]
+        return Account(len(wanted), sip_failures, records, wanted)
+
+
+def _served(record: dict[str, Any]) -> bool:
+    outcome = record["outcome"]
+    if record["state"] != "ended" or outcome not in SERVED:
+        return False
+    if outcome == "answered":
+        return bool(record.get("seat"))
+    return bool(record.get("has_recording"))  # a message, on disk
+
+
+@dataclass(frozen=True)
+class Account:
+    placed: int
+    sip_failures: dict[str, str]
+    records: list[dict[str, Any]]
+    wanted: set[str]
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        return Counter(str(r["outcome"]) for r in self.records)
+
+    @property
+    def incomplete(self) -> list[dict[str, Any]]:
+        """Records that do not show a served caller: not ended, not served, a seat call
+        without its seat, a message without its recording."""
+        return [record for record in self.records if not _served(record)]
+
+    @property
+    def missing(self) -> set[str]:
+        return self.wanted - {str(r["caller"]) for r in self.records}
+
+    @property
+    def duplicated(self) -> list[str]:
+        return [caller for caller, n in Counter(str(r["caller"]) for r in self.records).items() if n > 1]
+
+    @property
+    def dropped(self) -> int:
+        callers = set(self.sip_failures) | {str(r["caller"]) for r in self.incomplete} | self.missing
+        return len({masked(c) if c.isdigit() else c for c in callers})
+
+    def summary(self) -> str:
+        return (
+            f"placed {self.placed}, dropped {self.dropped}, outcomes {dict(self.outcomes)}, "
+            f"SIP failures {len(self.sip_failures)}, missing {sorted(self.missing)}, duplicated {self.duplicated}, "
+            f"incomplete {[(r['caller'], r['state'], r['outcome']) for r in self.incomplete]}"
+        )
