@@ -28,8 +28,9 @@ from pydantic import AfterValidator
 # control characters (C0, DEL, C1) and the Unicode line and paragraph separators
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # the characters a path may have where it is written into Asterisk's files (any letter or digit,
-# space, and ./_+@~%:-): none of them means anything to Asterisk's config or dialplan syntax
-_PATH = re.compile(r"[\w ./+@~%:-]+")
+# space, and ./_+@~:-): none of them means anything to Asterisk's config or dialplan syntax ('%'
+# does: Record() replaces "%d" in its file name with a counter)
+_PATH = re.compile(r"[\w ./+@~:-]+")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
@@ -71,12 +72,12 @@ SeatName = Annotated[
 ]
 AmiUser = Annotated[
     str,
-    _shaped(r"(?!general\Z)[A-Za-z0-9_.-]{1,32}", "an AMI user is 1-32 of A-Z a-z 0-9 _ . - and not 'general'"),
+    _shaped(r"(?!(?i:general)\Z)[A-Za-z0-9_.-]{1,32}", "an AMI user is 1-32 of A-Z a-z 0-9 _ . - and not 'general'"),
 ]
 SipUri = Annotated[
     str,
     _shaped(
-        r"sips?:([A-Za-z0-9_.+%-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?",
+        r"sips?:([A-Za-z0-9_.+-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?",
         "must be a SIP URI such as 'sip:1002@192.0.2.30:5060' (user@host:port; no parameters, spaces, "
         "commas or quotes)",
     ),
@@ -159,7 +160,7 @@ def unsafe_path_reason(path: Path | str) -> str | None:
     text = str(path)
     if _PATH.fullmatch(text) is None:
         bad = sorted({c for c in text if _PATH.fullmatch(c) is None})
-        return f"it contains {', '.join(repr(c) for c in bad)} (allowed: letters, digits, space and ./_+@~%:-)"
+        return f"it contains {', '.join(repr(c) for c in bad)} (allowed: letters, digits, space and ./_+@~:-)"
     if text != text.strip():
         return "it starts or ends with a space"
     return None

@@ -111,7 +111,7 @@ CONFIG_VECTORS = {
         'asterisk:\n  ami_username: "hotline]\\n[evil"\n',
         "config.yaml:2: asterisk.ami_username:",
     ),
-    "AMI user named general": ("asterisk:\n  ami_username: general\n", "config.yaml:2: asterisk.ami_username:"),
+    "AMI user named general": ("asterisk:\n  ami_username: General\n", "config.yaml:2: asterisk.ami_username:"),
     "AMI secret with a line": (
         'asterisk:\n  ami_secret: "long-enough\\n[evil]\\nsecret = x"\n',
         "config.yaml:2: asterisk.ami_secret:",
@@ -131,6 +131,10 @@ CONFIG_VECTORS = {
         "config.yaml:2: paths.spool_dir:",
     ),
     "runtime folder with a comma": ("paths:\n  runtime_dir: /srv/a,b\n", "config.yaml:2: paths.runtime_dir:"),
+    "spool folder with a Record() counter": (
+        "paths:\n  spool_dir: /srv/spool%d\n",
+        "config.yaml:2: paths.spool_dir:",
+    ),
     "Asterisk root with a line": ('asterisk:\n  root: "/opt/ast\\n[x]"\n', "config.yaml:2: asterisk.root:"),
 }
 
