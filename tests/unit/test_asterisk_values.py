@@ -71,12 +71,14 @@ def _load(data: dict[str, Any]) -> Config:
 
 
 def _accepted(section: str, build: Callable[[Any], Any], value: Any, fallback: Any) -> Any:
-    """``value`` if config.yaml's check accepts it where ``build`` puts it, else ``fallback``."""
+    """``value`` as config.yaml holds it (YAML reads a U+0085 as a line break …) if config.yaml's
+    check accepts it where ``build`` puts it, else ``fallback``."""
+    held = yaml.safe_load(yaml.safe_dump(value, allow_unicode=True))
     try:
-        _load({section: build(value)})
+        _load({section: build(held)})
     except ConfigError:
         return fallback
-    return value
+    return held
 
 
 def _field(key: str) -> Callable[[Any], dict[str, Any]]:
