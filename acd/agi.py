@@ -4,6 +4,7 @@ seat's feature codes (*21 login, *22 logout, *23[reason] pause, *24 ready)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import structlog
@@ -19,6 +20,11 @@ log = structlog.get_logger(__name__)
 COUNT_WORDS = ("零", "一", "二", "三", "四", "五", "六", "七", "八", "九", "十")
 MAX_SPOKEN_COUNT = len(COUNT_WORDS) - 1  # above it: "more than ten"
 MANY = "十多"
+_REASON_CODE = re.compile(r"[0-9]{1,4}")  # *23NN: the dialplan lets only digits through, we check again
+
+
+class UnknownReason(ValueError):
+    """A pause reason code that is not a short run of digits."""
 
 
 def count_prompt(name: str, n: int) -> str:
@@ -109,12 +115,14 @@ class SeatFeature:
                 await self._seats.logout(seat_id)
             elif action == "pause":
                 reason = session.env.arguments.get("reason", "")
+                if reason and not _REASON_CODE.fullmatch(reason):
+                    raise UnknownReason(f"reason code {reason[:20]!r} is not 1-4 digits")
                 await self._seats.pause(seat_id, f"code {reason}" if reason else "not ready")
             elif action == "ready":
                 await self._seats.ready(seat_id)
             else:
                 ok = False
-        except (UnknownSeat, IllegalSeatTransition) as exc:
+        except (UnknownSeat, IllegalSeatTransition, UnknownReason) as exc:
             log.info("acd.feature_refused", seat=seat_id, action=action, error=str(exc))
             ok = False
         log.info("acd.feature", seat=seat_id, action=action, ok=ok)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from telephony.ami_types import AmiLink, AmiMessage, set_variable
 from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
+from telephony.values import shown_number
 
 
 class AcdTelephony:
@@ -31,7 +32,8 @@ class AcdTelephony:
                 "Async": "true",
                 "Timeout": str(self._ring_timeout_ms),
                 "ChannelId": offer_id,
-                "CallerID": f'"12345" <{caller or "12345"}>',
+                # the caller's number as SIP brought it may hold anything: digits only, or 12345
+                "CallerID": f'"12345" <{shown_number(caller, "12345")}>',
                 "Variable": f"{OFFER_VARIABLE}={offer_id}",
             }
         )

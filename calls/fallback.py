@@ -24,7 +24,7 @@ _NAME = re.compile(r"^fb-(?P<epoch>\d{9,11})-(?P<caller>\d{0,32})-(?P<uniqueid>[
 
 def parse_fallback_name(name: str, platform: str, ended_at: datetime) -> CallRecord | None:
     """The call record a fallback file name describes, or None if the name is not ours."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if match is None:
         return None
     started = datetime.fromtimestamp(int(match.group("epoch")), UTC)

@@ -7,7 +7,6 @@ loopback, Redis and Asterisk started locally by ``hotline12345 stack``.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,14 +14,27 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hotline.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
+from telephony.values import (
+    AmiUser,
+    AreaCode,
+    Host,
+    IpNetwork,
+    IPv4,
+    PlatformId,
+    PromptText,
+    SeatId,
+    SeatName,
+    Secret,
+    SipUri,
+    TrunkName,
+    unsafe_path_reason,
+)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 Role = Literal["seat", "supervisor", "admin"]
 
-_AREA_CODE = re.compile(r"^0\d{2,3}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_PLATFORM_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class _Model(BaseModel):
@@ -32,9 +44,9 @@ class _Model(BaseModel):
 class PlatformConfig(_Model):
     """Which of the 17 platforms this controller runs (province or one prefecture)."""
 
-    id: str = "kunming"
+    id: PlatformId = "kunming"
     name: str = "昆明市12345政务服务便民热线"
-    area_code: str = "0871"
+    area_code: AreaCode = "0871"
     province: bool = False
     timezone: str = "Asia/Shanghai"
 
@@ -49,20 +61,6 @@ class PlatformConfig(_Model):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("id")
-    @classmethod
-    def _id_is_slug(cls, value: str) -> str:
-        if not _PLATFORM_ID.match(value):
-            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
-        return value
-
-    @field_validator("area_code")
-    @classmethod
-    def _area_code_shape(cls, value: str) -> str:
-        if not _AREA_CODE.match(value):
-            raise ValueError("must be a Chinese area code such as '0871' (a 0 and 2-3 digits)")
-        return value
-
 
 class OutboundTrunk(_Model):
     """A SIP peer we send calls to (transfers: province, department hotlines, 110/119/120/122).
@@ -71,10 +69,10 @@ class OutboundTrunk(_Model):
     (a hand-off record); with ``area_code``, callers who dial ``<area code>12345`` here are sent
     there (属地接听: answered by their own prefecture)."""
 
-    host: str
+    host: Host
     port: Port = 5060
-    platform: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{1,31}$")
-    area_code: str | None = Field(default=None, pattern=r"^0\d{2,3}$")
+    platform: PlatformId | None = None
+    area_code: AreaCode | None = None
 
     @model_validator(mode="after")
     def _area_needs_platform(self) -> OutboundTrunk:
@@ -86,25 +84,15 @@ class OutboundTrunk(_Model):
 class SipConfig(_Model):
     """The carrier trunk that delivers 12345 calls, outbound trunks, and the RTP range."""
 
-    bind_host: str = "127.0.0.1"
+    bind_host: IPv4 = "127.0.0.1"
     port: Port = 5060
-    trunk_peers: tuple[str, ...] = ("127.0.0.1/32",)
-    trunks: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], OutboundTrunk] = Field(default_factory=dict)
+    trunk_peers: tuple[IpNetwork, ...] = ("127.0.0.1/32",)
+    trunks: dict[TrunkName, OutboundTrunk] = Field(default_factory=dict)
     # a carrier that delivers every call as plain 12345 may say the caller's area in a header
     # (属地接听 without <area code>12345); "" ignores headers
     area_header: str = Field(default="X-Hotline-Area", pattern=r"^([A-Za-z][A-Za-z0-9-]{0,63})?$")
     rtp_port_min: Port = 10000
     rtp_port_max: Port = 14999
-
-    @field_validator("trunk_peers")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for peer in value:
-            try:
-                ipaddress.ip_network(peer, strict=False)
-            except ValueError:
-                raise ValueError(f"{peer!r} is not an IP address or network") from None
-        return value
 
     @model_validator(mode="after")
     def _rtp_range(self) -> SipConfig:
@@ -120,10 +108,10 @@ class AsteriskConfig(_Model):
         default=None,
         description="Unpacked Asterisk root from scripts/provision-asterisk.sh; None = the cache",
     )
-    ami_host: str = "127.0.0.1"
+    ami_host: Host = "127.0.0.1"
     ami_port: Port = 5038
-    ami_username: str = "hotline"
-    ami_secret: str = Field(default="hotline-demo-secret", min_length=8, repr=False)
+    ami_username: AmiUser = "hotline"
+    ami_secret: Secret = Field(default="hotline-demo-secret", repr=False)
     ami_action_timeout_s: PositiveSeconds = 5.0
     ami_ping_interval_s: PositiveSeconds = 5.0
     ami_ping_timeout_s: PositiveSeconds = 3.0
@@ -135,10 +123,10 @@ class SeatConfig(_Model):
     """A seat: a softphone that registers (with ``secret``) or sits at a fixed ``contact``."""
 
     # 3-6 digits: never equal to a caller's number (7+ digits), which matters for SIP identification
-    id: str = Field(pattern=r"^[0-9]{3,6}$")
-    name: str = ""
-    secret: str | None = Field(default=None, min_length=8, repr=False)
-    contact: str | None = Field(default=None, pattern=r"^sip:[^\s]+$")
+    id: SeatId
+    name: SeatName = ""
+    secret: Secret | None = Field(default=None, repr=False)
+    contact: SipUri | None = None
     skills: tuple[str, ...] = ()
     queues: tuple[str, ...] = ("general",)
 
@@ -174,7 +162,7 @@ class AcdConfig(_Model):
 class AgiConfig(_Model):
     """The FastAGI server Asterisk's dialplan calls."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: Port = 4573
     header_timeout_s: PositiveSeconds = 5.0
     command_timeout_s: PositiveSeconds = 600.0
@@ -194,7 +182,7 @@ class ApiToken(_Model):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, value: str) -> str:
-        if not _SHA256.match(value):
+        if not _SHA256.fullmatch(value):
             raise ValueError("must be 64 lower-case hex digits (the token's SHA-256)")
         return value
 
@@ -238,22 +226,26 @@ class PromptsConfig(_Model):
     Digits are written as words: espeak-ng reads "12345" as a number (一万两千…).
     """
 
-    fallback_hold: str = "您好，正在为您转接人工服务，请稍候。"
-    fallback: str = "您好，话务员暂时无法接听。请在提示音后留言，我们会尽快回复。"
-    goodbye: str = "感谢您的来电，再见。"
+    fallback_hold: PromptText = "您好，正在为您转接人工服务，请稍候。"
+    fallback: PromptText = "您好，话务员暂时无法接听。请在提示音后留言，我们会尽快回复。"
+    goodbye: PromptText = "感谢您的来电，再见。"
     # while a caller waits for a seat (acd.announce_every_s); {n} is a count in words
-    queue_next: str = "您是下一位，请稍候。"
-    queue_ahead: str = "您前面还有{n}位来电。"
-    queue_wait: str = "预计等待{n}分钟。"
+    queue_next: PromptText = "您是下一位，请稍候。"
+    queue_ahead: PromptText = "您前面还有{n}位来电。"
+    queue_wait: PromptText = "预计等待{n}分钟。"
     # a seat's feature code (*21 login, *22 logout, *23 pause, *24 ready) worked, or did not
-    feature_ok: str = "设置成功。"
-    feature_failed: str = "设置失败。"
+    feature_ok: PromptText = "设置成功。"
+    feature_failed: PromptText = "设置失败。"
 
     @field_validator("queue_ahead", "queue_wait")
     @classmethod
     def _counts(cls, value: str) -> str:
         if "{n}" not in value:
             raise ValueError("must contain {n} where the number is said")
+        try:
+            value.format(n="")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("{n} is the only {…} it may contain (write a brace as {{ or }})") from None
         return value
 
 
@@ -363,6 +355,31 @@ def _format_path(path: KeyPath) -> str:
     return text or "(top level)"
 
 
+def _is_secret(path: KeyPath) -> bool:
+    """A secret is never echoed in an error message (it would land in logs and terminals)."""
+    return any(isinstance(part, str) and (part.endswith("secret") or part.endswith("token")) for part in path)
+
+
+# the folders written into Asterisk's files and dialplan (asterisk.conf, extensions.conf, …)
+_ASTERISK_PATHS: tuple[KeyPath, ...] = (("paths", "runtime_dir"), ("paths", "spool_dir"), ("asterisk", "root"))
+
+
+def _unsafe_paths(document: YamlDocument, config: Config) -> list[str]:
+    """Folders, once anchored, that Asterisk's files cannot carry (checked after anchoring:
+    the folder config.yaml is in becomes part of them)."""
+    found = []
+    for path in _ASTERISK_PATHS:
+        section, key = path
+        value = getattr(getattr(config, str(section)), str(key))
+        reason = unsafe_path_reason(value) if value is not None else None
+        if reason:
+            position = document.position_of(path)
+            where = str(position.line) if position else "?"
+            shown = f"{str(value)!r} cannot go into Asterisk's files: {reason}"
+            found.append(f"  {document.filename}:{where}: {_format_path(path)}: {shown}")
+    return found
+
+
 def _explain(document: YamlDocument, error: ValidationError) -> str:
     lines = [f"{document.filename}: invalid configuration ({error.error_count()} problem(s)):"]
     for problem in error.errors():
@@ -375,9 +392,8 @@ def _explain(document: YamlDocument, error: ValidationError) -> str:
         elif problem["type"] == "missing":
             message = "required key is missing"
         value = problem.get("input")
-        shown = (
-            "" if problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
-        )
+        hidden = problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) or _is_secret(path)
+        shown = "" if hidden else f" (got {value!r})"
         lines.append(f"  {document.filename}:{where}: {_format_path(path)}: {message}{shown}")
     return "\n".join(lines)
 
@@ -392,10 +408,13 @@ def parse_config(text: str, filename: str, base: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}:1: the configuration must be a mapping of sections")
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data).resolved(base)
     except ValidationError as exc:
         raise ConfigError(_explain(document, exc)) from None
-    return config.resolved(base)
+    unsafe = _unsafe_paths(document, config)
+    if unsafe:
+        raise ConfigError("\n".join([f"{filename}: invalid configuration ({len(unsafe)} problem(s)):", *unsafe]))
+    return config
 
 
 def load_config(path: Path) -> Config:

@@ -51,7 +51,8 @@ def build_prompts(texts: Mapping[str, str], recorded_dir: Path, out_dir: Path) -
             if recorded.is_file():
                 shutil.copyfile(recorded, raw)
             else:
-                _run(["espeak-ng", "-v", "cmn", "-s", "170", "-w", str(raw), text])
+                # "--": the text is never an option ("-f<file>" would speak any readable file)
+                _run(["espeak-ng", "-v", "cmn", "-s", "170", "-w", str(raw), "--", text])
             _run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(target), *_TRIM])
         stamp.write_text(digest)
         built.append(name)

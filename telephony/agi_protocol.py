@@ -5,6 +5,7 @@ Reply forms seen on the wire:
 
     200 result=0
     200 result=1 (timeout) endpos=1234
+    200 result=1 (a value with ) inside)   (GET VARIABLE: Asterisk does not escape the value)
     200 result=-1
     510 Invalid or unknown command
     511 Command Not Permitted on a dead channel or intercept routine
@@ -24,8 +25,9 @@ from urllib.parse import parse_qsl, urlsplit
 MAX_LINE_BYTES = 8192
 MAX_ENV_LINES = 256
 
-_REPLY = re.compile(r"^200 result=(?P<result>\S*)(?: \((?P<data>[^)]*)\))?(?P<rest>.*)$")
+_RESULT = re.compile(r"200 result=(\S*)")
 _KV = re.compile(r"(\w+)=(\S+)")
+_TAIL_ITEM = re.compile(r"\w+=\S*")
 
 
 class AgiProtocolError(ValueError):
@@ -119,13 +121,11 @@ def parse_reply(lines: list[str]) -> AgiReply:
     if first == "HANGUP":
         return AgiReply(ReplyKind.HANGUP, text=first)
     if first.startswith("200"):
-        match = _REPLY.match(first)
+        match = _RESULT.match(first)
         if match is None:
             raise AgiProtocolError(f"malformed 200 reply: {first[:80]!r}")
-        extra = tuple(_KV.findall(match.group("rest") or ""))
-        return AgiReply(
-            ReplyKind.OK, result=match.group("result"), data=match.group("data") or "", extra=extra, text=first
-        )
+        data, rest = _data_and_rest(first[match.end() :])
+        return AgiReply(ReplyKind.OK, result=match.group(1), data=data, extra=tuple(_KV.findall(rest)), text=first)
     if first.startswith("510"):
         return AgiReply(ReplyKind.INVALID_COMMAND, text=first)
     if first.startswith("511"):
@@ -135,8 +135,29 @@ def parse_reply(lines: list[str]) -> AgiReply:
     raise AgiProtocolError(f"unknown AGI reply: {first[:80]!r}")
 
 
+def _data_and_rest(text: str) -> tuple[str, str]:
+    """What follows ``200 result=N``: `` (data)`` and `` key=value`` items. Asterisk does not
+    escape a ``)`` inside the data (a variable's value), so the data runs to the last ``)``
+    that only key=value items follow."""
+    if not text.startswith(" ("):
+        return "", text
+    # the positions from which the rest of the line is only key=value items (right to left:
+    # linear in the line's length, whatever it holds)
+    tail_starts = {len(text)}
+    end = len(text)
+    while (space := text.rfind(" ", 0, end)) != -1:
+        if end in tail_starts and (end == space + 1 or _TAIL_ITEM.fullmatch(text, space + 1, end)):
+            tail_starts.add(space)
+        end = space
+    close = len(text)
+    while (close := text.rfind(")", 2, close)) != -1:
+        if close + 1 in tail_starts:
+            return text[2:close], text[close + 1 :]
+    return "", text
+
+
 def quote_argument(value: str) -> str:
     """Quote one command argument: Asterisk splits on spaces and honours double quotes."""
-    if "\n" in value or "\r" in value:
-        raise ValueError("AGI arguments cannot contain line breaks")
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ValueError("AGI arguments cannot contain line breaks or NUL")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -7,13 +7,15 @@ panoramisk 1.4 traps handled here (see docs/architecture.md):
   could ring a seat twice): we fail them with AmiConnectionLost and never re-send;
 - a lost connection left futures pending forever: every pending future is failed at once;
 - a reply ending in "to queue" (QueueAdd) was taken for the start of a list and never resolved.
+Also: panoramisk writes field values as they are, so a value with a line break (a channel
+variable, a caller id) would add headers or a whole action: such an action is refused, unsent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from panoramisk import actions as pk_actions
@@ -21,7 +23,7 @@ from panoramisk import utils as pk_utils
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from telephony.ami_types import AmiConnectionLost, AmiMessage
+from telephony.ami_types import AmiConnectionLost, AmiInvalidAction, AmiMessage
 
 
 class _Action(pk_actions.Action):
@@ -36,6 +38,17 @@ class _Action(pk_actions.Action):
         first = self.responses[0]
         message = str(first.get("message", "")).lower()
         return str(first.get("eventlist", "")).lower() == "start" or "will follow" in message
+
+
+def check_action_fields(fields: Mapping[str, str | list[str]]) -> None:
+    """Refuse an action a field of which would break AMI's framing: CR, LF or NUL in a header
+    name or value, or a ':' in a name. Raises AmiInvalidAction naming the field (not its value)."""
+    for name, value in fields.items():
+        if not name or any(c in name for c in "\r\n\0:"):
+            raise AmiInvalidAction(f"AMI field name {name!r} is not a header name")
+        for item in value if isinstance(value, list) else [value]:
+            if any(c in str(item) for c in "\r\n\0"):
+                raise AmiInvalidAction(f"{fields.get('Action')}: field {name} holds a line break; not sent")
 
 
 def to_ami_message(message: Message) -> AmiMessage:
@@ -99,7 +112,9 @@ class HotlineAmiProtocol(AMIProtocol):
             self._on_event(to_ami_message(message))
 
     def send_action(self, fields: dict[str, str | list[str]]) -> tuple[str, asyncio.Future[Any]]:
-        """Write one action; returns its ActionID and the future of its response(s)."""
+        """Write one action; returns its ActionID and the future of its response(s).
+        Raises AmiInvalidAction (nothing written) when a field would break AMI's framing."""
+        check_action_fields(fields)
         action = _Action(fields)
         self.responses[action.id] = action
         self.transport.write(str(action).encode("utf-8"))

@@ -27,6 +27,10 @@ class AmiActionFailed(AmiError):
     """Asterisk answered Response: Error."""
 
 
+class AmiInvalidAction(AmiError, ValueError):
+    """An action field holds a line break (it would inject AMI headers or actions): not sent."""
+
+
 @dataclass(frozen=True)
 class AmiMessage:
     """One AMI event or response; header names are lower-case."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from hotline.config import Config
 from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEXT, SEAT_CONTEXT, TRUNK_CONTEXT
 from telephony.extensions_conf import extensions_conf, features_conf
+from telephony.values import conf_value, unsafe_path_reason
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
 _NOLOAD_LIST = """
@@ -73,6 +74,9 @@ def default_asterisk_root() -> Path:
 def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:
     """The layout for ``config``: code from the provisioned root, state under runtime_dir."""
     root = config.asterisk.root or default_asterisk_root()
+    reason = unsafe_path_reason(root)  # config.yaml's folders are checked when it is loaded
+    if reason:
+        raise ValueError(f"the Asterisk root {str(root)!r} cannot go into asterisk.conf: {reason}")
     return AsteriskLayout(root=root, etc_dir=etc_dir, var_dir=config.paths.runtime_dir / "asterisk")
 
 
@@ -126,7 +130,7 @@ authtimeout = 5
 authlimit = 20
 
 [{ami.ami_username}]
-secret = {ami.ami_secret}
+secret = {conf_value(ami.ami_secret)}
 deny = 0.0.0.0/0.0.0.0
 permit = {_loopback_permit(ami.ami_host)}
 read = system,call,agent,user,config,dtmf,reporting,cdr,dialplan,originate
@@ -210,7 +214,7 @@ def _seats(config: Config) -> str:
         block = _endpoint(seat.id, SEAT_CONTEXT, extra) + f"\n[{seat.id}]\ntype = aor\n{contact}"
         if seat.secret:
             block += f"\n[seat-{seat.id}]\ntype = auth\nauth_type = userpass\n"
-            block += f"username = {seat.id}\npassword = {seat.secret}\n"
+            block += f"username = {seat.id}\npassword = {conf_value(seat.secret)}\n"
         blocks.append(block)
     return "".join(blocks)
 

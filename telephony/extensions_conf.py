@@ -118,7 +118,10 @@ def extensions_conf(config: Config) -> str:
         f"exten => {code},1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action={action})"
         for code, action in FEATURE_CODES.items()
     )
-    features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason=${{EXTEN:3}})"
+    # the reason code is what the seat dialled after *23: digits only reach the AGI URL (a SIP
+    # request line may carry '&', '=', ',' …: '*2305&action=logout' must not change the action)
+    reason = "${FILTER(0-9,${EXTEN:3})}"
+    features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason={reason})"
     return f"""[general]
 static = yes
 writeprotect = yes

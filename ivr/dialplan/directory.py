@@ -28,11 +28,10 @@ from ivr.dialplan.loader import (
     schema_problems,
 )
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode, check_transfer_modes
+from telephony.values import DialNumber, PlatformId, TrunkName
 
 DIRECTORY_FILE = "directory.yaml"
 EntryName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-PlatformId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
-_NUMBER = r"^[0-9*#+]{2,32}$"
 
 
 class _Model(BaseModel):
@@ -42,15 +41,15 @@ class _Model(BaseModel):
 class LocalNumber(_Model):
     """A platform's own number (and trunk) for an entry, e.g. its city's water company."""
 
-    number: str = Field(pattern=_NUMBER)
-    trunk: str | None = Field(default=None, min_length=1)
+    number: DialNumber
+    trunk: TrunkName | None = None
 
 
 class DirectoryEntry(_Model):
     name: str = Field(min_length=1, description="what seats and supervisors read, e.g. 供电服务热线 95598")
     kind: DestinationKind
-    number: str = Field(pattern=_NUMBER)
-    trunk: str = Field(min_length=1, description="an outbound trunk of config.yaml (sip.trunks)")
+    number: DialNumber
+    trunk: TrunkName = Field(description="an outbound trunk of config.yaml (sip.trunks)")
     modes: tuple[TransferMode, ...] = Field(default=(TransferMode.BLIND, TransferMode.ATTENDED), min_length=1)
     platforms: tuple[PlatformId, ...] = Field(default=(), description="only these platforms; empty: every one")
     local: dict[PlatformId, LocalNumber] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
 from ivr.dialplan.checks import Finding, check_graph
 from ivr.dialplan.schema import Destination, DialplanSpec, Node
 
-_NODE_KINDS = {"play", "menu", "hours", "queue", "transfer", "voicemail", "survey", "set", "hangup"}
+_NODE_KINDS = {"play", "menu", "hours", "queue", "transfer", "voicemail", "callback", "survey", "set", "hangup"}
 
 
 @dataclass(frozen=True)

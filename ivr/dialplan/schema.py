@@ -9,10 +9,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from telephony.values import AreaCode, DialNumber, PlatformId, PromptText, TrunkName
+
 NodeId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 PromptName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 DIGITS = "0123456789*#"
-_RANGE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_RANGE = re.compile(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})")
 EMERGENCY_NUMBERS = ("110", "119", "120", "122")
 
 
@@ -22,7 +24,7 @@ class _Model(BaseModel):
 
 def parse_time_range(text: str) -> tuple[dt.time, dt.time]:
     """'08:00-20:00' → (08:00, 20:00); '24:00' means the end of the day."""
-    match = _RANGE.match(text.strip())
+    match = _RANGE.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"{text!r} is not a time range like '08:00-20:00'")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
@@ -106,8 +108,8 @@ class Destination(_Model):
     """Where a transfer goes: a number on an outbound trunk from config.yaml (sip.trunks).
     A dialplan's own, or an entry of the shared directory (dialplans/directory.yaml)."""
 
-    trunk: str = Field(min_length=1)
-    number: str = Field(pattern=r"^[0-9*#+]{2,32}$")
+    trunk: TrunkName
+    number: DialNumber
     name: str = ""
     kind: DestinationKind = DestinationKind.OTHER
     modes: tuple[TransferMode, ...] = Field(default=(TransferMode.BLIND, TransferMode.ATTENDED), min_length=1)
@@ -192,7 +194,7 @@ class CallbackNode(_Node):
     prompt: PromptName = Field(description="the offer, e.g. 'press 1 to be called back, keeping your place'")
     key: str = Field(default="1", pattern=r"^[0-9*#]$")
     timeout_s: float = Field(default=6.0, gt=0, le=30)
-    trunk: str = Field(min_length=1, description="the outbound trunk the seat calls the caller back on")
+    trunk: TrunkName = Field(description="the outbound trunk the seat calls the caller back on")
     confirm_prompt: PromptName | None = None
     next: NodeId = Field(description="where the call goes when the caller does not take the offer")
 
@@ -235,13 +237,13 @@ Node = Annotated[
 class DialplanSpec(_Model):
     """One platform's dialplan file."""
 
-    platform: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")
+    platform: PlatformId
     name: str = Field(min_length=1)
-    area_code: str = Field(pattern=r"^0\d{2,3}$")
+    area_code: AreaCode
     hours: ServiceHours = ServiceHours()
     local_holidays: tuple[LocalHolidaySpec, ...] = ()
     calendar_extension: tuple[CalendarDay, ...] = ()
-    prompts: dict[PromptName, str] = Field(default_factory=dict)
+    prompts: dict[PromptName, PromptText] = Field(default_factory=dict)
     destinations: dict[str, Destination] = Field(default_factory=dict)
     start: NodeId
     # a call handed over by another platform (with its case) starts here, e.g. straight at a queue

@@ -252,13 +252,22 @@ def test_feature_codes_from_the_seat_phone(make_platform: PlatformFactory) -> No
     port = free_tcp_and_udp_port()
     platform = make_platform({"1001": {"port": port}}, {})
     sip_port = platform.config.sip.port
-    for code, expected in (("*21", "ready"), ("*2305", "not_ready"), ("*24", "ready"), ("*22", "logged_out")):
+    codes = (
+        ("*21", "ready"),
+        ("*2305", "not_ready"),
+        ("*24", "ready"),
+        # what follows *23 reaches the AGI URL as digits only: no '&action=…' of the seat's own
+        ("*2307&action=logout", "not_ready"),
+        ("*22", "logged_out"),
+    )
+    for code, expected in codes:
         call = SippCall(sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number=code, caller="1001")
         assert call.wait().ok, code
         assert seat(platform, "1001")["state"] == expected, code
     assert seat(platform, "1001")["reason"] == ""
     events = platform.controller_log_text()
     assert '"reason": "code 05"' in events
+    assert '"reason": "code 07"' in events
 
 
 def _seconds_between(start: str, end: str) -> float:

@@ -73,7 +73,7 @@ def test_every_shipped_dialplan_is_valid() -> None:
 def test_unknown_node_kind() -> None:
     [problem] = problems(edited("tag: {kind: set,", "tag: {kind: sett,"))
     assert problem.startswith("dali.yaml:18:3:")
-    assert "nodes.tag: unknown node kind 'sett' (expected one of: hangup, hours, menu" in problem
+    assert "nodes.tag: unknown node kind 'sett' (expected one of: callback, hangup, hours, menu" in problem
 
 
 def test_dangling_target_names_the_expected_ids() -> None:
