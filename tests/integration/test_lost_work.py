@@ -190,7 +190,12 @@ def test_a_caller_who_gives_up_while_redis_is_down_is_called_back(fresh_platform
         platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1000), CALLER_HANGS_UP), caller="13800001999"
     )
     assert result.ok, result.errors
-    wait_for("the change to wait for Redis", lambda: metric(platform, "hotline_callbacks_unsaved") == 1, 15)
+
+    def ended_unsaved() -> bool:
+        health = platform.health_or_none() or {}
+        return health.get("live_calls") == 0 and health.get("unsaved_records", 0) > 0
+
+    wait_for("the call to end while Redis is down", ended_unsaved, 15)
 
     platform.redis.start()
     platform.wait_component("redis", "up", timeout_s=15)
