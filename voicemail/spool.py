@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ log = structlog.get_logger(__name__)
 RECORDED_RATE = 8000  # Asterisk's "wav" format: 8 kHz, 16 bit
 LOST_TOLERANCE_S = 0.5  # less than this missing from the file is rounding, not a lost message
 PARTIAL_SUFFIX = ".partial"  # a recording that failed: <call>.wav.partial, never a ticket
+CHECK_TIMEOUT_S = 2.0  # a spool slower than this to answer cannot take a caller's message
 _PROBE_NAME = ".spool-probe"
 _MB = 1024 * 1024
 
@@ -53,7 +55,7 @@ def check_spool(folder: Path, min_free_mb: float) -> SpoolState:
     free_mb = stat.f_bavail * stat.f_frsize / _MB
     if stat.f_flag & os.ST_RDONLY:
         return SpoolState(reason=f"spool {folder.name}/ is on a read-only filesystem", free_mb=free_mb)
-    probe = folder / f"{_PROBE_NAME}-{os.getpid()}"
+    probe = folder / f"{_PROBE_NAME}-{os.getpid()}-{threading.get_ident()}"
     try:
         with probe.open("wb") as handle:
             handle.write(b"\0")
@@ -120,14 +122,25 @@ class SpoolMonitor:
     """The voicemail folder's fitness, checked periodically and before every message; counts
     messages that could not be kept (``hotline_voicemail_failed_total``)."""
 
-    def __init__(self, folder: Path, min_free_mb: float) -> None:
+    def __init__(self, folder: Path, min_free_mb: float, timeout_s: float = CHECK_TIMEOUT_S) -> None:
         self._folder = folder
         self._min_free_mb = min_free_mb
+        self._timeout_s = timeout_s
+        self._running: asyncio.Future[SpoolState] | None = None
         self.state = SpoolState()
         self.messages_failed = 0
 
     async def check(self) -> SpoolState:
-        state = await asyncio.to_thread(check_spool, self._folder, self._min_free_mb)
+        """One check at a time (callers share it); a disk that hangs (a dead network mount) is
+        unfit after ``timeout_s``, and no second thread is sent after the stuck one."""
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(asyncio.to_thread(check_spool, self._folder, self._min_free_mb))
+        try:
+            state = await asyncio.wait_for(asyncio.shield(self._running), self._timeout_s)
+        except TimeoutError:
+            state = SpoolState(
+                reason=f"spool {self._folder.name}/ does not answer (a check waits over {self._timeout_s:g} s)"
+            )
         if state.reason != self.state.reason:
             if state.ok:
                 log.info("spool.recovered", free_mb=round(state.free_mb or 0, 1))

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import subprocess
 import textwrap
+import threading
 import wave
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,11 +25,13 @@ from ivr.dialplan.loader import DialplanInvalid, parse_dialplan
 from tests.support.ports import free_port
 from tickets.model import Transcript
 from tickets.store import RedisTicketStore
+from voicemail import spool as spool_module
 from voicemail.jobs import AsrQueue, AsrWorker, VoicemailMeta, WorkerSettings, WorkerState
 from voicemail.sink import TicketStoreSink
 from voicemail.spool import (
     PARTIAL_SUFFIX,
     SpoolMonitor,
+    SpoolState,
     check_spool,
     recording_failure,
     set_aside,
@@ -113,6 +116,28 @@ async def test_the_monitor_counts_failed_messages_and_follows_the_spool(tmp_path
     assert monitor.messages_failed == 1
     recovered = SpoolMonitor(tmp_path / "voicemail", min_free_mb=0)
     assert await recovered.refusal() == ""
+
+
+async def test_a_spool_that_hangs_is_unfit_and_checked_by_one_thread_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    started: list[int] = []
+
+    def hanging(folder: Path, min_free_mb: float) -> SpoolState:  # a dead network mount
+        started.append(1)
+        release.wait(10)
+        return SpoolState()
+
+    monkeypatch.setattr(spool_module, "check_spool", hanging)
+    monitor = SpoolMonitor(tmp_path / "voicemail", min_free_mb=0, timeout_s=0.1)
+    try:
+        assert "does not answer" in await monitor.refusal()
+        assert "does not answer" in await monitor.refusal()
+        assert len(started) == 1  # the second waited on the first, stuck, check
+    finally:
+        release.set()
+    assert await monitor.refusal() == ""
 
 
 def test_a_voicemail_nodes_failed_route_must_exist() -> None:
