@@ -81,9 +81,12 @@ class RedisCallbackList:
 
     async def _submit(self, change: _Change) -> None:
         # behind earlier changes that wait for Redis: a later "served" must not be undone by an
-        # older "missed" written after it
+        # older "missed" written after it. Written at once only when nothing waits: during an
+        # outage (or while a slow Redis is being tried) the controller's flusher writes it, so
+        # a hung Redis stalls no second hang-up
+        waiting = bool(self._unsaved) or self._flushing.locked()
         self._unsaved.append(change)
-        if not self._flushing.locked():  # a flush in progress (a slow Redis) takes this one too
+        if not waiting:
             await self.flush()
 
     async def flush(self) -> int:
