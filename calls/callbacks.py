@@ -1,22 +1,36 @@
 """The missed-call callback list (national rule: call back missed calls).
 
-One entry per caller number: a caller who gave up (abandoned) is added or counted again; the
-entry goes away when that number later reaches a seat, leaves a message or is transferred.
+One entry per caller number: a caller who gave up (abandoned), or whose message could not be
+kept (``voicemail_failed``), is added or counted again; the entry goes away when that number
+later reaches a seat, leaves a message or is transferred.
+
+No change is lost to a Redis outage: changes queue in memory, in the order calls ended, and are
+written when Redis answers again (``flush``, retried by the controller like the call records).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Literal, cast
 
 import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
 
 from calls.model import CallOutcome, CallRecord
+from hotline.privacy import mask_number
+
+log = structlog.get_logger(__name__)
 
 # served, or (CALLBACK) the ACD keeps the caller's place and calls back itself
 SERVED = frozenset({CallOutcome.ANSWERED, CallOutcome.VOICEMAIL, CallOutcome.TRANSFERRED, CallOutcome.CALLBACK})
+MISSED = frozenset({CallOutcome.ABANDONED, CallOutcome.VOICEMAIL_FAILED})
+
+_Change = tuple[Literal["add", "clear"], CallRecord]
 
 
 @dataclass(frozen=True)
@@ -33,12 +47,20 @@ class Callback:
 
 
 class RedisCallbackList:
-    """The callback list in Redis."""
+    """The callback list in Redis, with the changes Redis could not take yet in memory."""
 
     def __init__(self, client: aioredis.Redis, platform: str) -> None:
         self._redis = client
         self._entries = f"hotline:callbacks:{platform}"  # hash: caller → JSON
         self._order = f"hotline:callbacks:order:{platform}"  # zset: caller → last missed time
+        self._unsaved: deque[_Change] = deque()
+        self._flushing = asyncio.Lock()
+        self.write_failures = 0
+
+    @property
+    def unsaved(self) -> int:
+        """Changes waiting for Redis."""
+        return len(self._unsaved)
 
     async def on_call_ended(self, record: CallRecord) -> None:
         """Listener for ended calls: add missed ones, clear numbers that were served."""
@@ -48,20 +70,57 @@ class RedisCallbackList:
         # is a missed call: someone calls back
         short_message = record.outcome is CallOutcome.VOICEMAIL and record.tags.get("voicemail") == "too_short"
         if record.outcome in SERVED and not short_message:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hdel(self._entries, record.caller)
-                pipe.zrem(self._order, record.caller)
-                await pipe.execute()
-        elif record.outcome is CallOutcome.ABANDONED or short_message:
-            await self.add_missed(record)
+            await self._submit(("clear", record))
+        elif record.outcome in MISSED or short_message:
+            await self._submit(("add", record))
 
     async def add_missed(self, record: CallRecord) -> None:
         """Put the caller of ``record`` on the list (or count one more miss)."""
-        if not record.caller:
-            return
+        if record.caller:
+            await self._submit(("add", record))
+
+    async def _submit(self, change: _Change) -> None:
+        # behind earlier changes that wait for Redis: a later "served" must not be undone by an
+        # older "missed" written after it. Written at once only when nothing waits: during an
+        # outage (or while a slow Redis is being tried) the controller's flusher writes it, so
+        # a hung Redis stalls no second hang-up
+        waiting = bool(self._unsaved) or self._flushing.locked()
+        self._unsaved.append(change)
+        if not waiting:
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Write the waiting changes in order; stops at the first Redis error. Returns how many
+        still wait."""
+        async with self._flushing:
+            while self._unsaved:
+                kind, record = self._unsaved[0]
+                try:
+                    await (self._add(record) if kind == "add" else self._clear(record))
+                except RedisError as exc:
+                    self.write_failures += 1
+                    log.warning(
+                        "callbacks.write_deferred", call_id=record.call_id, caller=mask_number(record.caller),
+                        waiting=len(self._unsaved), error=str(exc) or type(exc).__name__,
+                    )  # fmt: skip
+                    return len(self._unsaved)
+                except Exception as exc:  # not an outage: this change can never be written, do not block the rest
+                    log.error("callbacks.change_dropped", call_id=record.call_id, kind=kind, error=repr(exc))
+                self._unsaved.popleft()
+        return 0
+
+    async def _clear(self, record: CallRecord) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._entries, record.caller)
+            pipe.zrem(self._order, record.caller)
+            await pipe.execute()
+
+    async def _add(self, record: CallRecord) -> None:
         raw = await self._redis.hget(self._entries, record.caller)
         when = record.ended_at or record.started_at
         previous = json.loads(raw) if raw else None
+        if previous and previous.get("last_call_id") == record.call_id:
+            return  # written before (its reply was lost): counted once
         entry = {
             "caller": record.caller,
             "platform": record.platform,

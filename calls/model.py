@@ -23,6 +23,7 @@ class CallOutcome(StrEnum):
     IVR_COMPLETED = "ivr_completed"  # the IVR ran to its end and released the call
     ANSWERED = "answered"  # a seat took the call
     VOICEMAIL = "voicemail"  # the caller left a message
+    VOICEMAIL_FAILED = "voicemail_failed"  # the message could not be kept (spool full or failing): call back
     TRANSFERRED = "transferred"  # handed to another hotline (province, department, 110 …)
     CALLBACK = "callback"  # the caller took the offer to be called back, keeping their place
     ABANDONED = "abandoned"  # the caller hung up before the IVR finished

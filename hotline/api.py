@@ -139,10 +139,10 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 while every component is up (``degraded`` with reasons still serves calls: a load
-    balancer must not pull a working platform for a warning); 503 when a component is down."""
+    """503 when a component is down (AMI, Redis, FastAGI); else 200, ``degraded`` with reasons
+    included: a warning still serves calls, and a load balancer must not pull the platform."""
     status = await request.app[BACKEND_KEY].health()
-    serving = all(state == "up" for state in status["components"].values())
+    serving = all(state != "down" for state in status["components"].values())
     return web.json_response(status, status=200 if serving else 503)
 
 

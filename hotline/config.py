@@ -236,6 +236,9 @@ class PromptsConfig(_Model):
     # a seat's feature code (*21 login, *22 logout, *23 pause, *24 ready) worked, or did not
     feature_ok: PromptText = "设置成功。"
     feature_failed: PromptText = "设置失败。"
+    # a voicemail node could not keep the message (spool full or failing); the caller is on the
+    # callback list (a dialplan node's failed_prompt overrides this)
+    voicemail_failed: PromptText = "抱歉，暂时无法为您保存留言。我们会尽快给您回电，您也可以稍后再拨。"
 
     @field_validator("queue_ahead", "queue_wait")
     @classmethod
@@ -255,6 +258,14 @@ class RecordingsConfig(_Model):
     enabled: bool = True
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
     purge_interval_s: Annotated[float, Field(ge=10, le=86400)] = 3600
+
+
+class SpoolConfig(_Model):
+    """Health of the message spool (paths.spool_dir): below this free space, or not writable, no
+    caller is asked for a message (they are told, routed on and called back) and health is degraded."""
+
+    min_free_mb: Annotated[float, Field(ge=0, le=1_000_000)] = 100.0  # a 2-minute message is about 2 MB
+    check_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class LoggingConfig(_Model):
@@ -302,6 +313,7 @@ class Config(_Model):
     paths: PathsConfig = PathsConfig()
     prompts: PromptsConfig = PromptsConfig()
     recordings: RecordingsConfig = RecordingsConfig()
+    spool: SpoolConfig = SpoolConfig()
     asr: AsrConfig = AsrConfig()
     tickets: TicketsConfig = TicketsConfig()
     logging: LoggingConfig = LoggingConfig()

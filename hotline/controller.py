@@ -68,8 +68,9 @@ from tickets.from_handoffs import file_expired_handoffs
 from tickets.store import RedisTicketStore, export_stream
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
-from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings
+from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings, WorkerState
 from voicemail.sink import TicketStoreSink
+from voicemail.spool import SpoolMonitor
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +89,7 @@ def system_prompt_texts(config: Config) -> dict[str, str]:
         "queue_next": p.queue_next,
         "feature_ok": p.feature_ok,
         "feature_failed": p.feature_failed,
+        "voicemail_failed": p.voicemail_failed,
     }
     return {
         **texts,
@@ -175,6 +177,7 @@ class Controller:
             if config.asr.model_path is None
             else None
         )
+        self.spool = SpoolMonitor(config.paths.spool_dir / VOICEMAIL_DIR, config.spool.min_free_mb)
         self._ivr_prompts = ivr_prompts_dir(config)
         self.dialplans = DialplanRegistry(
             config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
@@ -194,6 +197,8 @@ class Controller:
             handoffs=self.handoffs,
             platform_trunks=platform_trunks,
             availability=directory,
+            spool=self.spool,
+            voicemail_failed_prompt=str(prompt_path(config, "voicemail_failed")),
         )
         self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
         self.transfers = SeatTransfers(
@@ -280,6 +285,8 @@ class Controller:
         await site.start()
         self._tasks += [
             asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
+            asyncio.create_task(self._every(1.0, self._flush_callbacks), name="callbacks-flusher"),
+            asyncio.create_task(self._every(cfg.spool.check_interval_s, self.spool.check), name="spool-check"),
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
@@ -291,7 +298,7 @@ class Controller:
             asyncio.create_task(self._every(CONFIRM_INTERVAL_S, self.calendar.confirm_provisional), name="calendar"),
         ]
         if self._asr_worker is not None:
-            self._tasks.append(asyncio.create_task(self._asr_worker.run(), name="asr-worker"))
+            self._tasks.append(asyncio.create_task(self._run_asr_worker(self._asr_worker), name="asr-worker"))
         if cfg.tickets.webhook_url:
             exporter = WebhookExporter(
                 self._redis,
@@ -321,6 +328,25 @@ class Controller:
                 log.warning("controller.periodic_job_failed", job=getattr(job, "__qualname__", "?"), error=str(exc))
             await asyncio.sleep(interval_s)
 
+    async def _run_asr_worker(self, worker: AsrWorker) -> None:
+        """The in-controller worker waits out Redis by itself; anything else that stops it is
+        logged and it starts again (health says so meanwhile)."""
+        delay = 1.0
+        while True:
+            try:
+                await worker.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("asr.worker_crashed", error=repr(exc), restart_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _flush_callbacks(self) -> None:
+        if self.callback_list.unsaved:
+            await self.callback_list.flush()
+
     async def _check_redis(self) -> None:
         try:
             await self._redis.ping()
@@ -331,6 +357,7 @@ class Controller:
             log.info("controller.redis_back")
             await self._load_state()
             await self.tracker.flush_dirty()
+            await self.callback_list.flush()
 
     async def _load_state(self) -> None:
         """Adopt open call records (always safe: known ones are kept) and, once, seat states."""
@@ -377,6 +404,8 @@ class Controller:
         await self.ami.close()
         with contextlib.suppress(Exception):
             await self.tracker.flush_dirty()
+        with contextlib.suppress(Exception):
+            await self.callback_list.flush()
         await self._api_runner.cleanup()
         await self._redis.aclose()
         log.info("controller.stopped", unsaved_records=self.tracker.unsaved)
@@ -396,8 +425,19 @@ class Controller:
             "ami": "up" if self.ami.connected else "down",
             "redis": "up" if self._redis_up else "down",
             "agi": "up" if self.agi.serving else "down",
+            "spool": "up" if self.spool.state.ok else "degraded",
         }
         calendar, reasons = self.calendar.health()
+        if self.spool.state.reason:
+            reasons.append(self.spool.state.reason)
+        if self._asr_worker is not None:
+            state = self._asr_worker.state
+            # a worker still starting is not a fault; one waiting for Redis or stopped is
+            components["asr_worker"] = "up" if state in (WorkerState.RUNNING, WorkerState.STARTING) else str(state)
+            if components["asr_worker"] != "up":
+                reasons.append(f"asr worker {state}: messages wait for it")
+        if self.callback_list.unsaved:
+            reasons.append(f"{self.callback_list.unsaved} callback list change(s) waiting for Redis")
         return {
             "status": "ok" if all(v == "up" for v in components.values()) and not reasons else "degraded",
             "reasons": reasons,
@@ -451,6 +491,23 @@ class Controller:
             Metric("hotline_calls_live", "gauge", "Calls in progress", self.tracker.live_calls),
             Metric("hotline_call_records_unsaved", "gauge", "Call records waiting for Redis", self.tracker.unsaved),
             Metric(
+                "hotline_callbacks_unsaved",
+                "gauge",
+                "Callback list changes waiting for Redis",
+                self.callback_list.unsaved,
+            ),
+            Metric(
+                "hotline_voicemail_failed_total",
+                "counter",
+                "Messages that could not be kept (the caller was told and put on the callback list)",
+                self.spool.messages_failed,
+            ),
+            Metric(
+                "hotline_spool_ok", "gauge", "1 while the voicemail spool can take messages", float(self.spool.state.ok)
+            ),
+            *self._spool_free(),
+            *self._asr_worker_up(),
+            Metric(
                 "hotline_call_record_save_failures_total",
                 "counter",
                 "Failed call record writes",
@@ -467,6 +524,16 @@ class Controller:
             *await self.figures.metrics(),
             *await self.calendar.metrics(),
         ]
+
+    def _spool_free(self) -> list[Metric]:
+        free = self.spool.state.free_mb
+        return [] if free is None else [Metric("hotline_spool_free_mb", "gauge", "Free space of the spool", free)]
+
+    def _asr_worker_up(self) -> list[Metric]:
+        if self._asr_worker is None:
+            return []
+        up = float(self._asr_worker.state is WorkerState.RUNNING)
+        return [Metric("hotline_asr_worker_up", "gauge", "1 while the in-controller ASR worker runs", up)]
 
     async def queue_stats(self) -> list[QueueStats]:
         return await self.figures.queue_stats()

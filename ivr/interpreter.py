@@ -7,7 +7,6 @@ Every step, key, tag, survey answer and outcome goes on the call record as it ha
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from ivr.dialplan.schema import (
 )
 from ivr.hours import service_state
 from ivr.transfer import PlatformAvailability, create_handoff
-from telephony.agi_server import AgiHangup, AgiSession
+from telephony.agi_server import AgiCommandError, AgiHangup, AgiSession
 from telephony.dialplan_names import (
     HANDOFF_VARIABLE,
     HOLD_VARIABLE,
@@ -48,6 +47,7 @@ from telephony.dialplan_names import (
     PREDIAL_CONTEXT,
 )
 from voicemail.intake import RecordedMessage, wav_duration_s
+from voicemail.spool import set_aside, settle_recording
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,15 @@ class MessageSink(Protocol):
     """Where a recorded message goes (voicemail/intake.py: sidecar, then the ASR job)."""
 
     async def message_recorded(self, message: RecordedMessage) -> None: ...
+
+
+class SpoolGuard(Protocol):
+    """Whether the spool can take a message now; counts messages it could not keep
+    (voicemail/spool.py's SpoolMonitor)."""
+
+    async def refusal(self) -> str: ...
+
+    def message_failed(self, call_id: str, reason: str) -> None: ...
 
 
 class CallQueue(Protocol):
@@ -87,6 +96,8 @@ class IvrContext:
     handoffs: RedisHandoffs | None = None
     platform_trunks: Mapping[str, str] = field(default_factory=dict)  # trunk name → platform it reaches
     availability: PlatformAvailability | None = None
+    spool: SpoolGuard | None = None  # None: no checks before recording (the file is still checked after)
+    voicemail_failed_prompt: str = ""  # the system apology (prompts.voicemail_failed), path without extension
 
     @property
     def zone(self) -> ZoneInfo:
@@ -263,7 +274,11 @@ class IvrRun:
 
     async def _voicemail(self, node: VoicemailNode) -> str | None:
         """Greeting, beep, message (silence, ``#``, max length or hang-up ends it), optional
-        review and re-record; the message is durable and handed over before the confirmation."""
+        review and re-record; the message is durable and handed over before the confirmation.
+        A spool that cannot take it, or a recording that did not land, is said to the caller."""
+        refusal = await self.ctx.spool.refusal() if self.ctx.spool is not None else ""
+        if refusal:  # do not ask for a message we would lose
+            return await self._message_not_kept(node, refusal, None, hung_up=False)
         await self.session.stream_file(self._prompt(node.prompt))
         folder = self.ctx.spool_dir / VOICEMAIL_DIR
         folder.mkdir(parents=True, exist_ok=True)
@@ -272,20 +287,25 @@ class IvrRun:
         relative = f"{VOICEMAIL_DIR}/{wav.name}"
         await self.ctx.tracker.amend(self.call_id, {"recording": relative, "outcome": CallOutcome.VOICEMAIL})
         hung_up = False
+        failure = ""
         try:
             for attempt in range(node.max_rerecords + 1):
-                result = await self.session.record_file(str(base), node.max_s, node.silence_s)
-                _fsync(wav)
-                log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples, attempt=attempt)
-                if result.ended_by == "hangup":
-                    hung_up = True
+                try:
+                    result = await self.session.record_file(str(base), node.max_s, node.silence_s)
+                except AgiCommandError as exc:  # e.g. "(writefile)": the file could not be opened
+                    failure = f"Asterisk could not record: {exc}"
                     break
-                if not node.review_prompt or attempt == node.max_rerecords:
+                failure = await asyncio.to_thread(settle_recording, wav, result.samples, result.ended_by)
+                log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples, attempt=attempt)
+                hung_up = result.ended_by == "hangup"
+                if failure or hung_up or not node.review_prompt or attempt == node.max_rerecords:
                     break
                 if await self.session.get_data(self._prompt(node.review_prompt), 5) != "2":
                     break
         except AgiHangup:
             hung_up = True  # during the review: the message recorded so far stands
+        if failure:
+            return await self._message_not_kept(node, failure, wav, hung_up=hung_up)
         duration = await asyncio.to_thread(wav_duration_s, wav)
         too_short = duration < node.min_s
         if too_short:
@@ -308,6 +328,26 @@ class IvrRun:
         if node.confirm_prompt:
             await self.session.stream_file(self._prompt(node.confirm_prompt))
         return node.next
+
+    async def _message_not_kept(self, node: VoicemailNode, reason: str, wav: Path | None, hung_up: bool) -> str | None:
+        """No message: the record says so (outcome ``voicemail_failed``: the callback list takes
+        the caller), the caller hears the apology and goes on at ``failed`` (default ``next``)."""
+        if self.ctx.spool is not None:
+            self.ctx.spool.message_failed(self.call_id, reason)
+        else:
+            log.error("voicemail.not_kept", reason=reason)
+        if wav is not None:  # what did land is no message: out of the rescan's way, kept for a person
+            await asyncio.to_thread(set_aside, wav)
+        await self.ctx.tracker.amend(
+            self.call_id,
+            {"recording": "", "outcome": CallOutcome.VOICEMAIL_FAILED, "tags": {"voicemail": "failed"}},
+        )
+        if hung_up:
+            raise AgiHangup("caller hung up; the message could not be kept")
+        prompt = self._prompt(node.failed_prompt) if node.failed_prompt else self.ctx.voicemail_failed_prompt
+        if prompt:
+            await self.session.stream_file(prompt)
+        return node.failed or node.next
 
     async def _callback(self, node_id: str, node: CallbackNode) -> str | None:
         """Offer to call back, keeping the caller's place in the queue (their ``queued_at``); on
@@ -360,16 +400,3 @@ class IvrRun:
         if record is not None and record.outcome is None:
             await self.ctx.tracker.set_outcome(self.call_id, CallOutcome.IVR_COMPLETED)
         await self._release()
-
-
-def _fsync(path: Path) -> None:
-    """Make the caller's message durable before we tell anyone it exists."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        log.warning("ivr.voicemail_file_missing", file=path.name)
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

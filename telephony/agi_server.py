@@ -150,6 +150,10 @@ class AgiSession:
             f"s={silence_s}",
         )
         endpos = int(reply.extra_value("endpos") or 0)
+        # Asterisk replies before it closes the file (the WAV header, the last buffered frames):
+        # one more round trip, answered only after RECORD's handler returned, means it is closed
+        with contextlib.suppress(AgiHangup, AgiCommandError):
+            await self.command("NOOP")
         if reply.result_int == -1:
             if reply.data == "hangup" or not await self.channel_alive():
                 self.hung_up = True

@@ -16,12 +16,14 @@ source of truth: ``rescan_spool`` queues every message that has neither a ticket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -257,6 +259,17 @@ class WorkerSettings:
     batch: int = os.cpu_count() or 1  # jobs decoded at once; the transcriber's pool has the threads
     block_ms: int = 1000
     drain_timeout_s: float = 60.0
+    retry_initial_s: float = 0.5  # Redis away: first wait, doubled up to retry_max_s
+    retry_max_s: float = 10.0
+
+
+class WorkerState(StrEnum):
+    """What a worker is doing (health shows it)."""
+
+    STARTING = "starting"
+    WAITING_FOR_REDIS = "waiting_for_redis"  # retrying with backoff; jobs wait in Redis or the spool
+    RUNNING = "running"
+    STOPPED = "stopped"
 
 
 class AsrWorker:
@@ -282,19 +295,46 @@ class AsrWorker:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._cursor = "0-0"
+        self.state = WorkerState.STARTING
+        self._retry_s = self._settings.retry_initial_s
+
+    def _set_state(self, state: WorkerState, **facts: object) -> None:
+        if state is not self.state:
+            log.info("asr.worker_state", consumer=self.consumer, old=str(self.state), new=str(state), **facts)
+            self.state = state
 
     def stop(self) -> None:
         """Finish the jobs in hand, then return from ``run``."""
         self._stopping.set()
 
+    async def _redis_away(self, exc: RedisError) -> None:
+        """Wait (backoff) before trying Redis again; a stop ends the wait at once."""
+        self._set_state(WorkerState.WAITING_FOR_REDIS, error=str(exc) or type(exc).__name__, retry_in_s=self._retry_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._retry_s)
+        self._retry_s = min(self._retry_s * 2, self._settings.retry_max_s)
+
+    async def _join_group(self) -> bool:
+        """Make sure the consumer group exists (a fresh or emptied Redis); False while Redis is away."""
+        try:
+            await self._queue.ensure_group()
+        except RedisError as exc:
+            await self._redis_away(exc)
+            return False
+        self._set_state(WorkerState.RUNNING)
+        self._retry_s = self._settings.retry_initial_s
+        return True
+
     async def run(self) -> None:
         """Process jobs until stopped or cancelled; on cancellation, drain the jobs in hand first.
 
         A pipeline, not batches: up to ``settings.batch`` jobs are decoded at once and a slot
-        freed by a short message takes the next job at once (no thread idles behind a long one)."""
-        await self._queue.ensure_group()
+        freed by a short message takes the next job at once (no thread idles behind a long one).
+        Redis away (at start or later) is waited out with backoff: the worker never gives up."""
         in_flight: set[asyncio.Task[None]] = set()
         try:
+            while not self._stopping.is_set() and not await self._join_group():
+                pass
             while not self._stopping.is_set():
                 free = self._settings.batch - len(in_flight)
                 if free <= 0:
@@ -304,11 +344,12 @@ class AsrWorker:
                 try:
                     jobs = await self.poll(free)
                 except RedisError as exc:  # Redis restarting: jobs wait in its AOF, we wait for it
-                    log.warning("asr.redis_unavailable", consumer=self.consumer, error=str(exc))
-                    await asyncio.sleep(1.0)
+                    await self._redis_away(exc)
                     if "NOGROUP" in str(exc):  # a Redis that lost its data: the rescan re-queues the spool
-                        await self._queue.ensure_group()
+                        await self._join_group()
                     continue
+                self._set_state(WorkerState.RUNNING)
+                self._retry_s = self._settings.retry_initial_s
                 in_flight.update(asyncio.create_task(self.process(job)) for job in jobs)
                 self._reap({t for t in in_flight if t.done()}, in_flight)
             if in_flight:  # stopped: finish the jobs in hand
@@ -321,6 +362,8 @@ class AsrWorker:
                     task.cancel()  # unacknowledged jobs are reclaimed after the visibility timeout
                 log.info("asr.worker_drained", consumer=self.consumer, abandoned=len(pending))
             raise
+        finally:
+            self.state = WorkerState.STOPPED
 
     def _reap(self, done: set[asyncio.Task[None]], in_flight: set[asyncio.Task[None]]) -> None:
         for task in done:

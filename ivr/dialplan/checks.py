@@ -17,6 +17,7 @@ from ivr.dialplan.schema import (
     PlayNode,
     QueueNode,
     TransferNode,
+    VoicemailNode,
 )
 
 MAX_MENU_DEPTH = 2
@@ -44,9 +45,19 @@ def targets(node: Node) -> Iterator[tuple[str, str]]:
             yield "holiday", node.holiday
     elif not isinstance(node, HangupNode):
         yield "next", node.next
+        if isinstance(node, VoicemailNode) and node.failed:
+            yield "failed", node.failed
 
 
-_PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt", "review_prompt", "confirm_prompt", "thanks_prompt")
+_PROMPT_FIELDS = (
+    "prompt",
+    "invalid_prompt",
+    "timeout_prompt",
+    "review_prompt",
+    "confirm_prompt",
+    "failed_prompt",
+    "thanks_prompt",
+)
 
 
 def prompts_of(node: Node) -> Iterator[tuple[str, str]]:

@@ -187,6 +187,12 @@ class VoicemailNode(_Node):
     max_rerecords: int = Field(default=1, ge=0, le=3)
     confirm_prompt: PromptName | None = Field(default=None, description="played once the message is safe")
     next: NodeId
+    failed_prompt: PromptName | None = Field(
+        default=None, description="the message could not be kept (spool full): default prompts.voicemail_failed"
+    )
+    failed: NodeId | None = Field(
+        default=None, description="where the caller goes when the message could not be kept (default: next)"
+    )
 
 
 class CallbackNode(_Node):
