@@ -142,7 +142,7 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
         if not (scope.may_view(serving.platform) if viewing else scope.may_change(serving.platform)):
             if action:
                 await audit_request(request, principal, action, "denied")
-            return other_platform(scope, serving.platform, "see the objects of" if viewing else "change")
+            return other_platform(scope, serving.platform, "see" if viewing else "change", "objects")
         request[PRINCIPAL_KEY] = principal
         request[SCOPE_KEY] = scope
         try:
@@ -193,7 +193,7 @@ async def get_call(request: web.Request) -> web.Response:
     if record is None:
         return error_response(404, "no such call")
     if not request[SCOPE_KEY].may_view(record.platform):  # records of every platform share the Redis
-        return other_platform(request[SCOPE_KEY], record.platform, "see the calls of")
+        return other_platform(request[SCOPE_KEY], record.platform, "see", "calls")
     return web.json_response(call_view(record))
 
 
@@ -221,7 +221,7 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
         record = await backend.get_call(request.match_info["call_id"])
         if record is not None and not request[SCOPE_KEY].may_view(record.platform):
             await audit_request(request, principal, f"recording.fetch.{kind}", "denied")
-            return other_platform(request[SCOPE_KEY], record.platform, "hear the calls of")
+            return other_platform(request[SCOPE_KEY], record.platform, "hear", "calls")
         path = await backend.recording_file(request.match_info["call_id"], kind)
     except StoreUnavailable as exc:
         return error_response(503, str(exc))

@@ -59,10 +59,10 @@ SERVING_KEY: web.AppKey[Serving] = web.AppKey("serving", Serving)
 SCOPE_KEY = web.RequestKey("scope", PlatformScope)
 
 
-def other_platform(scope: PlatformScope, platform: str, what: str) -> web.Response:
+def other_platform(scope: PlatformScope, platform: str, verb: str, what: str) -> web.Response:
     """The 403 for an object of a platform the token may not see or change."""
-    log.warning("api.other_platform", token_platform=scope.platform, platform=platform, what=what)
-    return error_response(403, f"this token is {scope.platform}'s: it may not {what} {platform}'s")
+    log.warning("api.other_platform", token_platform=scope.platform, platform=platform, verb=verb, what=what)
+    return error_response(403, f"this token is {scope.platform}'s: it may not {verb} {platform}'s {what}")
 
 
 class Unauthenticated:

@@ -80,7 +80,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     scope = request[SCOPE_KEY]
     platform = query.get("platform", backend.platform_id)  # this platform's own, or ?platform=all
     if not (scope.province if platform == "all" else scope.may_view(platform)):
-        return other_platform(scope, platform, "see the tickets of")
+        return other_platform(scope, "every platform" if platform == "all" else platform, "see", "tickets")
     try:
         found = await backend.tickets.list_tickets(
             platform=None if platform == "all" else platform, state=state, overdue_at=overdue_at, day=day, limit=limit
@@ -99,7 +99,7 @@ async def get_ticket(request: web.Request) -> web.Response:
     if ticket is None:
         return error_response(404, NO_SUCH_TICKET)
     if not request[SCOPE_KEY].may_view(ticket.platform):
-        return other_platform(request[SCOPE_KEY], ticket.platform, "see the tickets of")
+        return other_platform(request[SCOPE_KEY], ticket.platform, "see", "tickets")
     return web.json_response(ticket_view(ticket, datetime.now(UTC)))
 
 
@@ -113,7 +113,7 @@ async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
         return error_response(503, f"tickets are unavailable: Redis: {exc}")
     if ticket is not None and not request[SCOPE_KEY].may_view(ticket.platform):
         await audit_request(request, principal, "ticket.audio", "denied")
-        return other_platform(request[SCOPE_KEY], ticket.platform, "hear the tickets of")
+        return other_platform(request[SCOPE_KEY], ticket.platform, "hear", "ticket messages")
     if ticket is None or not ticket.recording:
         await audit_request(request, principal, "ticket.audio", "missing")
         return error_response(404, "no audio for this ticket")
@@ -154,7 +154,7 @@ async def change_ticket(request: web.Request) -> web.Response:  # noqa: PLR0911 
             return error_response(404, NO_SUCH_TICKET)
         if not request[SCOPE_KEY].may_change(found.platform):
             log.warning("api.ticket_change_refused", who=principal.name, ticket=ticket_id, to=target.value)
-            return other_platform(request[SCOPE_KEY], found.platform, "change the tickets of")
+            return other_platform(request[SCOPE_KEY], found.platform, "change", "tickets")
         ticket = await store.transition(ticket_id, target, at=datetime.now(UTC), actor=principal.name, note=note)
     except TicketNotFound:
         return error_response(404, NO_SUCH_TICKET)

@@ -156,6 +156,8 @@ def dispatch(ticket_id: str) -> tuple[str, str, dict[str, Any]]:
 async def test_a_prefecture_supervisor_changes_only_its_own_tickets(kunming: Api) -> None:
     method, path, body = dispatch(DL)
     assert await kunming.status(method, path, "km-sup", **body) == 403  # 大理's ticket, through 昆明's API
+    refused = await kunming.client.post(path, headers=as_("km-sup"), **body)
+    assert (await refused.json())["error"] == "this token is kunming's: it may not change dali's tickets"
     dali = await kunming.backend.tickets.get(DL)
     assert dali is not None and dali.state.value == "accepted" and len(dali.timeline) == 1
     assert await kunming.status(*dispatch(YN)[:2], "km-sup", **body) == 403
