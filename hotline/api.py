@@ -22,11 +22,17 @@ from calls.store import StoreUnavailable
 from hotline.api_common import (
     AUDIT_KEY,
     PRINCIPAL_KEY,
+    SCOPE_KEY,
+    SERVING_KEY,
+    UNAUTHENTICATED_KEY,
     BadRequest,
     Handler,
+    Serving,
+    Unauthenticated,
     audit_request,
     error_response,
     json_body,
+    other_platform,
     requires,
 )
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
@@ -120,20 +126,29 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
             return await handler(request)
         action: str = getattr(handler, "audit_action", "")
         principal = tokens.authenticate(request.headers.get("Authorization", ""))
-        if principal is None:
-            if action:
-                await audit_request(request, None, action, "denied")
+        if principal is None:  # counted and logged, not audited: anyone can send these, endlessly
+            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
             return error_response(401, "a valid bearer token is required")
         if not principal.may(needed):
             log.warning("api.forbidden", who=principal.name, role=principal.role, needed=needed, path=request.path)
             if action:
                 await audit_request(request, principal, action, "denied")
             return error_response(403, f"this needs the {needed} role")
+        serving = request.app[SERVING_KEY]
+        scope = serving.scope_of(principal)
+        # this controller's own objects (seats, its calls, queues, parked jobs, dialplan): a token
+        # of another platform may not change them, and see them only if it is the province's
+        viewing = request.method in ("GET", "HEAD")
+        if not (scope.may_view(serving.platform) if viewing else scope.may_change(serving.platform)):
+            if action:
+                await audit_request(request, principal, action, "denied")
+            return other_platform(scope, serving.platform, "see" if viewing else "change", "objects")
         request[PRINCIPAL_KEY] = principal
+        request[SCOPE_KEY] = scope
         try:
             return await handler(request)
         except BadRequest as exc:  # a body the endpoint cannot take: the client's mistake, not ours
-            return error_response(400, str(exc))
+            return error_response(exc.status, str(exc))
 
     return auth
 
@@ -147,7 +162,13 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    text = render_prometheus(await request.app[BACKEND_KEY].metrics())
+    unauthenticated = Metric(
+        "hotline_api_unauthenticated_total",
+        "counter",
+        "API requests without a valid token (refused with 401; logged at most once a minute)",
+        request.app[UNAUTHENTICATED_KEY].total,
+    )
+    text = render_prometheus([*await request.app[BACKEND_KEY].metrics(), unauthenticated])
     return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
 
 
@@ -174,6 +195,8 @@ async def get_call(request: web.Request) -> web.Response:
         return error_response(503, str(exc))
     if record is None:
         return error_response(404, "no such call")
+    if not request[SCOPE_KEY].may_view(record.platform):  # records of every platform share the Redis
+        return other_platform(request[SCOPE_KEY], record.platform, "see", "calls")
     return web.json_response(call_view(record))
 
 
@@ -196,8 +219,13 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     if kind not in ("conversation", "message"):
         return error_response(400, "kind is conversation (the seat call) or message (voicemail / fallback)")
     principal = request[PRINCIPAL_KEY]
+    backend = request.app[BACKEND_KEY]
     try:
-        path = await request.app[BACKEND_KEY].recording_file(request.match_info["call_id"], kind)
+        record = await backend.get_call(request.match_info["call_id"])
+        if record is not None and not request[SCOPE_KEY].may_view(record.platform):
+            await audit_request(request, principal, f"recording.fetch.{kind}", "denied")
+            return other_platform(request[SCOPE_KEY], record.platform, "hear", "calls")
+        path = await backend.recording_file(request.match_info["call_id"], kind)
     except StoreUnavailable as exc:
         return error_response(503, str(exc))
     if path is None:
@@ -346,10 +374,13 @@ async def list_queues(request: web.Request) -> web.Response:
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
     try:
-        entries = await request.app[BACKEND_KEY].audit_trail(200)
+        entries = await request.app[BACKEND_KEY].audit_trail(1000)
     except StoreUnavailable as exc:
         return error_response(503, str(exc))
-    return web.json_response({"audit": [audit_json(entry) for entry in entries]})
+    # one stream for every platform: an entry is shown to those who may see its platform's objects
+    scope = request[SCOPE_KEY]
+    shown = [entry for entry in entries if scope.may_view(entry.platform)][:200]
+    return web.json_response({"audit": [audit_json(entry) for entry in shown]})
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -383,10 +414,13 @@ async def who_am_i(request: web.Request) -> web.Response:
     return web.json_response({"name": principal.name, "role": principal.role, "seat": principal.seat})
 
 
-def build_api(backend: ApiBackend, tokens: TokenRegistry) -> web.Application:
-    """The aiohttp application."""
+def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False) -> web.Application:
+    """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
+    provincial platform's)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[BACKEND_KEY] = backend
+    app[SERVING_KEY] = Serving(backend.platform_id, province)
+    app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[AUDIT_KEY] = backend
     app[TICKETS_KEY] = backend
     app[NETWORK_KEY] = backend.network

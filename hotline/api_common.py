@@ -3,7 +3,11 @@ error bodies, and the audit trail of sensitive reads."""
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -13,11 +17,79 @@ from aiohttp import web
 from hotline.auth import Principal
 from hotline.config import Role
 from recordings.access import AuditEntry
+from telephony.dialplan_names import PROVINCE_PLATFORM
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+
+
+@dataclass(frozen=True)
+class PlatformScope:
+    """Whose objects a request may see and change. Platforms share one Redis (tickets and call
+    records of all of them are in it), so every object that names a platform is checked: a
+    token changes only its own platform's; the province's tokens see every platform's."""
+
+    platform: str  # the token's platform
+    province: bool  # the token is the province's
+
+    def may_view(self, platform: str) -> bool:
+        return self.province or platform == self.platform
+
+    def may_change(self, platform: str) -> bool:
+        return platform == self.platform
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The platform of the controller that serves this API."""
+
+    platform: str
+    province: bool
+
+    def scope_of(self, principal: Principal) -> PlatformScope:
+        """A token without a platform belongs to this controller's (the config.yaml that lists it)."""
+        platform = principal.platform or self.platform
+        province = platform == PROVINCE_PLATFORM or (platform == self.platform and self.province)
+        return PlatformScope(platform, province)
+
+
+SERVING_KEY: web.AppKey[Serving] = web.AppKey("serving", Serving)
+SCOPE_KEY = web.RequestKey("scope", PlatformScope)
+
+
+def other_platform(scope: PlatformScope, platform: str, verb: str, what: str) -> web.Response:
+    """The 403 for an object of a platform the token may not see or change."""
+    log.warning("api.other_platform", token_platform=scope.platform, platform=platform, verb=verb, what=what)
+    return error_response(403, f"this token is {scope.platform}'s: it may not {verb} {platform}'s {what}")
+
+
+class Unauthenticated:
+    """Requests without a valid token. They are counted (``hotline_api_unauthenticated_total``)
+    and logged at most once per ``log_interval_s`` — never written to the capped audit stream,
+    where a flood of them would push real entries out."""
+
+    def __init__(self, log_interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = 0
+        self._interval = log_interval_s
+        self._clock = clock
+        self._last_logged: float | None = None
+        self._unlogged = 0
+
+    def seen(self, path: str, remote: str) -> bool:
+        """Count one; True when it was logged."""
+        self.total += 1
+        now = self._clock()
+        if self._last_logged is not None and now - self._last_logged < self._interval:
+            self._unlogged += 1
+            return False
+        log.warning("api.unauthenticated", path=path, remote=remote, not_logged_since_last=self._unlogged)
+        self._last_logged, self._unlogged = now, 0
+        return True
+
+
+UNAUTHENTICATED_KEY: web.AppKey[Unauthenticated] = web.AppKey("unauthenticated", Unauthenticated)
 
 
 class AuditSink(Protocol):
@@ -54,23 +126,71 @@ async def audit_request(request: web.Request, principal: Principal | None, actio
         call_id=request.match_info.get("call_id") or request.match_info.get("ticket_id", ""),
         result=result,
         remote=request.remote or "",
+        platform=request.app[SERVING_KEY].platform,
     )
     log.info("api.audit", who=entry.who, action=action, call_id=entry.call_id, result=result)
     await request.app[AUDIT_KEY].audit(entry)
 
 
 class BadRequest(Exception):
-    """The request body is not what the endpoint takes."""
+    """The request body is not what the endpoint takes (answered with ``status``)."""
+
+    status = 400
 
 
-async def json_body(request: web.Request) -> dict[str, object]:
-    """The request's JSON object ({} without a body); BadRequest for anything else."""
-    if not request.can_read_body:
-        return {}
+class BodyTooLarge(BadRequest):
+    status = 413
+
+
+# Every body the API takes is a small object ({"to": …, "note": …}); anything bigger or deeper
+# is refused before it is parsed (deep nesting made json.loads raise RecursionError: a 500).
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(raw: bytes, limit: int) -> int:
+    """How deep ``raw``'s arrays and objects nest (counting stops just past ``limit``); text in
+    strings does not count. A cheap scan: the parser is never given a document deeper than this."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+    return deepest
+
+
+def parse_json_object(raw: bytes) -> dict[str, object]:
+    """A request body as a JSON object, bounded in size and depth; BadRequest for anything else."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise BodyTooLarge(f"the body is larger than {MAX_JSON_BYTES // 1024} KiB")
+    if json_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        body = await request.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+async def json_body(request: web.Request) -> dict[str, object]:
+    """The request's JSON object ({} without a body); BadRequest for anything else. The one way
+    every route reads a body."""
+    if not request.can_read_body:
+        return {}
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise BodyTooLarge(f"the body is larger than {MAX_JSON_BYTES // 1024} KiB")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(16 * 1024):  # chunked bodies: stop at the limit
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise BodyTooLarge(f"the body is larger than {MAX_JSON_BYTES // 1024} KiB")
+        chunks.append(chunk)
+    return parse_json_object(b"".join(chunks))

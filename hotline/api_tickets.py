@@ -11,13 +11,21 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from hotline.api_common import PRINCIPAL_KEY, audit_request, error_response, json_body, requires
+from hotline.api_common import (
+    PRINCIPAL_KEY,
+    SCOPE_KEY,
+    audit_request,
+    error_response,
+    json_body,
+    other_platform,
+    requires,
+)
 from hotline.privacy import mask_number
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
 from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
 from tickets.model import Ticket, TicketState
-from tickets.store import RedisTicketStore, TicketNotFound
+from tickets.store import RedisTicketStore, StoreContention, TicketNotFound
 from voicemail.jobs import AsrQueue
 
 log = structlog.get_logger(__name__)
@@ -48,6 +56,7 @@ def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
 
 
 TICKETS_KEY: web.AppKey[TicketBackend] = web.AppKey("tickets")
+NO_SUCH_TICKET = "no such ticket (ticket ids look like KM-20260302-0001)"
 
 
 def _backend(request: web.Request) -> TicketBackend:
@@ -67,9 +76,12 @@ async def list_tickets(request: web.Request) -> web.Response:
     if not 1 <= limit <= 1000:
         return error_response(400, "limit must be between 1 and 1000")
     overdue_at = now if query.get("overdue") in ("1", "true", "yes") else None
+    backend = _backend(request)
+    scope = request[SCOPE_KEY]
+    platform = query.get("platform", backend.platform_id)  # this platform's own, or ?platform=all
+    if not (scope.province if platform == "all" else scope.may_view(platform)):
+        return other_platform(scope, "every platform" if platform == "all" else platform, "see", "tickets")
     try:
-        backend = _backend(request)
-        platform = query.get("platform", backend.platform_id)  # this platform's own, or ?platform=all
         found = await backend.tickets.list_tickets(
             platform=None if platform == "all" else platform, state=state, overdue_at=overdue_at, day=day, limit=limit
         )
@@ -85,7 +97,9 @@ async def get_ticket(request: web.Request) -> web.Response:
     except RedisError as exc:
         return error_response(503, f"tickets are unavailable: Redis: {exc}")
     if ticket is None:
-        return error_response(404, "no such ticket")
+        return error_response(404, NO_SUCH_TICKET)
+    if not request[SCOPE_KEY].may_view(ticket.platform):
+        return other_platform(request[SCOPE_KEY], ticket.platform, "see", "tickets")
     return web.json_response(ticket_view(ticket, datetime.now(UTC)))
 
 
@@ -97,6 +111,9 @@ async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
         ticket = await backend.tickets.get(request.match_info["ticket_id"])
     except RedisError as exc:
         return error_response(503, f"tickets are unavailable: Redis: {exc}")
+    if ticket is not None and not request[SCOPE_KEY].may_view(ticket.platform):
+        await audit_request(request, principal, "ticket.audio", "denied")
+        return other_platform(request[SCOPE_KEY], ticket.platform, "hear", "ticket messages")
     if ticket is None or not ticket.recording:
         await audit_request(request, principal, "ticket.audio", "missing")
         return error_response(404, "no audio for this ticket")
@@ -112,23 +129,37 @@ async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
 
 
-@requires("supervisor")
-async def change_ticket(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL_KEY]
-    body = await json_body(request)
+def _requested_move(body: dict[str, object]) -> tuple[TicketState, str] | web.Response:
+    """(target state, note) from a transition's body, or the 400 to send."""
     if "to" not in body:
         return error_response(400, 'send {"to": "<state>", "note": "…"}')
     try:
-        target = TicketState(str(body["to"]))
+        return TicketState(str(body["to"])), str(body.get("note", ""))[:500]
     except ValueError:
         return error_response(400, f"unknown state; one of {', '.join(s.value for s in TicketState)}")
-    note = str(body.get("note", ""))[:500]
+
+
+@requires("supervisor")
+async def change_ticket(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per outcome
+    principal = request[PRINCIPAL_KEY]
+    move = _requested_move(await json_body(request))
+    if isinstance(move, web.Response):
+        return move
+    target, note = move
+    store, ticket_id = _backend(request).tickets, request.match_info["ticket_id"]
     try:
-        ticket = await _backend(request).tickets.transition(
-            request.match_info["ticket_id"], target, at=datetime.now(UTC), actor=principal.name, note=note
-        )
+        # a ticket's platform never changes: checked before, it holds for the transition
+        found = await store.get(ticket_id)
+        if found is None:
+            return error_response(404, NO_SUCH_TICKET)
+        if not request[SCOPE_KEY].may_change(found.platform):
+            log.warning("api.ticket_change_refused", who=principal.name, ticket=ticket_id, to=target.value)
+            return other_platform(request[SCOPE_KEY], found.platform, "change", "tickets")
+        ticket = await store.transition(ticket_id, target, at=datetime.now(UTC), actor=principal.name, note=note)
     except TicketNotFound:
-        return error_response(404, "no such ticket")
+        return error_response(404, NO_SUCH_TICKET)
+    except (RedisError, StoreContention) as exc:
+        return error_response(503, f"tickets are unavailable now: {exc}")
     except (IllegalTicketTransition, ExtensionLimitReached, ReturnWindowClosed) as exc:
         return error_response(409, str(exc))
     except CalendarDataMissing as exc:

@@ -19,6 +19,7 @@ class Principal:
     name: str
     role: Role
     seat: str | None = None
+    platform: str | None = None  # None: the platform of the controller that serves the request
 
     def may(self, needed: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[needed]
@@ -41,7 +42,9 @@ class TokenRegistry:
     """Looks bearer tokens up by their hash."""
 
     def __init__(self, tokens: Iterable[ApiToken]) -> None:
-        self._by_hash = {token.sha256: Principal(token.name, token.role, token.seat) for token in tokens}
+        self._by_hash = {
+            token.sha256: Principal(token.name, token.role, token.seat, token.platform) for token in tokens
+        }
 
     def __len__(self) -> int:
         return len(self._by_hash)

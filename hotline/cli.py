@@ -133,6 +133,7 @@ def cmd_token_new(args: argparse.Namespace) -> int:
     print(f"token (give it to {args.name}; it is not stored anywhere): {token}")
     print("add to config.yaml under http.tokens:")
     seat = f', seat: "{args.seat}"' if args.seat else ""
+    seat += f", platform: {args.platform}" if args.platform else ""
     print(f"  - {{name: {args.name}, role: {args.role}{seat}, sha256: {token_sha256(token)}}}")
     return 0
 
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--role", choices=("seat", "supervisor", "admin"), required=True)
     new.add_argument("--name", required=True)
     new.add_argument("--seat", help="for role seat: the seat id this token may act as")
+    new.add_argument("--platform", help="the platform the token belongs to (default: the config's own)")
     new.set_defaults(func=cmd_token_new)
 
     prompts = sub.add_parser("prompts", help="prompt files").add_subparsers(dest="prompts_command", required=True)

@@ -178,6 +178,9 @@ class ApiToken(_Model):
     role: Role
     sha256: str
     seat: str | None = Field(default=None, description="for role seat: the seat this token may act as")
+    # the platform whose objects the token may change (and see; the province's may see every
+    # platform's); unset: the platform of the controller whose config.yaml lists it
+    platform: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{1,31}$")
 
     @field_validator("sha256")
     @classmethod

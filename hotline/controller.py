@@ -248,7 +248,8 @@ class Controller:
             recent_calls=self.recent_calls,
             clock=clock,
         )
-        self._api_runner = web.AppRunner(build_api(self, tokens), access_log=None, handle_signals=False)
+        api = build_api(self, tokens, province=config.platform.province)
+        self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
         self._seats_loaded = False

@@ -39,6 +39,10 @@ class TransferRefused(ValueError):
     """The transfer cannot be made (unknown destination, call not with a seat, Asterisk refused)."""
 
 
+class TransferInProgress(TransferRefused):
+    """This call is being transferred now, or its seat handed it on blind already (a double click)."""
+
+
 async def create_handoff(
     handoffs: RedisHandoffs,
     *,
@@ -104,6 +108,10 @@ class SeatTransfers:
         self._availability = availability
         self._consultations = consultations
         self._clock = clock
+        self._busy: set[str] = set()  # calls with a transfer being made now
+        # call → the seat binding (seat, answered at) that handed it on blind: that seat has let
+        # the caller go; a repeat would redirect the caller twice. A later seat may transfer again.
+        self._handed_on: dict[str, tuple[str, datetime | None]] = {}
 
     def destinations(self) -> Mapping[str, Destination]:
         """Where this platform's seats may hand callers on (dialplan and directory)."""
@@ -112,9 +120,25 @@ class SeatTransfers:
     async def transfer(
         self, call_id: str, to: str, seat: str, note: str, mode: TransferMode = TransferMode.BLIND
     ) -> TransferStarted:
+        """One transfer of a call at a time, and a blind one once per seat binding: a second
+        request meanwhile (a double click) is refused with TransferInProgress, nothing sent."""
+        for ended in [c for c in self._handed_on if self._tracker.get_live(c) is None]:
+            del self._handed_on[ended]
         record = self._tracker.get_live(call_id)
         if record is None or not record.seat:
             raise TransferRefused("only a call in progress with a seat can be transferred")
+        if call_id in self._busy:
+            raise TransferInProgress("a transfer of this call is being made now; see the call record for how it ends")
+        if self._handed_on.get(call_id) == (record.seat, record.seat_answered_at):
+            raise TransferInProgress(f"seat {record.seat} has handed this caller on already")
+        self._busy.add(call_id)
+        try:
+            return await self._transfer(record, to, seat, note, mode)
+        finally:
+            self._busy.discard(call_id)
+
+    async def _transfer(self, record: CallRecord, to: str, seat: str, note: str, mode: TransferMode) -> TransferStarted:
+        call_id = record.call_id
         destinations = self.destinations()
         if to not in destinations:
             raise TransferRefused(f"unknown destination {to!r} (known: {', '.join(destinations)})")
@@ -141,6 +165,7 @@ class SeatTransfers:
         try:
             if mode is TransferMode.BLIND:
                 await self._blind(record.channel, dial, handoff)
+                self._handed_on[call_id] = (record.seat, record.seat_answered_at)
             else:
                 await self._consultations.start(
                     call_id=call_id,

@@ -44,6 +44,7 @@ class AuditEntry:
     call_id: str
     result: str  # "allowed", "denied", "missing"
     remote: str
+    platform: str = ""  # the platform whose API was asked (one stream serves them all)
 
 
 class AuditLog(Protocol):
@@ -80,6 +81,7 @@ class RedisAuditLog:
                     call_id=text["call_id"],
                     result=text["result"],
                     remote=text["remote"],
+                    platform=text.get("platform", ""),
                 )
             )
         return entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -155,3 +156,13 @@ def platform_code(platform: str) -> str:
 def ticket_id(platform: str, day: date, sequence: int) -> str:
     """``KM-20261128-0001``: the platform, the local acceptance date, the day's sequence number."""
     return f"{platform_code(platform)}-{day:%Y%m%d}-{sequence:04d}"
+
+
+# what ticket_id makes: a platform code (PLATFORM_CODES, or a platform id in capitals), a date, a number
+_TICKET_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,31}-[0-9]{8}-[0-9]{4,9}$")
+
+
+def is_ticket_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a ticket id (anything else names no ticket: a request's
+    ``by-recording:…`` must never reach the store's other keys)."""
+    return bool(_TICKET_ID.match(text))

@@ -8,7 +8,8 @@ Keys (all under ``hotline:``):
 - ``tickets:open:<platform>:<caller>``: the caller's open ticket (repeat requests merge into it;
   国办函〔2025〕66号 asks for one ticket per matter).
 - ``tickets:seq:<platform>:<yyyymmdd>``: the day's ticket counter (INCR; a lost race leaves a gap
-  in the numbers, never a duplicate).
+  in the numbers, never a duplicate). It never expires: a message of that day handled days later
+  (a parked job retried, workers down) must not start the day at ``0001`` again.
 - ``tickets:by-accepted``: every ticket id, scored by acceptance time (listing by date).
 - ``tickets:new``: a stream with one entry per new ticket for exporters; the entry's
   ``idempotency_key`` is the ticket id, so a consumer that sees it twice can drop the copy. A
@@ -18,7 +19,10 @@ Keys (all under ``hotline:``):
   calendar did not know (ZSET, scored by that deadline's year); ``confirm_provisional`` counts
   them again once the calendar reaches that year.
 
-Every read-modify-write runs under WATCH and retries when another writer got in first.
+Every read-modify-write runs under WATCH and retries when another writer got in first. A new
+ticket never replaces another: its key is watched and must be free when the MULTI runs; a number
+already taken (a counter lost with a Redis restore, or left by an older version that let it
+expire) is skipped and the next one drawn.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from redis.exceptions import WatchError
 from hotline.privacy import mask_number
 from tickets import machine
 from tickets.deadlines import CHINA, WorkingDays
-from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript
+from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript, is_ticket_id, ticket_id
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +55,6 @@ def export_stream(platform: str) -> str:
 
 INDEX = f"{PREFIX}tickets:by-accepted"
 EXPORT_MAXLEN = 100_000
-SEQUENCE_TTL = timedelta(days=3)
 RETRIES = 20
 
 CalendarFor = Callable[[str], WorkingDays]
@@ -123,6 +126,8 @@ class RedisTicketStore:
         self._export_stream = export_stream  # per platform: each exports to its own webhook
 
     async def get(self, ticket_id: str) -> Ticket | None:
+        if not is_ticket_id(ticket_id):  # e.g. "by-recording:…", another key under ticket:
+            return None
         raw = await self._redis.get(ticket_key(ticket_id))
         return Ticket.model_validate_json(raw) if raw else None
 
@@ -172,7 +177,7 @@ class RedisTicketStore:
                 await pipe.execute()
                 return CreateResult(CreateOutcome.LINKED, linked)
             day = accepted_at.astimezone(CHINA).date()
-            sequence = int(await self._redis.incr(_sequence_key(platform, day)))
+            sequence = await self._free_sequence(pipe, platform, day)
             ticket = machine.accept(
                 platform=platform,
                 sequence=sequence,
@@ -186,6 +191,8 @@ class RedisTicketStore:
                 transcript=transcript,
                 tags=dict(tags or {}),
             )
+            if ticket.id != ticket_id(platform, day, sequence):  # the key watched is the key written
+                raise RuntimeError(f"ticket {ticket.id} numbered on another day than {day}")
             body = ticket.model_dump_json()
             _begin(pipe)
             pipe.set(ticket_key(ticket.id), body)
@@ -195,7 +202,7 @@ class RedisTicketStore:
             pipe.zadd(INDEX, {ticket.id: accepted_at.timestamp()})
             if ticket.deadlines_provisional:
                 pipe.zadd(provisional_key(platform), {ticket.id: _resolve_year(ticket)})
-            pipe.expire(_sequence_key(platform, day), SEQUENCE_TTL)
+            pipe.persist(_sequence_key(platform, day))  # a counter an older version let expire
             pipe.xadd(
                 self._export_stream,
                 {"idempotency_key": ticket.id, "ticket_id": ticket.id, "platform": platform, "ticket": body},
@@ -215,6 +222,20 @@ class RedisTicketStore:
         )
         return result
 
+    async def _free_sequence(self, pipe: aioredis.client.Pipeline, platform: str, day: date) -> int:
+        """The next number of ``platform``'s ``day`` whose ticket key is free, that key watched
+        (whoever writes it before our MULTI runs makes the MULTI fail, and we draw again)."""
+        skipped = 0
+        while True:
+            sequence = int(await self._redis.incr(_sequence_key(platform, day)))
+            key = ticket_key(ticket_id(platform, day, sequence))
+            await pipe.watch(key)
+            if not await pipe.exists(key):
+                if skipped:  # the counter was behind: lost, or expired under an older version
+                    log.warning("ticket.numbers_taken_skipped", platform=platform, day=str(day), skipped=skipped)
+                return sequence
+            skipped += 1
+
     async def _watched_open_ticket(self, pipe: aioredis.client.Pipeline, open_key: str | None) -> Ticket | None:
         """The caller's open ticket, with its key watched too (a transition may race us)."""
         if open_key is None:
@@ -229,6 +250,9 @@ class RedisTicketStore:
 
     async def transition(self, ticket_id: str, to: TicketState, *, at: datetime, actor: str, note: str = "") -> Ticket:
         """Load, apply the state machine, save; machine errors propagate unchanged."""
+
+        if not is_ticket_id(ticket_id):
+            raise TicketNotFound(f"no ticket {ticket_id}")
 
         async def attempt(pipe: aioredis.client.Pipeline) -> Ticket:
             key = ticket_key(ticket_id)

@@ -5,6 +5,7 @@ carrier trunk (the shipped directory's 95598 and 110)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,30 @@ def test_seat_hanging_up_while_the_other_side_rings_never_drops_the_caller(desk:
     assert record["outcome"] == "voicemail"
     assert record["ivr_path"][-2:] == ["vm", "bye"]
     assert record["tags"]["transfer_status"] == "consult_not_answered"
+
+
+def test_a_double_click_on_a_blind_emergency_transfer_hands_the_caller_on_once(desk: Desk, tmp_path: Path) -> None:
+    """Two clicks on the 110 button at once, and a third later: one Redirect, one call to 110
+    (a second Redirect would tear down the first dial and ring 110 again)."""
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=desk.seat_port)
+    police = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=desk.carrier_port)
+    caller = desk.caller("13900001006", tmp_path)
+    call_id = desk.talking("13900001006")
+
+    def click(_: int) -> tuple[int, Any]:
+        return desk.transfer(call_id, body={"to": "police", "mode": "blind"})
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        clicks = list(pool.map(click, range(2)))
+    assert sorted(status for status, _ in clicks) == [202, 409], clicks
+    status, body = click(3)
+    assert status == 409, body
+    assert "already" in body["error"] or "being made" in body["error"]
+
+    assert seat.wait().ok  # the seat's phone was hung up when its caller left
+    assert police.wait().ok  # one call: answered, 6 s of talk, hung up by 110 — never torn down
+    assert caller.wait().ok
+    record = desk.ended("13900001006")
+    assert record["outcome"] == "transferred"
+    assert record["transfer_to"] == "police:110"
+    assert record["tags"]["transfer_mode"] == "blind"

@@ -4,6 +4,7 @@ RFC 4733 and as SIP INFO), proven by the call record."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -320,8 +321,11 @@ def test_seat_call_is_recorded_with_both_voices_and_fetched_only_with_a_role(nod
     fetched = platform.http_bytes(url)
     assert fetched == wav.read_bytes()
     trail = platform.http("/api/v1/audit").body["audit"]
-    mine = [(e["who"], e["result"]) for e in trail if e["call_id"] == call["call_id"]]
-    assert mine == [("test-admin", "allowed"), ("test-seat", "denied"), ("anonymous", "denied")]  # newest first
+    mine = [(e["who"], e["result"], e["platform"]) for e in trail if e["call_id"] == call["call_id"]]
+    assert mine == [("test-admin", "allowed", "kunming"), ("test-seat", "denied", "kunming")]  # newest first
+    # without a token: counted, not audited (a flood of them must not push real entries out)
+    metrics = platform.http("/metrics", token=None).body
+    assert re.search(r"^hotline_api_unauthenticated_total [1-9]", metrics, re.MULTILINE), metrics
 
 
 def test_caller_giving_up_in_the_queue_is_on_the_callback_list(nodes: Nodes) -> None:

@@ -158,3 +158,72 @@ def ids(tickets: list[Ticket]) -> list[str]:
 async def test_a_recording_must_be_a_path_inside_the_spool(store: RedisTicketStore, recording: str) -> None:
     with pytest.raises(ValueError, match="inside the spool"):
         await message(store, recording)
+
+
+# Ticket numbers never repeat and a new ticket never replaces another (issue 11, defect 2).
+
+
+def sequence_key(platform: str, day: str) -> str:
+    return f"hotline:tickets:seq:{platform}:{day}"
+
+
+async def test_the_days_counter_never_expires(store: RedisTicketStore, client: aioredis.Redis) -> None:
+    await message(store, "a.wav")
+    assert await client.ttl(sequence_key("kunming", "20260302")) == -1  # kept, not expiring
+
+
+async def test_a_message_of_that_day_handled_after_its_counter_is_gone_gets_a_new_number(
+    store: RedisTicketStore, client: aioredis.Redis
+) -> None:
+    first = await message(store, "voicemail/a.wav", caller="13800000001")
+    second = await message(store, "voicemail/b.wav", caller="13800000002")
+    # the counter is gone (an older version let it expire after 3 days; or Redis lost it) and a
+    # parked message of that day is retried days later
+    await client.delete(sequence_key("kunming", "20260302"))
+    late = await message(store, "voicemail/c.wav", caller="13800000003")
+    assert late.outcome is CreateOutcome.CREATED
+    assert late.ticket.id == "KM-20260302-0003"
+    # the first cases are intact, each message still leads to its own ticket
+    assert await store.get(first.ticket.id) == first.ticket
+    assert await store.get(second.ticket.id) == second.ticket
+    assert (await message(store, "voicemail/a.wav", caller="13800000001")).ticket == first.ticket
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(EXPORT_STREAM))
+    exported = [fields[b"ticket_id"] for _id, fields in entries]
+    assert exported == [b"KM-20260302-0001", b"KM-20260302-0002", b"KM-20260302-0003"]
+    assert await client.ttl(sequence_key("kunming", "20260302")) == -1
+
+
+async def test_an_older_versions_expiring_counter_is_kept_from_now_on(
+    store: RedisTicketStore, client: aioredis.Redis
+) -> None:
+    await client.set(sequence_key("kunming", "20260302"), 5, ex=3 * 86400)  # as the old code left it
+    ticket = (await message(store, "a.wav")).ticket
+    assert ticket.id == "KM-20260302-0006"
+    assert await client.ttl(sequence_key("kunming", "20260302")) == -1
+
+
+async def test_racing_messages_after_a_lost_counter_get_distinct_numbers_and_replace_nothing(
+    store: RedisTicketStore, client: aioredis.Redis
+) -> None:
+    earlier = [(await message(store, f"e{n}.wav", caller=f"1380000000{n}")).ticket for n in range(3)]
+    await client.delete(sequence_key("kunming", "20260302"))
+    results = await asyncio.gather(*(message(store, f"r{n}.wav", caller=f"1390000000{n}") for n in range(8)))
+    new_ids = [result.ticket.id for result in results]
+    assert len(set(new_ids)) == 8
+    assert not set(new_ids) & {ticket.id for ticket in earlier}
+    for ticket in earlier:
+        assert await store.get(ticket.id) == ticket
+    for result in results:
+        assert await store.get(result.ticket.id) == result.ticket
+    assert await client.zcard("hotline:tickets:by-accepted") == 11
+
+
+@pytest.mark.parametrize(
+    "not_an_id", ["by-recording:a.wav", "by-recording:voicemail/a.wav", "", "KM-1", "km-20260302-0001"]
+)
+async def test_only_ticket_ids_reach_the_ticket_keys(store: RedisTicketStore, not_an_id: str) -> None:
+    await message(store, "a.wav")
+    await message(store, "voicemail/a.wav", caller="13900000000")
+    assert await store.get(not_an_id) is None
+    with pytest.raises(TicketNotFound):
+        await store.transition(not_an_id, S.DISPATCHED, at=T0, actor="seat 1001")
