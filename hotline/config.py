@@ -21,6 +21,10 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 Role = Literal["seat", "supervisor", "admin"]
 
 _AREA_CODE = re.compile(r"^0\d{2,3}$")
+# a seat's fixed contact: sip:[user@]host[:port][;params] (host: a name, IPv4 or [IPv6])
+_CONTACT_ADDRESS = re.compile(
+    r"^sip:(?:[^@;?\s]+@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?(?:[;?]\S*)?\Z"
+)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PLATFORM_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
@@ -146,7 +150,19 @@ class SeatConfig(_Model):
     def _reachable(self) -> SeatConfig:
         if self.secret is None and self.contact is None:
             raise ValueError("a seat needs a secret (to register) or a fixed contact")
+        if self.contact is not None and self.contact_address is None:
+            raise ValueError("contact must be sip:[user@]host[:port] (port 1-65535)")
         return self
+
+    @property
+    def contact_address(self) -> tuple[str, int] | None:
+        """(host, port) of the fixed contact (port 5060 when it names none); None without one.
+        A seat with no secret is known by this address alone (telephony/asterisk_conf.py)."""
+        match = _CONTACT_ADDRESS.match(self.contact or "")
+        if match is None:
+            return None
+        port = int(match.group("port") or 5060)
+        return (match.group("host"), port) if 0 < port < 65536 else None
 
 
 class TransfersConfig(_Model):

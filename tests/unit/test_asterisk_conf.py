@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from hotline.config import parse_config
+import pytest
+
+from hotline.config import ConfigError, parse_config
 from telephony.asterisk_conf import AsteriskLayout, render_asterisk_config, write_asterisk_config
 
 
@@ -42,6 +45,59 @@ def test_trunk_accepts_configured_peers_and_keeps_media() -> None:
     assert "match = 10.1.2.0/24" in pjsip
     assert "match = 127.0.0.1" in pjsip
     assert "direct_media = no" in pjsip
+
+
+def _sections(pjsip: str) -> dict[tuple[str, str], str]:
+    """pjsip.conf as {(name, type): body}."""
+    found = {}
+    for name, body in re.findall(r"^\[([^\]]+)\]\n(.*?)(?=^\[|\Z)", pjsip, re.M | re.S):
+        kind = re.search(r"^type = (\w+)$", body, re.M)
+        assert kind is not None, name
+        found[(name, kind.group(1))] = body
+    return found
+
+
+SEATS_AND_TRUNKS = """
+sip:
+  trunks: {province: {host: 10.0.0.9, port: 5070, platform: province}}
+seats:
+  - {id: '1001', secret: 'a-long-secret'}
+  - {id: '1002', contact: 'sip:1002@127.0.0.1:5099'}
+  - {id: '1003', contact: 'sip:phone3.lan'}
+  - {id: '1004', secret: 'another-secret', contact: 'sip:1004@10.0.0.4:5062'}
+"""
+
+
+def test_the_trunk_and_the_platform_links_are_known_by_address_only() -> None:
+    sections = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
+    # a From: <sip:trunk@…> (or province@…) names no endpoint: only the peers' addresses do
+    assert "identify_by = ip\n" in sections[("trunk", "endpoint")]
+    assert "identify_by = ip\n" in sections[("province", "endpoint")]
+    assert ("province", "identify") not in sections  # only dialled; its calls come in on the trunk
+    assert "match = 127.0.0.1/32" in sections[("trunk", "identify")]
+
+
+def test_seats_are_known_by_their_password_or_their_contact_address() -> None:
+    sections = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
+    for with_secret in ("1001", "1004"):  # by user name, and always challenged
+        endpoint = sections[(with_secret, "endpoint")]
+        assert f"auth = seat-{with_secret}\n" in endpoint and "identify_by = username\n" in endpoint
+        assert (with_secret, "identify") not in sections
+    # no password: by the contact's address and port (5060 when it names none), never by name
+    assert "identify_by = ip\n" in sections[("1002", "endpoint")]
+    assert "auth" not in sections[("1002", "endpoint")]
+    assert "match = 127.0.0.1:5099\n" in sections[("1002", "identify")]
+    assert "match = phone3.lan:5060\n" in sections[("1003", "identify")]
+    # Asterisk takes the first matching identify in name order: a seat's before the trunk's, so
+    # the seat's own port on the trunk's address is the seat and every other port the trunk
+    identifies = sorted(name for name, kind in sections if kind == "identify")
+    assert identifies[-1] == "trunk"
+
+
+@pytest.mark.parametrize("contact", ["sip:1002@", "sip:1002@host:0", "sip:1002@host:70000", "sip:a b@host"])
+def test_a_contact_without_an_address_is_refused(contact: str) -> None:
+    with pytest.raises(ConfigError, match="seats"):
+        render(f"seats: [{{id: '1002', contact: '{contact}'}}]")
 
 
 def test_directories_point_into_the_root_and_runtime() -> None:
