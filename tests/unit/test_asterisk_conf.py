@@ -30,13 +30,19 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
         assert f"exten => {number},1,Goto(hotline-entry,s,1)" in extensions
     # plain 12345: the area header first (digits only), else answered here
     assert "exten => 12345,1,Set(area=${FILTER(0-9,${PJSIP_HEADER(read,X-Hotline-Area)})})" in extensions
-    assert "DIALPLAN_EXISTS(from-trunk,${area}12345,1)" in extensions
+    # a header may name an area number only, never the trunk's catch-all (which is a 404)
+    assert "DIALPLAN_EXISTS(hotline-area,${area}12345,1)" in extensions
+    area_context = extensions.split("[hotline-area]")[1].split("\n[")[0]
+    assert "_X." not in area_context and "Hangup" not in area_context
+    trunk_context = extensions.split("[from-trunk]")[1].split("\n[")[0]
+    assert trunk_context.index("include => hotline-area") < trunk_context.index("include => hotline-refuse")
+    assert "_X." not in trunk_context  # its own extensions come before its includes
     assert "AGI(agi://127.0.0.1:4600/ivr)" in extensions
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
     assert "fb-${EPOCH}-${FILTER(0-9,${CALLERID(num)})}-${UNIQUEID}.wav" in fallback
-    assert "exten => _X.,1,Hangup(1)" in extensions  # other numbers: 404
+    assert "[hotline-refuse]\nexten => _X.,1,Hangup(1)" in extensions  # other numbers: 404
 
 
 def test_trunk_accepts_configured_peers_and_keeps_media() -> None:
