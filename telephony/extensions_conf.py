@@ -110,10 +110,11 @@ def extensions_conf(config: Config) -> str:
     platform = config.platform
     agi = config.agi
     fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
-    # The file name carries what the controller needs to rebuild the record of a call it never
-    # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
-    # calls/fallback.py parses it; keep the two in step.
-    fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
+    # What the controller needs to rebuild the record of a call it never saw: the file name
+    # carries the start time and the uniqueid, never the caller's number (names are logged and
+    # listed); the number (digits only) goes into a file beside it, written by Asterisk's own
+    # FILE() (no shell) before the recording starts. calls/fallback.py reads both; keep in step.
+    fallback_message = f"{fallback_dir}/fb2-${{EPOCH}}-${{UNIQUEID}}"
     agi_url = f"agi://{agi.host}:{agi.port}"
     consult_ring = config.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
@@ -171,7 +172,9 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,Playback({prompt_path(config, "fallback_hold")})
  same => n,Queue({FALLBACK_QUEUE},,,,{config.acd.fallback_wait_s})
  same => n,Playback({prompt_path(config, "fallback")})
- same => n,Record({fallback_file},3,120,k)
+ same => n,Set(message={fallback_message})
+ same => n,Set(FILE(${{message}}.caller)=${{FILTER(0-9,${{CALLERID(num)}})}})
+ same => n,Record(${{message}}.wav,3,120,k)
  same => n,Playback({prompt_path(config, "goodbye")})
  same => n(done),Hangup()
 

@@ -116,7 +116,9 @@ def test_a_fixed_contact_seat_is_only_itself_from_its_contact(trusted: tuple[Pla
     assert _seat_state(platform) == "logged_out"
 
 
-@pytest.mark.parametrize(("area", "caller"), [("9", "13966660001"), ("86872", "13966660002"), ("+86 871", "13966660003")])
+@pytest.mark.parametrize(
+    ("area", "caller"), [("9", "13966660001"), ("86872", "13966660002"), ("+86 871", "13966660003")]
+)
 def test_an_area_header_that_names_no_area_is_answered_here(
     trusted: tuple[PlatformUnderTest, int], area: str, caller: str
 ) -> None:

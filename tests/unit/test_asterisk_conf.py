@@ -41,7 +41,12 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
-    assert "fb-${EPOCH}-${FILTER(0-9,${CALLERID(num)})}-${UNIQUEID}.wav" in fallback
+    # the message's name has no number in it; the number (digits only) goes beside it, by FILE()
+    assert "Set(message=/srv/hotline/var/spool/fallback/fb2-${EPOCH}-${UNIQUEID})" in fallback
+    assert "Set(FILE(${message}.caller)=${FILTER(0-9,${CALLERID(num)})})" in fallback
+    assert "Record(${message}.wav,3,120,k)" in fallback
+    assert fallback.index("Set(FILE(") < fallback.index("Record(")
+    assert "CALLERID" not in fallback.split("Record(")[1].split(")")[0]
     assert "[hotline-refuse]\nexten => _X.,1,Hangup(1)" in extensions  # other numbers: 404
 
 
