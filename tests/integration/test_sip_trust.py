@@ -35,11 +35,20 @@ SEAT = "1001"
 @pytest.fixture(scope="module")
 def trusted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUnderTest, int]]:
     """A platform whose seat 1001 is a phone at a fixed contact on loopback (the trunk's own
-    address), with no password: known by that contact's address and port alone."""
+    address), with no password: known by that contact's address and port alone. It also has an
+    outbound trunk (``carrier``) and a link to another platform (``province``)."""
     seat_port = free_tcp_and_udp_port()
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("trust"),
-        overrides={"seats": [{"id": SEAT, "name": SEAT, "contact": f"sip:{SEAT}@127.0.0.1:{seat_port}"}]},
+        overrides={
+            "seats": [{"id": SEAT, "name": SEAT, "contact": f"sip:{SEAT}@127.0.0.1:{seat_port}"}],
+            "sip": {
+                "trunks": {
+                    "carrier": {"host": "127.0.0.1", "port": free_tcp_and_udp_port()},
+                    "province": {"host": "127.0.0.1", "port": free_tcp_and_udp_port(), "platform": "province"},
+                }
+            },
+        },
     )
     platform.start_all()
     try:
@@ -72,13 +81,14 @@ def _channels(platform: PlatformUnderTest) -> str:
     return platform.asterisk.cli("core show channels count").stdout
 
 
-@pytest.mark.parametrize("number", ["12345", "99999"])
-def test_the_trunks_name_from_another_address_is_refused_and_reaches_nothing(
-    trusted: tuple[PlatformUnderTest, int], number: str
+@pytest.mark.parametrize(("name", "number"), [("trunk", "12345"), ("trunk", "99999"), ("carrier", "12345"),
+                                            ("province", "087112345")])  # fmt: skip
+def test_a_trunks_name_from_another_address_is_refused_and_reaches_nothing(
+    trusted: tuple[PlatformUnderTest, int], name: str, number: str
 ) -> None:
     platform, _ = trusted
     records, sessions = _record_keys(platform), _agi_sessions(platform)
-    result = run_sipp(platform.config.sip.port, scenario(INVITE, CHALLENGED), number=number, caller="trunk",
+    result = run_sipp(platform.config.sip.port, scenario(INVITE, CHALLENGED), number=number, caller=name,
                       local_ip=ELSEWHERE)  # fmt: skip
     assert result.ok, result.errors  # 401: no endpoint is theirs (was: 200 into the IVR, or 404)
     # nothing happened: no call record, no FastAGI session, no channel left
