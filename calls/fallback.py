@@ -1,9 +1,15 @@
 """Calls Asterisk handled on its own (controller unreachable): found as message files.
 
 The fallback route in extensions.conf records the caller's message to
-``<spool>/fallback/fb-<epoch>-<caller digits>-<uniqueid>.wav``. The controller scans that folder
-on start and every few seconds, so a call it never saw still gets a call record that links
-its message. The files themselves are never moved or deleted here.
+``<spool>/fallback/fb2-<epoch>-<uniqueid>.wav`` and, just before, writes the caller's number
+(digits only) beside it, to ``fb2-<epoch>-<uniqueid>.caller``, with Asterisk's own ``FILE()``
+function (no shell). The number is never in the name: names are logged, listed and shown in
+timelines. Files of the first format, ``fb-<epoch>-<caller digits>-<uniqueid>.wav``, may still be
+on disk: they are read as before, and every display masks their number
+(``hotline.privacy.mask_fallback_names``).
+
+The controller scans that folder on start and every few seconds, so a call it never saw still
+gets a call record that links its message. The files themselves are never moved or deleted here.
 """
 
 from __future__ import annotations
@@ -19,19 +25,26 @@ from calls.tracker import CallTracker
 
 log = structlog.get_logger(__name__)
 
-_NAME = re.compile(r"^fb-(?P<epoch>\d{9,11})-(?P<caller>\d{0,32})-(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\.wav$")
+CALLER_SUFFIX = ".caller"
+_UNIQUEID = r"(?P<uniqueid>[A-Za-z0-9_.-]{1,80})"
+_NAME = re.compile(rf"^fb2-(?P<epoch>\d{{9,11}})-{_UNIQUEID}\.wav$")
+_OLD_NAME = re.compile(rf"^fb-(?P<epoch>\d{{9,11}})-(?P<caller>\d{{0,32}})-{_UNIQUEID}\.wav$")
+_CALLER = re.compile(r"^\d{0,32}$")
 
 
-def parse_fallback_name(name: str, platform: str, ended_at: datetime) -> CallRecord | None:
-    """The call record a fallback file name describes, or None if the name is not ours."""
-    match = _NAME.fullmatch(name)
+def parse_fallback_name(name: str, platform: str, ended_at: datetime, caller: str = "") -> CallRecord | None:
+    """The call record a fallback file name describes, or None if the name is not ours.
+
+    ``caller``: the number kept beside a message (``read_fallback_caller``); a name of the first
+    format carries its own."""
+    match = _NAME.fullmatch(name) or _OLD_NAME.fullmatch(name)
     if match is None:
         return None
     started = datetime.fromtimestamp(int(match.group("epoch")), UTC)
     return CallRecord(
         call_id=match.group("uniqueid"),
         platform=platform,
-        caller=match.group("caller"),
+        caller=match.groupdict().get("caller") or caller,
         called="12345",
         state=CallState.ENDED,
         started_at=started,
@@ -42,6 +55,22 @@ def parse_fallback_name(name: str, platform: str, ended_at: datetime) -> CallRec
         hangup_cause="fallback route",
         recording=f"fallback/{name}",
     )
+
+
+def read_fallback_caller(wav: Path) -> str:
+    """The caller's number the fallback route kept beside ``wav``; "" when there is none (a
+    name of the first format, a number withheld) or it is not a number."""
+    try:
+        text = wav.with_suffix(CALLER_SUFFIX).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("fallback.caller_unreadable", file=wav.name, error=type(exc).__name__)
+        return ""
+    if not _CALLER.match(text):
+        log.warning("fallback.caller_not_a_number", file=wav.name)
+        return ""
+    return text
 
 
 class FallbackIngester:
@@ -58,14 +87,14 @@ class FallbackIngester:
         if not self._dir.is_dir():
             return 0
         written = 0
-        for path in sorted(self._dir.glob("fb-*.wav")):
+        for path in sorted(self._dir.glob("fb*.wav")):
             if path.name in self._done:
                 continue
             try:
                 mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
             except OSError:
                 continue
-            record = parse_fallback_name(path.name, self._platform, mtime)
+            record = parse_fallback_name(path.name, self._platform, mtime, read_fallback_caller(path))
             if record is None:
                 log.warning("fallback.unrecognised_file", file=path.name)
                 self._done.add(path.name)

@@ -20,7 +20,7 @@ from hotline.api_common import (
     other_platform,
     requires,
 )
-from hotline.privacy import mask_number
+from hotline.privacy import mask_fallback_names, mask_number
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
 from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
@@ -52,6 +52,8 @@ def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
     data["overdue"] = [kind.value for kind in overdue(ticket, now)]
     data["has_audio"] = bool(ticket.recording)
     data.pop("recording", None)  # a spool path is for the server, not for clients
+    for entry in data["timeline"]:  # notes written before fallback names lost the number
+        entry["note"] = mask_fallback_names(entry["note"])
     return data
 
 
@@ -174,9 +176,9 @@ async def list_parked_jobs(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "parked": [
-                {
-                    "recording": job.recording,
-                    "error": job.error,
+                {  # an old fallback message's name carries the caller's number: masked (retry takes it so)
+                    "recording": mask_fallback_names(job.recording),
+                    "error": mask_fallback_names(job.error),
                     "attempts": job.attempts,
                     "parked_at": job.parked_at.isoformat(),
                 }

@@ -35,6 +35,8 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 Role = Literal["seat", "supervisor", "admin"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# a seat's fixed contact: sip:[user@]host[:port] (its shape is checked by SipUri; this reads the address)
+_CONTACT_ADDRESS = re.compile(r"sips?:(?:[^@;?\s]+@)?(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?")
 
 
 class _Model(BaseModel):
@@ -134,7 +136,19 @@ class SeatConfig(_Model):
     def _reachable(self) -> SeatConfig:
         if self.secret is None and self.contact is None:
             raise ValueError("a seat needs a secret (to register) or a fixed contact")
+        if self.contact is not None and self.contact_address is None:
+            raise ValueError("contact must be sip:[user@]host[:port] (port 1-65535)")
         return self
+
+    @property
+    def contact_address(self) -> tuple[str, int] | None:
+        """(host, port) of the fixed contact (port 5060 when it names none); None without one.
+        A seat with no secret is known by this address alone (telephony/asterisk_conf.py)."""
+        match = _CONTACT_ADDRESS.fullmatch(self.contact or "")
+        if match is None:
+            return None
+        port = int(match.group("port") or 5060)
+        return (match.group("host"), port) if 0 < port < 65536 else None
 
 
 class TransfersConfig(_Model):

@@ -8,7 +8,18 @@ from typing import Literal
 
 import structlog
 
+from hotline.privacy import mask_fallback_names
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def mask_personal_data(_logger: object, _method: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    """No whole caller number in a log line: the old fallback message names carry one (the
+    values call sites mask themselves, callers and names, are masked where they are logged)."""
+    for key, value in event.items():
+        if isinstance(value, str) and "fb-" in value:
+            event[key] = mask_fallback_names(value)
+    return event
 
 
 def configure_logging(level: str = "info", fmt: Literal["auto", "json", "console"] = "auto") -> None:
@@ -25,7 +36,11 @@ def configure_logging(level: str = "info", fmt: Literal["auto", "json", "console
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer] if use_json else [*shared, renderer],
+        processors=(
+            [*shared, structlog.processors.format_exc_info, mask_personal_data, renderer]
+            if use_json
+            else [*shared, mask_personal_data, renderer]
+        ),
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import re
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+# a local number has 7 or 8 digits; whatever precedes it (area code, country code) is shown at
+# most in part, so at least half of the local number's digits are always hidden
+_LAST_SHOWN = 3
+_FIRST_SHOWN = 3
+# fallback messages recorded before the number left the file name (calls/fallback.py)
+_OLD_FALLBACK_NAME = re.compile(r"(?<![A-Za-z0-9])(fb-\d{9,11}-)(\d+)(-)")
+
 
 def mask_number(number: str) -> str:
-    """Keep the prefix and the last four digits: ``13812345678`` → ``138****5678``.
+    """A number with at least half of it hidden.
 
-    Short numbers keep only their last two digits; an empty number stays empty.
+    A mobile number keeps the usual ``138****5678``. Anything else shows at most its first
+    three and last three characters, never more than half of them: ``6512345`` → ``****345``,
+    ``087165123456`` → ``087******456`` (a 7- or 8-digit local number keeps at most 3 of its
+    digits, with or without the area code before it); ``110`` → ``**0``; empty stays empty.
     """
     digits = number.strip()
-    if len(digits) >= 11:
-        head = 4 if digits.startswith("0") else 3
-        return digits[:head] + "*" * (len(digits) - head - 4) + digits[-4:]
-    if len(digits) >= 7:
-        return digits[:2] + "*" * (len(digits) - 6) + digits[-4:]
-    if len(digits) > 2:
-        return "*" * (len(digits) - 2) + digits[-2:]
-    return "*" * len(digits)
+    if _MOBILE.fullmatch(digits):
+        return digits[:3] + "****" + digits[-4:]
+    shown = len(digits) // 2
+    last = min(_LAST_SHOWN, shown)
+    first = min(_FIRST_SHOWN, shown - last)
+    return digits[:first] + "*" * (len(digits) - first - last) + (digits[len(digits) - last :] if last else "")
+
+
+def mask_fallback_names(text: str) -> str:
+    """``text`` with the caller's digits masked in every old-format fallback message name
+    (``fb-<epoch>-<caller digits>-<uniqueid>.wav``, still on disk from before the number left
+    the name): for logs and lists."""
+    return _OLD_FALLBACK_NAME.sub(lambda m: m.group(1) + mask_number(m.group(2)) + m.group(3), text)
 
 
 def mask_name(name: str) -> str:

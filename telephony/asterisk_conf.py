@@ -146,9 +146,12 @@ def _pjsip_conf(config: Config) -> str:
     return f"""[global]
 type = global
 user_agent = hotline12345
-; seats are known by their user name first, so a softphone on the trunk's own network (or on
-; loopback, in the demo) is not taken for the carrier; callers' numbers (7+ digits) never match a
-; seat id (3-6 digits), so they fall through to the trunk's IP match
+; Who sent a request. The trunk and the links to other platforms are known by address only
+; (identify_by = ip); a seat with a password by its user name, and then it must answer the
+; challenge (a softphone on the trunk's own address, loopback in the demo, is still its seat);
+; a seat with a fixed contact and no password by that contact's address and port. Anything else
+; (e.g. From: trunk from another address) matches no endpoint: 401, nothing reaches the dialplan.
+; Callers' numbers (7+ digits) never name a seat (3-6 digits).
 endpoint_identifier_order = username,ip
 
 [transport-udp]
@@ -169,6 +172,7 @@ send_connected_line = no
 rtp_symmetric = yes
 dtmf_mode = rfc4733
 send_pai = yes
+identify_by = ip
 
 [trunk]
 type = identify
@@ -196,10 +200,13 @@ dtmf_mode = rfc4733
 
 
 def _outbound_trunks(config: Config) -> str:
+    # Only ever dialled: no identify section, and never known by a From user name. Calls from
+    # another platform come in on the trunk, by its address in sip.trunk_peers.
     blocks = []
     for name, trunk in config.sip.trunks.items():
         blocks.append(
-            _endpoint(name, PEER_CONTEXT) + f"\n[{name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
+            _endpoint(name, PEER_CONTEXT, "identify_by = ip\n")
+            + f"\n[{name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
         )
     return "".join(blocks)
 
@@ -209,14 +216,32 @@ def _seats(config: Config) -> str:
     for seat in config.seats:
         extra = f'callerid = "{seat.name or seat.id}" <{seat.id}>\n'
         if seat.secret:
-            extra += f"auth = seat-{seat.id}\n"
+            # known by its user name, and every request challenged: only its password makes it the seat
+            extra += f"auth = seat-{seat.id}\nidentify_by = username\n"
+        else:
+            extra += "identify_by = ip\n"
         contact = f"contact = {seat.contact}\n" if seat.contact else "max_contacts = 1\nremove_existing = yes\n"
         block = _endpoint(seat.id, SEAT_CONTEXT, extra) + f"\n[{seat.id}]\ntype = aor\n{contact}"
         if seat.secret:
             block += f"\n[seat-{seat.id}]\ntype = auth\nauth_type = userpass\n"
             block += f"username = {seat.id}\npassword = {conf_value(seat.secret)}\n"
+        else:
+            block += _seat_identify(seat.id, seat.contact_address)
         blocks.append(block)
     return "".join(blocks)
+
+
+def _seat_identify(seat_id: str, address: tuple[str, int] | None) -> str:
+    """A seat with a fixed contact and no password: requests from that address and port are it.
+
+    Asterisk tries identify sections in the order of their names and takes the first that
+    matches: a seat's (digits) comes before the trunk's (``trunk``), so a phone on the trunk's
+    own address (loopback, in tests and the demo) is its seat, while every other port of that
+    address is still the trunk."""
+    if address is None:  # SeatConfig refuses such a seat; never render a match-all
+        raise ValueError(f"seat {seat_id}: a fixed contact without an address")
+    host, port = address
+    return f"\n[{seat_id}]\ntype = identify\nendpoint = {seat_id}\nmatch = {host}:{port}\n"
 
 
 def _queues_conf(config: Config) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 from hotline.config import Config
 
 TRUNK_CONTEXT = "from-trunk"
+AREA_CONTEXT = "hotline-area"  # the trunk's <area>12345 numbers alone (no catch-all): what a header may name
+REFUSE_CONTEXT = "hotline-refuse"  # the trunk's other numbers: SIP 404
 ENTRY_CONTEXT = "hotline-entry"
 IVR_DONE_VARIABLE = "HOTLINE_IVR_DONE"
 PLATFORM_VARIABLE = "HOTLINE_PLATFORM"

@@ -13,6 +13,7 @@ from telephony.dialplan_names import (
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
+    AREA_CONTEXT,
     CALLER_VARIABLE,
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
@@ -42,6 +43,7 @@ from telephony.dialplan_names import (
     PREDIAL_CONTEXT,
     PROVINCE_PLATFORM,
     RECORDING_VARIABLE,
+    REFUSE_CONTEXT,
     ROUTE_CONTEXT,
     ROUTE_VARIABLE,
     ROUTED_EVENT,
@@ -57,11 +59,28 @@ from telephony.dialplan_names import (
 )
 
 
-def _trunk_entries(config: Config) -> str:
-    """What the trunk's numbers do: ours go to the IVR; ``<area code>12345`` of an area another
-    platform serves goes there; an unknown area code goes to the province (from a prefecture)
-    or is answered here (at the province). Plain 12345 with the area in ``sip.area_header`` is
-    routed as ``<area>12345``."""
+def _plain_number_entry(config: Config) -> str:
+    """Plain 12345. With ``sip.area_header``, a header naming an area (``<area>12345`` is one of
+    the trunk's area numbers) routes the call like that number; any other value (``9``,
+    ``86872``, ``+86 871``, none) is answered here: a caller is never refused for a header.
+    The check is against the area numbers alone, never the trunk's catch-all (SIP 404)."""
+    header = config.sip.area_header
+    if not header:
+        return f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)"
+    routed = f"${{area}}{HOTLINE_NUMBER}"
+    return "\n".join(
+        [  # digits only: no dialplan tricks through a header
+            f"exten => {HOTLINE_NUMBER},1,Set(area=${{FILTER(0-9,${{PJSIP_HEADER(read,{header})}})}})",
+            f' same => n,GotoIf($["${{area}}" != "" & ${{DIALPLAN_EXISTS({AREA_CONTEXT},{routed},1)}}]?{routed},1)',
+            f" same => n,Goto({ENTRY_CONTEXT},s,1)",
+        ]
+    )
+
+
+def _area_entries(config: Config) -> str:
+    """What the trunk's ``<area>12345`` numbers do: our own goes to the IVR; that of an area
+    another platform serves goes there; an unknown area code goes to the province (from a
+    prefecture) or is answered here (at the province)."""
     own = config.platform
     routes = {
         trunk.area_code: name
@@ -69,17 +88,6 @@ def _trunk_entries(config: Config) -> str:
         if trunk.area_code and trunk.platform != own.id
     }
     lines = []
-    header = config.sip.area_header
-    if header:
-        # digits only (no dialplan tricks through a header); a value with no route is answered here
-        routed = f"${{area}}{HOTLINE_NUMBER}"
-        lines += [
-            f"exten => {HOTLINE_NUMBER},1,Set(area=${{FILTER(0-9,${{PJSIP_HEADER(read,{header})}})}})",
-            f' same => n,GotoIf($["${{area}}" != "" & ${{DIALPLAN_EXISTS({TRUNK_CONTEXT},{routed},1)}}]?{routed},1)',
-            f" same => n,Goto({ENTRY_CONTEXT},s,1)",
-        ]
-    else:
-        lines.append(f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
     if own.area_code not in routes:
         for prefix in (own.area_code, own.area_code[1:]):
             lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
@@ -102,11 +110,11 @@ def extensions_conf(config: Config) -> str:
     platform = config.platform
     agi = config.agi
     fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
-    entries = _trunk_entries(config)
-    # The file name carries what the controller needs to rebuild the record of a call it never
-    # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
-    # calls/fallback.py parses it; keep the two in step.
-    fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
+    # What the controller needs to rebuild the record of a call it never saw: the file name
+    # carries the start time and the uniqueid, never the caller's number (names are logged and
+    # listed); the number (digits only) goes into a file beside it, written by Asterisk's own
+    # FILE() (no shell) before the recording starts. calls/fallback.py reads both; keep in step.
+    fallback_message = f"{fallback_dir}/fb2-${{EPOCH}}-${{UNIQUEID}}"
     agi_url = f"agi://{agi.host}:{agi.port}"
     consult_ring = config.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
@@ -130,11 +138,20 @@ clearglobalvars = yes
 [globals]
 {PLATFORM_VARIABLE} = {platform.id}
 
+; the trunk's numbers: Asterisk looks in a context's own extensions first, then in its includes
+; in order, so the catch-all (404) never shadows an area number
 [{TRUNK_CONTEXT}]
-{entries}
-; anything else on the trunk is not ours: SIP 404
-exten => _X.,1,Hangup(1)
+{_plain_number_entry(config)}
 exten => i,1,Hangup(1)
+include => {AREA_CONTEXT}
+include => {REFUSE_CONTEXT}
+
+[{AREA_CONTEXT}]
+{_area_entries(config)}
+
+; anything else on the trunk is not ours: SIP 404
+[{REFUSE_CONTEXT}]
+exten => _X.,1,Hangup(1)
 
 ; calls from seats: feature codes (*23 then digits: pause with that reason code)
 [{SEAT_CONTEXT}]
@@ -158,7 +175,9 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  same => n,Playback({prompt_path(config, "fallback_hold")})
  same => n,Queue({FALLBACK_QUEUE},,,,{config.acd.fallback_wait_s})
  same => n,Playback({prompt_path(config, "fallback")})
- same => n,Record({fallback_file},3,120,k)
+ same => n,Set(message={fallback_message})
+ same => n,Set(FILE(${{message}}.caller)=${{FILTER(0-9,${{CALLERID(num)}})}})
+ same => n,Record(${{message}}.wav,3,120,k)
  same => n,Playback({prompt_path(config, "goodbye")})
  same => n(done),Hangup()
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import structlog
 
+from hotline.privacy import mask_fallback_names
 from tickets.deadlines import (
     MAX_EXTENSIONS,
     WorkingDays,
@@ -178,7 +179,7 @@ def recompute_deadlines(ticket: Ticket, calendar: WorkingDays, at: datetime) -> 
 
 def link_repeat_call(ticket: Ticket, call_id: str, recording: str, at: datetime) -> Ticket:
     """A repeat request merged into this open ticket: remembered, the state is unchanged."""
-    note = f"repeat request: call {call_id}" + (f", message {recording}" if recording else "")
+    note = f"repeat request: call {call_id}" + (f", message {mask_fallback_names(recording)}" if recording else "")
     entry = TimelineEntry(state=ticket.state, at=at, actor="system", note=note)
     linked = ticket.linked_call_ids if call_id in ticket.linked_call_ids else (*ticket.linked_call_ids, call_id)
     return ticket.model_copy(update={"linked_call_ids": linked, "timeline": (*ticket.timeline, entry)})

@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 from redis.exceptions import RedisError
 
-from calls.fallback import parse_fallback_name
+from calls.fallback import parse_fallback_name, read_fallback_caller
 from hotline.privacy import mask_number
 from voicemail.jobs import AsrQueue, MetaFor, VoicemailMeta, meta_from_file
 
@@ -138,10 +138,12 @@ def meta_from_sidecar(platform: str) -> MetaFor:
 
 def meta_from_fallback_name(platform: str, min_s: float = 1.0) -> MetaFor:
     """Metadata of a message the fallback route kept (the controller was away): its file name
-    carries the call (calls/fallback.py). Near-empty files are not tickets."""
+    carries the call, the file beside it the caller's number (calls/fallback.py). Near-empty
+    files are not tickets."""
 
     async def meta(path: Path) -> VoicemailMeta | None:
-        record = parse_fallback_name(path.name, platform, datetime.now(UTC))
+        caller = await asyncio.to_thread(read_fallback_caller, path)
+        record = parse_fallback_name(path.name, platform, datetime.now(UTC), caller)
         if record is None or await asyncio.to_thread(wav_duration_s, path) < min_s:
             return None
         return VoicemailMeta(

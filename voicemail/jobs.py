@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError, ResponseError
 
 from hotline.clock import Clock, system_clock
-from hotline.privacy import mask_number
+from hotline.privacy import mask_fallback_names, mask_number
 from tickets.model import Transcript
 from voicemail.asr import AudioUnreadable
 
@@ -222,8 +222,18 @@ class AsrQueue:
         return parked
 
     async def retry_parked(self, recording: str) -> bool:
-        """Queue a parked job again with its attempts reset; False if it was not parked."""
-        retried = await self._retry(keys=[self._parked, self._stream, self._attempts, self._queued], args=[recording])
+        """Queue a parked job again with its attempts reset; False if it was not parked.
+
+        ``recording`` as the parked list shows it: an old fallback message's name with its
+        caller's number masked names the one parked job it masks (its uniqueid is in it)."""
+        keys = [self._parked, self._stream, self._attempts, self._queued]
+        retried = await self._retry(keys=keys, args=[recording])
+        if not retried and "*" in recording:
+            parked = map(_text, await self._redis.hkeys(self._parked))
+            named = [name for name in parked if mask_fallback_names(name) == recording]
+            if len(named) == 1:
+                recording = named[0]
+                retried = await self._retry(keys=keys, args=[recording])
         if retried:
             log.info("asr.job_retried", recording=recording)
         return bool(retried)

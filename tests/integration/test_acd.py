@@ -261,7 +261,10 @@ def test_feature_codes_from_the_seat_phone(make_platform: PlatformFactory) -> No
         ("*22", "logged_out"),
     )
     for code, expected in codes:
-        call = SippCall(sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number=code, caller="1001")
+        # from the phone's own contact address and port: that is how a seat without a password is known
+        call = SippCall(
+            sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number=code, caller="1001", local_port=port
+        )
         assert call.wait().ok, code
         assert seat(platform, "1001")["state"] == expected, code
     assert seat(platform, "1001")["reason"] == ""

@@ -77,6 +77,10 @@ ANSWERED = '\n  <recv response="200" rtd="true"/>\n' + caller_request("ACK", 1)
 
 REJECTED_404 = '\n  <recv response="404"/>\n' + caller_request("ACK", 1)
 
+CHALLENGED = '\n  <recv response="401"/>\n' + caller_request("ACK", 1)
+"""Refused: the request matched no endpoint (or one that needs a password), Asterisk asks for
+credentials (401) and nothing reaches the dialplan."""
+
 CALLER_HANGS_UP = caller_request("BYE", 99) + '  <recv response="200"/>\n'
 
 HOTLINE_HANGS_UP = """
@@ -125,7 +129,7 @@ class _SippProcess:
 
     live: ClassVar[set[_SippProcess]] = set()  # not waited for yet (tests/conftest.py reaps them)
 
-    def __init__(self, scenario_xml: str, arguments: list[str], timeout_s: float) -> None:
+    def __init__(self, scenario_xml: str, arguments: list[str], timeout_s: float, media_ip: str = "127.0.0.1") -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="sipp-")
         folder = Path(self._tmp.name)
         (folder / "scenario.xml").write_text(scenario_xml, encoding="utf-8")
@@ -133,7 +137,7 @@ class _SippProcess:
         self._timeout_s = timeout_s
         command = [
             "sipp", *arguments, "-sf", str(folder / "scenario.xml"),
-            "-mi", "127.0.0.1", "-mp", str(free_media_port()),
+            "-mi", media_ip, "-mp", str(free_media_port()),
             "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin",
             "-trace_err", "-error_file", str(self._errors),
         ]  # fmt: skip
@@ -165,7 +169,10 @@ class _SippProcess:
 
 
 class SippCall(_SippProcess):
-    """``calls`` SIPp callers to 127.0.0.1:sip_port, run in the background until ``wait()``."""
+    """``calls`` SIPp callers to 127.0.0.1:sip_port, run in the background until ``wait()``.
+
+    They send from ``local_ip`` (any 127.0.0.0/8 address is local: 127.0.0.2 is "another
+    host") and from ``local_port`` (default: a free one), e.g. a seat phone's own contact port."""
 
     def __init__(
         self,
@@ -178,13 +185,15 @@ class SippCall(_SippProcess):
         timeout_s: float = 60.0,
         calls: int = 1,
         host: str = "127.0.0.1",
+        local_ip: str = "127.0.0.1",
+        local_port: int | None = None,
     ) -> None:
         arguments = [
             f"{host}:{sip_port}", "-s", number, "-m", str(calls), "-l", str(calls), "-r", "50",
-            "-i", "127.0.0.1", "-p", str(free_tcp_and_udp_port()),
+            "-i", local_ip, "-p", str(local_port or free_tcp_and_udp_port()),
             "-key", "caller", caller, "-key", "caller_name", caller_name,
         ]  # fmt: skip
-        super().__init__(scenario_xml, arguments, timeout_s)
+        super().__init__(scenario_xml, arguments, timeout_s, media_ip=local_ip)
 
 
 def run_sipp(
@@ -196,11 +205,14 @@ def run_sipp(
     caller_name: str = "",
     timeout_s: float = 60.0,
     host: str = "127.0.0.1",
+    local_ip: str = "127.0.0.1",
+    local_port: int | None = None,
 ) -> SippResult:
     """Run one call to the end; SippResult.ok when SIPp's scenario passed."""
     return SippCall(
-        sip_port, scenario_xml, number=number, caller=caller, caller_name=caller_name, timeout_s=timeout_s, host=host
-    ).wait()
+        sip_port, scenario_xml, number=number, caller=caller, caller_name=caller_name, timeout_s=timeout_s,
+        host=host, local_ip=local_ip, local_port=local_port,
+    ).wait()  # fmt: skip
 
 
 def dtmf(key: str, press: int = 0) -> str:

@@ -15,6 +15,7 @@ from hotline.api import build_api
 from hotline.redis_process import RedisProcess
 from tests.unit.test_api import TOKEN_HEADERS, TOKENS, Backend
 from tickets.model import TicketCategory, Transcript
+from voicemail.jobs import VoicemailMeta
 
 ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in China, a Monday
 
@@ -114,3 +115,51 @@ async def test_parked_jobs_are_for_admins(api: tuple[Backend, TestClient[Any, An
     assert await response.json() == {"parked": []}
     missing = await client.post("/api/v1/asr/parked/retry?recording=voicemail/x.wav", headers=TOKEN_HEADERS["admin"])
     assert missing.status == 404
+
+
+OLD_FALLBACK = "fallback/fb-1772442000-13812345678-kunming-1772442000.7.wav"  # the number in the name
+
+
+async def test_an_old_fallback_name_shows_no_whole_number(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    """Messages the fallback route recorded before the number left the file name: the ticket
+    timeline and the parked list mask it, and the masked name still retries the job."""
+    backend, client = api
+    linked = await backend.tickets.create_from_voicemail(
+        recording=OLD_FALLBACK,
+        platform="kunming",
+        caller="13812345678",
+        call_id="kunming-1772442000.7",
+        accepted_at=ACCEPTED,
+        transcript=Transcript(text="又来了"),
+    )
+    one = await client.get(f"/api/v1/tickets/{linked.ticket.id}", headers=TOKEN_HEADERS["sup"])
+    text = await one.text()
+    assert "repeat request: call kunming-1772442000.7" in text
+    assert "13812345678" not in text
+    # a note already stored with the whole number (written by an older version) is masked too
+    stored = linked.ticket.model_copy(
+        update={"timeline": (*linked.ticket.timeline[:-1], linked.ticket.timeline[-1].model_copy(
+            update={"note": f"repeat request: call kunming-1772442000.7, message {OLD_FALLBACK}"}
+        ))}
+    )  # fmt: skip
+    await backend.tickets._redis.set(f"hotline:ticket:{stored.id}", stored.model_dump_json())
+    listed = await (await client.get("/api/v1/tickets", headers=TOKEN_HEADERS["sup"])).text()
+    assert "13812345678" not in listed and "138****5678" in listed
+
+    queue = backend.asr_queue
+    await queue.ensure_group()
+    await backend.tickets._redis.delete(f"hotline:ticket:by-recording:{OLD_FALLBACK}")  # no ticket yet
+    meta = VoicemailMeta(platform="kunming", call_id="kunming-1772442000.7", caller="13812345678")
+    assert await queue.enqueue(OLD_FALLBACK, meta)
+    (job,) = await queue.read_new("test", 1, 100)
+    await queue.park(job, f"AudioUnreadable: {OLD_FALLBACK}: not a WAV", 1, ACCEPTED)
+    parked = await client.get("/api/v1/asr/parked", headers=TOKEN_HEADERS["admin"])
+    body = await parked.json()
+    assert "13812345678" not in await parked.text()
+    (entry,) = body["parked"]
+    assert entry["recording"] == "fallback/fb-1772442000-138****5678-kunming-1772442000.7.wav"
+    retried = await client.post(
+        "/api/v1/asr/parked/retry", params={"recording": entry["recording"]}, headers=TOKEN_HEADERS["admin"]
+    )
+    assert retried.status == 200
+    assert (await (await client.get("/api/v1/asr/parked", headers=TOKEN_HEADERS["admin"])).json()) == {"parked": []}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from hotline.config import parse_config
+import pytest
+
+from hotline.config import ConfigError, parse_config
 from telephony.asterisk_conf import AsteriskLayout, render_asterisk_config, write_asterisk_config
 
 
@@ -27,13 +30,24 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
         assert f"exten => {number},1,Goto(hotline-entry,s,1)" in extensions
     # plain 12345: the area header first (digits only), else answered here
     assert "exten => 12345,1,Set(area=${FILTER(0-9,${PJSIP_HEADER(read,X-Hotline-Area)})})" in extensions
-    assert "DIALPLAN_EXISTS(from-trunk,${area}12345,1)" in extensions
+    # a header may name an area number only, never the trunk's catch-all (which is a 404)
+    assert "DIALPLAN_EXISTS(hotline-area,${area}12345,1)" in extensions
+    area_context = extensions.split("[hotline-area]")[1].split("\n[")[0]
+    assert "_X." not in area_context and "Hangup" not in area_context
+    trunk_context = extensions.split("[from-trunk]")[1].split("\n[")[0]
+    assert trunk_context.index("include => hotline-area") < trunk_context.index("include => hotline-refuse")
+    assert "_X." not in trunk_context  # its own extensions come before its includes
     assert "AGI(agi://127.0.0.1:4600/ivr)" in extensions
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
-    assert "fb-${EPOCH}-${FILTER(0-9,${CALLERID(num)})}-${UNIQUEID}.wav" in fallback
-    assert "exten => _X.,1,Hangup(1)" in extensions  # other numbers: 404
+    # the message's name has no number in it; the number (digits only) goes beside it, by FILE()
+    assert "Set(message=/srv/hotline/var/spool/fallback/fb2-${EPOCH}-${UNIQUEID})" in fallback
+    assert "Set(FILE(${message}.caller)=${FILTER(0-9,${CALLERID(num)})})" in fallback
+    assert "Record(${message}.wav,3,120,k)" in fallback
+    assert fallback.index("Set(FILE(") < fallback.index("Record(")
+    assert "CALLERID" not in fallback.split("Record(")[1].split(")")[0]
+    assert "[hotline-refuse]\nexten => _X.,1,Hangup(1)" in extensions  # other numbers: 404
 
 
 def test_trunk_accepts_configured_peers_and_keeps_media() -> None:
@@ -42,6 +56,59 @@ def test_trunk_accepts_configured_peers_and_keeps_media() -> None:
     assert "match = 10.1.2.0/24" in pjsip
     assert "match = 127.0.0.1" in pjsip
     assert "direct_media = no" in pjsip
+
+
+def _sections(pjsip: str) -> dict[tuple[str, str], str]:
+    """pjsip.conf as {(name, type): body}."""
+    found = {}
+    for name, body in re.findall(r"^\[([^\]]+)\]\n(.*?)(?=^\[|\Z)", pjsip, re.M | re.S):
+        kind = re.search(r"^type = (\w+)$", body, re.M)
+        assert kind is not None, name
+        found[(name, kind.group(1))] = body
+    return found
+
+
+SEATS_AND_TRUNKS = """
+sip:
+  trunks: {province: {host: 10.0.0.9, port: 5070, platform: province}}
+seats:
+  - {id: '1001', secret: 'a-long-secret'}
+  - {id: '1002', contact: 'sip:1002@127.0.0.1:5099'}
+  - {id: '1003', contact: 'sip:phone3.lan'}
+  - {id: '1004', secret: 'another-secret', contact: 'sip:1004@10.0.0.4:5062'}
+"""
+
+
+def test_the_trunk_and_the_platform_links_are_known_by_address_only() -> None:
+    sections = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
+    # a From: <sip:trunk@…> (or province@…) names no endpoint: only the peers' addresses do
+    assert "identify_by = ip\n" in sections[("trunk", "endpoint")]
+    assert "identify_by = ip\n" in sections[("province", "endpoint")]
+    assert ("province", "identify") not in sections  # only dialled; its calls come in on the trunk
+    assert "match = 127.0.0.1/32" in sections[("trunk", "identify")]
+
+
+def test_seats_are_known_by_their_password_or_their_contact_address() -> None:
+    sections = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
+    for with_secret in ("1001", "1004"):  # by user name, and always challenged
+        endpoint = sections[(with_secret, "endpoint")]
+        assert f"auth = seat-{with_secret}\n" in endpoint and "identify_by = username\n" in endpoint
+        assert (with_secret, "identify") not in sections
+    # no password: by the contact's address and port (5060 when it names none), never by name
+    assert "identify_by = ip\n" in sections[("1002", "endpoint")]
+    assert "auth" not in sections[("1002", "endpoint")]
+    assert "match = 127.0.0.1:5099\n" in sections[("1002", "identify")]
+    assert "match = phone3.lan:5060\n" in sections[("1003", "identify")]
+    # Asterisk takes the first matching identify in name order: a seat's before the trunk's, so
+    # the seat's own port on the trunk's address is the seat and every other port the trunk
+    identifies = sorted(name for name, kind in sections if kind == "identify")
+    assert identifies[-1] == "trunk"
+
+
+@pytest.mark.parametrize("contact", ["sip:1002@", "sip:1002@host:0", "sip:1002@host:70000", "sip:a b@host"])
+def test_a_contact_without_an_address_is_refused(contact: str) -> None:
+    with pytest.raises(ConfigError, match="seats"):
+        render(f"seats: [{{id: '1002', contact: '{contact}'}}]")
 
 
 def test_directories_point_into_the_root_and_runtime() -> None:

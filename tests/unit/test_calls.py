@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calls.fallback import FallbackIngester, parse_fallback_name
+from calls.fallback import FallbackIngester, parse_fallback_name, read_fallback_caller
 from calls.model import CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
 from calls.tracker import CallTracker
 
@@ -139,15 +139,31 @@ async def test_a_new_controller_adopts_open_records() -> None:
 
 
 def test_fallback_file_names() -> None:
-    parsed = parse_fallback_name("fb-1772442000-13800138000-kunming-1772442000.7.wav", "kunming", T0)
+    # the name the fallback route writes: no number in it (it is kept beside the file)
+    parsed = parse_fallback_name("fb2-1772442000-kunming-1772442000.7.wav", "kunming", T0, "13800138000")
     assert parsed is not None
     assert parsed.call_id == "kunming-1772442000.7"
     assert parsed.caller == "13800138000"
     assert parsed.outcome is CallOutcome.FALLBACK
-    assert parsed.recording == "fallback/fb-1772442000-13800138000-kunming-1772442000.7.wav"
+    assert parsed.recording == "fallback/fb2-1772442000-kunming-1772442000.7.wav"
+    assert parse_fallback_name("fb2-1772442000-1772442000.7.wav", "kunming", T0) is not None  # no systemname
+    # the first format, still on disk: the number is in the name
+    old = parse_fallback_name("fb-1772442000-13800138000-kunming-1772442000.7.wav", "kunming", T0)
+    assert old is not None
+    assert (old.call_id, old.caller) == ("kunming-1772442000.7", "13800138000")
     assert parse_fallback_name("fb-1772442000--anon-1.2.wav", "kunming", T0) is not None  # no caller number
-    for bad in ("fb-x-1-2.wav", "../../etc/passwd", "fb-1772442000-1-a/b.wav", "fb-1772442000-1-k.mp3"):
+    bad_names = ("fb-x-1-2.wav", "../../etc/passwd", "fb-1772442000-1-a/b.wav", "fb-1772442000-1-k.mp3", "fb2-1-k.wav")
+    for bad in bad_names:
         assert parse_fallback_name(bad, "kunming", T0) is None
+
+
+def test_the_number_beside_a_fallback_message(tmp_path: Path) -> None:
+    wav = tmp_path / "fb2-1772442000-kunming-1772442000.7.wav"
+    assert read_fallback_caller(wav) == ""  # nothing kept (or the first format)
+    (tmp_path / "fb2-1772442000-kunming-1772442000.7.caller").write_text("13800138000")
+    assert read_fallback_caller(wav) == "13800138000"
+    (tmp_path / "fb2-1772442000-kunming-1772442000.7.caller").write_text("1380; rm -rf /")
+    assert read_fallback_caller(wav) == ""  # not a number: not taken
 
 
 async def test_fallback_ingestion_is_idempotent_and_merges(tmp_path: Path) -> None:
@@ -155,15 +171,20 @@ async def test_fallback_ingestion_is_idempotent_and_merges(tmp_path: Path) -> No
     tracker = CallTracker(store, "kunming", FakeClock())
     folder = tmp_path / "fallback"
     folder.mkdir()
-    (folder / "fb-1772442000-13800138000-kunming-1772442000.7.wav").write_bytes(b"RIFF")
-    (folder / "fb-1772442001-139-kunming-1772442001.8.wav").write_bytes(b"RIFF")
+    (folder / "fb-1772442000-13800138000-kunming-1772442000.7.wav").write_bytes(b"RIFF")  # the first format
+    (folder / "fb2-1772442001-kunming-1772442001.8.wav").write_bytes(b"RIFF")
+    (folder / "fb2-1772442001-kunming-1772442001.8.caller").write_text("139")
+    (folder / "fb2-1772442002-kunming-1772442002.9.wav").write_bytes(b"RIFF")
+    (folder / "fb2-1772442002-kunming-1772442002.9.caller").write_text("13900000009")
     # a call the controller saw start (then died): its record is merged, not duplicated
     await tracker.channel_created("kunming-1772442001.8", "PJSIP/t", "139", "", "12345")
     successor = CallTracker(store, "kunming", FakeClock())
     ingester = FallbackIngester(tmp_path, successor, "kunming")
-    assert await ingester.scan() == 2
+    assert await ingester.scan() == 3
     assert await ingester.scan() == 0
     assert await FallbackIngester(tmp_path, successor, "kunming").scan() == 0  # a restarted scanner too
     assert {r.outcome for r in store.records.values()} == {CallOutcome.FALLBACK}
     assert all(not r.is_open for r in store.records.values())
-    assert len(store.records) == 2
+    assert len(store.records) == 3
+    assert store.records["kunming-1772442002.9"].caller == "13900000009"  # from the file beside it
+    assert store.records["kunming-1772442000.7"].caller == "13800138000"  # from the old name

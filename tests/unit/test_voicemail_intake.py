@@ -91,13 +91,19 @@ async def test_fallback_messages_are_described_by_their_file_name(tmp_path: Path
     not_ours = folder / "notes.wav"
     not_ours.write_bytes(b"")
     assert await meta_from_fallback_name("kunming")(not_ours) is None
-    spoken = folder / "fb-1773050400-13800000009-kunming-8.8.wav"
-    with wave.open(str(spoken), "wb") as writer:  # what Asterisk's Record() writes: 8 kHz 16-bit PCM
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(8000)
-        writer.writeframes(b"\x10\x00" * 16000)
+    spoken = folder / "fb2-1773050400-kunming-8.8.wav"
+    (folder / "fb2-1773050400-kunming-8.8.caller").write_text("13800000009")  # the route's FILE() write
+    old_format = folder / "fb-1773050400-13800000007-kunming-7.7.wav"
+    for path in (spoken, old_format):
+        with wave.open(str(path), "wb") as writer:  # what Asterisk's Record() writes: 8 kHz 16-bit PCM
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(8000)
+            writer.writeframes(b"\x10\x00" * 16000)
     meta = await meta_from_fallback_name("kunming")(spoken)
     assert meta is not None
     assert (meta.call_id, meta.caller, meta.tags) == ("kunming-8.8", "13800000009", {"route": "fallback"})
     assert meta.recorded_at == datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    old = await meta_from_fallback_name("kunming")(old_format)  # still on disk from before: still read
+    assert old is not None
+    assert (old.call_id, old.caller) == ("kunming-7.7", "13800000007")
