@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hotline.auth import Principal
 from hotline.config import Role
+from hotline.jsonbody import JsonBodyError, parse_json_object
 from recordings.access import AuditEntry
 
 log = structlog.get_logger(__name__)
@@ -68,9 +69,6 @@ async def json_body(request: web.Request) -> dict[str, object]:
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
+        return parse_json_object(await request.read())  # bounded (hotline/jsonbody.py)
+    except JsonBodyError as exc:
+        raise BadRequest(str(exc)) from None

@@ -64,7 +64,7 @@ class YamlDocument:
 class _Bounded(yaml.composer.Composer, yaml.constructor.SafeConstructor):
     """PyYAML's composer and safe constructor, counting what aliases stand for while the
     document is composed (see above) and naming the node a value cannot be made of (a date
-    such as 2026-13-01, an integer of more than 4300 digits)."""
+    such as 2026-13-01, an integer of more than 4300 digits, ``!!timestamp x``, ``!!bool x``)."""
 
     def _start_bounds(self) -> None:
         self.alias_nodes = 0  # nodes added by aliases so far
@@ -123,8 +123,12 @@ class _Bounded(yaml.composer.Composer, yaml.constructor.SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:  # raised by Python's int(), date() …
-            raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from None
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # what int(), date(), a regex or a table lookup in PyYAML raised
+            kind = node.tag.rpartition(":")[2]
+            problem = f"not a valid {kind}" + (f": {exc}" if isinstance(exc, ValueError | OverflowError) else "")
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
 try:

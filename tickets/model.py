@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -152,3 +153,12 @@ def platform_code(platform: str) -> str:
 def ticket_id(platform: str, day: date, sequence: int) -> str:
     """``KM-20261128-0001``: the platform, the local acceptance date, the day's sequence number."""
     return f"{platform_code(platform)}-{day:%Y%m%d}-{sequence:04d}"
+
+
+_TICKET_ID = re.compile(r"^[A-Z][A-Z0-9_]*-[0-9]{8}-[0-9]{4,}$")
+
+
+def is_ticket_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id ticket_id() makes (anything else names no ticket;
+    ``by-recording:…`` would name another key of the store)."""
+    return _TICKET_ID.match(text) is not None

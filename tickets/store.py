@@ -32,7 +32,7 @@ from redis.exceptions import WatchError
 from hotline.privacy import mask_number
 from tickets import machine
 from tickets.deadlines import CHINA, WorkingDays
-from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript
+from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript, is_ticket_id
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +109,8 @@ class RedisTicketStore:
         self._export_stream = export_stream  # per platform: each exports to its own webhook
 
     async def get(self, ticket_id: str) -> Ticket | None:
+        if not is_ticket_id(ticket_id):  # e.g. "by-recording:…", another key under ticket:
+            return None
         raw = await self._redis.get(ticket_key(ticket_id))
         return Ticket.model_validate_json(raw) if raw else None
 
@@ -213,6 +215,8 @@ class RedisTicketStore:
 
     async def transition(self, ticket_id: str, to: TicketState, *, at: datetime, actor: str, note: str = "") -> Ticket:
         """Load, apply the state machine, save; machine errors propagate unchanged."""
+        if not is_ticket_id(ticket_id):
+            raise TicketNotFound(f"no ticket {ticket_id}")
 
         async def attempt(pipe: aioredis.client.Pipeline) -> Ticket:
             key = ticket_key(ticket_id)

@@ -71,8 +71,10 @@ def test_aliases_within_the_budget_still_work() -> None:
             "2:5",
             "alias *d nests the document more than",
         ),
-        ("a: 2026-13-01\n", "1:4", "month must be in 1..12"),
-        ("a: " + "9" * 5000 + "\n", "1:4", "Exceeds the limit (4300 digits)"),
+        ("a: 2026-13-01\n", "1:4", "not a valid timestamp: month must be in 1..12"),
+        ("a: !!timestamp x\n", "1:4", "not a valid timestamp"),
+        ("a: !!bool x\n", "1:4", "not a valid bool"),
+        ("a: " + "9" * 5000 + "\n", "1:4", "not a valid int: Exceeds the limit (4300 digits)"),
     ],
 )
 def test_cycles_depth_and_impossible_values_are_located_errors(text: str, where: str, problem: str) -> None:
