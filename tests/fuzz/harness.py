@@ -107,29 +107,38 @@ class FuzzHang(BaseException):
 
 
 @contextmanager
-def example(target: str) -> Iterator[None]:
-    """One example of ``target``: counted, and failed with FuzzHang if it runs too long (a
-    SIGALRM reaches Python code that loops without yielding; tests/fuzz/conftest.py adds a
-    watchdog for a hang in C)."""
+def hang_guard(what: str, seconds: float = _ALARM_S) -> Iterator[None]:
+    """Raise FuzzHang in the code under test if it runs longer than ``seconds`` (a SIGALRM
+    reaches Python code that loops without yielding; tests/fuzz/conftest.py adds a watchdog for
+    a hang in C)."""
 
     def hang(_signum: int, _frame: FrameType | None) -> None:
-        raise FuzzHang(f"{target}: one example ran longer than {HANG_S:g} s")
+        raise FuzzHang(f"{what}: one example ran longer than {seconds:g} s")
 
-    TALLY.examples[target] = TALLY.examples.get(target, 0) + 1
     previous = signal.signal(signal.SIGALRM, hang)
-    signal.setitimer(signal.ITIMER_REAL, _ALARM_S)
-    started = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def example(target: str) -> Iterator[None]:
+    """One example of ``target``: counted, timed, and failed if it hangs."""
+    TALLY.examples[target] = TALLY.examples.get(target, 0) + 1
+    started = time.perf_counter()
+    try:
+        with hang_guard(target):
+            yield
+    finally:
         TALLY.seconds[target] = TALLY.seconds.get(target, 0.0) + time.perf_counter() - started
 
 
 T = TypeVar("T")
 
 
-def run_async(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
-    """Run one async example on the test's loop, bounded by HANG_S."""
-    return loop.run_until_complete(asyncio.wait_for(work, HANG_S))
+def run_async(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T], timeout_s: float = HANG_S) -> T:
+    """Run one async example on the test's loop; TimeoutError if it takes longer than ``timeout_s``."""
+    return loop.run_until_complete(asyncio.wait_for(work, timeout_s))
