@@ -3,8 +3,6 @@ error bodies, and the audit trail of sensitive reads."""
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from aiohttp import web
 
 from hotline.auth import Principal
 from hotline.config import Role
+from hotline.jsonbody import JsonBodyError, parse_json_object
 from recordings.access import AuditEntry
 from telephony.dialplan_names import PROVINCE_PLATFORM
 
@@ -142,41 +141,9 @@ class BodyTooLarge(BadRequest):
     status = 413
 
 
-# Every body the API takes is a small object ({"to": …, "note": …}); anything bigger or deeper
-# is refused before it is parsed (deep nesting made json.loads raise RecursionError: a 500).
+# Every body the API takes is a small object ({"to": …, "note": …}): anything bigger is refused
+# before it is read whole, anything deeper before it is parsed (hotline/jsonbody.py).
 MAX_JSON_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 16
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def json_depth(raw: bytes, limit: int) -> int:
-    """How deep ``raw``'s arrays and objects nest (counting stops just past ``limit``); text in
-    strings does not count. A cheap scan: the parser is never given a document deeper than this."""
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for byte in brackets:
-        depth += 1 if byte in b"[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                break
-    return deepest
-
-
-def parse_json_object(raw: bytes) -> dict[str, object]:
-    """A request body as a JSON object, bounded in size and depth; BadRequest for anything else."""
-    if len(raw) > MAX_JSON_BYTES:
-        raise BodyTooLarge(f"the body is larger than {MAX_JSON_BYTES // 1024} KiB")
-    if json_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 async def json_body(request: web.Request) -> dict[str, object]:
@@ -193,4 +160,7 @@ async def json_body(request: web.Request) -> dict[str, object]:
         if size > MAX_JSON_BYTES:
             raise BodyTooLarge(f"the body is larger than {MAX_JSON_BYTES // 1024} KiB")
         chunks.append(chunk)
-    return parse_json_object(b"".join(chunks))
+    try:
+        return parse_json_object(b"".join(chunks))
+    except JsonBodyError as exc:
+        raise BadRequest(str(exc)) from None

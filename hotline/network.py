@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from hotline.config import Config, ConfigError, OutboundTrunk, PlatformConfig
+from hotline.yamlsource import parse_yaml
 from ivr.dialplan.directory import dialplan_files
 from telephony.dialplan_names import PROVINCE_PLATFORM
 
@@ -39,7 +38,8 @@ def platform_ids(requested: str, dialplans_dir: Path) -> list[str]:
 
 def _identity(dialplans_dir: Path, platform: str) -> tuple[str, str]:
     """(name, area code) as the platform's dialplan states them."""
-    data = yaml.safe_load((dialplans_dir / f"{platform}.yaml").read_text(encoding="utf-8"))
+    path = dialplans_dir / f"{platform}.yaml"
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path)).data  # bounded, as the controller reads it
     return str(data["name"]), str(data["area_code"])
 
 

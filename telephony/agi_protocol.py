@@ -91,7 +91,10 @@ def parse_environment(lines: list[str]) -> AgiEnvironment:
     if "agi_network_script" not in variables and "agi_request" not in variables:
         raise AgiProtocolError("the AGI environment has neither agi_network_script nor agi_request")
     request = variables.get("agi_request", "")
-    split = urlsplit(request) if request.startswith("agi://") else None
+    try:
+        split = urlsplit(request) if request.startswith("agi://") else None
+    except ValueError as exc:  # e.g. an unclosed "[" (IPv6) in the host
+        raise AgiProtocolError(f"not an AGI URL: {request[:80]!r} ({exc})") from None
     script = variables.get("agi_network_script") or (split.path if split else "")
     script, _, query = script.partition("?")
     arguments = dict(parse_qsl(query or (split.query if split else ""), keep_blank_values=True))

@@ -129,7 +129,7 @@ class AgiSession:
     async def stream_file(self, path: str, escape_digits: str = "") -> str:
         """Play a sound file (path without extension); returns the digit that interrupted it."""
         reply = await self._checked("STREAM", "FILE", quote_argument(path), quote_argument(escape_digits))
-        return chr(reply.result_int) if reply.result_int > 0 else ""
+        return _key(reply) if reply.result_int > 0 else ""
 
     async def get_data(self, prompt: str, timeout_s: float, max_digits: int = 1) -> str:
         """Play ``prompt`` and collect up to ``max_digits`` keys; '' when none came in time."""
@@ -149,7 +149,10 @@ class AgiSession:
             "BEEP",
             f"s={silence_s}",
         )
-        endpos = int(reply.extra_value("endpos") or 0)
+        try:
+            endpos = int(reply.extra_value("endpos") or 0)
+        except ValueError:
+            raise AgiProtocolError(f"RECORD FILE reply with a bad endpos: {reply.text[:80]!r}") from None
         # Asterisk replies before it closes the file (the WAV header, the last buffered frames):
         # one more round trip, answered only after RECORD's handler returned, means it is closed
         with contextlib.suppress(AgiHangup, AgiCommandError):
@@ -160,7 +163,7 @@ class AgiSession:
                 return RecordResult(ended_by="hangup", digit="", samples=endpos)
             raise AgiCommandError(f"RECORD FILE {path!r} failed: {reply.text}")
         if reply.data == "dtmf":
-            return RecordResult(ended_by="dtmf", digit=chr(reply.result_int), samples=endpos)
+            return RecordResult(ended_by="dtmf", digit=_key(reply), samples=endpos)
         return RecordResult(ended_by="timeout" if reply.data == "timeout" else "silence", digit="", samples=endpos)
 
     async def exec_app(self, application: str, arguments: str) -> int:
@@ -185,6 +188,13 @@ class AgiSession:
         with contextlib.suppress(AgiHangup):
             await self.command("HANGUP")
         self.hung_up = True
+
+
+def _key(reply: AgiReply) -> str:
+    """The key a result stands for (Asterisk sends its character code, e.g. 49 for "1")."""
+    if not 0 < reply.result_int <= 0x10FFFF:
+        raise AgiProtocolError(f"result is not a key: {reply.text[:80]!r}")
+    return chr(reply.result_int)
 
 
 AgiHandler = Callable[[AgiSession], Awaitable[None]]

@@ -18,12 +18,18 @@ import codecs
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
 from panoramisk import actions as pk_actions
 from panoramisk import utils as pk_utils
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from telephony.ami_types import AmiConnectionLost, AmiInvalidAction, AmiMessage
+
+log = structlog.get_logger(__name__)
+
+# headers a message has at most once (Asterisk sends them once; a peer that repeats one is wrong)
+_ONCE = ("event", "response", "actionid", "commandid")
 
 
 class _Action(pk_actions.Action):
@@ -99,6 +105,10 @@ class HotlineAmiProtocol(AMIProtocol):
                 self.handle_message(message)
 
     def handle_message(self, message: Message) -> None:
+        repeated = [key for key in _ONCE if isinstance(message.get(key), list)]
+        if repeated:  # panoramisk reads a repeated header as a list: no id, no event name
+            log.warning("ami.malformed_message", repeated=repeated)
+            return
         pending = self.responses.get(message.id)
         if pending is None and message.action_id:
             pending = self.responses.get(message.action_id)

@@ -250,7 +250,6 @@ class RedisTicketStore:
 
     async def transition(self, ticket_id: str, to: TicketState, *, at: datetime, actor: str, note: str = "") -> Ticket:
         """Load, apply the state machine, save; machine errors propagate unchanged."""
-
         if not is_ticket_id(ticket_id):
             raise TicketNotFound(f"no ticket {ticket_id}")
 

@@ -20,9 +20,10 @@ from acd.events import EventBus
 from acd.seats import SeatService
 from calls.model import CallRecord
 from hotline.api import build_api
-from hotline.api_common import Unauthenticated, json_depth
+from hotline.api_common import Unauthenticated
 from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken, Role, SeatConfig
+from hotline.jsonbody import json_depth
 from hotline.redis_process import RedisProcess
 from recordings.access import AuditEntry
 from tests.unit.test_api import RECORD, Backend
@@ -307,7 +308,7 @@ async def test_deeply_nested_bodies_are_400_on_every_route(kunming: Api, shape: 
     headers = {**as_(who), "Content-Type": "application/json"}
     response = await kunming.client.post(path, data=DEEP[shape], headers=headers)
     assert response.status == 400, await response.text()
-    assert "nests deeper" in (await response.json())["error"]
+    assert "nested more than 16 levels" in (await response.json())["error"]
     assert kunming.backend.transfers == []
     ticket = await kunming.backend.tickets.get(KM)
     assert ticket is not None and ticket.state.value == "accepted"
