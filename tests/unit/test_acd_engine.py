@@ -18,6 +18,7 @@ from acd.model import QueuedCall, waiting_key
 from acd.seat import SeatState
 from acd.seats import SeatService
 from calls.model import CallOutcome
+from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from hotline.config import AcdConfig, SeatConfig
@@ -56,7 +57,13 @@ class Rig:
     store: RedisCallStore
     client: aioredis.Redis
     clock: FakeClock
+    budget: RedisBudget
     channels: dict[str, str] = field(default_factory=dict)  # call id → caller channel
+
+    async def saved(self) -> None:
+        """Redis has every write made so far (the engine never waits for them)."""
+        await self.budget.drain()
+        await self.tracker.flush_dirty()
 
     async def caller(
         self, call_id: str, *, priority: int = 0, skills: tuple[str, ...] = (), queue: str = "general"
@@ -104,18 +111,23 @@ WAITING_KEY_KM = waiting_key("kunming")
 @pytest.fixture
 async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
     engines: list[AcdEngine] = []
+    budgets: list[RedisBudget] = []
 
     async def make(
         *configs: SeatConfig, max_missed: int = 2, start: bool = True, connected: bool = True, **acd: Any
     ) -> Rig:
         clock = FakeClock(T0)
-        events = EventBus(client)
-        seats = SeatService(configs, client, events=events, clock=clock, platform="kunming", max_missed=max_missed)
+        budget = RedisBudget()
+        budgets.append(budget)
+        events = EventBus(client, budget)
+        seats = SeatService(
+            configs, client, events=events, clock=clock, platform="kunming", max_missed=max_missed, budget=budget
+        )
         await seats.load()
         ami = FakeAmiLink()
         ami.connected = connected
         store = RedisCallStore(client, timedelta(days=1), "kunming")
-        tracker = CallTracker(store, "kunming", clock)
+        tracker = CallTracker(store, "kunming", clock, budget)
         config = AcdConfig(**{"wrapup_s": 0.0, "relax_skills_after_s": 60.0, **acd})
         engine = AcdEngine(
             config=config,
@@ -127,15 +139,18 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
             clock=clock,
             recordings_dir=None,
             platform="kunming",
+            budget=budget,
         )
         engines.append(engine)
         if start:
             engine.start()
-        return Rig(engine, seats, ami, tracker, store, client, clock)
+        return Rig(engine, seats, ami, tracker, store, client, clock, budget)
 
     yield make
     for engine in engines:
         await engine.close()
+    for budget in budgets:
+        await budget.close()
 
 
 # 1. the plain path
@@ -159,10 +174,12 @@ async def test_an_idle_seat_is_rung_and_bound_to_the_caller_when_it_answers(make
     assert (binding.call_id, binding.caller_channel, binding.recording) == ("k-1", "PJSIP/trunk-k-1", "")
     assert rig.state("1001") is SeatState.ON_CALL
     assert rig.engine.waiting() == []
+    await rig.saved()
     assert await rig.client.hlen(WAITING_KEY_KM) == 0
     live = rig.tracker.get_live("k-1")
     assert live is not None
     assert (live.seat, live.outcome, live.seat_answered_at) == ("1001", CallOutcome.ANSWERED, T0 + timedelta(seconds=1))
+    await rig.saved()
     stored = await rig.store.get("k-1")
     assert stored is not None
     assert (stored.seat, stored.outcome) == ("1001", CallOutcome.ANSWERED)
@@ -314,6 +331,7 @@ async def test_resync_keeps_the_callers_and_seats_asterisk_still_has(make_rig: M
     ]
     await rig.ami.reconnect()
     assert [c.call_id for c in rig.engine.waiting()] == ["alive"]
+    await rig.saved()
     assert await client.hkeys(WAITING_KEY_KM) == [b"alive"]
     assert rig.state("1001") is SeatState.ON_CALL
     assert rig.state("1002") is SeatState.READY
@@ -381,6 +399,7 @@ async def test_a_withdrawn_offer_answered_in_the_same_instant_binds_nobody(make_
     # the seat's phone answered just before our Hangup reached it: its AGI asks for a caller
     assert await rig.engine.bind(offer_id, "1001") is None
     assert [c.call_id for c in rig.engine.waiting()] == ["b"]
+    await rig.saved()
     assert await rig.client.hkeys(WAITING_KEY_KM) == [b"b"]
     await rig.offer_to("1001", nth=2)  # the seat is free again: rung for b
     assert rig.intended() == {"1001": "b"}
@@ -481,6 +500,7 @@ async def test_a_seat_paused_while_ringing_that_answers_does_not_lose_the_caller
     await rig.seats.pause("1001", "break")  # from the web console, while the phone rings
     assert await rig.engine.bind(offer_id, "1001") is None  # the phone is answered anyway
     assert [c.call_id for c in rig.engine.waiting()] == ["a"]
+    await rig.saved()
     assert await rig.client.hkeys(WAITING_KEY_KM) == [b"a"]
     assert rig.seats.get("1001").reason == "break"  # the pause stands
     await rig.offer_to("1002", nth=2)
@@ -552,6 +572,7 @@ async def test_a_caller_who_leaves_at_the_bridge_is_not_counted_answered(make_ri
     await rig.tracker.hung_up("k-1", "Normal Clearing")  # (the call-event bridge does this in the controller)
     second = await rig.engine.bind(offer_id, "1001")  # the offer context asks again
     assert second is not None and second.call_id == "k-2"
+    await rig.saved()
     record = await rig.store.get("k-1")
     assert record is not None
     assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from calls.handoff import PENDING, Handoff, RedisHandoffs, new_token
+from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from ivr.consult import Consultations, ConsultRefused, ConsultState
@@ -29,6 +30,7 @@ class Rig:
     handoffs: RedisHandoffs
     consultations: Consultations
     client: aioredis.Redis
+    budget: RedisBudget
 
     def bridges(self, seat_bridge: str, caller_bridge: str, target_state: str | None = None) -> None:
         """Where Asterisk has the channels now (CoreShowChannels)."""
@@ -52,11 +54,14 @@ class Rig:
 @pytest.fixture
 async def rig(client: aioredis.Redis) -> AsyncIterator[Rig]:
     ami = FakeAmiLink()
-    tracker = CallTracker(RedisCallStore(client, timedelta(days=1), "kunming"), "kunming", lambda: NOW)
+    budget = RedisBudget()
+    tracker = CallTracker(RedisCallStore(client, timedelta(days=1), "kunming"), "kunming", lambda: NOW, budget)
     await tracker.channel_created("kunming-1.1", CALLER, "13800000000", "", "12345")
     await tracker.amend("kunming-1.1", {"seat": "1001"})
-    handoffs = RedisHandoffs(client)
-    yield Rig(ami, tracker, handoffs, Consultations(ami=ami, tracker=tracker, handoffs=handoffs), client)
+    handoffs = RedisHandoffs(client, budget)
+    consultations = Consultations(ami=ami, tracker=tracker, handoffs=handoffs)
+    yield Rig(ami, tracker, handoffs, consultations, client, budget)
+    await budget.close()
 
 
 def handoff() -> Handoff:
@@ -100,6 +105,8 @@ async def test_complete_is_refused_while_ringing_or_back_with_the_caller(rig: Ri
     with pytest.raises(ConsultRefused, match="talking to the caller"):
         await rig.consultations.complete("kunming-1.1")
     assert rig.ami.sent("Hangup") == []  # the citizen is never hung up by mistake
+    assert rig.consultations.get("kunming-1.1") is None  # over in Asterisk (its event lost): over here
+    await rig.start()
     rig.bridges("consult", "talk", target_state="6")
     await rig.consultations.complete("kunming-1.1")
     assert rig.ami.sent("Hangup")[0]["Channel"] == SEAT
@@ -133,6 +140,7 @@ async def test_cancel_keeps_the_case_here_and_completion_hands_it_over(rig: Rig)
     rig.bridges("consult", "talk", target_state="6")
     await rig.consultations.cancel("kunming-1.1")
     assert rig.ami.sent("CancelAtxfer")[0]["Channel"] == SEAT
+    await rig.budget.drain()  # (settled in the background: the seat never waits on Redis)
     assert await rig.client.zscore(PENDING, case.token) is None  # settled: it will not expire into a ticket
     record = rig.tracker.get_live("kunming-1.1")
     assert record is not None and record.tags["transfer_status"] == "cancelled"
@@ -142,6 +150,7 @@ async def test_cancel_keeps_the_case_here_and_completion_hands_it_over(rig: Rig)
     await rig.ami.emit("AttendedTransfer", OrigTransfererChannel=SEAT, Result="Success", DestType="Link")
     record = rig.tracker.get_live("kunming-1.1")
     assert record is not None and (record.outcome, record.tags["transfer_status"]) == ("transferred", "completed")
+    await rig.budget.drain()
     assert await rig.client.zscore(PENDING, second.token) is not None  # the province has the case now
 
 
