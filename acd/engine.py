@@ -15,6 +15,7 @@ from their offer channels (uniqueid ``offer-…``).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -78,6 +79,7 @@ class AcdEngine:
         missed_calls: MissedCalls | None = None,
         budget: RedisBudget | None = None,
         offer_retry_s: float = OFFER_RETRY_S,
+        originate_grace_s: float = ORIGINATE_GRACE_S,
     ) -> None:
         self._config = config
         self._strategy = Strategy(config.strategy)
@@ -92,7 +94,8 @@ class AcdEngine:
         self._waiting = WaitingCallers(client, platform, budget)
         self._offers: dict[str, Offer] = {}
         self._offer_retry_s = offer_retry_s
-        self._resting: dict[str, float] = {}  # seat → when it may be rung again (an offer not started)
+        self._originate_grace_s = originate_grace_s
+        self._resting: dict[str, float] = {}  # seat → when (monotonic) it may be rung again
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -212,7 +215,7 @@ class AcdEngine:
 
     def _idle_seats(self) -> list[IdleSeat]:
         busy = {offer.seat_id for offer in self._offers.values()}
-        now = self._now()
+        now = time.monotonic()
         idle = []
         for seat in self._seats.all():
             if seat.state is not SeatState.READY or seat.seat_id in busy or self._resting.get(seat.seat_id, 0) > now:
@@ -269,8 +272,7 @@ class AcdEngine:
             self.offers_not_started += 1
             log.warning("acd.offer_not_started", seat=seat_id, offer=offer.offer_id, error=str(exc))
             self._offers.pop(offer.offer_id, None)
-            self._resting[seat_id] = self._now() + self._offer_retry_s
-            self._later(self._offer_retry_s, self.kick)
+            self._rest(seat_id)
             await self._seats.released(seat_id, "offer could not be started")
             self.kick()
         except AmiError as exc:
@@ -279,7 +281,12 @@ class AcdEngine:
             # time and a grace, it is dropped without counting against the seat.
             self.offers_unconfirmed += 1
             log.warning("acd.offer_unconfirmed", seat=seat_id, offer=offer.offer_id, error=str(exc))
-            self._later(self._config.ring_timeout_s + ORIGINATE_GRACE_S, lambda: self._expire_unconfirmed(offer))
+            self._later(self._config.ring_timeout_s + self._originate_grace_s, lambda: self._expire_unconfirmed(offer))
+
+    def _rest(self, seat_id: str) -> None:
+        """Not rung again for a moment (Asterisk refusing every Originate is no tight loop)."""
+        self._resting[seat_id] = time.monotonic() + self._offer_retry_s
+        self._later(self._offer_retry_s, self.kick)
 
     def _expire_unconfirmed(self, offer: Offer) -> None:
         """An Originate whose reply was lost, and of which Asterisk has said nothing since."""
@@ -447,8 +454,7 @@ class AcdEngine:
             # not no-answer, busy, rejected or unreachable: not held against the seat
             self.offers_not_started += 1
             log.warning("acd.offer_failed_not_by_seat", seat=offer.seat_id, offer=offer.offer_id, reason=reason)
-            self._resting[offer.seat_id] = self._now() + self._offer_retry_s
-            self._later(self._offer_retry_s, self.kick)
+            self._rest(offer.seat_id)
             await self._seats.released(offer.seat_id, f"offer failed (reason {reason or '?'})")
         else:
             self.offers_missed += 1

@@ -139,11 +139,12 @@ class Consultations:
             variables[HANDOFF_VARIABLE] = handoff.token
         consult = Consultation(call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff)
         self._by_call[call_id] = consult  # before Atxfer: its events may come before its reply
-        atxfer_sent = False
+        atxfer_sent = caller_told = False
         try:
             for name, value in variables.items():
                 await set_variable(self._ami, seat_channel, f"__{name}", value)
             # the caller waits on the consultation until the other side answers or the seat is back
+            caller_told = True
             await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
             atxfer_sent = True
             await self._ami.send_action(
@@ -155,20 +156,22 @@ class Consultations:
             if uncertain and await self._consulting(consult) is not False:
                 log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
                 return consult
-            await self._not_started(consult, str(exc))
+            await self._not_started(consult, str(exc), caller_told)
             raise
         except BaseException:
-            await self._not_started(consult, "interrupted")
+            await self._not_started(consult, "interrupted", caller_told)
             raise
         log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
         return consult
 
-    async def _not_started(self, consult: Consultation, why: str) -> None:
+    async def _not_started(self, consult: Consultation, why: str, caller_told: bool) -> None:
         """A consultation that never began: forget it, and the caller does not wait on it."""
         if self._by_call.get(consult.call_id) is consult:
             del self._by_call[consult.call_id]
         self.cleaned_up += 1
         log.warning("consult.not_started", call_id=consult.call_id, error=why)
+        if not caller_told:
+            return
         with contextlib.suppress(AmiError):
             await set_variable(self._ami, consult.caller_channel, f"SHARED({CONSULTING_VARIABLE})", "")
 

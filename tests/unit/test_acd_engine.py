@@ -22,6 +22,7 @@ from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from hotline.config import AcdConfig, SeatConfig
+from telephony.ami_types import AmiActionFailed, AmiNotConnected, AmiTimeout
 from telephony.dialplan_names import LEFT_VARIABLE, OFFER_VARIABLE
 from tests.support.fake_ami_link import FakeAmiLink
 from tests.support.waiting import wait_until
@@ -114,7 +115,12 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
     budgets: list[RedisBudget] = []
 
     async def make(
-        *configs: SeatConfig, max_missed: int = 2, start: bool = True, connected: bool = True, **acd: Any
+        *configs: SeatConfig,
+        max_missed: int = 2,
+        start: bool = True,
+        connected: bool = True,
+        engine_options: dict[str, float] | None = None,
+        **acd: Any,
     ) -> Rig:
         clock = FakeClock(T0)
         budget = RedisBudget()
@@ -140,6 +146,7 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
             recordings_dir=None,
             platform="kunming",
             budget=budget,
+            **(engine_options or {}),
         )
         engines.append(engine)
         if start:
@@ -245,6 +252,70 @@ async def test_a_missed_offer_pauses_the_seat_and_the_caller_goes_to_the_next_se
     await rig.offer_to("1002", nth=2)
     assert rig.intended() == {"1002": "a"}
     assert rig.ami.sent("Setvar") == []  # 1002 still staffs the queue: nobody is sent away
+
+
+# 4b. an offer that fails for no fault of the seat (AMI, the controller, Asterisk itself)
+
+
+@pytest.mark.parametrize(
+    "error", [AmiActionFailed("Originate: Permission denied"), AmiNotConnected("AMI is not connected")], ids=str
+)
+async def test_an_originate_asterisk_did_not_take_is_not_the_seats_miss(make_rig: MakeRig, error: Exception) -> None:
+    rig = await make_rig(seat("1001"), max_missed=1, engine_options={"offer_retry_s": 0.05})
+    await rig.seats.login("1001")
+    rig.ami.fail_at = {n: error for n in range(3)}  # the first three Originates fail
+    await rig.caller("a")
+    await rig.originates(4)  # tried again and again (resting between tries), never paused
+    seat_now = rig.seats.get("1001")
+    assert seat_now.missed_in_a_row == 0
+    assert seat_now.state is SeatState.RINGING  # the fourth rings
+    assert (rig.engine.offers_missed, rig.engine.offers_not_started) == (0, 3)
+    assert rig.intended() == {"1001": "a"}  # the caller is still offered, not lost
+
+
+async def test_an_originate_without_reply_is_settled_by_asterisk_or_given_up_unheld(make_rig: MakeRig) -> None:
+    rig = await make_rig(
+        seat("1001"), seat("1002"), max_missed=1, ring_timeout_s=0.1, engine_options={"originate_grace_s": 0.1}
+    )
+    await rig.seats.login("1001")
+    rig.ami.fail_at = {len(rig.ami.actions): AmiTimeout("no reply to Originate within 5 s")}
+    await rig.caller("a")
+    await rig.originates(1)
+    await wait_until(lambda: rig.engine.offers_unconfirmed == 1)
+    assert rig.state("1001") is SeatState.RINGING  # it may ring after all: not offered twice
+    # Asterisk says nothing of it (it never ran): after the ring time and a grace it is given up
+    await wait_until(lambda: len(rig.ami.sent("Originate")) == 2)
+    assert rig.seats.get("1001").missed_in_a_row == 0
+    assert rig.intended() == {"1001": "a"}
+    # an Originate whose reply was lost but which rang: its OriginateResponse settles it as usual
+    second = rig.ami.sent("Originate")[1]["ChannelId"]
+    await rig.no_answer(second)
+    assert rig.seats.get("1001").state is SeatState.NOT_READY  # rang out: that is the seat's miss
+
+
+@pytest.mark.parametrize("reason", ["", "2", "4"])
+async def test_a_failure_asterisk_gives_no_seat_reason_for_is_not_counted(make_rig: MakeRig, reason: str) -> None:
+    rig = await make_rig(seat("1001"), max_missed=1, engine_options={"offer_retry_s": 0.05})
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Failure", Reason=reason)
+    assert rig.seats.get("1001").missed_in_a_row == 0
+    assert rig.engine.offers_missed == 0
+    await rig.offer_to("1001", nth=2)  # offered again after a rest
+
+
+@pytest.mark.parametrize(("reason", "what"), [("0", "unreachable"), ("1", "rejected"), ("5", "busy"), ("8", "congestion")])
+async def test_no_answer_busy_rejected_or_unreachable_is_the_seats_miss(
+    make_rig: MakeRig, reason: str, what: str
+) -> None:
+    rig = await make_rig(seat("1001"), max_missed=1)
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Failure", Reason=reason)
+    assert rig.seats.get("1001").state is SeatState.NOT_READY, what
+    assert rig.engine.offers_missed == 1
 
 
 # 5. priority
