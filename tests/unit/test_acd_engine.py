@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from acd.engine import AcdEngine
+from acd.engine import OFFER_RETRY_S, ORIGINATE_GRACE_S, AcdEngine
 from acd.events import EventBus
 from acd.model import QueuedCall, waiting_key
 from acd.seat import SeatState
@@ -119,7 +119,8 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
         max_missed: int = 2,
         start: bool = True,
         connected: bool = True,
-        engine_options: dict[str, float] | None = None,
+        offer_retry_s: float = OFFER_RETRY_S,
+        originate_grace_s: float = ORIGINATE_GRACE_S,
         **acd: Any,
     ) -> Rig:
         clock = FakeClock(T0)
@@ -146,7 +147,8 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
             recordings_dir=None,
             platform="kunming",
             budget=budget,
-            **(engine_options or {}),
+            offer_retry_s=offer_retry_s,
+            originate_grace_s=originate_grace_s,
         )
         engines.append(engine)
         if start:
@@ -261,7 +263,7 @@ async def test_a_missed_offer_pauses_the_seat_and_the_caller_goes_to_the_next_se
     "error", [AmiActionFailed("Originate: Permission denied"), AmiNotConnected("AMI is not connected")], ids=str
 )
 async def test_an_originate_asterisk_did_not_take_is_not_the_seats_miss(make_rig: MakeRig, error: Exception) -> None:
-    rig = await make_rig(seat("1001"), max_missed=1, engine_options={"offer_retry_s": 0.05})
+    rig = await make_rig(seat("1001"), max_missed=1, offer_retry_s=0.05)
     await rig.seats.login("1001")
     rig.ami.fail_at = {n: error for n in range(3)}  # the first three Originates fail
     await rig.caller("a")
@@ -274,9 +276,7 @@ async def test_an_originate_asterisk_did_not_take_is_not_the_seats_miss(make_rig
 
 
 async def test_an_originate_without_reply_is_settled_by_asterisk_or_given_up_unheld(make_rig: MakeRig) -> None:
-    rig = await make_rig(
-        seat("1001"), seat("1002"), max_missed=1, ring_timeout_s=0.1, engine_options={"originate_grace_s": 0.1}
-    )
+    rig = await make_rig(seat("1001"), seat("1002"), max_missed=1, ring_timeout_s=0.1, originate_grace_s=0.1)
     await rig.seats.login("1001")
     rig.ami.fail_at = {len(rig.ami.actions): AmiTimeout("no reply to Originate within 5 s")}
     await rig.caller("a")
@@ -295,7 +295,7 @@ async def test_an_originate_without_reply_is_settled_by_asterisk_or_given_up_unh
 
 @pytest.mark.parametrize("reason", ["", "2", "4"])
 async def test_a_failure_asterisk_gives_no_seat_reason_for_is_not_counted(make_rig: MakeRig, reason: str) -> None:
-    rig = await make_rig(seat("1001"), max_missed=1, engine_options={"offer_retry_s": 0.05})
+    rig = await make_rig(seat("1001"), max_missed=1, offer_retry_s=0.05)
     await rig.seats.login("1001")
     await rig.caller("a")
     offer_id = await rig.offer_to("1001")
@@ -305,7 +305,9 @@ async def test_a_failure_asterisk_gives_no_seat_reason_for_is_not_counted(make_r
     await rig.offer_to("1001", nth=2)  # offered again after a rest
 
 
-@pytest.mark.parametrize(("reason", "what"), [("0", "unreachable"), ("1", "rejected"), ("5", "busy"), ("8", "congestion")])
+@pytest.mark.parametrize(
+    ("reason", "what"), [("0", "unreachable"), ("1", "rejected"), ("5", "busy"), ("8", "congestion")]
+)
 async def test_no_answer_busy_rejected_or_unreachable_is_the_seats_miss(
     make_rig: MakeRig, reason: str, what: str
 ) -> None:

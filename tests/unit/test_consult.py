@@ -282,9 +282,7 @@ async def test_a_step_failing_mid_consultation_ends_it_when_asterisk_has(rig: Ri
     assert rig.consultations.get("kunming-1.1") is not None
 
 
-async def test_a_step_failing_while_asterisk_still_consults_keeps_it_until_it_is_over(
-    rig: Rig, tmp_path: Path
-) -> None:
+async def test_a_step_failing_while_asterisk_still_consults_keeps_it_until_it_is_over(rig: Rig, tmp_path: Path) -> None:
     transfers = await seat_transfers(rig, tmp_path)
     rig.bridges("talk", "talk")
     await attended(transfers)

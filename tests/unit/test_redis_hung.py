@@ -40,11 +40,11 @@ from ivr.entry import IvrEntry
 from ivr.interpreter import IvrContext
 from telephony.agi_protocol import quote_argument
 from telephony.agi_server import AgiServer
-from tickets.store import RedisTicketStore
 from tests.support.fake_ami_link import FakeAmiLink
 from tests.support.fake_asterisk_agi import ReplayingAsterisk
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
+from tickets.store import RedisTicketStore
 from voicemail.intake import MessageIntake
 from voicemail.jobs import AsrQueue
 from voicemail.sink import TicketStoreSink
@@ -70,21 +70,24 @@ nodes:
   bye: {kind: hangup, prompt: bye}
 """
 
-ENVIRONMENT = "\n".join(
-    [
-        "agi_network: yes",
-        "agi_network_script: ivr",
-        "agi_request: agi://127.0.0.1/ivr",
-        "agi_channel: PJSIP/trunk-00000000",
-        f"agi_uniqueid: {CALL_ID}",
-        "agi_callerid: 13800000000",
-        "agi_calleridname: 张三丰",
-        "agi_dnid: 12345",
-        "agi_context: hotline-entry",
-        "agi_extension: s",
-        "agi_priority: 2",
-    ]
-) + "\n\n"
+ENVIRONMENT = (
+    "\n".join(
+        [
+            "agi_network: yes",
+            "agi_network_script: ivr",
+            "agi_request: agi://127.0.0.1/ivr",
+            "agi_channel: PJSIP/trunk-00000000",
+            f"agi_uniqueid: {CALL_ID}",
+            "agi_callerid: 13800000000",
+            "agi_calleridname: 张三丰",
+            "agi_dnid: 12345",
+            "agi_context: hotline-entry",
+            "agi_extension: s",
+            "agi_priority: 2",
+        ]
+    )
+    + "\n\n"
+)
 
 
 @dataclass
@@ -298,7 +301,13 @@ async def test_a_full_backlog_drops_best_effort_writes_first_and_counts_every_dr
     async def job(name: str) -> None:
         done.append(name)
 
-    for name, droppable in (("event-1", True), ("seat", False), ("waiting", False), ("record", False), ("event-2", True)):
+    for name, droppable in (
+        ("event-1", True),
+        ("seat", False),
+        ("waiting", False),
+        ("record", False),
+        ("event-2", True),
+    ):
         budget.write(name, lambda name=name: job(name), droppable=droppable)  # type: ignore[misc]
     assert await budget.drain(HANG_GUARD_S)
     assert done == ["seat", "waiting", "record"]
