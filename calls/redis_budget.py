@@ -176,19 +176,19 @@ class RedisBudget:
         entry = _Entry(what, job, True, False, key)
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         entry.waiters.append(waiter)
-        entry = self._enqueue(entry)
+        self._enqueue(entry)
         return await self.read(what, lambda: asyncio.shield(waiter), False)
 
-    def _enqueue(self, entry: _Entry) -> _Entry:
+    def _enqueue(self, entry: _Entry) -> None:
         if entry.key is not None and entry.key in self._by_key:
             pending = self._backlog.get(self._by_key[entry.key])
             if pending is not None:  # not started yet: the newer write replaces it, in its place
                 pending.job, pending.what = entry.job, entry.what
                 pending.retry, pending.droppable = entry.retry, entry.droppable and pending.droppable
                 pending.waiters.extend(entry.waiters)
-                return pending
+                return
         if len(self._backlog) >= self._backlog_max and not self._make_room(entry):
-            return entry
+            return
         self._seq += 1
         self._backlog[self._seq] = entry
         if entry.key is not None:
@@ -196,7 +196,6 @@ class RedisBudget:
         self._idle.clear()
         self._wake.set()
         self._ensure_worker()
-        return entry
 
     def _make_room(self, entry: _Entry) -> bool:
         """The backlog is full: drop the oldest best-effort write, else refuse this one."""
@@ -219,7 +218,7 @@ class RedisBudget:
         return entry
 
     def _ensure_worker(self) -> None:
-        if self._worker is None and not self._closing:
+        if (self._worker is None or self._worker.done()) and not self._closing:
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="redis-write-behind")
 
     async def _work(self) -> None:
@@ -233,8 +232,10 @@ class RedisBudget:
             seq, entry = next(iter(self._backlog.items()))
             if entry.key is not None and self._by_key.get(entry.key) == seq:
                 del self._by_key[entry.key]  # from now on a write of this key queues behind it
+            done = False
             try:
                 await entry.job()
+                done = True
             except asyncio.CancelledError:
                 raise
             except TRANSIENT as exc:
@@ -254,7 +255,7 @@ class RedisBudget:
                 backoff = 0.0
             if self._backlog.get(seq) is entry:
                 self._pop(seq)
-            entry.finish(True)
+            entry.finish(done)
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until every queued write is done (tests, shutdown); False on timeout."""

@@ -151,9 +151,10 @@ class Consultations:
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
             )
         except AmiError as exc:
-            # no reply to Atxfer (timeout, connection lost): it may have started after all
+            # no reply to Atxfer (timeout, connection lost): it may have started after all —
+            # kept only if Asterisk shows it; otherwise the seat is told it failed
             uncertain = atxfer_sent and not isinstance(exc, AmiActionFailed | AmiNotConnected)
-            if uncertain and await self._consulting(consult) is not False:
+            if uncertain and await self._consulting(consult) is True:
                 log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
                 return consult
             await self._not_started(consult, str(exc), caller_told)

@@ -39,11 +39,11 @@ class FakeAmiLink:
         self.actions.append(action)
         name = action["Action"].lower()
         injected = self.fail_at.get(len(self.actions) - 1)
-        if injected is not None:
-            raise injected
         gate = self.gates.get(name)
         if gate is not None:
             await gate.wait()
+        if injected is not None:
+            raise injected
         if name in self.failing:
             raise AmiActionFailed(f"{action['Action']} failed")
         if name == "coreshowchannels":

@@ -256,6 +256,21 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
     assert await rig.client.zcard(PENDING) == 0  # no hand-off of a failed try expires into a ticket
 
 
+async def test_an_atxfer_without_reply_that_asterisk_did_start_is_kept(rig: Rig, tmp_path: Path) -> None:
+    transfers = await seat_transfers(rig, tmp_path)
+    rig.bridges("talk", "talk")
+    rig.ami.gates["atxfer"] = gate = asyncio.Event()
+    rig.ami.fail_at = {8: AmiTimeout("no reply to Atxfer within 5 s")}
+    transfer = asyncio.create_task(attended(transfers))
+    await wait_until(lambda: rig.ami.sent("Atxfer"))
+    rig.bridges("consult", "talk", target_state="5")  # Asterisk did it: the other side rings
+    gate.set()
+    await transfer  # the seat is told it started, and it is tracked like any other
+    consult = rig.consultations.get("kunming-1.1")
+    assert consult is not None and consult.state is ConsultState.CALLING
+    assert rig.consultations.cleaned_up == 0
+
+
 async def test_a_step_failing_mid_consultation_ends_it_when_asterisk_has(rig: Rig, tmp_path: Path) -> None:
     transfers = await seat_transfers(rig, tmp_path)
     rig.bridges("talk", "talk")
