@@ -15,6 +15,7 @@ from their offer channels (uniqueid ``offer-…``).
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -39,11 +40,12 @@ from acd.seats import SeatService
 from acd.telephony import AcdTelephony
 from acd.waiting import WaitingCallers
 from calls.model import CallChanges, CallOutcome
+from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from hotline.aio import cancel_and_wait
 from hotline.clock import Clock
 from hotline.config import AcdConfig
-from telephony.ami_types import AmiError, AmiLink, AmiMessage
+from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +53,12 @@ log = structlog.get_logger(__name__)
 DEFAULT_HANDLE_S = 180.0  # until calls are measured: a typical 12345 call with wrap-up
 _HANDLE_WEIGHT = 0.2  # exponential average of handle time
 _MAY_ANSWER = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL)  # seat states bind() may connect
+# OriginateResponse Reason codes that are the seat's doing: 0 unreachable (no channel could be
+# made: not registered, no contact), 1 hung up (rejected), 3 rang out (no answer), 5 busy, 8
+# congestion (unreachable on the way). Anything else is not held against the seat.
+SEAT_REASONS = frozenset({"0", "1", "3", "5", "8"})
+OFFER_RETRY_S = 1.0  # a seat whose offer Asterisk did not take is not rung again before this
+ORIGINATE_GRACE_S = 5.0  # an Originate whose reply was lost: how long past the ring time to wait
 
 
 class AcdEngine:
@@ -69,6 +77,9 @@ class AcdEngine:
         recordings_dir: Path | None,
         platform: str,
         missed_calls: MissedCalls | None = None,
+        budget: RedisBudget | None = None,
+        offer_retry_s: float = OFFER_RETRY_S,
+        originate_grace_s: float = ORIGINATE_GRACE_S,
     ) -> None:
         self._config = config
         self._strategy = Strategy(config.strategy)
@@ -80,8 +91,11 @@ class AcdEngine:
         self._recordings_dir = recordings_dir
         self._missed_calls = missed_calls
         self._callbacks_dialled: dict[str, QueuedCall] = {}  # offer id → the callback it dials
-        self._waiting = WaitingCallers(client, platform)
+        self._waiting = WaitingCallers(client, platform, budget)
         self._offers: dict[str, Offer] = {}
+        self._offer_retry_s = offer_retry_s
+        self._originate_grace_s = originate_grace_s
+        self._resting: dict[str, float] = {}  # seat → when (monotonic) it may be rung again
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -89,6 +103,8 @@ class AcdEngine:
         self.handle_time_s = DEFAULT_HANDLE_S
         self.offers_total = 0
         self.offers_missed = 0
+        self.offers_not_started = 0  # Asterisk did not take the Originate: not the seat's doing
+        self.offers_unconfirmed = 0  # no reply to the Originate (AMI timeout, connection lost)
         ami.on_event("OriginateResponse", self._on_originate_response)
         ami.on_event("Newchannel", self._on_new_channel)
         ami.on_event("Hangup", self._on_hangup)
@@ -126,7 +142,7 @@ class AcdEngine:
     async def enqueue(self, call: QueuedCall) -> None:
         """A caller starts waiting (the IVR's queue node, just before the caller goes on hold)."""
         self._add(call)
-        await self._waiting.save(call)
+        self._waiting.save(call)
         await self._events.publish(
             "acd.queued", self._clock(), call_id=call.call_id, queue=call.queue, priority=call.priority
         )
@@ -141,7 +157,7 @@ class AcdEngine:
     async def leave(self, call_id: str, reason: str) -> QueuedCall | None:
         """A caller stops waiting without a seat (hung up, max wait)."""
         call = self._waiting.take(call_id)
-        await self._waiting.forget(call_id)
+        self._waiting.forget(call_id)
         if call is not None:
             log.info("acd.left", call_id=call_id, reason=reason, waited_s=round(self._now() - call.entered_at, 1))
             await self._events.publish("acd.left", self._clock(), call_id=call_id, queue=call.queue, reason=reason)
@@ -199,9 +215,10 @@ class AcdEngine:
 
     def _idle_seats(self) -> list[IdleSeat]:
         busy = {offer.seat_id for offer in self._offers.values()}
+        now = time.monotonic()
         idle = []
         for seat in self._seats.all():
-            if seat.state is not SeatState.READY or seat.seat_id in busy:
+            if seat.state is not SeatState.READY or seat.seat_id in busy or self._resting.get(seat.seat_id, 0) > now:
                 continue
             config = self._seats.config[seat.seat_id]
             idle_since = seat.since.timestamp() if seat.since else 0.0
@@ -248,10 +265,44 @@ class AcdEngine:
         log.info("acd.offer", seat=seat_id, call_id=call.call_id, offer=offer.offer_id)
         try:
             await self._asterisk.ring_seat(offer.offer_id, seat_id, call.caller)
-        except AmiError as exc:
-            log.warning("acd.offer_not_started", seat=seat_id, error=str(exc))
+        except (AmiActionFailed, AmiNotConnected) as exc:
+            # Asterisk did not take it (refused, or not sent): no phone rang, so it is not the
+            # seat's miss. The seat rests a moment (no tight loop if Asterisk keeps refusing)
+            # and the caller is offered again.
+            self.offers_not_started += 1
+            log.warning("acd.offer_not_started", seat=seat_id, offer=offer.offer_id, error=str(exc))
             self._offers.pop(offer.offer_id, None)
-            await self._seats.missed(seat_id, "offer could not be started")
+            self._rest(seat_id)
+            await self._seats.released(seat_id, "offer could not be started")
+            self.kick()
+        except AmiError as exc:
+            # no reply (timeout, connection lost): the phone may ring or not. The offer stays (its
+            # OriginateResponse settles it as usual); if nothing is heard of it within the ring
+            # time and a grace, it is dropped without counting against the seat.
+            self.offers_unconfirmed += 1
+            log.warning("acd.offer_unconfirmed", seat=seat_id, offer=offer.offer_id, error=str(exc))
+            self._later(self._config.ring_timeout_s + self._originate_grace_s, lambda: self._expire_unconfirmed(offer))
+
+    def _rest(self, seat_id: str) -> None:
+        """Not rung again for a moment (Asterisk refusing every Originate is no tight loop)."""
+        self._resting[seat_id] = time.monotonic() + self._offer_retry_s
+        self._later(self._offer_retry_s, self.kick)
+
+    def _expire_unconfirmed(self, offer: Offer) -> None:
+        """An Originate whose reply was lost, and of which Asterisk has said nothing since."""
+        if self._offers.get(offer.offer_id) is not offer or offer.channel or offer.answered:
+            return  # settled, or its channel exists: its OriginateResponse or Hangup will settle it
+
+        async def expire() -> None:
+            if self._offers.pop(offer.offer_id, None) is None:
+                return
+            log.warning("acd.offer_never_started", seat=offer.seat_id, offer=offer.offer_id)
+            await self._seats.released(offer.seat_id, "offer never started")
+            self.kick()
+
+        task = asyncio.get_running_loop().create_task(expire())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     async def _rebalance(self) -> None:
         """Offers rung for a caller who is gone: point them at another uncovered caller the seat
@@ -313,7 +364,7 @@ class AcdEngine:
             return None
         offer.bound, offer.bound_at = call.call_id, now
         await self._seats.answered(seat_id)  # first: its state changes before any await yields
-        await self._waiting.forget(call.call_id)
+        self._waiting.forget(call.call_id)
         record_id = call.origin_call_id if call.is_callback else call.call_id
         recording = ""
         changes: CallChanges = {"seat": seat_id}
@@ -348,13 +399,14 @@ class AcdEngine:
         changes: CallChanges = {"tags": {"callback": "answered" if reached else dial_status.lower() or "failed"}}
         if reached:
             changes["seat_answered_at"] = self._clock()
-        record = await self._tracker.amend_stored(call.origin_call_id, changes)
+        # the record may be only in Redis (the caller hung up long ago): amended in the background,
+        # and a callback that did not reach the caller goes on the missed-call list after that
+        then = self._missed_calls.add_missed if not reached and self._missed_calls is not None else None
+        await self._tracker.amend_stored(call.origin_call_id, changes, then=then)
         log.info("acd.callback_finished", call_id=call.origin_call_id, status=dial_status)
         await self._events.publish(
             "acd.callback", self._clock(), call_id=call.origin_call_id, status=dial_status.lower()
         )
-        if not reached and record is not None and self._missed_calls is not None:
-            await self._missed_calls.add_missed(record)
 
     async def _bridge_failed(self, call_id: str) -> None:
         """The seat asks again: the caller bound to it left before the bridge (a hang-up in the
@@ -362,7 +414,7 @@ class AcdEngine:
         if call_id.startswith(CALLBACK_PREFIX) or self._tracker.get_live(call_id) is not None:
             return  # a callback, or a caller still here (moved on by a transfer): nothing to undo
         log.info("acd.left_at_bridge", call_id=call_id)
-        record = await self._tracker.amend_stored(
+        await self._tracker.amend_stored(
             call_id,
             {
                 "outcome": CallOutcome.ABANDONED,
@@ -370,9 +422,8 @@ class AcdEngine:
                 "seat_answered_at": None,
                 "tags": {"queue_status": "left_at_bridge"},
             },
+            then=self._missed_calls.add_missed if self._missed_calls is not None else None,
         )
-        if record is not None and self._missed_calls is not None:
-            await self._missed_calls.add_missed(record)
 
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
@@ -396,8 +447,15 @@ class AcdEngine:
             offer.answered = True
             return  # answered: bind() runs from the seat's channel
         self._offers.pop(offer.offer_id, None)
+        reason = event.get("reason")
         if offer.withdrawn:
             await self._seats.released(offer.seat_id, "offer withdrawn")
+        elif reason not in SEAT_REASONS:
+            # not no-answer, busy, rejected or unreachable: not held against the seat
+            self.offers_not_started += 1
+            log.warning("acd.offer_failed_not_by_seat", seat=offer.seat_id, offer=offer.offer_id, reason=reason)
+            self._rest(offer.seat_id)
+            await self._seats.released(offer.seat_id, f"offer failed (reason {reason or '?'})")
         else:
             self.offers_missed += 1
             cause = f"offer not answered (reason {event.get('reason') or '?'})"
@@ -464,7 +522,7 @@ class AcdEngine:
             present = call.call_id in channels and channels[call.call_id].get("bridgeid") not in talking
             if call.is_callback or present:
                 self._add(call)
-        await self._waiting.keep_only(channels, saved)
+        self._waiting.keep_only(channels, saved)
         busy: set[str] = set()
         for uniqueid, event in channels.items():
             if not uniqueid.startswith(OFFER_PREFIX):

@@ -10,6 +10,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
+from calls.redis_budget import RedisBudget
+
 log = structlog.get_logger(__name__)
 
 EVENTS_STREAM = "hotline:events"
@@ -18,10 +20,13 @@ QUEUE_DEPTH = 1000
 
 
 class EventBus:
-    """Publishes events to every subscriber queue and to Redis; slow subscribers lose the oldest."""
+    """Publishes events to every subscriber queue and to Redis; slow subscribers lose the oldest.
+    The Redis copy is written in the background (best effort: dropped first when Redis is away
+    long enough to fill the write backlog), so publishing never waits on Redis."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None) -> None:
         self._redis = client
+        self._budget = budget or RedisBudget()
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
@@ -38,9 +43,11 @@ class EventBus:
             if queue.full():
                 queue.get_nowait()  # drop the oldest: a stalled browser must not stall calls
             queue.put_nowait(event)
-        try:
-            await self._redis.xadd(
-                EVENTS_STREAM, {"event": json.dumps(event, ensure_ascii=False)}, maxlen=EVENTS_MAX, approximate=True
-            )
-        except Exception as exc:  # the live fan-out happened; storage is best effort and visible
-            log.warning("events.store_failed", error=str(exc) or type(exc).__name__)
+        fields = {"event": json.dumps(event, ensure_ascii=False)}
+        # the live fan-out happened; storage is best effort and visible (redis.write_* logs, metrics)
+        self._budget.write(
+            f"event {kind}",
+            lambda: self._redis.xadd(EVENTS_STREAM, fields, maxlen=EVENTS_MAX, approximate=True),  # type: ignore[arg-type]
+            retry=False,
+            droppable=True,
+        )

@@ -18,6 +18,7 @@ import structlog
 
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat, SeatState, missed_offer, transition
+from calls.redis_budget import RedisBudget
 from hotline.clock import Clock
 from hotline.config import SeatConfig
 
@@ -48,8 +49,10 @@ class SeatService:
         clock: Clock,
         platform: str,
         max_missed: int = 2,
+        budget: RedisBudget | None = None,
     ) -> None:
         self.config = {seat.id: seat for seat in seats}
+        self._budget = budget or RedisBudget()
         self._max_missed = max_missed
         self._seats = {seat.id: Seat(seat.id) for seat in seats}
         self._redis = client
@@ -92,10 +95,13 @@ class SeatService:
         previous = self._seats[seat.seat_id]
         self._seats[seat.seat_id] = seat
         data = {**asdict(seat), "state": seat.state.value, "since": seat.since.isoformat() if seat.since else None}
-        try:
-            await self._redis.hset(self._key, seat.seat_id, json.dumps(data))
-        except Exception as exc:
-            log.warning("seats.save_failed", seat=seat.seat_id, error=str(exc) or type(exc).__name__)
+        text = json.dumps(data)
+        # in the background (a seat's phone or the ACD never waits on Redis); only the last counts
+        self._budget.write(
+            f"seat {seat.seat_id}",
+            lambda: self._redis.hset(self._key, seat.seat_id, text),
+            key=f"{self._key}/{seat.seat_id}",
+        )
         if previous.state is not seat.state or previous.reason != seat.reason:
             await self._events.publish(
                 "seat.state", self._clock(), seat=seat.seat_id, old=previous.state.value, new=seat.state.value,

@@ -15,9 +15,13 @@ from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+import structlog
 from pydantic import BaseModel, ConfigDict
 
+from calls.redis_budget import RedisBudget
 from hotline.privacy import mask_number
+
+log = structlog.get_logger(__name__)
 
 PREFIX = "hotline:handoff:"
 PENDING = "hotline:handoffs:pending"  # ZSET token → created_at (epoch), until picked up
@@ -56,10 +60,40 @@ def token_hint(token: str) -> str:
 
 
 class RedisHandoffs:
-    """Hand-off records in the Redis all platforms share."""
+    """Hand-off records in the Redis all platforms share.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    On the call path (``…_on_call_path``, ``settle_later``) nobody waits on a slow Redis longer
+    than its budget (calls/redis_budget.py): what is not done by then is done in the background.
+    """
+
+    def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None) -> None:
         self._redis = client
+        self._budget = budget or RedisBudget()
+
+    async def create_on_call_path(self, handoff: Handoff) -> Handoff:
+        """Written before the call leaves when Redis answers in time (the next platform reads it
+        at once); otherwise written in the background and the call goes on with its token."""
+        if not await self._budget.write_and_wait(f"hand-off {token_hint(handoff.token)}", lambda: self.create(handoff)):
+            log.warning("handoff.written_later", token=token_hint(handoff.token))
+        return handoff
+
+    def settle_later(self, token: str) -> None:
+        """``settle`` in the background (after the hand-off's own write, if still pending)."""
+        self._budget.write(f"settle hand-off {token_hint(token)}", lambda: self.settle(token))
+
+    async def picked_up_on_call_path(
+        self, token: str, platform: str, call_id: str, at: datetime
+    ) -> tuple[Handoff | None] | None:
+        """``picked_up`` within the call path's budget: ``(handoff,)`` (None: unknown token), or
+        None when Redis did not answer in time — then the pick-up is recorded in the background."""
+
+        async def pick() -> tuple[Handoff | None]:
+            return (await self.picked_up(token, platform, call_id, at),)
+
+        found = await self._budget.read(f"hand-off {token_hint(token)}", pick, None)
+        if found is None:
+            self._budget.write(f"pick up hand-off {token_hint(token)}", pick)
+        return found
 
     async def create(self, handoff: Handoff) -> Handoff:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -1,20 +1,24 @@
 """The controller's live view of calls: applies events to records and persists them.
 
-All calls run on one event loop, so the records in memory are changed without locks. Every
-change is written through to the store; when the store is down (Redis restarting) the record
-is kept as dirty and written again by ``flush_dirty`` — no record is dropped.
+All calls run on one event loop, so the records in memory are changed without locks. A change
+never waits for the store: the record goes into the dirty map and the writer (``run_flusher``)
+saves the latest version of each dirty record in the background, at once when Redis answers
+and again and again while it does not (down, restarting, hung) — no record is dropped, and no
+caller hears dead air while Redis is slow. Listeners of ended records (the callback list) run
+in the background too (calls/redis_budget.py), never on the AMI event path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 import structlog
 
 from calls.model import CallChanges, CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
+from calls.redis_budget import RedisBudget
 from calls.store import CallStore
 from hotline.clock import Clock, system_clock
 from hotline.privacy import mask_number
@@ -22,32 +26,39 @@ from hotline.privacy import mask_number
 log = structlog.get_logger(__name__)
 
 EndedListener = Callable[[CallRecord], Awaitable[None]]
+RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no Redis read
+RETRY_S = 1.0
 
 
 class CallTracker:
     """Live call records keyed by call id (the caller channel's Asterisk uniqueid)."""
 
-    def __init__(self, store: CallStore, platform: str, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, store: CallStore, platform: str, clock: Clock = system_clock, budget: RedisBudget | None = None
+    ) -> None:
         self._store = store
         self._platform = platform
         self._clock = clock
+        self._budget = budget or RedisBudget()
         self._live: dict[str, CallRecord] = {}
         self._dirty: dict[str, CallRecord] = {}
+        self._ended: OrderedDict[str, CallRecord] = OrderedDict()
         self._ended_listeners: list[EndedListener] = []
         self._seen: dict[str, int] = {}  # call id → order first seen (for reconcile)
         self._seen_count = 0
+        self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self.store_failures = 0
 
     def on_ended(self, listener: EndedListener) -> None:
         """Call ``listener`` with every record as it ends (callback list, exports)."""
         self._ended_listeners.append(listener)
 
-    async def _notify_ended(self, record: CallRecord) -> None:
+    def _notify_ended(self, record: CallRecord) -> None:
+        """Listeners run in the background, in order, retried while Redis fails: the AMI event
+        that ended the call never waits for them."""
         for listener in self._ended_listeners:
-            try:
-                await listener(record)
-            except Exception as exc:  # a listener's failure never loses the record itself
-                log.warning("calls.ended_listener_failed", call_id=record.call_id, error=str(exc) or type(exc).__name__)
+            self._budget.write(f"ended listener for {record.call_id}", _bind(listener, record))
 
     def _note_seen(self, call_id: str) -> None:
         if call_id not in self._seen:
@@ -69,48 +80,57 @@ class CallTracker:
         return self._live.get(call_id)
 
     async def load_open(self) -> None:
-        """Adopt the open records a previous controller left in the store."""
+        """Adopt the open records a previous controller left in the store (not the ones known
+        here: a record that ended while Redis was away is still open in Redis until saved)."""
         for record in await self._store.open_records():
+            if record.call_id in self._dirty or record.call_id in self._ended:
+                continue
             self._live.setdefault(record.call_id, record)
             self._note_seen(record.call_id)
         log.info("calls.loaded_open", count=len(self._live))
 
-    async def _put(self, record: CallRecord) -> CallRecord:
+    def _put(self, record: CallRecord) -> CallRecord:
+        """Keep the change in memory and mark it for the writer; never waits for the store."""
         if record.is_open:
             self._note_seen(record.call_id)
             self._live[record.call_id] = record
         else:
             self._seen.pop(record.call_id, None)
             self._live.pop(record.call_id, None)
-        try:
-            await self._store.save(record)
-            self._dirty.pop(record.call_id, None)
-        except Exception as exc:  # Redis down or restarting: keep it and retry later
-            self.store_failures += 1
-            self._dirty[record.call_id] = record
-            log.warning("calls.save_failed", call_id=record.call_id, error=str(exc) or type(exc).__name__)
+            self._ended[record.call_id] = record
+            self._ended.move_to_end(record.call_id)
+            while len(self._ended) > RECENTLY_ENDED:
+                self._ended.popitem(last=False)
+        self._dirty[record.call_id] = record
+        self._wake.set()
         return record
 
     async def flush_dirty(self) -> int:
-        """Write again every record whose last save failed; returns how many are still unsaved."""
-        for call_id, record in list(self._dirty.items()):
-            if self._dirty.get(call_id) is not record:
-                continue
-            try:
-                await self._store.save(record)
-            except Exception:
-                break  # still down; try again on the next tick
-            if self._dirty.get(call_id) is record:
-                del self._dirty[call_id]
-        return len(self._dirty)
+        """Write every dirty record (the latest version of each, including changes made while
+        writing); returns how many are still unsaved. Stops at the first failure: the store is
+        down, the next round tries again."""
+        async with self._flushing:
+            while self._dirty:
+                call_id, record = next(iter(self._dirty.items()))
+                try:
+                    await self._store.save(record)
+                except Exception as exc:  # Redis down, restarting or hung: keep it, retry later
+                    self.store_failures += 1
+                    log.warning("calls.save_failed", call_id=call_id, error=str(exc) or type(exc).__name__)
+                    return len(self._dirty)
+                if self._dirty.get(call_id) is record:
+                    del self._dirty[call_id]
+            return 0
 
-    async def run_flusher(self, interval_s: float = 1.0) -> None:
-        """Retry unsaved records forever (a task of the controller)."""
+    async def run_flusher(self, interval_s: float = RETRY_S) -> None:
+        """The writer (a task of the controller): saves dirty records as soon as they change,
+        and retries every ``interval_s`` while the store fails."""
         while True:
-            await asyncio.sleep(interval_s)
-            if self._dirty:
-                with contextlib.suppress(Exception):
-                    await self.flush_dirty()
+            if not self._dirty:
+                await self._wake.wait()
+            self._wake.clear()
+            if await self.flush_dirty():
+                await asyncio.sleep(interval_s)
 
     def _new(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
         return CallRecord(
@@ -140,24 +160,24 @@ class CallTracker:
                     "called": record.called or called,
                 }
             )
-        return await self._put(record)
+        return self._put(record)
 
     async def answered(self, call_id: str) -> None:
         record = self._live.get(call_id)
         if record is not None and record.answered_at is None:
-            await self._put(record.model_copy(update={"answered_at": self._clock()}))
+            self._put(record.model_copy(update={"answered_at": self._clock()}))
 
     async def ivr_started(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
         """Our FastAGI took the call; creates the record if AMI has not told us yet."""
         record = self._live.get(call_id) or self._new(call_id, channel, caller, caller_name, called)
         if record.state is CallState.ARRIVED:
             record = transition(record, CallState.IN_IVR)
-        return await self._put(record)
+        return self._put(record)
 
     async def ivr_step(self, call_id: str, step: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            await self._put(record.model_copy(update={"ivr_path": (*record.ivr_path, step)}))
+            self._put(record.model_copy(update={"ivr_path": (*record.ivr_path, step)}))
 
     async def set_outcome(self, call_id: str, outcome: CallOutcome) -> None:
         await self.amend(call_id, {"outcome": outcome})
@@ -167,25 +187,37 @@ class CallTracker:
         record = self._live.get(call_id)
         if record is None:
             return
-        update: dict[str, object] = dict(changes)
-        if "tags" in changes:
-            update["tags"] = {**record.tags, **changes["tags"]}
-        await self._put(record.model_copy(update=update))
+        self._put(_amended(record, changes))
 
-    async def amend_stored(self, call_id: str, changes: CallChanges) -> CallRecord | None:
-        """Amend a record that may have ended already (a callback made after the call)."""
-        record = self._live.get(call_id) or self._dirty.get(call_id) or await self._store.get(call_id)
+    async def amend_stored(
+        self, call_id: str, changes: CallChanges, then: EndedListener | None = None
+    ) -> CallRecord | None:
+        """Amend a record that may have ended already (a callback made after the call), then run
+        ``then`` with it. A record no longer in memory is read from the store in the background
+        (retried while Redis fails): the caller never waits on Redis, and gets None then."""
+        record = self._live.get(call_id) or self._dirty.get(call_id) or self._ended.get(call_id)
         if record is None:
+            self._budget.write(f"amend stored record {call_id}", lambda: self._amend_from_store(call_id, changes, then))
             return None
-        update: dict[str, object] = dict(changes)
-        if "tags" in changes:
-            update["tags"] = {**record.tags, **changes["tags"]}
-        return await self._put(record.model_copy(update=update))
+        amended = self._put(_amended(record, changes))
+        if then is not None:
+            self._budget.write(f"after amending {call_id}", _bind(then, amended))
+        return amended
+
+    async def _amend_from_store(self, call_id: str, changes: CallChanges, then: EndedListener | None) -> None:
+        record = self._live.get(call_id) or self._dirty.get(call_id) or self._ended.get(call_id)
+        record = record or await self._store.get(call_id)
+        if record is None:
+            log.warning("calls.amend_unknown_record", call_id=call_id)
+            return
+        amended = self._put(_amended(record, changes))
+        if then is not None:
+            await then(amended)
 
     async def ivr_digit(self, call_id: str, node_id: str, key: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            await self._put(record.model_copy(update={"digits": (*record.digits, f"{node_id}={key}")}))
+            self._put(record.model_copy(update={"digits": (*record.digits, f"{node_id}={key}")}))
 
     async def hung_up(self, call_id: str, cause: str) -> CallRecord | None:
         """The caller's channel is gone (AMI Hangup)."""
@@ -198,8 +230,8 @@ class CallTracker:
             log.warning("calls.illegal_transition", error=str(exc))
             return None
         log.info("calls.ended", call_id=call_id, outcome=str(ended.outcome), cause=cause)
-        saved = await self._put(ended)
-        await self._notify_ended(saved)
+        saved = self._put(ended)
+        self._notify_ended(saved)
         return saved
 
     def mark(self) -> int:
@@ -218,9 +250,7 @@ class CallTracker:
         for call_id, record in list(self._live.items()):
             if call_id in alive or self._seen.get(call_id, seen_before) >= seen_before:
                 continue
-            await self._put(
-                end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True)
-            )
+            self._put(end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True))
             ended += 1
         if ended:
             log.info("calls.reconciled", ended=ended, still_live=len(self._live))
@@ -237,16 +267,28 @@ class CallTracker:
         if live is not None:
             if live.outcome is CallOutcome.FALLBACK and live.recording:
                 return False
-            await self._put(live.model_copy(update=update))
+            self._put(live.model_copy(update=update))
             return True
-        existing = await self._store.get(record.call_id)
+        known = self._dirty.get(record.call_id) or self._ended.get(record.call_id)
+        existing = known or await self._store.get(record.call_id)
         if existing is None:
-            await self._put(record)
+            self._put(record)
             return True
         if existing.outcome is CallOutcome.FALLBACK and existing.recording:
             return False
         merged = existing.model_copy(update=update)
         if merged.is_open:
             merged = end_call(merged, record.ended_at or self._clock(), "fallback route")
-        await self._put(merged)
+        self._put(merged)
         return True
+
+
+def _amended(record: CallRecord, changes: CallChanges) -> CallRecord:
+    update: dict[str, object] = dict(changes)
+    if "tags" in changes:
+        update["tags"] = {**record.tags, **changes["tags"]}
+    return record.model_copy(update=update)
+
+
+def _bind(listener: EndedListener, record: CallRecord) -> Callable[[], Awaitable[None]]:
+    return lambda: listener(record)

@@ -119,6 +119,9 @@ class AsteriskConfig(_Model):
     ami_ping_timeout_s: PositiveSeconds = 3.0
     ami_reconnect_initial_s: PositiveSeconds = 0.2
     ami_reconnect_max_s: PositiveSeconds = 5.0
+    # events waiting for the controller's handlers; beyond it newer ones are dropped (counted)
+    # and the state is resynced from Asterisk once the handlers catch up
+    ami_event_backlog_max: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
 
 
 class SeatConfig(_Model):
@@ -218,6 +221,9 @@ class RedisConfig(_Model):
 
     url: str = "redis://127.0.0.1:6379/0"
     call_record_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 400
+    # a read on the call path (IVR, a seat's phone) waits at most this for Redis, an IVR step at
+    # most twice it in all, then goes on with a safe default; writes never wait (done behind)
+    op_timeout_ms: Annotated[int, Field(ge=20, le=5000)] = 500
 
     @field_validator("url")
     @classmethod

@@ -26,6 +26,7 @@ from calls.callbacks import Callback, RedisCallbackList
 from calls.fallback import FallbackIngester
 from calls.handoff import RedisHandoffs
 from calls.model import CallRecord
+from calls.redis_budget import WAIT_BUCKETS_S, RedisBudget
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
 from hotline import __version__
@@ -36,7 +37,7 @@ from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.figures import Figures
-from hotline.metrics import Metric
+from hotline.metrics import Histogram, Metric
 from hotline.network_desk import NetworkDesk
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform
@@ -114,6 +115,7 @@ def ami_settings(config: Config) -> AmiSettings:
         ping_timeout_s=a.ami_ping_timeout_s,
         reconnect_initial_s=a.ami_reconnect_initial_s,
         reconnect_max_s=a.ami_reconnect_max_s,
+        event_backlog_max=a.ami_event_backlog_max,
     )
 
 
@@ -124,13 +126,15 @@ class Controller:
         self.config = config
         self._redis = aioredis.Redis.from_url(config.redis.url, socket_timeout=3, socket_connect_timeout=3)
         platform = config.platform.id
+        # the call path's patience with Redis: bounded reads, writes done behind (calls/redis_budget.py)
+        self.budget = budget = RedisBudget(config.redis.op_timeout_ms / 1000)
         self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days), platform)
-        self.tracker = CallTracker(self.store, config.platform.id, clock)
+        self.tracker = CallTracker(self.store, config.platform.id, clock, budget)
         self.callback_list = RedisCallbackList(self._redis, platform)
         self.tracker.on_ended(self.callback_list.on_call_ended)
         self.audit_log = RedisAuditLog(self._redis)
         self._clock = clock
-        self.events = EventBus(self._redis)
+        self.events = EventBus(self._redis, budget)
         self.ami = AmiClient(ami_settings(config))
         self.seats = SeatService(
             config.seats,
@@ -139,6 +143,7 @@ class Controller:
             clock=clock,
             platform=platform,
             max_missed=config.acd.max_missed_offers,
+            budget=budget,
         )
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self.acd = AcdEngine(
@@ -152,10 +157,11 @@ class Controller:
             recordings_dir=config.paths.spool_dir / RECORDINGS_DIR if config.recordings.enabled else None,
             platform=platform,
             missed_calls=self.callback_list,
+            budget=budget,
         )
         self._fallback = FallbackIngester(config.paths.spool_dir, self.tracker, config.platform.id)
-        self.handoffs = RedisHandoffs(self._redis)
-        directory = PlatformDirectory(self._redis)
+        self.handoffs = RedisHandoffs(self._redis, budget)
+        directory = PlatformDirectory(self._redis, budget)
         platform_trunks = {name: t.platform for name, t in config.sip.trunks.items() if t.platform}
         self.tickets = RedisTicketStore(
             self._redis, lambda _platform: self.dialplans.current.calendar, export_stream(platform)
@@ -192,13 +198,14 @@ class Controller:
             timezone=config.platform.timezone,
             clock=clock,
             acd=self.acd,
-            messages=MessageIntake(config.paths.spool_dir, self.asr_queue),
+            messages=MessageIntake(config.paths.spool_dir, self.asr_queue, budget),
             platform=config.platform.id,
             handoffs=self.handoffs,
             platform_trunks=platform_trunks,
             availability=directory,
             spool=self.spool,
             voicemail_failed_prompt=str(prompt_path(config, "voicemail_failed")),
+            budget=budget,
         )
         self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
         self.transfers = SeatTransfers(
@@ -232,12 +239,18 @@ class Controller:
             AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(self.acd, system_prompts),
             AGI_FEATURE_SCRIPT: SeatFeature(self.seats, system_prompts),
         }
+        self.agi_wait = Histogram(
+            "hotline_agi_wait_seconds",
+            "How long a channel waited on the controller between AGI commands (dead air we caused)",
+            WAIT_BUCKETS_S,
+        )
         self.agi = AgiServer(
             config.agi.host,
             config.agi.port,
             routes,
             header_timeout_s=config.agi.header_timeout_s,
             command_timeout_s=config.agi.command_timeout_s,
+            on_gap=self.agi_wait.observe,
         )
         self.figures = Figures(
             config=config,
@@ -252,6 +265,7 @@ class Controller:
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
+        self._redis_slow = False  # it accepts connections but does not answer in time (hung)
         self._seats_loaded = False
 
     async def _build_ivr_prompts(self, plan: Dialplan) -> None:
@@ -350,14 +364,22 @@ class Controller:
 
     async def _check_redis(self) -> None:
         try:
-            await self._redis.ping()
-        except RedisError:
-            self._redis_up = False
+            async with asyncio.timeout(max(self.budget.op_timeout_s, 1.0)):
+                await self._redis.ping()
+        except TimeoutError:
+            if not self._redis_slow:
+                log.error("controller.redis_slow", note="Redis does not answer in time (hung?); calls go on without it")
+            self._redis_up, self._redis_slow = False, True
             raise
+        except RedisError:
+            self._redis_up, self._redis_slow = False, False
+            raise
+        self._redis_slow = False
+        self.budget.answered()
         if not self._redis_up:
             log.info("controller.redis_back")
+            await self.tracker.flush_dirty()  # first: a record that ended meanwhile is not adopted as open
             await self._load_state()
-            await self.tracker.flush_dirty()
             await self.callback_list.flush()
 
     async def _load_state(self) -> None:
@@ -407,6 +429,7 @@ class Controller:
             await self.tracker.flush_dirty()
         with contextlib.suppress(Exception):
             await self.callback_list.flush()
+        await self.budget.close()
         await self._api_runner.cleanup()
         await self._redis.aclose()
         log.info("controller.stopped", unsaved_records=self.tracker.unsaved)
@@ -422,13 +445,17 @@ class Controller:
         return self.config.platform.id
 
     async def health(self) -> dict[str, Any]:
+        slow = self._redis_slow or self.budget.slow
         components = {
             "ami": "up" if self.ami.connected else "down",
-            "redis": "up" if self._redis_up else "down",
+            "redis": "slow" if slow else "up" if self._redis_up else "down",
             "agi": "up" if self.agi.serving else "down",
             "spool": "up" if self.spool.state.ok else "degraded",
         }
         calendar, reasons = self.calendar.health()
+        reasons[:0] = [f"{name} down" for name, state in components.items() if state == "down"]
+        if slow:
+            reasons.append("redis slow/hung")
         if self.spool.state.reason:
             reasons.append(self.spool.state.reason)
         if self._asr_worker is not None:
@@ -475,6 +502,35 @@ class Controller:
             Metric("hotline_ami_connected", "gauge", "1 while logged in to AMI", float(self.ami.connected)),
             Metric("hotline_ami_logins_total", "counter", "Successful AMI logins", self.ami.connections),
             Metric("hotline_redis_up", "gauge", "1 while Redis answers", float(self._redis_up)),
+            Metric(
+                "hotline_redis_slow", "gauge", "1 while Redis does not answer in time (hung)", float(self._redis_slow)
+            ),
+            *self.budget.metrics(),
+            *self.agi_wait.metrics(),
+            Metric(
+                "hotline_ami_event_backlog", "gauge", "AMI events waiting for the handlers", self.ami.events_backlog
+            ),
+            Metric(
+                "hotline_ami_event_backlog_peak", "gauge", "Most AMI events ever waiting", self.ami.events_backlog_peak
+            ),
+            Metric(
+                "hotline_ami_events_dropped_total",
+                "counter",
+                "AMI events dropped (backlog full)",
+                self.ami.events_dropped,
+            ),
+            Metric(
+                "hotline_ami_overflow_resyncs_total",
+                "counter",
+                "Resyncs after dropped events",
+                self.ami.overflow_resyncs,
+            ),
+            Metric(
+                "hotline_consultations_cleaned_up_total",
+                "counter",
+                "Consultations ended here after a failed step or found over in Asterisk",
+                self.consultations.cleaned_up,
+            ),
             Metric("hotline_agi_sessions_total", "counter", "FastAGI sessions served", stats.sessions_total),
             Metric("hotline_agi_sessions_active", "gauge", "FastAGI sessions now", stats.sessions_active),
             Metric(

@@ -89,6 +89,18 @@ class Figures:
         metrics += [
             Metric("hotline_acd_offers_total", "counter", "Seats rung for a caller", self._acd.offers_total),
             Metric("hotline_acd_offers_missed_total", "counter", "Offers not answered", self._acd.offers_missed),
+            Metric(
+                "hotline_acd_offers_not_started_total",
+                "counter",
+                "Offers Asterisk did not take or that failed for no fault of the seat (not counted as missed)",
+                self._acd.offers_not_started,
+            ),
+            Metric(
+                "hotline_acd_offers_unconfirmed_total",
+                "counter",
+                "Originates without a reply (AMI timeout or connection lost)",
+                self._acd.offers_unconfirmed,
+            ),
         ]
         try:
             records = await self._recent_calls(STATS_RECORDS)

@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from acd.seats import seats_key
+from calls.redis_budget import RedisBudget
 
 MEMBERS = "hotline:platforms"  # set of platform ids that have ever reported
 PREFIX = "hotline:platform:"
@@ -44,17 +44,19 @@ async def list_platforms(client: aioredis.Redis, now: datetime) -> list[dict[str
 class PlatformDirectory:
     """What the other platforms' state says, for decisions (may we transfer there now?)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None) -> None:
         self._redis = client
+        self._budget = budget or RedisBudget()
 
     async def has_free_seat(self, platform: str) -> bool | None:
         """Whether ``platform`` has a seat ready now, from its seats' live states (the shared
         Redis; not the 5-second snapshot, which lags behind a seat that has just hung up); None
-        when that is unknown (try, and handle the failure)."""
-        try:
-            states = cast(dict[bytes, bytes], await self._redis.hgetall(seats_key(platform)))
-        except RedisError:
-            return None
+        when that is unknown (try, and handle the failure) — also when Redis is slow: a caller
+        in a transfer node does not wait for it beyond the call path's budget."""
+        states = await self._budget.read(f"seats of {platform}", lambda: self._seat_states(platform), None)
         if not states:
             return None
         return any(json.loads(raw).get("state") == "ready" for raw in states.values())
+
+    async def _seat_states(self, platform: str) -> dict[bytes, bytes]:
+        return cast(dict[bytes, bytes], await self._redis.hgetall(seats_key(platform)))

@@ -72,6 +72,13 @@ class RedisProcess:
             time.sleep(0.05)
         raise RedisUnavailable(f"redis-server did not answer on port {self.port} within {timeout_s:g} s")
 
+    def send_signal(self, sig: int) -> None:
+        """Signal redis-server (fault drills: SIGSTOP makes it hang without closing a socket,
+        SIGCONT lets it go on)."""
+        if self._proc is None:
+            raise RedisUnavailable("redis-server is not running")
+        self._proc.send_signal(sig)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         if self._proc is not None:
             terminate(self._proc, timeout_s)

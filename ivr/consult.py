@@ -11,10 +11,17 @@ would hang up the citizen.
 
 A seat can do all of it from the phone too (hang up, ``*1`` cancel, ``*3`` three-way), which is
 also the way after a controller restart (the consultation in progress is then unknown here).
+
+What we remember of a consultation never outlives it in Asterisk: a step that fails (an AMI
+error at any action) is checked against Asterisk's bridges, and so is a consultation found in
+memory when the seat asks for another transfer. One that is over there (the seat back with its
+caller, or its line gone) is ended here too — it never blocks the call's next transfer.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,7 +32,7 @@ from calls.handoff import Handoff, RedisHandoffs
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from ivr.dialplan.schema import TransferMode
-from telephony.ami_types import AmiLink, AmiMessage, set_variable
+from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected, set_variable
 from telephony.dialplan_names import (
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
@@ -86,6 +93,7 @@ class Consultations:
         self._tracker = tracker
         self._handoffs = handoffs
         self._by_call: dict[str, Consultation] = {}
+        self.cleaned_up = 0  # consultations ended here because Asterisk had ended them (failures)
         ami.on_event("UserEvent", self._on_user_event)
         ami.on_event("AttendedTransfer", self._on_attended_transfer)
         ami.on_event("Hangup", self._on_hangup)
@@ -129,40 +137,68 @@ class Consultations:
         }
         if handoff is not None:
             variables[HANDOFF_VARIABLE] = handoff.token
-        for name, value in variables.items():
-            await set_variable(self._ami, seat_channel, f"__{name}", value)
         consult = Consultation(call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff)
-        self._by_call[call_id] = consult
-        # the caller waits on the consultation until the other side answers or the seat is back
-        await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
+        self._by_call[call_id] = consult  # before Atxfer: its events may come before its reply
+        atxfer_sent = caller_told = False
         try:
+            for name, value in variables.items():
+                await set_variable(self._ami, seat_channel, f"__{name}", value)
+            # the caller waits on the consultation until the other side answers or the seat is back
+            caller_told = True
+            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
+            atxfer_sent = True
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
             )
-        except Exception:
-            self._by_call.pop(call_id, None)
-            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "")
+        except AmiError as exc:
+            # no reply to Atxfer (timeout, connection lost): it may have started after all —
+            # kept only if Asterisk shows it; otherwise the seat is told it failed
+            uncertain = atxfer_sent and not isinstance(exc, AmiActionFailed | AmiNotConnected)
+            if uncertain and await self._consulting(consult) is True:
+                log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
+                return consult
+            await self._not_started(consult, str(exc), caller_told)
+            raise
+        except BaseException:
+            await self._not_started(consult, "interrupted", caller_told)
             raise
         log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
         return consult
 
+    async def _not_started(self, consult: Consultation, why: str, caller_told: bool) -> None:
+        """A consultation that never began: forget it, and the caller does not wait on it."""
+        if self._by_call.get(consult.call_id) is consult:
+            del self._by_call[consult.call_id]
+        self.cleaned_up += 1
+        log.warning("consult.not_started", call_id=consult.call_id, error=why)
+        if not caller_told:
+            return
+        with contextlib.suppress(AmiError):
+            await set_variable(self._ami, consult.caller_channel, f"SHARED({CONSULTING_VARIABLE})", "")
+
     async def complete(self, call_id: str) -> None:
         """The seat leaves; the caller and the other side stay together."""
         consult = self._require(call_id)
-        bridges = await self._bridges(consult)
+        bridges = await self._bridges_or_end(consult)
         if bridges.with_caller and not bridges.other_side_up:
+            await self._gone(consult, "the seat is back with its caller")
             raise ConsultRefused("no consultation in progress: you are talking to the caller")
         if not bridges.with_caller and not bridges.other_side_up:
             raise ConsultRefused("the other side has not answered yet: wait, or cancel")
-        await self._ami.send_action({"Action": "Hangup", "Channel": consult.seat_channel, "Cause": "16"})
+        hangup = {"Action": "Hangup", "Channel": consult.seat_channel, "Cause": "16"}
+        await self._act(consult, lambda: self._ami.send_action(hangup))
         log.info("consult.completed_by_seat", call_id=call_id, seat=consult.seat)
 
     async def cancel(self, call_id: str) -> None:
         """Back to the caller; the other side is hung up and the case stays here."""
         consult = self._require(call_id)
-        if (await self._bridges(consult)).with_caller:
+        bridges = await self._bridges_or_end(consult)
+        if bridges.with_caller:
+            if not bridges.other_side_up:
+                await self._gone(consult, "the seat is back with its caller")
             raise ConsultRefused("no consultation in progress: you are talking to the caller")
-        await self._ami.send_action({"Action": "CancelAtxfer", "Channel": consult.seat_channel})
+        cancel = {"Action": "CancelAtxfer", "Channel": consult.seat_channel}
+        await self._act(consult, lambda: self._ami.send_action(cancel))
         await self._ended(consult, "cancelled")
 
     async def three_way(self, call_id: str) -> None:
@@ -170,16 +206,70 @@ class Consultations:
         consult = self._require(call_id)
         if TransferMode.THREE_WAY not in consult.allowed:
             raise ConsultRefused(f"{consult.to!r} takes no three-way call")
-        bridges = await self._bridges(consult)
+        bridges = await self._bridges_or_end(consult)
         if bridges.with_caller or not bridges.other_side_up:
             raise ConsultRefused("a three-way call needs the other side answered while you consult")
-        await self._merge(consult)
+        await self._act(consult, lambda: self._merge(consult))
 
     async def _merge(self, consult: Consultation) -> None:
         for digit in THREE_WAY_CODE:  # as if the seat pressed it: Asterisk's atxferthreeway
             await self._ami.send_action(
                 {"Action": "PlayDTMF", "Channel": consult.seat_channel, "Digit": digit, "Receive": "yes"}
             )
+
+    async def in_progress(self, call_id: str) -> bool:
+        """Whether the call has a consultation in progress — in Asterisk, not only in memory: one
+        Asterisk has ended (a lost event, a failed step) is ended here and does not count.
+        Raises AmiError when Asterisk cannot be asked."""
+        consult = self._by_call.get(call_id)
+        if consult is None:
+            return False
+        if await self._consulting(consult, raise_errors=True):
+            return True
+        await self._gone(consult, "found over in Asterisk")
+        return False
+
+    async def _act(self, consult: Consultation, action: Callable[[], Awaitable[object]]) -> None:
+        """An AMI step of a consultation; if it fails, Asterisk's bridges say whether the
+        consultation is over (then it ends here too) before the error is passed on."""
+        try:
+            await action()
+        except AmiError as exc:
+            log.warning("consult.step_failed", call_id=consult.call_id, error=str(exc))
+            if await self._consulting(consult) is False:
+                await self._gone(consult, f"step failed: {exc}")
+            raise
+
+    async def _consulting(self, consult: Consultation, raise_errors: bool = False) -> bool | None:
+        """True while Asterisk still has the consultation (the seat away from its caller in a
+        call, or all three together); False when it is over; None when Asterisk cannot say."""
+        try:
+            bridges = await self._bridges(consult)
+        except ConsultRefused:
+            return False  # the seat's line is in no call: nothing to consult in
+        except AmiError:
+            if raise_errors:
+                raise
+            return None
+        if consult.state is ConsultState.THREE_WAY:
+            return bridges.with_caller and bridges.other_side_up
+        return not bridges.with_caller or bridges.other_side_up
+
+    async def _bridges_or_end(self, consult: Consultation) -> _Bridges:
+        """The bridges, for an action the seat asked for; a seat whose line is in no call has
+        no consultation left: it ends here and the action is refused."""
+        try:
+            return await self._bridges(consult)
+        except ConsultRefused:
+            await self._gone(consult, "the seat's line is in no call")
+            raise
+
+    async def _gone(self, consult: Consultation, why: str) -> None:
+        if self._by_call.get(consult.call_id) is not consult:
+            return
+        self.cleaned_up += 1
+        log.warning("consult.cleaned_up", call_id=consult.call_id, why=why)
+        await self._ended(consult, "failed")
 
     def _require(self, call_id: str) -> Consultation:
         consult = self._by_call.get(call_id)
@@ -222,7 +312,7 @@ class Consultations:
     async def _ended(self, consult: Consultation, status: str) -> None:
         self._by_call.pop(consult.call_id, None)
         if status != "completed" and consult.handoff is not None:
-            await self._handoffs.settle(consult.handoff.token)  # the case stays here, with this call
+            self._handoffs.settle_later(consult.handoff.token)  # the case stays here, with this call
         await self._tracker.amend(consult.call_id, {"tags": {"transfer_status": status}})
         log.info("consult.ended", call_id=consult.call_id, status=status)
 

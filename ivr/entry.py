@@ -64,7 +64,15 @@ class IvrEntry:
         token = await session.get_variable(f"PJSIP_HEADER(read,{HANDOFF_HEADER})") or ""
         if not token:
             return None
-        handoff = await handoffs.picked_up(token, self._context.platform, call_id, self._context.clock())
+        with self._context.budget.step():
+            found = await handoffs.picked_up_on_call_path(token, self._context.platform, call_id, self._context.clock())
+        if found is None:
+            # Redis is slow: the caller was handed over all the same (the header says so) and is
+            # not sent through the menu again; the pick-up is recorded when Redis answers
+            log.warning("ivr.handoff_unconfirmed", token=token_hint(token))
+            await self._tracker.amend(call_id, {"tags": {"handoff": token, "handoff_from": "unconfirmed"}})
+            return handoff_start
+        handoff = found[0]
         if handoff is None:
             log.warning("ivr.handoff_unknown", token=token_hint(token))
             return None
@@ -144,4 +152,4 @@ async def settle_handoff(tracker: CallTracker, context: IvrContext, call_id: str
     record = tracker.get_live(call_id)
     token = record.tags.get("handoff") if record else None
     if token and context.handoffs is not None:
-        await context.handoffs.settle(token)
+        context.handoffs.settle_later(token)

@@ -20,6 +20,7 @@ import structlog
 from acd.model import CALLBACK_PREFIX, QueuedCall
 from calls.handoff import RedisHandoffs, token_hint
 from calls.model import CallOutcome
+from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.schema import (
@@ -98,6 +99,7 @@ class IvrContext:
     availability: PlatformAvailability | None = None
     spool: SpoolGuard | None = None  # None: no checks before recording (the file is still checked after)
     voicemail_failed_prompt: str = ""  # the system apology (prompts.voicemail_failed), path without extension
+    budget: RedisBudget = field(default_factory=RedisBudget)  # how long a step may wait on Redis
 
     @property
     def zone(self) -> ZoneInfo:
@@ -128,7 +130,8 @@ class IvrRun:
             node = self.plan.node(node_id)
             await tracker.ivr_step(self.call_id, node_id)
             log.debug("ivr.node", node=node_id, kind=node.kind)
-            node_id = await self._step(node_id, node)
+            with self.ctx.budget.step():  # its Redis reads share one budget; writes never wait
+                node_id = await self._step(node_id, node)
         log.error("ivr.too_many_steps", dialplan=self.plan.source)
         await self._release()
 
@@ -247,7 +250,7 @@ class IvrRun:
             return None
         await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": status.lower()}})
         if token and self.ctx.handoffs is not None:
-            await self.ctx.handoffs.settle(token)  # the case stays here, with this call
+            self.ctx.handoffs.settle_later(token)  # the case stays here, with this call
         log.warning("ivr.transfer_failed", destination=node.to, status=status)
         return node.next
 

@@ -54,8 +54,9 @@ async def create_handoff(
     seat: str = "",
     note: str = "",
 ) -> Handoff:
-    """The case as the next platform's seat should see it."""
-    return await handoffs.create(
+    """The case as the next platform's seat should see it (written before the call leaves when
+    Redis answers within the call path's budget, else in the background)."""
+    return await handoffs.create_on_call_path(
         Handoff(
             token=new_token(),
             from_platform=platform,
@@ -148,7 +149,11 @@ class SeatTransfers:
             raise TransferRefused(f"{to!r} may be handed a caller only so: {allowed} (not {mode})")
         if destination.trunk not in self._trunks:
             raise TransferRefused(f"{to!r} needs the trunk {destination.trunk!r}, which this platform does not have")
-        if self._consultations.get(call_id) is not None:
+        try:
+            consulting = await self._consultations.in_progress(call_id)  # as Asterisk has it
+        except AmiError as exc:
+            raise TransferRefused(f"Asterisk did not answer; try again: {exc}") from None
+        if consulting:
             raise TransferRefused("a consultation is in progress: complete or cancel it first")
         dial = f"PJSIP/{destination.number}@{destination.trunk}"
         target = self._platform_trunks.get(destination.trunk)
@@ -179,7 +184,7 @@ class SeatTransfers:
                 )
         except (AmiError, ConsultRefused) as exc:
             if handoff is not None:
-                await self._handoffs.settle(handoff.token)  # nothing left: it must not expire into a ticket
+                self._handoffs.settle_later(handoff.token)  # nothing left: it must not expire into a ticket
             reason = str(exc) if isinstance(exc, ConsultRefused) else f"Asterisk did not take the transfer: {exc}"
             raise TransferRefused(reason) from None
         tags = {"transfer_by": seat, "transfer_kind": str(kind), "transfer_mode": str(mode)}

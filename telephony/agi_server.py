@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -48,8 +49,16 @@ class RecordResult:
     samples: int
 
 
+GapObserver = Callable[[float], None]
+
+
 class AgiSession:
-    """One FastAGI session: send commands, get replies."""
+    """One FastAGI session: send commands, get replies.
+
+    ``on_gap`` hears every stretch the channel waited on us: from the session's start or a reply
+    to our next command (or the session's end) — dead air the controller caused, whatever the
+    cause (a slow Redis, a busy event loop).
+    """
 
     def __init__(
         self,
@@ -57,12 +66,20 @@ class AgiSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         command_timeout_s: float,
+        on_gap: GapObserver | None = None,
     ) -> None:
         self.env = env
         self._reader = reader
         self._writer = writer
         self._command_timeout_s = command_timeout_s
+        self._on_gap = on_gap
+        self._waiting_since = time.monotonic()  # the channel waits on us from here
         self.hung_up = False
+
+    def gap_ended(self) -> None:
+        """We answer the channel now (a command, or the end of the session)."""
+        if self._on_gap is not None and not self.hung_up:
+            self._on_gap(time.monotonic() - self._waiting_since)
 
     async def _read_line(self) -> str:
         try:
@@ -81,6 +98,7 @@ class AgiSession:
         if self.hung_up and self._writer.is_closing():
             raise AgiHangup("the AGI session is closed")
         line = " ".join(words)
+        self.gap_ended()
         self._writer.write(line.encode("utf-8") + b"\n")
         try:
             async with asyncio.timeout(self._command_timeout_s):
@@ -97,6 +115,8 @@ class AgiSession:
         except ConnectionError:
             self.hung_up = True
             raise AgiHangup("AGI connection reset") from None
+        finally:
+            self._waiting_since = time.monotonic()
         reply = parse_reply(lines)
         if reply.kind is ReplyKind.DEAD_CHANNEL:
             self.hung_up = True
@@ -218,9 +238,12 @@ class AgiServer:
         host: str,
         port: int,
         routes: Mapping[str, AgiHandler],
+        *,
         header_timeout_s: float = 5.0,
         command_timeout_s: float = 600.0,
+        on_gap: GapObserver | None = None,
     ) -> None:
+        self._on_gap = on_gap
         self._host = host
         self._port = port
         self._routes = dict(routes)
@@ -295,7 +318,8 @@ class AgiServer:
                 self.stats.bad_requests += 1
                 log.warning("agi.unknown_script", script=env.script)
                 return
-            await self._run_handler(handler, AgiSession(env, reader, writer, self._command_timeout_s))
+            session = AgiSession(env, reader, writer, self._command_timeout_s, self._on_gap)
+            await self._run_handler(handler, session)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -306,6 +330,7 @@ class AgiServer:
         self.stats.sessions_active += 1
         try:
             await handler(session)
+            session.gap_ended()  # Asterisk goes on with the dialplan now
         except AgiHangup:
             log.info("agi.hangup", script=session.env.script)
         except Exception:

@@ -4,13 +4,19 @@ It logs in, reconnects with exponential backoff, pings with a reply timeout (a h
 connection is noticed and dropped), gives every action a timeout, never re-sends an action
 after a reconnect, dispatches events in order from one task, and runs resync handlers after
 each login.
+
+Events are read off the socket as they come, whatever the handlers do (Asterisk drops a
+manager session it cannot write to within ``writetimeout``), and wait for the dispatcher in a
+bounded backlog. Events nobody handles are not kept. If handlers fall so far behind that the
+backlog is full, newer events are dropped (counted), and once the backlog is worked off the
+resync handlers run again: the state is rebuilt from what Asterisk has, not from the events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +39,6 @@ from telephony.ami_types import (
 
 log = structlog.get_logger(__name__)
 
-_STOP = AmiMessage(headers={"event": "__hotline_stop__"})  # ends the dispatcher, in queue order
-
 
 @dataclass(frozen=True)
 class AmiSettings:
@@ -50,6 +54,7 @@ class AmiSettings:
     reconnect_initial_s: float = 0.2
     reconnect_max_s: float = 5.0
     events: str = "system,call,agent,user,dtmf"
+    event_backlog_max: int = 10_000  # events waiting for the handlers; beyond: dropped, then resync
 
 
 def next_backoff(current_s: float, settings: AmiSettings) -> float:
@@ -66,13 +71,25 @@ class AmiClient:
         self._logged_in = False
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self._connected_handlers: list[ConnectedHandler] = []
-        self._events: asyncio.Queue[AmiMessage] = asyncio.Queue()
+        self._events: deque[AmiMessage] = deque()
+        self._events_ready = asyncio.Event()
+        self._stopping = False  # the dispatcher finishes the backlog, then ends
+        self._resync_due = False  # events were dropped: rebuild the state once the backlog is done
+        self._resync_failed = False  # that resync failed: try again after the next event
+        self.events_dropped = 0
+        self.events_backlog_peak = 0
+        self.overflow_resyncs = 0
         self._lost: asyncio.Event = asyncio.Event()
         self._ready: asyncio.Event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.connections = 0  # successful logins since start, for health and tests
         self.version = ""
+
+    @property
+    def events_backlog(self) -> int:
+        """Events received and not yet handled."""
+        return len(self._events)
 
     @property
     def connected(self) -> bool:
@@ -107,8 +124,9 @@ class AmiClient:
             supervisor.cancel()
         if dispatcher is not None:
             # Let the dispatcher finish the events it has (a Hangup must still end its record)
-            # rather than cancelling it inside a handler's Redis write.
-            self._events.put_nowait(_STOP)
+            # rather than cancelling it inside a handler.
+            self._stopping = True
+            self._events_ready.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=drain_timeout_s)
         await cancel_and_wait(self._tasks)
@@ -170,7 +188,7 @@ class AmiClient:
         self._lost.clear()
         async with asyncio.timeout(settings.action_timeout_s):
             _, protocol = await loop.create_connection(
-                lambda: HotlineAmiProtocol(self._events.put_nowait, self._connection_lost),
+                lambda: HotlineAmiProtocol(self._event_received, self._connection_lost),
                 settings.host,
                 settings.port,
             )
@@ -190,6 +208,7 @@ class AmiClient:
         )
 
     async def _serve_connection(self) -> None:
+        self._resync_due = False  # this resync covers events dropped before it
         for handler in self._connected_handlers:
             try:
                 await handler()
@@ -216,13 +235,51 @@ class AmiClient:
         if not self._closing:
             log.warning("ami.connection_lost", error=str(exc) if exc else "closed by peer")
 
+    def _event_received(self, event: AmiMessage) -> None:
+        """From the protocol, as bytes arrive: never blocks, never waits for a handler."""
+        if event.name.lower() not in self._handlers and "*" not in self._handlers:
+            return  # nobody here needs it
+        if len(self._events) >= self._settings.event_backlog_max:
+            self.events_dropped += 1
+            if not self._resync_due:
+                log.error(
+                    "ami.events_dropped", backlog=len(self._events), event_name=event.name,
+                    note="handlers fell behind; state is resynced from Asterisk once they catch up",
+                )  # fmt: skip
+            self._resync_due = True
+            return
+        self._events.append(event)
+        self.events_backlog_peak = max(self.events_backlog_peak, len(self._events))
+        self._events_ready.set()
+
     async def _dispatch_events(self) -> None:
         while True:
-            event = await self._events.get()
-            if event is _STOP:
-                return
+            if not self._events:
+                if self._stopping:
+                    return
+                if self._resync_due and self.connected and not self._resync_failed:
+                    await self._resync_after_overflow()
+                    continue
+                self._events_ready.clear()
+                await self._events_ready.wait()
+                self._resync_failed = False
+                continue
+            event = self._events.popleft()
             for handler in (*self._handlers.get(event.name.lower(), ()), *self._handlers.get("*", ())):
                 try:
                     await handler(event)
                 except Exception:
                     log.exception("ami.event_handler_failed", event_name=event.name)
+
+    async def _resync_after_overflow(self) -> None:
+        self._resync_due = False
+        self.overflow_resyncs += 1
+        log.warning("ami.resync_after_dropped_events", dropped_total=self.events_dropped)
+        for handler in self._connected_handlers:
+            try:
+                await handler()
+            except AmiError as exc:
+                log.warning("ami.resync_failed", error=str(exc))
+                self._resync_due = self._resync_failed = True  # again after the next event
+            except Exception:
+                log.exception("ami.resync_crashed")

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from redis.exceptions import RedisError
 
 from calls.fallback import parse_fallback_name, read_fallback_caller
+from calls.redis_budget import RedisBudget
 from hotline.privacy import mask_number
 from voicemail.jobs import AsrQueue, MetaFor, VoicemailMeta, meta_from_file
 
@@ -74,9 +74,10 @@ def sidecar_of(wav: Path) -> Path:
 class MessageIntake:
     """Sidecar, then the ASR job (IvrContext.messages)."""
 
-    def __init__(self, spool_dir: Path, queue: AsrQueue) -> None:
+    def __init__(self, spool_dir: Path, queue: AsrQueue, budget: RedisBudget | None = None) -> None:
         self._spool = spool_dir
         self._queue = queue
+        self._budget = budget or RedisBudget()  # the caller waits for the job no longer than this
 
     async def message_recorded(self, message: RecordedMessage) -> None:
         wav = self._spool / message.recording
@@ -101,12 +102,11 @@ class MessageIntake:
         if message.too_short:
             log.info("voicemail.too_short", call_id=message.call_id, duration_s=round(message.duration_s, 2))
             return
-        try:
-            await self._queue.enqueue(message.recording, _meta(meta))
-        except RedisError as exc:
+        job = await self._budget.read("asr job", lambda: self._queue.enqueue(message.recording, _meta(meta)), None)
+        if job is None:  # Redis down or slow (the caller does not wait for it)
             log.warning(
                 "voicemail.enqueue_deferred", call_id=message.call_id, caller=mask_number(message.caller),
-                error=str(exc), note="the spool rescan queues it when Redis is back",
+                note="the spool rescan queues it when Redis is back",
             )  # fmt: skip
 
 

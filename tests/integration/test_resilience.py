@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.support.audio import duration_s, rms_amplitude, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
@@ -25,6 +26,7 @@ from tests.support.sipp import (
     SippCall,
     SippServer,
     answering_peer,
+    dtmf,
     pause,
     run_sipp,
     scenario,
@@ -259,3 +261,101 @@ def test_a_softphone_registers_as_its_seat_from_the_trunks_own_address(tmp_path:
     finally:
         platform.asterisk.stop()
         platform.redis.stop()
+
+
+def _metric(text: str, sample: str) -> float:
+    """One sample's value from /metrics text (``name`` or ``name{labels}``), 0 when absent."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
+
+
+def _counts(platform: PlatformUnderTest) -> dict[str, float]:
+    text = platform.http("/metrics", token=None).body
+    return {
+        sample: _metric(text, sample)
+        for sample in (
+            "hotline_ivr_step_redis_wait_seconds_count",
+            'hotline_ivr_step_redis_wait_seconds_bucket{le="1"}',
+            "hotline_redis_call_path_timeouts_total",
+            "hotline_agi_wait_seconds_count",
+            'hotline_agi_wait_seconds_bucket{le="2.5"}',
+        )
+    }
+
+
+def test_a_hung_redis_costs_no_ivr_step_more_than_a_second_and_loses_nothing(tmp_path: Path) -> None:
+    """Redis SIGSTOPped (connections accepted, nothing answered) for a whole call through the
+    menu into a message: every IVR step waits at most a second on Redis (our per-step metric),
+    the caller hears no long silence from us (the AGI gaps), health says why it is degraded, and
+    once Redis answers again the record is complete and the message becomes a ticket."""
+    platform = PlatformUnderTest(
+        tmp_path / "platform",
+        dialplan="every_node",
+        overrides={
+            "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": free_tcp_and_udp_port()}}},
+            "asr": {"rescan_interval_s": 2, "rescan_min_age_s": 0},
+        },
+        environment={"HOTLINE_TEST_NOW": "2026-03-09T10:00:00+08:00"},  # a Monday morning: open
+    )
+    platform.start_all()
+    try:
+        prompts = platform.config.paths.runtime_dir / "prompts" / "ivr"
+        in_menu_ms = int((duration_s(prompts / "welcome.wav") + duration_s(prompts / "menu.wav")) * 1000) + 500
+        speech = tone_wav(tmp_path / "speech.wav", seconds=3)
+        caller = scenario(
+            INVITE, ANSWERED, pause(in_menu_ms), dtmf("4"), pause(int(duration_s(prompts / "leave.wav") * 1000) + 700),
+            stream_audio(speech), pause(3200), dtmf("#", press=1), HOTLINE_HANGS_UP,
+        )  # fmt: skip
+        before = _counts(platform)
+
+        platform.redis.send_signal(signal.SIGSTOP)
+        try:
+            health = platform.wait_component("redis", "slow", timeout_s=30)
+            assert health["status"] == "degraded"
+            assert "redis slow/hung" in health["reasons"]
+            result = run_sipp(platform.config.sip.port, caller, caller="13900000061", timeout_s=90)
+            assert result.ok, result.errors
+            during = _counts(platform)
+        finally:
+            platform.redis.send_signal(signal.SIGCONT)
+
+        gaps = during["hotline_agi_wait_seconds_count"] - before["hotline_agi_wait_seconds_count"]
+        short = (
+            during['hotline_agi_wait_seconds_bucket{le="2.5"}'] - before['hotline_agi_wait_seconds_bucket{le="2.5"}']
+        )
+        assert gaps > 5 and short == gaps  # a Redis write used to cost each step its 3 s socket timeout
+        steps = (
+            during["hotline_ivr_step_redis_wait_seconds_count"] - before["hotline_ivr_step_redis_wait_seconds_count"]
+        )
+        within = (
+            during['hotline_ivr_step_redis_wait_seconds_bucket{le="1"}']
+            - before['hotline_ivr_step_redis_wait_seconds_bucket{le="1"}']
+        )
+        assert steps == 5  # entry (hours), welcome, menu, vm, bye
+        assert within == steps  # none waited more than a second on Redis
+        # the message's ASR job was the call path's one read: it gave up instead of waiting
+        assert during["hotline_redis_call_path_timeouts_total"] > before["hotline_redis_call_path_timeouts_total"]
+
+        platform.wait_component("redis", "up", timeout_s=30)
+        call = platform.wait_call(lambda c: c["caller"] == "139****0061" and c["state"] == "ended", "the record")
+        stored = platform.stored_call(call["call_id"])
+        assert stored["ivr_path"] == ["entry", "welcome", "menu", "vm", "bye"]
+        assert stored["digits"] == ["menu=4"]
+        assert stored["outcome"] == "voicemail"
+        assert stored["recording"] == f"voicemail/{call['call_id']}.wav"
+        assert stored["tags"]["service"] == "open"
+
+        def ticket() -> bool:
+            client = redis.Redis(port=platform.redis.port)
+            try:
+                return bool(client.exists(f"hotline:ticket:by-recording:{stored['recording']}"))
+            finally:
+                client.close()
+
+        wait_for("the message's ticket", ticket, timeout_s=60, interval_s=0.5)
+        assert platform.health_or_none() == platform.wait_component("redis", "up")  # healthy again
+    finally:
+        platform.stop_all()

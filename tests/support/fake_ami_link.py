@@ -20,6 +20,8 @@ class FakeAmiLink:
     ``channels``: the CoreShowChannel events' headers (uniqueid, channel, bridgeid …).
     ``gates``: action name (lower case) → an Event the action waits for before it is answered.
     ``failing``: action names (lower case) answered with AmiActionFailed.
+    ``fail_at``: the n-th action sent (0-based, counting every action so far) raises that error
+    instead of being answered (a failure injected at one step).
     """
 
     def __init__(self) -> None:
@@ -28,6 +30,7 @@ class FakeAmiLink:
         self.channels: list[dict[str, str]] = []
         self.gates: dict[str, asyncio.Event] = {}
         self.failing: set[str] = set()
+        self.fail_at: dict[int, Exception] = {}
         self._handlers: dict[str, list[EventHandler]] = {}
         self._connected_handlers: list[ConnectedHandler] = []
 
@@ -35,9 +38,12 @@ class FakeAmiLink:
         action = {key: value if isinstance(value, str) else ",".join(value) for key, value in fields.items()}
         self.actions.append(action)
         name = action["Action"].lower()
+        injected = self.fail_at.get(len(self.actions) - 1)
         gate = self.gates.get(name)
         if gate is not None:
             await gate.wait()
+        if injected is not None:
+            raise injected
         if name in self.failing:
             raise AmiActionFailed(f"{action['Action']} failed")
         if name == "coreshowchannels":

@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from acd.engine import AcdEngine
+from acd.engine import OFFER_RETRY_S, ORIGINATE_GRACE_S, AcdEngine
 from acd.events import EventBus
 from acd.model import QueuedCall, waiting_key
 from acd.seat import SeatState
 from acd.seats import SeatService
 from calls.model import CallOutcome
+from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from hotline.config import AcdConfig, SeatConfig
+from telephony.ami_types import AmiActionFailed, AmiNotConnected, AmiTimeout
 from telephony.dialplan_names import LEFT_VARIABLE, OFFER_VARIABLE
 from tests.support.fake_ami_link import FakeAmiLink
 from tests.support.waiting import wait_until
@@ -56,7 +58,13 @@ class Rig:
     store: RedisCallStore
     client: aioredis.Redis
     clock: FakeClock
+    budget: RedisBudget
     channels: dict[str, str] = field(default_factory=dict)  # call id → caller channel
+
+    async def saved(self) -> None:
+        """Redis has every write made so far (the engine never waits for them)."""
+        await self.budget.drain()
+        await self.tracker.flush_dirty()
 
     async def caller(
         self, call_id: str, *, priority: int = 0, skills: tuple[str, ...] = (), queue: str = "general"
@@ -104,18 +112,29 @@ WAITING_KEY_KM = waiting_key("kunming")
 @pytest.fixture
 async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
     engines: list[AcdEngine] = []
+    budgets: list[RedisBudget] = []
 
     async def make(
-        *configs: SeatConfig, max_missed: int = 2, start: bool = True, connected: bool = True, **acd: Any
+        *configs: SeatConfig,
+        max_missed: int = 2,
+        start: bool = True,
+        connected: bool = True,
+        offer_retry_s: float = OFFER_RETRY_S,
+        originate_grace_s: float = ORIGINATE_GRACE_S,
+        **acd: Any,
     ) -> Rig:
         clock = FakeClock(T0)
-        events = EventBus(client)
-        seats = SeatService(configs, client, events=events, clock=clock, platform="kunming", max_missed=max_missed)
+        budget = RedisBudget()
+        budgets.append(budget)
+        events = EventBus(client, budget)
+        seats = SeatService(
+            configs, client, events=events, clock=clock, platform="kunming", max_missed=max_missed, budget=budget
+        )
         await seats.load()
         ami = FakeAmiLink()
         ami.connected = connected
         store = RedisCallStore(client, timedelta(days=1), "kunming")
-        tracker = CallTracker(store, "kunming", clock)
+        tracker = CallTracker(store, "kunming", clock, budget)
         config = AcdConfig(**{"wrapup_s": 0.0, "relax_skills_after_s": 60.0, **acd})
         engine = AcdEngine(
             config=config,
@@ -127,15 +146,20 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
             clock=clock,
             recordings_dir=None,
             platform="kunming",
+            budget=budget,
+            offer_retry_s=offer_retry_s,
+            originate_grace_s=originate_grace_s,
         )
         engines.append(engine)
         if start:
             engine.start()
-        return Rig(engine, seats, ami, tracker, store, client, clock)
+        return Rig(engine, seats, ami, tracker, store, client, clock, budget)
 
     yield make
     for engine in engines:
         await engine.close()
+    for budget in budgets:
+        await budget.close()
 
 
 # 1. the plain path
@@ -159,10 +183,12 @@ async def test_an_idle_seat_is_rung_and_bound_to_the_caller_when_it_answers(make
     assert (binding.call_id, binding.caller_channel, binding.recording) == ("k-1", "PJSIP/trunk-k-1", "")
     assert rig.state("1001") is SeatState.ON_CALL
     assert rig.engine.waiting() == []
+    await rig.saved()
     assert await rig.client.hlen(WAITING_KEY_KM) == 0
     live = rig.tracker.get_live("k-1")
     assert live is not None
     assert (live.seat, live.outcome, live.seat_answered_at) == ("1001", CallOutcome.ANSWERED, T0 + timedelta(seconds=1))
+    await rig.saved()
     stored = await rig.store.get("k-1")
     assert stored is not None
     assert (stored.seat, stored.outcome) == ("1001", CallOutcome.ANSWERED)
@@ -228,6 +254,70 @@ async def test_a_missed_offer_pauses_the_seat_and_the_caller_goes_to_the_next_se
     await rig.offer_to("1002", nth=2)
     assert rig.intended() == {"1002": "a"}
     assert rig.ami.sent("Setvar") == []  # 1002 still staffs the queue: nobody is sent away
+
+
+# 4b. an offer that fails for no fault of the seat (AMI, the controller, Asterisk itself)
+
+
+@pytest.mark.parametrize(
+    "error", [AmiActionFailed("Originate: Permission denied"), AmiNotConnected("AMI is not connected")], ids=str
+)
+async def test_an_originate_asterisk_did_not_take_is_not_the_seats_miss(make_rig: MakeRig, error: Exception) -> None:
+    rig = await make_rig(seat("1001"), max_missed=1, offer_retry_s=0.05)
+    await rig.seats.login("1001")
+    rig.ami.fail_at = {n: error for n in range(3)}  # the first three Originates fail
+    await rig.caller("a")
+    await rig.originates(4)  # tried again and again (resting between tries), never paused
+    seat_now = rig.seats.get("1001")
+    assert seat_now.missed_in_a_row == 0
+    assert seat_now.state is SeatState.RINGING  # the fourth rings
+    assert (rig.engine.offers_missed, rig.engine.offers_not_started) == (0, 3)
+    assert rig.intended() == {"1001": "a"}  # the caller is still offered, not lost
+
+
+async def test_an_originate_without_reply_is_settled_by_asterisk_or_given_up_unheld(make_rig: MakeRig) -> None:
+    rig = await make_rig(seat("1001"), seat("1002"), max_missed=1, ring_timeout_s=0.1, originate_grace_s=0.1)
+    await rig.seats.login("1001")
+    rig.ami.fail_at = {len(rig.ami.actions): AmiTimeout("no reply to Originate within 5 s")}
+    await rig.caller("a")
+    await rig.originates(1)
+    await wait_until(lambda: rig.engine.offers_unconfirmed == 1)
+    assert rig.state("1001") is SeatState.RINGING  # it may ring after all: not offered twice
+    # Asterisk says nothing of it (it never ran): after the ring time and a grace it is given up
+    await wait_until(lambda: len(rig.ami.sent("Originate")) == 2)
+    assert rig.seats.get("1001").missed_in_a_row == 0
+    assert rig.intended() == {"1001": "a"}
+    # an Originate whose reply was lost but which rang: its OriginateResponse settles it as usual
+    second = rig.ami.sent("Originate")[1]["ChannelId"]
+    await rig.no_answer(second)
+    assert rig.seats.get("1001").state is SeatState.NOT_READY  # rang out: that is the seat's miss
+
+
+@pytest.mark.parametrize("reason", ["", "2", "4"])
+async def test_a_failure_asterisk_gives_no_seat_reason_for_is_not_counted(make_rig: MakeRig, reason: str) -> None:
+    rig = await make_rig(seat("1001"), max_missed=1, offer_retry_s=0.05)
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Failure", Reason=reason)
+    assert rig.seats.get("1001").missed_in_a_row == 0
+    assert rig.engine.offers_missed == 0
+    await rig.offer_to("1001", nth=2)  # offered again after a rest
+
+
+@pytest.mark.parametrize(
+    ("reason", "what"), [("0", "unreachable"), ("1", "rejected"), ("5", "busy"), ("8", "congestion")]
+)
+async def test_no_answer_busy_rejected_or_unreachable_is_the_seats_miss(
+    make_rig: MakeRig, reason: str, what: str
+) -> None:
+    rig = await make_rig(seat("1001"), max_missed=1)
+    await rig.seats.login("1001")
+    await rig.caller("a")
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Failure", Reason=reason)
+    assert rig.seats.get("1001").state is SeatState.NOT_READY, what
+    assert rig.engine.offers_missed == 1
 
 
 # 5. priority
@@ -314,6 +404,7 @@ async def test_resync_keeps_the_callers_and_seats_asterisk_still_has(make_rig: M
     ]
     await rig.ami.reconnect()
     assert [c.call_id for c in rig.engine.waiting()] == ["alive"]
+    await rig.saved()
     assert await client.hkeys(WAITING_KEY_KM) == [b"alive"]
     assert rig.state("1001") is SeatState.ON_CALL
     assert rig.state("1002") is SeatState.READY
@@ -381,6 +472,7 @@ async def test_a_withdrawn_offer_answered_in_the_same_instant_binds_nobody(make_
     # the seat's phone answered just before our Hangup reached it: its AGI asks for a caller
     assert await rig.engine.bind(offer_id, "1001") is None
     assert [c.call_id for c in rig.engine.waiting()] == ["b"]
+    await rig.saved()
     assert await rig.client.hkeys(WAITING_KEY_KM) == [b"b"]
     await rig.offer_to("1001", nth=2)  # the seat is free again: rung for b
     assert rig.intended() == {"1001": "b"}
@@ -481,6 +573,7 @@ async def test_a_seat_paused_while_ringing_that_answers_does_not_lose_the_caller
     await rig.seats.pause("1001", "break")  # from the web console, while the phone rings
     assert await rig.engine.bind(offer_id, "1001") is None  # the phone is answered anyway
     assert [c.call_id for c in rig.engine.waiting()] == ["a"]
+    await rig.saved()
     assert await rig.client.hkeys(WAITING_KEY_KM) == [b"a"]
     assert rig.seats.get("1001").reason == "break"  # the pause stands
     await rig.offer_to("1002", nth=2)
@@ -552,6 +645,7 @@ async def test_a_caller_who_leaves_at_the_bridge_is_not_counted_answered(make_ri
     await rig.tracker.hung_up("k-1", "Normal Clearing")  # (the call-event bridge does this in the controller)
     second = await rig.engine.bind(offer_id, "1001")  # the offer context asks again
     assert second is not None and second.call_id == "k-2"
+    await rig.saved()
     record = await rig.store.get("k-1")
     assert record is not None
     assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -143,3 +144,49 @@ async def test_queue_add_reply_is_not_taken_for_a_list(ami: FakeAmi, client: Ami
     reply = await client.send_action({"Action": "QueueAdd", "Queue": "hotline-general", "Interface": "PJSIP/1001"})
     assert reply.response.get("message") == "Added interface to queue"
     assert reply.events == ()
+
+
+async def test_a_stuck_handler_never_stops_the_reading_and_the_backlog_is_bounded(ami: FakeAmi) -> None:
+    """A handler that hangs (as one awaiting a hung Redis did) must not let the event backlog grow
+    without bound, nor stop us reading AMI (Asterisk drops a manager session it cannot write to):
+    newer events are dropped and counted, and the state is resynced from Asterisk afterwards."""
+    client = AmiClient(replace(settings(ami.port), event_backlog_max=5))
+    resyncs: list[int] = []
+    handled: list[str] = []
+    release = asyncio.Event()
+    stuck: list[str] = []
+
+    async def stuck_handler(event: AmiMessage) -> None:
+        stuck.append(event.get("n"))
+        await release.wait()
+        handled.append(event.get("n"))
+
+    async def resync() -> None:
+        resyncs.append(client.connections)
+
+    client.on_event("Newchannel", stuck_handler)
+    client.on_connected(resync)
+    client.start()
+    try:
+        await client.wait_connected(5)
+        await wait_until(lambda: resyncs == [1])
+        events = [encode({"Event": "Newchannel", "n": str(n)}) for n in range(50)]
+        events.insert(10, encode({"Event": "VarSet", "Variable": "X"}))  # nobody handles it: not kept
+        await ami.send_raw(events[0])
+        await wait_until(lambda: stuck == ["0"])
+        await ami.send_raw(b"".join(events[1:]))
+        await wait_until(lambda: client.events_dropped == 44)  # one in the handler, five waiting
+        assert client.events_backlog == 5
+        await client.send_action({"Action": "Ping"})  # still read: replies arrive while the handler hangs
+        assert client.connected
+        assert resyncs == [1]  # not while the handlers are behind
+
+        release.set()
+        await wait_until(lambda: len(handled) == 6 and resyncs == [1, 1])
+        assert handled == ["0", "1", "2", "3", "4", "5"]
+        assert client.events_backlog == 0
+        assert client.events_backlog_peak == 5
+        assert client.overflow_resyncs == 1
+        assert client.connections == 1  # never dropped by either side
+    finally:
+        await client.close()

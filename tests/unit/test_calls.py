@@ -1,4 +1,4 @@
-"""Call records: the state machine, the tracker's write-through with retries, fallback files."""
+"""Call records: the state machine, the tracker's write-behind with retries, fallback files."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ async def test_a_call_through_the_tracker() -> None:
     await tracker.set_outcome("k-1.1", CallOutcome.IVR_COMPLETED)
     clock.advance(5)
     await tracker.hung_up("k-1.1", "Normal Clearing")
+    assert await tracker.flush_dirty() == 0  # (the controller's writer does this at once)
     saved = store.records["k-1.1"]
     assert saved.state is CallState.ENDED
     assert saved.called == "12345"
@@ -97,6 +98,7 @@ async def test_agi_before_ami_still_makes_one_record() -> None:
     tracker = CallTracker(store, "kunming", FakeClock())
     await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "", "12345")
     await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "12345")
+    await tracker.flush_dirty()
     assert list(store.records) == ["k-1.1"]
     assert store.records["k-1.1"].state is CallState.IN_IVR
     assert store.records["k-1.1"].caller_name == "张三丰"
@@ -124,6 +126,7 @@ async def test_reconcile_ends_only_calls_asterisk_no_longer_has() -> None:
     clock.advance(-3600)  # even with a clock that went back, order decides
     await tracker.channel_created("arrived-during-snapshot", "PJSIP/x", "1", "", "12345")
     assert await tracker.reconcile({"alive"}, snapshot_mark) == 1
+    await tracker.flush_dirty()
     assert store.records["gone"].outcome is CallOutcome.LOST_TRACK
     assert store.records["alive"].is_open
     assert store.records["arrived-during-snapshot"].is_open
@@ -131,10 +134,13 @@ async def test_reconcile_ends_only_calls_asterisk_no_longer_has() -> None:
 
 async def test_a_new_controller_adopts_open_records() -> None:
     store = MemoryStore()
-    await CallTracker(store, "kunming", FakeClock()).channel_created("k-1.1", "PJSIP/t", "1", "", "12345")
+    first = CallTracker(store, "kunming", FakeClock())
+    await first.channel_created("k-1.1", "PJSIP/t", "1", "", "12345")
+    await first.flush_dirty()
     successor = CallTracker(store, "kunming", FakeClock())
     await successor.load_open()
     await successor.hung_up("k-1.1", "Normal Clearing")
+    await successor.flush_dirty()
     assert store.records["k-1.1"].state is CallState.ENDED
 
 
@@ -178,11 +184,13 @@ async def test_fallback_ingestion_is_idempotent_and_merges(tmp_path: Path) -> No
     (folder / "fb2-1772442002-kunming-1772442002.9.caller").write_text("13900000009")
     # a call the controller saw start (then died): its record is merged, not duplicated
     await tracker.channel_created("kunming-1772442001.8", "PJSIP/t", "139", "", "12345")
+    await tracker.flush_dirty()
     successor = CallTracker(store, "kunming", FakeClock())
     ingester = FallbackIngester(tmp_path, successor, "kunming")
     assert await ingester.scan() == 3
     assert await ingester.scan() == 0
     assert await FallbackIngester(tmp_path, successor, "kunming").scan() == 0  # a restarted scanner too
+    await successor.flush_dirty()
     assert {r.outcome for r in store.records.values()} == {CallOutcome.FALLBACK}
     assert all(not r.is_open for r in store.records.values())
     assert len(store.records) == 3

@@ -1,0 +1,296 @@
+"""How long the call path may wait on Redis, and the Redis work it leaves to the background.
+
+A caller in the IVR, a seat's phone that answers and AMI's event stream must not wait on a
+Redis that is slow or hung (SIGSTOP, a stuck disk, a partition without RST: the socket stays
+open and nothing comes back). So, on the call path:
+
+- a **read** (``await budget.read(what, op, default)``) waits at most ``op_timeout_s``, and
+  inside an IVR step (``with budget.step():``) at most what is left of the step's budget
+  (twice the op timeout); then it gives the safe default the caller of ``read`` chose;
+- a **write** (``budget.write(what, job)``) is queued and done in order by one background task,
+  retried while Redis fails (it is idempotent, or the caller says ``retry=False``), coalesced
+  by ``key`` (a seat's state: only the last matters). The backlog is bounded: when it is full a
+  best-effort write (``droppable``, e.g. the event stream) is dropped first; every drop is
+  counted. ``write_and_wait`` waits for its write like a read (a hand-off record the next
+  platform reads at once), then leaves it to the background.
+
+Call records are not written here: the tracker keeps its own dirty map (calls/tracker.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+from redis.exceptions import RedisError
+
+from hotline.aio import cancel_and_wait
+from hotline.metrics import Histogram, Metric
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+Job = Callable[[], Awaitable[object]]
+
+DEFAULT_OP_TIMEOUT_S = 0.5
+DEFAULT_BACKLOG_MAX = 50_000
+RETRY_INITIAL_S = 0.2
+RETRY_MAX_S = 5.0
+SLOW_FOR_S = 10.0  # a timeout keeps "redis slow/hung" in health this long (unless Redis answers)
+WAIT_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
+# failures worth retrying: Redis itself (refused, reset, timeout, loading …)
+TRANSIENT = (RedisError, OSError, TimeoutError)
+
+
+@dataclass
+class _Step:
+    """What one IVR step may still wait on Redis, and what it has waited."""
+
+    left_s: float
+    waited_s: float = 0.0
+
+
+_STEP: ContextVar[_Step | None] = ContextVar("hotline_redis_step", default=None)
+
+
+@dataclass
+class _Entry:
+    what: str
+    job: Job
+    retry: bool
+    droppable: bool
+    key: str | None
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+
+    def finish(self, done: bool) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(done)
+
+
+class RedisBudget:
+    """The call path's patience with Redis (reads) and its write-behind queue (writes)."""
+
+    def __init__(self, op_timeout_s: float = DEFAULT_OP_TIMEOUT_S, backlog_max: int = DEFAULT_BACKLOG_MAX) -> None:
+        self.op_timeout_s = op_timeout_s
+        self.step_budget_s = 2 * op_timeout_s
+        self._backlog_max = backlog_max
+        self._backlog: OrderedDict[int, _Entry] = OrderedDict()
+        self._by_key: dict[str, int] = {}
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_timeout = 0.0  # monotonic time of the last read that gave up
+        self.read_timeouts = 0
+        self.read_errors = 0
+        self.writes_failed = 0  # attempts; a retried write may fail many times
+        self.writes_dropped = 0
+        self.read_wait = Histogram(
+            "hotline_redis_call_path_wait_seconds", "How long one call-path Redis read waited", WAIT_BUCKETS_S
+        )
+        self.step_wait = Histogram(
+            "hotline_ivr_step_redis_wait_seconds", "How long one IVR step waited on Redis in all", WAIT_BUCKETS_S
+        )
+
+    # reads
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """One IVR step: its reads share ``step_budget_s``; what it waited is observed."""
+        step = _Step(self.step_budget_s)
+        token = _STEP.set(step)
+        try:
+            yield
+        finally:
+            _STEP.reset(token)
+            self.step_wait.observe(step.waited_s)
+
+    async def read(self, what: str, op: Callable[[], Awaitable[T]], default: T, *, timeout_s: float | None = None) -> T:
+        """``op()``'s result, or ``default`` when Redis fails or does not answer in time
+        (``timeout_s``, default the op timeout; inside an IVR step never more than it has left)."""
+        step = _STEP.get()
+        limit = timeout_s or self.op_timeout_s
+        if step is not None:
+            limit = min(limit, step.left_s)
+        if limit <= 0:
+            log.warning("redis.call_path_budget_spent", what=what)
+            self.read_timeouts += 1
+            return default
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(limit):
+                result = await op()
+        except TimeoutError:
+            self.read_timeouts += 1
+            self._last_timeout = time.monotonic()
+            log.warning("redis.call_path_timeout", what=what, waited_s=round(time.monotonic() - started, 3))
+            return default
+        except RedisError as exc:
+            self.read_errors += 1
+            log.warning("redis.call_path_error", what=what, error=str(exc) or type(exc).__name__)
+            return default
+        finally:
+            waited = time.monotonic() - started
+            self.read_wait.observe(waited)
+            if step is not None:
+                step.left_s -= waited
+                step.waited_s += waited
+        self._last_timeout = 0.0  # Redis answered in time
+        return result
+
+    @property
+    def slow(self) -> bool:
+        """A call-path read gave up lately and none has succeeded since."""
+        return bool(self._last_timeout) and time.monotonic() - self._last_timeout < SLOW_FOR_S
+
+    def answered(self) -> None:
+        """Redis answered in time (the health check): it is not slow now."""
+        self._last_timeout = 0.0
+
+    # writes
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def write(
+        self, what: str, job: Job, *, key: str | None = None, retry: bool = True, droppable: bool = False
+    ) -> None:
+        """Queue ``job`` (a Redis write); never waits. ``key``: a later write of the same key
+        replaces one not yet started (in its place). ``retry``: tried again while Redis fails."""
+        self._enqueue(_Entry(what, job, retry, droppable, key))
+
+    async def write_and_wait(self, what: str, job: Job, *, key: str | None = None) -> bool:
+        """Queue ``job`` and wait for it like a read (within the op timeout and the step's
+        budget); True when it is done, False when it was left to the background."""
+        entry = _Entry(what, job, True, False, key)
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry.waiters.append(waiter)
+        self._enqueue(entry)
+        return await self.read(what, lambda: asyncio.shield(waiter), False)
+
+    def _enqueue(self, entry: _Entry) -> None:
+        if entry.key is not None and entry.key in self._by_key:
+            pending = self._backlog.get(self._by_key[entry.key])
+            if pending is not None:  # not started yet: the newer write replaces it, in its place
+                pending.job, pending.what = entry.job, entry.what
+                pending.retry, pending.droppable = entry.retry, entry.droppable and pending.droppable
+                pending.waiters.extend(entry.waiters)
+                return
+        if len(self._backlog) >= self._backlog_max and not self._make_room(entry):
+            return
+        self._seq += 1
+        self._backlog[self._seq] = entry
+        if entry.key is not None:
+            self._by_key[entry.key] = self._seq
+        self._idle.clear()
+        self._wake.set()
+        self._ensure_worker()
+
+    def _make_room(self, entry: _Entry) -> bool:
+        """The backlog is full: drop the oldest best-effort write, else refuse this one."""
+        victim = next((seq for seq, e in self._backlog.items() if e.droppable), None)
+        if victim is None or entry.droppable:
+            self._drop(entry, "backlog full")
+            return False
+        self._drop(self._pop(victim), "backlog full")
+        return True
+
+    def _drop(self, entry: _Entry, why: str) -> None:
+        self.writes_dropped += 1
+        entry.finish(False)
+        log.error("redis.write_dropped", what=entry.what, why=why, backlog=len(self._backlog))
+
+    def _pop(self, seq: int) -> _Entry:
+        entry = self._backlog.pop(seq)
+        if entry.key is not None and self._by_key.get(entry.key) == seq:
+            del self._by_key[entry.key]
+        return entry
+
+    def _ensure_worker(self) -> None:
+        if (self._worker is None or self._worker.done()) and not self._closing:
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name="redis-write-behind")
+
+    async def _work(self) -> None:
+        backoff = 0.0
+        while True:
+            if not self._backlog:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            seq, entry = next(iter(self._backlog.items()))
+            if entry.key is not None and self._by_key.get(entry.key) == seq:
+                del self._by_key[entry.key]  # from now on a write of this key queues behind it
+            done = False
+            try:
+                await entry.job()
+                done = True
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT as exc:
+                self.writes_failed += 1
+                if entry.retry:
+                    backoff = min(RETRY_MAX_S, max(RETRY_INITIAL_S, backoff * 2))
+                    log.warning("redis.write_deferred", what=entry.what, error=str(exc) or type(exc).__name__)
+                    if entry.key is not None and entry.key not in self._by_key:
+                        self._by_key[entry.key] = seq  # still pending: a newer write may replace it
+                    await asyncio.sleep(backoff)
+                    continue
+                log.warning("redis.write_failed", what=entry.what, error=str(exc) or type(exc).__name__)
+            except Exception:
+                self.writes_failed += 1
+                log.exception("redis.write_crashed", what=entry.what)
+            else:
+                backoff = 0.0
+            if self._backlog.get(seq) is entry:
+                self._pop(seq)
+            entry.finish(done)
+
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until every queued write is done (tests, shutdown); False on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, drain_timeout_s: float = 5.0) -> None:
+        """Let the backlog drain a while, then stop; what is left is logged."""
+        if self._backlog:
+            await self.drain(drain_timeout_s)
+        self._closing = True
+        if self._worker is not None:
+            await cancel_and_wait([self._worker])
+            self._worker = None
+        if self._backlog:
+            log.error("redis.writes_not_done_at_exit", count=len(self._backlog))
+
+    def metrics(self) -> list[Metric]:
+        return [
+            Metric(_TIMEOUTS, "counter", "Call-path Redis reads given up (slow or hung Redis)", self.read_timeouts),
+            Metric(_ERRORS, "counter", "Call-path Redis reads that failed", self.read_errors),
+            Metric(_BACKLOG, "gauge", "Redis writes waiting for the background writer", self.backlog),
+            Metric(_FAILED, "counter", "Background Redis write attempts that failed", self.writes_failed),
+            Metric(_DROPPED, "counter", "Redis writes dropped (backlog full)", self.writes_dropped),
+            *self.read_wait.metrics(),
+            *self.step_wait.metrics(),
+        ]
+
+
+_TIMEOUTS = "hotline_redis_call_path_timeouts_total"
+_ERRORS = "hotline_redis_call_path_errors_total"
+_BACKLOG = "hotline_redis_write_backlog"
+_FAILED = "hotline_redis_writes_failed_total"
+_DROPPED = "hotline_redis_writes_dropped_total"
