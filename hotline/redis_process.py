@@ -84,11 +84,6 @@ class RedisProcess:
             terminate(self._proc, timeout_s)
         self._proc = None
 
-    @property
-    def pid(self) -> int | None:
-        """The running redis-server's pid (fault tests stop and kill it)."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
     def kill(self) -> None:
         """SIGKILL: no shutdown, no last AOF write beyond what ``everysec`` already flushed."""
         if self._proc is not None:

@@ -3,7 +3,6 @@ platform — real Asterisk, Redis and SIPp — and account for every caller."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -95,21 +94,19 @@ def test_redis_hung_then_killed_while_callers_leave_messages(tmp_path: Path) -> 
     try:
 
         def leave(index: int) -> None:
-            caller = scenario(INVITE, ANSWERED, pause(closed_ms + 800), stream_audio(message), HOTLINE_HANGS_UP)
+            caller = scenario(INVITE, ANSWERED, pause(closed_ms + 1200), stream_audio(message), HOTLINE_HANGS_UP)
             calls.append(SippCall(platform.config.sip.port, caller, caller=f"1390003{index:04d}", timeout_s=120))
 
         leave(0)
         leave(1)
-        redis_pid = platform.redis.pid
-        assert redis_pid is not None
-        os.kill(redis_pid, signal.SIGSTOP)  # hung, not refused: connections open, no answer
+        platform.redis.send_signal(signal.SIGSTOP)  # hung, not refused: connections open, no answer
         try:
             for index in range(2, 5):
                 leave(index)
                 time.sleep(2)
             time.sleep(4)
         finally:
-            os.kill(redis_pid, signal.SIGCONT)
+            platform.redis.send_signal(signal.SIGCONT)
         leave(5)
         leave(6)
         time.sleep(3)
