@@ -49,7 +49,7 @@ class AmiSettings:
     ping_timeout_s: float = 3.0
     reconnect_initial_s: float = 0.2
     reconnect_max_s: float = 5.0
-    events: str = "system,call,agent,user,dtmf"
+    events: str = "call,agent,user"  # what the controller handles (manager.conf grants no more)
 
 
 def next_backoff(current_s: float, settings: AmiSettings) -> float:

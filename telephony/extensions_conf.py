@@ -97,8 +97,9 @@ def _trunk_entries(config: Config) -> str:
     return "\n".join(lines)
 
 
-def extensions_conf(config: Config) -> str:
-    """extensions.conf of the platform."""
+def extensions_conf(config: Config, agi_secret: str) -> str:
+    """extensions.conf of the platform; every FastAGI URL carries ``agi_secret`` (the controller
+    serves no session without it: telephony/agi_server.py)."""
     platform = config.platform
     agi = config.agi
     fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
@@ -107,7 +108,7 @@ def extensions_conf(config: Config) -> str:
     # saw: start time, the caller's digits (filtered: no path tricks) and the uniqueid.
     # calls/fallback.py parses it; keep the two in step.
     fallback_file = f"{fallback_dir}/fb-${{EPOCH}}-${{FILTER(0-9,${{CALLERID(num)}})}}-${{UNIQUEID}}.wav"
-    agi_url = f"agi://{agi.host}:{agi.port}"
+    agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
     consult_ring = config.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
     every = config.acd.announce_every_s

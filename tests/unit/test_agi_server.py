@@ -43,7 +43,7 @@ class Recorder:
 async def server_factory() -> AsyncIterator[Callable[..., Awaitable[AgiServer]]]:
     servers: list[AgiServer] = []
 
-    async def make(handler: Handler, **kwargs: float) -> AgiServer:
+    async def make(handler: Handler, **kwargs: Any) -> AgiServer:
         server = AgiServer("127.0.0.1", 0, {"ivr": handler}, **kwargs)
         await server.start()
         servers.append(server)
