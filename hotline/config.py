@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hotline.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 
@@ -253,11 +261,15 @@ class RedisConfig(_Model):
             raise ValueError("the port in the URL is not a number from 0 to 65535") from None
         return value
 
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_needs_rediss(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not str(info.data.get("url", "")).startswith("rediss://"):
+            raise ValueError("a TLS file needs a rediss:// (TLS) url")
+        return value
+
     @model_validator(mode="after")
     def _tls(self) -> RedisConfig:
-        tls_files = (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
-        if any(tls_files) and not self.url.startswith("rediss://"):
-            raise ValueError("tls_ca_file, tls_cert_file and tls_key_file need a rediss:// (TLS) url")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together (a client certificate and its key)")
         return self

@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -34,6 +34,14 @@ def private_dir(path: Path) -> Path:
     if path.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
         path.chmod(PRIVATE_DIR_MODE)
     return path
+
+
+def private_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, 0600 (a child process's output: Asterisk's console shows
+    the AGI key and callers' numbers)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "ab")
 
 
 def local_secret(path: Path) -> str:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from hotline.local_secrets import PRIVATE_FILE_MODE, PRIVATE_UMASK, private_dir
+from hotline.local_secrets import PRIVATE_FILE_MODE, PRIVATE_UMASK, private_dir, private_log
 from telephony.asterisk_process import terminate
 
 
@@ -75,6 +75,11 @@ class RedisProcess:
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}{self.host}:{self.port}/0"
 
+    @property
+    def arguments(self) -> list[str]:
+        """The command line it was started with (never holds the password)."""
+        return [str(a) for a in self._proc.args] if self._proc is not None else []  # type: ignore[union-attr]
+
     def _write_config(self) -> Path:
         """redis.conf with what must stay off the command line (0600)."""
         path = self.data_dir / "redis.conf"
@@ -94,7 +99,7 @@ class RedisProcess:
             raise RedisUnavailable("redis-server is not installed (apt-get install redis-server)")
         private_dir(self.data_dir)  # the AOF holds call records and tickets
         config = self._write_config()
-        log = (self.data_dir / "redis.log").open("ab")
+        log = private_log(self.data_dir / "redis.log")
         self._proc = subprocess.Popen(
             [
                 binary,

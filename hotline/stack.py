@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 from hotline.auth import TokenRegistry
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
-from hotline.local_secrets import redis_password
+from hotline.local_secrets import private_log, redis_password
 from hotline.redis_process import RedisProcess, RedisUnavailable, redis_listening
 from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess, AsteriskUnavailable
@@ -108,7 +108,7 @@ def _start_asr_worker(config: Config, config_path: Path) -> subprocess.Popen[byt
     """One ASR worker next to the controller (more may run anywhere that sees the spool)."""
     log_path = config.paths.runtime_dir / "asr-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    with private_log(log_path) as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "hotline.cli", "asr-worker", "--config", str(config_path)],
             stdout=log,
