@@ -103,8 +103,7 @@ def test_every_written_file_and_folder_is_private(tmp_path: Path) -> None:
         folder.mkdir(mode=0o755)  # as an earlier version left them
         folder.chmod(0o755)
     config = parse_config(
-        f"paths: {{runtime_dir: {var}, spool_dir: {spool}}}\n"
-        "seats: [{id: '1001', secret: seat-password-1001}]\n",
+        f"paths: {{runtime_dir: {var}, spool_dir: {spool}}}\nseats: [{{id: '1001', secret: seat-password-1001}}]\n",
         "c.yaml",
         tmp_path,
     )

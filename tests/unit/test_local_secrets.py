@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -113,44 +115,53 @@ def _tls_material(folder: Path) -> dict[str, Path]:
     return files
 
 
-async def test_an_external_redis_over_tls_with_a_ca_file(tmp_path: Path) -> None:
+@dataclass
+class TlsRedis:
+    url: str
+    ca_file: Path
+    password_file: Path
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
+    """An "external" Redis that speaks only TLS (a certificate from a CA of our own) and needs a password."""
     if shutil.which("openssl") is None:
         pytest.fail("openssl is needed for this test (make deps)")
     tls = _tls_material(tmp_path)
     port = free_port()
     password_file = tmp_path / "redis-password"
-    password = local_secret(password_file)
     conf = tmp_path / "tls.conf"
     conf.write_text(
-        f'port 0\ntls-port {port}\nbind 127.0.0.1\ntls-cert-file {tls["server.pem"]}\n'
-        f'tls-key-file {tls["server.key"]}\ntls-ca-cert-file {tls["ca.pem"]}\ntls-auth-clients no\n'
-        f'requirepass "{password}"\nsave ""\ndir {tmp_path}\n'
+        f"port 0\ntls-port {port}\nbind 127.0.0.1\ntls-cert-file {tls['server.pem']}\n"
+        f"tls-key-file {tls['server.key']}\ntls-ca-cert-file {tls['ca.pem']}\ntls-auth-clients no\n"
+        f'requirepass "{local_secret(password_file)}"\nsave ""\ndir {tmp_path}\n'
     )
     server = subprocess.Popen(["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        url = f"rediss://127.0.0.1:{port}/0"
-        trusted = config_of(f"redis: {{url: '{url}', password_file: {password_file}, tls_ca_file: {tls['ca.pem']}}}", tmp_path)
-        client = redis_client(trusted)
-        try:
-            await wait_until_async_ping(client)
-        finally:
-            await client.aclose()
-        # the system's CAs do not know this server: refused, nothing sent in clear
-        untrusted = redis_client(config_of(f"redis: {{url: '{url}', password_file: {password_file}}}", tmp_path))
-        try:
-            with pytest.raises(ConnectionError, match="certificate verify failed"):
-                await untrusted.ping()
-        finally:
-            await untrusted.aclose()
+        yield TlsRedis(f"rediss://127.0.0.1:{port}/0", tls["ca.pem"], password_file)
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
+async def test_an_external_redis_over_tls_with_a_ca_file(tls_redis: TlsRedis, tmp_path: Path) -> None:
+    redis_section = f"redis: {{url: '{tls_redis.url}', password_file: {tls_redis.password_file}"
+    client = redis_client(config_of(f"{redis_section}, tls_ca_file: {tls_redis.ca_file}}}", tmp_path))
+    try:
+        await wait_until_async_ping(client)
+    finally:
+        await client.aclose()
+    # the system's CAs do not know this server: refused, nothing sent in clear
+    untrusted = redis_client(config_of(f"{redis_section}}}", tmp_path))
+    try:
+        with pytest.raises(ConnectionError, match="certificate verify failed"):
+            await untrusted.ping()
+    finally:
+        await untrusted.aclose()
+
+
 async def wait_until_async_ping(client: redis.asyncio.Redis) -> None:
     """PING until the freshly started server answers (it takes a moment to listen)."""
-    import asyncio
-
     for _ in range(200):
         try:
             assert await client.ping()
