@@ -21,7 +21,17 @@ EXIT_CONFIG = 2
 
 
 def _load(path: str) -> Config:
-    return load_config(Path(path))
+    from hotline.local_secrets import configured_secrets
+
+    config = load_config(Path(path))
+    secrets = configured_secrets(config)
+    if secrets and Path(path).stat().st_mode & 0o077:
+        print(
+            f"hotline12345: warning: {path} holds secrets ({', '.join(secrets)}) and others may read it: "
+            f"chmod 600 {path}",
+            file=sys.stderr,
+        )
+    return config
 
 
 def demo_token_file(config: Config) -> Path:

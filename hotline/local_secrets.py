@@ -95,6 +95,18 @@ def local_secrets(config: Config) -> LocalSecrets:
     )
 
 
+def configured_secrets(config: Config) -> list[str]:
+    """The keys of config.yaml that hold a secret (the file must then be its owner's alone)."""
+    keys = [f"seats[{i}].secret" for i, seat in enumerate(config.seats) if seat.secret]
+    given = {
+        "asterisk.ami_secret": config.asterisk.ami_secret,
+        "agi.secret": config.agi.secret,
+        "redis.url": urlsplit(config.redis.url).password,
+        "tickets.webhook_token": config.tickets.webhook_token,
+    }
+    return [key for key, value in given.items() if value] + keys
+
+
 def redis_password(config: Config) -> str | None:
     """The password to AUTH with when the URL has none: ``redis.password_file``'s (made at first
     use); None with no password file."""

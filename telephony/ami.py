@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -43,7 +43,7 @@ class AmiSettings:
     host: str
     port: int
     username: str
-    secret: str
+    secret: str = field(repr=False)
     action_timeout_s: float = 5.0
     ping_interval_s: float = 5.0
     ping_timeout_s: float = 3.0

@@ -128,3 +128,15 @@ def test_a_redis_url_in_an_error_is_not_repeated() -> None:
     assert "config.yaml:2: redis.url:" in message
     assert "hunter2" not in message
     assert "hunter2" not in errors_of("redis:\n  url: http://:hunter2-password@127.0.0.1/0\n")
+
+
+def test_a_config_file_with_secrets_that_others_may_read_is_pointed_out(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("seats: [{id: '1001', secret: seat-1001-password}]\n", encoding="utf-8")
+    config.chmod(0o644)
+    result = run_cli("config", "check", "--config", str(config))
+    assert result.returncode == 0
+    assert f"warning: {config} holds secrets (seats[0].secret) and others may read it: chmod 600" in result.stderr
+    assert "seat-1001-password" not in result.stderr + result.stdout
+    config.chmod(0o600)
+    assert "warning" not in run_cli("config", "check", "--config", str(config)).stderr
