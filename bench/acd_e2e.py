@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.e2e_ami import AmiRecorder, CallerMarks
+from bench.e2e_ami import AmiRecorder, CallerMarks, add_observer
 from bench.e2e_sipp import run_callers
 from bench.e2e_stack import BASELINE_NUMBER, OURS_NUMBER, BenchStack, cpu_seconds, rss_mb, seat_ids
 from tests.support.seat_phones import SeatPhones
@@ -246,9 +246,9 @@ def run(settings: Settings, workdir: Path) -> None:
     stack = BenchStack.create(workdir / "platform", contacts, settings.ring_timeout_s)
     recorder: AmiRecorder | None = None
     try:
+        observer, secret = add_observer(stack.platform.asterisk.layout.etc_dir)
         stack.start_asterisk()
-        ami = stack.platform.config.asterisk
-        recorder = AmiRecorder(ami.ami_port, ami.ami_username, ami.ami_secret)
+        recorder = AmiRecorder(stack.platform.config.asterisk.ami_port, observer, secret)
         print(HEADER, flush=True)
         base = Phase(stack, recorder, settings, "app_queue").run()
         stack.start_controller()

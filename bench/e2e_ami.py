@@ -10,15 +10,31 @@ keeps up with a few thousand events a second and is independent of the controlle
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from telephony.dialplan_names import HOLD_CONTEXT
 
 TRUNK_PREFIX = "PJSIP/trunk-"
 WANTED = ("Newchannel", "Newexten", "QueueCallerJoin", "BridgeEnter", "Hangup")
+OBSERVER = "bench-observer"
+
+
+def add_observer(etc_dir: Path) -> tuple[str, str]:
+    """An AMI user for the bench's stopwatch, added to this bench's own rendered manager.conf
+    before its Asterisk starts: it reads dialplan events and sends Filter (class system), which
+    the controller's user is never granted. Returns (username, secret)."""
+    secret = secrets.token_urlsafe(24)
+    with (etc_dir / "manager.conf").open("a", encoding="utf-8") as handle:
+        handle.write(
+            f"\n[{OBSERVER}]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\n"
+            "permit = 127.0.0.1/255.255.255.255\nread = call,agent,dialplan\nwrite = system\n"
+        )
+    return OBSERVER, secret
 
 
 @dataclass

@@ -138,7 +138,7 @@ class BenchStack:
 
     @property
     def redis_pid(self) -> int | None:
-        client = redis.Redis(port=self.platform.redis.port)
+        client = redis.Redis.from_url(self.platform.redis.url)
         try:
             return int(client.info("server")["process_id"])
         finally:

@@ -57,7 +57,7 @@ from typing import Any
 import aiohttp
 import redis
 
-from bench.e2e_ami import TRUNK_PREFIX, AmiRecorder
+from bench.e2e_ami import TRUNK_PREFIX, AmiRecorder, add_observer
 from bench.e2e_sipp import caller_scenario
 from bench.e2e_stack import cpu_seconds
 from hotline.platforms import PREFIX as SNAPSHOT_PREFIX
@@ -629,9 +629,9 @@ def run(settings: Settings, workdir: Path) -> None:
     recorder: ProvinceRecorder | None = None
     rounds: list[Round] = []
     try:
+        observer, secret = add_observer(net.province.asterisk.layout.etc_dir)
         net.start()
-        ami = net.province.config.asterisk
-        recorder = ProvinceRecorder(ami.ami_port, ami.ami_username, ami.ami_secret)
+        recorder = ProvinceRecorder(net.province.config.asterisk.ami_port, observer, secret)
         order = list(SYSTEMS)
         for round_no in range(settings.rounds):
             system = order[round_no % len(order)]

@@ -21,7 +21,17 @@ EXIT_CONFIG = 2
 
 
 def _load(path: str) -> Config:
-    return load_config(Path(path))
+    from hotline.local_secrets import configured_secrets
+
+    config = load_config(Path(path))
+    secrets = configured_secrets(config)
+    if secrets and Path(path).stat().st_mode & 0o077:
+        print(
+            f"hotline12345: warning: {path} holds secrets ({', '.join(secrets)}) and others may read it: "
+            f"chmod 600 {path}",
+            file=sys.stderr,
+        )
+    return config
 
 
 def demo_token_file(config: Config) -> Path:
@@ -34,7 +44,7 @@ def token_registry(config: Config) -> TokenRegistry:
         return TokenRegistry(config.http.tokens)
     path = demo_token_file(config)
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(new_token() + "\n")
@@ -72,6 +82,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
+    from hotline.clock import clock_from_environment
     from hotline.logs import configure_logging
     from hotline.network import network_configs, platform_ids
     from hotline.stack import run_stack
@@ -80,7 +91,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     platforms = platform_ids(args.platforms, config.paths.dialplans_dir) if args.platforms else [config.platform.id]
     configs = network_configs(config, platforms)
-    return run_stack(configs, Path(args.config), token_registry(config), demo_token_file(config))
+    clock = clock_from_environment(os.environ)  # HOTLINE_TEST_NOW: every platform's controller
+    return run_stack(configs, Path(args.config), token_registry(config), demo_token_file(config), clock)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -275,7 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hotline.local_secrets import PRIVATE_UMASK
+
     args = build_parser().parse_args(argv)
+    # what the controller and the Asterisk and Redis it starts write (callers' messages and
+    # sidecars, recordings, secrets, state) is this user's alone: files 0600, folders 0700
+    os.umask(PRIVATE_UMASK)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -10,8 +10,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hotline.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from telephony.values import (
@@ -37,6 +46,13 @@ Role = Literal["seat", "supervisor", "admin"]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # a seat's fixed contact: sip:[user@]host[:port] (its shape is checked by SipUri; this reads the address)
 _CONTACT_ADDRESS = re.compile(r"sips?:(?:[^@;?\s]+@)?(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?")
+# a secret written into an Asterisk file or a URL: printable ASCII without space, ';' or '"'
+_FILE_SAFE_KEY = r"^[!#-:<-~]{16,128}$"
+_URL_SAFE_KEY = r"^[A-Za-z0-9_-]{16,128}$"
+# the AMI secret earlier versions shipped: public, so never accepted
+_SHIPPED_AMI_KEY = "hotline-demo-secret"
+# keys whose values an error message never repeats
+_SECRET_KEYS = frozenset({"ami_secret", "secret", "url", "webhook_token"})
 
 
 class _Model(BaseModel):
@@ -113,7 +129,8 @@ class AsteriskConfig(_Model):
     ami_host: Host = "127.0.0.1"
     ami_port: Port = 5038
     ami_username: AmiUser = "hotline"
-    ami_secret: Secret = Field(default="hotline-demo-secret", repr=False)
+    # None: generated at first start and kept in <runtime_dir>/ami-secret (0600)
+    ami_secret: str | None = Field(default=None, pattern=_FILE_SAFE_KEY, repr=False)
     ami_action_timeout_s: PositiveSeconds = 5.0
     ami_ping_interval_s: PositiveSeconds = 5.0
     ami_ping_timeout_s: PositiveSeconds = 3.0
@@ -122,6 +139,13 @@ class AsteriskConfig(_Model):
     # events waiting for the controller's handlers; beyond it newer ones are dropped (counted)
     # and the state is resynced from Asterisk once the handlers catch up
     ami_event_backlog_max: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+
+    @field_validator("ami_secret")
+    @classmethod
+    def _not_public(cls, value: str | None) -> str | None:
+        if value == _SHIPPED_AMI_KEY:
+            raise ValueError("the demo secret earlier versions shipped is public: remove the key to have one generated")
+        return value
 
 
 class SeatConfig(_Model):
@@ -186,6 +210,9 @@ class AgiConfig(_Model):
     # on SIGTERM, how long calls in the IVR may take to finish before their sessions are
     # closed (Asterisk then takes them down the fallback route: never dropped)
     drain_timeout_s: PositiveSeconds = 30.0
+    # the key Asterisk's dialplan puts in every AGI URL; sessions without it are closed unserved.
+    # None: generated at first start and kept in <runtime_dir>/agi-secret (0600)
+    secret: str | None = Field(default=None, pattern=_URL_SAFE_KEY, repr=False)
 
 
 class ApiToken(_Model):
@@ -217,9 +244,18 @@ class HttpConfig(_Model):
 
 
 class RedisConfig(_Model):
-    """Redis holds call records, seat and queue state, tickets and streams."""
+    """Redis holds call records, seat and queue state, tickets and streams.
 
-    url: str = "redis://127.0.0.1:6379/0"
+    The password (or an ACL user's) is the URL's (``redis://user:password@host:port/0``) when it
+    has one, else the content of ``password_file`` (made, random, when missing: the Redis that
+    ``hotline12345 stack`` starts requires it); ``password_file: null`` and none in the URL: no
+    AUTH. ``rediss://`` is TLS, checked against ``tls_ca_file`` (or the system's CAs)."""
+
+    url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
+    password_file: Path | None = Path("var/redis-password")
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None  # a client certificate, for a server that asks for one
+    tls_key_file: Path | None = None
     call_record_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 400
     # a read on the call path (IVR, a seat's phone) waits at most this for Redis, an IVR step at
     # most twice it in all, then goes on with a safe default; writes never wait (done behind)
@@ -230,7 +266,24 @@ class RedisConfig(_Model):
     def _scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            urlsplit(value).port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            raise ValueError("the port in the URL is not a number from 0 to 65535") from None
         return value
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_needs_rediss(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not str(info.data.get("url", "")).startswith("rediss://"):
+            raise ValueError("a TLS file needs a rediss:// (TLS) url")
+        return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> RedisConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together (a client certificate and its key)")
+        return self
 
 
 class PathsConfig(_Model):
@@ -376,7 +429,13 @@ class Config(_Model):
         asr = self.asr
         if asr.model_path is not None:
             asr = asr.model_copy(update={"model_path": anchor(asr.model_path)})
-        return self.model_copy(update={"paths": paths, "asterisk": asterisk, "asr": asr})
+        redis_files = {
+            key: anchor(path)
+            for key in ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
+            if (path := getattr(self.redis, key)) is not None
+        }
+        redis = self.redis.model_copy(update=redis_files)
+        return self.model_copy(update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis})
 
 
 class ConfigError(Exception):
@@ -427,8 +486,9 @@ def _explain(document: YamlDocument, error: ValidationError) -> str:
         elif problem["type"] == "missing":
             message = "required key is missing"
         value = problem.get("input")
-        hidden = problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) or _is_secret(path)
-        shown = "" if hidden else f" (got {value!r})"
+        hidden = problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict)
+        secret = _is_secret(path) or (bool(path) and path[-1] in _SECRET_KEYS)
+        shown = "" if hidden else " (value not shown: it is a secret)" if secret else f" (got {value!r})"
         lines.append(f"  {document.filename}:{where}: {_format_path(path)}: {message}{shown}")
     return "\n".join(lines)
 

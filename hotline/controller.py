@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -37,6 +36,7 @@ from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
 from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.figures import Figures
+from hotline.local_secrets import local_secrets, masked_url, redis_client
 from hotline.metrics import Histogram, Metric
 from hotline.network_desk import NetworkDesk
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
@@ -103,13 +103,13 @@ def worker_settings(config: Config) -> WorkerSettings:
     return WorkerSettings(visibility_timeout_s=config.asr.visibility_timeout_s, max_attempts=config.asr.max_attempts)
 
 
-def ami_settings(config: Config) -> AmiSettings:
+def ami_settings(config: Config, secret: str) -> AmiSettings:
     a = config.asterisk
     return AmiSettings(
         host=a.ami_host,
         port=a.ami_port,
         username=a.ami_username,
-        secret=a.ami_secret,
+        secret=secret,
         action_timeout_s=a.ami_action_timeout_s,
         ping_interval_s=a.ami_ping_interval_s,
         ping_timeout_s=a.ami_ping_timeout_s,
@@ -124,7 +124,8 @@ class Controller:
 
     def __init__(self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock) -> None:
         self.config = config
-        self._redis = aioredis.Redis.from_url(config.redis.url, socket_timeout=3, socket_connect_timeout=3)
+        secrets = local_secrets(config)  # the same files the rendered Asterisk config was made from
+        self._redis = redis_client(config, socket_timeout=3, socket_connect_timeout=3)
         platform = config.platform.id
         # the call path's patience with Redis: bounded reads, writes done behind (calls/redis_budget.py)
         self.budget = budget = RedisBudget(config.redis.op_timeout_ms / 1000)
@@ -135,7 +136,7 @@ class Controller:
         self.audit_log = RedisAuditLog(self._redis)
         self._clock = clock
         self.events = EventBus(self._redis, budget)
-        self.ami = AmiClient(ami_settings(config))
+        self.ami = AmiClient(ami_settings(config, secrets.ami_secret))
         self.seats = SeatService(
             config.seats,
             self._redis,
@@ -251,6 +252,7 @@ class Controller:
             header_timeout_s=config.agi.header_timeout_s,
             command_timeout_s=config.agi.command_timeout_s,
             on_gap=self.agi_wait.observe,
+            secret=secrets.agi_secret,
         )
         self.figures = Figures(
             config=config,
@@ -331,6 +333,7 @@ class Controller:
             http=f"http://{cfg.http.host}:{cfg.http.port}",
             agi=f"{cfg.agi.host}:{self.agi.port}",
             ami=f"{cfg.asterisk.ami_host}:{cfg.asterisk.ami_port}",
+            redis=masked_url(cfg.redis.url),
         )
 
     async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
@@ -544,6 +547,12 @@ class Controller:
                 "counter",
                 "FastAGI connections that were not valid sessions",
                 stats.bad_requests,
+            ),
+            Metric(
+                "hotline_agi_unauthenticated_total",
+                "counter",
+                "FastAGI sessions closed unserved: their URL lacked this installation's key",
+                stats.unauthenticated,
             ),
             Metric("hotline_calls_live", "gauge", "Calls in progress", self.tracker.live_calls),
             Metric("hotline_call_records_unsaved", "gauge", "Call records waiting for Redis", self.tracker.unsaved),

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from hotline.auth import TokenRegistry
+from hotline.clock import Clock, system_clock
 from hotline.config import Config
-from hotline.redis_process import RedisProcess, RedisUnavailable, redis_answers
+from hotline.local_secrets import private_log, redis_password
+from hotline.redis_process import RedisProcess, RedisUnavailable, redis_listening
 from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess, AsteriskUnavailable
 
@@ -43,9 +45,19 @@ def _banner(configs: Sequence[Config], token_file: Path) -> str:
 """
 
 
-def run_stack(configs: Sequence[Config], config_path: Path, tokens: TokenRegistry, token_file: Path) -> int:
+def run_stack(
+    configs: Sequence[Config],
+    config_path: Path,
+    tokens: TokenRegistry,
+    token_file: Path,
+    clock: Clock = system_clock,
+) -> int:
     """Start Redis (if none answers), one Asterisk per platform, the controllers (one event
-    loop) and, with a model configured, an ASR worker; Ctrl-C stops everything."""
+    loop, every one on ``clock``: HOTLINE_TEST_NOW drills) and, with a model configured, an
+    ASR worker; Ctrl-C stops everything.
+
+    The Redis it starts requires the configured password (the URL's, else ``redis.password_file``'s,
+    generated at first use); the platforms share it (one Redis)."""
     from hotline.controller import Controller, run_until_signalled
 
     primary = configs[0]
@@ -61,17 +73,22 @@ def run_stack(configs: Sequence[Config], config_path: Path, tokens: TokenRegistr
         for c in configs
     ]
     try:
-        if url.scheme == "redis" and host in ("127.0.0.1", "localhost") and not redis_answers(host, port):
-            redis = RedisProcess(primary.paths.runtime_dir / "redis", port, host)
-            redis.start()
-            print(f"redis-server started on {host}:{port}", file=sys.stderr)
+        if url.scheme == "redis" and host in ("127.0.0.1", "localhost"):
+            if redis_listening(host, port):
+                print(f"using the Redis that answers on {host}:{port}", file=sys.stderr)
+            else:
+                password = unquote(url.password) if url.password is not None else redis_password(primary)
+                redis = RedisProcess(primary.paths.runtime_dir / "redis", port, host, password=password)
+                redis.start()
+                auth = "password required" if password else "no password (redis.password_file: null)"
+                print(f"redis-server started on {host}:{port} ({auth})", file=sys.stderr)
         for config, asterisk in zip(configs, asterisks, strict=True):
             asterisk.start()
             version = asterisk.cli("core show version").stdout.strip()
             print(f"Asterisk for {config.platform.id} started: {version}", file=sys.stderr)
         if primary.asr.model_path is not None:
             worker = _start_asr_worker(primary, config_path)
-        controllers = [Controller(c, tokens) for c in configs]
+        controllers = [Controller(c, tokens, clock) for c in configs]
         asyncio.run(run_until_signalled(controllers, lambda: print(_banner(configs, token_file), file=sys.stderr)))
         return 0
     except (AsteriskUnavailable, RedisUnavailable) as exc:
@@ -91,7 +108,7 @@ def _start_asr_worker(config: Config, config_path: Path) -> subprocess.Popen[byt
     """One ASR worker next to the controller (more may run anywhere that sees the spool)."""
     log_path = config.paths.runtime_dir / "asr-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    with private_log(log_path) as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "hotline.cli", "asr-worker", "--config", str(config_path)],
             stdout=log,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -228,10 +230,16 @@ class AgiStats:
     sessions_active: int = 0
     sessions_failed: int = 0
     bad_requests: int = 0
+    unauthenticated: int = 0  # closed unserved: the AGI URL lacked this installation's key
 
 
 class AgiServer:
-    """Serves FastAGI on host:port; routes by script path (``agi://host/ivr`` → ``ivr``)."""
+    """Serves FastAGI on host:port; routes by script path (``agi://host/ivr`` → ``ivr``).
+
+    With a ``secret``, the path must start with it (``agi://host/<secret>/ivr``, as the rendered
+    dialplan writes it): any other local process could otherwise play Asterisk, forge call
+    records and change seats. A session without it is closed before any route runs, counted
+    (``stats.unauthenticated``) and logged without what it sent."""
 
     def __init__(
         self,
@@ -242,11 +250,13 @@ class AgiServer:
         header_timeout_s: float = 5.0,
         command_timeout_s: float = 600.0,
         on_gap: GapObserver | None = None,
+        secret: str | None = None,
     ) -> None:
         self._on_gap = on_gap
         self._host = host
         self._port = port
         self._routes = dict(routes)
+        self._secret = secret.encode("utf-8") if secret else None
         self._header_timeout_s = header_timeout_s
         self._command_timeout_s = command_timeout_s
         self._server: asyncio.Server | None = None
@@ -313,6 +323,12 @@ class AgiServer:
                 self.stats.bad_requests += 1
                 log.info("agi.closed_before_header")
                 return
+            env = self._authenticated(env)
+            if env is None:
+                self.stats.unauthenticated += 1
+                peer = writer.get_extra_info("peername")
+                log.warning("agi.unauthenticated", peer=f"{peer[0]}:{peer[1]}" if peer else "?")
+                return
             handler = self._routes.get(env.script)
             if handler is None:
                 self.stats.bad_requests += 1
@@ -324,6 +340,20 @@ class AgiServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _authenticated(self, env: AgiEnvironment) -> AgiEnvironment | None:
+        """The session's environment with the key taken out of its script path, or None when
+        the key is missing or wrong (compared in constant time)."""
+        if self._secret is None:
+            return env
+        key, _, script = env.script.partition("/")
+        if not hmac.compare_digest(key.encode("utf-8", "surrogateescape"), self._secret):
+            return None
+        scrubbed = {
+            name: value.replace(f"{key}/", "", 1) if name in ("agi_network_script", "agi_request") else value
+            for name, value in env.variables.items()
+        }
+        return dataclasses.replace(env, script=script, variables=scrubbed)
 
     async def _run_handler(self, handler: AgiHandler, session: AgiSession) -> None:
         self.stats.sessions_total += 1

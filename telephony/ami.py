@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -47,13 +47,13 @@ class AmiSettings:
     host: str
     port: int
     username: str
-    secret: str
+    secret: str = field(repr=False)
     action_timeout_s: float = 5.0
     ping_interval_s: float = 5.0
     ping_timeout_s: float = 3.0
     reconnect_initial_s: float = 0.2
     reconnect_max_s: float = 5.0
-    events: str = "system,call,agent,user,dtmf"
+    events: str = "call,agent,user"  # what the controller handles (manager.conf grants no more)
     event_backlog_max: int = 10_000  # events waiting for the handlers; beyond: dropped, then resync
 
 

@@ -7,10 +7,12 @@ Administrators never hand-edit these files: they edit config.yaml (and the YAML 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.config import Config
+from hotline.local_secrets import PRIVATE_FILE_MODE, LocalSecrets, local_secrets, private_dir
 from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEXT, SEAT_CONTEXT, TRUNK_CONTEXT
 from telephony.extensions_conf import extensions_conf, features_conf
 from telephony.values import conf_value, unsafe_path_reason
@@ -41,6 +43,30 @@ app_minivm.so res_clialiases.so res_adsi.so app_adsiprog.so app_getcpeid.so app_
 app_morsecode.so app_zapateller.so app_dictate.so app_directory.so app_sla.so app_festival.so
 """
 _NOLOAD = tuple(_NOLOAD_LIST.split())
+
+# Every AMI action the controller sends, and the class Asterisk 22 checks for it (seen on the
+# real thing: an action needs one of its classes; CoreShowChannels is system,call,reporting and
+# `reporting` is the one that grants nothing else). tests/unit/test_asterisk_conf.py keeps this
+# table in step with the code. Not granted: `command` (CLI, shell as Asterisk's user), `system`
+# (GetConfig reads every secret, Reload, shutdown), `config` (rewrites files), `originate` is
+# needed for offers, and Asterisk refuses Originate of System/Exec/AGI/SHELL without `system`.
+AMI_ACTION_CLASSES: dict[str, str] = {
+    "Login": "",
+    "Logoff": "",
+    "Ping": "",
+    "Originate": "originate",  # acd/telephony.py: offers to seats
+    "Hangup": "call",
+    "Setvar": "call",
+    "Redirect": "call",  # ivr/transfer.py
+    "Atxfer": "call",  # ivr/consult.py
+    "CancelAtxfer": "call",
+    "PlayDTMF": "call",
+    "CoreShowChannels": "reporting",  # resync after a (re)connect
+}
+AMI_WRITE_CLASSES = ",".join(sorted({c for c in AMI_ACTION_CLASSES.values() if c}))
+# the events the controller handles: Newchannel, Newstate, Hangup, BridgeEnter, OriginateResponse,
+# AttendedTransfer (call); AgentConnect (agent: the fallback queue); UserEvent (user)
+AMI_READ_CLASSES = "call,agent,user"
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,8 @@ transmit_silence = yes
 defaultlanguage = en
 documentation_language = en_US
 hideconnect = yes
+; dangerous functions and applications (SHELL, FILE writes …) never from AMI or AGI
+live_dangerously = no
 """
 
 
@@ -118,7 +146,7 @@ def _loopback_permit(host: str) -> str:
     return "127.0.0.1/255.255.255.255" if address.is_loopback else f"{address}/255.255.255.255"
 
 
-def _manager_conf(config: Config) -> str:
+def _manager_conf(config: Config, secret: str) -> str:
     ami = config.asterisk
     return f"""[general]
 enabled = yes
@@ -130,11 +158,12 @@ authtimeout = 5
 authlimit = 20
 
 [{ami.ami_username}]
-secret = {conf_value(ami.ami_secret)}
+secret = {conf_value(secret)}
 deny = 0.0.0.0/0.0.0.0
 permit = {_loopback_permit(ami.ami_host)}
-read = system,call,agent,user,config,dtmf,reporting,cdr,dialplan,originate
-write = system,call,agent,user,config,command,reporting,originate
+; only what the controller uses (telephony/asterisk_conf.py AMI_ACTION_CLASSES)
+read = {AMI_READ_CLASSES}
+write = {AMI_WRITE_CLASSES}
 ; Asterisk drops a reader that blocks writes longer than this: give a busy controller slack.
 writetimeout = 5000
 """
@@ -299,15 +328,19 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
     }
 
 
-def render_asterisk_config(config: Config, layout: AsteriskLayout) -> dict[str, str]:
-    """Every file Asterisk reads, as ``{name: text}``."""
+def render_asterisk_config(
+    config: Config, layout: AsteriskLayout, secrets: LocalSecrets | None = None
+) -> dict[str, str]:
+    """Every file Asterisk reads, as ``{name: text}``; without ``secrets``, the configured ones
+    or fresh random ones (nothing is read from or written to ``runtime_dir``)."""
+    secrets = secrets or LocalSecrets.preview(config)
     files = {
         "asterisk.conf": _asterisk_conf(config, layout),
         "modules.conf": _modules_conf(),
-        "manager.conf": _manager_conf(config),
+        "manager.conf": _manager_conf(config, secrets.ami_secret),
         "pjsip.conf": _pjsip_conf(config),
         "rtp.conf": _rtp_conf(config),
-        "extensions.conf": extensions_conf(config),
+        "extensions.conf": extensions_conf(config, secrets.agi_secret),
         "queues.conf": _queues_conf(config),
     }
     files.update(_simple_files(config, layout))
@@ -315,15 +348,23 @@ def render_asterisk_config(config: Config, layout: AsteriskLayout) -> dict[str, 
 
 
 def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
-    """Render into ``etc_dir`` and create the state folders; returns the layout used."""
+    """Render into ``etc_dir`` and create the state folders; returns the layout used.
+
+    Secrets (seat passwords, the AMI secret, the AGI key) and callers' data (messages,
+    recordings, Asterisk's logs) are their owner's alone: files 0600, folders 0700."""
     layout = layout_for(config, etc_dir)
-    etc_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in render_asterisk_config(config, layout).items():
+    private_dir(etc_dir)
+    for name, text in render_asterisk_config(config, layout, local_secrets(config)).items():
         target = etc_dir / name
-        target.write_text(text, encoding="utf-8")
-        if name == "manager.conf":
-            target.chmod(0o600)  # holds the AMI secret
-    for sub in ("lib", "lib/keys", "agi-bin", "spool", "run", "log"):
-        (layout.var_dir / sub).mkdir(parents=True, exist_ok=True)
-    (config.paths.spool_dir / FALLBACK_SPOOL).mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        target.chmod(PRIVATE_FILE_MODE)  # a file from an earlier version may have been 0644
+    private_dir(config.paths.runtime_dir)
+    for sub in ("", "lib", "lib/keys", "agi-bin", "spool", "run", "log"):
+        private_dir(layout.var_dir / sub)
+    # the spool's own folders (voicemail, recordings) are made later under the umask 077 of the
+    # controller and of the Asterisk it runs; a spool of 0700 keeps older ones out of reach too
+    private_dir(config.paths.spool_dir)
+    private_dir(config.paths.spool_dir / FALLBACK_SPOOL)
     return layout

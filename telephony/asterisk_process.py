@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from hotline.local_secrets import PRIVATE_UMASK, private_log
 from telephony.asterisk_conf import AsteriskLayout
 
 
@@ -51,9 +52,15 @@ class AsteriskProcess:
         """Start and wait until fully booted."""
         self.check_provisioned()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        log = private_log(self.log_path)
+        # what Asterisk writes (callers' messages, recordings, logs that show the AGI key) is its
+        # user's alone: files 0600, folders 0700
         self._proc = subprocess.Popen(
-            [*self._base, "-f", "-n"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            [*self._base, "-f", "-n"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            umask=PRIVATE_UMASK,
         )
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -105,8 +105,9 @@ def _area_entries(config: Config) -> str:
     return "\n".join(lines)
 
 
-def extensions_conf(config: Config) -> str:
-    """extensions.conf of the platform."""
+def extensions_conf(config: Config, agi_secret: str) -> str:
+    """extensions.conf of the platform; every FastAGI URL carries ``agi_secret`` (the controller
+    serves no session without it: telephony/agi_server.py)."""
     platform = config.platform
     agi = config.agi
     fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
@@ -115,7 +116,7 @@ def extensions_conf(config: Config) -> str:
     # listed); the number (digits only) goes into a file beside it, written by Asterisk's own
     # FILE() (no shell) before the recording starts. calls/fallback.py reads both; keep in step.
     fallback_message = f"{fallback_dir}/fb2-${{EPOCH}}-${{UNIQUEID}}"
-    agi_url = f"agi://{agi.host}:{agi.port}"
+    agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
     consult_ring = config.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
     every = config.acd.announce_every_s

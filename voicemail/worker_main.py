@@ -12,10 +12,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import structlog
 
 from hotline.config import Config, ConfigError
+from hotline.local_secrets import masked_url, redis_client
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from tickets.store import RedisTicketStore, export_stream
@@ -50,7 +50,7 @@ def load_transcriber(config: Config) -> VoskTranscriber:
 
 async def run_worker(config: Config) -> None:
     transcriber = load_transcriber(config)
-    client = aioredis.Redis.from_url(config.redis.url, socket_timeout=5, socket_connect_timeout=3)
+    client = redis_client(config, socket_timeout=5, socket_connect_timeout=3)
     calendars = platform_calendars(config)
     default = calendars.get(config.platform.id, PlatformCalendar())
     platform = config.platform.id  # a worker serves one platform's spool
@@ -73,6 +73,7 @@ async def run_worker(config: Config) -> None:
         "asr.worker_started",
         consumer=worker.consumer,
         model=config.asr.model_path.name if config.asr.model_path else "",
+        redis=masked_url(config.redis.url),
     )
     try:
         await worker.run()

@@ -134,7 +134,7 @@ def test_a_job_redis_lost_is_queued_again_from_the_spool(after_hours: PlatformUn
     after_hours.stop_asr_worker()
     message = korean_message_ulaw(tmp_path / "message.wav", "감사합니다")
     call = leave_message(after_hours, "13955550003", message)
-    client = redis.Redis(port=after_hours.redis.port)
+    client = redis.Redis.from_url(after_hours.redis.url)
     try:
         recording = after_hours.stored_call(call["call_id"])["recording"]
         client.srem("hotline:asr:queued:kunming", recording)

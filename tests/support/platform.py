@@ -21,6 +21,7 @@ import yaml
 
 from hotline.auth import token_sha256
 from hotline.config import Config, load_config
+from hotline.local_secrets import redis_password
 from hotline.redis_process import RedisProcess
 from ivr.dialplan.directory import DIRECTORY_FILE
 from telephony.asterisk_conf import write_asterisk_config
@@ -90,7 +91,13 @@ class PlatformUnderTest:
                     {"name": "test-seat", "role": "seat", "sha256": token_sha256(SEAT_TOKEN), "seat": "1001"},
                 ],
             },
-            "redis": {"url": f"redis://127.0.0.1:{redis_port}/0"},
+            # a Redis of its own requires the password the platform keeps in var/redis-password (as
+            # `stack`'s does); a province's shared one is named with its own URL
+            "redis": (
+                {"url": self.shared_redis.url, "password_file": None}
+                if self.shared_redis
+                else {"url": f"redis://127.0.0.1:{redis_port}/0"}
+            ),
             "paths": {
                 "runtime_dir": "var",
                 "spool_dir": "var/spool",
@@ -112,7 +119,9 @@ class PlatformUnderTest:
         self.config_path = self.root / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         self.config = load_config(self.config_path)
-        self.redis = self.shared_redis or RedisProcess(self.root / "redis", redis_port)
+        self.redis = self.shared_redis or RedisProcess(
+            self.root / "redis", redis_port, password=redis_password(self.config)
+        )
         layout = write_asterisk_config(self.config, self.root / "asterisk-etc")
         self.asterisk = AsteriskProcess(layout, self.root / "asterisk-console.log")
         self.controller_log = self.root / "controller.log"
@@ -258,7 +267,7 @@ class PlatformUnderTest:
 
     def stored_call(self, call_id: str) -> dict[str, Any]:
         """The record as kept in Redis (unmasked), read directly."""
-        client = redis.Redis(port=self.redis.port)
+        client = redis.Redis.from_url(self.redis.url)
         try:
             raw = client.get(f"hotline:call:{call_id}")
         finally:

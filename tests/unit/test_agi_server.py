@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,61 @@ async def test_close_drains_then_cancels(server_factory: Callable[..., Awaitable
     assert not server.serving
     for writer in writers:
         writer.close()
+
+
+KEY = "per-install-key_0123456789abcdef"
+
+
+def keyed(environment: str, key: str) -> str:
+    """A captured environment as the rendered dialplan sends it: the key first in the path."""
+    keyed = re.sub(r"agi_network_script: ivr\n", f"agi_network_script: {key}/ivr\n", environment)
+    return re.sub(r"(agi_request: agi://[^/]+)/ivr\n", rf"\1/{key}/ivr\n", keyed)
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        "agi_network: yes\nagi_network_script: ivr\nagi_callerid: 13800000000\n\n",  # no key at all
+        f"agi_network: yes\nagi_network_script: {KEY[:-1]}X/ivr\nagi_callerid: 13800000000\n\n",  # a wrong one
+        f"agi_network: yes\nagi_network_script: ivr/{KEY}\n\n",  # in the wrong place
+        f"agi_network: yes\nagi_request: agi://127.0.0.1/ivr?key={KEY}\n\n",
+        "agi_network: yes\nagi_network_script: /ivr\n\n",
+    ],
+)
+async def test_a_session_without_the_key_is_closed_before_any_route_runs(
+    server_factory: Callable[..., Awaitable[AgiServer]], environment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any local process could otherwise play Asterisk: forge call records, log seats in."""
+    handler = Recorder(lambda session, seen: session.answer())
+    server = await server_factory(handler, secret=KEY)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(environment.encode())
+    async with asyncio.timeout(10):
+        assert await reader.read() == b""  # closed, not a word sent back
+    writer.close()
+    assert not handler.done.is_set()
+    assert server.stats.unauthenticated == 1
+    assert server.stats.sessions_total == 0
+    assert KEY[:12] not in capsys.readouterr().out  # logged without what it sent
+
+
+async def test_a_session_with_the_key_is_served_and_never_sees_it(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        seen.append((session.env.script, dict(session.env.variables)))
+        await session.answer()
+
+    handler = Recorder(steps)
+    server = await server_factory(handler, secret=KEY)
+    environment, replies = transcript("normal")
+    async with asyncio.timeout(10):
+        await ReplayingAsterisk(keyed(environment, KEY), replies).run(server.port)
+        await handler.done.wait()
+    script, variables = handler.seen[0]
+    assert script == "ivr"
+    assert KEY not in str(variables)
+    assert variables["agi_network_script"] == "ivr"
+    assert variables["agi_request"].endswith(":48389/ivr")
+    assert server.stats.unauthenticated == 0
+    assert server.stats.sessions_total == 1

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 import pytest
 
 from hotline.config import ConfigError, parse_config
-from telephony.asterisk_conf import AsteriskLayout, render_asterisk_config, write_asterisk_config
+from hotline.local_secrets import LocalSecrets
+from telephony.asterisk_conf import (
+    AMI_ACTION_CLASSES,
+    AMI_READ_CLASSES,
+    AsteriskLayout,
+    render_asterisk_config,
+    write_asterisk_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def render(text: str = "") -> dict[str, str]:
@@ -21,7 +31,30 @@ def test_ami_is_on_loopback_for_our_user_only() -> None:
     assert "bindaddr = 127.0.0.1" in manager
     assert "deny = 0.0.0.0/0.0.0.0" in manager
     assert "permit = 127.0.0.1/255.255.255.255" in manager
-    assert "secret = hotline-demo-secret" in manager
+    assert "hotline-demo-secret" not in manager
+
+
+def test_ami_user_has_only_the_classes_the_controller_uses() -> None:
+    secrets = LocalSecrets(ami_secret="s" * 32, agi_secret="k" * 32)
+    config = parse_config("", "config.yaml", Path("/srv/hotline"))
+    layout = AsteriskLayout(Path("/opt/ast"), Path("/srv/etc"), Path("/srv/var/asterisk"))
+    manager = render_asterisk_config(config, layout, secrets)["manager.conf"]
+    assert f"secret = {'s' * 32}" in manager
+    assert "\nread = call,agent,user\n" in manager
+    assert "\nwrite = call,originate,reporting\n" in manager
+    for dangerous in ("command", "system", "config"):
+        assert not re.search(rf"^(read|write) = .*\b{dangerous}\b", manager, re.MULTILINE), dangerous
+    assert "live_dangerously = no" in render_asterisk_config(config, layout, secrets)["asterisk.conf"]
+
+
+def test_every_ami_action_the_code_sends_has_its_class() -> None:
+    """A new action in the code must be placed in AMI_ACTION_CLASSES (and so in manager.conf)."""
+    sent: set[str] = set()
+    for package in ("telephony", "acd", "ivr", "calls", "hotline", "voicemail", "tickets", "recordings"):
+        for source in (REPO / package).rglob("*.py"):
+            sent |= set(re.findall(r'"Action": "(\w+)"', source.read_text(encoding="utf-8")))
+    assert sent == set(AMI_ACTION_CLASSES), sent ^ set(AMI_ACTION_CLASSES)
+    assert AMI_READ_CLASSES == "call,agent,user"
 
 
 def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
@@ -37,7 +70,7 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     trunk_context = extensions.split("[from-trunk]")[1].split("\n[")[0]
     assert trunk_context.index("include => hotline-area") < trunk_context.index("include => hotline-refuse")
     assert "_X." not in trunk_context  # its own extensions come before its includes
-    assert "AGI(agi://127.0.0.1:4600/ivr)" in extensions
+    assert re.search(r"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{32,}/ivr\)", extensions)
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
@@ -127,6 +160,52 @@ def test_written_files_keep_the_secret_private(tmp_path: Path) -> None:
     assert (layout.etc_dir / "manager.conf").stat().st_mode & 0o077 == 0
     assert (tmp_path / "spool" / "fallback").is_dir()
     assert (tmp_path / "var" / "asterisk" / "run").is_dir()
+
+
+def test_every_written_file_and_folder_is_private(tmp_path: Path) -> None:
+    """pjsip.conf holds seat passwords, extensions.conf the AGI key; the spool callers' messages."""
+    spool, var = tmp_path / "spool", tmp_path / "var"
+    for folder in (spool, var):
+        folder.mkdir(mode=0o755)  # as an earlier version left them
+        folder.chmod(0o755)
+    config = parse_config(
+        f"paths: {{runtime_dir: {var}, spool_dir: {spool}}}\nseats: [{{id: '1001', secret: seat-password-1001}}]\n",
+        "c.yaml",
+        tmp_path,
+    )
+    layout = write_asterisk_config(config, tmp_path / "etc")
+    written = [*layout.etc_dir.iterdir(), *var.rglob("*"), *spool.rglob("*")]
+    assert len(written) > 20
+    for path in [layout.etc_dir, var, spool, *written]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+    assert "seat-password-1001" in (layout.etc_dir / "pjsip.conf").read_text()
+
+
+def test_secrets_are_made_once_and_kept(tmp_path: Path) -> None:
+    config = parse_config(f"paths: {{runtime_dir: {tmp_path}/var}}", "c.yaml", tmp_path)
+    first = write_asterisk_config(config, tmp_path / "etc")
+    manager = (first.etc_dir / "manager.conf").read_text()
+    ami_secret = (tmp_path / "var" / "ami-secret").read_text().strip()
+    agi_secret = (tmp_path / "var" / "agi-secret").read_text().strip()
+    assert len(ami_secret) >= 32 and len(agi_secret) >= 32 and ami_secret != agi_secret
+    assert f"secret = {ami_secret}\n" in manager
+    assert f"AGI(agi://127.0.0.1:4573/{agi_secret}/ivr)" in (first.etc_dir / "extensions.conf").read_text()
+    write_asterisk_config(config, tmp_path / "etc")
+    assert (first.etc_dir / "manager.conf").read_text() == manager  # the same secret next time
+
+
+def test_configured_secrets_win(tmp_path: Path) -> None:
+    config = parse_config(
+        f"paths: {{runtime_dir: {tmp_path}/var}}\n"
+        "asterisk: {ami_secret: my-own-ami-secret-123}\nagi: {secret: my-own-agi-key-12345}\n",
+        "c.yaml",
+        tmp_path,
+    )
+    layout = write_asterisk_config(config, tmp_path / "etc")
+    assert "secret = my-own-ami-secret-123\n" in (layout.etc_dir / "manager.conf").read_text()
+    assert "agi://127.0.0.1:4573/my-own-agi-key-12345/ivr" in (layout.etc_dir / "extensions.conf").read_text()
+    assert not (tmp_path / "var" / "ami-secret").exists()
 
 
 def test_area_header_off_and_unknown_areas_at_the_province() -> None:

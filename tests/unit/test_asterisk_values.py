@@ -35,9 +35,11 @@ def entries(text: str, section: str, key: str) -> list[str]:
 def test_a_secret_with_a_semicolon_reaches_asterisk_whole() -> None:
     """';' starts a comment in an Asterisk file: written as '\\;', it is read back as ';'."""
     secret = "pa;ss--;word#1 [x]=y"
-    files = render(f"seats:\n  - {{id: '1001', secret: '{secret}'}}\nasterisk:\n  ami_secret: 'ami;secret;;x'\n")
+    files = render(f"seats:\n  - {{id: '1001', secret: '{secret}'}}\nasterisk:\n  ami_secret: 'ami-secret-#1=x[y]'\n")
     assert entries(files["pjsip.conf"], "seat-1001", "password") == [secret]
-    assert entries(files["manager.conf"], "hotline", "secret") == ["ami;secret;;x"]
+    assert entries(files["manager.conf"], "hotline", "secret") == ["ami-secret-#1=x[y]"]
+    with pytest.raises(ConfigError, match="ami_secret"):  # the AMI secret is refused a ';' outright
+        render("asterisk:\n  ami_secret: 'ami;secret;;x-0123456789'\n")
 
 
 def test_a_seat_name_is_the_caller_id_and_nothing_else() -> None:
@@ -127,7 +129,7 @@ def twins(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], dict[str, st
     plain["sip"]["trunk_peers"] = ["192.0.2.0/24"] * len(peers)
     for key, fallback, twin_value in (
         ("ami_username", "hotline", "twin"),
-        ("ami_secret", "hotline-secret", "twin-secret"),
+        ("ami_secret", "hotline-secret-0123456789", "twin-secret-0123456789"),
     ):
         evil["asterisk"][key] = _accepted("asterisk", _field(key), draw(ADVERSARIAL), fallback)
         plain["asterisk"][key] = twin_value

@@ -83,3 +83,60 @@ def test_cli_missing_file(tmp_path: Path) -> None:
     result = run_cli("config", "check", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "cannot read the configuration" in result.stderr
+
+
+def test_the_public_demo_ami_secret_is_refused_and_never_repeated() -> None:
+    message = errors_of("asterisk:\n  ami_secret: hotline-demo-secret\n")
+    assert "config.yaml:2: asterisk.ami_secret: Value error, the demo secret earlier versions shipped" in message
+    assert "hotline-demo-secret" not in message
+
+
+@pytest.mark.parametrize("secret", ["short", "has;semicolon-in-it", "has space in the secret", "two\nlines-of-secret"])
+def test_an_ami_secret_that_would_break_manager_conf_is_refused(secret: str) -> None:
+    message = errors_of(f"asterisk:\n  ami_secret: {secret!r}\n".replace("'", '"'))
+    assert "asterisk.ami_secret" in message
+    assert "(value not shown: it is a secret)" in message
+
+
+def test_an_agi_key_must_be_url_safe() -> None:
+    assert "agi.secret" in errors_of("agi:\n  secret: with/slash-and-more-than-16\n")
+    config = parse_config("agi:\n  secret: Url-Safe_key_0123456789\n", "config.yaml", Path("/srv"))
+    assert config.agi.secret == "Url-Safe_key_0123456789"
+    assert "Url-Safe" not in repr(config)
+
+
+def test_redis_tls_options() -> None:
+    config = parse_config(
+        "redis:\n  url: rediss://hotline:pw@redis.example:6380/0\n  tls_ca_file: ca.pem\n"
+        "  tls_cert_file: client.pem\n  tls_key_file: client.key\n",
+        "config.yaml",
+        Path("/srv/hotline"),
+    )
+    assert config.redis.tls_ca_file == Path("/srv/hotline/ca.pem")
+    assert config.redis.tls_key_file == Path("/srv/hotline/client.key")
+    assert config.redis.password_file == Path("/srv/hotline/var/redis-password")
+    assert "pw@" not in repr(config)
+    message = errors_of("redis:\n  url: redis://127.0.0.1:6379/0\n  tls_ca_file: ca.pem\n")
+    assert "config.yaml:3: redis.tls_ca_file: Value error, a TLS file needs a rediss:// (TLS) url" in message
+    message = errors_of("redis:\n  url: rediss://r.example/0\n  tls_cert_file: client.pem\n")
+    assert "tls_cert_file and tls_key_file go together" in message
+    assert "redis.password_file" in errors_of("redis:\n  password_file: [a]\n")
+
+
+def test_a_redis_url_in_an_error_is_not_repeated() -> None:
+    message = errors_of("redis:\n  url: redis://:hunter2-password@127.0.0.1:port/0\n")
+    assert "config.yaml:2: redis.url:" in message
+    assert "hunter2" not in message
+    assert "hunter2" not in errors_of("redis:\n  url: http://:hunter2-password@127.0.0.1/0\n")
+
+
+def test_a_config_file_with_secrets_that_others_may_read_is_pointed_out(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("seats: [{id: '1001', secret: seat-1001-password}]\n", encoding="utf-8")
+    config.chmod(0o644)
+    result = run_cli("config", "check", "--config", str(config))
+    assert result.returncode == 0
+    assert f"warning: {config} holds secrets (seats[0].secret) and others may read it: chmod 600" in result.stderr
+    assert "seat-1001-password" not in result.stderr + result.stdout
+    config.chmod(0o600)
+    assert "warning" not in run_cli("config", "check", "--config", str(config)).stderr

@@ -61,3 +61,11 @@ def test_three_platforms_on_loopback() -> None:
     prefecture = render_asterisk_config(dali, layout_for(dali, Path("/tmp/etc")))["extensions.conf"]
     assert "exten => _0XXX12345,1,Set(HOTLINE_ROUTE=province)" in prefecture  # unknown areas: the province
     assert "exten => 087212345,1,Goto(hotline-entry,s,1)" in prefecture
+
+
+def test_the_platforms_share_one_redis_and_its_password_but_not_their_secrets() -> None:
+    configs = network_configs(base(), ["kunming", "province", "dali"])
+    assert len({c.redis.url for c in configs}) == 1
+    assert len({c.redis.password_file for c in configs}) == 1  # make run's one Redis, one password
+    # each Asterisk has its own AMI secret and AGI key (runtime_dir/ami-secret, agi-secret)
+    assert len({c.paths.runtime_dir for c in configs}) == 3
