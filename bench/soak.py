@@ -155,7 +155,7 @@ class Soak:
 
     def patience(self) -> None:
         """Hang up, through Asterisk, the callers still waiting after their patience."""
-        client = redis.Redis(port=self.platform.redis.port)
+        client = redis.Redis.from_url(self.platform.redis.url)
         hung_up: set[str] = set()
         try:
             while not self.stop.wait(0.5):

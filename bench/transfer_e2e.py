@@ -346,7 +346,7 @@ def surrogates(net: Network) -> list[str]:
 def province_free_since(net: Network, since: float, seats: int) -> bool:
     """Whether the province's snapshot in the shared Redis (what 昆明's transfer consults: a
     platform with no ready seat is refused) was taken after ``since`` with every seat ready."""
-    client = redis.Redis(port=net.redis.port)
+    client = redis.Redis.from_url(net.redis.url)
     try:
         raw = client.get(SNAPSHOT_PREFIX + net.province.platform_id)
     finally:

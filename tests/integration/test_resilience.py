@@ -349,7 +349,7 @@ def test_a_hung_redis_costs_no_ivr_step_more_than_a_second_and_loses_nothing(tmp
         assert stored["tags"]["service"] == "open"
 
         def ticket() -> bool:
-            client = redis.Redis(port=platform.redis.port)
+            client = redis.Redis.from_url(platform.redis.url)
             try:
                 return bool(client.exists(f"hotline:ticket:by-recording:{stored['recording']}"))
             finally:

@@ -64,7 +64,7 @@ def _agi_sessions(platform: PlatformUnderTest) -> int:
 
 
 def _record_keys(platform: PlatformUnderTest) -> set[Any]:
-    client = redis.Redis(port=platform.redis.port)
+    client = redis.Redis.from_url(platform.redis.url)
     try:
         return set(client.scan_iter("hotline:call:*"))
     finally:
