@@ -1,13 +1,18 @@
-"""The fault suite, long version: the controller killed with -9 under a full floor, repeatedly.
+"""The fault suite, long version, on a fresh platform per round (real Asterisk, Redis, SIPp).
 
-Each round builds a floor on a fresh platform (real Asterisk, Redis, SIPp): ``--seats`` seats
-talking, ``--waiting`` callers queued behind them and ``--in-menu`` callers in the IVR menu
-(50 calls by default), kills the controller with SIGKILL, restarts it after ``--down-s``, and
-accounts for every caller (tests/support/chaos.py: served by a seat or a message on disk, one
-complete record each). The short version of this runs in ``make test``
-(tests/integration/test_chaos.py); figures go to docs/reliability.md.
+``controller`` (default): a floor of ``--seats`` seats talking, ``--waiting`` callers queued
+behind them and ``--in-menu`` callers in the IVR menu (50 calls by default); the controller is
+killed with SIGKILL and restarted after ``--down-s``; every caller is accounted for
+(tests/support/chaos.py: served by a seat or a message on disk, one complete record each).
 
-Run: .venv/bin/python -m bench.chaos [--rounds 3] [--seats 20] [--waiting 10] [--in-menu 20]
+``redis``: ``--messages`` callers leave messages, one every ``--gap-s``, while Redis is hung
+(SIGSTOP for ``--hang-s``) and then killed (SIGKILL) and restarted; an ASR worker files the
+tickets: messages lost, duplicate tickets, IVR steps that waited more than 1 s on Redis.
+
+The short versions run in ``make test`` (tests/integration/test_chaos.py); figures go to
+docs/reliability.md.
+
+Run: .venv/bin/python -m bench.chaos [--scenario controller|redis] [--rounds 3] ...
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.support.chaos import Account, Floor
+from tests.support.chaos import Account, Floor, MessageAccount, MessageDrill
 
 
 def one_round(root: Path, args: argparse.Namespace) -> Account:
@@ -40,15 +45,46 @@ def one_round(root: Path, args: argparse.Namespace) -> Account:
         floor.stop()
 
 
+def redis_rounds(args: argparse.Namespace) -> None:
+    rows: list[tuple[int, MessageAccount, float]] = []
+    for index in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp:
+            started = time.monotonic()
+            drill = MessageDrill(Path(tmp), first_caller=index * args.messages)
+            try:
+                account = drill.run(callers=args.messages, gap_s=args.gap_s, hang_s=args.hang_s)
+            finally:
+                drill.stop()
+            seconds = time.monotonic() - started
+        rows.append((index + 1, account, seconds))
+        print(f"round {index + 1}: lost {account.lost}, duplicates {account.duplicate_tickets} {account.report}")
+    print()
+    print("| round | messages | SIP failures | lost | duplicate tickets | IVR steps | of which > 1 s on Redis | s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for number, account, seconds in rows:
+        slow = account.ivr_steps - account.ivr_steps_within_1s
+        print(
+            f"| {number} | {account.placed} | {len(account.sip_failures)} | {account.lost} | "
+            f"{account.duplicate_tickets} | {account.ivr_steps:.0f} | {slow:.0f} | {seconds:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=("controller", "redis"), default="controller")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=30, help="redis: callers leaving messages")
+    parser.add_argument("--gap-s", type=float, default=1.0, help="redis: between two callers")
+    parser.add_argument("--hang-s", type=float, default=10.0, help="redis: how long Redis is hung")
     parser.add_argument("--seats", type=int, default=20)
     parser.add_argument("--waiting", type=int, default=10)
     parser.add_argument("--in-menu", type=int, default=20)
     parser.add_argument("--talk-s", type=float, default=20.0)
     parser.add_argument("--down-s", type=float, default=3.0, help="how long the controller stays dead")
     args = parser.parse_args()
+    if args.scenario == "redis":
+        redis_rounds(args)
+        return
 
     rows = []
     total: Counter[str] = Counter()

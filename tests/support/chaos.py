@@ -10,13 +10,14 @@ while the caller was still holding on.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.audio import tone_wav
+from tests.support.audio import duration_s, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.seat_phones import SeatPhones
 from tests.support.sipp import (
@@ -30,6 +31,7 @@ from tests.support.sipp import (
     scenario,
     stream_audio,
 )
+from tests.support.speech import korean_message_ulaw, korean_model_folder
 
 KEY_AFTER_MS = 2500  # after the welcome and into the menu prompt: key 0, a seat
 SERVED = frozenset({"answered", "fallback", "voicemail"})
@@ -207,4 +209,133 @@ class Account:
             f"placed {self.placed}, dropped {self.dropped}, outcomes {dict(self.outcomes)}, "
             f"SIP failures {len(self.sip_failures)}, missing {sorted(self.missing)}, duplicated {self.duplicated}, "
             f"incomplete {[(r['caller'], r['state'], r['outcome']) for r in self.incomplete]}"
+        )
+
+
+# Messages through Redis faults: after hours every caller leaves a message (tests/dialplans/after_hours.yaml)
+MONDAY_NIGHT = "2026-03-09T21:00:00+08:00"
+GRAMMAR = ["안녕하세요", "감사합니다", "전화", "도로"]
+
+
+@dataclass(frozen=True)
+class MessageAccount:
+    placed: int
+    sip_failures: list[str]
+    tickets: list[dict[str, Any]]  # of these callers, as the API lists them
+    callers: set[str]  # masked
+    ivr_steps: float  # IVR steps taken (the controller's histogram)
+    ivr_steps_within_1s: float  # of which waited at most 1 s on Redis
+    report: str  # where each message got to, when one is missing
+
+    @property
+    def lost(self) -> int:
+        return len(self.callers - {str(t["caller"]) for t in self.tickets})
+
+    @property
+    def duplicate_tickets(self) -> int:
+        return len(self.tickets) - len({str(t["call_id"]) for t in self.tickets})
+
+
+class MessageDrill:
+    """Callers leave messages one every ``gap_s`` while Redis is hung (SIGSTOP for ``hang_s``)
+    and then killed (SIGKILL) and restarted; an ASR worker files the tickets."""
+
+    def __init__(self, root: Path, first_caller: int = 0) -> None:
+        self.platform = PlatformUnderTest(
+            root / "platform",
+            overrides={
+                "asr": {
+                    "model_path": str(korean_model_folder()),
+                    "grammar": GRAMMAR,
+                    "rescan_interval_s": 1,
+                    "rescan_min_age_s": 3,
+                    "visibility_timeout_s": 20,
+                }
+            },
+            dialplan="after_hours",
+            environment={"HOTLINE_TEST_NOW": MONDAY_NIGHT},
+        )
+        self.message = korean_message_ulaw(root / "message.wav", "안녕하세요 감사합니다")
+        self.first_caller = first_caller
+        self.calls: list[SippCall] = []
+
+    def run(self, callers: int, gap_s: float, hang_s: float) -> MessageAccount:
+        """A third of the callers before the hang, a third during it, the rest around the kill."""
+        platform = self.platform
+        platform.start_all()
+        platform.start_asr_worker()
+        closed_s = duration_s(platform.config.paths.runtime_dir / "prompts" / "ivr" / "closed.wav")
+        # the caller speaks a little after the beep: an IVR step may wait up to 1 s on a hung Redis
+        caller_xml = scenario(
+            INVITE, ANSWERED, pause(int(closed_s * 1000) + 1200), stream_audio(self.message), HOTLINE_HANGS_UP
+        )
+        numbers = [f"1390003{self.first_caller + i:04d}" for i in range(callers)]
+        third = max(1, callers // 3)
+        for index, number in enumerate(numbers):
+            if index == third:
+                platform.redis.send_signal(signal.SIGSTOP)  # hung, not refused: connections open, no answer
+                hung_until = time.monotonic() + hang_s
+            if index == 2 * third:
+                time.sleep(max(0.0, hung_until - time.monotonic()))
+                platform.redis.send_signal(signal.SIGCONT)
+            self.calls.append(SippCall(platform.config.sip.port, caller_xml, caller=number, timeout_s=120))
+            if index == 2 * third + 1:
+                time.sleep(3)
+                platform.redis.kill()  # mid-message, without a clean shutdown
+                time.sleep(2)
+                platform.redis.start()
+            time.sleep(gap_s)
+        failures = [r.errors[:300] for r in (call.wait() for call in self.calls) if not r.ok]
+        self.calls.clear()
+        masked_callers = {masked(n) for n in numbers}
+
+        def ticketed() -> list[dict[str, Any]] | None:
+            result = platform.http("/api/v1/tickets?limit=1000")
+            if result.status != 200:
+                return None
+            mine = [t for t in result.body["tickets"] if t["caller"] in masked_callers]
+            return mine if {t["caller"] for t in mine} == masked_callers else None
+
+        report = ""
+        try:
+            wait_for("a ticket for every message", ticketed, timeout_s=180 + callers * 5, interval_s=1.0)
+            time.sleep(3)  # a rescan or a reclaimed job would make a second ticket now
+        except AssertionError:
+            report = self._report(masked_callers)
+        result = platform.http("/api/v1/tickets?limit=1000")
+        tickets = [t for t in result.body.get("tickets", []) if t["caller"] in masked_callers]
+        return MessageAccount(
+            placed=callers,
+            sip_failures=failures,
+            tickets=tickets,
+            callers=masked_callers,
+            ivr_steps=self._metric("hotline_ivr_step_redis_wait_seconds_count"),
+            ivr_steps_within_1s=self._metric('hotline_ivr_step_redis_wait_seconds_bucket{le="1"}'),
+            report=report,
+        )
+
+    def stop(self) -> None:
+        for call in self.calls:
+            call.stop()
+        self.platform.stop_all()
+
+    def _metric(self, sample: str) -> float:
+        """One sample of the controller's /metrics (Prometheus text)."""
+        for line in self.platform.http("/metrics", token=None).body.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+        return -1.0
+
+    def _report(self, callers: set[str]) -> str:
+        """Where each message got to: its call record, its ticket, parked jobs, the spool."""
+        platform = self.platform
+        tickets = platform.http("/api/v1/tickets?limit=1000").body.get("tickets", [])
+        calls = [c for c in platform.calls() if c["caller"] in callers]
+        parked = platform.http("/api/v1/asr/parked").body
+        spool = sorted(p.name for p in (platform.config.paths.spool_dir / "voicemail").glob("*"))
+        return (
+            f"tickets for {sorted(t['caller'] for t in tickets if t['caller'] in callers)}; "
+            f"calls {[(c['caller'], c['state'], c['outcome'], c.get('tags')) for c in calls]}; "
+            f"parked {parked}; spool {spool}"
         )
