@@ -42,7 +42,7 @@ from hotline.config import Role
 from hotline.metrics import Metric, render_prometheus
 from hotline.privacy import mask_name, mask_number
 from ivr.dialplan.registry import ReloadResult
-from recordings.access import AuditEntry, audit_json
+from recordings.access import AuditEntry, AuditFilter, audit_json
 from telephony.ami_types import AmiError
 
 log = structlog.get_logger(__name__)
@@ -78,7 +78,7 @@ class ApiBackend(TicketBackend, Protocol):
 
     async def audit(self, entry: AuditEntry) -> None: ...
 
-    async def audit_trail(self, limit: int) -> list[AuditEntry]: ...
+    async def audit_trail(self, limit: int, keep: AuditFilter | None = None) -> list[AuditEntry]: ...
 
     @property
     def seats(self) -> SeatService: ...
@@ -373,13 +373,12 @@ async def list_queues(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
-    try:
-        entries = await request.app[BACKEND_KEY].audit_trail(1000)
-    except StoreUnavailable as exc:
-        return error_response(503, str(exc))
     # one stream for every platform: an entry is shown to those who may see its platform's objects
     scope = request[SCOPE_KEY]
-    shown = [entry for entry in entries if scope.may_view(entry.platform)][:200]
+    try:
+        shown = await request.app[BACKEND_KEY].audit_trail(200, lambda entry: scope.may_view(entry.platform))
+    except StoreUnavailable as exc:
+        return error_response(503, str(exc))
     return web.json_response({"audit": [audit_json(entry) for entry in shown]})
 
 
