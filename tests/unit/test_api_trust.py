@@ -20,7 +20,7 @@ from acd.events import EventBus
 from acd.seats import SeatService
 from calls.model import CallRecord
 from hotline.api import build_api
-from hotline.api_common import Unauthenticated
+from hotline.api_common import REPEATED_READS_KEY, Unauthenticated
 from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken, Role, SeatConfig
 from hotline.jsonbody import json_depth
@@ -449,3 +449,26 @@ async def test_a_filtered_audit_read_stops_at_the_start_of_the_stream_and_at_its
     kunming_only = await trail.recent(10, lambda e: e.platform == "kunming")
     assert [e.who for e in kunming_only] == ["w3", "w1"]
     assert [e.who for e in await trail.recent(10, lambda e: e.platform == "kunming", scan=2)] == ["w3"]
+
+
+async def test_a_console_polling_the_callback_list_is_audited_once_per_token_and_interval(kunming: Api) -> None:
+    """The console lists callbacks every 3 s: each listing an audit entry was 28,800 a day per
+    open console, pushing every recording fetch out of the trail's view within minutes."""
+    now = [0.0]
+    kunming.client.app[REPEATED_READS_KEY].clock = lambda: now[0]  # 600 s apart at the least
+    for _ in range(20):
+        assert await kunming.status("GET", "/api/v1/callbacks", "km-sup") == 200
+    assert await kunming.status("GET", "/api/v1/callbacks", "yn-sup") == 200
+    now[0] = 599.0
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-sup") == 200
+    now[0] = 600.0
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-sup") == 200
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-seat") == 403  # a refusal: always
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-seat") == 403
+    assert [(e.who, e.action, e.result) for e in kunming.backend.audited] == [
+        ("km-sup", "callbacks.list", "allowed"),
+        ("yn-sup", "callbacks.list", "allowed"),
+        ("km-sup", "callbacks.list", "allowed"),
+        ("km-seat", "callbacks.list", "denied"),
+        ("km-seat", "callbacks.list", "denied"),
+    ]
