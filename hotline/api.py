@@ -22,11 +22,13 @@ from calls.store import StoreUnavailable
 from hotline.api_common import (
     AUDIT_KEY,
     PRINCIPAL_KEY,
+    REPEATED_READS_KEY,
     SCOPE_KEY,
     SERVING_KEY,
     UNAUTHENTICATED_KEY,
     BadRequest,
     Handler,
+    RepeatedReads,
     Serving,
     Unauthenticated,
     audit_request,
@@ -42,7 +44,7 @@ from hotline.config import Role
 from hotline.metrics import Metric, render_prometheus
 from hotline.privacy import mask_name, mask_number
 from ivr.dialplan.registry import ReloadResult
-from recordings.access import AuditEntry, audit_json
+from recordings.access import AuditEntry, AuditFilter, audit_json
 from telephony.ami_types import AmiError
 
 log = structlog.get_logger(__name__)
@@ -78,7 +80,7 @@ class ApiBackend(TicketBackend, Protocol):
 
     async def audit(self, entry: AuditEntry) -> None: ...
 
-    async def audit_trail(self, limit: int) -> list[AuditEntry]: ...
+    async def audit_trail(self, limit: int, keep: AuditFilter | None = None) -> list[AuditEntry]: ...
 
     @property
     def seats(self) -> SeatService: ...
@@ -239,7 +241,9 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
 
 @requires("supervisor", audit="callbacks.list")
 async def list_callbacks(request: web.Request) -> web.Response:
-    await audit_request(request, request[PRINCIPAL_KEY], "callbacks.list", "allowed")
+    principal = request[PRINCIPAL_KEY]
+    if request.app[REPEATED_READS_KEY].due(request[SCOPE_KEY].platform, principal.name, "callbacks.list"):
+        await audit_request(request, principal, "callbacks.list", "allowed")  # consoles poll it
     try:
         entries = await request.app[BACKEND_KEY].callbacks(200)
     except StoreUnavailable as exc:
@@ -373,13 +377,12 @@ async def list_queues(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
-    try:
-        entries = await request.app[BACKEND_KEY].audit_trail(1000)
-    except StoreUnavailable as exc:
-        return error_response(503, str(exc))
     # one stream for every platform: an entry is shown to those who may see its platform's objects
     scope = request[SCOPE_KEY]
-    shown = [entry for entry in entries if scope.may_view(entry.platform)][:200]
+    try:
+        shown = await request.app[BACKEND_KEY].audit_trail(200, lambda entry: scope.may_view(entry.platform))
+    except StoreUnavailable as exc:
+        return error_response(503, str(exc))
     return web.json_response({"audit": [audit_json(entry) for entry in shown]})
 
 
@@ -421,6 +424,7 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = Fa
     app[BACKEND_KEY] = backend
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
+    app[REPEATED_READS_KEY] = RepeatedReads()
     app[AUDIT_KEY] = backend
     app[TICKETS_KEY] = backend
     app[NETWORK_KEY] = backend.network

@@ -91,6 +91,29 @@ class Unauthenticated:
 UNAUTHENTICATED_KEY: web.AppKey[Unauthenticated] = web.AppKey("unauthenticated", Unauthenticated)
 
 
+class RepeatedReads:
+    """A read a console repeats every few seconds (the callback list) is audited once per token
+    and ``interval_s``: the first of each interval names who looked; every further one (a
+    console alone made 28,800 a day) would only push other entries out of the audit trail."""
+
+    def __init__(self, interval_s: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval_s
+        self.clock = clock
+        self._last: dict[tuple[str, ...], float] = {}  # one per configured token and action
+
+    def due(self, *key: str) -> bool:
+        """Whether this read of ``key`` (who, action) goes on the trail."""
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            return False
+        self._last[key] = now
+        return True
+
+
+REPEATED_READS_KEY: web.AppKey[RepeatedReads] = web.AppKey("repeated_reads", RepeatedReads)
+
+
 class AuditSink(Protocol):
     async def audit(self, entry: AuditEntry) -> None: ...
 

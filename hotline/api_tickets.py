@@ -73,6 +73,8 @@ async def list_tickets(request: web.Request) -> web.Response:
         state = TicketState(query["state"]) if "state" in query else None
         day = date.fromisoformat(query["date"]) if "date" in query else None
         limit = int(query.get("limit", "100"))
+        if day == date.max:  # its end (the next day) is past what a date can hold
+            raise ValueError(f"no tickets are accepted on {day}")
     except ValueError as exc:
         return error_response(400, f"bad filter: {exc} (state is one of {', '.join(s.value for s in TicketState)})")
     if not 1 <= limit <= 1000:

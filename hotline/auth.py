@@ -54,4 +54,8 @@ class TokenRegistry:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return self._by_hash.get(token_sha256(token.strip()))
+        try:
+            digest = token_sha256(token.strip())
+        except UnicodeEncodeError:  # bytes that are not UTF-8 (aiohttp keeps them as surrogates)
+            return None
+        return self._by_hash.get(digest)

@@ -52,7 +52,9 @@ _URL_SAFE_KEY = r"^[A-Za-z0-9_-]{16,128}$"
 # the AMI secret earlier versions shipped: public, so never accepted
 _SHIPPED_AMI_KEY = "hotline-demo-secret"
 # keys whose values an error message never repeats
-_SECRET_KEYS = frozenset({"ami_secret", "secret", "url", "webhook_token"})
+_SECRET_KEYS = frozenset({"ami_secret", "secret", "url", "webhook_token", "webhook_url"})
+# a password in a URL shown in an error (``redis: redis://:pw@host`` where a section belongs)
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s'\"]*:)[^@\s'\"]*@")
 
 
 class _Model(BaseModel):
@@ -474,6 +476,11 @@ def _unsafe_paths(document: YamlDocument, config: Config) -> list[str]:
     return found
 
 
+def _no_password(value: object) -> str:
+    """``repr(value)`` with the password of any URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", repr(value))
+
+
 def _explain(document: YamlDocument, error: ValidationError) -> str:
     lines = [f"{document.filename}: invalid configuration ({error.error_count()} problem(s)):"]
     for problem in error.errors():
@@ -488,7 +495,7 @@ def _explain(document: YamlDocument, error: ValidationError) -> str:
         value = problem.get("input")
         hidden = problem["type"] in ("extra_forbidden", "missing") or isinstance(value, dict)
         secret = _is_secret(path) or (bool(path) and path[-1] in _SECRET_KEYS)
-        shown = "" if hidden else " (value not shown: it is a secret)" if secret else f" (got {value!r})"
+        shown = "" if hidden else " (value not shown: it is a secret)" if secret else f" (got {_no_password(value)})"
         lines.append(f"  {document.filename}:{where}: {_format_path(path)}: {message}{shown}")
     return "\n".join(lines)
 

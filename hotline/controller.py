@@ -48,7 +48,7 @@ from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
 from ivr.transfer import SeatTransfers
-from recordings.access import AuditEntry, RedisAuditLog, UnsafePath, spool_file
+from recordings.access import AuditEntry, AuditFilter, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
 from telephony.ami import AmiClient, AmiSettings
@@ -654,9 +654,9 @@ class Controller:
             # the log line from the API stands; an audit gap must be visible
             log.error("audit.write_failed", action=entry.action, who=entry.who, error=str(exc))
 
-    async def audit_trail(self, limit: int) -> list[AuditEntry]:
+    async def audit_trail(self, limit: int, keep: AuditFilter | None = None) -> list[AuditEntry]:
         try:
-            return await self.audit_log.recent(limit)
+            return await self.audit_log.recent(limit, keep)
         except RedisError as exc:
             raise StoreUnavailable(f"the audit trail is unavailable: Redis: {exc}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,9 @@ import redis.asyncio as aioredis
 
 AUDIT_STREAM = "hotline:audit"
 AUDIT_MAX_ENTRIES = 1_000_000
+# how far back a filtered read of the trail looks (the newest entries first, a page at a time)
+AUDIT_SCAN_ENTRIES = 100_000
+_AUDIT_PAGE = 1000
 
 
 class UnsafePath(ValueError):
@@ -47,10 +51,13 @@ class AuditEntry:
     platform: str = ""  # the platform whose API was asked (one stream serves them all)
 
 
+AuditFilter = Callable[[AuditEntry], bool]
+
+
 class AuditLog(Protocol):
     async def record(self, entry: AuditEntry) -> None: ...
 
-    async def recent(self, limit: int) -> list[AuditEntry]: ...
+    async def recent(self, limit: int, keep: AuditFilter | None = None) -> list[AuditEntry]: ...
 
 
 class RedisAuditLog:
@@ -66,25 +73,46 @@ class RedisAuditLog:
         }
         await self._redis.xadd(AUDIT_STREAM, fields, maxlen=AUDIT_MAX_ENTRIES, approximate=True)  # type: ignore[arg-type]
 
-    async def recent(self, limit: int) -> list[AuditEntry]:
-        # redis-py's stubs allow str or bytes; this client is created without decode_responses
-        rows = cast(list[tuple[bytes, dict[bytes, bytes]]], await self._redis.xrevrange(AUDIT_STREAM, count=limit))
-        entries = []
-        for _, fields in rows:
-            text = {key.decode(): value.decode() for key, value in fields.items()}
-            entries.append(
-                AuditEntry(
-                    at=datetime.fromisoformat(text["at"]),
-                    who=text["who"],
-                    role=text["role"],
-                    action=text["action"],
-                    call_id=text["call_id"],
-                    result=text["result"],
-                    remote=text["remote"],
-                    platform=text.get("platform", ""),
-                )
+    async def recent(
+        self, limit: int, keep: AuditFilter | None = None, scan: int = AUDIT_SCAN_ENTRIES
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries that ``keep`` accepts (all: None), among the newest
+        ``scan``: one stream serves every platform, so another platform's traffic (or a token
+        refused again and again) cannot push a platform's own entries out of its view."""
+        entries: list[AuditEntry] = []
+        newest = "+"
+        scanned = 0
+        while len(entries) < limit and scanned < scan:
+            page = min(_AUDIT_PAGE if keep else limit - len(entries), scan - scanned)
+            # redis-py's stubs allow str or bytes; this client is created without decode_responses
+            rows = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                await self._redis.xrevrange(AUDIT_STREAM, max=newest, count=page),
             )
+            for _, fields in rows:
+                entry = _audit_entry({key.decode(): value.decode() for key, value in fields.items()})
+                if keep is None or keep(entry):
+                    entries.append(entry)
+                    if len(entries) >= limit:
+                        break
+            if len(rows) < page:
+                break  # the start of the stream
+            scanned += len(rows)
+            newest = f"({rows[-1][0].decode()}"  # older than the last one read
         return entries
+
+
+def _audit_entry(text: dict[str, str]) -> AuditEntry:
+    return AuditEntry(
+        at=datetime.fromisoformat(text["at"]),
+        who=text["who"],
+        role=text["role"],
+        action=text["action"],
+        call_id=text["call_id"],
+        result=text["result"],
+        remote=text["remote"],
+        platform=text.get("platform", ""),
+    )
 
 
 def audit_json(entry: AuditEntry) -> dict[str, str]:

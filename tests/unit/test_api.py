@@ -28,7 +28,7 @@ from ivr.consult import ConsultRefused
 from ivr.dialplan.registry import ReloadResult
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
-from recordings.access import AuditEntry
+from recordings.access import AuditEntry, AuditFilter
 from telephony.ami_types import AmiNotConnected
 from tickets.store import RedisTicketStore
 from voicemail.jobs import AsrQueue
@@ -139,8 +139,8 @@ class Backend:
     async def audit(self, entry: AuditEntry) -> None:
         self.audited.append(entry)
 
-    async def audit_trail(self, limit: int) -> list[AuditEntry]:
-        return self.audited[-limit:]
+    async def audit_trail(self, limit: int, keep: AuditFilter | None = None) -> list[AuditEntry]:
+        return [entry for entry in self.audited if keep is None or keep(entry)][-limit:]
 
     @property
     def seats(self) -> SeatService:

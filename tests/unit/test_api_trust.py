@@ -20,12 +20,12 @@ from acd.events import EventBus
 from acd.seats import SeatService
 from calls.model import CallRecord
 from hotline.api import build_api
-from hotline.api_common import Unauthenticated
+from hotline.api_common import REPEATED_READS_KEY, Unauthenticated
 from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken, Role, SeatConfig
 from hotline.jsonbody import json_depth
 from hotline.redis_process import RedisProcess
-from recordings.access import AuditEntry
+from recordings.access import AuditEntry, RedisAuditLog
 from tests.unit.test_api import RECORD, Backend
 from tickets.model import Ticket, TicketCategory, Transcript
 
@@ -365,3 +365,110 @@ def test_the_unauthenticated_log_is_rate_limited() -> None:
     assert logged == [True, False, False, False, False, True]
     assert counter.total == 6
     assert [entry["not_logged_since_last"] for entry in logs] == [0, 4]
+
+
+# Found by the attack pass over the work above.
+
+
+async def _raw(api: Api, request: bytes) -> bytes:
+    server = api.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(request)
+    await writer.drain()
+    data = await reader.read(65536)
+    writer.close()
+    return data
+
+
+async def test_a_non_utf8_authorization_header_is_401(kunming: Api) -> None:
+    """aiohttp keeps such header bytes as surrogates: hashing the token raised (500)."""
+    answer = await _raw(
+        kunming, b"GET /api/v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "who"),
+    [
+        ("GET", "/api/v1/tickets/%FF%FE", "km-sup"),
+        ("GET", "/api/v1/tickets/%FF%FE/audio", "km-sup"),
+        ("POST", "/api/v1/tickets/%FF%FE/transition", "km-sup"),
+        ("GET", "/api/v1/calls/%FF%FE", "km-sup"),
+        ("GET", "/api/v1/calls/%FF%FE/recording", "km-sup"),
+        ("GET", "/api/v1/calls/%FF%FE/transfer", "km-sup"),
+        ("POST", "/api/v1/calls/%FF%FE/transfer", "km-sup"),
+        ("GET", "/api/v1/handoffs/%FF%FE", "km-seat"),
+        ("GET", "/api/v1/tickets?platform=%FF%FE", "km-sup"),
+        ("GET", "/api/v1/tickets?state=%FF%FE", "km-sup"),
+        ("GET", "/api/v1/tickets?date=%FF%FE", "km-sup"),
+        ("GET", "/api/v1/tickets?date=9999-12-31", "km-sup"),  # the day after it: OverflowError
+        ("GET", "/api/v1/tickets?date=0001-01-01", "km-sup"),
+        ("GET", "/api/v1/tickets?limit=%FF%FE", "km-sup"),
+        ("GET", "/api/v1/calls?limit=%FF%FE", "km-sup"),
+        ("GET", "/api/v1/calls?limit=" + "9" * 5000, "km-sup"),
+        ("POST", "/api/v1/asr/parked/retry?recording=%FF%FE", "km-admin"),
+        ("POST", "/api/v1/asr/parked/retry?recording=" + "a" * 5000, "km-admin"),
+        ("POST", "/api/v1/seats/%FF%FE/login", "km-sup"),
+        ("POST", "/api/v1/seats/1001/pause", "km-sup"),
+    ],
+)
+async def test_odd_paths_and_queries_are_never_500(kunming: Api, method: str, path: str, who: str) -> None:
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {who}-token\r\n"
+    answer = await _raw(kunming, f"{head}Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+    assert not answer.startswith(b"HTTP/1.1 5"), answer[:400]
+
+
+async def test_another_platforms_traffic_does_not_push_a_platforms_entries_out_of_its_audit_view(
+    kunming: Api, redis: aioredis.Redis
+) -> None:
+    """One audit stream serves every platform: 1,500 of 大理's entries written after 昆明's one
+    (a busy neighbour, or a token refused again and again) leave 昆明's admin still seeing it."""
+    trail = RedisAuditLog(redis)
+    kunming.backend.audit = trail.record  # type: ignore[method-assign]
+    kunming.backend.audit_trail = trail.recent  # type: ignore[method-assign]
+    assert await kunming.status("GET", f"/api/v1/tickets/{KM}/audio", "km-sup") == 200
+    at = datetime.now(UTC)
+    for n in range(1500):
+        await trail.record(AuditEntry(at, "dl-sup", "supervisor", "ticket.audio", f"DL-{n}", "allowed", "", "dali"))
+    async with kunming.client.get("/api/v1/audit", headers=as_("km-admin")) as response:
+        assert response.status == 200
+        shown = (await response.json())["audit"]
+    assert [(e["who"], e["action"], e["result"]) for e in shown] == [("km-sup", "ticket.audio", "allowed")]
+    async with kunming.client.get("/api/v1/audit", headers=as_("yn-admin")) as response:
+        assert len((await response.json())["audit"]) == 200  # the province's: every platform's, newest 200
+
+
+async def test_a_filtered_audit_read_stops_at_the_start_of_the_stream_and_at_its_scan(redis: aioredis.Redis) -> None:
+    trail = RedisAuditLog(redis)
+    at = datetime.now(UTC)
+    for n in range(5):
+        await trail.record(AuditEntry(at, f"w{n}", "admin", "x", "", "allowed", "", "kunming" if n % 2 else "dali"))
+    assert [e.who for e in await trail.recent(10)] == ["w4", "w3", "w2", "w1", "w0"]
+    assert [e.who for e in await trail.recent(2)] == ["w4", "w3"]
+    kunming_only = await trail.recent(10, lambda e: e.platform == "kunming")
+    assert [e.who for e in kunming_only] == ["w3", "w1"]
+    assert [e.who for e in await trail.recent(10, lambda e: e.platform == "kunming", scan=2)] == ["w3"]
+
+
+async def test_a_console_polling_the_callback_list_is_audited_once_per_token_and_interval(kunming: Api) -> None:
+    """The console lists callbacks every 3 s: each listing an audit entry was 28,800 a day per
+    open console, pushing every recording fetch out of the trail's view within minutes."""
+    now = [0.0]
+    kunming.client.app[REPEATED_READS_KEY].clock = lambda: now[0]  # 600 s apart at the least
+    for _ in range(20):
+        assert await kunming.status("GET", "/api/v1/callbacks", "km-sup") == 200
+    assert await kunming.status("GET", "/api/v1/callbacks", "yn-sup") == 200
+    now[0] = 599.0
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-sup") == 200
+    now[0] = 600.0
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-sup") == 200
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-seat") == 403  # a refusal: always
+    assert await kunming.status("GET", "/api/v1/callbacks", "km-seat") == 403
+    assert [(e.who, e.action, e.result) for e in kunming.backend.audited] == [
+        ("km-sup", "callbacks.list", "allowed"),
+        ("yn-sup", "callbacks.list", "allowed"),
+        ("km-sup", "callbacks.list", "allowed"),
+        ("km-seat", "callbacks.list", "denied"),
+        ("km-seat", "callbacks.list", "denied"),
+    ]

@@ -140,3 +140,18 @@ def test_a_config_file_with_secrets_that_others_may_read_is_pointed_out(tmp_path
     assert "seat-1001-password" not in result.stderr + result.stdout
     config.chmod(0o600)
     assert "warning" not in run_cli("config", "check", "--config", str(config)).stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "redis: redis://:hunter2-password@db.example:6379/0\n",  # the URL where the section belongs
+        "redis: [redis://app:hunter2-password@db.example:6379/0]\n",
+        'tickets:\n  webhook_url: "ftp://export:hunter2-password@cases.example/in"\n',
+        'tickets:\n  webhook_url: "hooks.example/in?key=hunter2-password"\n',
+    ],
+)
+def test_a_refused_value_never_shows_a_password_in_a_url(text: str) -> None:
+    message = errors_of(text)
+    assert "hunter2" not in message
+    assert "invalid configuration" in message
