@@ -2,12 +2,13 @@
 ``hotline:tickets:new`` (written in the same transaction as the ticket) delivered to a webhook.
 
 At-least-once with an idempotency key: every POST of a ticket carries ``Idempotency-Key: <ticket
-id>``, so the receiver can drop repeats (a retry after a timeout, or a controller that died
-between the POST and the acknowledgement). ``X-Hotline-Event`` says what the POST is: ``created``
-(a new ticket), or ``deadlines_recomputed`` (provisional deadlines counted again once the
-calendar knew their year: the receiver updates the ticket it has by its ``id``). A delivery is
-acknowledged on 2xx only; failures are retried with backoff and, after ``max_attempts``, parked
-in ``hotline:tickets:export:failed`` for an operator — never dropped silently.
+id>:<uid>`` (``tickets.store.export_key``), so the receiver can drop repeats (a retry after a
+timeout, or a controller that died between the POST and the acknowledgement).
+``X-Hotline-Event`` says what the POST is: ``created`` (a new ticket), or
+``deadlines_recomputed`` (provisional deadlines counted again once the calendar knew their
+year: the receiver updates the ticket it has by its ``id``). A delivery is acknowledged on 2xx
+only; failures are retried with backoff and, after ``max_attempts``, parked in
+``hotline:tickets:export:failed`` for an operator — never dropped silently.
 """
 
 from __future__ import annotations
@@ -96,9 +97,9 @@ class WebhookExporter:
                 await self._deliver(session, _text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
 
     async def _deliver(self, session: aiohttp.ClientSession, entry_id: str, fields: dict[str, str]) -> None:
-        ticket_id = fields.get("idempotency_key", "")
+        ticket_id = fields.get("ticket_id") or fields.get("idempotency_key", "")
         headers = {
-            "Idempotency-Key": ticket_id,
+            "Idempotency-Key": fields.get("idempotency_key", ticket_id),
             "Content-Type": "application/json",
             "X-Hotline-Event": fields.get("event", "created"),
         }

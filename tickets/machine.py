@@ -84,6 +84,7 @@ def accept(
     transcript: Transcript | None = None,
     tags: dict[str, str] | None = None,
     actor: str = "system",
+    uid: str = "",
 ) -> Ticket:
     """A new ticket in state accepted, numbered from the local acceptance date, clocks started
     (provisionally where the calendar lacks a year: a ticket is always filed)."""
@@ -102,6 +103,7 @@ def accept(
         deadlines=deadlines,
         deadlines_provisional=provisional,
         timeline=(TimelineEntry(state=S.ACCEPTED, at=accepted_at, actor=actor, note=f"source: {source}"),),
+        uid=uid,
     )
 
 

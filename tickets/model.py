@@ -119,6 +119,9 @@ class Ticket(BaseModel):
     timeline: tuple[TimelineEntry, ...] = ()
     extensions: int = 0
     linked_call_ids: tuple[str, ...] = ()  # repeat requests merged into this ticket
+    # random, given at creation: tells two cases apart should a number ever be given out twice
+    # (Redis restored from a backup older than its last tickets); the export's idempotency key
+    uid: str = ""
 
     @property
     def is_open(self) -> bool:

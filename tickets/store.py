@@ -12,7 +12,9 @@ Keys (all under ``hotline:``):
   (a parked job retried, workers down) must not start the day at ``0001`` again.
 - ``tickets:by-accepted``: every ticket id, scored by acceptance time (listing by date).
 - ``tickets:new``: a stream with one entry per new ticket for exporters; the entry's
-  ``idempotency_key`` is the ticket id, so a consumer that sees it twice can drop the copy. A
+  ``idempotency_key`` is ``<ticket id>:<uid>`` (``export_key``), so a consumer that sees it twice
+  can drop the copy, and a number given out again after Redis was restored from an older backup
+  is never taken for a copy of the first case (its uid differs). A
   ticket whose provisional deadlines were recomputed is sent again (``event:
   deadlines_recomputed``, key ``<id>:deadlines:<timeline length>``).
 - ``tickets:provisional:<platform>``: tickets whose resolve deadline counted days of a year the
@@ -27,6 +29,7 @@ expire) is skipped and the next one drawn.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -44,6 +47,13 @@ from tickets.deadlines import CHINA, WorkingDays
 from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript, is_ticket_id, ticket_id
 
 log = structlog.get_logger(__name__)
+
+
+def export_key(ticket: Ticket) -> str:
+    """The idempotency key of a new ticket's export: its id and its random uid (tickets made
+    before uids existed: the id alone)."""
+    return f"{ticket.id}:{ticket.uid}" if ticket.uid else ticket.id
+
 
 PREFIX = "hotline:"
 EXPORT_STREAM = f"{PREFIX}tickets:new"
@@ -190,6 +200,7 @@ class RedisTicketStore:
                 recording=recording,
                 transcript=transcript,
                 tags=dict(tags or {}),
+                uid=secrets.token_hex(16),
             )
             if ticket.id != ticket_id(platform, day, sequence):  # the key watched is the key written
                 raise RuntimeError(f"ticket {ticket.id} numbered on another day than {day}")
@@ -205,7 +216,12 @@ class RedisTicketStore:
             pipe.persist(_sequence_key(platform, day))  # a counter an older version let expire
             pipe.xadd(
                 self._export_stream,
-                {"idempotency_key": ticket.id, "ticket_id": ticket.id, "platform": platform, "ticket": body},
+                {
+                    "idempotency_key": export_key(ticket),
+                    "ticket_id": ticket.id,
+                    "platform": platform,
+                    "ticket": body,
+                },
                 maxlen=EXPORT_MAXLEN,
                 approximate=True,
             )

@@ -223,7 +223,7 @@ async def test_the_webhook_gets_the_provisional_ticket_then_its_confirmed_deadli
     async with exporting(client, downstream, stream=STREAM) as exporter:
         await eventually(lambda: asyncio.sleep(0, exporter.delivered == 2))
     (created, created_key, first), (event, key, second) = downstream.events
-    assert (created, created_key) == ("created", confirmed.id)
+    assert (created, created_key) == ("created", f"{confirmed.id}:{confirmed.uid}")
     assert first["deadlines_provisional"] is True and first["deadlines"]["resolve_by"].startswith("2027-01-01")
     assert event == "deadlines_recomputed" and key != created_key
     assert second["id"] == confirmed.id and second["deadlines_provisional"] is False

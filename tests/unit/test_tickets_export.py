@@ -78,7 +78,8 @@ async def test_a_ticket_is_retried_with_one_idempotency_key(client: aioredis.Red
     receiver = Receiver(failures=2)
     async with exporting(client, receiver) as exporter:
         await eventually(lambda: exporter.delivered == 1)
-    assert [key for key, _, _ in receiver.posts] == [ticket_id] * 3
+    uid = receiver.posts[-1][1]["uid"]
+    assert uid and [key for key, _, _ in receiver.posts] == [f"{ticket_id}:{uid}"] * 3
     assert receiver.posts[-1][1]["id"] == ticket_id
     assert receiver.posts[-1][2] == "Bearer s3cret"
     pending = await client.xpending("hotline:tickets:new", "webhook")

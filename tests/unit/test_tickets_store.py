@@ -60,7 +60,7 @@ async def test_a_message_becomes_one_ticket_however_often_it_is_processed(
     assert await store.has_ticket("kunming-1.1.wav")
     assert await store.get(first.ticket.id) == first.ticket
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(EXPORT_STREAM))
-    assert [fields[b"idempotency_key"] for _id, fields in entries] == [b"KM-20260302-0001"]
+    assert [fields[b"idempotency_key"] for _id, fields in entries] == [f"KM-20260302-0001:{first.ticket.uid}".encode()]
 
 
 async def test_concurrent_workers_on_one_message_make_one_ticket(
@@ -227,3 +227,20 @@ async def test_only_ticket_ids_reach_the_ticket_keys(store: RedisTicketStore, no
     assert await store.get(not_an_id) is None
     with pytest.raises(TicketNotFound):
         await store.transition(not_an_id, S.DISPATCHED, at=T0, actor="seat 1001")
+
+
+async def test_a_number_given_out_again_after_a_restore_is_never_taken_for_the_first_case(
+    store: RedisTicketStore, client: aioredis.Redis
+) -> None:
+    """Redis restored from a backup older than its last ticket: the number comes round again,
+    but the export's idempotency key differs, so the case system does not drop the new case as a
+    copy of the first."""
+    first = await message(store, "kunming-1.1.wav")
+    (first_export,) = [fields for _, fields in await client.xrange(EXPORT_STREAM)]
+    await client.flushdb()  # the backup knew nothing of it
+    second = await message(store, "kunming-2.2.wav", caller="13900001111")
+    (second_export,) = [fields for _, fields in await client.xrange(EXPORT_STREAM)]
+    assert first.ticket.id == second.ticket.id == "KM-20260302-0001"
+    assert first.ticket.uid and second.ticket.uid and first.ticket.uid != second.ticket.uid
+    assert first_export[b"idempotency_key"] != second_export[b"idempotency_key"]
+    assert second_export[b"idempotency_key"] == f"{second.ticket.id}:{second.ticket.uid}".encode()
