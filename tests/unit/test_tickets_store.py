@@ -236,11 +236,15 @@ async def test_a_number_given_out_again_after_a_restore_is_never_taken_for_the_f
     but the export's idempotency key differs, so the case system does not drop the new case as a
     copy of the first."""
     first = await message(store, "kunming-1.1.wav")
-    (first_export,) = [fields for _, fields in await client.xrange(EXPORT_STREAM)]
+    (first_export,) = [fields for _, fields in await exports(client)]
     await client.flushdb()  # the backup knew nothing of it
     second = await message(store, "kunming-2.2.wav", caller="13900001111")
-    (second_export,) = [fields for _, fields in await client.xrange(EXPORT_STREAM)]
+    (second_export,) = [fields for _, fields in await exports(client)]
     assert first.ticket.id == second.ticket.id == "KM-20260302-0001"
     assert first.ticket.uid and second.ticket.uid and first.ticket.uid != second.ticket.uid
     assert first_export[b"idempotency_key"] != second_export[b"idempotency_key"]
     assert second_export[b"idempotency_key"] == f"{second.ticket.id}:{second.ticket.uid}".encode()
+
+
+async def exports(client: aioredis.Redis) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(EXPORT_STREAM))
