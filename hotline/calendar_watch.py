@@ -9,6 +9,7 @@ so from ``COVERAGE_WARNING_DAYS`` before the end.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -87,8 +88,9 @@ class CalendarWatch:
             )
         ]
         try:
-            provisional = await self._tickets.count_provisional(self._platform)
-        except RedisError:  # hotline_redis_up says so; the rest of the scrape stands
+            async with asyncio.timeout(1.0):  # a scrape never waits on a hung Redis
+                provisional = await self._tickets.count_provisional(self._platform)
+        except (RedisError, TimeoutError):  # hotline_redis_up / _slow say so; the rest of the scrape stands
             return metrics
         help_text = "Tickets whose deadlines wait for a year the calendar lacks"
         return [*metrics, Metric("hotline_tickets_provisional", "gauge", help_text, provisional, labels)]

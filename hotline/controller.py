@@ -8,7 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
@@ -75,7 +75,9 @@ from voicemail.spool import SpoolMonitor
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 FALLBACK_SCAN_INTERVAL_S = 5.0
+READ_TIMEOUT_S = 2.0  # an API or /metrics read of Redis; the call path has its own budget (redis.op_timeout_ms)
 _OK = (("result", "ok"),)
 _REJECTED = (("result", "rejected"),)
 
@@ -616,16 +618,21 @@ class Controller:
         await publish_platform(self._redis, self.config.platform.id, snapshot)
 
     async def recent_calls(self, limit: int) -> list[CallRecord]:
-        try:
-            return await self.store.recent(limit)
-        except RedisError as exc:
-            raise StoreUnavailable(f"call records are unavailable: Redis: {exc}") from None
+        return await self._bounded_read("call records", lambda: self.store.recent(limit))
 
     async def get_call(self, call_id: str) -> CallRecord | None:
+        return await self._bounded_read("call records", lambda: self.store.get(call_id))
+
+    async def _bounded_read(self, what: str, read: Callable[[], Awaitable[T]]) -> T:
+        """A read for the API or a scrape: StoreUnavailable at once while Redis is known hung,
+        else after at most READ_TIMEOUT_S (a console or /metrics never waits on a hung Redis)."""
+        if self._redis_slow:
+            raise StoreUnavailable(f"{what} are unavailable: Redis does not answer (hung?)")
         try:
-            return await self.store.get(call_id)
-        except RedisError as exc:
-            raise StoreUnavailable(f"call records are unavailable: Redis: {exc}") from None
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                return await read()
+        except (RedisError, TimeoutError) as exc:
+            raise StoreUnavailable(f"{what} are unavailable: Redis: {exc or 'timed out'}") from None
 
     async def recording_file(self, call_id: str, kind: str) -> Path | None:
         record = await self.get_call(call_id)
