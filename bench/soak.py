@@ -36,15 +36,14 @@ import redis
 
 from bench.e2e_stack import rss_mb, seat_ids
 from tests.support.audio import tone_wav
+from tests.support.chaos import caller_scenario
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.seat_phones import LognormalTalk, SeatPhones
 from tests.support.sipp import (
     ANSWERED,
     CALLER_HANGS_UP,
-    HOTLINE_HANGS_UP,
     INVITE,
     SippCall,
-    dtmf,
     pause,
     scenario,
     stream_audio,
@@ -55,15 +54,9 @@ KEY_AFTER_MS = 4000  # into the menu prompt
 HOLD_ON_MS = 3_600_000  # callers who reach the queue hold on until hung up (by a seat, or by the bench's patience)
 
 
-def caller_scenario(tone: Path, key: str | None, leave_after_ms: int = 0) -> str:
-    parts = [INVITE, ANSWERED, stream_audio(tone, loops=-1)]
-    if key is None:  # gives up in the menu
-        return scenario(*parts, pause(leave_after_ms), CALLER_HANGS_UP)
-    parts += [pause(KEY_AFTER_MS), dtmf(key)]
-    parts.append(f'  <recv request="BYE" timeout="{HOLD_ON_MS}" ontimeout="callerbye"/>\n')
-    parts.append(HOTLINE_HANGS_UP.replace('<recv request="BYE"/>', "") + '  <nop next="end"/>\n')
-    parts.append('  <label id="callerbye"/>\n' + CALLER_HANGS_UP + '  <label id="end"/>\n')
-    return scenario(*parts)
+def menu_leaver(tone: Path, leave_after_ms: int) -> str:
+    """A caller who gives up in the menu."""
+    return scenario(INVITE, ANSWERED, stream_audio(tone, loops=-1), pause(leave_after_ms), CALLER_HANGS_UP)
 
 
 def open_fds(pid: int | None) -> int:
@@ -134,12 +127,12 @@ class Soak:
             number = f"139{index:08d}"
             draw = self.rng.random()
             if draw < self.args.seat_share:
-                kind, xml = "seat", caller_scenario(self.tone, "0")
+                kind, xml = "seat", caller_scenario(self.tone, "0", HOLD_ON_MS, KEY_AFTER_MS)
                 self.patience_s[number] = self.rng.expovariate(1 / self.args.patience_mean_s)
             elif draw < self.args.seat_share + self.args.message_share:
-                kind, xml = "message", caller_scenario(self.tone, "1")
+                kind, xml = "message", caller_scenario(self.tone, "1", HOLD_ON_MS, KEY_AFTER_MS)
             else:
-                kind, xml = "menu", caller_scenario(self.tone, None, self.rng.randint(2000, 9000))
+                kind, xml = "menu", menu_leaver(self.tone, self.rng.randint(2000, 9000))
             self.tally.placed[kind] += 1
             self.calls.append(SippCall(self.platform.config.sip.port, xml, caller=number, timeout_s=HOLD_ON_MS / 1000))
             self.reap()

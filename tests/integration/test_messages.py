@@ -28,28 +28,19 @@ from tests.support.sipp import (
     scenario,
     stream_audio,
 )
-from tests.support.speech import korean_message_ulaw, korean_model_folder
+from tests.support.speech import korean_asr, korean_message_ulaw
 
 pytestmark = pytest.mark.integration
 
 MONDAY_NIGHT = "2026-03-09T21:00:00+08:00"  # closed: workday hours end at 20:00
 WORDS = "안녕하세요 감사합니다"
-GRAMMAR = ["안녕하세요", "감사합니다", "전화", "도로"]
 
 
 @pytest.fixture(scope="module")
 def after_hours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformUnderTest]:
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("messages"),
-        overrides={
-            "asr": {
-                "model_path": str(korean_model_folder()),
-                "grammar": GRAMMAR,
-                "rescan_interval_s": 1,
-                "rescan_min_age_s": 3,
-                "visibility_timeout_s": 20,
-            }
-        },
+        overrides={"asr": korean_asr()},
         dialplan="after_hours",
         environment={"HOTLINE_TEST_NOW": MONDAY_NIGHT},
     )

@@ -31,19 +31,19 @@ from tests.support.sipp import (
     scenario,
     stream_audio,
 )
-from tests.support.speech import korean_message_ulaw, korean_model_folder
+from tests.support.speech import korean_asr, korean_message_ulaw
 
 KEY_AFTER_MS = 2500  # after the welcome and into the menu prompt: key 0, a seat
 SERVED = frozenset({"answered", "fallback", "voicemail"})
 
 
-def caller_scenario(tone: Path, press_zero: bool, patience_ms: int) -> str:
-    """A caller who talks (a tone, all along), optionally presses 0 in the menu, then holds on
-    until the hotline ends the call (a seat hangs up) or ``patience_ms`` passes (then hangs up:
-    a message being recorded ends with the caller's hang-up)."""
+def caller_scenario(tone: Path, key: str | None, patience_ms: int, key_after_ms: int = KEY_AFTER_MS) -> str:
+    """A caller who talks (a tone, all along), optionally presses ``key`` in the menu, then holds
+    on until the hotline ends the call (a seat hangs up) or ``patience_ms`` passes (then hangs
+    up: a message being recorded ends with the caller's hang-up)."""
     parts = [INVITE, ANSWERED, stream_audio(tone, loops=-1)]
-    if press_zero:
-        parts += [pause(KEY_AFTER_MS), dtmf("0")]
+    if key is not None:
+        parts += [pause(key_after_ms), dtmf(key)]
     parts.append(f'  <recv request="BYE" timeout="{patience_ms}" ontimeout="callerbye"/>\n')
     parts.append(HOTLINE_HANGS_UP.replace('<recv request="BYE"/>', "") + '  <nop next="end"/>\n')
     parts.append('  <label id="callerbye"/>\n' + CALLER_HANGS_UP + '  <label id="end"/>\n')
@@ -104,7 +104,7 @@ class Floor:
             number = caller_number(index)
             self.calls[number] = SippCall(
                 self.platform.config.sip.port,
-                caller_scenario(self.tone, press_zero, patience_ms),
+                caller_scenario(self.tone, "0" if press_zero else None, patience_ms),
                 caller=number,
                 timeout_s=patience_ms / 1000 + 120,
             )
@@ -214,7 +214,6 @@ class Account:
 
 # Messages through Redis faults: after hours every caller leaves a message (tests/dialplans/after_hours.yaml)
 MONDAY_NIGHT = "2026-03-09T21:00:00+08:00"
-GRAMMAR = ["안녕하세요", "감사합니다", "전화", "도로"]
 
 
 @dataclass(frozen=True)
@@ -243,15 +242,7 @@ class MessageDrill:
     def __init__(self, root: Path, first_caller: int = 0) -> None:
         self.platform = PlatformUnderTest(
             root / "platform",
-            overrides={
-                "asr": {
-                    "model_path": str(korean_model_folder()),
-                    "grammar": GRAMMAR,
-                    "rescan_interval_s": 1,
-                    "rescan_min_age_s": 3,
-                    "visibility_timeout_s": 20,
-                }
-            },
+            overrides={"asr": korean_asr()},
             dialplan="after_hours",
             environment={"HOTLINE_TEST_NOW": MONDAY_NIGHT},
         )

