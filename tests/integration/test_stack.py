@@ -161,3 +161,24 @@ def test_stack_controllers_honour_hotline_test_now(stack: Stack) -> None:
     # the drill's clock runs on from its start (minutes at most, however slow the machine)
     drift = datetime.fromisoformat(at) - datetime.fromisoformat(DRILL_NOW)
     assert timedelta(0) <= drift < timedelta(hours=1), at
+
+
+def test_make_call_reaches_the_stack_and_leaves_a_record(stack: Stack) -> None:
+    """What the README tells a new user to do once ``make run`` is up: ``make call``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline.cli", "call", "--config", str(stack.root / "config.yaml")],
+        cwd=stack.root,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    token = (stack.var / "api-token").read_text().strip()
+    call = wait_for(
+        "the test call's record",
+        lambda: next((c for c in stack.http("/api/v1/calls", token).body["calls"] if c["state"] == "ended"), None),
+        timeout_s=30,
+    )
+    assert call["caller"].startswith("138") and "****" in call["caller"]
