@@ -38,6 +38,7 @@ from telephony.values import (
     TrunkName,
     unsafe_path_reason,
 )
+from tickets.model import PLATFORM_CODES, platform_code
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
@@ -69,6 +70,17 @@ class PlatformConfig(_Model):
     area_code: AreaCode = "0871"
     province: bool = False
     timezone: str = "Asia/Shanghai"
+
+    @field_validator("id")
+    @classmethod
+    def _own_ticket_prefix(cls, value: str) -> str:
+        # a platform not in PLATFORM_CODES numbers its tickets with its id in capitals: "km" would
+        # start its numbers like 昆明's (KM-…) and a ticket would name the wrong platform
+        if value not in PLATFORM_CODES and platform_code(value) in PLATFORM_CODES.values():
+            raise ValueError(
+                f"its ticket numbers would start {platform_code(value)}-, like another platform's: choose another id"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod

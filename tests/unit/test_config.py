@@ -155,3 +155,12 @@ def test_a_refused_value_never_shows_a_password_in_a_url(text: str) -> None:
     message = errors_of(text)
     assert "hunter2" not in message
     assert "invalid configuration" in message
+
+
+def test_a_platform_id_whose_ticket_numbers_would_look_like_another_platforms_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"platform\.id: .*ticket numbers would start KM-"):
+        parse_config("platform:\n  id: km\n  area_code: '0871'\n", "config.yaml", Path("/srv/hotline"))
+    assert (
+        parse_config("platform:\n  id: kunming_east\n", "config.yaml", Path("/srv/hotline")).platform.id
+        == "kunming_east"
+    )
