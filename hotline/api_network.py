@@ -10,7 +10,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from calls.handoff import Handoff, handoff_view
-from hotline.api_common import PRINCIPAL_KEY, error_response, json_body, requires
+from hotline.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, json_body, other_platform, requires
 from ivr.consult import ConsultRefused
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
@@ -129,6 +129,12 @@ async def get_handoff(request: web.Request) -> web.Response:
         return error_response(503, f"hand-offs are unavailable: Redis: {exc}")
     if handoff is None:
         return error_response(404, "no such hand-off")
+    # the sending platform's and the receiving platform's seats (and the province) only: the
+    # token is a secret, but a seat elsewhere in the province has no business with this caller
+    scope = request[SCOPE_KEY]
+    parties = {handoff.from_platform, handoff.picked_up_platform, handoff.to} - {""}
+    if not any(scope.may_view(platform) for platform in parties):
+        return other_platform(scope, handoff.from_platform, "see", "hand-offs")
     return web.json_response(handoff_view(handoff))
 
 

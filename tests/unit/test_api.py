@@ -48,6 +48,9 @@ RECORD = CallRecord(
 )
 
 
+HANDOFF_TOKEN = "a3f1c0ffee0ddba11d00dfeed"
+
+
 class Backend:
     def __init__(self, client: aioredis.Redis | None = None, spool_dir: Path = Path("/nonexistent")) -> None:
         # tickets: a real store on a real Redis (tests/unit/test_api_tickets.py); here unconnected
@@ -126,7 +129,11 @@ class Backend:
         return "1001" if call_id == "kunming-9.9" else None
 
     async def handoff(self, token: str) -> Handoff | None:
-        return None
+        if token != HANDOFF_TOKEN:
+            return None  # a hand-off of 大理's caller to the province, not yet picked up
+        return Handoff(
+            token=token, from_platform="dali", from_call_id="dali-1.1", to="province", created_at=RECORD.started_at
+        )
 
     async def platforms(self) -> list[dict[str, Any]]:
         return [{"platform": "kunming", "reporting": True}]

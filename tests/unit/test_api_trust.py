@@ -26,7 +26,7 @@ from hotline.config import ApiToken, Role, SeatConfig
 from hotline.jsonbody import json_depth
 from hotline.redis_process import RedisProcess
 from recordings.access import AuditEntry, RedisAuditLog
-from tests.unit.test_api import RECORD, Backend
+from tests.unit.test_api import HANDOFF_TOKEN, RECORD, Backend
 from tickets.model import Ticket, TicketCategory, Transcript
 
 ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in China, a Monday
@@ -472,3 +472,11 @@ async def test_a_console_polling_the_callback_list_is_audited_once_per_token_and
         ("km-seat", "callbacks.list", "denied"),
         ("km-seat", "callbacks.list", "denied"),
     ]
+
+
+async def test_a_hand_off_is_seen_by_the_platforms_it_is_between_only(kunming: Api, province: Api) -> None:
+    """大理 hands a caller to the province: 昆明's seat, even knowing the token, may not read it."""
+    path = f"/api/v1/handoffs/{HANDOFF_TOKEN}"
+    assert await kunming.status("GET", path, "km-seat") == 403
+    assert await province.status("GET", path, "yn-sup") == 200  # the receiver (and the province)
+    assert await kunming.status("GET", "/api/v1/handoffs/unknown", "km-seat") == 404
