@@ -164,3 +164,11 @@ def test_a_platform_id_whose_ticket_numbers_would_look_like_another_platforms_is
         parse_config("platform:\n  id: kunming_east\n", "config.yaml", Path("/srv/hotline")).platform.id
         == "kunming_east"
     )
+
+
+def test_tickets_leave_this_host_only_over_https() -> None:
+    with pytest.raises(ConfigError, match=r"tickets\.webhook_url: .*must be https://"):
+        parse_config('tickets:\n  webhook_url: "http://cases.example/in"\n', "config.yaml", Path("/srv/hotline"))
+    for url in ("https://cases.example/in", "http://127.0.0.1:8080/in"):
+        parsed = parse_config(f'tickets:\n  webhook_url: "{url}"\n', "config.yaml", Path("/srv/hotline"))
+        assert parsed.tickets.webhook_url == url
