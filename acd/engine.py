@@ -42,8 +42,8 @@ from acd.waiting import WaitingCallers
 from calls.model import CallChanges, CallOutcome
 from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
-from hotline.aio import cancel_and_wait
-from hotline.clock import Clock
+from common.aio import cancel_and_wait
+from common.clock import Clock
 from hotline.config import AcdConfig
 from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected
 

@@ -19,7 +19,7 @@ import structlog
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat, SeatState, missed_offer, transition
 from calls.redis_budget import RedisBudget
-from hotline.clock import Clock
+from common.clock import Clock
 from hotline.config import SeatConfig
 
 log = structlog.get_logger(__name__)

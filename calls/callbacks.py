@@ -22,7 +22,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from calls.model import CallOutcome, CallRecord
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ The fallback route in extensions.conf records the caller's message to
 function (no shell). The number is never in the name: names are logged, listed and shown in
 timelines. Files of the first format, ``fb-<epoch>-<caller digits>-<uniqueid>.wav``, may still be
 on disk: they are read as before, and every display masks their number
-(``hotline.privacy.mask_fallback_names``).
+(``common.privacy.mask_fallback_names``).
 
 The controller scans that folder on start and every few seconds, so a call it never saw still
 gets a call record that links its message. The files themselves are never moved or deleted here.

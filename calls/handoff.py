@@ -19,7 +19,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from calls.redis_budget import RedisBudget
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 
 log = structlog.get_logger(__name__)
 

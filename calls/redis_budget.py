@@ -31,8 +31,8 @@ from typing import TypeVar
 import structlog
 from redis.exceptions import RedisError
 
-from hotline.aio import cancel_and_wait
-from hotline.metrics import Histogram, Metric
+from common.aio import cancel_and_wait
+from common.metrics import Histogram, Metric
 
 log = structlog.get_logger(__name__)
 

@@ -20,8 +20,8 @@ import structlog
 from calls.model import CallChanges, CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
 from calls.redis_budget import RedisBudget
 from calls.store import CallStore
-from hotline.clock import Clock, system_clock
-from hotline.privacy import mask_number
+from common.clock import Clock, system_clock
+from common.privacy import mask_number
 
 log = structlog.get_logger(__name__)
 

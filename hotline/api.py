@@ -19,6 +19,8 @@ from acd.stats import QueueStats, SeatStats
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
+from common.metrics import Metric, render_prometheus
+from common.privacy import mask_name, mask_number
 from hotline.api_common import (
     AUDIT_KEY,
     PRINCIPAL_KEY,
@@ -41,8 +43,6 @@ from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from hotline.auth import TokenRegistry
 from hotline.config import Role
-from hotline.metrics import Metric, render_prometheus
-from hotline.privacy import mask_name, mask_number
 from ivr.dialplan.registry import ReloadResult
 from recordings.access import AuditEntry, AuditFilter, audit_json
 from telephony.ami_types import AmiError

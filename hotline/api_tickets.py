@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from common.privacy import mask_fallback_names, mask_number
 from hotline.api_common import (
     PRINCIPAL_KEY,
     SCOPE_KEY,
@@ -20,7 +21,6 @@ from hotline.api_common import (
     other_platform,
     requires,
 )
-from hotline.privacy import mask_fallback_names, mask_number
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
 from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue

@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
-from hotline.clock import Clock
-from hotline.metrics import Metric
+from common.clock import Clock
+from common.metrics import Metric
 from ivr.calendar import Coverage, PlatformCalendar
 from tickets.deadlines import CHINA
 from tickets.store import RedisTicketStore

@@ -53,7 +53,7 @@ def token_registry(config: Config) -> TokenRegistry:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hotline.clock import clock_from_environment
+    from common.clock import clock_from_environment
     from hotline.controller import Controller, run_until_signalled
     from hotline.logs import configure_logging
 
@@ -82,7 +82,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from hotline.clock import clock_from_environment
+    from common.clock import clock_from_environment
     from hotline.logs import configure_logging
     from hotline.network import network_configs, platform_ids
     from hotline.stack import run_stack
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hotline.local_secrets import PRIVATE_UMASK
+    from common.private_files import PRIVATE_UMASK
 
     args = build_parser().parse_args(argv)
     # what the controller and the Asterisk and Redis it starts write (callers' messages and

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from hotline.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
+from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from telephony.values import (
     AmiUser,
     AreaCode,

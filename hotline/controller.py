@@ -28,16 +28,17 @@ from calls.model import CallRecord
 from calls.redis_budget import WAIT_BUCKETS_S, RedisBudget
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
+from common.aio import cancel_and_wait
+from common.clock import Clock, system_clock
+from common.metrics import Histogram, Metric
+from common.privacy import masked_url
 from hotline import __version__
-from hotline.aio import cancel_and_wait
 from hotline.api import build_api
 from hotline.auth import TokenRegistry
 from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
-from hotline.clock import Clock, system_clock
 from hotline.config import Config
 from hotline.figures import Figures
-from hotline.local_secrets import local_secrets, masked_url, redis_client
-from hotline.metrics import Histogram, Metric
+from hotline.local_secrets import local_secrets, redis_client
 from hotline.network_desk import NetworkDesk
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform

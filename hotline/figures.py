@@ -21,10 +21,10 @@ from calls.handoff import RedisHandoffs, handoff_view
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from calls.tracker import CallTracker
-from hotline.clock import Clock
+from common.clock import Clock
+from common.metrics import Metric
+from common.privacy import mask_number
 from hotline.config import Config
-from hotline.metrics import Metric
-from hotline.privacy import mask_number
 
 STATS_WINDOW = timedelta(hours=24)  # GB/T 33358 measures the answer rate over any 24 h
 STATS_RECORDS = 10_000  # enough for a prefecture's day

@@ -8,7 +8,7 @@ from typing import Literal
 
 import structlog
 
-from hotline.privacy import mask_fallback_names
+from common.privacy import mask_fallback_names
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.yamlsource import parse_yaml
 from hotline.config import Config, ConfigError, OutboundTrunk, PlatformConfig
-from hotline.yamlsource import parse_yaml
 from ivr.dialplan.directory import dialplan_files
 from telephony.dialplan_names import PROVINCE_PLATFORM
 

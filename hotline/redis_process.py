@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from hotline.local_secrets import PRIVATE_FILE_MODE, PRIVATE_UMASK, private_dir, private_log
+from common.private_files import PRIVATE_FILE_MODE, PRIVATE_UMASK, private_dir, private_log
 from telephony.asterisk_process import terminate
 
 

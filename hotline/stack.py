@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from common.clock import Clock, system_clock
+from common.private_files import private_log
 from hotline.auth import TokenRegistry
-from hotline.clock import Clock, system_clock
 from hotline.config import Config
-from hotline.local_secrets import private_log, redis_password
+from hotline.local_secrets import redis_password
 from hotline.redis_process import RedisProcess, RedisUnavailable, redis_listening
 from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess, AsteriskUnavailable

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from hotline.aio import cancel_and_wait
+from common.aio import cancel_and_wait
 from telephony.ami_protocol import HotlineAmiProtocol, to_ami_message
 from telephony.ami_types import (
     AmiActionFailed,

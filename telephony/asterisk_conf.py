@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.private_files import PRIVATE_FILE_MODE, private_dir
 from hotline.config import Config
-from hotline.local_secrets import PRIVATE_FILE_MODE, LocalSecrets, local_secrets, private_dir
+from hotline.local_secrets import LocalSecrets, local_secrets
 from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEXT, SEAT_CONTEXT, TRUNK_CONTEXT
 from telephony.extensions_conf import extensions_conf, features_conf
 from telephony.values import conf_value, unsafe_path_reason

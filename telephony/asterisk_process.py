@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from hotline.local_secrets import PRIVATE_UMASK, private_log
+from common.private_files import PRIVATE_UMASK, private_log
 from telephony.asterisk_conf import AsteriskLayout
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import structlog
 
-from hotline.privacy import mask_fallback_names
+from common.privacy import mask_fallback_names
 from tickets.deadlines import (
     MAX_EXTENSIONS,
     WorkingDays,

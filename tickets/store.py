@@ -41,7 +41,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import WatchError
 
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 from tickets import machine
 from tickets.deadlines import CHINA, WorkingDays
 from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript, is_ticket_id, ticket_id

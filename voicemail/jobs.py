@@ -32,8 +32,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError, ResponseError
 
-from hotline.clock import Clock, system_clock
-from hotline.privacy import mask_fallback_names, mask_number
+from common.clock import Clock, system_clock
+from common.privacy import mask_fallback_names, mask_number
 from tickets.model import Transcript
 from voicemail.asr import AudioUnreadable
 

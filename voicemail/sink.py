@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hotline.clock import Clock, system_clock
+from common.clock import Clock, system_clock
 from tickets.model import TicketCategory, Transcript
 from tickets.store import RedisTicketStore
 from voicemail.jobs import VoicemailMeta

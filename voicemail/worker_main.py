@@ -14,8 +14,9 @@ from pathlib import Path
 
 import structlog
 
+from common.privacy import masked_url
 from hotline.config import Config, ConfigError
-from hotline.local_secrets import masked_url, redis_client
+from hotline.local_secrets import redis_client
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from tickets.store import RedisTicketStore, export_stream

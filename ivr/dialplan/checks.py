@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from hotline.yamlsource import KeyPath
+from common.yamlsource import KeyPath
 from ivr.dialplan.schema import (
     Destination,
     DialplanSpec,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hotline.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
 from ivr.dialplan.checks import Finding, check_graph
 from ivr.dialplan.schema import Destination, DialplanSpec, Node

@@ -28,8 +28,8 @@ from yarl import URL
 
 from acd.events import EventBus
 from acd.seats import SeatService
+from common.clock import system_clock
 from hotline.api import build_api
-from hotline.clock import system_clock
 from hotline.config import SeatConfig
 from hotline.redis_process import RedisProcess
 from tests.fuzz.harness import example, fuzz_target, run_async

@@ -19,10 +19,10 @@ from calls.callbacks import Callback
 from calls.handoff import Handoff
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
+from common.metrics import Metric
 from hotline.api import build_api
 from hotline.auth import TokenRegistry, token_sha256
 from hotline.config import ApiToken
-from hotline.metrics import Metric
 from ivr.calendar import PlatformCalendar
 from ivr.consult import ConsultRefused
 from ivr.dialplan.registry import ReloadResult

@@ -24,9 +24,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.metrics import Metric
 from hotline.api import build_api
 from hotline.calendar_watch import CalendarWatch, coverage_reason
-from hotline.metrics import Metric
 from ivr.calendar import DayInfo, DayType, PlatformCalendar
 from tests.unit.test_api import TOKEN_HEADERS, TOKENS, Backend
 from tests.unit.test_tickets_export import Receiver, exporting

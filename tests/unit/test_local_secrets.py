@@ -14,8 +14,10 @@ import pytest
 import redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
 
+from common.privacy import masked_url
+from common.private_files import local_secret
 from hotline.config import Config, parse_config
-from hotline.local_secrets import local_secret, masked_url, redis_client, redis_password
+from hotline.local_secrets import redis_client, redis_password
 from hotline.redis_process import RedisProcess, redis_answers, redis_listening
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until

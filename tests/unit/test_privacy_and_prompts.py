@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.privacy import mask_fallback_names, mask_name, mask_number
 from hotline.logs import mask_personal_data
-from hotline.privacy import mask_fallback_names, mask_name, mask_number
 from ivr.prompts import build_prompts
 from tests.support.audio import duration_s, tone_wav
 

@@ -31,8 +31,8 @@ from calls.model import CallOutcome, CallRecord
 from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
+from common.metrics import Histogram
 from hotline.config import AcdConfig, SeatConfig
-from hotline.metrics import Histogram
 from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.registry import DialplanRegistry

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from common.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH, MAX_YAML_CHARS, YamlSyntaxError, parse_yaml
 from hotline.config import ConfigError, parse_config
-from hotline.yamlsource import MAX_ALIAS_NODES, MAX_DEPTH, MAX_YAML_CHARS, YamlSyntaxError, parse_yaml
 from ivr.dialplan.directory import parse_directory
 from ivr.dialplan.loader import DialplanInvalid, parse_dialplan
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 # a local number has 7 or 8 digits; whatever precedes it (area code, country code) is shown at
@@ -41,3 +42,13 @@ def mask_name(name: str) -> str:
     """Keep the family name only: ``张三丰`` → ``张**``."""
     name = name.strip()
     return name[:1] + "*" * (len(name) - 1) if name else ""
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit for a log: a password in it is replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
