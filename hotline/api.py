@@ -21,7 +21,12 @@ from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from common.metrics import Metric, render_prometheus
 from common.privacy import mask_name, mask_number
-from hotline.api_common import (
+from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
+from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
+from ivr.dialplan.registry import ReloadResult
+from recordings.access import AuditEntry, AuditFilter, audit_json
+from telephony.ami_types import AmiError
+from web.api_common import (
     AUDIT_KEY,
     PRINCIPAL_KEY,
     REPEATED_READS_KEY,
@@ -39,13 +44,7 @@ from hotline.api_common import (
     other_platform,
     requires,
 )
-from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
-from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
-from hotline.auth import TokenRegistry
-from hotline.config import Role
-from ivr.dialplan.registry import ReloadResult
-from recordings.access import AuditEntry, AuditFilter, audit_json
-from telephony.ami_types import AmiError
+from web.auth import Role, TokenRegistry
 
 log = structlog.get_logger(__name__)
 

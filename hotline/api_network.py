@@ -10,11 +10,11 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from calls.handoff import Handoff, handoff_view
-from hotline.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, json_body, other_platform, requires
 from ivr.consult import ConsultRefused
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 from telephony.ami_types import AmiError
+from web.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, json_body, other_platform, requires
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from common.privacy import mask_fallback_names, mask_number
-from hotline.api_common import (
+from ivr.calendar import CalendarDataMissing
+from recordings.access import UnsafePath, spool_file
+from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
+from tickets.model import Ticket, TicketState
+from tickets.store import RedisTicketStore, StoreContention, TicketNotFound
+from voicemail.jobs import AsrQueue
+from web.api_common import (
     PRINCIPAL_KEY,
     SCOPE_KEY,
     audit_request,
@@ -21,12 +27,6 @@ from hotline.api_common import (
     other_platform,
     requires,
 )
-from ivr.calendar import CalendarDataMissing
-from recordings.access import UnsafePath, spool_file
-from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
-from tickets.model import Ticket, TicketState
-from tickets.store import RedisTicketStore, StoreContention, TicketNotFound
-from voicemail.jobs import AsrQueue
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hotline.auth import TokenRegistry, new_token, token_sha256
-from hotline.config import ApiToken, Config, ConfigError, load_config
+from hotline.config import Config, ConfigError, load_config
 from ivr.dialplan.loader import DialplanInvalid
+from web.auth import ApiToken, TokenRegistry, new_token, token_sha256
 
 EXIT_CONFIG = 2
 

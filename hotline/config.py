@@ -39,12 +39,11 @@ from telephony.values import (
     unsafe_path_reason,
 )
 from tickets.model import PLATFORM_CODES, platform_code
+from web.auth import ApiToken
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
-Role = Literal["seat", "supervisor", "admin"]
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 # a seat's fixed contact: sip:[user@]host[:port] (its shape is checked by SipUri; this reads the address)
 _CONTACT_ADDRESS = re.compile(r"sips?:(?:[^@;?\s]+@)?(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?")
 # a secret written into an Asterisk file or a URL: printable ASCII without space, ';' or '"'
@@ -227,25 +226,6 @@ class AgiConfig(_Model):
     # the key Asterisk's dialplan puts in every AGI URL; sessions without it are closed unserved.
     # None: generated at first start and kept in <runtime_dir>/agi-secret (0600)
     secret: str | None = Field(default=None, pattern=_URL_SAFE_KEY, repr=False)
-
-
-class ApiToken(_Model):
-    """One API token, stored as its SHA-256 (make one with ``hotline12345 token new``)."""
-
-    name: str = Field(min_length=1)
-    role: Role
-    sha256: str
-    seat: str | None = Field(default=None, description="for role seat: the seat this token may act as")
-    # the platform whose objects the token may change (and see; the province's may see every
-    # platform's); unset: the platform of the controller whose config.yaml lists it
-    platform: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{1,31}$")
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        if not _SHA256.fullmatch(value):
-            raise ValueError("must be 64 lower-case hex digits (the token's SHA-256)")
-        return value
 
 
 class HttpConfig(_Model):

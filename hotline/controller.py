@@ -34,7 +34,6 @@ from common.metrics import Histogram, Metric
 from common.privacy import masked_url
 from hotline import __version__
 from hotline.api import build_api
-from hotline.auth import TokenRegistry
 from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
 from hotline.config import Config
 from hotline.figures import Figures
@@ -73,6 +72,7 @@ from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_s
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings, WorkerState
 from voicemail.sink import TicketStoreSink
 from voicemail.spool import SpoolMonitor
+from web.auth import TokenRegistry
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import redis
 import yaml
 
-from hotline.auth import token_sha256
 from hotline.config import Config, load_config
 from hotline.local_secrets import redis_password
 from hotline.redis_process import RedisProcess
@@ -27,6 +26,7 @@ from ivr.dialplan.directory import DIRECTORY_FILE
 from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
+from web.auth import token_sha256
 
 ADMIN_TOKEN = "test-admin-token"
 SEAT_TOKEN = "test-seat-token"

@@ -21,8 +21,6 @@ from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
 from common.metrics import Metric
 from hotline.api import build_api
-from hotline.auth import TokenRegistry, token_sha256
-from hotline.config import ApiToken
 from ivr.calendar import PlatformCalendar
 from ivr.consult import ConsultRefused
 from ivr.dialplan.registry import ReloadResult
@@ -33,6 +31,7 @@ from telephony.ami_types import AmiNotConnected
 from tickets.store import RedisTicketStore
 from voicemail.jobs import AsrQueue
 from voicemail.sink import TicketStoreSink
+from web.auth import ApiToken, TokenRegistry, token_sha256
 
 RECORD = CallRecord(
     call_id="kunming-1.1",

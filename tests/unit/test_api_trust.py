@@ -20,14 +20,14 @@ from acd.events import EventBus
 from acd.seats import SeatService
 from calls.model import CallRecord
 from hotline.api import build_api
-from hotline.api_common import REPEATED_READS_KEY, Unauthenticated
-from hotline.auth import TokenRegistry, token_sha256
-from hotline.config import ApiToken, Role, SeatConfig
-from hotline.jsonbody import json_depth
+from hotline.config import SeatConfig
 from hotline.redis_process import RedisProcess
 from recordings.access import AuditEntry, RedisAuditLog
 from tests.unit.test_api import HANDOFF_TOKEN, RECORD, Backend
 from tickets.model import Ticket, TicketCategory, Transcript
+from web.api_common import REPEATED_READS_KEY, Unauthenticated
+from web.auth import ApiToken, Role, TokenRegistry, token_sha256
+from web.jsonbody import json_depth
 
 ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in China, a Monday
 KM, DL, YN = "KM-20260302-0001", "DL-20260302-0001", "YN-20260302-0001"

@@ -1,11 +1,11 @@
-"""Request bodies are JSON objects within bounds (hotline/jsonbody.py): anything else is the
+"""Request bodies are JSON objects within bounds (web/jsonbody.py): anything else is the
 client's mistake, named, never an error of ours."""
 
 from __future__ import annotations
 
 import pytest
 
-from hotline.jsonbody import MAX_DEPTH, JsonBodyError, parse_json_object
+from web.jsonbody import MAX_DEPTH, JsonBodyError, parse_json_object
 
 
 def test_a_flat_object_is_read() -> None:

@@ -12,11 +12,10 @@ from typing import Protocol
 import structlog
 from aiohttp import web
 
-from hotline.auth import Principal
-from hotline.config import Role
-from hotline.jsonbody import JsonBodyError, parse_json_object
 from recordings.access import AuditEntry
 from telephony.dialplan_names import PROVINCE_PLATFORM
+from web.auth import Principal, Role
+from web.jsonbody import JsonBodyError, parse_json_object
 
 log = structlog.get_logger(__name__)
 
@@ -165,7 +164,7 @@ class BodyTooLarge(BadRequest):
 
 
 # Every body the API takes is a small object ({"to": …, "note": …}): anything bigger is refused
-# before it is read whole, anything deeper before it is parsed (hotline/jsonbody.py).
+# before it is read whole, anything deeper before it is parsed (web/jsonbody.py).
 MAX_JSON_BYTES = 64 * 1024
 
 

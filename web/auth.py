@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
-from hotline.config import ApiToken, Role
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Role = Literal["seat", "supervisor", "admin"]
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ApiToken(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    """One API token, stored as its SHA-256 (make one with ``hotline12345 token new``)."""
+
+    name: str = Field(min_length=1)
+    role: Role
+    sha256: str
+    seat: str | None = Field(default=None, description="for role seat: the seat this token may act as")
+    # the platform whose objects the token may change (and see; the province's may see every
+    # platform's); unset: the platform of the controller whose config.yaml lists it
+    platform: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{1,31}$")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _SHA256.fullmatch(value):
+            raise ValueError("must be 64 lower-case hex digits (the token's SHA-256)")
+        return value
+
 
 ROLE_RANK: dict[Role, int] = {"seat": 1, "supervisor": 2, "admin": 3}
 
