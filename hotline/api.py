@@ -19,7 +19,7 @@ from acd.stats import QueueStats, SeatStats
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
-from common.metrics import Metric, render_prometheus
+from common.metrics import CONTENT_TYPE, Metric, MetricsExposition
 from common.privacy import mask_name, mask_number
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
@@ -49,6 +49,7 @@ from web.auth import Role, TokenRegistry
 log = structlog.get_logger(__name__)
 
 BACKEND_KEY: web.AppKey[ApiBackend] = web.AppKey("backend")
+EXPOSITION_KEY = web.AppKey("metrics_exposition", MetricsExposition)
 
 
 class ApiBackend(TicketBackend, Protocol):
@@ -169,8 +170,9 @@ async def metrics(request: web.Request) -> web.Response:
         "API requests without a valid token (refused with 401; logged at most once a minute)",
         request.app[UNAUTHENTICATED_KEY].total,
     )
-    text = render_prometheus([*await request.app[BACKEND_KEY].metrics(), unauthenticated])
-    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Format": "0.0.4"})
+    samples = [*await request.app[BACKEND_KEY].metrics(), unauthenticated]
+    body = request.app[EXPOSITION_KEY].render(samples)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Content-Format": "0.0.4"})
 
 
 @requires("supervisor")
@@ -427,6 +429,7 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = Fa
     app[AUDIT_KEY] = backend
     app[TICKETS_KEY] = backend
     app[NETWORK_KEY] = backend.network
+    app[EXPOSITION_KEY] = MetricsExposition()
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -349,7 +349,7 @@ async def test_requests_without_a_token_are_counted_not_audited(kunming: Api) ->
     assert kunming.backend.audited == []
     assert sum(entry["event"] == "api.unauthenticated" for entry in logs) == 1  # once a minute at most
     metrics = await (await kunming.client.get("/metrics")).text()
-    assert "hotline_api_unauthenticated_total 300" in metrics
+    assert "hotline_api_unauthenticated_total 300.0\n" in metrics
     # a known token's refusal is still audited: it names someone
     assert await kunming.status("GET", "/api/v1/calls/kunming-1.1/recording", "km-seat") == 403
     assert [(e.who, e.result) for e in kunming.backend.audited] == [("km-seat", "denied")]
