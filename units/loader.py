@@ -140,8 +140,12 @@ def _schema(document: YamlDocument, model: type[_Parsed], problems: list[Problem
     try:
         return model.model_validate(document.data)
     except ValidationError as exc:
-        for item in exc.errors():
-            path = tuple(p for p in item["loc"] if isinstance(p, str | int))
+        errors = exc.errors()
+        paths = [tuple(p for p in item["loc"] if isinstance(p, str | int)) for item in errors]
+        for item, path in zip(errors, paths, strict=True):
+            if item["type"] == "too_short" and any(len(o) > len(path) and o[: len(path)] == path for o in paths):
+                continue  # a list whose only item is wrong: pydantic also calls it empty
+
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = "unknown key"
@@ -244,8 +248,9 @@ def _check_codes(files: list[_CodesSource], problems: list[Problem]) -> dict[str
 
 
 def _check_units(
-    files: list[tuple[str, YamlDocument, UnitsFile]], book: CodeBook, problems: list[Problem]
+    files: list[tuple[str, YamlDocument, UnitsFile]], book: CodeBook | None, problems: list[Problem]
 ) -> dict[str, dict[str, PlacedUnit]]:
+    """Ids, parents, contact numbers and (with ``book``: every codes file was readable) matter types."""
     found: dict[str, dict[str, PlacedUnit]] = {}
     where: dict[tuple[str, str], str] = {}  # (platform, id) → file:line of its definition
     ordered = sorted(files, key=lambda f: f[0] != PROVINCE)  # the province's first
@@ -261,12 +266,12 @@ def _check_units(
             where[(platform, unit.id)] = _where(doc, path)
             units[unit.id] = PlacedUnit(unit, platform)
     for platform, doc, parsed in ordered:
-        known = {m.id for m in book.for_platform(platform).matter_types}
+        known = {m.id for m in book.for_platform(platform).matter_types} if book else None
         visible = UnitDirectory(found)
         for index, unit in enumerate(parsed.units):
             for m_index, matter in enumerate(unit.matter_types):
                 path = ("units", index, "matter_types", m_index)
-                if matter not in known:
+                if known is not None and matter not in known:
                     message = f"unknown matter type {matter!r} (not in the codes' matter_types for {platform})"
                     problems.append(Problem(doc.filename, doc.position_of(path), path, message))
                 elif unit.matter_types.index(matter) != m_index:
@@ -312,6 +317,7 @@ def parse_desk(units: Iterable[Source], codes: Iterable[Source]) -> DeskDirector
         spec = _schema(document, CodesFile, problems)
         if spec is not None:
             parsed_codes.append(_CodesSource(platform, document, spec))
+    codes_readable = len(parsed_codes) == len(codes)
     book = CodeBook(_check_codes(parsed_codes, problems))
     parsed_units: list[tuple[str, YamlDocument, UnitsFile]] = []
     for source in units:
@@ -322,7 +328,8 @@ def parse_desk(units: Iterable[Source], codes: Iterable[Source]) -> DeskDirector
         units_spec = _schema(document, UnitsFile, problems)
         if units_spec is not None:
             parsed_units.append((platform, document, units_spec))
-    directory = UnitDirectory(_check_units(parsed_units, book, problems))
+    # a codes file that cannot be read would make every unit's matter types look unknown
+    directory = UnitDirectory(_check_units(parsed_units, book if codes_readable else None, problems))
     if problems:
         raise DeskFilesInvalid(problems)
     digest = hashlib.sha256()
