@@ -100,7 +100,8 @@ def test_lookups_and_parents() -> None:
         ),
         (
             KUNMING_UNITS.replace("id: km_branch", "id: km_housing_fund"),
-            "units/kunming.yaml:7:5: error: units.1.id: unit id 'km_housing_fund' is already used (units/kunming.yaml:2)",
+            "units/kunming.yaml:7:5: error: units.1.id: unit id 'km_housing_fund' is already used "
+            "(units/kunming.yaml:2)",
         ),
         (
             KUNMING_UNITS.replace("id: km_branch", "id: yn_tourism"),
@@ -186,7 +187,8 @@ def test_same_unit_id_on_two_prefectures_is_allowed() -> None:
     [
         (
             CODES.replace("{id: nuisance", "{id: answered_directly"),
-            "codes/province.yaml:3:6: error: dispositions.1.id: id 'answered_directly' is given twice (first at codes/province.yaml:2)",
+            "codes/province.yaml:3:6: error: dispositions.1.id: id 'answered_directly' is given twice "
+            "(first at codes/province.yaml:2)",
         ),
         (
             CODES.replace("{id: meal, label: 用餐,", "{id: meal, label: '',"),
@@ -232,7 +234,8 @@ def test_a_platform_codes_file_adds_omits_and_may_not_redefine() -> None:
     found = problems(codes_kunming="dispositions:\n  - {id: nuisance, label: 骚扰}\nomit: {matter_types: [nothing]}\n")
     assert any(
         p.startswith(
-            "codes/kunming.yaml:2:6: error: dispositions.0.id: id 'nuisance' is already province-wide (codes/province.yaml:3)"
+            "codes/kunming.yaml:2:6: error: dispositions.0.id: id 'nuisance' is already province-wide "
+            "(codes/province.yaml:3)"
         )
         for p in found
     ), found
@@ -244,7 +247,8 @@ def test_a_platform_codes_file_adds_omits_and_may_not_redefine() -> None:
     ), found
     # an omitted code may be defined again by the platform, its own way
     checked = desk(
-        codes_kunming="omit: {dispositions: [nuisance]}\ndispositions:\n  - {id: nuisance, label: 骚扰来电, requires_case: true}\n"
+        codes_kunming="omit: {dispositions: [nuisance]}\n"
+        "dispositions:\n  - {id: nuisance, label: 骚扰来电, requires_case: true}\n"
     )
     assert checked.codes.disposition("kunming", "nuisance").requires_case  # type: ignore[union-attr]
 
