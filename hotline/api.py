@@ -20,6 +20,8 @@ from hotline.api_pages import add_page_routes
 from hotline.api_seats import SEATS_KEY, SeatsBackend, add_seat_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from recordings.access import AuditEntry
+from units.registry import DeskRegistry
+from units.routes import add_routes as add_units_routes
 from web.api_common import (
     AUDIT_KEY,
     PRINCIPAL_KEY,
@@ -85,9 +87,11 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
     return auth
 
 
-def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False) -> web.Application:
+def build_api(
+    backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False, desk: DeskRegistry | None = None
+) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
-    provincial platform's)."""
+    provincial platform's; ``desk``: the units directory and desk codes, served when given)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
@@ -103,4 +107,6 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = Fa
     add_seat_routes(app)
     add_ticket_routes(app)
     add_network_routes(app)
+    if desk is not None:
+        add_units_routes(app, desk)
     return app

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hotline.config import Config, ConfigError, load_config
 from ivr.dialplan.loader import DialplanInvalid
+from units.loader import DeskFilesInvalid
 from web.auth import ApiToken, TokenRegistry, new_token, token_sha256
 
 EXIT_CONFIG = 2
@@ -135,6 +136,12 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
             print(warning)
         print(f"{path}: ok ({len(plan.spec.nodes)} nodes, version {plan.version})")
     return 1 if failed else 0
+
+
+def cmd_units_check(args: argparse.Namespace) -> int:
+    from units.check import check_paths
+
+    return check_paths([Path(p) for p in args.paths] or [Path("directory")], sys.stdout)
 
 
 def cmd_token_new(args: argparse.Namespace) -> int:
@@ -263,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--prompts-dir", default="prompts", help="recorded prompts that count as existing")
     check.set_defaults(func=cmd_dialplan_check)
 
+    units = sub.add_parser("units", help="the units directory and the desk codes").add_subparsers(
+        dest="units_command", required=True
+    )
+    units_check = units.add_parser("check", help="validate units and codes files (default: ./directory)")
+    units_check.add_argument("paths", nargs="*", help="a directory (holding units/ and codes/) or single files")
+    units_check.set_defaults(func=cmd_units_check)
+
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     new = token.add_parser("new", help="make a new API token")
     new.add_argument("--role", choices=("seat", "supervisor", "admin"), required=True)
@@ -300,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except DialplanInvalid as exc:
         print(f"hotline12345: the dialplan cannot be used:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DeskFilesInvalid as exc:
+        print(f"hotline12345: the units directory or desk codes cannot be used:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -39,6 +39,7 @@ from telephony.values import (
     unsafe_path_reason,
 )
 from tickets.model import PLATFORM_CODES, platform_code
+from units.config import UnitsConfig
 from web.auth import ApiToken
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -396,6 +397,7 @@ class Config(_Model):
     spool: SpoolConfig = SpoolConfig()
     asr: AsrConfig = AsrConfig()
     tickets: TicketsConfig = TicketsConfig()
+    units: UnitsConfig = UnitsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -439,7 +441,10 @@ class Config(_Model):
             if (path := getattr(self.redis, key)) is not None
         }
         redis = self.redis.model_copy(update=redis_files)
-        return self.model_copy(update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis})
+        units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
+        return self.model_copy(
+            update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis, "units": units}
+        )
 
 
 class ConfigError(Exception):

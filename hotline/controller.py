@@ -67,6 +67,8 @@ from telephony.dialplan_names import (
 from tickets.export import WebhookExporter
 from tickets.from_handoffs import file_expired_handoffs
 from tickets.store import RedisTicketStore, export_stream
+from units.registry import DeskRegistry
+from units.registry import ReloadResult as DeskReloadResult
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings, WorkerState
@@ -266,7 +268,8 @@ class Controller:
             recent_calls=self.recent_calls,
             clock=clock,
         )
-        api = build_api(self, tokens, province=config.platform.province)
+        self.desk = DeskRegistry(config.units.dir)  # units directory and desk codes (units/)
+        api = build_api(self, tokens, province=config.platform.province, desk=self.desk)
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -288,6 +291,7 @@ class Controller:
         """
         cfg = self.config
         await self.dialplans.load_initial()
+        self.desk.load_initial()  # raises DeskFilesInvalid: nothing starts on a broken units file
         await asyncio.to_thread(
             build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
         )
@@ -310,6 +314,7 @@ class Controller:
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
+            asyncio.create_task(self.desk.watch(cfg.units.watch_interval_s), name="units-watch"),
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
             asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
@@ -676,13 +681,17 @@ async def run_until_signalled(controllers: Sequence[Controller], on_started: Cal
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[ReloadResult]] = set()
+    reloads: set[asyncio.Task[ReloadResult | DeskReloadResult]] = set()
 
     def on_hangup_signal() -> None:
         for controller in controllers:
-            task = loop.create_task(controller.reload_dialplan("SIGHUP"))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+            tasks: list[asyncio.Task[ReloadResult | DeskReloadResult]] = [
+                loop.create_task(controller.reload_dialplan("SIGHUP")),
+                loop.create_task(controller.desk.reload("SIGHUP")),  # the units directory and desk codes
+            ]
+            for task in tasks:
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup_signal)
     started: list[Controller] = []
