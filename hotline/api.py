@@ -24,6 +24,8 @@ from common.privacy import mask_name, mask_number
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from ivr.dialplan.registry import ReloadResult
+from knowledge.routes import add_routes as add_knowledge_routes
+from knowledge.service import KnowledgeService
 from recordings.access import AuditEntry, AuditFilter, audit_json
 from telephony.ami_types import AmiError
 from web.api_common import (
@@ -416,9 +418,11 @@ async def who_am_i(request: web.Request) -> web.Response:
     return web.json_response({"name": principal.name, "role": principal.role, "seat": principal.seat})
 
 
-def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False) -> web.Application:
+def build_api(
+    backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False, knowledge: KnowledgeService | None = None
+) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
-    provincial platform's)."""
+    provincial platform's; ``knowledge``: its knowledge base, served under /api/v1/knowledge)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[BACKEND_KEY] = backend
     app[SERVING_KEY] = Serving(backend.platform_id, province)
@@ -445,4 +449,6 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = Fa
     app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
     add_ticket_routes(app)
     add_network_routes(app)
+    if knowledge is not None:
+        add_knowledge_routes(app, knowledge)
     return app

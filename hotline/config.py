@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
+from knowledge.config import KnowledgeConfig
 from telephony.values import (
     AmiUser,
     AreaCode,
@@ -396,6 +397,7 @@ class Config(_Model):
     spool: SpoolConfig = SpoolConfig()
     asr: AsrConfig = AsrConfig()
     tickets: TicketsConfig = TicketsConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -439,7 +441,10 @@ class Config(_Model):
             if (path := getattr(self.redis, key)) is not None
         }
         redis = self.redis.model_copy(update=redis_files)
-        return self.model_copy(update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis})
+        knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})
+        return self.model_copy(
+            update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis, "knowledge": knowledge}
+        )
 
 
 class ConfigError(Exception):

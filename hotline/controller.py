@@ -48,6 +48,8 @@ from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
 from ivr.transfer import SeatTransfers
+from knowledge.service import KnowledgeService
+from knowledge.uses import RedisUseStore
 from recordings.access import AuditEntry, AuditFilter, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
@@ -61,6 +63,7 @@ from telephony.dialplan_names import (
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
     FALLBACK_SPOOL,
+    PROVINCE_PLATFORM,
     ivr_prompts_dir,
     prompt_path,
 )
@@ -266,7 +269,16 @@ class Controller:
             recent_calls=self.recent_calls,
             clock=clock,
         )
-        api = build_api(self, tokens, province=config.platform.province)
+        # the province's seats see every platform's entries; a prefecture's, its own and the province's
+        self.knowledge = KnowledgeService(
+            config.knowledge.dir,
+            platform,
+            RedisUseStore(self._redis, config.redis.op_timeout_ms / 1000),
+            load_platforms=None if config.platform.province else {platform, PROVINCE_PLATFORM},
+            clock=clock,
+            timezone=config.platform.timezone,
+        )
+        api = build_api(self, tokens, province=config.platform.province, knowledge=self.knowledge)
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -288,6 +300,7 @@ class Controller:
         """
         cfg = self.config
         await self.dialplans.load_initial()
+        await self.knowledge.load_initial()  # a broken knowledge base starts empty, never stops the calls
         await asyncio.to_thread(
             build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
         )
@@ -310,6 +323,7 @@ class Controller:
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
+            asyncio.create_task(self.knowledge.watch(cfg.knowledge.watch_interval_s), name="knowledge-watch"),
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
             asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
@@ -592,6 +606,7 @@ class Controller:
             ),
             *await self.figures.metrics(),
             *await self.calendar.metrics(),
+            *self.knowledge.metrics(),
         ]
 
     def _spool_free(self) -> list[Metric]:
@@ -676,13 +691,14 @@ async def run_until_signalled(controllers: Sequence[Controller], on_started: Cal
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[ReloadResult]] = set()
+    reloads: set[asyncio.Task[Any]] = set()
 
     def on_hangup_signal() -> None:
         for controller in controllers:
-            task = loop.create_task(controller.reload_dialplan("SIGHUP"))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+            for reload in (controller.reload_dialplan("SIGHUP"), controller.knowledge.reload("SIGHUP")):
+                task = loop.create_task(reload)
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup_signal)
     started: list[Controller] = []
