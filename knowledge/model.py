@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-ENTRY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-UNIT_ID = re.compile(r"[a-z0-9_-]{1,64}")
+ENTRY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # anchored: pydantic patterns search
+UNIT_ID = re.compile(r"^[a-z0-9_-]{1,64}$")
 # ids the HTTP routes use next to /api/v1/knowledge/{id}
 RESERVED_IDS = frozenset({"reload", "status"})
 MAX_ENTRIES_PER_FILE = 500
