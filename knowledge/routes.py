@@ -6,6 +6,7 @@ province's; a province token (which may look at this controller) sees the same.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,8 @@ KNOWLEDGE_KEY: web.AppKey[KnowledgeService] = web.AppKey("knowledge", KnowledgeS
 MAX_MATTER_TYPE_CHARS = 32
 
 
-def entry_view(entry: Entry, uses: int, today: Any = None) -> dict[str, Any]:
+def entry_view(entry: Entry, uses: int, today: date | None = None) -> dict[str, Any]:
+    """An entry as the API shows it (``today``: say whether it is offered today)."""
     view: dict[str, Any] = {
         "id": entry.id,
         "platform": entry.platform,

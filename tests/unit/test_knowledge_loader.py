@@ -52,22 +52,55 @@ def test_a_good_file() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("    unit: kunming_housing_fund\n", "    unit: kunming_housing_fund\n    owner: 张三\n"), "km.yaml:7:5: error: entries.0.owner: unknown key"),
-        (("valid_from: 2026-01-01", "valid_from: 2026-13-01"), "km.yaml:8:17: error: (top level): invalid YAML: not a valid timestamp"),
-        (("valid_from: 2026-01-01", "valid_from: 2026/01/01"), "km.yaml:8:5: error: entries.0.valid_from: Value error, not a date"),
-        (("valid_from: 2026-01-01", "valid_from: 2026-01-01 10:00:00"), "km.yaml:8:5: error: entries.0.valid_from: Value error, a day"),
-        (("valid_from: 2026-01-01", "valid_from: 20260101"), "km.yaml:8:5: error: entries.0.valid_from: Value error, a date"),
-        (("valid_from: 2026-01-01", "valid_from: 2027-01-01"), "km.yaml:9:5: error: entries.0.valid_until: 2026-12-31 is before valid_from 2027-01-01"),
+        (
+            ("    unit: kunming_housing_fund\n", "    unit: kunming_housing_fund\n    owner: 张三\n"),
+            "km.yaml:7:5: error: entries.0.owner: unknown key",
+        ),
+        (
+            ("valid_from: 2026-01-01", "valid_from: 2026-13-01"),
+            "km.yaml:8:17: error: (top level): invalid YAML: not a valid timestamp",
+        ),
+        (
+            ("valid_from: 2026-01-01", "valid_from: 2026/01/01"),
+            "km.yaml:8:5: error: entries.0.valid_from: Value error, not a date",
+        ),
+        (
+            ("valid_from: 2026-01-01", "valid_from: 2026-01-01 10:00:00"),
+            "km.yaml:8:5: error: entries.0.valid_from: Value error, a day",
+        ),
+        (
+            ("valid_from: 2026-01-01", "valid_from: 20260101"),
+            "km.yaml:8:5: error: entries.0.valid_from: Value error, a date",
+        ),
+        (
+            ("valid_from: 2026-01-01", "valid_from: 2027-01-01"),
+            "km.yaml:9:5: error: entries.0.valid_until: 2026-12-31 is before valid_from 2027-01-01",
+        ),
         (("id: km-a", "id: KM A"), "km.yaml:2:5: error: entries.0.id: String should match pattern"),
         (("id: km-a", "id: km-a/../x"), "km.yaml:2:5: error: entries.0.id: String should match pattern"),
         (("id: km-a", "id: status"), "km.yaml:2:5: error: entries.0.id: 'status' is reserved"),
         (("    question: 公积金提取\n", ""), "km.yaml:2:5: error: entries.0.question: required key is missing"),
-        (("question: 公积金提取", 'question: "公积金\\n提取"'), "km.yaml:3:5: error: entries.0.question: Value error, control characters"),
-        (("unit: kunming_housing_fund", "unit: ../etc"), "km.yaml:6:5: error: entries.0.unit: String should match pattern"),
-        (("matter_type: 住房公积金", "matter_type: 123"), "km.yaml:5:5: error: entries.0.matter_type: Input should be a valid string"),
-        (("keywords: [取公积金]", "keywords: 取公积金"), "km.yaml:7:5: error: entries.0.keywords: Input should be a valid tuple"),
+        (
+            ("question: 公积金提取", 'question: "公积金\\n提取"'),
+            "km.yaml:3:5: error: entries.0.question: Value error, control characters",
+        ),
+        (
+            ("unit: kunming_housing_fund", "unit: ../etc"),
+            "km.yaml:6:5: error: entries.0.unit: String should match pattern",
+        ),
+        (
+            ("matter_type: 住房公积金", "matter_type: 123"),
+            "km.yaml:5:5: error: entries.0.matter_type: Input should be a valid string",
+        ),
+        (
+            ("keywords: [取公积金]", "keywords: 取公积金"),
+            "km.yaml:7:5: error: entries.0.keywords: Input should be a valid tuple",
+        ),
         (("entries:\n", "entries:\n  - 1\n"), "km.yaml:2:5: error: entries.0: Input should be a valid dictionary"),
-        (("  - id: km-a\n", "  - id: km-a\n    id: km-b\n"), "km.yaml:3:5: error: entries.0.id: key 'id' is given twice"),
+        (
+            ("  - id: km-a\n", "  - id: km-a\n    id: km-b\n"),
+            "km.yaml:3:5: error: entries.0.id: key 'id' is given twice",
+        ),
     ],
 )
 def test_problems_are_located(change: tuple[str, str], expected: str) -> None:
@@ -98,7 +131,8 @@ def test_ids_are_unique_across_files_and_folders(tmp_path: Path) -> None:
         load_base(tmp_path)
     (problem,) = caught.value.problems
     assert str(problem) == (
-        f"{tmp_path}/province/b.yaml:10:5: error: entries.1.id: id 'km-a' is already used at {tmp_path}/kunming/a.yaml:2"
+        f"{tmp_path}/province/b.yaml:10:5: error: entries.1.id: id 'km-a' is already used at "
+        f"{tmp_path}/kunming/a.yaml:2"
     )
 
 

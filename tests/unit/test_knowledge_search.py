@@ -25,8 +25,7 @@ NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
 def entry(entry_id: str, question: str, matter: str = "住房公积金", extra: str = "") -> str:
     return (
-        f"  - id: {entry_id}\n    question: {question}\n    answer: 请按规定办理。\n"
-        f"    matter_type: {matter}\n{extra}"
+        f"  - id: {entry_id}\n    question: {question}\n    answer: 请按规定办理。\n    matter_type: {matter}\n{extra}"
     )
 
 
@@ -50,7 +49,9 @@ async def shipped(client: aioredis.Redis) -> AsyncIterator[KnowledgeService]:
     yield knowledge
 
 
-async def ids(knowledge: KnowledgeService, query: str = "", matter_type: str = "", platform: str | None = None) -> list[str]:
+async def ids(
+    knowledge: KnowledgeService, query: str = "", matter_type: str = "", platform: str | None = None
+) -> list[str]:
     return [hit.entry.id for hit in await knowledge.search(query, matter_type, 20, platform)]
 
 
@@ -124,7 +125,7 @@ async def test_ranking_by_use_survives_a_restart(tmp_path: Path, client: aioredi
     assert await ids(knowledge, "提取公积金") == ["km-two", "km-one"]
     assert await ids(knowledge) == ["km-two", "km-gas", "km-one"]  # no query: the most used first
     assert await ids(knowledge, matter_type="住房公积金") == ["km-two", "km-one"]
-    assert await client.hgetall(uses_key("kunming")) == {b"km-two": b"2", b"km-gas": b"1"}  # type: ignore[misc]
+    assert await client.hgetall(uses_key("kunming")) == {b"km-two": b"2", b"km-gas": b"1"}
     restarted = service(tmp_path, client)
     await restarted.load_initial()
     hits = await restarted.search("公积金", "", 5)
@@ -152,7 +153,7 @@ async def test_search_works_while_redis_is_down_and_uses_are_saved_when_it_is_ba
     try:
         await knowledge.record_use("km-one")
         assert knowledge.uses.unsaved == 0
-        assert await client.hget(uses_key("kunming"), "km-one") == b"2"  # type: ignore[misc]
+        assert await client.hget(uses_key("kunming"), "km-one") == b"2"
     finally:
         await client.aclose()
         server.stop()
@@ -174,7 +175,9 @@ async def test_a_broken_file_keeps_the_last_good_version(tmp_path: Path, client:
     _write(path, "entries:\n" + entry("km-one", "公积金提取", extra="    valid_until: 2026-13-01\n"))
     result = await knowledge.reload("test")
     assert not result.ok and result.version == good
-    assert result.problems == (f"{path}:6:18: error: (top level): invalid YAML: not a valid timestamp: month must be in 1..12",)
+    assert result.problems == (
+        f"{path}:6:18: error: (top level): invalid YAML: not a valid timestamp: month must be in 1..12",
+    )
     assert await ids(knowledge, "公积金") == ["km-one"]
     assert knowledge.status()["last_error"] == result.problems[0] and knowledge.reloads_failed == 1
     _write(path, "entries:\n" + entry("km-two", "燃气报修"))
@@ -194,7 +197,7 @@ async def test_a_changed_file_is_picked_up_by_the_watcher(tmp_path: Path, client
     try:
         _write(tmp_path / "kunming" / "new.yaml", "entries:\n" + entry("km-new", "噪音投诉", "环境保护"))
         async with asyncio.timeout(60):
-            while not knowledge.base.entries:
+            while not knowledge.base.entries:  # noqa: ASYNC110 - the watcher task swaps it
                 await asyncio.sleep(0.05)
         assert await ids(knowledge, "噪音") == ["km-new"]
     finally:
