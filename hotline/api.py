@@ -19,6 +19,8 @@ from hotline.api_ops import OpsBackend, add_ops_routes
 from hotline.api_pages import add_page_routes
 from hotline.api_seats import SEATS_KEY, SeatsBackend, add_seat_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
+from knowledge.routes import add_routes as add_knowledge_routes
+from knowledge.service import KnowledgeService
 from recordings.access import AuditEntry
 from units.registry import DeskRegistry
 from units.routes import add_routes as add_units_routes
@@ -88,10 +90,16 @@ def make_auth_middleware(tokens: TokenRegistry) -> Any:
 
 
 def build_api(
-    backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False, desk: DeskRegistry | None = None
+    backend: ApiBackend,
+    tokens: TokenRegistry,
+    *,
+    province: bool = False,
+    desk: DeskRegistry | None = None,
+    knowledge: KnowledgeService | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
-    provincial platform's; ``desk``: the units directory and desk codes, served when given)."""
+    provincial platform's; ``desk``: the units directory and desk codes, served when given;
+    ``knowledge``: the knowledge base, likewise)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
@@ -109,4 +117,6 @@ def build_api(
     add_network_routes(app)
     if desk is not None:
         add_units_routes(app, desk)
+    if knowledge is not None:
+        add_knowledge_routes(app, knowledge)
     return app

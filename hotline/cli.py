@@ -144,6 +144,22 @@ def cmd_units_check(args: argparse.Namespace) -> int:
     return check_paths([Path(p) for p in args.paths] or [Path("directory")], sys.stdout)
 
 
+def cmd_knowledge_check(args: argparse.Namespace) -> int:
+    from knowledge.loader import KnowledgeInvalid, check_path
+
+    paths = [Path(p) for p in args.paths] or [Path("knowledge_base")]
+    failed = 0
+    for path in paths:
+        try:
+            base = check_path(path)
+        except KnowledgeInvalid as exc:
+            failed += 1
+            print(exc)
+            continue
+        print(f"{path}: ok ({len(base.entries)} entries in {base.files} files, version {base.version})")
+    return 1 if failed else 0
+
+
 def cmd_token_new(args: argparse.Namespace) -> int:
     if args.role == "seat" and not args.seat:
         print("a seat token needs --seat <seat id>", file=sys.stderr)
@@ -276,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     units_check = units.add_parser("check", help="validate units and codes files (default: ./directory)")
     units_check.add_argument("paths", nargs="*", help="a directory (holding units/ and codes/) or single files")
     units_check.set_defaults(func=cmd_units_check)
+
+    knowledge = sub.add_parser("knowledge", help="the knowledge base (知识库)").add_subparsers(
+        dest="knowledge_command", required=True
+    )
+    kcheck = knowledge.add_parser("check", help="validate knowledge files (default: ./knowledge_base)")
+    kcheck.add_argument("paths", nargs="*", help="a knowledge base folder, a platform's folder or files")
+    kcheck.set_defaults(func=cmd_knowledge_check)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     new = token.add_parser("new", help="make a new API token")

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
+from knowledge.config import KnowledgeConfig
 from telephony.values import (
     AmiUser,
     AreaCode,
@@ -398,6 +399,7 @@ class Config(_Model):
     asr: AsrConfig = AsrConfig()
     tickets: TicketsConfig = TicketsConfig()
     units: UnitsConfig = UnitsConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -442,9 +444,9 @@ class Config(_Model):
         }
         redis = self.redis.model_copy(update=redis_files)
         units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
-        return self.model_copy(
-            update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis, "units": units}
-        )
+        knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})
+        update = {"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis}
+        return self.model_copy(update={**update, "units": units, "knowledge": knowledge})
 
 
 class ConfigError(Exception):

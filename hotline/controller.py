@@ -48,6 +48,8 @@ from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
 from ivr.transfer import SeatTransfers
+from knowledge.service import KnowledgeService
+from knowledge.uses import RedisUseStore
 from recordings.access import AuditEntry, AuditFilter, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
@@ -61,6 +63,7 @@ from telephony.dialplan_names import (
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
     FALLBACK_SPOOL,
+    PROVINCE_PLATFORM,
     ivr_prompts_dir,
     prompt_path,
 )
@@ -68,7 +71,6 @@ from tickets.export import WebhookExporter
 from tickets.from_handoffs import file_expired_handoffs
 from tickets.store import RedisTicketStore, export_stream
 from units.registry import DeskRegistry
-from units.registry import ReloadResult as DeskReloadResult
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings, WorkerState
@@ -269,7 +271,16 @@ class Controller:
             clock=clock,
         )
         self.desk = DeskRegistry(config.units.dir)  # units directory and desk codes (units/)
-        api = build_api(self, tokens, province=config.platform.province, desk=self.desk)
+        # the province's seats see every platform's entries; a prefecture's, its own and the province's
+        self.knowledge = KnowledgeService(
+            config.knowledge.dir,
+            platform,
+            RedisUseStore(self._redis, config.redis.op_timeout_ms / 1000),
+            load_platforms=None if config.platform.province else {platform, PROVINCE_PLATFORM},
+            clock=clock,
+            timezone=config.platform.timezone,
+        )
+        api = build_api(self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge)
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -292,6 +303,7 @@ class Controller:
         cfg = self.config
         await self.dialplans.load_initial()
         self.desk.load_initial()  # raises DeskFilesInvalid: nothing starts on a broken units file
+        await self.knowledge.load_initial()  # a broken knowledge base starts empty, never stops the calls
         await asyncio.to_thread(
             build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
         )
@@ -315,6 +327,7 @@ class Controller:
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
             asyncio.create_task(self.desk.watch(cfg.units.watch_interval_s), name="units-watch"),
+            asyncio.create_task(self.knowledge.watch(cfg.knowledge.watch_interval_s), name="knowledge-watch"),
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
             asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
@@ -597,6 +610,7 @@ class Controller:
             ),
             *await self.figures.metrics(),
             *await self.calendar.metrics(),
+            *self.knowledge.metrics(),
         ]
 
     def _spool_free(self) -> list[Metric]:
@@ -681,15 +695,16 @@ async def run_until_signalled(controllers: Sequence[Controller], on_started: Cal
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[ReloadResult | DeskReloadResult]] = set()
+    reloads: set[asyncio.Task[Any]] = set()
 
     def on_hangup_signal() -> None:
         for controller in controllers:
-            tasks: list[asyncio.Task[ReloadResult | DeskReloadResult]] = [
-                loop.create_task(controller.reload_dialplan("SIGHUP")),
-                loop.create_task(controller.desk.reload("SIGHUP")),  # the units directory and desk codes
-            ]
-            for task in tasks:
+            for reload in (
+                controller.reload_dialplan("SIGHUP"),
+                controller.desk.reload("SIGHUP"),  # the units directory and desk codes
+                controller.knowledge.reload("SIGHUP"),
+            ):
+                task = loop.create_task(reload)
                 reloads.add(task)
                 task.add_done_callback(reloads.discard)
 
