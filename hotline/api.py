@@ -19,6 +19,7 @@ from acd.stats import QueueStats, SeatStats
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
+from cases.routes import CaseDesk, add_case_routes
 from common.metrics import Metric, render_prometheus
 from common.privacy import mask_name, mask_number
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
@@ -416,9 +417,11 @@ async def who_am_i(request: web.Request) -> web.Response:
     return web.json_response({"name": principal.name, "role": principal.role, "seat": principal.seat})
 
 
-def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False) -> web.Application:
+def build_api(
+    backend: ApiBackend, tokens: TokenRegistry, *, province: bool = False, cases: CaseDesk | None = None
+) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
-    provincial platform's)."""
+    provincial platform's; ``cases``: the case desk's routes, cases/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[BACKEND_KEY] = backend
     app[SERVING_KEY] = Serving(backend.platform_id, province)
@@ -445,4 +448,6 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = Fa
     app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)
     add_ticket_routes(app)
     add_network_routes(app)
+    if cases is not None:
+        add_case_routes(app, cases)
     return app

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from cases.config import CasesConfig
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from telephony.values import (
     AmiUser,
@@ -396,6 +397,7 @@ class Config(_Model):
     spool: SpoolConfig = SpoolConfig()
     asr: AsrConfig = AsrConfig()
     tickets: TicketsConfig = TicketsConfig()
+    cases: CasesConfig = CasesConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
