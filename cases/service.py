@@ -185,7 +185,9 @@ class CaseService:
         )
         return {
             "window_days": HISTORY_DAYS,
-            "calls": [call_summary(c) for c in calls if c.call_id != record.call_id][:HISTORY_CALLS],
+            "calls": [  # a live record is fresher than its stored copy (the tracker writes behind)
+                call_summary(self._live.get_live(c.call_id) or c) for c in calls if c.call_id != record.call_id
+            ][:HISTORY_CALLS],
             "open_cases": [case_summary(t) for t in cases],
         }
 
