@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
+from cases.routes import CaseDesk, add_case_routes
 from hotline.api_calls import CALLS_KEY, CallsBackend, add_call_routes
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_ops import OpsBackend, add_ops_routes
@@ -96,10 +97,11 @@ def build_api(
     province: bool = False,
     desk: DeskRegistry | None = None,
     knowledge: KnowledgeService | None = None,
+    cases: CaseDesk | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
-    ``knowledge``: the knowledge base, likewise)."""
+    ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
@@ -119,4 +121,6 @@ def build_api(
         add_units_routes(app, desk)
     if knowledge is not None:
         add_knowledge_routes(app, knowledge)
+    if cases is not None:
+        add_case_routes(app, cases)
     return app

@@ -67,6 +67,7 @@ def call_view(record: CallRecord) -> dict[str, Any]:
         "hangup_cause": record.hangup_cause,
         "has_recording": bool(record.recording),
         "has_call_recording": bool(record.call_recording),
+        "case_id": record.case_id,
     }
 
 

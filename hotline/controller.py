@@ -22,19 +22,26 @@ from acd.seats import SeatService
 from acd.stats import QueueStats, SeatStats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
+from calls.caller_index import CallerKeys
 from calls.fallback import FallbackIngester
 from calls.handoff import RedisHandoffs
 from calls.model import CallRecord
 from calls.redis_budget import WAIT_BUCKETS_S, RedisBudget
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
+from cases.routes import CaseDesk
+from cases.seat_events import SeatEventHub
+from cases.service import CaseService
+from cases.store import CaseStore
 from common.aio import cancel_and_wait
 from common.clock import Clock, system_clock
 from common.metrics import Histogram, Metric
 from common.privacy import masked_url
+from common.private_files import local_secret
 from hotline import __version__
 from hotline.api import build_api
 from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
+from hotline.case_lookups import DirectoryUnits, KnowledgeEntries
 from hotline.config import Config
 from hotline.figures import Figures
 from hotline.local_secrets import local_secrets, redis_client
@@ -82,6 +89,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 FALLBACK_SCAN_INTERVAL_S = 5.0
+CALLER_INDEX_KEY_FILE = "caller-index-key"
 READ_TIMEOUT_S = 2.0  # an API or /metrics read of Redis; the call path has its own budget (redis.op_timeout_ms)
 _OK = (("result", "ok"),)
 _REJECTED = (("result", "rejected"),)
@@ -136,7 +144,11 @@ class Controller:
         platform = config.platform.id
         # the call path's patience with Redis: bounded reads, writes done behind (calls/redis_budget.py)
         self.budget = budget = RedisBudget(config.redis.op_timeout_ms / 1000)
-        self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days), platform)
+        # the caller index's key names are HMACs of numbers with this local secret (calls/caller_index.py)
+        caller_keys = CallerKeys(local_secret(config.paths.runtime_dir / CALLER_INDEX_KEY_FILE))
+        self.store = RedisCallStore(
+            self._redis, timedelta(days=config.redis.call_record_ttl_days), platform, caller_keys
+        )
         self.tracker = CallTracker(self.store, config.platform.id, clock, budget)
         self.callback_list = RedisCallbackList(self._redis, platform)
         self.tracker.on_ended(self.callback_list.on_call_ended)
@@ -175,6 +187,28 @@ class Controller:
             self._redis, lambda _platform: self.dialplans.current.calendar, export_stream(platform)
         )
         ticket_sink = TicketStoreSink(self.tickets, clock)
+        self.desk = DeskRegistry(config.units.dir)  # units directory and desk codes (units/)
+        # the province's seats see every platform's entries; a prefecture's, its own and the province's
+        self.knowledge = KnowledgeService(
+            config.knowledge.dir,
+            platform,
+            RedisUseStore(self._redis, config.redis.op_timeout_ms / 1000),
+            load_platforms=None if config.platform.province else {platform, PROVINCE_PLATFORM},
+            clock=clock,
+            timezone=config.platform.timezone,
+        )
+        # the case desk (cases/), checking units and entries against the two features above
+        self.cases = CaseService(
+            store=CaseStore(self._redis, self.tickets, lambda _platform: self.dialplans.current.calendar, caller_keys),
+            live=self.tracker,
+            stored=self.store,
+            units=DirectoryUnits(self.desk),
+            knowledge=KnowledgeEntries(self.knowledge),
+            events=self.events,
+            clock=clock,
+        )
+        self.seat_events = SeatEventHub(self.events, self.cases)
+        case_desk = CaseDesk(self.cases, self.seat_events, tokens, frozenset(seat.id for seat in config.seats))
         self.asr_queue = AsrQueue(self._redis, ticket_sink, platform)
         # no model configured: this process files the tickets itself, without transcripts, so no
         # message waits for a worker that does not exist (with a model, `asr-worker`s do it)
@@ -270,17 +304,9 @@ class Controller:
             recent_calls=self.recent_calls,
             clock=clock,
         )
-        self.desk = DeskRegistry(config.units.dir)  # units directory and desk codes (units/)
-        # the province's seats see every platform's entries; a prefecture's, its own and the province's
-        self.knowledge = KnowledgeService(
-            config.knowledge.dir,
-            platform,
-            RedisUseStore(self._redis, config.redis.op_timeout_ms / 1000),
-            load_platforms=None if config.platform.province else {platform, PROVINCE_PLATFORM},
-            clock=clock,
-            timezone=config.platform.timezone,
+        api = build_api(
+            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk
         )
-        api = build_api(self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge)
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -321,6 +347,7 @@ class Controller:
         await site.start()
         self._tasks += [
             asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
+            asyncio.create_task(self.seat_events.run(), name="seat-events"),
             asyncio.create_task(self._every(1.0, self._flush_callbacks), name="callbacks-flusher"),
             asyncio.create_task(self._every(cfg.spool.check_interval_s, self.spool.check), name="spool-check"),
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),

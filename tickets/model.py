@@ -122,6 +122,13 @@ class Ticket(BaseModel):
     # random, given at creation: tells two cases apart should a number ever be given out twice
     # (Redis restored from a backup older than its last tickets); the export's idempotency key
     uid: str = ""
+    # a case a seat registered from a call (cases/): who took it and what the citizen asked
+    seat: str = ""
+    matter_type: str = ""
+    location: str = ""
+    request: str = ""  # the citizen's words, as the seat wrote them down
+    unit: str = ""  # the responsible unit's id (units directory)
+    knowledge_entry: str = ""  # the knowledge base entry the seat answered from
 
     @property
     def is_open(self) -> bool:

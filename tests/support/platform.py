@@ -105,6 +105,9 @@ class PlatformUnderTest:
                 "dialplans_dir": "dialplans",
             },
             "logging": {"level": "info", "format": "json"},
+            # the shipped units directory, desk codes and knowledge base
+            "units": {"dir": str(REPO / "directory")},
+            "knowledge": {"dir": str(REPO / "knowledge_base")},
         }
         for section, values in self.overrides.items():
             if isinstance(values, dict):
