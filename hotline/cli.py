@@ -66,8 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_asr_worker(args: argparse.Namespace) -> int:
+    from hotline.asr_worker import run_worker
     from hotline.logs import configure_logging
-    from voicemail.worker_main import run_worker
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
@@ -76,7 +76,7 @@ def cmd_asr_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from voicemail.worker_main import transcribe_files
+    from hotline.asr_worker import transcribe_files
 
     return transcribe_files(_load(args.config), [Path(f) for f in args.files])
 
