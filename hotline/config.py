@@ -1,5 +1,9 @@
 """The controller's typed, frozen configuration, loaded from config.yaml.
 
+Each package owns the model of its own section (telephony/config.py, acd/config.py,
+voicemail/config.py, tickets/config.py, recordings/config.py, web/config.py); ``Config``
+composes them with the app shell's own sections (platform, redis, paths, prompts, logging).
+
 Unknown keys and wrong types are errors that name the file, the line and the key path.
 Units are in the names (``ring_timeout_s``). Defaults are the embedded demo: everything on
 loopback, Redis and Asterisk started locally by ``hotline12345 stack``.
