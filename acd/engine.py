@@ -24,6 +24,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 import structlog
 
+from acd.config import AcdConfig
 from acd.events import EventBus
 from acd.model import (
     CALLBACK_PREFIX,
@@ -44,7 +45,6 @@ from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from common.aio import cancel_and_wait
 from common.clock import Clock
-from hotline.config import AcdConfig
 from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected
 
 log = structlog.get_logger(__name__)

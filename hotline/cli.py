@@ -67,8 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_asr_worker(args: argparse.Namespace) -> int:
+    from hotline.asr_worker import run_worker
     from hotline.logs import configure_logging
-    from voicemail.worker_main import run_worker
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
@@ -77,7 +77,7 @@ def cmd_asr_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from voicemail.worker_main import transcribe_files
+    from hotline.asr_worker import transcribe_files
 
     return transcribe_files(_load(args.config), [Path(f) for f in args.files])
 
@@ -97,7 +97,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from telephony.asterisk_conf import write_asterisk_config
+    from hotline.asterisk_files import write_asterisk_config
 
     config = _load(args.config)
     layout = write_asterisk_config(config, Path(args.out).resolve())
@@ -181,8 +181,8 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     config = _load(args.config)
     plan = load_platform_dialplan(config.dialplan_path(), config.paths.prompts_dir, config.platform.id)
     for texts, out in (
-        (config.prompts.model_dump(), prompt_path(config, "fallback").parent),
-        (plan.spec.prompts, ivr_prompts_dir(config)),
+        (config.prompts.model_dump(), prompt_path(config.paths.runtime_dir, "fallback").parent),
+        (plan.spec.prompts, ivr_prompts_dir(config.paths.runtime_dir)),
     ):
         built = build_prompts(texts, config.paths.prompts_dir, out)
         print(f"prompts in {out}: rebuilt {', '.join(built) or 'none (all up to date)'}")

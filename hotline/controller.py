@@ -226,7 +226,7 @@ class Controller:
             else None
         )
         self.spool = SpoolMonitor(config.paths.spool_dir / VOICEMAIL_DIR, config.spool.min_free_mb)
-        self._ivr_prompts = ivr_prompts_dir(config)
+        self._ivr_prompts = ivr_prompts_dir(config.paths.runtime_dir)
         self.dialplans = DialplanRegistry(
             config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
         )
@@ -246,7 +246,7 @@ class Controller:
             platform_trunks=platform_trunks,
             availability=directory,
             spool=self.spool,
-            voicemail_failed_prompt=str(prompt_path(config, "voicemail_failed")),
+            voicemail_failed_prompt=str(prompt_path(config.paths.runtime_dir, "voicemail_failed")),
             budget=budget,
         )
         self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
@@ -271,7 +271,7 @@ class Controller:
             trunks=frozenset(config.sip.trunks),
             clock=clock,
         )
-        system_prompts = prompt_path(config, "any").parent
+        system_prompts = prompt_path(config.paths.runtime_dir, "any").parent
         routes: dict[str, AgiHandler] = {
             AGI_IVR_SCRIPT: IvrEntry(self.tracker, self.dialplans, context),
             AGI_OVERFLOW_SCRIPT: IvrOverflow(self.tracker, self.dialplans, context, self.acd),
@@ -330,9 +330,8 @@ class Controller:
         await self.dialplans.load_initial()
         self.desk.load_initial()  # raises DeskFilesInvalid: nothing starts on a broken units file
         await self.knowledge.load_initial()  # a broken knowledge base starts empty, never stops the calls
-        await asyncio.to_thread(
-            build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
-        )
+        system_prompts = prompt_path(cfg.paths.runtime_dir, "fallback").parent
+        await asyncio.to_thread(build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, system_prompts)
         try:
             await self._load_state()
         except RedisError as exc:

@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from acd.config import SeatConfig
 from acd.events import EventBus
 from acd.seats import SeatService
 from calls.model import CallRecord
 from hotline.api import build_api
-from hotline.config import SeatConfig
 from hotline.redis_process import RedisProcess
 from recordings.access import AuditEntry, RedisAuditLog
 from tests.unit.test_api import HANDOFF_TOKEN, RECORD, Backend
