@@ -15,7 +15,7 @@ from aiohttp import web
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat
 from acd.seats import SeatService, UnknownSeat
-from acd.stats import QueueStats, SeatStats
+from acd.stats import QueueStats, SeatStats, satisfaction_rate
 from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
@@ -265,6 +265,10 @@ async def list_callbacks(request: web.Request) -> web.Response:
     )
 
 
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "seat": seat.seat_id,
@@ -276,6 +280,7 @@ def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
     }
     if stats is not None:
         view.update(answered_24h=stats.answered, average_talk_24h_s=round(stats.average_talk_s, 1))
+        view.update(surveys_24h=stats.surveyed, satisfaction_rate_24h=_rate(stats.satisfaction_rate))
     return view
 
 
@@ -348,9 +353,13 @@ async def list_queues(request: web.Request) -> web.Response:
         stats = await request.app[BACKEND_KEY].queue_stats()
     except StoreUnavailable as exc:
         return error_response(503, str(exc))
+    surveyed, satisfied = sum(q.surveyed for q in stats), sum(q.satisfied for q in stats)
     return web.json_response(
         {
             "window_hours": 24,
+            # the platform's 满意率: every queue's answered surveys together (a call is in one queue)
+            "surveys": surveyed,
+            "satisfaction_rate": _rate(satisfaction_rate(surveyed, satisfied)),
             "queues": [
                 {
                     "queue": q.queue,
@@ -367,6 +376,8 @@ async def list_queues(request: web.Request) -> web.Response:
                     "service_level_15s": round(q.service_level, 4),
                     "average_speed_of_answer_s": round(q.average_speed_of_answer_s, 1),
                     "average_talk_s": round(q.average_talk_s, 1),
+                    "surveys": q.surveyed,
+                    "satisfaction_rate": _rate(q.satisfaction_rate),
                 }
                 for q in stats
             ],
