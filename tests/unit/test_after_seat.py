@@ -193,7 +193,7 @@ async def _after_seat_session(tmp_path: Path, case_id: str, key: str) -> tuple[l
         timezone="Asia/Shanghai",
         clock=FakeClock(),
         acd=_NoQueue(),
-        messages=_NoMessages(),  # type: ignore[arg-type]
+        messages=_NoMessages(),
         surveys=(tally,),
     )
     handler = IvrAfterSeat(tracker, registry, context)
