@@ -5,13 +5,16 @@ queue's figures and /metrics."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from tests.support.audio import duration_s
-from tests.support.platform import SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.platform import ADMIN_TOKEN, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
     ANSWERED,
@@ -107,6 +110,30 @@ def test_the_seat_hangs_up_first_and_the_caller_rates_the_call(desk: Desk) -> No
     assert 'hotline_survey_answers_total{platform="kunming",queue="general",score="1"} 1' in metrics
     assert 'hotline_seat_satisfaction_rate_24h{seat="1001"} 1' in metrics
     assert 'hotline_satisfaction_rate_24h{platform="kunming"} 1' in metrics
+
+
+def test_the_console_shows_the_satisfaction(desk: Desk, tmp_path: Path) -> None:
+    """满意率 per queue, per seat and for the platform, in a real browser (after the rated call)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(desk.platform.base_url + "/")
+            page.fill("#token", ADMIN_TOKEN)
+            page.dispatch_event("#token", "change")
+            try:  # locators poll without eval (the page's CSP forbids it)
+                expect(page.locator("#seats")).to_contain_text("满意率", timeout=20_000)
+                expect(page.locator("#satisfaction")).to_contain_text("100.0 %", timeout=20_000)
+            except AssertionError:
+                page.screenshot(path=str(tmp_path / "console.png"))  # kept in the test's folder
+                raise
+            seats = page.inner_text("#seats")
+            queues = page.inner_text("#queues")
+        finally:
+            browser.close()
+    assert "满意率" in queues and "100.0 %" in queues
+    row = next(line for line in seats.splitlines() if line.startswith("1001"))
+    assert row.rstrip().endswith("100.0 %"), row
 
 
 def test_the_caller_hanging_up_first_just_ends_the_call(desk: Desk) -> None:
