@@ -1,7 +1,9 @@
 """Queue and seat figures from call records (pure): what supervisors and GB/T 33358 ask for.
 
 Service level is the share of queued calls a seat answered within 15 s (GB/T 33358: answer
-within 15 s); answer rate is answered / offered (target ≥ 95 % over any 24 h).
+within 15 s); answer rate is answered / offered (target ≥ 95 % over any 24 h). Satisfaction
+(满意率) is (满意 + 基本满意) / answered surveys of the calls a seat answered: survey keys 1 满意,
+2 基本满意, 3 不满意 (the after_seat survey); None while nobody answered one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,17 @@ from datetime import datetime, timedelta
 from calls.model import CallOutcome, CallRecord
 
 SERVICE_LEVEL_S = 15.0
+SATISFIED_SCORES = frozenset({1, 2})  # 满意, 基本满意
+
+
+def satisfaction_rate(surveyed: int, satisfied: int) -> float | None:
+    """(满意 + 基本满意) / answered surveys; None when there is no answer to count."""
+    return satisfied / surveyed if surveyed else None
+
+
+def _surveys(records: list[CallRecord]) -> tuple[int, int]:
+    scores = [r.survey_score for r in records if r.survey_score is not None]
+    return len(scores), sum(1 for score in scores if score in SATISFIED_SCORES)
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,12 @@ class QueueStats:
     average_speed_of_answer_s: float
     average_talk_s: float
     callbacks_waiting: int = 0  # callers who hung up keeping their place (callback node)
+    surveyed: int = 0  # answered calls whose caller answered the survey
+    satisfied: int = 0  # of them, 满意 or 基本满意
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return satisfaction_rate(self.surveyed, self.satisfied)
 
     @property
     def answer_rate(self) -> float:
@@ -52,6 +71,12 @@ class SeatStats:
     answered: int
     average_talk_s: float
     talk_s: float
+    surveyed: int = 0
+    satisfied: int = 0
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return satisfaction_rate(self.surveyed, self.satisfied)
 
 
 def _mean(values: list[float]) -> float:
@@ -67,6 +92,7 @@ def queue_stats(queue: str, records: Iterable[CallRecord], now: datetime, window
     talks = [(r.ended_at - r.seat_answered_at).total_seconds() for r in answered if r.ended_at and r.seat_answered_at]
     finished_unanswered = [r for r in mine if not r.is_open and r.seat_answered_at is None]
     abandoned = [r for r in finished_unanswered if r.outcome is CallOutcome.ABANDONED]
+    surveyed, satisfied = _surveys(answered)
     return QueueStats(
         queue=queue,
         waiting_now=len(waiting),
@@ -78,6 +104,8 @@ def queue_stats(queue: str, records: Iterable[CallRecord], now: datetime, window
         overflowed=len(finished_unanswered) - len(abandoned),
         average_speed_of_answer_s=_mean(waits),
         average_talk_s=_mean(talks),
+        surveyed=surveyed,
+        satisfied=satisfied,
     )
 
 
@@ -87,4 +115,18 @@ def seat_stats(seat: str, records: Iterable[CallRecord], now: datetime, window: 
         r for r in records if r.seat == seat and r.seat_answered_at is not None and r.seat_answered_at >= now - window
     ]
     talks = [(r.ended_at - r.seat_answered_at).total_seconds() for r in mine if r.ended_at and r.seat_answered_at]
-    return SeatStats(seat=seat, answered=len(mine), average_talk_s=_mean(talks), talk_s=sum(talks))
+    surveyed, satisfied = _surveys(mine)
+    return SeatStats(
+        seat=seat,
+        answered=len(mine),
+        average_talk_s=_mean(talks),
+        talk_s=sum(talks),
+        surveyed=surveyed,
+        satisfied=satisfied,
+    )
+
+
+def platform_satisfaction(records: Iterable[CallRecord], now: datetime, window: timedelta) -> tuple[int, int]:
+    """(answered surveys, 满意 + 基本满意) over the calls any seat answered within ``window``."""
+    answered = [r for r in records if r.seat_answered_at is not None and r.seat_answered_at >= now - window]
+    return _surveys(answered)

@@ -10,7 +10,7 @@ from aiohttp import web
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat
 from acd.seats import SeatService, UnknownSeat
-from acd.stats import QueueStats, SeatStats
+from acd.stats import QueueStats, SeatStats, satisfaction_rate
 from calls.store import StoreUnavailable
 from telephony.ami_types import AmiError
 from web.api_common import PRINCIPAL_KEY, error_response, json_body, requires
@@ -37,6 +37,10 @@ class SeatsBackend(Protocol):
 SEATS_KEY: web.AppKey[SeatsBackend] = web.AppKey("seats_backend")
 
 
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "seat": seat.seat_id,
@@ -48,6 +52,7 @@ def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
     }
     if stats is not None:
         view.update(answered_24h=stats.answered, average_talk_24h_s=round(stats.average_talk_s, 1))
+        view.update(surveys_24h=stats.surveyed, satisfaction_rate_24h=_rate(stats.satisfaction_rate))
     return view
 
 
@@ -120,9 +125,13 @@ async def list_queues(request: web.Request) -> web.Response:
         stats = await request.app[SEATS_KEY].queue_stats()
     except StoreUnavailable as exc:
         return error_response(503, str(exc))
+    surveyed, satisfied = sum(q.surveyed for q in stats), sum(q.satisfied for q in stats)
     return web.json_response(
         {
             "window_hours": 24,
+            # the platform's 满意率: every queue's answered surveys together (a call is in one queue)
+            "surveys": surveyed,
+            "satisfaction_rate": _rate(satisfaction_rate(surveyed, satisfied)),
             "queues": [
                 {
                     "queue": q.queue,
@@ -139,6 +148,8 @@ async def list_queues(request: web.Request) -> web.Response:
                     "service_level_15s": round(q.service_level, 4),
                     "average_speed_of_answer_s": round(q.average_speed_of_answer_s, 1),
                     "average_talk_s": round(q.average_talk_s, 1),
+                    "surveys": q.surveyed,
+                    "satisfaction_rate": _rate(q.satisfaction_rate),
                 }
                 for q in stats
             ],

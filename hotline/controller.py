@@ -48,6 +48,7 @@ from hotline.local_secrets import local_secrets, redis_client
 from hotline.network_desk import NetworkDesk
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform
+from ivr.after_seat import IvrAfterSeat, SurveyTally
 from ivr.consult import Consultations
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry, ReloadResult
@@ -62,6 +63,7 @@ from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
 from telephony.ami import AmiClient, AmiSettings
 from telephony.dialplan_names import (
+    AGI_AFTER_SEAT_SCRIPT,
     AGI_ANNOUNCE_SCRIPT,
     AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,
@@ -233,6 +235,7 @@ class Controller:
         self.calendar = CalendarWatch(
             platform, config.dialplan_path().name, lambda: self.dialplans.current.calendar, self.tickets, clock
         )
+        self.survey_tally = SurveyTally()  # the case's SurveySink joins it here once tickets take scores
         context = IvrContext(
             tracker=self.tracker,
             prompts_dir=self._ivr_prompts,
@@ -248,6 +251,7 @@ class Controller:
             spool=self.spool,
             voicemail_failed_prompt=str(prompt_path(config.paths.runtime_dir, "voicemail_failed")),
             budget=budget,
+            surveys=(self.survey_tally,),
         )
         self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
         self.transfers = SeatTransfers(
@@ -278,6 +282,7 @@ class Controller:
             AGI_SEAT_SCRIPT: SeatAnswered(self.acd),
             AGI_CALLBACK_DONE_SCRIPT: CallbackDone(self.acd),
             AGI_TRANSFER_FAILED_SCRIPT: IvrTransferFailed(self.tracker, self.dialplans, context),
+            AGI_AFTER_SEAT_SCRIPT: IvrAfterSeat(self.tracker, self.dialplans, context),
             AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(self.acd, system_prompts),
             AGI_FEATURE_SCRIPT: SeatFeature(self.seats, system_prompts),
         }
@@ -303,6 +308,7 @@ class Controller:
             handoffs=self.handoffs,
             recent_calls=self.recent_calls,
             clock=clock,
+            surveys=self.survey_tally,
         )
         api = build_api(
             self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk

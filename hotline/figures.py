@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from acd.engine import AcdEngine
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
-from acd.stats import QueueStats, SeatStats, queue_stats, seat_stats
+from acd.stats import QueueStats, SeatStats, queue_stats, satisfaction_rate, seat_stats
 from calls.handoff import RedisHandoffs, handoff_view
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
@@ -25,9 +25,17 @@ from common.clock import Clock
 from common.metrics import Metric
 from common.privacy import mask_number
 from hotline.config import Config
+from ivr.after_seat import SurveyTally
 
 STATS_WINDOW = timedelta(hours=24)  # GB/T 33358 measures the answer rate over any 24 h
 STATS_RECORDS = 10_000  # enough for a prefecture's day
+
+
+def _satisfaction(name: str, rate: float | None, labels: tuple[tuple[str, str], ...]) -> list[Metric]:
+    """满意率 as a gauge; no sample while nobody answered a survey (not 0, not 1)."""
+    if rate is None:
+        return []
+    return [Metric(name, "gauge", "(满意 + 基本满意) / answered surveys, last 24 h", rate, labels)]
 
 
 class Figures:
@@ -43,6 +51,7 @@ class Figures:
         handoffs: RedisHandoffs,
         recent_calls: Callable[[int], Awaitable[list[CallRecord]]],
         clock: Clock,
+        surveys: SurveyTally | None = None,
     ) -> None:
         self._config = config
         self._seats = seats
@@ -51,6 +60,7 @@ class Figures:
         self._handoffs = handoffs
         self._recent_calls = recent_calls
         self._clock = clock
+        self._surveys = surveys or SurveyTally()
 
     def queue_names(self) -> list[str]:
         return sorted({"general", *(q for seat in self._config.seats for q in seat.queues)})
@@ -102,6 +112,17 @@ class Figures:
                 self._acd.offers_unconfirmed,
             ),
         ]
+        platform = self._config.platform.id
+        metrics += [
+            Metric(
+                "hotline_survey_answers_total",
+                "counter",
+                "Satisfaction survey answers (1 满意, 2 基本满意, 3 不满意)",
+                count,
+                (("platform", platform), ("queue", queue), ("score", str(score))),
+            )
+            for (queue, score), count in sorted(self._surveys.answers.items())
+        ]
         try:
             records = await self._recent_calls(STATS_RECORDS)
         except StoreUnavailable:
@@ -113,10 +134,17 @@ class Figures:
                 Metric(
                     "hotline_seat_talk_seconds_avg_24h", "gauge", "Average talk, last 24 h", stats.average_talk_s, label
                 ),
+                *_satisfaction("hotline_seat_satisfaction_rate_24h", stats.satisfaction_rate, label),
             ]
-        for q in await self.queue_stats(records):
+        queues = await self.queue_stats(records)
+        surveyed, satisfied = sum(q.surveyed for q in queues), sum(q.satisfied for q in queues)
+        metrics += _satisfaction(
+            "hotline_satisfaction_rate_24h", satisfaction_rate(surveyed, satisfied), (("platform", platform),)
+        )
+        for q in queues:
             label = (("queue", q.queue),)
             metrics += [
+                *_satisfaction("hotline_queue_satisfaction_rate_24h", q.satisfaction_rate, label),
                 Metric("hotline_queue_waiting", "gauge", "Callers waiting now", q.waiting_now, label),
                 Metric(
                     "hotline_queue_callbacks_waiting", "gauge", "Callbacks keeping a place", q.callbacks_waiting, label

@@ -19,12 +19,13 @@ import structlog
 
 from acd.model import CALLBACK_PREFIX, QueuedCall
 from calls.handoff import RedisHandoffs, token_hint
-from calls.model import CallOutcome
+from calls.model import CallOutcome, CallRecord
 from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.schema import (
     CallbackNode,
+    CaseNumberNode,
     HangupNode,
     HoursNode,
     MenuNode,
@@ -57,6 +58,7 @@ RECORDINGS_DIR = "recordings"
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 _DIALLABLE = re.compile(r"\+?[0-9]{5,20}")  # goes into a dial string: digits only
+_SAYABLE = re.compile(r"[A-Za-z0-9]{1,32}")  # a case number read out with SAY ALPHA, nothing else
 
 
 class MessageSink(Protocol):
@@ -72,6 +74,12 @@ class SpoolGuard(Protocol):
     async def refusal(self) -> str: ...
 
     def message_failed(self, call_id: str, reason: str) -> None: ...
+
+
+class SurveyAnswers(Protocol):
+    """Told of each survey answer once it is on the record (ivr/after_seat.py's SurveySink)."""
+
+    async def survey_answered(self, record: CallRecord, score: int) -> None: ...
 
 
 class CallQueue(Protocol):
@@ -100,6 +108,7 @@ class IvrContext:
     spool: SpoolGuard | None = None  # None: no checks before recording (the file is still checked after)
     voicemail_failed_prompt: str = ""  # the system apology (prompts.voicemail_failed), path without extension
     budget: RedisBudget = field(default_factory=RedisBudget)  # how long a step may wait on Redis
+    surveys: tuple[SurveyAnswers, ...] = ()  # told of every survey answer (metrics, the case)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -153,6 +162,8 @@ class IvrRun:
                 return await self._callback(node_id, node)
             case SurveyNode():
                 return await self._survey(node_id, node)
+            case CaseNumberNode():
+                return await self._case_number(node)
             case SetNode():
                 return await self._set(node)
             case HangupNode():
@@ -388,8 +399,31 @@ class IvrRun:
         await self.ctx.tracker.ivr_digit(self.call_id, node_id, key or "timeout")
         if key.isdigit() and 1 <= int(key) <= node.scale:
             await self.ctx.tracker.amend(self.call_id, {"survey_score": int(key)})
+            await self._survey_answered(int(key))
             if node.thanks_prompt:
                 await self.session.stream_file(self._prompt(node.thanks_prompt))
+        return node.next
+
+    async def _survey_answered(self, score: int) -> None:
+        record = self.ctx.tracker.get_live(self.call_id)
+        if record is None:
+            return
+        for sink in self.ctx.surveys:
+            try:
+                await sink.survey_answered(record, score)
+            except Exception:  # a sink (the case store) failing never costs the caller the call
+                log.exception("ivr.survey_sink_failed", sink=type(sink).__name__)
+
+    async def _case_number(self, node: CaseNumberNode) -> str:
+        """The case number as the record has it now (a seat may have registered it a moment
+        ago); letters and digits only reach Asterisk. No case: nothing to read."""
+        record = self.ctx.tracker.get_live(self.call_id)
+        spoken = "".join(ch for ch in (record.case_id if record else "") if ch.isascii() and ch.isalnum())
+        if not _SAYABLE.fullmatch(spoken):
+            log.info("ivr.no_case_number", has_case=bool(record and record.case_id))
+            return node.next
+        await self.session.stream_file(self._prompt(node.prompt))
+        await self.session.say_alpha(spoken)
         return node.next
 
     async def _set(self, node: SetNode) -> str:

@@ -64,6 +64,10 @@ AGI_OVERFLOW_SCRIPT = "overflow"
 AGI_SEAT_SCRIPT = "seat"
 AGI_FEATURE_SCRIPT = "feature"
 AGI_CALLBACK_DONE_SCRIPT = "callback-done"
+# the seat hung up first: Bridge()'s F option sends the caller here, and its AGI runs the
+# dialplan's after_seat entry (case number, satisfaction survey); a transferred caller is not asked
+AFTER_SEAT_CONTEXT = "hotline-after-seat"
+AGI_AFTER_SEAT_SCRIPT = "after-seat"
 FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from telephony.config import TransfersConfig
 from telephony.dialplan_names import (
+    AFTER_SEAT_CONTEXT,
+    AGI_AFTER_SEAT_SCRIPT,
     AGI_ANNOUNCE_SCRIPT,
     AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,
@@ -244,10 +246,25 @@ exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
  same => n,Goto({ENTRY_CONTEXT},s,fallback)
 
+; The seat hung up first (Bridge's F option, hotline-offer). A consultation the seat left while
+; it rang and nobody answered is a failed transfer, as in hotline-hold; otherwise the controller
+; runs the dialplan's after_seat entry. Controller away or failing: a goodbye, never dead air.
+[{AFTER_SEAT_CONTEXT}]
+exten => s,1,GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" = "1"]?consult)
+ same => n,AGI({agi_url}/{AGI_AFTER_SEAT_SCRIPT})
+ same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
+ same => n,Playback({prompt_path(site.runtime_dir, "goodbye")})
+ same => n(done),Hangup()
+ same => n(consult),Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
+ same => n,Goto({TRANSFER_CONTEXT},s,failed)
+
 ; A seat's phone answered an offer: the controller names the caller (late binding: the
 ; longest-waiting eligible caller still there), the call is recorded and bridged. If that
 ; caller vanished in between, ask again; with no caller (or no controller) the seat is released.
-; x: when the talk ends the caller is hung up (not sent back to the hold music).
+; F: when the seat hangs up first the caller goes on to hotline-after-seat (the dialplan's
+; after_seat entry: case number, survey); when the caller hangs up first the call just ends. A
+; blind transfer redirects the caller (an AMI Redirect wins over F), an attended or three-way one
+; moves it to the other side's bridge: those are told apart by the after-seat AGI (the record).
 ; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
 [{OFFER_CONTEXT}]
 exten => s,1,Set(attempt=0)
@@ -263,7 +280,7 @@ exten => s,1,Set(attempt=0)
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
  same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
  same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
- same => n,Bridge(${{{CALLER_VARIABLE}}},xT)
+ same => n,Bridge(${{{CALLER_VARIABLE}}},TF({AFTER_SEAT_CONTEXT}^s^1))
  same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
  same => n(none),Hangup()
 ; a caller who asked to be called back, keeping their place: the seat calls them now

@@ -118,12 +118,15 @@ def _check_references(
 
 
 def _entries(spec: DialplanSpec) -> Iterator[tuple[str, str]]:
-    """Where calls enter the graph: start, and the optional hand-off and failed-transfer entries."""
+    """Where calls enter the graph: start, and the optional hand-off, failed-transfer and
+    after-seat entries."""
     yield "start", spec.start
     if spec.handoff_start:
         yield "handoff_start", spec.handoff_start
     if spec.transfer_failed:
         yield "transfer_failed", spec.transfer_failed
+    if spec.after_seat:
+        yield "after_seat", spec.after_seat
 
 
 def _check_flow(spec: DialplanSpec) -> Iterator[Finding]:
@@ -159,7 +162,28 @@ def check_graph(
     if all(entry in spec.nodes for _, entry in _entries(spec)):
         findings.extend(_check_flow(spec))
         findings.extend(_menu_depth(spec))
+        findings.extend(_after_seat(spec))
     return findings
+
+
+def _after_seat(spec: DialplanSpec) -> list[Finding]:
+    """The caller has just talked with a seat: queueing them again from after_seat is likely a
+    mistake (they would wait for a second seat instead of answering the survey and leaving)."""
+    if not spec.after_seat:
+        return []
+    queues = sorted(
+        node_id for node_id in _reachable(spec, spec.after_seat, targets) if isinstance(spec.nodes[node_id], QueueNode)
+    )
+    if not queues:
+        return []
+    return [
+        Finding(
+            ("after_seat",),
+            f"after_seat {spec.after_seat!r} leads to queue node(s) {', '.join(queues)}: "
+            "the caller would wait for a seat again after talking with one",
+            "warning",
+        )
+    ]
 
 
 def _menu_depth(spec: DialplanSpec) -> list[Finding]:

@@ -214,6 +214,15 @@ class SurveyNode(_Node):
     next: NodeId
 
 
+class CaseNumberNode(_Node):
+    """Reads the case number of the call back to the caller (the record's ``case_id``, set when
+    a seat registered the case); a call without a case goes straight on to ``next``."""
+
+    kind: Literal["case_number"]
+    prompt: PromptName = Field(description="said before the number, e.g. '您的工单编号是'")
+    next: NodeId
+
+
 class SetNode(_Node):
     kind: Literal["set"]
     tags: dict[Literal["category", "language", "priority", "topic"], str] = Field(min_length=1)
@@ -234,6 +243,7 @@ Node = Annotated[
     | VoicemailNode
     | CallbackNode
     | SurveyNode
+    | CaseNumberNode
     | SetNode
     | HangupNode,
     Field(discriminator="kind"),
@@ -257,4 +267,7 @@ class DialplanSpec(_Model):
     # a seat's transfer (API) that nobody answered: the call goes on here (e.g. voicemail);
     # unset: Asterisk's fallback route keeps the caller's message
     transfer_failed: NodeId | None = None
+    # the seat hung up first (not a transfer): the caller goes on here, e.g. the case number and
+    # the satisfaction survey; unset: the call ends with the seat's hang-up
+    after_seat: NodeId | None = None
     nodes: dict[NodeId, Node] = Field(min_length=1)

@@ -108,6 +108,7 @@ def test_attended_transfer_to_a_utility_hotline(desk: Desk, tmp_path: Path) -> N
     assert record["tags"]["transfer_mode"] == "attended"
     assert record["tags"]["transfer_kind"] == "utility"
     assert record["tags"]["transfer_status"] == "completed"
+    assert "after_seat" not in record["tags"]  # handed on: no survey when 95598 hangs up
     assert record["seat"] == "1001"
     assert desk.consultation_state(call_id) is None
 
@@ -137,6 +138,7 @@ def test_cancelled_consultation_returns_the_seat_to_its_caller(desk: Desk, tmp_p
     record = desk.ended("13900001002")
     assert record["outcome"] == "answered"
     assert record["tags"]["transfer_status"] == "cancelled"
+    assert record["tags"]["after_seat"] == "rate"  # not handed on: the seat hung up first, the survey ran
 
 
 def test_three_way_with_110_then_the_seat_leaves(desk: Desk, tmp_path: Path) -> None:
@@ -159,6 +161,7 @@ def test_three_way_with_110_then_the_seat_leaves(desk: Desk, tmp_path: Path) -> 
     assert record["transfer_to"] == "police:110"
     assert record["tags"]["transfer_kind"] == "emergency"
     assert record["tags"]["transfer_status"] == "three_way"
+    assert "after_seat" not in record["tags"]
 
 
 def test_a_destination_nobody_answers_leaves_the_seat_with_its_caller(desk: Desk, tmp_path: Path) -> None:
@@ -175,6 +178,7 @@ def test_a_destination_nobody_answers_leaves_the_seat_with_its_caller(desk: Desk
     record = desk.ended("13900001004")
     assert record["outcome"] == "answered"
     assert record["tags"]["transfer_status"].startswith("not_reached_")
+    assert record["tags"]["after_seat"] == "rate"
 
 
 def test_seat_hanging_up_while_the_other_side_rings_never_drops_the_caller(desk: Desk, tmp_path: Path) -> None:
@@ -193,6 +197,7 @@ def test_seat_hanging_up_while_the_other_side_rings_never_drops_the_caller(desk:
     record = desk.ended("13900001005")
     assert record["outcome"] == "voicemail"
     assert record["ivr_path"][-2:] == ["vm", "bye"]
+    assert "after_seat" not in record["tags"]  # a failed transfer, not the end of the seat's talk
     assert record["tags"]["transfer_status"] == "consult_not_answered"
 
 
@@ -221,3 +226,4 @@ def test_a_double_click_on_a_blind_emergency_transfer_hands_the_caller_on_once(d
     assert record["outcome"] == "transferred"
     assert record["transfer_to"] == "police:110"
     assert record["tags"]["transfer_mode"] == "blind"
+    assert "after_seat" not in record["tags"]

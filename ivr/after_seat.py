@@ -1,0 +1,79 @@
+"""After the seat: the seat hung up first and the caller is still there (Bridge()'s F option
+sends them to hotline-after-seat). The ``after-seat`` FastAGI script runs the dialplan's
+``after_seat`` entry (case number, satisfaction survey); a transferred caller, or a platform
+without the entry, is released as before. Survey answers go to ``SurveySink``s (the /metrics
+tally here; the case of the call once the app shell wires tickets to it)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+import structlog
+
+from calls.model import CallOutcome, CallRecord
+from calls.tracker import CallTracker
+from ivr.dialplan.registry import DialplanRegistry
+from ivr.interpreter import IvrContext, IvrRun
+from telephony.agi_server import AgiSession
+from telephony.dialplan_names import IVR_DONE_VARIABLE
+
+log = structlog.get_logger(__name__)
+
+AFTER_SEAT_TAG = "after_seat"  # on the record once the entry ran: it never runs twice for a call
+
+
+class SurveySink(Protocol):
+    """Told of every survey answer as it is recorded (``record`` already carries the score;
+    ``record.case_id`` names the case when a seat registered one)."""
+
+    async def survey_answered(self, record: CallRecord, score: int) -> None: ...
+
+
+class SurveyTally:
+    """Survey answers by (queue, score) since the controller started: /metrics' counter."""
+
+    def __init__(self) -> None:
+        self.answers: Counter[tuple[str, int]] = Counter()
+
+    async def survey_answered(self, record: CallRecord, score: int) -> None:
+        self.answers[(record.queue, score)] += 1
+
+
+def skip_reason(record: CallRecord | None, entry: str | None) -> str:
+    """Why the after-seat entry must not run for this caller ("" when it should). Pure."""
+    if entry is None:
+        return "no after_seat entry in the dialplan"
+    if record is None:
+        return "no live record of the call"
+    if record.outcome is CallOutcome.TRANSFERRED:
+        return "the seat transferred the caller"  # the other side hung up: the caller is done
+    if record.seat_answered_at is None:
+        return "no seat talked with the caller"
+    if record.tags.get(AFTER_SEAT_TAG):
+        return "the after_seat entry already ran"
+    return ""
+
+
+class IvrAfterSeat:
+    """Handles the ``after-seat`` FastAGI script."""
+
+    def __init__(self, tracker: CallTracker, dialplans: DialplanRegistry, context: IvrContext) -> None:
+        self._tracker = tracker
+        self._dialplans = dialplans
+        self._context = context
+
+    async def __call__(self, session: AgiSession) -> None:
+        call_id = session.env.get("uniqueid")
+        with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
+            plan = self._dialplans.current
+            entry = plan.spec.after_seat
+            why = skip_reason(self._tracker.get_live(call_id), entry)
+            if why or entry is None:
+                log.info("ivr.after_seat_skipped", reason=why)
+                await session.set_variable(IVR_DONE_VARIABLE, "1")
+                await session.hangup()
+                return
+            log.info("ivr.after_seat", node=entry)
+            await self._tracker.amend(call_id, {"tags": {AFTER_SEAT_TAG: entry}})
+            await IvrRun(session, plan, self._context, call_id).run(start=entry)
