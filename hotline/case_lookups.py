@@ -29,3 +29,17 @@ class KnowledgeEntries:
 
     async def record_use(self, platform: str, entry_id: str) -> None:
         await self._knowledge.record_use(entry_id)
+
+
+class DirectoryReferences:
+    """``knowledge.loader.References`` over the live units directory: an entry names a unit and a
+    matter type the platform's desk knows (its own or the province's)."""
+
+    def __init__(self, desk: DeskRegistry) -> None:
+        self._desk = desk
+
+    def has_unit(self, platform: str, unit_id: str) -> bool:
+        return self._desk.units.lookup(platform, unit_id) is not None
+
+    def has_matter_type(self, platform: str, matter_type: str) -> bool:
+        return self._desk.codes.for_platform(platform).matter_type(matter_type) is not None

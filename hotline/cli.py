@@ -145,13 +145,26 @@ def cmd_units_check(args: argparse.Namespace) -> int:
 
 
 def cmd_knowledge_check(args: argparse.Namespace) -> int:
-    from knowledge.loader import KnowledgeInvalid, check_path
+    from hotline.case_lookups import DirectoryReferences
+    from knowledge.loader import KnowledgeInvalid, References, check_path
+    from units.loader import DeskFilesInvalid
+    from units.registry import DeskRegistry
 
+    references: References | None = None
+    if args.units_dir.is_dir():  # entries must name units and matter types the desk knows
+        desk = DeskRegistry(args.units_dir)
+        try:
+            desk.load_initial()
+        except DeskFilesInvalid as exc:
+            print(f"{args.units_dir}: the units directory is broken, so entries cannot be checked against it:")
+            print(exc)
+            return 1
+        references = DirectoryReferences(desk)
     paths = [Path(p) for p in args.paths] or [Path("knowledge_base")]
     failed = 0
     for path in paths:
         try:
-            base = check_path(path)
+            base = check_path(path, references)
         except KnowledgeInvalid as exc:
             failed += 1
             print(exc)
@@ -298,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kcheck = knowledge.add_parser("check", help="validate knowledge files (default: ./knowledge_base)")
     kcheck.add_argument("paths", nargs="*", help="a knowledge base folder, a platform's folder or files")
+    kcheck.add_argument(
+        "--units-dir", type=Path, default=Path("directory"), help="the units directory entries are checked against"
+    )
     kcheck.set_defaults(func=cmd_knowledge_check)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)

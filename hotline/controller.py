@@ -41,7 +41,7 @@ from common.private_files import local_secret
 from hotline import __version__
 from hotline.api import build_api
 from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
-from hotline.case_lookups import DirectoryUnits, KnowledgeEntries
+from hotline.case_lookups import DirectoryReferences, DirectoryUnits, KnowledgeEntries
 from hotline.config import Config
 from hotline.figures import Figures
 from hotline.local_secrets import local_secrets, redis_client
@@ -198,6 +198,7 @@ class Controller:
             load_platforms=None if config.platform.province else {platform, PROVINCE_PLATFORM},
             clock=clock,
             timezone=config.platform.timezone,
+            references=DirectoryReferences(self.desk),  # entries name units and matter types it knows
         )
         # the case desk (cases/), checking units and entries against the two features above
         self.cases = CaseService(

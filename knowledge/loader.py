@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -19,7 +20,16 @@ from knowledge.model import RESERVED_IDS, Entry, FileSpec
 
 PLATFORM_FOLDER = re.compile(r"[a-z][a-z0-9_]{1,31}")
 MAX_FILES = 1000
-KnownUnit = Callable[[str], bool]
+
+
+class References(Protocol):
+    """What a knowledge entry names that lives elsewhere (the units directory and its matter
+    types, ``units/``): asked while checking, so an entry never names a unit or a matter type
+    the desk does not know. The app shell answers it; without one, neither is checked."""
+
+    def has_unit(self, platform: str, unit_id: str) -> bool: ...
+
+    def has_matter_type(self, platform: str, matter_type: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class ParsedFile:
     id_positions: tuple[Position | None, ...] = ()  # of each entry's id
 
 
-def parse_file(text: str, filename: str, platform: str, known_unit: KnownUnit | None = None) -> ParsedFile:
+def parse_file(text: str, filename: str, platform: str, references: References | None = None) -> ParsedFile:
     """Check one file's text (``platform``: the folder it is in). Never raises for bad content:
     the problems are returned, located."""
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
@@ -114,8 +124,16 @@ def parse_file(text: str, filename: str, platform: str, known_unit: KnownUnit | 
             problems.append(
                 Problem(filename, *at("valid_until"), f"{item.valid_until} is before valid_from {item.valid_from}")
             )
-        if item.unit is not None and known_unit is not None and not known_unit(item.unit):
-            problems.append(Problem(filename, *at("unit"), f"unknown unit {item.unit!r} (not in the units directory)"))
+        if item.unit is not None and references is not None and not references.has_unit(platform, item.unit):
+            problems.append(
+                Problem(filename, *at("unit"), f"unknown unit {item.unit!r} (not in {platform}'s units directory)")
+            )
+        if references is not None and not references.has_matter_type(platform, item.matter_type):
+            problems.append(
+                Problem(
+                    filename, *at("matter_type"), f"unknown matter type {item.matter_type!r} (not in the desk codes)"
+                )
+            )
         position = document.position_of(("entries", index))
         source = f"{filename}:{position.line}" if position else filename
         entries.append(Entry.from_spec(item, platform, source, version))
@@ -156,7 +174,7 @@ def knowledge_files(
     return found, problems
 
 
-def check_files(files: Iterable[tuple[str, Path]], known_unit: KnownUnit | None = None) -> KnowledgeBase:
+def check_files(files: Iterable[tuple[str, Path]], references: References | None = None) -> KnowledgeBase:
     """Load and check files together (ids are unique across all of them); raise KnowledgeInvalid."""
     problems: list[Problem] = []
     entries: list[Entry] = []
@@ -167,7 +185,7 @@ def check_files(files: Iterable[tuple[str, Path]], known_unit: KnownUnit | None 
         if text is None:
             problems.append(problem or Problem(str(path), None, (), "cannot read"))
             continue
-        parsed = parse_file(text, str(path), platform, known_unit)
+        parsed = parse_file(text, str(path), platform, references)
         problems += parsed.problems
         versions.append(f"{path}:{parsed.version}")
         for index, entry in enumerate(parsed.entries):
@@ -185,23 +203,23 @@ def check_files(files: Iterable[tuple[str, Path]], known_unit: KnownUnit | None 
 
 
 def load_base(
-    root: Path, platforms: Collection[str] | None = None, known_unit: KnownUnit | None = None
+    root: Path, platforms: Collection[str] | None = None, references: References | None = None
 ) -> KnowledgeBase:
     """The knowledge base under ``root`` (only ``platforms``' folders, if given); KnowledgeInvalid
     with every located problem. A missing root is an empty base."""
     files, problems = knowledge_files(root, platforms)
     if problems:
         raise KnowledgeInvalid(problems)
-    return check_files(files, known_unit)
+    return check_files(files, references)
 
 
-def check_path(path: Path, known_unit: KnownUnit | None = None) -> KnowledgeBase:
+def check_path(path: Path, references: References | None = None) -> KnowledgeBase:
     """For ``knowledge check``: a file (its folder names its platform), a platform's folder, or a
     knowledge base root."""
     if path.is_file():
-        return check_files([(path.resolve().parent.name, path)], known_unit)
+        return check_files([(path.resolve().parent.name, path)], references)
     if not path.is_dir():
         raise KnowledgeInvalid([Problem(str(path), None, (), "no such file or folder")])
     if any(child.suffix == ".yaml" for child in path.iterdir() if child.is_file()):
-        return check_files([(path.resolve().name, p) for p in sorted(path.glob("*.yaml")) if p.is_file()], known_unit)
-    return load_base(path, None, known_unit)
+        return check_files([(path.resolve().name, p) for p in sorted(path.glob("*.yaml")) if p.is_file()], references)
+    return load_base(path, None, references)

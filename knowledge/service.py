@@ -21,7 +21,7 @@ import structlog
 from common.clock import Clock, system_clock
 from common.metrics import Metric
 from knowledge.index import JiebaSegmenter, SearchIndex, Segmenter
-from knowledge.loader import KnowledgeBase, KnowledgeInvalid, KnownUnit, load_base
+from knowledge.loader import KnowledgeBase, KnowledgeInvalid, References, load_base
 from knowledge.model import ENTRY_ID, Entry
 from knowledge.uses import UseCounts, UseStore
 from telephony.dialplan_names import PROVINCE_PLATFORM as PROVINCE  # its folder: every platform's seats see it
@@ -62,7 +62,7 @@ class KnowledgeService:
         load_platforms: Collection[str] | None = None,
         clock: Clock = system_clock,
         timezone: str = "Asia/Shanghai",
-        known_unit: KnownUnit | None = None,
+        references: References | None = None,
         segmenter: Segmenter | None = None,
     ) -> None:
         """``load_platforms``: the folders to load (None: every one; a prefecture's controller
@@ -72,7 +72,7 @@ class KnowledgeService:
         self._load_platforms = load_platforms
         self._clock = clock
         self._zone = ZoneInfo(timezone)
-        self._known_unit = known_unit
+        self._references = references
         self._segmenter = segmenter or JiebaSegmenter()
         self.uses = UseCounts(uses, platform)
         self.base = KnowledgeBase.empty()
@@ -112,7 +112,7 @@ class KnowledgeService:
         return tuple(stamps)
 
     def _build(self) -> tuple[KnowledgeBase, SearchIndex]:
-        base = load_base(self.root, self._load_platforms, self._known_unit)
+        base = load_base(self.root, self._load_platforms, self._references)
         return base, SearchIndex(base.entries, self._segmenter)
 
     def _swap(self, base: KnowledgeBase, index: SearchIndex) -> None:

@@ -16,6 +16,7 @@ from knowledge.index import JiebaSegmenter, SearchIndex
 from knowledge.loader import parse_file
 from tests.fuzz.harness import example, fuzz_target
 from tests.fuzz.test_fuzz_yaml import _dump, _mutate, spliced
+from tests.unit.test_knowledge_loader import Known
 
 ROOT = Path(__file__).resolve().parents[2]
 SEGMENTER = JiebaSegmenter()
@@ -23,7 +24,7 @@ KNOWLEDGE_TEXT = (ROOT / "knowledge_base" / "kunming" / "housing_fund.yaml").rea
 
 
 def _knowledge(text: str) -> None:
-    parsed = parse_file(text, "kunming.yaml", "kunming", lambda unit: unit != "gone")
+    parsed = parse_file(text, "kunming.yaml", "kunming", Known(lambda unit: unit != "gone"))
     assert all(str(problem).startswith("kunming.yaml") for problem in parsed.problems)
     if not parsed.problems:
         for entry in parsed.entries:

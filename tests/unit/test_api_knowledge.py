@@ -66,14 +66,14 @@ async def test_seats_search_and_read(api: tuple[KnowledgeService, TestClient[Any
     body = await response.json()
     first = body["entries"][0]
     assert first["id"] == "km-gjj-tiqu"
-    assert first["matter_type"] == "住房公积金" and first["unit"] == "kunming_housing_fund"
+    assert first["matter_type"] == "housing_fund" and first["unit"] == "km_housing_fund"
     assert first["source"].endswith("kunming/housing_fund.yaml:3") and first["uses"] == 0
     assert set(first) >= {"question", "answer", "keywords", "valid_until"}
-    assert body["platform"] == "kunming" and "住房公积金" in body["matter_types"]
+    assert body["platform"] == "kunming" and "housing_fund" in body["matter_types"]
     await knowledge.record_use("km-gjj-tiqu")
     one = await (await client.get("/api/v1/knowledge/km-gjj-tiqu", headers=SEAT)).json()
     assert one["uses"] == 1 and one["valid_now"] is True
-    listed = await (await client.get("/api/v1/knowledge?matter_type=住房公积金", headers=SEAT)).json()
+    listed = await (await client.get("/api/v1/knowledge?matter_type=housing_fund", headers=SEAT)).json()
     assert [e["id"] for e in listed["entries"]] == ["km-gjj-tiqu", "km-gjj-daikuan"]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from hotline.case_lookups import DirectoryReferences
 from knowledge.loader import KnowledgeInvalid, check_path, load_base, parse_file
 from tests.support.cli import run_cli
+from units.registry import DeskRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,8 +27,25 @@ entries:
 """
 
 
-def problems_of(text: str, known_unit: object = None) -> list[str]:
-    parsed = parse_file(text, "km.yaml", "kunming", known_unit)  # type: ignore[arg-type]
+class Known:
+    """References that know the units ``unit`` accepts and the matter types ``matter_type`` does."""
+
+    def __init__(
+        self, unit: Callable[[str], bool], matter_type: Callable[[str], bool] = lambda _matter_type: True
+    ) -> None:
+        self._unit, self._matter_type = unit, matter_type
+        self.asked: list[tuple[str, str]] = []
+
+    def has_unit(self, platform: str, unit_id: str) -> bool:
+        self.asked.append((platform, unit_id))
+        return self._unit(unit_id)
+
+    def has_matter_type(self, platform: str, matter_type: str) -> bool:
+        return self._matter_type(matter_type)
+
+
+def problems_of(text: str, references: Known | None = None) -> list[str]:
+    parsed = parse_file(text, "km.yaml", "kunming", references)
     return [str(p) for p in parsed.problems]
 
 
@@ -116,10 +136,22 @@ def test_not_a_mapping_and_not_yaml() -> None:
 
 
 def test_units_are_checked_when_the_directory_is_given() -> None:
-    assert problems_of(GOOD, lambda unit: unit == "kunming_housing_fund") == []
-    assert problems_of(GOOD, lambda unit: False) == [
-        "km.yaml:6:5: error: entries.0.unit: unknown unit 'kunming_housing_fund' (not in the units directory)"
+    known = Known(lambda unit: unit == "kunming_housing_fund")
+    assert problems_of(GOOD, known) == []
+    assert known.asked == [("kunming", "kunming_housing_fund")]  # the entry's platform is asked
+    assert problems_of(GOOD, Known(lambda unit: False)) == [
+        "km.yaml:6:5: error: entries.0.unit: unknown unit 'kunming_housing_fund' (not in kunming's units directory)"
     ]
+    assert problems_of(GOOD, Known(lambda unit: True, lambda matter_type: False)) == [
+        "km.yaml:5:5: error: entries.0.matter_type: unknown matter type '住房公积金' (not in the desk codes)"
+    ]
+
+
+def test_the_shipped_base_names_only_units_and_matter_types_of_the_shipped_directory() -> None:
+    desk = DeskRegistry(REPO / "directory")
+    desk.load_initial()
+    base = load_base(REPO / "knowledge_base", None, DirectoryReferences(desk))
+    assert all(desk.units.lookup(e.platform, e.unit or "") is not None for e in base.entries)
 
 
 def test_ids_are_unique_across_files_and_folders(tmp_path: Path) -> None:
