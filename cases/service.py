@@ -171,6 +171,16 @@ class CaseService:
             kind, at, call_id=record.call_id, seat=record.seat, ticket_id=ticket.id, state=ticket.state.value
         )
 
+    async def survey_answered(self, record: CallRecord, score: int) -> None:
+        """ivr's SurveySink: the caller's answer after the seat goes on the call's case."""
+        if not record.case_id:
+            return
+        ticket = await self._read(
+            "tickets", lambda: self._store.record_survey(record.case_id, record.call_id, score, self._clock())
+        )
+        if ticket is not None:
+            log.info("case.survey", ticket=ticket.id, call_id=record.call_id, score=score)
+
     async def history(self, record: CallRecord) -> dict[str, Any]:
         """The caller's calls of the last 90 days (other than this one) and open cases."""
         if not record.caller:

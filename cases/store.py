@@ -48,6 +48,8 @@ from tickets.store import (
 
 log = structlog.get_logger(__name__)
 
+SURVEY_LABELS = {1: "满意", 2: "基本满意", 3: "不满意"}
+
 PREFIX = "hotline:"
 MAX_OPEN_PER_CALLER = 50
 T = TypeVar("T")
@@ -208,6 +210,31 @@ class CaseStore:
         ticket = await self._optimistic(attempt)
         log.info("case.linked", ticket=ticket.id, call_id=record.call_id, seat=seat)
         return ticket
+
+    async def record_survey(self, ticket_id: str, call_id: str, score: int, at: datetime) -> Ticket | None:
+        """The caller's survey answer after the seat goes on the call's case (the ticket's
+        ``satisfaction`` and its timeline); None when the ticket is gone."""
+        if not is_ticket_id(ticket_id):
+            return None
+
+        async def attempt(pipe: aioredis.client.Pipeline) -> Ticket | None:
+            key = ticket_key(ticket_id)
+            await pipe.watch(key)
+            raw = await pipe.get(key)
+            if not raw:
+                return None
+            ticket = Ticket.model_validate_json(raw)
+            label = SURVEY_LABELS.get(score, str(score))
+            entry = TimelineEntry(
+                state=ticket.state, at=at, actor="caller", note=f"survey after call {call_id}: {label}"
+            )
+            scored = ticket.model_copy(update={"satisfaction": score, "timeline": (*ticket.timeline, entry)})
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.set(key, scored.model_dump_json())
+            await pipe.execute()
+            return scored
+
+        return await self._optimistic(attempt)
 
     async def open_cases(self, platform: str, caller: str, limit: int) -> list[Ticket]:
         """The caller's open tickets on ``platform``, newest first: phone cases and the open

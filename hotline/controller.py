@@ -236,7 +236,7 @@ class Controller:
         self.calendar = CalendarWatch(
             platform, config.dialplan_path().name, lambda: self.dialplans.current.calendar, self.tickets, clock
         )
-        self.survey_tally = SurveyTally()  # the case's SurveySink joins it here once tickets take scores
+        self.survey_tally = SurveyTally()  # /metrics; the case desk puts the answer on the call's case
         context = IvrContext(
             tracker=self.tracker,
             prompts_dir=self._ivr_prompts,
@@ -252,7 +252,7 @@ class Controller:
             spool=self.spool,
             voicemail_failed_prompt=str(prompt_path(config.paths.runtime_dir, "voicemail_failed")),
             budget=budget,
-            surveys=(self.survey_tally,),
+            surveys=(self.survey_tally, self.cases),
         )
         self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
         self.transfers = SeatTransfers(

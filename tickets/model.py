@@ -141,6 +141,8 @@ class Ticket(BaseModel):
     request: str = ""  # the citizen's words, as the seat wrote them down
     unit: str = ""  # the responsible unit's id (units directory)
     knowledge_entry: str = ""  # the knowledge base entry the seat answered from
+    # the caller's answer to the survey after the seat (1 满意, 2 基本满意, 3 不满意), None: not asked
+    satisfaction: int | None = None
 
     @property
     def is_open(self) -> bool:

@@ -72,6 +72,7 @@ class Desk:
     events: EventBus
     knowledge: StaticKnowledge
     audit: Audit
+    service: CaseService
 
     async def call(self, call_id: str, *, seat: str = "1001", caller: str = CALLER, **extra: Any) -> CallRecord:
         """A live call answered by ``seat``, saved as the tracker would."""
@@ -125,7 +126,7 @@ async def desk(client: aioredis.Redis) -> AsyncIterator[Desk]:
     http = TestClient(TestServer(app))
     await http.start_server()
     routing = asyncio.create_task(hub.run())
-    yield Desk(http, client, tracker, calls, tickets, events, knowledge, audit)
+    yield Desk(http, client, tracker, calls, tickets, events, knowledge, audit, service)
     routing.cancel()
     await asyncio.gather(routing, return_exceptions=True)
     await http.close()
@@ -168,6 +169,26 @@ async def test_a_dispatched_case_is_a_phone_ticket_with_its_clocks_and_call_link
     keys = [k.decode() if isinstance(k, bytes) else k for k in await desk.redis.keys("*")]
     assert [k for k in keys if CALLER in k] == [f"hotline:tickets:open:kunming:{CALLER}"]
     assert any(k.startswith("hotline:calls:by-caller:kunming:") for k in keys)
+
+
+async def test_the_survey_after_the_seat_goes_on_the_calls_case(desk: Desk) -> None:
+    """ivr's SurveySink: the caller's answer lands on the case the seat registered for the call."""
+    await desk.call("c-1")
+    status, body = await post(desk, "/api/v1/calls/c-1/case", DISPATCH)
+    assert status == 201, body
+    record = desk.tracker.get_live("c-1")
+    assert record is not None and record.case_id == body["case_id"]
+    await desk.service.survey_answered(record, 3)
+    ticket = await desk.ticket(body["case_id"])
+    assert ticket.satisfaction == 3
+    assert ticket.timeline[-1].note == "survey after call c-1: 不满意" and ticket.timeline[-1].actor == "caller"
+    assert ticket.state.value == "dispatched"  # an answer is no state change
+    # a call without a case: nothing to put it on, nothing written
+    await desk.call("c-2")
+    record_2 = desk.tracker.get_live("c-2")
+    assert record_2 is not None
+    await desk.service.survey_answered(record_2, 1)
+    assert (await desk.ticket(body["case_id"])).satisfaction == 3
 
 
 async def test_provisional_calendar_years_are_handled_like_voicemail(desk: Desk, client: aioredis.Redis) -> None:
