@@ -17,7 +17,7 @@ from recordings.access import UnsafePath, spool_file
 from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
 from tickets.model import Ticket, TicketState
 from tickets.store import RedisTicketStore, StoreContention, TicketNotFound
-from voicemail.jobs import AsrQueue
+from voicemail.queue import AsrQueue
 from web.api_common import (
     PRINCIPAL_KEY,
     SCOPE_KEY,

@@ -21,8 +21,9 @@ from ivr.calendar import PlatformCalendar
 from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from tickets.store import RedisTicketStore, export_stream
 from voicemail.asr import AudioUnreadable, ModelUnavailable, VoskTranscriber
-from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings
+from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
+from voicemail.worker import AsrWorker, WorkerSettings
 
 log = structlog.get_logger(__name__)
 

@@ -82,9 +82,10 @@ from tickets.store import RedisTicketStore, export_stream
 from units.registry import DeskRegistry
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
-from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings, WorkerState
+from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
 from voicemail.spool import SpoolMonitor
+from voicemail.worker import AsrWorker, WorkerSettings, WorkerState
 from web.auth import TokenRegistry
 
 log = structlog.get_logger(__name__)

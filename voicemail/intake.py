@@ -23,7 +23,8 @@ import structlog
 from calls.fallback import parse_fallback_name, read_fallback_caller
 from calls.redis_budget import RedisBudget
 from common.privacy import mask_number
-from voicemail.jobs import AsrQueue, MetaFor, VoicemailMeta, meta_from_file
+from voicemail.jobs import MetaFor, VoicemailMeta
+from voicemail.queue import AsrQueue, meta_from_file
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from ivr.transfer import TransferRefused, TransferStarted
 from recordings.access import AuditEntry, AuditFilter
 from telephony.ami_types import AmiNotConnected
 from tickets.store import RedisTicketStore
-from voicemail.jobs import AsrQueue
+from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
 from web.auth import ApiToken, TokenRegistry, token_sha256
 

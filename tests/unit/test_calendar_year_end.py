@@ -33,8 +33,10 @@ from tests.unit.test_tickets_export import Receiver, exporting
 from tests.unit.test_voicemail_jobs import FAST, FakeTranscriber, eventually, running
 from tickets.model import Ticket, TicketCategory, TicketState
 from tickets.store import RedisTicketStore, export_stream, provisional_key
-from voicemail.jobs import AsrQueue, AsrWorker, VoicemailMeta
+from voicemail.jobs import VoicemailMeta
+from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
+from voicemail.worker import AsrWorker
 
 CST = ZoneInfo("Asia/Shanghai")
 DEC_11 = datetime(2026, 12, 11, 21, 0, tzinfo=CST)  # a Friday night: 15 working days reach 2027

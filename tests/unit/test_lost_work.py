@@ -26,7 +26,8 @@ from tests.support.ports import free_port
 from tickets.model import Transcript
 from tickets.store import RedisTicketStore
 from voicemail import spool as spool_module
-from voicemail.jobs import AsrQueue, AsrWorker, VoicemailMeta, WorkerSettings, WorkerState
+from voicemail.jobs import VoicemailMeta
+from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
 from voicemail.spool import (
     PARTIAL_SUFFIX,
@@ -37,6 +38,7 @@ from voicemail.spool import (
     set_aside,
     settle_recording,
 )
+from voicemail.worker import AsrWorker, WorkerSettings, WorkerState
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -46,7 +46,7 @@ from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 from tickets.store import RedisTicketStore
 from voicemail.intake import MessageIntake
-from voicemail.jobs import AsrQueue
+from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
 
 NOW = datetime(2026, 3, 9, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Kunming

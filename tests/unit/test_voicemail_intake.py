@@ -16,7 +16,7 @@ from tests.support.ports import free_port
 from tickets.store import RedisTicketStore
 from voicemail import intake as intake_module
 from voicemail.intake import MessageIntake, RecordedMessage, meta_from_fallback_name, meta_from_sidecar
-from voicemail.jobs import QUEUED, AsrQueue
+from voicemail.queue import QUEUED, AsrQueue
 from voicemail.sink import TicketStoreSink
 
 AT = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)

@@ -19,18 +19,10 @@ from ivr.calendar import PlatformCalendar
 from tickets.model import TicketCategory, Transcript
 from tickets.store import EXPORT_STREAM, RedisTicketStore
 from voicemail.asr import AudioUnreadable
-from voicemail.jobs import (
-    ATTEMPTS,
-    GROUP,
-    QUEUED,
-    STREAM,
-    AsrQueue,
-    AsrWorker,
-    VoicemailMeta,
-    WorkerSettings,
-    meta_from_file,
-)
+from voicemail.jobs import VoicemailMeta
+from voicemail.queue import ATTEMPTS, GROUP, QUEUED, STREAM, AsrQueue, meta_from_file
 from voicemail.sink import TicketStoreSink
+from voicemail.worker import AsrWorker, WorkerSettings
 
 CST = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=CST)
