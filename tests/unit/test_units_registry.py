@@ -84,7 +84,7 @@ def test_a_broken_set_at_start_is_refused(root: Path) -> None:
 def test_units_check_exits_0_or_1_with_located_problems(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     assert check_paths([root], out) == 0
-    assert "ok (6 files, 23 units" in out.getvalue()
+    assert "ok (6 files, 27 units" in out.getvalue()
     assert main(["units", "check", str(root / "units" / "kunming.yaml")]) == 0
     edit(root / "units" / "dali.yaml", "matter_types: [tourism]", "matter_types: [tourisme]")
     assert main(["units", "check", str(root)]) == 1
