@@ -114,10 +114,17 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
     from ivr.dialplan.directory import DIRECTORY_FILE, dialplan_files, load_directory, load_platform_dialplan
     from ivr.dialplan.loader import DialplanInvalid
 
-    paths = [Path(p) for p in args.paths] or [Path("dialplans") / DIRECTORY_FILE, *dialplan_files(Path("dialplans"))]
-    if not paths:
-        print("no dialplan files given and none in ./dialplans", file=sys.stderr)
-        return 1
+    paths: list[Path] = []
+    for given in [Path(p) for p in args.paths] or [Path("dialplans")]:
+        if given.is_dir():  # a folder of dialplans, as people type it: every one, with its directory
+            found = [given / DIRECTORY_FILE] if (given / DIRECTORY_FILE).is_file() else []
+            found += dialplan_files(given)
+            if not found:
+                print(f"{given}: no dialplan files (*.yaml) in this folder", file=sys.stderr)
+                return 1
+            paths += found
+        else:
+            paths.append(given)
     recorded = Path(args.prompts_dir) if args.prompts_dir else None
     failed = 0
     for path in paths:
@@ -259,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dialplan = sub.add_parser("dialplan", help="YAML dialplans").add_subparsers(dest="dialplan_command", required=True)
     check = dialplan.add_parser("check", help="validate dialplan files (default: dialplans/*.yaml)")
-    check.add_argument("paths", nargs="*", help="dialplan files")
+    check.add_argument("paths", nargs="*", help="dialplan files, or folders of them (each with its directory.yaml)")
     check.add_argument("--prompts-dir", default="prompts", help="recorded prompts that count as existing")
     check.set_defaults(func=cmd_dialplan_check)
 
