@@ -23,6 +23,7 @@ from common.metrics import Metric, render_prometheus
 from common.privacy import mask_name, mask_number
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
+from hotline.favicon import favicon
 from ivr.dialplan.registry import ReloadResult
 from recordings.access import AuditEntry, AuditFilter, audit_json
 from telephony.ami_types import AmiError
@@ -342,6 +343,11 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     return socket
 
 
+def _rate(value: float | None) -> float | None:
+    """A share rounded for the API; null (None) when nothing was offered: no score, not 100 %."""
+    return None if value is None else round(value, 4)
+
+
 @requires("supervisor")
 async def list_queues(request: web.Request) -> web.Response:
     try:
@@ -362,9 +368,9 @@ async def list_queues(request: web.Request) -> web.Response:
                     "answered_within_15s": q.answered_within_15s,
                     "abandoned": q.abandoned,
                     "overflowed": q.overflowed,
-                    "answer_rate": round(q.answer_rate, 4),
-                    "abandon_rate": round(q.abandon_rate, 4),
-                    "service_level_15s": round(q.service_level, 4),
+                    "answer_rate": _rate(q.answer_rate),
+                    "abandon_rate": _rate(q.abandon_rate),
+                    "service_level_15s": _rate(q.service_level),
                     "average_speed_of_answer_s": round(q.average_speed_of_answer_s, 1),
                     "average_talk_s": round(q.average_talk_s, 1),
                 }
@@ -429,6 +435,7 @@ def build_api(backend: ApiBackend, tokens: TokenRegistry, *, province: bool = Fa
     app[NETWORK_KEY] = backend.network
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/api/v1/me", who_am_i)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics)

@@ -338,7 +338,7 @@ def test_dialplan_check_cli_takes_a_folder(tmp_path: Path) -> None:
     assert "dialplans/kunming.yaml: ok" in result.stdout
     assert "dialplans/dali.yaml: ok" in result.stdout
     # a broken dialplan in a folder is found and named, file and line
-    old, new, where, key = DIALPLAN_VECTORS["a trunk that rings a second party"]
+    old, new, where, _key = DIALPLAN_VECTORS["a trunk that rings a second party"]
     (tmp_path / "dali.yaml").write_text(DIALPLAN.replace(old, new), encoding="utf-8")
     result = run_cli("dialplan", "check", str(tmp_path))
     assert result.returncode == 1
