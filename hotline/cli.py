@@ -83,16 +83,22 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from common.clock import clock_from_environment
+    from hotline.demo_carrier import DemoCarrier, needs_demo_carrier, with_demo_carrier
     from hotline.logs import configure_logging
     from hotline.network import network_configs, platform_ids
     from hotline.stack import run_stack
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
+    carrier = None
+    if needs_demo_carrier(config):  # no carrier trunk configured: the demo's own answers 110 … 95598
+        config = with_demo_carrier(config)
+        carrier = DemoCarrier.for_config(config)
     platforms = platform_ids(args.platforms, config.paths.dialplans_dir) if args.platforms else [config.platform.id]
     configs = network_configs(config, platforms)
     clock = clock_from_environment(os.environ)  # HOTLINE_TEST_NOW: every platform's controller
-    return run_stack(configs, Path(args.config), token_registry(config), demo_token_file(config), clock)
+    tokens, token_file = token_registry(config), demo_token_file(config)
+    return run_stack(configs, Path(args.config), tokens, token_file, clock, carrier=carrier)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
