@@ -92,6 +92,7 @@ def test_destinations_on_the_carrier_trunk_are_available(desk: DemoDesk) -> None
     shown = {d["to"]: d["available"] for d in result.body["destinations"]}
     assert shown["police"] is True
     assert shown["power"] is True
+    assert all(d["unavailable_reason"] is None for d in result.body["destinations"] if d["available"])
 
 
 def test_blind_to_110_is_answered_by_the_demo_carrier(desk: DemoDesk, tmp_path: Path) -> None:
