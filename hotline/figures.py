@@ -30,6 +30,17 @@ STATS_WINDOW = timedelta(hours=24)  # GB/T 33358 measures the answer rate over a
 STATS_RECORDS = 10_000  # enough for a prefecture's day
 
 
+def rate_metrics(q: QueueStats) -> list[Metric]:
+    """A queue's 24 h shares; no sample while nothing was offered (no score is not a perfect one)."""
+    label = (("queue", q.queue),)
+    rates = (
+        ("hotline_queue_answer_rate_24h", "Answered / offered, last 24 h", q.answer_rate),
+        ("hotline_queue_abandon_rate_24h", "Abandoned / offered, last 24 h", q.abandon_rate),
+        ("hotline_queue_service_level_15s_24h", "Answered within 15 s / offered", q.service_level),
+    )
+    return [Metric(name, "gauge", text, rate, label) for name, text, rate in rates if rate is not None]
+
+
 class Figures:
     """Reads the ACD, the seats and the recent call records; changes nothing."""
 
@@ -133,12 +144,7 @@ class Figures:
                     label,
                 ),
             ]
-            rates = (
-                ("hotline_queue_answer_rate_24h", "Answered / offered, last 24 h", q.answer_rate),
-                ("hotline_queue_abandon_rate_24h", "Abandoned / offered, last 24 h", q.abandon_rate),
-                ("hotline_queue_service_level_15s_24h", "Answered within 15 s / offered", q.service_level),
-            )  # no sample while nothing was offered: no score is not a perfect one
-            metrics += [Metric(name, "gauge", text, rate, label) for name, text, rate in rates if rate is not None]
+            metrics += rate_metrics(q)
         return metrics
 
     async def current_calls(self) -> dict[str, dict[str, Any]]:
