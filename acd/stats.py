@@ -50,17 +50,18 @@ class QueueStats:
     def satisfaction_rate(self) -> float | None:
         return satisfaction_rate(self.surveyed, self.satisfied)
 
+    # None when nothing was offered: no score, not a perfect one (a supervisor must not read 100 %)
     @property
-    def answer_rate(self) -> float:
-        return self.answered / self.offered if self.offered else 1.0
+    def answer_rate(self) -> float | None:
+        return self.answered / self.offered if self.offered else None
 
     @property
-    def abandon_rate(self) -> float:
-        return self.abandoned / self.offered if self.offered else 0.0
+    def abandon_rate(self) -> float | None:
+        return self.abandoned / self.offered if self.offered else None
 
     @property
-    def service_level(self) -> float:
-        return self.answered_within_15s / self.offered if self.offered else 1.0
+    def service_level(self) -> float | None:
+        return self.answered_within_15s / self.offered if self.offered else None
 
 
 @dataclass(frozen=True)

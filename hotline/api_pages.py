@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hotline.favicon import favicon
 from web.api_common import PRINCIPAL_KEY, requires
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -42,4 +43,5 @@ async def who_am_i(request: web.Request) -> web.Response:
 def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -38,6 +38,7 @@ SEATS_KEY: web.AppKey[SeatsBackend] = web.AppKey("seats_backend")
 
 
 def _rate(value: float | None) -> float | None:
+    """A share rounded for the API; null (None) when there is nothing to score: no score, not 100 %."""
     return None if value is None else round(value, 4)
 
 
@@ -143,9 +144,9 @@ async def list_queues(request: web.Request) -> web.Response:
                     "answered_within_15s": q.answered_within_15s,
                     "abandoned": q.abandoned,
                     "overflowed": q.overflowed,
-                    "answer_rate": round(q.answer_rate, 4),
-                    "abandon_rate": round(q.abandon_rate, 4),
-                    "service_level_15s": round(q.service_level, 4),
+                    "answer_rate": _rate(q.answer_rate),
+                    "abandon_rate": _rate(q.abandon_rate),
+                    "service_level_15s": _rate(q.service_level),
                     "average_speed_of_answer_s": round(q.average_speed_of_answer_s, 1),
                     "average_talk_s": round(q.average_talk_s, 1),
                     "surveys": q.surveyed,

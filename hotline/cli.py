@@ -84,16 +84,22 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from common.clock import clock_from_environment
+    from hotline.demo_carrier import DemoCarrier, needs_demo_carrier, with_demo_carrier
     from hotline.logs import configure_logging
     from hotline.network import network_configs, platform_ids
     from hotline.stack import run_stack
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
+    carrier = None
+    if needs_demo_carrier(config):  # no carrier trunk configured: the demo's own answers 110 … 95598
+        config = with_demo_carrier(config)
+        carrier = DemoCarrier.for_config(config)
     platforms = platform_ids(args.platforms, config.paths.dialplans_dir) if args.platforms else [config.platform.id]
     configs = network_configs(config, platforms)
     clock = clock_from_environment(os.environ)  # HOTLINE_TEST_NOW: every platform's controller
-    return run_stack(configs, Path(args.config), token_registry(config), demo_token_file(config), clock)
+    tokens, token_file = token_registry(config), demo_token_file(config)
+    return run_stack(configs, Path(args.config), tokens, token_file, clock, carrier=carrier)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -115,10 +121,17 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
     from ivr.dialplan.directory import DIRECTORY_FILE, dialplan_files, load_directory, load_platform_dialplan
     from ivr.dialplan.loader import DialplanInvalid
 
-    paths = [Path(p) for p in args.paths] or [Path("dialplans") / DIRECTORY_FILE, *dialplan_files(Path("dialplans"))]
-    if not paths:
-        print("no dialplan files given and none in ./dialplans", file=sys.stderr)
-        return 1
+    paths: list[Path] = []
+    for given in [Path(p) for p in args.paths] or [Path("dialplans")]:
+        if given.is_dir():  # a folder of dialplans, as people type it: every one, with its directory
+            found = [given / DIRECTORY_FILE] if (given / DIRECTORY_FILE).is_file() else []
+            found += dialplan_files(given)
+            if not found:
+                print(f"{given}: no dialplan files (*.yaml) in this folder", file=sys.stderr)
+                return 1
+            paths += found
+        else:
+            paths.append(given)
     recorded = Path(args.prompts_dir) if args.prompts_dir else None
     failed = 0
     for path in paths:
@@ -295,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dialplan = sub.add_parser("dialplan", help="YAML dialplans").add_subparsers(dest="dialplan_command", required=True)
     check = dialplan.add_parser("check", help="validate dialplan files (default: dialplans/*.yaml)")
-    check.add_argument("paths", nargs="*", help="dialplan files")
+    check.add_argument("paths", nargs="*", help="dialplan files, or folders of them (each with its directory.yaml)")
     check.add_argument("--prompts-dir", default="prompts", help="recorded prompts that count as existing")
     check.set_defaults(func=cmd_dialplan_check)
 

@@ -38,6 +38,17 @@ def _satisfaction(name: str, rate: float | None, labels: tuple[tuple[str, str], 
     return [Metric(name, "gauge", "(满意 + 基本满意) / answered surveys, last 24 h", rate, labels)]
 
 
+def rate_metrics(q: QueueStats) -> list[Metric]:
+    """A queue's 24 h shares; no sample while nothing was offered (no score is not a perfect one)."""
+    label = (("queue", q.queue),)
+    rates = (
+        ("hotline_queue_answer_rate_24h", "Answered / offered, last 24 h", q.answer_rate),
+        ("hotline_queue_abandon_rate_24h", "Abandoned / offered, last 24 h", q.abandon_rate),
+        ("hotline_queue_service_level_15s_24h", "Answered within 15 s / offered", q.service_level),
+    )
+    return [Metric(name, "gauge", text, rate, label) for name, text, rate in rates if rate is not None]
+
+
 class Figures:
     """Reads the ACD, the seats and the recent call records; changes nothing."""
 
@@ -153,17 +164,6 @@ class Figures:
                 Metric(
                     "hotline_queue_offered_24h", "gauge", "Calls that entered the queue, last 24 h", q.offered, label
                 ),
-                Metric("hotline_queue_answer_rate_24h", "gauge", "Answered / offered, last 24 h", q.answer_rate, label),
-                Metric(
-                    "hotline_queue_abandon_rate_24h", "gauge", "Abandoned / offered, last 24 h", q.abandon_rate, label
-                ),
-                Metric(
-                    "hotline_queue_service_level_15s_24h",
-                    "gauge",
-                    "Answered within 15 s / offered",
-                    q.service_level,
-                    label,
-                ),
                 Metric(
                     "hotline_queue_asa_seconds_24h",
                     "gauge",
@@ -172,6 +172,7 @@ class Figures:
                     label,
                 ),
             ]
+            metrics += rate_metrics(q)
         return metrics
 
     async def current_calls(self) -> dict[str, dict[str, Any]]:
@@ -206,9 +207,9 @@ class Figures:
         ]
         with contextlib.suppress(StoreUnavailable):
             for figures, entry in zip(await self.queue_stats(), queues, strict=True):
-                entry.update(
-                    answer_rate_24h=round(figures.answer_rate, 4),
-                    service_level_15s_24h=round(figures.service_level, 4),
+                entry.update(  # null while nothing was offered (no score, not 100 %)
+                    answer_rate_24h=None if figures.answer_rate is None else round(figures.answer_rate, 4),
+                    service_level_15s_24h=None if figures.service_level is None else round(figures.service_level, 4),
                     offered_24h=figures.offered,
                 )
         cfg = self._config.platform

@@ -63,6 +63,9 @@ class NetworkDesk:
                 "number": d.number,
                 "modes": [str(m) for m in d.modes],
                 "available": d.trunk in self._trunks,  # a trunk config.yaml lacks: refused at once
+                "unavailable_reason": None
+                if d.trunk in self._trunks
+                else f"no trunk {d.trunk!r} in config.yaml (sip.trunks): a transfer there is refused",
             }
             for key, d in self._transfers.destinations().items()
         ]

@@ -13,18 +13,24 @@ from common.clock import Clock, system_clock
 from common.private_files import private_log
 from hotline.asterisk_files import write_asterisk_config
 from hotline.config import Config
+from hotline.demo_carrier import DemoCarrier, DemoCarrierUnavailable
 from hotline.local_secrets import redis_password
 from hotline.redis_process import RedisProcess, RedisUnavailable, redis_listening
 from telephony.asterisk_process import AsteriskProcess, AsteriskUnavailable
 from web.auth import TokenRegistry
 
 
-def _banner(configs: Sequence[Config], token_file: Path) -> str:
+def _banner(configs: Sequence[Config], token_file: Path, carrier: DemoCarrier | None = None) -> str:
     primary = configs[0]
     http = f"http://{primary.http.host}:{primary.http.port}"
     token = f"$(cat {token_file})" if not primary.http.tokens else "<your token>"
     model = primary.asr.model_path
     asr = f"asr-worker with {model.name}" if model else "off (asr.model_path unset): tickets without transcripts"
+    demo = (
+        f"demo carrier on udp:127.0.0.1:{carrier.port} answers 110/119/120/122, 95598 … with a tone"
+        if carrier
+        else "the carrier trunk of config.yaml (sip.trunks.carrier)"
+    )
     platforms = "\n".join(
         f"    {c.platform.id:<14} {c.platform.name}  SIP udp:{c.sip.bind_host}:{c.sip.port}  "
         f"console http://{c.http.host}:{c.http.port}/"
@@ -41,6 +47,8 @@ def _banner(configs: Sequence[Config], token_file: Path) -> str:
     platforms   curl -H "Authorization: Bearer {token}" {http}/api/v1/platforms
     ASR         {asr}
     metrics     {http}/metrics
+    carrier     {demo}
+    seat desk   {http}/seat  (a seat token: hotline12345 token new --role seat --seat 1001 --name 张敏)
   Place a test call (another terminal):   make call
   Stop everything:                         Ctrl-C
 """
@@ -52,13 +60,16 @@ def run_stack(
     tokens: TokenRegistry,
     token_file: Path,
     clock: Clock = system_clock,
+    *,
+    carrier: DemoCarrier | None = None,
 ) -> int:
     """Start Redis (if none answers), one Asterisk per platform, the controllers (one event
     loop, every one on ``clock``: HOTLINE_TEST_NOW drills) and, with a model configured, an
     ASR worker; Ctrl-C stops everything.
 
     The Redis it starts requires the configured password (the URL's, else ``redis.password_file``'s,
-    generated at first use); the platforms share it (one Redis)."""
+    generated at first use); the platforms share it (one Redis). ``carrier``: the demo carrier
+    the configs' ``carrier`` trunk leads to (started first, stopped last)."""
     from hotline.controller import Controller, run_until_signalled
 
     primary = configs[0]
@@ -74,6 +85,9 @@ def run_stack(
         for c in configs
     ]
     try:
+        if carrier is not None:
+            carrier.start()
+            print(f"demo carrier (SIPp) answering on udp:127.0.0.1:{carrier.port}", file=sys.stderr)
         if url.scheme == "redis" and host in ("127.0.0.1", "localhost"):
             if redis_listening(host, port):
                 print(f"using the Redis that answers on {host}:{port}", file=sys.stderr)
@@ -90,9 +104,10 @@ def run_stack(
         if primary.asr.model_path is not None:
             worker = _start_asr_worker(primary, config_path)
         controllers = [Controller(c, tokens, clock) for c in configs]
-        asyncio.run(run_until_signalled(controllers, lambda: print(_banner(configs, token_file), file=sys.stderr)))
+        banner = _banner(configs, token_file, carrier)
+        asyncio.run(run_until_signalled(controllers, lambda: print(banner, file=sys.stderr)))
         return 0
-    except (AsteriskUnavailable, RedisUnavailable) as exc:
+    except (AsteriskUnavailable, RedisUnavailable, DemoCarrierUnavailable) as exc:
         print(f"hotline12345: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -103,6 +118,8 @@ def run_stack(
             asterisk.stop()
         if redis is not None:
             redis.stop()
+        if carrier is not None:
+            carrier.stop()
 
 
 def _start_asr_worker(config: Config, config_path: Path) -> subprocess.Popen[bytes]:

@@ -11,12 +11,14 @@ declare -A wanted=(
   [sox]=sox
   [soxi]=sox
   [openssl]=openssl  # the TLS Redis test makes its own CA
+  [chromium]=chromium  # the browser tests (tests/browser, Playwright drives it: no browser download)
 )
 missing=()
 for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || missing+=("${wanted[$command]}")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'ok installed' || missing+=(fonts-noto-cjk)  # Chinese text in page screenshots
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

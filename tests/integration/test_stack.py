@@ -182,3 +182,18 @@ def test_make_call_reaches_the_stack_and_leaves_a_record(stack: Stack) -> None:
         timeout_s=30,
     )
     assert call["caller"].startswith("138") and "****" in call["caller"]
+
+
+def test_stack_gives_the_demo_a_carrier(stack: Stack) -> None:
+    """No carrier trunk in config.yaml: the stack starts its demo carrier (a SIPp UAS) and the
+    trunk to it, so 110 … 95598 are available on the seat desk, and the carrier answers SIP."""
+    token = (stack.var / "api-token").read_text().strip()
+    destinations = stack.http("/api/v1/destinations", token).body["destinations"]
+    available = {d["to"]: d["available"] for d in destinations}
+    assert available["police"] is True
+    assert available["power"] is True
+    pjsip = (stack.var / "asterisk" / "etc" / "pjsip.conf").read_text()
+    carrier_port = yaml.safe_load((stack.root / "config.yaml").read_text())["sip"]["port"] + 1000
+    assert f"127.0.0.1:{carrier_port}" in pjsip
+    assert (stack.var / "demo-carrier" / "carrier.xml").is_file()
+    assert "demo carrier" in stack.log()

@@ -94,4 +94,4 @@ def test_queue_figures() -> None:
     assert stats.waiting_now == 1
     assert stats.longest_wait_now_s == 60
     empty = queue_stats("dialect", records, now, timedelta(hours=24))
-    assert (empty.offered, empty.answer_rate, empty.service_level) == (0, 1.0, 1.0)
+    assert (empty.offered, empty.answer_rate, empty.service_level, empty.abandon_rate) == (0, None, None, None)

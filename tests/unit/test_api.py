@@ -21,6 +21,7 @@ from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
 from common.metrics import Metric
 from hotline.api import build_api
+from hotline.figures import rate_metrics
 from ivr.calendar import PlatformCalendar
 from ivr.consult import ConsultRefused
 from ivr.dialplan.registry import ReloadResult
@@ -338,6 +339,30 @@ async def test_seats_see_where_they_may_hand_callers(backend_and_client: tuple[B
     body = await (await client.get("/api/v1/destinations", headers=bearer("seat-token"))).json()
     assert body["destinations"][0]["to"] == "police"
     assert (await client.get("/api/v1/destinations")).status == 401
+
+
+async def test_a_queue_where_nothing_was_offered_has_no_score(
+    backend_and_client: tuple[Backend, TestClient[Any, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """null, not 1.0: a supervisor must not read a perfect score that is no score (issue 18.3)."""
+    backend, client = backend_and_client
+    idle = QueueStats("general", 0, 0.0, 0, 0, 0, 0, 0, 0.0, 0.0)
+    busy = QueueStats("dialect", 0, 0.0, 4, 2, 1, 1, 1, 17.5, 150.0)
+
+    async def stats() -> list[QueueStats]:
+        return [idle, busy]
+
+    monkeypatch.setattr(backend, "queue_stats", stats)
+    body = await (await client.get("/api/v1/queues", headers=bearer("sup-token"))).json()
+    general, dialect = body["queues"]
+    assert (general["answer_rate"], general["service_level_15s"], general["abandon_rate"]) == (None, None, None)
+    assert (dialect["answer_rate"], dialect["service_level_15s"], dialect["abandon_rate"]) == (0.5, 0.25, 0.25)
+    assert rate_metrics(idle) == []
+    assert [(m.name, m.value) for m in rate_metrics(busy)] == [
+        ("hotline_queue_answer_rate_24h", 0.5),
+        ("hotline_queue_abandon_rate_24h", 0.25),
+        ("hotline_queue_service_level_15s_24h", 0.25),
+    ]
 
 
 async def test_platforms_need_a_supervisor(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:

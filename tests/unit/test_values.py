@@ -328,3 +328,23 @@ def test_an_accepted_destination_makes_one_dial_of_one_channel(trunk: str, numbe
         return
     dial = f"PJSIP/{destination.number}@{destination.trunk},40"  # as the transfer node builds it
     assert re.fullmatch(r"PJSIP/[0-9*#+]+@[a-z][a-z0-9_]*,40", dial), dial
+
+
+def test_dialplan_check_cli_takes_a_folder(tmp_path: Path) -> None:
+    """`hotline12345 dialplan check dialplans/`: every dialplan in it and its directory, as people type it."""
+    result = run_cli("dialplan", "check", "dialplans/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "dialplans/directory.yaml: ok" in result.stdout
+    assert "dialplans/kunming.yaml: ok" in result.stdout
+    assert "dialplans/dali.yaml: ok" in result.stdout
+    # a broken dialplan in a folder is found and named, file and line
+    old, new, where, _key = DIALPLAN_VECTORS["a trunk that rings a second party"]
+    (tmp_path / "dali.yaml").write_text(DIALPLAN.replace(old, new), encoding="utf-8")
+    result = run_cli("dialplan", "check", str(tmp_path))
+    assert result.returncode == 1
+    assert f"{tmp_path}/{where}" in result.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("dialplan", "check", str(empty))
+    assert result.returncode == 1
+    assert "no dialplan files" in result.stderr
