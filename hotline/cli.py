@@ -111,10 +111,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_check(args: argparse.Namespace) -> int:
+    from ivr.dialplan.caller_lists import CALLER_LISTS_FILE, load_caller_lists
     from ivr.dialplan.directory import DIRECTORY_FILE, dialplan_files, load_directory, load_platform_dialplan
     from ivr.dialplan.loader import DialplanInvalid
 
-    paths = [Path(p) for p in args.paths] or [Path("dialplans") / DIRECTORY_FILE, *dialplan_files(Path("dialplans"))]
+    shared = [Path("dialplans") / name for name in (DIRECTORY_FILE, CALLER_LISTS_FILE)]
+    paths = [Path(p) for p in args.paths] or [*(p for p in shared if p.exists()), *dialplan_files(Path("dialplans"))]
     if not paths:
         print("no dialplan files given and none in ./dialplans", file=sys.stderr)
         return 1
@@ -125,6 +127,11 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
             if path.name == DIRECTORY_FILE:  # every dialplan sees the directory beside it
                 directory = load_directory(path)
                 print(f"{path}: ok ({len(directory.hotlines)} hotlines)")
+                continue
+            if path.name == CALLER_LISTS_FILE:  # likewise the caller lists
+                lists = load_caller_lists(path)
+                numbers = sum(len(entry.numbers) for entry in lists.lists.values())
+                print(f"{path}: ok ({len(lists.lists)} lists, {numbers} numbers)")
                 continue
             plan = load_platform_dialplan(path, recorded)
         except DialplanInvalid as exc:
