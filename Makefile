@@ -17,11 +17,12 @@ run: deps asterisk venv
 test: deps asterisk venv lint
 	$(BIN)/pytest
 
-## lint: ruff, ruff format --check, mypy --strict
+## lint: ruff, ruff format --check, mypy --strict, the import layers (lint-imports, pyproject.toml)
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## call: place a test call to 12345 on the running stack (SIPp caller)
 call: venv
@@ -43,4 +44,4 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
+from acd.config import AcdConfig
 from acd.events import EventBus
 from acd.model import (
     OFFER_PREFIX,
@@ -43,7 +44,6 @@ from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from common.aio import cancel_and_wait
 from common.clock import Clock
-from hotline.config import AcdConfig
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
 
 log = structlog.get_logger(__name__)

@@ -90,6 +90,8 @@ class Ringing:
         self.offers_total += 1
         await self._seats.offered(seat_id)
         log.info("acd.offer", seat=seat_id, call_id=call.call_id, offer=offer.offer_id)
+        # the seat's screen pop (cases/seat_events.py) starts from this, while its phone rings
+        await self._events.publish("acd.offered", self._clock(), call_id=call.call_id, seat=seat_id, queue=call.queue)
         try:
             await self._asterisk.ring_seat(offer.offer_id, seat_id, call.caller)
         except (AmiActionFailed, AmiNotConnected) as exc:

@@ -17,11 +17,11 @@ import redis.asyncio as aioredis
 import structlog
 
 from acd.codes import CodeCheck, builtin_disposition, builtin_pause_reason, checked
+from acd.config import SeatConfig
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat, SeatState, missed_offer, transition
 from calls.redis_budget import RedisBudget
 from common.clock import Clock
-from hotline.config import SeatConfig
 
 log = structlog.get_logger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from acd.config import AcdConfig
 from acd.events import EventBus
 from acd.model import CALLBACK_PREFIX, MissedCalls, Offer, QueuedCall
 from acd.seat import Seat, SeatState
@@ -24,7 +25,6 @@ from acd.seats import SeatService
 from calls.model import CallChanges, CallOutcome
 from calls.tracker import CallTracker
 from common.clock import Clock
-from hotline.config import AcdConfig
 
 log = structlog.get_logger(__name__)
 

@@ -73,6 +73,7 @@ class CallRecord(BaseModel):
     hangup_cause: str = ""
     recording: str = ""  # the caller's message (voicemail or fallback), relative to the spool
     call_recording: str = ""  # the seat conversation, relative to the spool
+    case_id: str = ""  # the ticket the seat registered for this call, or linked it to (cases/)
 
     @property
     def is_open(self) -> bool:
@@ -93,6 +94,7 @@ class CallChanges(TypedDict, total=False):
     recording: str
     call_recording: str
     outcome: CallOutcome
+    case_id: str
 
 
 def transition(record: CallRecord, new_state: CallState) -> CallRecord:

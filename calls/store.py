@@ -7,6 +7,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from calls.caller_index import HISTORY_WINDOW, MAX_CALLS_PER_CALLER, CallerKeys
 from calls.model import CallRecord
 
 KEY_PREFIX = "hotline:"
@@ -31,10 +32,13 @@ class RedisCallStore:
     Each save writes the whole record, so a retry after a Redis outage is idempotent.
     """
 
-    def __init__(self, client: aioredis.Redis, retention: timedelta, platform: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, retention: timedelta, platform: str, caller_keys: CallerKeys | None = None
+    ) -> None:
         self._redis = client
         self._retention = retention
         self._platform = platform
+        self._caller_keys = caller_keys  # the caller index (calls/caller_index.py), when wired
 
     @staticmethod
     def _recent_key(platform: str) -> str:
@@ -60,6 +64,13 @@ class RedisCallStore:
                 pipe.srem(self._open_key(record.platform), record.call_id)
             pipe.zadd(self._recent_key(record.platform), {record.call_id: started_ms})
             pipe.zremrangebyscore(self._recent_key(record.platform), "-inf", cutoff_ms)
+            if self._caller_keys is not None and record.caller:
+                by_caller = self._caller_keys.calls_key(record.platform, record.caller)
+                window_ms = int(HISTORY_WINDOW.total_seconds() * 1000)
+                pipe.zadd(by_caller, {record.call_id: started_ms})
+                pipe.zremrangebyscore(by_caller, "-inf", started_ms - window_ms)
+                pipe.zremrangebyrank(by_caller, 0, -(MAX_CALLS_PER_CALLER + 1))
+                pipe.pexpire(by_caller, window_ms)  # 90 days after its latest call
             await pipe.execute()
 
     async def get(self, call_id: str) -> CallRecord | None:
@@ -71,6 +82,15 @@ class RedisCallStore:
             return []
         raws = await self._redis.mget([self._key(call_id) for call_id in call_ids])
         return [CallRecord.model_validate_json(raw) for raw in raws if raw]
+
+    async def by_caller(self, platform: str, number: str, since_ms: int, limit: int) -> list[CallRecord]:
+        """The calls of ``number`` on ``platform`` that started at or after ``since_ms``, newest
+        first (at most ``limit``); [] without a caller index or a number."""
+        if self._caller_keys is None or not number:
+            return []
+        key = self._caller_keys.calls_key(platform, number)
+        ids = await self._redis.zrevrangebyscore(key, "+inf", since_ms, start=0, num=limit)
+        return await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
 
     async def recent(self, limit: int) -> list[CallRecord]:
         ids = await self._redis.zrevrange(self._recent_key(self._platform), 0, limit - 1)

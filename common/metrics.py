@@ -1,22 +1,40 @@
-"""Prometheus text exposition of the controller's gauges, counters and histograms (pure rendering)."""
+"""The controller's gauges, counters and histograms, exposed with prometheus-client.
+
+The figures are computed on each scrape (``Metric`` values, some read from Redis); a collector
+turns them into metric families, and the controller's own registry (not the library's global
+one: several controllers, or several test apps, live in one process) renders them with the
+process metrics (CPU, memory, open files) in the Prometheus text format.
+"""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.metrics_core import Metric as MetricFamily
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One sample: name, type, help text, value and labels."""
+    """One sample: name, type, help text, value and labels (a histogram's: its sum, and its
+    cumulative buckets, upper bound as written in the ``le`` label and count, +Inf last)."""
 
     name: str
-    kind: str  # "gauge", "counter" or "histogram"
+    kind: str  # "gauge", "counter" (its name ends in _total) or "histogram"
     help: str
     value: float
     labels: tuple[tuple[str, str], ...] = ()
-    family: str = ""  # a histogram's name, for its _bucket/_sum/_count samples' HELP and TYPE
+    buckets: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -43,36 +61,75 @@ class Histogram:
         self.max = max(self.max, value)
 
     def metrics(self) -> list[Metric]:
-        """The samples: one cumulative ``_bucket`` per bound and +Inf, ``_sum``, ``_count``."""
-        samples = []
+        """The histogram as one sample: cumulative buckets per bound and +Inf, and the sum."""
+        cumulative: list[tuple[str, float]] = []
         running = 0
         for bound, count in zip(self.buckets, self.counts, strict=True):
             running += count
-            samples.append(self._sample("_bucket", running, (("le", f"{bound:g}"),)))
-        samples.append(self._sample("_bucket", self.count, (("le", "+Inf"),)))
-        samples.append(self._sample("_sum", self.sum))
-        samples.append(self._sample("_count", self.count))
-        return samples
-
-    def _sample(self, suffix: str, value: float, labels: tuple[tuple[str, str], ...] = ()) -> Metric:
-        return Metric(self.name + suffix, "histogram", self.help, value, labels, family=self.name)
+            cumulative.append((f"{bound:g}", running))
+        cumulative.append(("+Inf", self.count))
+        return [Metric(self.name, "histogram", self.help, self.sum, buckets=tuple(cumulative))]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class MetricsError(ValueError):
+    """Samples that cannot be one consistent metric family (a programming error)."""
 
 
-def render_prometheus(metrics: Iterable[Metric]) -> str:
-    """The text format (version 0.0.4); HELP and TYPE once per metric name."""
-    lines: list[str] = []
-    seen: set[str] = set()
+def _family(metric: Metric, label_names: Sequence[str]) -> MetricFamily:
+    if metric.kind == "gauge":
+        return GaugeMetricFamily(metric.name, metric.help, labels=label_names)
+    if metric.kind == "counter":
+        if not metric.name.endswith("_total"):  # the library would append it: the name would change
+            raise MetricsError(f"counter {metric.name!r}: a counter's name ends in _total")
+        return CounterMetricFamily(metric.name, metric.help, labels=label_names)
+    if metric.kind == "histogram":
+        return HistogramMetricFamily(metric.name, metric.help, labels=label_names)
+    raise MetricsError(f"{metric.name!r}: unknown kind {metric.kind!r}")
+
+
+def metric_families(metrics: Iterable[Metric]) -> list[MetricFamily]:
+    """The samples grouped into families, in the order their names first appear."""
+    families: dict[str, tuple[Metric, MetricFamily]] = {}
     for metric in metrics:
-        family = metric.family or metric.name
-        if family not in seen:
-            seen.add(family)
-            lines.append(f"# HELP {family} {metric.help}")
-            lines.append(f"# TYPE {family} {metric.kind}")
-        labels = ",".join(f'{key}="{_escape(value)}"' for key, value in metric.labels)
-        value = int(metric.value) if float(metric.value).is_integer() else metric.value
-        lines.append(f"{metric.name}{{{labels}}} {value}" if labels else f"{metric.name} {value}")
-    return "\n".join(lines) + "\n"
+        label_names = [key for key, _ in metric.labels]
+        label_values = [value for _, value in metric.labels]
+        if metric.name not in families:
+            families[metric.name] = (metric, _family(metric, label_names))
+        first, family = families[metric.name]
+        if (first.kind, [key for key, _ in first.labels]) != (metric.kind, label_names):
+            raise MetricsError(f"{metric.name!r}: its samples differ in type or label names")
+        if isinstance(family, HistogramMetricFamily):
+            family.add_metric(label_values, metric.buckets, metric.value)
+        else:
+            assert isinstance(family, GaugeMetricFamily | CounterMetricFamily)
+            family.add_metric(label_values, metric.value)
+    return [family for _, family in families.values()]
+
+
+class _ScrapeCollector:
+    """Yields the families of the scrape under way (set just before the registry renders)."""
+
+    def __init__(self) -> None:
+        self.samples: tuple[Metric, ...] = ()
+
+    def collect(self) -> Iterator[MetricFamily]:
+        yield from metric_families(self.samples)
+
+
+class MetricsExposition:
+    """One controller's registry: its scrape's figures, then the process metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._scrape = _ScrapeCollector()
+        self.registry.register(self._scrape)
+        ProcessCollector(registry=self.registry)
+
+    def render(self, samples: Iterable[Metric]) -> bytes:
+        """The text format of ``samples`` and the process metrics (synchronous: no other scrape
+        can slip in between setting the samples and rendering them)."""
+        self._scrape.samples = tuple(samples)
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self._scrape.samples = ()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hotline.config import Config, ConfigError, load_config
 from ivr.dialplan.loader import DialplanInvalid
+from units.loader import DeskFilesInvalid
 from web.auth import ApiToken, TokenRegistry, new_token, token_sha256
 
 EXIT_CONFIG = 2
@@ -66,8 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_asr_worker(args: argparse.Namespace) -> int:
+    from hotline.asr_worker import run_worker
     from hotline.logs import configure_logging
-    from voicemail.worker_main import run_worker
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)
@@ -76,7 +77,7 @@ def cmd_asr_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from voicemail.worker_main import transcribe_files
+    from hotline.asr_worker import transcribe_files
 
     return transcribe_files(_load(args.config), [Path(f) for f in args.files])
 
@@ -96,7 +97,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from telephony.asterisk_conf import write_asterisk_config
+    from hotline.asterisk_files import write_asterisk_config
 
     config = _load(args.config)
     layout = write_asterisk_config(config, Path(args.out).resolve())
@@ -144,6 +145,28 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_units_check(args: argparse.Namespace) -> int:
+    from units.check import check_paths
+
+    return check_paths([Path(p) for p in args.paths] or [Path("directory")], sys.stdout)
+
+
+def cmd_knowledge_check(args: argparse.Namespace) -> int:
+    from knowledge.loader import KnowledgeInvalid, check_path
+
+    paths = [Path(p) for p in args.paths] or [Path("knowledge_base")]
+    failed = 0
+    for path in paths:
+        try:
+            base = check_path(path)
+        except KnowledgeInvalid as exc:
+            failed += 1
+            print(exc)
+            continue
+        print(f"{path}: ok ({len(base.entries)} entries in {base.files} files, version {base.version})")
+    return 1 if failed else 0
+
+
 def cmd_token_new(args: argparse.Namespace) -> int:
     if args.role == "seat" and not args.seat:
         print("a seat token needs --seat <seat id>", file=sys.stderr)
@@ -165,8 +188,8 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     config = _load(args.config)
     plan = load_platform_dialplan(config.dialplan_path(), config.paths.prompts_dir, config.platform.id)
     for texts, out in (
-        (config.prompts.model_dump(), prompt_path(config, "fallback").parent),
-        (plan.spec.prompts, ivr_prompts_dir(config)),
+        (config.prompts.model_dump(), prompt_path(config.paths.runtime_dir, "fallback").parent),
+        (plan.spec.prompts, ivr_prompts_dir(config.paths.runtime_dir)),
     ):
         built = build_prompts(texts, config.paths.prompts_dir, out)
         print(f"prompts in {out}: rebuilt {', '.join(built) or 'none (all up to date)'}")
@@ -270,6 +293,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--prompts-dir", default="prompts", help="recorded prompts that count as existing")
     check.set_defaults(func=cmd_dialplan_check)
 
+    units = sub.add_parser("units", help="the units directory and the desk codes").add_subparsers(
+        dest="units_command", required=True
+    )
+    units_check = units.add_parser("check", help="validate units and codes files (default: ./directory)")
+    units_check.add_argument("paths", nargs="*", help="a directory (holding units/ and codes/) or single files")
+    units_check.set_defaults(func=cmd_units_check)
+
+    knowledge = sub.add_parser("knowledge", help="the knowledge base (知识库)").add_subparsers(
+        dest="knowledge_command", required=True
+    )
+    kcheck = knowledge.add_parser("check", help="validate knowledge files (default: ./knowledge_base)")
+    kcheck.add_argument("paths", nargs="*", help="a knowledge base folder, a platform's folder or files")
+    kcheck.set_defaults(func=cmd_knowledge_check)
+
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     new = token.add_parser("new", help="make a new API token")
     new.add_argument("--role", choices=("seat", "supervisor", "admin"), required=True)
@@ -307,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except DialplanInvalid as exc:
         print(f"hotline12345: the dialplan cannot be used:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DeskFilesInvalid as exc:
+        print(f"hotline12345: the units directory or desk codes cannot be used:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

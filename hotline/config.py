@@ -1,5 +1,9 @@
 """The controller's typed, frozen configuration, loaded from config.yaml.
 
+Each package owns the model of its own section (telephony/config.py, acd/config.py,
+voicemail/config.py, tickets/config.py, recordings/config.py, web/config.py); ``Config``
+composes them with the app shell's own sections (platform, redis, paths, prompts, logging).
+
 Unknown keys and wrong types are errors that name the file, the line and the key path.
 Units are in the names (``ring_timeout_s``). Defaults are the embedded demo: everything on
 loopback, Redis and Asterisk started locally by ``hotline12345 stack``.
@@ -12,56 +16,28 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from acd.config import AcdConfig, SeatConfig
+from common.config_model import ConfigModel
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
-from telephony.values import (
-    AmiUser,
-    AreaCode,
-    Host,
-    IpNetwork,
-    IPv4,
-    PlatformId,
-    PromptText,
-    SeatId,
-    SeatName,
-    Secret,
-    SipUri,
-    TrunkName,
-    unsafe_path_reason,
-)
+from knowledge.config import KnowledgeConfig
+from recordings.config import RecordingsConfig
+from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
+from telephony.values import AreaCode, PlatformId, PromptText, unsafe_path_reason
+from tickets.config import TicketsConfig
 from tickets.model import PLATFORM_CODES, platform_code
-from web.auth import ApiToken
+from units.config import UnitsConfig
+from voicemail.config import AsrConfig, SpoolConfig
+from web.config import HttpConfig
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
-
-# a seat's fixed contact: sip:[user@]host[:port] (its shape is checked by SipUri; this reads the address)
-_CONTACT_ADDRESS = re.compile(r"sips?:(?:[^@;?\s]+@)?(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?")
-# a secret written into an Asterisk file or a URL: printable ASCII without space, ';' or '"'
-_FILE_SAFE_KEY = r"^[!#-:<-~]{16,128}$"
-_URL_SAFE_KEY = r"^[A-Za-z0-9_-]{16,128}$"
-# the AMI secret earlier versions shipped: public, so never accepted
-_SHIPPED_AMI_KEY = "hotline-demo-secret"
 # keys whose values an error message never repeats
 _SECRET_KEYS = frozenset({"ami_secret", "secret", "url", "webhook_token", "webhook_url"})
 # a password in a URL shown in an error (``redis: redis://:pw@host`` where a section belongs)
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s'\"]*:)[^@\s'\"]*@")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PlatformConfig(_Model):
+class PlatformConfig(ConfigModel):
     """Which of the 17 platforms this controller runs (province or one prefecture)."""
 
     id: PlatformId = "kunming"
@@ -93,155 +69,7 @@ class PlatformConfig(_Model):
         return value
 
 
-class OutboundTrunk(_Model):
-    """A SIP peer we send calls to (transfers: province, department hotlines, 110/119/120/122).
-
-    A trunk to another 12345 platform names it (``platform``): transfers to it carry the case
-    (a hand-off record); with ``area_code``, callers who dial ``<area code>12345`` here are sent
-    there (属地接听: answered by their own prefecture)."""
-
-    host: Host
-    port: Port = 5060
-    platform: PlatformId | None = None
-    area_code: AreaCode | None = None
-
-    @model_validator(mode="after")
-    def _area_needs_platform(self) -> OutboundTrunk:
-        if self.area_code and not self.platform:
-            raise ValueError("a trunk with an area_code leads to a platform: give its platform id too")
-        return self
-
-
-class SipConfig(_Model):
-    """The carrier trunk that delivers 12345 calls, outbound trunks, and the RTP range."""
-
-    bind_host: IPv4 = "127.0.0.1"
-    port: Port = 5060
-    trunk_peers: tuple[IpNetwork, ...] = ("127.0.0.1/32",)
-    trunks: dict[TrunkName, OutboundTrunk] = Field(default_factory=dict)
-    # a carrier that delivers every call as plain 12345 may say the caller's area in a header
-    # (属地接听 without <area code>12345); "" ignores headers
-    area_header: str = Field(default="X-Hotline-Area", pattern=r"^([A-Za-z][A-Za-z0-9-]{0,63})?$")
-    rtp_port_min: Port = 10000
-    rtp_port_max: Port = 14999
-
-    @model_validator(mode="after")
-    def _rtp_range(self) -> SipConfig:
-        if self.rtp_port_max <= self.rtp_port_min:
-            raise ValueError("rtp_port_max must be greater than rtp_port_min")
-        return self
-
-
-class AsteriskConfig(_Model):
-    """How the controller reaches Asterisk (AMI) and how a managed Asterisk is run."""
-
-    root: Path | None = Field(
-        default=None,
-        description="Unpacked Asterisk root from scripts/provision-asterisk.sh; None = the cache",
-    )
-    ami_host: Host = "127.0.0.1"
-    ami_port: Port = 5038
-    ami_username: AmiUser = "hotline"
-    # None: generated at first start and kept in <runtime_dir>/ami-secret (0600)
-    ami_secret: str | None = Field(default=None, pattern=_FILE_SAFE_KEY, repr=False)
-    ami_action_timeout_s: PositiveSeconds = 5.0
-    ami_ping_interval_s: PositiveSeconds = 5.0
-    ami_ping_timeout_s: PositiveSeconds = 3.0
-    ami_reconnect_initial_s: PositiveSeconds = 0.2
-    ami_reconnect_max_s: PositiveSeconds = 5.0
-    # events waiting for the controller's handlers; beyond it newer ones are dropped (counted)
-    # and the state is resynced from Asterisk once the handlers catch up
-    ami_event_backlog_max: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
-
-    @field_validator("ami_secret")
-    @classmethod
-    def _not_public(cls, value: str | None) -> str | None:
-        if value == _SHIPPED_AMI_KEY:
-            raise ValueError("the demo secret earlier versions shipped is public: remove the key to have one generated")
-        return value
-
-
-class SeatConfig(_Model):
-    """A seat: a softphone that registers (with ``secret``) or sits at a fixed ``contact``."""
-
-    # 3-6 digits: never equal to a caller's number (7+ digits), which matters for SIP identification
-    id: SeatId
-    name: SeatName = ""
-    secret: Secret | None = Field(default=None, repr=False)
-    contact: SipUri | None = None
-    skills: tuple[str, ...] = ()
-    queues: tuple[str, ...] = ("general",)
-
-    @model_validator(mode="after")
-    def _reachable(self) -> SeatConfig:
-        if self.secret is None and self.contact is None:
-            raise ValueError("a seat needs a secret (to register) or a fixed contact")
-        if self.contact is not None and self.contact_address is None:
-            raise ValueError("contact must be sip:[user@]host[:port] (port 1-65535)")
-        return self
-
-    @property
-    def contact_address(self) -> tuple[str, int] | None:
-        """(host, port) of the fixed contact (port 5060 when it names none); None without one.
-        A seat with no secret is known by this address alone (telephony/asterisk_conf.py)."""
-        match = _CONTACT_ADDRESS.fullmatch(self.contact or "")
-        if match is None:
-            return None
-        port = int(match.group("port") or 5060)
-        return (match.group("host"), port) if 0 < port < 65536 else None
-
-
-class TransfersConfig(_Model):
-    """How long a transfer's other side may ring."""
-
-    ring_s: Annotated[int, Field(ge=5, le=300)] = 30  # a blind transfer (the seat is already free)
-    # a consultation (attended / three-way): also how long it rings after the seat hung up early;
-    # unanswered then, the caller goes to the dialplan's transfer_failed node
-    consult_ring_s: Annotated[int, Field(ge=5, le=300)] = 30
-
-
-class AcdConfig(_Model):
-    """Call distribution settings."""
-
-    strategy: Literal["longest_idle", "fewest_calls", "round_robin", "ring_all"] = "longest_idle"
-    ring_timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0  # one offer rings this long
-    max_missed_offers: Annotated[int, Field(ge=1, le=10)] = 2  # then the seat is set not ready
-    wrapup_s: Annotated[float, Field(ge=0, le=600)] = 5.0  # after-call work before the next offer
-    # wrap-up lasts until the seat gives a disposition (POST /api/v1/seats/{id}/disposition) …
-    require_disposition: bool = False
-    # … or this long: then the seat is set not ready ("no disposition") until it gives one
-    max_wrapup_s: Annotated[float, Field(gt=0, le=7200)] = 300.0
-    relax_skills_after_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # then any seat of the queue
-    announce_every_s: Annotated[int, Field(ge=0, le=600)] = 30  # position/wait announcements; 0 = none
-    auto_login: tuple[str, ...] = ()  # seat ids logged in (ready) when the controller starts
-    fallback_wait_s: Annotated[int, Field(ge=0, le=600)] = 60  # controller down: ring seats this long
-
-
-class AgiConfig(_Model):
-    """The FastAGI server Asterisk's dialplan calls."""
-
-    host: Host = "127.0.0.1"
-    port: Port = 4573
-    header_timeout_s: PositiveSeconds = 5.0
-    command_timeout_s: PositiveSeconds = 600.0
-    # on SIGTERM, how long calls in the IVR may take to finish before their sessions are
-    # closed (Asterisk then takes them down the fallback route: never dropped)
-    drain_timeout_s: PositiveSeconds = 30.0
-    # the key Asterisk's dialplan puts in every AGI URL; sessions without it are closed unserved.
-    # None: generated at first start and kept in <runtime_dir>/agi-secret (0600)
-    secret: str | None = Field(default=None, pattern=_URL_SAFE_KEY, repr=False)
-
-
-class HttpConfig(_Model):
-    """The REST API, websocket events, web console and /metrics."""
-
-    host: str = "127.0.0.1"
-    port: Port = 12345
-    tokens: tuple[ApiToken, ...] = ()
-    recent_calls_limit: Annotated[int, Field(ge=1, le=10000)] = 200
-
-
-class RedisConfig(_Model):
+class RedisConfig(ConfigModel):
     """Redis holds call records, seat and queue state, tickets and streams.
 
     The password (or an ACL user's) is the URL's (``redis://user:password@host:port/0``) when it
@@ -284,7 +112,7 @@ class RedisConfig(_Model):
         return self
 
 
-class PathsConfig(_Model):
+class PathsConfig(ConfigModel):
     """Folders; relative paths are taken from the folder config.yaml is in."""
 
     runtime_dir: Path = Path("var")
@@ -293,7 +121,7 @@ class PathsConfig(_Model):
     dialplans_dir: Path = Path("dialplans")
 
 
-class PromptsConfig(_Model):
+class PromptsConfig(ConfigModel):
     """Prompts of Asterisk's fallback route (the IVR's own prompts are in the dialplan).
 
     Synthesised with espeak-ng (Mandarin) unless a recorded ``<prompts_dir>/<name>.wav`` exists.
@@ -326,63 +154,14 @@ class PromptsConfig(_Model):
         return value
 
 
-class RecordingsConfig(_Model):
-    """Seat-call recording (MixMonitor, both parties mixed) and how long it is kept."""
-
-    enabled: bool = True
-    retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
-    purge_interval_s: Annotated[float, Field(ge=10, le=86400)] = 3600
-
-
-class SpoolConfig(_Model):
-    """Health of the message spool (paths.spool_dir): below this free space, or not writable, no
-    caller is asked for a message (they are told, routed on and called back) and health is degraded."""
-
-    min_free_mb: Annotated[float, Field(ge=0, le=1_000_000)] = 100.0  # a 2-minute message is about 2 MB
-    check_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
-
-
-class LoggingConfig(_Model):
+class LoggingConfig(ConfigModel):
     """structlog output: JSON when not a TTY unless forced."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class AsrConfig(_Model):
-    """Offline speech recognition of callers' messages (voicemail/asr.py, voicemail/jobs.py)."""
-
-    # a vosk model folder: vosk-model-cn-0.22 or vosk-model-small-cn-0.22, unpacked. None: the
-    # controller files tickets without transcripts (nothing waits for a worker that is not there)
-    model_path: Path | None = None
-    grammar: tuple[str, ...] = ()  # a closed vocabulary (tests); empty: free speech
-    visibility_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0  # a job's worker is presumed dead
-    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # then the job is parked for an operator
-    rescan_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # the spool is checked for orphans
-    rescan_min_age_s: Annotated[float, Field(ge=0, le=86400)] = 300.0  # younger files may be in progress
-
-
-class TicketsConfig(_Model):
-    """Case tickets made from messages, and their export to the downstream handling system."""
-
-    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
-    webhook_token: str | None = Field(default=None, repr=False)
-    webhook_max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _private_in_transit(cls, value: str | None) -> str | None:
-        # a ticket carries the citizen's whole number and words: plain http only on this host
-        url = urlsplit(value or "")
-        if url.scheme == "http" and url.hostname not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("must be https:// (tickets carry callers' numbers); plain http:// only to this host")
-        return value
-
-    # a transfer to another platform whose call never arrived there becomes a ticket after this
-    handoff_expiry_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
-
-
-class Config(_Model):
+class Config(ConfigModel):
     """The whole controller configuration (one platform)."""
 
     platform: PlatformConfig = PlatformConfig()
@@ -400,6 +179,8 @@ class Config(_Model):
     spool: SpoolConfig = SpoolConfig()
     asr: AsrConfig = AsrConfig()
     tickets: TicketsConfig = TicketsConfig()
+    units: UnitsConfig = UnitsConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -443,7 +224,10 @@ class Config(_Model):
             if (path := getattr(self.redis, key)) is not None
         }
         redis = self.redis.model_copy(update=redis_files)
-        return self.model_copy(update={"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis})
+        units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
+        knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})
+        update = {"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis}
+        return self.model_copy(update={**update, "units": units, "knowledge": knowledge})
 
 
 class ConfigError(Exception):

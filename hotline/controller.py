@@ -22,19 +22,26 @@ from acd.seats import SeatService
 from acd.stats import QueueStats, SeatStats
 from calls.ami_bridge import CallEventBridge
 from calls.callbacks import Callback, RedisCallbackList
+from calls.caller_index import CallerKeys
 from calls.fallback import FallbackIngester
 from calls.handoff import RedisHandoffs
 from calls.model import CallRecord
 from calls.redis_budget import WAIT_BUCKETS_S, RedisBudget
 from calls.store import RedisCallStore, StoreUnavailable
 from calls.tracker import CallTracker
+from cases.routes import CaseDesk
+from cases.seat_events import SeatEventHub
+from cases.service import CaseService
+from cases.store import CaseStore
 from common.aio import cancel_and_wait
 from common.clock import Clock, system_clock
 from common.metrics import Histogram, Metric
 from common.privacy import masked_url
+from common.private_files import local_secret
 from hotline import __version__
 from hotline.api import build_api
 from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
+from hotline.case_lookups import DirectoryUnits, KnowledgeEntries
 from hotline.config import Config
 from hotline.figures import Figures
 from hotline.local_secrets import local_secrets, redis_client
@@ -48,6 +55,8 @@ from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR, IvrContext
 from ivr.prompts import build_prompts
 from ivr.transfer import SeatTransfers
+from knowledge.service import KnowledgeService
+from knowledge.uses import RedisUseStore
 from recordings.access import AuditEntry, AuditFilter, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
 from telephony.agi_server import AgiHandler, AgiServer
@@ -61,12 +70,14 @@ from telephony.dialplan_names import (
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
     FALLBACK_SPOOL,
+    PROVINCE_PLATFORM,
     ivr_prompts_dir,
     prompt_path,
 )
 from tickets.export import WebhookExporter
 from tickets.from_handoffs import file_expired_handoffs
 from tickets.store import RedisTicketStore, export_stream
+from units.registry import DeskRegistry
 from voicemail.asr import NoTranscription
 from voicemail.intake import MessageIntake, meta_from_fallback_name, meta_from_sidecar
 from voicemail.jobs import AsrQueue, AsrWorker, WorkerSettings, WorkerState
@@ -78,6 +89,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 FALLBACK_SCAN_INTERVAL_S = 5.0
+CALLER_INDEX_KEY_FILE = "caller-index-key"
 READ_TIMEOUT_S = 2.0  # an API or /metrics read of Redis; the call path has its own budget (redis.op_timeout_ms)
 _OK = (("result", "ok"),)
 _REJECTED = (("result", "rejected"),)
@@ -132,7 +144,11 @@ class Controller:
         platform = config.platform.id
         # the call path's patience with Redis: bounded reads, writes done behind (calls/redis_budget.py)
         self.budget = budget = RedisBudget(config.redis.op_timeout_ms / 1000)
-        self.store = RedisCallStore(self._redis, timedelta(days=config.redis.call_record_ttl_days), platform)
+        # the caller index's key names are HMACs of numbers with this local secret (calls/caller_index.py)
+        caller_keys = CallerKeys(local_secret(config.paths.runtime_dir / CALLER_INDEX_KEY_FILE))
+        self.store = RedisCallStore(
+            self._redis, timedelta(days=config.redis.call_record_ttl_days), platform, caller_keys
+        )
         self.tracker = CallTracker(self.store, config.platform.id, clock, budget)
         self.callback_list = RedisCallbackList(self._redis, platform)
         self.tracker.on_ended(self.callback_list.on_call_ended)
@@ -148,6 +164,9 @@ class Controller:
             platform=platform,
             max_missed=config.acd.max_missed_offers,
             budget=budget,
+            # the codes of the units directory (units/), read when a seat gives one (self.desk is set below)
+            dispositions=lambda platform, code: self.desk.codes.disposition(platform, code) is not None,
+            pause_reasons=lambda platform, code: self.desk.codes.pause_reason(platform, code) is not None,
         )
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self.acd = AcdEngine(
@@ -171,6 +190,28 @@ class Controller:
             self._redis, lambda _platform: self.dialplans.current.calendar, export_stream(platform)
         )
         ticket_sink = TicketStoreSink(self.tickets, clock)
+        self.desk = DeskRegistry(config.units.dir)  # units directory and desk codes (units/)
+        # the province's seats see every platform's entries; a prefecture's, its own and the province's
+        self.knowledge = KnowledgeService(
+            config.knowledge.dir,
+            platform,
+            RedisUseStore(self._redis, config.redis.op_timeout_ms / 1000),
+            load_platforms=None if config.platform.province else {platform, PROVINCE_PLATFORM},
+            clock=clock,
+            timezone=config.platform.timezone,
+        )
+        # the case desk (cases/), checking units and entries against the two features above
+        self.cases = CaseService(
+            store=CaseStore(self._redis, self.tickets, lambda _platform: self.dialplans.current.calendar, caller_keys),
+            live=self.tracker,
+            stored=self.store,
+            units=DirectoryUnits(self.desk),
+            knowledge=KnowledgeEntries(self.knowledge),
+            events=self.events,
+            clock=clock,
+        )
+        self.seat_events = SeatEventHub(self.events, self.cases)
+        case_desk = CaseDesk(self.cases, self.seat_events, tokens, frozenset(seat.id for seat in config.seats))
         self.asr_queue = AsrQueue(self._redis, ticket_sink, platform)
         # no model configured: this process files the tickets itself, without transcripts, so no
         # message waits for a worker that does not exist (with a model, `asr-worker`s do it)
@@ -188,7 +229,7 @@ class Controller:
             else None
         )
         self.spool = SpoolMonitor(config.paths.spool_dir / VOICEMAIL_DIR, config.spool.min_free_mb)
-        self._ivr_prompts = ivr_prompts_dir(config)
+        self._ivr_prompts = ivr_prompts_dir(config.paths.runtime_dir)
         self.dialplans = DialplanRegistry(
             config.dialplan_path(), config.paths.prompts_dir, config.platform.id, self._build_ivr_prompts
         )
@@ -208,7 +249,7 @@ class Controller:
             platform_trunks=platform_trunks,
             availability=directory,
             spool=self.spool,
-            voicemail_failed_prompt=str(prompt_path(config, "voicemail_failed")),
+            voicemail_failed_prompt=str(prompt_path(config.paths.runtime_dir, "voicemail_failed")),
             budget=budget,
         )
         self.consultations = Consultations(ami=self.ami, tracker=self.tracker, handoffs=self.handoffs)
@@ -233,7 +274,7 @@ class Controller:
             trunks=frozenset(config.sip.trunks),
             clock=clock,
         )
-        system_prompts = prompt_path(config, "any").parent
+        system_prompts = prompt_path(config.paths.runtime_dir, "any").parent
         routes: dict[str, AgiHandler] = {
             AGI_IVR_SCRIPT: IvrEntry(self.tracker, self.dialplans, context),
             AGI_OVERFLOW_SCRIPT: IvrOverflow(self.tracker, self.dialplans, context, self.acd),
@@ -266,7 +307,9 @@ class Controller:
             recent_calls=self.recent_calls,
             clock=clock,
         )
-        api = build_api(self, tokens, province=config.platform.province)
+        api = build_api(
+            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk
+        )
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -288,9 +331,10 @@ class Controller:
         """
         cfg = self.config
         await self.dialplans.load_initial()
-        await asyncio.to_thread(
-            build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, prompt_path(cfg, "fallback").parent
-        )
+        self.desk.load_initial()  # raises DeskFilesInvalid: nothing starts on a broken units file
+        await self.knowledge.load_initial()  # a broken knowledge base starts empty, never stops the calls
+        system_prompts = prompt_path(cfg.paths.runtime_dir, "fallback").parent
+        await asyncio.to_thread(build_prompts, system_prompt_texts(cfg), cfg.paths.prompts_dir, system_prompts)
         try:
             await self._load_state()
         except RedisError as exc:
@@ -305,11 +349,14 @@ class Controller:
         await site.start()
         self._tasks += [
             asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
+            asyncio.create_task(self.seat_events.run(), name="seat-events"),
             asyncio.create_task(self._every(1.0, self._flush_callbacks), name="callbacks-flusher"),
             asyncio.create_task(self._every(cfg.spool.check_interval_s, self.spool.check), name="spool-check"),
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
             asyncio.create_task(self._every(2.0, self._check_redis), name="redis-check"),
             asyncio.create_task(self.dialplans.watch(), name="dialplan-watch"),
+            asyncio.create_task(self.desk.watch(cfg.units.watch_interval_s), name="units-watch"),
+            asyncio.create_task(self.knowledge.watch(cfg.knowledge.watch_interval_s), name="knowledge-watch"),
             asyncio.create_task(self._every(cfg.recordings.purge_interval_s, self._purge_recordings), name="purge"),
             asyncio.create_task(self._every(cfg.asr.rescan_interval_s, self._rescan_messages), name="spool-rescan"),
             asyncio.create_task(self._every(PUBLISH_INTERVAL_S, self._publish_snapshot), name="platform-snapshot"),
@@ -592,6 +639,7 @@ class Controller:
             ),
             *await self.figures.metrics(),
             *await self.calendar.metrics(),
+            *self.knowledge.metrics(),
         ]
 
     def _spool_free(self) -> list[Metric]:
@@ -676,13 +724,18 @@ async def run_until_signalled(controllers: Sequence[Controller], on_started: Cal
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[ReloadResult]] = set()
+    reloads: set[asyncio.Task[Any]] = set()
 
     def on_hangup_signal() -> None:
         for controller in controllers:
-            task = loop.create_task(controller.reload_dialplan("SIGHUP"))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
+            for reload in (
+                controller.reload_dialplan("SIGHUP"),
+                controller.desk.reload("SIGHUP"),  # the units directory and desk codes
+                controller.knowledge.reload("SIGHUP"),
+            ):
+                task = loop.create_task(reload)
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup_signal)
     started: list[Controller] = []

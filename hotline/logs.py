@@ -1,4 +1,5 @@
-"""structlog, configured once: JSON when not a TTY, ``call_id``/``channel`` bound per call."""
+"""structlog, configured once: readable lines (coloured) on a terminal, JSON otherwise;
+``call_id``/``channel`` bound per call."""
 
 from __future__ import annotations
 
@@ -22,25 +23,40 @@ def mask_personal_data(_logger: object, _method: str, event: structlog.types.Eve
     return event
 
 
-def configure_logging(level: str = "info", fmt: Literal["auto", "json", "console"] = "auto") -> None:
-    """Route structlog and stdlib logging (aiohttp, redis) to stderr in one format."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+LogFormat = Literal["auto", "json", "console"]
+
+
+def chosen_format(fmt: LogFormat, stderr_is_tty: bool) -> Literal["json", "console"]:
+    """``auto``: readable lines on a terminal (``make run``, ``hotline12345 stack``: the
+    controllers run in its process, on its stderr), JSON for a supervisor, a pipe or a file."""
+    if fmt == "auto":
+        return "console" if stderr_is_tty else "json"
+    return fmt
+
+
+def log_processors(fmt: Literal["json", "console"], colors: bool) -> list[structlog.types.Processor]:
+    """The processor chain: masking runs before the renderer, in either format; colours only
+    where asked (a terminal), never in JSON."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    if fmt == "json":
+        return [
+            *shared,
+            structlog.processors.format_exc_info,
+            mask_personal_data,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ]
+    return [*shared, mask_personal_data, structlog.dev.ConsoleRenderer(colors=colors)]
+
+
+def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
+    """Route structlog and stdlib logging (aiohttp, redis) to stderr in one format."""
+    tty = sys.stderr.isatty()
     structlog.configure(
-        processors=(
-            [*shared, structlog.processors.format_exc_info, mask_personal_data, renderer]
-            if use_json
-            else [*shared, mask_personal_data, renderer]
-        ),
+        processors=log_processors(chosen_format(fmt, tty), colors=tty),
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.yamlsource import parse_yaml
-from hotline.config import Config, ConfigError, OutboundTrunk, PlatformConfig
+from hotline.config import Config, ConfigError, PlatformConfig
 from ivr.dialplan.directory import dialplan_files
+from telephony.config import OutboundTrunk
 from telephony.dialplan_names import PROVINCE_PLATFORM
 
 DEFAULT_PLATFORMS = ("kunming", PROVINCE_PLATFORM, "dali")

@@ -11,10 +11,10 @@ from urllib.parse import unquote, urlsplit
 
 from common.clock import Clock, system_clock
 from common.private_files import private_log
+from hotline.asterisk_files import write_asterisk_config
 from hotline.config import Config
 from hotline.local_secrets import redis_password
 from hotline.redis_process import RedisProcess, RedisUnavailable, redis_listening
-from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess, AsteriskUnavailable
 from web.auth import TokenRegistry
 

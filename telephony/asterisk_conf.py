@@ -1,6 +1,7 @@
-"""Render the Asterisk configuration of one platform from our Config.
+"""Render the Asterisk configuration of one platform from its ``AsteriskSite`` (telephony/site.py,
+built from config.yaml by the app shell: hotline/asterisk_files.py).
 
-Pure: values in, ``{filename: text}`` out; ``write_asterisk_config`` is the only I/O.
+Pure: values in, ``{filename: text}`` out; ``write_asterisk_files`` is the only I/O.
 Administrators never hand-edit these files: they edit config.yaml (and the YAML dialplans).
 """
 
@@ -10,12 +11,12 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from common.private_files import PRIVATE_FILE_MODE, private_dir
-from hotline.config import Config
-from hotline.local_secrets import LocalSecrets, local_secrets
 from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEXT, SEAT_CONTEXT, TRUNK_CONTEXT
 from telephony.extensions_conf import extensions_conf, features_conf
+from telephony.site import AsteriskSite
 from telephony.values import conf_value, unsafe_path_reason
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
@@ -98,16 +99,16 @@ def default_asterisk_root() -> Path:
     return Path(cache) / "hotline12345" / "asterisk-root"
 
 
-def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:
-    """The layout for ``config``: code from the provisioned root, state under runtime_dir."""
-    root = config.asterisk.root or default_asterisk_root()
+def layout_for(site: AsteriskSite, etc_dir: Path) -> AsteriskLayout:
+    """The layout for ``site``: code from the provisioned root, state under runtime_dir."""
+    root = site.asterisk.root or default_asterisk_root()
     reason = unsafe_path_reason(root)  # config.yaml's folders are checked when it is loaded
     if reason:
         raise ValueError(f"the Asterisk root {str(root)!r} cannot go into asterisk.conf: {reason}")
-    return AsteriskLayout(root=root, etc_dir=etc_dir, var_dir=config.paths.runtime_dir / "asterisk")
+    return AsteriskLayout(root=root, etc_dir=etc_dir, var_dir=site.runtime_dir / "asterisk")
 
 
-def _asterisk_conf(config: Config, layout: AsteriskLayout) -> str:
+def _asterisk_conf(site: AsteriskSite, layout: AsteriskLayout) -> str:
     var = layout.var_dir
     return f"""[directories]
 astetcdir => {layout.etc_dir}
@@ -124,7 +125,7 @@ astsbindir => {layout.root}/usr/sbin
 
 [options]
 ; the system name prefixes every channel's uniqueid, so call ids are unique across platforms
-systemname = {config.platform.id}
+systemname = {site.platform_id}
 verbose = 3
 debug = 0
 highpriority = no
@@ -147,8 +148,8 @@ def _loopback_permit(host: str) -> str:
     return "127.0.0.1/255.255.255.255" if address.is_loopback else f"{address}/255.255.255.255"
 
 
-def _manager_conf(config: Config, secret: str) -> str:
-    ami = config.asterisk
+def _manager_conf(site: AsteriskSite, secret: str) -> str:
+    ami = site.asterisk
     return f"""[general]
 enabled = yes
 bindaddr = {ami.ami_host}
@@ -170,8 +171,8 @@ writetimeout = 5000
 """
 
 
-def _pjsip_conf(config: Config) -> str:
-    sip = config.sip
+def _pjsip_conf(site: AsteriskSite) -> str:
+    sip = site.sip
     matches = "\n".join(f"match = {peer}" for peer in sip.trunk_peers)
     return f"""[global]
 type = global
@@ -208,7 +209,7 @@ identify_by = ip
 type = identify
 endpoint = trunk
 {matches}
-{_outbound_trunks(config)}{_seats(config)}"""
+{_outbound_trunks(site)}{_seats(site)}"""
 
 
 def _endpoint(name: str, context: str, extra: str = "") -> str:
@@ -229,11 +230,11 @@ dtmf_mode = rfc4733
 """
 
 
-def _outbound_trunks(config: Config) -> str:
+def _outbound_trunks(site: AsteriskSite) -> str:
     # Only ever dialled: no identify section, and never known by a From user name. Calls from
     # another platform come in on the trunk, by its address in sip.trunk_peers.
     blocks = []
-    for name, trunk in config.sip.trunks.items():
+    for name, trunk in site.sip.trunks.items():
         blocks.append(
             _endpoint(name, PEER_CONTEXT, "identify_by = ip\n")
             + f"\n[{name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
@@ -241,9 +242,9 @@ def _outbound_trunks(config: Config) -> str:
     return "".join(blocks)
 
 
-def _seats(config: Config) -> str:
+def _seats(site: AsteriskSite) -> str:
     blocks = []
-    for seat in config.seats:
+    for seat in site.seats:
         extra = f'callerid = "{seat.name or seat.id}" <{seat.id}>\n'
         if seat.secret:
             # known by its user name, and every request challenged: only its password makes it the seat
@@ -274,10 +275,10 @@ def _seat_identify(seat_id: str, address: tuple[str, int] | None) -> str:
     return f"\n[{seat_id}]\ntype = identify\nendpoint = {seat_id}\nmatch = {host}:{port}\n"
 
 
-def _queues_conf(config: Config) -> str:
+def _queues_conf(site: AsteriskSite) -> str:
     # Only the fallback route's queue: every seat, static, so it works with the controller down.
     # Normal distribution is our own ACD (acd/engine.py), not app_queue.
-    members = "".join(f"member => PJSIP/{seat.id},0,{seat.id}\n" for seat in config.seats)
+    members = "".join(f"member => PJSIP/{seat.id},0,{seat.id}\n" for seat in site.seats)
     return (
         "[general]\npersistentmembers = no\nshared_lastcall = yes\n\n"
         f"[{FALLBACK_QUEUE}]\nstrategy = ringall\ntimeout = 20\nretry = 1\nringinuse = no\n"
@@ -286,8 +287,8 @@ def _queues_conf(config: Config) -> str:
     )
 
 
-def _rtp_conf(config: Config) -> str:
-    return f"[general]\nrtpstart = {config.sip.rtp_port_min}\nrtpend = {config.sip.rtp_port_max}\n"
+def _rtp_conf(site: AsteriskSite) -> str:
+    return f"[general]\nrtpstart = {site.sip.rtp_port_min}\nrtpend = {site.sip.rtp_port_max}\n"
 
 
 _INDICATIONS = """[general]
@@ -306,7 +307,7 @@ info = 450/100,0/100,450/100,0/100,450/100,0/100,450/400,0/400
 """
 
 
-def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
+def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
     moh = layout.data_dir / "moh"
     return {
         "logger.conf": (
@@ -316,7 +317,7 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
-        "features.conf": features_conf(config),
+        "features.conf": features_conf(site.transfers),
         "indications.conf": _INDICATIONS,
         "ccss.conf": "[general]\n",
         "acl.conf": "",
@@ -329,43 +330,48 @@ def _simple_files(config: Config, layout: AsteriskLayout) -> dict[str, str]:
     }
 
 
-def render_asterisk_config(
-    config: Config, layout: AsteriskLayout, secrets: LocalSecrets | None = None
-) -> dict[str, str]:
-    """Every file Asterisk reads, as ``{name: text}``; without ``secrets``, the configured ones
-    or fresh random ones (nothing is read from or written to ``runtime_dir``)."""
-    secrets = secrets or LocalSecrets.preview(config)
+class AsteriskSecrets(Protocol):
+    """What Asterisk's files and the controller must agree on (hotline/local_secrets.py)."""
+
+    @property
+    def ami_secret(self) -> str: ...
+
+    @property
+    def agi_secret(self) -> str: ...
+
+
+def render_asterisk_files(site: AsteriskSite, layout: AsteriskLayout, secrets: AsteriskSecrets) -> dict[str, str]:
+    """Every file Asterisk reads, as ``{name: text}``."""
     files = {
-        "asterisk.conf": _asterisk_conf(config, layout),
+        "asterisk.conf": _asterisk_conf(site, layout),
         "modules.conf": _modules_conf(),
-        "manager.conf": _manager_conf(config, secrets.ami_secret),
-        "pjsip.conf": _pjsip_conf(config),
-        "rtp.conf": _rtp_conf(config),
-        "extensions.conf": extensions_conf(config, secrets.agi_secret),
-        "queues.conf": _queues_conf(config),
+        "manager.conf": _manager_conf(site, secrets.ami_secret),
+        "pjsip.conf": _pjsip_conf(site),
+        "rtp.conf": _rtp_conf(site),
+        "extensions.conf": extensions_conf(site, secrets.agi_secret),
+        "queues.conf": _queues_conf(site),
     }
-    files.update(_simple_files(config, layout))
+    files.update(_simple_files(site, layout))
     return files
 
 
-def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
-    """Render into ``etc_dir`` and create the state folders; returns the layout used.
+def write_asterisk_files(site: AsteriskSite, layout: AsteriskLayout, secrets: AsteriskSecrets) -> None:
+    """Render into ``layout.etc_dir`` and create the state folders.
 
     Secrets (seat passwords, the AMI secret, the AGI key) and callers' data (messages,
     recordings, Asterisk's logs) are their owner's alone: files 0600, folders 0700."""
-    layout = layout_for(config, etc_dir)
+    etc_dir = layout.etc_dir
     private_dir(etc_dir)
-    for name, text in render_asterisk_config(config, layout, local_secrets(config)).items():
+    for name, text in render_asterisk_files(site, layout, secrets).items():
         target = etc_dir / name
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         target.chmod(PRIVATE_FILE_MODE)  # a file from an earlier version may have been 0644
-    private_dir(config.paths.runtime_dir)
+    private_dir(site.runtime_dir)
     for sub in ("", "lib", "lib/keys", "agi-bin", "spool", "run", "log"):
         private_dir(layout.var_dir / sub)
     # the spool's own folders (voicemail, recordings) are made later under the umask 077 of the
     # controller and of the Asterisk it runs; a spool of 0700 keeps older ones out of reach too
-    private_dir(config.paths.spool_dir)
-    private_dir(config.paths.spool_dir / FALLBACK_SPOOL)
-    return layout
+    private_dir(site.spool_dir)
+    private_dir(site.spool_dir / FALLBACK_SPOOL)

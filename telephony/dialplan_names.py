@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotline.config import Config
-
 TRUNK_CONTEXT = "from-trunk"
 AREA_CONTEXT = "hotline-area"  # the trunk's <area>12345 numbers alone (no catch-all): what a header may name
 REFUSE_CONTEXT = "hotline-refuse"  # the trunk's other numbers: SIP 404
@@ -69,11 +67,13 @@ AGI_CALLBACK_DONE_SCRIPT = "callback-done"
 FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 
-def prompt_path(config: Config, name: str) -> Path:
-    """Where the built prompt ``name`` lives, without extension (as Playback wants it)."""
-    return config.paths.runtime_dir / "prompts" / name
+def prompt_path(runtime_dir: Path, name: str) -> Path:
+    """Where the built prompt ``name`` lives under ``runtime_dir`` (config.yaml's
+    paths.runtime_dir), without extension (as Playback wants it)."""
+    return runtime_dir / "prompts" / name
 
 
-def ivr_prompts_dir(config: Config) -> Path:
-    """Where the dialplan's prompts are built (apart from the fallback route's own)."""
-    return config.paths.runtime_dir / "prompts" / "ivr"
+def ivr_prompts_dir(runtime_dir: Path) -> Path:
+    """Where the dialplan's prompts are built under ``runtime_dir`` (apart from the fallback
+    route's own)."""
+    return runtime_dir / "prompts" / "ivr"

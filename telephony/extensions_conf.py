@@ -4,7 +4,7 @@ other platforms, transfers and consultations, the hold and offer contexts of our
 
 from __future__ import annotations
 
-from hotline.config import Config
+from telephony.config import TransfersConfig
 from telephony.dialplan_names import (
     AGI_ANNOUNCE_SCRIPT,
     AGI_CALLBACK_DONE_SCRIPT,
@@ -57,14 +57,15 @@ from telephony.dialplan_names import (
     TRUNK_CONTEXT,
     prompt_path,
 )
+from telephony.site import AsteriskSite
 
 
-def _plain_number_entry(config: Config) -> str:
+def _plain_number_entry(site: AsteriskSite) -> str:
     """Plain 12345. With ``sip.area_header``, a header naming an area (``<area>12345`` is one of
     the trunk's area numbers) routes the call like that number; any other value (``9``,
     ``86872``, ``+86 871``, none) is answered here: a caller is never refused for a header.
     The check is against the area numbers alone, never the trunk's catch-all (SIP 404)."""
-    header = config.sip.area_header
+    header = site.sip.area_header
     if not header:
         return f"exten => {HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)"
     routed = f"${{area}}{HOTLINE_NUMBER}"
@@ -77,27 +78,26 @@ def _plain_number_entry(config: Config) -> str:
     )
 
 
-def _area_entries(config: Config) -> str:
+def _area_entries(site: AsteriskSite) -> str:
     """What the trunk's ``<area>12345`` numbers do: our own goes to the IVR; that of an area
     another platform serves goes there; an unknown area code goes to the province (from a
     prefecture) or is answered here (at the province)."""
-    own = config.platform
     routes = {
         trunk.area_code: name
-        for name, trunk in config.sip.trunks.items()
-        if trunk.area_code and trunk.platform != own.id
+        for name, trunk in site.sip.trunks.items()
+        if trunk.area_code and trunk.platform != site.platform_id
     }
     lines = []
-    if own.area_code not in routes:
-        for prefix in (own.area_code, own.area_code[1:]):
+    if site.area_code not in routes:
+        for prefix in (site.area_code, site.area_code[1:]):
             lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Goto({ENTRY_CONTEXT},s,1)")
     for area_code, trunk in sorted(routes.items()):
         for prefix in (area_code, area_code[1:]):
             lines.append(f"exten => {prefix}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={trunk})")
             lines.append(f" same => n,Goto({ROUTE_CONTEXT},{area_code}{HOTLINE_NUMBER},1)")
-    province = next((n for n, t in config.sip.trunks.items() if t.platform == PROVINCE_PLATFORM), None)
+    province = next((n for n, t in site.sip.trunks.items() if t.platform == PROVINCE_PLATFORM), None)
     for pattern in ("_0XX", "_0XXX"):
-        if province and own.id != PROVINCE_PLATFORM:
+        if province and site.platform_id != PROVINCE_PLATFORM:
             lines.append(f"exten => {pattern}{HOTLINE_NUMBER},1,Set({ROUTE_VARIABLE}={province})")
             lines.append(f" same => n,Goto({ROUTE_CONTEXT},${{EXTEN}},1)")
         else:  # no platform above this one: an area nobody serves is answered here
@@ -105,21 +105,20 @@ def _area_entries(config: Config) -> str:
     return "\n".join(lines)
 
 
-def extensions_conf(config: Config, agi_secret: str) -> str:
+def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     """extensions.conf of the platform; every FastAGI URL carries ``agi_secret`` (the controller
     serves no session without it: telephony/agi_server.py)."""
-    platform = config.platform
-    agi = config.agi
-    fallback_dir = config.paths.spool_dir / FALLBACK_SPOOL
+    agi = site.agi
+    fallback_dir = site.spool_dir / FALLBACK_SPOOL
     # What the controller needs to rebuild the record of a call it never saw: the file name
     # carries the start time and the uniqueid, never the caller's number (names are logged and
     # listed); the number (digits only) goes into a file beside it, written by Asterisk's own
     # FILE() (no shell) before the recording starts. calls/fallback.py reads both; keep in step.
     fallback_message = f"{fallback_dir}/fb2-${{EPOCH}}-${{UNIQUEID}}"
     agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
-    consult_ring = config.transfers.consult_ring_s
+    consult_ring = site.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
-    every = config.acd.announce_every_s
+    every = site.announce_every_s
     # announcements: the music stops every few seconds for the controller to say the position
     hold_slice = every if every else 3600
     announce = f"AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})" if every else "NoOp(no announcements)"
@@ -137,18 +136,18 @@ writeprotect = yes
 clearglobalvars = yes
 
 [globals]
-{PLATFORM_VARIABLE} = {platform.id}
+{PLATFORM_VARIABLE} = {site.platform_id}
 
 ; the trunk's numbers: Asterisk looks in a context's own extensions first, then in its includes
 ; in order, so the catch-all (404) never shadows an area number
 [{TRUNK_CONTEXT}]
-{_plain_number_entry(config)}
+{_plain_number_entry(site)}
 exten => i,1,Hangup(1)
 include => {AREA_CONTEXT}
 include => {REFUSE_CONTEXT}
 
 [{AREA_CONTEXT}]
-{_area_entries(config)}
+{_area_entries(site)}
 
 ; anything else on the trunk is not ours: SIP 404
 [{REFUSE_CONTEXT}]
@@ -163,7 +162,7 @@ exten => _X.,1,Hangup(21)
 exten => _X.,1,Hangup(21)
 
 [{ENTRY_CONTEXT}]
-exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
+exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
  same => n,AGI({agi_url}/{AGI_IVR_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  same => n,GotoIf($["${{{HOLD_VARIABLE}}}" = "1"]?{HOLD_CONTEXT},s,1)
@@ -173,13 +172,13 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={platform.id})
  ; caller: answer, ring every configured seat (a static queue that needs no controller), and
  ; if nobody answers keep a message in the spool for the controller to pick up.
  same => n(fallback),Answer()
- same => n,Playback({prompt_path(config, "fallback_hold")})
- same => n,Queue({FALLBACK_QUEUE},,,,{config.acd.fallback_wait_s})
- same => n,Playback({prompt_path(config, "fallback")})
+ same => n,Playback({prompt_path(site.runtime_dir, "fallback_hold")})
+ same => n,Queue({FALLBACK_QUEUE},,,,{site.fallback_wait_s})
+ same => n,Playback({prompt_path(site.runtime_dir, "fallback")})
  same => n,Set(message={fallback_message})
  same => n,Set(FILE(${{message}}.caller)=${{FILTER(0-9,${{CALLERID(num)}})}})
  same => n,Record(${{message}}.wav,3,120,k)
- same => n,Playback({prompt_path(config, "goodbye")})
+ same => n,Playback({prompt_path(site.runtime_dir, "goodbye")})
  same => n(done),Hangup()
 
 ; A caller of another area (属地接听): answered by their own platform; if it cannot take the
@@ -200,7 +199,7 @@ exten => s,1,ExecIf($["${{{HANDOFF_VARIABLE}}}" != ""]?Set(PJSIP_HEADER(add,{HAN
 ; A seat's transfer (POST /api/v1/calls/{{id}}/transfer): the caller is redirected here out of
 ; the seat's bridge. Answered: done. Not: the dialplan's transfer_failed node, or the fallback.
 [{TRANSFER_CONTEXT}]
-exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},{config.transfers.ring_s},b({PREDIAL_CONTEXT}^s^1))
+exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},{site.transfers.ring_s},b({PREDIAL_CONTEXT}^s^1))
  same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
  same => n(failed),AGI({agi_url}/{AGI_TRANSFER_FAILED_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
@@ -304,6 +303,6 @@ parkcall =
 """
 
 
-def features_conf(config: Config) -> str:
+def features_conf(transfers: TransfersConfig) -> str:
     """features.conf: the attended-transfer machinery consultations use."""
-    return _FEATURES.format(consult_ring=config.transfers.consult_ring_s, three_way=THREE_WAY_CODE)
+    return _FEATURES.format(consult_ring=transfers.consult_ring_s, three_way=THREE_WAY_CODE)

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from calls.handoff import RedisHandoffs
-from tickets.model import TicketSource, Transcript
+from tickets.model import TicketSource, Transcript, category_from_tags
 from tickets.store import RedisTicketStore
-from voicemail.sink import category_from_tags
 
 log = structlog.get_logger(__name__)
 

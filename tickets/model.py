@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -16,6 +17,17 @@ class TicketCategory(StrEnum):
     SUGGESTION = "suggestion"  # 建议
     COMPLAINT = "complaint"  # 投诉
     REPORT = "report"  # 举报
+
+
+CATEGORY_TAG = "category"  # set by a dialplan `set` node, e.g. after "press 2 for complaints"
+
+
+def category_from_tags(tags: Mapping[str, str]) -> TicketCategory:
+    """The category the IVR tagged, else consultation (the shortest clock a seat may change)."""
+    try:
+        return TicketCategory(tags.get(CATEGORY_TAG, ""))
+    except ValueError:
+        return TicketCategory.CONSULTATION
 
 
 class TicketSource(StrEnum):
@@ -122,6 +134,13 @@ class Ticket(BaseModel):
     # random, given at creation: tells two cases apart should a number ever be given out twice
     # (Redis restored from a backup older than its last tickets); the export's idempotency key
     uid: str = ""
+    # a case a seat registered from a call (cases/): who took it and what the citizen asked
+    seat: str = ""
+    matter_type: str = ""
+    location: str = ""
+    request: str = ""  # the citizen's words, as the seat wrote them down
+    unit: str = ""  # the responsible unit's id (units directory)
+    knowledge_entry: str = ""  # the knowledge base entry the seat answered from
 
     @property
     def is_open(self) -> bool:

@@ -79,6 +79,11 @@ def recording_key(recording: str) -> str:
     return f"{PREFIX}ticket:by-recording:{recording}"
 
 
+def open_ticket_key(platform: str, caller: str) -> str:
+    """The caller's open ticket (voicemail repeat requests merge into it)."""
+    return _open_key(platform, caller)
+
+
 def _open_key(platform: str, caller: str) -> str:
     return f"{PREFIX}tickets:open:{platform}:{caller}"
 
@@ -237,6 +242,10 @@ class RedisTicketStore:
             caller=mask_number(caller),
         )
         return result
+
+    async def watched_free_sequence(self, pipe: aioredis.client.Pipeline, platform: str, day: date) -> int:
+        """``_free_sequence`` for other writers of tickets (cases/store.py), in their transaction."""
+        return await self._free_sequence(pipe, platform, day)
 
     async def _free_sequence(self, pipe: aioredis.client.Pipeline, platform: str, day: date) -> int:
         """The next number of ``platform``'s ``day`` whose ticket key is free, that key watched

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from common.clock import Clock, system_clock
-from tickets.model import TicketCategory, Transcript
+from tickets.model import Transcript, category_from_tags
 from tickets.store import RedisTicketStore
 from voicemail.jobs import VoicemailMeta
-
-CATEGORY_TAG = "category"  # set by a dialplan `set` node, e.g. after "press 2 for complaints"
-
-
-def category_from_tags(tags: Mapping[str, str]) -> TicketCategory:
-    """The category the IVR tagged, else consultation (the shortest clock a seat may change)."""
-    try:
-        return TicketCategory(tags.get(CATEGORY_TAG, ""))
-    except ValueError:
-        return TicketCategory.CONSULTATION
 
 
 class TicketStoreSink:

@@ -26,11 +26,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
+from acd.config import SeatConfig
 from acd.events import EventBus
 from acd.seats import SeatService
 from common.clock import system_clock
 from hotline.api import build_api
-from hotline.config import SeatConfig
 from hotline.redis_process import RedisProcess
 from tests.fuzz.harness import example, fuzz_target, run_async
 from tests.unit.test_api import TOKENS, Backend

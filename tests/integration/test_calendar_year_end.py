@@ -42,7 +42,7 @@ def year_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformUnder
 
 def days_left(platform: PlatformUnderTest) -> int:
     text = platform.http("/metrics", token=None).body
-    found = re.search(r'^hotline_calendar_days_left\{platform="kunming"\} (-?\d+)$', text, re.MULTILINE)
+    found = re.search(r'^hotline_calendar_days_left\{platform="kunming"\} (-?\d+)(?:\.0)?$', text, re.MULTILINE)
     assert found, text
     return int(found.group(1))
 

@@ -60,7 +60,7 @@ def trusted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform
 def _agi_sessions(platform: PlatformUnderTest) -> int:
     body = platform.http("/metrics", token=None).body
     line = next(line for line in body.splitlines() if line.startswith("hotline_agi_sessions_total "))
-    return int(line.split()[1])
+    return int(float(line.split()[1]))
 
 
 def _record_keys(platform: PlatformUnderTest) -> set[Any]:

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import redis
 import yaml
 
+from hotline.asterisk_files import write_asterisk_config
 from hotline.config import Config, load_config
 from hotline.local_secrets import redis_password
 from hotline.redis_process import RedisProcess
 from ivr.dialplan.directory import DIRECTORY_FILE
-from telephony.asterisk_conf import write_asterisk_config
 from telephony.asterisk_process import AsteriskProcess
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
 from web.auth import token_sha256
@@ -105,6 +105,9 @@ class PlatformUnderTest:
                 "dialplans_dir": "dialplans",
             },
             "logging": {"level": "info", "format": "json"},
+            # the shipped units directory, desk codes and knowledge base
+            "units": {"dir": str(REPO / "directory")},
+            "knowledge": {"dir": str(REPO / "knowledge_base")},
         }
         for section, values in self.overrides.items():
             if isinstance(values, dict):

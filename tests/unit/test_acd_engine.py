@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from acd.config import AcdConfig, SeatConfig
 from acd.engine import OFFER_RETRY_S, ORIGINATE_GRACE_S, AcdEngine
 from acd.events import EventBus
 from acd.model import QueuedCall, waiting_key
@@ -21,7 +22,6 @@ from calls.model import CallOutcome
 from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
-from hotline.config import AcdConfig, SeatConfig
 from telephony.ami_types import AmiActionFailed, AmiNotConnected, AmiTimeout
 from telephony.dialplan_names import LEFT_VARIABLE, OFFER_VARIABLE
 from tests.support.fake_ami_link import FakeAmiLink

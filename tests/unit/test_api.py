@@ -218,7 +218,7 @@ async def test_health_and_metrics_are_open(backend_and_client: tuple[Backend, Te
     _, client = backend_and_client
     assert (await (await client.get("/api/v1/health")).json())["status"] == "ok"
     text = await (await client.get("/metrics")).text()
-    assert "# TYPE hotline_calls_live gauge\nhotline_calls_live 3\n" in text
+    assert "# TYPE hotline_calls_live gauge\nhotline_calls_live 3.0\n" in text
     assert 'x_total{q="a\\"b"} 1.5' in text
 
 

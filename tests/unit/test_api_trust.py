@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from acd.config import SeatConfig
 from acd.events import EventBus
 from acd.seats import SeatService
 from calls.model import CallRecord
 from hotline.api import build_api
-from hotline.config import SeatConfig
 from hotline.redis_process import RedisProcess
 from recordings.access import AuditEntry, RedisAuditLog
 from tests.unit.test_api import HANDOFF_TOKEN, RECORD, Backend
@@ -349,7 +349,7 @@ async def test_requests_without_a_token_are_counted_not_audited(kunming: Api) ->
     assert kunming.backend.audited == []
     assert sum(entry["event"] == "api.unauthenticated" for entry in logs) == 1  # once a minute at most
     metrics = await (await kunming.client.get("/metrics")).text()
-    assert "hotline_api_unauthenticated_total 300" in metrics
+    assert "hotline_api_unauthenticated_total 300.0\n" in metrics
     # a known token's refusal is still audited: it names someone
     assert await kunming.status("GET", "/api/v1/calls/kunming-1.1/recording", "km-seat") == 403
     assert [(e.who, e.result) for e in kunming.backend.audited] == [("km-seat", "denied")]

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hotline.asterisk_files import render_asterisk_config, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
-from telephony.asterisk_conf import (
-    AMI_ACTION_CLASSES,
-    AMI_READ_CLASSES,
-    AsteriskLayout,
-    render_asterisk_config,
-    write_asterisk_config,
-)
+from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_READ_CLASSES, AsteriskLayout
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,9 +12,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotline.asterisk_files import layout_for, render_asterisk_config
 from hotline.config import Config, ConfigError, parse_config
 from telephony import values
-from telephony.asterisk_conf import AsteriskLayout, layout_for, render_asterisk_config
+from telephony.asterisk_conf import AsteriskLayout
 from tests.support.asterisk_config import Line, parse_asterisk_config
 
 LAYOUT = AsteriskLayout(Path("/opt/ast"), Path("/srv/etc"), Path("/srv/var/asterisk"))

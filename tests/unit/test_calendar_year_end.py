@@ -286,8 +286,8 @@ async def test_health_metrics_and_tickets_show_the_calendar(
     assert "20 days left" in health["reasons"][0]
     text = await (await http.get("/metrics")).text()
     assert "# TYPE hotline_calendar_days_left gauge" in text
-    assert 'hotline_calendar_days_left{platform="kunming"} 20\n' in text
-    assert 'hotline_tickets_provisional{platform="kunming"} 1\n' in text
+    assert 'hotline_calendar_days_left{platform="kunming"} 20.0\n' in text
+    assert 'hotline_tickets_provisional{platform="kunming"} 1.0\n' in text
     (listed,) = (await (await http.get("/api/v1/tickets", headers=TOKEN_HEADERS["sup"])).json())["tickets"]
     assert listed["deadlines_provisional"] is True
 
@@ -298,7 +298,7 @@ async def test_health_metrics_and_tickets_show_the_calendar(
     calendars.current = FICTIONAL_2027
     health = await (await http.get("/api/v1/health")).json()
     assert health["status"] == "ok" and health["calendar"]["covered_through"] == "2027-12-31"
-    assert 'hotline_calendar_days_left{platform="kunming"} 385\n' in await (await http.get("/metrics")).text()
+    assert 'hotline_calendar_days_left{platform="kunming"} 385.0\n' in await (await http.get("/metrics")).text()
 
 
 async def test_the_console_marks_provisional_deadlines(api: tuple[Clock, TestClient[Any, Any]]) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hotline.asterisk_files import layout_for, render_asterisk_config
 from hotline.config import Config, PathsConfig
 from hotline.network import NetworkError, network_configs, platform_ids
-from telephony.asterisk_conf import layout_for, render_asterisk_config
 
 REPO = Path(__file__).resolve().parents[2]
 

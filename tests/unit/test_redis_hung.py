@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from acd.config import AcdConfig, SeatConfig
 from acd.engine import AcdEngine
 from acd.events import EventBus
 from acd.model import QueuedCall, waiting_key
@@ -32,7 +33,6 @@ from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from common.metrics import Histogram
-from hotline.config import AcdConfig, SeatConfig
 from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.registry import DialplanRegistry

@@ -1,0 +1,264 @@
+"""The case desk's HTTP API: register a call's case, link a call to an open case, the caller's
+history, and each seat's own event socket (the screen pop). See docs/api.md, "Case desk"."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from calls.model import CallRecord
+from cases.model import CaseInvalid, is_call_id, parse_case
+from cases.seat_events import SeatEventHub
+from cases.service import CaseService, Unavailable, UnknownReference
+from cases.store import CaseExists, TicketClosed, TicketElsewhere, TicketMissing
+from common.privacy import mask_number
+from tickets.store import StoreContention
+from web.api_common import (
+    PRINCIPAL_KEY,
+    SCOPE_KEY,
+    SERVING_KEY,
+    UNAUTHENTICATED_KEY,
+    PlatformScope,
+    audit_request,
+    error_response,
+    json_body,
+    other_platform,
+    requires,
+)
+from web.auth import Principal, TokenRegistry
+
+log = structlog.get_logger(__name__)
+
+FIRST_MESSAGE_TIMEOUT_S = 10.0
+MAX_FIRST_MESSAGE_BYTES = 4096
+# websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404
+CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NO_SEAT = 4401, 4403, 4404
+
+
+@dataclass(frozen=True)
+class CaseDesk:
+    """What the routes need, wired by the app shell."""
+
+    service: CaseService
+    hub: SeatEventHub
+    tokens: TokenRegistry
+    seat_ids: frozenset[str]  # the seats this controller serves
+
+
+CASES_KEY: web.AppKey[CaseDesk] = web.AppKey("cases", CaseDesk)
+
+
+def _desk(request: web.Request) -> CaseDesk:
+    return request.app[CASES_KEY]
+
+
+async def _own_call(  # noqa: PLR0911 - one answer per refusal
+    request: web.Request, *, change: bool, offered_counts: bool = False
+) -> tuple[CallRecord, bool] | web.Response:
+    """The call of the path and whether it is the requesting seat's own, or the error to answer.
+    A seat token reaches only the call it answered (``offered_counts``: or was rung for);
+    supervisors and admins any call of their platform (the province's: see any, change its own)."""
+    call_id = request.match_info["call_id"]
+    if not is_call_id(call_id):
+        return error_response(404, "no such call")
+    try:
+        record = await _desk(request).service.call(call_id)
+    except Unavailable as exc:
+        return error_response(503, str(exc))
+    if record is None:
+        return error_response(404, "no such call")
+    scope: PlatformScope = request[SCOPE_KEY]
+    if not (scope.may_change(record.platform) if change else scope.may_view(record.platform)):
+        return other_platform(scope, record.platform, "change" if change else "see", "calls")
+    principal: Principal = request[PRINCIPAL_KEY]
+    if principal.may("supervisor"):
+        return record, False
+    own = bool(principal.seat) and (
+        record.seat == principal.seat
+        or (offered_counts and _desk(request).hub.was_offered(principal.seat or "", record.call_id))
+    )
+    if not own:
+        log.warning("cases.other_seats_call", who=principal.name, call_id=call_id, seat=record.seat)
+        return error_response(403, "a seat may do this only for a call it answered")
+    return record, True
+
+
+def _case_answer(ticket_id: str, status: int, **extra: Any) -> web.Response:
+    return web.json_response({"case_id": ticket_id, "ticket": f"/api/v1/tickets/{ticket_id}", **extra}, status=status)
+
+
+@requires("seat")
+async def register_case(request: web.Request) -> web.Response:
+    found = await _own_call(request, change=True)
+    if isinstance(found, web.Response):
+        return found
+    record, _ = found
+    try:
+        case = parse_case(await json_body(request))
+    except CaseInvalid as exc:
+        return web.json_response({"error": str(exc), "field": exc.field}, status=400)
+    service = _desk(request).service
+    principal = request[PRINCIPAL_KEY]
+    try:
+        ticket = await service.register(record, case, actor=principal.name)
+    except UnknownReference as exc:
+        return web.json_response({"error": str(exc), "field": exc.field}, status=422)
+    except CaseExists as exc:
+        return _case_answer(exc.ticket_id, 409, error=str(exc))
+    except (Unavailable, StoreContention) as exc:
+        return error_response(503, f"the case was not saved: {exc}")
+    log.info("api.case_registered", who=principal.name, call_id=record.call_id, ticket=ticket.id)
+    return _case_answer(ticket.id, 201, state=ticket.state.value, source=ticket.source.value)
+
+
+@requires("seat")
+async def link_call(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per outcome
+    found = await _own_call(request, change=True)
+    if isinstance(found, web.Response):
+        return found
+    record, _ = found
+    ticket_id = (await json_body(request)).get("ticket_id")
+    if not isinstance(ticket_id, str) or not ticket_id.strip():
+        return web.json_response({"error": "ticket_id: is required", "field": "ticket_id"}, status=400)
+    principal = request[PRINCIPAL_KEY]
+    try:
+        ticket = await _desk(request).service.link(record, ticket_id.strip()[:64], actor=principal.name)
+    except CaseExists as exc:
+        return _case_answer(exc.ticket_id, 409, error=str(exc))
+    except TicketMissing:
+        return error_response(404, "no such ticket (ticket ids look like KM-20260302-0001)")
+    except TicketElsewhere as exc:
+        return other_platform(request[SCOPE_KEY], str(exc), "link a call to", "tickets")
+    except TicketClosed as exc:
+        return error_response(409, str(exc))
+    except (Unavailable, StoreContention) as exc:
+        return error_response(503, f"the call was not linked: {exc}")
+    log.info("api.call_linked", who=principal.name, call_id=record.call_id, ticket=ticket.id)
+    return _case_answer(ticket.id, 200, linked_call_ids=list(ticket.linked_call_ids))
+
+
+@requires("seat", audit="calls.history")
+async def caller_history(request: web.Request) -> web.Response:
+    found = await _own_call(request, change=False, offered_counts=True)
+    principal = request[PRINCIPAL_KEY]
+    if isinstance(found, web.Response):
+        if found.status == 403:
+            await audit_request(request, principal, "calls.history", "denied")
+        return found
+    record, own = found
+    service = _desk(request).service
+    try:
+        history = await service.history(record)
+        case_id = await service.case_of(record)
+    except Unavailable as exc:
+        return error_response(503, str(exc))
+    await audit_request(request, principal, "calls.history", "allowed")
+    body: dict[str, Any] = {"call_id": record.call_id, "caller": mask_number(record.caller), "case_id": case_id}
+    if own:  # the seat talks to this citizen (its phone shows the number too); lists stay masked
+        body["caller_number"] = record.caller
+    return web.json_response({**body, **history})
+
+
+async def _first_message_principal(socket: web.WebSocketResponse, tokens: TokenRegistry) -> Principal | None:
+    """The principal of a browser's first message ``{"token": "…"}`` (it cannot set headers)."""
+    try:
+        message = await socket.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
+    except TimeoutError:
+        return None
+    if message.type is not WSMsgType.TEXT or len(message.data) > MAX_FIRST_MESSAGE_BYTES:
+        return None
+    try:
+        data = json.loads(message.data)
+    except ValueError:
+        return None
+    token = data.get("token") if isinstance(data, dict) else None
+    return tokens.authenticate(f"Bearer {token}") if isinstance(token, str) else None
+
+
+def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Request) -> tuple[int, str] | None:
+    """Why ``principal`` may not follow ``seat_id``'s events (code, reason), or None."""
+    scope = request.app[SERVING_KEY].scope_of(principal)
+    if not scope.may_view(request.app[SERVING_KEY].platform):
+        return CLOSE_FORBIDDEN, "this token is another platform's"
+    if not principal.may_act_as_seat(seat_id):
+        return CLOSE_FORBIDDEN, "a seat follows only its own events"
+    if seat_id not in desk.seat_ids:
+        return CLOSE_NO_SEAT, "no such seat"
+    return None
+
+
+async def seat_events(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/seats/{seat_id}/events: the seat's own events over a websocket. The token
+    comes in the Authorization header, or (browsers) as the first message ``{"token": …}``
+    within 10 s — never in the URL."""
+    desk, seat_id = _desk(request), request.match_info["seat_id"]
+    header = request.headers.get("Authorization")
+    principal = desk.tokens.authenticate(header) if header else None
+    if header is not None:  # refused before the upgrade, as plain HTTP
+        if principal is None:
+            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
+            return error_response(401, "a valid bearer token is required")
+        refused = _refusal(principal, seat_id, desk, request)
+        if refused is not None:
+            return error_response(refused[0] - 4000, refused[1])
+    socket = web.WebSocketResponse(heartbeat=20)
+    await socket.prepare(request)
+    if principal is None:
+        principal = await _first_message_principal(socket, desk.tokens)
+        if principal is None:
+            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
+            await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
+            return socket
+        refused = _refusal(principal, seat_id, desk, request)
+        if refused is not None:
+            await socket.close(code=refused[0], message=refused[1].encode())
+            return socket
+    own = principal.role == "seat"  # whole numbers go to the seat itself, never to an onlooker
+    queue = desk.hub.subscribe(seat_id)
+    log.info("cases.seat_events_open", who=principal.name, seat=seat_id)
+    try:
+        await socket.send_json({"type": "hello", "seat": seat_id, "who": principal.name, "role": principal.role})
+        await _pump(socket, queue, own)
+    finally:
+        desk.hub.unsubscribe(seat_id, queue)
+    return socket
+
+
+async def _pump(socket: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], own: bool) -> None:
+    """Send queued events until the browser goes; its messages are read (and ignored) so that
+    close frames and pongs are seen."""
+
+    async def read() -> None:
+        async for _message in socket:
+            pass
+
+    reader = asyncio.create_task(read())
+    try:
+        while not socket.closed:
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            event = getter.result()
+            if not own:
+                event = {k: v for k, v in event.items() if k != "caller_number"}
+            await socket.send_json(event)
+    except ConnectionResetError:
+        pass
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def add_case_routes(app: web.Application, desk: CaseDesk) -> None:
+    app[CASES_KEY] = desk
+    app.router.add_post("/api/v1/calls/{call_id}/case", register_case)
+    app.router.add_post("/api/v1/calls/{call_id}/link", link_call)
+    app.router.add_get("/api/v1/calls/{call_id}/history", caller_history)
+    app.router.add_get("/api/v1/seats/{seat_id}/events", seat_events)

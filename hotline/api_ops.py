@@ -1,0 +1,71 @@
+"""The HTTP API's operations side: health and /metrics (open: probes and scrapers, no personal
+data in them), the dialplans' status and reload."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from common.metrics import CONTENT_TYPE, Metric, MetricsExposition
+from ivr.dialplan.registry import ReloadResult
+from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, requires
+
+
+class OpsBackend(Protocol):
+    """What these routes read from the running controller."""
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def metrics(self) -> list[Metric]: ...
+
+    async def dialplan_status(self) -> dict[str, Any]: ...
+
+    async def reload_dialplan(self, reason: str) -> ReloadResult: ...
+
+
+OPS_KEY: web.AppKey[OpsBackend] = web.AppKey("ops_backend")
+EXPOSITION_KEY = web.AppKey("metrics_exposition", MetricsExposition)
+
+
+async def health(request: web.Request) -> web.Response:
+    """503 when a component is down (AMI, Redis, FastAGI); else 200, ``degraded`` with reasons
+    included: a warning still serves calls, and a load balancer must not pull the platform."""
+    status = await request.app[OPS_KEY].health()
+    serving = all(state != "down" for state in status["components"].values())
+    return web.json_response(status, status=200 if serving else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    unauthenticated = Metric(
+        "hotline_api_unauthenticated_total",
+        "counter",
+        "API requests without a valid token (refused with 401; logged at most once a minute)",
+        request.app[UNAUTHENTICATED_KEY].total,
+    )
+    samples = [*await request.app[OPS_KEY].metrics(), unauthenticated]
+    body = request.app[EXPOSITION_KEY].render(samples)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Content-Format": "0.0.4"})
+
+
+@requires("supervisor")
+async def dialplan_status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[OPS_KEY].dialplan_status())
+
+
+@requires("admin")
+async def reload_dialplan(request: web.Request) -> web.Response:
+    who = request[PRINCIPAL_KEY].name
+    result = await request.app[OPS_KEY].reload_dialplan(f"API request by {who}")
+    body = {"ok": result.ok, "version": result.version, "changed": result.changed, "problems": list(result.problems)}
+    return web.json_response(body, status=200 if result.ok else 422)
+
+
+def add_ops_routes(app: web.Application, backend: OpsBackend) -> None:
+    """Health, metrics (with this app's own registry) and the dialplan routes."""
+    app[OPS_KEY] = backend
+    app[EXPOSITION_KEY] = MetricsExposition()
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/dialplans", dialplan_status)
+    app.router.add_post("/api/v1/dialplans/reload", reload_dialplan)

@@ -1,0 +1,159 @@
+"""The HTTP API's seats (states, a seat's own changes), queues and the live event socket."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from acd.codes import UnknownCode
+from acd.events import EventBus
+from acd.seat import IllegalSeatTransition, Seat
+from acd.seats import SeatService, UnknownSeat
+from acd.stats import QueueStats, SeatStats
+from calls.store import StoreUnavailable
+from telephony.ami_types import AmiError
+from web.api_common import PRINCIPAL_KEY, error_response, json_body, requires
+
+log = structlog.get_logger(__name__)
+
+
+class SeatsBackend(Protocol):
+    """What these routes read from (and change in) the running controller."""
+
+    async def queue_stats(self) -> list[QueueStats]: ...
+
+    async def seat_figures(self) -> list[tuple[Seat, SeatStats]]: ...
+
+    async def current_calls(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def seats(self) -> SeatService: ...
+
+    @property
+    def events(self) -> EventBus: ...
+
+
+SEATS_KEY: web.AppKey[SeatsBackend] = web.AppKey("seats_backend")
+
+
+def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "seat": seat.seat_id,
+        "state": seat.state.value,
+        "reason": seat.reason,
+        "since": seat.since.isoformat() if seat.since else None,
+        "missed_in_a_row": seat.missed_in_a_row,
+        "calls_taken": seat.calls_taken,
+    }
+    if stats is not None:
+        view.update(answered_24h=stats.answered, average_talk_24h_s=round(stats.average_talk_s, 1))
+    return view
+
+
+@requires("seat")
+async def list_seats(request: web.Request) -> web.Response:
+    backend = request.app[SEATS_KEY]
+    current = await backend.current_calls()
+    try:
+        views = [seat_view(seat, stats) for seat, stats in await backend.seat_figures()]
+    except StoreUnavailable:  # the states are still known: show them without the 24 h figures
+        views = [seat_view(seat) for seat in backend.seats.all()]
+    principal = request[PRINCIPAL_KEY]
+    for view in views:
+        view.update(backend.seats.work_view(backend.seats.get(view["seat"])))  # wrap-up, pauses, disposition
+        # the call (and the case a hand-off brought) is for that seat, and supervisors
+        view["current"] = current.get(view["seat"]) if principal.may_act_as_seat(view["seat"]) else None
+    return web.json_response({"seats": views})
+
+
+_SEAT_ACTIONS = ("login", "logout", "pause", "ready", "disposition")
+
+
+@requires("seat")
+async def change_seat(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per failure
+    seat_id, action = request.match_info["seat_id"], request.match_info["action"]
+    principal = request[PRINCIPAL_KEY]
+    if action not in _SEAT_ACTIONS:
+        return error_response(404, f"unknown action {action!r} (expected one of: {', '.join(_SEAT_ACTIONS)})")
+    if not principal.may_act_as_seat(seat_id):
+        return error_response(403, "a seat may change only its own state; supervisors may change any")
+    service = request.app[SEATS_KEY].seats
+    try:
+        if action == "login":
+            seat = await service.login(seat_id)
+        elif action == "logout":
+            seat = await service.logout(seat_id)
+        elif action == "pause":
+            reason = (await json_body(request)).get("reason")  # a code of the platform's list (acd/codes.py)
+            seat = await (service.pause(seat_id, "not ready") if reason is None else service.pause_for(seat_id, reason))
+        elif action == "disposition":
+            seat = await service.dispose(seat_id, (await json_body(request)).get("code"))
+        else:
+            seat = await service.ready(seat_id)
+    except UnknownSeat:
+        return error_response(404, f"no seat {seat_id!r} is configured")
+    except UnknownCode as exc:
+        return error_response(400, str(exc))
+    except IllegalSeatTransition as exc:
+        return error_response(409, str(exc))
+    except AmiError as exc:
+        return error_response(503, f"Asterisk did not take the change: {exc}")
+    log.info("api.seat_change", who=principal.name, seat=seat_id, action=action)
+    return web.json_response({**seat_view(seat), **service.work_view(seat)})
+
+
+@requires("supervisor")
+async def events_socket(request: web.Request) -> web.WebSocketResponse:
+    socket = web.WebSocketResponse(heartbeat=20)
+    await socket.prepare(request)
+    bus = request.app[SEATS_KEY].events
+    queue = bus.subscribe()
+    try:
+        while not socket.closed:
+            await socket.send_json(await queue.get())
+    except ConnectionResetError:
+        pass
+    finally:
+        bus.unsubscribe(queue)
+    return socket
+
+
+@requires("supervisor")
+async def list_queues(request: web.Request) -> web.Response:
+    try:
+        stats = await request.app[SEATS_KEY].queue_stats()
+    except StoreUnavailable as exc:
+        return error_response(503, str(exc))
+    return web.json_response(
+        {
+            "window_hours": 24,
+            "queues": [
+                {
+                    "queue": q.queue,
+                    "waiting_now": q.waiting_now,
+                    "callbacks_waiting": q.callbacks_waiting,
+                    "longest_wait_now_s": round(q.longest_wait_now_s, 1),
+                    "offered": q.offered,
+                    "answered": q.answered,
+                    "answered_within_15s": q.answered_within_15s,
+                    "abandoned": q.abandoned,
+                    "overflowed": q.overflowed,
+                    "answer_rate": round(q.answer_rate, 4),
+                    "abandon_rate": round(q.abandon_rate, 4),
+                    "service_level_15s": round(q.service_level, 4),
+                    "average_speed_of_answer_s": round(q.average_speed_of_answer_s, 1),
+                    "average_talk_s": round(q.average_talk_s, 1),
+                }
+                for q in stats
+            ],
+        }
+    )
+
+
+def add_seat_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/seats", list_seats)
+    app.router.add_get("/api/v1/queues", list_queues)
+    app.router.add_post("/api/v1/seats/{seat_id}/{action}", change_seat)
+    app.router.add_get("/api/v1/events", events_socket)

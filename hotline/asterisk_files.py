@@ -1,0 +1,61 @@
+"""config.yaml → the Asterisk files of one platform: the app shell's side of
+telephony/asterisk_conf.py. It picks from the whole configuration what Asterisk needs (an
+``AsteriskSite``) and the secrets the controller shares with it; telephony renders and writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hotline.config import Config
+from hotline.local_secrets import LocalSecrets, local_secrets
+from telephony import asterisk_conf
+from telephony.asterisk_conf import AsteriskLayout
+from telephony.site import AsteriskSite, SeatEndpoint
+
+
+def asterisk_site(config: Config) -> AsteriskSite:
+    """What the Asterisk files of ``config``'s platform are rendered from."""
+    return AsteriskSite(
+        platform_id=config.platform.id,
+        area_code=config.platform.area_code,
+        sip=config.sip,
+        asterisk=config.asterisk,
+        agi=config.agi,
+        transfers=config.transfers,
+        seats=tuple(
+            SeatEndpoint(
+                id=seat.id,
+                name=seat.name,
+                secret=seat.secret,
+                contact=seat.contact,
+                contact_address=seat.contact_address,
+            )
+            for seat in config.seats
+        ),
+        runtime_dir=config.paths.runtime_dir,
+        spool_dir=config.paths.spool_dir,
+        announce_every_s=config.acd.announce_every_s,
+        fallback_wait_s=config.acd.fallback_wait_s,
+    )
+
+
+def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:
+    """The layout for ``config``: code from the provisioned root, state under runtime_dir."""
+    return asterisk_conf.layout_for(asterisk_site(config), etc_dir)
+
+
+def render_asterisk_config(
+    config: Config, layout: AsteriskLayout, secrets: LocalSecrets | None = None
+) -> dict[str, str]:
+    """Every file Asterisk reads, as ``{name: text}``; without ``secrets``, the configured ones
+    or fresh random ones (nothing is read from or written to ``runtime_dir``)."""
+    return asterisk_conf.render_asterisk_files(asterisk_site(config), layout, secrets or LocalSecrets.preview(config))
+
+
+def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
+    """Render into ``etc_dir`` (files 0600, folders 0700) with the installation's own secrets
+    (made at first use) and create the state folders; returns the layout used."""
+    site = asterisk_site(config)
+    layout = asterisk_conf.layout_for(site, etc_dir)
+    asterisk_conf.write_asterisk_files(site, layout, local_secrets(config))
+    return layout

@@ -1,0 +1,31 @@
+"""The case desk's lookups (cases/model.py's seams) answered by the units directory and the
+knowledge base: the app shell joins the three features; none of them imports another."""
+
+from __future__ import annotations
+
+from knowledge.service import KnowledgeService
+from units.registry import DeskRegistry
+
+
+class DirectoryUnits:
+    """``UnitLookup`` over the live units directory (asked at call time: reloads count)."""
+
+    def __init__(self, desk: DeskRegistry) -> None:
+        self._desk = desk
+
+    async def has_unit(self, platform: str, unit_id: str) -> bool:
+        return self._desk.units.lookup(platform, unit_id) is not None
+
+
+class KnowledgeEntries:
+    """``KnowledgeLookup`` over the knowledge base: an entry the platform's seats are offered today."""
+
+    def __init__(self, knowledge: KnowledgeService) -> None:
+        self._knowledge = knowledge
+
+    async def has_entry(self, platform: str, entry_id: str) -> bool:
+        entry = self._knowledge.get(entry_id, platform)
+        return entry is not None and entry.valid_on(self._knowledge.today())
+
+    async def record_use(self, platform: str, entry_id: str) -> None:
+        await self._knowledge.record_use(entry_id)

@@ -1,0 +1,207 @@
+"""Load knowledge files: YAML with positions → schema → cross-file checks → entries.
+
+Every problem is reported as ``file:line:column: error: key.path: what is wrong``. The base is
+``<root>/province/*.yaml`` (every platform's seats see these) and ``<root>/<platform id>/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from knowledge.model import RESERVED_IDS, Entry, FileSpec
+
+PLATFORM_FOLDER = re.compile(r"[a-z][a-z0-9_]{1,31}")
+MAX_FILES = 1000
+KnownUnit = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a knowledge file."""
+
+    filename: str
+    position: Position | None
+    path: KeyPath
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.filename}:{self.position.line}:{self.position.column}" if self.position else self.filename
+        dotted = ".".join(str(p) for p in self.path) or "(top level)"
+        return f"{where}: error: {dotted}: {self.message}"
+
+
+class KnowledgeInvalid(ValueError):
+    """The files cannot be used; ``problems`` says why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """A checked set of entries. Immutable: a reload builds a new one."""
+
+    entries: tuple[Entry, ...]
+    version: str
+    files: int
+
+    @classmethod
+    def empty(cls) -> KnowledgeBase:
+        return cls((), "empty", 0)
+
+
+def _schema_problems(document: YamlDocument, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        path = tuple(p for p in item["loc"] if isinstance(p, str | int))
+        # a BeforeValidator's type name ('function-before[…]') is no part of the key path
+        path = tuple(p for p in path if not (isinstance(p, str) and p.startswith("function-")))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append(Problem(document.filename, document.position_of(path), path, message))
+    return problems
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    entries: tuple[Entry, ...]
+    problems: tuple[Problem, ...]
+    version: str
+    id_positions: tuple[Position | None, ...] = ()  # of each entry's id
+
+
+def parse_file(text: str, filename: str, platform: str, known_unit: KnownUnit | None = None) -> ParsedFile:
+    """Check one file's text (``platform``: the folder it is in). Never raises for bad content:
+    the problems are returned, located."""
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    try:
+        document = parse_yaml(text, filename)
+    except YamlSyntaxError as exc:
+        return ParsedFile((), (Problem(filename, exc.position, (), f"invalid YAML: {exc.problem}"),), version)
+    problems = [
+        Problem(filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
+        for path, position in document.duplicate_keys
+    ]
+    if not isinstance(document.data, dict):
+        problems.append(Problem(filename, Position(1, 1), (), "a knowledge file is a mapping with `entries:`"))
+        return ParsedFile((), tuple(problems), version)
+    try:
+        spec = FileSpec.model_validate(document.data)
+    except ValidationError as exc:
+        return ParsedFile((), (*problems, *_schema_problems(document, exc)), version)
+    entries = []
+    id_positions = []
+    for index, item in enumerate(spec.entries):
+
+        def at(key: str, index: int = index) -> tuple[Position | None, KeyPath]:
+            path: KeyPath = ("entries", index, key)
+            return document.position_of(path), path
+
+        if item.id in RESERVED_IDS:
+            problems.append(Problem(filename, *at("id"), f"{item.id!r} is reserved (an API path), choose another id"))
+        if item.valid_from and item.valid_until and item.valid_until < item.valid_from:
+            problems.append(
+                Problem(filename, *at("valid_until"), f"{item.valid_until} is before valid_from {item.valid_from}")
+            )
+        if item.unit is not None and known_unit is not None and not known_unit(item.unit):
+            problems.append(Problem(filename, *at("unit"), f"unknown unit {item.unit!r} (not in the units directory)"))
+        position = document.position_of(("entries", index))
+        source = f"{filename}:{position.line}" if position else filename
+        entries.append(Entry.from_spec(item, platform, source, version))
+        id_positions.append(at("id")[0])
+    return ParsedFile(tuple(entries), tuple(problems), version, tuple(id_positions))
+
+
+def _read(path: Path) -> tuple[str | None, Problem | None]:
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except OSError as exc:
+        return None, Problem(str(path), None, (), f"cannot read: {exc.strerror}")
+    except UnicodeDecodeError:
+        return None, Problem(str(path), None, (), "not UTF-8 text")
+
+
+def knowledge_files(
+    root: Path, platforms: Collection[str] | None = None
+) -> tuple[list[tuple[str, Path]], list[Problem]]:
+    """(platform, file) for every ``<root>/<platform>/*.yaml`` (of ``platforms`` only, if given),
+    in a stable order; problems for folders that cannot be a platform's."""
+    found: list[tuple[str, Path]] = []
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return found, problems
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        if not PLATFORM_FOLDER.fullmatch(folder.name):
+            problems.append(
+                Problem(str(folder), None, (), "a folder of the knowledge base is named after a platform id")
+            )
+            continue
+        if platforms is None or folder.name in platforms:
+            found += [(folder.name, path) for path in sorted(folder.glob("*.yaml")) if path.is_file()]
+    if len(found) > MAX_FILES:
+        problems.append(Problem(str(root), None, (), f"more than {MAX_FILES} knowledge files"))
+    return found, problems
+
+
+def check_files(files: Iterable[tuple[str, Path]], known_unit: KnownUnit | None = None) -> KnowledgeBase:
+    """Load and check files together (ids are unique across all of them); raise KnowledgeInvalid."""
+    problems: list[Problem] = []
+    entries: list[Entry] = []
+    versions: list[str] = []
+    first: dict[str, str] = {}  # entry id → where it was first given
+    for platform, path in files:
+        text, problem = _read(path)
+        if text is None:
+            problems.append(problem or Problem(str(path), None, (), "cannot read"))
+            continue
+        parsed = parse_file(text, str(path), platform, known_unit)
+        problems += parsed.problems
+        versions.append(f"{path}:{parsed.version}")
+        for index, entry in enumerate(parsed.entries):
+            if entry.id in first:
+                where = parsed.id_positions[index]
+                message = f"id {entry.id!r} is already used at {first[entry.id]}"
+                problems.append(Problem(str(path), where, ("entries", index, "id"), message))
+                continue
+            first[entry.id] = entry.source
+            entries.append(entry)
+    if problems:
+        raise KnowledgeInvalid(problems)
+    version = hashlib.sha256("\n".join(versions).encode("utf-8")).hexdigest()[:12] if versions else "empty"
+    return KnowledgeBase(tuple(entries), version, len(versions))
+
+
+def load_base(
+    root: Path, platforms: Collection[str] | None = None, known_unit: KnownUnit | None = None
+) -> KnowledgeBase:
+    """The knowledge base under ``root`` (only ``platforms``' folders, if given); KnowledgeInvalid
+    with every located problem. A missing root is an empty base."""
+    files, problems = knowledge_files(root, platforms)
+    if problems:
+        raise KnowledgeInvalid(problems)
+    return check_files(files, known_unit)
+
+
+def check_path(path: Path, known_unit: KnownUnit | None = None) -> KnowledgeBase:
+    """For ``knowledge check``: a file (its folder names its platform), a platform's folder, or a
+    knowledge base root."""
+    if path.is_file():
+        return check_files([(path.resolve().parent.name, path)], known_unit)
+    if not path.is_dir():
+        raise KnowledgeInvalid([Problem(str(path), None, (), "no such file or folder")])
+    if any(child.suffix == ".yaml" for child in path.iterdir() if child.is_file()):
+        return check_files([(path.resolve().name, p) for p in sorted(path.glob("*.yaml")) if p.is_file()], known_unit)
+    return load_base(path, None, known_unit)

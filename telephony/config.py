@@ -1,0 +1,110 @@
+"""config.yaml's sections about Asterisk: the SIP trunks, how the controller reaches Asterisk
+(AMI) and is reached by it (FastAGI), and how long a transfer rings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from common.config_model import ConfigModel, Port, PositiveSeconds
+from telephony.values import AmiUser, AreaCode, Host, IpNetwork, IPv4, PlatformId, TrunkName
+
+# a secret written into an Asterisk file or a URL: printable ASCII without space, ';' or '"'
+_FILE_SAFE_KEY = r"^[!#-:<-~]{16,128}$"
+_URL_SAFE_KEY = r"^[A-Za-z0-9_-]{16,128}$"
+# the AMI secret earlier versions shipped: public, so never accepted
+_SHIPPED_AMI_KEY = "hotline-demo-secret"
+
+
+class OutboundTrunk(ConfigModel):
+    """A SIP peer we send calls to (transfers: province, department hotlines, 110/119/120/122).
+
+    A trunk to another 12345 platform names it (``platform``): transfers to it carry the case
+    (a hand-off record); with ``area_code``, callers who dial ``<area code>12345`` here are sent
+    there (属地接听: answered by their own prefecture)."""
+
+    host: Host
+    port: Port = 5060
+    platform: PlatformId | None = None
+    area_code: AreaCode | None = None
+
+    @model_validator(mode="after")
+    def _area_needs_platform(self) -> OutboundTrunk:
+        if self.area_code and not self.platform:
+            raise ValueError("a trunk with an area_code leads to a platform: give its platform id too")
+        return self
+
+
+class SipConfig(ConfigModel):
+    """The carrier trunk that delivers 12345 calls, outbound trunks, and the RTP range."""
+
+    bind_host: IPv4 = "127.0.0.1"
+    port: Port = 5060
+    trunk_peers: tuple[IpNetwork, ...] = ("127.0.0.1/32",)
+    trunks: dict[TrunkName, OutboundTrunk] = Field(default_factory=dict)
+    # a carrier that delivers every call as plain 12345 may say the caller's area in a header
+    # (属地接听 without <area code>12345); "" ignores headers
+    area_header: str = Field(default="X-Hotline-Area", pattern=r"^([A-Za-z][A-Za-z0-9-]{0,63})?$")
+    rtp_port_min: Port = 10000
+    rtp_port_max: Port = 14999
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> SipConfig:
+        if self.rtp_port_max <= self.rtp_port_min:
+            raise ValueError("rtp_port_max must be greater than rtp_port_min")
+        return self
+
+
+class AsteriskConfig(ConfigModel):
+    """How the controller reaches Asterisk (AMI) and how a managed Asterisk is run."""
+
+    root: Path | None = Field(
+        default=None,
+        description="Unpacked Asterisk root from scripts/provision-asterisk.sh; None = the cache",
+    )
+    ami_host: Host = "127.0.0.1"
+    ami_port: Port = 5038
+    ami_username: AmiUser = "hotline"
+    # None: generated at first start and kept in <runtime_dir>/ami-secret (0600)
+    ami_secret: str | None = Field(default=None, pattern=_FILE_SAFE_KEY, repr=False)
+    ami_action_timeout_s: PositiveSeconds = 5.0
+    ami_ping_interval_s: PositiveSeconds = 5.0
+    ami_ping_timeout_s: PositiveSeconds = 3.0
+    ami_reconnect_initial_s: PositiveSeconds = 0.2
+    ami_reconnect_max_s: PositiveSeconds = 5.0
+    # events waiting for the controller's handlers; beyond it newer ones are dropped (counted)
+    # and the state is resynced from Asterisk once the handlers catch up
+    ami_event_backlog_max: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+
+    @field_validator("ami_secret")
+    @classmethod
+    def _not_public(cls, value: str | None) -> str | None:
+        if value == _SHIPPED_AMI_KEY:
+            raise ValueError("the demo secret earlier versions shipped is public: remove the key to have one generated")
+        return value
+
+
+class AgiConfig(ConfigModel):
+    """The FastAGI server Asterisk's dialplan calls."""
+
+    host: Host = "127.0.0.1"
+    port: Port = 4573
+    header_timeout_s: PositiveSeconds = 5.0
+    command_timeout_s: PositiveSeconds = 600.0
+    # on SIGTERM, how long calls in the IVR may take to finish before their sessions are
+    # closed (Asterisk then takes them down the fallback route: never dropped)
+    drain_timeout_s: PositiveSeconds = 30.0
+    # the key Asterisk's dialplan puts in every AGI URL; sessions without it are closed unserved.
+    # None: generated at first start and kept in <runtime_dir>/agi-secret (0600)
+    secret: str | None = Field(default=None, pattern=_URL_SAFE_KEY, repr=False)
+
+
+class TransfersConfig(ConfigModel):
+    """How long a transfer's other side may ring."""
+
+    ring_s: Annotated[int, Field(ge=5, le=300)] = 30  # a blind transfer (the seat is already free)
+    # a consultation (attended / three-way): also how long it rings after the seat hung up early;
+    # unanswered then, the caller goes to the dialplan's transfer_failed node
+    consult_ring_s: Annotated[int, Field(ge=5, le=300)] = 30

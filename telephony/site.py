@@ -1,0 +1,40 @@
+"""What the Asterisk files of one platform are rendered from: telephony's own config sections
+and the few plain values of the others (seats as endpoints, the ACD's fallback wait and
+announcement interval, folders). The app shell builds it from config.yaml
+(hotline/asterisk_files.py); the renderers (asterisk_conf.py, extensions_conf.py) read only this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
+
+
+@dataclass(frozen=True)
+class SeatEndpoint:
+    """A seat as Asterisk sees it: a PJSIP endpoint that registers with ``secret`` or sits at a
+    fixed ``contact`` (known then by ``contact_address``, its host and port)."""
+
+    id: str
+    name: str
+    secret: str | None
+    contact: str | None
+    contact_address: tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class AsteriskSite:
+    """One platform's Asterisk, as the renderers need it."""
+
+    platform_id: str
+    area_code: str
+    sip: SipConfig
+    asterisk: AsteriskConfig
+    agi: AgiConfig
+    transfers: TransfersConfig
+    seats: tuple[SeatEndpoint, ...]
+    runtime_dir: Path  # Asterisk's state and the built prompts are under it
+    spool_dir: Path  # callers' messages (the fallback route's among them)
+    announce_every_s: int  # a waiting caller's position is said this often; 0 = never
+    fallback_wait_s: int  # controller away: every seat rings this long

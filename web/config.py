@@ -1,0 +1,19 @@
+"""config.yaml's http section: the REST API, websocket events, web console and /metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from common.config_model import ConfigModel, Port
+from web.auth import ApiToken
+
+
+class HttpConfig(ConfigModel):
+    """The REST API, websocket events, web console and /metrics."""
+
+    host: str = "127.0.0.1"
+    port: Port = 12345
+    tokens: tuple[ApiToken, ...] = ()
+    recent_calls_limit: Annotated[int, Field(ge=1, le=10000)] = 200
