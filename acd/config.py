@@ -51,6 +51,10 @@ class AcdConfig(ConfigModel):
     ring_timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0  # one offer rings this long
     max_missed_offers: Annotated[int, Field(ge=1, le=10)] = 2  # then the seat is set not ready
     wrapup_s: Annotated[float, Field(ge=0, le=600)] = 5.0  # after-call work before the next offer
+    # wrap-up lasts until the seat gives a disposition (POST /api/v1/seats/{id}/disposition) …
+    require_disposition: bool = False
+    # … or this long: then the seat is set not ready ("no disposition") until it gives one
+    max_wrapup_s: Annotated[float, Field(gt=0, le=7200)] = 300.0
     relax_skills_after_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # then any seat of the queue
     announce_every_s: Annotated[int, Field(ge=0, le=600)] = 30  # position/wait announcements; 0 = none
     auto_login: tuple[str, ...] = ()  # seat ids logged in (ready) when the controller starts

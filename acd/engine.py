@@ -15,11 +15,9 @@ from their offer channels (uniqueid ``offer-…``).
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -27,7 +25,6 @@ import structlog
 from acd.config import AcdConfig
 from acd.events import EventBus
 from acd.model import (
-    CALLBACK_PREFIX,
     OFFER_PREFIX,
     Binding,
     MissedCalls,
@@ -35,30 +32,25 @@ from acd.model import (
     QueuedCall,
     QueuePosition,
 )
+from acd.ringing import OFFER_RETRY_S, ORIGINATE_GRACE_S, SEAT_REASONS, Ringing
 from acd.router import IdleSeat, Strategy, may_take, seats_to_offer
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
 from acd.telephony import AcdTelephony
 from acd.waiting import WaitingCallers
+from acd.wrapup import DEFAULT_HANDLE_S, AfterCall
 from calls.model import CallChanges, CallOutcome
 from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from common.aio import cancel_and_wait
 from common.clock import Clock
-from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected
+from telephony.ami_types import AmiError, AmiLink, AmiMessage
 
 log = structlog.get_logger(__name__)
 
-
-DEFAULT_HANDLE_S = 180.0  # until calls are measured: a typical 12345 call with wrap-up
-_HANDLE_WEIGHT = 0.2  # exponential average of handle time
+# the offers (acd/ringing.py) and after-call work (acd/wrapup.py) are their own modules
+__all__ = ["DEFAULT_HANDLE_S", "OFFER_RETRY_S", "ORIGINATE_GRACE_S", "SEAT_REASONS", "AcdEngine"]
 _MAY_ANSWER = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL)  # seat states bind() may connect
-# OriginateResponse Reason codes that are the seat's doing: 0 unreachable (no channel could be
-# made: not registered, no contact), 1 hung up (rejected), 3 rang out (no answer), 5 busy, 8
-# congestion (unreachable on the way). Anything else is not held against the seat.
-SEAT_REASONS = frozenset({"0", "1", "3", "5", "8"})
-OFFER_RETRY_S = 1.0  # a seat whose offer Asterisk did not take is not rung again before this
-ORIGINATE_GRACE_S = 5.0  # an Originate whose reply was lost: how long past the ring time to wait
 
 
 class AcdEngine:
@@ -89,31 +81,56 @@ class AcdEngine:
         self._events = events
         self._clock = clock
         self._recordings_dir = recordings_dir
-        self._missed_calls = missed_calls
-        self._callbacks_dialled: dict[str, QueuedCall] = {}  # offer id → the callback it dials
         self._waiting = WaitingCallers(client, platform, budget)
-        self._offers: dict[str, Offer] = {}
-        self._offer_retry_s = offer_retry_s
-        self._originate_grace_s = originate_grace_s
-        self._resting: dict[str, float] = {}  # seat → when (monotonic) it may be rung again
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self._last_round_robin = ""
-        self.handle_time_s = DEFAULT_HANDLE_S
-        self.offers_total = 0
-        self.offers_missed = 0
-        self.offers_not_started = 0  # Asterisk did not take the Originate: not the seat's doing
-        self.offers_unconfirmed = 0  # no reply to the Originate (AMI timeout, connection lost)
-        ami.on_event("OriginateResponse", self._on_originate_response)
-        ami.on_event("Newchannel", self._on_new_channel)
+        self._ringing = Ringing(
+            seats=seats, asterisk=self._asterisk, events=events, clock=clock, later=self._later, spawn=self._spawn,
+            kick=self.kick, ring_timeout_s=config.ring_timeout_s, offer_retry_s=offer_retry_s,
+            originate_grace_s=originate_grace_s,
+        )  # fmt: skip
+        self._offers = self._ringing.offers  # offer id → Offer: rung here, bound and ended below
+        self._after = AfterCall(
+            config=config, seats=seats, tracker=tracker, events=events, clock=clock, later=self._later,
+            spawn=self._spawn, missed_calls=missed_calls,
+        )  # fmt: skip
+        ami.on_event("OriginateResponse", self._ringing.on_originate_response)
+        ami.on_event("Newchannel", self._ringing.on_new_channel)
         ami.on_event("Hangup", self._on_hangup)
-        ami.on_event("BridgeEnter", self._on_bridge_enter)
+        ami.on_event("BridgeEnter", self._ringing.on_bridge_enter)
         ami.on_connected(self.resync)
         seats.on_change(self._on_seat_change)
 
     def _now(self) -> float:
         return self._clock().timestamp()
+
+    # figures (hotline/figures.py)
+
+    @property
+    def handle_time_s(self) -> float:
+        return self._after.handle_time_s
+
+    @handle_time_s.setter
+    def handle_time_s(self, value: float) -> None:
+        self._after.handle_time_s = value
+
+    @property
+    def offers_total(self) -> int:
+        return self._ringing.offers_total
+
+    @property
+    def offers_missed(self) -> int:
+        return self._ringing.offers_missed
+
+    @property
+    def offers_not_started(self) -> int:
+        return self._ringing.offers_not_started
+
+    @property
+    def offers_unconfirmed(self) -> int:
+        return self._ringing.offers_unconfirmed
 
     # lifecycle
 
@@ -136,6 +153,11 @@ class AcdEngine:
 
         timer = asyncio.get_running_loop().call_later(delay_s, fire)
         self._timers.add(timer)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     # what the IVR and the API ask
 
@@ -214,11 +236,10 @@ class AcdEngine:
                 log.exception("acd.dispatch_failed")
 
     def _idle_seats(self) -> list[IdleSeat]:
-        busy = {offer.seat_id for offer in self._offers.values()}
-        now = time.monotonic()
+        busy = self._ringing.busy_seats()
         idle = []
         for seat in self._seats.all():
-            if seat.state is not SeatState.READY or seat.seat_id in busy or self._resting.get(seat.seat_id, 0) > now:
+            if seat.state is not SeatState.READY or seat.seat_id in busy or self._ringing.resting(seat.seat_id):
                 continue
             config = self._seats.config[seat.seat_id]
             idle_since = seat.since.timestamp() if seat.since else 0.0
@@ -234,7 +255,7 @@ class AcdEngine:
         idle = self._idle_seats()
         if not idle:
             return
-        covered = {o.intended for o in self._offers.values() if not o.withdrawn and o.bound is None}
+        covered = self._ringing.covered()
         now = self._now()
         for call in self.waiting():
             if not idle:
@@ -252,64 +273,12 @@ class AcdEngine:
             for seat_id in chosen:
                 idle = [s for s in idle if s.seat_id != seat_id]
                 self._last_round_robin = seat_id
-                await self._offer(seat_id, call)
-
-    async def _offer(self, seat_id: str, call: QueuedCall) -> None:
-        if self._seats.get(seat_id).state is not SeatState.READY:
-            self.kick()  # paused (or taken) while the dispatcher awaited an earlier offer: choose again
-            return
-        offer = Offer(f"{OFFER_PREFIX}{uuid.uuid4().hex}", seat_id, call.call_id, self._now())
-        self._offers[offer.offer_id] = offer
-        self.offers_total += 1
-        await self._seats.offered(seat_id)
-        log.info("acd.offer", seat=seat_id, call_id=call.call_id, offer=offer.offer_id)
-        # the seat's screen pop (cases/seat_events.py) starts from this, while its phone rings
-        await self._events.publish("acd.offered", self._clock(), call_id=call.call_id, seat=seat_id, queue=call.queue)
-        try:
-            await self._asterisk.ring_seat(offer.offer_id, seat_id, call.caller)
-        except (AmiActionFailed, AmiNotConnected) as exc:
-            # Asterisk did not take it (refused, or not sent): no phone rang, so it is not the
-            # seat's miss. The seat rests a moment (no tight loop if Asterisk keeps refusing)
-            # and the caller is offered again.
-            self.offers_not_started += 1
-            log.warning("acd.offer_not_started", seat=seat_id, offer=offer.offer_id, error=str(exc))
-            self._offers.pop(offer.offer_id, None)
-            self._rest(seat_id)
-            await self._seats.released(seat_id, "offer could not be started")
-            self.kick()
-        except AmiError as exc:
-            # no reply (timeout, connection lost): the phone may ring or not. The offer stays (its
-            # OriginateResponse settles it as usual); if nothing is heard of it within the ring
-            # time and a grace, it is dropped without counting against the seat.
-            self.offers_unconfirmed += 1
-            log.warning("acd.offer_unconfirmed", seat=seat_id, offer=offer.offer_id, error=str(exc))
-            self._later(self._config.ring_timeout_s + self._originate_grace_s, lambda: self._expire_unconfirmed(offer))
-
-    def _rest(self, seat_id: str) -> None:
-        """Not rung again for a moment (Asterisk refusing every Originate is no tight loop)."""
-        self._resting[seat_id] = time.monotonic() + self._offer_retry_s
-        self._later(self._offer_retry_s, self.kick)
-
-    def _expire_unconfirmed(self, offer: Offer) -> None:
-        """An Originate whose reply was lost, and of which Asterisk has said nothing since."""
-        if self._offers.get(offer.offer_id) is not offer or offer.channel or offer.answered:
-            return  # settled, or its channel exists: its OriginateResponse or Hangup will settle it
-
-        async def expire() -> None:
-            if self._offers.pop(offer.offer_id, None) is None:
-                return
-            log.warning("acd.offer_never_started", seat=offer.seat_id, offer=offer.offer_id)
-            await self._seats.released(offer.seat_id, "offer never started")
-            self.kick()
-
-        task = asyncio.get_running_loop().create_task(expire())
-        self._tasks.append(task)
-        task.add_done_callback(self._tasks.remove)
+                await self._ringing.ring(seat_id, call)
 
     async def _rebalance(self) -> None:
         """Offers rung for a caller who is gone: point them at another uncovered caller the seat
         may take, or withdraw them (hang up the seat's ringing phone)."""
-        covered = {o.intended for o in self._offers.values() if not o.withdrawn and o.bound is None}
+        covered = self._ringing.covered()
         now = self._now()
         for offer in list(self._offers.values()):
             if offer.bound is not None or offer.withdrawn or offer.intended in self._waiting:
@@ -324,17 +293,7 @@ class AcdEngine:
                     log.info("acd.offer_repointed", offer=offer.offer_id, call_id=call.call_id)
                     break
             else:
-                await self._withdraw(offer)
-
-    async def _withdraw(self, offer: Offer) -> None:
-        offer.withdrawn = True
-        offer.intended = None
-        log.info("acd.offer_withdrawn", seat=offer.seat_id, offer=offer.offer_id)
-        try:
-            await self._asterisk.hang_up(offer.channel or offer.offer_id)
-        except AmiError as exc:
-            # already gone (answered and released, or ended): the OriginateResponse settles it
-            log.info("acd.withdraw_noop", offer=offer.offer_id, detail=str(exc))
+                await self._ringing.withdraw(offer)
 
     # the seat's phone answered: late binding
 
@@ -350,7 +309,7 @@ class AcdEngine:
             log.error("acd.bind_unknown_seat", seat=seat_id)
             return None
         if offer.bound is not None and not offer.adopted:
-            await self._bridge_failed(offer.bound)
+            await self._after.bridge_failed(offer.bound)
         now = self._now()
         # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
         may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER
@@ -375,7 +334,7 @@ class AcdEngine:
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             changes["call_recording"] = f"{self._recordings_dir.name}/{Path(recording).name}"
         if call.is_callback:
-            self._callbacks_dialled[offer_id] = call
+            self._after.callbacks_dialled[offer_id] = call
             await self._tracker.amend_stored(record_id, {**changes, "tags": {"callback": "dialling"}})
         else:
             await self._clear_max_wait(call)
@@ -392,40 +351,8 @@ class AcdEngine:
         return Binding(call.call_id, call.channel, recording)
 
     async def callback_finished(self, offer_id: str, dial_status: str) -> None:
-        """The seat's call to a caller who asked for a callback ended (Asterisk's DIALSTATUS).
-        Not reached: the number goes on the missed-call list for a person to try again."""
-        call = self._callbacks_dialled.pop(offer_id, None)
-        if call is None:
-            return
-        reached = dial_status == "ANSWER"
-        changes: CallChanges = {"tags": {"callback": "answered" if reached else dial_status.lower() or "failed"}}
-        if reached:
-            changes["seat_answered_at"] = self._clock()
-        # the record may be only in Redis (the caller hung up long ago): amended in the background,
-        # and a callback that did not reach the caller goes on the missed-call list after that
-        then = self._missed_calls.add_missed if not reached and self._missed_calls is not None else None
-        await self._tracker.amend_stored(call.origin_call_id, changes, then=then)
-        log.info("acd.callback_finished", call_id=call.origin_call_id, status=dial_status)
-        await self._events.publish(
-            "acd.callback", self._clock(), call_id=call.origin_call_id, status=dial_status.lower()
-        )
-
-    async def _bridge_failed(self, call_id: str) -> None:
-        """The seat asks again: the caller bound to it left before the bridge (a hang-up in the
-        same instant). That call was not answered after all: correct its record."""
-        if call_id.startswith(CALLBACK_PREFIX) or self._tracker.get_live(call_id) is not None:
-            return  # a callback, or a caller still here (moved on by a transfer): nothing to undo
-        log.info("acd.left_at_bridge", call_id=call_id)
-        await self._tracker.amend_stored(
-            call_id,
-            {
-                "outcome": CallOutcome.ABANDONED,
-                "seat": "",
-                "seat_answered_at": None,
-                "tags": {"queue_status": "left_at_bridge"},
-            },
-            then=self._missed_calls.add_missed if self._missed_calls is not None else None,
-        )
+        """The seat's call to a caller who asked for a callback ended (Asterisk's DIALSTATUS)."""
+        await self._after.callback_finished(offer_id, dial_status)
 
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
@@ -435,42 +362,6 @@ class AcdEngine:
             log.warning("acd.max_wait_not_cleared", call_id=call.call_id, error=str(exc))
 
     # Asterisk's events
-
-    async def _on_new_channel(self, event: AmiMessage) -> None:
-        offer = self._offers.get(event.get("uniqueid"))
-        if offer is not None:
-            offer.channel = event.get("channel")
-
-    async def _on_originate_response(self, event: AmiMessage) -> None:
-        offer = self._offers.get(event.get("uniqueid"))
-        if offer is None:
-            return
-        if event.get("response").lower() == "success":
-            offer.answered = True
-            return  # answered: bind() runs from the seat's channel
-        self._offers.pop(offer.offer_id, None)
-        reason = event.get("reason")
-        if offer.withdrawn:
-            await self._seats.released(offer.seat_id, "offer withdrawn")
-        elif reason not in SEAT_REASONS:
-            # not no-answer, busy, rejected or unreachable: not held against the seat
-            self.offers_not_started += 1
-            log.warning("acd.offer_failed_not_by_seat", seat=offer.seat_id, offer=offer.offer_id, reason=reason)
-            self._rest(offer.seat_id)
-            await self._seats.released(offer.seat_id, f"offer failed (reason {reason or '?'})")
-        else:
-            self.offers_missed += 1
-            cause = f"offer not answered (reason {event.get('reason') or '?'})"
-            log.info("acd.offer_missed", seat=offer.seat_id, offer=offer.offer_id, reason=event.get("reason"))
-            await self._events.publish("acd.offer_missed", self._clock(), seat=offer.seat_id, reason=cause)
-            await self._seats.missed(offer.seat_id, cause)
-        self.kick()
-
-    async def _on_bridge_enter(self, event: AmiMessage) -> None:
-        uniqueid = event.get("uniqueid")
-        for offer in self._offers.values():
-            if offer.bound == uniqueid:
-                offer.bridged = True
 
     async def _on_hangup(self, event: AmiMessage) -> None:
         uniqueid = event.get("uniqueid")
@@ -487,22 +378,8 @@ class AcdEngine:
             return  # an unanswered offer of ours ends with its OriginateResponse
         self._offers.pop(uniqueid, None)
         if not offer.bridged and not offer.adopted:
-            await self._bridge_failed(offer.bound)  # e.g. the seat gave up asking: never connected
-        if offer.bound_at:
-            handled = self._now() - offer.bound_at + self._config.wrapup_s
-            self.handle_time_s += _HANDLE_WEIGHT * (handled - self.handle_time_s)
-        ended = await self._seats.call_ended(offer.seat_id, wrap_up=self._config.wrapup_s > 0)
-        if self._config.wrapup_s > 0:
-            self._later(self._config.wrapup_s, lambda: self._end_wrap_up(offer.seat_id, ended.since))
-
-    def _end_wrap_up(self, seat_id: str, since: datetime | None) -> None:
-        async def over() -> None:
-            if self._seats.get(seat_id).since == since:  # not a later wrap-up (ready, call, wrap-up since)
-                await self._seats.wrap_up_over(seat_id)
-
-        task = asyncio.get_running_loop().create_task(over())
-        self._tasks.append(task)
-        task.add_done_callback(self._tasks.remove)
+            await self._after.bridge_failed(offer.bound)  # e.g. the seat gave up asking: never connected
+        await self._after.call_ended(offer, self._now())
 
     async def _on_seat_change(self, seat: Seat) -> None:
         if seat.state is SeatState.READY:
@@ -534,23 +411,14 @@ class AcdEngine:
                 continue
             busy.add(seat_id)
             if uniqueid not in self._offers:
-                await self._adopt(uniqueid, seat_id, event)
+                await self._ringing.adopt(uniqueid, seat_id, event)
         for offer_id in [o for o in self._offers if o in known and o not in channels]:
             self._offers.pop(offer_id)
         busy |= {offer.seat_id for offer in self._offers.values()}
         await self._seats.settle(busy)
+        self._after.resynced()
         log.info("acd.resynced", waiting=len(self._waiting), offers=len(self._offers))
         self.kick()
-
-    async def _adopt(self, uniqueid: str, seat_id: str, event: AmiMessage) -> None:
-        """An offer channel a previous run started: still ringing, or talking."""
-        talking = bool(event.get("bridgeid"))
-        self._offers[uniqueid] = Offer(
-            uniqueid, seat_id, None, self._now(), channel=event.get("channel"),
-            bound="(adopted)" if talking else None, adopted=True,
-        )  # fmt: skip
-        if talking and self._seats.get(seat_id).state in (SeatState.READY, SeatState.RINGING):
-            await self._seats.answered(seat_id)  # answered while we were away: it is on a call
 
 
 def _safe(call_id: str) -> str:

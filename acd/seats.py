@@ -16,6 +16,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 import structlog
 
+from acd.codes import CodeCheck, builtin_disposition, builtin_pause_reason, checked
 from acd.config import SeatConfig
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat, SeatState, missed_offer, transition
@@ -31,10 +32,16 @@ def seats_key(platform: str) -> str:
 
 
 SeatListener = Callable[[Seat], Awaitable[None]]
+DispositionListener = Callable[[Seat, str, str], Awaitable[None]]  # (seat, record id, code)
+OVERDUE_REASON = "no disposition"  # the pause of a seat whose wrap-up ran past acd.max_wrapup_s
 
 
 class UnknownSeat(KeyError):
     """No seat with that id is configured."""
+
+
+class DispositionDue(IllegalSeatTransition):
+    """The seat must give its last call's disposition before it may take the next."""
 
 
 class SeatService:
@@ -50,8 +57,14 @@ class SeatService:
         platform: str,
         max_missed: int = 2,
         budget: RedisBudget | None = None,
+        dispositions: CodeCheck = builtin_disposition,
+        pause_reasons: CodeCheck = builtin_pause_reason,
     ) -> None:
         self.config = {seat.id: seat for seat in seats}
+        self.platform = platform
+        self._dispositions = dispositions
+        self._pause_reasons = pause_reasons
+        self._disposition_listeners: list[DispositionListener] = []
         self._budget = budget or RedisBudget()
         self._max_missed = max_missed
         self._seats = {seat.id: Seat(seat.id) for seat in seats}
@@ -63,6 +76,9 @@ class SeatService:
 
     def on_change(self, listener: SeatListener) -> None:
         self._listeners.append(listener)
+
+    def on_disposition(self, listener: DispositionListener) -> None:
+        self._disposition_listeners.append(listener)
 
     def all(self) -> list[Seat]:
         return [self._seats[seat_id] for seat_id in sorted(self._seats)]
@@ -89,6 +105,9 @@ class SeatService:
                 since=since,
                 missed_in_a_row=int(data.get("missed_in_a_row", 0)),
                 calls_taken=int(data.get("calls_taken", 0)),
+                last_call=str(data.get("last_call", "")),
+                disposition_due=bool(data.get("disposition_due", False)),
+                pause_totals=tuple((str(r), float(t)) for r, t in data.get("pause_totals", ())),
             )
 
     async def _set(self, seat: Seat, cause: str) -> Seat:
@@ -127,9 +146,46 @@ class SeatService:
     async def pause(self, seat_id: str, reason: str) -> Seat:
         return await self._move(seat_id, SeatState.NOT_READY, "pause", reason)
 
+    async def pause_for(self, seat_id: str, code: object) -> Seat:
+        """A pause with a reason code the platform has (UnknownCode otherwise)."""
+        self.get(seat_id)
+        return await self.pause(seat_id, checked("pause reason", self._pause_reasons, self.platform, code))
+
     async def ready(self, seat_id: str) -> Seat:
         seat = replace(self.get(seat_id), missed_in_a_row=0)
+        if seat.disposition_due:
+            raise DispositionDue(f"seat {seat_id}: give the disposition of call {seat.last_call} first")
         return await self._set(transition(seat, SeatState.READY, self._clock()), "ready")
+
+    async def dispose(self, seat_id: str, code: object) -> Seat:
+        """The disposition (wrap-up code) of the seat's last call: it goes on the call's record
+        (the listeners), and a seat in wrap-up — or paused for want of it — is ready again."""
+        seat = self.get(seat_id)
+        code = checked("disposition", self._dispositions, self.platform, code)
+        if not seat.last_call:
+            raise IllegalSeatTransition(f"seat {seat_id} has had no call to give a disposition for")
+        seat = replace(seat, disposition_due=False)
+        if seat.state is SeatState.WRAP_UP or (seat.state is SeatState.NOT_READY and seat.reason == OVERDUE_REASON):
+            seat = transition(seat, SeatState.READY, self._clock())
+        log.info("seat.disposition", seat=seat_id, call_id=seat.last_call, code=code)
+        seat = await self._set(seat, "disposition")
+        for listener in self._disposition_listeners:
+            await listener(seat, seat.last_call, code)
+        return seat
+
+    def work_view(self, seat: Seat) -> dict[str, object]:
+        """What the seat view adds: wrap-up time so far, pause time by reason (this shift), and
+        whether a disposition is due."""
+        now = self._clock()
+        in_state_s = round(max((now - seat.since).total_seconds(), 0.0), 1) if seat.since else 0.0
+        paused = seat.paused_s(now)
+        return {
+            "wrap_up_s": in_state_s if seat.state is SeatState.WRAP_UP else None,
+            "paused_s": in_state_s if seat.state is SeatState.NOT_READY else None,
+            "pause_s_by_reason": paused,
+            "disposition_due": seat.disposition_due,
+            "last_call": seat.last_call,
+        }
 
     # the engine's changes
 
@@ -157,16 +213,22 @@ class SeatService:
             return seat
         return await self._move(seat_id, SeatState.READY, cause)
 
-    async def call_ended(self, seat_id: str, wrap_up: bool) -> Seat:
+    async def call_ended(self, seat_id: str, wrap_up: bool, call_id: str = "", disposition_due: bool = False) -> Seat:
+        """The seat's call (record ``call_id``) ended: wrap-up, or ready at once; with
+        ``disposition_due`` wrap-up lasts until the disposition is given (``dispose``)."""
         seat = self.get(seat_id)
         if seat.state is not SeatState.ON_CALL:
             return seat
-        return await self._move(seat_id, SeatState.WRAP_UP if wrap_up else SeatState.READY, "call ended")
+        seat = replace(seat, last_call=call_id or seat.last_call, disposition_due=disposition_due and bool(call_id))
+        target = SeatState.WRAP_UP if wrap_up or seat.disposition_due else SeatState.READY
+        return await self._set(transition(seat, target, self._clock()), "call ended")
 
     async def wrap_up_over(self, seat_id: str) -> Seat:
         seat = self.get(seat_id)
         if seat.state is not SeatState.WRAP_UP:
             return seat  # paused or logged out during wrap-up: that choice stands
+        if seat.disposition_due:  # past acd.max_wrapup_s without one: not offered calls until given
+            return await self._move(seat_id, SeatState.NOT_READY, "wrap-up overdue", OVERDUE_REASON)
         return await self._move(seat_id, SeatState.READY, "wrap-up over")
 
     async def settle(self, busy_seats: set[str]) -> None:
@@ -174,6 +236,8 @@ class SeatService:
         call now is ready again (its offer or call ended while the controller was away)."""
         for seat in self.all():
             transient = seat.state in (SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+            if seat.state is SeatState.WRAP_UP and seat.disposition_due:
+                continue  # still owes its disposition: wrap-up goes on (the engine times it again)
             if transient and seat.seat_id not in busy_seats:
                 try:
                     await self._move(seat.seat_id, SeatState.READY, "resync")

@@ -26,6 +26,7 @@ class CallOutcome(StrEnum):
     VOICEMAIL_FAILED = "voicemail_failed"  # the message could not be kept (spool full or failing): call back
     TRANSFERRED = "transferred"  # handed to another hotline (province, department, 110 …)
     CALLBACK = "callback"  # the caller took the offer to be called back, keeping their place
+    BLOCKED = "blocked"  # on a blocklist (nuisance caller): told so politely, then the call was ended
     ABANDONED = "abandoned"  # the caller hung up before the IVR finished
     FALLBACK = "fallback"  # the controller was unreachable: Asterisk's fallback route took it
     LOST_TRACK = "lost_track"  # it ended while we could not see it (AMI down, Asterisk restart)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
+from acd.codes import UnknownCode
 from acd.events import EventBus
 from acd.seat import IllegalSeatTransition, Seat
 from acd.seats import SeatService, UnknownSeat
@@ -67,16 +68,17 @@ async def list_seats(request: web.Request) -> web.Response:
         views = [seat_view(seat) for seat in backend.seats.all()]
     principal = request[PRINCIPAL_KEY]
     for view in views:
+        view.update(backend.seats.work_view(backend.seats.get(view["seat"])))  # wrap-up, pauses, disposition
         # the call (and the case a hand-off brought) is for that seat, and supervisors
         view["current"] = current.get(view["seat"]) if principal.may_act_as_seat(view["seat"]) else None
     return web.json_response({"seats": views})
 
 
-_SEAT_ACTIONS = ("login", "logout", "pause", "ready")
+_SEAT_ACTIONS = ("login", "logout", "pause", "ready", "disposition")
 
 
 @requires("seat")
-async def change_seat(request: web.Request) -> web.Response:
+async def change_seat(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per failure
     seat_id, action = request.match_info["seat_id"], request.match_info["action"]
     principal = request[PRINCIPAL_KEY]
     if action not in _SEAT_ACTIONS:
@@ -90,18 +92,22 @@ async def change_seat(request: web.Request) -> web.Response:
         elif action == "logout":
             seat = await service.logout(seat_id)
         elif action == "pause":
-            reason = str((await json_body(request)).get("reason", "")).strip()[:40]
-            seat = await service.pause(seat_id, reason or "not ready")
+            reason = (await json_body(request)).get("reason")  # a code of the platform's list (acd/codes.py)
+            seat = await (service.pause(seat_id, "not ready") if reason is None else service.pause_for(seat_id, reason))
+        elif action == "disposition":
+            seat = await service.dispose(seat_id, (await json_body(request)).get("code"))
         else:
             seat = await service.ready(seat_id)
     except UnknownSeat:
         return error_response(404, f"no seat {seat_id!r} is configured")
+    except UnknownCode as exc:
+        return error_response(400, str(exc))
     except IllegalSeatTransition as exc:
         return error_response(409, str(exc))
     except AmiError as exc:
         return error_response(503, f"Asterisk did not take the change: {exc}")
     log.info("api.seat_change", who=principal.name, seat=seat_id, action=action)
-    return web.json_response(seat_view(seat))
+    return web.json_response({**seat_view(seat), **service.work_view(seat)})
 
 
 @requires("supervisor")

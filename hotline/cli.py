@@ -118,13 +118,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_check(args: argparse.Namespace) -> int:
+    from ivr.dialplan.caller_lists import CALLER_LISTS_FILE, load_caller_lists
     from ivr.dialplan.directory import DIRECTORY_FILE, dialplan_files, load_directory, load_platform_dialplan
     from ivr.dialplan.loader import DialplanInvalid
 
     paths: list[Path] = []
     for given in [Path(p) for p in args.paths] or [Path("dialplans")]:
-        if given.is_dir():  # a folder of dialplans, as people type it: every one, with its directory
-            found = [given / DIRECTORY_FILE] if (given / DIRECTORY_FILE).is_file() else []
+        if given.is_dir():  # a folder of dialplans, as people type it: every one, with its shared files
+            found = [given / name for name in (DIRECTORY_FILE, CALLER_LISTS_FILE) if (given / name).is_file()]
             found += dialplan_files(given)
             if not found:
                 print(f"{given}: no dialplan files (*.yaml) in this folder", file=sys.stderr)
@@ -139,6 +140,11 @@ def cmd_dialplan_check(args: argparse.Namespace) -> int:
             if path.name == DIRECTORY_FILE:  # every dialplan sees the directory beside it
                 directory = load_directory(path)
                 print(f"{path}: ok ({len(directory.hotlines)} hotlines)")
+                continue
+            if path.name == CALLER_LISTS_FILE:  # likewise the caller lists
+                lists = load_caller_lists(path)
+                numbers = sum(len(entry.numbers) for entry in lists.lists.values())
+                print(f"{path}: ok ({len(lists.lists)} lists, {numbers} numbers)")
                 continue
             plan = load_platform_dialplan(path, recorded)
         except DialplanInvalid as exc:

@@ -167,6 +167,9 @@ class Controller:
             platform=platform,
             max_missed=config.acd.max_missed_offers,
             budget=budget,
+            # the codes of the units directory (units/), read when a seat gives one (self.desk is set below)
+            dispositions=lambda platform, code: self.desk.codes.disposition(platform, code) is not None,
+            pause_reasons=lambda platform, code: self.desk.codes.pause_reason(platform, code) is not None,
         )
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self.acd = AcdEngine(

@@ -6,7 +6,6 @@ Every step, key, tag, survey answer and outcome goes on the call record as it ha
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from calls.tracker import CallTracker
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.schema import (
     CallbackNode,
+    CallerListNode,
     CaseNumberNode,
     HangupNode,
     HoursNode,
@@ -38,8 +38,10 @@ from ivr.dialplan.schema import (
     VoicemailNode,
 )
 from ivr.hours import service_state
+from ivr.routing import caller_list_step, queue_priority, queue_skills
 from ivr.transfer import PlatformAvailability, create_handoff
-from telephony.agi_server import AgiCommandError, AgiHangup, AgiSession
+from ivr.voicemail_node import RECORDINGS_DIR, VOICEMAIL_DIR, MessageSink, SpoolGuard, voicemail_step
+from telephony.agi_server import AgiSession
 from telephony.dialplan_names import (
     HANDOFF_VARIABLE,
     HOLD_VARIABLE,
@@ -48,32 +50,16 @@ from telephony.dialplan_names import (
     OVERFLOW_VARIABLE,
     PREDIAL_CONTEXT,
 )
-from voicemail.intake import RecordedMessage, wav_duration_s
-from voicemail.spool import set_aside, settle_recording
 
 log = structlog.get_logger(__name__)
 
-VOICEMAIL_DIR = "voicemail"
-RECORDINGS_DIR = "recordings"
+# the spool folders are named in ivr/voicemail_node.py; the app shell finds them here
+__all__ = ["RECORDINGS_DIR", "VOICEMAIL_DIR", "CallQueue", "IvrContext", "IvrRun"]
+
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 _DIALLABLE = re.compile(r"\+?[0-9]{5,20}")  # goes into a dial string: digits only
 _SAYABLE = re.compile(r"[A-Za-z0-9]{1,32}")  # a case number read out with SAY ALPHA, nothing else
-
-
-class MessageSink(Protocol):
-    """Where a recorded message goes (voicemail/intake.py: sidecar, then the ASR job)."""
-
-    async def message_recorded(self, message: RecordedMessage) -> None: ...
-
-
-class SpoolGuard(Protocol):
-    """Whether the spool can take a message now; counts messages it could not keep
-    (voicemail/spool.py's SpoolMonitor)."""
-
-    async def refusal(self) -> str: ...
-
-    def message_failed(self, call_id: str, reason: str) -> None: ...
 
 
 class SurveyAnswers(Protocol):
@@ -124,7 +110,7 @@ class IvrRun:
         self.ctx = ctx
         self.call_id = call_id
 
-    def _prompt(self, name: str) -> str:
+    def prompt_path(self, name: str) -> str:
         return str(self.ctx.prompts_dir / name)
 
     async def run(self, start: str | None = None) -> None:
@@ -142,7 +128,7 @@ class IvrRun:
             with self.ctx.budget.step():  # its Redis reads share one budget; writes never wait
                 node_id = await self._step(node_id, node)
         log.error("ivr.too_many_steps", dialplan=self.plan.source)
-        await self._release()
+        await self.release()
 
     async def _step(self, node_id: str, node: Node) -> str | None:  # noqa: PLR0911 - one case per kind
         match node:
@@ -157,7 +143,7 @@ class IvrRun:
             case TransferNode():
                 return await self._transfer(node)
             case VoicemailNode():
-                return await self._voicemail(node)
+                return await voicemail_step(self, node)
             case CallbackNode():
                 return await self._callback(node_id, node)
             case SurveyNode():
@@ -166,23 +152,25 @@ class IvrRun:
                 return await self._case_number(node)
             case SetNode():
                 return await self._set(node)
+            case CallerListNode():
+                return await caller_list_step(self, node_id, node)
             case HangupNode():
                 await self._hangup(node)
                 return None
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
         """Tell the dialplan we are done (no fallback route) and end the call."""
         await self.session.set_variable(IVR_DONE_VARIABLE, "1")
         await self.session.hangup()
 
     async def _play(self, node: PlayNode) -> str:
         for prompt in node.prompts:
-            await self.session.stream_file(self._prompt(prompt))
+            await self.session.stream_file(self.prompt_path(prompt))
         return node.next
 
     async def _menu(self, node_id: str, node: MenuNode) -> str:
         for attempt in range(node.retries + 1):
-            key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)
+            key = await self.session.get_data(self.prompt_path(node.prompt), node.timeout_s)
             if key in node.options:
                 await self.ctx.tracker.ivr_digit(self.call_id, node_id, key)
                 return node.options[key]
@@ -190,7 +178,7 @@ class IvrRun:
             log.info("ivr.menu_retry", node=node_id, key=key or "timeout", attempt=attempt + 1)
             retry_prompt = node.invalid_prompt if key else node.timeout_prompt
             if retry_prompt and attempt < node.retries:
-                await self.session.stream_file(self._prompt(retry_prompt))
+                await self.session.stream_file(self.prompt_path(retry_prompt))
         return node.default
 
     async def _hours(self, node: HoursNode) -> str:
@@ -210,9 +198,12 @@ class IvrRun:
     async def _queue(self, node: QueueNode) -> str | None:
         """Hand the caller to the ACD: Asterisk holds the call (music, max wait), a seat that
         answers is bridged to it; after max wait the call comes back at ``node.next``."""
-        tags = {"priority": str(node.priority)}
-        if node.skills:
-            tags["skills"] = ",".join(node.skills)
+        record = self.ctx.tracker.get_live(self.call_id)
+        called = record.tags if record else {}
+        skills, priority = queue_skills(node, called), queue_priority(node, called)  # set nodes, caller lists
+        tags = {"priority": str(priority)}
+        if skills:
+            tags["skills"] = ",".join(skills)
         now = self.ctx.clock()
         await self.ctx.tracker.amend(self.call_id, {"queue": node.queue, "queued_at": now, "tags": tags})
         if not self.ctx.acd.staffed(node.queue):
@@ -222,14 +213,13 @@ class IvrRun:
         await self.session.set_variable(MAX_WAIT_VARIABLE, str(int(node.max_wait_s)))
         await self.session.set_variable(OVERFLOW_VARIABLE, node.next)
         await self.session.set_variable(HOLD_VARIABLE, "1")
-        record = self.ctx.tracker.get_live(self.call_id)
         await self.ctx.acd.enqueue(
             QueuedCall(
                 call_id=self.call_id,
                 channel=self.session.env.get("channel"),
                 queue=node.queue,
-                skills=tuple(node.skills),
-                priority=node.priority,
+                skills=skills,
+                priority=priority,
                 entered_at=now.timestamp(),
                 caller=record.caller if record else "",
             )
@@ -257,7 +247,7 @@ class IvrRun:
         status = await self.session.get_variable("DIALSTATUS") or "unknown"
         if status == "ANSWER":
             await self.ctx.tracker.amend(self.call_id, {"outcome": CallOutcome.TRANSFERRED})
-            await self._release()
+            await self.release()
             return None
         await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": status.lower()}})
         if token and self.ctx.handoffs is not None:
@@ -286,83 +276,6 @@ class IvrRun:
         log.info("ivr.handoff", to=to, token=token_hint(handoff.token))
         return handoff.token
 
-    async def _voicemail(self, node: VoicemailNode) -> str | None:
-        """Greeting, beep, message (silence, ``#``, max length or hang-up ends it), optional
-        review and re-record; the message is durable and handed over before the confirmation.
-        A spool that cannot take it, or a recording that did not land, is said to the caller."""
-        refusal = await self.ctx.spool.refusal() if self.ctx.spool is not None else ""
-        if refusal:  # do not ask for a message we would lose
-            return await self._message_not_kept(node, refusal, None, hung_up=False)
-        await self.session.stream_file(self._prompt(node.prompt))
-        folder = self.ctx.spool_dir / VOICEMAIL_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        base = folder / _SAFE_ID.sub("_", self.call_id)
-        wav = base.parent / f"{base.name}.wav"  # not with_suffix: call ids contain dots
-        relative = f"{VOICEMAIL_DIR}/{wav.name}"
-        await self.ctx.tracker.amend(self.call_id, {"recording": relative, "outcome": CallOutcome.VOICEMAIL})
-        hung_up = False
-        failure = ""
-        try:
-            for attempt in range(node.max_rerecords + 1):
-                try:
-                    result = await self.session.record_file(str(base), node.max_s, node.silence_s)
-                except AgiCommandError as exc:  # e.g. "(writefile)": the file could not be opened
-                    failure = f"Asterisk could not record: {exc}"
-                    break
-                failure = await asyncio.to_thread(settle_recording, wav, result.samples, result.ended_by)
-                log.info("ivr.voicemail_recorded", ended_by=result.ended_by, samples=result.samples, attempt=attempt)
-                hung_up = result.ended_by == "hangup"
-                if failure or hung_up or not node.review_prompt or attempt == node.max_rerecords:
-                    break
-                if await self.session.get_data(self._prompt(node.review_prompt), 5) != "2":
-                    break
-        except AgiHangup:
-            hung_up = True  # during the review: the message recorded so far stands
-        if failure:
-            return await self._message_not_kept(node, failure, wav, hung_up=hung_up)
-        duration = await asyncio.to_thread(wav_duration_s, wav)
-        too_short = duration < node.min_s
-        if too_short:
-            await self.ctx.tracker.amend(self.call_id, {"tags": {"voicemail": "too_short"}})
-        record = self.ctx.tracker.get_live(self.call_id)
-        await self.ctx.messages.message_recorded(
-            RecordedMessage(
-                call_id=self.call_id,
-                recording=relative,
-                platform=self.plan.spec.platform,
-                caller=record.caller if record else "",
-                tags=dict(record.tags) if record else {},
-                duration_s=duration,
-                too_short=too_short,
-                recorded_at=self.ctx.clock(),
-            )
-        )
-        if hung_up:
-            raise AgiHangup("caller hung up after leaving a message")
-        if node.confirm_prompt:
-            await self.session.stream_file(self._prompt(node.confirm_prompt))
-        return node.next
-
-    async def _message_not_kept(self, node: VoicemailNode, reason: str, wav: Path | None, hung_up: bool) -> str | None:
-        """No message: the record says so (outcome ``voicemail_failed``: the callback list takes
-        the caller), the caller hears the apology and goes on at ``failed`` (default ``next``)."""
-        if self.ctx.spool is not None:
-            self.ctx.spool.message_failed(self.call_id, reason)
-        else:
-            log.error("voicemail.not_kept", reason=reason)
-        if wav is not None:  # what did land is no message: out of the rescan's way, kept for a person
-            await asyncio.to_thread(set_aside, wav)
-        await self.ctx.tracker.amend(
-            self.call_id,
-            {"recording": "", "outcome": CallOutcome.VOICEMAIL_FAILED, "tags": {"voicemail": "failed"}},
-        )
-        if hung_up:
-            raise AgiHangup("caller hung up; the message could not be kept")
-        prompt = self._prompt(node.failed_prompt) if node.failed_prompt else self.ctx.voicemail_failed_prompt
-        if prompt:
-            await self.session.stream_file(prompt)
-        return node.failed or node.next
-
     async def _callback(self, node_id: str, node: CallbackNode) -> str | None:
         """Offer to call back, keeping the caller's place in the queue (their ``queued_at``); on
         the key, the ACD holds a callback entry and the caller may hang up."""
@@ -370,7 +283,7 @@ class IvrRun:
         if record is None or not _DIALLABLE.fullmatch(record.caller):
             log.info("ivr.callback_impossible", reason="no number to call back")
             return node.next  # anonymous or odd caller id: nobody to call back
-        key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)
+        key = await self.session.get_data(self.prompt_path(node.prompt), node.timeout_s)
         await self.ctx.tracker.ivr_digit(self.call_id, node_id, key or "timeout")
         if key != node.key:
             return node.next
@@ -390,18 +303,18 @@ class IvrRun:
         )
         await self.ctx.tracker.amend(self.call_id, {"outcome": CallOutcome.CALLBACK, "tags": {"callback": "waiting"}})
         if node.confirm_prompt:
-            await self.session.stream_file(self._prompt(node.confirm_prompt))
-        await self._release()
+            await self.session.stream_file(self.prompt_path(node.confirm_prompt))
+        await self.release()
         return None
 
     async def _survey(self, node_id: str, node: SurveyNode) -> str:
-        key = await self.session.get_data(self._prompt(node.prompt), node.timeout_s)
+        key = await self.session.get_data(self.prompt_path(node.prompt), node.timeout_s)
         await self.ctx.tracker.ivr_digit(self.call_id, node_id, key or "timeout")
         if key.isdigit() and 1 <= int(key) <= node.scale:
             await self.ctx.tracker.amend(self.call_id, {"survey_score": int(key)})
             await self._survey_answered(int(key))
             if node.thanks_prompt:
-                await self.session.stream_file(self._prompt(node.thanks_prompt))
+                await self.session.stream_file(self.prompt_path(node.thanks_prompt))
         return node.next
 
     async def _survey_answered(self, score: int) -> None:
@@ -422,7 +335,7 @@ class IvrRun:
         if not _SAYABLE.fullmatch(spoken):
             log.info("ivr.no_case_number", has_case=bool(record and record.case_id))
             return node.next
-        await self.session.stream_file(self._prompt(node.prompt))
+        await self.session.stream_file(self.prompt_path(node.prompt))
         await self.session.say_alpha(spoken)
         return node.next
 
@@ -432,8 +345,8 @@ class IvrRun:
 
     async def _hangup(self, node: HangupNode) -> None:
         if node.prompt:
-            await self.session.stream_file(self._prompt(node.prompt))
+            await self.session.stream_file(self.prompt_path(node.prompt))
         record = self.ctx.tracker.get_live(self.call_id)
         if record is not None and record.outcome is None:
             await self.ctx.tracker.set_outcome(self.call_id, CallOutcome.IVR_COMPLETED)
-        await self._release()
+        await self.release()

@@ -74,7 +74,7 @@ nodes:
   consultation: {{kind: set, tags: {{category: consultation}}, next: to_seat}}
   complaint: {{kind: set, tags: {{category: complaint}}, next: to_seat}}
   dialect: {{kind: set, tags: {{language: dialect}}, next: to_seat}}
-  to_seat: {{kind: queue, queue: general, max_wait_s: 300, next: busy_voicemail}}
+  to_seat: {{kind: queue, queue: general, skills: [language], max_wait_s: 300, next: busy_voicemail}}  # 方言: dialect seats first
   busy_voicemail: {{kind: voicemail, prompt: busy_leave_message, next: goodbye}}
   closed: {{kind: voicemail, prompt: closed_leave_message, next: goodbye}}
   goodbye: {{kind: hangup, prompt: goodbye}}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from common.yamlsource import KeyPath
 from ivr.dialplan.schema import (
+    CallerListNode,
     Destination,
     DialplanSpec,
     HangupNode,
@@ -16,6 +17,7 @@ from ivr.dialplan.schema import (
     Node,
     PlayNode,
     QueueNode,
+    SetNode,
     TransferNode,
     VoicemailNode,
 )
@@ -57,6 +59,7 @@ _PROMPT_FIELDS = (
     "confirm_prompt",
     "failed_prompt",
     "thanks_prompt",
+    "blocked_prompt",
 )
 
 
@@ -152,13 +155,50 @@ def _check_flow(spec: DialplanSpec) -> Iterator[Finding]:
             yield Finding(("nodes", node_id, "options"), f"menu {node_id!r}: key 0 should reach a human", "warning")
 
 
+def _check_caller_lists(spec: DialplanSpec, caller_lists: Collection[str]) -> Iterator[Finding]:
+    """A caller_list node names lists that exist (dialplans/caller_lists.yaml, this platform)."""
+    for node_id, node in spec.nodes.items():
+        if not isinstance(node, CallerListNode):
+            continue
+        if not caller_lists:
+            message = "no caller lists for this platform (dialplans/caller_lists.yaml): it matches nobody"
+            yield Finding(("nodes", node_id), message, "warning")
+        for index, name in enumerate(node.lists):
+            if name not in caller_lists:
+                known = ", ".join(sorted(caller_lists)) or "none for this platform"
+                yield Finding(("nodes", node_id, "lists", index), f"caller list {name!r} does not exist ({known})")
+
+
+def _check_tags_read(spec: DialplanSpec) -> Iterator[Finding]:
+    """Warn about a tag a set node gives that nothing reads: ``category`` goes on the ticket,
+    ``priority`` is read by every queue node, other tags only by a queue naming them in ``skills``."""
+    queues = [node for node in spec.nodes.values() if isinstance(node, QueueNode)]
+    read = {"category"} | ({"priority"} if queues else set()) | {s for q in queues for s in q.skills}
+    for node_id, node in spec.nodes.items():
+        if not isinstance(node, SetNode):
+            continue
+        for tag in node.tags:
+            if tag not in read:
+                yield Finding(
+                    ("nodes", node_id, "tags", tag),
+                    f"tag {tag!r} is read by nothing (name it in a queue node's skills to route on it)",
+                    "warning",
+                )
+
+
 def check_graph(
-    spec: DialplanSpec, prompt_exists: Callable[[str], bool], destinations: Mapping[str, Destination] | None = None
+    spec: DialplanSpec,
+    prompt_exists: Callable[[str], bool],
+    destinations: Mapping[str, Destination] | None = None,
+    caller_lists: Collection[str] = (),
 ) -> list[Finding]:
     """Every graph problem of ``spec``; ``prompt_exists`` says whether a recording exists;
-    ``destinations``: what transfer nodes may name (default: the dialplan's own)."""
+    ``destinations``: what transfer nodes may name (default: the dialplan's own);
+    ``caller_lists``: the caller lists its caller_list nodes may name."""
     known = spec.destinations if destinations is None else destinations
     findings = list(_check_references(spec, prompt_exists, known))
+    findings.extend(_check_caller_lists(spec, caller_lists))
+    findings.extend(_check_tags_read(spec))
     if all(entry in spec.nodes for _, entry in _entries(spec)):
         findings.extend(_check_flow(spec))
         findings.extend(_menu_depth(spec))

@@ -18,6 +18,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ivr.dialplan.caller_lists import CALLER_LISTS_FILE, load_caller_lists
 from ivr.dialplan.loader import (
     Dialplan,
     DialplanInvalid,
@@ -106,16 +107,21 @@ def load_directory(path: Path) -> HotlineDirectory:
 
 
 def dialplan_files(dialplans_dir: Path) -> list[Path]:
-    """The platforms' dialplan files in ``dialplans_dir`` (not the directory beside them)."""
-    return sorted(path for path in dialplans_dir.glob("*.yaml") if path.name != DIRECTORY_FILE)
+    """The platforms' dialplan files in ``dialplans_dir`` (not the shared files beside them)."""
+    shared = (DIRECTORY_FILE, CALLER_LISTS_FILE)
+    return sorted(path for path in dialplans_dir.glob("*.yaml") if path.name not in shared)
 
 
 def load_platform_dialplan(path: Path, recorded_prompts_dir: Path | None = None, platform: str = "") -> Dialplan:
-    """A platform's dialplan with the directory beside it (``platform``: default the file's name)."""
+    """A platform's dialplan with the directory and the caller lists beside it (``platform``:
+    default the file's name)."""
+    platform = platform or path.stem
     directory = load_directory(path.parent / DIRECTORY_FILE)
-    plan = load_dialplan(path, recorded_prompts_dir, directory.destinations_for(platform or path.stem))
-    if not directory.version:
+    lists = load_caller_lists(path.parent / CALLER_LISTS_FILE).for_platform(platform)
+    plan = load_dialplan(path, recorded_prompts_dir, directory.destinations_for(platform), tuple(lists.lists))
+    plan = dataclasses.replace(plan, caller_lists=lists)
+    if not directory.version and not lists.version:
         return plan
-    # a changed directory is a new version of every dialplan that sees it
-    both = hashlib.sha256(f"{plan.version}:{directory.version}".encode()).hexdigest()[:12]
+    # a changed directory or caller list is a new version of every dialplan that sees it
+    both = hashlib.sha256(f"{plan.version}:{directory.version}:{lists.version}".encode()).hexdigest()[:12]
     return dataclasses.replace(plan, version=both)

@@ -6,10 +6,11 @@ Every problem is reported as ``file:line:column: error|warning: key.path: what i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -18,7 +19,22 @@ from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
 from ivr.dialplan.checks import Finding, check_graph
 from ivr.dialplan.schema import Destination, DialplanSpec, Node
 
-_NODE_KINDS = {"play", "menu", "hours", "queue", "transfer", "voicemail", "callback", "survey", "set", "hangup"}
+if TYPE_CHECKING:
+    from ivr.dialplan.caller_lists import CallerLists
+
+_NODE_KINDS = {
+    "play",
+    "menu",
+    "hours",
+    "queue",
+    "transfer",
+    "voicemail",
+    "callback",
+    "survey",
+    "set",
+    "caller_list",
+    "hangup",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,8 @@ class Dialplan:
     warnings: tuple[Problem, ...] = field(default=())
     # the dialplan's own destinations over the shared directory's (ivr/dialplan/directory.py)
     destinations: Mapping[str, Destination] = field(default_factory=dict)
+    # the caller lists this platform sees (ivr/dialplan/caller_lists.py); None: no file
+    caller_lists: CallerLists | None = None
 
     def node(self, node_id: str) -> Node:
         return self.spec.nodes[node_id]
@@ -127,16 +145,18 @@ def parse_dialplan(
     filename: str,
     prompt_exists: Callable[[str], bool],
     shared_destinations: Mapping[str, Destination] | None = None,
+    caller_lists: Collection[str] = (),
 ) -> Dialplan:
     """Validate dialplan text; raise DialplanInvalid with every located error.
-    ``shared_destinations``: the directory's entries for this platform."""
+    ``shared_destinations``: the directory's entries for this platform; ``caller_lists``: the
+    names of the caller lists it sees."""
     document, problems = read_mapping(text, filename, "a dialplan")
     try:
         spec = DialplanSpec.model_validate(document.data)
     except ValidationError as exc:
         raise DialplanInvalid(problems + schema_problems(document, exc)) from None
     destinations = {**(shared_destinations or {}), **spec.destinations}
-    findings: list[Finding] = check_graph(spec, prompt_exists, destinations)
+    findings: list[Finding] = check_graph(spec, prompt_exists, destinations, caller_lists)
     located = [Problem(filename, document.position_of(f.path), f.path, f.message, f.severity) for f in findings]
     problems += [p for p in located if p.severity == "error"]
     if problems:
@@ -157,6 +177,7 @@ def load_dialplan(
     path: Path,
     recorded_prompts_dir: Path | None = None,
     shared_destinations: Mapping[str, Destination] | None = None,
+    caller_lists: Collection[str] = (),
 ) -> Dialplan:
     """Read and check one dialplan file. A prompt counts as existing if ``<dir>/<name>.wav`` does."""
     text = read_source(path)
@@ -164,4 +185,4 @@ def load_dialplan(
     def recorded(name: str) -> bool:
         return recorded_prompts_dir is not None and (recorded_prompts_dir / f"{name}.wav").is_file()
 
-    return parse_dialplan(text, str(path), recorded, shared_destinations)
+    return parse_dialplan(text, str(path), recorded, shared_destinations, caller_lists)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 
+from ivr.dialplan.caller_lists import CALLER_LISTS_FILE
 from ivr.dialplan.directory import DIRECTORY_FILE, load_platform_dialplan
 from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem
 
@@ -40,6 +41,7 @@ class DialplanRegistry:
     def __init__(self, path: Path, recorded_prompts_dir: Path, platform_id: str, prepare: Prepare) -> None:
         self.path = path
         self.directory_path = path.parent / DIRECTORY_FILE  # shared by every platform's dialplan
+        self.caller_lists_path = path.parent / CALLER_LISTS_FILE  # likewise
         self._recorded = recorded_prompts_dir
         self._platform_id = platform_id
         self._prepare = prepare
@@ -58,9 +60,10 @@ class DialplanRegistry:
         return self._current
 
     def _file_stamp(self) -> tuple[tuple[float, int] | None, ...] | None:
-        """The dialplan's and the directory's change stamps; None while the dialplan is missing."""
+        """The dialplan's, the directory's and the caller lists' change stamps; None while the
+        dialplan is missing."""
         stamps: list[tuple[float, int] | None] = []
-        for path in (self.path, self.directory_path):
+        for path in (self.path, self.directory_path, self.caller_lists_path):
             try:
                 stat = path.stat()
             except OSError:

@@ -161,10 +161,18 @@ class HoursNode(_Node):
     holiday: NodeId | None = Field(default=None, description="taken on holidays within hours; default: open")
 
 
+# the tags a set node may give; a queue's ``skills`` entry naming one stands for that tag's value
+ROUTING_TAGS = ("category", "language", "priority", "topic")
+TagName = Literal["category", "language", "priority", "topic"]
+TagValue = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]{0,31}$")]
+SkillName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]{0,31}$")]
+
+
 class QueueNode(_Node):
     kind: Literal["queue"]
     queue: str = Field(default="general", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    skills: tuple[str, ...] = ()
+    # a skill (``yi``) or a tag name (``language``: the caller's tag value, e.g. ``dialect``)
+    skills: tuple[SkillName, ...] = ()
     priority: int = Field(default=0, ge=0, le=9)
     max_wait_s: float = Field(default=300, gt=0, le=3600)
     next: NodeId = Field(description="overflow: where the call goes when no seat takes it")
@@ -225,7 +233,25 @@ class CaseNumberNode(_Node):
 
 class SetNode(_Node):
     kind: Literal["set"]
-    tags: dict[Literal["category", "language", "priority", "topic"], str] = Field(min_length=1)
+    tags: dict[TagName, TagValue] = Field(min_length=1)
+    next: NodeId
+
+    @field_validator("tags")
+    @classmethod
+    def _priority(cls, value: dict[str, str]) -> dict[str, str]:
+        if "priority" in value and not re.fullmatch(r"[0-9]", value["priority"]):
+            raise ValueError(f"priority {value['priority']!r} is not one digit 0-9 (higher is served first)")
+        return value
+
+
+class CallerListNode(_Node):
+    """Looks the caller's number up in the caller lists (dialplans/caller_lists.yaml)."""
+
+    kind: Literal["caller_list"]
+    lists: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], ...] = Field(
+        default=(), description="the lists to look in; empty: every list of this platform"
+    )
+    blocked_prompt: PromptName = Field(description="said to a blocked caller before the call is ended")
     next: NodeId
 
 
@@ -245,6 +271,7 @@ Node = Annotated[
     | SurveyNode
     | CaseNumberNode
     | SetNode
+    | CallerListNode
     | HangupNode,
     Field(discriminator="kind"),
 ]
@@ -271,3 +298,35 @@ class DialplanSpec(_Model):
     # the satisfaction survey; unset: the call ends with the seat's hang-up
     after_seat: NodeId | None = None
     nodes: dict[NodeId, Node] = Field(min_length=1)
+
+
+# caller lists (dialplans/caller_lists.yaml; loaded in ivr/dialplan/caller_lists.py)
+
+CallerNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]
+
+
+class CallerListAction(StrEnum):
+    BLOCK = "block"  # a nuisance caller: a polite prompt, then the call is ended (outcome ``blocked``)
+    PRIORITY = "priority"  # served first in the queue (老年人, VIP …): tag ``priority``
+
+
+class CallerList(_Model):
+    """One list of callers by number."""
+
+    name: str = Field(min_length=1, max_length=40, description="what supervisors read, e.g. 老年人")
+    action: CallerListAction
+    priority: int | None = Field(default=None, ge=1, le=9, description="for action priority: the queue priority")
+    platforms: tuple[PlatformId, ...] = Field(default=(), description="only these platforms; empty: every one")
+    numbers: tuple[CallerNumber, ...] = ()
+
+    @model_validator(mode="after")
+    def _priority(self) -> CallerList:
+        if self.action is CallerListAction.PRIORITY and self.priority is None:
+            raise ValueError("a priority list needs a priority (1-9)")
+        if self.action is CallerListAction.BLOCK and self.priority is not None:
+            raise ValueError("a block list has no priority")
+        return self
+
+
+class CallerListsSpec(_Model):
+    lists: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], CallerList] = Field(default_factory=dict)

@@ -308,6 +308,7 @@ ROUTES = [
     ("GET", "/api/v1/tickets"),
     ("GET", "/api/v1/tickets/{ticket_id}"),
     ("GET", "/api/v1/tickets/{ticket_id}/audio"),
+    ("GET", "/favicon.ico"),
     ("GET", "/metrics"),
     ("GET", "/seat"),
     ("POST", "/api/v1/asr/parked/retry"),

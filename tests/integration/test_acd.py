@@ -47,6 +47,8 @@ def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
         edit: Callable[[str], str] = lambda t: t,
         dialplan: str = "queue",
         sip: dict[str, Any] | None = None,
+        *,
+        caller_lists: str = "",
     ) -> PlatformUnderTest:
         """``seats``: id → extra seat fields; seats with a ``port`` get a static contact there."""
         seat_list = []
@@ -61,6 +63,8 @@ def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
             dialplan=dialplan,
         )
         platform.install_dialplan(dialplan, edit)
+        if caller_lists:  # beside the dialplan, as dialplans/caller_lists.yaml
+            (platform.dialplan_file.parent / "caller_lists.yaml").write_text(caller_lists, encoding="utf-8")
         started.append(platform)
         platform.start_all()
         return platform
@@ -309,3 +313,51 @@ def test_callback_keeps_the_place_and_the_seat_calls_back(make_platform: Platfor
     assert second["digits"] == ["offer=1"]
     assert second["has_call_recording"]
     seat_phone.stop()
+
+
+def test_a_dialect_caller_reaches_the_dialect_seat_and_a_blocked_caller_hears_why(
+    make_platform: PlatformFactory,
+) -> None:
+    """Key 9 tags language: dialect; the queue routes on it: the dialect seat answers although
+    the plain seat is free and idle longer. A number on the nuisance list hears the prompt and
+    is hung up, with outcome ``blocked`` and the list on the record."""
+    ports = {"1001": free_tcp_and_udp_port(), "1002": free_tcp_and_udp_port()}
+    nuisance = caller_number(99)
+    platform = make_platform(
+        {"1001": {"port": ports["1001"]}, "1002": {"port": ports["1002"], "skills": ["dialect"]}},
+        {"relax_skills_after_s": 600},
+        dialplan="routing",
+        caller_lists=f'lists:\n  nuisance: {{name: 骚扰来电, action: block, numbers: ["{nuisance}"]}}\n',
+    )
+    plain = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=ports["1001"])
+    dialect = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=ports["1002"])
+    login(platform, "1001", "1002")  # 1001 is the longest idle: a plain caller would go there
+    prompts = platform.config.paths.runtime_dir / "prompts" / "ivr"
+    in_menu_ms = int(duration_s(prompts / "menu.wav") * 1000) + 500
+    caller = SippCall(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, pause(in_menu_ms), dtmf("9"), HOTLINE_HANGS_UP),
+        caller=caller_number(1),
+        timeout_s=60,
+    )
+    assert caller.wait().ok
+    assert dialect.wait().ok
+    record = platform.wait_call(
+        lambda c: c["caller"] == masked(caller_number(1)) and c["state"] == "ended", "the dialect call"
+    )
+    assert (record["seat"], record["outcome"]) == ("1002", "answered")
+    assert record["tags"]["language"] == "dialect" and record["tags"]["skills"] == "dialect"
+    assert seat(platform, "1001")["calls_taken"] == 0  # never offered: it was free all along
+    assert not plain.finished  # 1001 was rung for nothing
+    plain.stop()
+
+    blocked = SippCall(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller=nuisance)
+    assert blocked.wait().ok  # the hotline hung up (after the prompt): no dead air, no failed call
+    record = platform.wait_call(lambda c: c["caller"] == masked(nuisance) and c["state"] == "ended", "the blocked call")
+    assert record["outcome"] == "blocked"
+    assert (record["tags"]["caller_list"], record["tags"]["blocked_by"]) == ("nuisance", "nuisance")
+    assert record["ivr_path"] == ["check"] and record["queue"] == ""
+    answered, ended = (datetime.fromisoformat(record[k]) for k in ("answered_at", "ended_at"))
+    assert (ended - answered).total_seconds() >= duration_s(prompts / "blocked.wav") * 0.9  # the prompt played
+    log = platform.controller_log.read_text(encoding="utf-8")
+    assert "ivr.caller_list_match" in log and masked(nuisance) in log and nuisance not in log

@@ -73,7 +73,7 @@ def test_every_shipped_dialplan_is_valid() -> None:
 def test_unknown_node_kind() -> None:
     [problem] = problems(edited("tag: {kind: set,", "tag: {kind: sett,"))
     assert problem.startswith("dali.yaml:18:3:")
-    assert "nodes.tag: unknown node kind 'sett' (expected one of: callback, hangup, hours, menu" in problem
+    assert "nodes.tag: unknown node kind 'sett' (expected one of: callback, caller_list, hangup, hours, menu" in problem
 
 
 def test_dangling_target_names_the_expected_ids() -> None:
@@ -190,5 +190,5 @@ def test_cli_check(tmp_path: Path) -> None:
     assert f"{good}: ok" in result.stdout
     ok = run_cli("dialplan", "check")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count(": ok") == 18  # 17 dialplans and the hotline directory
+    assert ok.stdout.count(": ok") == 19  # 17 dialplans, the hotline directory and the caller lists
     assert "directory.yaml: ok (" in ok.stdout
