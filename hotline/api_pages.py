@@ -12,15 +12,32 @@ from web.api_common import PRINCIPAL_KEY, requires
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _page(name: str) -> web.FileResponse:
+INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+SELF_ONLY = "default-src 'self'; script-src 'self'; style-src 'self'"  # scripts and styles of ours only
+# the files the pages load (a fixed list: no path from the request reaches the file system)
+ASSETS = {"seat.js": "text/javascript", "seat.css": "text/css"}
+
+
+def _page(name: str, policy: str = INLINE) -> web.FileResponse:
     """A static page that reads this API with the user's token (it carries no data itself)."""
     return web.FileResponse(
         STATIC / name,
         headers={
             "Content-Type": "text/html; charset=utf-8",
-            "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            "Content-Security-Policy": policy,
             "X-Frame-Options": "DENY",
         },
+    )
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    """A page's script or style sheet."""
+    name = request.match_info["name"]
+    kind = ASSETS.get(name)
+    if kind is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(
+        STATIC / name, headers={"Content-Type": f"{kind}; charset=utf-8", "X-Content-Type-Options": "nosniff"}
     )
 
 
@@ -30,8 +47,9 @@ async def console(request: web.Request) -> web.FileResponse:
 
 
 async def seat_desk(request: web.Request) -> web.FileResponse:
-    """A seat's desk: its call, the case, one-key emergency transfers, consultations."""
-    return _page("seat.html")
+    """A seat's desk: the state, the screen pop and the caller's history, the case (knowledge
+    base, units), wrap-up, one-key emergency transfers, consultations (hotline/static/seat.*)."""
+    return _page("seat.html", SELF_ONLY)
 
 
 @requires("seat")
@@ -44,4 +62,5 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
     app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/static/{name}", asset)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -311,6 +311,7 @@ ROUTES = [
     ("GET", "/favicon.ico"),
     ("GET", "/metrics"),
     ("GET", "/seat"),
+    ("GET", "/static/{name}"),
     ("POST", "/api/v1/asr/parked/retry"),
     ("POST", "/api/v1/calls/{call_id}/transfer"),
     ("POST", "/api/v1/calls/{call_id}/transfer/{action}"),
