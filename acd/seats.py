@@ -25,6 +25,10 @@ from common.clock import Clock
 
 log = structlog.get_logger(__name__)
 
+# (platform, call id, code) → why that disposition may not be given for that call ("": it may),
+# e.g. a code that needs the call's case before there is one; the app shell supplies it
+DispositionGuard = Callable[[str, str, str], Awaitable[str]]
+
 
 def seats_key(platform: str) -> str:
     """Hash: seat id → JSON, one per platform (seat ids repeat across platforms)."""
@@ -59,11 +63,13 @@ class SeatService:
         budget: RedisBudget | None = None,
         dispositions: CodeCheck = builtin_disposition,
         pause_reasons: CodeCheck = builtin_pause_reason,
+        disposition_guard: DispositionGuard | None = None,
     ) -> None:
         self.config = {seat.id: seat for seat in seats}
         self.platform = platform
         self._dispositions = dispositions
         self._pause_reasons = pause_reasons
+        self._disposition_guard = disposition_guard
         self._disposition_listeners: list[DispositionListener] = []
         self._budget = budget or RedisBudget()
         self._max_missed = max_missed
@@ -164,6 +170,10 @@ class SeatService:
         code = checked("disposition", self._dispositions, self.platform, code)
         if not seat.last_call:
             raise IllegalSeatTransition(f"seat {seat_id} has had no call to give a disposition for")
+        if self._disposition_guard is not None:
+            refusal = await self._disposition_guard(self.platform, seat.last_call, code)
+            if refusal:
+                raise IllegalSeatTransition(refusal)
         seat = replace(seat, disposition_due=False)
         if seat.state is SeatState.WRAP_UP or (seat.state is SeatState.NOT_READY and seat.reason == OVERDUE_REASON):
             seat = transition(seat, SeatState.READY, self._clock())

@@ -114,6 +114,8 @@ class UnitLookup(Protocol):
 
     async def has_unit(self, platform: str, unit_id: str) -> bool: ...
 
+    async def has_matter_type(self, platform: str, matter_type: str) -> bool: ...
+
 
 class KnowledgeLookup(Protocol):
     """The knowledge base (``knowledge/``): whether ``entry_id`` is an entry ``platform`` may
@@ -125,11 +127,15 @@ class KnowledgeLookup(Protocol):
 
 
 class StaticUnits:
-    """A fixed set of unit ids per platform (``"*"``: every platform) — for tests and until the
-    units directory is wired."""
+    """A fixed set of unit ids per platform (``"*"``: every platform) and, if given, of matter
+    types (None: any) — for tests."""
 
-    def __init__(self, units: Mapping[str, Iterable[str]]) -> None:
+    def __init__(self, units: Mapping[str, Iterable[str]], matter_types: Iterable[str] | None = None) -> None:
         self._units = {platform: frozenset(ids) for platform, ids in units.items()}
+        self._matter_types = None if matter_types is None else frozenset(matter_types)
+
+    async def has_matter_type(self, platform: str, matter_type: str) -> bool:
+        return self._matter_types is None or matter_type in self._matter_types
 
     async def has_unit(self, platform: str, unit_id: str) -> bool:
         return unit_id in self._units.get(platform, frozenset()) or unit_id in self._units.get("*", frozenset())
@@ -137,7 +143,7 @@ class StaticUnits:
 
 class StaticKnowledge:
     """A fixed set of entry ids per platform (``"*"``: every platform), counting uses in memory
-    — for tests and until the knowledge base is wired."""
+    — for tests and for tests."""
 
     def __init__(self, entries: Mapping[str, Iterable[str]]) -> None:
         self._entries = {platform: frozenset(ids) for platform, ids in entries.items()}

@@ -140,6 +140,8 @@ class CaseService:
         platform = record.platform
         if not await self._units.has_unit(platform, case.unit):
             raise UnknownReference("unit", f"no unit {case.unit!r} in {platform}'s units directory")
+        if case.matter_type and not await self._units.has_matter_type(platform, case.matter_type):
+            raise UnknownReference("matter_type", f"no matter type {case.matter_type!r} in {platform}'s desk codes")
         if case.knowledge_entry and not await self._knowledge.has_entry(platform, case.knowledge_entry):
             raise UnknownReference("knowledge_entry", f"no knowledge entry {case.knowledge_entry!r} for {platform}")
         now = self._clock()

@@ -16,6 +16,9 @@ class DirectoryUnits:
     async def has_unit(self, platform: str, unit_id: str) -> bool:
         return self._desk.units.lookup(platform, unit_id) is not None
 
+    async def has_matter_type(self, platform: str, matter_type: str) -> bool:
+        return self._desk.codes.for_platform(platform).matter_type(matter_type) is not None
+
 
 class KnowledgeEntries:
     """``KnowledgeLookup`` over the knowledge base: an entry the platform's seats are offered today."""

@@ -170,6 +170,7 @@ class Controller:
             # the codes of the units directory (units/), read when a seat gives one (self.desk is set below)
             dispositions=lambda platform, code: self.desk.codes.disposition(platform, code) is not None,
             pause_reasons=lambda platform, code: self.desk.codes.pause_reason(platform, code) is not None,
+            disposition_guard=self._disposition_refusal,
         )
         self._bridge = CallEventBridge(self.ami, self.tracker)
         self.acd = AcdEngine(
@@ -323,6 +324,21 @@ class Controller:
         self._redis_up = False
         self._redis_slow = False  # it accepts connections but does not answer in time (hung)
         self._seats_loaded = False
+
+    async def _disposition_refusal(self, platform: str, call_id: str, code: str) -> str:
+        """A disposition that needs the call's case (``requires_case`` in the desk codes) before
+        the seat registered or linked one is refused, so every such call has its case."""
+        disposition = self.desk.codes.disposition(platform, code)
+        if disposition is None or not disposition.requires_case:
+            return ""
+        try:
+            record = self.tracker.get_live(call_id) or await self.store.get(call_id)
+            if record is not None and await self.cases.case_of(record):
+                return ""
+        except Exception as exc:  # Redis away: the seat is not held in wrap-up by a check it cannot make
+            log.warning("seat.disposition_case_unchecked", call_id=call_id, code=code, error=str(exc))
+            return ""
+        return f"disposition {code!r} needs the call's case: register it or link the call to an open case first"
 
     async def _build_ivr_prompts(self, plan: Dialplan) -> None:
         """Prepares a dialplan before it runs: its prompts; a word about unreachable destinations."""

@@ -83,9 +83,9 @@ def test_screen_pop_case_and_repeat_call(tmp_path: Path) -> None:
         wait_for("the seat to answer", lambda: platform.http(f"/api/v1/calls/{call_id}").body.get("seat") == "1001")
         case = {
             "category": "complaint",
-            "matter_type": "路灯",
+            "matter_type": "market_supervision",
             "location": "五华区青年路",
-            "request": "路灯坏了三天",
+            "request": "超市卖过期食品",
             "unit": "km_wuhua_market_supervision",
             "outcome": "dispatched",
         }

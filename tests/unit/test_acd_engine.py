@@ -17,7 +17,7 @@ from acd.engine import OFFER_RETRY_S, ORIGINATE_GRACE_S, AcdEngine
 from acd.events import EventBus
 from acd.model import QueuedCall, waiting_key
 from acd.seat import SeatState
-from acd.seats import SeatService
+from acd.seats import DispositionGuard, SeatService
 from calls.model import CallOutcome
 from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
@@ -121,6 +121,7 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
         connected: bool = True,
         offer_retry_s: float = OFFER_RETRY_S,
         originate_grace_s: float = ORIGINATE_GRACE_S,
+        disposition_guard: DispositionGuard | None = None,
         **acd: Any,
     ) -> Rig:
         clock = FakeClock(T0)
@@ -128,7 +129,14 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
         budgets.append(budget)
         events = EventBus(client, budget)
         seats = SeatService(
-            configs, client, events=events, clock=clock, platform="kunming", max_missed=max_missed, budget=budget
+            configs,
+            client,
+            events=events,
+            clock=clock,
+            platform="kunming",
+            max_missed=max_missed,
+            budget=budget,
+            disposition_guard=disposition_guard,
         )
         await seats.load()
         ami = FakeAmiLink()

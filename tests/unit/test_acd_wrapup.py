@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from acd.codes import UnknownCode
 from acd.events import EventBus
-from acd.seat import SeatState
+from acd.seat import IllegalSeatTransition, SeatState
 from acd.seats import OVERDUE_REASON, DispositionDue, SeatService
 from calls.redis_budget import RedisBudget
 from ivr.dialplan.schema import QueueNode
@@ -57,6 +57,28 @@ async def test_a_seat_owing_a_disposition_is_offered_no_call_until_it_gives_one(
     await rig.saved()
     record = await rig.store.get("a")
     assert record is not None and record.tags["disposition"] == "dispatched"
+
+
+async def test_a_disposition_the_guard_refuses_leaves_the_seat_owing_it(make_rig: MakeRig) -> None:
+    """The app shell's guard (e.g. a code that needs the call's case before there is one) is
+    asked with the platform, the call and the code; a refusal changes nothing."""
+    asked: list[tuple[str, str, str]] = []
+    cases: set[str] = set()
+
+    async def guard(platform: str, call_id: str, code: str) -> str:
+        asked.append((platform, call_id, code))
+        return "" if code != "dispatched" or call_id in cases else "needs the call's case"
+
+    rig = await make_rig(seat("1001"), require_disposition=True, wrapup_s=0.05, disposition_guard=guard)
+    await rig.seats.login("1001")
+    await talked(rig, "1001", "a")
+    with pytest.raises(IllegalSeatTransition, match="needs the call's case"):
+        await rig.seats.dispose("1001", "dispatched")
+    seat_now = rig.seats.get("1001")
+    assert (seat_now.state, seat_now.disposition_due) == (SeatState.WRAP_UP, True)
+    cases.add("a")  # the seat registered the case
+    assert (await rig.seats.dispose("1001", "dispatched")).state is SeatState.READY
+    assert asked == [("kunming", "a", "dispatched")] * 2
 
 
 async def test_without_the_requirement_wrap_up_ends_by_itself_and_a_disposition_may_still_be_given(

@@ -111,7 +111,7 @@ async def desk(client: aioredis.Redis) -> AsyncIterator[Desk]:
         store=CaseStore(client, tickets, lambda _p: calendar, keys),
         live=tracker,
         stored=calls,
-        units=StaticUnits({"kunming": ["wuhua-street"], "dali": ["dali-unit"]}),
+        units=StaticUnits({"kunming": ["wuhua-street"], "dali": ["dali-unit"]}, matter_types=["路灯", "housing_fund"]),
         knowledge=knowledge,
         events=events,
         clock=lambda: NOW,
@@ -232,6 +232,7 @@ async def test_an_answered_case_is_resolved_and_counts_the_entry(desk: Desk) -> 
         ({"outcome": "ignored"}, 400, "outcome"),
         ({"unit": "no-such-unit"}, 422, "unit"),
         ({"unit": "dali-unit"}, 422, "unit"),  # another platform's unit
+        ({"matter_type": "no_such_type"}, 422, "matter_type"),  # not in the desk codes
     ],
 )
 async def test_bad_cases_are_refused_naming_the_field_and_save_nothing(
