@@ -169,3 +169,42 @@ def test_a_blind_transfer_is_not_followed_by_the_survey(desk: Desk) -> None:
     assert record["survey_score"] is None
     assert "after_seat" not in record["tags"]
     assert "survey" not in record["ivr_path"]
+
+
+def test_the_caller_hears_the_case_number_and_the_rating_goes_on_the_case(desk: Desk) -> None:
+    """Issue 12's whole path: the seat registers the call's case while they talk, hangs up; the
+    caller hears the case number read back, presses 1; the record, the ticket and the figures
+    carry it."""
+    talk_ms = 8000
+    seat = SippServer(scenario(answering_peer(talk_ms=talk_ms, hang_up=True)), port=desk.seat_port)
+    before = desk.queues()["surveys"]
+    # the number (KM-yyyymmdd-nnnn: 14 letters and digits, each well under a second) is read
+    # before the survey starts; the survey then waits 20 s, so the key lands inside it
+    key_at = desk.prompt_ms("welcome") + talk_ms + desk.prompt_ms("case") + 14_000
+    caller = desk.call("13900002004", pause(key_at), dtmf("1"), HOTLINE_HANGS_UP)
+    talking = desk.platform.wait_call(
+        lambda c: c["caller"] == "139****2004" and c["seat"] == "1001" and c["state"] != "ended", "2004 with 1001"
+    )
+    case = {
+        "category": "consultation",
+        "matter_type": "housing_fund",
+        "request": "公积金提取要带什么材料",
+        "unit": "km_housing_fund",
+        "outcome": "dispatched",
+    }
+    registered = desk.platform.http(
+        f"/api/v1/calls/{talking['call_id']}/case", token=SEAT_TOKEN, method="POST", body=case
+    )
+    assert registered.status == 201, registered.body
+    case_id = registered.body["case_id"]
+    assert seat.wait().ok
+    assert caller.wait().ok
+    record = desk.ended("13900002004")
+    assert (record["case_id"], record["survey_score"]) == (case_id, 1)
+    assert record["ivr_path"][-3:] == ["case", "survey", "bye"]
+    ticket = wait_for(
+        "the rating on the case",
+        lambda: (t := desk.platform.http(f"/api/v1/tickets/{case_id}").body).get("satisfaction") and t,
+    )
+    assert ticket["satisfaction"] == 1 and ticket["timeline"][-1]["note"].endswith(": 满意")
+    assert desk.queues()["surveys"] == before + 1
