@@ -45,12 +45,30 @@ class RedisCallStore:
         return f"{KEY_PREFIX}calls:recent:{platform}"
 
     @staticmethod
+    def recent_index(platform: str) -> str:
+        """Every call of ``platform`` scored by start (ms): the search by date alone."""
+        return RedisCallStore._recent_key(platform)
+
+    @staticmethod
     def _open_key(platform: str) -> str:
         return f"{KEY_PREFIX}calls:open:{platform}"
 
     @staticmethod
     def _key(call_id: str) -> str:
         return f"{KEY_PREFIX}call:{call_id}"
+
+    @staticmethod
+    def index_key(platform: str, by: str, value: str) -> str:
+        """A search index (reports/search.py): the call ids of ``platform`` with that seat, queue,
+        outcome or case (``by``), scored by start (ms); trimmed and expiring like the records."""
+        return f"{KEY_PREFIX}calls:by-{by}:{platform}:{value}"
+
+    @staticmethod
+    def search_fields(record: CallRecord) -> dict[str, str]:
+        """The indexed fields of a record that it has."""
+        fields = {"seat": record.seat, "queue": record.queue, "case": record.case_id}
+        fields["outcome"] = record.outcome.value if record.outcome else ""
+        return {by: value for by, value in fields.items() if value}
 
     async def save(self, record: CallRecord) -> None:
         started_ms = int(record.started_at.timestamp() * 1000)
@@ -64,6 +82,11 @@ class RedisCallStore:
                 pipe.srem(self._open_key(record.platform), record.call_id)
             pipe.zadd(self._recent_key(record.platform), {record.call_id: started_ms})
             pipe.zremrangebyscore(self._recent_key(record.platform), "-inf", cutoff_ms)
+            for by, value in self.search_fields(record).items():
+                index = self.index_key(record.platform, by, value)
+                pipe.zadd(index, {record.call_id: started_ms})
+                pipe.zremrangebyscore(index, "-inf", cutoff_ms)
+                pipe.pexpire(index, int(self._retention.total_seconds() * 1000))
             if self._caller_keys is not None and record.caller:
                 by_caller = self._caller_keys.calls_key(record.platform, record.caller)
                 window_ms = int(HISTORY_WINDOW.total_seconds() * 1000)
@@ -76,6 +99,10 @@ class RedisCallStore:
     async def get(self, call_id: str) -> CallRecord | None:
         raw = await self._redis.get(self._key(call_id))
         return CallRecord.model_validate_json(raw) if raw else None
+
+    async def many(self, call_ids: list[str]) -> list[CallRecord]:
+        """The records of ``call_ids`` that are still kept, in order."""
+        return await self._many(call_ids)
 
     async def _many(self, call_ids: list[str]) -> list[CallRecord]:
         if not call_ids:

@@ -162,6 +162,7 @@ class CaseStore:
             return ticket
 
         ticket = await self._optimistic(attempt)
+        await self._tickets.notify_saved(ticket)
         log.info("case.registered", ticket=ticket.id, call_id=record.call_id, seat=seat, state=str(ticket.state))
         return ticket
 

@@ -23,6 +23,9 @@ from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from knowledge.routes import add_routes as add_knowledge_routes
 from knowledge.service import KnowledgeService
 from recordings.access import AuditEntry
+from reports.routes import add_routes as add_report_routes
+from reports.search import CallSearch
+from reports.service import ReportService
 from units.registry import DeskRegistry
 from units.routes import add_routes as add_units_routes
 from web.api_common import (
@@ -98,10 +101,12 @@ def build_api(
     desk: DeskRegistry | None = None,
     knowledge: KnowledgeService | None = None,
     cases: CaseDesk | None = None,
+    reports: tuple[ReportService, CallSearch] | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
-    ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py)."""
+    ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py;
+    ``reports``: the reports and the call search, reports/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
@@ -113,6 +118,8 @@ def build_api(
     app[NETWORK_KEY] = backend.network
     add_page_routes(app)
     add_ops_routes(app, backend)
+    if reports is not None:  # before the call routes: /api/v1/calls/search is not a call id
+        add_report_routes(app, *reports)
     add_call_routes(app)
     add_seat_routes(app)
     add_ticket_routes(app)

@@ -23,6 +23,7 @@ from common.config_model import ConfigModel
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from knowledge.config import KnowledgeConfig
 from recordings.config import RecordingsConfig
+from reports.config import ReportsConfig
 from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
 from telephony.values import AreaCode, PlatformId, PromptText, unsafe_path_reason
 from tickets.config import TicketsConfig
@@ -181,6 +182,7 @@ class Config(ConfigModel):
     tickets: TicketsConfig = TicketsConfig()
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    reports: ReportsConfig = ReportsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

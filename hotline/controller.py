@@ -60,6 +60,7 @@ from knowledge.service import KnowledgeService
 from knowledge.uses import RedisUseStore
 from recordings.access import AuditEntry, AuditFilter, RedisAuditLog, UnsafePath, spool_file
 from recordings.retention import purge_expired
+from reports.wiring import wire_reports
 from telephony.agi_server import AgiHandler, AgiServer
 from telephony.ami import AmiClient, AmiSettings
 from telephony.dialplan_names import (
@@ -317,8 +318,15 @@ class Controller:
             surveys=self.survey_tally,
         )
         api = build_api(
-            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk
-        )
+            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk,
+            # --- reports (reports/): counters kept as calls, seat states and ticket steps end ---
+            reports=wire_reports(
+                self._redis, config.reports, platform=platform, timezone=config.platform.timezone,
+                background=budget.write, tracker=self.tracker, seats=self.seats, tickets=self.tickets,
+                store=self.store, caller_keys=caller_keys,
+            ),
+            # --- end reports ---
+        )  # fmt: skip
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False

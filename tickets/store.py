@@ -132,6 +132,9 @@ class StoreContention(RuntimeError):
     """Other writers kept changing the same keys; the caller may try again later."""
 
 
+SavedListener = Callable[[Ticket], Awaitable[None]]
+
+
 class RedisTicketStore:
     """The ticket store. ``calendar_for(platform)`` gives that platform's working days."""
 
@@ -139,6 +142,20 @@ class RedisTicketStore:
         self._redis = client
         self._calendar_for = calendar_for
         self._export_stream = export_stream  # per platform: each exports to its own webhook
+        self._saved_listeners: list[SavedListener] = []
+
+    def on_saved(self, listener: SavedListener) -> None:
+        """Call ``listener`` with each ticket this store created or moved (the reports count its
+        steps); it must not wait on Redis (the ticket is saved already)."""
+        self._saved_listeners.append(listener)
+
+    async def notify_saved(self, ticket: Ticket) -> None:
+        """Tell the listeners (also used by the case store, which writes tickets itself)."""
+        for listener in self._saved_listeners:
+            try:
+                await listener(ticket)
+            except Exception as exc:  # a report counter must never fail a ticket's save
+                log.error("tickets.saved_listener_failed", ticket=ticket.id, error=repr(exc))
 
     async def get(self, ticket_id: str) -> Ticket | None:
         if not is_ticket_id(ticket_id):  # e.g. "by-recording:…", another key under ticket:
@@ -234,6 +251,7 @@ class RedisTicketStore:
             return CreateResult(CreateOutcome.CREATED, ticket)
 
         result = await self._optimistic(attempt)
+        await self.notify_saved(result.ticket)
         log.info(
             "ticket.from_voicemail",
             outcome=str(result.outcome),
@@ -302,7 +320,9 @@ class RedisTicketStore:
             await pipe.execute()
             return moved
 
-        return await self._optimistic(attempt)
+        moved = await self._optimistic(attempt)
+        await self.notify_saved(moved)
+        return moved
 
     async def confirm_provisional(self, platform: str, known_through: date, at: datetime) -> list[Ticket]:
         """Count again the provisional deadlines of ``platform`` whose year the calendar now knows

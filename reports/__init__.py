@@ -1,0 +1,1 @@
+"""Supervisor reports: rollup counters kept as calls end, queried over any period (docs/api.md)."""

@@ -1,0 +1,85 @@
+"""Where the report counters live: a Redis hash per kind, platform and local hour.
+
+``hotline:reports:<kind>:<platform>:<YYYYMMDDHH>`` — field ``metric\\x1fdimension`` → integer.
+An event (an ended call, a seat's state, a ticket's step) is applied by one Lua script that first
+sets its marker ``hotline:reports:counted:<platform>:<event id>`` (``SET NX``, with a TTL) and
+increments only when the marker is new: a listener retried after a Redis failure, or a call
+ended again by a restarted controller, is never counted twice, and the marker and the counts are
+written together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from reports.counting import Increment
+
+KEY_PREFIX = "hotline:reports:"
+READ_CHUNK = 2000  # HGETALLs per pipeline round trip
+
+_APPLY = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local i = 3
+while i <= #ARGV do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+for k = 2, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[2]) end
+return 1
+"""
+
+
+def rollup_key(kind: str, platform: str, bucket: str) -> str:
+    return f"{KEY_PREFIX}{kind}:{platform}:{bucket}"
+
+
+def marker_key(platform: str, event_id: str) -> str:
+    return f"{KEY_PREFIX}counted:{platform}:{event_id}"
+
+
+class Rollups(Protocol):
+    """The counters: apply an event's increments once; read hours back."""
+
+    async def apply(self, platform: str, event_id: str, increments: Sequence[Increment]) -> bool: ...
+
+    async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]: ...
+
+
+class RedisRollups:
+    """The counters in Redis (see the module docstring)."""
+
+    def __init__(self, client: aioredis.Redis, *, keep: timedelta, marker_ttl: timedelta) -> None:
+        self._redis = client
+        self._keep_s = int(keep.total_seconds())
+        self._marker_s = max(int(marker_ttl.total_seconds()), 1)
+        self._script = client.register_script(_APPLY)
+
+    async def apply(self, platform: str, event_id: str, increments: Sequence[Increment]) -> bool:
+        """Add ``increments`` unless ``event_id`` was counted already; True when counted now."""
+        keys: dict[str, int] = {}
+        args: list[str | int] = [self._marker_s, self._keep_s]
+        for inc in increments:
+            key = rollup_key(inc.kind, platform, inc.bucket)
+            index = keys.setdefault(key, len(keys) + 2)  # Lua's KEYS is 1-based; KEYS[1] is the marker
+            args += [index, inc.field, inc.amount]
+        result = await self._script(keys=[marker_key(platform, event_id), *keys], args=args)
+        return bool(result)
+
+    async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]:
+        """The counters of each bucket, in order ({} for an hour with none)."""
+        out: list[dict[str, int]] = []
+        for start in range(0, len(buckets), READ_CHUNK):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for bucket in buckets[start : start + READ_CHUNK]:
+                    pipe.hgetall(rollup_key(kind, platform, bucket))
+                for raw in await pipe.execute():
+                    out.append({_text(k): int(v) for k, v in raw.items()})
+        return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
