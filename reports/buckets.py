@@ -44,8 +44,13 @@ def hours_between(first: date, last: date) -> list[str]:
     return out
 
 
+def days_between(first: date, last: date) -> list[str]:
+    """Every day bucket (``YYYYMMDD``) of the local days ``first`` … ``last`` (inclusive)."""
+    return [(first + timedelta(days=n)).strftime("%Y%m%d") for n in range((last - first).days + 1)]
+
+
 def period_label(bucket: str, period: Period) -> str:
-    """The row a bucket adds into: ``2026-11-30 08:00``, ``2026-11-30``, ``2026-W49``, ``2026-11``."""
+    """The row a bucket (an hour, or a day for any period but hours) adds into: ``2026-11-30 08:00``, ``2026-11-30``, ``2026-W49``, ``2026-11``."""
     day = date(int(bucket[:4]), int(bucket[4:6]), int(bucket[6:8]))
     if period is Period.HOUR:
         return f"{day.isoformat()} {bucket[8:10]}:00"

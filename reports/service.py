@@ -14,7 +14,7 @@ import structlog
 
 from acd.seat import Seat
 from calls.model import CallRecord
-from reports.buckets import Period, hours_between
+from reports.buckets import Period, days_between, hours_between
 from reports.counting import call_increments, seat_increments, ticket_step_increments
 from reports.query import DIMENSION, Row, rows
 from reports.store import Rollups
@@ -74,7 +74,7 @@ class ReportService:
 
     async def report(self, kind: str, platform: str, first: date, last: date, period: Period) -> list[Row]:
         """The rows of ``kind`` for ``platform`` over the local days ``first`` … ``last``."""
-        buckets = hours_between(first, last)
+        buckets = hours_between(first, last) if period is Period.HOUR else days_between(first, last)
         counters = await self._rollups.read(kind, platform, buckets)
         return rows(kind, buckets, counters, period)
 

@@ -1,6 +1,8 @@
-"""Where the report counters live: a Redis hash per kind, platform and local hour.
+"""Where the report counters live: a Redis hash per kind, platform and local hour, and the same
+sums per local day (written together; a report by day, week or month reads the days).
 
-``hotline:reports:<kind>:<platform>:<YYYYMMDDHH>`` — field ``metric\\x1fdimension`` → integer.
+``hotline:reports:<kind>:<platform>:<YYYYMMDDHH>`` and ``…:<YYYYMMDD>`` — field
+``metric\\x1fdimension`` → integer.
 An event (an ended call, a seat's state, a ticket's step) is applied by one Lua script that first
 sets its marker ``hotline:reports:counted:<platform>:<event id>`` (``SET NX``, with a TTL) and
 increments only when the marker is new: a listener retried after a Redis failure, or a call
@@ -63,9 +65,11 @@ class RedisRollups:
         keys: dict[str, int] = {}
         args: list[str | int] = [self._marker_s, self._keep_s]
         for inc in increments:
-            key = rollup_key(inc.kind, platform, inc.bucket)
-            index = keys.setdefault(key, len(keys) + 2)  # Lua's KEYS is 1-based; KEYS[1] is the marker
-            args += [index, inc.field, inc.amount]
+            # the hour, and its day: a day / week / month report reads 24 times fewer fields
+            for bucket in (inc.bucket, inc.bucket[:8]):
+                key = rollup_key(inc.kind, platform, bucket)
+                index = keys.setdefault(key, len(keys) + 2)  # Lua's KEYS is 1-based; KEYS[1] is the marker
+                args += [index, inc.field, inc.amount]
         result = await self._script(keys=[marker_key(platform, event_id), *keys], args=args)
         return bool(result)
 
