@@ -78,7 +78,7 @@ async def fill(client: aioredis.Redis, days: int, per_day: int) -> float:
                     sums[rollup_key(inc.kind, PLATFORM, bucket)][inc.field] += inc.amount
         async with client.pipeline(transaction=False) as pipe:
             for key, fields in sums.items():
-                pipe.hset(key, mapping=dict(fields))
+                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis-py's Mapping key type is a union
             await pipe.execute()
     return time.perf_counter() - began
 

@@ -50,7 +50,8 @@ def days_between(first: date, last: date) -> list[str]:
 
 
 def period_label(bucket: str, period: Period) -> str:
-    """The row a bucket (an hour, or a day for any period but hours) adds into: ``2026-11-30 08:00``, ``2026-11-30``, ``2026-W49``, ``2026-11``."""
+    """The row a bucket (an hour, or a day for any period but hours) adds into:
+    ``2026-11-30 08:00``, ``2026-11-30``, ``2026-W49``, ``2026-11``."""
     day = date(int(bucket[:4]), int(bucket[4:6]), int(bucket[6:8]))
     if period is Period.HOUR:
         return f"{day.isoformat()} {bucket[8:10]}:00"

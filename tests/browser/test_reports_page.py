@@ -79,6 +79,7 @@ async def test_a_report_shows_and_downloads_as_csv(
     lines = saved.read_text(encoding="utf-8-sig").splitlines()
     header, first = lines[0].split(","), lines[1].split(",")
     figures = dict(zip(header, first, strict=True))
-    assert (figures["period"], figures["queue"], figures["offered"], figures["answered"]) == ("2026-W10", "general", "4", "3")
+    assert (figures["period"], figures["queue"]) == ("2026-W10", "general")
+    assert (figures["offered"], figures["answered"]) == ("4", "3")
     assert figures["answer_rate"] == "0.75" and figures["abandoned"] == "1"
     assert page_log.errors == []

@@ -64,7 +64,8 @@ async def api(redis_server: RedisProcess) -> AsyncIterator[tuple[Backend, TestCl
     await store.save(dali)
     await reports.on_call_ended(dali)
     backend = Backend(connection)
-    client = TestClient(TestServer(build_api(backend, TOKENS, reports=(reports, CallSearch(connection, store.many, keys)))))
+    search = CallSearch(connection, store.many, keys)
+    client = TestClient(TestServer(build_api(backend, TOKENS, reports=(reports, search))))
     await client.start_server()
     yield backend, client
     await client.close()
@@ -83,7 +84,8 @@ async def test_reports_need_a_supervisor_of_the_platform(api: tuple[Backend, Tes
     rows = {row["queue"]: row for row in body["rows"]}
     assert body["timezone"] == "Asia/Shanghai" and body["platform"] == "kunming"
     assert rows["general"]["period"] == "2026-03-02"
-    assert (rows["general"]["offered"], rows["general"]["answered"], rows["general"]["answered_within_15s"]) == (25, 25, 25)
+    general = rows["general"]
+    assert (general["offered"], general["answered"], general["answered_within_15s"]) == (25, 25, 25)
     assert rows["general"]["asa_s"] == 10.0 and rows["general"]["satisfaction_rate"] == 1.0
     assert rows["dialect"]["offered"] == 5 and rows["dialect"]["answer_rate"] == 0.0
 

@@ -188,7 +188,7 @@ def test_a_pause_across_midnight_is_split_between_the_days() -> None:
     pause = {i.bucket: i.amount for i in increments if i.field.startswith("pause_ms")}
     assert pause == {"2026030223": 30 * 60_000, "2026030300": 60 * 60_000, "2026030301": 20 * 60_000}
     buckets = hours_between(date(2026, 3, 2), date(2026, 3, 3))
-    counters = [{} for _ in buckets]
+    counters: list[dict[str, int]] = [{} for _ in buckets]
     for i in increments:
         fields = counters[buckets.index(i.bucket)]
         fields[i.field] = fields.get(i.field, 0) + i.amount
@@ -236,8 +236,8 @@ async def test_case_rollups_match_a_recount_with_working_days(
     reports = service(client, platform)
     calendar = PlatformCalendar()
     expected: Counter[tuple[str, str, str]] = Counter()  # (local day, unit, metric)
-    for n, (accepted, to_dispatch, to_sign, to_resolve, unit, category) in enumerate(specs):
-        accepted = accepted.replace(second=0, microsecond=0)
+    for n, (when, to_dispatch, to_sign, to_resolve, unit, category) in enumerate(specs):
+        accepted = when.replace(second=0, microsecond=0)
         ticket = machine.accept(
             platform=platform, sequence=n + 1, source=TicketSource.PHONE, accepted_at=accepted,
             category=category, calendar=calendar, uid=f"u{n}",
