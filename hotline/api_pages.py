@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hotline.api_schemas import Me
 from hotline.favicon import favicon
-from web.api_common import PRINCIPAL_KEY, requires
+from web.api_common import PRINCIPAL_KEY, error_response, requires
 from web.openapi import describe
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -38,7 +38,7 @@ async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     kind = ASSETS.get(name)
     if kind is None:
-        raise web.HTTPNotFound()
+        return error_response(404, "no such file")
     return web.FileResponse(
         STATIC / name, headers={"Content-Type": f"{kind}; charset=utf-8", "X-Content-Type-Options": "nosniff"}
     )
