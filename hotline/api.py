@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 OPENAPI_DESCRIPTION = (
     "The HTTP API of one platform's controller (docs/api.md). Bearer tokens with roles "
     "seat < supervisor < admin (x-required-role per operation); a token acts on its own platform's "
-    "objects only, the province's tokens see every platform's. Errors are {\"error\": \"…\"}."
+    'objects only, the province\'s tokens see every platform\'s. Errors are {"error": "…"}.'
 )
 
 

@@ -115,8 +115,18 @@ async def get_call(request: web.Request) -> web.Response:
 @describe(
     "a call's recording (WAV; every fetch audited)",
     content="audio/wav",
-    query=[Param("kind", "the seat conversation or the voicemail / fallback message", one_of("conversation", "message", default="conversation"))],
-    errors={400: "kind is neither conversation nor message", 404: "no such recording (never made, or purged)", 503: "the call records store (Redis) is away"},
+    query=[
+        Param(
+            "kind",
+            "the seat conversation or the voicemail / fallback message",
+            one_of("conversation", "message", default="conversation"),
+        )
+    ],
+    errors={
+        400: "kind is neither conversation nor message",
+        404: "no such recording (never made, or purged)",
+        503: "the call records store (Redis) is away",
+    },
 )
 @requires("supervisor", audit="recording.fetch")
 async def get_recording(request: web.Request) -> web.StreamResponse:
@@ -174,7 +184,11 @@ async def list_callbacks(request: web.Request) -> web.Response:
     )
 
 
-@describe("the audit trail of sensitive reads and changes", response=AuditList, errors={503: "the call records store (Redis) is away"})
+@describe(
+    "the audit trail of sensitive reads and changes",
+    response=AuditList,
+    errors={503: "the call records store (Redis) is away"},
+)
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
     # one stream for every platform: an entry is shown to those who may see its platform's objects

@@ -124,9 +124,7 @@ async def finish_consultation(request: web.Request) -> web.Response:
     return web.json_response({"call_id": call_id, "action": action}, status=202)
 
 
-@describe(
-    "the call's attended transfer in progress", response=Consultation, errors={404: "none in progress"}
-)
+@describe("the call's attended transfer in progress", response=Consultation, errors={404: "none in progress"})
 @requires("seat")
 async def get_consultation(request: web.Request) -> web.Response:
     own = await _own_call(request)

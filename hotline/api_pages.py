@@ -32,7 +32,9 @@ def _page(name: str, policy: str = INLINE) -> web.FileResponse:
     )
 
 
-@describe("a page's script or style sheet (open; a fixed list)", content="text/javascript", errors={404: "no such file"})
+@describe(
+    "a page's script or style sheet (open; a fixed list)", content="text/javascript", errors={404: "no such file"}
+)
 async def asset(request: web.Request) -> web.StreamResponse:
     """A page's script or style sheet."""
     name = request.match_info["name"]

@@ -8,15 +8,14 @@ nothing to count (no score is not 100 %).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.dialplan.schema import TransferMode
 from tickets.model import DeadlineKind, Ticket
 
-Time = str  # an ISO 8601 timestamp; the schema says so through Field(json_schema_extra)
-TIME = {"format": "date-time"}
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # ISO 8601
 
 
 class _Open(BaseModel):
@@ -52,17 +51,17 @@ class CallView(BaseModel):
     caller_name: str
     called: str
     state: str
-    started_at: Time = Field(json_schema_extra=TIME)
-    answered_at: Time | None = Field(json_schema_extra=TIME)
-    ended_at: Time | None = Field(json_schema_extra=TIME)
+    started_at: Time
+    answered_at: Time | None
+    ended_at: Time | None
     ivr_path: list[str]
     digits: list[str]
     tags: dict[str, str]
     survey_score: int | None
     queue: str | None
-    queued_at: Time | None = Field(json_schema_extra=TIME)
+    queued_at: Time | None
     seat: str | None
-    seat_answered_at: Time | None = Field(json_schema_extra=TIME)
+    seat_answered_at: Time | None
     transfer_to: str | None
     dialplan_version: str | None
     outcome: str | None
@@ -81,8 +80,8 @@ class CallbackView(BaseModel):
 
     caller: str
     platform: str
-    first_missed_at: Time = Field(json_schema_extra=TIME)
-    last_missed_at: Time = Field(json_schema_extra=TIME)
+    first_missed_at: Time
+    last_missed_at: Time
     attempts: int
     last_call_id: str
     last_ivr_path: list[str]
@@ -102,7 +101,7 @@ class SeatView(BaseModel):
     seat: str
     state: str
     reason: str | None
-    since: Time | None = Field(json_schema_extra=TIME)
+    since: Time | None
     missed_in_a_row: int
     calls_taken: int
     answered_24h: int | None = None
@@ -182,7 +181,7 @@ class ParkedJob(BaseModel):
     recording: str
     error: str
     attempts: int
-    parked_at: Time = Field(json_schema_extra=TIME)
+    parked_at: Time
 
 
 class ParkedList(BaseModel):

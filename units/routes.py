@@ -86,7 +86,12 @@ async def list_units(request: web.Request) -> web.Response:
     )
 
 
-@describe("one unit", response=UnitView, query=[Param("platform", "another platform's view (province tokens)")], errors={400: "a bad platform", 404: "no such unit"})
+@describe(
+    "one unit",
+    response=UnitView,
+    query=[Param("platform", "another platform's view (province tokens)")],
+    errors={400: "a bad platform", 404: "no such unit"},
+)
 @requires("seat")
 async def get_unit(request: web.Request) -> web.Response:
     platform = _platform(request)

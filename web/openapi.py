@@ -89,7 +89,7 @@ class Operation:
     websocket: bool = False
 
 
-def describe(  # noqa: PLR0913 - each argument is one part of an OpenAPI operation
+def describe(
     summary: str,
     *,
     response: type[BaseModel] | None = None,
@@ -203,7 +203,10 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
     else:
         responses[str(described.status)] = {"description": described.summary, "content": {described.content: {}}}
     if described and described.body is not None:
-        op["requestBody"] = {"required": False, "content": {JSON: {"schema": schemas.ref(described.body, "validation")}}}
+        op["requestBody"] = {
+            "required": False,
+            "content": {JSON: {"schema": schemas.ref(described.body, "validation")}},
+        }
         responses["400"] = _error("the body is not a JSON object, or a field is wrong")
         responses["413"] = _error("the body is larger than 64 KiB")
     if role is not None:
