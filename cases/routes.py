@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 
 from calls.model import CallRecord
 from cases.model import CaseInvalid, is_call_id, parse_case
-from cases.schemas import CallerHistory, CaseAnswer, CaseBody, LinkBody
+from cases.schemas import CallerHistory, CaseAnswer, CaseBody, CaseConflict, LinkBody
 from cases.seat_events import SeatEventHub
 from cases.service import CaseService, Unavailable, UnknownReference
 from cases.store import CaseExists, TicketClosed, TicketElsewhere, TicketMissing
@@ -101,7 +101,7 @@ def _case_answer(ticket_id: str, status: int, **extra: Any) -> web.Response:
     body=CaseBody,
     errors={
         404: "no such call",
-        409: "the call has a case already (its case_id in the body)",
+        409: ("the call has a case already: its case_id", CaseConflict),
         422: "the unit, matter type or knowledge entry is not this platform's (field names it)",
         503: "the case was not saved",
     },
@@ -134,7 +134,11 @@ async def register_case(request: web.Request) -> web.Response:
     "add the call to an open case",
     response=CaseAnswer,
     body=LinkBody,
-    errors={404: "no such call or ticket", 409: "the call has a case, or the ticket is closed", 503: "not linked"},
+    errors={
+        404: "no such call or ticket",
+        409: ("the call has a case already (its case_id), or the ticket is closed", CaseConflict),
+        503: "not linked",
+    },
 )
 @requires("seat")
 async def link_call(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per outcome

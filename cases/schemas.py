@@ -43,6 +43,14 @@ class CaseAnswer(BaseModel):
     error: str | None = None
 
 
+class CaseConflict(BaseModel):
+    """409: the call has a case already (``case_id``, ``ticket``), or the ticket is closed."""
+
+    error: str
+    case_id: str | None = None
+    ticket: str | None = None
+
+
 class CallerHistory(BaseModel):
     """A call's caller: earlier calls and cases (``caller_number`` whole for the seat's own call)."""
 

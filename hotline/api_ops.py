@@ -33,7 +33,7 @@ EXPOSITION_KEY = web.AppKey("metrics_exposition", MetricsExposition)
 @describe(
     "health (open): ok, or degraded with reasons",
     response=Health,
-    errors={503: "a component is down (AMI, Redis, FastAGI); the body is the same Health"},
+    errors={503: ("a component is down (AMI, Redis, FastAGI)", Health)},
 )
 async def health(request: web.Request) -> web.Response:
     """503 when a component is down (AMI, Redis, FastAGI); else 200, ``degraded`` with reasons
@@ -65,7 +65,7 @@ async def dialplan_status(request: web.Request) -> web.Response:
 @describe(
     "reload the dialplan from its file",
     response=ReloadAnswer,
-    errors={422: "refused: the file has problems (the body is a ReloadAnswer)"},
+    errors={422: ("refused: the file has problems", ReloadAnswer)},
 )
 @requires("admin")
 async def reload_dialplan(request: web.Request) -> web.Response:

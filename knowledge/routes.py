@@ -98,7 +98,7 @@ async def status(request: web.Request) -> web.Response:
 @describe(
     "reload the knowledge base from its folder",
     response=ReloadAnswer,
-    errors={422: "refused: the files have problems (the body is a ReloadAnswer)"},
+    errors={422: ("refused: the files have problems", ReloadAnswer)},
 )
 @requires("admin")
 async def reload(request: web.Request) -> web.Response:

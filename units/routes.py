@@ -130,7 +130,7 @@ async def desk_codes(request: web.Request) -> web.Response:
 @describe(
     "reload the units directory and desk codes",
     response=ReloadAnswer,
-    errors={422: "refused: the files have problems (the body is a ReloadAnswer)"},
+    errors={422: ("refused: the files have problems", ReloadAnswer)},
 )
 @requires("admin")
 async def reload_units(request: web.Request) -> web.Response:

@@ -73,6 +73,10 @@ def one_of(*values: str, default: str | None = None) -> dict[str, Any]:
     return schema
 
 
+# a further status: when it comes (the body an ErrorBody), or (when, the model of its body)
+ErrorSpec = str | tuple[str, type[BaseModel]]
+
+
 @dataclass(frozen=True)
 class Operation:
     """What ``@describe`` says about one handler."""
@@ -83,7 +87,7 @@ class Operation:
     content: str = JSON  # the success body's media type
     body: type[BaseModel] | None = None  # the JSON request body
     query: Sequence[Param] = ()
-    errors: Mapping[int, str] = field(default_factory=dict)  # further statuses: when they come
+    errors: Mapping[int, ErrorSpec] = field(default_factory=dict)  # further statuses: when they come
     description: str = ""
     role: str | None = None  # for a handler that checks its token itself (a websocket)
     websocket: bool = False
@@ -97,7 +101,7 @@ def describe(
     content: str = JSON,
     body: type[BaseModel] | None = None,
     query: Sequence[Param] = (),
-    errors: Mapping[int, str] | None = None,
+    errors: Mapping[int, ErrorSpec] | None = None,
     description: str = "",
     role: str | None = None,
     websocket: bool = False,
@@ -173,7 +177,32 @@ class _Schemas:
         return defs
 
 
-def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[str, Any]:
+def _success(described: Operation | None, schemas: _Schemas) -> dict[str, Any]:
+    """The success response of an operation."""
+    if described is None:
+        return {"default": {"description": "not described yet"}}
+    if described.websocket:
+        return {"101": {"description": "switched to a websocket: " + described.summary}}
+    if described.response is not None:
+        schema = schemas.ref(described.response, "serialization")
+        return {str(described.status): {"description": described.summary, "content": {JSON: {"schema": schema}}}}
+    return {str(described.status): {"description": described.summary, "content": {described.content: {}}}}
+
+
+def _further(errors: Mapping[int, ErrorSpec], schemas: _Schemas) -> dict[str, Any]:
+    """The further statuses ``@describe`` names."""
+    responses: dict[str, Any] = {}
+    for status, spec in errors.items():
+        if isinstance(spec, tuple):
+            when, model = spec
+            schema = schemas.ref(model, "serialization")
+            responses[str(status)] = {"description": when, "content": {JSON: {"schema": schema}}}
+        else:
+            responses[str(status)] = _error(spec)
+    return responses
+
+
+def _operation(path: str, handler: Any, schemas: _Schemas) -> dict[str, Any]:
     described: Operation | None = getattr(handler, "openapi", None)
     described = described if isinstance(described, Operation) else None
     role: str | None = getattr(handler, "required_role", None) or (described.role if described else None)
@@ -192,16 +221,7 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
         )
     if parameters:
         op["parameters"] = parameters
-    responses: dict[str, Any] = {}
-    if described is None:
-        responses["default"] = {"description": "not described yet"}
-    elif described.websocket:
-        responses["101"] = {"description": "switched to a websocket: " + described.summary}
-    elif described.response is not None:
-        schema = schemas.ref(described.response, "serialization")
-        responses[str(described.status)] = {"description": described.summary, "content": {JSON: {"schema": schema}}}
-    else:
-        responses[str(described.status)] = {"description": described.summary, "content": {described.content: {}}}
+    responses = _success(described, schemas)
     if described and described.body is not None:
         op["requestBody"] = {
             "required": False,
@@ -209,15 +229,12 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
         }
         responses["400"] = _error("the body is not a JSON object, or a field is wrong")
         responses["413"] = _error("the body is larger than 64 KiB")
+    op["security"] = [{"bearer": []}] if role is not None else []  # [] : open
     if role is not None:
-        op["security"] = [{"bearer": []}]
         op["x-required-role"] = role
         responses["401"] = _error("no valid bearer token")
         responses["403"] = _error(f"the token's role is below {role}, or it is another platform's")
-    else:
-        op["security"] = []  # open
-    for status, when in (described.errors if described else {}).items():
-        responses[str(status)] = _error(when)
+    responses |= _further(described.errors if described else {}, schemas)
     op["responses"] = dict(sorted(responses.items()))
     return op
 
@@ -227,7 +244,7 @@ def openapi_document(app: web.Application, *, title: str, version: str, descript
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
     for method, path, handler in _routes(app):
-        paths.setdefault(path, {})[method.lower()] = _operation(method, path, handler, schemas)
+        paths.setdefault(path, {})[method.lower()] = _operation(path, handler, schemas)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version, "description": description},

@@ -28,6 +28,8 @@ from knowledge.service import KnowledgeService
 from knowledge.uses import RedisUseStore
 from tests.fuzz.test_fuzz_api import FuzzBackend
 from tests.unit.test_api import HANDOFF_TOKEN
+from tests.unit.test_cases import DISPATCH, Desk, H
+from tests.unit.test_cases import desk as case_desk  # noqa: F401 - the case desk's fixture, on its own app
 from tickets.model import TicketCategory, Transcript
 from units.registry import DeskRegistry
 from web.auth import ApiToken, TokenRegistry, token_sha256
@@ -86,10 +88,14 @@ async def api(client: aioredis.Redis, tmp_path: Path) -> AsyncIterator[tuple[web
     await http.close()
 
 
-def test_every_route_is_described() -> None:
-    """A route added without ``@describe`` on its handler is named here (method, path, handler)."""
-    app = build_api(FuzzBackend(aioredis.Redis(port=1), Path("/nonexistent")), TOKENS)
-    missing = undescribed(app)
+async def test_every_route_is_described(
+    api: tuple[web.Application, TestClient[Any, Any]],
+    case_desk: Desk,  # noqa: F811 - the fixture
+) -> None:
+    """A route added without ``@describe`` on its handler is named here (method, path, handler).
+    The apps: the shell's with its optional parts (units, knowledge), and the case desk's; a new
+    optional part of build_api belongs in the ``api`` fixture above."""
+    missing = undescribed(api[0]) + undescribed(case_desk.client.app)
     assert not missing, "routes without @describe (web/openapi.py; docs/api.md, OpenAPI):\n  " + "\n  ".join(missing)
 
 
@@ -270,3 +276,35 @@ async def test_live_answers_match_the_document(api: tuple[web.Application, TestC
     # a walk that got only errors would prove little: these answered with their documented bodies
     for answered in ("POST /api/v1/seats/{seat_id}/{action} 409", "GET /api/v1/handoffs/{token} 200"):
         assert answered in checker.checked
+
+
+async def test_the_case_desks_answers_match_the_document(case_desk: Desk) -> None:  # noqa: F811 - the fixture
+    """cases/routes.py on the case desk's own app (tests/unit/test_cases.py's fixture)."""
+    desk, http = case_desk, case_desk.client
+    checker = Checker(openapi_document(http.app, title="t", version="0"))
+    for call_id in ("c-1", "c-2"):
+        await desk.call(call_id)
+    case = "/api/v1/calls/{call_id}/case"
+    answer = await checker.check(
+        "POST", case, await http.post("/api/v1/calls/c-1/case", json=DISPATCH, headers=H["s1"])
+    )
+    await checker.check("POST", case, await http.post("/api/v1/calls/c-1/case", json=DISPATCH, headers=H["s1"]))  # 409
+    await checker.check("POST", case, await http.post("/api/v1/calls/c-2/case", json={}, headers=H["s1"]))  # 400
+    await checker.check("POST", case, await http.post("/api/v1/calls/c-2/case", json=DISPATCH, headers=H["s2"]))  # 403
+    link = "/api/v1/calls/{call_id}/link"
+    body = {"ticket_id": answer["case_id"]}
+    linked = await checker.check("POST", link, await http.post("/api/v1/calls/c-2/link", json=body, headers=H["s1"]))
+    assert linked["linked_call_ids"] == ["c-2"]
+    history = "/api/v1/calls/{call_id}/history"
+    found = await checker.check("GET", history, await http.get("/api/v1/calls/c-2/history", headers=H["s1"]))
+    assert found["caller_number"]
+    await checker.check("GET", history, await http.get("/api/v1/calls/nope/history", headers=H["sup"]))  # 404
+    assert checker.checked == [
+        f"POST {case} 201",
+        f"POST {case} 409",
+        f"POST {case} 400",
+        f"POST {case} 403",
+        f"POST {link} 200",
+        f"GET {history} 200",
+        f"GET {history} 404",
+    ]
