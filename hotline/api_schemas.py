@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.dialplan.schema import TransferMode
-from tickets.model import DeadlineKind, Ticket
+from tickets.model import DeadlineKind, Ticket, TicketState
 
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]  # ISO 8601
 
@@ -173,7 +173,7 @@ class TicketList(BaseModel):
 
 
 class TransitionBody(BaseModel):
-    to: str = Field(description="the target state (accepted, dispatched, …)")
+    to: TicketState = Field(description="the target state")
     note: str = Field(default="", max_length=500)
 
 
