@@ -45,6 +45,7 @@ from hotline.case_lookups import DirectoryReferences, DirectoryUnits, KnowledgeE
 from hotline.config import Config
 from hotline.figures import Figures
 from hotline.local_secrets import local_secrets, redis_client
+from hotline.monitor_seats import monitor_service  # monitor/ wiring
 from hotline.network_desk import NetworkDesk
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform
@@ -317,8 +318,10 @@ class Controller:
             surveys=self.survey_tally,
         )
         api = build_api(
-            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk
-        )
+            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk,
+            # --- monitor/ (listen, whisper, barge): wiring only, hotline/monitor_seats.py ---
+            monitors=monitor_service(config, self.ami, self.acd, self.seats, self),
+        )  # fmt: skip
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
