@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.api import build_api
+from hotline.config import ConfigError, parse_config
 from monitor.model import Mode, chanspy_options
 from monitor.service import MonitorRefused, MonitorService, MonitorSettings, SeatCall
 from tests.support.fake_ami_link import FakeAmiLink
@@ -185,9 +186,10 @@ async def test_api_roles_platforms_and_audit(api: tuple[TestClient[Any, Any], Fa
 
 
 def test_config_phones_must_be_configured_seats(tmp_path: Any) -> None:
-    from hotline.config import ConfigError, parse_config
-
-    seats = "seats:\n  - {id: '1001', contact: 'sip:1001@127.0.0.1:5070'}\n  - {id: '1090', contact: 'sip:1090@127.0.0.1:5071'}\n"
+    seats = (
+        "seats:\n  - {id: '1001', contact: 'sip:1001@127.0.0.1:5070'}\n"
+        "  - {id: '1090', contact: 'sip:1090@127.0.0.1:5071'}\n"
+    )
     config = parse_config(seats + "monitor:\n  phones: ['1090']\n", "config.yaml", tmp_path)
     assert config.monitor.phones == ("1090",)
     for bad, words in (
