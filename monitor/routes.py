@@ -28,7 +28,7 @@ def _mode(body: dict[str, object]) -> Mode | web.Response:
     return Mode(value)
 
 
-@requires("supervisor")
+@requires("supervisor", audit="monitor.start")  # a refused role is on the trail too
 async def start_monitor(request: web.Request) -> web.Response:
     service = request.app[MONITORS_KEY]
     principal: Principal = request[PRINCIPAL_KEY]
