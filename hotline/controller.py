@@ -21,6 +21,7 @@ from hotline.config import Config
 from hotline.controller_api import ControllerApi
 from hotline.controller_tasks import ControllerTasks
 from hotline.local_secrets import local_secrets
+from hotline.monitor_seats import monitor_service
 from hotline.redis_watch import RedisWatch
 from hotline.wiring.acd import build_acd
 from hotline.wiring.agi import agi_routes, build_agi
@@ -101,6 +102,7 @@ class Controller:
             desk=self.desk,
             knowledge=self.knowledge,
             cases=case_desk.routes,
+            monitors=monitor_service(config, self.ami, self.acd, self.seats, self.api),  # hotline/monitor_seats.py
         )
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
