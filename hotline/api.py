@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from cases.routes import CaseDesk, add_case_routes
+from hotline import __version__
 from hotline.api_calls import CALLS_KEY, CallsBackend, add_call_routes
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_ops import OpsBackend, add_ops_routes
@@ -22,6 +23,8 @@ from hotline.api_seats import SEATS_KEY, SeatsBackend, add_seat_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from knowledge.routes import add_routes as add_knowledge_routes
 from knowledge.service import KnowledgeService
+from monitor.routes import add_routes as add_monitor_routes
+from monitor.service import MonitorService
 from recordings.access import AuditEntry
 from reports.routes import add_routes as add_report_routes
 from reports.search import CallSearch
@@ -45,8 +48,15 @@ from web.api_common import (
     other_platform,
 )
 from web.auth import Role, TokenRegistry
+from web.openapi import add_openapi_route
 
 log = structlog.get_logger(__name__)
+
+OPENAPI_DESCRIPTION = (
+    "The HTTP API of one platform's controller (docs/api.md). Bearer tokens with roles "
+    "seat < supervisor < admin (x-required-role per operation); a token acts on its own platform's "
+    'objects only, the province\'s tokens see every platform\'s. Errors are {"error": "…"}.'
+)
 
 
 class ApiBackend(TicketBackend, OpsBackend, CallsBackend, SeatsBackend, Protocol):
@@ -101,12 +111,14 @@ def build_api(
     desk: DeskRegistry | None = None,
     knowledge: KnowledgeService | None = None,
     cases: CaseDesk | None = None,
+    monitors: MonitorService | None = None,
     reports: tuple[ReportService, CallSearch] | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
     ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py;
-    ``reports``: the reports and the call search, reports/routes.py)."""
+    ``monitors``: listen / whisper / barge, monitor/routes.py; ``reports``: the reports and the call
+    search, reports/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
@@ -130,4 +142,8 @@ def build_api(
         add_knowledge_routes(app, knowledge)
     if cases is not None:
         add_case_routes(app, cases)
+    if monitors is not None:
+        add_monitor_routes(app, monitors)
+    # last: the document describes every route above (web/openapi.py; served open)
+    add_openapi_route(app, title="hotline12345 HTTP API", version=__version__, description=OPENAPI_DESCRIPTION)
     return app

@@ -22,6 +22,7 @@ from acd.config import AcdConfig, SeatConfig
 from common.config_model import ConfigModel
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from knowledge.config import KnowledgeConfig
+from monitor.config import MonitorConfig
 from recordings.config import RecordingsConfig
 from reports.config import ReportsConfig
 from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
@@ -182,6 +183,7 @@ class Config(ConfigModel):
     tickets: TicketsConfig = TicketsConfig()
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    monitor: MonitorConfig = MonitorConfig()  # supervisors' phones for listen / whisper / barge
     reports: ReportsConfig = ReportsConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -194,6 +196,9 @@ class Config(ConfigModel):
         unknown = sorted(set(self.acd.auto_login) - set(ids))
         if unknown:
             raise ValueError(f"acd.auto_login names seats that are not configured: {', '.join(unknown)}")
+        phones = sorted(set(self.monitor.phones) - set(ids))
+        if phones:
+            raise ValueError(f"monitor.phones names seats that are not configured: {', '.join(phones)}")
         return self
 
     def dialplan_path(self) -> Path:

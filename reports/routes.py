@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from reports.buckets import BadRange, Period, parse_range
 from reports.counting import KINDS
+from reports.schemas import ReportAnswer, SearchAnswer
 from reports.search import (
     CALLER,
     MAX_LIMIT,
@@ -40,6 +41,7 @@ from web.api_common import (
     other_platform,
     requires,
 )
+from web.openapi import Param, describe, integer, one_of
 
 REPORTS_KEY: web.AppKey[ReportService] = web.AppKey("reports", ReportService)
 SEARCH_KEY: web.AppKey[CallSearch] = web.AppKey("call_search", CallSearch)
@@ -74,6 +76,29 @@ def _report_query(request: web.Request) -> tuple[str, date, date, Period, str]:
     return kind, first, last, period, fmt
 
 
+_SCOPE = Param("platform", "whose report (default: this controller's; the province's tokens: any platform's)")
+_RANGE = [
+    Param("from", "the first local day, YYYY-MM-DD", required=True),
+    Param("to", "the last local day, YYYY-MM-DD (both included)", required=True),
+]
+
+
+@describe(
+    "a report over any period, from the counters (queues, seats, ivr, cases); JSON, or CSV with format=csv",
+    response=ReportAnswer,
+    query=[
+        *_RANGE,
+        Param("by", "rows per", one_of("hour", "day", "week", "month", default="day")),
+        Param("format", "json, or csv (a download)", one_of("json", "csv", default="json")),
+        _SCOPE,
+    ],
+    errors={
+        400: "an unknown report, a bad date, a reversed or too long range, bad by or format",
+        403: "another prefecture's platform",
+        503: "Redis does not answer",
+    },
+    description=f"At most {MAX_REPORT_DAYS} days. The CSV (text/csv) has the same rows and columns.",
+)
 @requires("supervisor")
 async def get_report(request: web.Request) -> web.StreamResponse:
     platform = _platform(request)
@@ -136,6 +161,23 @@ def _search_query(request: web.Request, platform: str, tz_name: str) -> CallQuer
     )
 
 
+@describe(
+    "search calls by date, caller number (whole, audited), seat, queue, outcome or case; callers masked",
+    response=SearchAnswer,
+    query=[
+        *_RANGE,
+        Param("caller", "the caller's whole number (digits, optional +): the search is audited"),
+        Param("seat", "seat id"),
+        Param("queue", "queue name"),
+        Param("outcome", "how the call ended"),
+        Param("case", "the case (ticket) id"),
+        Param("limit", "at most this many calls", integer(1, MAX_LIMIT, 50)),
+        Param("cursor", "next_cursor of the page before"),
+        _SCOPE,
+    ],
+    errors={400: "a bad parameter (named)", 403: "another prefecture's platform", 503: "Redis does not answer"},
+    description=f"At most {MAX_SEARCH_DAYS} days per search.",
+)
 @requires("supervisor")
 async def search_calls(request: web.Request) -> web.Response:
     platform = _platform(request)

@@ -198,3 +198,24 @@ async def test_the_province_searches_a_prefecture_a_prefecture_not_another(
     assert [c["call_id"] for c in body["calls"]] == ["dali-1"]
     # the call routes still serve call ids (the search route is registered first)
     assert (await client.get("/api/v1/calls/kunming-1.1", headers=H["sup"])).status == 200
+
+
+async def test_the_answers_match_the_openapi_document(api: tuple[Backend, TestClient[Any, Any]]) -> None:
+    from tests.unit.test_openapi import Checker
+    from web.openapi import openapi_document
+
+    _, client = api
+    checker = Checker(openapi_document(client.app, title="t", version="0"))
+    report, search = "/api/v1/reports/{kind}", "/api/v1/calls/search"
+    await checker.check("GET", report, await client.get(REPORT, headers=H["sup"]))
+    await checker.check("GET", report, await client.get(REPORT.replace("queues", "seats"), headers=H["sup"]))
+    await checker.check("GET", report, await client.get(REPORT + "&format=xlsx", headers=H["sup"]))
+    await checker.check("GET", report, await client.get(REPORT + "&platform=dali", headers=H["sup"]))
+    url = "/api/v1/calls/search?from=2026-03-02&to=2026-03-02&limit=3"
+    found = await checker.check("GET", search, await client.get(url, headers=H["sup"]))
+    assert len(found["calls"]) == 3 and found["next_cursor"]
+    await checker.check("GET", search, await client.get(url + "&caller=12", headers=H["sup"]))
+    assert checker.checked == [
+        f"GET {report} 200", f"GET {report} 200", f"GET {report} 400", f"GET {report} 403",
+        f"GET {search} 200", f"GET {search} 400",
+    ]  # fmt: skip
