@@ -22,7 +22,7 @@ MAX_SCANNED = 5000  # index entries read per request
 BATCH = 250
 MAX_LIMIT = 200
 CALLER = re.compile(r"\+?[0-9]{3,20}")
-VALUE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+VALUE = re.compile(r"[\w.\-]{1,64}")  # ids and names (Chinese queue names too); never ":" or spaces
 _CURSOR = re.compile(r"([0-9]{1,15})\.([0-9]{1,9})")
 
 

@@ -183,6 +183,8 @@ async def test_a_search_by_caller_takes_the_whole_number_is_audited_and_masked(
     for bad in ("138*", "138%0A1", "1" * 21, "abc"):
         assert (await client.get(f"{base}&caller={bad}", headers=H["sup"])).status == 400
     assert (await client.get(f"{base}&outcome=nope", headers=H["sup"])).status == 400
+    assert (await client.get(f"{base}&queue=投诉", headers=H["sup"])).status == 200  # a Chinese queue name
+    assert (await client.get(f"{base}&queue=a:b", headers=H["sup"])).status == 400  # not another key's name
     assert (await client.get(f"{base}&cursor=x", headers=H["sup"])).status == 400
     assert (await client.get(f"{base}&limit=201", headers=H["sup"])).status == 400
     assert (await client.get("/api/v1/calls/search?from=2026-01-01&to=2026-06-01", headers=H["sup"])).status == 400
