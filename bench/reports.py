@@ -105,7 +105,7 @@ async def main(days: int, per_day: int, queries: int) -> None:
             for kind in KINDS:
                 for label, first, by in (
                     (f"{days} days by day", FIRST, Period.DAY),
-                    (f"{days} days by hour", FIRST, Period.HOUR),
+                    (f"{min(days, 31)} days by hour", last - timedelta(days=min(days, 31) - 1), Period.HOUR),
                     ("400 days by month", last - timedelta(days=399), Period.MONTH),
                 ):
                     took, rows = [], 0

@@ -46,6 +46,7 @@ from web.openapi import Param, describe, integer, one_of
 REPORTS_KEY: web.AppKey[ReportService] = web.AppKey("reports", ReportService)
 SEARCH_KEY: web.AppKey[CallSearch] = web.AppKey("call_search", CallSearch)
 MAX_REPORT_DAYS = 400
+MAX_HOURLY_DAYS = 31  # 744 hours: a row per hour and queue / seat stays a readable size
 MAX_SEARCH_DAYS = 92
 PLATFORM = re.compile(r"[a-z][a-z0-9_]{1,31}")
 
@@ -70,6 +71,8 @@ def _report_query(request: web.Request) -> tuple[str, date, date, Period, str]:
         period = Period(request.query.get("by", "day"))
     except ValueError:
         raise BadRange("by is hour, day, week or month") from None
+    if period is Period.HOUR and (last - first).days + 1 > MAX_HOURLY_DAYS:
+        raise BadRange(f"by=hour covers at most {MAX_HOURLY_DAYS} days (by day, week or month: {MAX_REPORT_DAYS})")
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "csv"):
         raise BadRange("format is json or csv")
@@ -97,7 +100,7 @@ _RANGE = [
         403: "another prefecture's platform",
         503: "Redis does not answer",
     },
-    description=f"At most {MAX_REPORT_DAYS} days. The CSV (text/csv) has the same rows and columns.",
+    description=f"At most {MAX_REPORT_DAYS} days ({MAX_HOURLY_DAYS} by hour). The CSV (text/csv): the same rows.",
 )
 @requires("supervisor")
 async def get_report(request: web.Request) -> web.StreamResponse:

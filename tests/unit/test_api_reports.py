@@ -107,6 +107,7 @@ async def test_a_prefecture_sees_only_its_own_the_province_any(api: tuple[Backen
         ("from=2024-01-01&to=2026-01-01", "at most 400 days"),
         ("from=2026-03-01&to=2026-03-02&by=year", "by is"),
         ("from=2026-03-01&to=2026-03-02&format=xlsx", "format"),
+        ("from=2026-01-01&to=2026-02-01&by=hour", "by=hour covers at most 31 days"),
         ("from=2026-3-1&to=2026-03-02", "YYYY-MM-DD"),
     ],
 )
