@@ -42,6 +42,7 @@ from web.api_common import (
     other_platform,
 )
 from web.auth import Role, TokenRegistry
+from web.socket_auth import TOKENS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +105,7 @@ def build_api(
     ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
+    app[TOKENS_KEY] = tokens  # websockets authenticate themselves (web/socket_auth.py)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[REPEATED_READS_KEY] = RepeatedReads()
     app[AUDIT_KEY] = backend

@@ -29,6 +29,7 @@ from tickets.config import TicketsConfig
 from tickets.model import PLATFORM_CODES, platform_code
 from units.config import UnitsConfig
 from voicemail.config import AsrConfig, SpoolConfig
+from wallboard.config import WallboardConfig
 from web.config import HttpConfig
 
 # keys whose values an error message never repeats
@@ -181,6 +182,7 @@ class Config(ConfigModel):
     tickets: TicketsConfig = TicketsConfig()
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    wallboard: WallboardConfig = WallboardConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

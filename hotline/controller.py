@@ -48,6 +48,7 @@ from hotline.local_secrets import local_secrets, redis_client
 from hotline.network_desk import NetworkDesk
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform
+from hotline.wallboard_wiring import attach_wallboard
 from ivr.after_seat import IvrAfterSeat, SurveyTally
 from ivr.consult import Consultations
 from ivr.dialplan.loader import Dialplan
@@ -368,6 +369,12 @@ class Controller:
         self.ami.start()
         if cfg.acd.auto_login:
             self._tasks.append(asyncio.create_task(self._auto_login(), name="auto-login"))
+        # --- wallboard (issue 14, hotline/wallboard_wiring.py): route, push loop, today's counters ---
+        self.wallboard = attach_wallboard(
+            self._api_runner.app, config=cfg, figures=self.figures, acd=self.acd, seats=self.seats, events=self.events,
+            tracker=self.tracker, redis=self._redis, recent_calls=self.recent_calls, clock=self._clock,
+        )  # fmt: skip
+        # --- end wallboard ---
         await self._api_runner.setup()
         site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
         await site.start()
@@ -662,6 +669,7 @@ class Controller:
                 _REJECTED,
             ),
             *await self.figures.metrics(),
+            *self.wallboard.metrics(),  # wallboard: hotline_alert_active
             *await self.calendar.metrics(),
             *self.knowledge.metrics(),
         ]
