@@ -15,7 +15,12 @@ STATIC = Path(__file__).resolve().parent / "static"
 INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 SELF_ONLY = "default-src 'self'; script-src 'self'; style-src 'self'"  # scripts and styles of ours only
 # the files the pages load (a fixed list: no path from the request reaches the file system)
-ASSETS = {"seat.js": "text/javascript", "seat.css": "text/css"}
+ASSETS = {
+    "seat.js": "text/javascript",
+    "seat.css": "text/css",
+    "wall.js": "text/javascript",
+    "wall.css": "text/css",
+}
 
 
 def _page(name: str, policy: str = INLINE) -> web.FileResponse:
@@ -52,6 +57,11 @@ async def seat_desk(request: web.Request) -> web.FileResponse:
     return _page("seat.html", SELF_ONLY)
 
 
+async def wall(request: web.Request) -> web.FileResponse:
+    """The wallboard for a big screen (hotline/static/wall.*; the board comes over the socket)."""
+    return _page("wall.html", SELF_ONLY)
+
+
 @requires("seat")
 async def who_am_i(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
@@ -61,6 +71,7 @@ async def who_am_i(request: web.Request) -> web.Response:
 def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
+    app.router.add_get("/wall", wall)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/static/{name}", asset)
     app.router.add_get("/api/v1/me", who_am_i)
