@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from common.privacy import mask_fallback_names, mask_number
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
-from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
+from tickets.machine import ALLOWED, ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
 from tickets.model import Ticket, TicketState
 from tickets.store import RedisTicketStore, StoreContention, TicketNotFound
 from voicemail.queue import AsrQueue
@@ -51,6 +51,7 @@ def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
     data["caller"] = mask_number(ticket.caller)
     data["overdue"] = [kind.value for kind in overdue(ticket, now)]
     data["has_audio"] = bool(ticket.recording)
+    data["allowed"] = sorted(ALLOWED[ticket.state])  # the moves POST …/transition takes (the console's buttons)
     data.pop("recording", None)  # a spool path is for the server, not for clients
     for entry in data["timeline"]:  # notes written before fallback names lost the number
         entry["note"] = mask_fallback_names(entry["note"])

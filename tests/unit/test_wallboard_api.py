@@ -19,6 +19,9 @@ from acd.events import EventBus
 from acd.model import QueuedCall
 from acd.seat import Seat
 from calls.model import CallRecord
+from hotline.api import build_api
+from tests.unit.test_api import TOKENS as API_TOKENS
+from tests.unit.test_api import Backend
 from wallboard.config import WallboardConfig
 from wallboard.routes import add_routes
 from wallboard.service import Identity, Wallboard
@@ -158,3 +161,23 @@ async def test_the_province_sees_every_platform(kunming: Board, client: aioredis
     assert "platforms" not in await _next(own)
     await socket.close()
     await own.close()
+
+
+async def test_the_wall_page_and_its_assets() -> None:
+    app = build_api(Backend(), API_TOKENS)
+    assert app[TOKENS_KEY] is not None  # what the wallboard's socket authenticates with
+    test_client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await test_client.start_server()
+    try:
+        page = await test_client.get("/wall")
+        assert page.status == 200 and page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["Content-Security-Policy"] == "default-src 'self'; script-src 'self'; style-src 'self'"
+        text = await page.text()
+        assert "/static/wall.js" in text and "/static/wall.css" in text
+        script = await test_client.get("/static/wall.js")
+        assert script.status == 200 and script.headers["Content-Type"].startswith("text/javascript")
+        source = await script.text()
+        assert "/api/v1/wallboard" in source and "token=" not in source  # the token goes as the first message
+        assert (await test_client.get("/static/wall.html")).status == 404  # assets are a fixed list
+    finally:
+        await test_client.close()
