@@ -46,6 +46,7 @@ from web.api_common import (
 )
 from web.auth import Role, TokenRegistry
 from web.openapi import add_openapi_route
+from web.socket_auth import TOKENS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -116,6 +117,7 @@ def build_api(
     ``monitors``: listen / whisper / barge, monitor/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
+    app[TOKENS_KEY] = tokens  # websockets authenticate themselves (web/socket_auth.py)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[REPEATED_READS_KEY] = RepeatedReads()
     app[AUDIT_KEY] = backend

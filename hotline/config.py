@@ -30,6 +30,7 @@ from tickets.config import TicketsConfig
 from tickets.model import PLATFORM_CODES, platform_code
 from units.config import UnitsConfig
 from voicemail.config import AsrConfig, SpoolConfig
+from wallboard.config import WallboardConfig
 from web.config import HttpConfig
 
 # keys whose values an error message never repeats
@@ -183,6 +184,7 @@ class Config(ConfigModel):
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     monitor: MonitorConfig = MonitorConfig()  # supervisors' phones for listen / whisper / barge
+    wallboard: WallboardConfig = WallboardConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
