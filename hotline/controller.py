@@ -38,11 +38,13 @@ from common.clock import Clock, system_clock
 from common.metrics import Histogram, Metric
 from common.privacy import masked_url
 from common.private_files import local_secret
+from dialback.routes import DialbackDesk
 from hotline import __version__
 from hotline.api import build_api
 from hotline.calendar_watch import CONFIRM_INTERVAL_S, CalendarWatch
 from hotline.case_lookups import DirectoryReferences, DirectoryUnits, KnowledgeEntries
 from hotline.config import Config
+from hotline.dialback_wiring import wire_dialback
 from hotline.figures import Figures
 from hotline.local_secrets import local_secrets, redis_client
 from hotline.network_desk import NetworkDesk
@@ -140,7 +142,9 @@ def ami_settings(config: Config, secret: str) -> AmiSettings:
 class Controller:
     """One platform's controller. ``start()``, then ``stop()`` (graceful drain)."""
 
-    def __init__(self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock) -> None:
+    def __init__(  # noqa: PLR0915 - one statement per part; the controller split (issue 15) takes them apart
+        self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock
+    ) -> None:
         self.config = config
         secrets = local_secrets(config)  # the same files the rendered Asterisk config was made from
         self._redis = redis_client(config, socket_timeout=3, socket_connect_timeout=3)
@@ -316,9 +320,13 @@ class Controller:
             clock=clock,
             surveys=self.survey_tally,
         )
+        # --- seat callbacks (dialback/, issue 13 item 3): click-to-call and blended offers ---
+        self.dialback = wire_dialback(self, clock)
+        # --- end seat callbacks (and the dialback task in start()) ---
         api = build_api(
-            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk
-        )
+            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk,
+            dialback=DialbackDesk(self.dialback, self.tickets),
+        )  # fmt: skip
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -374,6 +382,7 @@ class Controller:
         self._tasks += [
             asyncio.create_task(self.tracker.run_flusher(), name="calls-flusher"),
             asyncio.create_task(self.seat_events.run(), name="seat-events"),
+            asyncio.create_task(self.dialback.run(), name="dialback"),  # seat callbacks: blended offers
             asyncio.create_task(self._every(1.0, self._flush_callbacks), name="callbacks-flusher"),
             asyncio.create_task(self._every(cfg.spool.check_interval_s, self.spool.check), name="spool-check"),
             asyncio.create_task(self._every(FALLBACK_SCAN_INTERVAL_S, self._fallback.scan), name="fallback-scan"),
