@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 
 from calls.model import CallRecord
 from cases.model import CaseInvalid, is_call_id, parse_case
+from cases.schemas import CallerHistory, CaseAnswer, CaseBody, CaseConflict, LinkBody
 from cases.seat_events import SeatEventHub
 from cases.service import CaseService, Unavailable, UnknownReference
 from cases.store import CaseExists, TicketClosed, TicketElsewhere, TicketMissing
@@ -31,6 +32,7 @@ from web.api_common import (
     requires,
 )
 from web.auth import Principal, TokenRegistry
+from web.openapi import describe
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +94,18 @@ def _case_answer(ticket_id: str, status: int, **extra: Any) -> web.Response:
     return web.json_response({"case_id": ticket_id, "ticket": f"/api/v1/tickets/{ticket_id}", **extra}, status=status)
 
 
+@describe(
+    "register the call's case (a ticket); 201: filed",
+    response=CaseAnswer,
+    status=201,
+    body=CaseBody,
+    errors={
+        404: "no such call",
+        409: ("the call has a case already: its case_id", CaseConflict),
+        422: "the unit, matter type or knowledge entry is not this platform's (field names it)",
+        503: "the case was not saved",
+    },
+)
 @requires("seat")
 async def register_case(request: web.Request) -> web.Response:
     found = await _own_call(request, change=True)
@@ -116,6 +130,16 @@ async def register_case(request: web.Request) -> web.Response:
     return _case_answer(ticket.id, 201, state=ticket.state.value, source=ticket.source.value)
 
 
+@describe(
+    "add the call to an open case",
+    response=CaseAnswer,
+    body=LinkBody,
+    errors={
+        404: "no such call or ticket",
+        409: ("the call has a case already (its case_id), or the ticket is closed", CaseConflict),
+        503: "not linked",
+    },
+)
 @requires("seat")
 async def link_call(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per outcome
     found = await _own_call(request, change=True)
@@ -142,6 +166,11 @@ async def link_call(request: web.Request) -> web.Response:  # noqa: PLR0911 - on
     return _case_answer(ticket.id, 200, linked_call_ids=list(ticket.linked_call_ids))
 
 
+@describe(
+    "the call's caller: earlier calls and open cases (audited)",
+    response=CallerHistory,
+    errors={404: "no such call", 503: "the records are unavailable"},
+)
 @requires("seat", audit="calls.history")
 async def caller_history(request: web.Request) -> web.Response:
     found = await _own_call(request, change=False, offered_counts=True)
@@ -192,6 +221,14 @@ def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Re
     return None
 
 
+@describe(
+    "a seat's own events (screen pop) over a websocket",
+    websocket=True,
+    role="seat",
+    description="The token in the Authorization header, or (browsers) as the first message "
+    '{"token": "…"} within 10 s; refusals close with 4401 / 4403 / 4404.',
+    errors={401: "the Authorization header's token is not valid", 403: "not this seat's token", 404: "no such seat"},
+)
 async def seat_events(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/seats/{seat_id}/events: the seat's own events over a websocket. The token
     comes in the Authorization header, or (browsers) as the first message ``{"token": …}``

@@ -20,6 +20,7 @@ from acd.seats import UnknownSeat
 from calls.callbacks import Callback
 from common.privacy import mask_number
 from dialback.model import Dialback
+from dialback.schemas import CallBackRequest, DeskList, DialbackView
 from dialback.service import DialbackRefused, DialbackService
 from tickets.model import Ticket
 from web.api_common import (
@@ -32,6 +33,7 @@ from web.api_common import (
     other_platform,
     requires,
 )
+from web.openapi import describe
 
 log = structlog.get_logger(__name__)
 MAX_LISTED = 200
@@ -75,6 +77,11 @@ def call_view(call: Dialback) -> dict[str, object]:
     }
 
 
+@describe(
+    "the platform's missed callers to call back, numbers masked (the seat's desk)",
+    response=DeskList,
+    errors={403: "another seat's desk", 503: "Redis unavailable"},
+)
 @requires("seat", audit="callbacks.list_masked")
 async def list_entries(request: web.Request) -> web.Response:
     seat_id, principal = request.match_info["seat_id"], request[PRINCIPAL_KEY]
@@ -108,6 +115,20 @@ def _id(body: dict[str, object], key: str) -> str | None:
     return value
 
 
+@describe(
+    "回拨: the seat's phone rings, then the citizen's (a callback entry, or a case's caller)",
+    body=CallBackRequest,
+    response=DialbackView,
+    status=202,
+    errors={
+        400: "neither or both of entry and ticket_id",
+        403: "another seat, or another platform's case",
+        404: "no such entry, case or seat",
+        409: "callers are waiting (inbound first), the seat is busy, or the number is being called",
+        422: "the number cannot be dialled",
+        503: "Asterisk or the outbound trunk unavailable",
+    },
+)
 @requires("seat", audit="callbacks.dial")
 async def call_back(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per failure
     seat_id, principal = request.match_info["seat_id"], request[PRINCIPAL_KEY]

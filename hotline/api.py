@@ -16,6 +16,7 @@ from aiohttp import web
 from cases.routes import CaseDesk, add_case_routes
 from dialback.routes import DialbackDesk
 from dialback.routes import add_routes as add_dialback_routes
+from hotline import __version__
 from hotline.api_calls import CALLS_KEY, CallsBackend, add_call_routes
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
 from hotline.api_ops import OpsBackend, add_ops_routes
@@ -44,8 +45,15 @@ from web.api_common import (
     other_platform,
 )
 from web.auth import Role, TokenRegistry
+from web.openapi import add_openapi_route
 
 log = structlog.get_logger(__name__)
+
+OPENAPI_DESCRIPTION = (
+    "The HTTP API of one platform's controller (docs/api.md). Bearer tokens with roles "
+    "seat < supervisor < admin (x-required-role per operation); a token acts on its own platform's "
+    'objects only, the province\'s tokens see every platform\'s. Errors are {"error": "…"}.'
+)
 
 
 class ApiBackend(TicketBackend, OpsBackend, CallsBackend, SeatsBackend, Protocol):
@@ -129,4 +137,6 @@ def build_api(
         add_knowledge_routes(app, knowledge)
     if cases is not None:
         add_case_routes(app, cases)
+    # last: the document describes every route above (web/openapi.py; served open)
+    add_openapi_route(app, title="hotline12345 HTTP API", version=__version__, description=OPENAPI_DESCRIPTION)
     return app

@@ -12,6 +12,7 @@ from calls.callbacks import Callback
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from common.privacy import mask_name, mask_number
+from hotline.api_schemas import AuditList, CallbackList, CallList, CallView
 from recordings.access import AuditEntry, AuditFilter, audit_json
 from web.api_common import (
     PRINCIPAL_KEY,
@@ -22,6 +23,7 @@ from web.api_common import (
     other_platform,
     requires,
 )
+from web.openapi import Param, describe, integer, one_of
 
 
 class CallsBackend(Protocol):
@@ -72,6 +74,12 @@ def call_view(record: CallRecord) -> dict[str, Any]:
     }
 
 
+@describe(
+    "the latest call records, newest first",
+    response=CallList,
+    query=[Param("limit", "how many", integer(1, 1000, 50))],
+    errors={400: "limit is not a whole number in 1..1000", 503: "the call records store (Redis) is away"},
+)
 @requires("supervisor")
 async def list_calls(request: web.Request) -> web.Response:
     try:
@@ -87,6 +95,11 @@ async def list_calls(request: web.Request) -> web.Response:
     return web.json_response({"calls": [call_view(r) for r in records]})
 
 
+@describe(
+    "one call record",
+    response=CallView,
+    errors={404: "no such call", 503: "the call records store (Redis) is away"},
+)
 @requires("supervisor")
 async def get_call(request: web.Request) -> web.Response:
     try:
@@ -100,6 +113,22 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(call_view(record))
 
 
+@describe(
+    "a call's recording (WAV; every fetch audited)",
+    content="audio/wav",
+    query=[
+        Param(
+            "kind",
+            "the seat conversation or the voicemail / fallback message",
+            one_of("conversation", "message", default="conversation"),
+        )
+    ],
+    errors={
+        400: "kind is neither conversation nor message",
+        404: "no such recording (never made, or purged)",
+        503: "the call records store (Redis) is away",
+    },
+)
 @requires("supervisor", audit="recording.fetch")
 async def get_recording(request: web.Request) -> web.StreamResponse:
     kind = request.query.get("kind", "conversation")
@@ -124,6 +153,11 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store"})
 
 
+@describe(
+    "callers to call back (numbers whole: the read is audited)",
+    response=CallbackList,
+    errors={503: "the call records store (Redis) is away"},
+)
 @requires("supervisor", audit="callbacks.list")
 async def list_callbacks(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
@@ -151,6 +185,11 @@ async def list_callbacks(request: web.Request) -> web.Response:
     )
 
 
+@describe(
+    "the audit trail of sensitive reads and changes",
+    response=AuditList,
+    errors={503: "the call records store (Redis) is away"},
+)
 @requires("admin")
 async def audit_trail(request: web.Request) -> web.Response:
     # one stream for every platform: an entry is shown to those who may see its platform's objects

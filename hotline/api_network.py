@@ -10,11 +10,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from calls.handoff import Handoff, handoff_view
+from hotline.api_schemas import ConsultAnswer, Consultation, DestinationList, PlatformList, TransferAnswer, TransferBody
 from ivr.consult import ConsultRefused
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 from telephony.ami_types import AmiError
 from web.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, json_body, other_platform, requires
+from web.openapi import describe
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +56,17 @@ async def _own_call(request: web.Request) -> tuple[str, str] | web.Response:
     return call_id, seat
 
 
+@describe(
+    "transfer the seat's caller (with the case) to a destination; 202: dialling",
+    response=TransferAnswer,
+    status=202,
+    body=TransferBody,
+    errors={
+        404: "no call in progress with that id",
+        409: "the transfer is refused",
+        503: "the hand-off could not be stored",
+    },
+)
 @requires("seat")
 async def transfer_call(request: web.Request) -> web.Response:
     backend = request.app[NETWORK_KEY]
@@ -86,6 +99,12 @@ async def transfer_call(request: web.Request) -> web.Response:
     )
 
 
+@describe(
+    "end an attended transfer: action is complete, cancel or three_way; 202: under way",
+    response=ConsultAnswer,
+    status=202,
+    errors={404: "no such action or call", 409: "refused", 503: "Asterisk did not take it"},
+)
 @requires("seat")
 async def finish_consultation(request: web.Request) -> web.Response:
     action = request.match_info["action"]
@@ -105,6 +124,7 @@ async def finish_consultation(request: web.Request) -> web.Response:
     return web.json_response({"call_id": call_id, "action": action}, status=202)
 
 
+@describe("the call's attended transfer in progress", response=Consultation, errors={404: "none in progress"})
 @requires("seat")
 async def get_consultation(request: web.Request) -> web.Response:
     own = await _own_call(request)
@@ -116,11 +136,17 @@ async def get_consultation(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
+@describe("where a seat may transfer a caller", response=DestinationList)
 @requires("seat")
 async def list_destinations(request: web.Request) -> web.Response:
     return web.json_response({"destinations": await request.app[NETWORK_KEY].destinations()})
 
 
+@describe(
+    "a hand-off (the case a transfer carried) by its token",
+    response=Handoff,
+    errors={404: "no such hand-off", 503: "hand-offs are unavailable (Redis)"},
+)
 @requires("seat")
 async def get_handoff(request: web.Request) -> web.Response:
     try:
@@ -138,6 +164,11 @@ async def get_handoff(request: web.Request) -> web.Response:
     return web.json_response(handoff_view(handoff))
 
 
+@describe(
+    "every platform's figures (the province-wide view)",
+    response=PlatformList,
+    errors={503: "the province-wide view is unavailable (Redis)"},
+)
 @requires("supervisor")
 async def list_platforms(request: web.Request) -> web.Response:
     try:

@@ -8,8 +8,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from common.metrics import CONTENT_TYPE, Metric, MetricsExposition
+from hotline.api_schemas import DialplanStatus, Health
 from ivr.dialplan.registry import ReloadResult
 from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, requires
+from web.openapi import ReloadAnswer, describe
 
 
 class OpsBackend(Protocol):
@@ -28,6 +30,11 @@ OPS_KEY: web.AppKey[OpsBackend] = web.AppKey("ops_backend")
 EXPOSITION_KEY = web.AppKey("metrics_exposition", MetricsExposition)
 
 
+@describe(
+    "health (open): ok, or degraded with reasons",
+    response=Health,
+    errors={503: ("a component is down (AMI, Redis, FastAGI)", Health)},
+)
 async def health(request: web.Request) -> web.Response:
     """503 when a component is down (AMI, Redis, FastAGI); else 200, ``degraded`` with reasons
     included: a warning still serves calls, and a load balancer must not pull the platform."""
@@ -36,6 +43,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(status, status=200 if serving else 503)
 
 
+@describe("Prometheus metrics (open; text format 0.0.4)", content="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     unauthenticated = Metric(
         "hotline_api_unauthenticated_total",
@@ -48,11 +56,17 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Content-Format": "0.0.4"})
 
 
+@describe("the dialplan in use and its reloads", response=DialplanStatus)
 @requires("supervisor")
 async def dialplan_status(request: web.Request) -> web.Response:
     return web.json_response(await request.app[OPS_KEY].dialplan_status())
 
 
+@describe(
+    "reload the dialplan from its file",
+    response=ReloadAnswer,
+    errors={422: ("refused: the file has problems", ReloadAnswer)},
+)
 @requires("admin")
 async def reload_dialplan(request: web.Request) -> web.Response:
     who = request[PRINCIPAL_KEY].name

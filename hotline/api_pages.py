@@ -6,8 +6,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hotline.api_schemas import Me
 from hotline.favicon import favicon
-from web.api_common import PRINCIPAL_KEY, requires
+from web.api_common import PRINCIPAL_KEY, error_response, requires
+from web.openapi import describe
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -30,28 +32,34 @@ def _page(name: str, policy: str = INLINE) -> web.FileResponse:
     )
 
 
+@describe(
+    "a page's script or style sheet (open; a fixed list)", content="text/javascript", errors={404: "no such file"}
+)
 async def asset(request: web.Request) -> web.StreamResponse:
     """A page's script or style sheet."""
     name = request.match_info["name"]
     kind = ASSETS.get(name)
     if kind is None:
-        raise web.HTTPNotFound()
+        return error_response(404, "no such file")
     return web.FileResponse(
         STATIC / name, headers={"Content-Type": f"{kind}; charset=utf-8", "X-Content-Type-Options": "nosniff"}
     )
 
 
+@describe("the supervisors' console page (open; it holds no data)", content="text/html")
 async def console(request: web.Request) -> web.FileResponse:
     """The supervisors' web console."""
     return _page("console.html")
 
 
+@describe("a seat's desk page (open; it holds no data)", content="text/html")
 async def seat_desk(request: web.Request) -> web.FileResponse:
     """A seat's desk: the state, the screen pop and the caller's history, the case (knowledge
     base, units), wrap-up, one-key emergency transfers, consultations (hotline/static/seat.*)."""
     return _page("seat.html", SELF_ONLY)
 
 
+@describe("who the token is: name, role, seat", response=Me)
 @requires("seat")
 async def who_am_i(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
@@ -61,6 +69,6 @@ async def who_am_i(request: web.Request) -> web.Response:
 def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
-    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/favicon.ico", describe("the pages' icon (open)", content="image/x-icon")(favicon))
     app.router.add_get("/static/{name}", asset)
     app.router.add_get("/api/v1/me", who_am_i)

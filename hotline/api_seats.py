@@ -13,8 +13,10 @@ from acd.seat import IllegalSeatTransition, Seat
 from acd.seats import SeatService, UnknownSeat
 from acd.stats import QueueStats, SeatStats, satisfaction_rate
 from calls.store import StoreUnavailable
+from hotline.api_schemas import QueueList, SeatChangeBody, SeatList, SeatView
 from telephony.ami_types import AmiError
 from web.api_common import PRINCIPAL_KEY, error_response, json_body, requires
+from web.openapi import describe
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +60,7 @@ def seat_view(seat: Seat, stats: SeatStats | None = None) -> dict[str, Any]:
     return view
 
 
+@describe("every seat: state, 24 h figures, wrap-up and pauses, its call now", response=SeatList)
 @requires("seat")
 async def list_seats(request: web.Request) -> web.Response:
     backend = request.app[SEATS_KEY]
@@ -77,6 +80,17 @@ async def list_seats(request: web.Request) -> web.Response:
 _SEAT_ACTIONS = ("login", "logout", "pause", "ready", "disposition")
 
 
+@describe(
+    "a seat's change: action is login, logout, pause, ready or disposition",
+    response=SeatView,
+    body=SeatChangeBody,
+    description="pause takes reason, disposition code; the others no body. A seat token changes only its own seat.",
+    errors={
+        404: "no such seat or action",
+        409: "the seat's state does not allow it",
+        503: "Asterisk did not take the change",
+    },
+)
 @requires("seat")
 async def change_seat(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per failure
     seat_id, action = request.match_info["seat_id"], request.match_info["action"]
@@ -110,6 +124,7 @@ async def change_seat(request: web.Request) -> web.Response:  # noqa: PLR0911 - 
     return web.json_response({**seat_view(seat), **service.work_view(seat)})
 
 
+@describe("live events of the platform (seat states, calls) over a websocket", websocket=True)
 @requires("supervisor")
 async def events_socket(request: web.Request) -> web.WebSocketResponse:
     socket = web.WebSocketResponse(heartbeat=20)
@@ -126,6 +141,11 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     return socket
 
 
+@describe(
+    "per queue: waiting now, 24 h offered / answered / abandoned, service level, 满意率",
+    response=QueueList,
+    errors={503: "the call records store (Redis) is away"},
+)
 @requires("supervisor")
 async def list_queues(request: web.Request) -> web.Response:
     try:

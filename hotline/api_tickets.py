@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from common.privacy import mask_fallback_names, mask_number
+from hotline.api_schemas import ParkedList, Queued, TicketList, TicketView, TransitionBody
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
 from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
@@ -27,6 +28,7 @@ from web.api_common import (
     other_platform,
     requires,
 )
+from web.openapi import Param, describe, integer
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +67,18 @@ def _backend(request: web.Request) -> TicketBackend:
     return request.app[TICKETS_KEY]
 
 
+@describe(
+    "tickets of this platform (or another's / all: province tokens), newest first",
+    response=TicketList,
+    query=[
+        Param("state", "only tickets in this state"),
+        Param("date", "only tickets accepted on this day (YYYY-MM-DD)", {"type": "string", "format": "date"}),
+        Param("overdue", "1 / true / yes: only tickets past a deadline now"),
+        Param("platform", "a platform id, or all (province tokens)"),
+        Param("limit", "how many", integer(1, 1000, 100)),
+    ],
+    errors={400: "a bad filter", 503: "tickets are unavailable (Redis)"},
+)
 @requires("supervisor")
 async def list_tickets(request: web.Request) -> web.Response:
     query = request.query
@@ -94,6 +108,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     return web.json_response({"tickets": [ticket_view(t, now) for t in found]})
 
 
+@describe("one ticket", response=TicketView, errors={404: "no such ticket", 503: "tickets are unavailable (Redis)"})
 @requires("supervisor")
 async def get_ticket(request: web.Request) -> web.Response:
     try:
@@ -107,6 +122,11 @@ async def get_ticket(request: web.Request) -> web.Response:
     return web.json_response(ticket_view(ticket, datetime.now(UTC)))
 
 
+@describe(
+    "a ticket's voicemail message (WAV; every fetch audited)",
+    content="audio/wav",
+    errors={404: "no audio for this ticket", 503: "tickets are unavailable (Redis)"},
+)
 @requires("supervisor", audit="ticket.audio")
 async def get_ticket_audio(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL_KEY]
@@ -143,6 +163,17 @@ def _requested_move(body: dict[str, object]) -> tuple[TicketState, str] | web.Re
         return error_response(400, f"unknown state; one of {', '.join(s.value for s in TicketState)}")
 
 
+@describe(
+    "move a ticket to another state (the allowed moves: docs/api.md, Tickets)",
+    response=TicketView,
+    body=TransitionBody,
+    errors={
+        404: "no such ticket",
+        409: "the move is not allowed now",
+        422: "the working-day calendar lacks the year the deadline falls in",
+        503: "tickets are unavailable (Redis)",
+    },
+)
 @requires("supervisor")
 async def change_ticket(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per outcome
     principal = request[PRINCIPAL_KEY]
@@ -172,6 +203,7 @@ async def change_ticket(request: web.Request) -> web.Response:  # noqa: PLR0911 
     return web.json_response(ticket_view(ticket, datetime.now(UTC)))
 
 
+@describe("transcription jobs that failed for good (parked)", response=ParkedList)
 @requires("admin")
 async def list_parked_jobs(request: web.Request) -> web.Response:
     parked = await _backend(request).asr_queue.list_parked()
@@ -190,6 +222,12 @@ async def list_parked_jobs(request: web.Request) -> web.Response:
     )
 
 
+@describe(
+    "queue a parked transcription job again",
+    response=Queued,
+    query=[Param("recording", "the parked job's recording, as listed", required=True)],
+    errors={404: "no parked job for that recording"},
+)
 @requires("admin")
 async def retry_parked_job(request: web.Request) -> web.Response:
     recording = request.query.get("recording", "")

@@ -55,8 +55,9 @@ def token_registry(config: Config) -> TokenRegistry:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from common.clock import clock_from_environment
-    from hotline.controller import Controller, run_until_signalled
+    from hotline.controller import Controller
     from hotline.logs import configure_logging
+    from hotline.run import run_until_signalled
 
     config = _load(args.config)
     configure_logging(config.logging.level, config.logging.format)

@@ -70,7 +70,8 @@ def run_stack(
     The Redis it starts requires the configured password (the URL's, else ``redis.password_file``'s,
     generated at first use); the platforms share it (one Redis). ``carrier``: the demo carrier
     the configs' ``carrier`` trunk leads to (started first, stopped last)."""
-    from hotline.controller import Controller, run_until_signalled
+    from hotline.controller import Controller
+    from hotline.run import run_until_signalled
 
     primary = configs[0]
     redis: RedisProcess | None = None

@@ -13,8 +13,10 @@ from aiohttp import web
 
 from knowledge.index import MAX_QUERY_CHARS
 from knowledge.model import Entry
+from knowledge.schemas import EntryView, KnowledgeStatus, SearchAnswer
 from knowledge.service import MAX_LIMIT, KnowledgeService
 from web.api_common import PRINCIPAL_KEY, error_response, requires
+from web.openapi import Param, ReloadAnswer, describe, integer
 
 KNOWLEDGE_KEY: web.AppKey[KnowledgeService] = web.AppKey("knowledge", KnowledgeService)
 MAX_MATTER_TYPE_CHARS = 32
@@ -40,6 +42,16 @@ def entry_view(entry: Entry, uses: int, today: date | None = None) -> dict[str, 
     return view
 
 
+@describe(
+    "search the knowledge base (this platform's entries and the province's)",
+    response=SearchAnswer,
+    query=[
+        Param("q", f"words to look for (at most {MAX_QUERY_CHARS} characters)"),
+        Param("matter_type", "only entries of this matter type"),
+        Param("limit", "how many", integer(1, MAX_LIMIT, 20)),
+    ],
+    errors={400: "q, matter_type or limit out of bounds"},
+)
 @requires("seat")
 async def search(request: web.Request) -> web.Response:
     service = request.app[KNOWLEDGE_KEY]
@@ -66,6 +78,7 @@ async def search(request: web.Request) -> web.Response:
     )
 
 
+@describe("one entry", response=EntryView, errors={404: "no such entry on this platform"})
 @requires("seat")
 async def get_entry(request: web.Request) -> web.Response:
     service = request.app[KNOWLEDGE_KEY]
@@ -76,11 +89,17 @@ async def get_entry(request: web.Request) -> web.Response:
     return web.json_response(entry_view(entry, uses, service.today()))
 
 
+@describe("the knowledge base loaded and its reloads", response=KnowledgeStatus)
 @requires("supervisor")
 async def status(request: web.Request) -> web.Response:
     return web.json_response(request.app[KNOWLEDGE_KEY].status())
 
 
+@describe(
+    "reload the knowledge base from its folder",
+    response=ReloadAnswer,
+    errors={422: ("refused: the files have problems", ReloadAnswer)},
+)
 @requires("admin")
 async def reload(request: web.Request) -> web.Response:
     who = request[PRINCIPAL_KEY].name

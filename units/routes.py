@@ -14,7 +14,9 @@ from aiohttp import web
 
 from units.model import PlacedUnit
 from units.registry import DeskRegistry
+from units.schemas import DeskCodes, UnitList, UnitView
 from web.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, other_platform, requires
+from web.openapi import Param, ReloadAnswer, describe
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +52,16 @@ def _platform(request: web.Request) -> str | web.Response:
     return platform
 
 
+@describe(
+    "the units a case may be dispatched to (this platform's and province-wide)",
+    response=UnitList,
+    query=[
+        Param("q", f"words in the id, name or department (at most {MAX_QUERY_CHARS} characters)"),
+        Param("matter_type", "only units that handle this matter type"),
+        Param("platform", "another platform's view (province tokens)"),
+    ],
+    errors={400: "a bad filter"},
+)
 @requires("seat")
 async def list_units(request: web.Request) -> web.Response:
     platform = _platform(request)
@@ -74,6 +86,12 @@ async def list_units(request: web.Request) -> web.Response:
     )
 
 
+@describe(
+    "one unit",
+    response=UnitView,
+    query=[Param("platform", "another platform's view (province tokens)")],
+    errors={400: "a bad platform", 404: "no such unit"},
+)
 @requires("seat")
 async def get_unit(request: web.Request) -> web.Response:
     platform = _platform(request)
@@ -86,6 +104,12 @@ async def get_unit(request: web.Request) -> web.Response:
     return web.json_response(unit_view(placed))
 
 
+@describe(
+    "the desk codes: dispositions, pause reasons, matter types",
+    response=DeskCodes,
+    query=[Param("platform", "another platform's view (province tokens)")],
+    errors={400: "a bad platform"},
+)
 @requires("seat")
 async def desk_codes(request: web.Request) -> web.Response:
     platform = _platform(request)
@@ -103,6 +127,11 @@ async def desk_codes(request: web.Request) -> web.Response:
     )
 
 
+@describe(
+    "reload the units directory and desk codes",
+    response=ReloadAnswer,
+    errors={422: ("refused: the files have problems", ReloadAnswer)},
+)
 @requires("admin")
 async def reload_units(request: web.Request) -> web.Response:
     who = request[PRINCIPAL_KEY].name

@@ -302,6 +302,7 @@ ROUTES = [
     ("GET", "/api/v1/handoffs/{token}"),
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/platforms"),
     ("GET", "/api/v1/queues"),
     ("GET", "/api/v1/seats"),

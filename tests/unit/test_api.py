@@ -326,9 +326,17 @@ async def test_the_seat_desk_page_and_who_am_i(backend_and_client: tuple[Backend
     page = await client.get("/seat")
     assert page.status == 200
     assert page.headers["X-Frame-Options"] == "DENY"
-    text = await page.text()
-    for path in ("/api/v1/me", "/api/v1/destinations", "/transfer/", "emergency"):
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]  # no inline script runs
+    assert 'src="/static/seat.js"' in await page.text()
+    script = await client.get("/static/seat.js")
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    text = await script.text()
+    for path in ("/api/v1/me", "/api/v1/destinations", "/transfer/", "/case", "/api/v1/knowledge", "/events"):
         assert path in text
+    assert (await client.get("/static/seat.css")).headers["Content-Type"].startswith("text/css")
+    # only the listed files: nothing else of the package, no way out of it
+    for other in ("/static/seat.html", "/static/__init__.py", "/static/..%2Fapi.py", "/static/%2e%2e%2fconfig.py"):
+        assert (await client.get(other)).status == 404, other
     me = await (await client.get("/api/v1/me", headers=bearer("seat-token"))).json()
     assert (me["role"], me["seat"]) == ("seat", "1001")
     assert (await client.get("/api/v1/me")).status == 401

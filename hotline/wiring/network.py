@@ -1,0 +1,48 @@
+"""The network of platforms: consultations, seat transfers to other platforms and numbers, and
+the desk the HTTP layer drives them through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.clock import Clock
+from hotline.config import Config
+from hotline.network_desk import NetworkDesk
+from hotline.wiring.calls import CallParts
+from hotline.wiring.ivr import platform_trunks
+from ivr.consult import Consultations
+from ivr.dialplan.registry import DialplanRegistry
+from ivr.transfer import SeatTransfers
+
+
+@dataclass(frozen=True)
+class NetworkParts:
+    consultations: Consultations
+    transfers: SeatTransfers
+    desk: NetworkDesk
+
+
+def build_network(config: Config, clock: Clock, calls: CallParts, dialplans: DialplanRegistry) -> NetworkParts:
+    consultations = Consultations(ami=calls.ami, tracker=calls.tracker, handoffs=calls.handoffs)
+    transfers = SeatTransfers(
+        platform=config.platform.id,
+        tracker=calls.tracker,
+        dialplans=dialplans,
+        ami=calls.ami,
+        handoffs=calls.handoffs,
+        platform_trunks=platform_trunks(config),
+        trunks=frozenset(config.sip.trunks),
+        availability=calls.directory,
+        consultations=consultations,
+        clock=clock,
+    )
+    desk = NetworkDesk(
+        transfers=transfers,
+        consultations=consultations,
+        tracker=calls.tracker,
+        handoffs=calls.handoffs,
+        client=calls.redis,
+        trunks=frozenset(config.sip.trunks),
+        clock=clock,
+    )
+    return NetworkParts(consultations=consultations, transfers=transfers, desk=desk)
