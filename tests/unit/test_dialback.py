@@ -26,6 +26,7 @@ from tests.unit.test_acd_engine import MakeRig, Rig, make_rig, seat
 from tests.unit.test_api import Backend, bearer
 from tickets.model import Ticket
 from web.auth import ApiToken, TokenRegistry, token_sha256
+from web.openapi import openapi_document, undescribed
 
 __all__ = ["make_rig"]
 
@@ -282,7 +283,11 @@ class Tickets:
 async def api(make_desk: Any) -> AsyncIterator[tuple[Desk, Backend, TestClient[Any, Any]]]:
     desk: Desk = await make_desk()
     backend = Backend()
-    client = TestClient(TestServer(build_api(backend, TOKENS, dialback=DialbackDesk(desk.service, Tickets()))))
+    app = build_api(backend, TOKENS, dialback=DialbackDesk(desk.service, Tickets()))
+    assert undescribed(app) == []  # both routes in the OpenAPI document
+    paths = openapi_document(app, title="t", version="0")["paths"]
+    assert "post" in paths["/api/v1/seats/{seat_id}/callback"] and "get" in paths["/api/v1/seats/{seat_id}/callbacks"]
+    client = TestClient(TestServer(app))
     await client.start_server()
     yield desk, backend, client
     await client.close()
