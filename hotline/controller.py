@@ -95,6 +95,7 @@ class Controller:
             dialplans=dialplans,
             redis=self._redis_watch,
             snapshot=self.api.snapshot,
+            dialback=dialback,
         )
         # the HTTP API: the controller's own routes (hotline/api*.py) and the features' routes.py
         app = build_api(
@@ -131,7 +132,6 @@ class Controller:
         site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
         await site.start()
         self._tasks += self._background.start()
-        self._tasks.append(asyncio.create_task(self.dialback.run(), name="dialback"))  # blended callback offers
         log.info(
             "controller.started",
             version=__version__,
