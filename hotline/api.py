@@ -25,6 +25,8 @@ from hotline.api_seats import SEATS_KEY, SeatsBackend, add_seat_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from knowledge.routes import add_routes as add_knowledge_routes
 from knowledge.service import KnowledgeService
+from monitor.routes import add_routes as add_monitor_routes
+from monitor.service import MonitorService
 from recordings.access import AuditEntry
 from units.registry import DeskRegistry
 from units.routes import add_routes as add_units_routes
@@ -46,6 +48,7 @@ from web.api_common import (
 )
 from web.auth import Role, TokenRegistry
 from web.openapi import add_openapi_route
+from web.socket_auth import TOKENS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -108,14 +111,17 @@ def build_api(
     desk: DeskRegistry | None = None,
     knowledge: KnowledgeService | None = None,
     cases: CaseDesk | None = None,
+    monitors: MonitorService | None = None,
     dialback: DialbackDesk | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
     ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py;
-    ``dialback``: seats' callbacks, dialback/routes.py)."""
+    ``monitors``: listen / whisper / barge, monitor/routes.py; ``dialback``: seats' callbacks,
+    dialback/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
+    app[TOKENS_KEY] = tokens  # websockets authenticate themselves (web/socket_auth.py)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[REPEATED_READS_KEY] = RepeatedReads()
     app[AUDIT_KEY] = backend
@@ -137,6 +143,8 @@ def build_api(
         add_knowledge_routes(app, knowledge)
     if cases is not None:
         add_case_routes(app, cases)
+    if monitors is not None:
+        add_monitor_routes(app, monitors)
     # last: the document describes every route above (web/openapi.py; served open)
     add_openapi_route(app, title="hotline12345 HTTP API", version=__version__, description=OPENAPI_DESCRIPTION)
     return app

@@ -167,6 +167,7 @@ class TicketView(Ticket):
 
     overdue: list[DeadlineKind]
     has_audio: bool
+    allowed: list[TicketState] = Field(description="the states POST …/transition may move it to")
 
 
 class TicketList(BaseModel):

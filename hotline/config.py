@@ -23,6 +23,7 @@ from common.config_model import ConfigModel
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from dialback.config import DialbackConfig
 from knowledge.config import KnowledgeConfig
+from monitor.config import MonitorConfig
 from recordings.config import RecordingsConfig
 from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
 from telephony.values import AreaCode, PlatformId, PromptText, unsafe_path_reason
@@ -30,6 +31,7 @@ from tickets.config import TicketsConfig
 from tickets.model import PLATFORM_CODES, platform_code
 from units.config import UnitsConfig
 from voicemail.config import AsrConfig, SpoolConfig
+from wallboard.config import WallboardConfig
 from web.config import HttpConfig
 
 # keys whose values an error message never repeats
@@ -182,6 +184,8 @@ class Config(ConfigModel):
     tickets: TicketsConfig = TicketsConfig()
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    monitor: MonitorConfig = MonitorConfig()  # supervisors' phones for listen / whisper / barge
+    wallboard: WallboardConfig = WallboardConfig()
     dialback: DialbackConfig = DialbackConfig()  # seats' callbacks to missed callers (dialback/)
     logging: LoggingConfig = LoggingConfig()
 
@@ -196,6 +200,9 @@ class Config(ConfigModel):
         unknown = sorted(set(self.acd.auto_login) - set(ids))
         if unknown:
             raise ValueError(f"acd.auto_login names seats that are not configured: {', '.join(unknown)}")
+        phones = sorted(set(self.monitor.phones) - set(ids))
+        if phones:
+            raise ValueError(f"monitor.phones names seats that are not configured: {', '.join(phones)}")
         return self
 
     def dialplan_path(self) -> Path:

@@ -21,7 +21,9 @@ from hotline.config import Config
 from hotline.controller_api import ControllerApi
 from hotline.controller_tasks import ControllerTasks
 from hotline.local_secrets import local_secrets
+from hotline.monitor_seats import monitor_service
 from hotline.redis_watch import RedisWatch
+from hotline.wallboard_wiring import attach_wallboard
 from hotline.wiring.acd import build_acd
 from hotline.wiring.agi import agi_routes, build_agi
 from hotline.wiring.calls import build_calls
@@ -105,8 +107,15 @@ class Controller:
             desk=self.desk,
             knowledge=self.knowledge,
             cases=case_desk.routes,
+            monitors=monitor_service(config, self.ami, self.acd, self.seats, self.api),  # hotline/monitor_seats.py
             dialback=dialback.routes,
         )
+        # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
+        self.wallboard = attach_wallboard(
+            app, config=config, figures=self.api.figures, acd=self.acd, seats=self.seats, events=self.events,
+            tracker=self.tracker, redis=self._redis, recent_calls=self.api.recent_calls, clock=clock,
+        )  # fmt: skip
+        self.api.more_metrics.append(self.wallboard.metrics)
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -63,6 +63,10 @@ DialNumber = Annotated[
 SeatId = Annotated[
     str, _shaped(r"[0-9]{3,6}", "a seat id is 3-6 digits (never a caller's number, which has 7 or more)")
 ]
+# a seat's channel as Asterisk names it (PJSIP/<seat id>-<8 hex digits>): what ChanSpy listens to
+SeatChannel = Annotated[
+    str, _shaped(r"PJSIP/[0-9]{3,6}-[0-9a-f]{8}", "a seat's channel is PJSIP/<seat id>-<8 hex digits>")
+]
 SeatName = Annotated[
     str,
     _shaped(

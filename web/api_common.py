@@ -136,15 +136,18 @@ def requires(role: Role, audit: str = "") -> Callable[[Handler], Handler]:
     return mark
 
 
-async def audit_request(request: web.Request, principal: Principal | None, action: str, result: str) -> None:
-    """Put one access on the audit trail (and in the log)."""
+async def audit_request(
+    request: web.Request, principal: Principal | None, action: str, result: str, call_id: str = ""
+) -> None:
+    """Put one access on the audit trail (and in the log); ``call_id``: the call it was about,
+    when the path does not name it."""
     entry = AuditEntry(
         at=datetime.now(UTC),
         who=principal.name if principal else "anonymous",
         role=principal.role if principal else "",
         action=action,
         # the call or ticket the request was about
-        call_id=request.match_info.get("call_id") or request.match_info.get("ticket_id", ""),
+        call_id=call_id or request.match_info.get("call_id") or request.match_info.get("ticket_id", ""),
         result=result,
         remote=request.remote or "",
         platform=request.app[SERVING_KEY].platform,

@@ -53,6 +53,8 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_calendar_days_left": "gauge",
     "hotline_tickets_provisional": "gauge",
     "hotline_api_unauthenticated": "counter",
+    "hotline_alert_active": "gauge",  # wallboard/ (issue 14)
+    "hotline_wallboard_viewers": "gauge",
 }
 
 # present only sometimes: free space unknown, no in-controller ASR worker, Redis not read, no seats/queues

@@ -308,3 +308,22 @@ async def test_the_case_desks_answers_match_the_document(case_desk: Desk) -> Non
         f"GET {history} 200",
         f"GET {history} 404",
     ]
+
+
+def test_every_handler_with_a_role_is_described_wherever_it_is_wired() -> None:
+    """Optional parts the fixtures above do not build (monitors, and whatever comes next) are
+    caught too: every handler in our packages that ``requires`` a role has a description."""
+    import importlib
+    import pkgutil
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    missing = []
+    for package in pyproject["tool"]["importlinter"]["root_packages"]:  # every package of ours
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, package + "."):
+            module = importlib.import_module(info.name)
+            for name, value in vars(module).items():
+                if callable(value) and hasattr(value, "required_role") and not hasattr(value, "openapi"):
+                    missing.append(f"{info.name}.{name}")
+    assert not missing, "handlers without @describe (web/openapi.py):\n  " + "\n  ".join(sorted(set(missing)))
