@@ -27,6 +27,7 @@ from web.api_common import (
     PRINCIPAL_KEY,
     REPEATED_READS_KEY,
     SCOPE_KEY,
+    SERVING_KEY,
     audit_request,
     error_response,
     json_body,
@@ -88,6 +89,10 @@ async def list_entries(request: web.Request) -> web.Response:
     if not principal.may_act_as_seat(seat_id):
         await audit_request(request, principal, "callbacks.list_masked", "denied: another seat")
         return error_response(403, "a seat sees the callback list on its own desk; supervisors on any")
+    serving = request.app[SERVING_KEY].platform
+    if not request[SCOPE_KEY].may_change(serving):  # the province's tokens see, but do not call, others' callers
+        await audit_request(request, principal, "callbacks.list_masked", "denied: another platform")
+        return other_platform(request[SCOPE_KEY], serving, "call back", "missed callers")
     if request.app[REPEATED_READS_KEY].due(request[SCOPE_KEY].platform, principal.name, "callbacks.list_masked"):
         await audit_request(request, principal, "callbacks.list_masked", "allowed")  # desks poll it
     service = request.app[DIALBACK_KEY].service

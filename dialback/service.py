@@ -112,6 +112,7 @@ class DialbackService:
         self.shown_number = f"{area_code}{HOTLINE_NUMBER}"  # what the citizen's phone shows
         self._calls: dict[str, Dialback] = {}  # call id → the callback in progress
         self._reserved: set[str] = set()  # seats being set up for a callback (before it is in _calls)
+        self._reserved_numbers: set[str] = set()  # and their numbers: two clicks at once call once
         self._wake = asyncio.Event()
         self.started_total = 0
         self.reached_total = 0
@@ -136,7 +137,7 @@ class DialbackService:
         return next((e for e in await self._entries.pending(1000) if e.last_call_id == entry_id), None)
 
     def numbers_in_progress(self) -> set[str]:
-        return {call.number for call in self._calls.values()}
+        return {call.number for call in self._calls.values()} | self._reserved_numbers
 
     async def call_back(self, seat_id: str, number: str, *, blended: bool = False, origin: str = "") -> Dialback:
         """Ring ``seat_id``'s phone to call ``number`` back; DialbackRefused says why not.
@@ -151,11 +152,14 @@ class DialbackService:
             refused = Refusal(503, f"no outbound trunk {self._config.trunk!r} in sip.trunks: nobody can be called")
         if refused is not None:
             raise DialbackRefused(refused)
+        # no await between the check and these: a second click meanwhile sees both taken
         self._reserved.add(seat_id)
+        self._reserved_numbers.add(number)
         try:
             return await self._start(seat_id, number, blended, origin)
         finally:
             self._reserved.discard(seat_id)
+            self._reserved_numbers.discard(number)
 
     async def _start(self, seat_id: str, number: str, blended: bool, origin: str) -> Dialback:
         try:

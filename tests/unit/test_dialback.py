@@ -5,6 +5,7 @@ tests/integration/test_dialback.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -204,6 +205,17 @@ async def test_no_callback_while_a_caller_waits_and_one_number_at_a_time(make_de
         await desk.service.call_back("1001", "13900000000")
 
 
+async def test_two_clicks_at_once_call_the_number_once(make_desk: Any) -> None:
+    desk: Desk = await make_desk()
+    await desk.rig.seats.login("1001", ready=False)
+    await desk.rig.seats.login("1002", ready=False)
+    results = await asyncio.gather(
+        desk.service.call_back("1001", CITIZEN), desk.service.call_back("1002", CITIZEN), return_exceptions=True
+    )
+    assert sum(isinstance(r, DialbackRefused) for r in results) == 1
+    assert len(desk.dialback_originates()) == 1
+
+
 async def test_asterisk_refusing_the_originate_frees_the_seat(make_desk: Any) -> None:
     desk: Desk = await make_desk()
     await desk.rig.seats.login("1001")
@@ -265,6 +277,7 @@ TOKENS = TokenRegistry(
         ApiToken(name="sup", role="supervisor", sha256=token_sha256("sup-token")),
         ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token"), seat="1001"),
         ApiToken(name="dali-seat", role="seat", sha256=token_sha256("dali-token"), seat="1001", platform="dali"),
+        ApiToken(name="prov", role="supervisor", sha256=token_sha256("prov-token"), platform="province"),
     ]
 )
 
@@ -308,6 +321,8 @@ async def test_the_desk_list_masks_numbers_and_is_the_seats_own(
     assert (await client.get("/api/v1/seats/1002/callbacks", headers=bearer("seat-token"))).status == 403
     assert (await client.get("/api/v1/seats/1002/callbacks", headers=bearer("sup-token"))).status == 200
     assert (await client.get("/api/v1/seats/1001/callbacks")).status == 401
+    for token in ("dali-token", "prov-token"):  # another platform's seat; the province's supervisor
+        assert (await client.get("/api/v1/seats/1001/callbacks", headers=bearer(token))).status == 403, token
 
 
 async def test_click_to_call_roles_scope_and_inbound_first(api: tuple[Desk, Backend, TestClient[Any, Any]]) -> None:
