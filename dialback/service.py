@@ -34,6 +34,7 @@ from calls.callbacks import Callback
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from common.clock import Clock
+from common.metrics import Metric
 from common.privacy import mask_number
 from dialback.config import DialbackConfig
 from dialback.model import DIALLABLE, Dialback, DialbackState, Refusal, due_for_blended, refusal, transition
@@ -120,6 +121,22 @@ class DialbackService:
         ami.on_event("UserEvent", self._on_user_event)
         ami.on_event("Hangup", self._on_hangup)
         seats.on_change(self._on_seat_change)
+
+    def metrics(self) -> list[Metric]:
+        return [
+            Metric(
+                "hotline_dialback_started_total",
+                "counter",
+                "Seats' callbacks started (their phone rang)",
+                self.started_total,
+            ),
+            Metric(
+                "hotline_dialback_reached_total", "counter", "Seats' callbacks the citizen answered", self.reached_total
+            ),
+            Metric(
+                "hotline_dialback_in_progress", "gauge", "Seats' callbacks ringing or talking now", len(self._calls)
+            ),
+        ]
 
     # what the API asks
 

@@ -116,6 +116,7 @@ class Controller:
             tracker=self.tracker, redis=self._redis, recent_calls=self.api.recent_calls, clock=clock,
         )  # fmt: skip
         self.api.more_metrics.append(self.wallboard.metrics)
+        self.api.more_metrics.append(self.dialback.metrics)  # seats' callbacks (dialback/)
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -6,6 +6,7 @@ talks. The outbound call record names the seat, the entry is gone, the conversat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,5 @@ def test_a_seat_calls_a_missed_caller_back(platform: tuple[PlatformUnderTest, in
     wait_for("the entry to go", lambda: entries(hotline) == [], timeout_s=20)
     seats = hotline.http("/api/v1/seats").body["seats"]
     assert next(s for s in seats if s["seat"] == "1001")["state"] == "ready"  # after wrap-up (0 s)
+    metrics = hotline.http("/metrics", token=None).body
+    assert re.search(r"^hotline_dialback_reached_total(\{[^}]*\})? 1(\.0)?$", metrics, re.M), metrics

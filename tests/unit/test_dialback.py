@@ -154,6 +154,10 @@ async def test_a_paused_seat_calls_back_and_the_answered_callback_clears_the_ent
     await desk.rig.saved()
     assert await desk.entries.pending(10) == []  # the citizen was reached: off the list
     assert desk.service.in_progress() == []
+    figures = {m.name: m.value for m in desk.service.metrics()}
+    assert figures == {
+        "hotline_dialback_started_total": 1, "hotline_dialback_reached_total": 1, "hotline_dialback_in_progress": 0,
+    }  # fmt: skip
 
 
 async def test_a_callback_nobody_answers_keeps_the_entry_with_one_more_try(make_desk: Any) -> None:
