@@ -14,6 +14,8 @@ import structlog
 from aiohttp import web
 
 from cases.routes import CaseDesk, add_case_routes
+from dialback.routes import DialbackDesk
+from dialback.routes import add_routes as add_dialback_routes
 from hotline import __version__
 from hotline.api_calls import CALLS_KEY, CallsBackend, add_call_routes
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
@@ -110,11 +112,13 @@ def build_api(
     knowledge: KnowledgeService | None = None,
     cases: CaseDesk | None = None,
     monitors: MonitorService | None = None,
+    dialback: DialbackDesk | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
     ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py;
-    ``monitors``: listen / whisper / barge, monitor/routes.py)."""
+    ``monitors``: listen / whisper / barge, monitor/routes.py; ``dialback``: seats' callbacks,
+    dialback/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[TOKENS_KEY] = tokens  # websockets authenticate themselves (web/socket_auth.py)
@@ -128,6 +132,8 @@ def build_api(
     add_page_routes(app)
     add_ops_routes(app, backend)
     add_call_routes(app)
+    if dialback is not None:  # before the seat routes: /seats/{id}/{action} would take /seats/{id}/callback
+        add_dialback_routes(app, dialback)
     add_seat_routes(app)
     add_ticket_routes(app)
     add_network_routes(app)

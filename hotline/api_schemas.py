@@ -69,6 +69,7 @@ class CallView(BaseModel):
     has_recording: bool
     has_call_recording: bool
     case_id: str | None
+    direction: Literal["inbound", "outbound"]  # outbound: a seat called the citizen back (dialback/)
 
 
 class CallList(BaseModel):
