@@ -59,3 +59,5 @@ class AcdConfig(ConfigModel):
     announce_every_s: Annotated[int, Field(ge=0, le=600)] = 30  # position/wait announcements; 0 = none
     auto_login: tuple[str, ...] = ()  # seat ids logged in (ready) when the controller starts
     fallback_wait_s: Annotated[int, Field(ge=0, le=600)] = 60  # controller down: ring seats this long
+    # an idle seat is offered the next missed caller to call back while no inbound caller waits (dialback/)
+    blended_callbacks: bool = False

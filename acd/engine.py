@@ -354,6 +354,11 @@ class AcdEngine:
         """The seat's call to a caller who asked for a callback ended (Asterisk's DIALSTATUS)."""
         await self._after.callback_finished(offer_id, dial_status)
 
+    async def own_call_ended(self, seat_id: str, record_id: str, answered_at: float) -> None:
+        """A call the seat placed itself (dialback/: a callback) ended: wrap-up as after a queue call."""
+        offer = Offer(record_id, seat_id, None, answered_at, bound=record_id, bound_at=answered_at)
+        await self._after.call_ended(offer, self._now())
+
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
         try:

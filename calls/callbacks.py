@@ -19,7 +19,7 @@ from typing import Literal, cast
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from calls.model import CallOutcome, CallRecord
 from common.privacy import mask_number
@@ -44,6 +44,9 @@ class Callback:
     attempts: int
     last_call_id: str
     last_ivr_path: tuple[str, ...]
+    tries: int = 0  # times a seat called back and the citizen did not answer (dialback/)
+    last_try_at: datetime | None = None
+    last_try_result: str = ""  # Asterisk's DIALSTATUS of that try, lower case (noanswer, busy …)
 
 
 class RedisCallbackList:
@@ -122,6 +125,7 @@ class RedisCallbackList:
         if previous and previous.get("last_call_id") == record.call_id:
             return  # written before (its reply was lost): counted once
         entry = {
+            **(previous or {}),  # a seat's tries at calling back stay counted
             "caller": record.caller,
             "platform": record.platform,
             "first_missed_at": previous["first_missed_at"] if previous else when.isoformat(),
@@ -134,6 +138,28 @@ class RedisCallbackList:
             pipe.hset(self._entries, record.caller, json.dumps(entry, ensure_ascii=False))
             pipe.zadd(self._order, {record.caller: when.timestamp()})
             await pipe.execute()
+
+    async def note_try(self, caller: str, at: datetime, result: str) -> bool:
+        """A seat called ``caller`` back and nobody answered: one more try on the entry (kept on
+        the list). False when the number is no longer listed (served meanwhile)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self._entries)
+                    raw = await pipe.hget(self._entries, caller)
+                    if not raw:
+                        await pipe.reset()  # type: ignore[no-untyped-call]
+                        return False
+                    entry = json.loads(raw)
+                    entry.update(
+                        tries=int(entry.get("tries", 0)) + 1, last_try_at=at.isoformat(), last_try_result=result
+                    )
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(self._entries, caller, json.dumps(entry, ensure_ascii=False))
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue  # the entry changed meanwhile (a new miss, or served): read it again
 
     async def pending(self, limit: int) -> list[Callback]:
         """Numbers to call back, most recently missed first."""
@@ -156,6 +182,9 @@ class RedisCallbackList:
                     attempts=int(data["attempts"]),
                     last_call_id=data["last_call_id"],
                     last_ivr_path=tuple(data["last_ivr_path"]),
+                    tries=int(data.get("tries", 0)),
+                    last_try_at=datetime.fromisoformat(data["last_try_at"]) if data.get("last_try_at") else None,
+                    last_try_result=str(data.get("last_try_result", "")),
                 )
             )
         return result

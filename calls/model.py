@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,6 +30,7 @@ class CallOutcome(StrEnum):
     ABANDONED = "abandoned"  # the caller hung up before the IVR finished
     FALLBACK = "fallback"  # the controller was unreachable: Asterisk's fallback route took it
     LOST_TRACK = "lost_track"  # it ended while we could not see it (AMI down, Asterisk restart)
+    NOT_REACHED = "not_reached"  # an outbound call the citizen did not answer (no answer, busy, unreachable)
 
 
 _ALLOWED: dict[CallState, frozenset[CallState]] = {
@@ -74,6 +75,8 @@ class CallRecord(BaseModel):
     recording: str = ""  # the caller's message (voicemail or fallback), relative to the spool
     call_recording: str = ""  # the seat conversation, relative to the spool
     case_id: str = ""  # the ticket the seat registered for this call, or linked it to (cases/)
+    # outbound: the hotline called (a seat's callback, dialback/); ``caller`` is then the citizen called
+    direction: Literal["inbound", "outbound"] = "inbound"
 
     @property
     def is_open(self) -> bool:
@@ -95,6 +98,7 @@ class CallChanges(TypedDict, total=False):
     call_recording: str
     outcome: CallOutcome
     case_id: str
+    direction: Literal["inbound", "outbound"]
 
 
 def transition(record: CallRecord, new_state: CallState) -> CallRecord:

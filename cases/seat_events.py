@@ -11,6 +11,8 @@ What a seat is sent (``type``):
 - ``call.ended``: the call it talked on ended; ``seat.state``: its state changed (ringing,
   on_call, wrap_up, ready …); ``offer.missed``: it let the phone ring out.
 - ``case.registered`` / ``case.linked``: a case was saved for its call.
+- ``callback.offered`` / ``callback.ended``: its phone rings to call a missed caller back
+  (dialback/: 回拨 clicked, or a blended offer), and how that call ended.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class PopSource(Protocol):
 
 
 _RENAMED = {"acd.offered": "call.offered", "acd.connected": "call.answered", "acd.offer_missed": "offer.missed"}
-_FORWARDED = {"seat.state", "case.registered", "case.linked"}
+_FORWARDED = {"seat.state", "case.registered", "case.linked", "callback.offered", "callback.ended"}
 
 
 class SeatEventHub:

@@ -14,6 +14,8 @@ import structlog
 from aiohttp import web
 
 from cases.routes import CaseDesk, add_case_routes
+from dialback.routes import DialbackDesk
+from dialback.routes import add_routes as add_dialback_routes
 from hotline import __version__
 from hotline.api_calls import CALLS_KEY, CallsBackend, add_call_routes
 from hotline.api_network import NETWORK_KEY, NetworkBackend, add_network_routes
@@ -49,6 +51,7 @@ from web.api_common import (
 )
 from web.auth import Role, TokenRegistry
 from web.openapi import add_openapi_route
+from web.socket_auth import TOKENS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -112,15 +115,17 @@ def build_api(
     knowledge: KnowledgeService | None = None,
     cases: CaseDesk | None = None,
     monitors: MonitorService | None = None,
+    dialback: DialbackDesk | None = None,
     reports: tuple[ReportService, CallSearch] | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
     ``knowledge``: the knowledge base, likewise; ``cases``: the case desk's routes, cases/routes.py;
-    ``monitors``: listen / whisper / barge, monitor/routes.py; ``reports``: the reports and the call
-    search, reports/routes.py)."""
+    ``monitors``: listen / whisper / barge, monitor/routes.py; ``dialback``: seats' callbacks,
+    dialback/routes.py; ``reports``: the reports and the call search, reports/routes.py)."""
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
+    app[TOKENS_KEY] = tokens  # websockets authenticate themselves (web/socket_auth.py)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[REPEATED_READS_KEY] = RepeatedReads()
     app[AUDIT_KEY] = backend
@@ -133,6 +138,8 @@ def build_api(
     if reports is not None:  # before the call routes: /api/v1/calls/search is not a call id
         add_report_routes(app, *reports)
     add_call_routes(app)
+    if dialback is not None:  # before the seat routes: /seats/{id}/{action} would take /seats/{id}/callback
+        add_dialback_routes(app, dialback)
     add_seat_routes(app)
     add_ticket_routes(app)
     add_network_routes(app)

@@ -70,6 +70,7 @@ def call_view(record: CallRecord) -> dict[str, Any]:
         "has_recording": bool(record.recording),
         "has_call_recording": bool(record.call_recording),
         "case_id": record.case_id,
+        "direction": record.direction,  # outbound: a seat called the citizen back (dialback/)
     }
 
 

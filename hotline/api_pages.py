@@ -17,7 +17,12 @@ STATIC = Path(__file__).resolve().parent / "static"
 INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 SELF_ONLY = "default-src 'self'; script-src 'self'; style-src 'self'"  # scripts and styles of ours only
 # the files the pages load (a fixed list: no path from the request reaches the file system)
-ASSETS = {"seat.js": "text/javascript", "seat.css": "text/css"}
+ASSETS = {
+    "seat.js": "text/javascript",
+    "seat.css": "text/css",
+    "wall.js": "text/javascript",
+    "wall.css": "text/css",
+}
 
 
 def _page(name: str, policy: str = INLINE) -> web.FileResponse:
@@ -59,6 +64,12 @@ async def seat_desk(request: web.Request) -> web.FileResponse:
     return _page("seat.html", SELF_ONLY)
 
 
+@describe("the wallboard for a big screen (hotline/static/wall.*)", content="text/html")
+async def wall(request: web.Request) -> web.FileResponse:
+    """The wallboard for a big screen (hotline/static/wall.*; the board comes over the socket)."""
+    return _page("wall.html", SELF_ONLY)
+
+
 @describe("who the token is: name, role, seat", response=Me)
 @requires("seat")
 async def who_am_i(request: web.Request) -> web.Response:
@@ -70,5 +81,6 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/", console)
     app.router.add_get("/seat", seat_desk)
     app.router.add_get("/favicon.ico", describe("the pages' icon (open)", content="image/x-icon")(favicon))
+    app.router.add_get("/wall", wall)
     app.router.add_get("/static/{name}", asset)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -69,6 +69,7 @@ class CallView(BaseModel):
     has_recording: bool
     has_call_recording: bool
     case_id: str | None
+    direction: Literal["inbound", "outbound"]  # outbound: a seat called the citizen back (dialback/)
 
 
 class CallList(BaseModel):
@@ -166,6 +167,7 @@ class TicketView(Ticket):
 
     overdue: list[DeadlineKind]
     has_audio: bool
+    allowed: list[TicketState] = Field(description="the states POST …/transition may move it to")
 
 
 class TicketList(BaseModel):

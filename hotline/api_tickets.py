@@ -15,7 +15,7 @@ from common.privacy import mask_fallback_names, mask_number
 from hotline.api_schemas import ParkedList, Queued, TicketList, TicketView, TransitionBody
 from ivr.calendar import CalendarDataMissing
 from recordings.access import UnsafePath, spool_file
-from tickets.machine import ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
+from tickets.machine import ALLOWED, ExtensionLimitReached, IllegalTicketTransition, ReturnWindowClosed, overdue
 from tickets.model import Ticket, TicketState
 from tickets.store import RedisTicketStore, StoreContention, TicketNotFound
 from voicemail.queue import AsrQueue
@@ -53,6 +53,7 @@ def ticket_view(ticket: Ticket, now: datetime) -> dict[str, Any]:
     data["caller"] = mask_number(ticket.caller)
     data["overdue"] = [kind.value for kind in overdue(ticket, now)]
     data["has_audio"] = bool(ticket.recording)
+    data["allowed"] = sorted(ALLOWED[ticket.state])  # the moves POST …/transition takes (the console's buttons)
     data.pop("recording", None)  # a spool path is for the server, not for clients
     for entry in data["timeline"]:  # notes written before fallback names lost the number
         entry["note"] = mask_fallback_names(entry["note"])

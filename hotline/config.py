@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from acd.config import AcdConfig, SeatConfig
 from common.config_model import ConfigModel
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
+from dialback.config import DialbackConfig
 from knowledge.config import KnowledgeConfig
 from monitor.config import MonitorConfig
 from recordings.config import RecordingsConfig
@@ -31,6 +32,7 @@ from tickets.config import TicketsConfig
 from tickets.model import PLATFORM_CODES, platform_code
 from units.config import UnitsConfig
 from voicemail.config import AsrConfig, SpoolConfig
+from wallboard.config import WallboardConfig
 from web.config import HttpConfig
 
 # keys whose values an error message never repeats
@@ -184,6 +186,8 @@ class Config(ConfigModel):
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     monitor: MonitorConfig = MonitorConfig()  # supervisors' phones for listen / whisper / barge
+    wallboard: WallboardConfig = WallboardConfig()
+    dialback: DialbackConfig = DialbackConfig()  # seats' callbacks to missed callers (dialback/)
     reports: ReportsConfig = ReportsConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -193,6 +197,8 @@ class Config(ConfigModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"seat ids must be unique: {', '.join(duplicates)} given twice")
+        if self.acd.blended_callbacks and self.dialback.trunk not in self.sip.trunks:
+            raise ValueError(f"acd.blended_callbacks: dialback.trunk {self.dialback.trunk!r} is not in sip.trunks")
         unknown = sorted(set(self.acd.auto_login) - set(ids))
         if unknown:
             raise ValueError(f"acd.auto_login names seats that are not configured: {', '.join(unknown)}")

@@ -23,10 +23,12 @@ from hotline.controller_tasks import ControllerTasks
 from hotline.local_secrets import local_secrets
 from hotline.monitor_seats import monitor_service
 from hotline.redis_watch import RedisWatch
+from hotline.wallboard_wiring import attach_wallboard
 from hotline.wiring.acd import build_acd
 from hotline.wiring.agi import agi_routes, build_agi
 from hotline.wiring.calls import build_calls
 from hotline.wiring.case_desk import build_case_desk
+from hotline.wiring.dialback import build_dialback
 from hotline.wiring.ivr import build_dialplans, build_ivr_context, build_system_prompts
 from hotline.wiring.messages import build_messages
 from hotline.wiring.network import build_network
@@ -51,6 +53,7 @@ class Controller:
         messages = build_messages(config, clock, calls, dialplans)
         case_desk = build_case_desk(config, clock, tokens=tokens, calls=calls, messages=messages, dialplans=dialplans)
         acd = build_acd(config, clock, calls, case_desk)
+        dialback = build_dialback(config, clock, calls, acd, messages)  # seats' callbacks (dialback/)
         network = build_network(config, clock, calls, dialplans)
         ivr = build_ivr_context(config, clock, calls=calls, messages=messages, acd=acd.engine, cases=case_desk.cases)
         agi = build_agi(config, secrets.agi_secret, agi_routes(config, calls, dialplans, ivr, acd))
@@ -62,6 +65,7 @@ class Controller:
         self.callback_list, self.audit_log, self.handoffs = calls.callback_list, calls.audit_log, calls.handoffs
         self.events, self.ami = calls.events, calls.ami
         self.seats, self.acd = acd.seats, acd.engine
+        self.dialback = dialback.service
         self.tickets, self.asr_queue, self.spool = messages.tickets, messages.asr_queue, messages.spool
         self.calendar = messages.calendar
         self.desk, self.knowledge, self.cases = case_desk.desk, case_desk.knowledge, case_desk.cases
@@ -95,6 +99,7 @@ class Controller:
             dialplans=dialplans,
             redis=self._redis_watch,
             snapshot=self.api.snapshot,
+            dialback=dialback,
         )
         # the HTTP API: the controller's own routes (hotline/api*.py) and the features' routes.py
         app = build_api(
@@ -105,8 +110,16 @@ class Controller:
             knowledge=self.knowledge,
             cases=case_desk.routes,
             monitors=monitor_service(config, self.ami, self.acd, self.seats, self.api),  # hotline/monitor_seats.py
+            dialback=dialback.routes,
             reports=(reports.service, reports.search),
         )
+        # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
+        self.wallboard = attach_wallboard(
+            app, config=config, figures=self.api.figures, acd=self.acd, seats=self.seats, events=self.events,
+            tracker=self.tracker, redis=self._redis, recent_calls=self.api.recent_calls, clock=clock,
+        )  # fmt: skip
+        self.api.more_metrics.append(self.wallboard.metrics)
+        self.api.more_metrics.append(self.dialback.metrics)  # seats' callbacks (dialback/)
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
 

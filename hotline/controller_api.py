@@ -4,6 +4,7 @@ recordings, the callback list and the audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ class ControllerApi:
         self._dialplans = dialplans
         self._knowledge = knowledge
         self._redis = redis
+        self.more_metrics: list[Callable[[], list[Metric]]] = []  # features wired after the API (wallboard)
         self.figures = Figures(
             config=config,
             seats=acd.seats,
@@ -264,6 +266,7 @@ class ControllerApi:
             *await self.figures.metrics(),
             *await self._messages.calendar.metrics(),
             *self._knowledge.metrics(),
+            *(metric for more in self.more_metrics for metric in more()),
         ]
 
     def _spool_free(self) -> list[Metric]:

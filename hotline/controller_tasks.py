@@ -20,6 +20,7 @@ from hotline.redis_watch import RedisWatch
 from hotline.wiring.acd import AcdParts
 from hotline.wiring.calls import CallParts
 from hotline.wiring.case_desk import CaseDeskParts
+from hotline.wiring.dialback import DialbackParts
 from hotline.wiring.messages import MessageParts, webhook_exporter
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import RECORDINGS_DIR, VOICEMAIL_DIR
@@ -77,6 +78,7 @@ class ControllerTasks:
         dialplans: DialplanRegistry,
         redis: RedisWatch,
         snapshot: Callable[[], Awaitable[dict[str, Any]]],
+        dialback: DialbackParts,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -87,12 +89,14 @@ class ControllerTasks:
         self._dialplans = dialplans
         self._redis = redis
         self._snapshot = snapshot
+        self._dialback = dialback
 
     def start(self) -> list[asyncio.Task[None]]:
         cfg, calls, messages, desk = self._config, self._calls, self._messages, self._case_desk
         tasks = [
             asyncio.create_task(calls.tracker.run_flusher(), name="calls-flusher"),
             asyncio.create_task(desk.seat_events.run(), name="seat-events"),
+            asyncio.create_task(self._dialback.service.run(), name="dialback"),  # blended callback offers
             asyncio.create_task(every(1.0, self.flush_callbacks), name="callbacks-flusher"),
             asyncio.create_task(every(cfg.spool.check_interval_s, messages.spool.check), name="spool-check"),
             asyncio.create_task(every(FALLBACK_SCAN_INTERVAL_S, calls.fallback.scan), name="fallback-scan"),

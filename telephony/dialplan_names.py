@@ -68,6 +68,12 @@ AGI_CALLBACK_DONE_SCRIPT = "callback-done"
 # dialplan's after_seat entry (case number, satisfaction survey); a transferred caller is not asked
 AFTER_SEAT_CONTEXT = "hotline-after-seat"
 AGI_AFTER_SEAT_SCRIPT = "after-seat"
+# a seat calls a missed caller back (dialback/): the seat's phone is rung (AMI Originate, uniqueid
+# OFFER_PREFIX + "cb-…": the ACD finds it busy after a restart) into DIALBACK_CONTEXT, which dials
+# DIAL_VARIABLE showing the platform's 12345 number, records like an offer, and reports DIALSTATUS
+DIALBACK_CONTEXT = "hotline-dialback"
+DIALBACK_EVENT = "HotlineDialback"  # UserEvent from the seat channel's h extension: Id, Status, Talk
+DIALBACK_RING_VARIABLE = "HOTLINE_DIALBACK_RING"  # how long the citizen's phone rings (seconds)
 FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 

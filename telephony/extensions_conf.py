@@ -28,6 +28,9 @@ from telephony.dialplan_names import (
     CONSULT_SEAT_CHANNEL_VARIABLE,
     CONSULTING_VARIABLE,
     DIAL_VARIABLE,
+    DIALBACK_CONTEXT,
+    DIALBACK_EVENT,
+    DIALBACK_RING_VARIABLE,
     ENTRY_CONTEXT,
     FALLBACK_QUEUE,
     FALLBACK_SPOOL,
@@ -288,6 +291,19 @@ exten => s,1,Set(attempt=0)
  same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)
  same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
  same => n,Hangup()
+
+; A seat calls a missed caller back (dialback/: the desk's 回拨, or a blended offer): the seat's
+; phone was rung first (AMI Originate); answered, the call is recorded like an offer's and the
+; citizen is dialled (the controller built the dial string from checked parts; the ring time is
+; digits only) showing the platform's 12345 number. The result goes to the controller from the h
+; extension, whoever hangs up first.
+[{DIALBACK_CONTEXT}]
+exten => s,1,GotoIf($["${{{DIAL_VARIABLE}}}" = ""]?done)
+ same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
+ same => n,Set(CALLERID(all)="{HOTLINE_NUMBER}" <{site.area_code}{HOTLINE_NUMBER}>)
+ same => n,Dial(${{{DIAL_VARIABLE}}},${{FILTER(0-9,${{{DIALBACK_RING_VARIABLE}}})}})
+ same => n(done),Hangup()
+exten => h,1,UserEvent({DIALBACK_EVENT},Id: ${{UNIQUEID}},Status: ${{DIALSTATUS}},Talk: ${{ANSWEREDTIME}})
 """
 
 

@@ -25,6 +25,7 @@ const desk = {
   reconnectDelay: 500,
   lost: false,
   lastUpdate: null,
+  waiting: 0, // inbound callers waiting (回拨 is refused while any wait)
 };
 
 class Unreachable extends Error {} // no answer from the controller (down, restarting, network)
@@ -187,6 +188,7 @@ async function refresh() {
     const mine = seats.find((s) => s.seat === desk.me.seat);
     showSeat(mine);
     if (mine) status(`坐席 seat ${mine.seat}: ${mine.state}${mine.current ? " — " + mine.current.phase : ""}`, false);
+    await loadMissed();
     const consult = desk.callId ? await api(`/api/v1/calls/${enc(desk.callId)}/transfer`).catch(() => null) : null;
     $("consult").textContent = consult ? `${consult.to}: ${consult.state} (${consult.mode})` : "无 none";
   } catch (e) {
@@ -249,6 +251,7 @@ function showHistory(history, error) {
       item.append(el("strong", c.id), el("span", ` · ${CATEGORY_LABELS[c.category] || c.category} · ${matterLabel(c.matter_type)} · ${c.state} · 办结时限 ${fmtTime(c.resolve_by)}`));
       if (c.request) item.append(el("div", c.request, "muted"));
       item.append(button("关联此工单 link this call (repeat request)", () => linkCase(c.id), "link-case"));
+      item.append(button("回拨 call back", () => callBack({ ticket_id: c.id }), "callback", !desk.waiting, "callers are waiting: inbound first"));
       list.append(item);
     }
     box.append(list);
@@ -262,6 +265,41 @@ function showHistory(history, error) {
     }
     box.append(list);
   }
+}
+
+// ---- missed calls: 回拨 (the seat's phone rings first, then the citizen's) --------------------------
+
+async function loadMissed() {
+  let data;
+  try {
+    data = await api(`/api/v1/seats/${enc(desk.me.seat)}/callbacks`);
+  } catch (e) {
+    if (e instanceof Missing) { $("missed-note").textContent = "此平台未启用回拨 callbacks are not served here"; return; }
+    if (e instanceof Unreachable || e instanceof Refused) throw e;
+    $("missed-note").textContent = `未接来电暂不可用 the list is unavailable: ${e.message || e}`; // e.g. Redis away
+    return;
+  }
+  desk.waiting = data.inbound_waiting;
+  const busy = data.in_progress.length > 0;
+  const note = data.inbound_waiting
+    ? `有 ${data.inbound_waiting} 位来电者在排队：先接来电 callers are waiting: inbound first`
+    : busy ? `回拨中 calling ${data.in_progress[0].caller} (${data.in_progress[0].state})` : data.blended ? "空闲时自动回拨 blended: offered when idle" : "";
+  $("missed-note").textContent = note;
+  const list = $("missed");
+  list.replaceChildren();
+  if (!data.callbacks.length) { list.append(el("li", "无未接来电 none to call back", "muted")); return; }
+  for (const c of data.callbacks) {
+    const tries = c.tries ? ` · 已回拨 ${c.tries} 次 tried (${c.last_try_result})` : "";
+    const item = el("li", `${c.caller} · 未接 ${c.attempts} 次 missed · ${fmtTime(c.last_missed_at)}${tries} `);
+    const why = data.inbound_waiting ? "callers are waiting: inbound first" : "a callback is in progress";
+    item.append(button("回拨 call back", () => callBack({ entry: c.entry }), "callback", !data.inbound_waiting && !busy, why));
+    list.append(item);
+  }
+}
+
+function callBack(body) {
+  if (!desk.me || !desk.me.seat) return;
+  act(() => api(`/api/v1/seats/${enc(desk.me.seat)}/callback`, body), "回拨：您的话机正在振铃 your phone rings: answer it");
 }
 
 function onSeatEvent(event) {
@@ -279,6 +317,13 @@ function onSeatEvent(event) {
     case "case.registered":
     case "case.linked":
       if (event.call_id === desk.caseCallId) showCaseResult(event.ticket_id, event.type === "case.linked");
+      break;
+    case "callback.offered":
+      say(`回拨 calling back ${event.caller || ""}: 请接听话机 answer your phone, then the citizen is rung`, false);
+      break;
+    case "callback.ended":
+      say(event.reached ? "回拨已接通 the citizen answered: off the list" : `回拨未接通 not reached (${event.result}): kept on the list`, !event.reached);
+      refresh();
       break;
     case "call.ended":
     case "seat.state":

@@ -313,6 +313,7 @@ ROUTES = [
     ("GET", "/metrics"),
     ("GET", "/seat"),
     ("GET", "/static/{name}"),
+    ("GET", "/wall"),
     ("POST", "/api/v1/asr/parked/retry"),
     ("POST", "/api/v1/calls/{call_id}/transfer"),
     ("POST", "/api/v1/calls/{call_id}/transfer/{action}"),

@@ -53,6 +53,15 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_calendar_days_left": "gauge",
     "hotline_tickets_provisional": "gauge",
     "hotline_api_unauthenticated": "counter",
+    "hotline_knowledge_entries": "gauge",  # knowledge/ (issue 12)
+    "hotline_knowledge_reloads": "counter",
+    "hotline_knowledge_uses_unsaved": "gauge",
+    "hotline_survey_answers": "counter",  # ivr/after_seat.py (issue 12)
+    "hotline_satisfaction_rate_24h": "gauge",
+    "hotline_queue_satisfaction_rate_24h": "gauge",
+    "hotline_seat_satisfaction_rate_24h": "gauge",
+    "hotline_alert_active": "gauge",  # wallboard/ (issue 14)
+    "hotline_wallboard_viewers": "gauge",
 }
 
 # present only sometimes: free space unknown, no in-controller ASR worker, Redis not read, no seats/queues
@@ -63,6 +72,15 @@ OPTIONAL = frozenset(
         "hotline_tickets_provisional",
         "hotline_seat_answered_24h",
         "hotline_seat_talk_seconds_avg_24h",
+        # no sample while there is no score: nothing offered, nobody answered a survey
+        "hotline_queue_answer_rate_24h",
+        "hotline_queue_abandon_rate_24h",
+        "hotline_queue_service_level_15s_24h",
+        "hotline_survey_answers",
+        "hotline_satisfaction_rate_24h",
+        "hotline_queue_satisfaction_rate_24h",
+        "hotline_seat_satisfaction_rate_24h",
+        "hotline_alert_active",
     }
 )
 

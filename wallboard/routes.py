@@ -1,0 +1,106 @@
+"""``GET /api/v1/wallboard``: the live board over a websocket (supervisor role). The token comes
+in the Authorization header (refused before the upgrade, as plain HTTP) or as the first message
+``{"token": …}`` within 10 s; a token in the URL is refused. Boards are pushed; the browser's
+messages are read and ignored (so that close frames and pongs are seen)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiohttp import web
+
+from wallboard.service import Subscriber, Wallboard
+from web.api_common import SERVING_KEY, UNAUTHENTICATED_KEY, error_response
+from web.auth import Principal
+from web.openapi import describe
+from web.socket_auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, TOKENS_KEY, first_message_principal
+
+log = structlog.get_logger(__name__)
+
+URL_SECRETS = ("token", "access_token", "auth")
+
+
+WALLBOARD_KEY: web.AppKey[Wallboard] = web.AppKey("wallboard", Wallboard)
+
+
+def _refusal(principal: Principal, request: web.Request) -> str | None:
+    if not principal.may("supervisor"):
+        return "the wallboard needs the supervisor role"
+    serving = request.app[SERVING_KEY]
+    if not serving.scope_of(principal).may_view(serving.platform):
+        return "this token is another platform's"
+    return None
+
+
+@describe(
+    "the live wallboard over a websocket: per queue and platform, pushed every few seconds and on events",
+    websocket=True,
+    role="supervisor",
+    description="The token in the Authorization header, or (browsers) as the first message "
+    '{"token": "…"} within 10 s; refusals close with 4401 / 4403. A token in the URL is refused (400).',
+    errors={400: "a token in the URL", 401: "the Authorization header's token is not valid", 403: "not a supervisor"},
+)
+async def wallboard(request: web.Request) -> web.StreamResponse:
+    board, tokens = request.app[WALLBOARD_KEY], request.app[TOKENS_KEY]
+    if any(name in request.query for name in URL_SECRETS):
+        log.warning("wallboard.token_in_url", remote=request.remote or "")
+        return error_response(400, "never put a token in the URL: send it as the first message or a header")
+    header = request.headers.get("Authorization")
+    principal = tokens.authenticate(header) if header else None
+    if header is not None:
+        if principal is None:
+            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
+            return error_response(401, "a valid bearer token is required")
+        refused = _refusal(principal, request)
+        if refused is not None:
+            return error_response(403, refused)
+    socket = web.WebSocketResponse(heartbeat=20)
+    await socket.prepare(request)
+    if principal is None:
+        principal = await first_message_principal(socket, tokens)
+        if principal is None:
+            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
+            await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
+            return socket
+        refused = _refusal(principal, request)
+        if refused is not None:
+            await socket.close(code=CLOSE_FORBIDDEN, message=refused.encode())
+            return socket
+    province = request.app[SERVING_KEY].scope_of(principal).province
+    subscriber = board.subscribe(province)
+    log.info("wallboard.open", who=principal.name, province=province)
+    try:
+        await socket.send_json({"type": "hello", "who": principal.name, "province": province})
+        await _pump(socket, subscriber)
+    finally:
+        board.unsubscribe(subscriber)
+        log.info("wallboard.closed", who=principal.name)
+    return socket
+
+
+async def _pump(socket: web.WebSocketResponse, subscriber: Subscriber) -> None:
+    async def read() -> None:
+        async for _message in socket:
+            pass
+
+    reader = asyncio.create_task(read())
+    try:
+        while not socket.closed:
+            getter = asyncio.create_task(subscriber.boards.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await socket.send_json(getter.result())
+    except ConnectionResetError:
+        pass
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+def add_routes(app: web.Application, board: Wallboard) -> None:
+    """Serve ``board`` (the app must hold TOKENS_KEY, as hotline/api.py's build_api sets it)."""
+    app[WALLBOARD_KEY] = board
+    app.router.add_get("/api/v1/wallboard", wallboard)

@@ -1,0 +1,146 @@
+"""Today's queue figures kept as counters (pure): each call counts once, when its record ends,
+in the China day (00:00 Asia/Shanghai, UTC+8 all year) in which it entered the queue. A push
+reads the counters, never the records; a new day starts from zero at 00:00 China time.
+
+Besides the day's totals, the finished calls of the last ``keep_s`` are kept one line each so
+that alerts can take a rate over a rolling window (e.g. the service level over 15 min).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from acd.stats import SATISFIED_SCORES, SERVICE_LEVEL_S, satisfaction_rate
+from calls.model import CallOutcome, CallRecord
+
+CHINA = timezone(timedelta(hours=8), "CST")  # China has one time zone and no daylight saving
+ALL = "all"  # the platform's total over its queues
+
+
+def china_day(at: datetime) -> date:
+    return at.astimezone(CHINA).date()
+
+
+def day_start(now: datetime) -> datetime:
+    """00:00 China time of the day ``now`` is in (an aware datetime)."""
+    local = now.astimezone(CHINA)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class Counts:
+    """Offered, answered … of one queue over some span."""
+
+    offered: int = 0
+    answered: int = 0
+    within_15s: int = 0
+    abandoned: int = 0
+    wait_answered_s: float = 0.0
+    surveyed: int = 0
+    satisfied: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def rate(self, figure: str) -> float | None:
+        """A share by name; None while nothing was offered (or nobody answered a survey)."""
+        if figure == "satisfaction_rate":
+            return satisfaction_rate(self.surveyed, self.satisfied)
+        if not self.offered:
+            return None
+        part = {"service_level_15s": self.within_15s, "answer_rate": self.answered, "abandon_rate": self.abandoned}
+        return part[figure] / self.offered
+
+    def view(self) -> dict[str, float | int | None]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 4)
+
+        return {
+            "offered": self.offered,
+            "answered": self.answered,
+            "answered_within_15s": self.within_15s,
+            "abandoned": self.abandoned,
+            "service_level_15s": rounded(self.rate("service_level_15s")),
+            "answer_rate": rounded(self.rate("answer_rate")),
+            "abandon_rate": rounded(self.rate("abandon_rate")),
+            "satisfaction_rate": rounded(self.rate("satisfaction_rate")),
+            "surveyed": self.surveyed,
+            "asa_s": round(self.wait_answered_s / self.answered, 1) if self.answered else None,
+        }
+
+
+def counts_of(record: CallRecord) -> Counts | None:
+    """What one ended queued call adds (None: it never queued, or has not ended)."""
+    if record.queued_at is None or record.is_open:
+        return None
+    if record.seat_answered_at is not None:
+        wait = max((record.seat_answered_at - record.queued_at).total_seconds(), 0.0)
+        score = record.survey_score
+        return Counts(
+            offered=1,
+            answered=1,
+            within_15s=int(wait <= SERVICE_LEVEL_S),
+            wait_answered_s=wait,
+            surveyed=int(score is not None),
+            satisfied=int(score in SATISFIED_SCORES),
+        )
+    return Counts(offered=1, abandoned=int(record.outcome is CallOutcome.ABANDONED))
+
+
+@dataclass
+class TodayTally:
+    """Per-queue counters of the current China day, and the recent finished calls."""
+
+    keep_s: float = 900.0
+    day: date | None = None
+    _today: dict[str, Counts] = field(default_factory=dict)
+    _counted: dict[str, datetime] = field(default_factory=dict)  # call id → entered the queue
+    _recent: deque[tuple[datetime, str, Counts]] = field(default_factory=deque)
+
+    def _roll(self, now: datetime) -> None:
+        today = china_day(now)
+        if self.day != today:
+            self.day, self._today = today, {}
+            oldest = min(day_start(now), now - timedelta(seconds=self.keep_s))
+            self._counted = {call_id: at for call_id, at in self._counted.items() if at >= oldest}
+
+    def add(self, record: CallRecord, now: datetime) -> bool:
+        """Count an ended record once (a record seen twice, or of another day, is skipped)."""
+        self._roll(now)
+        counts = counts_of(record)
+        if counts is None or record.queued_at is None or record.call_id in self._counted:
+            return False
+        today = china_day(record.queued_at) == self.day
+        recent = record.queued_at >= now - timedelta(seconds=self.keep_s)  # a window may span 00:00
+        if not (today or recent):
+            return False
+        self._counted[record.call_id] = record.queued_at
+        if today:
+            self._today.setdefault(record.queue, Counts()).add(counts)
+        if recent:
+            self._recent.append((record.queued_at, record.queue, counts))
+        return True
+
+    def today(self, queue: str, now: datetime) -> Counts:
+        """``queue``'s counters since 00:00 China time (``ALL``: every queue's)."""
+        self._roll(now)
+        total = Counts()
+        for name, counts in self._today.items():
+            if queue in (ALL, name):
+                total.add(counts)
+        return total
+
+    def window(self, queue: str, now: datetime, span_s: float) -> Counts:
+        """``queue``'s counters over the calls that entered it in the last ``span_s`` (≤ keep_s)."""
+        horizon = now - timedelta(seconds=self.keep_s)
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        since = now - timedelta(seconds=span_s)
+        total = Counts()
+        for at, name, counts in self._recent:
+            if at >= since and queue in (ALL, name):
+                total.add(counts)
+        return total
