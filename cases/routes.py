@@ -80,9 +80,15 @@ async def _own_call(  # noqa: PLR0911 - one answer per refusal
     principal: Principal = request[PRINCIPAL_KEY]
     if principal.may("supervisor"):
         return record, False
-    own = bool(principal.seat) and (
-        record.seat == principal.seat
-        or (offered_counts and _desk(request).hub.was_offered(principal.seat or "", record.call_id))
+    # seat ids are a platform's own ("1001" on every platform): a seat token of another platform
+    # (the province's may view this one's calls) is never the seat on this call
+    own = (
+        bool(principal.seat)
+        and scope.platform == record.platform
+        and (
+            record.seat == principal.seat
+            or (offered_counts and _desk(request).hub.was_offered(principal.seat or "", record.call_id))
+        )
     )
     if not own:
         log.warning("cases.other_seats_call", who=principal.name, call_id=call_id, seat=record.seat)
@@ -211,11 +217,14 @@ async def _first_message_principal(socket: web.WebSocketResponse, tokens: TokenR
 
 def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Request) -> tuple[int, str] | None:
     """Why ``principal`` may not follow ``seat_id``'s events (code, reason), or None."""
-    scope = request.app[SERVING_KEY].scope_of(principal)
-    if not scope.may_view(request.app[SERVING_KEY].platform):
+    serving = request.app[SERVING_KEY]
+    scope = serving.scope_of(principal)
+    if not scope.may_view(serving.platform):
         return CLOSE_FORBIDDEN, "this token is another platform's"
     if not principal.may_act_as_seat(seat_id):
         return CLOSE_FORBIDDEN, "a seat follows only its own events"
+    if principal.role == "seat" and scope.platform != serving.platform:  # the province's "1001" is not ours
+        return CLOSE_FORBIDDEN, "a seat follows only its own platform's seat"
     if seat_id not in desk.seat_ids:
         return CLOSE_NO_SEAT, "no such seat"
     return None
