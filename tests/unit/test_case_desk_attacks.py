@@ -244,3 +244,12 @@ async def test_a_case_registered_while_redis_hangs_is_503_then_saved_once(redis_
         redis_server.send_signal(signal.SIGCONT)
         await made.client.close()
         await client.aclose()
+
+
+async def test_a_token_in_the_seat_sockets_url_is_refused(desk: Desk) -> None:
+    """Found: ``/api/v1/seats/1001/events?token=…`` was upgraded (the token ignored) and so
+    taught clients nothing, while the URL with the token went to access logs and browser
+    history. Refused as the wallboard's socket refuses it."""
+    for name in ("token", "access_token", "auth"):
+        response = await desk.client.get(f"/api/v1/seats/1001/events?{name}=km-seat-token", headers=as_("km-seat"))
+        assert response.status == 400 and "URL" in (await response.json())["error"]
