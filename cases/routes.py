@@ -40,6 +40,7 @@ FIRST_MESSAGE_TIMEOUT_S = 10.0
 MAX_FIRST_MESSAGE_BYTES = 4096
 # websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NO_SEAT = 4401, 4403, 4404
+URL_SECRETS = ("token", "access_token", "auth")  # refused as the wallboard's socket refuses them
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,15 @@ async def _own_call(  # noqa: PLR0911 - one answer per refusal
     principal: Principal = request[PRINCIPAL_KEY]
     if principal.may("supervisor"):
         return record, False
-    own = bool(principal.seat) and (
-        record.seat == principal.seat
-        or (offered_counts and _desk(request).hub.was_offered(principal.seat or "", record.call_id))
+    # seat ids are a platform's own ("1001" on every platform): a seat token of another platform
+    # (the province's may view this one's calls) is never the seat on this call
+    own = (
+        bool(principal.seat)
+        and scope.platform == record.platform
+        and (
+            record.seat == principal.seat
+            or (offered_counts and _desk(request).hub.was_offered(principal.seat or "", record.call_id))
+        )
     )
     if not own:
         log.warning("cases.other_seats_call", who=principal.name, call_id=call_id, seat=record.seat)
@@ -211,11 +218,14 @@ async def _first_message_principal(socket: web.WebSocketResponse, tokens: TokenR
 
 def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Request) -> tuple[int, str] | None:
     """Why ``principal`` may not follow ``seat_id``'s events (code, reason), or None."""
-    scope = request.app[SERVING_KEY].scope_of(principal)
-    if not scope.may_view(request.app[SERVING_KEY].platform):
+    serving = request.app[SERVING_KEY]
+    scope = serving.scope_of(principal)
+    if not scope.may_view(serving.platform):
         return CLOSE_FORBIDDEN, "this token is another platform's"
     if not principal.may_act_as_seat(seat_id):
         return CLOSE_FORBIDDEN, "a seat follows only its own events"
+    if principal.role == "seat" and scope.platform != serving.platform:  # the province's "1001" is not ours
+        return CLOSE_FORBIDDEN, "a seat follows only its own platform's seat"
     if seat_id not in desk.seat_ids:
         return CLOSE_NO_SEAT, "no such seat"
     return None
@@ -226,14 +236,22 @@ def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Re
     websocket=True,
     role="seat",
     description="The token in the Authorization header, or (browsers) as the first message "
-    '{"token": "…"} within 10 s; refusals close with 4401 / 4403 / 4404.',
-    errors={401: "the Authorization header's token is not valid", 403: "not this seat's token", 404: "no such seat"},
+    '{"token": "…"} within 10 s; refusals close with 4401 / 4403 / 4404. A token in the URL is refused (400).',
+    errors={
+        400: "a token in the URL",
+        401: "the Authorization header's token is not valid",
+        403: "not this seat's token",
+        404: "no such seat",
+    },
 )
 async def seat_events(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/seats/{seat_id}/events: the seat's own events over a websocket. The token
     comes in the Authorization header, or (browsers) as the first message ``{"token": …}``
     within 10 s — never in the URL."""
     desk, seat_id = _desk(request), request.match_info["seat_id"]
+    if any(name in request.query for name in URL_SECRETS):  # access logs and history keep URLs
+        log.warning("cases.token_in_url", remote=request.remote or "")
+        return error_response(400, "never put a token in the URL: send it as the first message or a header")
     header = request.headers.get("Authorization")
     principal = desk.tokens.authenticate(header) if header else None
     if header is not None:  # refused before the upgrade, as plain HTTP

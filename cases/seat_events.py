@@ -60,6 +60,10 @@ class SeatEventHub:
         self._subscribers: dict[str, set[asyncio.Queue[Event]]] = {}
         self._offered: dict[str, deque[str]] = {}  # seat → the calls it was rung for, latest last
         self._talking: dict[str, str] = {}  # seat → the call it answered
+        # seat → its events waiting behind a pop (event, call id to pop or None), drained in
+        # order by one task per seat: a pop that waits on Redis holds up that seat's events only
+        self._lanes: dict[str, deque[tuple[Event, str | None]]] = {}
+        self._drains: dict[str, asyncio.Task[None]] = {}
 
     def subscribe(self, seat_id: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_DEPTH)
@@ -91,34 +95,64 @@ class SeatEventHub:
                     log.exception("seat_events.route_failed", type=event.get("type"))
         finally:
             self._source.unsubscribe(queue)
+            drains = list(self._drains.values())
+            for task in drains:
+                task.cancel()
+            await asyncio.gather(*drains, return_exceptions=True)
 
     async def route(self, event: Event) -> None:
-        """Send one bus event to the seat it names (if any) in the seat's terms."""
+        """Send one bus event to the seat it names (if any) in the seat's terms. It never waits
+        on a pop (the caller's history, read from Redis): that seat's events wait for it in
+        their lane, every other seat's go on."""
         seat, kind, call_id = event.get("seat"), str(event.get("type", "")), event.get("call_id")
         if not isinstance(seat, str) or not seat:
             return
         out: Event | None = None
+        pop_for: str | None = None
         if kind == "acd.offered" and isinstance(call_id, str):
             self._offered.setdefault(seat, deque(maxlen=REMEMBERED_OFFERS)).append(call_id)
             if self.subscribers(seat):
-                out = {**event, "type": "call.offered", **await self._pop(call_id)}
+                out, pop_for = {**event, "type": "call.offered"}, call_id
         elif kind == "acd.connected" and isinstance(call_id, str):
             rung_for = self._offered.get(seat)
             self._talking[seat] = call_id
             out = {**event, "type": "call.answered"}
             if self.subscribers(seat) and (not rung_for or rung_for[-1] != call_id):
-                out.update(await self._pop(call_id))  # bound to another caller than the one rung for
+                pop_for = call_id  # bound to another caller than the one rung for
         elif kind == "seat.state":
             out = event
             if event.get("cause") == "call ended":
                 call = self._talking.pop(seat, "")
-                self._deliver(seat, {"type": "call.ended", "at": event.get("at"), "seat": seat, "call_id": call})
+                self._send(seat, {"type": "call.ended", "at": event.get("at"), "seat": seat, "call_id": call})
         elif kind in _RENAMED:
             out = {**event, "type": _RENAMED[kind]}
         elif kind in _FORWARDED:
             out = event
         if out is not None:
-            self._deliver(seat, out)
+            self._send(seat, out, pop_for)
+
+    def _send(self, seat: str, event: Event, pop_for: str | None = None) -> None:
+        """Deliver ``event`` now, or (a pop to add, or earlier events of the seat still waiting
+        for theirs) after the seat's earlier events, in the seat's lane."""
+        lane = self._lanes.get(seat)
+        if lane is None and pop_for is None:
+            self._deliver(seat, event)
+            return
+        if lane is None:
+            lane = self._lanes[seat] = deque(maxlen=QUEUE_DEPTH)  # a full lane drops its oldest
+            self._drains[seat] = asyncio.create_task(self._drain(seat, lane))
+        lane.append((event, pop_for))
+
+    async def _drain(self, seat: str, lane: deque[tuple[Event, str | None]]) -> None:
+        try:
+            while lane:
+                event, pop_for = lane.popleft()
+                if pop_for is not None:
+                    event = {**event, **await self._pop(pop_for)}
+                self._deliver(seat, event)
+        finally:  # no await between the empty lane and here: nothing is appended to a lane gone
+            self._lanes.pop(seat, None)
+            self._drains.pop(seat, None)
 
     async def _pop(self, call_id: str) -> Event:
         try:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from common.textfiles import read_text_file
 from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 from knowledge.model import RESERVED_IDS, Entry, FileSpec
 
@@ -143,7 +144,7 @@ def parse_file(text: str, filename: str, platform: str, references: References |
 
 def _read(path: Path) -> tuple[str | None, Problem | None]:
     try:
-        return path.read_text(encoding="utf-8"), None
+        return read_text_file(path), None
     except OSError as exc:
         return None, Problem(str(path), None, (), f"cannot read: {exc.strerror}")
     except UnicodeDecodeError:

@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from common.textfiles import read_text_file
 from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 from units.model import PROVINCE, CodesFile, DeskCodes, Disposition, Omit, PauseReason, PlacedUnit, Unit, UnitsFile
 
@@ -345,7 +346,7 @@ def desk_files(root: Path) -> tuple[list[Path], list[Path]]:
 
 def read_source(path: Path, problems: list[Problem]) -> Source | None:
     try:
-        return Source(str(path), path.read_text(encoding="utf-8"))
+        return Source(str(path), read_text_file(path))
     except OSError as exc:
         problems.append(Problem(str(path), None, (), f"cannot read: {exc.strerror}"))
     except UnicodeDecodeError:

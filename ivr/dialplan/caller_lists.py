@@ -10,6 +10,7 @@ and is part of every dialplan's version, so a reload takes a changed list.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +21,25 @@ from ivr.dialplan.loader import DialplanInvalid, Problem, read_mapping, read_sou
 from ivr.dialplan.schema import CallerList, CallerListAction, CallerListsSpec
 
 CALLER_LISTS_FILE = "caller_lists.yaml"
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
 
 def normal_number(number: str) -> str:
-    """The form numbers are compared in: digits only, without China's +86 / 0086 prefix."""
-    digits = number.removeprefix("+")
+    """The form numbers are compared in: China's national form, whatever form the caller's
+    network presents. ``+86``/``0086``/``86`` + a mobile number is the mobile number;
+    ``+86``/``0086``/``86`` + an area code and a landline number (the area code without its
+    trunk ``0``: +86 871 6512 3456) is ``0871 6512 3456`` — else a blocked landline would pass as
+    ``+868716…`` and an elderly caller's landline lose its priority."""
+    digits = number.strip().removeprefix("+")
     if digits.startswith("0086"):
-        return digits[4:]
-    if digits.startswith("86") and len(digits) == 13:  # 86 + an 11-digit mobile number
-        return digits[2:]
-    return digits
+        national = digits[4:]
+    elif digits.startswith("86") and len(digits) in (12, 13):  # 86 + 10 or 11 digits: international
+        national = digits[2:]
+    else:
+        return digits
+    if national.startswith("0") or _MOBILE.fullmatch(national):  # the trunk 0 written anyway, or a mobile
+        return national
+    return "0" + national  # an area code (10 Beijing, 871 Kunming …) and the number
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from common.textfiles import read_text_file
 from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
 from ivr.dialplan.checks import Finding, check_graph
@@ -133,7 +134,7 @@ def read_mapping(text: str, filename: str, what: str) -> tuple[YamlDocument, lis
 def read_source(path: Path) -> str:
     """The file's text; DialplanInvalid naming the file when it cannot be read as UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_text_file(path)
     except OSError as exc:
         raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:

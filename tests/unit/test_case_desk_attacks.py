@@ -1,0 +1,255 @@
+"""The case desk under attack and on a bad day (session 5's review): a seat token of another
+platform whose seat id is the same as ours ("1001" is on every platform), a hung Redis during a
+case registration, and a screen pop waiting on Redis while other seats' events are due."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from acd.events import EventBus
+from calls.caller_index import CallerKeys
+from calls.model import CallRecord, CallState
+from calls.store import RedisCallStore
+from calls.tracker import CallTracker
+from cases import seat_events
+from cases.model import StaticKnowledge, StaticUnits
+from cases.routes import CaseDesk, add_case_routes
+from cases.seat_events import SeatEventHub
+from cases.service import CaseService
+from cases.store import CaseStore, case_by_call_key
+from hotline.api import make_auth_middleware
+from hotline.redis_process import RedisProcess
+from ivr.calendar import PlatformCalendar
+from tests.support.waiting import wait_until
+from tests.unit.test_cases import CALLER, DISPATCH, NOW, Audit
+from tickets.store import INDEX, RedisTicketStore, export_stream
+from web.api_common import AUDIT_KEY, SERVING_KEY, UNAUTHENTICATED_KEY, Serving, Unauthenticated
+from web.auth import ApiToken, Role, TokenRegistry, token_sha256
+
+HANG_GUARD_S = 30.0  # a wait on a hung Redis (or a stalled hub) would last for ever: this ends the test
+
+
+def _token(name: str, role: Role, platform: str | None = None, seat: str | None = None) -> ApiToken:
+    return ApiToken(name=name, role=role, sha256=token_sha256(f"{name}-token"), platform=platform, seat=seat)
+
+
+TOKENS = TokenRegistry(
+    [
+        _token("km-seat", "seat", seat="1001"),
+        _token("km-sup", "supervisor"),
+        _token("yn-seat", "seat", "province", seat="1001"),  # the province's own seat 1001
+        _token("yn-sup", "supervisor", "province"),
+    ]
+)
+
+
+def as_(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {name}-token"}
+
+
+class Desk:
+    def __init__(self, client: TestClient[Any, Any], tracker: CallTracker, calls: RedisCallStore) -> None:
+        self.client, self.tracker, self.calls = client, tracker, calls
+
+    async def call(self, call_id: str, seat: str = "1001") -> CallRecord:
+        record = CallRecord(
+            call_id=call_id,
+            platform="kunming",
+            caller=CALLER,
+            started_at=NOW,
+            state=CallState.IN_IVR,
+            seat=seat,
+            queue="general",
+        )
+        self.tracker._live[call_id] = record
+        await self.calls.save(record)
+        return record
+
+
+async def _desk(client: aioredis.Redis, redis_for_cases: aioredis.Redis | None = None) -> tuple[Desk, SeatEventHub]:
+    keys = CallerKeys("test-secret")
+    calendar = PlatformCalendar()
+    calls = RedisCallStore(client, timedelta(days=180), "kunming", keys)
+    tracker = CallTracker(calls, "kunming", lambda: NOW)
+    cases_client = redis_for_cases or client
+    tickets = RedisTicketStore(cases_client, lambda _p: calendar, export_stream("kunming"))
+    events = EventBus(client)
+    service = CaseService(
+        store=CaseStore(cases_client, tickets, lambda _p: calendar, keys),
+        live=tracker,
+        stored=calls,
+        units=StaticUnits({"kunming": ["wuhua-street"]}),
+        knowledge=StaticKnowledge({}),
+        events=events,
+        clock=lambda: NOW,
+    )
+    hub = SeatEventHub(events, service)
+    app = web.Application(middlewares=[make_auth_middleware(TOKENS)])
+    app[SERVING_KEY] = Serving("kunming", False)
+    app[UNAUTHENTICATED_KEY] = Unauthenticated()
+    app[AUDIT_KEY] = Audit()
+    add_case_routes(app, CaseDesk(service, hub, TOKENS, frozenset({"1001"})))
+    http = TestClient(TestServer(app))
+    await http.start_server()
+    return Desk(http, tracker, calls), hub
+
+
+@pytest.fixture
+async def desk(client: aioredis.Redis) -> AsyncIterator[Desk]:
+    made, _ = await _desk(client)
+    yield made
+    await made.client.close()
+
+
+async def test_the_provinces_seat_1001_is_not_this_platforms_seat_1001(desk: Desk) -> None:
+    """Found: a province seat token with the seat id of a prefecture's seat read that seat's
+    caller history with the whole number, and followed that seat's socket (whole numbers in
+    every pop), because "own" compared seat ids only."""
+    await desk.call("km-1", seat="1001")
+    mine = await desk.client.get("/api/v1/calls/km-1/history", headers=as_("km-seat"))
+    assert mine.status == 200 and (await mine.json())["caller_number"] == CALLER
+    theirs = await desk.client.get("/api/v1/calls/km-1/history", headers=as_("yn-seat"))
+    assert theirs.status == 403, await theirs.text()
+    # the province's supervisor still sees it, masked
+    sup = await desk.client.get("/api/v1/calls/km-1/history", headers=as_("yn-sup"))
+    assert sup.status == 200 and "caller_number" not in await sup.json()
+    # the socket: refused before the upgrade (header) and after it (first message)
+    assert (await desk.client.get("/api/v1/seats/1001/events", headers=as_("yn-seat"))).status == 403
+    socket = await desk.client.ws_connect("/api/v1/seats/1001/events")
+    await socket.send_json({"token": "yn-seat-token"})
+    message = await socket.receive(timeout=HANG_GUARD_S)
+    assert message.type is WSMsgType.CLOSE and socket.close_code == 4403
+    # this platform's seat 1001 follows its own
+    socket = await desk.client.ws_connect("/api/v1/seats/1001/events")
+    await socket.send_json({"token": "km-seat-token"})
+    message = await socket.receive(timeout=HANG_GUARD_S)
+    assert message.type is WSMsgType.TEXT and "hello" in message.data
+    await socket.close()
+
+
+class Bus:
+    """The event bus seam (acd/events.py EventBus): events put by the test."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        return self.queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        pass
+
+
+class HungPops:
+    """The pop seam (CaseService.pop) on a Redis that does not answer until ``answer`` is set."""
+
+    def __init__(self) -> None:
+        self.answer = asyncio.Event()
+        self.asked: list[str] = []
+
+    async def pop(self, call_id: str) -> dict[str, Any] | None:
+        self.asked.append(call_id)
+        await self.answer.wait()
+        return {"call_id": call_id, "history": {"calls": [], "open_cases": []}}
+
+
+async def test_a_pop_waiting_on_redis_holds_up_only_its_own_seat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found: the hub routed events one at a time and awaited each pop (up to 3 s on a hung
+    Redis) before the next event: a burst of offers delayed every seat's events, of every seat,
+    by seconds each. Now a seat's events wait only for that seat's own pops, in order."""
+    monkeypatch.setattr(seat_events, "POP_TIMEOUT_S", 3600.0)  # the pop waits as long as the test says
+    bus, pops = Bus(), HungPops()
+    hub = SeatEventHub(bus, pops)
+    a, b = hub.subscribe("1001"), hub.subscribe("1002")
+    running = asyncio.create_task(hub.run())
+    try:
+        await bus.queue.put({"type": "acd.offered", "seat": "1001", "call_id": "c-a", "queue": "general"})
+        await bus.queue.put({"type": "acd.offered", "seat": "1002", "call_id": "c-b", "queue": "general"})
+        await bus.queue.put({"type": "seat.state", "seat": "1002", "old": "ready", "new": "ringing"})
+        await bus.queue.put({"type": "seat.state", "seat": "1001", "old": "ready", "new": "ringing"})
+        # both pops are asked for at once: neither waits for the other
+        await wait_until(lambda: len(pops.asked) == 2, HANG_GUARD_S)
+        assert a.empty() and b.empty()  # each seat's state waits behind its own pop: order kept
+        assert hub.was_offered("1001", "c-a") and hub.was_offered("1002", "c-b")
+        pops.answer.set()
+        got_a = [await asyncio.wait_for(a.get(), HANG_GUARD_S) for _ in range(2)]
+        got_b = [await asyncio.wait_for(b.get(), HANG_GUARD_S) for _ in range(2)]
+        assert [(e["type"], e.get("call_id")) for e in got_a] == [("call.offered", "c-a"), ("seat.state", None)]
+        assert [(e["type"], e.get("call_id")) for e in got_b] == [("call.offered", "c-b"), ("seat.state", None)]
+        assert got_a[0]["history"] == {"calls": [], "open_cases": []}
+        # a seat with nothing waiting gets its events at once again
+        await bus.queue.put({"type": "seat.state", "seat": "1002", "old": "ringing", "new": "ready"})
+        assert (await asyncio.wait_for(b.get(), HANG_GUARD_S))["new"] == "ready"
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_an_unrelated_seat_is_not_held_up_by_a_hung_pop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seat_events, "POP_TIMEOUT_S", 3600.0)
+    bus, pops = Bus(), HungPops()
+    hub = SeatEventHub(bus, pops)
+    a, b = hub.subscribe("1001"), hub.subscribe("1002")
+    running = asyncio.create_task(hub.run())
+    try:
+        await bus.queue.put({"type": "acd.offered", "seat": "1001", "call_id": "c-a", "queue": "general"})
+        await bus.queue.put({"type": "seat.state", "seat": "1002", "old": "ready", "new": "paused"})
+        # before the fix this waited for 1001's pop (for ever here)
+        assert (await asyncio.wait_for(b.get(), HANG_GUARD_S))["new"] == "paused"
+        assert a.empty()
+        pops.answer.set()
+        assert (await asyncio.wait_for(a.get(), HANG_GUARD_S))["type"] == "call.offered"
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_case_registered_while_redis_hangs_is_503_then_saved_once(redis_server: RedisProcess) -> None:
+    """Redis stopped (SIGSTOP: the connection is accepted, nothing answered) while a seat
+    registers: the answer is a 503 in bounded time, nothing is half-saved, and once Redis answers
+    the same registration files one ticket (the connection the timeout cut is not reused with a
+    stale reply on it)."""
+    client = aioredis.Redis.from_url(redis_server.url)  # no socket timeout: only our bounds end waits
+    await client.flushdb()
+    made, _ = await _desk(client)
+    try:
+        await made.call("hung-1")
+        redis_server.send_signal(signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(HANG_GUARD_S):
+                response = await made.client.post("/api/v1/calls/hung-1/case", json=DISPATCH, headers=as_("km-seat"))
+            assert response.status == 503, await response.text()
+            assert "Redis" in (await response.json())["error"]
+        finally:
+            redis_server.send_signal(signal.SIGCONT)
+        assert await client.zcard(INDEX) == 0 and not await client.get(case_by_call_key("hung-1"))
+        async with asyncio.timeout(HANG_GUARD_S):
+            again = await made.client.post("/api/v1/calls/hung-1/case", json=DISPATCH, headers=as_("km-seat"))
+            assert again.status == 201, await again.text()
+            case_id = (await again.json())["case_id"]
+            twice = await made.client.post("/api/v1/calls/hung-1/case", json=DISPATCH, headers=as_("km-seat"))
+        assert twice.status == 409 and (await twice.json())["case_id"] == case_id
+        assert await client.zcard(INDEX) == 1
+        assert (await client.get(case_by_call_key("hung-1"))) == case_id.encode()
+    finally:
+        redis_server.send_signal(signal.SIGCONT)
+        await made.client.close()
+        await client.aclose()
+
+
+async def test_a_token_in_the_seat_sockets_url_is_refused(desk: Desk) -> None:
+    """Found: ``/api/v1/seats/1001/events?token=…`` was upgraded (the token ignored) and so
+    taught clients nothing, while the URL with the token went to access logs and browser
+    history. Refused as the wallboard's socket refuses it."""
+    for name in ("token", "access_token", "auth"):
+        response = await desk.client.get(f"/api/v1/seats/1001/events?{name}=km-seat-token", headers=as_("km-seat"))
+        assert response.status == 400 and "URL" in (await response.json())["error"]
