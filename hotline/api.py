@@ -22,6 +22,8 @@ from hotline.api_seats import SEATS_KEY, SeatsBackend, add_seat_routes
 from hotline.api_tickets import TICKETS_KEY, TicketBackend, add_ticket_routes
 from knowledge.routes import add_routes as add_knowledge_routes
 from knowledge.service import KnowledgeService
+from outbound.routes import add_routes as add_outbound_routes
+from outbound.service import OutboundService
 from recordings.access import AuditEntry
 from units.registry import DeskRegistry
 from units.routes import add_routes as add_units_routes
@@ -98,6 +100,7 @@ def build_api(
     desk: DeskRegistry | None = None,
     knowledge: KnowledgeService | None = None,
     cases: CaseDesk | None = None,
+    outbound: OutboundService | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
@@ -123,4 +126,6 @@ def build_api(
         add_knowledge_routes(app, knowledge)
     if cases is not None:
         add_case_routes(app, cases)
+    if outbound is not None:  # automated outbound calls (outbound/routes.py)
+        add_outbound_routes(app, outbound)
     return app

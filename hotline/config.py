@@ -22,6 +22,7 @@ from acd.config import AcdConfig, SeatConfig
 from common.config_model import ConfigModel
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from knowledge.config import KnowledgeConfig
+from outbound.config import OutboundConfig
 from recordings.config import RecordingsConfig
 from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
 from telephony.values import AreaCode, PlatformId, PromptText, unsafe_path_reason
@@ -181,6 +182,7 @@ class Config(ConfigModel):
     tickets: TicketsConfig = TicketsConfig()
     units: UnitsConfig = UnitsConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    outbound: OutboundConfig = OutboundConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -227,7 +229,10 @@ class Config(ConfigModel):
         units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
         knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})
         update = {"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis}
-        return self.model_copy(update={**update, "units": units, "knowledge": knowledge})
+        outbound = self.outbound
+        if outbound.dnc_file is not None:
+            outbound = outbound.model_copy(update={"dnc_file": anchor(outbound.dnc_file)})
+        return self.model_copy(update={**update, "units": units, "knowledge": knowledge, "outbound": outbound})
 
 
 class ConfigError(Exception):

@@ -46,6 +46,7 @@ from hotline.config import Config
 from hotline.figures import Figures
 from hotline.local_secrets import local_secrets, redis_client
 from hotline.network_desk import NetworkDesk
+from hotline.outbound_wiring import OutboundWiring
 from hotline.platforms import PUBLISH_INTERVAL_S, PlatformDirectory
 from hotline.platforms import publish as publish_platform
 from ivr.after_seat import IvrAfterSeat, SurveyTally
@@ -68,6 +69,7 @@ from telephony.dialplan_names import (
     AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,
     AGI_IVR_SCRIPT,
+    AGI_OUTBOUND_SCRIPT,
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
@@ -140,7 +142,7 @@ def ami_settings(config: Config, secret: str) -> AmiSettings:
 class Controller:
     """One platform's controller. ``start()``, then ``stop()`` (graceful drain)."""
 
-    def __init__(self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock) -> None:
+    def __init__(self, config: Config, tokens: TokenRegistry, clock: Clock = system_clock) -> None:  # noqa: PLR0915 (wiring; being split)
         self.config = config
         secrets = local_secrets(config)  # the same files the rendered Asterisk config was made from
         self._redis = redis_client(config, socket_timeout=3, socket_connect_timeout=3)
@@ -281,6 +283,12 @@ class Controller:
             trunks=frozenset(config.sip.trunks),
             clock=clock,
         )
+        # --- outbound (issue 13, outbound/): dispatch reminders and 回访; inbound first ---
+        self.outbound = OutboundWiring(
+            config, self._redis, self.tickets, self.desk, calendar=lambda: self.dialplans.current.calendar,
+            ami=self.ami, inbound_waiting=lambda: len(self.acd.waiting()), clock=clock,
+        )  # fmt: skip
+        # --- end outbound (its AGI route below, its loops in start(), its metrics, its stop) ---
         system_prompts = prompt_path(config.paths.runtime_dir, "any").parent
         routes: dict[str, AgiHandler] = {
             AGI_IVR_SCRIPT: IvrEntry(self.tracker, self.dialplans, context),
@@ -291,6 +299,7 @@ class Controller:
             AGI_AFTER_SEAT_SCRIPT: IvrAfterSeat(self.tracker, self.dialplans, context),
             AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(self.acd, system_prompts),
             AGI_FEATURE_SCRIPT: SeatFeature(self.seats, system_prompts),
+            AGI_OUTBOUND_SCRIPT: self.outbound.agi,
         }
         self.agi_wait = Histogram(
             "hotline_agi_wait_seconds",
@@ -317,8 +326,9 @@ class Controller:
             surveys=self.survey_tally,
         )
         api = build_api(
-            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk
-        )
+            self, tokens, province=config.platform.province, desk=self.desk, knowledge=self.knowledge, cases=case_desk,
+            outbound=self.outbound.service,
+        )  # fmt: skip
         self._api_runner = web.AppRunner(api, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_up = False
@@ -387,6 +397,11 @@ class Controller:
             asyncio.create_task(self._every(30.0, self._expire_handoffs), name="handoff-expiry"),
             # provisional deadlines counted again once the calendar knows their year (at start: a newer package)
             asyncio.create_task(self._every(CONFIRM_INTERVAL_S, self.calendar.confirm_provisional), name="calendar"),
+        ]
+        await self.outbound.prepare()  # outbound (issue 13): its prompts, then its two loops
+        self._tasks += [
+            asyncio.create_task(self._every(cfg.outbound.tick_s, self.outbound.tick), name="outbound-tick"),
+            asyncio.create_task(self._every(cfg.outbound.sweep_interval_s, self.outbound.sweep), name="outbound-sweep"),
         ]
         if self._asr_worker is not None:
             self._tasks.append(asyncio.create_task(self._run_asr_worker(self._asr_worker), name="asr-worker"))
@@ -500,6 +515,7 @@ class Controller:
         log.info("controller.stopping")
         await self.agi.close(self.config.agi.drain_timeout_s)
         await cancel_and_wait(self._tasks)
+        await self.outbound.service.close()  # outbound (issue 13)
         await self.acd.close()
         await self.ami.close()
         with contextlib.suppress(Exception):
@@ -664,6 +680,7 @@ class Controller:
             *await self.figures.metrics(),
             *await self.calendar.metrics(),
             *self.knowledge.metrics(),
+            *await self.outbound.metrics(),  # outbound (issue 13)
         ]
 
     def _spool_free(self) -> list[Metric]:

@@ -68,6 +68,11 @@ AGI_CALLBACK_DONE_SCRIPT = "callback-done"
 # dialplan's after_seat entry (case number, satisfaction survey); a transferred caller is not asked
 AFTER_SEAT_CONTEXT = "hotline-after-seat"
 AGI_AFTER_SEAT_SCRIPT = "after-seat"
+# automated outbound calls (outbound/): the called party answers into OUTBOUND_CONTEXT, whose AGI
+# plays the message and reads keys; OUTBOUND_VARIABLE names the job (outbound/model.py's job id)
+OUTBOUND_CONTEXT = "hotline-outbound"
+OUTBOUND_VARIABLE = "HOTLINE_OUTBOUND"
+AGI_OUTBOUND_SCRIPT = "outbound"
 FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 

@@ -12,6 +12,7 @@ from telephony.dialplan_names import (
     AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,
     AGI_IVR_SCRIPT,
+    AGI_OUTBOUND_SCRIPT,
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
@@ -40,6 +41,7 @@ from telephony.dialplan_names import (
     IVR_DONE_VARIABLE,
     MAX_WAIT_VARIABLE,
     OFFER_CONTEXT,
+    OUTBOUND_CONTEXT,
     PEER_CONTEXT,
     PLATFORM_VARIABLE,
     PREDIAL_CONTEXT,
@@ -287,6 +289,13 @@ exten => s,1,Set(attempt=0)
 ; (g: on after the citizen hangs up, to report how the call went)
  same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)
  same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
+ same => n,Hangup()
+
+; An automated outbound call (outbound/: a dispatch reminder, a 回访) was answered: the
+; controller plays the message and reads the keys. Controller away: the call just ends (the
+; job's try is settled as interrupted and retried).
+[{OUTBOUND_CONTEXT}]
+exten => s,1,AGI({agi_url}/{AGI_OUTBOUND_SCRIPT})
  same => n,Hangup()
 """
 
