@@ -45,6 +45,7 @@ class OutboundWiring:
         dnc = load_dnc(cfg.dnc_file) if cfg.dnc_file is not None else frozenset()
         self.dialler = OutboundTelephony(ami, cfg.trunk)
         ami.on_event("OriginateResponse", self.dialler.on_originate_response)
+        ami.on_event("Hangup", self.dialler.on_hangup)
         self.service = OutboundService(
             config=cfg,
             platform=config.platform.id,

@@ -15,6 +15,7 @@ from telephony.values import shown_number
 log = structlog.get_logger(__name__)
 
 ORIGINATE_GRACE_S = 15.0  # beyond the ring time, for the OriginateResponse to arrive
+REASON_WAIT_S = 2.0  # after a "Failure" reply, for its OriginateResponse event
 
 
 class DialOutcome(StrEnum):
@@ -29,10 +30,23 @@ class DialOutcome(StrEnum):
 _REASONS = {"4": DialOutcome.ANSWERED, "5": DialOutcome.BUSY, "3": DialOutcome.NO_ANSWER, "1": DialOutcome.NO_ANSWER}
 
 
-def outcome_of(event: AmiMessage) -> DialOutcome:
+# the Hangup cause (Q.850) of an Originate whose Reason says nothing (0): 17 busy, 18/19 no answer
+_CAUSES = {
+    "17": DialOutcome.BUSY,
+    "18": DialOutcome.NO_ANSWER,
+    "19": DialOutcome.NO_ANSWER,
+    "16": DialOutcome.NO_ANSWER,
+}
+
+
+def outcome_of(event: AmiMessage, hangup_cause: str = "") -> DialOutcome:
+    """An OriginateResponse's outcome; ``hangup_cause``: the channel's Hangup cause, if heard."""
     if event.get("response").lower() == "success":
         return DialOutcome.ANSWERED
-    return _REASONS.get(event.get("reason"), DialOutcome.FAILED)
+    reason = event.get("reason")
+    outcome = _REASONS.get(reason) or _CAUSES.get(hangup_cause, DialOutcome.FAILED)
+    log.info("outbound.originate_failed", reason=reason, cause=hangup_cause, outcome=str(outcome))
+    return outcome
 
 
 class OutboundTelephony:
@@ -42,18 +56,41 @@ class OutboundTelephony:
         self._ami = ami
         self._trunk = trunk
         self._pending: dict[str, asyncio.Future[DialOutcome]] = {}
+        self._causes: dict[str, str] = {}  # a dialled channel's Hangup cause
+        self._dialling: set[str] = set()
 
     @property
     def connected(self) -> bool:
         return self._ami.connected
 
     async def on_originate_response(self, event: AmiMessage) -> None:
-        future = self._pending.get(event.get("uniqueid"))
+        uniqueid = event.get("uniqueid")
+        future = self._pending.get(uniqueid)
         if future is not None and not future.done():
-            future.set_result(outcome_of(event))
+            future.set_result(outcome_of(event, self._causes.get(uniqueid, "")))
+
+    async def on_hangup(self, event: AmiMessage) -> None:
+        uniqueid = event.get("uniqueid")
+        if uniqueid in self._dialling:
+            self._causes[uniqueid] = event.get("cause")
 
     async def dial(self, job_id: str, channel_id: str, number: str, ring_s: int, caller_id: str) -> DialOutcome:
         """Ring ``number`` over the trunk; the outcome once Asterisk knows it."""
+        self._dialling.add(channel_id)
+        try:
+            outcome = await self._dial(job_id, channel_id, number, ring_s, caller_id)
+            if outcome is DialOutcome.FAILED:  # the Hangup (with its cause) may come after the response
+                for _ in range(10):
+                    if channel_id in self._causes:
+                        break
+                    await asyncio.sleep(0.1)
+                outcome = _CAUSES.get(self._causes.get(channel_id, ""), outcome)
+            return outcome
+        finally:
+            self._dialling.discard(channel_id)
+            self._causes.pop(channel_id, None)
+
+    async def _dial(self, job_id: str, channel_id: str, number: str, ring_s: int, caller_id: str) -> DialOutcome:
         digits = shown_number(number)
         if not digits:
             return DialOutcome.FAILED
@@ -78,10 +115,16 @@ class OutboundTelephony:
                 )
                 for event in reply.events:
                     if event.name == "OriginateResponse":
-                        return outcome_of(event)
+                        return outcome_of(event, self._causes.get(channel_id, ""))
             except AmiActionFailed as exc:
-                log.warning("outbound.originate_refused", job=job_id, error=str(exc))
-                return DialOutcome.FAILED
+                # an unanswered async Originate ends in "Failure": its OriginateResponse (also an
+                # event) says why (busy, no answer); without one, Asterisk refused the action
+                try:
+                    async with asyncio.timeout(REASON_WAIT_S):
+                        return await future
+                except TimeoutError:
+                    log.warning("outbound.originate_refused", job=job_id, error=str(exc))
+                    return DialOutcome.FAILED
             except AmiError as exc:
                 log.warning("outbound.originate_unconfirmed", job=job_id, error=str(exc))
             try:

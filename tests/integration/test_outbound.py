@@ -1,0 +1,165 @@
+"""Outbound calls on a real Asterisk, with SIPp behind the carrier trunk playing the unit and
+the citizen (RFC 4733 keys): a dispatch reminder answered with key 1 signs the ticket; a 回访
+answered 1 then 1 makes it visited with the score; a unit that is busy gets a retry scheduled,
+and the call showed the platform's 12345 number."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+
+from ivr.calendar import PlatformCalendar
+from tests.support.platform import ADMIN_TOKEN, SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.ports import free_tcp_and_udp_port
+from tests.support.sipp import (
+    HOTLINE_HANGS_UP,
+    OK_WITH_SDP,
+    RINGING,
+    SippServer,
+    _uas_response,
+    dtmf,
+    pause,
+    scenario,
+)
+from tickets import machine
+from tickets.model import Ticket, TicketCategory, TicketSource, TicketState
+from tickets.store import INDEX, ticket_key
+
+pytestmark = pytest.mark.integration
+
+ALL_DAY = ["00:00-24:00"]
+KIND = {"workday_hours": ALL_DAY, "restday_hours": ALL_DAY, "holiday_hours": ALL_DAY, "ring_s": 10}
+CALENDAR = PlatformCalendar()
+
+
+class Rig:
+    def __init__(self, platform: PlatformUnderTest, carrier_port: int) -> None:
+        self.platform = platform
+        self.carrier_port = carrier_port
+        self.client = redis.Redis.from_url(platform.redis.url)
+
+    def save(self, ticket: Ticket) -> None:
+        self.client.set(ticket_key(ticket.id), ticket.model_dump_json())
+        self.client.zadd(INDEX, {ticket.id: ticket.accepted_at.timestamp()})
+
+    def ticket(self, ticket_id: str) -> Ticket:
+        raw = self.client.get(ticket_key(ticket_id))
+        assert isinstance(raw, bytes)
+        return Ticket.model_validate_json(raw)
+
+    def attempts(self, ticket_id: str) -> list[dict[str, Any]]:
+        body = self.platform.http(f"/api/v1/outbound/attempts?ticket_id={ticket_id}").body
+        found: list[dict[str, Any]] = body["attempts"]
+        return found
+
+
+def new_ticket(sequence: int, *, unit: str = "", caller: str = "13900003001") -> Ticket:
+    now = datetime.now(UTC)
+    ticket = machine.accept(
+        platform="kunming", sequence=sequence, source=TicketSource.PHONE, accepted_at=now,
+        category=TicketCategory.SERVICE_REQUEST, calendar=CALENDAR, caller=caller,
+    )  # fmt: skip
+    return ticket.model_copy(update={"unit": unit, "matter_type": "housing_fund"})
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    carrier_port = free_tcp_and_udp_port()
+    platform = PlatformUnderTest(
+        tmp_path_factory.mktemp("outbound"),
+        overrides={
+            "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+            "outbound": {
+                "enabled": True,
+                "tick_s": 0.5,
+                "sweep_interval_s": 1,
+                "reminder": {**KIND, "max_attempts": 3, "retry_after_s": [600]},
+                "visit": {**KIND, "max_attempts": 2, "retry_after_s": [600]},
+                "visit_comment_s": 2,
+            },
+        },
+    )
+    platform.start_all()
+    try:
+        yield Rig(platform, carrier_port)
+    finally:
+        platform.stop_all()
+
+
+def answering_and_pressing(key: str, presses: int) -> str:
+    """Answers, then presses ``key`` every ~1.4 s (a key during a prompt is ignored; the first
+    during a key prompt counts), until the hotline hangs up."""
+    answer = '\n  <recv request="INVITE" rrs="true"/>\n' + RINGING + OK_WITH_SDP
+    answer += '  <recv request="ACK"/>\n' + pause(1500)
+    keys = "".join(dtmf(key, press=i) + pause(1000) for i in range(presses))
+    return answer + keys + HOTLINE_HANGS_UP
+
+
+def test_a_unit_presses_1_and_the_ticket_is_signed(rig: Rig) -> None:
+    unit = SippServer(scenario(answering_and_pressing("1", 40)), port=rig.carrier_port, timeout_s=150)
+    ticket = new_ticket(901, unit="km_housing_fund")
+    ticket = machine.transition(ticket, TicketState.DISPATCHED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
+    rig.save(ticket)
+    wait_for("the ticket signed", lambda: rig.ticket(ticket.id).state is TicketState.SIGNED or None, timeout_s=120)
+    unit.stop()
+    signed = rig.ticket(ticket.id)
+    entry = next(e for e in signed.timeline if e.state is TicketState.SIGNED and e.actor == "unit by phone")
+    assert "signed for by phone (key 1) at" in entry.note
+    notes = [e.note for e in signed.timeline if e.actor == "outbound"]
+    assert notes[0] == "outbound reminder: try 1/3 to 087******101"
+    done = wait_for(
+        "the attempt done", lambda: next((a for a in rig.attempts(ticket.id) if a["state"] == "done"), None)
+    )
+    assert done["number"] == "087******101" and done["last_result"] == "signed"
+    assert "087100000101" not in rig.platform.controller_log_text()  # masked in the log
+    metrics = rig.platform.http("/metrics", token=None).body
+    outbound_lines = [line for line in metrics.splitlines() if line.startswith("hotline_outbound")]
+    assert 'hotline_outbound_attempts_total{kind="reminder",platform="kunming",result="signed"} 1.0' in outbound_lines
+
+
+def test_a_citizen_answers_the_visit_1_then_1(rig: Rig) -> None:
+    citizen = SippServer(scenario(answering_and_pressing("1", 40)), port=rig.carrier_port, timeout_s=150)
+    ticket = new_ticket(902, caller="13900003002")
+    ticket = machine.transition(ticket, TicketState.RESOLVED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
+    rig.save(ticket)
+    wait_for("the ticket visited", lambda: rig.ticket(ticket.id).state is TicketState.VISITED or None, timeout_s=120)
+    citizen.stop()
+    visited = rig.ticket(ticket.id)
+    assert visited.visit is not None
+    assert (visited.visit.resolved, visited.visit.satisfaction) == (True, 1)
+    assert not visited.needs_review
+
+
+def test_a_busy_unit_gets_a_retry_and_saw_the_platform_number(rig: Rig) -> None:
+    # the INVITE must come from the platform's 12345 number (0871 12345), else SIPp fails the call
+    busy = (
+        '\n  <recv request="INVITE">\n    <action>\n'
+        '      <ereg regexp="sip:087112345@" search_in="hdr" header="From:" check_it="true" assign_to="from"/>\n'
+        "    </action>\n  </recv>\n"
+        + _uas_response("486 Busy Here", "[last_CSeq:]\n      ")
+        + '  <recv request="ACK"/>\n  <nop><action><log message="[$from]"/></action></nop>\n'
+    )
+    unit = SippServer(scenario(busy), port=rig.carrier_port, timeout_s=90)
+    ticket = new_ticket(903, unit="km_human_resources")
+    ticket = machine.transition(ticket, TicketState.DISPATCHED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
+    rig.save(ticket)
+    assert unit.wait().ok
+    queued = wait_for(
+        "the retry scheduled",
+        lambda: next((a for a in rig.attempts(ticket.id) if a["state"] == "queued" and a["tries"] == 1), None),
+    )
+    assert queued["last_result"] == "busy"
+    assert queued["next_try_at"] is not None
+    assert rig.ticket(ticket.id).state is TicketState.DISPATCHED
+    status = rig.platform.http("/api/v1/outbound").body
+    assert status["kinds"]["reminder"]["queued"] >= 1
+    # supervisors read, admins change: a seat may do neither
+    assert rig.platform.http("/api/v1/outbound", token=SEAT_TOKEN).status == 403
+    assert rig.platform.http("/api/v1/outbound/pause", token=SEAT_TOKEN, method="POST").status == 403
+    assert rig.platform.http("/api/v1/outbound/pause", token=ADMIN_TOKEN, method="POST").body["paused"] is True
+    assert rig.platform.http("/api/v1/outbound").body["paused"] is True
+    assert rig.platform.http("/api/v1/outbound/resume", token=ADMIN_TOKEN, method="POST").body["paused"] is False
