@@ -1,7 +1,7 @@
 """Outbound calls on a real Asterisk, with SIPp behind the carrier trunk playing the unit and
 the citizen (RFC 4733 keys): a dispatch reminder answered with key 1 signs the ticket; a 回访
 answered 1 then 1 makes it visited with the score; a unit that is busy gets a retry scheduled,
-and the call showed the platform's 12345 number."""
+and the call showed the platform's 12345 number; a citizen waiting for a seat holds new calls."""
 
 from __future__ import annotations
 
@@ -16,11 +16,16 @@ from ivr.calendar import PlatformCalendar
 from tests.support.platform import ADMIN_TOKEN, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
     HOTLINE_HANGS_UP,
+    INVITE,
     OK_WITH_SDP,
     RINGING,
+    SippCall,
     SippServer,
     _uas_response,
+    answering_peer,
     dtmf,
     pause,
     scenario,
@@ -37,9 +42,10 @@ CALENDAR = PlatformCalendar()
 
 
 class Rig:
-    def __init__(self, platform: PlatformUnderTest, carrier_port: int) -> None:
+    def __init__(self, platform: PlatformUnderTest, carrier_port: int, seat_port: int) -> None:
         self.platform = platform
         self.carrier_port = carrier_port
+        self.seat_port = seat_port
         self.client = redis.Redis.from_url(platform.redis.url)
 
     def save(self, ticket: Ticket) -> None:
@@ -68,10 +74,13 @@ def new_ticket(sequence: int, *, unit: str = "", caller: str = "13900003001") ->
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    carrier_port = free_tcp_and_udp_port()
+    carrier_port, seat_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("outbound"),
+        dialplan="queue",  # inbound callers wait for the one seat
         overrides={
+            "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
+            "acd": {"auto_login": ["1001"], "wrapup_s": 0},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
             "outbound": {
                 "enabled": True,
@@ -85,7 +94,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     )
     platform.start_all()
     try:
-        yield Rig(platform, carrier_port)
+        yield Rig(platform, carrier_port, seat_port)
     finally:
         platform.stop_all()
 
@@ -105,7 +114,7 @@ def test_a_unit_presses_1_and_the_ticket_is_signed(rig: Rig) -> None:
     ticket = machine.transition(ticket, TicketState.DISPATCHED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
     rig.save(ticket)
     wait_for("the ticket signed", lambda: rig.ticket(ticket.id).state is TicketState.SIGNED or None, timeout_s=120)
-    unit.stop()
+    unit.wait()  # its port is free for the next test (the BYE may come between two keys)
     signed = rig.ticket(ticket.id)
     entry = next(e for e in signed.timeline if e.state is TicketState.SIGNED and e.actor == "unit by phone")
     assert "signed for by phone (key 1) at" in entry.note
@@ -127,23 +136,25 @@ def test_a_citizen_answers_the_visit_1_then_1(rig: Rig) -> None:
     ticket = machine.transition(ticket, TicketState.RESOLVED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
     rig.save(ticket)
     wait_for("the ticket visited", lambda: rig.ticket(ticket.id).state is TicketState.VISITED or None, timeout_s=120)
-    citizen.stop()
+    citizen.wait()
     visited = rig.ticket(ticket.id)
     assert visited.visit is not None
     assert (visited.visit.resolved, visited.visit.satisfaction) == (True, 1)
     assert not visited.needs_review
 
 
+# the INVITE must come from the platform's 12345 number (0871 12345), else SIPp fails the call
+BUSY_UNIT = (
+    '\n  <recv request="INVITE">\n    <action>\n'
+    '      <ereg regexp="sip:087112345@" search_in="hdr" header="From:" check_it="true" assign_to="from"/>\n'
+    "    </action>\n  </recv>\n"
+    + _uas_response("486 Busy Here", "[last_CSeq:]\n      ")
+    + '  <recv request="ACK"/>\n  <nop><action><log message="[$from]"/></action></nop>\n'
+)
+
+
 def test_a_busy_unit_gets_a_retry_and_saw_the_platform_number(rig: Rig) -> None:
-    # the INVITE must come from the platform's 12345 number (0871 12345), else SIPp fails the call
-    busy = (
-        '\n  <recv request="INVITE">\n    <action>\n'
-        '      <ereg regexp="sip:087112345@" search_in="hdr" header="From:" check_it="true" assign_to="from"/>\n'
-        "    </action>\n  </recv>\n"
-        + _uas_response("486 Busy Here", "[last_CSeq:]\n      ")
-        + '  <recv request="ACK"/>\n  <nop><action><log message="[$from]"/></action></nop>\n'
-    )
-    unit = SippServer(scenario(busy), port=rig.carrier_port, timeout_s=90)
+    unit = SippServer(scenario(BUSY_UNIT), port=rig.carrier_port, timeout_s=90)
     ticket = new_ticket(903, unit="km_human_resources")
     ticket = machine.transition(ticket, TicketState.DISPATCHED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
     rig.save(ticket)
@@ -163,3 +174,38 @@ def test_a_busy_unit_gets_a_retry_and_saw_the_platform_number(rig: Rig) -> None:
     assert rig.platform.http("/api/v1/outbound/pause", token=ADMIN_TOKEN, method="POST").body["paused"] is True
     assert rig.platform.http("/api/v1/outbound").body["paused"] is True
     assert rig.platform.http("/api/v1/outbound/resume", token=ADMIN_TOKEN, method="POST").body["paused"] is False
+
+
+def test_a_citizen_waiting_for_a_seat_holds_new_outbound_calls(rig: Rig) -> None:
+    sip_port = rig.platform.config.sip.port
+    seat = SippServer(scenario(answering_peer(talk_ms=30_000, hang_up=True)), port=rig.seat_port, timeout_s=120)
+    first = SippCall(sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13900004001", timeout_s=120)
+    wait_for(
+        "the seat on the first call",
+        lambda: any(s["state"] == "on_call" for s in rig.platform.http("/api/v1/seats").body["seats"]) or None,
+        timeout_s=60,
+    )
+    second = SippCall(
+        sip_port, scenario(INVITE, ANSWERED, pause(12_000), CALLER_HANGS_UP), caller="13900004002", timeout_s=120
+    )
+    wait_for("a caller waiting", lambda: rig.platform.http("/api/v1/outbound").body["inbound_waiting"] == 1 or None)
+    unit = SippServer(scenario(BUSY_UNIT), port=rig.carrier_port, timeout_s=120)
+    ticket = new_ticket(904, unit="km_medical_insurance")
+    ticket = machine.transition(ticket, TicketState.DISPATCHED, at=datetime.now(UTC), actor="seat", calendar=CALENDAR)
+    rig.save(ticket)
+    wait_for("the reminder planned", lambda: rig.attempts(ticket.id) or None)
+    held = 0
+    while not second.finished:  # as long as the citizen waits, the unit is not called
+        status = rig.platform.http("/api/v1/outbound").body
+        if status["inbound_waiting"] == 1:
+            assert status["held_by"] == "inbound_waiting"
+            assert [a["tries"] for a in rig.attempts(ticket.id)] == [0]
+            held += 1
+    assert held > 0
+    assert second.wait().ok
+    # the caller gone: the reminder goes out
+    assert unit.wait().ok
+    tried = wait_for("the try", lambda: next((a for a in rig.attempts(ticket.id) if a["tries"] == 1), None))
+    assert tried["last_result"] == "busy"
+    assert first.wait().ok
+    assert seat.wait().ok
