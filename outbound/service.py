@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ BUSY_NUMBER_RETRY_S = 60  # a number already on a call: look again this much lat
 MAX_CALL_S = 600  # a try with no word for this long after its ring time is settled as interrupted
 SWEEP_LIMIT = 5000  # tickets looked at per state per sweep
 DUE_BATCH = 20
+_CITIZEN_NUMBER = re.compile(r"[0-9]{7,20}")  # ASCII digits only (str.isdigit() takes any script's)
 
 
 class Tickets(Protocol):
@@ -186,7 +188,7 @@ class OutboundService:
         return made
 
     async def _plan_visit(self, ticket: Ticket) -> int:
-        if not ticket.caller or not ticket.caller.isdigit() or not 7 <= len(ticket.caller) <= 20:
+        if _CITIZEN_NUMBER.fullmatch(ticket.caller) is None:
             return 0  # an anonymous or odd caller: no 回访 by phone
         at = (resolved_at(ticket) or self._clock()).timestamp() + self.config.visit_delay_s
         return await self._create(ticket, Kind.VISIT, 1, 1, number=ticket.caller, due=at)

@@ -456,3 +456,16 @@ def test_the_retry_schedule_is_checked() -> None:
         KindPolicy(workday_hours=("21:00-08:00",))
     with pytest.raises(ValueError):
         OutboundConfig(max_channels=0)
+
+
+async def test_only_a_plain_number_gets_a_visit(client: aioredis.Redis) -> None:
+    r = rig(client)
+    for sequence, caller in ((11, ""), (12, "anonymous"), (13, "١٣٩٠٠٠٠١١١١"), (14, "139000011;x")):
+        ticket = machine.accept(
+            platform="kunming", sequence=sequence, source=TicketSource.PHONE, accepted_at=MONDAY_10,
+            category=TicketCategory.CONSULTATION, calendar=CALENDAR, caller=caller,
+        )  # fmt: skip
+        await save_ticket(
+            client, machine.transition(ticket, TicketState.RESOLVED, at=MONDAY_10, actor="seat", calendar=CALENDAR)
+        )
+    assert await r.service.sweep() == 0
