@@ -27,6 +27,8 @@ from knowledge.routes import add_routes as add_knowledge_routes
 from knowledge.service import KnowledgeService
 from monitor.routes import add_routes as add_monitor_routes
 from monitor.service import MonitorService
+from outbound.routes import add_routes as add_outbound_routes
+from outbound.service import OutboundService
 from recordings.access import AuditEntry
 from reports.routes import add_routes as add_report_routes
 from reports.search import CallSearch
@@ -117,6 +119,7 @@ def build_api(
     monitors: MonitorService | None = None,
     dialback: DialbackDesk | None = None,
     reports: tuple[ReportService, CallSearch] | None = None,
+    outbound: OutboundService | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
@@ -151,6 +154,8 @@ def build_api(
         add_case_routes(app, cases)
     if monitors is not None:
         add_monitor_routes(app, monitors)
+    if outbound is not None:  # automated outbound calls (outbound/routes.py)
+        add_outbound_routes(app, outbound)
     # last: the document describes every route above (web/openapi.py; served open)
     add_openapi_route(app, title="hotline12345 HTTP API", version=__version__, description=OPENAPI_DESCRIPTION)
     return app

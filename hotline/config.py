@@ -24,6 +24,7 @@ from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from dialback.config import DialbackConfig
 from knowledge.config import KnowledgeConfig
 from monitor.config import MonitorConfig
+from outbound.config import OutboundConfig
 from recordings.config import RecordingsConfig
 from reports.config import ReportsConfig
 from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
@@ -189,6 +190,7 @@ class Config(ConfigModel):
     wallboard: WallboardConfig = WallboardConfig()
     dialback: DialbackConfig = DialbackConfig()  # seats' callbacks to missed callers (dialback/)
     reports: ReportsConfig = ReportsConfig()
+    outbound: OutboundConfig = OutboundConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -240,7 +242,10 @@ class Config(ConfigModel):
         units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
         knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})
         update = {"paths": paths, "asterisk": asterisk, "asr": asr, "redis": redis}
-        return self.model_copy(update={**update, "units": units, "knowledge": knowledge})
+        outbound = self.outbound
+        if outbound.dnc_file is not None:
+            outbound = outbound.model_copy(update={"dnc_file": anchor(outbound.dnc_file)})
+        return self.model_copy(update={**update, "units": units, "knowledge": knowledge, "outbound": outbound})
 
 
 class ConfigError(Exception):

@@ -19,9 +19,10 @@ from hotline import __version__
 from hotline.api import build_api
 from hotline.config import Config
 from hotline.controller_api import ControllerApi
-from hotline.controller_tasks import ControllerTasks
+from hotline.controller_tasks import ControllerTasks, every
 from hotline.local_secrets import local_secrets
 from hotline.monitor_seats import monitor_service
+from hotline.outbound_wiring import OutboundWiring
 from hotline.redis_watch import RedisWatch
 from hotline.wallboard_wiring import attach_wallboard
 from hotline.wiring.acd import build_acd
@@ -34,6 +35,8 @@ from hotline.wiring.messages import build_messages
 from hotline.wiring.network import build_network
 from hotline.wiring.reports import build_reports
 from ivr.dialplan.registry import ReloadResult
+from telephony.agi_server import AgiHandler
+from telephony.dialplan_names import AGI_OUTBOUND_SCRIPT
 from web.auth import TokenRegistry
 
 log = structlog.get_logger(__name__)
@@ -56,7 +59,14 @@ class Controller:
         dialback = build_dialback(config, clock, calls, acd, messages)  # seats' callbacks (dialback/)
         network = build_network(config, clock, calls, dialplans)
         ivr = build_ivr_context(config, clock, calls=calls, messages=messages, acd=acd.engine, cases=case_desk.cases)
-        agi = build_agi(config, secrets.agi_secret, agi_routes(config, calls, dialplans, ivr, acd))
+        # outbound/ (dispatch reminders, 回访): inbound first — nothing dials while a caller waits
+        self.outbound = OutboundWiring(
+            config, calls.redis, messages.tickets, case_desk.desk, calendar=lambda: dialplans.current.calendar,
+            ami=calls.ami, inbound_waiting=lambda: len(acd.engine.waiting()), clock=clock,
+        )  # fmt: skip
+        routes: dict[str, AgiHandler] = {**agi_routes(config, calls, dialplans, ivr, acd)}
+        routes[AGI_OUTBOUND_SCRIPT] = self.outbound.agi
+        agi = build_agi(config, secrets.agi_secret, routes)
         reports = build_reports(config, calls, acd, messages)  # reports/: counters as calls end
 
         # the parts, by name (calls/, acd/, tickets/ + voicemail/, units/ + knowledge/ + cases/, ivr/)
@@ -112,6 +122,7 @@ class Controller:
             monitors=monitor_service(config, self.ami, self.acd, self.seats, self.api),  # hotline/monitor_seats.py
             dialback=dialback.routes,
             reports=(reports.service, reports.search),
+            outbound=self.outbound.service,
         )
         # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
         self.wallboard = attach_wallboard(
@@ -120,6 +131,7 @@ class Controller:
         )  # fmt: skip
         self.api.more_metrics.append(self.wallboard.metrics)
         self.api.more_metrics.append(self.dialback.metrics)  # seats' callbacks (dialback/)
+        self.api.more_metrics.append(self.outbound.metrics)  # outbound/ (async)
         self._api_runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -145,6 +157,11 @@ class Controller:
         site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
         await site.start()
         self._tasks += self._background.start()
+        await self.outbound.prepare()  # outbound/: its prompts, then its two loops
+        self._tasks += [
+            asyncio.create_task(every(cfg.outbound.tick_s, self.outbound.tick), name="outbound-tick"),
+            asyncio.create_task(every(cfg.outbound.sweep_interval_s, self.outbound.sweep), name="outbound-sweep"),
+        ]
         log.info(
             "controller.started",
             version=__version__,
@@ -160,6 +177,7 @@ class Controller:
         log.info("controller.stopping")
         await self.agi.close(self.config.agi.drain_timeout_s)
         await cancel_and_wait(self._tasks)
+        await self.outbound.service.close()
         await self.acd.close()
         await self.ami.close()
         with contextlib.suppress(Exception):

@@ -4,7 +4,8 @@ recordings, the callback list and the audit trail."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ class ControllerApi:
         self._dialplans = dialplans
         self._knowledge = knowledge
         self._redis = redis
-        self.more_metrics: list[Callable[[], list[Metric]]] = []  # features wired after the API (wallboard)
+        # the metrics of features wired after the API (wallboard, dialback, outbound), sync or async
+        self.more_metrics: list[Callable[[], list[Metric] | Awaitable[list[Metric]]]] = []
         self.figures = Figures(
             config=config,
             seats=acd.seats,
@@ -266,7 +268,7 @@ class ControllerApi:
             *await self.figures.metrics(),
             *await self._messages.calendar.metrics(),
             *self._knowledge.metrics(),
-            *(metric for more in self.more_metrics for metric in more()),
+            *[metric for more in self.more_metrics for metric in await _metrics_of(more)],
         ]
 
     def _spool_free(self) -> list[Metric]:
@@ -330,3 +332,8 @@ class ControllerApi:
             return await self._calls.audit_log.recent(limit, keep)
         except RedisError as exc:
             raise StoreUnavailable(f"the audit trail is unavailable: Redis: {exc}") from None
+
+
+async def _metrics_of(source: Callable[[], list[Metric] | Awaitable[list[Metric]]]) -> list[Metric]:
+    result = source()
+    return await result if inspect.isawaitable(result) else result

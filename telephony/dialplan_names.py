@@ -74,6 +74,11 @@ AGI_AFTER_SEAT_SCRIPT = "after-seat"
 DIALBACK_CONTEXT = "hotline-dialback"
 DIALBACK_EVENT = "HotlineDialback"  # UserEvent from the seat channel's h extension: Id, Status, Talk
 DIALBACK_RING_VARIABLE = "HOTLINE_DIALBACK_RING"  # how long the citizen's phone rings (seconds)
+# automated outbound calls (outbound/): the called party answers into OUTBOUND_CONTEXT, whose AGI
+# plays the message and reads keys; OUTBOUND_VARIABLE names the job (outbound/model.py's job id)
+OUTBOUND_CONTEXT = "hotline-outbound"
+OUTBOUND_VARIABLE = "HOTLINE_OUTBOUND"
+AGI_OUTBOUND_SCRIPT = "outbound"
 FEATURE_CODES = {"*21": "login", "*22": "logout", "*23": "pause", "*24": "ready"}
 
 

@@ -12,6 +12,7 @@ from telephony.dialplan_names import (
     AGI_CALLBACK_DONE_SCRIPT,
     AGI_FEATURE_SCRIPT,
     AGI_IVR_SCRIPT,
+    AGI_OUTBOUND_SCRIPT,
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
@@ -43,6 +44,7 @@ from telephony.dialplan_names import (
     IVR_DONE_VARIABLE,
     MAX_WAIT_VARIABLE,
     OFFER_CONTEXT,
+    OUTBOUND_CONTEXT,
     PEER_CONTEXT,
     PLATFORM_VARIABLE,
     PREDIAL_CONTEXT,
@@ -304,6 +306,13 @@ exten => s,1,GotoIf($["${{{DIAL_VARIABLE}}}" = ""]?done)
  same => n,Dial(${{{DIAL_VARIABLE}}},${{FILTER(0-9,${{{DIALBACK_RING_VARIABLE}}})}})
  same => n(done),Hangup()
 exten => h,1,UserEvent({DIALBACK_EVENT},Id: ${{UNIQUEID}},Status: ${{DIALSTATUS}},Talk: ${{ANSWEREDTIME}})
+
+; An automated outbound call (outbound/: a dispatch reminder, a 回访) was answered: the
+; controller plays the message and reads the keys. Controller away: the call just ends (the
+; job's try is settled as interrupted and retried).
+[{OUTBOUND_CONTEXT}]
+exten => s,1,AGI({agi_url}/{AGI_OUTBOUND_SCRIPT})
+ same => n,Hangup()
 """
 
 

@@ -31,6 +31,7 @@ from tickets.model import (
     TicketState,
     TimelineEntry,
     Transcript,
+    Visit,
     ticket_id,
 )
 
@@ -208,3 +209,22 @@ def overdue(ticket: Ticket, now: datetime) -> tuple[DeadlineKind, ...]:
     if late > due.resolve_by:
         missed.append(DeadlineKind.RESOLVE)
     return tuple(missed)
+
+
+def note(ticket: Ticket, at: datetime, actor: str, text: str) -> Ticket:
+    """A timeline note (an outbound attempt, a reminder): the state is unchanged."""
+    entry = TimelineEntry(state=ticket.state, at=at, actor=actor, note=text)
+    return ticket.model_copy(update={"timeline": (*ticket.timeline, entry)})
+
+
+def visited(ticket: Ticket, visit: Visit, *, actor: str, calendar: WorkingDays, note: str = "") -> Ticket:
+    """The 回访 made: resolved → visited with its answers; not resolved or not satisfied (3)
+    flags the ticket for a supervisor (重办/督办)."""
+    moved = transition(ticket, S.VISITED, at=visit.at, actor=actor, calendar=calendar, note=note)
+    review = visit.resolved is False or visit.satisfaction == 3
+    return moved.model_copy(
+        update={
+            "visit": visit,
+            "needs_review": review,
+        }
+    )

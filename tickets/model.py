@@ -108,6 +108,18 @@ class TimelineEntry(BaseModel):
     note: str = ""
 
 
+class Visit(BaseModel):
+    """The 回访: what the citizen said when the hotline called after the case was resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    resolved: bool | None = None  # key 1 yes, 2 no; None: not answered
+    satisfaction: int | None = None  # 1 满意, 2 基本满意, 3 不满意; None: not answered
+    comment_recording: str = ""  # the comment's file name in the voicemail spool (never a path)
+    how: str = "phone"  # how the visit was made (the automated call: phone)
+
+
 class Ticket(BaseModel):
     """One citizen request. ``caller`` is stored whole (the unit calls back) and masked in logs."""
 
@@ -143,6 +155,9 @@ class Ticket(BaseModel):
     knowledge_entry: str = ""  # the knowledge base entry the seat answered from
     # the caller's answer to the survey after the seat (1 满意, 2 基本满意, 3 不满意), None: not asked
     satisfaction: int | None = None
+    visit: Visit | None = None  # the 回访 (outbound/), once made
+    # flagged for a supervisor (重办/督办): the 回访 found it not resolved or not satisfied
+    needs_review: bool = False
 
     @property
     def is_open(self) -> bool:

@@ -44,7 +44,16 @@ from redis.exceptions import WatchError
 from common.privacy import mask_number
 from tickets import machine
 from tickets.deadlines import CHINA, WorkingDays
-from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Transcript, is_ticket_id, ticket_id
+from tickets.model import (
+    Ticket,
+    TicketCategory,
+    TicketSource,
+    TicketState,
+    Transcript,
+    Visit,
+    is_ticket_id,
+    ticket_id,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +99,11 @@ def _open_key(platform: str, caller: str) -> str:
 
 def provisional_key(platform: str) -> str:
     return f"{PREFIX}tickets:provisional:{platform}"
+
+
+def needs_review_key(platform: str) -> str:
+    """ZSET of ``platform``'s tickets flagged by a 回访 (重办/督办), by when."""
+    return f"{PREFIX}tickets:needs-review:{platform}"
 
 
 def _resolve_year(ticket: Ticket) -> int:
@@ -323,6 +337,44 @@ class RedisTicketStore:
         moved = await self._optimistic(attempt)
         await self.notify_saved(moved)
         return moved
+
+    async def add_note(self, ticket_id: str, *, at: datetime, actor: str, note: str) -> Ticket:
+        """A timeline note on the ticket (its state unchanged); TicketNotFound."""
+        return await self._update(ticket_id, lambda ticket: machine.note(ticket, at, actor, note))
+
+    async def record_visit(self, ticket_id: str, visit: Visit, *, actor: str, note: str = "") -> Ticket:
+        """The 回访's answers: resolved → visited; a flagged ticket goes on its platform's
+        needs-review index (needs_review_key) for supervisors. Machine errors propagate."""
+        moved = await self._update(
+            ticket_id,
+            lambda t: machine.visited(t, visit, actor=actor, calendar=self._calendar_for(t.platform), note=note),
+        )
+        if moved.needs_review:
+            await self._redis.zadd(needs_review_key(moved.platform), {moved.id: visit.at.timestamp()})
+        return moved
+
+    async def needs_review(self, platform: str, limit: int = 100) -> list[str]:
+        """The ids of ``platform``'s tickets flagged for a supervisor, newest first."""
+        ids = cast(list[bytes | str], await self._redis.zrevrange(needs_review_key(platform), 0, limit - 1))
+        return [_text(i) for i in ids]
+
+    async def _update(self, ticket_id: str, change: Callable[[Ticket], Ticket]) -> Ticket:
+        if not is_ticket_id(ticket_id):
+            raise TicketNotFound(f"no ticket {ticket_id}")
+
+        async def attempt(pipe: aioredis.client.Pipeline) -> Ticket:
+            key = ticket_key(ticket_id)
+            await pipe.watch(key)
+            raw = await pipe.get(key)
+            if not raw:
+                raise TicketNotFound(f"no ticket {ticket_id}")
+            changed = change(Ticket.model_validate_json(raw))
+            _begin(pipe)
+            pipe.set(key, changed.model_dump_json())
+            await pipe.execute()
+            return changed
+
+        return await self._optimistic(attempt)
 
     async def confirm_provisional(self, platform: str, known_through: date, at: datetime) -> list[Ticket]:
         """Count again the provisional deadlines of ``platform`` whose year the calendar now knows
