@@ -90,7 +90,7 @@ def replace_live(stats: QueueStats) -> QueueStats:
 def test_the_window_counts_as_the_records_do(puts: list[tuple[CallRecord, int]], queries: list[int]) -> None:
     """Versions put in any order (ending out of order, the same call again); the latest version of
     each call is what counts, whenever the window is asked."""
-    window, latest = RollingFigures(WINDOW), {}
+    window, latest = RollingFigures(WINDOW), dict[str, CallRecord]()
     ordered = sorted(puts, key=lambda put: put[1], reverse=True)  # the clock only goes forward
     asks = sorted(queries, reverse=True)
     for record, before_us in ordered:
@@ -164,7 +164,11 @@ async def test_the_tracker_shows_every_version_to_its_watchers() -> None:
     tracker = CallTracker(_Store(), "kunming", clock=lambda: NOW)
     window = RollingFigures(WINDOW)
     tracker.watch(lambda record: window.put(record, NOW))
-    tracker.watch(lambda record: 1 / 0)  # a failing watcher does not stop the record
+
+    def failing(record: CallRecord) -> None:
+        raise RuntimeError(record.call_id)
+
+    tracker.watch(failing)  # a failing watcher does not stop the record
     await tracker.channel_created("k-1", "PJSIP/trunk-1", "13900000001", "", "12345")
     await tracker.amend("k-1", {"queue": "general", "queued_at": NOW - timedelta(seconds=20)})
     assert window.queue("general", NOW).offered == 0  # waiting: the ACD's live figure
@@ -173,9 +177,7 @@ async def test_the_tracker_shows_every_version_to_its_watchers() -> None:
     assert window.seat("1001", NOW).answered == 1
     await tracker.hung_up("k-1", "normal")
     assert window.seat("1001", NOW).talk_s == 10.0
-    await tracker.amend_stored(
-        "k-1", {"outcome": CallOutcome.ABANDONED, "seat": "", "seat_answered_at": None}
-    )
+    await tracker.amend_stored("k-1", {"outcome": CallOutcome.ABANDONED, "seat": "", "seat_answered_at": None})
     figures = window.queue("general", NOW)
     assert (figures.offered, figures.answered, figures.abandoned) == (1, 0, 1)
     assert window.seat("1001", NOW).answered == 0
