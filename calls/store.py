@@ -123,6 +123,14 @@ class RedisCallStore:
         ids = await self._redis.zrevrange(self._recent_key(self._platform), 0, limit - 1)
         return await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
 
+    async def started_since(self, since_ms: int, offset: int, count: int) -> tuple[int, list[CallRecord]]:
+        """A page of this platform's calls started at or after ``since_ms``, newest first: (ids
+        in the page, the records still kept). The next page starts at ``offset`` + ids."""
+        ids = await self._redis.zrevrangebyscore(
+            self._recent_key(self._platform), "+inf", since_ms, start=offset, num=count
+        )
+        return len(ids), await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
+
     async def open_records(self) -> list[CallRecord]:
         ids = await self._redis.smembers(self._open_key(self._platform))
         return await self._many(sorted(i.decode() if isinstance(i, bytes) else str(i) for i in ids))

@@ -26,6 +26,7 @@ from common.privacy import mask_number
 log = structlog.get_logger(__name__)
 
 EndedListener = Callable[[CallRecord], Awaitable[None]]
+RecordWatcher = Callable[[CallRecord], None]
 RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no Redis read
 RETRY_S = 1.0
 
@@ -44,6 +45,7 @@ class CallTracker:
         self._dirty: dict[str, CallRecord] = {}
         self._ended: OrderedDict[str, CallRecord] = OrderedDict()
         self._ended_listeners: list[EndedListener] = []
+        self._watchers: list[RecordWatcher] = []
         self._seen: dict[str, int] = {}  # call id → order first seen (for reconcile)
         self._seen_count = 0
         self._wake = asyncio.Event()
@@ -53,6 +55,12 @@ class CallTracker:
     def on_ended(self, listener: EndedListener) -> None:
         """Call ``listener`` with every record as it ends (callback list, exports)."""
         self._ended_listeners.append(listener)
+
+    def watch(self, watcher: RecordWatcher) -> None:
+        """Call ``watcher`` with every version of every record as it is kept here (queued,
+        answered, ended, amended after it ended, ended by a reconcile): at once, on the event
+        path, so it must only count in memory (hotline/figures.py's rolling 24 h figures)."""
+        self._watchers.append(watcher)
 
     def _notify_ended(self, record: CallRecord) -> None:
         """Listeners run in the background, in order, retried while Redis fails: the AMI event
@@ -103,6 +111,11 @@ class CallTracker:
                 self._ended.popitem(last=False)
         self._dirty[record.call_id] = record
         self._wake.set()
+        for watcher in self._watchers:
+            try:
+                watcher(record)
+            except Exception:  # a figure gone wrong must not lose the call's record
+                log.exception("calls.watcher_failed", call_id=record.call_id)
         return record
 
     async def flush_dirty(self) -> int:

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from calls.store import StoreUnavailable
 from common.aio import cancel_and_wait
 from common.clock import Clock, system_clock
 from common.privacy import masked_url
@@ -149,6 +150,10 @@ class Controller:
             await self._redis_watch.load_state()
         except RedisError as exc:
             log.warning("controller.redis_unavailable_at_start", error=str(exc))
+        try:  # the 24 h figures count the calls stored before this start, once (else at the first poll)
+            await self.figures.seed()
+        except StoreUnavailable as exc:
+            log.warning("controller.figures_not_seeded", error=str(exc))
         await self.agi.start()
         self.acd.start()
         self.ami.start()

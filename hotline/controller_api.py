@@ -4,8 +4,10 @@ recordings, the callback list and the audit trail."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from voicemail.worker import WorkerState
 
 log = structlog.get_logger(__name__)
 
+SINCE_PAGE = 2000  # call records per read when the 24 h figures are seeded
 _OK = (("result", "ok"),)
 _REJECTED = (("result", "rejected"),)
 
@@ -81,7 +84,7 @@ class ControllerApi:
             acd=acd.engine,
             tracker=calls.tracker,
             handoffs=calls.handoffs,
-            recent_calls=self.recent_calls,
+            stored_calls=self.calls_since,
             clock=clock,
             surveys=ivr.survey_tally,
         )
@@ -296,6 +299,18 @@ class ControllerApi:
 
     async def recent_calls(self, limit: int) -> list[CallRecord]:
         return await self._redis.bounded_read("call records", lambda: self._calls.store.recent(limit))
+
+    async def calls_since(self, since: datetime) -> list[CallRecord]:
+        """The stored calls started since ``since``, read in pages (each bounded as any API read)."""
+        since_ms, offset = int(since.timestamp() * 1000), 0
+        records: list[CallRecord] = []
+        while True:
+            read = functools.partial(self._calls.store.started_since, since_ms, offset, SINCE_PAGE)
+            ids, page = await self._redis.bounded_read("call records", read)
+            records += page
+            offset += ids
+            if ids < SINCE_PAGE:
+                return records
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         return await self._redis.bounded_read("call records", lambda: self._calls.store.get(call_id))

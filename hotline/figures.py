@@ -1,22 +1,29 @@
 """What supervisors and scrapers read about this platform: queue and seat figures over 24 h,
 the metrics built from them, each seat's current call (with the case a hand-off brought), and
-the snapshot published for the province-wide view."""
+the snapshot published for the province-wide view.
+
+The 24 h figures are kept as calls change (acd/window.py, fed by the call tracker's record
+watcher), seeded once from the stored records of the last 24 h: a request or a scrape costs
+the number of queues and seats, never the number of calls (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from redis.exceptions import RedisError
 
 from acd.engine import AcdEngine
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
-from acd.stats import QueueStats, SeatStats, queue_stats, satisfaction_rate, seat_stats
+from acd.stats import QueueStats, SeatStats, satisfaction_rate
+from acd.window import RollingFigures
 from calls.handoff import RedisHandoffs, handoff_view
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
@@ -27,8 +34,10 @@ from common.privacy import mask_number
 from hotline.config import Config
 from ivr.after_seat import SurveyTally
 
+log = structlog.get_logger(__name__)
+
 STATS_WINDOW = timedelta(hours=24)  # GB/T 33358 measures the answer rate over any 24 h
-STATS_RECORDS = 10_000  # enough for a prefecture's day
+SEED_MARGIN = timedelta(hours=6)  # the seed reads calls started this much earlier: queued within 24 h
 
 
 def _satisfaction(name: str, rate: float | None, labels: tuple[tuple[str, str], ...]) -> list[Metric]:
@@ -50,7 +59,7 @@ def rate_metrics(q: QueueStats) -> list[Metric]:
 
 
 class Figures:
-    """Reads the ACD, the seats and the recent call records; changes nothing."""
+    """Reads the ACD, the seats and the rolling 24 h figures; changes nothing."""
 
     def __init__(
         self,
@@ -60,25 +69,46 @@ class Figures:
         acd: AcdEngine,
         tracker: CallTracker,
         handoffs: RedisHandoffs,
-        recent_calls: Callable[[int], Awaitable[list[CallRecord]]],
+        stored_calls: Callable[[datetime], Awaitable[list[CallRecord]]],
         clock: Clock,
         surveys: SurveyTally | None = None,
     ) -> None:
+        """``stored_calls(since)``: the stored records of the calls started since then (read
+        once, to seed the 24 h figures with the calls that ended before this controller)."""
         self._config = config
         self._seats = seats
         self._acd = acd
         self._tracker = tracker
         self._handoffs = handoffs
-        self._recent_calls = recent_calls
+        self._stored_calls = stored_calls
         self._clock = clock
         self._surveys = surveys or SurveyTally()
+        self.window = RollingFigures(STATS_WINDOW)
+        self._seeding = asyncio.Lock()
+        tracker.watch(self._record_changed)
+
+    def _record_changed(self, record: CallRecord) -> None:
+        self.window.put(record, self._clock())
+
+    async def seed(self) -> None:
+        """Count the stored calls of the last 24 h, once (at start; while Redis is away, at the
+        next request: StoreUnavailable until then, as the figures would be short)."""
+        if self.window.seeded:
+            return
+        async with self._seeding:
+            if self.window.seeded:
+                return
+            now = self._clock()
+            records = await self._stored_calls(now - STATS_WINDOW - SEED_MARGIN)
+            counted = self.window.seed(records, now)
+            log.info("figures.seeded", records=len(records), counted=counted, entries=len(self.window))
 
     def queue_names(self) -> list[str]:
         return sorted({"general", *(q for seat in self._config.seats for q in seat.queues)})
 
-    async def queue_stats(self, records: list[CallRecord] | None = None) -> list[QueueStats]:
+    async def queue_stats(self) -> list[QueueStats]:
         """Each queue over the last 24 h; who waits now comes from the ACD itself."""
-        records = records if records is not None else await self._recent_calls(STATS_RECORDS)
+        await self.seed()
         now = self._clock()
         figures = []
         for name in self.queue_names():
@@ -86,7 +116,7 @@ class Figures:
             live = [call for call in waiting if not call.is_callback]
             figures.append(
                 replace(
-                    queue_stats(name, records, now, STATS_WINDOW),
+                    self.window.queue(name, now),
                     waiting_now=len(live),
                     longest_wait_now_s=max((now.timestamp() - call.entered_at for call in live), default=0.0),
                     callbacks_waiting=len(waiting) - len(live),
@@ -94,14 +124,14 @@ class Figures:
             )
         return figures
 
-    async def seat_figures(self, records: list[CallRecord] | None = None) -> list[tuple[Seat, SeatStats]]:
+    async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
         """Each seat's state and its last 24 h."""
-        records = records if records is not None else await self._recent_calls(STATS_RECORDS)
+        await self.seed()
         now = self._clock()
-        return [(seat, seat_stats(seat.seat_id, records, now, STATS_WINDOW)) for seat in self._seats.all()]
+        return [(seat, self.window.seat(seat.seat_id, now)) for seat in self._seats.all()]
 
     async def metrics(self) -> list[Metric]:
-        """Seat and queue metrics (the records are read once per scrape)."""
+        """Seat and queue metrics (no 24 h figures while they cannot be seeded)."""
         counts = Counter(seat.state.value for seat in self._seats.all())
         metrics = [
             Metric("hotline_seats", "gauge", "Seats by state", counts.get(state.value, 0), (("state", state.value),))
@@ -135,10 +165,10 @@ class Figures:
             for (queue, score), count in sorted(self._surveys.answers.items())
         ]
         try:
-            records = await self._recent_calls(STATS_RECORDS)
+            seats = await self.seat_figures()
         except StoreUnavailable:
             return metrics
-        for seat, stats in await self.seat_figures(records):
+        for seat, stats in seats:
             label = (("seat", seat.seat_id),)
             metrics += [
                 Metric("hotline_seat_answered_24h", "gauge", "Calls the seat took, last 24 h", stats.answered, label),
@@ -147,7 +177,7 @@ class Figures:
                 ),
                 *_satisfaction("hotline_seat_satisfaction_rate_24h", stats.satisfaction_rate, label),
             ]
-        queues = await self.queue_stats(records)
+        queues = await self.queue_stats()
         surveyed, satisfied = sum(q.surveyed for q in queues), sum(q.satisfied for q in queues)
         metrics += _satisfaction(
             "hotline_satisfaction_rate_24h", satisfaction_rate(surveyed, satisfied), (("platform", platform),)

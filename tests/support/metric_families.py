@@ -60,6 +60,11 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_satisfaction_rate_24h": "gauge",
     "hotline_queue_satisfaction_rate_24h": "gauge",
     "hotline_seat_satisfaction_rate_24h": "gauge",
+    "hotline_dialback_started": "counter",  # dialback/ (issue 13)
+    "hotline_dialback_reached": "counter",
+    "hotline_dialback_in_progress": "gauge",
+    "hotline_outbound_attempts": "counter",  # outbound/ (issue 13)
+    "hotline_outbound_channels_in_use": "gauge",
     "hotline_alert_active": "gauge",  # wallboard/ (issue 14)
     "hotline_wallboard_viewers": "gauge",
 }
@@ -81,6 +86,7 @@ OPTIONAL = frozenset(
         "hotline_queue_satisfaction_rate_24h",
         "hotline_seat_satisfaction_rate_24h",
         "hotline_alert_active",
+        "hotline_outbound_attempts",  # no sample before the first try
     }
 )
 
