@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from reports.buckets import BadRange, Period, parse_range
 from reports.counting import KINDS
-from reports.schemas import ReportAnswer, CallSearchAnswer
+from reports.schemas import CallSearchAnswer, ReportAnswer
 from reports.search import (
     CALLER,
     MAX_LIMIT,

@@ -20,7 +20,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from acd.config import SeatConfig
-
 from acd.events import EventBus
 from acd.model import Offer, QueuedCall
 from acd.seats import SeatService
