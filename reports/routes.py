@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from reports.buckets import BadRange, Period, parse_range
 from reports.counting import KINDS
-from reports.schemas import ReportAnswer, SearchAnswer
+from reports.schemas import CallSearchAnswer, ReportAnswer
 from reports.search import (
     CALLER,
     MAX_LIMIT,
@@ -166,7 +166,7 @@ def _search_query(request: web.Request, platform: str, tz_name: str) -> CallQuer
 
 @describe(
     "search calls by date, caller number (whole, audited), seat, queue, outcome or case; callers masked",
-    response=SearchAnswer,
+    response=CallSearchAnswer,
     query=[
         *_RANGE,
         Param("caller", "the caller's whole number (digits, optional +): the search is audited"),

@@ -39,7 +39,7 @@ class FoundCall(BaseModel):
     has_call_recording: bool
 
 
-class SearchAnswer(BaseModel):
+class CallSearchAnswer(BaseModel):
     """A page of found calls, newest first; ``next_cursor`` continues (null: no more)."""
 
     platform: str

@@ -1,122 +1,41 @@
-"""Fuzz the HTTP API (hotline/api.py, api_tickets.py, api_network.py): the real aiohttp app,
-in-process, on a real Redis (tickets, the ASR queue, seats), behind the fake controller of
-tests/unit/test_api.py.
+"""Fuzz the HTTP API (hotline/api.py, api_tickets.py, api_network.py and the features' routes):
+the real aiohttp app with every optional part (tests/fuzz/app.py), in-process, on a real Redis
+(tickets, the ASR queue, seats, calls), behind the fake controller of tests/unit/test_api.py.
 
 Generated JSON bodies (wrong types, huge numbers, deep nesting, unicode), raw bodies that are not
 JSON at all, and every route with generated path parameters, queries and tokens. Whatever comes
 in, the answer is never a 5xx other than the 503s the API means (a store away), and comes in
-time."""
+time. The features' routes have their own targets with stronger properties:
+tests/fuzz/test_fuzz_features_api.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import redis.asyncio as aioredis
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import example as explicit
 from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from acd.config import SeatConfig
-from acd.events import EventBus
-from acd.seats import SeatService
-from common.clock import system_clock
-from hotline.api import build_api
 from hotline.redis_process import RedisProcess
+from tests.fuzz.app import CALL, ENDED_CALL, LIVE_CALL, MESSAGE, MISSED, PARKED, TICKET, Api, start_app
 from tests.fuzz.harness import example, fuzz_target, run_async
-from tests.unit.test_api import TOKENS, Backend
-from tickets.model import TicketCategory, Transcript
-from voicemail.jobs import VoicemailMeta
-
-ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-TICKET = "KM-20260302-0001"
-MESSAGE = "voicemail/kunming-1.wav"
-PARKED = "voicemail/kunming-2.wav"
-CALL = "kunming-9.9"  # the seat 1001's call in the fake controller
-SEATS = ("1001", "1002")
-
-
-class FuzzBackend(Backend):
-    """The fake controller of the API unit tests, with a real seat service and event bus."""
-
-    def __init__(self, client: aioredis.Redis, spool_dir: Path) -> None:
-        super().__init__(client, spool_dir)
-        self._events = EventBus(client)
-        self._seats = SeatService(
-            tuple(SeatConfig(id=seat, secret=f"s3cret-{seat}") for seat in SEATS),
-            client,
-            events=self._events,
-            clock=system_clock,
-            platform="kunming",
-        )
-
-    @property
-    def seats(self) -> SeatService:
-        return self._seats
-
-    @property
-    def events(self) -> EventBus:
-        return self._events
-
-
-class Api:
-    """The app's test client and its routes: (method, path template)."""
-
-    def __init__(self, client: TestClient[web.Request, web.Application], routes: list[tuple[str, str]]) -> None:
-        self.client = client
-        self.routes = routes
-
-    def __repr__(self) -> str:  # in a falsifying example
-        return "Api(…)"
-
-
-async def _start(redis_url: str, spool: Path) -> tuple[Api, aioredis.Redis]:
-    connection = aioredis.Redis.from_url(redis_url)
-    await connection.flushdb()
-    (spool / "voicemail").mkdir(parents=True)
-    (spool / MESSAGE).write_bytes(b"RIFF....WAVE")
-    backend = FuzzBackend(connection, spool)
-    await backend.tickets.create_from_voicemail(
-        recording=MESSAGE,
-        platform="kunming",
-        caller="13812345678",
-        call_id="kunming-1",
-        accepted_at=ACCEPTED,
-        transcript=Transcript(text="路灯坏了"),
-        category=TicketCategory.COMPLAINT,
-    )
-    queue = backend.asr_queue
-    await queue.ensure_group()
-    await queue.enqueue(PARKED, VoicemailMeta(platform="kunming", caller="13812345678"))
-    for job in await queue.read_new("fuzz", 1, 1):
-        await queue.park(job, "no speech model", 3, ACCEPTED)
-    app = build_api(backend, TOKENS)
-    routes = sorted(
-        {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None and r.method != "HEAD"}
-    )
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
-    await client.start_server()
-    return Api(client, routes), connection
 
 
 @pytest.fixture(scope="module")
 def api(
     fuzz_loop: asyncio.AbstractEventLoop, redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Api]:
-    started, connection = fuzz_loop.run_until_complete(_start(redis_server.url, tmp_path_factory.mktemp("spool")))
-    assert started.routes == ROUTES, "a route was added or removed: update ROUTES"
-    yield started
-    fuzz_loop.run_until_complete(started.client.close())
-    fuzz_loop.run_until_complete(connection.aclose())
+    started = fuzz_loop.run_until_complete(start_app(redis_server.url, tmp_path_factory.mktemp("spool")))
+    assert started.api.routes == ROUTES, "a route was added or removed: update ROUTES"
+    yield started.api
+    fuzz_loop.run_until_complete(started.api.client.close())
+    fuzz_loop.run_until_complete(started.redis.aclose())
 
 
 # what a caller of the API may send: every JSON type, numbers beyond any range, unicode, nesting
@@ -254,6 +173,12 @@ _known = st.sampled_from(
         f"by-recording:{MESSAGE}",
         "by-recording:",
         "seq:kunming:20260302",
+        LIVE_CALL,
+        ENDED_CALL,
+        MISSED,
+        "km_housing_fund",
+        "queues",
+        "cases",
         "..",
         "%",
         "%00",
@@ -267,12 +192,15 @@ params = st.one_of(
     st.text(max_size=2000),
     st.builds(lambda a, b: a + b, st.sampled_from([TICKET, CALL, "by-recording:", "KM-", "*"]), st.text(max_size=10)),
 )
-query_keys = st.sampled_from(["limit", "state", "date", "platform", "overdue", "kind", "recording"])
+query_keys = st.sampled_from([
+    "limit", "state", "date", "platform", "overdue", "kind", "recording", "q", "matter_type", "from", "to", "by",
+    "format", "cursor", "caller", "seat", "queue", "outcome", "case", "ended", "token",
+])  # fmt: skip
 query_values = st.one_of(
     st.sampled_from(
         ["1", "0", "-1", "1000", "1001", "9" * 5000, "x", "accepted", "2026-03-02", "2026-13-45", "all", "message"]
     ),
-    st.sampled_from(["conversation", PARKED, MESSAGE, "true", "1_0", "١٢"]),
+    st.sampled_from(["conversation", PARKED, MESSAGE, "true", "1_0", "١٢", "2026-03-01", "week", "csv", "路灯"]),
     st.text(max_size=30),
 )
 auth: st.SearchStrategy[dict[str, str]] = st.one_of(  # mostly a valid token: most of the API is behind one
@@ -293,33 +221,53 @@ ROUTES = [
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/callbacks"),
     ("GET", "/api/v1/calls"),
+    ("GET", "/api/v1/calls/search"),
     ("GET", "/api/v1/calls/{call_id}"),
+    ("GET", "/api/v1/calls/{call_id}/history"),
     ("GET", "/api/v1/calls/{call_id}/recording"),
     ("GET", "/api/v1/calls/{call_id}/transfer"),
+    ("GET", "/api/v1/desk/codes"),
     ("GET", "/api/v1/destinations"),
     ("GET", "/api/v1/dialplans"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/handoffs/{token}"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/knowledge"),
+    ("GET", "/api/v1/knowledge/status"),
+    ("GET", "/api/v1/knowledge/{entry_id}"),
     ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/monitors"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/platforms"),
     ("GET", "/api/v1/queues"),
+    ("GET", "/api/v1/reports/{kind}"),
     ("GET", "/api/v1/seats"),
+    ("GET", "/api/v1/seats/{seat_id}/callbacks"),
+    ("GET", "/api/v1/seats/{seat_id}/events"),
     ("GET", "/api/v1/tickets"),
     ("GET", "/api/v1/tickets/{ticket_id}"),
     ("GET", "/api/v1/tickets/{ticket_id}/audio"),
+    ("GET", "/api/v1/units"),
+    ("GET", "/api/v1/units/{unit_id}"),
     ("GET", "/favicon.ico"),
     ("GET", "/metrics"),
     ("GET", "/seat"),
     ("GET", "/static/{name}"),
     ("GET", "/wall"),
     ("POST", "/api/v1/asr/parked/retry"),
+    ("POST", "/api/v1/calls/{call_id}/case"),
+    ("POST", "/api/v1/calls/{call_id}/link"),
+    ("POST", "/api/v1/calls/{call_id}/monitor"),
     ("POST", "/api/v1/calls/{call_id}/transfer"),
     ("POST", "/api/v1/calls/{call_id}/transfer/{action}"),
     ("POST", "/api/v1/dialplans/reload"),
+    ("POST", "/api/v1/knowledge/reload"),
+    ("POST", "/api/v1/monitors/{monitor_id}/mode"),
+    ("POST", "/api/v1/monitors/{monitor_id}/stop"),
+    ("POST", "/api/v1/seats/{seat_id}/callback"),
     ("POST", "/api/v1/seats/{seat_id}/{action}"),
     ("POST", "/api/v1/tickets/{ticket_id}/transition"),
+    ("POST", "/api/v1/units/reload"),
 ]
 routes = st.one_of(st.sampled_from(ROUTES), st.sampled_from([r for r in ROUTES if "{" in r[1]]))
 

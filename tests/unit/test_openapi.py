@@ -23,10 +23,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from hotline.api import build_api
+from hotline.redis_process import RedisProcess
 from knowledge.index import JiebaSegmenter
 from knowledge.service import KnowledgeService
 from knowledge.uses import RedisUseStore
-from tests.fuzz.test_fuzz_api import FuzzBackend
+from tests.fuzz.app import FuzzBackend, start_app
 from tests.unit.test_api import HANDOFF_TOKEN
 from tests.unit.test_cases import DISPATCH, Desk, H
 from tests.unit.test_cases import desk as case_desk  # noqa: F401 - the case desk's fixture, on its own app
@@ -97,6 +98,23 @@ async def test_every_route_is_described(
     optional part of build_api belongs in the ``api`` fixture above."""
     missing = undescribed(api[0]) + undescribed(case_desk.client.app)
     assert not missing, "routes without @describe (web/openapi.py; docs/api.md, OpenAPI):\n  " + "\n  ".join(missing)
+
+
+async def test_the_whole_apps_document_is_served(redis_server: RedisProcess, tmp_path: Path) -> None:
+    """The app with every optional part (tests/fuzz/app.py, as the controller wires it): its
+    document is served and valid. Two features' models of one name (knowledge's and reports'
+    SearchAnswer) made it a 500 (found by tests/fuzz/test_fuzz_api.py)."""
+    started = await start_app(redis_server.url, tmp_path)
+    try:
+        assert undescribed(started.api.app) == []
+        response = await started.api.client.get("/api/v1/openapi.json")
+        assert response.status == 200, await response.text()
+        document = await response.json()
+        validate_spec(document)
+        assert {"/api/v1/calls/search", "/api/v1/knowledge", "/api/v1/monitors"} <= set(document["paths"])
+    finally:
+        await started.api.client.close()
+        await started.redis.aclose()
 
 
 def test_the_schemas_refuse_what_a_model_does_not_say() -> None:
