@@ -351,6 +351,7 @@ class RedisTicketStore:
         )
         if moved.needs_review:
             await self._redis.zadd(needs_review_key(moved.platform), {moved.id: visit.at.timestamp()})
+        await self.notify_saved(moved)  # the reports count the visited step and its answers
         return moved
 
     async def record_visit_comment(
