@@ -18,6 +18,16 @@ SERVICE_LEVEL_S = 15.0
 SATISFIED_SCORES = frozenset({1, 2})  # 满意, 基本满意
 
 
+DEFAULT_MIN_SERVICE_LEVEL = 0.8  # outbound and seats' callbacks start only while it holds
+SERVICE_LEVEL_WINDOW_S = 900.0  # … over the calls that entered a queue in the last 15 min
+
+
+def service_level_holds(level: float | None, minimum: float) -> bool:
+    """Inbound first: whether the 15 s service level (None: no call offered in the window, no
+    score is not a bad one) is at least ``minimum`` (0: the rule is off)."""
+    return minimum <= 0 or level is None or level >= minimum
+
+
 def satisfaction_rate(surveyed: int, satisfied: int) -> float | None:
     """(满意 + 基本满意) / answered surveys; None when there is no answer to count."""
     return satisfied / surveyed if surveyed else None

@@ -10,6 +10,7 @@ from enum import StrEnum
 import structlog
 
 from acd.seat import Seat, SeatState
+from acd.stats import service_level_holds
 
 log = structlog.get_logger(__name__)
 
@@ -70,17 +71,25 @@ class Refusal:
 
     status: int
     reason: str
+    held_by: str = ""  # inbound first: "inbound_waiting" or "service_level" ("" : another reason)
 
 
 def refusal(  # noqa: PLR0911 - one answer per reason
     *, seat: Seat, inbound_waiting: int, number: str, numbers_in_progress: set[str], seats_in_progress: set[str],
-    connected: bool,
+    connected: bool, service_level: float | None = None, min_service_level: float = 0.0,
 ) -> Refusal | None:  # fmt: skip
-    """None when ``seat`` may call ``number`` now. Inbound first: nobody may be waiting."""
+    """None when ``seat`` may call ``number`` now. Inbound first: nobody may be waiting and the
+    15 s service level (``service_level``, None: nobody offered lately) must hold."""
     if not connected:
         return Refusal(503, "Asterisk is not connected: no call can be placed now")
     if inbound_waiting:
-        return Refusal(409, f"callers are waiting ({inbound_waiting}): inbound calls first")
+        return Refusal(409, f"callers are waiting ({inbound_waiting}): inbound calls first", "inbound_waiting")
+    if not service_level_holds(service_level, min_service_level):
+        return Refusal(
+            409,
+            f"the 15 s service level ({service_level:.0%}) is below {min_service_level:.0%}: inbound calls first",
+            "service_level",
+        )
     if DIALLABLE.fullmatch(number) is None:
         return Refusal(422, "this number cannot be dialled (not 3-20 digits)")
     if seat.seat_id in seats_in_progress:

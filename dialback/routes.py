@@ -105,6 +105,7 @@ async def list_entries(request: web.Request) -> web.Response:
         {
             "callbacks": [entry_view(e) for e in entries],
             "inbound_waiting": service.inbound_waiting(),
+            "held_by": service.held_by(),
             "blended": service.blended,
             "in_progress": mine,
         }
@@ -129,13 +130,14 @@ def _id(body: dict[str, object], key: str) -> str | None:
         400: "neither or both of entry and ticket_id",
         403: "another seat, or another platform's case",
         404: "no such entry, case or seat",
-        409: "callers are waiting (inbound first), the seat is busy, or the number is being called",
+        409: "callers are waiting or the 15 s service level is low (inbound first: held_by says which), "
+        "the seat is busy, or the number is being called",
         422: "the number cannot be dialled",
         503: "Asterisk or the outbound trunk unavailable",
     },
 )
 @requires("seat", audit="callbacks.dial")
-async def call_back(request: web.Request) -> web.Response:  # noqa: PLR0911 - one answer per failure
+async def call_back(request: web.Request) -> web.Response:  # noqa: PLR0911, PLR0912 - one answer per failure
     seat_id, principal = request.match_info["seat_id"], request[PRINCIPAL_KEY]
     desk = request.app[DIALBACK_KEY]
 
@@ -175,7 +177,11 @@ async def call_back(request: web.Request) -> web.Response:  # noqa: PLR0911 - on
     except UnknownSeat:
         return await audited(404, f"no seat {seat_id}")
     except DialbackRefused as exc:
-        return await audited(exc.refusal.status, exc.refusal.reason)
+        refused = await audited(exc.refusal.status, exc.refusal.reason)
+        if exc.refusal.held_by:  # inbound first: what holds it, for the desk to say
+            body = {"error": exc.refusal.reason, "held_by": exc.refusal.held_by}
+            return web.json_response(body, status=exc.refusal.status)
+        return refused
     await audit_request(request, principal, "callbacks.dial", f"started {call.call_id} ({origin})")
     return web.json_response(call_view(call), status=202)
 

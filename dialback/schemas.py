@@ -37,6 +37,9 @@ class DialbackView(BaseModel):
 class DeskList(BaseModel):
     callbacks: list[DeskEntry]
     inbound_waiting: int = Field(description="callers waiting now: 回拨 is refused (409) while any wait")
+    held_by: str = Field(
+        description="inbound first: what holds new callbacks ('inbound_waiting', 'service_level'; '' : none)"
+    )
     blended: bool = Field(description="acd.blended_callbacks: idle seats are offered callbacks")
     in_progress: list[DialbackView] = Field(description="this seat's callback, if any")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from acd.model import OFFER_PREFIX, Offer, QueuedCall
 from acd.seat import IllegalSeatTransition, SeatState
 from acd.seats import SeatService, UnknownSeat
+from acd.stats import service_level_holds
 from calls.callbacks import Callback
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
@@ -98,8 +99,10 @@ class DialbackService:
         recordings_dir: Path | None,
         area_code: str,
         trunk_ready: bool = True,
+        service_level: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._config = config
+        self._service_level = service_level  # the 15 s service level of the last 15 min (None: no call)
         self._trunk_ready = trunk_ready  # the outbound trunk is configured (sip.trunks)
         self.blended = blended
         self._asterisk = DialbackTelephony(ami, seat_ring_s, config.trunk, config.dial_timeout_s)
@@ -146,6 +149,17 @@ class DialbackService:
     def inbound_waiting(self) -> int:
         return inbound_waiting(self._acd)
 
+    def service_level(self) -> float | None:
+        return self._service_level()
+
+    def held_by(self) -> str:
+        """Inbound first: why no callback may start now ("" : one may)."""
+        if self._acd.waiting():
+            return "inbound_waiting"
+        if not service_level_holds(self._service_level(), self._config.min_service_level):
+            return "service_level"
+        return ""
+
     async def entries(self, limit: int) -> list[Callback]:
         return await self._entries.pending(limit)
 
@@ -164,6 +178,7 @@ class DialbackService:
         refused = refusal(
             seat=seat, inbound_waiting=self.inbound_waiting(), number=number,
             numbers_in_progress=self.numbers_in_progress(), seats_in_progress=busy, connected=self._asterisk.connected,
+            service_level=self._service_level(), min_service_level=self._config.min_service_level,
         )  # fmt: skip
         if refused is None and not self._trunk_ready:
             refused = Refusal(503, f"no outbound trunk {self._config.trunk!r} in sip.trunks: nobody can be called")
@@ -303,8 +318,9 @@ class DialbackService:
                 log.exception("dialback.blended_failed")
 
     async def offer_blended(self) -> list[Dialback]:
-        """Offer the next listed numbers to idle seats, while nobody waits in any queue."""
-        if not self.blended or not self._trunk_ready or not self._asterisk.connected or self._acd.waiting():
+        """Offer the next listed numbers to idle seats, while nobody waits in any queue and the
+        15 s service level holds."""
+        if not self.blended or not self._trunk_ready or not self._asterisk.connected or self.held_by():
             return []
         busy = {o.seat_id for o in self._acd.offers()} | self._reserved | {c.seat_id for c in self._calls.values()}
         idle = [s.seat_id for s in self._seats.all() if s.state is SeatState.READY and s.seat_id not in busy]
@@ -324,7 +340,7 @@ class DialbackService:
     async def _offer(self, idle: Sequence[str], due: Sequence[Callback]) -> list[Dialback]:
         started = []
         for seat_id, entry in zip(idle, due, strict=False):
-            if self._acd.waiting():  # a caller came meanwhile: inbound first, no new offer
+            if self.held_by():  # a caller came meanwhile (or the level fell): inbound first, no new offer
                 break
             try:
                 started.append(await self.call_back(seat_id, entry.caller, blended=True, origin=entry.last_call_id))

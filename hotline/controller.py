@@ -57,13 +57,20 @@ class Controller:
         messages = build_messages(config, clock, calls, dialplans)
         case_desk = build_case_desk(config, clock, tokens=tokens, calls=calls, messages=messages, dialplans=dialplans)
         acd = build_acd(config, clock, calls, case_desk)
-        dialback = build_dialback(config, clock, calls, acd, messages)  # seats' callbacks (dialback/)
+
+        # inbound first: the wallboard's 15 s service level of the last 15 min (it is attached below)
+        def service_level() -> float | None:
+            return self.wallboard.recent_service_level()
+
+        # seats' callbacks (dialback/)
+        dialback = build_dialback(config, clock, calls, acd, messages, service_level=service_level)
         network = build_network(config, clock, calls, dialplans)
         ivr = build_ivr_context(config, clock, calls=calls, messages=messages, acd=acd.engine, cases=case_desk.cases)
         # outbound/ (dispatch reminders, 回访): inbound first — nothing dials while a caller waits
         self.outbound = OutboundWiring(
             config, calls.redis, messages.tickets, case_desk.desk, calendar=lambda: dialplans.current.calendar,
             ami=calls.ami, inbound_waiting=lambda: len(acd.engine.waiting()), clock=clock,
+            comments=messages.asr_queue, service_level=service_level,
         )  # fmt: skip
         routes: dict[str, AgiHandler] = {**agi_routes(config, calls, dialplans, ivr, acd)}
         routes[AGI_OUTBOUND_SCRIPT] = self.outbound.agi

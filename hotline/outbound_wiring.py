@@ -15,7 +15,7 @@ from hotline.config import Config
 from ivr.prompts import build_prompts
 from outbound.agi import OutboundCall
 from outbound.policy import DayTypes, load_dnc
-from outbound.service import OutboundService
+from outbound.service import CommentQueue, OutboundService
 from outbound.store import OutboundStore
 from outbound.telephony import OutboundTelephony
 from telephony.ami import AmiClient
@@ -38,6 +38,8 @@ class OutboundWiring:
         ami: AmiClient,
         inbound_waiting: Callable[[], int],
         clock: Clock,
+        comments: CommentQueue | None = None,
+        service_level: Callable[[], float | None] = lambda: None,
     ) -> None:
         cfg = config.outbound
         self.config = config
@@ -58,6 +60,8 @@ class OutboundWiring:
             dialler=self.dialler,
             inbound_waiting=inbound_waiting,
             dnc=dnc,
+            comments=comments,  # 回访 comments to the ASR workers, onto their case
+            service_level=service_level,  # inbound first: no new call while it is below min_service_level
             clock=clock,
         )
         self.prompts_dir = prompt_path(config.paths.runtime_dir, "outbound")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from outbound.model import Job, JobState, Kind, Result, is_job_id
+from outbound.model import COMMENTS_DIR, Job, JobState, Kind, Result, is_job_id
 from outbound.service import OutboundService
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.dialplan_names import OUTBOUND_VARIABLE
@@ -23,7 +23,6 @@ log = structlog.get_logger(__name__)
 KEY_WAIT_S = 6.0
 REPEATS = 3  # a reminder is read at most this often (key 2 repeats it)
 _SAYABLE = re.compile(r"[A-Za-z0-9]{1,32}")
-COMMENTS_DIR = "outbound"  # under the spool: the 回访 comments (<job id>.wav)
 ON_CALL = (JobState.ANSWERED,)
 
 

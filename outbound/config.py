@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
+from acd.stats import DEFAULT_MIN_SERVICE_LEVEL
 from common.config_model import ConfigModel
 from ivr.dialplan.schema import parse_time_range
 from telephony.values import DialNumber, PromptText, TrunkName
@@ -64,6 +65,8 @@ class OutboundConfig(ConfigModel):
     # the number shown to the called party; default: the platform's <area code>12345
     caller_id: DialNumber | None = None
     max_channels: int = Field(default=2, ge=1, le=200)  # automated calls at once, per platform
+    # inbound first: no new call while the 15 s service level of the last 15 min is below this (0: off)
+    min_service_level: float = Field(default=DEFAULT_MIN_SERVICE_LEVEL, ge=0, le=1)
     tick_s: float = Field(default=1.0, gt=0, le=60)  # how often due attempts are looked at
     sweep_interval_s: float = Field(default=30.0, gt=0, le=3600)  # how often tickets are looked at
     number_lock_s: int = Field(default=300, ge=30, le=3600)  # one call at a time per number (TTL)

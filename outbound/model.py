@@ -17,6 +17,8 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+COMMENTS_DIR = "outbound"  # under the spool: the 回访 comments (<job id>.wav)
+
 
 class Kind(StrEnum):
     REMINDER = "reminder"  # 电话提醒: the unit is asked to sign for a dispatched case

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from acd.stats import service_level_holds
 from common.yamlsource import YamlSyntaxError, parse_yaml
 from ivr.calendar import CalendarDataMissing, DayInfo, DayType
 from ivr.dialplan.schema import parse_time_range
@@ -71,12 +72,18 @@ class ChannelBudget:
     in_use: int
     inbound_waiting: int
     paused: bool
+    service_level: float | None = None  # the 15 s service level of the last 15 min (None: no call)
+    min_service_level: float = 0.0  # below it no new call starts (0: off)
 
     @property
     def free(self) -> int:
-        if self.paused or self.inbound_waiting > 0:
+        if self.paused or self.inbound_waiting > 0 or not self.service_level_holds:
             return 0
         return max(0, self.max_channels - self.in_use)
+
+    @property
+    def service_level_holds(self) -> bool:
+        return service_level_holds(self.service_level, self.min_service_level)
 
     @property
     def held_by(self) -> str:
@@ -85,6 +92,8 @@ class ChannelBudget:
             return "paused"
         if self.inbound_waiting > 0:
             return "inbound_waiting"
+        if not self.service_level_holds:
+            return "service_level"
         if self.in_use >= self.max_channels:
             return "channels_full"
         return ""

@@ -10,13 +10,22 @@ class Channels(BaseModel):
     max: int
 
 
+class ServiceLevel(BaseModel):
+    last_15min: float | None = Field(description="inbound's 15 s service level, last 15 min (null: no call offered)")
+    min: float = Field(description="outbound.min_service_level: below it no new call starts (0: off)")
+
+
 class OutboundStatus(BaseModel):
     platform: str
     enabled: bool
     paused: bool
-    held_by: str = Field(description="why no new call starts now ('' when calls may start)")
+    held_by: str = Field(
+        description="why no new call starts now: paused, inbound_waiting, service_level, channels_full "
+        "('' when calls may start)"
+    )
     channels: Channels
     inbound_waiting: int
+    service_level: ServiceLevel
     kinds: dict[str, dict[str, int]] = Field(description="kind → state → jobs")
 
 

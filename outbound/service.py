@@ -23,12 +23,13 @@ from common.clock import Clock, system_clock
 from common.metrics import Metric
 from common.privacy import mask_number
 from outbound.config import KindPolicy, OutboundConfig
-from outbound.model import FINAL_RESULTS, Job, JobState, Kind, Result, after_try, job_id, move
+from outbound.model import COMMENTS_DIR, FINAL_RESULTS, Job, JobState, Kind, Result, after_try, job_id, move
 from outbound.policy import ChannelBudget, DayTypes, may_call, next_opening
 from outbound.store import ClaimOutcome, OutboundStore
 from outbound.telephony import DialOutcome
 from tickets.model import Ticket, TicketState, Visit
 from units.registry import UnitLookup
+from voicemail.jobs import VoicemailMeta
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,12 @@ class Tickets(Protocol):
     async def add_note(self, ticket_id: str, *, at: datetime, actor: str, note: str) -> Ticket: ...
 
     async def record_visit(self, ticket_id: str, visit: Visit, *, actor: str, note: str = "") -> Ticket: ...
+
+
+class CommentQueue(Protocol):
+    """The ASR queue (voicemail/queue.py's AsrQueue): a 回访 comment to transcribe onto its case."""
+
+    async def enqueue(self, recording: str, meta: VoicemailMeta) -> bool: ...
 
 
 class Dialler(Protocol):
@@ -121,6 +128,8 @@ class OutboundService:
         dialler: Dialler,
         inbound_waiting: Callable[[], int],
         dnc: frozenset[str] = frozenset(),
+        comments: CommentQueue | None = None,
+        service_level: Callable[[], float | None] = lambda: None,
         clock: Clock = system_clock,
     ) -> None:
         self.config = config
@@ -134,6 +143,8 @@ class OutboundService:
         self._dialler = dialler
         self._inbound_waiting = inbound_waiting
         self.dnc = dnc
+        self._comments = comments
+        self._service_level = service_level  # the 15 s service level of the last 15 min (None: no call)
         self._clock = clock
         self._calls: set[asyncio.Task[None]] = set()
         self.held_by = ""  # why the last tick started nothing ("" : it could)
@@ -218,6 +229,8 @@ class OutboundService:
             in_use=len(await self.store.active()),
             inbound_waiting=self._inbound_waiting(),
             paused=await self.store.paused(),
+            service_level=self._service_level(),
+            min_service_level=self.config.min_service_level,
         )
 
     async def tick(self) -> int:
@@ -382,7 +395,19 @@ class OutboundService:
         except ValueError as exc:
             log.info("outbound.visit_refused", job=job.id, error=str(exc))
             return False
+        if visit.comment_recording and self._comments is not None:
+            await self._transcribe_comment(self._comments, job, visit)
         return True
+
+    async def _transcribe_comment(self, comments: CommentQueue, job: Job, visit: Visit) -> None:
+        """The comment to the ASR workers, its transcript onto this case (never a new ticket)."""
+        meta = VoicemailMeta(
+            platform=self.platform, call_id=job.id, caller=job.number, recorded_at=visit.at, onto_ticket=job.ticket_id
+        )
+        try:
+            await comments.enqueue(f"{COMMENTS_DIR}/{visit.comment_recording}", meta)
+        except Exception as exc:  # the answers are saved; the recording stays named on the visit
+            log.warning("outbound.comment_not_queued", job=job.id, error=str(exc) or type(exc).__name__)
 
     async def _note(self, job: Job, text: str) -> None:
         try:
@@ -405,6 +430,7 @@ class OutboundService:
             "held_by": budget.held_by,
             "channels": {"in_use": budget.in_use, "max": budget.max_channels},
             "inbound_waiting": budget.inbound_waiting,
+            "service_level": {"last_15min": budget.service_level, "min": budget.min_service_level},
             "kinds": kinds,
         }
 

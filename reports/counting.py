@@ -11,7 +11,10 @@ Kinds of rollup, each a hash per platform and local hour (reports/store.py):
 - ``cases`` — per unit (``-`` before one is named): dispatched (on time / late), signed (on
   time / late), resolved (on time / late), returned, extended, visited, by the hour each step
   happened; platform-wide (``*``): accepted, and ``cohort_resolved`` in the hour of acceptance
-  (办结率 = cohort_resolved / accepted: the share of the period's cases resolved since).
+  (办结率 = cohort_resolved / accepted: the share of the period's cases resolved since). The 回访
+  (visited) adds its answers per unit — visit_surveyed, visit_satisfied (回访满意率), visit_resolved
+  of visit_answered_resolved — and ``cohort_visit_not_resolved`` (``*``, hour of acceptance): a
+  case the citizen said was not resolved, taken out of 办结率 after 回访.
 
 Times are integer milliseconds (Redis ``HINCRBY``). A field is ``metric`` + ``\\x1f`` + dimension
 (queue, seat, ``seat\\x1freason``, node …); the separator is stripped from dimensions.
@@ -19,6 +22,7 @@ Times are integer milliseconds (Redis ``HINCRBY``). A field is ``metric`` + ``\\
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -197,4 +201,24 @@ def ticket_step_increments(ticket: Ticket, index: int, tz: ZoneInfo) -> list[Inc
         add("extended")
     elif state is TicketState.VISITED:
         add("visited")
+        _visit(add, ticket)
     return out
+
+
+def _visit(add: Callable[..., None], ticket: Ticket) -> None:
+    """The 回访's answers, by the hour of the visit per unit: 回访满意率 = visit_satisfied /
+    visit_surveyed; "not resolved" also counts in the hour of acceptance (``*``) so that 办结率
+    after 回访 takes those cases out of the period's resolved ones."""
+    visit = ticket.visit
+    if visit is None:
+        return
+    if visit.satisfaction is not None:
+        add("visit_surveyed")
+        if visit.satisfaction in SATISFIED_SCORES:
+            add("visit_satisfied")
+    if visit.resolved is not None:
+        add("visit_answered_resolved")
+        if visit.resolved:
+            add("visit_resolved")
+        else:
+            add("cohort_visit_not_resolved", ticket.accepted_at, ALL_UNITS)

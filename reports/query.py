@@ -100,6 +100,7 @@ def _ivr_row(m: dict[str, int]) -> Row:
 CASE_COUNTS = (
     "dispatched", "dispatched_on_time", "dispatched_late", "signed", "signed_on_time", "signed_late",
     "resolved", "resolved_on_time", "resolved_late", "returned", "extended", "visited",
+    "visit_surveyed", "visit_satisfied", "visit_answered_resolved", "visit_resolved",
 )  # fmt: skip
 
 
@@ -109,6 +110,9 @@ def _case_row(m: dict[str, int]) -> Row:
     row["dispatch_on_time_rate"] = _rate(row["dispatched_on_time"], row["dispatched"])
     row["sign_on_time_rate"] = _rate(row["signed_on_time"], row["signed"])
     row["resolve_on_time_rate"] = _rate(row["resolved_on_time"], row["resolved"])
+    # the 回访's (not the after-seat survey's: that is the queues' and seats' satisfaction_rate)
+    row["visit_satisfaction_rate"] = _rate(row["visit_satisfied"], row["visit_surveyed"])
+    row["visit_resolved_rate"] = _rate(row["visit_resolved"], row["visit_answered_resolved"])
     return row
 
 
@@ -140,5 +144,11 @@ def rows(kind: str, buckets: Sequence[str], counters: Sequence[dict[str, int]], 
             if dim == ALL_UNITS:
                 accepted, cohort = m.get("accepted", 0), m.get("cohort_resolved", 0)
                 row |= {"accepted": accepted, "cohort_resolved": cohort, "resolution_rate": _rate(cohort, accepted)}
+                # 办结率 after 回访: the cases whose citizen said "not resolved" are not counted resolved
+                not_resolved = min(m.get("cohort_visit_not_resolved", 0), cohort)
+                row |= {
+                    "cohort_visit_not_resolved": not_resolved,
+                    "resolution_rate_after_visit": _rate(cohort - not_resolved, accepted),
+                }
         out.append(row)
     return out

@@ -217,6 +217,29 @@ def note(ticket: Ticket, at: datetime, actor: str, text: str) -> Ticket:
     return ticket.model_copy(update={"timeline": (*ticket.timeline, entry)})
 
 
+COMMENT_NOTE_CHARS = 200  # the timeline note quotes at most this much of the comment's transcript
+
+
+def visit_comment(ticket: Ticket, recording: str, transcript: Transcript, *, at: datetime, actor: str) -> Ticket:
+    """The 回访 comment's transcript onto the visit, with a timeline note (the state unchanged).
+
+    ``recording`` is the comment's file name as the visit names it. Raises ValueError for a
+    ticket whose visit has no such comment; a second transcript of the same comment is ignored."""
+    visit = ticket.visit
+    if visit is None or not visit.comment_recording or visit.comment_recording != recording:
+        raise ValueError(f"ticket {ticket.id} has no 回访 comment {recording!r}")
+    if visit.comment_transcript is not None:
+        return ticket
+    text = " ".join(transcript.text.split())
+    if text:
+        quoted = text if len(text) <= COMMENT_NOTE_CHARS else text[:COMMENT_NOTE_CHARS] + "…"
+        line = f"回访 comment transcribed: {quoted}"
+    else:
+        line = "回访 comment: no transcript (listen to the recording)"
+    noted = note(ticket, at, actor, line)
+    return noted.model_copy(update={"visit": visit.model_copy(update={"comment_transcript": transcript})})
+
+
 def visited(ticket: Ticket, visit: Visit, *, actor: str, calendar: WorkingDays, note: str = "") -> Ticket:
     """The 回访 made: resolved → visited with its answers; not resolved or not satisfied (3)
     flags the ticket for a supervisor (重办/督办)."""

@@ -117,6 +117,8 @@ class Visit(BaseModel):
     resolved: bool | None = None  # key 1 yes, 2 no; None: not answered
     satisfaction: int | None = None  # 1 满意, 2 基本满意, 3 不满意; None: not answered
     comment_recording: str = ""  # the comment's file name in the voicemail spool (never a path)
+    # what the ASR workers heard in the comment; None: not transcribed (yet); empty text: no model
+    comment_transcript: Transcript | None = None
     how: str = "phone"  # how the visit was made (the automated call: phone)
 
 

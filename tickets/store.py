@@ -351,7 +351,22 @@ class RedisTicketStore:
         )
         if moved.needs_review:
             await self._redis.zadd(needs_review_key(moved.platform), {moved.id: visit.at.timestamp()})
+        await self.notify_saved(moved)  # the reports count the visited step and its answers
         return moved
+
+    async def record_visit_comment(
+        self, ticket_id: str, recording: str, transcript: Transcript, *, at: datetime, actor: str
+    ) -> Ticket:
+        """The 回访 comment's transcript onto the ticket's visit (machine.visit_comment):
+        idempotent; ValueError for a ticket without that comment, TicketNotFound."""
+        return await self._update(
+            ticket_id, lambda t: machine.visit_comment(t, recording, transcript, at=at, actor=actor)
+        )
+
+    async def has_visit_comment_transcript(self, ticket_id: str) -> bool:
+        """Whether the ticket's 回访 comment was transcribed (False for no ticket or no visit)."""
+        ticket = await self.get(ticket_id) if is_ticket_id(ticket_id) else None
+        return ticket is not None and ticket.visit is not None and ticket.visit.comment_transcript is not None
 
     async def needs_review(self, platform: str, limit: int = 100) -> list[str]:
         """The ids of ``platform``'s tickets flagged for a supervisor, newest first."""

@@ -27,6 +27,9 @@ class VoicemailMeta(BaseModel):
     caller: str = ""
     recorded_at: datetime | None = None
     tags: dict[str, str] = {}
+    # the job's kind: empty, a message that becomes a new ticket; a ticket id, a recording whose
+    # transcript goes onto that existing case (the 回访 comment, outbound/)
+    onto_ticket: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class AsrJob:
     entry_id: str
     recording: str  # file name in the voicemail spool
     meta: VoicemailMeta
+
+    @property
+    def onto_ticket(self) -> str:
+        """The existing case the transcript goes onto ("" : a new ticket)."""
+        return self.meta.onto_ticket
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,18 @@ class ParkedJob:
 
 
 class TicketSink(Protocol):
-    """Where transcripts go (``voicemail.sink.TicketStoreSink``); both calls are idempotent."""
+    """Where transcripts go (``voicemail.sink.TicketStoreSink``); every call is idempotent.
+
+    ``has_ticket``/``accept``: a message becomes a new ticket. ``has_transcript``/``attach``: a
+    recording's transcript goes onto an existing case (``VoicemailMeta.onto_ticket``)."""
 
     async def has_ticket(self, recording: str) -> bool: ...
 
     async def accept(self, recording: str, meta: VoicemailMeta, transcript: Transcript) -> str: ...
+
+    async def has_transcript(self, ticket_id: str, recording: str) -> bool: ...
+
+    async def attach(self, ticket_id: str, recording: str, transcript: Transcript) -> str: ...
 
 
 MetaFor = Callable[[Path], Awaitable[VoicemailMeta | None]]

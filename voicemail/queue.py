@@ -78,8 +78,9 @@ class AsrQueue:
                 raise
 
     async def enqueue(self, recording: str, meta: VoicemailMeta) -> bool:
-        """Queue a message; False when it already has a ticket or a job."""
-        if await self._sink.has_ticket(recording):
+        """Queue a message (or, with ``meta.onto_ticket``, a recording whose transcript goes onto
+        that case); False when it already has its ticket (transcript) or a job."""
+        if await _handled(self._sink, recording, meta):
             return False
         added = await self._enqueue(keys=[self._queued, self._stream], args=[recording, meta.model_dump_json()])
         if added:
@@ -182,6 +183,13 @@ class AsrQueue:
         if retried:
             log.info("asr.job_retried", recording=recording)
         return bool(retried)
+
+
+async def _handled(sink: TicketSink, recording: str, meta: VoicemailMeta) -> bool:
+    """Whether the job's work is done: the message has its ticket, or the case its transcript."""
+    if meta.onto_ticket:
+        return await sink.has_transcript(meta.onto_ticket, recording)
+    return await sink.has_ticket(recording)
 
 
 def _settled_messages(spool_dir: Path, cutoff: float) -> list[Path]:

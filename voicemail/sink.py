@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from common.clock import Clock, system_clock
 from tickets.model import Transcript, category_from_tags
 from tickets.store import RedisTicketStore
 from voicemail.jobs import VoicemailMeta
+
+ASR_ACTOR = "asr"  # who writes a transcript onto an existing case
 
 
 class TicketStoreSink:
@@ -34,3 +38,13 @@ class TicketStoreSink:
             tags=meta.tags,
         )
         return result.ticket.id
+
+    async def has_transcript(self, ticket_id: str, recording: str) -> bool:
+        del recording  # a visit has one comment
+        return await self._store.has_visit_comment_transcript(ticket_id)
+
+    async def attach(self, ticket_id: str, recording: str, transcript: Transcript) -> str:
+        """A 回访 comment (``<folder>/<file>.wav`` in the spool) onto its case's visit."""
+        name = PurePosixPath(recording).name
+        await self._store.record_visit_comment(ticket_id, name, transcript, at=self._clock(), actor=ASR_ACTOR)
+        return ticket_id

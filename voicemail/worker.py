@@ -165,17 +165,25 @@ class AsrWorker:
             return jobs
         return await self._queue.read_new(self.consumer, wanted, settings.block_ms)
 
+    async def _handled(self, job: AsrJob) -> bool:
+        if job.onto_ticket:
+            return await self._sink.has_transcript(job.onto_ticket, job.recording)
+        return await self._sink.has_ticket(job.recording)
+
     async def process(self, job: AsrJob) -> None:
         """Transcribe and hand over one job. Decoding and ticket failures are counted, never
         raised; a Redis error in the bookkeeping is, and leaves the job pending."""
         attempts = await self._queue.count_attempt(job)
         bound = log.bind(recording=job.recording, attempt=attempts, consumer=self.consumer)
         try:
-            if await self._sink.has_ticket(job.recording):  # a worker died after the ticket, before the ack
+            if await self._handled(job):  # a worker died after the ticket, before the ack
                 await self._queue.done(job)
                 return
             transcript = await self._transcriber.transcribe(self._spool_dir / job.recording)
-            ticket = await self._sink.accept(job.recording, job.meta, transcript)
+            if job.onto_ticket:  # a 回访 comment: onto the existing case, never a new ticket
+                ticket = await self._sink.attach(job.onto_ticket, job.recording, transcript)
+            else:
+                ticket = await self._sink.accept(job.recording, job.meta, transcript)
         except asyncio.CancelledError:
             raise
         except AudioUnreadable as exc:  # the same bytes will fail again: park at once

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from acd.events import EventBus
 from acd.model import QueuedCall
 from acd.seat import Seat, SeatState
+from acd.stats import SERVICE_LEVEL_WINDOW_S
 from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from common.clock import Clock
@@ -85,7 +86,8 @@ class Wallboard:
         self._recent_calls = recent_calls
         self._clock = clock
         windows = [rule.window_s for rule in config.alerts if rule.window_s is not None]
-        self.tally = TodayTally(keep_s=float(max(windows, default=900)))
+        # the recent window also serves inbound-first's service level (outbound, callbacks)
+        self.tally = TodayTally(keep_s=float(max([*windows, SERVICE_LEVEL_WINDOW_S])))
         self.alerts = AlertBook(config.alerts)
         self._subscribers: set[Subscriber] = set()
         self._wake = asyncio.Event()
@@ -107,6 +109,11 @@ class Wallboard:
         self._subscribers.discard(subscriber)
 
     # inputs
+
+    def recent_service_level(self) -> float | None:
+        """The platform's 15 s service level over the calls that entered a queue in the last
+        15 min (None: none did): outbound and seats' callbacks start only while it holds."""
+        return self.tally.window(ALL, self._clock(), SERVICE_LEVEL_WINDOW_S).rate("service_level_15s")
 
     async def call_ended(self, record: CallRecord) -> None:
         """The call tracker's ended listener: count the call today."""

@@ -3,6 +3,7 @@ and its HTTP side with the case lookup."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from common.clock import Clock
@@ -22,7 +23,13 @@ class DialbackParts:
 
 
 def build_dialback(
-    config: Config, clock: Clock, calls: CallParts, acd: AcdParts, messages: MessageParts
+    config: Config,
+    clock: Clock,
+    calls: CallParts,
+    acd: AcdParts,
+    messages: MessageParts,
+    *,
+    service_level: Callable[[], float | None] = lambda: None,
 ) -> DialbackParts:
     service = DialbackService(
         config=config.dialback,
@@ -38,5 +45,6 @@ def build_dialback(
         recordings_dir=config.paths.spool_dir / RECORDINGS_DIR if config.recordings.enabled else None,
         area_code=config.platform.area_code,
         trunk_ready=config.dialback.trunk in config.sip.trunks,
+        service_level=service_level,  # inbound first: the last 15 min's 15 s service level
     )
     return DialbackParts(service=service, routes=DialbackDesk(service, messages.tickets))

@@ -89,6 +89,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                 "reminder": {**KIND, "max_attempts": 3, "retry_after_s": [600]},
                 "visit": {**KIND, "max_attempts": 2, "retry_after_s": [600]},
                 "visit_comment_s": 2,
+                # inbound first: the last 15 min's 15 s service level (one answered caller of two
+                # in the test below: 0.5) holds new calls while below this
+                "min_service_level": 0.5,
             },
         },
     )
@@ -141,6 +144,14 @@ def test_a_citizen_answers_the_visit_1_then_1(rig: Rig) -> None:
     assert visited.visit is not None
     assert (visited.visit.resolved, visited.visit.satisfaction) == (True, 1)
     assert not visited.needs_review
+    if visited.visit.comment_recording:  # the citizen's line carried sound: a comment was recorded
+        # no model here: the controller's own worker consumes the job and notes "no transcript"
+        def transcribed() -> Ticket | None:
+            now = rig.ticket(ticket.id)
+            return now if now.visit is not None and now.visit.comment_transcript is not None else None
+
+        noted = wait_for("the comment's job consumed", transcribed, timeout_s=60)
+        assert noted.timeline[-1].note == "回访 comment: no transcript (listen to the recording)"
 
 
 # the INVITE must come from the platform's 12345 number (0871 12345), else SIPp fails the call
@@ -178,7 +189,7 @@ def test_a_busy_unit_gets_a_retry_and_saw_the_platform_number(rig: Rig) -> None:
 
 def test_a_citizen_waiting_for_a_seat_holds_new_outbound_calls(rig: Rig) -> None:
     sip_port = rig.platform.config.sip.port
-    seat = SippServer(scenario(answering_peer(talk_ms=30_000, hang_up=True)), port=rig.seat_port, timeout_s=120)
+    seat = SippServer(scenario(answering_peer(talk_ms=40_000, hang_up=True)), port=rig.seat_port, timeout_s=150)
     first = SippCall(sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13900004001", timeout_s=120)
     wait_for(
         "the seat on the first call",
@@ -203,7 +214,17 @@ def test_a_citizen_waiting_for_a_seat_holds_new_outbound_calls(rig: Rig) -> None
             held += 1
     assert held > 0
     assert second.wait().ok
-    # the caller gone: the reminder goes out
+    # the caller gave up: the 15 s service level is 0 of 1 now, below 0.5: still no new call
+    # until the first call ends and counts (1 of 2 answered within 15 s)
+    seen = set()
+    while not first.finished:
+        status = rig.platform.http("/api/v1/outbound").body
+        seen.add(status["held_by"])
+        if status["held_by"] == "service_level":
+            assert status["service_level"] == {"last_15min": 0.0, "min": 0.5}
+            assert [a["tries"] for a in rig.attempts(ticket.id)] == [0]
+    assert "service_level" in seen
+    # the caller gone and the level back: the reminder goes out
     assert unit.wait().ok
     tried = wait_for("the try's result", lambda: next((a for a in rig.attempts(ticket.id) if a["last_result"]), None))
     assert tried["tries"] == 1

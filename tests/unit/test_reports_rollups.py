@@ -25,7 +25,7 @@ from reports.query import rows
 from reports.service import ReportService
 from reports.store import RedisRollups
 from tickets import machine
-from tickets.model import TicketCategory, TicketSource, TicketState
+from tickets.model import TicketCategory, TicketSource, TicketState, Visit
 
 CHINA = ZoneInfo("Asia/Shanghai")
 # 2026-03-01 20:00 China: three days of calls around two midnights
@@ -315,3 +315,40 @@ async def test_a_case_resolved_on_the_adjusted_saturday_is_on_time_and_after_the
     assert (by_unit["roads"]["resolved_on_time"], by_unit["roads"]["resolved_late"]) == (0, 1)
     assert by_unit["*"]["resolve_on_time_rate"] == 0.5 and by_unit["*"]["resolution_rate"] == 1.0
     assert by_unit["*"]["dispatch_on_time_rate"] == 1.0 and by_unit["*"]["sign_on_time_rate"] == 1.0
+
+
+async def test_the_visits_answers_give_their_own_satisfaction_rate_and_the_resolution_rate_after_visit(
+    client: aioredis.Redis,
+) -> None:
+    """Four cases accepted and resolved in March, three visited: 满意, 基本满意 with "resolved",
+    不满意 with "not resolved". The 回访满意率 is 2/3 (beside, never mixed with, the after-seat
+    survey's satisfaction_rate of the queue report); 办结率 is 4/4, after 回访 3/4."""
+    platform = fresh_platform()
+    reports = service(client, platform)
+    calendar = PlatformCalendar()
+    accepted = datetime(2026, 3, 2, 9, 0, tzinfo=CHINA)
+    answers: list[tuple[bool | None, int | None] | None] = [(True, 1), (True, 2), (False, 3), None]
+    for n, answer in enumerate(answers):
+        ticket = machine.accept(
+            platform=platform, sequence=n + 1, source=TicketSource.PHONE, accepted_at=accepted,
+            category=TicketCategory.CONSULTATION, calendar=calendar, uid=f"v{n}",
+        ).model_copy(update={"unit": "water"})  # fmt: skip
+        ticket = machine.transition(ticket, TicketState.RESOLVED, at=accepted + timedelta(hours=1), actor="t",
+                                    calendar=calendar)  # fmt: skip
+        if answer is not None:
+            visit = Visit(at=accepted + timedelta(days=1), resolved=answer[0], satisfaction=answer[1])
+            ticket = machine.visited(ticket, visit, actor="outbound", calendar=calendar)
+        await reports.count_ticket(ticket)
+        await reports.count_ticket(ticket)  # notified twice: counted once
+    report = await reports.report(Kind.CASES, platform, date(2026, 3, 1), date(2026, 3, 31), Period.MONTH)
+    by_unit = {row["unit"]: row for row in report}
+    water, whole = by_unit["water"], by_unit["*"]
+    assert (water["visited"], water["visit_surveyed"], water["visit_satisfied"]) == (3, 3, 2)
+    assert water["visit_satisfaction_rate"] == 0.6667  # rates are rounded to 4 places
+    assert water["visit_resolved_rate"] == 0.6667  # rates are rounded to 4 places
+    assert "satisfaction_rate" not in water  # the after-seat survey's 满意率 is the queues' and seats'
+    assert whole["resolution_rate"] == 1.0
+    assert whole["cohort_visit_not_resolved"] == 1
+    assert whole["resolution_rate_after_visit"] == 0.75
+    empty = await reports.report(Kind.CASES, platform, date(2026, 4, 1), date(2026, 4, 30), Period.MONTH)
+    assert all(row.get("visit_satisfaction_rate") is None for row in empty)  # no answer: no rate
