@@ -13,7 +13,7 @@ from common.clock import Clock
 from common.metrics import Metric
 from hotline.config import Config
 from ivr.prompts import build_prompts
-from outbound.agi import OutboundCall
+from outbound.agi import MATTER_PROMPT_PREFIX, OutboundCall
 from outbound.policy import DayTypes, load_dnc
 from outbound.service import CommentQueue, OutboundService
 from outbound.store import OutboundStore
@@ -66,6 +66,7 @@ class OutboundWiring:
         )
         self.prompts_dir = prompt_path(config.paths.runtime_dir, "outbound")
         self.agi = OutboundCall(self.service, self.prompts_dir, config.paths.spool_dir, config.platform.timezone)
+        self._desk = desk
         self._recovered = False
 
     @property
@@ -75,6 +76,9 @@ class OutboundWiring:
     async def prepare(self) -> None:
         """Build the prompts; say why outbound will not dial if it will not."""
         texts = self.config.outbound.prompts.model_dump()
+        # the matter a reminder names: one prompt per matter type of this platform's desk codes
+        for matter in self._desk.codes.for_platform(self.config.platform.id).matter_types:
+            texts[f"{MATTER_PROMPT_PREFIX}{matter.id}"] = f"事项：{matter.label}"
         await asyncio.to_thread(build_prompts, texts, self.config.paths.prompts_dir, self.prompts_dir)
         if self.config.outbound.enabled and not self.enabled:
             log.warning("outbound.no_trunk", trunk=self.config.outbound.trunk, note="no automated call is placed")

@@ -40,6 +40,12 @@ def prompt_names() -> tuple[str, ...]:
     )
 
 
+MATTER_PROMPT_PREFIX = "matter_"  # matter_<matter type id>: built per platform from its desk codes
+
+
+_MATTER = re.compile(r"[a-z0-9_-]{1,64}")
+
+
 class OutboundCall:
     """The AGI route; ``prompts_dir`` holds the built prompts (prompt_names())."""
 
@@ -83,8 +89,12 @@ class OutboundCall:
             await session.say_alpha(spoken)
 
     async def _remind(self, session: AgiSession, job: Job, ticket: Ticket) -> Result:
+        # the matter, when its prompt was built (a type added after the start is skipped)
+        matter = self._prompts / f"{MATTER_PROMPT_PREFIX}{ticket.matter_type}.wav"
         for _ in range(REPEATS):
             await self._say_case(session, "reminder_intro", ticket)
+            if ticket.matter_type and _MATTER.fullmatch(ticket.matter_type) and matter.is_file():
+                await session.stream_file(str(matter.with_suffix("")))
             sign_by = ticket.deadlines.sign_by
             if sign_by is not None:
                 await session.stream_file(self._prompt("reminder_deadline"))

@@ -469,3 +469,75 @@ async def test_only_a_plain_number_gets_a_visit(client: aioredis.Redis) -> None:
             client, machine.transition(ticket, TicketState.RESOLVED, at=MONDAY_10, actor="seat", calendar=CALENDAR)
         )
     assert await r.service.sweep() == 0
+
+
+class ScriptedSession:
+    """The AGI session of an answered reminder: what was played, and a unit pressing 1."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.played: list[str] = []
+
+    async def get_variable(self, name: str) -> str:
+        return self.job_id
+
+    async def stream_file(self, path: str) -> None:
+        self.played.append(Path(path).name)
+
+    async def say_alpha(self, text: str) -> None:
+        self.played.append(f"alpha:{text}")
+
+    async def exec_app(self, app: str, args: str) -> None:
+        self.played.append(app)
+
+    async def get_data(self, path: str, timeout_s: float) -> str:
+        self.played.append(Path(path).name)
+        return "1"
+
+    async def hangup(self) -> None:
+        self.played.append("hangup")
+
+
+class ReminderService:
+    """The service as the AGI script sees it, for one dispatched ticket."""
+
+    def __init__(self, job: Job, ticket: Ticket) -> None:
+        self.job, self._ticket = job, ticket
+        self.finished: list[Result] = []
+
+    async def answered(self, job_id: str) -> Job | None:
+        return self.job if job_id == self.job.id else None
+
+    async def ticket(self, ticket_id: str) -> Ticket | None:
+        return self._ticket
+
+    async def signed_by_phone(self, job: Job) -> bool:
+        return True
+
+    async def finish(self, job_id: str, result: Result, *, expected: object, detail: str) -> None:
+        self.finished.append(result)
+
+
+@pytest.mark.parametrize(("matter", "built", "heard"), [("housing_fund", True, True), ("housing_fund", False, False)])
+async def test_a_reminder_names_the_case_its_matter_and_the_deadline(
+    tmp_path: Path, matter: str, built: bool, heard: bool
+) -> None:
+    from outbound.agi import MATTER_PROMPT_PREFIX, OutboundCall
+
+    ticket = machine.accept(
+        platform="kunming", sequence=7, source=TicketSource.PHONE, accepted_at=MONDAY_10,
+        category=TicketCategory.SERVICE_REQUEST, calendar=CALENDAR, caller=CITIZEN,
+    ).model_copy(update={"unit": "km_housing_fund", "matter_type": matter})  # fmt: skip
+    ticket = machine.transition(ticket, TicketState.DISPATCHED, at=MONDAY_10, actor="seat", calendar=CALENDAR)
+    job = Job(id=f"{ticket.id}.reminder.1.1", platform="kunming", ticket_id=ticket.id, kind=Kind.REMINDER, number="087100000101")
+    if built:  # prepare() builds one prompt per matter type of the platform's desk codes
+        (tmp_path / f"{MATTER_PROMPT_PREFIX}{matter}.wav").write_bytes(b"RIFF")
+    service = ReminderService(replace(job, state=JobState.ANSWERED), ticket)
+    session = ScriptedSession(job.id)
+    await OutboundCall(service, tmp_path, tmp_path, "Asia/Shanghai")(session)  # type: ignore[arg-type]
+    spoken = "".join(ch for ch in ticket.id if ch.isalnum())
+    expected = ["reminder_intro", f"alpha:{spoken}"]
+    expected += [f"{MATTER_PROMPT_PREFIX}{matter}"] if heard else []
+    expected += ["reminder_deadline", "SayUnixTime", "reminder_keys", "reminder_signed", "hangup"]
+    assert session.played == expected
+    assert service.finished == [Result.SIGNED]
