@@ -529,7 +529,13 @@ async def test_a_reminder_names_the_case_its_matter_and_the_deadline(
         category=TicketCategory.SERVICE_REQUEST, calendar=CALENDAR, caller=CITIZEN,
     ).model_copy(update={"unit": "km_housing_fund", "matter_type": matter})  # fmt: skip
     ticket = machine.transition(ticket, TicketState.DISPATCHED, at=MONDAY_10, actor="seat", calendar=CALENDAR)
-    job = Job(id=f"{ticket.id}.reminder.1.1", platform="kunming", ticket_id=ticket.id, kind=Kind.REMINDER, number="087100000101")
+    job = Job(
+        id=f"{ticket.id}.reminder.1.1",
+        platform="kunming",
+        ticket_id=ticket.id,
+        kind=Kind.REMINDER,
+        number="087100000101",
+    )
     if built:  # prepare() builds one prompt per matter type of the platform's desk codes
         (tmp_path / f"{MATTER_PROMPT_PREFIX}{matter}.wav").write_bytes(b"RIFF")
     service = ReminderService(replace(job, state=JobState.ANSWERED), ticket)
