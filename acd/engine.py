@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from acd.config import AcdConfig
+from acd.distribution import Distribution
 from acd.events import EventBus
 from acd.model import (
     OFFER_PREFIX,
@@ -33,7 +34,6 @@ from acd.model import (
     QueuePosition,
 )
 from acd.ringing import OFFER_RETRY_S, ORIGINATE_GRACE_S, SEAT_REASONS, Ringing
-from acd.router import IdleSeat, Strategy, may_take, seats_to_offer
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
 from acd.telephony import AcdTelephony
@@ -74,7 +74,6 @@ class AcdEngine:
         originate_grace_s: float = ORIGINATE_GRACE_S,
     ) -> None:
         self._config = config
-        self._strategy = Strategy(config.strategy)
         self._seats = seats
         self._asterisk = AcdTelephony(ami, config.ring_timeout_s)
         self._tracker = tracker
@@ -85,13 +84,16 @@ class AcdEngine:
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
-        self._last_round_robin = ""
         self._ringing = Ringing(
             seats=seats, asterisk=self._asterisk, events=events, clock=clock, later=self._later, spawn=self._spawn,
             kick=self.kick, ring_timeout_s=config.ring_timeout_s, offer_retry_s=offer_retry_s,
             originate_grace_s=originate_grace_s,
         )  # fmt: skip
         self._offers = self._ringing.offers  # offer id → Offer: rung here, bound and ended below
+        self._distribution = Distribution(
+            config=config, seats=seats, ringing=self._ringing, waiting=self._waiting, asterisk=self._asterisk,
+            clock=clock,
+        )  # fmt: skip
         self._after = AfterCall(
             config=config, seats=seats, tracker=tracker, events=events, clock=clock, later=self._later,
             spawn=self._spawn, missed_calls=missed_calls,
@@ -183,7 +185,7 @@ class AcdEngine:
         if call is not None:
             log.info("acd.left", call_id=call_id, reason=reason, waited_s=round(self._now() - call.entered_at, 1))
             await self._events.publish("acd.left", self._clock(), call_id=call_id, queue=call.queue, reason=reason)
-            await self._rebalance()
+            await self._distribution.rebalance()
         return call
 
     def waiting(self, queue: str | None = None) -> list[QueuedCall]:
@@ -224,76 +226,16 @@ class AcdEngine:
     def offers(self) -> list[Offer]:
         return list(self._offers.values())
 
-    # distribution
+    # distribution (acd/distribution.py)
 
     async def _dispatch_loop(self) -> None:
         while True:
             await self._kick.wait()
             self._kick.clear()
             try:
-                await self._dispatch()
+                await self._distribution.dispatch()
             except Exception:
                 log.exception("acd.dispatch_failed")
-
-    def _idle_seats(self) -> list[IdleSeat]:
-        busy = self._ringing.busy_seats()
-        idle = []
-        for seat in self._seats.all():
-            if seat.state is not SeatState.READY or seat.seat_id in busy or self._ringing.resting(seat.seat_id):
-                continue
-            config = self._seats.config[seat.seat_id]
-            idle_since = seat.since.timestamp() if seat.since else 0.0
-            idle.append(
-                IdleSeat(seat.seat_id, frozenset(config.queues), frozenset(config.skills), idle_since, seat.calls_taken)
-            )
-        return idle
-
-    async def _dispatch(self) -> None:
-        """Offer idle seats to the best callers no offer covers yet (one seat each; ring-all: all)."""
-        if not self._waiting or not self._asterisk.connected:
-            return
-        idle = self._idle_seats()
-        if not idle:
-            return
-        covered = self._ringing.covered()
-        now = self._now()
-        for call in self.waiting():
-            if not idle:
-                return
-            if call.call_id in covered or call.call_id not in self._waiting:  # left meanwhile
-                continue
-            chosen = seats_to_offer(
-                call.waiting(),
-                idle,
-                self._strategy,
-                now,
-                self._config.relax_skills_after_s,
-                round_robin_after=self._last_round_robin,
-            )
-            for seat_id in chosen:
-                idle = [s for s in idle if s.seat_id != seat_id]
-                self._last_round_robin = seat_id
-                await self._ringing.ring(seat_id, call)
-
-    async def _rebalance(self) -> None:
-        """Offers rung for a caller who is gone: point them at another uncovered caller the seat
-        may take, or withdraw them (hang up the seat's ringing phone)."""
-        covered = self._ringing.covered()
-        now = self._now()
-        for offer in list(self._offers.values()):
-            if offer.bound is not None or offer.withdrawn or offer.intended in self._waiting:
-                continue
-            config = self._seats.config[offer.seat_id]
-            for call in self.waiting():
-                if call.call_id in covered or call.queue not in config.queues:
-                    continue
-                if may_take(frozenset(config.skills), call.waiting(), now, self._config.relax_skills_after_s):
-                    offer.intended = call.call_id
-                    covered.add(call.call_id)
-                    log.info("acd.offer_repointed", offer=offer.offer_id, call_id=call.call_id)
-                    break
-            else:
-                await self._ringing.withdraw(offer)
 
     # the seat's phone answered: late binding
 
@@ -344,7 +286,7 @@ class AcdEngine:
         waited = round(now - call.entered_at, 3)
         log.info("acd.connected", seat=seat_id, call_id=call.call_id, waited_s=waited)
         await self._events.publish("acd.connected", self._clock(), call_id=call.call_id, seat=seat_id, waited_s=waited)
-        await self._rebalance()
+        await self._distribution.rebalance()
         self.kick()
         if call.is_callback:
             return Binding(call.call_id, "", recording, dial=f"PJSIP/{call.caller}@{call.callback_trunk}")

@@ -3,17 +3,17 @@
 Inbound first: no call starts while a caller waits for a seat, while paused, or when
 ``max_channels`` automated calls are on. Calling hours per kind and day type; the do-not-call
 list; one call at a time per number (the store's lock). Every try and its result goes on the
-ticket's timeline and in the log with the number masked.
+ticket's timeline and in the log with the number masked. Planning jobs from tickets is
+outbound/planner.py's; what the API shows, outbound/views.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -23,13 +23,28 @@ from common.clock import Clock, system_clock
 from common.metrics import Metric
 from common.privacy import mask_number
 from outbound.config import KindPolicy, OutboundConfig
-from outbound.model import COMMENTS_DIR, FINAL_RESULTS, Job, JobState, Kind, Result, after_try, job_id, move
+from outbound.model import COMMENTS_DIR, FINAL_RESULTS, Job, JobState, Kind, Result, after_try, move
+from outbound.planner import SWEEP_LIMIT, JobPlanner, dispatch_count, dispatched_at, resolved_at
 from outbound.policy import ChannelBudget, DayTypes, may_call, next_opening
 from outbound.store import ClaimOutcome, OutboundStore
 from outbound.telephony import DialOutcome
+from outbound.views import job_view, metrics_view, status_view
 from tickets.model import Ticket, TicketState, Visit
 from units.registry import UnitLookup
 from voicemail.jobs import VoicemailMeta
+
+__all__ = [
+    "SWEEP_LIMIT",
+    "CommentQueue",
+    "Dialler",
+    "OutboundService",
+    "Tickets",
+    "channel_id",
+    "dispatch_count",
+    "dispatched_at",
+    "job_view",
+    "resolved_at",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -37,9 +52,7 @@ ACTOR = "outbound"
 UNIT_ACTOR = "unit by phone"
 BUSY_NUMBER_RETRY_S = 60  # a number already on a call: look again this much later
 MAX_CALL_S = 600  # a try with no word for this long after its ring time is settled as interrupted
-SWEEP_LIMIT = 5000  # tickets looked at per state per sweep
 DUE_BATCH = 20
-_CITIZEN_NUMBER = re.compile(r"[0-9]{7,20}")  # ASCII digits only (str.isdigit() takes any script's)
 
 
 class Tickets(Protocol):
@@ -89,30 +102,6 @@ def channel_id(job: Job) -> str:
     return f"{job.id}.try{job.tries}"
 
 
-def _moves_into(ticket: Ticket, state: TicketState) -> list[datetime]:
-    """When the ticket moved into ``state`` (notes keep the state: they are not moves)."""
-    moves, before = [], None
-    for entry in ticket.timeline:
-        if entry.state is state and before is not state:
-            moves.append(entry.at)
-        before = entry.state
-    return moves
-
-
-def dispatch_count(ticket: Ticket) -> int:
-    return len(_moves_into(ticket, TicketState.DISPATCHED))
-
-
-def dispatched_at(ticket: Ticket) -> datetime | None:
-    moves = _moves_into(ticket, TicketState.DISPATCHED)
-    return moves[-1] if moves else None
-
-
-def resolved_at(ticket: Ticket) -> datetime | None:
-    moves = _moves_into(ticket, TicketState.RESOLVED)
-    return moves[-1] if moves else None
-
-
 class OutboundService:
     def __init__(
         self,
@@ -146,6 +135,9 @@ class OutboundService:
         self._comments = comments
         self._service_level = service_level  # the 15 s service level of the last 15 min (None: no call)
         self._clock = clock
+        self._planner = JobPlanner(
+            config=config, platform=platform, store=store, tickets=tickets, units=units, clock=clock
+        )
         self._calls: set[asyncio.Task[None]] = set()
         self.held_by = ""  # why the last tick started nothing ("" : it could)
 
@@ -164,62 +156,11 @@ class OutboundService:
     def _local(self, epoch: float) -> datetime:
         return datetime.fromtimestamp(epoch, self._zone)
 
-    # planning
+    # planning (outbound/planner.py)
 
     async def sweep(self) -> int:
         """Plan the jobs tickets call for (idempotent: an existing job is never made again); how many new."""
-        made = 0
-        now = self._clock()
-        if self.config.reminder.enabled:
-            for ticket in await self._tickets.list_tickets(
-                platform=self.platform, state=TicketState.DISPATCHED, limit=SWEEP_LIMIT
-            ):
-                made += await self._plan_reminders(ticket, now)
-        if self.config.visit.enabled:
-            for ticket in await self._tickets.list_tickets(
-                platform=self.platform, state=TicketState.RESOLVED, limit=SWEEP_LIMIT
-            ):
-                made += await self._plan_visit(ticket)
-        await self.store.forget_expired(now.timestamp() - 61 * 86_400)
-        return made
-
-    async def _plan_reminders(self, ticket: Ticket, now: datetime) -> int:
-        unit = self._units().lookup(ticket.platform, ticket.unit) if ticket.unit else None
-        if unit is None:
-            return 0  # no unit on the ticket (or gone from the directory): nobody to remind
-        number = unit.contacts[0].number
-        dispatch = dispatch_count(ticket)
-        since = dispatched_at(ticket) or now
-        made = await self._create(ticket, Kind.REMINDER, dispatch, 1, number=number, due=since.timestamp())
-        sign_by = ticket.deadlines.sign_by
-        if sign_by is not None:
-            second = sign_by - timedelta(seconds=self.config.second_reminder_before_s)
-            if now >= second:
-                made += await self._create(ticket, Kind.REMINDER, dispatch, 2, number=number, due=now.timestamp())
-        return made
-
-    async def _plan_visit(self, ticket: Ticket) -> int:
-        if _CITIZEN_NUMBER.fullmatch(ticket.caller) is None:
-            return 0  # an anonymous or odd caller: no 回访 by phone
-        at = (resolved_at(ticket) or self._clock()).timestamp() + self.config.visit_delay_s
-        return await self._create(ticket, Kind.VISIT, 1, 1, number=ticket.caller, due=at)
-
-    async def _create(self, ticket: Ticket, kind: Kind, dispatch: int, round_: int, *, number: str, due: float) -> int:
-        now = self._now()
-        job = Job(
-            id=job_id(ticket.id, kind, dispatch, round_),
-            platform=self.platform,
-            ticket_id=ticket.id,
-            kind=kind,
-            number=number,
-            due_at=due,
-            created_at=now,
-            updated_at=now,
-        )
-        if not await self.store.create(job):
-            return 0
-        log.info("outbound.planned", job=job.id, number=mask_number(number))
-        return 1
+        return await self._planner.sweep()
 
     # dialling
 
@@ -415,67 +356,12 @@ class OutboundService:
         except Exception as exc:  # a note is never worth a call
             log.warning("outbound.note_failed", job=job.id, error=str(exc))
 
-    # views
+    # views (outbound/views.py)
 
     async def status(self) -> dict[str, object]:
         jobs = await self.store.jobs(10_000)
-        kinds: dict[str, dict[str, int]] = {str(k): {str(s): 0 for s in JobState} for k in Kind}
-        for job in jobs:
-            kinds[str(job.kind)][str(job.state)] += 1
-        budget = await self.budget()
-        return {
-            "platform": self.platform,
-            "enabled": self.config.enabled,
-            "paused": budget.paused,
-            "held_by": budget.held_by,
-            "channels": {"in_use": budget.in_use, "max": budget.max_channels},
-            "inbound_waiting": budget.inbound_waiting,
-            "service_level": {"last_15min": budget.service_level, "min": budget.min_service_level},
-            "kinds": kinds,
-        }
+        return status_view(jobs, await self.budget(), platform=self.platform, enabled=self.config.enabled)
 
     async def metrics(self) -> list[Metric]:
         results = await self.store.results()
-        budget = await self.budget()
-        samples = [
-            Metric(
-                "hotline_outbound_attempts_total",
-                "counter",
-                "Automated outbound tries by kind and result",
-                float(count),
-                (("platform", self.platform), ("kind", key.partition(":")[0]), ("result", key.partition(":")[2])),
-            )
-            for key, count in sorted(results.items())
-        ]
-        samples.append(
-            Metric(
-                "hotline_outbound_channels_in_use",
-                "gauge",
-                "Automated outbound calls on a channel now",
-                float(budget.in_use),
-                (("platform", self.platform),),
-            )
-        )
-        return samples
-
-
-def job_view(job: Job, zone: ZoneInfo) -> dict[str, object]:
-    """A job as the API shows it: the number masked."""
-
-    def when(epoch: float) -> str | None:
-        return datetime.fromtimestamp(epoch, zone).isoformat() if epoch else None
-
-    return {
-        "id": job.id,
-        "ticket_id": job.ticket_id,
-        "kind": str(job.kind),
-        "number": mask_number(job.number),
-        "state": str(job.state),
-        "tries": job.tries,
-        "next_try_at": when(job.due_at) if job.state is JobState.QUEUED else None,
-        "last_result": job.last_result or None,
-        "updated_at": when(job.updated_at),
-        "results": [
-            {"at": when(float(at)), "result": result} for at, _, result in (line.partition(" ") for line in job.history)
-        ],
-    }
+        return metrics_view(results, await self.budget(), platform=self.platform)
