@@ -4,12 +4,11 @@ history, and each seat's own event socket (the screen pop). See docs/api.md, "Ca
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from calls.model import CallRecord
 from cases.model import CaseInvalid, is_call_id, parse_case
@@ -23,7 +22,6 @@ from web.api_common import (
     PRINCIPAL_KEY,
     SCOPE_KEY,
     SERVING_KEY,
-    UNAUTHENTICATED_KEY,
     PlatformScope,
     audit_request,
     error_response,
@@ -33,14 +31,9 @@ from web.api_common import (
 )
 from web.auth import Principal, TokenRegistry
 from web.openapi import describe
+from web.socket_auth import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, open_socket
 
 log = structlog.get_logger(__name__)
-
-FIRST_MESSAGE_TIMEOUT_S = 10.0
-MAX_FIRST_MESSAGE_BYTES = 4096
-# websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404
-CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NO_SEAT = 4401, 4403, 4404
-URL_SECRETS = ("token", "access_token", "auth")  # refused as the wallboard's socket refuses them
 
 
 @dataclass(frozen=True)
@@ -200,22 +193,6 @@ async def caller_history(request: web.Request) -> web.Response:
     return web.json_response({**body, **history})
 
 
-async def _first_message_principal(socket: web.WebSocketResponse, tokens: TokenRegistry) -> Principal | None:
-    """The principal of a browser's first message ``{"token": "…"}`` (it cannot set headers)."""
-    try:
-        message = await socket.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
-    except TimeoutError:
-        return None
-    if message.type is not WSMsgType.TEXT or len(message.data) > MAX_FIRST_MESSAGE_BYTES:
-        return None
-    try:
-        data = json.loads(message.data)
-    except ValueError:
-        return None
-    token = data.get("token") if isinstance(data, dict) else None
-    return tokens.authenticate(f"Bearer {token}") if isinstance(token, str) else None
-
-
 def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Request) -> tuple[int, str] | None:
     """Why ``principal`` may not follow ``seat_id``'s events (code, reason), or None."""
     serving = request.app[SERVING_KEY]
@@ -227,7 +204,7 @@ def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Re
     if principal.role == "seat" and scope.platform != serving.platform:  # the province's "1001" is not ours
         return CLOSE_FORBIDDEN, "a seat follows only its own platform's seat"
     if seat_id not in desk.seat_ids:
-        return CLOSE_NO_SEAT, "no such seat"
+        return CLOSE_NOT_FOUND, "no such seat"
     return None
 
 
@@ -249,30 +226,12 @@ async def seat_events(request: web.Request) -> web.StreamResponse:
     comes in the Authorization header, or (browsers) as the first message ``{"token": …}``
     within 10 s — never in the URL."""
     desk, seat_id = _desk(request), request.match_info["seat_id"]
-    if any(name in request.query for name in URL_SECRETS):  # access logs and history keep URLs
-        log.warning("cases.token_in_url", remote=request.remote or "")
-        return error_response(400, "never put a token in the URL: send it as the first message or a header")
-    header = request.headers.get("Authorization")
-    principal = desk.tokens.authenticate(header) if header else None
-    if header is not None:  # refused before the upgrade, as plain HTTP
-        if principal is None:
-            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
-            return error_response(401, "a valid bearer token is required")
-        refused = _refusal(principal, seat_id, desk, request)
-        if refused is not None:
-            return error_response(refused[0] - 4000, refused[1])
-    socket = web.WebSocketResponse(heartbeat=20)
-    await socket.prepare(request)
-    if principal is None:
-        principal = await _first_message_principal(socket, desk.tokens)
-        if principal is None:
-            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
-            await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
-            return socket
-        refused = _refusal(principal, seat_id, desk, request)
-        if refused is not None:
-            await socket.close(code=refused[0], message=refused[1].encode())
-            return socket
+    opened = await open_socket(
+        request, desk.tokens, lambda who: _refusal(who, seat_id, desk, request), "cases.token_in_url"
+    )
+    if not isinstance(opened, tuple):
+        return opened
+    socket, principal = opened
     own = principal.role == "seat"  # whole numbers go to the seat itself, never to an onlooker
     queue = desk.hub.subscribe(seat_id)
     log.info("cases.seat_events_open", who=principal.name, seat=seat_id)

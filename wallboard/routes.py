@@ -11,25 +11,22 @@ import structlog
 from aiohttp import web
 
 from wallboard.service import Subscriber, Wallboard
-from web.api_common import SERVING_KEY, UNAUTHENTICATED_KEY, error_response
+from web.api_common import SERVING_KEY
 from web.auth import Principal
 from web.openapi import describe
-from web.socket_auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, TOKENS_KEY, first_message_principal
+from web.socket_auth import CLOSE_FORBIDDEN, TOKENS_KEY, open_socket
 
 log = structlog.get_logger(__name__)
-
-URL_SECRETS = ("token", "access_token", "auth")
-
 
 WALLBOARD_KEY: web.AppKey[Wallboard] = web.AppKey("wallboard", Wallboard)
 
 
-def _refusal(principal: Principal, request: web.Request) -> str | None:
+def _refusal(principal: Principal, request: web.Request) -> tuple[int, str] | None:
     if not principal.may("supervisor"):
-        return "the wallboard needs the supervisor role"
+        return CLOSE_FORBIDDEN, "the wallboard needs the supervisor role"
     serving = request.app[SERVING_KEY]
     if not serving.scope_of(principal).may_view(serving.platform):
-        return "this token is another platform's"
+        return CLOSE_FORBIDDEN, "this token is another platform's"
     return None
 
 
@@ -43,30 +40,10 @@ def _refusal(principal: Principal, request: web.Request) -> str | None:
 )
 async def wallboard(request: web.Request) -> web.StreamResponse:
     board, tokens = request.app[WALLBOARD_KEY], request.app[TOKENS_KEY]
-    if any(name in request.query for name in URL_SECRETS):
-        log.warning("wallboard.token_in_url", remote=request.remote or "")
-        return error_response(400, "never put a token in the URL: send it as the first message or a header")
-    header = request.headers.get("Authorization")
-    principal = tokens.authenticate(header) if header else None
-    if header is not None:
-        if principal is None:
-            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
-            return error_response(401, "a valid bearer token is required")
-        refused = _refusal(principal, request)
-        if refused is not None:
-            return error_response(403, refused)
-    socket = web.WebSocketResponse(heartbeat=20)
-    await socket.prepare(request)
-    if principal is None:
-        principal = await first_message_principal(socket, tokens)
-        if principal is None:
-            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
-            await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
-            return socket
-        refused = _refusal(principal, request)
-        if refused is not None:
-            await socket.close(code=CLOSE_FORBIDDEN, message=refused.encode())
-            return socket
+    opened = await open_socket(request, tokens, lambda who: _refusal(who, request), "wallboard.token_in_url")
+    if not isinstance(opened, tuple):
+        return opened
+    socket, principal = opened
     province = request.app[SERVING_KEY].scope_of(principal).province
     subscriber = board.subscribe(province)
     log.info("wallboard.open", who=principal.name, province=province)
