@@ -15,8 +15,8 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from common.textfiles import read_text_file
-from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from common.yamlcheck import Problem, ProblemsFound, parse_document, plain_key_path, read_file, schema_problems
+from common.yamlsource import KeyPath, Position
 from knowledge.model import RESERVED_IDS, Entry, FileSpec
 
 PLATFORM_FOLDER = re.compile(r"[a-z][a-z0-9_]{1,31}")
@@ -33,27 +33,8 @@ class References(Protocol):
     def has_matter_type(self, platform: str, matter_type: str) -> bool: ...
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One located problem in a knowledge file."""
-
-    filename: str
-    position: Position | None
-    path: KeyPath
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.filename}:{self.position.line}:{self.position.column}" if self.position else self.filename
-        dotted = ".".join(str(p) for p in self.path) or "(top level)"
-        return f"{where}: error: {dotted}: {self.message}"
-
-
-class KnowledgeInvalid(ValueError):
+class KnowledgeInvalid(ProblemsFound):
     """The files cannot be used; ``problems`` says why."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -69,19 +50,9 @@ class KnowledgeBase:
         return cls((), "empty", 0)
 
 
-def _schema_problems(document: YamlDocument, error: ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors():
-        path = tuple(p for p in item["loc"] if isinstance(p, str | int))
-        # a BeforeValidator's type name ('function-before[…]') is no part of the key path
-        path = tuple(p for p in path if not (isinstance(p, str) and p.startswith("function-")))
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        problems.append(Problem(document.filename, document.position_of(path), path, message))
-    return problems
+def _key_path(loc: tuple[int | str, ...]) -> KeyPath:
+    # a BeforeValidator's type name ('function-before[…]') is no part of the key path
+    return tuple(p for p in plain_key_path(loc) if not (isinstance(p, str) and p.startswith("function-")))
 
 
 @dataclass(frozen=True)
@@ -96,21 +67,16 @@ def parse_file(text: str, filename: str, platform: str, references: References |
     """Check one file's text (``platform``: the folder it is in). Never raises for bad content:
     the problems are returned, located."""
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    try:
-        document = parse_yaml(text, filename)
-    except YamlSyntaxError as exc:
-        return ParsedFile((), (Problem(filename, exc.position, (), f"invalid YAML: {exc.problem}"),), version)
-    problems = [
-        Problem(filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
-        for path, position in document.duplicate_keys
-    ]
+    document, problems = parse_document(text, filename)
+    if document is None:
+        return ParsedFile((), tuple(problems), version)
     if not isinstance(document.data, dict):
         problems.append(Problem(filename, Position(1, 1), (), "a knowledge file is a mapping with `entries:`"))
         return ParsedFile((), tuple(problems), version)
     try:
         spec = FileSpec.model_validate(document.data)
     except ValidationError as exc:
-        return ParsedFile((), (*problems, *_schema_problems(document, exc)), version)
+        return ParsedFile((), (*problems, *schema_problems(document, exc, _key_path)), version)
     entries = []
     id_positions = []
     for index, item in enumerate(spec.entries):
@@ -140,15 +106,6 @@ def parse_file(text: str, filename: str, platform: str, references: References |
         entries.append(Entry.from_spec(item, platform, source, version))
         id_positions.append(at("id")[0])
     return ParsedFile(tuple(entries), tuple(problems), version, tuple(id_positions))
-
-
-def _read(path: Path) -> tuple[str | None, Problem | None]:
-    try:
-        return read_text_file(path), None
-    except OSError as exc:
-        return None, Problem(str(path), None, (), f"cannot read: {exc.strerror}")
-    except UnicodeDecodeError:
-        return None, Problem(str(path), None, (), "not UTF-8 text")
 
 
 def knowledge_files(
@@ -182,9 +139,9 @@ def check_files(files: Iterable[tuple[str, Path]], references: References | None
     versions: list[str] = []
     first: dict[str, str] = {}  # entry id → where it was first given
     for platform, path in files:
-        text, problem = _read(path)
-        if text is None:
-            problems.append(problem or Problem(str(path), None, (), "cannot read"))
+        text = read_file(path)
+        if isinstance(text, Problem):
+            problems.append(text)
             continue
         parsed = parse_file(text, str(path), platform, references)
         problems += parsed.problems

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
+from common.yamlcheck import Problem
 from units.loader import (
     CODES_DIR,
     UNITS_DIR,
     DeskDirectory,
     DeskFilesInvalid,
-    Problem,
     load_desk,
 )
 from units.model import PROVINCE

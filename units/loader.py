@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from common.textfiles import read_text_file
-from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from common.yamlcheck import Problem, ProblemsFound, parse_document, read_file, schema_message, schema_problems
+from common.yamlsource import KeyPath, Position, YamlDocument
 from units.model import PROVINCE, CodesFile, DeskCodes, Disposition, Omit, PauseReason, PlacedUnit, Unit, UnitsFile
 
 UNITS_DIR = "units"
@@ -34,27 +35,8 @@ _PLATFORM = re.compile(r"[a-z][a-z0-9_]{1,31}")
 _Parsed = TypeVar("_Parsed", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One located problem in a units or codes file."""
-
-    filename: str
-    position: Position | None
-    path: KeyPath
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.filename}:{self.position.line}:{self.position.column}" if self.position else self.filename
-        dotted = ".".join(str(p) for p in self.path) or "(top level)"
-        return f"{where}: error: {dotted}: {self.message}"
-
-
-class DeskFilesInvalid(ValueError):
+class DeskFilesInvalid(ProblemsFound):
     """The set cannot be used; ``problems`` says why."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -120,15 +102,10 @@ EMPTY = DeskDirectory()
 
 
 def _read_mapping(source: Source, problems: list[Problem]) -> YamlDocument | None:
-    try:
-        document = parse_yaml(source.text, source.filename)
-    except YamlSyntaxError as exc:
-        problems.append(Problem(source.filename, exc.position, (), f"invalid YAML: {exc.problem}"))
+    document, found = parse_document(source.text, source.filename)
+    problems += found
+    if document is None:
         return None
-    problems += [
-        Problem(source.filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
-        for path, position in document.duplicate_keys
-    ]
     if document.data is None:
         return YamlDocument(source.filename, {}, document.positions)
     if not isinstance(document.data, dict):
@@ -141,19 +118,13 @@ def _schema(document: YamlDocument, model: type[_Parsed], problems: list[Problem
     try:
         return model.model_validate(document.data)
     except ValidationError as exc:
-        errors = exc.errors()
-        paths = [tuple(p for p in item["loc"] if isinstance(p, str | int)) for item in errors]
-        for item, path in zip(errors, paths, strict=True):
-            if item["type"] == "too_short" and any(len(o) > len(path) and o[: len(path)] == path for o in paths):
-                continue  # a list whose only item is wrong: pydantic also calls it empty
-
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif item["type"] == "missing":
-                message = "required key is missing"
-            problems.append(Problem(document.filename, document.position_of(path), path, message))
+        # a list whose only item is wrong: pydantic also calls it empty
+        problems += schema_problems(document, exc, message=_message, skip_covered_too_short=True)
         return None
+
+
+def _message(item: ErrorDetails) -> str:
+    return schema_message(item).removeprefix("Value error, ")
 
 
 def _platform_of(source: Source, problems: list[Problem]) -> str | None:
@@ -345,13 +316,11 @@ def desk_files(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def read_source(path: Path, problems: list[Problem]) -> Source | None:
-    try:
-        return Source(str(path), read_text_file(path))
-    except OSError as exc:
-        problems.append(Problem(str(path), None, (), f"cannot read: {exc.strerror}"))
-    except UnicodeDecodeError:
-        problems.append(Problem(str(path), None, (), "not UTF-8 text"))
-    return None
+    text = read_file(path)
+    if isinstance(text, Problem):
+        problems.append(text)
+        return None
+    return Source(str(path), text)
 
 
 def load_desk(root: Path) -> DeskDirectory:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ivr.dialplan.loader import DialplanInvalid, Problem, read_mapping, read_source, schema_problems
+from common.yamlcheck import Problem
+from ivr.dialplan.loader import DialplanInvalid, read_mapping, read_source, schema_problems
 from ivr.dialplan.schema import CallerList, CallerListAction, CallerListsSpec
 
 CALLER_LISTS_FILE = "caller_lists.yaml"

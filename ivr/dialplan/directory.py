@@ -18,11 +18,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from common.yamlcheck import Problem
 from ivr.dialplan.caller_lists import CALLER_LISTS_FILE, load_caller_lists
 from ivr.dialplan.loader import (
     Dialplan,
     DialplanInvalid,
-    Problem,
     load_dialplan,
     read_mapping,
     read_source,

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from common.textfiles import read_text_file
-from common.yamlsource import KeyPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from common.yamlcheck import Problem, ProblemsFound, parse_document, read_file, schema_message
+from common.yamlcheck import schema_problems as located_schema_problems
+from common.yamlsource import KeyPath, Position, YamlDocument
 from ivr.calendar import DayInfo, DayType, LocalHoliday, PlatformCalendar
 from ivr.dialplan.checks import Finding, check_graph
 from ivr.dialplan.schema import Destination, DialplanSpec, Node
@@ -38,28 +40,8 @@ _NODE_KINDS = {
 }
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One located problem in a dialplan file."""
-
-    filename: str
-    position: Position | None
-    path: KeyPath
-    message: str
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.filename}:{self.position.line}:{self.position.column}" if self.position else self.filename
-        dotted = ".".join(str(p) for p in self.path) or "(top level)"
-        return f"{where}: {self.severity}: {dotted}: {self.message}"
-
-
-class DialplanInvalid(ValueError):
+class DialplanInvalid(ProblemsFound):
     """The file cannot be used; ``problems`` says why (errors first)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -88,23 +70,16 @@ def _schema_path(loc: tuple[int | str, ...]) -> KeyPath:
     return tuple(path)
 
 
+def _schema_message(item: ErrorDetails) -> str:
+    if item["type"] == "union_tag_invalid":
+        return f"unknown node kind {item['input'].get('kind')!r} (expected one of: {', '.join(sorted(_NODE_KINDS))})"
+    if item["type"] == "union_tag_not_found":
+        return f"node has no kind (expected one of: {', '.join(sorted(_NODE_KINDS))})"
+    return schema_message(item)
+
+
 def schema_problems(document: YamlDocument, error: ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors():
-        path = _schema_path(item["loc"])
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        elif item["type"] == "union_tag_invalid":
-            message = (
-                f"unknown node kind {item['input'].get('kind')!r} (expected one of: {', '.join(sorted(_NODE_KINDS))})"
-            )
-        elif item["type"] == "union_tag_not_found":
-            message = f"node has no kind (expected one of: {', '.join(sorted(_NODE_KINDS))})"
-        problems.append(Problem(document.filename, document.position_of(path), path, message))
-    return problems
+    return located_schema_problems(document, error, _schema_path, _schema_message)
 
 
 def _calendar(spec: DialplanSpec) -> PlatformCalendar:
@@ -118,14 +93,9 @@ def _calendar(spec: DialplanSpec) -> PlatformCalendar:
 def read_mapping(text: str, filename: str, what: str) -> tuple[YamlDocument, list[Problem]]:
     """YAML text that must be a mapping → the document and its duplicate-key problems; raise
     DialplanInvalid when it is not YAML or not a mapping (``what`` names it in the message)."""
-    try:
-        document = parse_yaml(text, filename)
-    except YamlSyntaxError as exc:
-        raise DialplanInvalid([Problem(filename, exc.position, (), f"invalid YAML: {exc.problem}")]) from None
-    problems = [
-        Problem(filename, position, path, f"key {path[-1]!r} is given twice (only the last would count)")
-        for path, position in document.duplicate_keys
-    ]
+    document, problems = parse_document(text, filename)
+    if document is None:
+        raise DialplanInvalid(problems) from None
     if not isinstance(document.data, dict):
         raise DialplanInvalid([*problems, Problem(filename, Position(1, 1), (), f"{what} is a mapping of keys")])
     return document, problems
@@ -133,12 +103,10 @@ def read_mapping(text: str, filename: str, what: str) -> tuple[YamlDocument, lis
 
 def read_source(path: Path) -> str:
     """The file's text; DialplanInvalid naming the file when it cannot be read as UTF-8."""
-    try:
-        return read_text_file(path)
-    except OSError as exc:
-        raise DialplanInvalid([Problem(str(path), None, (), f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise DialplanInvalid([Problem(str(path), None, (), "not UTF-8 text")]) from None
+    text = read_file(path)
+    if isinstance(text, Problem):
+        raise DialplanInvalid([text])
+    return text
 
 
 def parse_dialplan(

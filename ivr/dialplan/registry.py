@@ -16,9 +16,10 @@ from pathlib import Path
 
 import structlog
 
+from common.yamlcheck import Problem
 from ivr.dialplan.caller_lists import CALLER_LISTS_FILE
 from ivr.dialplan.directory import DIRECTORY_FILE, load_platform_dialplan
-from ivr.dialplan.loader import Dialplan, DialplanInvalid, Problem
+from ivr.dialplan.loader import Dialplan, DialplanInvalid
 
 log = structlog.get_logger(__name__)
 
