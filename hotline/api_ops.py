@@ -8,8 +8,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from common.metrics import CONTENT_TYPE, Metric, MetricsExposition
+from common.reloading import ReloadResult
 from hotline.api_schemas import DialplanStatus, Health
-from ivr.dialplan.registry import ReloadResult
 from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, requires
 from web.openapi import ReloadAnswer, describe
 

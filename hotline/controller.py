@@ -16,6 +16,7 @@ from calls.store import StoreUnavailable
 from common.aio import cancel_and_wait
 from common.clock import Clock, system_clock
 from common.privacy import masked_url
+from common.reloading import ReloadResult
 from hotline import __version__
 from hotline.api import build_api
 from hotline.config import Config
@@ -35,7 +36,6 @@ from hotline.wiring.ivr import build_dialplans, build_ivr_context, build_system_
 from hotline.wiring.messages import build_messages
 from hotline.wiring.network import build_network
 from hotline.wiring.reports import build_reports
-from ivr.dialplan.registry import ReloadResult
 from telephony.agi_server import AgiHandler
 from telephony.dialplan_names import AGI_OUTBOUND_SCRIPT
 from web.auth import TokenRegistry

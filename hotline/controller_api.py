@@ -23,6 +23,7 @@ from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from common.clock import Clock
 from common.metrics import Metric
+from common.reloading import ReloadResult
 from hotline import __version__
 from hotline.config import Config
 from hotline.figures import Figures
@@ -34,7 +35,7 @@ from hotline.wiring.calls import CallParts
 from hotline.wiring.ivr import IvrParts
 from hotline.wiring.messages import MessageParts
 from hotline.wiring.network import NetworkParts
-from ivr.dialplan.registry import DialplanRegistry, ReloadResult
+from ivr.dialplan.registry import DialplanRegistry
 from knowledge.service import KnowledgeService
 from recordings.access import AuditEntry, AuditFilter, UnsafePath, spool_file
 from tickets.store import RedisTicketStore

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ import structlog
 
 from common.clock import Clock, system_clock
 from common.metrics import Metric
+from common.reloading import FileStamp, ReloadResult, file_stamps, watch_files
 from knowledge.index import JiebaSegmenter, SearchIndex, Segmenter
 from knowledge.loader import KnowledgeBase, KnowledgeInvalid, References, load_base
 from knowledge.model import ENTRY_ID, Entry
@@ -29,14 +30,6 @@ from telephony.dialplan_names import PROVINCE_PLATFORM as PROVINCE  # its folder
 log = structlog.get_logger(__name__)
 
 MAX_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class ReloadResult:
-    ok: bool
-    version: str
-    changed: bool
-    problems: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,7 @@ class KnowledgeService:
         self._index: SearchIndex | None = None
         self._by_id: dict[str, Entry] = {}
         self._lock = asyncio.Lock()
-        self._stamp: tuple[tuple[str, float, int], ...] | None = None
+        self._stamp: tuple[FileStamp, ...] | None = None
         self.loaded_at: datetime | None = None
         self.last_error = ""
         self.reloads_ok = 0
@@ -94,21 +87,16 @@ class KnowledgeService:
         """The platform's local date (validity windows are local days)."""
         return self._clock().astimezone(self._zone).date()
 
-    def _file_stamp(self) -> tuple[tuple[str, float, int], ...]:
-        stamps = []
+    def _file_stamp(self) -> tuple[FileStamp, ...]:
+        stamps: list[FileStamp] = []
         if self.root.is_dir():
             for folder in sorted(self.root.iterdir()):
                 if not folder.is_dir() or (
                     self._load_platforms is not None and folder.name not in self._load_platforms
                 ):
                     continue
-                stamps.append((str(folder), 0.0, 0))  # a new or removed folder is a change too
-                for path in sorted(folder.glob("*.yaml")):
-                    try:
-                        stat = path.stat()
-                    except OSError:
-                        continue
-                    stamps.append((str(path), stat.st_mtime, stat.st_size))
+                stamps.append((str(folder), 0, 0))  # a new or removed folder is a change too
+                stamps += file_stamps(sorted(folder.glob("*.yaml")))
         return tuple(stamps)
 
     def _build(self) -> tuple[KnowledgeBase, SearchIndex]:
@@ -156,10 +144,7 @@ class KnowledgeService:
 
     async def watch(self, interval_s: float = 2.0) -> None:
         """Reload when a file changes (a task of the controller)."""
-        while True:
-            await asyncio.sleep(interval_s)
-            if await asyncio.to_thread(self._file_stamp) != self._stamp:
-                await self.reload("file changed")
+        await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)
 
     def get(self, entry_id: str, platform: str | None = None) -> Entry | None:
         """The entry, if a seat of ``platform`` may see it (valid today or not)."""

@@ -8,19 +8,17 @@ A reader asks the registry each time (``registry.units.lookup(...)``), never kee
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from common.reloading import FileStamp, ReloadResult, file_stamps, watch_files
 from units.loader import EMPTY, CodeBook, DeskDirectory, DeskFilesInvalid, UnitDirectory, desk_files, load_desk
 from units.model import Disposition, PauseReason, Unit
 
 log = structlog.get_logger(__name__)
-
-Stamp = tuple[tuple[str, int, int], ...]
 
 
 class UnitLookup(Protocol):
@@ -39,16 +37,6 @@ class CodeLookup(Protocol):
     def pause_reason(self, platform: str, code: str) -> PauseReason | None: ...
 
 
-@dataclass(frozen=True)
-class ReloadResult:
-    """What a reload did."""
-
-    ok: bool
-    version: str
-    changed: bool
-    problems: tuple[str, ...] = field(default=())
-
-
 class DeskRegistry:
     """Holds the current DeskDirectory (every platform's units and codes)."""
 
@@ -56,7 +44,7 @@ class DeskRegistry:
         self.root = root
         self._current: DeskDirectory = EMPTY
         self._lock = asyncio.Lock()
-        self._stamp: Stamp | None = None
+        self._stamp: tuple[FileStamp, ...] | None = None
         self.loaded_at: datetime | None = None
         self.last_error = ""
         self.reloads_ok = 0
@@ -74,16 +62,9 @@ class DeskRegistry:
     def codes(self) -> CodeBook:
         return self._current.codes
 
-    def _file_stamp(self) -> Stamp:
-        found: list[tuple[str, int, int]] = []
+    def _file_stamp(self) -> tuple[FileStamp, ...]:
         units, codes = desk_files(self.root)
-        for path in [*units, *codes]:
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            found.append((str(path), stat.st_mtime_ns, stat.st_size))
-        return tuple(found)
+        return file_stamps([*units, *codes])
 
     def load_initial(self) -> DeskDirectory:
         """Load at start; raises DeskFilesInvalid (the controller must not start on a bad file).
@@ -119,11 +100,7 @@ class DeskRegistry:
 
     async def watch(self, interval_s: float = 2.0) -> None:
         """Reload when a file changes, appears or goes (a task of the controller)."""
-        while True:
-            await asyncio.sleep(interval_s)
-            stamp = await asyncio.to_thread(self._file_stamp)
-            if stamp != self._stamp:
-                await self.reload("file changed")
+        await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)
 
     def status(self) -> dict[str, object]:
         return {

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from common.reloading import FileStamp, ReloadResult, file_stamp, watch_files
 from common.yamlcheck import Problem
 from ivr.dialplan.caller_lists import CALLER_LISTS_FILE
 from ivr.dialplan.directory import DIRECTORY_FILE, load_platform_dialplan
@@ -24,16 +24,6 @@ from ivr.dialplan.loader import Dialplan, DialplanInvalid
 log = structlog.get_logger(__name__)
 
 Prepare = Callable[[Dialplan], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ReloadResult:
-    """What a reload did."""
-
-    ok: bool
-    version: str
-    changed: bool
-    problems: tuple[str, ...] = field(default=())
 
 
 class DialplanRegistry:
@@ -48,7 +38,7 @@ class DialplanRegistry:
         self._prepare = prepare
         self._current: Dialplan | None = None
         self._lock = asyncio.Lock()
-        self._stamp: tuple[tuple[float, int] | None, ...] | None = None
+        self._stamp: tuple[FileStamp | None, ...] | None = None
         self.loaded_at: datetime | None = None
         self.last_error = ""
         self.reloads_ok = 0
@@ -60,18 +50,11 @@ class DialplanRegistry:
             raise RuntimeError("no dialplan loaded yet")
         return self._current
 
-    def _file_stamp(self) -> tuple[tuple[float, int] | None, ...] | None:
+    def _file_stamp(self) -> tuple[FileStamp | None, ...] | None:
         """The dialplan's, the directory's and the caller lists' change stamps; None while the
         dialplan is missing."""
-        stamps: list[tuple[float, int] | None] = []
-        for path in (self.path, self.directory_path, self.caller_lists_path):
-            try:
-                stat = path.stat()
-            except OSError:
-                stamps.append(None)
-                continue
-            stamps.append((stat.st_mtime, stat.st_size))
-        return None if stamps[0] is None else tuple(stamps)
+        stamps = tuple(file_stamp(path) for path in (self.path, self.directory_path, self.caller_lists_path))
+        return None if stamps[0] is None else stamps
 
     async def _load(self) -> Dialplan:
         plan = await asyncio.to_thread(load_platform_dialplan, self.path, self._recorded, self._platform_id)
@@ -128,8 +111,4 @@ class DialplanRegistry:
 
     async def watch(self, interval_s: float = 1.0) -> None:
         """Reload when the file changes (a task of the controller)."""
-        while True:
-            await asyncio.sleep(interval_s)
-            stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
-                await self.reload("file changed")
+        await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)

@@ -20,11 +20,11 @@ from calls.handoff import Handoff
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.store import StoreUnavailable
 from common.metrics import Metric
+from common.reloading import ReloadResult
 from hotline.api import build_api
 from hotline.figures import rate_metrics
 from ivr.calendar import PlatformCalendar
 from ivr.consult import ConsultRefused
-from ivr.dialplan.registry import ReloadResult
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 from recordings.access import AuditEntry, AuditFilter
