@@ -10,7 +10,7 @@ from aiohttp import web
 from common.metrics import CONTENT_TYPE, Metric, MetricsExposition
 from common.reloading import ReloadResult
 from hotline.api_schemas import DialplanStatus, Health
-from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, requires
+from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, reload_response, requires
 from web.openapi import ReloadAnswer, describe
 
 
@@ -70,9 +70,7 @@ async def dialplan_status(request: web.Request) -> web.Response:
 @requires("admin")
 async def reload_dialplan(request: web.Request) -> web.Response:
     who = request[PRINCIPAL_KEY].name
-    result = await request.app[OPS_KEY].reload_dialplan(f"API request by {who}")
-    body = {"ok": result.ok, "version": result.version, "changed": result.changed, "problems": list(result.problems)}
-    return web.json_response(body, status=200 if result.ok else 422)
+    return reload_response(await request.app[OPS_KEY].reload_dialplan(f"API request by {who}"))
 
 
 def add_ops_routes(app: web.Application, backend: OpsBackend) -> None:

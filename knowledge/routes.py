@@ -15,7 +15,7 @@ from knowledge.index import MAX_QUERY_CHARS
 from knowledge.model import Entry
 from knowledge.schemas import EntryView, KnowledgeStatus, SearchAnswer
 from knowledge.service import MAX_LIMIT, KnowledgeService
-from web.api_common import PRINCIPAL_KEY, error_response, requires
+from web.api_common import PRINCIPAL_KEY, error_response, reload_response, requires
 from web.openapi import Param, ReloadAnswer, describe, integer
 
 KNOWLEDGE_KEY: web.AppKey[KnowledgeService] = web.AppKey("knowledge", KnowledgeService)
@@ -103,9 +103,7 @@ async def status(request: web.Request) -> web.Response:
 @requires("admin")
 async def reload(request: web.Request) -> web.Response:
     who = request[PRINCIPAL_KEY].name
-    result = await request.app[KNOWLEDGE_KEY].reload(f"API request by {who}")
-    body = {"ok": result.ok, "version": result.version, "changed": result.changed, "problems": list(result.problems)}
-    return web.json_response(body, status=200 if result.ok else 422)
+    return reload_response(await request.app[KNOWLEDGE_KEY].reload(f"API request by {who}"))
 
 
 def add_routes(app: web.Application, service: KnowledgeService) -> None:

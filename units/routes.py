@@ -15,7 +15,7 @@ from aiohttp import web
 from units.model import PlacedUnit
 from units.registry import DeskRegistry
 from units.schemas import DeskCodes, UnitList, UnitView
-from web.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, other_platform, requires
+from web.api_common import PRINCIPAL_KEY, SCOPE_KEY, error_response, other_platform, reload_response, requires
 from web.openapi import Param, ReloadAnswer, describe
 
 log = structlog.get_logger(__name__)
@@ -135,9 +135,7 @@ async def desk_codes(request: web.Request) -> web.Response:
 @requires("admin")
 async def reload_units(request: web.Request) -> web.Response:
     who = request[PRINCIPAL_KEY].name
-    result = await request.app[DESK_KEY].reload(f"API request by {who}")
-    body = {"ok": result.ok, "version": result.version, "changed": result.changed, "problems": list(result.problems)}
-    return web.json_response(body, status=200 if result.ok else 422)
+    return reload_response(await request.app[DESK_KEY].reload(f"API request by {who}"))
 
 
 def add_routes(app: web.Application, registry: DeskRegistry) -> None:

@@ -12,6 +12,7 @@ from typing import Protocol
 import structlog
 from aiohttp import web
 
+from common.reloading import ReloadResult
 from recordings.access import AuditEntry
 from telephony.dialplan_names import PROVINCE_PLATFORM
 from web.auth import Principal, Role
@@ -189,3 +190,10 @@ async def json_body(request: web.Request) -> dict[str, object]:
         return parse_json_object(b"".join(chunks))
     except JsonBodyError as exc:
         raise BadRequest(str(exc)) from None
+
+
+def reload_response(result: ReloadResult) -> web.Response:
+    """A reload route's answer (web/openapi.py's ReloadAnswer): 200 when it took, else 422 with
+    the problems (the running version stays)."""
+    body = {"ok": result.ok, "version": result.version, "changed": result.changed, "problems": list(result.problems)}
+    return web.json_response(body, status=200 if result.ok else 422)
