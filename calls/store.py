@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Protocol
 
@@ -102,9 +103,6 @@ class RedisCallStore:
 
     async def many(self, call_ids: list[str]) -> list[CallRecord]:
         """The records of ``call_ids`` that are still kept, in order."""
-        return await self._many(call_ids)
-
-    async def _many(self, call_ids: list[str]) -> list[CallRecord]:
         if not call_ids:
             return []
         raws = await self._redis.mget([self._key(call_id) for call_id in call_ids])
@@ -117,11 +115,11 @@ class RedisCallStore:
             return []
         key = self._caller_keys.calls_key(platform, number)
         ids = await self._redis.zrevrangebyscore(key, "+inf", since_ms, start=0, num=limit)
-        return await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
+        return await self.many(_ids(ids))
 
     async def recent(self, limit: int) -> list[CallRecord]:
         ids = await self._redis.zrevrange(self._recent_key(self._platform), 0, limit - 1)
-        return await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
+        return await self.many(_ids(ids))
 
     async def started_since(self, since_ms: int, offset: int, count: int) -> tuple[int, list[CallRecord]]:
         """A page of this platform's calls started at or after ``since_ms``, newest first: (ids
@@ -129,12 +127,17 @@ class RedisCallStore:
         ids = await self._redis.zrevrangebyscore(
             self._recent_key(self._platform), "+inf", since_ms, start=offset, num=count
         )
-        return len(ids), await self._many([i.decode() if isinstance(i, bytes) else str(i) for i in ids])
+        return len(ids), await self.many(_ids(ids))
 
     async def open_records(self) -> list[CallRecord]:
         ids = await self._redis.smembers(self._open_key(self._platform))
-        return await self._many(sorted(i.decode() if isinstance(i, bytes) else str(i) for i in ids))
+        return await self.many(sorted(_ids(ids)))
 
 
 class StoreUnavailable(Exception):
     """The record store cannot be reached right now."""
+
+
+def _ids(raw: Iterable[object]) -> list[str]:
+    """Member names as Redis returns them (bytes, or str with decode_responses)."""
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in raw]
