@@ -55,7 +55,9 @@ class ReplicatedPipeline(Pipeline):
             acks.waited += 1
             if got < acks.replicas:
                 acks.short += 1
-                log.warning("redis.write_not_replicated", replicas=got, wanted=acks.replicas, timeout_ms=acks.timeout_ms)
+                log.warning(
+                    "redis.write_not_replicated", replicas=got, wanted=acks.replicas, timeout_ms=acks.timeout_ms
+                )
         return result
 
 

@@ -268,11 +268,14 @@ class Config(ConfigModel):
         asr = self.asr
         if asr.model_path is not None:
             asr = asr.model_copy(update={"model_path": anchor(asr.model_path)})
-        redis_files = {
+        redis_files: dict[str, object] = {
             key: anchor(path)
             for key in ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
             if (path := getattr(self.redis, key)) is not None
         }
+        sentinel = self.redis.sentinel
+        if sentinel is not None and sentinel.password_file is not None:
+            redis_files["sentinel"] = sentinel.model_copy(update={"password_file": anchor(sentinel.password_file)})
         redis = self.redis.model_copy(update=redis_files)
         units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
         knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})
