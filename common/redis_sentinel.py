@@ -64,7 +64,7 @@ class ReplicatedPipeline(Pipeline):
 class SentinelRedis(Redis):
     """The primary's client (``Sentinel.master_for``); closing it closes the sentinels' clients too."""
 
-    sentinel: Sentinel | None = None
+    owned_sentinel: Sentinel | None = None  # (``sentinel`` is a Redis command's method)
     acks: ReplicationAcks = ReplicationAcks(0, 0)
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
@@ -74,8 +74,8 @@ class SentinelRedis(Redis):
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
-        if self.sentinel is not None:
-            await self.sentinel.aclose()
+        if self.owned_sentinel is not None:
+            await self.owned_sentinel.aclose()
 
 
 def parse_node(node: str) -> tuple[str, int]:
@@ -101,8 +101,8 @@ def sentinel_client(
     sentinels get the same socket options and their own password."""
     sockets = {k: v for k, v in connection.items() if k.startswith("socket_")}
     sentinel_kwargs = {**sockets, **({"password": sentinel_password} if sentinel_password else {})}
-    sentinel = Sentinel(list(nodes), sentinel_kwargs=sentinel_kwargs, **connection)
+    sentinel = Sentinel(list(nodes), sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
     client: SentinelRedis = sentinel.master_for(service_name, redis_class=SentinelRedis)
-    client.sentinel = sentinel
+    client.owned_sentinel = sentinel
     client.acks = acks
     return client

@@ -7,8 +7,11 @@ progress ends answered, and health is back. Figures go to docs/reliability.md.""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,10 @@ MONDAY_MORNING = "2026-03-09T10:00:00+08:00"  # open: menu 0 reaches the seat, 4
 
 def masked(number: str) -> str:
     return number[:3] + "****" + number[-4:]
+
+
+def ended(number: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda call: call["caller"] == masked(number) and call["state"] == "ended"
 
 
 def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Path) -> None:
@@ -90,16 +97,19 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         time.sleep(1.0)  # the caller is in the menu when Redis goes
 
         old_port = cluster.nodes[0].port
-        killed_at = time.monotonic()
+        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
         cluster.nodes[0].kill()
         new_port = wait_for("a promoted replica", lambda: (p := cluster.primary_port()) != old_port and p, 60, 0.1)
         promoted_s = time.monotonic() - killed_at
+        # the controller reads again (the old primary is dead: an answer comes from the new one)
+        wait_for("the controller reading tickets", lambda: platform.http("/api/v1/tickets").status == 200, 60, 0.1)
+        reads_s = time.monotonic() - killed_at
         new_primary = cluster.client()
 
         # the controller follows: the record of a call made after the kill reaches the new primary
         after = run_sipp(platform.config.sip.port, message, caller="13900000074", timeout_s=90)
         assert after.ok, after.errors
-        call_after = platform.wait_call(lambda c: c["caller"] == masked("13900000074") and c["state"] == "ended", "")
+        call_after = platform.wait_call(ended("13900000074"), "the record of a call after the kill")
         assert new_primary.exists(f"hotline:call:{call_after['call_id']}")
         followed_s = time.monotonic() - killed_at
 
@@ -109,9 +119,7 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         callers = ["13900000071", "13900000072", "13900000073", "13900000074"]
         calls: dict[str, dict[str, Any]] = {}
         for number in callers:
-            calls[number] = platform.wait_call(
-                lambda c, n=number: c["caller"] == masked(n) and c["state"] == "ended", f"the record of {number}", 60
-            )
+            calls[number] = platform.wait_call(ended(number), f"the record of {number}", 60)
         # exactly one record per call
         counts = Counter(c["caller"] for c in platform.calls())
         assert [counts[masked(n)] for n in callers] == [1, 1, 1, 1], counts
@@ -126,7 +134,15 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
             return found if all(found[m] for m in messages) else None
 
         found = wait_for("a ticket for every message", tickets, timeout_s=120, interval_s=0.5)
-        worker_followed_s = time.monotonic() - killed_at
+        # the worker lost its connection with the primary and came back, before the old one did
+        worker_log = (platform.root / "asr-worker.log").read_text(encoding="utf-8")
+        worker_back = [
+            e["timestamp"]
+            for e in (json.loads(line) for line in worker_log.splitlines() if line[:1] == "{")
+            if e.get("event") == "asr.worker_state" and e.get("old") == "waiting_for_redis"
+        ]
+        worker_back_s = [(datetime.fromisoformat(t) - killed_wall).total_seconds() for t in worker_back]
+        assert [s for s in worker_back_s if s > 0], worker_log
         time.sleep(3)  # a duplicate would come from a job redelivered: give it the time to show
         found = tickets() or Counter()
         assert [found[m] for m in messages] == [1, 1, 1], found
@@ -139,11 +155,16 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         health = platform.wait_component("redis", "up")
         assert health["components"]["redis"] == "up"
         assert "redis" not in " ".join(health.get("reasons", []))
-        deferred = [line for line in platform.controller_log_text().splitlines() if "redis.write_deferred" in line]
+        events = Counter(
+            json.loads(line).get("event") for line in platform.controller_log_text().splitlines() if line[:1] == "{"
+        )
         print(
             f"\nfailover figures: promoted {promoted_s:.1f} s after the kill (new primary :{new_port}); "
-            f"controller following within {followed_s:.1f} s; worker tickets all in {worker_followed_s:.1f} s; "
-            f"deferred (retried) writes {len(deferred)}"
+            f"controller reads again at {reads_s:.1f} s, a post-kill call's record on the new primary at "
+            f"{followed_s:.1f} s; worker running again at {max(worker_back_s):.1f} s; controller events "
+            f"redis_back {events['controller.redis_back']}, write_deferred {events['redis.write_deferred']}, "
+            f"call_path_error {events['redis.call_path_error']}, write_not_replicated "
+            f"{events['redis.write_not_replicated']}"
         )
     finally:
         platform.stop_all()

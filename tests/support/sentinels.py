@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -92,7 +93,8 @@ class SentinelCluster:
         def sentinels_know_each_other() -> bool:
             for port in self.sentinel_ports:
                 try:
-                    state = self.sentinel(port).sentinel_master(SERVICE)
+                    with self.sentinel(port) as client:
+                        state: dict[str, Any] = client.sentinel_master(SERVICE)
                 except redis.RedisError:
                     return False
                 if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:

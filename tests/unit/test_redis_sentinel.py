@@ -3,7 +3,6 @@ and a demoted primary's READONLY treated as Redis being away (retried, never dro
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,7 +84,8 @@ async def test_a_transaction_waits_for_replicas_on_its_own_connection(lone_redis
     client.acks = acks
     try:
         async with client.pipeline(transaction=True) as pipe:
-            pipe.set("k", "v").incr("n")
+            pipe.set("k", "v")
+            pipe.incr("n")
             assert await pipe.execute() == [True, 1]
         # no replica: the write is done, the shortfall is counted (not raised, not retried)
         assert (acks.waited, acks.short) == (1, 1)
@@ -111,8 +111,9 @@ async def test_a_write_a_read_only_replica_refuses_is_retried_until_it_is_primar
         async def write() -> None:
             await client.set("record", "kept")
 
-        async def failing_read() -> object:
-            return await client.set("other", "x")
+        async def failing_read() -> str:
+            await client.set("other", "x")
+            return "written"
 
         assert await budget.read("a write on the call path", failing_read, "default") == "default"
         budget.write("the call record", write)
