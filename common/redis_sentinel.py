@@ -81,7 +81,7 @@ class SentinelRedis(Redis):
 def parse_node(node: str) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` → (host, port); ValueError saying what is wrong."""
     host, sep, port = node.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"{node!r} is not host:port (a port from 1 to 65535)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

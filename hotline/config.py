@@ -96,14 +96,14 @@ class RedisSentinelConfig(ConfigModel):
     def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for node in value:
             host, _port = parse_node(node)
-            if not _HOST.match(host):
+            if not _HOST.fullmatch(host):
                 raise ValueError(f"{node!r}: {host!r} is not a host name or an IP address")
         if len(set(value)) != len(value):
             raise ValueError("a sentinel is named twice")
         return value
 
 
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45})$")
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45})")
 
 
 class RedisConfig(ConfigModel):

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 
+from common.privacy import masked_url
 from common.private_files import local_secret
 from common.redis_sentinel import ReplicationAcks, parse_node, sentinel_client
 from hotline.config import Config, ConfigError
@@ -68,6 +69,14 @@ def redis_password(config: Config) -> str | None:
     if urlsplit(config.redis.url).password is not None or config.redis.password_file is None:
         return None
     return local_secret(config.redis.password_file)
+
+
+def redis_where(config: Config) -> str:
+    """Where Redis is, for logs: the URL with ``***`` for a password, or the sentinels."""
+    sentinel = config.redis.sentinel
+    if sentinel is None:
+        return masked_url(config.redis.url)
+    return f"sentinel {sentinel.service_name}@{','.join(sentinel.nodes)}"
 
 
 def redis_client(config: Config, **options: Any) -> aioredis.Redis:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.support.audio import duration_s, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
@@ -148,23 +149,58 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         assert [found[m] for m in messages] == [1, 1, 1], found
         for call_id in messages:
             assert new_primary.exists(f"hotline:call:{call_id}")
+        new_primary.close()
 
-        # the old primary comes back as a replica of the new one (demoted: READONLY to writers)
+        # the old primary comes back: the sentinels make it a replica of the new one
         cluster.nodes[0].start()
-        wait_for("the old primary demoted", lambda: cluster.info(old_port).get("role") == "slave", 60, 0.25)
+        wait_for(
+            "the old primary a replica in sync",
+            lambda: cluster.info(old_port).get("master_link_status") == "up",
+            60,
+            0.25,
+        )
+
+        # a live primary demoted under the clients' feet (SENTINEL FAILOVER): the sentinels close
+        # its clients' connections (CLIENT KILL) and a write that still reaches it gets READONLY;
+        # either must mean "reconnect through the sentinels", never a lost or doubled write
+        def failover_started() -> bool:
+            try:
+                with cluster.sentinel(cluster.sentinel_ports[0]) as sentinel:
+                    return bool(sentinel.sentinel_failover(SERVICE))
+            except redis.ResponseError:  # INPROG / NOGOODSLAVE: the last one still settling
+                return False
+
+        wait_for("a manual failover accepted", failover_started, 60, 0.5)
+        wait_for("the old primary promoted back", lambda: cluster.primary_port() == old_port, 60, 0.25)
+        wait_for("the demoted one refusing writes", lambda: cluster.info(new_port).get("role") == "slave", 60, 0.25)
+        demoted = run_sipp(platform.config.sip.port, message, caller="13900000075", timeout_s=90)
+        assert demoted.ok, demoted.errors
+        last = platform.wait_call(ended("13900000075"), "the record of a call after the demotion", 60)
+        with cluster.client() as primary_again:
+            assert primary_again.exists(f"hotline:call:{last['call_id']}")
+
+        def with_last() -> Counter[str] | None:
+            found = tickets()
+            return found if found and found[last["call_id"]] else None
+
+        found = wait_for("the last message's ticket", with_last, 120, 0.5)
+        assert [found[m] for m in [*messages, last["call_id"]]] == [1, 1, 1, 1], found
+        assert Counter(c["caller"] for c in platform.calls())[masked("13900000075")] == 1
         health = platform.wait_component("redis", "up")
         assert health["components"]["redis"] == "up"
         assert "redis" not in " ".join(health.get("reasons", []))
         events = Counter(
             json.loads(line).get("event") for line in platform.controller_log_text().splitlines() if line[:1] == "{"
         )
+        worker_log = (platform.root / "asr-worker.log").read_text(encoding="utf-8")
+        worker_away = worker_log.count('"new": "waiting_for_redis"')
         print(
             f"\nfailover figures: promoted {promoted_s:.1f} s after the kill (new primary :{new_port}); "
             f"controller reads again at {reads_s:.1f} s, a post-kill call's record on the new primary at "
             f"{followed_s:.1f} s; worker running again at {max(worker_back_s):.1f} s; controller events "
             f"redis_back {events['controller.redis_back']}, write_deferred {events['redis.write_deferred']}, "
             f"call_path_error {events['redis.call_path_error']}, write_not_replicated "
-            f"{events['redis.write_not_replicated']}"
+            f"{events['redis.write_not_replicated']}; the worker waited for Redis {worker_away} times"
         )
     finally:
         platform.stop_all()

@@ -45,6 +45,8 @@ def test_a_sentinel_section_is_read_and_its_password_file_anchored() -> None:
         ("['10.0.0.1:65536']", "is not host:port"),
         ("['a,b:26379']", "is not a host name or an IP address"),
         ("['a b:26379']", "is not a host name or an IP address"),
+        ('["a\\n:26379"]', "is not a host name or an IP address"),
+        ("['a:２６３７９']", "is not host:port"),
         ("['x:1', 'x:1']", "a sentinel is named twice"),
         ("[]", "at least 1 item"),
     ],
@@ -59,6 +61,9 @@ def test_sentinel_section_mistakes_are_named() -> None:
     assert "redis.sentinel.service_name" in errors_of("redis:\n  sentinel:\n    nodes: ['a:1']\n")
     assert "redis.sentinel.service_name" in errors_of(
         "redis:\n  sentinel:\n    service_name: 'my master'\n    nodes: ['a:1']\n"
+    )
+    assert "redis.sentinel.service_name" in errors_of(
+        "redis:\n  sentinel:\n    service_name: \"hotline\\n\"\n    nodes: ['a:1']\n"
     )
     assert "redis.sentinel.quorum" in errors_of(SENTINEL + "    quorum: 2\n")  # unknown key
     assert "redis.sentinel.replicas_to_ack" in errors_of(SENTINEL + "    replicas_to_ack: -1\n")
