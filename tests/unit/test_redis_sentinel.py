@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ReadOnlyError
 
 from calls.redis_budget import RedisBudget
 from common.redis_sentinel import ReplicationAcks, SentinelRedis, parse_node
 from hotline.config import ConfigError, parse_config
+from hotline.local_secrets import redis_client, redis_where
 from hotline.redis_process import RedisProcess
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
@@ -131,3 +133,32 @@ async def test_a_write_a_read_only_replica_refuses_is_retried_until_it_is_primar
         await budget.close()
         await client.aclose()
         admin.close()
+
+
+async def test_the_one_client_factory_goes_through_the_sentinels(tmp_path: Path) -> None:
+    (tmp_path / "sentinel-pw").write_text("sentinel-secret\n", encoding="utf-8")
+    text = (
+        "redis:\n  url: redis://app:data%40pw@ignored:1/3\n"
+        "  sentinel:\n    service_name: hotline\n    nodes: ['10.0.0.1:26379', '[::1]:26380']\n"
+        "    password_file: sentinel-pw\n    replicas_to_ack: 2\n"
+    )
+    client = redis_client(parse_config(text, "config.yaml", tmp_path), socket_timeout=3)
+    try:
+        assert isinstance(client, SentinelRedis)
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "hotline"
+        kwargs = pool.connection_kwargs
+        assert (kwargs["username"], kwargs["password"], kwargs["db"]) == ("app", "data@pw", 3)
+        assert client.owned_sentinel is not None
+        sentinels = [s.connection_pool.connection_kwargs for s in client.owned_sentinel.sentinels]
+        assert [(s["host"], s["port"], s["password"], s["socket_timeout"]) for s in sentinels] == [
+            ("10.0.0.1", 26379, "sentinel-secret", 3),
+            ("::1", 26380, "sentinel-secret", 3),
+        ]
+        assert (client.acks.replicas, client.acks.timeout_ms) == (2, 500)
+        assert redis_where(parse_config(text, "config.yaml", tmp_path)) == "sentinel hotline@10.0.0.1:26379,[::1]:26380"
+    finally:
+        await client.aclose()
+    missing = parse_config(text.replace("sentinel-pw", "nowhere"), "config.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"redis\.sentinel\.password_file: cannot read it"):
+        redis_client(missing)
