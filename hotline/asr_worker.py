@@ -14,9 +14,8 @@ from pathlib import Path
 
 import structlog
 
-from common.privacy import masked_url
 from hotline.config import Config, ConfigError
-from hotline.local_secrets import redis_client
+from hotline.local_secrets import redis_client, redis_where
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from tickets.store import RedisTicketStore, export_stream
@@ -75,7 +74,7 @@ async def run_worker(config: Config) -> None:
         "asr.worker_started",
         consumer=worker.consumer,
         model=config.asr.model_path.name if config.asr.model_path else "",
-        redis=masked_url(config.redis.url),
+        redis=redis_where(config),
     )
     try:
         await worker.run()

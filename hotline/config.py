@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from acd.config import AcdConfig, SeatConfig
 from common.config_model import ConfigModel
+from common.redis_sentinel import parse_node
 from common.yamlsource import KeyPath, YamlDocument, YamlSyntaxError, parse_yaml
 from dialback.config import DialbackConfig
 from knowledge.config import KnowledgeConfig
@@ -74,6 +75,37 @@ class PlatformConfig(ConfigModel):
         return value
 
 
+class RedisSentinelConfig(ConfigModel):
+    """Reach the primary through Redis Sentinel (common/redis_sentinel.py): the sentinels at
+    ``nodes`` name ``service_name``'s primary, and clients follow a failover to the new one.
+
+    The data nodes' password is ``redis.url``'s or ``redis.password_file``'s as without Sentinel
+    (the URL's host and port are then unused; its database number is kept); ``password_file``
+    here is the sentinels' own (their ``requirepass``), if they have one. After each
+    transaction the client waits (``WAIT``) for ``replicas_to_ack`` replicas, at most
+    ``ack_timeout_ms`` (docs/reliability.md)."""
+
+    service_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    nodes: Annotated[tuple[str, ...], Field(min_length=1, max_length=16)]
+    password_file: Path | None = None
+    replicas_to_ack: Annotated[int, Field(ge=0, le=16)] = 1
+    ack_timeout_ms: Annotated[int, Field(ge=10, le=10_000)] = 500
+
+    @field_validator("nodes")
+    @classmethod
+    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for node in value:
+            host, _port = parse_node(node)
+            if not _HOST.fullmatch(host):
+                raise ValueError(f"{node!r}: {host!r} is not a host name or an IP address")
+        if len(set(value)) != len(value):
+            raise ValueError("a sentinel is named twice")
+        return value
+
+
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45})")
+
+
 class RedisConfig(ConfigModel):
     """Redis holds call records, seat and queue state, tickets and streams.
 
@@ -91,6 +123,7 @@ class RedisConfig(ConfigModel):
     # a read on the call path (IVR, a seat's phone) waits at most this for Redis, an IVR step at
     # most twice it in all, then goes on with a safe default; writes never wait (done behind)
     op_timeout_ms: Annotated[int, Field(ge=20, le=5000)] = 500
+    sentinel: RedisSentinelConfig | None = None  # the primary is whichever the sentinels name
 
     @field_validator("url")
     @classmethod
@@ -114,6 +147,8 @@ class RedisConfig(ConfigModel):
     def _tls(self) -> RedisConfig:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together (a client certificate and its key)")
+        if self.sentinel is not None and not self.url.startswith("redis://"):
+            raise ValueError("with sentinel, the url must be redis:// (TLS and unix sockets are not supported there)")
         return self
 
 
@@ -233,11 +268,14 @@ class Config(ConfigModel):
         asr = self.asr
         if asr.model_path is not None:
             asr = asr.model_copy(update={"model_path": anchor(asr.model_path)})
-        redis_files = {
+        redis_files: dict[str, object] = {
             key: anchor(path)
             for key in ("password_file", "tls_ca_file", "tls_cert_file", "tls_key_file")
             if (path := getattr(self.redis, key)) is not None
         }
+        sentinel = self.redis.sentinel
+        if sentinel is not None and sentinel.password_file is not None:
+            redis_files["sentinel"] = sentinel.model_copy(update={"password_file": anchor(sentinel.password_file)})
         redis = self.redis.model_copy(update=redis_files)
         units = self.units.model_copy(update={"dir": anchor(self.units.dir)})
         knowledge = self.knowledge.model_copy(update={"dir": anchor(self.knowledge.dir)})

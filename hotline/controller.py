@@ -15,14 +15,13 @@ from redis.exceptions import RedisError
 from calls.store import StoreUnavailable
 from common.aio import cancel_and_wait
 from common.clock import Clock, system_clock
-from common.privacy import masked_url
 from common.reloading import ReloadResult
 from hotline import __version__
 from hotline.api import build_api
 from hotline.config import Config
 from hotline.controller_api import ControllerApi
 from hotline.controller_tasks import ControllerTasks, every
-from hotline.local_secrets import local_secrets
+from hotline.local_secrets import local_secrets, redis_where
 from hotline.monitor_seats import monitor_service
 from hotline.outbound_wiring import OutboundWiring
 from hotline.redis_watch import RedisWatch
@@ -181,7 +180,7 @@ class Controller:
             http=f"http://{cfg.http.host}:{cfg.http.port}",
             agi=f"{cfg.agi.host}:{self.agi.port}",
             ami=f"{cfg.asterisk.ami_host}:{cfg.asterisk.ami_port}",
-            redis=masked_url(cfg.redis.url),
+            redis=redis_where(cfg),
         )
 
     async def stop(self) -> None:

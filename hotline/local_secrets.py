@@ -12,12 +12,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 
+from common.privacy import masked_url
 from common.private_files import local_secret
-from hotline.config import Config
+from common.redis_sentinel import ReplicationAcks, parse_node, sentinel_client
+from hotline.config import Config, ConfigError
 
 AMI_SECRET_FILE = "ami-secret"  # noqa: S105 (a file name)
 AGI_SECRET_FILE = "agi-secret"  # noqa: S105
@@ -69,14 +71,25 @@ def redis_password(config: Config) -> str | None:
     return local_secret(config.redis.password_file)
 
 
+def redis_where(config: Config) -> str:
+    """Where Redis is, for logs: the URL with ``***`` for a password, or the sentinels."""
+    sentinel = config.redis.sentinel
+    if sentinel is None:
+        return masked_url(config.redis.url)
+    return f"sentinel {sentinel.service_name}@{','.join(sentinel.nodes)}"
+
+
 def redis_client(config: Config, **options: Any) -> aioredis.Redis:
     """An asyncio Redis client as configured: the URL (a password in it wins), the password
-    file, TLS files for ``rediss://``; ``options`` are redis-py's (timeouts)."""
+    file, TLS files for ``rediss://``; ``options`` are redis-py's (timeouts). With
+    ``redis.sentinel``, a client of the primary the sentinels name (it follows a failover)."""
     extra: dict[str, Any] = {}
     password = redis_password(config)
     if password is not None:
         extra["password"] = password
     settings = config.redis
+    if settings.sentinel is not None:
+        return _sentinel_client(config, extra, options)
     if settings.url.startswith("rediss://"):
         extra["ssl_cert_reqs"] = "required"
         extra["ssl_check_hostname"] = True
@@ -86,3 +99,31 @@ def redis_client(config: Config, **options: Any) -> aioredis.Redis:
             extra["ssl_certfile"] = str(settings.tls_cert_file)
             extra["ssl_keyfile"] = str(settings.tls_key_file)
     return aioredis.Redis.from_url(settings.url, **extra, **options)
+
+
+def _sentinel_client(config: Config, extra: dict[str, Any], options: dict[str, Any]) -> aioredis.Redis:
+    """The data nodes' user, password and database come from the URL (or the password file)."""
+    sentinel = config.redis.sentinel
+    assert sentinel is not None
+    url = urlsplit(config.redis.url)
+    if url.username:
+        extra["username"] = unquote(url.username)
+    if url.password is not None:
+        extra["password"] = unquote(url.password)
+    database = url.path.lstrip("/")
+    if database.isdigit():
+        extra["db"] = int(database)
+    own = None
+    if sentinel.password_file is not None:  # the sentinels' admin made it: never made up here
+        try:
+            own = sentinel.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"redis.sentinel.password_file: cannot read it ({exc.strerror})") from None
+    return sentinel_client(
+        sentinel.service_name,
+        [parse_node(node) for node in sentinel.nodes],
+        sentinel_password=own,
+        acks=ReplicationAcks(sentinel.replicas_to_ack, sentinel.ack_timeout_ms),
+        **extra,
+        **options,
+    )

@@ -54,6 +54,26 @@ def _banner(configs: Sequence[Config], token_file: Path, carrier: DemoCarrier | 
 """
 
 
+def _local_redis(primary: Config) -> RedisProcess | None:
+    """The loopback Redis the config names, started when none answers there (None: not ours)."""
+    url = urlsplit(primary.redis.url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    if primary.redis.sentinel is not None:  # the sentinels name the primary: none to start here
+        print(f"using the Redis the sentinels name {primary.redis.sentinel.service_name!r}", file=sys.stderr)
+        return None
+    if url.scheme != "redis" or host not in ("127.0.0.1", "localhost"):
+        return None
+    if redis_listening(host, port):
+        print(f"using the Redis that answers on {host}:{port}", file=sys.stderr)
+        return None
+    password = unquote(url.password) if url.password is not None else redis_password(primary)
+    redis = RedisProcess(primary.paths.runtime_dir / "redis", port, host, password=password)
+    redis.start()
+    auth = "password required" if password else "no password (redis.password_file: null)"
+    print(f"redis-server started on {host}:{port} ({auth})", file=sys.stderr)
+    return redis
+
+
 def run_stack(
     configs: Sequence[Config],
     config_path: Path,
@@ -76,8 +96,6 @@ def run_stack(
     primary = configs[0]
     redis: RedisProcess | None = None
     worker: subprocess.Popen[bytes] | None = None
-    url = urlsplit(primary.redis.url)
-    host, port = url.hostname or "127.0.0.1", url.port or 6379
     asterisks = [
         AsteriskProcess(
             write_asterisk_config(c, c.paths.runtime_dir / "asterisk" / "etc"),
@@ -89,15 +107,7 @@ def run_stack(
         if carrier is not None:
             carrier.start()
             print(f"demo carrier (SIPp) answering on udp:127.0.0.1:{carrier.port}", file=sys.stderr)
-        if url.scheme == "redis" and host in ("127.0.0.1", "localhost"):
-            if redis_listening(host, port):
-                print(f"using the Redis that answers on {host}:{port}", file=sys.stderr)
-            else:
-                password = unquote(url.password) if url.password is not None else redis_password(primary)
-                redis = RedisProcess(primary.paths.runtime_dir / "redis", port, host, password=password)
-                redis.start()
-                auth = "password required" if password else "no password (redis.password_file: null)"
-                print(f"redis-server started on {host}:{port} ({auth})", file=sys.stderr)
+        redis = _local_redis(primary)
         for config, asterisk in zip(configs, asterisks, strict=True):
             asterisk.start()
             version = asterisk.cli("core show version").stdout.strip()

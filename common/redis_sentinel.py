@@ -1,0 +1,108 @@
+"""Reaching a Redis primary through Redis Sentinel, and making its transactions replicated.
+
+A failover promotes a replica; a write the old primary acknowledged but had not yet sent to it
+is lost. So, behind Sentinel, every MULTI/EXEC transaction (the writes that matter are all
+transactions: a call record, a ticket, a hand-off, an ASR job's ack) is followed on **its own
+connection** by ``WAIT <replicas> <timeout_ms>`` (WAIT counts the replicas that have the
+connection's last write: sent on another connection of the pool it would prove nothing).
+Fewer replicas than asked is logged and counted, not raised: retrying an idempotent write does
+not make it replicated, and the primary's own ``min-replicas-to-write`` is what refuses writes
+when no replica is in sync (docs/operations.md).
+
+redis-py follows a failover by itself: a ``SentinelConnectionPool`` asks the sentinels for the
+primary on every new connection, and a demoted primary's ``READONLY`` reply becomes a
+``ConnectionError`` (the connection is dropped and the next one asks again). Callers see the
+switch as Redis being away for a few seconds, which they already wait out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio.client import Pipeline, Redis
+from redis.asyncio.connection import Connection
+from redis.asyncio.sentinel import Sentinel
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ReplicationAcks:
+    """What the transactions' WAITs asked and got (for logs, tests and docs/reliability.md)."""
+
+    replicas: int
+    timeout_ms: int
+    waited: int = 0
+    short: int = 0  # transactions fewer replicas than ``replicas`` acknowledged in time
+
+
+class ReplicatedPipeline(Pipeline):
+    """A pipeline whose MULTI/EXEC is followed by WAIT on the same connection."""
+
+    acks: ReplicationAcks
+
+    async def _execute_transaction(  # type: ignore[no-untyped-def]
+        self, connection: Connection, commands: Any, raise_on_error: bool
+    ):
+        result = await super()._execute_transaction(connection, commands, raise_on_error)
+        acks = self.acks
+        if acks.replicas > 0:
+            await connection.send_command("WAIT", acks.replicas, acks.timeout_ms)
+            got = int(await connection.read_response())
+            acks.waited += 1
+            if got < acks.replicas:
+                acks.short += 1
+                log.warning(
+                    "redis.write_not_replicated", replicas=got, wanted=acks.replicas, timeout_ms=acks.timeout_ms
+                )
+        return result
+
+
+class SentinelRedis(Redis):
+    """The primary's client (``Sentinel.master_for``); closing it closes the sentinels' clients too."""
+
+    owned_sentinel: Sentinel | None = None  # (``sentinel`` is a Redis command's method)
+    acks: ReplicationAcks = ReplicationAcks(0, 0)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = ReplicatedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.acks = self.acks
+        return pipe
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.owned_sentinel is not None:
+            await self.owned_sentinel.aclose()
+
+
+def parse_node(node: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port); ValueError saying what is wrong."""
+    host, sep, port = node.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ValueError(f"{node!r} is not host:port (a port from 1 to 65535)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def sentinel_client(
+    service_name: str,
+    nodes: Sequence[tuple[str, int]],
+    *,
+    sentinel_password: str | None,
+    acks: ReplicationAcks,
+    **connection: Any,
+) -> SentinelRedis:
+    """A client of ``service_name``'s current primary, found through the sentinels at ``nodes``.
+    ``connection``: redis-py's options for the data nodes (password, db, timeouts, TLS); the
+    sentinels get the same socket options and their own password."""
+    sockets = {k: v for k, v in connection.items() if k.startswith("socket_")}
+    sentinel_kwargs = {**sockets, **({"password": sentinel_password} if sentinel_password else {})}
+    sentinel = Sentinel(list(nodes), sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
+    client: SentinelRedis = sentinel.master_for(service_name, redis_class=SentinelRedis)
+    client.owned_sentinel = sentinel
+    client.acks = acks
+    return client
