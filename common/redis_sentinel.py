@@ -7,7 +7,10 @@ connection** by ``WAIT <replicas> <timeout_ms>`` (WAIT counts the replicas that 
 connection's last write: sent on another connection of the pool it would prove nothing).
 Fewer replicas than asked is logged and counted, not raised: retrying an idempotent write does
 not make it replicated, and the primary's own ``min-replicas-to-write`` is what refuses writes
-when no replica is in sync (docs/operations.md).
+when no replica is in sync (docs/operations.md). After a WAIT that fell short (a primary left
+with no replica, say, after a failover) the next ``HOLD_OFF_S`` seconds of transactions do not
+wait at all (counted as unconfirmed), so a lone primary costs one timeout per period, not one
+per write: the background writer is a single queue.
 
 redis-py follows a failover by itself: a ``SentinelConnectionPool`` asks the sentinels for the
 primary on every new connection, and a demoted primary's ``READONLY`` reply becomes a
@@ -17,6 +20,7 @@ switch as Redis being away for a few seconds, which they already wait out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +32,8 @@ from redis.asyncio.sentinel import Sentinel
 
 log = structlog.get_logger(__name__)
 
+HOLD_OFF_S = 5.0  # after a WAIT fell short, transactions skip WAIT this long
+
 
 @dataclass
 class ReplicationAcks:
@@ -37,6 +43,8 @@ class ReplicationAcks:
     timeout_ms: int
     waited: int = 0
     short: int = 0  # transactions fewer replicas than ``replicas`` acknowledged in time
+    unconfirmed: int = 0  # transactions that skipped WAIT in a hold-off after a short one
+    hold_off_until: float = 0.0  # monotonic time
 
 
 class ReplicatedPipeline(Pipeline):
@@ -49,12 +57,17 @@ class ReplicatedPipeline(Pipeline):
     ):
         result = await super()._execute_transaction(connection, commands, raise_on_error)
         acks = self.acks
-        if acks.replicas > 0:
+        if acks.replicas <= 0:
+            return result
+        if time.monotonic() < acks.hold_off_until:
+            acks.unconfirmed += 1
+        else:
             await connection.send_command("WAIT", acks.replicas, acks.timeout_ms)
             got = int(await connection.read_response())
             acks.waited += 1
             if got < acks.replicas:
                 acks.short += 1
+                acks.hold_off_until = time.monotonic() + HOLD_OFF_S
                 log.warning(
                     "redis.write_not_replicated", replicas=got, wanted=acks.replicas, timeout_ms=acks.timeout_ms
                 )

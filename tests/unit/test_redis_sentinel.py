@@ -100,6 +100,17 @@ async def test_a_transaction_waits_for_replicas_on_its_own_connection(lone_redis
             pipe.get("k")
             assert await pipe.execute() == [b"v"]
         assert acks.waited == 1
+        # a lone primary: the transactions of the next seconds do not wait again (one timeout
+        # per hold-off, not one per write), and they are counted as unconfirmed
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incr("n")
+            assert await pipe.execute() == [2]
+        assert (acks.waited, acks.short, acks.unconfirmed) == (1, 1, 1)
+        acks.hold_off_until = 0.0  # the hold-off over: the next transaction waits again
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incr("n")
+            assert await pipe.execute() == [3]
+        assert (acks.waited, acks.short, acks.unconfirmed) == (2, 2, 1)
     finally:
         await client.aclose()
 
