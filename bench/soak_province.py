@@ -169,6 +169,7 @@ class Phase:
         self.result = PhaseResult("1 platform" if len(ids) == 1 else f"{len(ids)} platforms", len(ids))
         self.stop = threading.Event()
         self.calls: list[SippCall] = []
+        self.index = 0
         seats = {
             c.platform.id: [
                 {"id": s, "name": s, "contact": phones.contact_for(s)}
@@ -197,10 +198,13 @@ class Phase:
 
     def arrivals(self, until: float) -> None:
         rate = self.args.calls_per_min / 60 * len(self.configs)
-        index = 0
-        while time.monotonic() < until:
-            time.sleep(self.rng.expovariate(rate))
-            index += 1
+        while True:
+            gap = self.rng.expovariate(rate)
+            if time.monotonic() + gap >= until:
+                time.sleep(max(0.0, until - time.monotonic()))
+                return
+            time.sleep(gap)
+            self.index += 1
             config = self.rng.choice(self.configs)
             draw = self.rng.random()
             if draw < self.args.seat_share:
@@ -210,7 +214,7 @@ class Phase:
             else:
                 kind, xml = "menu", menu_leaver(self.tone, self.rng.randint(2000, 9000))
             self.result.placed[kind] += 1
-            self.calls.append(SippCall(config.sip.port, xml, caller=f"139{index:08d}", timeout_s=HOLD_ON_S))
+            self.calls.append(SippCall(config.sip.port, xml, caller=f"139{self.index:08d}", timeout_s=HOLD_ON_S))
             self.reap()
 
     def reap(self) -> None:
@@ -361,6 +365,7 @@ def main() -> None:
     parser.add_argument("--poll-s", type=float, default=5.0, help="each platform's console polls this often")
     parser.add_argument("--sample-s", type=float, default=30.0)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: stop the stacks and SIPp on the way out
     ids = platform_ids(args.platforms, REPO / "dialplans")
     results: list[PhaseResult] = []
     with tempfile.TemporaryDirectory(prefix="bench-soak-province-") as tmp:
