@@ -101,10 +101,11 @@ def test_controller_waits_for_its_asterisk_and_outlives_the_drain() -> None:
 class FakeController:
     def __init__(self) -> None:
         self.config = SimpleNamespace(platform=SimpleNamespace(id="kunming"))
-        self.started = self.stopped = False
+        self.started = asyncio.Event()
+        self.stopped = False
 
     async def start(self) -> None:
-        self.started = True
+        self.started.set()
 
     async def stop(self) -> None:
         self.stopped = True
@@ -116,12 +117,16 @@ def test_the_units_stop_signal_makes_the_controller_drain() -> None:
 
     async def main() -> None:
         served = asyncio.create_task(run_until_signalled([controller]))  # type: ignore[list-item]
-        while not controller.started:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(controller.started.wait(), timeout=30)  # its signal handlers are in place
         os.kill(os.getpid(), signal.Signals[kill_signal])
-        await asyncio.wait_for(served, timeout=30)
+        await asyncio.wait_for(served, timeout=10)
 
-    asyncio.run(main())
+    # a signal the controller did not handle would end pytest: caught here, the test fails instead
+    previous = signal.signal(signal.Signals[kill_signal], lambda *_: None)
+    try:
+        asyncio.run(main())
+    finally:
+        signal.signal(signal.Signals[kill_signal], previous)
     assert controller.stopped
 
 
