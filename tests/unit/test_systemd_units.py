@@ -91,6 +91,8 @@ def test_hardening_and_restart(name: str) -> None:
 
 def test_controller_waits_for_its_asterisk_and_outlives_the_drain() -> None:
     values = unit("hotline-controller@.service")
+    # what tests/support/platform.py runs for the SIGTERM drain test (python -m hotline.cli run --config …)
+    assert cli_argv(values["ExecStart"][0], "kunming") == ["run", "--config", "/etc/hotline12345/kunming/config.yaml"]
     assert "hotline-asterisk@%i.service" in values["After"][0].split()
     assert "network-online.target" in values["After"][0].split()
     assert "network-online.target" in values["Wants"][0].split()
