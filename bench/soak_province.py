@@ -15,7 +15,7 @@ CPU of the controllers' process, of the Asterisks and of Redis (/proc/<pid>/stat
 and Redis commands (INFO commandstats); and every ``--sample-s`` the RSS of the controllers'
 process and of each Asterisk and Redis's used_memory: start, end, least-squares growth per hour.
 
-Run: .venv/bin/python -m bench.soak_province [--minutes 60] [--single-minutes 5] [--platforms all]
+Run: .venv/bin/python -m bench.soak_province [--minutes 60] [--single-minutes 10] [--platforms all]
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60, help="the all-platforms phase")
-    parser.add_argument("--single-minutes", type=float, default=5, help="the one-platform phase first (0: none)")
+    parser.add_argument("--single-minutes", type=float, default=10, help="the one-platform phase first (0: none)")
     parser.add_argument("--platforms", default="all", help="as make run's PLATFORMS (the first runs alone first)")
     parser.add_argument("--calls-per-min", type=float, default=2.0, help="arrivals per platform")
     parser.add_argument("--seats", type=int, default=2, help="seats per platform")
