@@ -12,6 +12,7 @@ declare -A wanted=(
   [soxi]=sox
   [openssl]=openssl  # the TLS Redis test makes its own CA
   [chromium]=chromium  # the browser tests (tests/browser, Playwright drives it: no browser download)
+  [systemd-analyze]=systemd  # tests/unit/test_systemd_units.py verifies deploy/systemd
 )
 missing=()
 for command in "${!wanted[@]}"; do
