@@ -27,12 +27,17 @@ from ivr.dialplan.registry import DialplanRegistry
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
 from telephony.ami_types import AmiError, AmiLink, set_variable
 from telephony.dialplan_names import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
+from telephony.links import LinkState
 
 log = structlog.get_logger(__name__)
 
 
 class PlatformAvailability(Protocol):
     async def has_free_seat(self, platform: str) -> bool | None: ...
+
+
+class LinkStates(Protocol):
+    async def state(self, trunk: str) -> LinkState: ...
 
 
 class TransferRefused(ValueError):
@@ -98,8 +103,10 @@ class SeatTransfers:
         availability: PlatformAvailability,
         consultations: Consultations,
         clock: Callable[[], datetime],
+        links: LinkStates | None = None,
     ) -> None:
         self._platform = platform
+        self._links = links
         self._tracker = tracker
         self._dialplans = dialplans
         self._ami = ami
@@ -157,6 +164,9 @@ class SeatTransfers:
             raise TransferRefused("a consultation is in progress: complete or cancel it first")
         dial = f"PJSIP/{destination.number}@{destination.trunk}"
         target = self._platform_trunks.get(destination.trunk)
+        if target and self._links and await self._links.state(destination.trunk) is LinkState.DOWN:
+            # the link does not answer its probes: ringing would only keep the caller waiting
+            raise TransferRefused(f"the link to {target} is down; the caller stays with you")
         if target and await self._availability.has_free_seat(target) is False:
             # all its seats busy: the caller stays with this seat, who may try again or take a message
             raise TransferRefused(f"{target} has no free seat now; the caller stays with you")
