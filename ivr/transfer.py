@@ -125,6 +125,12 @@ class SeatTransfers:
         """Where this platform's seats may hand callers on (dialplan and directory)."""
         return self._dialplans.current.destinations
 
+    async def link_state(self, trunk: str) -> LinkState:
+        """The state of the link a trunk to another platform is (UNKNOWN for other trunks)."""
+        if self._links is None or trunk not in self._platform_trunks:
+            return LinkState.UNKNOWN
+        return await self._links.state(trunk)
+
     async def transfer(
         self, call_id: str, to: str, seat: str, note: str, mode: TransferMode = TransferMode.BLIND
     ) -> TransferStarted:
@@ -164,7 +170,7 @@ class SeatTransfers:
             raise TransferRefused("a consultation is in progress: complete or cancel it first")
         dial = f"PJSIP/{destination.number}@{destination.trunk}"
         target = self._platform_trunks.get(destination.trunk)
-        if target and self._links and await self._links.state(destination.trunk) is LinkState.DOWN:
+        if target and await self.link_state(destination.trunk) is LinkState.DOWN:
             # the link does not answer its probes: ringing would only keep the caller waiting
             raise TransferRefused(f"the link to {target} is down; the caller stays with you")
         if target and await self._availability.has_free_seat(target) is False:
