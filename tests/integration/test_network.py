@@ -87,7 +87,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         "0871",
         {
             "province": trunk(sip["province"], "province"),
-            "province_down": {**trunk(sip["nobody"], "province"), "host": ADDRESSES["nobody"]},
+            # never qualified (qualify_s 0): the transfer is tried and fails, the ticket path
+            # (a link known down is refused at once: tests/integration/test_separate_hosts.py)
+            "province_down": {**trunk(sip["nobody"], "province"), "host": ADDRESSES["nobody"], "qualify_s": 0},
         },
         [{"id": "1001", "contact": f"sip:1001@127.0.0.1:{kunming_seat}"}],
     )

@@ -12,11 +12,13 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hotline.redis_process import RedisProcess
+from tests.support.audio import tone_wav
 from tests.support.netns import Star, unavailable_reason
 from tests.support.platform import HttpResult, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
@@ -30,6 +32,7 @@ from tests.support.sipp import (
     answering_peer,
     pause,
     scenario,
+    stream_audio,
 )
 
 pytestmark = pytest.mark.integration
@@ -161,6 +164,12 @@ def link_down(platform: PlatformUnderTest, to: str) -> bool | None:
     return "does not answer" in reason if found["available"] is False else False
 
 
+def route_dials(platform: PlatformUnderTest, number: str, trunk: str) -> int:
+    """How often the platform's area routing dialled ``number`` on ``trunk`` (its Asterisk's log)."""
+    log = platform.config.paths.runtime_dir / "asterisk" / "log" / "messages.log"
+    return log.read_text(errors="replace").count(f'"PJSIP/{number}@{trunk},15"') if log.exists() else 0
+
+
 def current_call(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any] | None:
     seats = platform.http("/api/v1/seats").body["seats"]
     found: dict[str, Any] | None = next(s for s in seats if s["seat"] == seat_id)["current"]
@@ -183,6 +192,7 @@ def test_the_platforms_talk_across_hosts(hosts: Province) -> None:
     assert ended(hosts.province, "13877780001", routed=True)["transfer_to"] == "route:kunming"
     at_kunming = ended(hosts.kunming, "13877780001")
     assert (at_kunming["called"], at_kunming["seat"]) == ("087112345", "1001")
+    assert route_dials(hosts.province, "087112345", "kunming") == 1
     assert reporting(hosts.dali) >= {"province", "kunming", "dali"}  # the snapshots, via the shared Redis
 
 
@@ -210,6 +220,7 @@ def test_a_cut_link_refuses_transfers_at_once_and_routing_answers_locally(hosts:
         # the province answers 0871 callers itself (the route's device-state check), and routes
         # 0872 to 大理 over its intact link (大理, without seats, overflows back to the province)
         province_seat = province.seat_phone(hosts.seat_ports["province"], scenario(answering_peer(1000, hang_up=True)))
+        dialled = route_dials(province, "087112345", "kunming")
         local_at = time.monotonic()
         local = province.caller(scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087112345", caller="13877780003")
         assert local.wait().ok
@@ -219,6 +230,7 @@ def test_a_cut_link_refuses_transfers_at_once_and_routing_answers_locally(hosts:
         assert (here["called"], here["seat"], here["outcome"]) == ("087112345", "2001", "answered")
         assert here["ivr_path"][0] == "welcome"  # the province's own IVR
         assert not str(here["transfer_to"]).startswith("route:")
+        assert route_dials(province, "087112345", "kunming") == dialled  # not even tried: no 15 s Dial
         province_seat = province.seat_phone(hosts.seat_ports["province"], scenario(answering_peer(500, hang_up=True)))
         routed = province.caller(scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087212345", caller="13877780004")
         assert routed.wait().ok
@@ -234,7 +246,7 @@ def test_a_cut_link_refuses_transfers_at_once_and_routing_answers_locally(hosts:
     record = ended(kunming, "13877780002")
     assert (record["seat"], record["outcome"]) == ("1001", "answered")
     assert "handoff" not in record["tags"]
-    print(f"\ncut detected after {detected_s:.1f} s; transfer refused in {refused_s:.2f} s; "
+    print(f"\ncut detected after {detected_s:.1f} s; transfer refused in {refused_s * 1000:.0f} ms; "
           f"a 0871 caller answered at the province in {local_s:.1f} s (caller's whole call)")  # fmt: skip
 
 
@@ -267,3 +279,24 @@ def test_hand_offs_recover_when_the_link_returns(hosts: Province) -> None:
     assert again.wait().ok
     assert seat.wait().ok
     assert ended(province, "13877780006", routed=True)["transfer_to"] == "route:kunming"
+
+
+def test_an_ivr_transfer_over_a_cut_link_goes_on_here_at_once(hosts: Province, tmp_path: Path) -> None:
+    """大理 has no seat on duty: its queue overflows to a transfer to the province. With that link
+    cut the transfer node goes straight on to its next node (a message) instead of ringing."""
+    star, dali = hosts.star, hosts.dali
+    star.cut("province", "dali")
+    try:
+        wait_for("大理 to know the link is down", lambda: link_down(dali, "province"), timeout_s=30)
+        speech = tone_wav(tmp_path / "speech.wav", seconds=2)
+        caller = dali.caller(
+            scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), HOTLINE_HANGS_UP), caller="13877780007"
+        )
+        assert caller.wait().ok  # the caller left a message and heard the goodbye: never dropped
+        record = ended(dali, "13877780007")
+        assert record["ivr_path"] == ["welcome", "seat", "to_province", "vm", "bye"]
+        assert record["tags"]["transfer_status"] == "link_down"
+        assert record["outcome"] == "voicemail"
+    finally:
+        star.restore("province", "dali")
+    wait_for("the link 大理 → province up again", lambda: link_down(dali, "province") is False, timeout_s=30)
