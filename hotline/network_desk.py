@@ -84,4 +84,10 @@ class NetworkDesk:
         return await self._handoffs.get(token)
 
     async def platforms(self) -> list[dict[str, Any]]:
-        return await list_platforms(self._redis, self._clock())
+        """The province-wide view; a platform this one has a trunk to also shows that link's
+        state (``link``: up, down — its qualify probes go unanswered —, unknown)."""
+        found = await list_platforms(self._redis, self._clock())
+        links = await self._transfers.platform_links()
+        return [
+            entry | ({"link": str(links[entry["platform"]])} if entry["platform"] in links else {}) for entry in found
+        ]

@@ -131,6 +131,16 @@ class SeatTransfers:
             return LinkState.UNKNOWN
         return await self._links.state(trunk)
 
+    async def platform_links(self) -> dict[str, LinkState]:
+        """Each platform this one has a trunk to → its link's state (up when any trunk there is)."""
+        found: dict[str, LinkState] = {}
+        rank = {LinkState.UNKNOWN: 0, LinkState.DOWN: 1, LinkState.UP: 2}
+        for trunk, platform in self._platform_trunks.items():
+            state = await self.link_state(trunk)
+            if rank[state] >= rank[found.get(platform, LinkState.UNKNOWN)]:
+                found[platform] = state
+        return found
+
     async def transfer(
         self, call_id: str, to: str, seat: str, note: str, mode: TransferMode = TransferMode.BLIND
     ) -> TransferStarted:

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
         for each in (province, kunming, dali):
             each.start_all()
             started.append(each)
+        for each in started:  # started first, the province saw the prefectures down until a later probe
+            wait_for(f"{each.platform_id}'s links up", partial(links_up, each), timeout_s=30)
         yield Province(star, province, kunming, dali, seat_ports)
     finally:
         for each in reversed(started):
@@ -142,6 +145,13 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
         with star.inside("redis"):
             redis.stop()
         star.delete()
+
+
+def links_up(platform: PlatformUnderTest) -> bool:
+    entries = platform.http("/api/v1/platforms").body["platforms"]
+    links = {p["platform"]: p.get("link") for p in entries}
+    wanted = {t.platform for t in platform.config.sip.trunks.values() if t.platform}
+    return wanted <= set(links) and all(links[p] == "up" for p in wanted)
 
 
 def masked(caller: str) -> str:

@@ -111,7 +111,9 @@ class AnySeatFree:
         return True
 
 
-async def seat_transfers(client: aioredis.Redis, ami: FakeAmiLink) -> tuple[SeatTransfers, CallTracker]:
+async def seat_transfers(
+    client: aioredis.Redis, ami: FakeAmiLink, platform_trunks: Mapping[str, str] | None = None
+) -> tuple[SeatTransfers, CallTracker]:
     async def prepare(_plan: object) -> None:
         return None
 
@@ -128,7 +130,7 @@ async def seat_transfers(client: aioredis.Redis, ami: FakeAmiLink) -> tuple[Seat
         ami=ami,
         handoffs=handoffs,
         # the directory's 95598 goes out on `carrier`; here that trunk stands for a link to a platform
-        platform_trunks={"carrier": "province"},
+        platform_trunks={"carrier": "province"} if platform_trunks is None else platform_trunks,
         trunks=frozenset({"carrier"}),
         availability=AnySeatFree(),
         consultations=Consultations(ami=ami, tracker=tracker, handoffs=handoffs),
@@ -152,3 +154,13 @@ async def test_a_transfer_over_a_link_known_down_is_refused_before_anything_is_s
     ami.states["carrier"] = "NOT_INUSE"
     started = await transfers.transfer(CALL, "power", "1001", "note")
     assert started.handoff is not None and len(ami.sent("Redirect")) == 1
+
+
+async def test_each_platform_s_link_is_up_when_any_trunk_there_answers(client: aioredis.Redis) -> None:
+    ami = DeviceStates({"province": "NOT_INUSE", "province_down": "UNAVAILABLE", "dali": "UNAVAILABLE"})
+    trunks = {"province_down": "province", "province": "province", "dali": "dali", "qujing": "qujing"}
+    transfers, _ = await seat_transfers(client, ami, trunks)
+    links = await transfers.platform_links()
+    assert links == {"province": LinkState.UP, "dali": LinkState.DOWN, "qujing": LinkState.UNKNOWN}
+    ami.states["province"] = "UNAVAILABLE"
+    assert (await transfers.platform_links())["province"] is LinkState.DOWN
