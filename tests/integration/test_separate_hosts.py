@@ -140,11 +140,14 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
             wait_for(f"{each.platform_id}'s links up", partial(links_up, each), timeout_s=30)
         yield Province(star, province, kunming, dali, seat_ports)
     finally:
-        for each in reversed(started):
-            each.stop_all()
-        with star.inside("redis"):
-            redis.stop()
-        star.delete()
+        try:
+            for each in reversed(started):
+                each.stop_all()
+            if star.namespace("redis") in star.made:
+                with star.inside("redis"):
+                    redis.stop()
+        finally:
+            star.delete()  # always: the namespaces, their veths, bridge and rules
 
 
 def links_up(platform: PlatformUnderTest) -> bool:
