@@ -16,6 +16,7 @@ from hotline.platforms import list_platforms
 from ivr.consult import Consultations
 from ivr.dialplan.schema import TransferMode
 from ivr.transfer import SeatTransfers, TransferStarted
+from telephony.links import LinkState
 
 
 class NetworkDesk:
@@ -55,20 +56,25 @@ class NetworkDesk:
         return self._consultations.view(call_id)
 
     async def destinations(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "to": key,
-                "name": d.name,
-                "kind": str(d.kind),
-                "number": d.number,
-                "modes": [str(m) for m in d.modes],
-                "available": d.trunk in self._trunks,  # a trunk config.yaml lacks: refused at once
-                "unavailable_reason": None
-                if d.trunk in self._trunks
-                else f"no trunk {d.trunk!r} in config.yaml (sip.trunks): a transfer there is refused",
-            }
-            for key, d in self._transfers.destinations().items()
-        ]
+        found = []
+        for key, d in self._transfers.destinations().items():
+            reason = None
+            if d.trunk not in self._trunks:  # a trunk config.yaml lacks: refused at once
+                reason = f"no trunk {d.trunk!r} in config.yaml (sip.trunks): a transfer there is refused"
+            elif await self._transfers.link_state(d.trunk) is LinkState.DOWN:  # qualify: no answer
+                reason = f"the link {d.trunk!r} does not answer: a transfer there is refused"
+            found.append(
+                {
+                    "to": key,
+                    "name": d.name,
+                    "kind": str(d.kind),
+                    "number": d.number,
+                    "modes": [str(m) for m in d.modes],
+                    "available": reason is None,
+                    "unavailable_reason": reason,
+                }
+            )
+        return found
 
     async def seat_of_call(self, call_id: str) -> str | None:
         record = self._tracker.get_live(call_id)
@@ -78,4 +84,10 @@ class NetworkDesk:
         return await self._handoffs.get(token)
 
     async def platforms(self) -> list[dict[str, Any]]:
-        return await list_platforms(self._redis, self._clock())
+        """The province-wide view; a platform this one has a trunk to also shows that link's
+        state (``link``: up, down — its qualify probes go unanswered —, unknown)."""
+        found = await list_platforms(self._redis, self._clock())
+        links = await self._transfers.platform_links()
+        return [
+            entry | ({"link": str(links[entry["platform"]])} if entry["platform"] in links else {}) for entry in found
+        ]

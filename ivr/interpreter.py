@@ -50,6 +50,7 @@ from telephony.dialplan_names import (
     OVERFLOW_VARIABLE,
     PREDIAL_CONTEXT,
 )
+from telephony.links import LinkState, link_state
 
 log = structlog.get_logger(__name__)
 
@@ -226,6 +227,11 @@ class IvrRun:
         )
         return None  # the FastAGI session ends; the dialplan takes the caller to the hold context
 
+    async def _link_down(self, trunk: str) -> bool:
+        """Whether Asterisk knows the link (a trunk to another platform, qualified) is down."""
+        state = await self.session.get_variable(f"DEVICE_STATE(PJSIP/{trunk})")
+        return link_state(state or "") is LinkState.DOWN
+
     async def _transfer(self, node: TransferNode) -> str | None:
         destination = self.plan.destinations[node.to]
         await self.ctx.tracker.amend(
@@ -233,6 +239,10 @@ class IvrRun:
             {"transfer_to": f"{node.to}:{destination.number}", "tags": {"transfer_kind": str(destination.kind)}},
         )
         target = self.ctx.platform_trunks.get(destination.trunk)
+        if target and await self._link_down(destination.trunk):
+            await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": "link_down"}})
+            log.info("ivr.transfer_skipped", destination=node.to, reason=f"the link to {target} is down")
+            return node.next  # at once, not after the ring timeout: the caller stays on this platform
         if target and self.ctx.availability and await self.ctx.availability.has_free_seat(target) is False:
             await self.ctx.tracker.amend(self.call_id, {"tags": {"transfer_status": "no_free_seat"}})
             log.info("ivr.transfer_skipped", destination=node.to, reason=f"{target} has no free seat")

@@ -27,12 +27,17 @@ from ivr.dialplan.registry import DialplanRegistry
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
 from telephony.ami_types import AmiError, AmiLink, set_variable
 from telephony.dialplan_names import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
+from telephony.links import LinkState
 
 log = structlog.get_logger(__name__)
 
 
 class PlatformAvailability(Protocol):
     async def has_free_seat(self, platform: str) -> bool | None: ...
+
+
+class LinkStates(Protocol):
+    async def state(self, trunk: str) -> LinkState: ...
 
 
 class TransferRefused(ValueError):
@@ -98,8 +103,10 @@ class SeatTransfers:
         availability: PlatformAvailability,
         consultations: Consultations,
         clock: Callable[[], datetime],
+        links: LinkStates | None = None,
     ) -> None:
         self._platform = platform
+        self._links = links
         self._tracker = tracker
         self._dialplans = dialplans
         self._ami = ami
@@ -117,6 +124,22 @@ class SeatTransfers:
     def destinations(self) -> Mapping[str, Destination]:
         """Where this platform's seats may hand callers on (dialplan and directory)."""
         return self._dialplans.current.destinations
+
+    async def link_state(self, trunk: str) -> LinkState:
+        """The state of the link a trunk to another platform is (UNKNOWN for other trunks)."""
+        if self._links is None or trunk not in self._platform_trunks:
+            return LinkState.UNKNOWN
+        return await self._links.state(trunk)
+
+    async def platform_links(self) -> dict[str, LinkState]:
+        """Each platform this one has a trunk to → its link's state (up when any trunk there is)."""
+        found: dict[str, LinkState] = {}
+        rank = {LinkState.UNKNOWN: 0, LinkState.DOWN: 1, LinkState.UP: 2}
+        for trunk, platform in self._platform_trunks.items():
+            state = await self.link_state(trunk)
+            if rank[state] >= rank[found.get(platform, LinkState.UNKNOWN)]:
+                found[platform] = state
+        return found
 
     async def transfer(
         self, call_id: str, to: str, seat: str, note: str, mode: TransferMode = TransferMode.BLIND
@@ -157,6 +180,9 @@ class SeatTransfers:
             raise TransferRefused("a consultation is in progress: complete or cancel it first")
         dial = f"PJSIP/{destination.number}@{destination.trunk}"
         target = self._platform_trunks.get(destination.trunk)
+        if target and await self.link_state(destination.trunk) is LinkState.DOWN:
+            # the link does not answer its probes: ringing would only keep the caller waiting
+            raise TransferRefused(f"the link to {target} is down; the caller stays with you")
         if target and await self._availability.has_free_seat(target) is False:
             # all its seats busy: the caller stays with this seat, who may try again or take a message
             raise TransferRefused(f"{target} has no free seat now; the caller stays with you")

@@ -11,6 +11,8 @@ declare -A wanted=(
   [sox]=sox
   [soxi]=sox
   [openssl]=openssl  # the TLS Redis test makes its own CA
+  [ip]=iproute2  # the separate-hosts test: network namespaces, veths, a bridge
+  [nft]=nftables  # … and cutting a link between them
   [chromium]=chromium  # the browser tests (tests/browser, Playwright drives it: no browser download)
   [systemd-analyze]=systemd  # tests/unit/test_systemd_units.py verifies deploy/systemd
 )

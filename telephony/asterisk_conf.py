@@ -64,6 +64,7 @@ AMI_ACTION_CLASSES: dict[str, str] = {
     "CancelAtxfer": "call",
     "PlayDTMF": "call",
     "CoreShowChannels": "reporting",  # resync after a (re)connect
+    "Getvar": "call",  # ivr/links.py: DEVICE_STATE of a link to another platform
 }
 AMI_WRITE_CLASSES = ",".join(sorted({c for c in AMI_ACTION_CLASSES.values() if c}))
 # the events the controller handles: Newchannel, Newstate, Hangup, BridgeEnter, OriginateResponse,
@@ -238,8 +239,17 @@ def _outbound_trunks(site: AsteriskSite) -> str:
         blocks.append(
             _endpoint(name, PEER_CONTEXT, "identify_by = ip\n")
             + f"\n[{name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
+            + _qualify(trunk.qualify_every_s)
         )
     return "".join(blocks)
+
+
+def _qualify(every_s: int) -> str:
+    # an unanswered probe marks the contact Unreachable and the endpoint's device state
+    # UNAVAILABLE: what the controller and the area routing read before dialling the link
+    if not every_s:
+        return ""
+    return f"qualify_frequency = {every_s}\nqualify_timeout = {min(3.0, every_s / 2):g}\n"
 
 
 def _seats(site: AsteriskSite) -> str:

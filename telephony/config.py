@@ -16,6 +16,7 @@ _FILE_SAFE_KEY = r"^[!#-:<-~]{16,128}$"
 _URL_SAFE_KEY = r"^[A-Za-z0-9_-]{16,128}$"
 # the AMI secret earlier versions shipped: public, so never accepted
 _SHIPPED_AMI_KEY = "hotline-demo-secret"
+PLATFORM_LINK_QUALIFY_S = 10
 
 
 class OutboundTrunk(ConfigModel):
@@ -29,6 +30,18 @@ class OutboundTrunk(ConfigModel):
     port: Port = 5060
     platform: PlatformId | None = None
     area_code: AreaCode | None = None
+    # how often Asterisk asks the peer whether it is there (SIP OPTIONS, qualify): a link whose
+    # peer stops answering is known down, so transfers and area routing to it fail at once
+    # instead of ringing into the SIP timers. None: every 10 s on a link to another platform
+    # (a 12345 Asterisk answers OPTIONS), never on other trunks; 0: never
+    qualify_s: Annotated[int, Field(ge=0, le=3600)] | None = None
+
+    @property
+    def qualify_every_s(self) -> int:
+        """Seconds between qualify probes (0: none)."""
+        if self.qualify_s is not None:
+            return self.qualify_s
+        return PLATFORM_LINK_QUALIFY_S if self.platform else 0
 
     @model_validator(mode="after")
     def _area_needs_platform(self) -> OutboundTrunk:

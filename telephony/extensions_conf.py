@@ -189,11 +189,12 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
  same => n(done),Hangup()
 
 ; A caller of another area (属地接听): answered by their own platform; if it cannot take the
-; call (down, all trunks busy), answered here
+; call (down, all trunks busy), answered here — at once when the link is known down (qualify)
 [{ROUTE_CONTEXT}]
-exten => _X.,1,Dial(PJSIP/${{EXTEN}}@${{{ROUTE_VARIABLE}}},15)
+exten => _X.,1,GotoIf($["${{DEVICE_STATE(PJSIP/${{{ROUTE_VARIABLE}}})}}" = "UNAVAILABLE"]?here)
+ same => n,Dial(PJSIP/${{EXTEN}}@${{{ROUTE_VARIABLE}}},15)
  same => n,GotoIf($["${{DIALSTATUS}}" = "ANSWER"]?done)
- same => n,Goto({ENTRY_CONTEXT},s,1)
+ same => n(here),Goto({ENTRY_CONTEXT},s,1)
  same => n(done),Hangup()
 ; (the caller's hang-up ends the Dial: only the h extension still runs to tell the controller)
 exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({ROUTED_EVENT},Trunk: ${{{ROUTE_VARIABLE}}}))

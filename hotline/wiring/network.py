@@ -13,6 +13,7 @@ from hotline.wiring.ivr import platform_trunks
 from ivr.consult import Consultations
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.transfer import SeatTransfers
+from telephony.links import TrunkLinks
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ def build_network(config: Config, clock: Clock, calls: CallParts, dialplans: Dia
         availability=calls.directory,
         consultations=consultations,
         clock=clock,
+        links=TrunkLinks(calls.ami),
     )
     desk = NetworkDesk(
         transfers=transfers,

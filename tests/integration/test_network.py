@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         "0871",
         {
             "province": trunk(sip["province"], "province"),
-            "province_down": {**trunk(sip["nobody"], "province"), "host": ADDRESSES["nobody"]},
+            # never qualified (qualify_s 0): the transfer is tried and fails, the ticket path
+            # (a link known down is refused at once: tests/integration/test_separate_hosts.py)
+            "province_down": {**trunk(sip["nobody"], "province"), "host": ADDRESSES["nobody"], "qualify_s": 0},
         },
         [{"id": "1001", "contact": f"sip:1001@127.0.0.1:{kunming_seat}"}],
     )
@@ -98,11 +101,23 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         for each in (province, kunming, dali):
             each.start_all()
             started.append(each)
+        # a link is known up once a qualify probe is answered: a platform started before its
+        # peer saw it down, until the next probe
+        for each in (province, kunming, dali):
+            wait_for(f"{each.platform_id}'s links up", partial(links_up, each), timeout_s=30)
         yield Network(province, kunming, dali, kunming_seat, province_seat)
     finally:
         for each in started:
             each.stop_all()
         redis.stop()
+
+
+def links_up(platform: PlatformUnderTest) -> bool:
+    """Whether every platform ``platform`` has a trunk to answers its qualify probes."""
+    entries = platform.http("/api/v1/platforms").body["platforms"]
+    links = {p["platform"]: p.get("link") for p in entries}
+    wanted = {t.platform for t in platform.config.sip.trunks.values() if t.platform}
+    return wanted <= set(links) and all(links[p] == "up" for p in wanted)
 
 
 def call_in(platform: PlatformUnderTest, scenario_xml: str, **options: Any) -> SippCall:
