@@ -476,15 +476,31 @@ def test_a_seat_that_never_answers_ends_not_ready(nodes: Nodes) -> None:
         platform.http("/api/v1/seats/1001/login", method="POST")
 
 
+QUEUE_FIGURES = ("offered", "answered", "answered_within_15s", "abandoned", "overflowed", "waiting_now")
+
+
+def queue_figures(platform: PlatformUnderTest, name: str = "general") -> dict[str, Any]:
+    queues = platform.http("/api/v1/queues").body["queues"]
+    found: dict[str, Any] = next(q for q in queues if q["queue"] == name)
+    return found
+
+
 def test_queue_figures_follow_the_calls(nodes: Nodes) -> None:
+    """One answered call moves the shared platform's figures by exactly one, where it should."""
+    before = queue_figures(nodes.platform)
     seat = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=nodes.seat_port)
     call = nodes.call("13900000050", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP)
     assert seat.wait().ok
     assert call["queued_at"] <= call["seat_answered_at"]
-    queues = nodes.platform.http("/api/v1/queues").body["queues"]
-    general = next(q for q in queues if q["queue"] == "general")
-    assert general["answered"] >= 1
-    assert general["answered_within_15s"] >= 1
+    expected = {**{k: before[k] for k in QUEUE_FIGURES}, "offered": before["offered"] + 1}
+    expected |= {"answered": before["answered"] + 1, "answered_within_15s": before["answered_within_15s"] + 1}
+
+    def counted() -> dict[str, Any] | None:
+        now = queue_figures(nodes.platform)
+        return now if {k: now[k] for k in QUEUE_FIGURES} == expected else None
+
+    general = wait_for("the call counted once", counted)
+    assert {k: general[k] for k in QUEUE_FIGURES} == expected
     assert general["offered"] == general["answered"] + general["abandoned"] + general["overflowed"]
     assert 0 < general["service_level_15s"] <= 1
     assert general["waiting_now"] == 0
@@ -522,12 +538,16 @@ def test_supervisors_see_seat_changes_live(nodes: Nodes) -> None:
     assert asyncio.run(denied()) == 403
 
 
-def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes) -> None:
+def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes, tmp_path: Path) -> None:
     platform = nodes.platform
-    seat = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=nodes.seat_port)
+    talk_ms = 6000
+    seat = SippServer(scenario(answering_peer(talk_ms=talk_ms, hang_up=True)), port=nodes.seat_port)
+    voice = tone_wav(tmp_path / "caller.wav", seconds=1, frequency_hz=440)  # media, so the talk is recorded
     caller = SippCall(
         nodes.sip_port,
-        scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+        scenario(
+            INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), stream_audio(voice, loops=-1), HOTLINE_HANGS_UP
+        ),
         caller="13900000060",
     )
     try:
@@ -543,3 +563,8 @@ def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes) -> Non
         lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended"
     )
     assert ended["seat"] == "1001"
+    assert ended["outcome"] == "answered"
+    # the talk lasted what the seat's scenario talked (its pause, plus the BYE's round trip): the
+    # conversation Asterisk recorded while the controller was away is that long
+    recording = platform.config.paths.spool_dir / platform.stored_call(record["call_id"])["call_recording"]
+    assert talk_ms / 1000 - 0.3 <= duration_s(recording) <= talk_ms / 1000 + 1.0, duration_s(recording)
