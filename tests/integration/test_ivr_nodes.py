@@ -94,6 +94,13 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
         platform.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def no_channel_left(nodes: Nodes) -> Iterator[None]:
+    """After every test of the shared platform: Asterisk holds no channel (nothing leaked)."""
+    yield
+    nodes.platform.assert_no_channels_left()
+
+
 def test_menu_key_set_tags_and_queue_to_a_seat(nodes: Nodes) -> None:
     seat = SippServer(scenario(answering_peer(talk_ms=2000, hang_up=True)), port=nodes.seat_port)
     call = nodes.call("13900000001", pause(nodes.in_menu_ms()), dtmf("1"), HOTLINE_HANGS_UP)
