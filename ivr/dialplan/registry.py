@@ -90,7 +90,7 @@ class DialplanRegistry:
         plan = self._versions.get(version_id)
         if plan is None:
             self.versions_missing += 1
-            log.warning("dialplan.version_missing", wanted=version_id, using=current.version)
+            log.warning("dialplan.version_missing", wanted=version_id[:64], using=current.version)
             return current
         return plan
 

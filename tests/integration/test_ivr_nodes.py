@@ -273,7 +273,8 @@ def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
     platform.start_controller()
     # the seat talks to a first caller until the test ends that call: the others wait
     seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=nodes.seat_port)
-    talking: SippCall | None = SippCall(
+    talking_done = False
+    talking = SippCall(
         nodes.sip_port,
         scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
         caller="13900000019",
@@ -331,8 +332,8 @@ def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
         # every waiting caller left the queue by max wait, none was lost: now end the seat's call
         channel = platform.stored_call(on_seat["call_id"])["channel"]
         platform.asterisk.cli(f"channel request hangup {channel}")
-        assert talking.wait().ok
-        talking = None
+        talked, talking_done = talking.wait(), True
+        assert talked.ok, talked.errors
         assert seat.wait().ok
 
         welcome = ["entry", "welcome", "menu"]
@@ -349,7 +350,8 @@ def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
         assert call["outcome"] == "ivr_completed"
         assert "hotline_dialplan_versions_missing_total 0" in platform.http("/metrics", token=None).body
     finally:
-        if talking is not None:
+        if not talking_done:  # a failure above: end the seat's call and its phone
+            platform.asterisk.cli("channel request hangup all", check=False)
             talking.stop()
             seat.stop()
         platform.install_dialplan("every_node")
