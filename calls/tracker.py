@@ -87,6 +87,10 @@ class CallTracker:
     def get_live(self, call_id: str) -> CallRecord | None:
         return self._live.get(call_id)
 
+    def live_dialplan_versions(self) -> set[str]:
+        """The dialplan versions live calls run on (the registry keeps them while they do)."""
+        return {record.dialplan_version for record in self._live.values() if record.dialplan_version}
+
     async def load_open(self) -> None:
         """Adopt the open records a previous controller left in the store (not the ones known
         here: a record that ended while Redis was away is still open in Redis until saved)."""

@@ -52,7 +52,7 @@ class Controller:
         # event handlers run in the order they were added: call records (calls), then the ACD,
         # then consultations (network). A new feature: its build_* call here, its parts below.
         calls = build_calls(config, secrets.ami_secret, clock)
-        self.dialplans = dialplans = build_dialplans(config)
+        self.dialplans = dialplans = build_dialplans(config, calls.tracker)
         messages = build_messages(config, clock, calls, dialplans)
         case_desk = build_case_desk(config, clock, tokens=tokens, calls=calls, messages=messages, dialplans=dialplans)
         acd = build_acd(config, clock, calls, case_desk)

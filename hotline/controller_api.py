@@ -269,6 +269,18 @@ class ControllerApi:
                 self._dialplans.reloads_failed,
                 _REJECTED,
             ),
+            Metric(
+                "hotline_dialplan_versions_missing_total",
+                "counter",
+                "Calls that came back to the IVR after their dialplan version was dropped (they ran the current one)",
+                self._dialplans.versions_missing,
+            ),
+            Metric(
+                "hotline_dialplan_versions_kept",
+                "gauge",
+                "Dialplan versions held for live calls",
+                len(self._dialplans.kept),
+            ),
             *await self.figures.metrics(),
             *await self._messages.calendar.metrics(),
             *self._knowledge.metrics(),

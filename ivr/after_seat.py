@@ -14,6 +14,7 @@ import structlog
 from calls.model import CallOutcome, CallRecord
 from calls.tracker import CallTracker
 from ivr.dialplan.registry import DialplanRegistry
+from ivr.entry import started_version
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiSession
 from telephony.dialplan_names import IVR_DONE_VARIABLE
@@ -66,7 +67,7 @@ class IvrAfterSeat:
     async def __call__(self, session: AgiSession) -> None:
         call_id = session.env.get("uniqueid")
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
-            plan = self._dialplans.current
+            plan = await started_version(session, self._dialplans)
             entry = plan.spec.after_seat
             why = skip_reason(self._tracker.get_live(call_id), entry)
             if why or entry is None:

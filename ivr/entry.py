@@ -8,10 +8,12 @@ import structlog
 
 from calls.handoff import token_hint
 from calls.tracker import CallTracker
+from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.dialplan_names import (
+    DIALPLAN_VARIABLE,
     HANDOFF_HEADER,
     HOLD_VARIABLE,
     LEFT_VARIABLE,
@@ -33,7 +35,6 @@ class IvrEntry:
     async def __call__(self, session: AgiSession) -> None:
         env = session.env
         call_id = env.get("uniqueid")
-        plan = self._dialplans.current  # this call keeps this version, whatever reloads happen
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=env.get("channel")):
             await self._tracker.ivr_started(
                 call_id,
@@ -42,7 +43,13 @@ class IvrEntry:
                 caller_name=env.get("calleridname"),
                 called=env.get("dnid"),
             )
+            # this call keeps this version, whatever reloads happen: its record names it at once
+            # (the registry keeps what live records name) and its channel carries it for the
+            # scripts that take the caller back later (overflow, transfer-failed, after-seat)
+            plan = self._dialplans.current
+            await self._tracker.amend(call_id, {"dialplan_version": plan.version})
             try:
+                await session.set_variable(DIALPLAN_VARIABLE, plan.version)
                 start = await self._picked_up(session, call_id, plan.spec.handoff_start)
                 await session.answer()
                 await self._tracker.answered(call_id)
@@ -114,7 +121,7 @@ class IvrOverflow:
             await session.set_variable(HOLD_VARIABLE, "")
             status = await session.get_variable(LEFT_VARIABLE) or "timeout"
             await self._tracker.amend(call_id, {"tags": {"queue_status": status}})
-            plan = self._dialplans.current
+            plan = await started_version(session, self._dialplans)
             if node_id not in plan.spec.nodes:
                 # a reload removed it: the fallback route still takes the caller's message
                 raise LookupError(f"overflow node {node_id!r} is not in dialplan {plan.version}")
@@ -139,11 +146,16 @@ class IvrTransferFailed:
             status = (why or "unknown").lower()
             await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
             await settle_handoff(self._tracker, self._context, call_id)
-            plan = self._dialplans.current
+            plan = await started_version(session, self._dialplans)
             log.warning("ivr.seat_transfer_failed", status=status, next=plan.spec.transfer_failed or "fallback")
             if plan.spec.transfer_failed is None:
                 return  # the fallback route keeps the caller's message
             await IvrRun(session, plan, self._context, call_id).run(start=plan.spec.transfer_failed)
+
+
+async def started_version(session: AgiSession, dialplans: DialplanRegistry) -> Dialplan:
+    """The dialplan version the caller started with (their channel carries its id)."""
+    return dialplans.version(await session.get_variable(DIALPLAN_VARIABLE) or "")
 
 
 async def settle_handoff(tracker: CallTracker, context: IvrContext, call_id: str) -> None:

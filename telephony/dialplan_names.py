@@ -12,6 +12,7 @@ REFUSE_CONTEXT = "hotline-refuse"  # the trunk's other numbers: SIP 404
 ENTRY_CONTEXT = "hotline-entry"
 IVR_DONE_VARIABLE = "HOTLINE_IVR_DONE"
 PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
+DIALPLAN_VARIABLE = "HOTLINE_DIALPLAN"  # the dialplan version a call started with (ivr/entry.py)
 FALLBACK_SPOOL = "fallback"
 AGI_IVR_SCRIPT = "ivr"
 SEAT_CONTEXT = "hotline-seat"

@@ -11,6 +11,7 @@ import structlog
 
 from acd.agi import count_prompt_texts
 from acd.engine import AcdEngine
+from calls.tracker import CallTracker
 from cases.service import CaseService
 from common.clock import Clock
 from hotline.config import Config
@@ -66,9 +67,14 @@ def ivr_prompt_builder(config: Config) -> Callable[[Dialplan], Awaitable[None]]:
     return build_ivr_prompts
 
 
-def build_dialplans(config: Config) -> DialplanRegistry:
+def build_dialplans(config: Config, tracker: CallTracker) -> DialplanRegistry:
+    """The platform's dialplan; older versions stay while live calls run on them."""
     return DialplanRegistry(
-        config.dialplan_path(), config.paths.prompts_dir, config.platform.id, ivr_prompt_builder(config)
+        config.dialplan_path(),
+        config.paths.prompts_dir,
+        config.platform.id,
+        ivr_prompt_builder(config),
+        in_use=tracker.live_dialplan_versions,
     )
 
 

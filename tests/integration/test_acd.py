@@ -6,6 +6,8 @@ what longest-idle works from.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +24,12 @@ from tests.support.sipp import (
     ANSWERED,
     HOTLINE_HANGS_UP,
     INVITE,
+    KEEP_DIALOG,
+    OK_WITH_SDP,
     REJECTING_PEER,
+    RINGING,
     RINGING_PEER,
+    UAS_BYE,
     SippCall,
     SippServer,
     answering_peer,
@@ -70,8 +76,15 @@ def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
         return platform
 
     yield make
+    leftovers = []
     for platform in started:
-        platform.stop_all()
+        try:
+            platform.assert_no_channels_left()  # every ACD test: nothing left ringing, held or bridged
+        except AssertionError as exc:
+            leftovers.append(str(exc))
+        finally:
+            platform.stop_all()
+    assert not leftovers, "\n".join(leftovers)
 
 
 def login(platform: PlatformUnderTest, *seat_ids: str) -> None:
@@ -226,6 +239,53 @@ def test_skills_first_then_relaxed(make_platform: PlatformFactory) -> None:
     assert waited >= 4
     for server in servers:
         server.stop()
+
+
+def slow_answering_seat(ring_ms: int, talk_ms: int) -> str:
+    """A seat whose user lets the phone ring ``ring_ms`` before answering, talks, hangs up. A
+    CANCEL meanwhile (the offer withdrawn) fails the scenario."""
+    answer = f'\n  <recv request="INVITE" rrs="true">{KEEP_DIALOG}</recv>\n' + RINGING + pause(ring_ms)
+    return answer + OK_WITH_SDP + '  <recv request="ACK"/>\n' + pause(talk_ms) + UAS_BYE + '  <recv response="200"/>\n'
+
+
+def metric(platform: PlatformUnderTest, name: str) -> float:
+    """One unlabelled sample of /metrics."""
+    body = platform.http("/metrics", token=None).body
+    found = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
+    assert found is not None, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
+def test_a_ringing_offer_binds_the_next_caller_when_its_caller_leaves(make_platform: PlatformFactory) -> None:
+    """Late binding: the seat's phone rings for caller A; A leaves while it rings; the same
+    ringing offer (one Originate, the phone never stops ringing) connects caller B."""
+    port = free_tcp_and_udp_port()
+    platform = make_platform({"1001": {"port": port}}, {"ring_timeout_s": 30})
+    # the ring time is room for the test's steps below (each waited on), not their clock
+    seat_phone = SippServer(scenario(slow_answering_seat(ring_ms=12000, talk_ms=1000)), port=port)
+    login(platform, "1001")
+    offers, missed = metric(platform, "hotline_acd_offers_total"), metric(platform, "hotline_acd_offers_missed_total")
+    (caller_a,) = place_calls(platform, 1, first=41, gap_s=0)
+    wait_for("the seat's phone ringing for A", lambda: seat(platform, "1001")["state"] == "ringing")
+    (caller_b,) = place_calls(platform, 1, first=42, gap_s=0)
+    wait_for("A and B waiting", lambda: queue(platform)["waiting_now"] == 2)
+    record_a = platform.wait_call(lambda c: c["caller"] == masked(caller_number(41)), "A's record")
+    platform.asterisk.cli(f"channel request hangup {platform.stored_call(record_a['call_id'])['channel']}")
+    assert caller_a.wait().ok
+    assert caller_b.wait().ok
+    assert seat_phone.wait().ok  # rang once, never cancelled, answered, talked
+
+    record_a, record_b = ended_records(platform, 41, 2)
+    assert (record_a["outcome"], record_a["seat"]) == ("abandoned", "")
+    assert (record_b["outcome"], record_b["seat"]) == ("answered", "1001")
+    assert metric(platform, "hotline_acd_offers_total") == offers + 1  # one Originate for the two callers
+    assert metric(platform, "hotline_acd_offers_missed_total") == missed
+    log = [json.loads(line) for line in platform.controller_log_text().splitlines() if line.startswith("{")]
+    assert [e["call_id"] for e in log if e.get("event") == "acd.offer"] == [record_a["call_id"]]
+    repointed = [e for e in log if e.get("event") == "acd.offer_repointed"]
+    assert [e["call_id"] for e in repointed] == [record_b["call_id"]]
+    connected = [e for e in log if e.get("event") == "acd.connected"]
+    assert [(e["call_id"], e["seat"]) for e in connected] == [(record_b["call_id"], "1001")]
 
 
 def test_controller_killed_with_callers_waiting(make_platform: PlatformFactory) -> None:

@@ -37,6 +37,7 @@ from tests.support.sipp import (
 pytestmark = pytest.mark.integration
 
 MONDAY_MORNING = "2026-03-09T10:00:00+08:00"
+EVERY_NODE = (Path(__file__).resolve().parents[1] / "dialplans" / "every_node.yaml").read_text(encoding="utf-8")
 
 
 class Nodes:
@@ -91,6 +92,13 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
         yield Nodes(platform, seat_port, carrier_port, silent_port)
     finally:
         platform.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def no_channel_left(nodes: Nodes) -> Iterator[None]:
+    """After every test of the shared platform: Asterisk holds no channel (nothing leaked)."""
+    yield
+    nodes.platform.assert_no_channels_left()
 
 
 def test_menu_key_set_tags_and_queue_to_a_seat(nodes: Nodes) -> None:
@@ -235,58 +243,136 @@ def test_service_hours_by_the_platform_calendar(nodes: Nodes, now: str, path: st
     assert call["tags"]["day_type"] == day_type
 
 
+def _old_routes(text: str) -> str:
+    """The running version: a long menu window and max wait, so that a reload lands inside them."""
+    return text.replace("timeout_s: 3", "timeout_s: 25").replace("max_wait_s: 15", "max_wait_s: 20")
+
+
+def _new_routes(text: str) -> str:
+    """The version the reload brings: other ROUTES, not just other words. Key 2 goes straight to
+    the goodbye (was: the survey), the queue's max wait is 3 s, and ``vm`` (where the queue
+    overflows to) hangs up instead of taking a message."""
+    text = _old_routes(text).replace("max_wait_s: 20", "max_wait_s: 3")
+    text = text.replace("2: survey, 3: police, 4: vm", "2: bye, 3: police, 4: survey")
+    return text.replace(
+        "vm: {kind: voicemail, prompt: leave, max_s: 20, silence_s: 2, next: bye}", "vm: {kind: hangup, prompt: bye}"
+    )
+
+
 def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
+    """A reload that changes routing while callers sit in the menu and wait in the queue: every
+    call keeps the version it started with for its whole life, including a caller the queue hands
+    back to the IVR after its max wait (a fresh read of the dialplan would send it elsewhere);
+    callers after the reload take the new routes."""
     platform = nodes.platform
-    platform.install_dialplan("every_node", lambda text: text.replace("timeout_s: 3", "timeout_s: 20"))
+    old, new = _old_routes(EVERY_NODE), _new_routes(EVERY_NODE)
+    assert "timeout_s: 25" in old and "max_wait_s: 20" in old  # the edits took
+    assert "2: bye," in new and "max_wait_s: 3" in new and "vm: {kind: hangup" in new
+    platform.install_dialplan("every_node", _old_routes)
     platform.stop_controller()
     platform.start_controller()
+    # the seat talks to a first caller until the test ends that call: the others wait
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=nodes.seat_port)
+    talking_done = False
+    talking = SippCall(
+        nodes.sip_port,
+        scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+        caller="13900000019",
+        timeout_s=120,
+    )
     try:
         old_version = platform.http("/api/v1/dialplans").body["version"]
-        callers = SippCall(
+        on_seat = platform.wait_call(lambda c: c["caller"] == "139****0019" and c["seat"] == "1001", "the seat call")
+        menu_keys = (pause(12000), dtmf("2"), pause(nodes.prompt_ms("survey")), dtmf("3", press=1))
+        in_menu = SippCall(
+            nodes.sip_port, scenario(INVITE, ANSWERED, *menu_keys, HOTLINE_HANGS_UP), caller="13900000020", calls=10,
+            timeout_s=90,
+        )  # fmt: skip
+        waiting = SippCall(
             nodes.sip_port,
-            scenario(
-                INVITE,
-                ANSWERED,
-                pause(9000),
-                dtmf("2"),
-                pause(nodes.prompt_ms("survey")),
-                dtmf("3", press=1),
-                HOTLINE_HANGS_UP,
-            ),
-            caller="13900000020",
-            calls=20,
+            scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+            caller="13900000022",
+            calls=3,
             timeout_s=90,
         )
 
-        def in_menu() -> list[dict[str, Any]]:
-            calls = [c for c in platform.calls() if c["caller"] == "139****0020" and c["state"] == "in_ivr"]
-            return calls if len(calls) == 20 and all(c["ivr_path"][-1:] == ["menu"] for c in calls) else []
+        def ready() -> bool:
+            live = [c for c in platform.calls() if c["state"] != "ended"]
+            menu = [c for c in live if c["caller"] == "139****0020" and c["ivr_path"][-1:] == ["menu"]]
+            queued = [c for c in live if c["caller"] == "139****0022" and c["ivr_path"][-1:] == ["seat"]]
+            return len(menu) == 10 and len(queued) == 3 and queue_waiting(platform) == 3
 
-        wait_for("20 callers in the menu", in_menu, timeout_s=30)
+        wait_for("10 callers in the menu and 3 in the queue", ready, timeout_s=30)
         platform.install_dialplan("every_node", lambda text: text.replace("start: entry", "start: nowhere"))
         rejected = platform.http("/api/v1/dialplans/reload", method="POST")
         assert rejected.status == 422
         assert any("start node 'nowhere' does not exist" in p for p in rejected.body["problems"])
         assert rejected.body["version"] == old_version
 
-        platform.install_dialplan("every_node", lambda text: text.replace("bye: 再见。", "bye: 再见，祝您愉快。"))
+        platform.install_dialplan("every_node", _new_routes)
         accepted = platform.http("/api/v1/dialplans/reload", method="POST")
         assert accepted.status == 200, accepted.body
-        assert accepted.body["version"] != old_version
+        new_version = accepted.body["version"]
+        assert new_version != old_version
+        metrics = platform.http("/metrics", token=None).body
+        assert "hotline_dialplan_versions_kept 2" in metrics  # the old one stays while calls run on it
 
-        result = callers.wait()
-        assert result.ok, result.errors
-        calls = [c for c in platform.calls() if c["caller"] == "139****0020"]
-        assert len(calls) == 20
-        assert all(c["dialplan_version"] == old_version for c in calls)
-        assert all(c["survey_score"] == 3 and c["outcome"] == "ivr_completed" for c in calls)
+        # new callers, while the old ones are still in the menu and the queue: the new routes
+        new_menu = SippCall(
+            nodes.sip_port, scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("2"), HOTLINE_HANGS_UP),
+            caller="13900000021",
+        )  # fmt: skip
+        new_queue = SippCall(
+            nodes.sip_port, scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+            caller="13900000023",
+        )  # fmt: skip
+        for callers in (in_menu, waiting, new_menu, new_queue):
+            result = callers.wait()
+            assert result.ok, result.errors
+        # every waiting caller left the queue by max wait, none was lost: now end the seat's call
+        channel = platform.stored_call(on_seat["call_id"])["channel"]
+        platform.asterisk.cli(f"channel request hangup {channel}")
+        talked, talking_done = talking.wait(), True
+        assert talked.ok, talked.errors
+        assert seat.wait().ok
 
-        after = nodes.call("13900000021", pause(1500), CALLER_HANGS_UP)
-        assert after["dialplan_version"] == accepted.body["version"]
+        welcome = ["entry", "welcome", "menu"]
+        for call in _ended(platform, "13900000020", 10):  # old menu: key 2 is the survey
+            assert (call["dialplan_version"], call["ivr_path"]) == (old_version, [*welcome, "survey", "bye"])
+            assert call["survey_score"] == 3
+        for call in _ended(platform, "13900000022", 3):  # old queue: 20 s max wait, a message, goodbye
+            assert (call["dialplan_version"], call["ivr_path"]) == (old_version, [*welcome, "seat", "vm", "bye"])
+            assert call["tags"]["queue_status"] == "timeout"
+        (call,) = _ended(platform, "13900000021", 1)  # new menu: key 2 is the goodbye
+        assert (call["dialplan_version"], call["ivr_path"]) == (new_version, [*welcome, "bye"])
+        (call,) = _ended(platform, "13900000023", 1)  # new queue: 3 s max wait, then ``vm`` hangs up
+        assert (call["dialplan_version"], call["ivr_path"]) == (new_version, [*welcome, "seat", "vm"])
+        assert call["outcome"] == "ivr_completed"
+        assert "hotline_dialplan_versions_missing_total 0" in platform.http("/metrics", token=None).body
     finally:
+        if not talking_done:  # a failure above: end the seat's call and its phone
+            platform.asterisk.cli("channel request hangup all", check=False)
+            talking.stop()
+            seat.stop()
         platform.install_dialplan("every_node")
         platform.stop_controller()
         platform.start_controller()
+
+
+def _ended(platform: PlatformUnderTest, number: str, count: int) -> list[dict[str, Any]]:
+    masked = number[:3] + "****" + number[-4:]
+
+    def probe() -> list[dict[str, Any]] | None:
+        mine = [c for c in platform.calls() if c["caller"] == masked and c["state"] == "ended"]
+        return mine if len(mine) == count else None
+
+    return wait_for(f"{count} ended records of {number}", probe)
+
+
+def queue_waiting(platform: PlatformUnderTest, name: str = "general") -> int:
+    queues = platform.http("/api/v1/queues").body["queues"]
+    waiting: int = next(q for q in queues if q["queue"] == name)["waiting_now"]
+    return waiting
 
 
 def _band_rms(wav: Path, low_hz: int, high_hz: int) -> float:
@@ -399,15 +485,31 @@ def test_a_seat_that_never_answers_ends_not_ready(nodes: Nodes) -> None:
         platform.http("/api/v1/seats/1001/login", method="POST")
 
 
+QUEUE_FIGURES = ("offered", "answered", "answered_within_15s", "abandoned", "overflowed", "waiting_now")
+
+
+def queue_figures(platform: PlatformUnderTest, name: str = "general") -> dict[str, Any]:
+    queues = platform.http("/api/v1/queues").body["queues"]
+    found: dict[str, Any] = next(q for q in queues if q["queue"] == name)
+    return found
+
+
 def test_queue_figures_follow_the_calls(nodes: Nodes) -> None:
+    """One answered call moves the shared platform's figures by exactly one, where it should."""
+    before = queue_figures(nodes.platform)
     seat = SippServer(scenario(answering_peer(talk_ms=1500, hang_up=True)), port=nodes.seat_port)
     call = nodes.call("13900000050", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP)
     assert seat.wait().ok
     assert call["queued_at"] <= call["seat_answered_at"]
-    queues = nodes.platform.http("/api/v1/queues").body["queues"]
-    general = next(q for q in queues if q["queue"] == "general")
-    assert general["answered"] >= 1
-    assert general["answered_within_15s"] >= 1
+    expected = {**{k: before[k] for k in QUEUE_FIGURES}, "offered": before["offered"] + 1}
+    expected |= {"answered": before["answered"] + 1, "answered_within_15s": before["answered_within_15s"] + 1}
+
+    def counted() -> dict[str, Any] | None:
+        now = queue_figures(nodes.platform)
+        return now if {k: now[k] for k in QUEUE_FIGURES} == expected else None
+
+    general = wait_for("the call counted once", counted)
+    assert {k: general[k] for k in QUEUE_FIGURES} == expected
     assert general["offered"] == general["answered"] + general["abandoned"] + general["overflowed"]
     assert 0 < general["service_level_15s"] <= 1
     assert general["waiting_now"] == 0
@@ -445,12 +547,16 @@ def test_supervisors_see_seat_changes_live(nodes: Nodes) -> None:
     assert asyncio.run(denied()) == 403
 
 
-def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes) -> None:
+def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes, tmp_path: Path) -> None:
     platform = nodes.platform
-    seat = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=nodes.seat_port)
+    talk_ms = 6000
+    seat = SippServer(scenario(answering_peer(talk_ms=talk_ms, hang_up=True)), port=nodes.seat_port)
+    voice = tone_wav(tmp_path / "caller.wav", seconds=1, frequency_hz=440)  # media, so the talk is recorded
     caller = SippCall(
         nodes.sip_port,
-        scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+        scenario(
+            INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), stream_audio(voice, loops=-1), HOTLINE_HANGS_UP
+        ),
         caller="13900000060",
     )
     try:
@@ -466,3 +572,8 @@ def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes) -> Non
         lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended"
     )
     assert ended["seat"] == "1001"
+    assert ended["outcome"] == "answered"
+    # the talk lasted what the seat's scenario talked (its pause, plus the BYE's round trip): the
+    # conversation Asterisk recorded while the controller was away is that long
+    recording = platform.config.paths.spool_dir / platform.stored_call(record["call_id"])["call_recording"]
+    assert talk_ms / 1000 - 0.3 <= duration_s(recording) <= talk_ms / 1000 + 1.0, duration_s(recording)

@@ -154,6 +154,25 @@ class PlatformUnderTest:
         if self.shared_redis is None:
             self.redis.stop()
 
+    def channels(self) -> list[str]:
+        """Asterisk's channels now (``core show channels concise``, one line each)."""
+        out = self.asterisk.cli("core show channels concise", check=False).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+    def assert_no_channels_left(self, timeout_s: float = 20.0) -> None:
+        """Every call a test made is over in Asterisk too: wait until it has no channel, or fail
+        naming the channels left (a leaked offer, a caller held for nobody, a bridge not torn down)."""
+        left: list[str] = []
+
+        def gone() -> bool:
+            left[:] = self.channels()
+            return not left
+
+        try:
+            wait_for("Asterisk to have no channel left", gone, timeout_s=timeout_s, interval_s=0.25)
+        except AssertionError:
+            raise AssertionError("channels left in Asterisk after the test:\n" + "\n".join(left)) from None
+
     def start_controller(self, wait_ami: bool = True, environment: dict[str, str] | None = None) -> None:
         if environment is not None:
             self.environment = environment
