@@ -12,6 +12,10 @@ from web.api_common import PRINCIPAL_KEY, error_response, requires
 from web.openapi import describe
 
 STATIC = Path(__file__).resolve().parent / "static"
+# front-end libraries from the npm registry (package.json, package-lock.json), bundled by `make
+# pages` (npm ci; npm run build) into node_modules/.hotline/: never copied into the repository
+VENDOR = Path(__file__).resolve().parents[1] / "node_modules" / ".hotline"
+VENDOR_ASSETS = {"jssip.min.js": "text/javascript"}  # the seat desk's browser phone (JsSIP)
 
 
 INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
@@ -51,6 +55,24 @@ async def asset(request: web.Request) -> web.StreamResponse:
     )
 
 
+@describe(
+    "a front-end library from npm (open; a fixed list: jssip.min.js)",
+    content="text/javascript",
+    errors={404: "no such file", 503: "not installed: run make pages (npm ci)"},
+)
+async def vendor_asset(request: web.Request) -> web.StreamResponse:
+    """A library the pages load, built from node_modules (``make pages``)."""
+    name = request.match_info["name"]
+    kind = VENDOR_ASSETS.get(name)
+    if kind is None:
+        return error_response(404, "no such file")
+    if not (VENDOR / name).is_file():
+        return error_response(503, f"{name} is not installed: run `make pages` (npm ci, then npm run build)")
+    return web.FileResponse(
+        VENDOR / name, headers={"Content-Type": f"{kind}; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+    )
+
+
 @describe("the supervisors' console page (open; it holds no data)", content="text/html")
 async def console(request: web.Request) -> web.FileResponse:
     """The supervisors' web console."""
@@ -83,4 +105,5 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/favicon.ico", describe("the pages' icon (open)", content="image/x-icon")(favicon))
     app.router.add_get("/wall", wall)
     app.router.add_get("/static/{name}", asset)
+    app.router.add_get("/static/vendor/{name}", vendor_asset)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -19,6 +19,7 @@ from common.privacy import masked_url
 from common.reloading import ReloadResult
 from hotline import __version__
 from hotline.api import build_api
+from hotline.asterisk_files import seat_phone_book
 from hotline.config import Config
 from hotline.controller_api import ControllerApi
 from hotline.controller_tasks import ControllerTasks, every
@@ -131,6 +132,7 @@ class Controller:
             dialback=dialback.routes,
             reports=(reports.service, reports.search),
             outbound=self.outbound.service,
+            phones=seat_phone_book(config),  # webphone/: a browser seat's own phone settings
         )
         # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
         self.wallboard = attach_wallboard(

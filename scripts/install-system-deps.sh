@@ -11,6 +11,8 @@ declare -A wanted=(
   [sox]=sox
   [soxi]=sox
   [openssl]=openssl  # the TLS Redis test makes its own CA
+  [node]=nodejs  # the seat desk's SIP library (package.json: npm ci, bundled by esbuild)
+  [npm]=npm
   [chromium]=chromium  # the browser tests (tests/browser, Playwright drives it: no browser download)
 )
 missing=()
