@@ -20,10 +20,13 @@ VENDOR_ASSETS = {"jssip.min.js": "text/javascript"}  # the seat desk's browser p
 
 INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 SELF_ONLY = "default-src 'self'; script-src 'self'; style-src 'self'"  # scripts and styles of ours only
+# the seat desk: also its browser phone's secure websocket to Asterisk (another port: not 'self')
+SEAT_DESK = SELF_ONLY + "; connect-src 'self' wss:"
 # the files the pages load (a fixed list: no path from the request reaches the file system)
 ASSETS = {
     "seat.js": "text/javascript",
     "seat.css": "text/css",
+    "phone.js": "text/javascript",
     "wall.js": "text/javascript",
     "wall.css": "text/css",
 }
@@ -83,7 +86,7 @@ async def console(request: web.Request) -> web.FileResponse:
 async def seat_desk(request: web.Request) -> web.FileResponse:
     """A seat's desk: the state, the screen pop and the caller's history, the case (knowledge
     base, units), wrap-up, one-key emergency transfers, consultations (hotline/static/seat.*)."""
-    return _page("seat.html", SELF_ONLY)
+    return _page("seat.html", SEAT_DESK)
 
 
 @describe("the wallboard for a big screen (hotline/static/wall.*)", content="text/html")
