@@ -87,6 +87,10 @@ class CallTracker:
     def get_live(self, call_id: str) -> CallRecord | None:
         return self._live.get(call_id)
 
+    def live_records(self) -> list[CallRecord]:
+        """Every call still going on, as known here."""
+        return list(self._live.values())
+
     async def load_open(self) -> None:
         """Adopt the open records a previous controller left in the store (not the ones known
         here: a record that ended while Redis was away is still open in Redis until saved)."""

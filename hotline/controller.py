@@ -40,6 +40,7 @@ from hotline.wiring.reports import build_reports
 from telephony.agi_server import AgiHandler
 from telephony.dialplan_names import AGI_OUTBOUND_SCRIPT
 from web.auth import TokenRegistry
+from webphone.watch import PhoneWatch
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +94,9 @@ class Controller:
         self.survey_tally = ivr.survey_tally
         self.agi, self.agi_wait = agi.server, agi.wait
 
+        # a browser seat whose phone (websocket) went away: paused, its caller requeued (webphone/watch.py)
+        browser_seats = (seat.id for seat in config.seats if seat.phone == "browser")
+        self.phone_watch = PhoneWatch(self.ami, self.seats, self.tracker, browser_seats, self.tracker.live_records)
         self._redis_watch = RedisWatch(calls.redis, calls.budget, calls.tracker, acd.seats, calls.callback_list)
         self.api = ControllerApi(
             config=config,

@@ -72,6 +72,9 @@ AMI_WRITE_CLASSES = ",".join(sorted({c for c in AMI_ACTION_CLASSES.values() if c
 # the events the controller handles: Newchannel, Newstate, Hangup, BridgeEnter, OriginateResponse,
 # AttendedTransfer (call); AgentConnect (agent: the fallback queue); UserEvent (user)
 AMI_READ_CLASSES = "call,agent,user"
+# with browser phones also ContactStatus (system: read only, it grants no action): a closed
+# websocket removes the seat's contact (webphone/watch.py)
+AMI_WEBRTC_READ = ",system"
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ secret = {conf_value(secret)}
 deny = 0.0.0.0/0.0.0.0
 permit = {_loopback_permit(ami.ami_host)}
 ; only what the controller uses (telephony/asterisk_conf.py AMI_ACTION_CLASSES)
-read = {AMI_READ_CLASSES}
+read = {AMI_READ_CLASSES}{AMI_WEBRTC_READ if site.browser_seats else ""}
 write = {AMI_WRITE_CLASSES}
 ; Asterisk drops a reader that blocks writes longer than this: give a busy controller slack.
 writetimeout = 5000

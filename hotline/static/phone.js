@@ -203,7 +203,8 @@
     get registered() { return phone.registered; },
     get problem() { return phone.problem; },
     get inCall() { return Boolean(phone.session && phone.session.isEstablished() && !phone.session.isEnded()); },
-    dropWebsocket() { if (phone.ua) phone.ua.transport.disconnect(); },
+    // the socket closes under JsSIP as on a network failure (it reconnects by itself)
+    dropWebsocket() { if (phone.ua) phone.ua._transport.socket._ws.close(); },
   };
   buttons();
 })();
