@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 
 from tests.support.audio import tone_wav
 from tests.support.browser import CHROMIUM_ARGS, chromium_path
