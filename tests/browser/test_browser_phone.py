@@ -92,7 +92,6 @@ async def desk_browser(args: list[str]) -> AsyncIterator[Page]:
         try:
             context = await browser.new_context(ignore_https_errors=True, locale="zh-CN")
             page = await context.new_page()
-            page.on("console", lambda message: print("console:", message.text))
             yield page
         finally:
             await browser.close()
@@ -173,6 +172,15 @@ async def test_the_desk_is_the_phone_recorded_with_both_voices(
         await expect(page.locator("#phone-hangup")).to_be_enabled()
         await expect(page.locator("#status")).to_contain_text("seat 1001: on_call", timeout=TIMEOUT_MS)
         await asyncio.sleep(4)  # some conversation to record
+        # hold and resume: re-INVITEs Asterisk answers (JsSIP reports hold only once they are taken)
+        await page.click("#phone-hold")
+        await expect(page.locator("#phone-hold")).to_contain_text("resume", timeout=TIMEOUT_MS)
+        await page.click("#phone-hold")
+        await expect(page.locator("#phone-hold")).to_contain_text("hold", timeout=TIMEOUT_MS)
+        await page.click("#phone-mute")
+        await expect(page.locator("#phone-mute")).to_contain_text("unmute")
+        await page.click("#phone-mute")
+        await page.click("#phone-keys button[data-key='5']")  # RFC 4733 to the caller
         await page.click("#phone-hangup")
         await expect(phone).to_contain_text("call ended", timeout=TIMEOUT_MS)
 
