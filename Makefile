@@ -6,15 +6,15 @@ CONFIG ?= config.yaml
 PLATFORMS ?= kunming,province,dali
 BIN := $(VENV)/bin
 
-.PHONY: run test lint call deps asterisk venv clean
+.PHONY: run test lint call deps asterisk venv pages clean
 
 ## run: Redis + the province and two prefectures (an Asterisk and a controller each) on the
 ## embedded defaults, linked on loopback; PLATFORMS=all runs all 17 (Ctrl-C stops all)
-run: deps asterisk venv
+run: deps asterisk venv pages
 	$(BIN)/hotline12345 stack --config $(CONFIG) --platforms $(PLATFORMS)
 
 ## test: install what the tests need, lint, and run every test (real Asterisk, Redis, SIPp)
-test: deps asterisk venv lint
+test: deps asterisk venv pages lint
 	$(BIN)/pytest
 
 ## lint: ruff, ruff format --check, mypy --strict, the import layers (lint-imports, pyproject.toml)
@@ -43,5 +43,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+## pages: the pages' npm libraries (package-lock.json, exact versions) bundled for the browser
+pages: node_modules/.hotline/jssip.min.js
+
+node_modules/.hotline/jssip.min.js: package.json package-lock.json | deps
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent build
+
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf $(VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

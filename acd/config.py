@@ -15,7 +15,8 @@ _CONTACT_ADDRESS = re.compile(r"sips?:(?:[^@;?\s]+@)?(?P<host>[A-Za-z0-9.-]+)(?:
 
 
 class SeatConfig(ConfigModel):
-    """A seat: a softphone that registers (with ``secret``) or sits at a fixed ``contact``."""
+    """A seat: a softphone that registers (with ``secret``) or sits at a fixed ``contact``; with
+    ``phone: browser`` the seat desk page is the phone (WebRTC over Asterisk's WSS; needs ``secret``)."""
 
     # 3-6 digits: never equal to a caller's number (7+ digits), which matters for SIP identification
     id: SeatId
@@ -24,9 +25,12 @@ class SeatConfig(ConfigModel):
     contact: SipUri | None = None
     skills: tuple[str, ...] = ()
     queues: tuple[str, ...] = ("general",)
+    phone: Literal["sip", "browser"] = "sip"
 
     @model_validator(mode="after")
     def _reachable(self) -> SeatConfig:
+        if self.phone == "browser" and (self.secret is None or self.contact is not None):
+            raise ValueError("a browser phone registers from the seat desk: give it a secret and no contact")
         if self.secret is None and self.contact is None:
             raise ValueError("a seat needs a secret (to register) or a fixed contact")
         if self.contact is not None and self.contact_address is None:

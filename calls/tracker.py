@@ -91,6 +91,10 @@ class CallTracker:
         """The dialplan versions live calls run on (the registry keeps them while they do)."""
         return {record.dialplan_version for record in self._live.values() if record.dialplan_version}
 
+    def live_records(self) -> list[CallRecord]:
+        """Every call still going on, as known here."""
+        return list(self._live.values())
+
     async def load_open(self) -> None:
         """Adopt the open records a previous controller left in the store (not the ones known
         here: a record that ended while Redis was away is still open in Redis until saved)."""

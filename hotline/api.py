@@ -54,6 +54,8 @@ from web.api_common import (
 from web.auth import Role, TokenRegistry
 from web.openapi import add_openapi_route
 from web.socket_auth import TOKENS_KEY
+from webphone.routes import PhoneBook
+from webphone.routes import add_routes as add_phone_routes
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +122,7 @@ def build_api(
     dialback: DialbackDesk | None = None,
     reports: tuple[ReportService, CallSearch] | None = None,
     outbound: OutboundService | None = None,
+    phones: PhoneBook | None = None,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
@@ -143,6 +146,8 @@ def build_api(
     add_call_routes(app)
     if dialback is not None:  # before the seat routes: /seats/{id}/{action} would take /seats/{id}/callback
         add_dialback_routes(app, dialback)
+    if phones is not None:  # before the seat routes, as above (GET …/phone: the seat's browser phone)
+        add_phone_routes(app, phones)
     add_seat_routes(app)
     add_ticket_routes(app)
     add_network_routes(app)

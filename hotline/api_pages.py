@@ -12,14 +12,21 @@ from web.api_common import PRINCIPAL_KEY, error_response, requires
 from web.openapi import describe
 
 STATIC = Path(__file__).resolve().parent / "static"
+# front-end libraries from the npm registry (package.json, package-lock.json), bundled by `make
+# pages` (npm ci; npm run build) into node_modules/.hotline/: never copied into the repository
+VENDOR = Path(__file__).resolve().parents[1] / "node_modules" / ".hotline"
+VENDOR_ASSETS = {"jssip.min.js": "text/javascript"}  # the seat desk's browser phone (JsSIP)
 
 
 INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 SELF_ONLY = "default-src 'self'; script-src 'self'; style-src 'self'"  # scripts and styles of ours only
+# the seat desk: also its browser phone's secure websocket to Asterisk (another port: not 'self')
+SEAT_DESK = SELF_ONLY + "; connect-src 'self' wss:"
 # the files the pages load (a fixed list: no path from the request reaches the file system)
 ASSETS = {
     "seat.js": "text/javascript",
     "seat.css": "text/css",
+    "phone.js": "text/javascript",
     "wall.js": "text/javascript",
     "wall.css": "text/css",
 }
@@ -51,6 +58,24 @@ async def asset(request: web.Request) -> web.StreamResponse:
     )
 
 
+@describe(
+    "a front-end library from npm (open; a fixed list: jssip.min.js)",
+    content="text/javascript",
+    errors={404: "no such file", 503: "not installed: run make pages (npm ci)"},
+)
+async def vendor_asset(request: web.Request) -> web.StreamResponse:
+    """A library the pages load, built from node_modules (``make pages``)."""
+    name = request.match_info["name"]
+    kind = VENDOR_ASSETS.get(name)
+    if kind is None:
+        return error_response(404, "no such file")
+    if not (VENDOR / name).is_file():
+        return error_response(503, f"{name} is not installed: run `make pages` (npm ci, then npm run build)")
+    return web.FileResponse(
+        VENDOR / name, headers={"Content-Type": f"{kind}; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+    )
+
+
 @describe("the supervisors' console page (open; it holds no data)", content="text/html")
 async def console(request: web.Request) -> web.FileResponse:
     """The supervisors' web console."""
@@ -61,7 +86,7 @@ async def console(request: web.Request) -> web.FileResponse:
 async def seat_desk(request: web.Request) -> web.FileResponse:
     """A seat's desk: the state, the screen pop and the caller's history, the case (knowledge
     base, units), wrap-up, one-key emergency transfers, consultations (hotline/static/seat.*)."""
-    return _page("seat.html", SELF_ONLY)
+    return _page("seat.html", SEAT_DESK)
 
 
 @describe("the wallboard for a big screen (hotline/static/wall.*)", content="text/html")
@@ -83,4 +108,5 @@ def add_page_routes(app: web.Application) -> None:
     app.router.add_get("/favicon.ico", describe("the pages' icon (open)", content="image/x-icon")(favicon))
     app.router.add_get("/wall", wall)
     app.router.add_get("/static/{name}", asset)
+    app.router.add_get("/static/vendor/{name}", vendor_asset)
     app.router.add_get("/api/v1/me", who_am_i)

@@ -11,6 +11,7 @@ from hotline.local_secrets import LocalSecrets, local_secrets
 from telephony import asterisk_conf
 from telephony.asterisk_conf import AsteriskLayout
 from telephony.site import AsteriskSite, SeatEndpoint
+from webphone.routes import PhoneBook, phone_book
 
 
 def asterisk_site(config: Config) -> AsteriskSite:
@@ -29,6 +30,7 @@ def asterisk_site(config: Config) -> AsteriskSite:
                 secret=seat.secret,
                 contact=seat.contact,
                 contact_address=seat.contact_address,
+                browser=seat.phone == "browser",
             )
             for seat in config.seats
         ),
@@ -36,6 +38,7 @@ def asterisk_site(config: Config) -> AsteriskSite:
         spool_dir=config.paths.spool_dir,
         announce_every_s=config.acd.announce_every_s,
         fallback_wait_s=config.acd.fallback_wait_s,
+        webrtc=config.webrtc,
     )
 
 
@@ -59,3 +62,11 @@ def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
     layout = asterisk_conf.layout_for(site, etc_dir)
     asterisk_conf.write_asterisk_files(site, layout, local_secrets(config))
     return layout
+
+
+def seat_phone_book(config: Config) -> PhoneBook:
+    """What GET /api/v1/seats/{id}/phone answers from (webphone/routes.py): each seat's phone
+    kind and a browser seat's registration, on Asterisk's WSS listener (config.webrtc)."""
+    web = config.webrtc
+    seats = ((seat.id, seat.name, seat.phone, seat.secret) for seat in config.seats)
+    return phone_book(seats, web.port, web.public_host, web.ice_servers)

@@ -28,7 +28,7 @@ from monitor.config import MonitorConfig
 from outbound.config import OutboundConfig
 from recordings.config import RecordingsConfig
 from reports.config import ReportsConfig
-from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
+from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig, WebrtcConfig
 from telephony.values import AreaCode, PlatformId, PromptText, unsafe_path_reason
 from tickets.config import TicketsConfig
 from tickets.model import PLATFORM_CODES, platform_code
@@ -206,6 +206,7 @@ class Config(ConfigModel):
 
     platform: PlatformConfig = PlatformConfig()
     sip: SipConfig = SipConfig()
+    webrtc: WebrtcConfig = WebrtcConfig()  # browser phones' WSS (seats[].phone: browser)
     seats: tuple[SeatConfig, ...] = ()
     acd: AcdConfig = AcdConfig()
     transfers: TransfersConfig = TransfersConfig()
@@ -283,6 +284,8 @@ class Config(ConfigModel):
         outbound = self.outbound
         if outbound.dnc_file is not None:
             outbound = outbound.model_copy(update={"dnc_file": anchor(outbound.dnc_file)})
+        webrtc_files = {k: anchor(p) for k in ("cert_file", "key_file") if (p := getattr(self.webrtc, k)) is not None}
+        update["webrtc"] = self.webrtc.model_copy(update=webrtc_files)
         return self.model_copy(update={**update, "units": units, "knowledge": knowledge, "outbound": outbound})
 
 

@@ -18,6 +18,7 @@ from common.clock import Clock, system_clock
 from common.reloading import ReloadResult
 from hotline import __version__
 from hotline.api import build_api
+from hotline.asterisk_files import seat_phone_book
 from hotline.config import Config
 from hotline.controller_api import ControllerApi
 from hotline.controller_tasks import ControllerTasks, every
@@ -38,6 +39,7 @@ from hotline.wiring.reports import build_reports
 from telephony.agi_server import AgiHandler
 from telephony.dialplan_names import AGI_OUTBOUND_SCRIPT
 from web.auth import TokenRegistry
+from webphone.watch import PhoneWatch
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +93,9 @@ class Controller:
         self.survey_tally = ivr.survey_tally
         self.agi, self.agi_wait = agi.server, agi.wait
 
+        # a browser seat whose phone (websocket) went away: paused, its caller requeued (webphone/watch.py)
+        browser_seats = (seat.id for seat in config.seats if seat.phone == "browser")
+        self.phone_watch = PhoneWatch(self.ami, self.seats, self.tracker, browser_seats, self.tracker.live_records)
         self._redis_watch = RedisWatch(calls.redis, calls.budget, calls.tracker, acd.seats, calls.callback_list)
         self.api = ControllerApi(
             config=config,
@@ -130,6 +135,7 @@ class Controller:
             dialback=dialback.routes,
             reports=(reports.service, reports.search),
             outbound=self.outbound.service,
+            phones=seat_phone_book(config),  # webphone/: a browser seat's own phone settings
         )
         # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
         self.wallboard = attach_wallboard(

@@ -13,11 +13,14 @@ import structlog
 
 from calls.model import CallOutcome, CallRecord
 from calls.tracker import CallTracker
+from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry
+from ivr.dialplan.schema import QueueNode
 from ivr.entry import started_version
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiSession
 from telephony.dialplan_names import IVR_DONE_VARIABLE
+from webphone.watch import SEAT_LOST_TAG
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +59,15 @@ def skip_reason(record: CallRecord | None, entry: str | None) -> str:
     return ""
 
 
+def requeue_node(record: CallRecord | None, plan: Dialplan) -> str | None:
+    """The queue node to put the caller back in when the seat's phone was lost mid-call
+    (webphone/watch.py tags the record), or None. Pure."""
+    if record is None or not record.tags.get(SEAT_LOST_TAG):
+        return None
+    queues = [n for n in record.ivr_path if n in plan.spec.nodes and isinstance(plan.node(n), QueueNode)]
+    return queues[-1] if queues else None
+
+
 class IvrAfterSeat:
     """Handles the ``after-seat`` FastAGI script."""
 
@@ -68,6 +80,12 @@ class IvrAfterSeat:
         call_id = session.env.get("uniqueid")
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
             plan = await started_version(session, self._dialplans)
+            requeue = requeue_node(self._tracker.get_live(call_id), plan)
+            if requeue is not None:  # the seat's phone dropped, not the seat's choice: back in the queue
+                log.info("ivr.seat_lost_requeued", node=requeue)
+                await self._tracker.amend(call_id, {"tags": {SEAT_LOST_TAG: ""}})
+                await IvrRun(session, plan, self._context, call_id).run(start=requeue)
+                return
             entry = plan.spec.after_seat
             why = skip_reason(self._tracker.get_live(call_id), entry)
             if why or entry is None:

@@ -13,6 +13,8 @@ declare -A wanted=(
   [openssl]=openssl  # the TLS Redis test makes its own CA
   [ip]=iproute2  # the separate-hosts test: network namespaces, veths, a bridge
   [nft]=nftables  # … and cutting a link between them
+  [node]=nodejs  # the seat desk's SIP library (package.json: npm ci, bundled by esbuild)
+  [npm]=npm
   [chromium]=chromium  # the browser tests (tests/browser, Playwright drives it: no browser download)
   [systemd-analyze]=systemd  # tests/unit/test_systemd_units.py verifies deploy/systemd
 )

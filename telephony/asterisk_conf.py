@@ -18,6 +18,7 @@ from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEX
 from telephony.extensions_conf import extensions_conf, features_conf
 from telephony.site import AsteriskSite
 from telephony.values import conf_value, unsafe_path_reason
+from telephony.webrtc_cert import ensure_demo_certificate
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
 _NOLOAD_LIST = """
@@ -45,6 +46,8 @@ app_minivm.so res_clialiases.so res_adsi.so app_adsiprog.so app_getcpeid.so app_
 app_morsecode.so app_zapateller.so app_dictate.so app_directory.so app_sla.so app_festival.so
 """
 _NOLOAD = tuple(_NOLOAD_LIST.split())
+# what browser phones need (seats[].phone: browser): loaded only then
+_WEBRTC_MODULES = frozenset({"res_http_websocket.so", "res_pjsip_transport_websocket.so"})
 
 # Every AMI action the controller sends, and the class Asterisk 22 checks for it (seen on the
 # real thing: an action needs one of its classes; CoreShowChannels is system,call,reporting and
@@ -70,6 +73,9 @@ AMI_WRITE_CLASSES = ",".join(sorted({c for c in AMI_ACTION_CLASSES.values() if c
 # the events the controller handles: Newchannel, Newstate, Hangup, BridgeEnter, OriginateResponse,
 # AttendedTransfer (call); AgentConnect (agent: the fallback queue); UserEvent (user)
 AMI_READ_CLASSES = "call,agent,user"
+# with browser phones also ContactStatus (system: read only, it grants no action): a closed
+# websocket removes the seat's contact (webphone/watch.py)
+AMI_WEBRTC_READ = ",system"
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,37 @@ live_dangerously = no
 """
 
 
-def _modules_conf() -> str:
-    noload = "\n".join(f"noload => {name}" for name in _NOLOAD)
+def _modules_conf(site: AsteriskSite) -> str:
+    skipped = _webrtc_modules_loaded(site)
+    noload = "\n".join(f"noload => {name}" for name in _NOLOAD if name not in skipped)
     return f"[modules]\nautoload = yes\n{noload}\n"
+
+
+def _webrtc_modules_loaded(site: AsteriskSite) -> frozenset[str]:
+    return _WEBRTC_MODULES if site.browser_seats else frozenset()
+
+
+def _http_conf(site: AsteriskSite) -> str:
+    """Asterisk's HTTP server: off, or only its TLS listener for the browser phones' WSS
+    (plain HTTP stays off; no static files, no status page; ARI is not loaded)."""
+    if not site.browser_seats:
+        return "[general]\nenabled = no\n"
+    cert, key = site.webrtc_cert
+    for path in (cert, key):
+        reason = unsafe_path_reason(path)
+        if reason:
+            raise ValueError(f"the WSS certificate {str(path)!r} cannot go into http.conf: {reason}")
+    web = site.webrtc
+    return f"""[general]
+enabled = no
+enablestatic = no
+servername = hotline12345
+sessionlimit = 500
+tlsenable = yes
+tlsbindaddr = {web.bind_host}:{web.port}
+tlscertfile = {cert}
+tlsprivatekey = {key}
+"""
 
 
 def _loopback_permit(host: str) -> str:
@@ -165,7 +199,7 @@ secret = {conf_value(secret)}
 deny = 0.0.0.0/0.0.0.0
 permit = {_loopback_permit(ami.ami_host)}
 ; only what the controller uses (telephony/asterisk_conf.py AMI_ACTION_CLASSES)
-read = {AMI_READ_CLASSES}
+read = {AMI_READ_CLASSES}{AMI_WEBRTC_READ if site.browser_seats else ""}
 write = {AMI_WRITE_CLASSES}
 ; Asterisk drops a reader that blocks writes longer than this: give a busy controller slack.
 writetimeout = 5000
@@ -191,7 +225,7 @@ type = transport
 protocol = udp
 bind = {sip.bind_host}:{sip.port}
 
-[trunk]
+{_wss_transport(site)}[trunk]
 type = endpoint
 transport = transport-udp
 context = {TRUNK_CONTEXT}
@@ -231,6 +265,33 @@ dtmf_mode = rfc4733
 """
 
 
+def _wss_transport(site: AsteriskSite) -> str:
+    # the browser phones' signalling: a websocket on Asterisk's HTTPS listener (http.conf), /ws
+    return "[transport-wss]\ntype = transport\nprotocol = wss\nbind = 0.0.0.0\n\n" if site.browser_seats else ""
+
+
+# A browser phone: DTLS-SRTP, ICE, AVPF, rtcp-mux (webrtc = yes sets them); the media still goes
+# through Asterisk (recording); u-law/a-law, which Chromium speaks, so nothing is transcoded.
+# Its contact lives as long as its websocket: a closed socket removes it (the seat is unreachable).
+_BROWSER_ENDPOINT = """
+[{name}]
+type = endpoint
+transport = transport-wss
+context = {context}
+disallow = all
+allow = ulaw,alaw
+webrtc = yes
+dtls_auto_generate_cert = yes
+direct_media = no
+send_connected_line = no
+dtmf_mode = rfc4733
+; a phone whose page vanished mid-call sends no media: its leg hangs up
+rtp_timeout = 30
+rtp_timeout_hold = 600
+{extra}aors = {name}
+"""
+
+
 def _outbound_trunks(site: AsteriskSite) -> str:
     # Only ever dialled: no identify section, and never known by a From user name. Calls from
     # another platform come in on the trunk, by its address in sip.trunk_peers.
@@ -262,7 +323,11 @@ def _seats(site: AsteriskSite) -> str:
         else:
             extra += "identify_by = ip\n"
         contact = f"contact = {seat.contact}\n" if seat.contact else "max_contacts = 1\nremove_existing = yes\n"
-        block = _endpoint(seat.id, SEAT_CONTEXT, extra) + f"\n[{seat.id}]\ntype = aor\n{contact}"
+        if seat.browser:
+            endpoint = _BROWSER_ENDPOINT.format(name=seat.id, context=SEAT_CONTEXT, extra=extra)
+        else:
+            endpoint = _endpoint(seat.id, SEAT_CONTEXT, extra)
+        block = endpoint + f"\n[{seat.id}]\ntype = aor\n{contact}"
         if seat.secret:
             block += f"\n[seat-{seat.id}]\ntype = auth\nauth_type = userpass\n"
             block += f"username = {seat.id}\npassword = {conf_value(seat.secret)}\n"
@@ -333,7 +398,6 @@ def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
         "acl.conf": "",
         "udptl.conf": "[general]\n",
         "res_stun_monitor.conf": "[general]\n",
-        "http.conf": "[general]\nenabled = no\n",
         "cli.conf": "[startup_commands]\n",
         "stasis.conf": "",
         "pjproject.conf": "[log_mappings]\ntype = log_mappings\nasterisk_error = 0\nasterisk_warning = 2\n",
@@ -354,12 +418,13 @@ def render_asterisk_files(site: AsteriskSite, layout: AsteriskLayout, secrets: A
     """Every file Asterisk reads, as ``{name: text}``."""
     files = {
         "asterisk.conf": _asterisk_conf(site, layout),
-        "modules.conf": _modules_conf(),
+        "modules.conf": _modules_conf(site),
         "manager.conf": _manager_conf(site, secrets.ami_secret),
         "pjsip.conf": _pjsip_conf(site),
         "rtp.conf": _rtp_conf(site),
         "extensions.conf": extensions_conf(site, secrets.agi_secret),
         "queues.conf": _queues_conf(site),
+        "http.conf": _http_conf(site),
     }
     files.update(_simple_files(site, layout))
     return files
@@ -379,6 +444,9 @@ def write_asterisk_files(site: AsteriskSite, layout: AsteriskLayout, secrets: As
             handle.write(text)
         target.chmod(PRIVATE_FILE_MODE)  # a file from an earlier version may have been 0644
     private_dir(site.runtime_dir)
+    if site.browser_seats and site.webrtc.cert_file is None:
+        cert, key = site.webrtc_cert
+        ensure_demo_certificate(cert, key, site.webrtc.public_host or site.webrtc.bind_host)
     for sub in ("", "lib", "lib/keys", "agi-bin", "spool", "run", "log"):
         private_dir(layout.var_dir / sub)
     # the spool's own folders (voicemail, recordings) are made later under the umask 077 of the

@@ -121,3 +121,26 @@ class TransfersConfig(ConfigModel):
     # a consultation (attended / three-way): also how long it rings after the seat hung up early;
     # unanswered then, the caller goes to the dialplan's transfer_failed node
     consult_ring_s: Annotated[int, Field(ge=5, le=300)] = 30
+
+
+class WebrtcConfig(ConfigModel):
+    """Seats whose phone is the browser (seats[].phone: browser): Asterisk's secure websocket
+    (WSS, its HTTP server with TLS) that the seat desk's SIP library registers over. Rendered only
+    when a seat uses it. The media is DTLS-SRTP over ICE on the RTP range (sip.rtp_port_*)."""
+
+    bind_host: IPv4 = "127.0.0.1"  # where the seats' browsers reach it: 0.0.0.0 or the LAN address in production
+    port: Port = 8089
+    # the host name the desks put in the wss:// URL; None = the host the desk page came from
+    public_host: Host | None = None
+    # PEM certificate and key for the WSS listener; None = a self-signed pair made at first start
+    # in <runtime_dir>/webrtc/ (a demo: browsers must be told to trust it; give a real one in production)
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # STUN/TURN servers the browsers use behind NAT (stun:host:port, turn:host:port); none on a LAN
+    ice_servers: tuple[Annotated[str, Field(pattern=r"^(stun|turns?):[A-Za-z0-9.:-]{1,255}$")], ...] = ()
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> WebrtcConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file, or neither (a self-signed demo pair is made)")
+        return self

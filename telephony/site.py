@@ -5,10 +5,10 @@ announcement interval, folders). The app shell builds it from config.yaml
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig
+from telephony.config import AgiConfig, AsteriskConfig, SipConfig, TransfersConfig, WebrtcConfig
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class SeatEndpoint:
     secret: str | None
     contact: str | None
     contact_address: tuple[str, int] | None
+    browser: bool = False  # the seat desk's WebRTC phone (over the WSS transport), not a SIP softphone
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,17 @@ class AsteriskSite:
     spool_dir: Path  # callers' messages (the fallback route's among them)
     announce_every_s: int  # a waiting caller's position is said this often; 0 = never
     fallback_wait_s: int  # controller away: every seat rings this long
+    webrtc: WebrtcConfig = field(default_factory=WebrtcConfig)  # the WSS listener, rendered when a seat is a browser
+
+    @property
+    def browser_seats(self) -> bool:
+        return any(seat.browser for seat in self.seats)
+
+    @property
+    def webrtc_cert(self) -> tuple[Path, Path]:
+        """The WSS listener's certificate and key: the configured pair, or the demo pair made at
+        first start (telephony/webrtc_cert.py)."""
+        if self.webrtc.cert_file is not None and self.webrtc.key_file is not None:
+            return self.webrtc.cert_file, self.webrtc.key_file
+        folder = self.runtime_dir / "webrtc"
+        return folder / "cert.pem", folder / "key.pem"

@@ -141,6 +141,7 @@ const matterLabel = (id) => desk.matterLabels.get(id) || id || "";
 function showSeat(mine) {
   desk.mine = mine;
   const badge = $("state");
+  document.dispatchEvent(new CustomEvent("seat-state", { detail: mine || null })); // phone.js (browser phone)
   if (!mine) { badge.textContent = "not a seat token"; badge.dataset.state = "unknown"; return; }
   badge.dataset.state = mine.state;
   badge.textContent = `${STATE_LABELS[mine.state] || mine.state} ${mine.state === "not_ready" && mine.reason ? mine.reason : ""}`.trim();

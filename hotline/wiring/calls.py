@@ -58,6 +58,8 @@ def ami_settings(config: Config, secret: str) -> AmiSettings:
         reconnect_initial_s=a.ami_reconnect_initial_s,
         reconnect_max_s=a.ami_reconnect_max_s,
         event_backlog_max=a.ami_event_backlog_max,
+        # browser phones: also ContactStatus (a closed websocket; webphone/watch.py)
+        events="call,agent,user,system" if any(seat.phone == "browser" for seat in config.seats) else "call,agent,user",
     )
 
 

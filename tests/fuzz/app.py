@@ -52,6 +52,7 @@ from tickets.model import TicketCategory, Transcript
 from units.registry import DeskRegistry
 from voicemail.jobs import VoicemailMeta
 from web.auth import ApiToken, TokenRegistry, token_sha256
+from webphone.routes import phone_book
 
 REPO = Path(__file__).resolve().parents[2]
 ACCEPTED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -250,6 +251,7 @@ async def start_app(redis_url: str, spool: Path) -> Started:
             ReportService(rollups, "kunming", "Asia/Shanghai", lambda _what, _job: None),
             CallSearch(connection, calls.many, keys),
         ),
+        phones=phone_book([("1001", "", "browser", "s3cret-1001"), ("1002", "", "sip", None)], 8089, None, ()),
     )
     routes = sorted(
         {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None and r.method != "HEAD"}

@@ -1,0 +1,189 @@
+"""The browser phone (webphone/, issue 16) without a browser: what Asterisk is given for a
+browser seat, the config's refusals, who gets a seat's phone settings, and the lost-phone rules."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from calls.model import CallRecord
+from hotline.asterisk_files import render_asterisk_config, seat_phone_book, write_asterisk_config
+from hotline.config import ConfigError, parse_config
+from ivr.after_seat import requeue_node
+from ivr.dialplan.loader import parse_dialplan
+from telephony.ami_types import AmiMessage
+from telephony.asterisk_conf import AsteriskLayout
+from web.api_common import AUDIT_KEY, SERVING_KEY, Serving
+from web.auth import ApiToken, TokenRegistry, token_sha256
+from webphone.routes import add_routes
+from webphone.watch import SEAT_LOST_TAG, lost_seat
+
+BROWSER = "seats: [{id: '1001', secret: browser-s3cret-1001, phone: browser}, {id: '1002', secret: sip-s3cret-10020}]"
+LAYOUT = AsteriskLayout(Path("/opt/ast"), Path("/srv/etc"), Path("/srv/var/asterisk"))
+
+
+def render(text: str) -> dict[str, str]:
+    return render_asterisk_config(parse_config(text, "config.yaml", Path("/srv/hotline")), LAYOUT)
+
+
+def test_a_browser_seat_gets_a_webrtc_endpoint_beside_sip_seats() -> None:
+    files = render(BROWSER + "\nwebrtc: {port: 8443, bind_host: 0.0.0.0}")
+    pjsip = files["pjsip.conf"]
+    browser = pjsip.split("\n[1001]\ntype = endpoint\n")[1].split("\n\n")[0]
+    assert "transport = transport-wss" in browser and "webrtc = yes" in browser
+    assert "direct_media = no" in browser and "allow = ulaw,alaw" in browser  # recorded, not transcoded
+    sip = pjsip.split("\n[1002]\ntype = endpoint\n")[1].split("\n\n")[0]
+    assert "transport = transport-udp" in sip and "webrtc" not in sip
+    assert "[transport-wss]\ntype = transport\nprotocol = wss\n" in pjsip
+    http = files["http.conf"]
+    assert "enabled = no" in http  # no plain HTTP: only the TLS listener
+    assert "tlsenable = yes\ntlsbindaddr = 0.0.0.0:8443\n" in http
+    assert "tlscertfile = /srv/hotline/var/webrtc/cert.pem" in http
+    modules = files["modules.conf"]
+    assert "noload => res_http_websocket.so" not in modules
+    assert "noload => res_pjsip_transport_websocket.so" not in modules
+    assert "\nread = call,agent,user,system\n" in files["manager.conf"]  # ContactStatus: read only
+
+
+def test_without_browser_seats_nothing_of_it_is_rendered() -> None:
+    files = render("seats: [{id: '1002', secret: sip-s3cret-10020}]")
+    assert files["http.conf"] == "[general]\nenabled = no\n"
+    assert "transport-wss" not in files["pjsip.conf"]
+    assert "noload => res_http_websocket.so" in files["modules.conf"]
+    assert "\nread = call,agent,user\n" in files["manager.conf"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seats: [{id: '1001', contact: 'sip:1001@127.0.0.1:5070', phone: browser}]", "browser phone"),
+        ("seats: [{id: '1001', secret: browser-s3cret-1001, phone: softphone}]", "phone"),
+        ("webrtc: {cert_file: /etc/hotline/wss.pem}", "both cert_file and key_file"),
+        ("webrtc: {ice_servers: ['http://evil']}", "ice_servers"),
+        ("webrtc: {bind_host: 'a;b'}", "bind_host"),
+    ],
+)
+def test_bad_browser_phone_settings_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text, "config.yaml", Path("/srv/hotline"))
+
+
+def test_a_certificate_path_that_cannot_go_into_http_conf_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"http\.conf"):
+        render(BROWSER + "\nwebrtc: {cert_file: '/etc/a\\nb.pem', key_file: /etc/k.pem}")
+
+
+def test_the_demo_certificate_is_made_once_and_its_key_is_private(tmp_path: Path) -> None:
+    config = parse_config(BROWSER + "\npaths: {runtime_dir: var}", "config.yaml", tmp_path)
+    write_asterisk_config(config, tmp_path / "etc")
+    cert, key = tmp_path / "var/webrtc/cert.pem", tmp_path / "var/webrtc/key.pem"
+    assert "BEGIN CERTIFICATE" in cert.read_text() and "PRIVATE KEY" in key.read_text()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    before = key.read_bytes()
+    write_asterisk_config(config, tmp_path / "etc")
+    assert key.read_bytes() == before  # kept: browsers that trusted it still do
+
+
+TOKENS = TokenRegistry(
+    [
+        ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token"), seat="1001"),
+        ApiToken(name="seat2", role="seat", sha256=token_sha256("seat2-token"), seat="1002"),
+        ApiToken(name="sup", role="supervisor", sha256=token_sha256("sup-token")),
+        ApiToken(name="root", role="admin", sha256=token_sha256("admin-token")),
+        ApiToken(name="dali-seat", role="seat", sha256=token_sha256("dali-token"), seat="1001", platform="dali"),
+        ApiToken(name="prov-seat", role="seat", sha256=token_sha256("prov-token"), seat="1001", platform="province"),
+    ]
+)
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+
+    async def audit(self, entry: Any) -> None:
+        self.entries.append(entry)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[tuple[TestClient[Any, Any], Audit]]:
+    from hotline.api import make_auth_middleware
+    from web.api_common import UNAUTHENTICATED_KEY, Unauthenticated
+
+    app = web.Application(middlewares=[make_auth_middleware(TOKENS)])
+    app[SERVING_KEY] = Serving("kunming", False)
+    app[UNAUTHENTICATED_KEY] = Unauthenticated()
+    audit = Audit()
+    app[AUDIT_KEY] = audit
+    config = parse_config(BROWSER + "\nwebrtc: {port: 8443}", "config.yaml", Path("/srv/hotline"))
+    add_routes(app, seat_phone_book(config))
+    test_client = TestClient(TestServer(app))
+    await test_client.start_server()
+    yield test_client, audit
+    await test_client.close()
+
+
+async def get(client: TestClient[Any, Any], path: str, token: str) -> tuple[int, dict[str, Any]]:
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    return response.status, await response.json()
+
+
+async def test_only_the_seats_own_token_of_this_platform_gets_its_secret(
+    client: tuple[TestClient[Any, Any], Audit],
+) -> None:
+    http, audit = client
+    status, body = await get(http, "/api/v1/seats/1001/phone", "seat-token")
+    assert status == 200 and body["password"] == "browser-s3cret-1001"
+    assert body["websocket_url"].startswith("wss://127.0.0.1:8443/ws") and body["sip_uri"] == "sip:1001@127.0.0.1"
+    for token in ("seat2-token", "sup-token", "admin-token", "dali-token", "prov-token"):
+        status, body = await get(http, "/api/v1/seats/1001/phone", token)
+        assert status == 403 and "s3cret" not in str(body), token
+    status, body = await get(http, "/api/v1/seats/1002/phone", "seat2-token")  # a SIP softphone seat
+    assert (status, body) == (200, {"seat": "1002", "phone": "sip"})
+    status, _ = await get(http, "/api/v1/seats/1001%0a/phone", "seat-token")
+    assert status == 403
+    results = [(e.who, e.result) for e in audit.entries]
+    assert ("seat", "allowed") in results and ("sup", "denied") in results and ("root", "denied") in results
+
+
+def test_a_phone_is_lost_when_its_contact_goes_or_its_device_is_unavailable() -> None:
+    browser = frozenset({"1001"})
+    assert (
+        lost_seat(AmiMessage({"event": "ContactStatus", "contactstatus": "Removed", "aor": "1001"}), browser) == "1001"
+    )
+    assert lost_seat(AmiMessage({"event": "ContactStatus", "contactstatus": "Created", "aor": "1001"}), browser) is None
+    assert lost_seat(AmiMessage({"event": "ContactStatus", "contactstatus": "Removed", "aor": "1002"}), browser) is None
+    unavailable = {"event": "DeviceStateChange", "device": "PJSIP/1001", "state": "UNAVAILABLE"}
+    assert lost_seat(AmiMessage(unavailable), browser) == "1001"
+    assert lost_seat(AmiMessage({**unavailable, "state": "INUSE"}), browser) is None
+    assert lost_seat(AmiMessage({**unavailable, "device": "SIP/1001"}), browser) is None
+
+
+PLAN = """
+platform: kunming
+name: 昆明市12345
+area_code: "0871"
+prompts: {welcome: 您好。, bye: 再见。}
+start: welcome
+nodes:
+  welcome: {kind: play, prompts: [welcome], next: seat}
+  seat: {kind: queue, queue: general, max_wait_s: 60, next: bye}
+  bye: {kind: hangup, prompt: bye}
+"""
+
+
+def test_a_caller_whose_seat_lost_its_phone_goes_back_to_the_last_queue() -> None:
+    plan = parse_dialplan(PLAN, "kunming.yaml", lambda _name: True)
+    record = CallRecord(call_id="c1", platform="kunming", started_at=datetime.now(UTC), ivr_path=("welcome", "seat"))
+    assert requeue_node(record, plan) is None  # the seat hung up: the after-seat path
+    lost = record.model_copy(update={"tags": {SEAT_LOST_TAG: "1001"}})
+    assert requeue_node(lost, plan) == "seat"
+    assert requeue_node(lost.model_copy(update={"ivr_path": ("welcome",)}), plan) is None
+    assert requeue_node(None, plan) is None

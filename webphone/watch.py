@@ -1,0 +1,89 @@
+"""A browser seat whose phone went away: its websocket closed (the page was closed, the network
+dropped), Asterisk removed its contact and says the device is UNAVAILABLE (AMI
+``DeviceStateChange``). The seat is paused ("phone lost": the ACD offers it nothing it cannot
+answer); a conversation it was in loses the seat's leg at once (hung up here, not after the
+media timeout), and its caller is marked so that the after-seat step puts them back in the
+queue they came from (ivr/after_seat.py) instead of ending the call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol
+
+import structlog
+
+from acd.seat import SeatState
+from acd.seats import SeatService
+from calls.model import CallRecord
+from calls.tracker import CallTracker
+from telephony.ami_types import AmiError, AmiMessage, AmiResponse
+
+log = structlog.get_logger(__name__)
+
+LOST_REASON = "phone lost"  # the seat's pause reason (not_ready)
+SEAT_LOST_TAG = "seat_lost"  # on the caller's record: the seat's phone dropped mid-call (the seat id)
+_BUSY = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+
+
+class AmiLink(Protocol):
+    def on_event(self, name: str, handler: Callable[[AmiMessage], Awaitable[None]]) -> None: ...
+
+    async def send_action(
+        self, fields: Mapping[str, str | list[str]], timeout_s: float | None = None
+    ) -> AmiResponse: ...
+
+
+def lost_seat(event: AmiMessage, browser_seats: frozenset[str]) -> str | None:
+    """The browser seat whose phone this event says is gone, or None. Pure.
+
+    ``ContactStatus`` Removed/Unreachable: its websocket closed (Asterisk removes the contact at
+    once, even mid-call); ``DeviceStateChange`` UNAVAILABLE: no contact and no call."""
+    if event.name == "ContactStatus":
+        gone = event.get("ContactStatus") in ("Removed", "Unreachable")
+        seat = event.get("AOR")
+    else:
+        device = event.get("Device")
+        gone = device.startswith("PJSIP/") and event.get("State") == "UNAVAILABLE"
+        seat = device.removeprefix("PJSIP/")
+    return seat if gone and seat in browser_seats else None
+
+
+class PhoneWatch:
+    """Watches the browser seats' devices (telephony events) and acts on a lost phone."""
+
+    def __init__(
+        self,
+        ami: AmiLink,
+        seats: SeatService,
+        tracker: CallTracker,
+        browser_seats: Iterable[str],
+        live_records: Callable[[], Iterable[CallRecord]],
+    ) -> None:
+        self._ami = ami
+        self._seats = seats
+        self._tracker = tracker
+        self._browser = frozenset(browser_seats)
+        self._live = live_records
+        if self._browser:
+            ami.on_event("DeviceStateChange", self._on_device)
+            ami.on_event("ContactStatus", self._on_device)
+
+    async def _on_device(self, event: AmiMessage) -> None:
+        seat_id = lost_seat(event, self._browser)
+        if seat_id is None:
+            return
+        await self.phone_lost(seat_id)
+
+    async def phone_lost(self, seat_id: str) -> None:
+        seat = self._seats.get(seat_id)
+        log.warning("webphone.lost", seat=seat_id, state=seat.state.value)
+        if seat.state is SeatState.ON_CALL:
+            for record in self._live():
+                if record.seat == seat_id and record.ended_at is None:
+                    await self._tracker.amend(record.call_id, {"tags": {SEAT_LOST_TAG: seat_id}})
+            try:  # the seat's leg: its caller leaves the bridge for the after-seat step, requeued there
+                await self._ami.send_action({"Action": "Hangup", "Channel": f"/^PJSIP\\/{seat_id}-/", "Cause": "16"})
+            except AmiError as exc:
+                log.warning("webphone.hangup_failed", seat=seat_id, error=str(exc))
+        if seat.state in _BUSY:
+            await self._seats.pause(seat_id, LOST_REASON)
