@@ -4,7 +4,7 @@ browser seat, the config's refusals, who gets a seat's phone settings, and the l
 from __future__ import annotations
 
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from acd.seat import Seat, SeatState
 from calls.model import CallRecord
 from hotline.asterisk_files import render_asterisk_config, seat_phone_book, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from ivr.after_seat import requeue_node
 from ivr.dialplan.loader import parse_dialplan
-from telephony.ami_types import AmiMessage
+from telephony.ami_types import AmiMessage, AmiResponse
 from telephony.asterisk_conf import AsteriskLayout
 from web.api_common import AUDIT_KEY, SERVING_KEY, Serving
 from web.auth import ApiToken, TokenRegistry, token_sha256
 from webphone.routes import add_routes
-from webphone.watch import SEAT_LOST_TAG, lost_seat
+from webphone.watch import LOST_REASON, SEAT_LOST_TAG, PhoneWatch, lost_seat
 
 BROWSER = "seats: [{id: '1001', secret: browser-s3cret-1001, phone: browser}, {id: '1002', secret: sip-s3cret-10020}]"
 LAYOUT = AsteriskLayout(Path("/opt/ast"), Path("/srv/etc"), Path("/srv/var/asterisk"))
@@ -187,3 +188,63 @@ def test_a_caller_whose_seat_lost_its_phone_goes_back_to_the_last_queue() -> Non
     assert requeue_node(lost, plan) == "seat"
     assert requeue_node(lost.model_copy(update={"ivr_path": ("welcome",)}), plan) is None
     assert requeue_node(None, plan) is None
+
+
+class FakeAmi:
+    """Asterisk's side of the watch: the seat's contacts now (PJSIP_AOR) and the actions sent."""
+
+    def __init__(self, contacts: str) -> None:
+        self.contacts = contacts
+        self.handlers: dict[str, Callable[[AmiMessage], Awaitable[None]]] = {}
+        self.actions: list[Mapping[str, str | list[str]]] = []
+
+    def on_event(self, name: str, handler: Callable[[AmiMessage], Awaitable[None]]) -> None:
+        self.handlers[name] = handler
+
+    async def send_action(self, fields: Mapping[str, str | list[str]], timeout_s: float | None = None) -> AmiResponse:
+        self.actions.append(fields)
+        if fields["Action"] == "Getvar" and fields["Variable"] == "PJSIP_AOR(1001,contact)":
+            return AmiResponse(AmiMessage({"response": "Success", "value": self.contacts}))
+        return AmiResponse(AmiMessage({"response": "Success"}))
+
+
+class FakeSeats:
+    def __init__(self, state: SeatState) -> None:
+        self.seat = Seat("1001", state)
+        self.paused: list[str] = []
+
+    def get(self, seat_id: str) -> Seat:
+        return self.seat
+
+    async def pause(self, seat_id: str, reason: str) -> Seat:
+        self.paused.append(reason)
+        return self.seat
+
+
+class FakeTracker:
+    def __init__(self) -> None:
+        self.amended: list[tuple[str, Any]] = []
+
+    async def amend(self, call_id: str, changes: Any) -> None:
+        self.amended.append((call_id, changes))
+
+
+@pytest.mark.parametrize("event", ["ContactStatus", "DeviceStateChange"])
+async def test_a_seat_registered_again_elsewhere_keeps_its_call_and_stays_ready(event: str) -> None:
+    # a second tab (or device) registers as 1001: Asterisk adds its contact, then removes the
+    # first tab's (remove_existing) — a ContactStatus Removed while the seat still has a phone
+    removed = (
+        {"event": "ContactStatus", "contactstatus": "Removed", "aor": "1001"}
+        if event == "ContactStatus"
+        else {"event": "DeviceStateChange", "device": "PJSIP/1001", "state": "UNAVAILABLE"}
+    )
+    record = CallRecord(call_id="c1", platform="kunming", started_at=datetime.now(UTC), seat="1001")
+    ami, seats, tracker = FakeAmi("1001;@45ffa74f32ea4bbfd37b7be8340b63ea"), FakeSeats(SeatState.ON_CALL), FakeTracker()
+    PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
+    await ami.handlers[event](AmiMessage(removed))
+    assert seats.paused == [] and tracker.amended == []
+    assert [a["Action"] for a in ami.actions] == ["Getvar"]  # no Hangup of the seat's leg
+    ami.contacts = ""  # no contact left: the phone is gone
+    await ami.handlers[event](AmiMessage(removed))
+    assert seats.paused == [LOST_REASON] and tracker.amended == [("c1", {"tags": {SEAT_LOST_TAG: "1001"}})]
+    assert [a["Action"] for a in ami.actions] == ["Getvar", "Getvar", "Hangup"]
