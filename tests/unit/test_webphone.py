@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from acd.seat import Seat, SeatState
 from calls.model import CallRecord
+from hotline.api_pages import add_page_routes
 from hotline.asterisk_files import render_asterisk_config, seat_phone_book, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from ivr.after_seat import requeue_node
@@ -125,6 +126,7 @@ async def client() -> AsyncIterator[tuple[TestClient[Any, Any], Audit]]:
     app[AUDIT_KEY] = audit
     config = parse_config(BROWSER + "\nwebrtc: {port: 8443}", "config.yaml", Path("/srv/hotline"))
     add_routes(app, seat_phone_book(config))
+    add_page_routes(app)
     test_client = TestClient(TestServer(app))
     await test_client.start_server()
     yield test_client, audit
@@ -152,6 +154,48 @@ async def test_only_the_seats_own_token_of_this_platform_gets_its_secret(
     assert status == 403
     results = [(e.who, e.result) for e in audit.entries]
     assert ("seat", "allowed") in results and ("sup", "denied") in results and ("root", "denied") in results
+
+
+async def test_the_seat_desk_may_open_a_websocket_to_the_phones_listener_only(
+    client: tuple[TestClient[Any, Any], Audit],
+) -> None:
+    http, _ = client
+
+    async def connect_src(host: str) -> str:
+        page = await http.get("/seat", headers={"Host": host})
+        assert page.status == 200
+        policy = page.headers["Content-Security-Policy"]
+        assert policy.startswith("default-src 'self'; script-src 'self'; style-src 'self'; ")
+        return policy.split("; connect-src ")[1]
+
+    # the page's host (webrtc.public_host unset), on the WSS port; never any wss: host
+    assert await connect_src("desk.kunming.example:8080") == "'self' wss://desk.kunming.example:8443"
+    assert await connect_src("[::1]:8080") == "'self' wss://[::1]:8443"
+    # a Host that is no plain host name cannot write into the policy
+    assert await connect_src("x;script-src*") == "'self' wss://127.0.0.1:8443"
+    status, body = await get(http, "/api/v1/seats/1001/phone", "seat-token")
+    assert status == 200 and body["websocket_url"] == "wss://127.0.0.1:8443/ws"
+
+
+async def test_without_browser_phones_the_seat_desk_opens_no_other_websocket() -> None:
+    app = web.Application()
+    config = parse_config(
+        "seats: [{id: '1002', secret: sip-s3cret-10020}]\nwebrtc: {public_host: phones.example}",
+        "config.yaml",
+        Path("/srv/hotline"),
+    )
+    add_routes(app, seat_phone_book(config))
+    add_page_routes(app)
+    async with TestClient(TestServer(app)) as http:
+        page = await http.get("/seat")
+        assert page.headers["Content-Security-Policy"] == "default-src 'self'; script-src 'self'; style-src 'self'"
+    config = parse_config(BROWSER + "\nwebrtc: {public_host: phones.example}", "config.yaml", Path("/srv/hotline"))
+    app = web.Application()
+    add_routes(app, seat_phone_book(config))
+    add_page_routes(app)
+    async with TestClient(TestServer(app)) as http:
+        page = await http.get("/seat", headers={"Host": "desk.example"})
+        assert page.headers["Content-Security-Policy"].endswith("; connect-src 'self' wss://phones.example:8089")
 
 
 def test_a_phone_is_lost_when_its_contact_goes_or_its_device_is_unavailable() -> None:
