@@ -94,6 +94,24 @@ def test_the_demo_certificate_is_made_once_and_its_key_is_private(tmp_path: Path
     assert key.read_bytes() == before  # kept: browsers that trusted it still do
 
 
+def test_a_production_key_readable_by_every_user_or_a_missing_pair_is_refused(tmp_path: Path) -> None:
+    cert, key = tmp_path / "wss.crt", tmp_path / "wss.key"
+    text = BROWSER + f"\npaths: {{runtime_dir: var}}\nwebrtc: {{cert_file: {cert}, key_file: {key}}}"
+    config = parse_config(text, "config.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"webrtc\.cert_file: .*wss\.crt is not a file"):
+        write_asterisk_config(config, tmp_path / "etc")
+    assert not (tmp_path / "etc").exists()  # nothing half-written
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"webrtc\.key_file: .*readable by every user"):
+        write_asterisk_config(config, tmp_path / "etc")
+    key.chmod(0o640)
+    write_asterisk_config(config, tmp_path / "etc")
+    assert f"tlsprivatekey = {key}" in (tmp_path / "etc/http.conf").read_text()
+    assert not (tmp_path / "var/webrtc").exists()  # no demo pair beside a configured one
+
+
 TOKENS = TokenRegistry(
     [
         ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token"), seat="1001"),
