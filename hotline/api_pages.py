@@ -10,6 +10,7 @@ from hotline.api_schemas import Me
 from hotline.favicon import favicon
 from web.api_common import PRINCIPAL_KEY, error_response, requires
 from web.openapi import describe
+from webphone.routes import PHONE_BOOK_KEY, websocket_origin
 
 STATIC = Path(__file__).resolve().parent / "static"
 # front-end libraries from the npm registry (package.json, package-lock.json), bundled by `make
@@ -20,8 +21,9 @@ VENDOR_ASSETS = {"jssip.min.js": "text/javascript"}  # the seat desk's browser p
 
 INLINE = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 SELF_ONLY = "default-src 'self'; script-src 'self'; style-src 'self'"  # scripts and styles of ours only
-# the seat desk: also its browser phone's secure websocket to Asterisk (another port: not 'self')
-SEAT_DESK = SELF_ONLY + "; connect-src 'self' wss:"
+# the seat desk with browser phones: also the phones' secure websocket to Asterisk (another port:
+# not 'self'), that one origin only (webphone.routes.websocket_origin)
+SEAT_DESK = SELF_ONLY + "; connect-src 'self' {wss}"
 # the files the pages load (a fixed list: no path from the request reaches the file system)
 ASSETS = {
     "seat.js": "text/javascript",
@@ -86,7 +88,10 @@ async def console(request: web.Request) -> web.FileResponse:
 async def seat_desk(request: web.Request) -> web.FileResponse:
     """A seat's desk: the state, the screen pop and the caller's history, the case (knowledge
     base, units), wrap-up, one-key emergency transfers, consultations (hotline/static/seat.*)."""
-    return _page("seat.html", SEAT_DESK)
+    book = request.app.get(PHONE_BOOK_KEY)
+    if book is None or not book.browser:
+        return _page("seat.html", SELF_ONLY)
+    return _page("seat.html", SEAT_DESK.format(wss=websocket_origin(book, request)))
 
 
 @describe("the wallboard for a big screen (hotline/static/wall.*)", content="text/html")

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hotline.config import Config
+from hotline.config import Config, ConfigError
 from hotline.local_secrets import LocalSecrets, local_secrets
 from telephony import asterisk_conf
 from telephony.asterisk_conf import AsteriskLayout
 from telephony.site import AsteriskSite, SeatEndpoint
+from telephony.webrtc_cert import CertificateError
 from webphone.routes import PhoneBook, phone_book
 
 
@@ -60,7 +61,10 @@ def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
     (made at first use) and create the state folders; returns the layout used."""
     site = asterisk_site(config)
     layout = asterisk_conf.layout_for(site, etc_dir)
-    asterisk_conf.write_asterisk_files(site, layout, local_secrets(config))
+    try:
+        asterisk_conf.write_asterisk_files(site, layout, local_secrets(config))
+    except CertificateError as exc:  # the WSS listener's pair: a clear message, not a traceback
+        raise ConfigError(str(exc)) from None
     return layout
 
 

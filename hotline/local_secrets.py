@@ -119,6 +119,8 @@ def _sentinel_client(config: Config, extra: dict[str, Any], options: dict[str, A
             own = sentinel.password_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"redis.sentinel.password_file: cannot read it ({exc.strerror})") from None
+        if not own:  # else the sentinels would be asked without one: a NOAUTH far from its cause
+            raise ConfigError(f"redis.sentinel.password_file: {sentinel.password_file} is empty")
     return sentinel_client(
         sentinel.service_name,
         [parse_node(node) for node in sentinel.nodes],

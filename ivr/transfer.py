@@ -12,6 +12,7 @@ transfer holds the caller while the seat talks to the other side.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,8 +136,10 @@ class SeatTransfers:
         """Each platform this one has a trunk to → its link's state (up when any trunk there is)."""
         found: dict[str, LinkState] = {}
         rank = {LinkState.UNKNOWN: 0, LinkState.DOWN: 1, LinkState.UP: 2}
-        for trunk, platform in self._platform_trunks.items():
-            state = await self.link_state(trunk)
+        trunks = list(self._platform_trunks.items())
+        # asked all at once: an Asterisk slow to answer costs one action timeout, not one per trunk
+        states = await asyncio.gather(*(self.link_state(trunk) for trunk, _ in trunks))
+        for (_trunk, platform), state in zip(trunks, states, strict=True):
             if rank[state] >= rank[found.get(platform, LinkState.UNKNOWN)]:
                 found[platform] = state
         return found

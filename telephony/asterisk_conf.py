@@ -18,7 +18,7 @@ from telephony.dialplan_names import FALLBACK_QUEUE, FALLBACK_SPOOL, PEER_CONTEX
 from telephony.extensions_conf import extensions_conf, features_conf
 from telephony.site import AsteriskSite
 from telephony.values import conf_value, unsafe_path_reason
-from telephony.webrtc_cert import ensure_demo_certificate
+from telephony.webrtc_cert import check_certificate, ensure_demo_certificate
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
 _NOLOAD_LIST = """
@@ -435,6 +435,8 @@ def write_asterisk_files(site: AsteriskSite, layout: AsteriskLayout, secrets: As
 
     Secrets (seat passwords, the AMI secret, the AGI key) and callers' data (messages,
     recordings, Asterisk's logs) are their owner's alone: files 0600, folders 0700."""
+    if site.browser_seats and site.webrtc.cert_file is not None:
+        check_certificate(*site.webrtc_cert)  # before any file is written: nothing half-saved
     etc_dir = layout.etc_dir
     private_dir(etc_dir)
     for name, text in render_asterisk_files(site, layout, secrets).items():

@@ -48,3 +48,13 @@ def ensure_demo_certificate(cert: Path, key: Path, host: str) -> bool:
     partial_key.replace(key)
     partial_cert.replace(cert)
     return True
+
+
+def check_certificate(cert: Path, key: Path) -> None:
+    """A configured pair (webrtc.cert_file / key_file) Asterisk can use and nobody else can read
+    the key of: both files there, the key not readable by other users. CertificateError else."""
+    for what, path in (("webrtc.cert_file", cert), ("webrtc.key_file", key)):
+        if not path.is_file():
+            raise CertificateError(f"{what}: {path} is not a file (the WSS listener would not start)")
+    if key.stat().st_mode & 0o007:
+        raise CertificateError(f"webrtc.key_file: {key} is readable by every user: chmod 0600 (or 0640) it")

@@ -7,6 +7,7 @@ else. The password is never logged."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -63,11 +64,27 @@ def phone_book(
 PHONE_BOOK_KEY: web.AppKey[PhoneBook] = web.AppKey("phone_book", PhoneBook)
 
 
-def _websocket_url(book: PhoneBook, request: web.Request) -> str:
-    host = book.public_host or request.url.host or "127.0.0.1"
+# what a Host header may name to be echoed into a URL or the desk's CSP: a DNS name, IPv4 or IPv6
+_REQUEST_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45}")
+
+
+def _phone_host(book: PhoneBook, request: web.Request) -> str:
+    """The host the desks reach Asterisk's WSS listener on: webrtc.public_host, else the host the
+    page came from (anything but a plain host name or address: 127.0.0.1)."""
+    host = book.public_host or request.url.host or ""
+    return host if _REQUEST_HOST.fullmatch(host) else "127.0.0.1"
+
+
+def websocket_origin(book: PhoneBook, request: web.Request) -> str:
+    """``wss://host:port``: the one origin the seat desk page may open a websocket to besides its own."""
+    host = _phone_host(book, request)
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
-    return f"wss://{host}:{book.websocket_port}/ws"
+    return f"wss://{host}:{book.websocket_port}"
+
+
+def _websocket_url(book: PhoneBook, request: web.Request) -> str:
+    return websocket_origin(book, request) + "/ws"
 
 
 @describe(
@@ -95,7 +112,7 @@ async def phone_settings(request: web.Request) -> web.Response:
         "seat": seat_id,
         "phone": "browser",
         "websocket_url": _websocket_url(book, request),
-        "sip_uri": f"sip:{seat_id}@{book.public_host or request.url.host or '127.0.0.1'}",
+        "sip_uri": f"sip:{seat_id}@{_phone_host(book, request)}",
         "authorization_user": seat_id,
         "password": phone.secret,
         "display_name": phone.name or seat_id,

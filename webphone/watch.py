@@ -3,7 +3,12 @@ dropped), Asterisk removed its contact and says the device is UNAVAILABLE (AMI
 ``DeviceStateChange``). The seat is paused ("phone lost": the ACD offers it nothing it cannot
 answer); a conversation it was in loses the seat's leg at once (hung up here, not after the
 media timeout), and its caller is marked so that the after-seat step puts them back in the
-queue they came from (ivr/after_seat.py) instead of ending the call."""
+queue they came from (ivr/after_seat.py) instead of ending the call.
+
+A contact removed because the seat registered again elsewhere (a second tab or device: the AOR
+keeps one contact, ``remove_existing``; Asterisk adds the new one, then removes the old) is not a
+lost phone: before acting, the watch asks Asterisk whether the seat still has a contact
+(``PJSIP_AOR(<seat>,contact)``) and leaves a seat that does alone."""
 
 from __future__ import annotations
 
@@ -12,10 +17,8 @@ from typing import Protocol
 
 import structlog
 
-from acd.seat import SeatState
-from acd.seats import SeatService
-from calls.model import CallRecord
-from calls.tracker import CallTracker
+from acd.seat import Seat, SeatState
+from calls.model import CallChanges, CallRecord
 from telephony.ami_types import AmiError, AmiMessage, AmiResponse
 
 log = structlog.get_logger(__name__)
@@ -23,6 +26,16 @@ log = structlog.get_logger(__name__)
 LOST_REASON = "phone lost"  # the seat's pause reason (not_ready)
 SEAT_LOST_TAG = "seat_lost"  # on the caller's record: the seat's phone dropped mid-call (the seat id)
 _BUSY = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+
+
+class Seats(Protocol):
+    def get(self, seat_id: str) -> Seat: ...
+
+    async def pause(self, seat_id: str, reason: str) -> Seat: ...
+
+
+class Tracker(Protocol):
+    async def amend(self, call_id: str, changes: CallChanges) -> None: ...
 
 
 class AmiLink(Protocol):
@@ -54,8 +67,8 @@ class PhoneWatch:
     def __init__(
         self,
         ami: AmiLink,
-        seats: SeatService,
-        tracker: CallTracker,
+        seats: Seats,
+        tracker: Tracker,
         browser_seats: Iterable[str],
         live_records: Callable[[], Iterable[CallRecord]],
     ) -> None:
@@ -72,7 +85,22 @@ class PhoneWatch:
         seat_id = lost_seat(event, self._browser)
         if seat_id is None:
             return
+        if await self._still_registered(seat_id):
+            log.info("webphone.contact_replaced", seat=seat_id)  # registered again elsewhere: not lost
+            return
         await self.phone_lost(seat_id)
+
+    async def _still_registered(self, seat_id: str) -> bool:
+        """Whether Asterisk still has a contact for the seat (AMI ``Getvar`` of ``PJSIP_AOR``).
+        Asterisk not answering: False (the event said the phone is gone; act on it)."""
+        try:
+            reply = await self._ami.send_action(
+                {"Action": "Getvar", "Variable": f"PJSIP_AOR({seat_id},contact)"}, timeout_s=2.0
+            )
+        except AmiError as exc:
+            log.warning("webphone.contacts_unknown", seat=seat_id, error=str(exc))
+            return False
+        return bool(reply.response.get("value").strip())
 
     async def phone_lost(self, seat_id: str) -> None:
         seat = self._seats.get(seat_id)

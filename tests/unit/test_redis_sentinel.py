@@ -173,3 +173,6 @@ async def test_the_one_client_factory_goes_through_the_sentinels(tmp_path: Path)
     missing = parse_config(text.replace("sentinel-pw", "nowhere"), "config.yaml", tmp_path)
     with pytest.raises(ConfigError, match=r"redis\.sentinel\.password_file: cannot read it"):
         redis_client(missing)
+    (tmp_path / "sentinel-pw").write_text("\n", encoding="utf-8")  # emptied: not "no password"
+    with pytest.raises(ConfigError, match=r"redis\.sentinel\.password_file: .*sentinel-pw is empty"):
+        redis_client(parse_config(text, "config.yaml", tmp_path))

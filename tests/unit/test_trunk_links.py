@@ -4,6 +4,7 @@ no hand-off written)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,3 +165,30 @@ async def test_each_platform_s_link_is_up_when_any_trunk_there_answers(client: a
     assert links == {"province": LinkState.UP, "dali": LinkState.DOWN, "qujing": LinkState.UNKNOWN}
     ami.states["province"] = "UNAVAILABLE"
     assert (await transfers.platform_links())["province"] is LinkState.DOWN
+
+
+class SlowDeviceStates(DeviceStates):
+    """An Asterisk slow to answer: how many Getvars are out at once."""
+
+    def __init__(self, states: Mapping[str, str]) -> None:
+        super().__init__(states)
+        self.in_flight = self.most_in_flight = 0
+
+    async def send_action(self, fields: Mapping[str, str | list[str]], timeout_s: float | None = None) -> AmiResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.in_flight -= 1
+        return await super().send_action(fields, timeout_s)
+
+
+async def test_the_links_are_asked_at_once_not_one_after_another(client: aioredis.Redis) -> None:
+    # the console polls /api/v1/platforms: with Asterisk slow, 16 links one after another would
+    # take 16 action timeouts per poll
+    ami = SlowDeviceStates({"province": "NOT_INUSE", "dali": "UNAVAILABLE"})
+    trunks = {"province": "province", "dali": "dali", "qujing": "qujing"}
+    transfers, _ = await seat_transfers(client, ami, trunks)
+    links = await transfers.platform_links()
+    assert links == {"province": LinkState.UP, "dali": LinkState.DOWN, "qujing": LinkState.UNKNOWN}
+    assert ami.most_in_flight == 3

@@ -4,7 +4,7 @@ browser seat, the config's refusals, who gets a seat's phone settings, and the l
 from __future__ import annotations
 
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from acd.seat import Seat, SeatState
 from calls.model import CallRecord
+from hotline.api_pages import add_page_routes
 from hotline.asterisk_files import render_asterisk_config, seat_phone_book, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from ivr.after_seat import requeue_node
 from ivr.dialplan.loader import parse_dialplan
-from telephony.ami_types import AmiMessage
+from telephony.ami_types import AmiMessage, AmiResponse
 from telephony.asterisk_conf import AsteriskLayout
 from web.api_common import AUDIT_KEY, SERVING_KEY, Serving
 from web.auth import ApiToken, TokenRegistry, token_sha256
 from webphone.routes import add_routes
-from webphone.watch import SEAT_LOST_TAG, lost_seat
+from webphone.watch import LOST_REASON, SEAT_LOST_TAG, PhoneWatch, lost_seat
 
 BROWSER = "seats: [{id: '1001', secret: browser-s3cret-1001, phone: browser}, {id: '1002', secret: sip-s3cret-10020}]"
 LAYOUT = AsteriskLayout(Path("/opt/ast"), Path("/srv/etc"), Path("/srv/var/asterisk"))
@@ -92,6 +94,24 @@ def test_the_demo_certificate_is_made_once_and_its_key_is_private(tmp_path: Path
     assert key.read_bytes() == before  # kept: browsers that trusted it still do
 
 
+def test_a_production_key_readable_by_every_user_or_a_missing_pair_is_refused(tmp_path: Path) -> None:
+    cert, key = tmp_path / "wss.crt", tmp_path / "wss.key"
+    text = BROWSER + f"\npaths: {{runtime_dir: var}}\nwebrtc: {{cert_file: {cert}, key_file: {key}}}"
+    config = parse_config(text, "config.yaml", tmp_path)
+    with pytest.raises(ConfigError, match=r"webrtc\.cert_file: .*wss\.crt is not a file"):
+        write_asterisk_config(config, tmp_path / "etc")
+    assert not (tmp_path / "etc").exists()  # nothing half-written
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"webrtc\.key_file: .*readable by every user"):
+        write_asterisk_config(config, tmp_path / "etc")
+    key.chmod(0o640)
+    write_asterisk_config(config, tmp_path / "etc")
+    assert f"tlsprivatekey = {key}" in (tmp_path / "etc/http.conf").read_text()
+    assert not (tmp_path / "var/webrtc").exists()  # no demo pair beside a configured one
+
+
 TOKENS = TokenRegistry(
     [
         ApiToken(name="seat", role="seat", sha256=token_sha256("seat-token"), seat="1001"),
@@ -124,6 +144,7 @@ async def client() -> AsyncIterator[tuple[TestClient[Any, Any], Audit]]:
     app[AUDIT_KEY] = audit
     config = parse_config(BROWSER + "\nwebrtc: {port: 8443}", "config.yaml", Path("/srv/hotline"))
     add_routes(app, seat_phone_book(config))
+    add_page_routes(app)
     test_client = TestClient(TestServer(app))
     await test_client.start_server()
     yield test_client, audit
@@ -151,6 +172,48 @@ async def test_only_the_seats_own_token_of_this_platform_gets_its_secret(
     assert status == 403
     results = [(e.who, e.result) for e in audit.entries]
     assert ("seat", "allowed") in results and ("sup", "denied") in results and ("root", "denied") in results
+
+
+async def test_the_seat_desk_may_open_a_websocket_to_the_phones_listener_only(
+    client: tuple[TestClient[Any, Any], Audit],
+) -> None:
+    http, _ = client
+
+    async def connect_src(host: str) -> str:
+        page = await http.get("/seat", headers={"Host": host})
+        assert page.status == 200
+        policy = page.headers["Content-Security-Policy"]
+        assert policy.startswith("default-src 'self'; script-src 'self'; style-src 'self'; ")
+        return policy.split("; connect-src ")[1]
+
+    # the page's host (webrtc.public_host unset), on the WSS port; never any wss: host
+    assert await connect_src("desk.kunming.example:8080") == "'self' wss://desk.kunming.example:8443"
+    assert await connect_src("[::1]:8080") == "'self' wss://[::1]:8443"
+    # a Host that is no plain host name cannot write into the policy
+    assert await connect_src("x;script-src*") == "'self' wss://127.0.0.1:8443"
+    status, body = await get(http, "/api/v1/seats/1001/phone", "seat-token")
+    assert status == 200 and body["websocket_url"] == "wss://127.0.0.1:8443/ws"
+
+
+async def test_without_browser_phones_the_seat_desk_opens_no_other_websocket() -> None:
+    app = web.Application()
+    config = parse_config(
+        "seats: [{id: '1002', secret: sip-s3cret-10020}]\nwebrtc: {public_host: phones.example}",
+        "config.yaml",
+        Path("/srv/hotline"),
+    )
+    add_routes(app, seat_phone_book(config))
+    add_page_routes(app)
+    async with TestClient(TestServer(app)) as http:
+        page = await http.get("/seat")
+        assert page.headers["Content-Security-Policy"] == "default-src 'self'; script-src 'self'; style-src 'self'"
+    config = parse_config(BROWSER + "\nwebrtc: {public_host: phones.example}", "config.yaml", Path("/srv/hotline"))
+    app = web.Application()
+    add_routes(app, seat_phone_book(config))
+    add_page_routes(app)
+    async with TestClient(TestServer(app)) as http:
+        page = await http.get("/seat", headers={"Host": "desk.example"})
+        assert page.headers["Content-Security-Policy"].endswith("; connect-src 'self' wss://phones.example:8089")
 
 
 def test_a_phone_is_lost_when_its_contact_goes_or_its_device_is_unavailable() -> None:
@@ -187,3 +250,63 @@ def test_a_caller_whose_seat_lost_its_phone_goes_back_to_the_last_queue() -> Non
     assert requeue_node(lost, plan) == "seat"
     assert requeue_node(lost.model_copy(update={"ivr_path": ("welcome",)}), plan) is None
     assert requeue_node(None, plan) is None
+
+
+class FakeAmi:
+    """Asterisk's side of the watch: the seat's contacts now (PJSIP_AOR) and the actions sent."""
+
+    def __init__(self, contacts: str) -> None:
+        self.contacts = contacts
+        self.handlers: dict[str, Callable[[AmiMessage], Awaitable[None]]] = {}
+        self.actions: list[Mapping[str, str | list[str]]] = []
+
+    def on_event(self, name: str, handler: Callable[[AmiMessage], Awaitable[None]]) -> None:
+        self.handlers[name] = handler
+
+    async def send_action(self, fields: Mapping[str, str | list[str]], timeout_s: float | None = None) -> AmiResponse:
+        self.actions.append(fields)
+        if fields["Action"] == "Getvar" and fields["Variable"] == "PJSIP_AOR(1001,contact)":
+            return AmiResponse(AmiMessage({"response": "Success", "value": self.contacts}))
+        return AmiResponse(AmiMessage({"response": "Success"}))
+
+
+class FakeSeats:
+    def __init__(self, state: SeatState) -> None:
+        self.seat = Seat("1001", state)
+        self.paused: list[str] = []
+
+    def get(self, seat_id: str) -> Seat:
+        return self.seat
+
+    async def pause(self, seat_id: str, reason: str) -> Seat:
+        self.paused.append(reason)
+        return self.seat
+
+
+class FakeTracker:
+    def __init__(self) -> None:
+        self.amended: list[tuple[str, Any]] = []
+
+    async def amend(self, call_id: str, changes: Any) -> None:
+        self.amended.append((call_id, changes))
+
+
+@pytest.mark.parametrize("event", ["ContactStatus", "DeviceStateChange"])
+async def test_a_seat_registered_again_elsewhere_keeps_its_call_and_stays_ready(event: str) -> None:
+    # a second tab (or device) registers as 1001: Asterisk adds its contact, then removes the
+    # first tab's (remove_existing) — a ContactStatus Removed while the seat still has a phone
+    removed = (
+        {"event": "ContactStatus", "contactstatus": "Removed", "aor": "1001"}
+        if event == "ContactStatus"
+        else {"event": "DeviceStateChange", "device": "PJSIP/1001", "state": "UNAVAILABLE"}
+    )
+    record = CallRecord(call_id="c1", platform="kunming", started_at=datetime.now(UTC), seat="1001")
+    ami, seats, tracker = FakeAmi("1001;@45ffa74f32ea4bbfd37b7be8340b63ea"), FakeSeats(SeatState.ON_CALL), FakeTracker()
+    PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
+    await ami.handlers[event](AmiMessage(removed))
+    assert seats.paused == [] and tracker.amended == []
+    assert [a["Action"] for a in ami.actions] == ["Getvar"]  # no Hangup of the seat's leg
+    ami.contacts = ""  # no contact left: the phone is gone
+    await ami.handlers[event](AmiMessage(removed))
+    assert seats.paused == [LOST_REASON] and tracker.amended == [("c1", {"tags": {SEAT_LOST_TAG: "1001"}})]
+    assert [a["Action"] for a in ami.actions] == ["Getvar", "Getvar", "Hangup"]
