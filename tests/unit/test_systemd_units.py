@@ -84,6 +84,10 @@ def test_hardening_and_restart(name: str) -> None:
         "ProtectSystem": "strict",
         "ProtectHome": "yes",
         "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "CapabilityBoundingSet": "",
+        "RestrictNamespaces": "yes",
+        "SystemCallFilter": "@system-service",
     }.items():
         assert values.get(key) == [expected], f"{name}: {key}"
     assert any("/var/spool/hotline12345" in v for v in values["ReadWritePaths"])
