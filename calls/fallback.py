@@ -8,8 +8,12 @@ timelines. Files of the first format, ``fb-<epoch>-<caller digits>-<uniqueid>.wa
 on disk: they are read as before, and every display masks their number
 (``common.privacy.mask_fallback_names``).
 
+The route also leaves one ``fc-<epoch>-<uniqueid>.call`` line per call (calls/fallback_calls.py):
+answered by a seat in the fallback queue, hung up in the greeting, or a message.
+
 The controller scans that folder on start and every few seconds, so a call it never saw still
-gets a call record that links its message. The files themselves are never moved or deleted here.
+gets a call record (linking its message, if any). The files themselves are never moved or
+deleted here.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import structlog
 
+from calls.fallback_calls import CALL_GLOB, MAX_BYTES, Incomplete, is_call_file, parse_call_line
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.tracker import CallTracker
 
@@ -81,6 +86,8 @@ class FallbackIngester:
         self._tracker = tracker
         self._platform = platform
         self._done: set[str] = set()
+        self._incomplete: set[str] = set()  # logged once each
+        self._scanned = False
 
     async def scan(self) -> int:
         """Record every file not seen yet; returns how many new records were written."""
@@ -102,5 +109,41 @@ class FallbackIngester:
             if await self._tracker.record_fallback(record):
                 written += 1
                 log.info("fallback.recorded", call_id=record.call_id, recording=record.recording)
+            self._done.add(path.name)
+        written += await self._scan_calls()
+        if not self._scanned:  # what the spool held at start is recorded (tests wait for this)
+            self._scanned = True
+            log.info("fallback.first_scan", written=written)
+        return written
+
+    async def _scan_calls(self) -> int:
+        """Record every fallback call line not seen yet (a store failure raises: tried again at
+        the next scan, nothing marked done)."""
+        written = 0
+        for path in sorted(self._dir.glob(CALL_GLOB)):
+            if path.name in self._done:
+                continue
+            if not is_call_file(path.name):
+                log.warning("fallback.unrecognised_file", file=path.name)
+                self._done.add(path.name)
+                continue
+            try:
+                with path.open("rb") as handle:
+                    raw = handle.read(MAX_BYTES + 1)
+                if len(raw) > MAX_BYTES:
+                    raise ValueError("too long")
+                call = parse_call_line(raw.decode("ascii"))
+            except (Incomplete, OSError):
+                if path.name not in self._incomplete:  # being written, or cut short by a full disk
+                    self._incomplete.add(path.name)
+                    log.warning("fallback.call_line_incomplete", file=path.name)
+                continue
+            except (UnicodeDecodeError, ValueError) as exc:
+                log.warning("fallback.call_line_unreadable", file=path.name, error=type(exc).__name__)
+                self._done.add(path.name)
+                continue
+            if await self._tracker.record_fallback_call(call):
+                written += 1
+                log.info("fallback.call_recorded", call_id=call.uniqueid, outcome=str(call.outcome))
             self._done.add(path.name)
         return written

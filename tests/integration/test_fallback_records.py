@@ -1,0 +1,198 @@
+"""Every call leaves a record while the controller is away: Asterisk's fallback route writes a
+line per call (calls/fallback_calls.py), the controller reads it when it is back.
+
+One platform for the module (real Asterisk, Redis, SIPp): seat 1001 has a static contact where a
+SIPp seat answers only when a test starts one; the queue dialplan's max wait is short, and an
+announcement is due every 2 s.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import stat
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.audio import duration_s, tone_wav
+from tests.support.platform import PlatformUnderTest, wait_for
+from tests.support.ports import free_tcp_and_udp_port
+from tests.support.sipp import (
+    ANSWERED,
+    CALLER_HANGS_UP,
+    HOTLINE_HANGS_UP,
+    INVITE,
+    SippCall,
+    SippServer,
+    answering_peer,
+    pause,
+    run_sipp,
+    scenario,
+    stream_audio,
+)
+
+pytestmark = pytest.mark.integration
+
+MAX_WAIT_S = 8
+FALLBACK_WAIT_S = 5
+ANNOUNCE_EVERY_S = 2
+SEAT_TALK_MS = 3000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUnderTest, int]]:
+    seat_port = free_tcp_and_udp_port()
+    platform = PlatformUnderTest(
+        tmp_path_factory.mktemp("fallback-records"),
+        overrides={
+            "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
+            "acd": {
+                "fallback_wait_s": FALLBACK_WAIT_S,
+                "announce_every_s": ANNOUNCE_EVERY_S,
+                "ring_timeout_s": 4,
+                "max_missed_offers": 10,
+                "wrapup_s": 0,
+            },
+        },
+        dialplan="queue",
+    )
+    platform.install_dialplan("queue", lambda text: text.replace("max_wait_s: 60", f"max_wait_s: {MAX_WAIT_S}"))
+    platform.start_all()
+    try:
+        yield platform, seat_port
+    finally:
+        platform.stop_all()
+
+
+def _prompt_s(platform: PlatformUnderTest, name: str) -> float:
+    return duration_s(platform.config.paths.runtime_dir / "prompts" / f"{name}.wav")
+
+
+def _call_files(platform: PlatformUnderTest) -> dict[str, str]:
+    folder = platform.config.paths.spool_dir / "fallback"
+    return {path.name: path.read_text(encoding="ascii") for path in sorted(folder.glob("fc-*.call"))}
+
+
+def _seconds(later: str, earlier: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+def _by_caller(platform: PlatformUnderTest, masked: str, what: str) -> dict[str, Any]:
+    return platform.wait_call(lambda c: c["caller"] == masked and c["state"] == "ended", what, timeout_s=60)
+
+
+def test_controller_down_answered_and_hung_up_in_greeting_both_recorded(
+    stack: tuple[PlatformUnderTest, int],
+) -> None:
+    platform, seat_port = stack
+    platform.stop_controller(sig=signal.SIGKILL)
+
+    # X hangs up while the fallback greeting still plays (before any message could begin)
+    early_ms = int(min(800, _prompt_s(platform, "fallback_hold") * 1000 / 3))
+    early = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, pause(early_ms), CALLER_HANGS_UP), caller="13800001111")
+    assert early.ok, early.errors
+    # Y is answered by seat 1001 through the static fallback queue; the seat ends the talk
+    seat = SippServer(scenario(answering_peer(talk_ms=SEAT_TALK_MS, hang_up=True)), port=seat_port)
+    answered = run_sipp(
+        platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800002222", timeout_s=60
+    )
+    assert answered.ok, answered.errors
+    assert seat.wait().ok
+
+    # Asterisk wrote one line per call, service-only, no caller number in a name
+    files = wait_for("two fallback call lines", lambda: f if len(f := _call_files(platform)) == 2 else None)
+    folder = platform.config.paths.spool_dir / "fallback"
+    for name, line in files.items():
+        assert re.fullmatch(r"fc-\d+-kunming-[\d.]+\.call", name), name
+        assert stat.S_IMODE((folder / name).stat().st_mode) & 0o077 == 0, name
+        assert line.endswith("|end"), line
+    stages = sorted(line.split("|")[4] for line in files.values())
+    assert stages == ["greeting", "queue"]
+    assert not list(folder.glob("fb2-*.wav"))  # nobody reached the message
+
+    platform.start_controller()
+    gone = _by_caller(platform, "138****1111", "the record of the caller who hung up in the greeting")
+    assert gone["outcome"] == "abandoned"
+    assert gone["tags"] == {"route": "fallback", "fallback_stage": "greeting"}
+    assert gone["ivr_path"] == ["fallback"]
+    assert gone["seat_answered_at"] is None
+
+    talked = _by_caller(platform, "138****2222", "the record of the caller a seat answered")
+    assert talked["outcome"] == "answered"
+    assert talked["seat"] == "1001"
+    assert talked["tags"]["route"] == "fallback"
+    talk_s = _seconds(talked["ended_at"], talked["seat_answered_at"])
+    assert SEAT_TALK_MS / 1000 - 1 <= talk_s <= SEAT_TALK_MS / 1000 + 10, talk_s  # whole seconds, as Asterisk counts
+    assert platform.stored_call(talked["call_id"])["caller"] == "13800002222"
+
+    # read once: a second controller run writes nothing again and shows the same records
+    assert platform.controller_log_text().count('"fallback.call_recorded"') == 2
+    scans = platform.controller_log_text().count('"fallback.first_scan"')
+    platform.stop_controller()
+    platform.start_controller()
+    wait_for("the new run's first scan", lambda: platform.controller_log_text().count('"fallback.first_scan"') > scans)
+    again = _by_caller(platform, "138****2222", "the answered record after a second restart")
+    assert again == talked
+    mine = [c for c in platform.calls() if c["caller"] in ("138****1111", "138****2222")]
+    assert len(mine) == 2
+
+
+def test_max_wait_and_announcements_due_while_the_controller_is_away(
+    stack: tuple[PlatformUnderTest, int], tmp_path: Path
+) -> None:
+    """A caller waiting for a seat when the controller dies: the announcements that fall due
+    find no controller and the music goes on; max wait (Asterisk's own timer) still ends the
+    wait, and the fallback route takes a message; the controller, back, records it."""
+    platform, _ = stack
+    assert platform.http("/api/v1/seats/1001/login", method="POST").status == 200  # rings nowhere: nobody listens
+    speech = tone_wav(tmp_path / "tone.wav", seconds=1)
+    talk_ms = int(
+        (
+            _prompt_s(platform, "fallback_hold")
+            + _prompt_s(platform, "fallback")
+            + MAX_WAIT_S
+            + FALLBACK_WAIT_S
+            + 10  # the welcome, then seconds of message
+        )
+        * 1000
+    )
+    call = SippCall(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(talk_ms), CALLER_HANGS_UP),
+        caller="13800003333",
+        timeout_s=120,
+    )
+    queued = platform.wait_call(
+        lambda c: c["caller"] == "138****3333" and c["queued_at"] is not None, "the caller waiting for a seat"
+    )
+    platform.stop_controller(sig=signal.SIGKILL)
+    result = call.wait()
+    assert result.ok, result.errors  # never dropped: music, then the fallback route, then the caller's BYE
+
+    line = wait_for(
+        "the caller's fallback line",
+        lambda: next((t for n, t in _call_files(platform).items() if queued["call_id"] in n), None),
+    )
+    fields = line.split("|")
+    assert fields[4] in ("message", "goodbye")  # max wait → fallback route → message
+    # Asterisk's max wait, not a failed announcement, sent the caller on
+    waited_s = int(fields[1]) - datetime.fromisoformat(queued["queued_at"]).timestamp()
+    assert waited_s >= MAX_WAIT_S - 1, waited_s
+    # announcements fell due while the controller was away (its AGI refused), the wait went on
+    console = (platform.root / "asterisk-console.log").read_text(errors="replace")
+    assert len(re.findall(r"failed for url '[^']*/announce'", console)) >= 2
+    assert re.search(r"failed for url '[^']*/overflow'", console)  # max wait found no controller either
+
+    platform.start_controller()
+    record = platform.wait_call(
+        lambda c: c["call_id"] == queued["call_id"] and c["state"] == "ended" and c["has_recording"],
+        "the waiting caller's record with the fallback message",
+        timeout_s=60,
+    )
+    assert record["outcome"] == "fallback"
+    assert record["ivr_path"][0] == "welcome" and "seat" in record["ivr_path"]
+    assert record["queued_at"] == queued["queued_at"]
