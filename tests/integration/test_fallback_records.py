@@ -93,7 +93,9 @@ def test_controller_down_answered_and_hung_up_in_greeting_both_recorded(
 
     # X hangs up while the fallback greeting still plays (before any message could begin)
     early_ms = int(min(800, _prompt_s(platform, "fallback_hold") * 1000 / 3))
-    early = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, pause(early_ms), CALLER_HANGS_UP), caller="13800001111")
+    early = run_sipp(
+        platform.config.sip.port, scenario(INVITE, ANSWERED, pause(early_ms), CALLER_HANGS_UP), caller="13800001111"
+    )
     assert early.ok, early.errors
     # Y is answered by seat 1001 through the static fallback queue; the seat ends the talk
     seat = SippServer(scenario(answering_peer(talk_ms=SEAT_TALK_MS, hang_up=True)), port=seat_port)
