@@ -8,6 +8,7 @@ announcement is due every 2 s.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import stat
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.support.audio import duration_s, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
@@ -26,6 +28,7 @@ from tests.support.sipp import (
     CALLER_HANGS_UP,
     HOTLINE_HANGS_UP,
     INVITE,
+    RINGING_PEER,
     SippCall,
     SippServer,
     answering_peer,
@@ -41,11 +44,15 @@ MAX_WAIT_S = 8
 FALLBACK_WAIT_S = 5
 ANNOUNCE_EVERY_S = 2
 SEAT_TALK_MS = 3000
+HANDOFF_EXPIRY_S = 8  # longer than the province rings before the caller gives up (6 s)
+PROVINCE_HOST = "127.0.0.6"  # "another host": the province platform's trunk
+PROVINCE_PORT = free_tcp_and_udp_port()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUnderTest, int]]:
     seat_port = free_tcp_and_udp_port()
+    province = {"host": PROVINCE_HOST, "port": PROVINCE_PORT, "platform": "province"}  # rings, never answers
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("fallback-records"),
         overrides={
@@ -57,10 +64,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUn
                 "max_missed_offers": 10,
                 "wrapup_s": 0,
             },
+            "sip": {"trunks": {"province": province}, "trunk_peers": ["127.0.0.1/32", f"{PROVINCE_HOST}/32"]},
+            "transfers": {"ring_s": 120},
+            "tickets": {"handoff_expiry_s": HANDOFF_EXPIRY_S},
+            # a message the controller was away for is found by the spool rescan (it files the ticket)
+            "asr": {"rescan_interval_s": 1, "rescan_min_age_s": 0},
         },
         dialplan="queue",
     )
-    platform.install_dialplan("queue", lambda text: text.replace("max_wait_s: 60", f"max_wait_s: {MAX_WAIT_S}"))
+    platform.install_dialplan(
+        "queue",
+        lambda text: text.replace("max_wait_s: 60", f"max_wait_s: {MAX_WAIT_S}").replace(
+            "start: welcome", 'destinations:\n  province: {trunk: province, number: "12345"}\nstart: welcome'
+        ),
+    )
     platform.start_all()
     try:
         yield platform, seat_port
@@ -198,3 +215,104 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
     assert record["outcome"] == "fallback"
     assert record["ivr_path"][0] == "welcome" and "seat" in record["ivr_path"]
     assert record["queued_at"] == queued["queued_at"]
+    # the message the controller was away for is a ticket, once
+    ticket = wait_for("the fallback message's ticket", lambda: _tickets_of(platform, record["call_id"]), timeout_s=30)
+    assert len(ticket) == 1 and ticket[0]["tags"]["route"] == "fallback"
+
+
+def _tickets_of(platform: PlatformUnderTest, call_id: str) -> list[dict[str, Any]]:
+    tickets: list[dict[str, Any]] = platform.http("/api/v1/tickets").body["tickets"]
+    return [t for t in tickets if t["call_id"] == call_id or call_id in t.get("linked_call_ids", ())]
+
+
+def test_a_hand_off_nobody_picked_up_becomes_a_ticket(stack: tuple[PlatformUnderTest, int]) -> None:
+    """A seat transfers its caller to the province with the case; the province rings and never
+    answers, the caller gives up: the case is not lost, the expiry job files it as a ticket."""
+    platform, seat_port = stack
+    assert platform.http("/api/v1/seats/1001/login", method="POST").status in (200, 409)
+    assert platform.http("/api/v1/seats/1001/ready", method="POST").status in (200, 409)  # 409: ready already
+    seats = lambda: platform.http("/api/v1/seats").body["seats"]  # noqa: E731
+    wait_for("1001 ready", lambda: any(s["seat"] == "1001" and s["state"] == "ready" for s in seats()))
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=seat_port)
+    province = SippServer(scenario(RINGING_PEER), port=PROVINCE_PORT, ip=PROVINCE_HOST)
+    caller = SippCall(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, pause(6000), CALLER_HANGS_UP),  # gives up while the province rings
+        caller="13800004444",
+        timeout_s=90,
+    )
+    talking = platform.wait_call(
+        lambda c: c["caller"] == "138****4444" and c["seat"] == "1001" and c["state"] != "ended", "the caller on 1001"
+    )
+    transfer = platform.http(
+        f"/api/v1/calls/{talking['call_id']}/transfer", method="POST", body={"to": "province", "note": "省级部门事项"}
+    )
+    assert transfer.status == 202, transfer.body
+    token = transfer.body["handoff"]["token"]
+    assert caller.wait().ok
+    assert seat.wait().ok
+    assert province.wait().ok  # it rang there, and was cancelled when the caller left
+
+    def filed() -> list[dict[str, Any]]:
+        return [t for t in platform.http("/api/v1/tickets").body["tickets"] if t["tags"].get("handoff") == token]
+
+    tickets = wait_for("the hand-off's ticket", filed, timeout_s=60)
+    assert len(tickets) == 1
+    ticket = tickets[0]
+    assert ticket["call_id"] == talking["call_id"]
+    assert (ticket["source"], ticket["tags"]["handoff_expired"]) == ("transfer", "province")
+    assert "省级部门事项" in json.dumps(ticket, ensure_ascii=False)
+    assert ticket["caller"] == "138****4444"
+    wait_for("the hand-off settled", lambda: platform.http(f"/api/v1/handoffs/{token}").status == 200)
+    assert filed() == tickets  # never twice
+
+
+def test_redis_restarts_with_its_data_and_a_kill_after_a_message_leaves_one_ticket(
+    stack: tuple[PlatformUnderTest, int], tmp_path: Path
+) -> None:
+    """Redis (AOF, appendfsync everysec: hotline/redis_process.py) stopped and started keeps the
+    call records, tickets and the callback list; killed (SIGKILL) right after a message, the
+    message still ends as exactly one ticket (the spool rescan files what the last second lost)."""
+    platform, _ = stack
+    calls_before = {c["call_id"]: c for c in platform.calls()}
+    tickets_before = platform.http("/api/v1/tickets").body["tickets"]
+    callbacks_before = platform.http("/api/v1/callbacks").body["callbacks"]
+    assert len(calls_before) >= 4 and len(tickets_before) >= 2
+    assert any(c["caller"] == "13800001111" for c in callbacks_before)  # left in the fallback greeting
+
+    platform.redis.stop()
+    platform.wait_component("redis", "down", timeout_s=15)
+    platform.redis.start()
+    platform.wait_component("redis", "up", timeout_s=15)
+    assert {c["call_id"]: c for c in platform.calls()} == calls_before
+    assert platform.http("/api/v1/tickets").body["tickets"] == tickets_before
+    assert platform.http("/api/v1/callbacks").body["callbacks"] == callbacks_before
+
+    # nobody at work: the queue sends the caller on to a message at once
+    assert platform.http("/api/v1/seats/1001/pause", method="POST", body={}).status == 200
+    speech = tone_wav(tmp_path / "tone.wav", seconds=1)
+    result = run_sipp(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(8000), CALLER_HANGS_UP),
+        caller="13800005555",
+        timeout_s=60,
+    )
+    assert result.ok, result.errors
+    record = platform.wait_call(
+        lambda c: c["caller"] == "138****5555" and c["state"] == "ended", "the message's record", timeout_s=60
+    )
+    assert record["outcome"] == "voicemail"
+    platform.redis.kill()  # right after the message: what the last second wrote may be gone
+    platform.wait_component("redis", "down", timeout_s=15)
+    platform.redis.start()
+    platform.wait_component("redis", "up", timeout_s=15)
+    tickets = wait_for("the message's ticket", lambda: _tickets_of(platform, record["call_id"]), timeout_s=60)
+    # no job left in flight (a job that outlived the kill would file again: it finds the ticket),
+    # and the spool rescans (every second) find the ticket: nothing more can be filed
+    client = redis.Redis.from_url(platform.redis.url)
+    try:
+        wait_for("no ASR job in flight", lambda: client.scard("hotline:asr:queued:kunming") == 0, timeout_s=60)
+    finally:
+        client.close()
+    assert _tickets_of(platform, record["call_id"]) == tickets
+    assert len(tickets) == 1
