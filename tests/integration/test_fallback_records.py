@@ -231,8 +231,11 @@ def test_a_hand_off_nobody_picked_up_becomes_a_ticket(stack: tuple[PlatformUnder
     platform, seat_port = stack
     assert platform.http("/api/v1/seats/1001/login", method="POST").status in (200, 409)
     assert platform.http("/api/v1/seats/1001/ready", method="POST").status in (200, 409)  # 409: ready already
-    seats = lambda: platform.http("/api/v1/seats").body["seats"]  # noqa: E731
-    wait_for("1001 ready", lambda: any(s["seat"] == "1001" and s["state"] == "ready" for s in seats()))
+
+    def ready() -> bool:
+        return any(s["seat"] == "1001" and s["state"] == "ready" for s in platform.http("/api/v1/seats").body["seats"])
+
+    wait_for("1001 ready", ready)
     seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=seat_port)
     province = SippServer(scenario(RINGING_PEER), port=PROVINCE_PORT, ip=PROVINCE_HOST)
     caller = SippCall(
