@@ -19,18 +19,30 @@ deleted here.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
-from calls.fallback_calls import CALL_GLOB, MAX_BYTES, Incomplete, is_call_file, parse_call_line
+from calls.fallback_calls import (
+    CALL_GLOB,
+    MAX_BYTES,
+    FallbackCall,
+    Incomplete,
+    cut_short_call,
+    is_call_file,
+    parse_call_line,
+)
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.tracker import CallTracker
 
 log = structlog.get_logger(__name__)
 
 CALLER_SUFFIX = ".caller"
+# a call line still not whole this long after its last write never will be (a full disk cut it):
+# the call is recorded from its name (outcome lost_track) rather than not at all
+CUT_SHORT_AFTER_S = 120.0
 _UNIQUEID = r"(?P<uniqueid>[A-Za-z0-9_.-]{1,80})"
 _NAME = re.compile(rf"^fb2-(?P<epoch>\d{{9,11}})-{_UNIQUEID}\.wav$")
 _OLD_NAME = re.compile(rf"^fb-(?P<epoch>\d{{9,11}})-(?P<caller>\d{{0,32}})-{_UNIQUEID}\.wav$")
@@ -128,16 +140,11 @@ class FallbackIngester:
                 self._done.add(path.name)
                 continue
             try:
-                with path.open("rb") as handle:
-                    raw = handle.read(MAX_BYTES + 1)
-                if len(raw) > MAX_BYTES:
-                    raise ValueError("too long")
-                call = parse_call_line(raw.decode("ascii"))
+                call = _read_call(path)
             except (Incomplete, OSError):
-                if path.name not in self._incomplete:  # being written, or cut short by a full disk
-                    self._incomplete.add(path.name)
-                    log.warning("fallback.call_line_incomplete", file=path.name)
-                continue
+                call = self._cut_short(path)
+                if call is None:
+                    continue
             except (UnicodeDecodeError, ValueError) as exc:
                 log.warning("fallback.call_line_unreadable", file=path.name, error=type(exc).__name__)
                 self._done.add(path.name)
@@ -147,3 +154,26 @@ class FallbackIngester:
                 log.info("fallback.call_recorded", call_id=call.uniqueid, outcome=str(call.outcome))
             self._done.add(path.name)
         return written
+
+    def _cut_short(self, path: Path) -> FallbackCall | None:
+        """A line not whole: still being written (None: try again later), or cut short long
+        ago by a full disk (the call as its name tells it)."""
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None
+        if time.time() - mtime < CUT_SHORT_AFTER_S:  # file times are the host's: so is this age
+            if path.name not in self._incomplete:
+                self._incomplete.add(path.name)
+                log.info("fallback.call_line_incomplete", file=path.name)
+            return None
+        log.warning("fallback.call_line_cut_short", file=path.name)
+        return cut_short_call(path.name, datetime.fromtimestamp(mtime, UTC))
+
+
+def _read_call(path: Path) -> FallbackCall:
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise ValueError("too long")
+    return parse_call_line(raw.decode("ascii"))

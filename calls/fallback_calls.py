@@ -26,7 +26,8 @@ CALL_SUFFIX = ".call"
 CALL_GLOB = "fc-*.call"
 FORMAT = "v1"
 STAGES = ("greeting", "queue", "message", "goodbye")
-_NAME = re.compile(r"fc-\d{9,11}-[A-Za-z0-9_.-]{1,80}\.call")
+CUT_SHORT = "cut_short"  # the stage of a line that never became whole: only its name is known
+_NAME = re.compile(r"fc-(?P<start>\d{9,11})-(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\.call")
 _LINE = re.compile(
     r"v1\|(?P<start>\d{9,11})\|(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\|(?P<caller>\d{0,32})"
     r"\|(?P<stage>greeting|queue|message|goodbye)\|(?P<seat>(?:[0-9]{3,6})?)\|(?P<queued>\d{0,11})"
@@ -57,6 +58,8 @@ class FallbackCall:
         otherwise ``fallback`` (the message file, if any, brings the recording)."""
         if self.seat_answered_at is not None:
             return CallOutcome.ANSWERED
+        if self.stage == CUT_SHORT:
+            return CallOutcome.LOST_TRACK
         if self.stage in ("greeting", "queue"):
             return CallOutcome.ABANDONED
         return CallOutcome.FALLBACK
@@ -65,11 +68,31 @@ class FallbackCall:
     def cause(self) -> str:
         if self.outcome is CallOutcome.ANSWERED:
             return "fallback route: answered by a seat"
+        if self.stage == CUT_SHORT:
+            return "fallback route: its line was cut short (disk full?)"
         return f"fallback route: hung up in the {self.stage}"
 
 
 def is_call_file(name: str) -> bool:
     return _NAME.fullmatch(name) is not None
+
+
+def cut_short_call(name: str, ended_at: datetime) -> FallbackCall:
+    """What the name of a line that never became whole still tells (Asterisk could not finish
+    writing it: a full disk): the call, its start, and when the file was last written."""
+    match = _NAME.fullmatch(name)
+    if match is None:
+        raise ValueError("not a fallback call file")
+    started = datetime.fromtimestamp(int(match["start"]), UTC)
+    return FallbackCall(
+        uniqueid=match["uniqueid"],
+        caller="",
+        stage=CUT_SHORT,
+        seat="",
+        started_at=started,
+        ended_at=max(started, ended_at),
+        seat_answered_at=None,
+    )
 
 
 def parse_call_line(text: str) -> FallbackCall:
@@ -124,8 +147,8 @@ def merged_fallback_call(existing: CallRecord, call: FallbackCall) -> CallRecord
     The controller's own ended record stands (it heard the call end); a record it could not
     finish (still open: it died first; or ended ``lost_track`` at a resync) takes the route's
     outcome, seat and talk. A ``fallback`` record from the message file keeps its recording."""
-    if not existing.is_open and existing.outcome is not CallOutcome.LOST_TRACK:
-        return None
+    if not existing.is_open and (existing.outcome is not CallOutcome.LOST_TRACK or call.stage == CUT_SHORT):
+        return None  # (a line cut short adds nothing to a record that ended)
     outcome = call.outcome
     update: dict[str, object] = {
         "state": CallState.ENDED,

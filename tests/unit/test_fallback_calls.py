@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,3 +107,23 @@ async def test_the_controllers_own_ended_record_stands(tmp_path: Path) -> None:
     assert await FallbackIngester(tmp_path, tracker, "kunming").scan() == 0
     await tracker.flush_dirty()
     assert store.records["kunming-1772442000.7"].outcome is CallOutcome.VOICEMAIL
+
+
+async def test_a_line_cut_short_long_ago_still_leaves_a_record(tmp_path: Path) -> None:
+    """A full disk cut Asterisk's write: after a while the call is recorded from the file's name."""
+    store = MemoryStore()
+    tracker = CallTracker(store, "kunming", FakeClock())
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    cut = folder / "fc-1772442000-kunming-1772442000.7.call"
+    cut.write_text(ANSWERED[:25])
+    ingester = FallbackIngester(tmp_path, tracker, "kunming")
+    assert await ingester.scan() == 0  # maybe still being written
+    os.utime(cut, (time.time() - 3600, time.time() - 3600))
+    assert await ingester.scan() == 1
+    assert await FallbackIngester(tmp_path, tracker, "kunming").scan() == 0  # once
+    await tracker.flush_dirty()
+    record = store.records["kunming-1772442000.7"]
+    assert record.outcome is CallOutcome.LOST_TRACK and not record.is_open
+    assert record.started_at == datetime.fromtimestamp(1772442000, UTC)
+    assert record.tags["fallback_stage"] == "cut_short"
