@@ -139,15 +139,16 @@ class FallbackIngester:
                 log.warning("fallback.unrecognised_file", file=path.name)
                 self._done.add(path.name)
                 continue
+            call: FallbackCall | None
             try:
                 call = _read_call(path)
             except (Incomplete, OSError):
                 call = self._cut_short(path)
-                if call is None:
-                    continue
             except (UnicodeDecodeError, ValueError) as exc:
                 log.warning("fallback.call_line_unreadable", file=path.name, error=type(exc).__name__)
                 self._done.add(path.name)
+                continue
+            if call is None:
                 continue
             if await self._tracker.record_fallback_call(call):
                 written += 1
