@@ -44,7 +44,7 @@ MAX_WAIT_S = 8
 FALLBACK_WAIT_S = 5
 ANNOUNCE_EVERY_S = 2
 SEAT_TALK_MS = 3000
-HANDOFF_EXPIRY_S = 8  # longer than the province rings before the caller gives up (6 s)
+HANDOFF_EXPIRY_S = 12  # longer than the province rings before the caller gives up
 PROVINCE_HOST = "127.0.0.6"  # "another host": the province platform's trunk
 PROVINCE_PORT = free_tcp_and_udp_port()
 
@@ -68,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUn
             "transfers": {"ring_s": 120},
             "tickets": {"handoff_expiry_s": HANDOFF_EXPIRY_S},
             # a message the controller was away for is found by the spool rescan (it files the ticket)
-            "asr": {"rescan_interval_s": 1, "rescan_min_age_s": 0},
+            "asr": {"rescan_interval_s": 1, "rescan_min_age_s": 3},
         },
         dialplan="queue",
     )
@@ -166,8 +166,11 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
     """A caller waiting for a seat when the controller dies: the announcements that fall due
     find no controller and the music goes on; max wait (Asterisk's own timer) still ends the
     wait, and the fallback route takes a message; the controller, back, records it."""
-    platform, _ = stack
-    assert platform.http("/api/v1/seats/1001/login", method="POST").status == 200  # rings nowhere: nobody listens
+    platform, seat_port = stack
+    assert platform.http("/api/v1/seats/1001/login", method="POST").status == 200
+    # 1001 rings and never answers (the ACD's offers, then the fallback queue): every INVITE is
+    # answered 180 and cancelled, none left for the next test's seat to pick up
+    ringing = SippServer(scenario(RINGING_PEER), port=seat_port, calls=1000, timeout_s=120)
     speech = tone_wav(tmp_path / "tone.wav", seconds=1)
     talk_ms = int(
         (
@@ -191,6 +194,7 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
     platform.stop_controller(sig=signal.SIGKILL)
     result = call.wait()
     assert result.ok, result.errors  # never dropped: music, then the fallback route, then the caller's BYE
+    ringing.stop()
 
     line = wait_for(
         "the caller's fallback line",
@@ -240,7 +244,7 @@ def test_a_hand_off_nobody_picked_up_becomes_a_ticket(stack: tuple[PlatformUnder
     province = SippServer(scenario(RINGING_PEER), port=PROVINCE_PORT, ip=PROVINCE_HOST)
     caller = SippCall(
         platform.config.sip.port,
-        scenario(INVITE, ANSWERED, pause(6000), CALLER_HANGS_UP),  # gives up while the province rings
+        scenario(INVITE, ANSWERED, pause(10_000), CALLER_HANGS_UP),  # gives up while the province rings
         caller="13800004444",
         timeout_s=90,
     )
