@@ -29,11 +29,12 @@ STAGES = ("greeting", "queue", "message", "goodbye")
 CUT_SHORT = "cut_short"  # the stage of a line that never became whole: only its name is known
 _NAME = re.compile(r"fc-(?P<start>\d{9,11})-(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\.call")
 _LINE = re.compile(
-    r"v1\|(?P<start>\d{9,11})\|(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\|(?P<caller>\d{0,32})"
+    r"v1\|(?P<start>\d{9,11})\|(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\|(?P<caller>\d*)"
     r"\|(?P<stage>greeting|queue|message|goodbye)\|(?P<seat>(?:[0-9]{3,6})?)\|(?P<queued>\d{0,11})"
     r"\|(?P<hold>\d{0,6})\|(?P<end>\d{9,11})\|end\n?"
 )
-MAX_BYTES = 512
+MAX_BYTES = 4096  # a caller may send a very long number: still one call, never an unread line
+MAX_CALLER_DIGITS = 32  # longer is no number: the record keeps none
 
 
 class Incomplete(ValueError):
@@ -112,7 +113,7 @@ def parse_call_line(text: str) -> FallbackCall:
         answered = min(ended, max(started, queued + timedelta(seconds=int(match["hold"]))))
     return FallbackCall(
         uniqueid=match["uniqueid"],
-        caller=match["caller"],
+        caller=match["caller"] if len(match["caller"]) <= MAX_CALLER_DIGITS else "",
         stage=match["stage"],
         seat=seat if answered else "",
         started_at=started,

@@ -33,6 +33,9 @@ def test_a_line_says_outcome_seat_and_talk() -> None:
     assert parse_call_line(GREETING).outcome is CallOutcome.ABANDONED
     assert parse_call_line(MESSAGE).outcome is CallOutcome.FALLBACK
     assert parse_call_line(MESSAGE).caller == ""  # a number withheld
+    # a caller who sends a huge "number" still leaves the record, without it
+    huge = parse_call_line(GREETING.replace("13900000008", "9" * 3000))
+    assert (huge.caller, huge.outcome) == ("", CallOutcome.ABANDONED)
 
 
 @pytest.mark.parametrize(
