@@ -8,24 +8,41 @@ timelines. Files of the first format, ``fb-<epoch>-<caller digits>-<uniqueid>.wa
 on disk: they are read as before, and every display masks their number
 (``common.privacy.mask_fallback_names``).
 
+The route also leaves one ``fc-<epoch>-<uniqueid>.call`` line per call (calls/fallback_calls.py):
+answered by a seat in the fallback queue, hung up in the greeting, or a message.
+
 The controller scans that folder on start and every few seconds, so a call it never saw still
-gets a call record that links its message. The files themselves are never moved or deleted here.
+gets a call record (linking its message, if any). The files themselves are never moved or
+deleted here.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from calls.fallback_calls import (
+    CALL_GLOB,
+    MAX_BYTES,
+    FallbackCall,
+    Incomplete,
+    cut_short_call,
+    is_call_file,
+    parse_call_line,
+)
 from calls.model import CallOutcome, CallRecord, CallState
 from calls.tracker import CallTracker
 
 log = structlog.get_logger(__name__)
 
 CALLER_SUFFIX = ".caller"
+# a call line still not whole this long after its last write never will be (a full disk cut it):
+# the call is recorded from its name (outcome lost_track) rather than not at all
+CUT_SHORT_AFTER_S = 120.0
 _UNIQUEID = r"(?P<uniqueid>[A-Za-z0-9_.-]{1,80})"
 _NAME = re.compile(rf"^fb2-(?P<epoch>\d{{9,11}})-{_UNIQUEID}\.wav$")
 _OLD_NAME = re.compile(rf"^fb-(?P<epoch>\d{{9,11}})-(?P<caller>\d{{0,32}})-{_UNIQUEID}\.wav$")
@@ -81,6 +98,8 @@ class FallbackIngester:
         self._tracker = tracker
         self._platform = platform
         self._done: set[str] = set()
+        self._incomplete: set[str] = set()  # logged once each
+        self._scanned = False
 
     async def scan(self) -> int:
         """Record every file not seen yet; returns how many new records were written."""
@@ -103,4 +122,59 @@ class FallbackIngester:
                 written += 1
                 log.info("fallback.recorded", call_id=record.call_id, recording=record.recording)
             self._done.add(path.name)
+        written += await self._scan_calls()
+        if not self._scanned:  # what the spool held at start is recorded (tests wait for this)
+            self._scanned = True
+            log.info("fallback.first_scan", written=written)
         return written
+
+    async def _scan_calls(self) -> int:
+        """Record every fallback call line not seen yet (a store failure raises: tried again at
+        the next scan, nothing marked done)."""
+        written = 0
+        for path in sorted(self._dir.glob(CALL_GLOB)):
+            if path.name in self._done:
+                continue
+            if not is_call_file(path.name):
+                log.warning("fallback.unrecognised_file", file=path.name)
+                self._done.add(path.name)
+                continue
+            call: FallbackCall | None
+            try:
+                call = _read_call(path)
+            except (Incomplete, OSError):
+                call = self._cut_short(path)
+            except (UnicodeDecodeError, ValueError) as exc:
+                log.warning("fallback.call_line_unreadable", file=path.name, error=type(exc).__name__)
+                self._done.add(path.name)
+                continue
+            if call is None:
+                continue
+            if await self._tracker.record_fallback_call(call):
+                written += 1
+                log.info("fallback.call_recorded", call_id=call.uniqueid, outcome=str(call.outcome))
+            self._done.add(path.name)
+        return written
+
+    def _cut_short(self, path: Path) -> FallbackCall | None:
+        """A line not whole: still being written (None: try again later), or cut short long
+        ago by a full disk (the call as its name tells it)."""
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None
+        if time.time() - mtime < CUT_SHORT_AFTER_S:  # file times are the host's: so is this age
+            if path.name not in self._incomplete:
+                self._incomplete.add(path.name)
+                log.info("fallback.call_line_incomplete", file=path.name)
+            return None
+        log.warning("fallback.call_line_cut_short", file=path.name)
+        return cut_short_call(path.name, datetime.fromtimestamp(mtime, UTC))
+
+
+def _read_call(path: Path) -> FallbackCall:
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise ValueError("too long")
+    return parse_call_line(raw.decode("ascii"))

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import structlog
 
+from calls.fallback_calls import FallbackCall, fallback_call_record, merged_fallback_call
 from calls.model import CallChanges, CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
 from calls.redis_budget import RedisBudget
 from calls.store import CallStore
@@ -301,6 +302,22 @@ class CallTracker:
         if merged.is_open:
             merged = end_call(merged, record.ended_at or self._clock(), "fallback route")
         self._put(merged)
+        return True
+
+    async def record_fallback_call(self, call: FallbackCall) -> bool:
+        """A call that ended on Asterisk's fallback route (its ``.call`` line): creates the
+        record of a call the controller never saw, finishes one it could not, and leaves one it
+        ended itself. Returns whether a record was written (False again and again: idempotent)."""
+        record = self._live.get(call.uniqueid) or self._dirty.get(call.uniqueid) or self._ended.get(call.uniqueid)
+        existing = record or await self._store.get(call.uniqueid)
+        if existing is None:
+            saved = self._put(fallback_call_record(call, self._platform))
+        else:
+            merged = merged_fallback_call(existing, call)
+            if merged is None:
+                return False
+            saved = self._put(merged)
+        self._notify_ended(saved)
         return True
 
 

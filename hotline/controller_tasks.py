@@ -107,7 +107,9 @@ class ControllerTasks:
             asyncio.create_task(every(cfg.recordings.purge_interval_s, self.purge_recordings), name="purge"),
             asyncio.create_task(every(cfg.asr.rescan_interval_s, self.rescan_messages), name="spool-rescan"),
             asyncio.create_task(every(PUBLISH_INTERVAL_S, self.publish_snapshot), name="platform-snapshot"),
-            asyncio.create_task(every(30.0, self.expire_handoffs), name="handoff-expiry"),
+            asyncio.create_task(
+                every(min(30.0, cfg.tickets.handoff_expiry_s), self.expire_handoffs), name="handoff-expiry"
+            ),
             # provisional deadlines counted again once the calendar knows their year (at start: a newer package)
             asyncio.create_task(every(CONFIRM_INTERVAL_S, messages.calendar.confirm_provisional), name="calendar"),
         ]

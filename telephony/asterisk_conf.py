@@ -357,7 +357,7 @@ def _queues_conf(site: AsteriskSite) -> str:
     return (
         "[general]\npersistentmembers = no\nshared_lastcall = yes\n\n"
         f"[{FALLBACK_QUEUE}]\nstrategy = ringall\ntimeout = 20\nretry = 1\nringinuse = no\n"
-        "musicclass = default\nsetinterfacevar = yes\njoinempty = unavailable,invalid\n"
+        "musicclass = default\nsetinterfacevar = yes\nsetqueueentryvar = yes\njoinempty = unavailable,invalid\n"
         f"leavewhenempty = unavailable,invalid\n{members}"
     )
 

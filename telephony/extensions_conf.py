@@ -122,6 +122,22 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     # listed); the number (digits only) goes into a file beside it, written by Asterisk's own
     # FILE() (no shell) before the recording starts. calls/fallback.py reads both; keep in step.
     fallback_message = f"{fallback_dir}/fb2-${{EPOCH}}-${{UNIQUEID}}"
+    # the fallback call's line: calls/fallback_calls.py reads it (keep in step)
+    fallback_call = f"{fallback_dir}/fc-${{FILTER(0-9,${{FB_START}})}}-${{UNIQUEID}}.call"
+    fallback_line = "|".join(
+        (
+            "v1",
+            "${FILTER(0-9,${FB_START})}",
+            "${UNIQUEID}",
+            "${FILTER(0-9,${CALLERID(num)})}",
+            "${FB_STAGE}",
+            "${FILTER(0-9,${CUT(MEMBERINTERFACE,/,2)})}",
+            "${FILTER(0-9,${FB_QUEUED})}",
+            "${FILTER(0-9,${QEHOLDTIME})}",
+            "${EPOCH}",
+            "end",
+        )
+    )
     agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
     consult_ring = site.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
@@ -178,15 +194,27 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
  ; Fallback: the controller is unreachable or failed this call. Never dead air, never a lost
  ; caller: answer, ring every configured seat (a static queue that needs no controller), and
  ; if nobody answers keep a message in the spool for the controller to pick up.
- same => n(fallback),Answer()
+ ; FB_STAGE: where the caller is, for the line the h extension writes (calls/fallback_calls.py)
+ same => n(fallback),Set(FB_STAGE=greeting)
+ same => n,Set(FB_START=${{EPOCH}})
+ same => n,Answer()
  same => n,Playback({prompt_path(site.runtime_dir, "fallback_hold")})
+ same => n,Set(FB_STAGE=queue)
+ same => n,Set(FB_QUEUED=${{EPOCH}})
  same => n,Queue({FALLBACK_QUEUE},,,,{site.fallback_wait_s})
+ same => n,Set(FB_STAGE=message)
  same => n,Playback({prompt_path(site.runtime_dir, "fallback")})
  same => n,Set(message={fallback_message})
  same => n,Set(FILE(${{message}}.caller)=${{FILTER(0-9,${{CALLERID(num)}})}})
  same => n,Record(${{message}}.wav,3,120,k)
+ same => n,Set(FB_STAGE=goodbye)
  same => n,Playback({prompt_path(site.runtime_dir, "goodbye")})
  same => n(done),Hangup()
+; a call that took the fallback route leaves one line (digits, a stage word, the uniqueid) for
+; the controller, however it ended: answered by a seat, hung up in the greeting, a message
+exten => h,1,GotoIf($["${{FB_STAGE}}" = ""]?end)
+ same => n,Set(FILE({fallback_call})={fallback_line})
+ same => n(end),NoOp()
 
 ; A caller of another area (属地接听): answered by their own platform; if it cannot take the
 ; call (down, all trunks busy), answered here — at once when the link is known down (qualify)

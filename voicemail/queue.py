@@ -115,6 +115,12 @@ class AsrQueue:
         entries = [entry for _stream, stream_entries in (reply or []) for entry in stream_entries]
         return self._jobs(entries)
 
+    async def read_own_pending(self, consumer: str, count: int) -> list[AsrJob]:
+        """Jobs delivered to ``consumer`` and not yet acknowledged (its own pending list)."""
+        reply = cast(list[Any] | None, await self._redis.xreadgroup(GROUP, consumer, {self._stream: "0"}, count=count))
+        entries = [entry for _stream, stream_entries in (reply or []) for entry in stream_entries]
+        return self._jobs(entries)
+
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int, cursor: str) -> tuple[str, list[AsrJob]]:
         """Jobs other consumers left pending longer than ``min_idle_ms``; the next scan cursor."""
         reply = await self._redis.xautoclaim(self._stream, GROUP, consumer, min_idle_ms, cursor, count)

@@ -1,8 +1,10 @@
 """The transcription worker: one consumer of the job queue's group (``voicemail.queue``).
 
 A job is acknowledged only after its ticket exists. A worker that dies mid-job leaves it
-pending; after the visibility timeout another worker claims it (XAUTOCLAIM). The ticket store
-turns a message into at most one ticket, so a job run twice is harmless.
+pending; after the visibility timeout another worker claims it (XAUTOCLAIM). A job the worker
+itself could not finish because Redis went away (killed, restarting) is taken up again by the
+same worker as soon as Redis answers, not after the visibility timeout. The ticket store turns
+a message into at most one ticket, so a job run twice is harmless.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class AsrWorker:
         self._cursor = "0-0"
         self.state = WorkerState.STARTING
         self._retry_s = self._settings.retry_initial_s
+        self._in_hand: set[str] = set()  # entry ids of the jobs being processed
+        self._recheck_own = False  # Redis failed us mid-job: our own pending jobs come first
 
     def _set_state(self, state: WorkerState, **facts: object) -> None:
         if state is not self.state:
@@ -125,6 +129,7 @@ class AsrWorker:
                 try:
                     jobs = await self.poll(free)
                 except RedisError as exc:  # Redis restarting: jobs wait in its AOF, we wait for it
+                    self._recheck_own = True
                     await self._redis_away(exc)
                     if "NOGROUP" in str(exc):  # a Redis that lost its data: the rescan re-queues the spool
                         await self._join_group()
@@ -150,7 +155,8 @@ class AsrWorker:
         for task in done:
             in_flight.discard(task)
             error = None if task.cancelled() else task.exception()
-            if error is not None:  # bookkeeping failed: the job stays pending
+            if error is not None:  # bookkeeping failed: the job stays pending, taken up again soon
+                self._recheck_own = True
                 log.warning("asr.job_unsettled", consumer=self.consumer, error=str(error))
 
     async def poll(self, count: int | None = None) -> list[AsrJob]:
@@ -159,6 +165,13 @@ class AsrWorker:
         settings = self._settings
         wanted = count or settings.batch
         idle_ms = int(settings.visibility_timeout_s * 1000)
+        if self._recheck_own:
+            own = await self._queue.read_own_pending(self.consumer, wanted + len(self._in_hand))
+            own = [job for job in own if job.entry_id not in self._in_hand][:wanted]
+            if own:
+                log.warning("asr.jobs_taken_up_again", consumer=self.consumer, count=len(own))
+                return own
+            self._recheck_own = False
         self._cursor, jobs = await self._queue.claim_stale(self.consumer, idle_ms, wanted, self._cursor)
         if jobs:
             log.warning("asr.jobs_reclaimed", consumer=self.consumer, count=len(jobs))
@@ -173,6 +186,13 @@ class AsrWorker:
     async def process(self, job: AsrJob) -> None:
         """Transcribe and hand over one job. Decoding and ticket failures are counted, never
         raised; a Redis error in the bookkeeping is, and leaves the job pending."""
+        self._in_hand.add(job.entry_id)
+        try:
+            await self._process(job)
+        finally:
+            self._in_hand.discard(job.entry_id)
+
+    async def _process(self, job: AsrJob) -> None:
         attempts = await self._queue.count_attempt(job)
         bound = log.bind(recording=job.recording, attempt=attempts, consumer=self.consumer)
         try:
@@ -190,6 +210,8 @@ class AsrWorker:
             await self._queue.park(job, str(exc), attempts, self._clock())
             return
         except Exception as exc:
+            if isinstance(exc, RedisError):  # Redis went away mid-job: not the message's fault
+                self._recheck_own = True
             error = f"{type(exc).__name__}: {exc}"
             if attempts >= self._settings.max_attempts:
                 await self._queue.park(job, error, attempts, self._clock())

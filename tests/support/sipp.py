@@ -319,9 +319,11 @@ REJECTING_PEER = (
 class SippServer(_SippProcess):
     """A SIPp UAS on its own port (a seat with a static contact, or a peer hotline), one call."""
 
-    def __init__(self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0, calls: int = 1) -> None:
+    def __init__(
+        self, scenario_xml: str, port: int | None = None, timeout_s: float = 90.0, calls: int = 1, ip: str = "127.0.0.1"
+    ) -> None:
         self.port = port or free_tcp_and_udp_port()
-        super().__init__(scenario_xml, ["-i", "127.0.0.1", "-p", str(self.port), "-m", str(calls)], timeout_s)
+        super().__init__(scenario_xml, ["-i", ip, "-p", str(self.port), "-m", str(calls)], timeout_s, media_ip=ip)
 
 
 def reap_sipp_processes() -> None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ivr.calendar import PlatformCalendar
 from tickets.model import TicketCategory, Transcript
@@ -266,3 +267,35 @@ async def test_a_long_message_does_not_hold_up_the_others(
         assert not await store.has_ticket("kunming-1.wav")  # still decoding
         transcriber.release.set()
         await eventually(lambda: store.has_ticket("kunming-1.wav"))
+
+
+class RedisGoneOnce(TicketStoreSink):
+    """The ticket store whose Redis is killed under the first ticket (the connection drops)."""
+
+    def __init__(self, inner: TicketStoreSink) -> None:
+        self._inner = inner
+        self.failed = 0
+
+    async def has_ticket(self, recording: str) -> bool:
+        return await self._inner.has_ticket(recording)
+
+    async def accept(self, recording: str, meta: VoicemailMeta, transcript: Transcript) -> str:
+        if not self.failed:
+            self.failed += 1
+            raise RedisConnectionError("Connection closed by server.")
+        return await self._inner.accept(recording, meta, transcript)
+
+
+async def test_a_job_redis_failed_mid_ticket_is_taken_up_again_at_once(
+    queue: AsrQueue, sink: TicketStoreSink, store: RedisTicketStore, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """Not after the visibility timeout (5 minutes by default): as soon as Redis answers."""
+    await queue.enqueue("kunming-1.wav", meta(1))
+    gone = RedisGoneOnce(sink)
+    patient = WorkerSettings(visibility_timeout_s=3600, max_attempts=3, batch=2, block_ms=50, drain_timeout_s=5)
+    transcriber = FakeTranscriber()
+    async with running(AsrWorker(queue, transcriber, gone, tmp_path, consumer="w1", settings=patient)):
+        await eventually(lambda: store.has_ticket("kunming-1.wav"))
+    assert gone.failed == 1 and transcriber.calls == ["kunming-1.wav", "kunming-1.wav"]
+    assert len(await store.list_tickets()) == 1
+    assert (await client.xpending(STREAM, GROUP))["pending"] == 0
