@@ -11,7 +11,8 @@ mean talk): by default 0.8, 0.95, 1.0, 1.5 and 3×.
   the same patience draws in a repeat (common random numbers); repeats draw anew.
 - **Steps** follow each other without a gap (the next step's SIPp starts when the previous
   step's arrivals end); each step's first ``--settle-s`` are not counted; its figures are those
-  of the callers who arrived in the ``--count-s`` after that, followed to their end.
+  of the callers who arrived in the ``--count-s`` after that, followed to their end, and of what
+  the seats did in that window (conversations completed, occupancy, rings, freed-seat gaps).
 - **Callers** (bench/erlang_load.py): one SIPp per step; **patience** and the **stopwatch**
   (bench/erlang_ami.py): Asterisk's AMI events on the bench's own session, the same code for
   both ACDs. **Seats**: one SIPp UAS ringing ``--ring-ms``, talking a tone, hanging up after a
@@ -240,7 +241,7 @@ def report(settings: Settings, results: list[PhaseResult]) -> None:
         f"patience exponential, mean {shape.patience_mean_s:g} s, while waiting only; {settings.repeats} repeat(s); "
         f"steps {settings.settle_s:g} s settle + {settings.count_s:g} s counted\n"
     )
-    print("Pooled over the repeats, each cell ours / app_queue (goodput = answered per s ÷ capacity):\n")
+    print("Pooled over the repeats, each cell ours / app_queue (goodput = conversations completed per s ÷ capacity):\n")
     print(TABLE_HEAD)
     for index, load in enumerate(settings.steps):
         ours = pooled([r.steps[index] for r in results if r.system == "ours"])
@@ -299,7 +300,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", default="0.8,0.95,1.0,1.5,3.0", help="arrival rates, multiples of capacity")
     parser.add_argument("--settle-s", type=float, default=15.0, help="not counted at each step's start")
-    parser.add_argument("--count-s", type=float, default=40.0, help="arrivals counted per step")
+    parser.add_argument("--count-s", type=float, default=35.0, help="arrivals counted per step")
     parser.add_argument("--drain-s", type=float, default=60.0, help="at most this for the counted callers to end")
     parser.add_argument("--seats", type=int, default=8)
     parser.add_argument("--ring-ms", type=int, default=1000)

@@ -71,7 +71,8 @@ class StepFigures:
     answered: int  # reached a seat
     abandoned: int  # hung up by their patience while waiting
     other: int  # neither (never queued, or still up when the bench ended the run)
-    goodput: float  # answered per second ÷ capacity
+    conversations: int  # seat conversations that ended inside the window
+    goodput: float  # conversations completed per second ÷ capacity
     wait_p50_s: float
     wait_p99_s: float
     asa_s: float
@@ -102,10 +103,22 @@ def _overlap(start: float, end: float, window: Window) -> float:
     return max(0.0, min(end, window.end) - max(start, window.start))
 
 
+def _unserved(callers: list[CallerLeg], seats: list[SeatLeg], when: float) -> int:
+    """Callers waiting at ``when`` minus seats ringing then (a ring not yet a conversation)."""
+    waiting = sum(1 for c in callers if c.waiting_at(when))
+    ringing = sum(
+        1
+        for s in seats
+        if s.created <= when and (s.bridged is None or s.bridged > when) and (s.ended is None or s.ended > when)
+    )
+    return waiting - ringing
+
+
 def freed_seat_gaps(seats: list[SeatLeg], callers: list[CallerLeg], window: Window) -> list[float]:
     """Seconds from a seat channel's hang-up (the seat is free) to that seat's next ring, for
-    hang-ups inside the window while at least one caller was waiting. A seat that never rang
-    again before the data ends is counted as the time to the last event seen (it is a gap)."""
+    hang-ups inside the window while more callers were waiting than seats were ringing (a
+    caller no ring in progress was for: the free seat should ring). A seat that never rang
+    again before the data ends is counted up to the last event seen (it is a gap)."""
     by_seat: dict[str, list[SeatLeg]] = {}
     for leg in seats:
         by_seat.setdefault(leg.seat, []).append(leg)
@@ -116,7 +129,7 @@ def freed_seat_gaps(seats: list[SeatLeg], callers: list[CallerLeg], window: Wind
         for index, leg in enumerate(legs):
             if leg.ended is None or not window.has(leg.ended):
                 continue
-            if not any(c.waiting_at(leg.ended) for c in callers):
+            if _unserved(callers, seats, leg.ended) <= 0:
                 continue
             later = [n.created for n in legs[index + 1 :] if n.created >= leg.ended]
             gaps.append((later[0] if later else horizon) - leg.ended)
@@ -132,12 +145,13 @@ def step_figures(callers: list[CallerLeg], seats: list[SeatLeg], window: Window)
     seat_time = window.seats * window.seconds
     talk = sum(_overlap(s.bridged, s.ended, window) for s in seats if s.bridged is not None and s.ended is not None)
     rings = [s for s in seats if window.has(s.created)]
+    completed = [s for s in seats if s.bridged is not None and s.ended is not None and window.has(s.ended)]
     lost = [s for s in rings if s.bridged is None and s.ended is not None]
     gaps = freed_seat_gaps(seats, callers, window)
     return StepFigures(
         offered=len(cohort), answered=len(answered), abandoned=len(abandoned),
         other=len(cohort) - len(answered) - len(abandoned),
-        goodput=len(answered) / window.seconds / window.capacity,
+        conversations=len(completed), goodput=len(completed) / window.seconds / window.capacity,
         wait_p50_s=percentile(waits, 50), wait_p99_s=percentile(waits, 99),
         asa_s=statistics.fmean(waits) if waits else math.nan,
         service_level=sum(1 for w in waits if w <= SERVICE_LEVEL_S) / len(cohort) if cohort else math.nan,
@@ -164,7 +178,7 @@ def pooled(figures: list[StepFigures]) -> StepFigures:
     return StepFigures(
         offered=sum(f.offered for f in figures), answered=sum(f.answered for f in figures),
         abandoned=sum(f.abandoned for f in figures), other=sum(f.other for f in figures),
-        goodput=mean([f.goodput for f in figures]),
+        conversations=sum(f.conversations for f in figures), goodput=mean([f.goodput for f in figures]),
         wait_p50_s=median([f.wait_p50_s for f in figures]), wait_p99_s=median([f.wait_p99_s for f in figures]),
         asa_s=mean([f.asa_s for f in figures]), service_level=mean([f.service_level for f in figures]),
         occupancy=mean([f.occupancy for f in figures]), lost_ring_share=mean([f.lost_ring_share for f in figures]),
