@@ -15,8 +15,9 @@ mean talk): by default 0.8, 0.95, 1.0, 1.5 and 3×.
   the seats did in that window (conversations completed, occupancy, rings, freed-seat gaps).
 - **Callers** (bench/erlang_load.py): one SIPp per step; **patience** and the **stopwatch**
   (bench/erlang_ami.py): Asterisk's AMI events on the bench's own session, the same code for
-  both ACDs. **Seats**: one SIPp UAS ringing ``--ring-ms``, talking a tone, hanging up after a
-  lognormal talk (tests/support/seat_phones.py).
+  both ACDs. **Seats**: one SIPp UAS per phase ringing ``--ring-ms``, talking a tone, hanging up
+  after a lognormal talk; the n-th call it answers talks the n-th time of a list drawn per repeat
+  (an injection file), so both ACDs see the same talk times in the same order.
 - ours: ``12345`` → IVR (bench/dialplans/erlang.yaml, straight to the queue) → hold → seat-first
   offers, late binding. app_queue: ``88812345`` → ``Answer()`` → ``Queue()`` (leastrecent,
   ringinuse=no, same seats as static members, same ring timeout, autofill, no announcements).
@@ -33,6 +34,7 @@ Run: .venv/bin/python -m bench.erlang_a [--quick] [--repeats 3] [--patience-mean
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import shutil
@@ -45,10 +47,9 @@ from pathlib import Path
 from bench.e2e_ami import add_observer
 from bench.e2e_stack import BASELINE_NUMBER, OURS_NUMBER, BenchStack, cpu_seconds, seat_ids
 from bench.erlang_ami import ErlangRecorder
-from bench.erlang_load import Caller, CallerRun, Shape, draw_callers
+from bench.erlang_load import Caller, CallerRun, SeatBank, Shape, draw_callers, draw_talks
 from bench.erlang_stats import StepFigures, Window, pooled, step_figures
 from tests.support.audio import tone_wav
-from tests.support.seat_phones import LognormalTalk, SeatPhones
 
 DIALPLAN = Path(__file__).resolve().parent / "dialplans" / "erlang.yaml"
 MAX_WAIT_S = 3600
@@ -96,12 +97,15 @@ class PhaseResult:
 class Phase:
     """One ACD sweeping every step on a fresh platform."""
 
-    def __init__(  # noqa: PLR0917 - one phase's six inputs
-        self, settings: Settings, system: str, repeat: int, phones: SeatPhones, tone: Path, root: Path
-    ) -> None:
+    def __init__(self, settings: Settings, system: str, repeat: int, tone: Path, root: Path) -> None:
         self.settings, self.system, self.repeat, self.tone = settings, system, repeat, tone
-        contacts = {seat: phones.contact_for(seat) for seat in seat_ids(settings.shape.seats)}
         self.root = root / f"repeat{repeat}-{system}"
+        shape = settings.shape
+        talks = draw_talks(
+            random.Random(settings.seed * 1000 + 500 + repeat), shape.talk_median_s, shape.talk_sigma, 5000
+        )
+        self.phones = SeatBank(self.root / "seats", int(shape.ring_s * 1000), talks, tone)
+        contacts = {seat: self.phones.contact_for(seat) for seat in seat_ids(shape.seats)}
         self.stack = BenchStack.create(self.root / "platform", contacts, settings.ring_timeout_s, DIALPLAN, MAX_WAIT_S)
         self.hangups = 0
 
@@ -155,18 +159,16 @@ class Phase:
                 _wait_or_stop(run)
             stuck = self._stuck()
             callers_seen, seats_seen = recorder.snapshot()
+            legs = {"callers": [vars(c) for c in callers_seen], "seats": [vars(s) for s in seats_seen]}
+            (self.root / "legs.json").write_text(json.dumps(legs), encoding="utf-8")  # for a closer look (--keep)
         finally:
             stop.set()
             recorder.close()
             for run in runs:
                 run.stop()
             stack.stop()
-        figures = []
-        for window, before, after in windows:
-            step = step_figures(callers_seen, seats_seen, window)
-            per_call = 1000 / max(step.offered, 1)
-            cpu = {name: (after[name] - before[name]) * per_call for name in before}
-            figures.append(replace(step, cpu_ms=cpu))
+            self.phones.stop()
+        figures = [_with_cpu(step_figures(callers_seen, seats_seen, w), before, after) for w, before, after in windows]
         failed = sum(max(run.failed(), 0) for run in runs)
         return PhaseResult(self.system, self.repeat, figures, failed, self.hangups, leftover, stuck)
 
@@ -181,6 +183,12 @@ class Phase:
         if self.system == "ours":
             return self.stack.not_ready_seats() + self.stack.ours_waiting()
         return self.stack.baseline_busy_members()
+
+
+def _with_cpu(step: StepFigures, before: dict[str, float], after: dict[str, float]) -> StepFigures:
+    """CPU milliseconds per offered call, by process, over the counting window."""
+    per_call = 1000 / max(step.offered, 1)
+    return replace(step, cpu_ms={name: (after[name] - before[name]) * per_call for name in before})
 
 
 def _sleep_until(when: float) -> None:
@@ -265,20 +273,14 @@ def report(settings: Settings, results: list[PhaseResult]) -> None:
 
 
 def run(settings: Settings, root: Path) -> list[PhaseResult]:
-    shape = settings.shape
     tone = tone_wav(root / "tone.wav", seconds=2, volume=0.2)
-    talk = LognormalTalk(shape.talk_median_s, shape.talk_sigma)
-    phones = SeatPhones(int(shape.ring_s * 1000), None, root / "seat-phones", talk=talk, voice=tone)
     results = []
-    try:
-        for repeat in range(1, settings.repeats + 1):
-            steps = plan(settings, repeat)
-            order = SYSTEMS if repeat % 2 else tuple(reversed(SYSTEMS))
-            for system in order:
-                print(f"phase {system} #{repeat}", flush=True)
-                results.append(Phase(settings, system, repeat, phones, tone, root).run(steps))
-    finally:
-        phones.stop()
+    for repeat in range(1, settings.repeats + 1):
+        steps = plan(settings, repeat)
+        order = SYSTEMS if repeat % 2 else tuple(reversed(SYSTEMS))
+        for system in order:
+            print(f"phase {system} #{repeat}", flush=True)
+            results.append(Phase(settings, system, repeat, tone, root).run(steps))
     return results
 
 

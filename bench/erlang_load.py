@@ -6,8 +6,8 @@ number and its delay: ``<pause variable=…>``), so the INVITEs follow the drawn
 exactly. A caller streams a tone (RTP) from the moment it is answered and never hangs up by
 itself: the seat ends the conversation (lognormal talk, tests/support/seat_phones.py) or the
 bench hangs the caller up through Asterisk when its patience runs out while waiting
-(bench/erlang_ami.py). The arrival times and patience draws of a repeat are the same for both
-ACDs (common random numbers).
+(bench/erlang_ami.py). The arrival times, patience draws and the sequence of talk times (the
+seat phones' injection file) of a repeat are the same for both ACDs (common random numbers).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import free_media_port, free_tcp_and_udp_port
-from tests.support.seat_phones import stop_process
+from tests.support.seat_phones import LognormalTalk, seat_scenario, stop_process
 from tests.support.sipp import ANSWERED, HOTLINE_HANGS_UP, INVITE, scenario, stream_audio
 
 CREATE_PER_S = 200  # SIPp creates the calls this fast; each then waits for its arrival time
@@ -129,3 +129,44 @@ class CallerRun:
             return int(last[header.index("FailedCall(C)")])
         except (ValueError, IndexError):
             return -1
+
+
+class InjectedTalk(LognormalTalk):
+    """A seat's talk time read from its line of the injection file (field0, milliseconds):
+    the n-th call a seat phone answers talks the n-th drawn time, for both ACDs alike."""
+
+    def pause(self) -> str:
+        return (
+            '  <nop><action><assignstr assign_to="t" value="[field0]"/>'
+            '<todouble assign_to="talk" variable="t"/></action></nop>\n'
+            '  <pause variable="talk"/>\n'
+        )
+
+
+def draw_talks(rng: random.Random, median_s: float, sigma: float, count: int) -> list[int]:
+    """Lognormal talk times in milliseconds."""
+    return [round(rng.lognormvariate(math.log(median_s * 1000), sigma)) for _ in range(count)]
+
+
+class SeatBank:
+    """One SIPp UAS for every seat of one phase (tests/support/seat_phones.py's scenario), its
+    talk times from an injection file: the same sequence of talk times for both ACDs."""
+
+    def __init__(self, folder: Path, ring_ms: int, talks_ms: list[int], voice: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_tcp_and_udp_port()
+        talk = InjectedTalk(1.0, 0.0)
+        (folder / "seats.xml").write_text(seat_scenario(ring_ms, None, talk, voice), encoding="utf-8")
+        (folder / "talk.csv").write_text("SEQUENTIAL\n" + "".join(f"{t}\n" for t in talks_ms), encoding="utf-8")
+        command = [
+            "sipp", "-sf", "seats.xml", "-inf", "talk.csv", "-i", "127.0.0.1", "-p", str(self.port),
+            "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-m", "10000000", "-nostdin",
+            "-trace_err", "-error_file", "seats-errors.log",
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def contact_for(self, seat_id: str) -> str:
+        return f"sip:{seat_id}@127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop_process(self._proc)

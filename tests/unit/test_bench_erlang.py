@@ -144,3 +144,14 @@ def test_a_free_seat_while_another_seat_rings_for_the_only_waiting_caller_is_no_
         SeatLeg("2002", created=20, bridged=21, ended=60),
     ]
     assert freed_seat_gaps(seats, callers, window) == []
+
+
+def test_seat_talk_comes_from_the_injection_file() -> None:
+    from bench.erlang_load import InjectedTalk, draw_talks
+    from tests.support.seat_phones import seat_scenario
+
+    xml = seat_scenario(1000, None, InjectedTalk(1.0, 0.0), Path("tone.wav"))
+    assert '<pause variable="talk"/>' in xml and "[field0]" in xml and 'distribution="lognormal"' not in xml
+    talks = draw_talks(random.Random(5), median_s=6.0, sigma=0.5, count=4000)
+    assert statistics.median(talks) == pytest.approx(6000, rel=0.05)
+    assert talks == draw_talks(random.Random(5), median_s=6.0, sigma=0.5, count=4000)
