@@ -69,10 +69,10 @@ def _baseline_queue(seats: list[str], ring_timeout_s: float) -> str:
     )
 
 
-def _baseline_extension() -> str:
+def _baseline_extension(max_wait_s: int = 120) -> str:
     return (
         f"\n[{TRUNK_CONTEXT}]\nexten => {BASELINE_NUMBER},1,Answer()\n"
-        f" same => n,Queue({BASELINE_QUEUE},,,,120)\n same => n,Hangup()\n"
+        f" same => n,Queue({BASELINE_QUEUE},,,,{max_wait_s})\n same => n,Hangup()\n"
     )
 
 
@@ -84,7 +84,15 @@ class BenchStack:
     seats: list[str]
 
     @classmethod
-    def create(cls, root: Path, contacts: dict[str, str], ring_timeout_s: float) -> BenchStack:
+    def create(
+        cls,
+        root: Path,
+        contacts: dict[str, str],
+        ring_timeout_s: float,
+        dialplan: Path = BENCH_DIALPLAN,
+        max_wait_s: int = 120,
+    ) -> BenchStack:
+        """``dialplan`` (ours) and ``max_wait_s`` (app_queue's Queue() timeout) should agree."""
         rtp_min, rtp_max = rtp_range(RTP_PORTS)
         seats = list(contacts)
         overrides: dict[str, Any] = {
@@ -102,12 +110,12 @@ class BenchStack:
             "recordings": {"enabled": False},
         }
         platform = PlatformUnderTest(root, overrides=overrides, dialplan="queue")
-        platform.dialplan_file.write_text(BENCH_DIALPLAN.read_text(encoding="utf-8"), encoding="utf-8")
+        platform.dialplan_file.write_text(dialplan.read_text(encoding="utf-8"), encoding="utf-8")
         etc = root / "asterisk-etc"
         with (etc / "queues.conf").open("a", encoding="utf-8") as queues:
             queues.write(_baseline_queue(seats, ring_timeout_s))
         with (etc / "extensions.conf").open("a", encoding="utf-8") as extensions:
-            extensions.write(_baseline_extension())
+            extensions.write(_baseline_extension(max_wait_s))
         return cls(platform, seats)
 
     def start_asterisk(self) -> None:
