@@ -59,7 +59,8 @@ class AgiSession:
 
     ``on_gap`` hears every stretch the channel waited on us: from the session's start or a reply
     to our next command (or the session's end) — dead air the controller caused, whatever the
-    cause (a slow Redis, a busy event loop).
+    cause (a slow Redis, a busy event loop). ``on_step`` hears only the time from a reply to our
+    next command: what the controller adds to each AGI step (hotline_agi_step_seconds).
     """
 
     def __init__(
@@ -69,13 +70,16 @@ class AgiSession:
         writer: asyncio.StreamWriter,
         command_timeout_s: float,
         on_gap: GapObserver | None = None,
+        on_step: GapObserver | None = None,
     ) -> None:
         self.env = env
         self._reader = reader
         self._writer = writer
         self._command_timeout_s = command_timeout_s
         self._on_gap = on_gap
+        self._on_step = on_step
         self._waiting_since = time.monotonic()  # the channel waits on us from here
+        self._replied = False  # a reply came: the next command ends an AGI step
         self.hung_up = False
 
     def gap_ended(self) -> None:
@@ -101,6 +105,8 @@ class AgiSession:
             raise AgiHangup("the AGI session is closed")
         line = " ".join(words)
         self.gap_ended()
+        if self._on_step is not None and self._replied:
+            self._on_step(time.monotonic() - self._waiting_since)
         self._writer.write(line.encode("utf-8") + b"\n")
         try:
             async with asyncio.timeout(self._command_timeout_s):
@@ -119,6 +125,7 @@ class AgiSession:
             raise AgiHangup("AGI connection reset") from None
         finally:
             self._waiting_since = time.monotonic()
+            self._replied = True
         reply = parse_reply(lines)
         if reply.kind is ReplyKind.DEAD_CHANNEL:
             self.hung_up = True
@@ -254,9 +261,11 @@ class AgiServer:
         header_timeout_s: float = 5.0,
         command_timeout_s: float = 600.0,
         on_gap: GapObserver | None = None,
+        on_step: GapObserver | None = None,
         secret: str | None = None,
     ) -> None:
         self._on_gap = on_gap
+        self._on_step = on_step
         self._host = host
         self._port = port
         self._routes = dict(routes)
@@ -338,7 +347,7 @@ class AgiServer:
                 self.stats.bad_requests += 1
                 log.warning("agi.unknown_script", script=env.script)
                 return
-            session = AgiSession(env, reader, writer, self._command_timeout_s, self._on_gap)
+            session = AgiSession(env, reader, writer, self._command_timeout_s, self._on_gap, self._on_step)
             await self._run_handler(handler, session)
         finally:
             writer.close()
