@@ -69,6 +69,22 @@ AMI_WRITE_CLASSES = ",".join(sorted({c for c in AMI_ACTION_CLASSES.values() if c
 # the events the controller handles: Newchannel, Newstate, Hangup, BridgeEnter, OriginateResponse,
 # AttendedTransfer (call); AgentConnect (agent: the fallback queue); UserEvent (user)
 AMI_READ_CLASSES = "call,agent,user"
+# Every event a handler of the controller listens for (``ami.on_event(NAME, …)``): manager.conf
+# filters at the source (``eventfilter``), so Asterisk never formats nor sends the many others of
+# those classes (Newexten, VarSet, DialBegin, RTCP…, about 9 in 10 events of a call). A handler
+# for an event not listed here would never hear it: tests/unit/test_asterisk_conf.py finds
+# every on_event in the code and fails on a difference. Replies to actions (CoreShowChannel
+# lists) are not events of the stream and are not filtered.
+AMI_EVENTS: tuple[str, ...] = (
+    "AgentConnect",  # calls/ami_bridge.py: the fallback queue's seat answered
+    "AttendedTransfer",  # ivr/consult.py
+    "BridgeEnter",  # acd/engine.py
+    "Hangup",
+    "Newchannel",
+    "Newstate",  # calls/ami_bridge.py
+    "OriginateResponse",  # acd, dialback, monitor, outbound
+    "UserEvent",  # calls, dialback, ivr/consult.py
+)
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,10 @@ def _loopback_permit(host: str) -> str:
     return "127.0.0.1/255.255.255.255" if address.is_loopback else f"{address}/255.255.255.255"
 
 
+def _event_filters() -> str:
+    return "\n".join(f"eventfilter(action(include),name({name})) =" for name in AMI_EVENTS)
+
+
 def _manager_conf(site: AsteriskSite, secret: str) -> str:
     ami = site.asterisk
     return f"""[general]
@@ -166,6 +186,8 @@ permit = {_loopback_permit(ami.ami_host)}
 ; only what the controller uses (telephony/asterisk_conf.py AMI_ACTION_CLASSES)
 read = {AMI_READ_CLASSES}
 write = {AMI_WRITE_CLASSES}
+; only the events a handler of the controller listens for (AMI_EVENTS), matched by name (a hash)
+{_event_filters()}
 ; Asterisk drops a reader that blocks writes longer than this: give a busy controller slack.
 writetimeout = 5000
 """

@@ -11,7 +11,7 @@ import pytest
 from hotline.asterisk_files import render_asterisk_config, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
-from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_READ_CLASSES, AsteriskLayout
+from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_EVENTS, AMI_READ_CLASSES, AsteriskLayout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,6 +50,24 @@ def test_every_ami_action_the_code_sends_has_its_class() -> None:
             sent |= set(re.findall(r'"Action": "(\w+)"', source.read_text(encoding="utf-8")))
     assert sent == set(AMI_ACTION_CLASSES), sent ^ set(AMI_ACTION_CLASSES)
     assert AMI_READ_CLASSES == "call,agent,user"
+
+
+def test_asterisk_sends_exactly_the_events_the_controller_handles() -> None:
+    """manager.conf's eventfilter lets through AMI_EVENTS only: every ``on_event("X", …)`` in the
+    code (any package but tests and bench) must be listed — or its handler would never run —
+    and nothing listed may lack a handler (Asterisk would send it for nothing)."""
+    handled: set[str] = set()
+    for source in REPO.rglob("*.py"):
+        relative = source.relative_to(REPO).parts
+        if relative[0] in ("tests", "bench", ".venv", "build") or relative[0].startswith("."):
+            continue
+        handled |= set(re.findall(r'\bon_event\(\s*"(\w+)"', source.read_text(encoding="utf-8")))
+    assert "*" not in handled  # a catch-all handler would need every event: no filter possible
+    assert handled == set(AMI_EVENTS), handled ^ set(AMI_EVENTS)
+    manager = render()["manager.conf"]
+    filters = re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =$", manager, re.MULTILINE)
+    assert sorted(filters) == sorted(AMI_EVENTS)
+    assert manager.index("eventfilter") > manager.index("\n[hotline]\n")  # the user's, not [general]'s
 
 
 def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
