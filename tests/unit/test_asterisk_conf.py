@@ -83,7 +83,7 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     trunk_context = extensions.split("[from-trunk]")[1].split("\n[")[0]
     assert trunk_context.index("include => hotline-area") < trunk_context.index("include => hotline-refuse")
     assert "_X." not in trunk_context  # its own extensions come before its includes
-    assert re.search(r"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{32,}/ivr\)", extensions)
+    assert re.search(r"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{32,}/ivr,\$\{FILTER\(0-9A-Za-z,\$\{PJSIP_HEADER\(read,X-Hotline-Handoff\)\}\)\}\)", extensions)
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
@@ -203,7 +203,7 @@ def test_secrets_are_made_once_and_kept(tmp_path: Path) -> None:
     agi_secret = (tmp_path / "var" / "agi-secret").read_text().strip()
     assert len(ami_secret) >= 32 and len(agi_secret) >= 32 and ami_secret != agi_secret
     assert f"secret = {ami_secret}\n" in manager
-    assert f"AGI(agi://127.0.0.1:4573/{agi_secret}/ivr)" in (first.etc_dir / "extensions.conf").read_text()
+    assert f"AGI(agi://127.0.0.1:4573/{agi_secret}/ivr," in (first.etc_dir / "extensions.conf").read_text()
     write_asterisk_config(config, tmp_path / "etc")
     assert (first.etc_dir / "manager.conf").read_text() == manager  # the same secret next time
 
@@ -224,6 +224,8 @@ def test_configured_secrets_win(tmp_path: Path) -> None:
 def test_area_header_off_and_unknown_areas_at_the_province() -> None:
     extensions = render("platform: {id: province, area_code: '0871'}\nsip: {area_header: ''}")["extensions.conf"]
     assert "exten => 12345,1,Goto(hotline-entry,s,1)" in extensions
-    assert "PJSIP_HEADER(read" not in extensions
+    # no area header is read (only the hand-off token is, on the way into the IVR)
+    reads = [line for line in extensions.splitlines() if "PJSIP_HEADER(read" in line]
+    assert len(reads) == 1 and "/ivr," in reads[0] and "X-Hotline-Handoff" in reads[0], reads
     # nobody above the province: an area it does not route is answered there, never a 404
     assert "exten => _0XXX12345,1,Goto(hotline-entry,s,1)" in extensions
