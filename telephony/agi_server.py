@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -213,6 +214,15 @@ class AgiSession:
     async def set_variable(self, name: str, value: str) -> None:
         await self._checked("SET", "VARIABLE", quote_argument(name), quote_argument(value))
 
+    async def set_variables(self, values: Mapping[str, str]) -> None:
+        """Set several channel variables in one round trip (``EXEC MSet``) instead of one
+        SET VARIABLE each. MSet splits on ',' and '=' and strips quotes, so only plain names
+        and values are taken (letters, digits, ``_ - . : /``); anything else is a ValueError."""
+        for name, value in values.items():
+            if not _PLAIN_NAME.fullmatch(name) or not _PLAIN_VALUE.fullmatch(value):
+                raise ValueError(f"not a plain channel variable for MSet: {name!r}={value[:40]!r}")
+        await self.exec_app("MSet", ",".join(f"{name}={value}" for name, value in values.items()))
+
     async def get_variable(self, name: str) -> str | None:
         reply = await self.command("GET", "VARIABLE", quote_argument(name))
         return reply.data if reply.result == "1" else None
@@ -221,6 +231,10 @@ class AgiSession:
         with contextlib.suppress(AgiHangup):
             await self.command("HANGUP")
         self.hung_up = True
+
+
+_PLAIN_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}")
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{0,256}")
 
 
 def _key(reply: AgiReply) -> str:

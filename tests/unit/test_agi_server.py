@@ -309,3 +309,23 @@ async def test_step_time_is_observed_from_each_reply_to_the_next_command(
     assert len(steps_seen) == 2  # GET VARIABLE and SET VARIABLE each followed a reply; ANSWER did not
     assert steps_seen[0] >= 0.05
     assert len(gaps_seen) == 4  # start → ANSWER, the two steps, the last reply → the session's end
+
+
+async def test_several_variables_go_in_one_round_trip_and_only_plain_ones(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        await session.set_variables({"HOTLINE_MAX_WAIT": "300", "HOTLINE_OVERFLOW": "busy_voicemail", "HOTLINE_HOLD": "1"})
+        for name, value in (("A", "x,B=1"), ("A=B", "1"), ("A", 'x"'), ("A", "张"), ("A\nB", "1")):
+            with pytest.raises(ValueError, match="not a plain channel variable"):
+                await session.set_variables({name: value})
+        seen.append("done")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=0\n")
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["done"]
+    assert asterisk.received == ['EXEC MSet "HOTLINE_MAX_WAIT=300,HOTLINE_OVERFLOW=busy_voicemail,HOTLINE_HOLD=1"']
