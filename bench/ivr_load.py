@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +120,7 @@ class SippRun:
     peak: int
 
 
-def run_callers(sip_port: int, xml: str, rate: float, calls: int, limit: int, budget_s: int) -> SippRun:
+def run_callers(sip_port: int, xml: str, *, rate: float, calls: int, limit: int, budget_s: int) -> SippRun:
     with tempfile.TemporaryDirectory(prefix="bench-ivr-") as tmp:
         folder = Path(tmp)
         (folder / "caller.xml").write_text(xml, encoding="utf-8")
@@ -149,16 +148,10 @@ def redis_pid(platform: PlatformUnderTest) -> int:
         client.close()
 
 
-def metrics_text(platform: PlatformUnderTest) -> str:
-    with urllib.request.urlopen(platform.base_url + "/metrics", timeout=10) as response:
-        body: bytes = response.read()
-    return body.decode()
-
-
 def prompt_seconds(root: Path, name: str) -> float:
     for path in root.rglob(f"{name}.wav"):
         with wave.open(str(path)) as audio:
-            return audio.getnframes() / audio.getframerate()
+            return float(audio.getnframes()) / float(audio.getframerate())
     raise FileNotFoundError(f"no {name}.wav under {root}")
 
 
@@ -194,7 +187,9 @@ class PhaseResult:
     step: Histo | None
 
 
-def run_phase(name: str, root: Path, before_tree: Path | None, args: argparse.Namespace) -> PhaseResult:
+def build_platform(root: Path, before_tree: Path | None) -> tuple[PlatformUnderTest, dict[str, str]]:
+    """The platform with the shipped kunming dialplan; for 'before', manager.conf without the
+    eventfilter and the old tree's controller. Returns it and the controller's environment."""
     rtp_min, rtp_max = rtp_range(RTP_PORTS)
     platform = PlatformUnderTest(
         root,
@@ -209,6 +204,21 @@ def run_phase(name: str, root: Path, before_tree: Path | None, args: argparse.Na
         lines = manager.read_text(encoding="utf-8").splitlines(keepends=True)
         manager.write_text("".join(line for line in lines if not line.startswith("eventfilter")), encoding="utf-8")
         environment["PYTHONPATH"] = str(before_tree)
+    return platform, environment
+
+
+def start_profiler(folder: str, name: str, pid: int | None) -> subprocess.Popen[bytes] | None:
+    if not folder:
+        return None
+    out = Path(folder) / f"{name.replace(' ', '').replace('#', '-')}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [py_spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "-o", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_phase(name: str, root: Path, before_tree: Path | None, args: argparse.Namespace) -> PhaseResult:
+    platform, environment = build_platform(root, before_tree)
     profiler: subprocess.Popen[bytes] | None = None
     try:
         platform.redis.start()
@@ -217,32 +227,27 @@ def run_phase(name: str, root: Path, before_tree: Path | None, args: argparse.Na
         welcome = prompt_seconds(root, "welcome")
         call_s = welcome + 1.5 + 0.4 + args.listen_s
         rate = args.calls / call_s  # Little's law: about --calls up at once
-        total = int(rate * args.load_s)
         xml = caller_scenario(int((welcome + 1.5) * 1000), int(args.listen_s * 1000))
         pids = {
             "asterisk": platform.asterisk.pid,
             "controller": platform.controller.pid if platform.controller else None,
             "redis": redis_pid(platform),
         }
-        if args.profile:
-            out = Path(args.profile) / f"{name}.txt"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            profiler = subprocess.Popen(
-                [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pids["controller"]), "-r", "50", "-f", "raw", "-o", str(out)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+        profiler = start_profiler(args.profile, name, pids["controller"])
         settle(pids["controller"])
         idle0 = {k: cpu_seconds(pid) for k, pid in pids.items()}
         time.sleep(IDLE_S)
-        before_metrics = metrics_text(platform)
+        before_metrics = platform.http_bytes("/metrics").decode()
         cpu0 = {k: cpu_seconds(pid) for k, pid in pids.items()}
-        idle_per_s = {k: (cpu0[k] - idle0[k]) / IDLE_S for k in pids}
         started = time.monotonic()
-        sipp = run_callers(platform.config.sip.port, xml, rate, total, args.calls * 2, int(args.load_s + call_s + 120))
+        sipp = run_callers(
+            platform.config.sip.port, xml, rate=rate, calls=int(rate * args.load_s), limit=args.calls * 2,
+            budget_s=int(args.load_s + call_s + 120),
+        )  # fmt: skip
         time.sleep(2.0)  # the last hang-ups reach the controller
         cpu1 = {k: cpu_seconds(pid) for k, pid in pids.items()}
         loaded_s = time.monotonic() - started
-        after_metrics = metrics_text(platform)
+        after_metrics = platform.http_bytes("/metrics").decode()
     finally:
         if profiler is not None:
             profiler.send_signal(2)
@@ -250,13 +255,14 @@ def run_phase(name: str, root: Path, before_tree: Path | None, args: argparse.Na
         platform.stop_all()
     placed = max(sipp.placed, 1)
     cpu_ms = {k: (cpu1[k] - cpu0[k]) * 1000 / placed for k in pids}
-    # what the process spends anyway (timers, the wallboard, the ASR poll), over the same time
+    # less what the process spends anyway (timers, the wallboard, the ASR poll) over the same time
+    idle_per_s = {k: (cpu0[k] - idle0[k]) / IDLE_S for k in pids}
     net_ms = {k: (cpu1[k] - cpu0[k] - idle_per_s[k] * loaded_s) * 1000 / placed for k in pids}
-    wait1, step1 = parse_histogram(after_metrics, "hotline_agi_wait_seconds"), None
-    wait = wait1.minus(parse_histogram(before_metrics, "hotline_agi_wait_seconds")) if wait1 else None
-    step1 = parse_histogram(after_metrics, "hotline_agi_step_seconds")
-    step = step1.minus(parse_histogram(before_metrics, "hotline_agi_step_seconds")) if step1 else None
-    return PhaseResult(name, sipp, cpu_ms, net_ms, wait, step)
+    histograms = []
+    for family in ("hotline_agi_wait_seconds", "hotline_agi_step_seconds"):
+        after = parse_histogram(after_metrics, family)
+        histograms.append(after.minus(parse_histogram(before_metrics, family)) if after else None)
+    return PhaseResult(name, sipp, cpu_ms, net_ms, histograms[0], histograms[1])
 
 
 def _ms(value: float) -> str:

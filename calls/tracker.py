@@ -132,9 +132,8 @@ class CallTracker:
                     await self._store.save_many([record for _, record in batch])
                 except Exception as exc:  # Redis down, restarting or hung: keep them, retry later
                     self.store_failures += 1
-                    log.warning(
-                        "calls.save_failed", call_id=batch[0][0], records=len(batch), error=str(exc) or type(exc).__name__
-                    )
+                    error = str(exc) or type(exc).__name__
+                    log.warning("calls.save_failed", call_id=batch[0][0], records=len(batch), error=error)
                     return len(self._dirty)
                 for call_id, record in batch:
                     if self._dirty.get(call_id) is record:

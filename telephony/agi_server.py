@@ -70,6 +70,7 @@ class AgiSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         command_timeout_s: float,
+        *,
         on_gap: GapObserver | None = None,
         on_step: GapObserver | None = None,
     ) -> None:
@@ -361,7 +362,9 @@ class AgiServer:
                 self.stats.bad_requests += 1
                 log.warning("agi.unknown_script", script=env.script)
                 return
-            session = AgiSession(env, reader, writer, self._command_timeout_s, self._on_gap, self._on_step)
+            session = AgiSession(
+                env, reader, writer, self._command_timeout_s, on_gap=self._on_gap, on_step=self._on_step
+            )
             await self._run_handler(handler, session)
         finally:
             writer.close()

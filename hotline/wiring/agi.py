@@ -28,7 +28,6 @@ from telephony.dialplan_names import (
     prompt_path,
 )
 
-
 # fine below the 5 ms an AGI step may add (docs/benchmarks.md, the IVR at 200 calls)
 STEP_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
 

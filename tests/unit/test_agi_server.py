@@ -315,7 +315,8 @@ async def test_several_variables_go_in_one_round_trip_and_only_plain_ones(
     server_factory: Callable[..., Awaitable[AgiServer]],
 ) -> None:
     async def steps(session: AgiSession, seen: list[Any]) -> None:
-        await session.set_variables({"HOTLINE_MAX_WAIT": "300", "HOTLINE_OVERFLOW": "busy_voicemail", "HOTLINE_HOLD": "1"})
+        plain = {"HOTLINE_MAX_WAIT": "300", "HOTLINE_OVERFLOW": "busy_voicemail", "HOTLINE_HOLD": "1"}
+        await session.set_variables(plain)
         for name, value in (("A", "x,B=1"), ("A=B", "1"), ("A", 'x"'), ("A", "张"), ("A\nB", "1")):
             with pytest.raises(ValueError, match="not a plain channel variable"):
                 await session.set_variables({name: value})

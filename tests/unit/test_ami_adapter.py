@@ -140,7 +140,7 @@ async def test_events_nobody_listens_for_are_not_parsed_but_replies_always_are(a
 
     client.on_event("Hangup", handler)
     client.on_event("OriginateResponse", handler)
-    protocol = client._protocol  # noqa: SLF001 - the connection's own counter
+    protocol = client._protocol  # the connection's own counter
     assert protocol is not None
     skipped = protocol.events_skipped  # the fake's own events at login (FullyBooted)
     await ami.send_raw(

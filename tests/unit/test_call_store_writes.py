@@ -30,18 +30,22 @@ def versions(call_id: str, caller: str) -> list[CallRecord]:
     return steps
 
 
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 async def snapshot(client: aioredis.Redis) -> dict[str, object]:
     """Every key with its value and whether it expires."""
     seen: dict[str, object] = {}
     for key in sorted(await client.keys("*")):
-        kind = (await client.type(key)).decode()
+        kind = _text(await client.type(key))
         if kind == "string":
             value: object = await client.get(key)
         elif kind == "set":
             value = sorted(await client.smembers(key))
         else:
             value = await client.zrange(key, 0, -1, withscores=True)
-        seen[key.decode()] = (value, await client.ttl(key) > 0)
+        seen[_text(key)] = (value, await client.ttl(key) > 0)
     return seen
 
 
@@ -84,14 +88,14 @@ async def test_a_failed_batch_is_written_whole_on_the_retry(redis_server: RedisP
     store = RedisCallStore(client, timedelta(days=30), "kunming", KEYS)
     call = versions("k-9.1", "13800138009")
     try:
-        await client.execute_command("ACL", "SETUSER", "default", "-sadd")
+        await client.acl_setuser("default", enabled=True, nopass=True, keys="*", commands=["+@all", "-sadd"])
         try:
             await store.save_many(call[:2])
             raise AssertionError("the batch should have failed")
         except aioredis.ResponseError:
             pass
         finally:
-            await client.execute_command("ACL", "SETUSER", "default", "+sadd")
+            await client.acl_setuser("default", enabled=True, nopass=True, keys="*", commands=["+@all"])
         assert await client.keys("*") == []  # all or none
         await store.save_many([call[1]])
         assert await client.zrange("hotline:calls:recent:kunming", 0, -1) == [b"k-9.1"]
