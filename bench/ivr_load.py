@@ -213,7 +213,7 @@ def start_profiler(folder: str, name: str, pid: int | None) -> subprocess.Popen[
     out = Path(folder) / f"{name.replace(' ', '').replace('#', '-')}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = [py_spy, "record", "-p", str(pid), "-r", "50", "-f", "raw", "-o", str(out)]
+    command = [py_spy, "record", "-p", str(pid), "-r", "100", "--gil", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

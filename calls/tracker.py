@@ -30,6 +30,7 @@ EndedListener = Callable[[CallRecord], Awaitable[None]]
 RecordWatcher = Callable[[CallRecord], None]
 RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no Redis read
 RETRY_S = 1.0
+COALESCE_S = 0.05  # a change waits this long for the writer, so that a step's changes go together
 SAVE_BATCH = 100  # dirty records saved in one round trip (one MULTI) by the writer
 
 
@@ -140,12 +141,16 @@ class CallTracker:
                         del self._dirty[call_id]
             return 0
 
-    async def run_flusher(self, interval_s: float = RETRY_S) -> None:
-        """The writer (a task of the controller): saves dirty records as soon as they change,
-        and retries every ``interval_s`` while the store fails."""
+    async def run_flusher(self, interval_s: float = RETRY_S, coalesce_s: float = COALESCE_S) -> None:
+        """The writer (a task of the controller): saves dirty records ``coalesce_s`` after they
+        change, and retries every ``interval_s`` while the store fails. The short wait lets the
+        rest of an IVR step's changes (its node, its tags, its key: several versions within a few
+        milliseconds) and other calls' join one write instead of one write each."""
         while True:
             if not self._dirty:
                 await self._wake.wait()
+            if coalesce_s > 0:
+                await asyncio.sleep(coalesce_s)
             self._wake.clear()
             if await self.flush_dirty():
                 await asyncio.sleep(interval_s)
