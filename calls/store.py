@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -12,12 +13,17 @@ from calls.caller_index import HISTORY_WINDOW, MAX_CALLS_PER_CALLER, CallerKeys
 from calls.model import CallRecord
 
 KEY_PREFIX = "hotline:"
+INDEXED_CALLS_MAX = 20_000  # open calls whose index entries this store remembers having written
 
 
 class CallStore(Protocol):
     """Durable storage of call records."""
 
     async def save(self, record: CallRecord) -> None: ...
+
+    async def save_many(self, records: Sequence[CallRecord]) -> None:
+        """Save several records at once (all or none: the writer retries the batch)."""
+        ...
 
     async def get(self, call_id: str) -> CallRecord | None: ...
 
@@ -30,7 +36,11 @@ class RedisCallStore:
     """Records as JSON strings; per platform a sorted set by start time and a set of open calls
     (the platforms of a province share one Redis; each adopts and lists only its own calls).
 
-    Each save writes the whole record, so a retry after a Redis outage is idempotent.
+    Each save writes the whole record, so a retry after a Redis outage is idempotent. The index
+    entries of an open call (the open set, the by-start and search indexes, the caller's history)
+    do not change between its saves: they are written with its first save and again only when
+    they change, not with each of the ten or so saves of a call's IVR steps (the record's own SET
+    is always written). What was written is remembered only after Redis confirmed it.
     """
 
     def __init__(
@@ -40,6 +50,7 @@ class RedisCallStore:
         self._retention = retention
         self._platform = platform
         self._caller_keys = caller_keys  # the caller index (calls/caller_index.py), when wired
+        self._indexed: OrderedDict[str, frozenset[str]] = OrderedDict()  # open call → entries written
 
     @staticmethod
     def _recent_key(platform: str) -> str:
@@ -72,30 +83,63 @@ class RedisCallStore:
         return {by: value for by, value in fields.items() if value}
 
     async def save(self, record: CallRecord) -> None:
+        await self.save_many([record])
+
+    async def save_many(self, records: Sequence[CallRecord]) -> None:
+        """Save ``records`` in one round trip (one MULTI/EXEC: all or none)."""
+        if not records:
+            return
+        written: list[tuple[CallRecord, frozenset[str]]] = []
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for record in records:
+                written.append((record, self._queue_save(pipe, record)))
+            await pipe.execute()
+        for record, entries in written:
+            if record.is_open:
+                self._indexed[record.call_id] = entries
+                self._indexed.move_to_end(record.call_id)
+                while len(self._indexed) > INDEXED_CALLS_MAX:
+                    self._indexed.popitem(last=False)
+            else:
+                self._indexed.pop(record.call_id, None)  # an amendment after the end writes them again
+
+    def _queue_save(self, pipe: Any, record: CallRecord) -> frozenset[str]:
+        """Queue one record's writes on ``pipe``; returns the index entries it then has."""
         started_ms = int(record.started_at.timestamp() * 1000)
         cutoff_ms = started_ms - int(self._retention.total_seconds() * 1000)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if record.is_open:
-                pipe.set(self._key(record.call_id), record.model_dump_json())
+        done = self._indexed.get(record.call_id, frozenset())
+        entries = {f"started={started_ms}"}
+        if record.is_open:
+            pipe.set(self._key(record.call_id), record.model_dump_json())
+            if "open" not in done:
                 pipe.sadd(self._open_key(record.platform), record.call_id)
-            else:
-                pipe.set(self._key(record.call_id), record.model_dump_json(), ex=self._retention)
-                pipe.srem(self._open_key(record.platform), record.call_id)
+            entries.add("open")
+        else:
+            pipe.set(self._key(record.call_id), record.model_dump_json(), ex=self._retention)
+            pipe.srem(self._open_key(record.platform), record.call_id)
+        if f"started={started_ms}" not in done:
             pipe.zadd(self._recent_key(record.platform), {record.call_id: started_ms})
             pipe.zremrangebyscore(self._recent_key(record.platform), "-inf", cutoff_ms)
-            for by, value in self.search_fields(record).items():
-                index = self.index_key(record.platform, by, value)
-                pipe.zadd(index, {record.call_id: started_ms})
-                pipe.zremrangebyscore(index, "-inf", cutoff_ms)
-                pipe.pexpire(index, int(self._retention.total_seconds() * 1000))
-            if self._caller_keys is not None and record.caller:
+        for by, value in self.search_fields(record).items():
+            entry = f"{by}={value}"
+            entries.add(entry)
+            if entry in done and f"started={started_ms}" in done:
+                continue
+            index = self.index_key(record.platform, by, value)
+            pipe.zadd(index, {record.call_id: started_ms})
+            pipe.zremrangebyscore(index, "-inf", cutoff_ms)
+            pipe.pexpire(index, int(self._retention.total_seconds() * 1000))
+        if self._caller_keys is not None and record.caller:
+            entry = f"caller={record.caller}"
+            entries.add(entry)
+            if entry not in done or f"started={started_ms}" not in done:
                 by_caller = self._caller_keys.calls_key(record.platform, record.caller)
                 window_ms = int(HISTORY_WINDOW.total_seconds() * 1000)
                 pipe.zadd(by_caller, {record.call_id: started_ms})
                 pipe.zremrangebyscore(by_caller, "-inf", started_ms - window_ms)
                 pipe.zremrangebyrank(by_caller, 0, -(MAX_CALLS_PER_CALLER + 1))
                 pipe.pexpire(by_caller, window_ms)  # 90 days after its latest call
-            await pipe.execute()
+        return frozenset(entries)
 
     async def get(self, call_id: str) -> CallRecord | None:
         raw = await self._redis.get(self._key(call_id))

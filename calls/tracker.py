@@ -11,6 +11,7 @@ in the background too (calls/redis_budget.py), never on the AMI event path.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -30,6 +31,8 @@ EndedListener = Callable[[CallRecord], Awaitable[None]]
 RecordWatcher = Callable[[CallRecord], None]
 RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no Redis read
 RETRY_S = 1.0
+COALESCE_S = 0.05  # a change waits this long for the writer, so that a step's changes go together
+SAVE_BATCH = 100  # dirty records saved in one round trip (one MULTI) by the writer
 
 
 class CallTracker:
@@ -133,23 +136,30 @@ class CallTracker:
         down, the next round tries again."""
         async with self._flushing:
             while self._dirty:
-                call_id, record = next(iter(self._dirty.items()))
+                # the records changed since the last round go out together: one round trip
+                batch = list(itertools.islice(self._dirty.items(), SAVE_BATCH))
                 try:
-                    await self._store.save(record)
-                except Exception as exc:  # Redis down, restarting or hung: keep it, retry later
+                    await self._store.save_many([record for _, record in batch])
+                except Exception as exc:  # Redis down, restarting or hung: keep them, retry later
                     self.store_failures += 1
-                    log.warning("calls.save_failed", call_id=call_id, error=str(exc) or type(exc).__name__)
+                    error = str(exc) or type(exc).__name__
+                    log.warning("calls.save_failed", call_id=batch[0][0], records=len(batch), error=error)
                     return len(self._dirty)
-                if self._dirty.get(call_id) is record:
-                    del self._dirty[call_id]
+                for call_id, record in batch:
+                    if self._dirty.get(call_id) is record:
+                        del self._dirty[call_id]
             return 0
 
-    async def run_flusher(self, interval_s: float = RETRY_S) -> None:
-        """The writer (a task of the controller): saves dirty records as soon as they change,
-        and retries every ``interval_s`` while the store fails."""
+    async def run_flusher(self, interval_s: float = RETRY_S, coalesce_s: float = COALESCE_S) -> None:
+        """The writer (a task of the controller): saves dirty records ``coalesce_s`` after they
+        change, and retries every ``interval_s`` while the store fails. The short wait lets the
+        rest of an IVR step's changes (its node, its tags, its key: several versions within a few
+        milliseconds) and other calls' join one write instead of one write each."""
         while True:
             if not self._dirty:
                 await self._wake.wait()
+            if coalesce_s > 0:
+                await asyncio.sleep(coalesce_s)
             self._wake.clear()
             if await self.flush_dirty():
                 await asyncio.sleep(interval_s)

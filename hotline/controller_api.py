@@ -181,6 +181,7 @@ class ControllerApi:
             ),
             *self._calls.budget.metrics(),
             *self._agi.wait.metrics(),
+            *self._agi.step.metrics(),
             Metric(
                 "hotline_ami_event_backlog",
                 "gauge",

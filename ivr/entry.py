@@ -68,7 +68,12 @@ class IvrEntry:
         handoffs = self._context.handoffs
         if handoffs is None:
             return None
-        token = await session.get_variable(f"PJSIP_HEADER(read,{HANDOFF_HEADER})") or ""
+        # the rendered dialplan passes the header as the AGI's argument (letters and digits only);
+        # a session from an older dialplan without it asks for the header
+        if "arg1" in session.env.arguments:
+            token = session.env.arguments["arg1"]
+        else:
+            token = await session.get_variable(f"PJSIP_HEADER(read,{HANDOFF_HEADER})") or ""
         if not token:
             return None
         with self._context.budget.step():

@@ -211,9 +211,9 @@ class IvrRun:
             await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": "joinempty"}})
             log.info("ivr.queue_unstaffed", queue=node.queue)
             return node.next
-        await self.session.set_variable(MAX_WAIT_VARIABLE, str(int(node.max_wait_s)))
-        await self.session.set_variable(OVERFLOW_VARIABLE, node.next)
-        await self.session.set_variable(HOLD_VARIABLE, "1")
+        await self.session.set_variables(
+            {MAX_WAIT_VARIABLE: str(int(node.max_wait_s)), OVERFLOW_VARIABLE: node.next, HOLD_VARIABLE: "1"}
+        )  # one round trip (node ids are plain: the dialplan checker)
         await self.ctx.acd.enqueue(
             QueuedCall(
                 call_id=self.call_id,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ class AgiSession:
 
     ``on_gap`` hears every stretch the channel waited on us: from the session's start or a reply
     to our next command (or the session's end) — dead air the controller caused, whatever the
-    cause (a slow Redis, a busy event loop).
+    cause (a slow Redis, a busy event loop). ``on_step`` hears only the time from a reply to our
+    next command: what the controller adds to each AGI step (hotline_agi_step_seconds).
     """
 
     def __init__(
@@ -68,14 +70,18 @@ class AgiSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         command_timeout_s: float,
+        *,
         on_gap: GapObserver | None = None,
+        on_step: GapObserver | None = None,
     ) -> None:
         self.env = env
         self._reader = reader
         self._writer = writer
         self._command_timeout_s = command_timeout_s
         self._on_gap = on_gap
+        self._on_step = on_step
         self._waiting_since = time.monotonic()  # the channel waits on us from here
+        self._replied = False  # a reply came: the next command ends an AGI step
         self.hung_up = False
 
     def gap_ended(self) -> None:
@@ -101,6 +107,8 @@ class AgiSession:
             raise AgiHangup("the AGI session is closed")
         line = " ".join(words)
         self.gap_ended()
+        if self._on_step is not None and self._replied:
+            self._on_step(time.monotonic() - self._waiting_since)
         self._writer.write(line.encode("utf-8") + b"\n")
         try:
             async with asyncio.timeout(self._command_timeout_s):
@@ -119,6 +127,7 @@ class AgiSession:
             raise AgiHangup("AGI connection reset") from None
         finally:
             self._waiting_since = time.monotonic()
+            self._replied = True
         reply = parse_reply(lines)
         if reply.kind is ReplyKind.DEAD_CHANNEL:
             self.hung_up = True
@@ -206,6 +215,15 @@ class AgiSession:
     async def set_variable(self, name: str, value: str) -> None:
         await self._checked("SET", "VARIABLE", quote_argument(name), quote_argument(value))
 
+    async def set_variables(self, values: Mapping[str, str]) -> None:
+        """Set several channel variables in one round trip (``EXEC MSet``) instead of one
+        SET VARIABLE each. MSet splits on ',' and '=' and strips quotes, so only plain names
+        and values are taken (letters, digits, ``_ - . : /``); anything else is a ValueError."""
+        for name, value in values.items():
+            if not _PLAIN_NAME.fullmatch(name) or not _PLAIN_VALUE.fullmatch(value):
+                raise ValueError(f"not a plain channel variable for MSet: {name!r}={value[:40]!r}")
+        await self.exec_app("MSet", ",".join(f"{name}={value}" for name, value in values.items()))
+
     async def get_variable(self, name: str) -> str | None:
         reply = await self.command("GET", "VARIABLE", quote_argument(name))
         return reply.data if reply.result == "1" else None
@@ -214,6 +232,10 @@ class AgiSession:
         with contextlib.suppress(AgiHangup):
             await self.command("HANGUP")
         self.hung_up = True
+
+
+_PLAIN_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}")
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{0,256}")
 
 
 def _key(reply: AgiReply) -> str:
@@ -254,9 +276,11 @@ class AgiServer:
         header_timeout_s: float = 5.0,
         command_timeout_s: float = 600.0,
         on_gap: GapObserver | None = None,
+        on_step: GapObserver | None = None,
         secret: str | None = None,
     ) -> None:
         self._on_gap = on_gap
+        self._on_step = on_step
         self._host = host
         self._port = port
         self._routes = dict(routes)
@@ -338,7 +362,9 @@ class AgiServer:
                 self.stats.bad_requests += 1
                 log.warning("agi.unknown_script", script=env.script)
                 return
-            session = AgiSession(env, reader, writer, self._command_timeout_s, self._on_gap)
+            session = AgiSession(
+                env, reader, writer, self._command_timeout_s, on_gap=self._on_gap, on_step=self._on_step
+            )
             await self._run_handler(handler, session)
         finally:
             writer.close()

@@ -188,7 +188,7 @@ class AmiClient:
         self._lost.clear()
         async with asyncio.timeout(settings.action_timeout_s):
             _, protocol = await loop.create_connection(
-                lambda: HotlineAmiProtocol(self._event_received, self._connection_lost),
+                lambda: HotlineAmiProtocol(self._event_received, self._connection_lost, self._wanted),
                 settings.host,
                 settings.port,
             )
@@ -234,6 +234,9 @@ class AmiClient:
         self._lost.set()
         if not self._closing:
             log.warning("ami.connection_lost", error=str(exc) if exc else "closed by peer")
+
+    def _wanted(self, name: str) -> bool:
+        return "*" in self._handlers or name.lower() in self._handlers
 
     def _event_received(self, event: AmiMessage) -> None:
         """From the protocol, as bytes arrive: never blocks, never waits for a handler."""

@@ -74,10 +74,13 @@ class HotlineAmiProtocol(AMIProtocol):
         self,
         on_event: Callable[[AmiMessage], None],
         on_lost: Callable[[BaseException | None], None],
+        wanted: Callable[[str], bool] = lambda _name: True,
     ) -> None:
         super().__init__()
         self.closed = False
         self._on_event = on_event
+        self._wanted = wanted  # event name → whether a handler listens (others are not parsed)
+        self.events_skipped = 0
         self._on_lost = on_lost
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.greeting = asyncio.get_running_loop().create_future()
@@ -100,9 +103,21 @@ class HotlineAmiProtocol(AMIProtocol):
         blocks = text.split(pk_utils.EOL + pk_utils.EOL)
         self.buffer = blocks.pop()
         for block in blocks:
+            if self._unwanted(block):
+                self.events_skipped += 1
+                continue
             message = Message.from_line(block.strip())
             if message is not None:
                 self.handle_message(message)
+
+    def _unwanted(self, block: str) -> bool:
+        """An event nobody listens for, told from its first line without parsing the block (an
+        Asterisk not filtering at the source sends many). Anything with an ActionID may answer
+        an action (a list's events, an async Originate's response): always parsed."""
+        if not block.startswith("Event: ") or "ActionID:" in block:
+            return False
+        name = block[7:].partition("\r\n")[0].strip()
+        return not self._wanted(name)
 
     def handle_message(self, message: Message) -> None:
         repeated = [key for key in _ONCE if isinstance(message.get(key), list)]

@@ -76,6 +76,24 @@ AMI_READ_CLASSES = "call,agent,user"
 # with browser phones also ContactStatus (system: read only, it grants no action): a closed
 # websocket removes the seat's contact (webphone/watch.py)
 AMI_WEBRTC_READ = ",system"
+# Every event a handler of the controller listens for (``ami.on_event(NAME, …)``): manager.conf
+# filters at the source (``eventfilter``), so Asterisk never formats nor sends the many others of
+# those classes (Newexten, VarSet, DialBegin, RTCP…, about 9 in 10 events of a call). A handler
+# for an event not listed here would never hear it: tests/unit/test_asterisk_conf.py finds
+# every on_event in the code and fails on a difference. Replies to actions (CoreShowChannel
+# lists) are not events of the stream and are not filtered.
+AMI_EVENTS: tuple[str, ...] = (
+    "AgentConnect",  # calls/ami_bridge.py: the fallback queue's seat answered
+    "AttendedTransfer",  # ivr/consult.py
+    "BridgeEnter",  # acd/engine.py
+    "Hangup",
+    "Newchannel",
+    "Newstate",  # calls/ami_bridge.py
+    "OriginateResponse",  # acd, dialback, monitor, outbound
+    "UserEvent",  # calls, dialback, ivr/consult.py
+)
+# … and, only where seats have browser phones (webphone/watch.py: a closed websocket)
+AMI_WEBRTC_EVENTS: tuple[str, ...] = ("ContactStatus", "DeviceStateChange")
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,11 @@ def _loopback_permit(host: str) -> str:
     return "127.0.0.1/255.255.255.255" if address.is_loopback else f"{address}/255.255.255.255"
 
 
+def _event_filters(browser_seats: bool) -> str:
+    names = AMI_EVENTS + (AMI_WEBRTC_EVENTS if browser_seats else ())
+    return "\n".join(f"eventfilter(action(include),name({name})) =" for name in names)
+
+
 def _manager_conf(site: AsteriskSite, secret: str) -> str:
     ami = site.asterisk
     return f"""[general]
@@ -201,6 +224,8 @@ permit = {_loopback_permit(ami.ami_host)}
 ; only what the controller uses (telephony/asterisk_conf.py AMI_ACTION_CLASSES)
 read = {AMI_READ_CLASSES}{AMI_WEBRTC_READ if site.browser_seats else ""}
 write = {AMI_WRITE_CLASSES}
+; only the events a handler of the controller listens for (AMI_EVENTS), matched by name (a hash)
+{_event_filters(bool(site.browser_seats))}
 ; Asterisk drops a reader that blocks writes longer than this: give a busy controller slack.
 writetimeout = 5000
 """

@@ -28,11 +28,15 @@ from telephony.dialplan_names import (
     prompt_path,
 )
 
+# fine below the 5 ms an AGI step may add (docs/benchmarks.md, the IVR at 200 calls)
+STEP_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
+
 
 @dataclass(frozen=True)
 class AgiParts:
     server: AgiServer
     wait: Histogram  # hotline_agi_wait_seconds
+    step: Histogram  # hotline_agi_step_seconds
 
 
 def agi_routes(
@@ -59,6 +63,11 @@ def build_agi(config: Config, agi_secret: str, routes: dict[str, AgiHandler]) ->
         "How long a channel waited on the controller between AGI commands (dead air we caused)",
         WAIT_BUCKETS_S,
     )
+    step = Histogram(
+        "hotline_agi_step_seconds",
+        "Controller time per AGI step: an AGI reply received to our next command sent",
+        STEP_BUCKETS_S,
+    )
     server = AgiServer(
         config.agi.host,
         config.agi.port,
@@ -66,6 +75,7 @@ def build_agi(config: Config, agi_secret: str, routes: dict[str, AgiHandler]) ->
         header_timeout_s=config.agi.header_timeout_s,
         command_timeout_s=config.agi.command_timeout_s,
         on_gap=wait.observe,
+        on_step=step.observe,
         secret=agi_secret,
     )
-    return AgiParts(server=server, wait=wait)
+    return AgiParts(server=server, wait=wait, step=step)

@@ -16,6 +16,7 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_redis_call_path_wait_seconds": "histogram",
     "hotline_ivr_step_redis_wait_seconds": "histogram",
     "hotline_agi_wait_seconds": "histogram",
+    "hotline_agi_step_seconds": "histogram",
     "hotline_ami_event_backlog": "gauge",
     "hotline_ami_event_backlog_peak": "gauge",
     "hotline_ami_events_dropped": "counter",

@@ -5,6 +5,7 @@ controller that restarts (a new window seeded from the stored records)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -146,6 +147,9 @@ def test_a_call_exactly_24_h_old_counts_and_one_microsecond_more_does_not() -> N
 
 class _Store:
     async def save(self, record: CallRecord) -> None:
+        pass
+
+    async def save_many(self, records: Sequence[CallRecord]) -> None:
         pass
 
     async def get(self, call_id: str) -> CallRecord | None:

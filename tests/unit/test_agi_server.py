@@ -282,3 +282,51 @@ async def test_a_session_with_the_key_is_served_and_never_sees_it(
     assert variables["agi_request"].endswith(":48389/ivr")
     assert server.stats.unauthenticated == 0
     assert server.stats.sessions_total == 1
+
+
+async def test_step_time_is_observed_from_each_reply_to_the_next_command(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    """hotline_agi_step_seconds: one observation per command that follows a reply (not the first
+    command, not the session's end), and it covers what the handler did in between."""
+    steps_seen: list[float] = []
+    gaps_seen: list[float] = []
+
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        await session.answer()
+        await asyncio.sleep(0.05)  # the controller's own work between two commands
+        seen.append(await session.get_variable("HOTLINE_PLATFORM"))
+        await session.set_variable("HOTLINE_IVR_DONE", "1")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler, on_gap=gaps_seen.append, on_step=steps_seen.append)
+    environment, replies = transcript("normal")
+    async with asyncio.timeout(10):
+        await ReplayingAsterisk(environment, replies).run(server.port)
+        await handler.done.wait()
+        await wait_until(lambda: len(gaps_seen) == 4)
+    assert handler.seen == ["kunming"]
+    assert len(steps_seen) == 2  # GET VARIABLE and SET VARIABLE each followed a reply; ANSWER did not
+    assert steps_seen[0] >= 0.05
+    assert len(gaps_seen) == 4  # start → ANSWER, the two steps, the last reply → the session's end
+
+
+async def test_several_variables_go_in_one_round_trip_and_only_plain_ones(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        plain = {"HOTLINE_MAX_WAIT": "300", "HOTLINE_OVERFLOW": "busy_voicemail", "HOTLINE_HOLD": "1"}
+        await session.set_variables(plain)
+        for name, value in (("A", "x,B=1"), ("A=B", "1"), ("A", 'x"'), ("A", "张"), ("A\nB", "1")):
+            with pytest.raises(ValueError, match="not a plain channel variable"):
+                await session.set_variables({name: value})
+        seen.append("done")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=0\n")
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["done"]
+    assert asterisk.received == ['EXEC MSet "HOTLINE_MAX_WAIT=300,HOTLINE_OVERFLOW=busy_voicemail,HOTLINE_HOLD=1"']

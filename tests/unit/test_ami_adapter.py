@@ -130,6 +130,35 @@ async def test_events_reach_handlers_in_order(ami: FakeAmi, client: AmiClient) -
     assert seen == ["0", "1", "2", "3", "4"]
 
 
+async def test_events_nobody_listens_for_are_not_parsed_but_replies_always_are(ami: FakeAmi, client: AmiClient) -> None:
+    """Without Asterisk's eventfilter, unwanted events are dropped from their first line; an
+    event with an ActionID (a list's item, an async Originate's response) is always parsed."""
+    seen: list[str] = []
+
+    async def handler(event: AmiMessage) -> None:
+        seen.append(f"{event.name} {event.get('n')}")
+
+    client.on_event("Hangup", handler)
+    client.on_event("OriginateResponse", handler)
+    protocol = client._protocol  # the connection's own counter
+    assert protocol is not None
+    skipped = protocol.events_skipped  # the fake's own events at login (FullyBooted)
+    await ami.send_raw(
+        b"".join(
+            [
+                encode({"Event": "Newexten", "n": "1"}),
+                encode({"Event": "VarSet", "n": "2", "Value": "Event: Hangup"}),
+                encode({"Event": "Hangup", "n": "3"}),
+                encode({"Event": "OriginateResponse", "ActionID": "x-1", "n": "4"}),
+                encode({"Event": "hangup", "n": "5"}),  # names are matched case-blind, as handlers are
+            ]
+        )
+    )
+    await wait_until(lambda: len(seen) == 3)
+    assert seen == ["Hangup 3", "OriginateResponse 4", "hangup 5"]
+    assert protocol.events_skipped - skipped == 2
+
+
 def test_backoff_grows_and_is_capped() -> None:
     s = settings(1, reconnect_initial_s=0.1, reconnect_max_s=1.0)
     steps = [0.0]

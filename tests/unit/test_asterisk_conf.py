@@ -11,7 +11,7 @@ import pytest
 from hotline.asterisk_files import render_asterisk_config, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
-from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_READ_CLASSES, AsteriskLayout
+from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_EVENTS, AMI_READ_CLASSES, AMI_WEBRTC_EVENTS, AsteriskLayout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,6 +52,24 @@ def test_every_ami_action_the_code_sends_has_its_class() -> None:
     assert AMI_READ_CLASSES == "call,agent,user"
 
 
+def test_asterisk_sends_exactly_the_events_the_controller_handles() -> None:
+    """manager.conf's eventfilter lets through AMI_EVENTS only: every ``on_event("X", …)`` in the
+    code (any package but tests and bench) must be listed — or its handler would never run —
+    and nothing listed may lack a handler (Asterisk would send it for nothing)."""
+    handled: set[str] = set()
+    for source in REPO.rglob("*.py"):
+        relative = source.relative_to(REPO).parts
+        if relative[0] in ("tests", "bench", ".venv", "build") or relative[0].startswith("."):
+            continue
+        handled |= set(re.findall(r'\bon_event\(\s*"(\w+)"', source.read_text(encoding="utf-8")))
+    assert "*" not in handled  # a catch-all handler would need every event: no filter possible
+    assert handled == set(AMI_EVENTS + AMI_WEBRTC_EVENTS), handled ^ set(AMI_EVENTS + AMI_WEBRTC_EVENTS)
+    manager = render()["manager.conf"]
+    filters = re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =$", manager, re.MULTILINE)
+    assert sorted(filters) == sorted(AMI_EVENTS)  # no browser phones: not their events either
+    assert manager.index("eventfilter") > manager.index("\n[hotline]\n")  # the user's, not [general]'s
+
+
 def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     extensions = render("platform: {id: dali, area_code: '0872'}\nagi: {port: 4600}")["extensions.conf"]
     for number in ("087212345", "87212345"):
@@ -65,7 +83,9 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     trunk_context = extensions.split("[from-trunk]")[1].split("\n[")[0]
     assert trunk_context.index("include => hotline-area") < trunk_context.index("include => hotline-refuse")
     assert "_X." not in trunk_context  # its own extensions come before its includes
-    assert re.search(r"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{32,}/ivr\)", extensions)
+    # the hand-off token goes along as the AGI's argument, letters and digits only
+    token = r"\$\{FILTER\(0-9A-Za-z,\$\{PJSIP_HEADER\(read,X-Hotline-Handoff\)\}\)\}"
+    assert re.search(rf"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{{32,}}/ivr,{token}\)", extensions)
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
@@ -185,7 +205,7 @@ def test_secrets_are_made_once_and_kept(tmp_path: Path) -> None:
     agi_secret = (tmp_path / "var" / "agi-secret").read_text().strip()
     assert len(ami_secret) >= 32 and len(agi_secret) >= 32 and ami_secret != agi_secret
     assert f"secret = {ami_secret}\n" in manager
-    assert f"AGI(agi://127.0.0.1:4573/{agi_secret}/ivr)" in (first.etc_dir / "extensions.conf").read_text()
+    assert f"AGI(agi://127.0.0.1:4573/{agi_secret}/ivr," in (first.etc_dir / "extensions.conf").read_text()
     write_asterisk_config(config, tmp_path / "etc")
     assert (first.etc_dir / "manager.conf").read_text() == manager  # the same secret next time
 
@@ -206,6 +226,8 @@ def test_configured_secrets_win(tmp_path: Path) -> None:
 def test_area_header_off_and_unknown_areas_at_the_province() -> None:
     extensions = render("platform: {id: province, area_code: '0871'}\nsip: {area_header: ''}")["extensions.conf"]
     assert "exten => 12345,1,Goto(hotline-entry,s,1)" in extensions
-    assert "PJSIP_HEADER(read" not in extensions
+    # no area header is read (only the hand-off token is, on the way into the IVR)
+    reads = [line for line in extensions.splitlines() if "PJSIP_HEADER(read" in line]
+    assert len(reads) == 1 and "/ivr," in reads[0] and "X-Hotline-Handoff" in reads[0], reads
     # nobody above the province: an area it does not route is answered there, never a 404
     assert "exten => _0XXX12345,1,Goto(hotline-entry,s,1)" in extensions

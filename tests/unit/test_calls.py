@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,12 @@ class MemoryStore:
         if self.down:
             raise ConnectionError("store down")
         self.records[record.call_id] = record
+
+    async def save_many(self, records: Sequence[CallRecord]) -> None:
+        if self.down:
+            raise ConnectionError("store down")
+        for record in records:
+            self.records[record.call_id] = record
 
     async def get(self, call_id: str) -> CallRecord | None:
         if self.down:

@@ -135,7 +135,12 @@ async def _no_prompts(_plan: object) -> None:
     return None
 
 
-async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(hung: HungRedis, tmp_path: Path) -> None:
+@pytest.mark.parametrize("token_as_argument", [True, False], ids=["dialplan-argument", "older-dialplan"])
+async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(
+    hung: HungRedis, tmp_path: Path, token_as_argument: bool
+) -> None:
+    """The hand-off token comes as the AGI's argument (as the rendered dialplan passes it) or,
+    from a dialplan rendered before that, is asked for with GET VARIABLE: the same walk."""
     budget = RedisBudget(op_timeout_s=0.2)  # a step may wait 0.4 s on Redis in all
     store = RedisCallStore(hung.client, timedelta(days=1), "kunming")
     tracker = CallTracker(store, "kunming", lambda: NOW, budget)
@@ -166,8 +171,9 @@ async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(hun
     with wave.open(str(spool / "voicemail" / f"{CALL_ID}.wav"), "wb") as message:  # what RECORD FILE leaves
         message.setparams((1, 2, 8000, 0, "NONE", "not compressed"))
         message.writeframes(b"\x00\x10" * 8000 * 3)
+    environment = ENVIRONMENT.replace("\n\n", f"\nagi_arg_1: {TOKEN}\n\n") if token_as_argument else ENVIRONMENT
     asterisk = ReplayingAsterisk(
-        ENVIRONMENT,
+        environment,
         {
             f"GET VARIABLE {quote_argument('PJSIP_HEADER(read,X-Hotline-Handoff)')}": f"200 result=1 ({TOKEN})\n",
             f"GET DATA {quote_argument(str(tmp_path / 'prompts' / 'menu'))} 3000 1": "200 result=1\n",
@@ -180,6 +186,8 @@ async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(hun
             await asyncio.wait_for(asterisk.run(server.port), HANG_GUARD_S)
             await wait_until(lambda: server.stats.sessions_total == 1 and server.stats.sessions_active == 0)
         assert asterisk.received[-1] == "HANGUP"  # the whole walk, to the goodbye
+        asked = [c for c in asterisk.received if c.startswith("GET VARIABLE")]
+        assert len(asked) == (0 if token_as_argument else 1)  # one AGI round trip fewer
         assert server.stats.sessions_failed == 0
         # the pick-up of the case, and the message's ASR job, gave up on Redis; nothing else waited
         assert budget.read_timeouts == 2

@@ -52,6 +52,8 @@ def test_a_browser_seat_gets_a_webrtc_endpoint_beside_sip_seats() -> None:
     assert "noload => res_http_websocket.so" not in modules
     assert "noload => res_pjsip_transport_websocket.so" not in modules
     assert "\nread = call,agent,user,system\n" in files["manager.conf"]  # ContactStatus: read only
+    for event in ("ContactStatus", "DeviceStateChange"):  # let through the AMI eventfilter
+        assert f"\neventfilter(action(include),name({event})) =\n" in files["manager.conf"]
 
 
 def test_without_browser_seats_nothing_of_it_is_rendered() -> None:
@@ -60,6 +62,7 @@ def test_without_browser_seats_nothing_of_it_is_rendered() -> None:
     assert "transport-wss" not in files["pjsip.conf"]
     assert "noload => res_http_websocket.so" in files["modules.conf"]
     assert "\nread = call,agent,user\n" in files["manager.conf"]
+    assert "name(ContactStatus)" not in files["manager.conf"]
 
 
 @pytest.mark.parametrize(
