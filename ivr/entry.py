@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 import structlog
@@ -22,6 +23,8 @@ from telephony.dialplan_names import (
 )
 
 log = structlog.get_logger(__name__)
+
+HANDOFF_TOKEN = re.compile(r"[0-9A-Za-z]{1,64}")  # as the dialplan passes it (FILTER, :0:64)
 
 
 class IvrEntry:
@@ -75,6 +78,9 @@ class IvrEntry:
         else:
             token = await session.get_variable(f"PJSIP_HEADER(read,{HANDOFF_HEADER})") or ""
         if not token:
+            return None
+        if not HANDOFF_TOKEN.fullmatch(token):  # ours are hex; a Redis key is made of it
+            log.warning("ivr.handoff_malformed", length=len(token))
             return None
         with self._context.budget.step():
             found = await handoffs.picked_up_on_call_path(token, self._context.platform, call_id, self._context.clock())

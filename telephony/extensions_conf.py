@@ -187,7 +187,8 @@ exten => _X.,1,Hangup(21)
 [{ENTRY_CONTEXT}]
 exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
  ; the hand-off token (if another platform sent the call) goes along: one AGI round trip fewer
- same => n,AGI({agi_url}/{AGI_IVR_SCRIPT},${{FILTER(0-9A-Za-z,${{PJSIP_HEADER(read,{HANDOFF_HEADER})}})}})
+ ; (letters and digits, at most 64: a huge header must not overflow the AGI environment)
+ same => n,AGI({agi_url}/{AGI_IVR_SCRIPT},${{FILTER(0-9A-Za-z,${{PJSIP_HEADER(read,{HANDOFF_HEADER})}}):0:64}})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  same => n,GotoIf($["${{{HOLD_VARIABLE}}}" = "1"]?{HOLD_CONTEXT},s,1)
  ; a seat already talked with this caller (the controller died during the call): done, no voicemail

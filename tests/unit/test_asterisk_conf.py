@@ -84,7 +84,9 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     assert trunk_context.index("include => hotline-area") < trunk_context.index("include => hotline-refuse")
     assert "_X." not in trunk_context  # its own extensions come before its includes
     # the hand-off token goes along as the AGI's argument, letters and digits only
-    token = r"\$\{FILTER\(0-9A-Za-z,\$\{PJSIP_HEADER\(read,X-Hotline-Handoff\)\}\)\}"
+    # letters and digits, at most 64: a huge header must not overflow the AGI environment (8 KB)
+    # and send the call to the fallback route (ivr/entry.py checks the same shape)
+    token = r"\$\{FILTER\(0-9A-Za-z,\$\{PJSIP_HEADER\(read,X-Hotline-Handoff\)\}\):0:64\}"
     assert re.search(rf"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{{32,}}/ivr,{token}\)", extensions)
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     fallback = extensions.split("(fallback)")[1]
