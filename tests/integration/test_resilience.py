@@ -363,9 +363,15 @@ def test_a_hung_redis_costs_no_ivr_step_more_than_a_second_and_loses_nothing(tmp
             health = platform.wait_component("redis", "slow", timeout_s=30)
             assert health["status"] == "degraded"
             assert "redis slow/hung" in health["reasons"]
+            # slow is not down: health stays 200 (a balancer keeps the platform, calls are served)
+            assert platform.http("/api/v1/health", token=None).status == 200
+            wait_metric(platform, "hotline_redis_slow", 1)
+            assert platform.http("/api/v1/calls").status == 503  # the records store does not answer
             result = run_sipp(platform.config.sip.port, caller, caller="13900000061", timeout_s=90)
             assert result.ok, result.errors
             during = _counts(platform)
+            # the call's record could not be written: it waits in the controller
+            assert (scrape(platform, "hotline_call_records_unsaved") or 0) >= 1
         finally:
             platform.redis.send_signal(signal.SIGCONT)
 
@@ -387,6 +393,9 @@ def test_a_hung_redis_costs_no_ivr_step_more_than_a_second_and_loses_nothing(tmp
         assert during["hotline_redis_call_path_timeouts_total"] > before["hotline_redis_call_path_timeouts_total"]
 
         platform.wait_component("redis", "up", timeout_s=30)
+        wait_metric(platform, "hotline_redis_slow", 0)
+        wait_metric(platform, "hotline_call_records_unsaved", 0)
+        assert scrape(platform, "hotline_redis_up") == 1
         call = platform.wait_call(lambda c: c["caller"] == "139****0061" and c["state"] == "ended", "the record")
         stored = platform.stored_call(call["call_id"])
         assert stored["ivr_path"] == ["entry", "welcome", "menu", "vm", "bye"]
