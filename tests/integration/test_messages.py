@@ -166,9 +166,9 @@ def test_free_speech_the_production_default_transcribes_what_each_caller_said(
     config.yaml), on two callers' messages. Each ticket's text is what the same model makes of
     that call's recording in free speech (alike, and unlike the other call's), that recording's
     text is closer to what the model makes of the audio this caller sent than of the other's, and
-    the tickets hold words no grammar contains. (The small Korean model's free speech on espeak-ng voices is far from the
-    words spoken — docs/operations.md, "Message transcription" — so the check is on the text
-    coming from the audio, not on its meaning.)"""
+    the tickets hold words no grammar contains. (The small Korean model's free speech on
+    espeak-ng voices is far from the words spoken — docs/operations.md, "Message transcription" —
+    so the check is on the text coming from the audio, not on its meaning.)"""
     assert AsrConfig().grammar == () and load_config(REPO / "config.yaml").asr.grammar == ()  # production
     data = yaml.safe_load(after_hours.config_path.read_text(encoding="utf-8"))
     del data["asr"]["grammar"]
@@ -199,7 +199,9 @@ def test_free_speech_the_production_default_transcribes_what_each_caller_said(
             recording = after_hours.config.paths.spool_dir / after_hours.stored_call(call["call_id"])["recording"]
             recorded.append(model.transcribe_file(recording).text)
             pcm = tmp_path / f"sent{n}.wav"
-            subprocess.run(["sox", str(tmp_path / f"m{n}.wav"), "-e", "signed-integer", "-b", "16", str(pcm)], check=True)
+            subprocess.run(
+                ["sox", str(tmp_path / f"m{n}.wav"), "-e", "signed-integer", "-b", "16", str(pcm)], check=True
+            )
             sent.append(model.transcribe_file(pcm).text)
     finally:
         model.close()
