@@ -28,6 +28,7 @@ from tests.support.sipp import (
     CALLER_HANGS_UP,
     HOTLINE_HANGS_UP,
     INVITE,
+    SippCall,
     pause,
     run_sipp,
     scenario,
@@ -63,14 +64,20 @@ def prompt_ms(platform: PlatformUnderTest, name: str) -> int:
     return int(duration_s(platform.config.paths.runtime_dir / "prompts" / "ivr" / f"{name}.wav") * 1000)
 
 
-def leave_message(platform: PlatformUnderTest, caller: str, message: Path) -> dict[str, Any]:
-    result = run_sipp(
-        platform.config.sip.port,
-        scenario(INVITE, ANSWERED, pause(prompt_ms(platform, "closed") + 800), stream_audio(message), HOTLINE_HANGS_UP),
-        caller=caller,
-        timeout_s=60,
+def message_call(platform: PlatformUnderTest, message: Path) -> str:
+    """A caller who waits out the closed prompt, says ``message`` and leaves the hang-up to us."""
+    return scenario(
+        INVITE, ANSWERED, pause(prompt_ms(platform, "closed") + 800), stream_audio(message), HOTLINE_HANGS_UP
     )
+
+
+def leave_message(platform: PlatformUnderTest, caller: str, message: Path) -> dict[str, Any]:
+    result = run_sipp(platform.config.sip.port, message_call(platform, message), caller=caller, timeout_s=60)
     assert result.ok, result.errors
+    return ended_record(platform, caller)
+
+
+def ended_record(platform: PlatformUnderTest, caller: str) -> dict[str, Any]:
     masked = caller[:3] + "****" + caller[-4:]
     return platform.wait_call(lambda c: c["caller"] == masked and c["state"] == "ended", "the call record")
 
@@ -179,10 +186,19 @@ def test_free_speech_the_production_default_transcribes_what_each_caller_said(
     logged_before = log.read_text(errors="replace") if log.exists() else ""
     after_hours.start_asr_worker(free_config)
     try:
-        calls = [
-            leave_message(after_hours, f"1395555001{n}", korean_message_ulaw(tmp_path / f"m{n}.wav", text))
+        callers = [f"1395555001{n}" for n in range(len(FREE_SPEECH))]
+        sipps = [  # both at once
+            SippCall(
+                after_hours.config.sip.port,
+                message_call(after_hours, korean_message_ulaw(tmp_path / f"m{n}.wav", text)),
+                caller=callers[n],
+                timeout_s=60,
+            )
             for n, text in enumerate(FREE_SPEECH)
         ]
+        results = [sipp.wait() for sipp in sipps]
+        assert all(result.ok for result in results), [result.errors for result in results]
+        calls = [ended_record(after_hours, caller) for caller in callers]
         tickets = [ticket_of(after_hours, call["call_id"], timeout_s=120) for call in calls]
         started = log.read_text(errors="replace")[len(logged_before) :]
         assert '"mode": "free speech"' in started, started[-2000:]
