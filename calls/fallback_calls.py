@@ -154,6 +154,7 @@ def merged_fallback_call(existing: CallRecord, call: FallbackCall) -> CallRecord
     update: dict[str, object] = {
         "state": CallState.ENDED,
         "ended_at": max(existing.started_at, call.ended_at),
+        "ended_at_estimated": False,  # Asterisk wrote the hang-up's own time
         "outcome": outcome,
         "hangup_cause": call.cause,
         "tags": {**existing.tags, "route": "fallback", "fallback_stage": call.stage},

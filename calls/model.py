@@ -60,6 +60,9 @@ class CallRecord(BaseModel):
     started_at: datetime
     answered_at: datetime | None = None
     ended_at: datetime | None = None
+    # the end was not seen (the channel was gone when the controller looked again): ``ended_at``
+    # is when that was noticed, never before the call's last known moment
+    ended_at_estimated: bool = False
     ivr_path: tuple[str, ...] = ()
     digits: tuple[str, ...] = ()  # "<menu node>=<key>", in order pressed
     tags: dict[str, str] = {}
@@ -115,3 +118,13 @@ def end_call(record: CallRecord, at: datetime, cause: str, lost_track: bool = Fa
     if outcome is None:
         outcome = CallOutcome.LOST_TRACK if lost_track else CallOutcome.ABANDONED
     return ended.model_copy(update={"ended_at": at, "hangup_cause": cause or record.hangup_cause, "outcome": outcome})
+
+
+def end_unseen_call(record: CallRecord, noticed_at: datetime, cause: str) -> CallRecord:
+    """End a call whose hang-up nobody saw (its channel was gone when the controller looked):
+    ``lost_track`` unless the IVR set an outcome; the end is marked estimated and is never
+    earlier than the last moment the record knows (another run's clock, or a test clock, may
+    be behind it), so no duration comes out negative."""
+    known = [t for t in (record.started_at, record.answered_at, record.queued_at, record.seat_answered_at) if t]
+    ended = end_call(record, max([noticed_at, *known]), cause, lost_track=True)
+    return ended.model_copy(update={"ended_at_estimated": True})

@@ -19,7 +19,16 @@ from datetime import datetime
 import structlog
 
 from calls.fallback_calls import FallbackCall, fallback_call_record, merged_fallback_call
-from calls.model import CallChanges, CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
+from calls.model import (
+    CallChanges,
+    CallOutcome,
+    CallRecord,
+    CallState,
+    IllegalTransition,
+    end_call,
+    end_unseen_call,
+    transition,
+)
 from calls.redis_budget import RedisBudget
 from calls.store import CallStore
 from common.clock import Clock, system_clock
@@ -282,7 +291,7 @@ class CallTracker:
         for call_id, record in list(self._live.items()):
             if call_id in alive or self._seen.get(call_id, seen_before) >= seen_before:
                 continue
-            self._put(end_call(record, self._clock(), "channel gone while the controller was away", lost_track=True))
+            self._put(end_unseen_call(record, self._clock(), "channel gone while the controller was away"))
             ended += 1
         if ended:
             log.info("calls.reconciled", ended=ended, still_live=len(self._live))

@@ -55,6 +55,7 @@ def call_view(record: CallRecord) -> dict[str, Any]:
         "started_at": record.started_at.isoformat(),
         "answered_at": record.answered_at.isoformat() if record.answered_at else None,
         "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        "ended_at_estimated": record.ended_at_estimated,  # the hang-up was not seen (controller away)
         "ivr_path": list(record.ivr_path),
         "digits": list(record.digits),
         "tags": record.tags,

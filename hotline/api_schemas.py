@@ -54,6 +54,7 @@ class CallView(BaseModel):
     started_at: Time
     answered_at: Time | None
     ended_at: Time | None
+    ended_at_estimated: bool  # the hang-up was not seen: ended_at is when the controller noticed
     ivr_path: list[str]
     digits: list[str]
     tags: dict[str, str]

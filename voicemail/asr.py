@@ -154,7 +154,8 @@ class VoskTranscriber:
             raise ModelUnavailable(f"vosk could not load the model in {model_path}: {exc}") from exc
         self._grammar = json.dumps(list(grammar), ensure_ascii=False) if grammar else None
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="asr")
-        log.info("asr.model_loaded", model=model_path.name, rate=self.rates.sample_rate)
+        mode = f"grammar of {len(grammar)}" if grammar else "free speech"
+        log.info("asr.model_loaded", model=model_path.name, rate=self.rates.sample_rate, mode=mode)
 
     async def transcribe(self, path: Path) -> Transcript:
         """Decode off the event loop; ``AudioUnreadable`` for a file that is not usable audio."""

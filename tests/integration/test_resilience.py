@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from tests.support.audio import duration_s, rms_amplitude, tone_wav
+from tests.support.metrics import scrape, wait_metric
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
@@ -150,35 +152,80 @@ def test_sigterm_drains_the_call_in_progress(fresh_platform: PlatformUnderTest) 
     assert ended["state"] == "ended"
 
 
-def test_controller_reconnects_after_asterisk_restart(fresh_platform: PlatformUnderTest) -> None:
+def test_asterisk_crash_shows_in_health_and_metrics_and_its_call_ends_lost_track(
+    fresh_platform: PlatformUnderTest,
+) -> None:
+    """Asterisk dies (SIGKILL: no hang-up event reaches us) with a caller in the IVR: health
+    says 503 "degraded" (ami down) and ``hotline_ami_connected`` reads 0 until it is back; then
+    the controller logs in again, the caller's record ends ``lost_track`` with an estimated end
+    never before its answer, and the next call is served."""
     platform = fresh_platform
     logins_before = platform.wait_component("ami", "up")
-    platform.asterisk.stop()
-    platform.wait_component("ami", "down", timeout_s=15)
+    assert scrape(platform, "hotline_ami_connected") == 1
+    caller = SippCall(platform.config.sip.port, scenario(INVITE, ANSWERED, pause(120_000)), caller="13800008877")
+    try:
+        record = platform.wait_call(
+            lambda c: c["caller"] == "138****8877" and c["state"] == "in_ivr", "the call in the IVR"
+        )
+        assert platform.asterisk.pid is not None
+        os.kill(platform.asterisk.pid, signal.SIGKILL)
+        platform.asterisk.stop()  # reaps it
+        down = platform.wait_component("ami", "down", timeout_s=15)
+        assert down["status"] == "degraded" and "ami down" in down["reasons"]
+        assert platform.http("/api/v1/health", token=None).status == 503
+        wait_metric(platform, "hotline_ami_connected", 0)
+    finally:
+        caller.stop()  # its call died with Asterisk
+
     platform.asterisk.start()
     platform.wait_component("ami", "up", timeout_s=30)
-    assert "hotline_ami_logins_total 2" in platform.http("/metrics", token=None).body
+    wait_metric(platform, "hotline_ami_connected", 1)
+    assert scrape(platform, "hotline_ami_logins_total") == 2
+    assert platform.http("/api/v1/health", token=None).status == 200
     # every component was up (status may say degraded for other reasons, e.g. the calendar's end)
     assert set(logins_before["components"].values()) == {"up"}
 
+    lost = platform.wait_call(lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the lost call")
+    assert lost["outcome"] == "lost_track"
+    assert lost["ended_at_estimated"] is True
+    assert lost["ended_at"] >= lost["answered_at"]
+    assert lost["hangup_cause"] == "channel gone while the controller was away"
+
     result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800008888")
     assert result.ok, result.errors
-    platform.wait_call(
+    after = platform.wait_call(
         lambda c: c["caller"] == "138****8888" and c["outcome"] == "ivr_completed", "a call after the restart"
     )
+    assert after["ended_at_estimated"] is False
 
 
-def test_call_records_written_while_redis_is_down_are_kept(fresh_platform: PlatformUnderTest) -> None:
+def test_redis_down_shows_in_health_metrics_and_the_records_api_and_records_are_kept(
+    fresh_platform: PlatformUnderTest,
+) -> None:
+    """Redis stopped: health 503 "degraded" (redis down), /api/v1/calls 503, ``hotline_redis_up``
+    0 and ``hotline_call_records_unsaved`` rising with a call; Redis back: all 200 again, the
+    gauge back to 1, nothing unsaved, and the call's record is there."""
     platform = fresh_platform
+    assert scrape(platform, "hotline_redis_up") == 1
+    assert scrape(platform, "hotline_call_records_unsaved") == 0
     platform.redis.stop()
-    platform.wait_component("redis", "down", timeout_s=15)
+    down = platform.wait_component("redis", "down", timeout_s=15)
+    assert down["status"] == "degraded" and "redis down" in down["reasons"]
+    assert platform.http("/api/v1/health", token=None).status == 503
+    assert platform.http("/api/v1/calls").status == 503
+    wait_metric(platform, "hotline_redis_up", 0)
     result = run_sipp(
         platform.config.sip.port, scenario(INVITE, ANSWERED, pause(1000), CALLER_HANGS_UP), caller="13800009999"
     )
     assert result.ok, result.errors  # calls go on without Redis
+    wait_for("the record waiting for Redis", lambda: (scrape(platform, "hotline_call_records_unsaved") or 0) >= 1)
+    assert platform.http("/api/v1/calls").status == 503
 
     platform.redis.start()  # AOF: what was saved before is back too
     platform.wait_component("redis", "up", timeout_s=15)
+    wait_metric(platform, "hotline_redis_up", 1)
+    wait_metric(platform, "hotline_call_records_unsaved", 0)
+    assert platform.http("/api/v1/health", token=None).status == 200
     call = platform.wait_call(lambda c: c["caller"] == "138****9999", "the record written after Redis came back")
     assert call["outcome"] == "abandoned"
     assert call["state"] == "ended"
@@ -316,9 +363,15 @@ def test_a_hung_redis_costs_no_ivr_step_more_than_a_second_and_loses_nothing(tmp
             health = platform.wait_component("redis", "slow", timeout_s=30)
             assert health["status"] == "degraded"
             assert "redis slow/hung" in health["reasons"]
+            # slow is not down: health stays 200 (a balancer keeps the platform, calls are served)
+            assert platform.http("/api/v1/health", token=None).status == 200
+            wait_metric(platform, "hotline_redis_slow", 1)
+            assert platform.http("/api/v1/calls").status == 503  # the records store does not answer
             result = run_sipp(platform.config.sip.port, caller, caller="13900000061", timeout_s=90)
             assert result.ok, result.errors
             during = _counts(platform)
+            # the call's record could not be written: it waits in the controller
+            assert (scrape(platform, "hotline_call_records_unsaved") or 0) >= 1
         finally:
             platform.redis.send_signal(signal.SIGCONT)
 
@@ -340,6 +393,9 @@ def test_a_hung_redis_costs_no_ivr_step_more_than_a_second_and_loses_nothing(tmp
         assert during["hotline_redis_call_path_timeouts_total"] > before["hotline_redis_call_path_timeouts_total"]
 
         platform.wait_component("redis", "up", timeout_s=30)
+        wait_metric(platform, "hotline_redis_slow", 0)
+        wait_metric(platform, "hotline_call_records_unsaved", 0)
+        assert scrape(platform, "hotline_redis_up") == 1
         call = platform.wait_call(lambda c: c["caller"] == "139****0061" and c["state"] == "ended", "the record")
         stored = platform.stored_call(call["call_id"])
         assert stored["ivr_path"] == ["entry", "welcome", "menu", "vm", "bye"]

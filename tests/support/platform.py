@@ -181,15 +181,16 @@ class PlatformUnderTest:
         if wait_ami:
             self.wait_component("ami", "up")
 
-    def start_asr_worker(self) -> None:
-        """One ``hotline12345 asr-worker`` (needs ``asr.model_path`` in the overrides)."""
-        self.asr_worker = self._spawn("asr-worker", self.root / "asr-worker.log")
+    def start_asr_worker(self, config_path: Path | None = None) -> None:
+        """One ``hotline12345 asr-worker`` (needs ``asr.model_path`` in the overrides), with this
+        platform's config or ``config_path`` (e.g. the same platform with another ``asr``)."""
+        self.asr_worker = self._spawn("asr-worker", self.root / "asr-worker.log", config_path)
 
-    def _spawn(self, command: str, log_path: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, command: str, log_path: Path, config_path: Path | None = None) -> subprocess.Popen[bytes]:
         """``hotline12345 COMMAND --config <this platform's>``, output appended to ``log_path``."""
         with log_path.open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "hotline.cli", command, "--config", str(self.config_path)],
+                [sys.executable, "-m", "hotline.cli", command, "--config", str(config_path or self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -139,6 +139,51 @@ async def test_reconcile_ends_only_calls_asterisk_no_longer_has() -> None:
     assert store.records["arrived-during-snapshot"].is_open
 
 
+async def test_a_call_that_ended_while_the_controller_was_away_never_gets_a_negative_length() -> None:
+    """The restarted controller saw no hang-up: the record ends ``lost_track`` at the moment the
+    channel was found gone, marked estimated; with a clock behind the record (another run's, a
+    test clock) the end is clamped to the record's last known moment, never before it."""
+    store = MemoryStore()
+    talking = record(
+        call_id="talking",
+        state=CallState.IN_IVR,
+        answered_at=T0 + timedelta(seconds=2),
+        queued_at=T0 + timedelta(seconds=20),
+        seat="1001",
+        seat_answered_at=T0 + timedelta(seconds=30),
+    )
+    store.records = {"talking": talking, "in-menu": record(call_id="in-menu", state=CallState.IN_IVR)}
+    behind = FakeClock()
+    behind.advance(-3600)  # the successor's clock is an hour behind the record's
+    successor = CallTracker(store, "kunming", behind)
+    await successor.load_open()
+    assert await successor.reconcile(set(), successor.mark()) == 2
+    await successor.flush_dirty()
+    ended = store.records["talking"]
+    assert ended.outcome is CallOutcome.LOST_TRACK and ended.ended_at_estimated
+    assert ended.ended_at == T0 + timedelta(seconds=30)  # clamped: a talk length of 0, not -3630 s
+    assert store.records["in-menu"].ended_at == T0 and store.records["in-menu"].ended_at_estimated
+
+    later = FakeClock()
+    later.advance(600)
+    store.records["talking"] = talking
+    again = CallTracker(store, "kunming", later)
+    await again.load_open()
+    await again.reconcile(set(), again.mark())
+    await again.flush_dirty()
+    assert store.records["talking"].ended_at == T0 + timedelta(seconds=600)  # when it was noticed
+    assert store.records["talking"].ended_at_estimated
+
+
+async def test_a_hang_up_seen_is_not_estimated() -> None:
+    store = MemoryStore()
+    tracker = CallTracker(store, "kunming", FakeClock())
+    await tracker.channel_created("k-1.1", "PJSIP/t", "1", "", "12345")
+    await tracker.hung_up("k-1.1", "Normal Clearing")
+    await tracker.flush_dirty()
+    assert store.records["k-1.1"].ended_at_estimated is False
+
+
 async def test_a_new_controller_adopts_open_records() -> None:
     store = MemoryStore()
     first = CallTracker(store, "kunming", FakeClock())

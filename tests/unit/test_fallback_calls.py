@@ -79,6 +79,7 @@ async def test_ingestion_is_idempotent_merges_and_waits_for_whole_lines(tmp_path
     await first.reconcile([], first.mark() + 1)
     await first.flush_dirty()
     assert store.records["kunming-1772442100.8"].outcome is CallOutcome.LOST_TRACK
+    assert store.records["kunming-1772442100.8"].ended_at_estimated
 
     tracker = CallTracker(store, "kunming", FakeClock())
     ingester = FallbackIngester(tmp_path, tracker, "kunming")
@@ -94,6 +95,7 @@ async def test_ingestion_is_idempotent_merges_and_waits_for_whole_lines(tmp_path
     assert answered.tags == {"route": "fallback", "fallback_stage": "queue"}
     gone = store.records["kunming-1772442100.8"]
     assert gone.outcome is CallOutcome.ABANDONED and gone.hangup_cause == "fallback route: hung up in the greeting"
+    assert not gone.ended_at_estimated  # the line's own hang-up time replaced the estimate
     assert store.records["kunming-1772442200.9"].outcome is CallOutcome.FALLBACK
     assert len(store.records) == 3
 
