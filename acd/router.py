@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -146,3 +146,30 @@ def seats_to_offer(
         after = [seat_id for seat_id in ordered if seat_id > round_robin_after]
         return [(after or ordered)[0]]
     return [min(eligible, key=lambda s: (s.idle_since, s.seat_id)).seat_id]
+
+
+def offer_plan(
+    callers: Iterable[WaitingCaller],
+    covered: Container[str | None],
+    idle: list[IdleSeat],
+    strategy: Strategy,
+    now: float,
+    relax_after_s: float,
+    round_robin_after: str = "",
+) -> tuple[list[tuple[str, str]], str]:
+    """Which idle seats to ring for whom: ``callers`` best first, each not yet ``covered`` one
+    offered the seats ``seats_to_offer`` chooses among the seats still idle, until none is.
+    Returns the (seat id, call id) offers in order, and the last seat rung (round robin)."""
+    plan: list[tuple[str, str]] = []
+    idle = list(idle)
+    for caller in callers:
+        if not idle:
+            break
+        if caller.call_id in covered:
+            continue
+        chosen = seats_to_offer(caller, idle, strategy, now, relax_after_s, round_robin_after=round_robin_after)
+        for seat_id in chosen:
+            idle = [s for s in idle if s.seat_id != seat_id]
+            round_robin_after = seat_id
+            plan.append((seat_id, caller.call_id))
+    return plan, round_robin_after
