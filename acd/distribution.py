@@ -12,12 +12,13 @@ compare against.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import structlog
 
 from acd.config import AcdConfig
+from acd.model import QueuedCall
 from acd.ringing import Ringing
-from collections.abc import Callable
-
 from acd.router import IdleSeat, Strategy, may_take, offer_plan
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
@@ -71,7 +72,8 @@ class Distribution:
             if cached is None or cached[0] is not seat:
                 config = self._seats.config[seat_id]
                 idle_since = seat.since.timestamp() if seat.since else 0.0
-                entry = IdleSeat(seat_id, frozenset(config.queues), frozenset(config.skills), idle_since, seat.calls_taken)
+                queues, skills = frozenset(config.queues), frozenset(config.skills)
+                entry = IdleSeat(seat_id, queues, skills, idle_since, seat.calls_taken)
                 cached = self._idle_cache[seat_id] = (seat, entry)
             idle.append(cached[1])
         return idle
@@ -98,13 +100,14 @@ class Distribution:
         if not idle:
             return
         covered = self._ringing.covered()
+        callers: Iterable[QueuedCall]
         if self.reference:
             callers = self._waiting.ordered_by_sort()
         else:  # callers of queues no idle seat serves would be offered nothing: not read at all
             callers = self._waiting.in_order({queue for seat in idle for queue in seat.queues})
         plan, self._last_round_robin = offer_plan(
             (call.waiting() for call in callers), covered, idle, self._strategy, self._now(),
-            self._config.relax_skills_after_s, self._last_round_robin,
+            relax_after_s=self._config.relax_skills_after_s, round_robin_after=self._last_round_robin,
         )  # fmt: skip
         for seat_id, call_id in plan:
             call = self._waiting.get(call_id)

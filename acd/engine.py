@@ -216,7 +216,8 @@ class AcdEngine:
         """The last seat of a queue paused or left: its waiting callers go to their overflow
         node now (max wait is cut short; Asterisk's T extension runs the overflow)."""
         at_work = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
-        staffed = {q for seat in self._seats.all() if seat.state in at_work for q in self._seats.config[seat.seat_id].queues}
+        config = self._seats.config
+        staffed = {q for seat in self._seats.all() if seat.state in at_work for q in config[seat.seat_id].queues}
         for call in self.waiting():
             if call.is_callback or call.queue in staffed:
                 continue  # a callback waits for a seat however long it takes

@@ -49,7 +49,7 @@ class OfferBook(dict[str, Offer]):
         super().__setitem__(offer_id, offer)
         self._per_seat[offer.seat_id] = self._per_seat.get(offer.seat_id, 0) + 1
 
-    def pop(self, offer_id: str, *default: Any) -> Any:  # noqa: ANN401 — dict.pop's own signature
+    def pop(self, offer_id: str, *default: Any) -> Any:  # dict.pop's own signature
         offer = super().pop(offer_id, *default)
         if isinstance(offer, Offer):
             left = self._per_seat[offer.seat_id] - 1

@@ -141,6 +141,7 @@ def offer_plan(
     idle: list[IdleSeat],
     strategy: Strategy,
     now: float,
+    *,
     relax_after_s: float,
     round_robin_after: str = "",
 ) -> tuple[list[tuple[str, str]], str]:

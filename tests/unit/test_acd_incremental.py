@@ -26,7 +26,10 @@ from acd.ringing import OfferBook
 from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, offer_plan
 from acd.seat import SeatState
 from acd.waiting import WaitingCallers
-from tests.unit.test_acd_engine import MakeRig, Rig, make_rig, seat  # noqa: F401 — make_rig: the fixture
+from tests.unit import test_acd_engine
+from tests.unit.test_acd_engine import MakeRig, Rig, seat
+
+make_rig = test_acd_engine.make_rig  # the engine tests' fixture: engines on a real redis-server
 
 QUEUES = ("general", "complaint", "dialect")
 SKILLS = ("yi", "bai", "dai")
@@ -73,9 +76,9 @@ def filled(population: list[tuple[str, frozenset[str], int, int]], gone: list[in
 def linear_best(calls: list[QueuedCall], queues: frozenset[str], skills: frozenset[str], now: float) -> str | None:
     best: QueuedCall | None = None
     for call in calls:
-        if call.queue in queues and may_take(skills, call.waiting(), now, RELAX_S):
-            if best is None or call.rank < best.rank:
-                best = call
+        eligible = call.queue in queues and may_take(skills, call.waiting(), now, RELAX_S)
+        if eligible and (best is None or call.rank < best.rank):
+            best = call
     return None if best is None else best.call_id
 
 
@@ -115,7 +118,7 @@ def test_the_caller_index_and_rank_lists_agree_with_a_plain_scan(
     st.integers(min_value=0, max_value=300),
     st.sets(st.integers(min_value=0, max_value=40), max_size=10),
 )
-def test_the_offer_plan_from_the_rank_lists_is_the_plan_from_a_sort(
+def test_the_offer_plan_from_the_rank_lists_is_the_plan_from_a_sort(  # noqa: PLR0917 — hypothesis's arguments
     population: list[tuple[str, frozenset[str], int, int]],
     gone: list[int],
     seat_list: list[tuple[frozenset[str], frozenset[str], int, int]],
@@ -132,7 +135,7 @@ def test_the_offer_plan_from_the_rank_lists_is_the_plan_from_a_sort(
     served = {queue for s in idle for queue in s.queues}
 
     def plan(order: list[WaitingCaller] | Any) -> tuple[list[tuple[str, str]], str]:
-        return offer_plan(order, covered, idle, strategy, float(now), RELAX_S, "1003")
+        return offer_plan(order, covered, idle, strategy, float(now), relax_after_s=RELAX_S, round_robin_after="1003")
 
     expected = plan([c.waiting() for c in waiting.ordered_by_sort()])
     assert plan(c.waiting() for c in waiting.in_order(served)) == expected
@@ -186,7 +189,8 @@ async def play(rig: Rig, script_seed: int) -> list[tuple[object, ...]]:
         if step < 0.35:
             arrivals += 1
             skills = (rng.choice(("yi", "bai")),) if rng.random() < 0.3 else ()
-            await rig.caller(f"k-{arrivals}", priority=rng.choice((0, 0, 0, 1)), skills=skills, queue=rng.choice(QUEUES))
+            priority = rng.choice((0, 0, 0, 1))
+            await rig.caller(f"k-{arrivals}", priority=priority, skills=skills, queue=rng.choice(QUEUES))
         elif step < 0.45 and waiting:
             await rig.hang_up(rng.choice(waiting).call_id)
         elif step < 0.6 and ringing:
@@ -206,7 +210,7 @@ async def play(rig: Rig, script_seed: int) -> list[tuple[object, ...]]:
                 await rig.seats.pause(config.id, "break")
         else:
             rig.clock.advance(rng.choice((5, 30, 61)))
-        await rig.engine._distribution.dispatch()  # noqa: SLF001 — one dispatch per step, no timing
+        await rig.engine._distribution.dispatch()  # one dispatch per step: no timing involved
         trace.append(observed(rig))
     return trace
 
