@@ -77,7 +77,7 @@ def alone(speeches: list[Speech], repeat: int) -> dict[str, float]:
     return figures
 
 
-def edit_distance(a: str, b: str) -> int:
+def edit_distance(a: list[str], b: list[str]) -> int:
     row = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         previous, row[0] = row[0], i
@@ -86,29 +86,41 @@ def edit_distance(a: str, b: str) -> int:
     return row[-1]
 
 
-def quality(speeches: list[Speech], strict: Path) -> dict[str, float]:
-    """Character error rate (all messages) per path: each resampler into the strict model, and
-    the model's own 8 kHz path."""
-    rates: dict[str, float] = {}
-    reference = "".join(speech.text.replace(" ", "") for speech in speeches)
-    native = asr.VoskTranscriber(korean_model_folder(), workers=1)
-    forced = asr.VoskTranscriber(strict, workers=1)
+def error_rate(expected: list[list[str]], heard: list[list[str]]) -> float:
+    """Edit distance over all messages ÷ the length of what was said (tokens: words or characters)."""
+    return sum(edit_distance(e, h) for e, h in zip(expected, heard, strict=True)) / sum(len(e) for e in expected)
+
+
+def quality(speeches: list[Speech], strict: Path) -> dict[str, tuple[float, float]]:
+    """Per path — the model's own 8 kHz path, and each resampler into the strict model: the
+    character error rate in free speech, and the word error rate with a grammar of every word
+    the messages hold (a closed vocabulary: what the audio carries decides, not the language model)."""
+    words = sorted({word for speech in speeches for word in speech.text.split()})
     original = asr.resample
+    figures: dict[str, tuple[float, float]] = {}
     try:
-        paths: list[tuple[str, asr.VoskTranscriber, Resampler]] = [
-            ("model's own 8 kHz", native, original),
-            *((f"{name} → 16 kHz", forced, resampler) for name, resampler in RESAMPLERS.items()),
-        ]
-        for label, transcriber, resampler in paths:
+        for label, folder, resampler in [
+            ("model's own 8 kHz", korean_model_folder(), original),
+            *((f"{name} → 16 kHz", strict, resampler) for name, resampler in RESAMPLERS.items()),
+        ]:
             asr.resample = resampler  # type: ignore[assignment]  # what transcribe_file calls for a refused rate
-            heard = [transcriber.transcribe_file(speech.path).text.replace(" ", "") for speech in speeches]
-            errors = sum(edit_distance(s.text.replace(" ", ""), h) for s, h in zip(speeches, heard, strict=True))
-            rates[label] = errors / len(reference)
+            result = []
+            for grammar in (None, words):
+                transcriber = asr.VoskTranscriber(folder, grammar=grammar, workers=1)
+                try:
+                    heard = [transcriber.transcribe_file(speech.path).text for speech in speeches]
+                finally:
+                    transcriber.close()
+                if grammar is None:
+                    said = [list(speech.text.replace(" ", "")) for speech in speeches]
+                    result.append(error_rate(said, [list(text.replace(" ", "")) for text in heard]))
+                else:
+                    said = [speech.text.split() for speech in speeches]
+                    result.append(error_rate(said, [text.split() for text in heard]))
+            figures[label] = (result[0], result[1])
     finally:
         asr.resample = original
-        native.close()
-        forced.close()
-    return rates
+    return figures
 
 
 def threads_needed(lengths: list[float], cpu_per_audio_s: float, limit: int = 200) -> int:
@@ -159,8 +171,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-asr-resample-") as tmp:
         folder = Path(tmp)
         strict = strict_model(folder)
-        rates = quality(speeches, strict)
-        print("2. character error rate, free speech: " + "  ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+        print("2. error rates       free speech CER   grammar-of-the-messages WER")
+        for label, (cer, wer) in quality(speeches, strict).items():
+            print(f"   {label:<20} {cer:12.3f} {wer:16.3f}")
         if args.skip_burst:
             return
         redis_server = RedisProcess(folder / "redis", free_port())

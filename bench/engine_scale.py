@@ -70,7 +70,9 @@ class AnsweringAmi:
     def __init__(self) -> None:
         self.connected = True
         self.engine: AcdEngine | None = None
-        self.answered: asyncio.Queue[tuple[str, float, float]] = asyncio.Queue()  # seat, sent at, bind s
+        # (caller bound, Originate sent at, bind seconds) per answered offer
+        self.answered: asyncio.Queue[tuple[str, float, float]] = asyncio.Queue()
+        self.talking: dict[str, tuple[str, str]] = {}  # offer id → (seat, caller) of every bound offer
         self._handlers: dict[str, list[EventHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -92,8 +94,9 @@ class AnsweringAmi:
         binding = await self.engine.bind(offer_id, seat_id)
         bind_s = time.perf_counter() - started
         if binding is not None:
+            self.talking[offer_id] = (seat_id, binding.call_id)
             await self.emit("BridgeEnter", Uniqueid=binding.call_id, Channel=binding.caller_channel)
-        await self.answered.put((seat_id, sent_at, bind_s))
+        await self.answered.put(("" if binding is None else binding.call_id, sent_at, bind_s))
 
     def on_event(self, name: str, handler: EventHandler) -> None:
         self._handlers.setdefault(name.lower(), []).append(handler)
@@ -152,8 +155,9 @@ class Platform:
         self.ami.engine = self.engine
         self.kicked_at = 0.0
         self.seats.on_change(self._on_seat)  # after the engine's: the kick has just been given
-        self.talking: dict[str, str] = {}  # seat → its offer id (from the offers)
         self.arrivals = 0
+        self.waiting: list[str] = []  # the callers enqueued and not yet bound or gone (a random one leaves)
+        self._slot: dict[str, int] = {}
 
     async def _on_seat(self, seat: Seat) -> None:
         if seat.state is SeatState.READY:
@@ -169,7 +173,20 @@ class Platform:
         call = QueuedCall(call_id, channel, "general", skills, priority, time.time(), caller=f"138{self.arrivals:08d}")
         started = time.perf_counter()
         await self.engine.enqueue(call)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self._slot[call_id] = len(self.waiting)
+        self.waiting.append(call_id)
+        return elapsed
+
+    def not_waiting(self, call_id: str) -> None:
+        """Swap-remove: the bench's own bookkeeping stays O(1), not part of what is measured."""
+        slot = self._slot.pop(call_id, None)
+        if slot is None:
+            return
+        last = self.waiting.pop()
+        if last != call_id:
+            self.waiting[slot] = last
+            self._slot[last] = slot
 
     async def fill(self, seats: int, waiting: int) -> None:
         for index in range(seats + waiting):
@@ -181,21 +198,24 @@ class Platform:
             await self.seats.login(seat_id)
         for _ in range(seats):
             await self.ami.answered.get()
+        for _seat, call_id in self.ami.talking.values():
+            self.not_waiting(call_id)
         await self.budget.drain()
 
     async def cycle(self, cell: Cell | None) -> None:
-        talking = [o for o in self.engine.offers() if o.bound is not None]
-        offer = self.rng.choice(talking)
+        offer_id = self.rng.choice(list(self.ami.talking))
+        seat_id, caller = self.ami.talking.pop(offer_id)
         started = time.perf_counter()
-        await self.ami.emit("Hangup", Uniqueid=offer.offer_id, Channel=f"PJSIP/{offer.seat_id}-00000001")
-        await self.ami.emit("Hangup", Uniqueid=offer.bound or "", Channel="PJSIP/trunk-x")
+        await self.ami.emit("Hangup", Uniqueid=offer_id, Channel=f"PJSIP/{seat_id}-00000001")
+        await self.ami.emit("Hangup", Uniqueid=caller, Channel="PJSIP/trunk-x")
         hang_up = time.perf_counter() - started
         kicked = self.kicked_at
-        _, sent_at, bind_s = await self.ami.answered.get()
-        waiting = self.engine.waiting()
-        leaver = self.rng.choice(waiting[len(waiting) // 10 :])  # an abandon, not from the very head
+        bound, sent_at, bind_s = await self.ami.answered.get()
+        self.not_waiting(bound)
+        leaver = self.rng.choice(self.waiting)  # an abandon
+        self.not_waiting(leaver)
         started = time.perf_counter()
-        await self.ami.emit("Hangup", Uniqueid=leaver.call_id, Channel=leaver.channel)
+        await self.ami.emit("Hangup", Uniqueid=leaver, Channel="PJSIP/trunk-y")
         leave = time.perf_counter() - started
         arrival = [await self.arrive(), await self.arrive()]
         if cell is not None:
