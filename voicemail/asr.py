@@ -18,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soxr
 import structlog
 import vosk
 
@@ -122,6 +120,10 @@ def resample(pcm: Pcm, rate: int) -> Pcm:
     model this way; the output has ``len * rate // pcm.rate`` samples, like the linear one."""
     if pcm.rate == rate or not pcm.data:
         return Pcm(rate, pcm.data)
+    # imported here: only an asr-worker with a model that refuses 8 kHz pays for numpy, not the controller
+    import numpy as np
+    import soxr
+
     source = np.frombuffer(pcm.data, dtype="<i2")
     out = soxr.resample(source, pcm.rate, rate, quality="HQ")
     return Pcm(rate, np.asarray(out, dtype="<i2").tobytes())
