@@ -73,6 +73,7 @@ class AnsweringAmi:
         # (caller bound, Originate sent at, bind seconds) per answered offer
         self.answered: asyncio.Queue[tuple[str, float, float]] = asyncio.Queue()
         self.talking: dict[str, tuple[str, str]] = {}  # offer id → (seat, caller) of every bound offer
+        self.bind_cpu: list[float] = []  # this thread's CPU per bind() (not preempted time)
         self._handlers: dict[str, list[EventHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -90,9 +91,10 @@ class AnsweringAmi:
         await self.emit("Newchannel", Uniqueid=offer_id, Channel=f"PJSIP/{seat_id}-00000001")
         await self.emit("OriginateResponse", Uniqueid=offer_id, Response="Success", Reason="4")
         assert self.engine is not None
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         binding = await self.engine.bind(offer_id, seat_id)
         bind_s = time.perf_counter() - started
+        self.bind_cpu.append(time.thread_time() - cpu)
         if binding is not None:
             self.talking[offer_id] = (seat_id, binding.call_id)
             await self.emit("BridgeEnter", Uniqueid=binding.call_id, Channel=binding.caller_channel)
@@ -115,6 +117,9 @@ class Cell:
     seats: int
     waiting: int
     kick_to_originate: list[float] = field(default_factory=list)
+    dispatch_cpu: list[float] = field(default_factory=list)  # thread CPU per dispatch that rang a seat
+    bind_cpu: list[float] = field(default_factory=list)
+    hang_up_cpu: list[float] = field(default_factory=list)
     bind: list[float] = field(default_factory=list)
     hang_up: list[float] = field(default_factory=list)
     leave: list[float] = field(default_factory=list)
@@ -153,6 +158,17 @@ class Platform:
             budget=self.budget, reference_dispatch=reference,
         )  # fmt: skip
         self.ami.engine = self.engine
+        self.dispatch_cpu: list[float] = []
+        distribution = self.engine._distribution
+        dispatch = distribution.dispatch
+
+        async def timed_dispatch() -> None:
+            cpu, rung = time.thread_time(), distribution._ringing.offers_total
+            await dispatch()
+            if distribution._ringing.offers_total != rung:
+                self.dispatch_cpu.append(time.thread_time() - cpu)
+
+        distribution.dispatch = timed_dispatch  # type: ignore[method-assign]
         self.kicked_at = 0.0
         self.seats.on_change(self._on_seat)  # after the engine's: the kick has just been given
         self.arrivals = 0
@@ -205,10 +221,11 @@ class Platform:
     async def cycle(self, cell: Cell | None) -> None:
         offer_id = self.rng.choice(list(self.ami.talking))
         seat_id, caller = self.ami.talking.pop(offer_id)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         await self.ami.emit("Hangup", Uniqueid=offer_id, Channel=f"PJSIP/{seat_id}-00000001")
         await self.ami.emit("Hangup", Uniqueid=caller, Channel="PJSIP/trunk-x")
         hang_up = time.perf_counter() - started
+        hang_up_cpu = time.thread_time() - cpu
         kicked = self.kicked_at
         bound, sent_at, bind_s = await self.ami.answered.get()
         self.not_waiting(bound)
@@ -220,6 +237,7 @@ class Platform:
         arrival = [await self.arrive(), await self.arrive()]
         if cell is not None:
             cell.hang_up.append(hang_up)
+            cell.hang_up_cpu.append(hang_up_cpu)
             cell.kick_to_originate.append(sent_at - kicked)
             cell.bind.append(bind_s)
             cell.leave.append(leave)
@@ -242,6 +260,7 @@ async def run_cell(url: str, redis_pid: int, path: str, *, seats: int, waiting: 
             await platform.cycle(None)
         await platform.budget.drain()
         cell = Cell(path, seats, waiting)
+        platform.dispatch_cpu, platform.ami.bind_cpu = cell.dispatch_cpu, cell.bind_cpu
         cpu0, redis0 = time.process_time(), cpu_seconds(redis_pid)
         for index in range(cycles):
             await platform.cycle(cell)
@@ -269,7 +288,14 @@ def report(cells: list[Cell]) -> None:
             f" | {p(c.leave, 50):5.3f} / {p(c.leave, 99):5.3f} | {p(c.arrival, 99):5.3f}"
             f" | {1000 * c.cpu_s / c.cycles:6.3f}, {1000 * c.redis_cpu_s / c.cycles:5.3f}"
         )
-    print("ratios 10,000 / 100 waiting (p99 kick→Originate, p99 bind, CPU per call):")
+    print("thread CPU (ms, not counting time the process was preempted): dispatch that rang | bind | hang-up")
+    for c in cells:
+        print(
+            f"{c.path:<11} {c.seats:>5} {c.waiting:>7} | {p(c.dispatch_cpu, 50):6.3f} / {p(c.dispatch_cpu, 99):6.3f}"
+            f" | {p(c.bind_cpu, 50):5.3f} / {p(c.bind_cpu, 99):5.3f}"
+            f" | {p(c.hang_up_cpu, 50):5.3f} / {p(c.hang_up_cpu, 99):5.3f}"
+        )
+    print("ratios 10,000 / 100 waiting (p99 kick→Originate, p99 bind, CPU per call, p99 dispatch CPU):")
     for path in sorted({c.path for c in cells}):
         for seats in sorted({c.seats for c in cells}):
             by_w = {c.waiting: c for c in cells if c.path == path and c.seats == seats}
@@ -278,6 +304,7 @@ def report(cells: list[Cell]) -> None:
                 print(
                     f"  {path:<11} {seats:>5} seats: {p(hi.kick_to_originate, 99) / p(lo.kick_to_originate, 99):5.2f}"
                     f"  {p(hi.bind, 99) / p(lo.bind, 99):5.2f}  {(hi.cpu_s / hi.cycles) / (lo.cpu_s / lo.cycles):5.2f}"
+                    f"  {p(hi.dispatch_cpu, 99) / p(lo.dispatch_cpu, 99):5.2f}"
                 )
 
 
