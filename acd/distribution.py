@@ -1,15 +1,26 @@
 """Distribution: which idle seats to ring for which waiting callers (acd/router.py chooses per
 caller), and the offers of callers who left pointed at another caller or withdrawn. The engine
-(acd/engine.py) runs it when something changes; the offers ring in acd/ringing.py."""
+(acd/engine.py) runs it when something changes; the offers ring in acd/ringing.py.
+
+Incremental: the idle seats come from the seats ready now (kept by acd/seats.py on every state
+change) less those with an offer in flight (counted by acd/ringing.py's OfferBook), and the
+callers from per-queue lists kept in rank order (acd/waiting.py), read lazily and only for the
+queues an idle seat serves. ``reference=True`` runs the plain path instead — every seat
+scanned, every caller sorted, per dispatch — which the property test and bench/engine_scale.py
+compare against.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import structlog
 
 from acd.config import AcdConfig
+from acd.model import QueuedCall
 from acd.ringing import Ringing
-from acd.router import IdleSeat, Strategy, may_take, seats_to_offer
-from acd.seat import SeatState
+from acd.router import IdleSeat, Strategy, may_take, offer_plan
+from acd.seat import Seat, SeatState
 from acd.seats import SeatService
 from acd.telephony import AcdTelephony
 from acd.waiting import WaitingCallers
@@ -30,7 +41,12 @@ class Distribution:
         waiting: WaitingCallers,
         asterisk: AcdTelephony,
         clock: Clock,
+        kick: Callable[[], None],
+        reference: bool = False,
     ) -> None:
+        self.reference = reference
+        self._kick = kick
+        self._idle_cache: dict[str, tuple[Seat, IdleSeat]] = {}  # seat id → (its state, its IdleSeat)
         self._config = config
         self._strategy = Strategy(config.strategy)
         self._seats = seats
@@ -44,6 +60,26 @@ class Distribution:
         return self._clock().timestamp()
 
     def idle_seats(self) -> list[IdleSeat]:
+        """Seats that may be rung now: ready, no offer in flight, not resting."""
+        if self.reference:
+            return self.idle_seats_by_scan()
+        idle = []
+        for seat_id in self._seats.ready_ids():
+            if self._ringing.offers.busy(seat_id) or self._ringing.resting(seat_id):
+                continue
+            seat = self._seats.get(seat_id)
+            cached = self._idle_cache.get(seat_id)
+            if cached is None or cached[0] is not seat:
+                config = self._seats.config[seat_id]
+                idle_since = seat.since.timestamp() if seat.since else 0.0
+                queues, skills = frozenset(config.queues), frozenset(config.skills)
+                entry = IdleSeat(seat_id, queues, skills, idle_since, seat.calls_taken)
+                cached = self._idle_cache[seat_id] = (seat, entry)
+            idle.append(cached[1])
+        return idle
+
+    def idle_seats_by_scan(self) -> list[IdleSeat]:
+        """The reference: every seat looked at."""
         busy = self._ringing.busy_seats()
         idle = []
         for seat in self._seats.all():
@@ -64,24 +100,21 @@ class Distribution:
         if not idle:
             return
         covered = self._ringing.covered()
-        now = self._now()
-        for call in self._waiting.ordered():
-            if not idle:
-                return
-            if call.call_id in covered or call.call_id not in self._waiting:  # left meanwhile
+        callers: Iterable[QueuedCall]
+        if self.reference:
+            callers = self._waiting.ordered_by_sort()
+        else:  # callers of queues no idle seat serves would be offered nothing: not read at all
+            callers = self._waiting.in_order({queue for seat in idle for queue in seat.queues})
+        plan, self._last_round_robin = offer_plan(
+            (call.waiting() for call in callers), covered, idle, self._strategy, self._now(),
+            relax_after_s=self._config.relax_skills_after_s, round_robin_after=self._last_round_robin,
+        )  # fmt: skip
+        for seat_id, call_id in plan:
+            call = self._waiting.get(call_id)
+            if call is None:  # left while an earlier offer of this round was being rung
+                self._kick()  # its seat is chosen again, for whoever is best now
                 continue
-            chosen = seats_to_offer(
-                call.waiting(),
-                idle,
-                self._strategy,
-                now,
-                self._config.relax_skills_after_s,
-                round_robin_after=self._last_round_robin,
-            )
-            for seat_id in chosen:
-                idle = [s for s in idle if s.seat_id != seat_id]
-                self._last_round_robin = seat_id
-                await self._ringing.ring(seat_id, call)
+            await self._ringing.ring(seat_id, call)
 
     async def rebalance(self) -> None:
         """Offers rung for a caller who is gone: point them at another uncovered caller the seat
@@ -92,7 +125,7 @@ class Distribution:
             if offer.bound is not None or offer.withdrawn or offer.intended in self._waiting:
                 continue
             config = self._seats.config[offer.seat_id]
-            for call in self._waiting.ordered():
+            for call in self._waiting.in_order(config.queues):
                 if call.call_id in covered or call.queue not in config.queues:
                     continue
                 if may_take(frozenset(config.skills), call.waiting(), now, self._config.relax_skills_after_s):

@@ -72,6 +72,7 @@ class AcdEngine:
         budget: RedisBudget | None = None,
         offer_retry_s: float = OFFER_RETRY_S,
         originate_grace_s: float = ORIGINATE_GRACE_S,
+        reference_dispatch: bool = False,  # the plain scan-and-sort path (tests and benches compare)
     ) -> None:
         self._config = config
         self._seats = seats
@@ -92,7 +93,7 @@ class AcdEngine:
         self._offers = self._ringing.offers  # offer id → Offer: rung here, bound and ended below
         self._distribution = Distribution(
             config=config, seats=seats, ringing=self._ringing, waiting=self._waiting, asterisk=self._asterisk,
-            clock=clock,
+            clock=clock, kick=self.kick, reference=reference_dispatch,
         )  # fmt: skip
         self._after = AfterCall(
             config=config, seats=seats, tracker=tracker, events=events, clock=clock, later=self._later,
@@ -214,8 +215,11 @@ class AcdEngine:
     async def _release_unstaffed(self) -> None:
         """The last seat of a queue paused or left: its waiting callers go to their overflow
         node now (max wait is cut short; Asterisk's T extension runs the overflow)."""
+        at_work = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
+        config = self._seats.config
+        staffed = {q for seat in self._seats.all() if seat.state in at_work for q in config[seat.seat_id].queues}
         for call in self.waiting():
-            if call.is_callback or self.staffed(call.queue):
+            if call.is_callback or call.queue in staffed:
                 continue  # a callback waits for a seat however long it takes
             log.info("acd.queue_unstaffed", call_id=call.call_id, queue=call.queue)
             try:

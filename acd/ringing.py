@@ -36,6 +36,37 @@ Later = Callable[[float, Callable[[], None]], None]  # run a callback after a de
 Spawn = Callable[[Coroutine[Any, Any, None]], None]  # run a coroutine as a kept task
 
 
+class OfferBook(dict[str, Offer]):
+    """Offer id → Offer, also counting the offers per seat (which seats are busy, without a
+    scan of every offer). Only ``[key] = value`` and ``pop`` change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._per_seat: dict[str, int] = {}
+
+    def __setitem__(self, offer_id: str, offer: Offer) -> None:
+        self.pop(offer_id, None)
+        super().__setitem__(offer_id, offer)
+        self._per_seat[offer.seat_id] = self._per_seat.get(offer.seat_id, 0) + 1
+
+    def pop(self, offer_id: str, *default: Any) -> Any:  # dict.pop's own signature
+        offer = super().pop(offer_id, *default)
+        if isinstance(offer, Offer):
+            left = self._per_seat[offer.seat_id] - 1
+            if left:
+                self._per_seat[offer.seat_id] = left
+            else:
+                del self._per_seat[offer.seat_id]
+        return offer
+
+    def __delitem__(self, offer_id: str) -> None:
+        self.pop(offer_id)
+
+    def busy(self, seat_id: str) -> bool:
+        """Whether an offer of this seat is in flight (ringing or talking)."""
+        return seat_id in self._per_seat
+
+
 class Ringing:
     """The offers in flight (``offers``: offer id → Offer) and their counters."""
 
@@ -53,7 +84,7 @@ class Ringing:
         offer_retry_s: float = OFFER_RETRY_S,
         originate_grace_s: float = ORIGINATE_GRACE_S,
     ) -> None:
-        self.offers: dict[str, Offer] = {}
+        self.offers = OfferBook()
         self._seats = seats
         self._asterisk = asterisk
         self._events = events

@@ -1,9 +1,9 @@
 """Routing decisions of the ACD (pure, in memory): which seats to offer a caller, and — late
 binding — which caller a seat takes at the moment it answers.
 
-Callers are kept in buckets by (queue, required skills); each bucket is a heap ordered by
-priority (higher first) then arrival, so the best caller a seat may take is found by looking
-at one head per bucket, not at every waiting caller. Skills are relaxed after
+Callers are kept in buckets by (queue, required skills, priority); each bucket is a heap by
+arrival, so the best caller a seat may take is found by looking at one head per bucket, not
+at every waiting caller. Skills are relaxed after
 ``relax_after_s``: a caller who has waited that long may go to any seat of the queue.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -52,22 +52,21 @@ def may_take(seat_skills: frozenset[str], caller: WaitingCaller, now: float, rel
     return caller.skills <= seat_skills or now - caller.entered_at >= relax_after_s
 
 
-_Entry = tuple[float, float, int, WaitingCaller]
-
-
-@dataclass
-class _Bucket:
-    """Callers of one (queue, skills): by rank (priority, then arrival) and by arrival alone."""
-
-    by_rank: list[_Entry] = field(default_factory=list)
-    by_arrival: list[_Entry] = field(default_factory=list)
+_Entry = tuple[float, int, WaitingCaller]  # (arrival, sequence added, caller)
 
 
 @dataclass
 class CallerIndex:
-    """Waiting callers, bucketed by (queue, skills), each bucket two heaps; removal is lazy."""
+    """Waiting callers, bucketed by (queue, skills, priority), each bucket a heap by arrival
+    (then the order added); removal is lazy.
 
-    _buckets: dict[tuple[str, frozenset[str]], _Bucket] = field(default_factory=dict)
+    Within a bucket rank order is arrival order, so its head is both its best caller and its
+    longest waiting: if the head may not go to a seat (skills, not yet relaxed), nobody behind
+    it may either. (Bucketing by (queue, skills) alone and taking the oldest caller once skills
+    were relaxed let an older normal caller beat a relaxed priority caller of the same skills.)
+    """
+
+    _buckets: dict[tuple[str, frozenset[str], int], list[_Entry]] = field(default_factory=dict)
     _present: dict[str, WaitingCaller] = field(default_factory=dict)
     _sequence: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -76,49 +75,37 @@ class CallerIndex:
 
     def add(self, caller: WaitingCaller) -> None:
         self._present[caller.call_id] = caller
-        bucket = self._buckets.setdefault((caller.queue, caller.skills), _Bucket())
-        sequence = next(self._sequence)
-        heapq.heappush(bucket.by_rank, (-caller.priority, caller.entered_at, sequence, caller))
-        heapq.heappush(bucket.by_arrival, (caller.entered_at, 0, sequence, caller))
+        bucket = self._buckets.setdefault((caller.queue, caller.skills, caller.priority), [])
+        heapq.heappush(bucket, (caller.entered_at, next(self._sequence), caller))
 
     def remove(self, call_id: str) -> WaitingCaller | None:
         """The caller left (hung up, overflowed) or was bound to a seat."""
         return self._present.pop(call_id, None)
 
-    def _top(self, heap: list[_Entry]) -> WaitingCaller | None:
-        while heap and self._present.get(heap[0][3].call_id) is not heap[0][3]:
+    def _top(self, heap: list[_Entry]) -> _Entry | None:
+        while heap and self._present.get(heap[0][2].call_id) is not heap[0][2]:
             heapq.heappop(heap)  # gone since it was queued
-        return heap[0][3] if heap else None
-
-    def _candidate(
-        self, bucket: _Bucket, seat_skills: frozenset[str], now: float, relax_after_s: float
-    ) -> WaitingCaller | None:
-        """The best caller of a bucket for this seat: its top rank if the seat has the skills,
-        else its longest-waiting caller if that one has waited long enough to be relaxed."""
-        head = self._top(bucket.by_rank)
-        if head is None:
-            return None
-        if head.skills <= seat_skills:
-            return head
-        oldest = self._top(bucket.by_arrival)
-        return oldest if oldest is not None and now - oldest.entered_at >= relax_after_s else None
+        return heap[0] if heap else None
 
     def best_for(
         self, seat_queues: frozenset[str], seat_skills: frozenset[str], now: float, relax_after_s: float
     ) -> WaitingCaller | None:
-        """The caller this seat should take: highest priority, then longest waiting, eligible.
-
-        Only one or two callers per bucket are looked at, not every waiting caller.
-        """
-        best: tuple[float, float] | None = None
+        """The caller this seat should take: highest priority, then longest waiting (then the
+        first added), among those it may take. One head per bucket is looked at, not every
+        waiting caller."""
+        best: tuple[float, float, int] | None = None
         chosen: WaitingCaller | None = None
-        for key, bucket in self._buckets.items():
+        for key, bucket in list(self._buckets.items()):
             if key[0] not in seat_queues:
                 continue
-            head = self._candidate(bucket, seat_skills, now, relax_after_s)
-            if head is None:
+            top = self._top(bucket)
+            if top is None:
+                del self._buckets[key]  # nobody left in it: not looked at again
                 continue
-            rank = (-head.priority, head.entered_at)
+            head = top[2]
+            if not may_take(seat_skills, head, now, relax_after_s):
+                continue
+            rank = (-head.priority, head.entered_at, top[1])
             if best is None or rank < best:
                 best, chosen = rank, head
         return chosen
@@ -146,3 +133,31 @@ def seats_to_offer(
         after = [seat_id for seat_id in ordered if seat_id > round_robin_after]
         return [(after or ordered)[0]]
     return [min(eligible, key=lambda s: (s.idle_since, s.seat_id)).seat_id]
+
+
+def offer_plan(
+    callers: Iterable[WaitingCaller],
+    covered: Container[str | None],
+    idle: list[IdleSeat],
+    strategy: Strategy,
+    now: float,
+    *,
+    relax_after_s: float,
+    round_robin_after: str = "",
+) -> tuple[list[tuple[str, str]], str]:
+    """Which idle seats to ring for whom: ``callers`` best first, each not yet ``covered`` one
+    offered the seats ``seats_to_offer`` chooses among the seats still idle, until none is.
+    Returns the (seat id, call id) offers in order, and the last seat rung (round robin)."""
+    plan: list[tuple[str, str]] = []
+    idle = list(idle)
+    for caller in callers:
+        if not idle:
+            break
+        if caller.call_id in covered:
+            continue
+        chosen = seats_to_offer(caller, idle, strategy, now, relax_after_s, round_robin_after=round_robin_after)
+        for seat_id in chosen:
+            idle = [s for s in idle if s.seat_id != seat_id]
+            round_robin_after = seat_id
+            plan.append((seat_id, caller.call_id))
+    return plan, round_robin_after

@@ -74,6 +74,7 @@ class SeatService:
         self._budget = budget or RedisBudget()
         self._max_missed = max_missed
         self._seats = {seat.id: Seat(seat.id) for seat in seats}
+        self._ready: set[str] = set()  # the seats in state ready, kept on every change
         self._redis = client
         self._events = events
         self._clock = clock
@@ -88,6 +89,17 @@ class SeatService:
 
     def all(self) -> list[Seat]:
         return [self._seats[seat_id] for seat_id in sorted(self._seats)]
+
+    def ready_ids(self) -> frozenset[str]:
+        """The seats ready now (the engine's idle seats come from these, not from every seat)."""
+        return frozenset(self._ready)
+
+    def _keep(self, seat: Seat) -> None:
+        self._seats[seat.seat_id] = seat
+        if seat.state is SeatState.READY:
+            self._ready.add(seat.seat_id)
+        else:
+            self._ready.discard(seat.seat_id)
 
     def get(self, seat_id: str) -> Seat:
         try:
@@ -104,7 +116,7 @@ class SeatService:
                 continue
             data = json.loads(value)
             since = datetime.fromisoformat(data["since"]) if data.get("since") else None
-            self._seats[seat_id] = Seat(
+            self._keep(Seat(
                 seat_id=seat_id,
                 state=SeatState(data["state"]),
                 reason=data.get("reason", ""),
@@ -114,11 +126,11 @@ class SeatService:
                 last_call=str(data.get("last_call", "")),
                 disposition_due=bool(data.get("disposition_due", False)),
                 pause_totals=tuple((str(r), float(t)) for r, t in data.get("pause_totals", ())),
-            )
+            ))  # fmt: skip
 
     async def _set(self, seat: Seat, cause: str) -> Seat:
         previous = self._seats[seat.seat_id]
-        self._seats[seat.seat_id] = seat
+        self._keep(seat)
         data = {**asdict(seat), "state": seat.state.value, "since": seat.since.isoformat() if seat.since else None}
         text = json.dumps(data)
         # in the background (a seat's phone or the ACD never waits on Redis); only the last counts

@@ -3,7 +3,10 @@ so a restarted controller finds them again (Asterisk still holds them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+import itertools
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -17,9 +20,16 @@ log = structlog.get_logger(__name__)
 
 RESYNC_READ_S = 3.0  # after an AMI (re)connect, not while a caller waits on it
 
+_Key = tuple[int, float, int, str]  # (-priority, entered_at, arrival sequence, call id): rank order
+
 
 class WaitingCallers:
-    """Who waits, in rank order per queue; ``best_for`` is the router's choice for a seat."""
+    """Who waits, in rank order per queue; ``best_for`` is the router's choice for a seat.
+
+    Each queue keeps its callers in a list sorted by rank (priority, then arrival, then the
+    order they were added here), updated on every add and take: no sort per dispatch. Callers
+    of several queues come out in rank order by merging those lists (``in_order``).
+    """
 
     def __init__(self, client: aioredis.Redis, platform: str, budget: RedisBudget | None = None) -> None:
         self._redis = client
@@ -28,6 +38,9 @@ class WaitingCallers:
         self._calls: dict[str, QueuedCall] = {}
         self._index = CallerIndex()
         self.best_for = self._index.best_for
+        self._queues: dict[str, list[_Key]] = {}  # queue → its callers' keys, sorted
+        self._keys: dict[str, _Key] = {}
+        self._sequence = itertools.count()
 
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._calls
@@ -40,11 +53,24 @@ class WaitingCallers:
 
     def ordered(self, queue: str | None = None) -> list[QueuedCall]:
         """Waiting callers (of ``queue``, or all) best first: priority, then arrival."""
-        calls = (c for c in self._calls.values() if queue is None or c.queue == queue)
-        return sorted(calls, key=lambda c: c.rank)
+        return list(self.in_order(None if queue is None else (queue,)))
+
+    def in_order(self, queues: Iterable[str] | None = None) -> Iterator[QueuedCall]:
+        """The callers of ``queues`` (or all), best first, lazily: take only what you need, and
+        do not add or take callers before you are done with it (no await in between)."""
+        names = self._queues if queues is None else set(queues)
+        lists = [self._queues[name] for name in names if name in self._queues]
+        keys = lists[0] if len(lists) == 1 else heapq.merge(*lists)
+        for key in keys:
+            yield self._calls[key[3]]
+
+    def ordered_by_sort(self) -> list[QueuedCall]:
+        """The reference: every caller sorted on the spot (what ``ordered()`` must agree with)."""
+        return sorted(self._calls.values(), key=lambda c: c.rank)
 
     def ahead_of(self, call: QueuedCall) -> int:
-        return sum(1 for other in self._calls.values() if other.queue == call.queue and other.rank < call.rank)
+        """How many callers of its queue rank strictly before ``call`` (a binary search)."""
+        return bisect_left(self._queues.get(call.queue, []), call.rank)
 
     def add(self, call: QueuedCall) -> bool:
         """Known here from now on; False if it already was."""
@@ -52,12 +78,22 @@ class WaitingCallers:
             return False
         self._calls[call.call_id] = call
         self._index.add(call.waiting())
+        key = (-call.priority, call.entered_at, next(self._sequence), call.call_id)
+        self._keys[call.call_id] = key
+        insort(self._queues.setdefault(call.queue, []), key)
         return True
 
     def take(self, call_id: str) -> QueuedCall | None:
         """No longer waiting (bound to a seat, left, gone from Asterisk); Redis is separate."""
         self._index.remove(call_id)
-        return self._calls.pop(call_id, None)
+        call = self._calls.pop(call_id, None)
+        key = self._keys.pop(call_id, None)
+        if call is not None and key is not None:
+            keys = self._queues[call.queue]
+            del keys[bisect_left(keys, key)]
+            if not keys:
+                del self._queues[call.queue]
+        return call
 
     def save(self, call: QueuedCall) -> None:
         """Mirror a waiting caller in Redis, in the background (retried while Redis fails). The

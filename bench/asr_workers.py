@@ -76,7 +76,7 @@ def peak_rss_mb(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
-def write_config(folder: Path, redis_url: str, spool: Path) -> Path:
+def write_config(folder: Path, redis_url: str, spool: Path, model: Path | None = None) -> Path:
     config = {
         "platform": {"id": PLATFORM},
         "redis": {"url": redis_url},
@@ -85,7 +85,7 @@ def write_config(folder: Path, redis_url: str, spool: Path) -> Path:
             "spool_dir": str(spool),
             "dialplans_dir": str(REPO / "dialplans"),
         },
-        "asr": {"model_path": str(korean_model_folder())},  # free speech, as in production
+        "asr": {"model_path": str(model or korean_model_folder())},  # free speech, as in production
         "logging": {"level": "info", "format": "json"},
     }
     path = folder / "config.yaml"
@@ -113,13 +113,15 @@ class Worker:
             self.process.wait()
 
 
-def start_workers(count: int, config: Path, folder: Path, tag: str) -> list[Worker]:
+def start_workers(
+    count: int, config: Path, folder: Path, tag: str, command: tuple[str, ...] = ("-m", "hotline.cli")
+) -> list[Worker]:
     workers = []
     for index in range(count):
         log_path = folder / f"asr-worker-{tag}-{index}.log"
         log: IO[bytes] = log_path.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "hotline.cli", "asr-worker", "--config", str(config)],
+            [sys.executable, *command, "asr-worker", "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -158,6 +160,7 @@ class Setup:
     speeches: list[Speech]
     messages: int
     timeout_s: float
+    command: tuple[str, ...] = ("-m", "hotline.cli")  # how a worker process is started
 
 
 async def burst(setup: Setup, workers_count: int, round_: int) -> BurstResult:
@@ -173,7 +176,7 @@ async def burst(setup: Setup, workers_count: int, round_: int) -> BurstResult:
     result = BurstResult(workers_count, round_, messages, sum(speech.seconds for speech in chosen))
 
     started = time.monotonic()
-    workers = start_workers(workers_count, setup.config, setup.folder, f"r{round_}-w{workers_count}")
+    workers = start_workers(workers_count, setup.config, setup.folder, f"r{round_}-w{workers_count}", setup.command)
     try:
         await wait_ready(workers)
         result.ready_s = time.monotonic() - started

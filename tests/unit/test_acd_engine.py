@@ -122,6 +122,7 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
         offer_retry_s: float = OFFER_RETRY_S,
         originate_grace_s: float = ORIGINATE_GRACE_S,
         disposition_guard: DispositionGuard | None = None,
+        reference_dispatch: bool = False,
         **acd: Any,
     ) -> Rig:
         clock = FakeClock(T0)
@@ -157,6 +158,7 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
             budget=budget,
             offer_retry_s=offer_retry_s,
             originate_grace_s=originate_grace_s,
+            reference_dispatch=reference_dispatch,
         )
         engines.append(engine)
         if start:

@@ -9,6 +9,7 @@ from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.speech import korean_model_folder, korean_speech_wav
@@ -21,6 +22,7 @@ from voicemail.asr import (
     read_feature_rates,
     read_wav,
     resample,
+    resample_linear,
 )
 
 GRAMMAR = ["안녕하세요", "감사합니다", "전화", "도로"]
@@ -75,13 +77,42 @@ def test_feature_rates_from_mfcc_conf(tmp_path: Path) -> None:
     assert FeatureRates(allow_downsample=True).accepts(44100)
 
 
+def tone(hz: float, rate: int, count: int) -> array[int]:
+    return array("h", (int(10000 * math.sin(2 * math.pi * hz * n / rate)) for n in range(count)))
+
+
 def test_linear_resampling_keeps_the_signal() -> None:
-    tone = array("h", (int(10000 * math.sin(2 * math.pi * 400 * n / 8000)) for n in range(800)))
-    doubled = resample(Pcm(8000, tone.tobytes()), 16000)
+    source = tone(400, 8000, 800)
+    doubled = resample_linear(Pcm(8000, source.tobytes()), 16000)
     samples = array("h", doubled.data)
     assert doubled.rate == 16000 and len(samples) == 1600
-    assert samples[::2][:799] == tone[:799]  # every other sample is an original one
+    assert samples[::2][:799] == source[:799]  # every other sample is an original one
     assert max(samples) <= 10000
+
+
+def test_soxr_resampling_keeps_the_tone_in_place_and_the_length() -> None:
+    doubled = resample(Pcm(8000, tone(400, 8000, 8000).tobytes()), 16000)
+    samples = np.frombuffer(doubled.data, dtype="<i2").astype(float)
+    assert doubled.rate == 16000 and len(samples) == 16000
+    ideal = np.array(tone(400, 16000, 16000), dtype=float)
+    middle = slice(800, 15200)  # away from the edges the filter has to start and stop
+    assert np.max(np.abs(samples[middle] - ideal[middle])) < 200  # 2 % of the amplitude, no delay
+    assert resample(Pcm(16000, doubled.data), 16000).data == doubled.data  # the model's rate: untouched
+    assert resample(Pcm(8000, b""), 16000) == Pcm(16000, b"")
+
+
+def high_band_share(pcm: Pcm) -> float:
+    """The share of the signal's energy above 4.2 kHz (telephone speech has none)."""
+    spectrum = np.abs(np.fft.rfft(np.frombuffer(pcm.data, dtype="<i2").astype(float))) ** 2
+    frequencies = np.fft.rfftfreq(len(pcm.data) // 2, 1 / pcm.rate)
+    return float(spectrum[frequencies > 4200].sum() / spectrum.sum())
+
+
+def test_soxr_leaves_no_image_above_the_telephone_band_where_linear_did() -> None:
+    source = Pcm(8000, tone(3000, 8000, 8000).tobytes())  # a 3 kHz tone: its image sits at 5 kHz
+    linear, soxr_ = high_band_share(resample_linear(source, 16000)), high_band_share(resample(source, 16000))
+    assert linear > 0.05  # linear interpolation leaves a strong image
+    assert soxr_ < 0.001
 
 
 def write_wav(path: Path, channels: int, width: int, frames: bytes) -> Path:
