@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def login(platform: PlatformUnderTest, *seat_ids: str) -> None:
     previous = ""
     for seat_id in seat_ids:
         assert platform.http(f"/api/v1/seats/{seat_id}/login", method="POST").status == 200
-        since = str(wait_for(f"seat {seat_id} idle", lambda s=seat_id: seat(platform, s)["since"]))
+        since = str(wait_for(f"seat {seat_id} idle", partial(seat_since, platform, seat_id)))
         if previous:
             assert datetime.fromisoformat(since) > datetime.fromisoformat(previous), (previous, since)
         previous = since
@@ -102,6 +103,15 @@ def seat(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any]:
     seats = platform.http("/api/v1/seats").body["seats"]
     found: dict[str, Any] = next(s for s in seats if s["seat"] == seat_id)
     return found
+
+
+def seat_since(platform: PlatformUnderTest, seat_id: str) -> str | None:
+    since: str | None = seat(platform, seat_id)["since"]
+    return since
+
+
+def is_queued(number: str, call: dict[str, Any]) -> bool:
+    return call["caller"] == number and bool(call.get("queued_at"))
 
 
 def queue(platform: PlatformUnderTest, name: str = "general") -> dict[str, Any]:
@@ -133,7 +143,7 @@ def place_calls(platform: PlatformUnderTest, count: int, first: int, in_order: b
         )
         if in_order:
             number = masked(caller_number(index))
-            platform.wait_call(lambda c, n=number: c["caller"] == n and bool(c.get("queued_at")), f"{number} queued")
+            platform.wait_call(partial(is_queued, number), f"{number} queued")
     return calls
 
 
