@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +90,28 @@ def make_platform(tmp_path: Path) -> Iterator[PlatformFactory]:
 
 def login(platform: PlatformUnderTest, *seat_ids: str) -> None:
     """Log seats in one after another: the first is then the longest idle."""
+    previous = ""
     for seat_id in seat_ids:
         assert platform.http(f"/api/v1/seats/{seat_id}/login", method="POST").status == 200
-        time.sleep(0.05)
+        since = str(wait_for(f"seat {seat_id} idle", partial(seat_since, platform, seat_id)))
+        if previous:
+            assert datetime.fromisoformat(since) > datetime.fromisoformat(previous), (previous, since)
+        previous = since
 
 
 def seat(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any]:
     seats = platform.http("/api/v1/seats").body["seats"]
     found: dict[str, Any] = next(s for s in seats if s["seat"] == seat_id)
     return found
+
+
+def seat_since(platform: PlatformUnderTest, seat_id: str) -> str | None:
+    since: str | None = seat(platform, seat_id)["since"]
+    return since
+
+
+def is_queued(number: str, call: dict[str, Any]) -> bool:
+    return call["caller"] == number and bool(call.get("queued_at"))
 
 
 def queue(platform: PlatformUnderTest, name: str = "general") -> dict[str, Any]:
@@ -113,8 +127,10 @@ def masked(number: str) -> str:
     return number[:3] + "****" + number[-4:]
 
 
-def place_calls(platform: PlatformUnderTest, count: int, first: int, gap_s: float = 0.6) -> list[SippCall]:
-    """``count`` callers, one every ``gap_s``, each staying until the hotline hangs up."""
+def place_calls(platform: PlatformUnderTest, count: int, first: int, in_order: bool = True) -> list[SippCall]:
+    """``count`` callers, each staying until the hotline hangs up; ``in_order``: each one is
+    placed once the one before is in the queue (its record has ``queued_at``), so the queue's
+    order is the callers' order."""
     calls = []
     for index in range(first, first + count):
         calls.append(
@@ -125,7 +141,9 @@ def place_calls(platform: PlatformUnderTest, count: int, first: int, gap_s: floa
                 timeout_s=90,
             )
         )
-        time.sleep(gap_s)
+        if in_order:
+            number = masked(caller_number(index))
+            platform.wait_call(partial(is_queued, number), f"{number} queued")
     return calls
 
 
@@ -144,10 +162,12 @@ def test_two_seats_five_callers_in_arrival_order(make_platform: PlatformFactory)
     ports = {"1001": free_tcp_and_udp_port(), "1002": free_tcp_and_udp_port()}
     platform = make_platform({seat_id: {"port": port} for seat_id, port in ports.items()}, {"announce_every_s": 2})
     servers = {
-        seat_id: SippServer(scenario(answering_peer(talk_ms=2500, hang_up=True)), port=port, calls=5)
+        seat_id: SippServer(scenario(answering_peer(talk_ms=4500, hang_up=True)), port=port, calls=5)
         for seat_id, port in ports.items()
     }
     login(platform, "1001", "1002")
+    # each caller is placed once the one before is queued; a talk far longer than the welcome
+    # keeps the later callers waiting past announce_every_s behind the first two
     calls = place_calls(platform, 5, first=1)
     for call in calls:
         assert call.wait().ok
@@ -265,9 +285,9 @@ def test_a_ringing_offer_binds_the_next_caller_when_its_caller_leaves(make_platf
     seat_phone = SippServer(scenario(slow_answering_seat(ring_ms=12000, talk_ms=1000)), port=port)
     login(platform, "1001")
     offers, missed = metric(platform, "hotline_acd_offers_total"), metric(platform, "hotline_acd_offers_missed_total")
-    (caller_a,) = place_calls(platform, 1, first=41, gap_s=0)
+    (caller_a,) = place_calls(platform, 1, first=41, in_order=False)
     wait_for("the seat's phone ringing for A", lambda: seat(platform, "1001")["state"] == "ringing")
-    (caller_b,) = place_calls(platform, 1, first=42, gap_s=0)
+    (caller_b,) = place_calls(platform, 1, first=42, in_order=False)
     wait_for("A and B waiting", lambda: queue(platform)["waiting_now"] == 2)
     record_a = platform.wait_call(lambda c: c["caller"] == masked(caller_number(41)), "A's record")
     platform.asterisk.cli(f"channel request hangup {platform.stored_call(record_a['call_id'])['channel']}")
@@ -293,7 +313,7 @@ def test_controller_killed_with_callers_waiting(make_platform: PlatformFactory) 
     platform = make_platform({"1001": {"port": port}}, {})
     server = SippServer(scenario(answering_peer(talk_ms=5000, hang_up=True)), port=port, calls=3)
     login(platform, "1001")
-    calls = place_calls(platform, 3, first=31, gap_s=0.8)  # the first talks, two wait
+    calls = place_calls(platform, 3, first=31)  # the first talks, two wait
     wait_for("the first caller on the seat", lambda: seat(platform, "1001")["state"] == "on_call")
     wait_for("two callers waiting", lambda: queue(platform)["waiting_now"] == 2)
     assert platform.controller is not None
@@ -352,7 +372,7 @@ def test_callback_keeps_the_place_and_the_seat_calls_back(make_platform: Platfor
     seat_phone = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=seat_port, calls=2)
     citizen_phone = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=carrier_port)
     login(platform, "1001")
-    (first,) = place_calls(platform, 1, first=41, gap_s=0.5)  # talks with 1001 for 6 s
+    (first,) = place_calls(platform, 1, first=41)  # talks with 1001 for 6 s
     welcome_ms = int(duration_s(platform.config.paths.runtime_dir / "prompts" / "ivr" / "welcome.wav") * 1000)
     waits = SippCall(
         platform.config.sip.port,

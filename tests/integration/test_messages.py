@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import subprocess
 import time
+import wave
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +92,43 @@ def ticket_of(platform: PlatformUnderTest, call_id: str, timeout_s: float = 60) 
     return wait_for(f"the ticket of {call_id}", probe, timeout_s=timeout_s, interval_s=0.5)
 
 
+def queued(platform: PlatformUnderTest, recording: str) -> bool:
+    client = redis.Redis.from_url(platform.redis.url)
+    try:
+        return bool(client.sismember("hotline:asr:queued:kunming", recording))
+    finally:
+        client.close()
+
+
+def wait_rescan_pass(platform: PlatformUnderTest, recording: str) -> None:
+    """Return once a spool rescan has run with ``recording`` settled (its files older than the
+    rescan's minimum age), instead of sleeping and hoping one did: a marker message, dropped in
+    only once ``recording`` is settled, is queued by the first pass that lists the folder after."""
+    wav = platform.config.paths.spool_dir / recording
+    files = [wav, wav.with_name(wav.name.removesuffix(".wav") + ".json")]  # a too-short one may have no audio
+    min_age_s = platform.config.asr.rescan_min_age_s
+
+    def settled() -> bool:
+        return all(time.time() - f.stat().st_mtime > min_age_s + 0.5 for f in files if f.exists())
+
+    wait_for("the message to settle", settled, 30)
+    marker = wav.with_name(f"rescan-marker-{wav.name}")
+    with wave.open(str(marker), "wb") as audio:  # one second of silence
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(b"\0\0" * 8000)
+    os.utime(marker, (time.time() - 3600, time.time() - 3600))
+    marker_job = f"{wav.parent.name}/{marker.name}"
+    marker_call = marker.name.removesuffix(".wav")
+
+    def marker_seen() -> bool:  # queued, or already transcribed into its ticket
+        tickets = platform.http("/api/v1/tickets").body["tickets"]
+        return queued(platform, marker_job) or any(t["call_id"] == marker_call for t in tickets)
+
+    wait_for("a rescan to queue the marker", marker_seen, 30, interval_s=0.2)
+
+
 def test_a_message_after_hours_becomes_a_ticket(after_hours: PlatformUnderTest, tmp_path: Path) -> None:
     message = korean_message_ulaw(tmp_path / "message.wav", WORDS)
     call = leave_message(after_hours, "13955550001", message)
@@ -128,7 +167,9 @@ def test_a_too_short_message_is_a_callback_not_a_ticket(after_hours: PlatformUnd
     assert call["tags"]["voicemail"] == "too_short"
     callbacks = after_hours.http("/api/v1/callbacks").body["callbacks"]
     assert any(c["caller"] == "13955550002" for c in callbacks)
-    time.sleep(4)  # past the rescan's minimum age: it must still not be queued
+    recording = after_hours.stored_call(call["call_id"])["recording"]
+    wait_rescan_pass(after_hours, recording)  # a rescan saw it settled and left it alone
+    assert not queued(after_hours, recording)
     tickets = after_hours.http("/api/v1/tickets").body["tickets"]
     assert not [t for t in tickets if t["call_id"] == call["call_id"]]
 
@@ -150,7 +191,9 @@ def test_a_job_redis_lost_is_queued_again_from_the_spool(after_hours: PlatformUn
     after_hours.start_asr_worker()
     ticket = ticket_of(after_hours, call["call_id"])
     assert "감사합니다" in ticket["transcript"]["text"]
-    time.sleep(2)
+    wait_for("the job to be done", lambda: not queued(after_hours, recording), 30)
+    wait_rescan_pass(after_hours, recording)  # a rescan that would queue it twice has run
+    assert not queued(after_hours, recording)
     tickets = after_hours.http("/api/v1/tickets").body["tickets"]
     assert len([t for t in tickets if t["call_id"] == call["call_id"]]) == 1
 

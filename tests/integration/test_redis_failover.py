@@ -95,7 +95,7 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
             lambda c: c["caller"] == masked("13900000072") and bool(c.get("seat_answered_at")), "the seat talking", 60
         )
         during = SippCall(platform.config.sip.port, message, caller="13900000073", timeout_s=120)
-        time.sleep(1.0)  # the caller is in the menu when Redis goes
+        platform.wait_call(lambda c: c["caller"] == masked("13900000073"), "the caller in the IVR when Redis goes", 60)
 
         old_port = cluster.nodes[0].port
         killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
@@ -144,7 +144,17 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         ]
         worker_back_s = [(datetime.fromisoformat(t) - killed_wall).total_seconds() for t in worker_back]
         assert [s for s in worker_back_s if s > 0], worker_log
-        time.sleep(3)  # a duplicate would come from a job redelivered: give it the time to show
+        # a duplicate would come from a job redelivered: wait until no job is left to redeliver
+        # (the stream empty, nothing pending or queued), so any duplicate would be written by now
+        wait_for(
+            "the ASR queue drained",
+            lambda: (
+                new_primary.xlen("hotline:asr:jobs:kunming") == 0
+                and new_primary.scard("hotline:asr:queued:kunming") == 0
+            ),
+            60,
+            0.25,
+        )
         found = tickets() or Counter()
         assert [found[m] for m in messages] == [1, 1, 1], found
         for call_id in messages:

@@ -39,7 +39,7 @@ def test_reports_count_real_calls_once(make_platform: PlatformFactory) -> None:
     platform = make_platform({"1001": {"port": port}}, {})
     server = SippServer(scenario(answering_peer(talk_ms=2000, hang_up=True)), port=port, calls=3)
     login(platform, "1001")
-    for call in place_calls(platform, 3, first=1, gap_s=4.0):
+    for call in place_calls(platform, 3, first=1):
         assert call.wait().ok
     records = ended_records(platform, 1, 3)
     assert all(r["outcome"] == "answered" and r["seat"] == "1001" for r in records)

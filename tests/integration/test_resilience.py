@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -233,10 +232,15 @@ def test_redis_down_shows_in_health_metrics_and_the_records_api_and_records_are_
 
 def test_agi_port_probe_does_not_stall_the_controller(fresh_platform: PlatformUnderTest) -> None:
     platform = fresh_platform
+
+    def probes_closed() -> int:
+        return platform.controller_log_text().count('"agi.closed_before_header"')
+
+    before = probes_closed()
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", platform.config.agi.port)) as probe:
             probe.sendall(b"agi_network: yes\n")  # half a header, then close
-    time.sleep(0.2)
+    wait_for("the controller to close the five probes", lambda: probes_closed() >= before + 5)
     assert platform.health_or_none() is not None
     result = run_sipp(platform.config.sip.port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13800001234")
     assert result.ok, result.errors

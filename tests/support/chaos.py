@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from tests.support.audio import duration_s, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.seat_phones import SeatPhones
@@ -290,7 +292,9 @@ class MessageDrill:
         report = ""
         try:
             wait_for("a ticket for every message", ticketed, timeout_s=180 + callers * 5, interval_s=1.0)
-            time.sleep(3)  # a rescan or a reclaimed job would make a second ticket now
+            # a rescan or a reclaimed job would make a second ticket: wait until no job is left in
+            # the stream (pending or new), so a second ticket would be written by now
+            wait_for("the ASR jobs all done", self._no_asr_jobs_left, timeout_s=120, interval_s=0.5)
         except AssertionError:
             report = self._report(masked_callers)
         result = platform.http("/api/v1/tickets?limit=1000")
@@ -309,6 +313,15 @@ class MessageDrill:
         for call in self.calls:
             call.stop()
         self.platform.stop_all()
+
+    def _no_asr_jobs_left(self) -> bool:
+        client = redis.Redis.from_url(self.platform.redis.url)
+        try:
+            return int(client.xlen(f"hotline:asr:jobs:{self.platform.config.platform.id}")) == 0
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def _metric(self, sample: str) -> float:
         """One sample of the controller's /metrics (Prometheus text)."""

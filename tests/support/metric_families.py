@@ -36,6 +36,8 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_asr_worker_up": "gauge",
     "hotline_call_record_save_failures": "counter",
     "hotline_dialplan_reloads": "counter",
+    "hotline_dialplan_versions_missing": "counter",
+    "hotline_dialplan_versions_kept": "gauge",
     "hotline_seats": "gauge",
     "hotline_acd_offers": "counter",
     "hotline_acd_offers_missed": "counter",

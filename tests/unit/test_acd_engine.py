@@ -29,7 +29,6 @@ from tests.support.waiting import wait_until
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET = "seat-secret-1"
-QUIET_S = 0.1  # time for the dispatcher to act when a test checks that it did nothing
 
 
 class FakeClock:
@@ -60,6 +59,15 @@ class Rig:
     clock: FakeClock
     budget: RedisBudget
     channels: dict[str, str] = field(default_factory=dict)  # call id → caller channel
+    passes_started: int = 0  # the dispatcher's passes (counted by make_rig)
+    passes_done: int = 0
+
+    async def quiet(self) -> None:
+        """Return once the dispatcher has run a whole pass begun after this call: whatever it
+        would do with the state so far (an offer a test says must not come), it has done."""
+        begun = self.passes_started
+        self.engine.kick()
+        await wait_until(lambda: self.passes_done > begun)
 
     async def saved(self) -> None:
         """Redis has every write made so far (the engine never waits for them)."""
@@ -161,9 +169,21 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
             reference_dispatch=reference_dispatch,
         )
         engines.append(engine)
+        rig = Rig(engine, seats, ami, tracker, store, client, clock, budget)
+        dispatch = engine._distribution.dispatch
+
+        async def counted_dispatch() -> None:  # passes run one at a time (one dispatch task)
+            rig.passes_started += 1
+            begun = rig.passes_started
+            try:
+                await dispatch()
+            finally:
+                rig.passes_done = begun
+
+        engine._distribution.dispatch = counted_dispatch  # type: ignore[method-assign]
         if start:
             engine.start()
-        return Rig(engine, seats, ami, tracker, store, client, clock, budget)
+        return rig
 
     yield make
     for engine in engines:
@@ -225,7 +245,7 @@ async def test_an_offer_rung_for_a_caller_who_left_is_re_pointed_to_the_next(mak
     binding = await rig.engine.bind(offer_id, "1001")
     assert binding is not None
     assert binding.caller_channel == "PJSIP/trunk-b"
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert len(rig.ami.sent("Originate")) == 1
 
 
@@ -365,7 +385,7 @@ async def test_a_skilled_caller_waits_for_a_skilled_seat_until_relaxed(make_rig:
     await rig.caller("yi-1", skills=("yi",))
     await rig.offer_to("1002")
     await rig.caller("yi-2", skills=("yi",))
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert len(rig.ami.sent("Originate")) == 1  # 1001 lacks the skill
     rig.clock.advance(60)
     rig.engine.kick()
@@ -382,7 +402,7 @@ async def test_callers_of_a_queue_nobody_staffs_are_sent_to_overflow(make_rig: M
     await rig.seats.login("2001")
     await rig.caller("general-1", skills=("yi",))  # no seat has the skill: waits
     await rig.caller("dialect-1", queue="dialect", skills=("yi",))
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert rig.ami.sent("Originate") == []
     assert rig.engine.staffed("general")
     await rig.seats.pause("1001", "break")
@@ -515,7 +535,7 @@ async def test_an_offer_made_while_resync_waits_for_asterisk_is_kept(make_rig: M
     offer_id = await rig.offer_to("1001")
     gate.set()
     await resync
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert [o.offer_id for o in rig.engine.offers()] == [offer_id]
     assert rig.state("1001") is SeatState.RINGING
     assert len(rig.ami.sent("Originate")) == 1
@@ -535,7 +555,7 @@ async def test_a_seat_paused_while_the_dispatcher_is_busy_is_not_left_with_a_pha
     await rig.offer_to("1001")  # sent, its reply held: the dispatcher waits on it
     await rig.seats.pause("1002", "break")  # between the dispatcher's choice and its offer
     gate.set()
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert rig.intended() == {"1001": "a"}
     await rig.seats.ready("1002")
     await rig.offer_to("1002", nth=2)
@@ -554,7 +574,7 @@ async def test_a_caller_who_left_while_the_dispatcher_was_busy_is_not_offered(ma
     await rig.offer_to("1001")
     await rig.hang_up("b")
     gate.set()
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert len(rig.ami.sent("Originate")) == 1
     assert rig.state("1002") is SeatState.READY
 
@@ -635,7 +655,7 @@ async def test_a_skilled_caller_found_again_by_resync_is_relaxed_in_time(
     await client.hset(WAITING_KEY_KM, call.call_id, call.to_json())
     rig.ami.channels = [{"Uniqueid": "yi-1", "Channel": "PJSIP/trunk-yi-1", "BridgeId": ""}]
     await rig.ami.reconnect()
-    await asyncio.sleep(QUIET_S)
+    await rig.quiet()
     assert rig.ami.sent("Originate") == []  # not relaxed yet
     rig.clock.advance(1)  # the relaxation is due (no kick from the test)
     await rig.offer_to("1001")

@@ -17,7 +17,7 @@ from calls.redis_budget import RedisBudget
 from ivr.dialplan.schema import QueueNode
 from ivr.routing import queue_priority, queue_skills
 from tests.support.waiting import wait_until
-from tests.unit.test_acd_engine import QUIET_S, T0, FakeClock, MakeRig, Rig, make_rig, seat
+from tests.unit.test_acd_engine import T0, FakeClock, MakeRig, Rig, make_rig, seat
 
 __all__ = ["make_rig"]  # the fixture, shared with test_acd_engine.py
 
@@ -46,7 +46,8 @@ async def test_a_seat_owing_a_disposition_is_offered_no_call_until_it_gives_one(
     assert rig.seats.work_view(rig.seats.get("1001"))["wrap_up_s"] == 31.0  # shown while it lasts
     with pytest.raises(DispositionDue):
         await rig.seats.ready("1001")
-    await asyncio.sleep(QUIET_S * 3)  # wrapup_s (0.05 s) is over …
+    await asyncio.sleep(0.15)  # wrapup_s (0.05 s, a real timer) is over …
+    await rig.quiet()  # … the dispatcher has looked since …
     assert len(rig.ami.sent("Originate")) == 1  # … and still no offer
     with pytest.raises(UnknownCode, match="not one of this platform's codes"):
         await rig.seats.dispose("1001", "made_up")

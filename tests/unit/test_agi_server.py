@@ -155,8 +155,7 @@ async def test_client_closing_mid_header_does_not_stall_the_loop(
         writer.close()
     await wait_until(lambda: server.stats.bad_requests == 20, timeout_s=10)
     seen_ticks = ticks
-    await asyncio.sleep(0.05)
-    assert ticks > seen_ticks, "the event loop stopped running other tasks"
+    await wait_until(lambda: ticks > seen_ticks + 10)  # the event loop still runs other tasks
     ticking.cancel()
     assert server.stats.sessions_total == 0
 

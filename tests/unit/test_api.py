@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from acd.events import EventBus
 from acd.seat import Seat
@@ -68,9 +69,11 @@ class Backend:
         self.reloads: list[str] = []
         self.audited: list[AuditEntry] = []
         self.recording: Path | None = None
+        self.health_status: dict[str, Any] = {"status": "ok", "components": {"ami": "up"}}
+        self.redis_down = False
 
     async def health(self) -> dict[str, Any]:
-        return {"status": "ok", "components": {"ami": "up"}}
+        return self.health_status
 
     async def metrics(self) -> list[Metric]:
         return [
@@ -136,6 +139,8 @@ class Backend:
         )
 
     async def platforms(self) -> list[dict[str, Any]]:
+        if self.redis_down:
+            raise RedisConnectionError("Connection refused")
         return [{"platform": "kunming", "reporting": True}]
 
     async def seat_figures(self) -> list[tuple[Seat, SeatStats]]:
@@ -215,9 +220,28 @@ async def test_one_call_and_errors(backend_and_client: tuple[Backend, TestClient
     assert "Redis is down" in (await response.json())["error"]
 
 
-async def test_health_and_metrics_are_open(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
+@pytest.mark.parametrize(
+    ("components", "status_code"),
+    [
+        ({"ami": "up", "redis": "up"}, 200),
+        ({"ami": "up", "spool": "warning"}, 200),  # degraded, still serving: a balancer must not pull it
+        ({"ami": "up", "redis": "down"}, 503),  # any component down
+    ],
+)
+async def test_health_is_open_and_503_only_when_a_component_is_down(
+    backend_and_client: tuple[Backend, TestClient[Any, Any]], components: dict[str, str], status_code: int
+) -> None:
+    """The handler's part: no token needed, the status code from the components, the body as is
+    (what the controller reports under faults is asserted on the real system)."""
+    backend, client = backend_and_client
+    backend.health_status = {"status": "degraded", "components": components, "reasons": ["x"]}
+    response = await client.get("/api/v1/health")
+    assert response.status == status_code
+    assert await response.json() == backend.health_status
+
+
+async def test_metrics_are_open_and_rendered(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
     _, client = backend_and_client
-    assert (await (await client.get("/api/v1/health")).json())["status"] == "ok"
     text = await (await client.get("/metrics")).text()
     assert "# TYPE hotline_calls_live gauge\nhotline_calls_live 3.0\n" in text
     assert 'x_total{q="a\\"b"} 1.5' in text
@@ -343,10 +367,14 @@ async def test_the_seat_desk_page_and_who_am_i(backend_and_client: tuple[Backend
 
 
 async def test_seats_see_where_they_may_hand_callers(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
-    _, client = backend_and_client
-    body = await (await client.get("/api/v1/destinations", headers=bearer("seat-token"))).json()
-    assert body["destinations"][0]["to"] == "police"
+    """The handler's part: a token of any role (seat upwards), the backend's list in its envelope
+    (which destinations and their link states: tests/integration/test_network.py)."""
+    backend, client = backend_and_client
+    for token in ("seat-token", "sup-token", "admin-token"):
+        body = await (await client.get("/api/v1/destinations", headers=bearer(token))).json()
+        assert body == {"destinations": await backend.destinations()}
     assert (await client.get("/api/v1/destinations")).status == 401
+    assert (await client.get("/api/v1/destinations", headers=bearer("forged-token"))).status == 401
 
 
 async def test_a_queue_where_nothing_was_offered_has_no_score(
@@ -374,10 +402,18 @@ async def test_a_queue_where_nothing_was_offered_has_no_score(
 
 
 async def test_platforms_need_a_supervisor(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:
-    _, client = backend_and_client
+    """The handler's part: supervisors and admins only, the backend's list in its envelope, a 503
+    naming Redis when it is away (the platforms' figures: tests/integration/test_network.py)."""
+    backend, client = backend_and_client
     assert (await client.get("/api/v1/platforms", headers=bearer("seat-token"))).status == 403
-    body = await (await client.get("/api/v1/platforms", headers=bearer("sup-token"))).json()
-    assert body == {"platforms": [{"platform": "kunming", "reporting": True}]}
+    assert (await client.get("/api/v1/platforms")).status == 401
+    for token in ("sup-token", "admin-token"):
+        body = await (await client.get("/api/v1/platforms", headers=bearer(token))).json()
+        assert body == {"platforms": await backend.platforms()}
+    backend.redis_down = True
+    response = await client.get("/api/v1/platforms", headers=bearer("sup-token"))
+    assert response.status == 503
+    assert "Redis: Connection refused" in (await response.json())["error"]
 
 
 async def test_a_body_that_is_not_json_is_a_400(backend_and_client: tuple[Backend, TestClient[Any, Any]]) -> None:

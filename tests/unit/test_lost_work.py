@@ -241,7 +241,9 @@ async def test_the_asr_worker_waits_for_redis_at_start_and_then_works(
         async with asyncio.timeout(10):
             while state_of(worker) is not WorkerState.WAITING_FOR_REDIS:  # noqa: ASYNC110 - another task's state
                 await asyncio.sleep(0.02)
-        await asyncio.sleep(0.5)  # several retries while Redis is away
+            # several retries while Redis is away: the backoff doubled up to its cap (0.05, 0.1, 0.2 s)
+            while worker._retry_s < settings.retry_max_s:  # noqa: ASYNC110 - another task's state
+                await asyncio.sleep(0.02)
         assert not task.done(), "the worker gave up"
         own_redis.start()
         await queue.enqueue("voicemail/k-1.wav", VoicemailMeta(platform="kunming", call_id="k-1", caller="13800000001"))
