@@ -108,7 +108,7 @@ def assert_same(new: Counts, old: Counts) -> None:
 @given(st.lists(step, max_size=80), st.sampled_from((900.0, 1200.0)))
 def test_running_windows_equal_the_full_sum(steps: list[tuple[object, ...]], keep_s: float) -> None:
     tally, full = TodayTally(keep_s=keep_s), FullSum(keep_s)
-    now, records = START, []
+    now, records = START, list[CallRecord]()
     for kind, *args in steps:
         if kind == "call":
             rec = make(len(records), now, args[0])  # type: ignore[arg-type]
