@@ -13,7 +13,8 @@ and controller:
 - **after**: this tree, as rendered (manager.conf ``eventfilter``, every cut in the code);
 - **before**: the controller of ``--before REV`` (a git revision: its tree is exported to a temp
   folder with ``git archive`` and run with PYTHONPATH there) and this tree's Asterisk files with
-  the ``eventfilter`` lines taken out — the configuration that revision rendered.
+  the ``eventfilter`` lines taken out — the configuration that revision rendered — and, if that
+  revision did not depend on hiredis, without it (redis-py's pure-Python parser, as it ran).
 
 Figures per phase: calls placed/failed (SIPp), peak concurrent calls (SIPp), CPU per call of
 Asterisk, the controller and Redis (/proc, over the load), the controller's share of Asterisk's
@@ -174,6 +175,10 @@ def export_revision(rev: str, into: Path) -> Path:
     into.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    if "hiredis" not in (into / "pyproject.toml").read_text(encoding="utf-8"):
+        # that revision ran without redis-py's C parser: hide the one installed here from it
+        (into / "hiredis").mkdir()
+        (into / "hiredis" / "__init__.py").write_text('raise ImportError("not a dependency of this revision")\n')
     return into
 
 

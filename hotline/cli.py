@@ -54,6 +54,8 @@ def token_registry(config: Config) -> TokenRegistry:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import uvloop
+
     from common.clock import clock_from_environment
     from hotline.controller import Controller
     from hotline.logs import configure_logging
@@ -63,7 +65,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(config.logging.level, config.logging.format)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     controller = Controller(config, token_registry(config), clock_from_environment(os.environ))
-    asyncio.run(run_until_signalled([controller]))
+    # uvloop's event loop (libuv, C): the controller's tasks, timers and sockets cost less CPU
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_until_signalled([controller]))
     return 0
 
 

@@ -128,11 +128,16 @@ class IvrOverflow:
         call_id = session.env.get("uniqueid")
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
             await self._acd.leave(call_id, "max wait")
-            node_id = await session.get_variable(OVERFLOW_VARIABLE) or ""
-            await session.set_variable(HOLD_VARIABLE, "")
-            status = await session.get_variable(LEFT_VARIABLE) or "timeout"
+            arguments = session.env.arguments
+            if "arg1" in arguments:  # the rendered dialplan passes them, and cleared the hold flag
+                node_id, status = arguments["arg1"], arguments.get("arg2", "") or "timeout"
+                plan = self._dialplans.version(arguments.get("arg3", ""))
+            else:  # a session from an older dialplan asks for each
+                node_id = await session.get_variable(OVERFLOW_VARIABLE) or ""
+                await session.set_variable(HOLD_VARIABLE, "")
+                status = await session.get_variable(LEFT_VARIABLE) or "timeout"
+                plan = await started_version(session, self._dialplans)
             await self._tracker.amend(call_id, {"tags": {"queue_status": status}})
-            plan = await started_version(session, self._dialplans)
             if node_id not in plan.spec.nodes:
                 # a reload removed it: the fallback route still takes the caller's message
                 raise LookupError(f"overflow node {node_id!r} is not in dialplan {plan.version}")

@@ -32,6 +32,7 @@ from telephony.dialplan_names import (
     DIALBACK_CONTEXT,
     DIALBACK_EVENT,
     DIALBACK_RING_VARIABLE,
+    DIALPLAN_VARIABLE,
     ENTRY_CONTEXT,
     FALLBACK_QUEUE,
     FALLBACK_SPOOL,
@@ -42,9 +43,11 @@ from telephony.dialplan_names import (
     HOLD_VARIABLE,
     HOTLINE_NUMBER,
     IVR_DONE_VARIABLE,
+    LEFT_VARIABLE,
     MAX_WAIT_VARIABLE,
     OFFER_CONTEXT,
     OUTBOUND_CONTEXT,
+    OVERFLOW_VARIABLE,
     PEER_CONTEXT,
     PLATFORM_VARIABLE,
     PREDIAL_CONTEXT,
@@ -145,6 +148,11 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     # announcements: the music stops every few seconds for the controller to say the position
     hold_slice = every if every else 3600
     announce = f"AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})" if every else "NoOp(no announcements)"
+    # ivr/entry.py's IvrOverflow reads them in this order (node ids, reasons and versions are
+    # made of these characters; a comma could not start a fourth argument)
+    overflow_args = ",".join(
+        f"${{FILTER(0-9A-Za-z_,${{{name}}}):0:64}}" for name in (OVERFLOW_VARIABLE, LEFT_VARIABLE, DIALPLAN_VARIABLE)
+    )
     features = "\n".join(
         f"exten => {code},1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action={action})"
         for code, action in FEATURE_CODES.items()
@@ -278,7 +286,9 @@ exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  same => n,Goto({TRANSFER_CONTEXT},s,failed)
  same => n(over),Hangup()
 ; max wait: the dialplan's overflow node, or the fallback route if the controller is away
-exten => T,1,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT})
+; (the node, why the caller left and the dialplan version go as arguments: one AGI round trip)
+exten => T,1,Set({HOLD_VARIABLE}=)
+ same => n,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT},{overflow_args})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
  same => n,Goto({ENTRY_CONTEXT},s,fallback)
 

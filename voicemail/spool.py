@@ -4,7 +4,9 @@ A caller must never be told "your message is saved" when it is not. Two checks:
 
 - before recording, ``SpoolMonitor.refusal()``: the voicemail folder is writable (a real probe
   write: root ignores permission bits, a full or read-only filesystem does not) and has at least
-  ``spool.min_free_mb`` free. The same check runs periodically for ``/api/v1/health``.
+  ``spool.min_free_mb`` free. The same check runs periodically for ``/api/v1/health``. A fit
+  result less than ``FRESH_S`` old is reused (at 20 messages a second, one thread a second
+  instead of one a message); an unfit one never is, so recovery is seen at the next message.
 - after recording, ``recording_failure()`` (pure): Asterisk 22 does not fail ``RECORD FILE`` when
   its writes fail (it logs "Natural write failed" and goes on counting samples), so the file is
   compared with what Asterisk says it recorded.
@@ -16,6 +18,8 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,7 @@ RECORDED_RATE = 8000  # Asterisk's "wav" format: 8 kHz, 16 bit
 LOST_TOLERANCE_S = 0.5  # less than this missing from the file is rounding, not a lost message
 PARTIAL_SUFFIX = ".partial"  # a recording that failed: <call>.wav.partial, never a ticket
 CHECK_TIMEOUT_S = 2.0  # a spool slower than this to answer cannot take a caller's message
+FRESH_S = 1.0  # a fit check this recent stands for the next message (the recording is checked after)
 _PROBE_NAME = ".spool-probe"
 _MB = 1024 * 1024
 
@@ -122,10 +127,20 @@ class SpoolMonitor:
     """The voicemail folder's fitness, checked periodically and before every message; counts
     messages that could not be kept (``hotline_voicemail_failed_total``)."""
 
-    def __init__(self, folder: Path, min_free_mb: float, timeout_s: float = CHECK_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        min_free_mb: float,
+        timeout_s: float = CHECK_TIMEOUT_S,
+        fresh_s: float = FRESH_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._folder = folder
         self._min_free_mb = min_free_mb
         self._timeout_s = timeout_s
+        self._fresh_s = fresh_s
+        self._monotonic = monotonic
+        self._checked_at: float | None = None  # when the last check ended
         self._running: asyncio.Future[SpoolState] | None = None
         self.state = SpoolState()
         self.messages_failed = 0
@@ -147,10 +162,14 @@ class SpoolMonitor:
             else:
                 log.error("spool.unfit", reason=state.reason)
         self.state = state
+        self._checked_at = self._monotonic()
         return state
 
     async def refusal(self) -> str:
-        """Checked just before a caller is asked for a message: why not, or ""."""
+        """Checked just before a caller is asked for a message: why not, or "" (a fit check
+        under ``fresh_s`` old is taken as it is)."""
+        if self.state.ok and self._checked_at is not None and self._monotonic() - self._checked_at < self._fresh_s:
+            return ""
         return (await self.check()).reason
 
     def message_failed(self, call_id: str, reason: str) -> None:

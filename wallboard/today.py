@@ -3,12 +3,14 @@ in the China day (00:00 Asia/Shanghai, UTC+8 all year) in which it entered the q
 reads the counters, never the records; a new day starts from zero at 00:00 China time.
 
 Besides the day's totals, the finished calls of the last ``keep_s`` are kept one line each so
-that alerts can take a rate over a rolling window (e.g. the service level over 15 min).
+that alerts can take a rate over a rolling window (e.g. the service level over 15 min). Each span
+asked for keeps running sums per queue, updated as calls are counted and as they leave the span
+(a min-heap on the time they entered the queue): a push reads O(queues), never the calls.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -97,15 +99,85 @@ def counts_of(record: CallRecord) -> Counts | None:
     return Counts(offered=1, abandoned=int(record.outcome is CallOutcome.ABANDONED))
 
 
+_Entry = tuple[datetime, int, str, Counts]  # entered the queue, sequence number, queue, counts
+
+
+@dataclass
+class _Running:
+    """A running sum of Counts; the wait in whole microseconds so that taking a call out again
+    leaves no rounding behind (timedelta waits are whole microseconds)."""
+
+    offered: int = 0
+    answered: int = 0
+    within_15s: int = 0
+    abandoned: int = 0
+    wait_us: int = 0
+    surveyed: int = 0
+    satisfied: int = 0
+
+    def change(self, counts: Counts, sign: int) -> None:
+        self.offered += sign * counts.offered
+        self.answered += sign * counts.answered
+        self.within_15s += sign * counts.within_15s
+        self.abandoned += sign * counts.abandoned
+        self.wait_us += sign * round(counts.wait_answered_s * 1_000_000)
+        self.surveyed += sign * counts.surveyed
+        self.satisfied += sign * counts.satisfied
+
+    def counts(self) -> Counts:
+        return Counts(
+            self.offered,
+            self.answered,
+            self.within_15s,
+            self.abandoned,
+            self.wait_us / 1_000_000,
+            self.surveyed,
+            self.satisfied,
+        )
+
+
+@dataclass
+class _Span:
+    """The calls that entered a queue in the last ``span_s``, summed per queue and for ``ALL``."""
+
+    span_s: float
+    heap: list[_Entry] = field(default_factory=list)
+    sums: dict[str, _Running] = field(default_factory=dict)
+
+    def add(self, entry: _Entry) -> None:
+        heapq.heappush(self.heap, entry)
+        self._change(entry, 1)
+
+    def expire(self, now: datetime) -> None:
+        since = now - timedelta(seconds=self.span_s)
+        heap = self.heap
+        while heap and heap[0][0] < since:
+            self._change(heapq.heappop(heap), -1)
+
+    def _change(self, entry: _Entry, sign: int) -> None:
+        _, _, queue, counts = entry
+        for name in (queue, ALL) if queue != ALL else (ALL,):
+            running = self.sums.get(name)
+            if running is None:
+                running = self.sums[name] = _Running()
+            running.change(counts, sign)
+
+
 @dataclass
 class TodayTally:
-    """Per-queue counters of the current China day, and the recent finished calls."""
+    """Per-queue counters of the current China day, and the recent finished calls.
+
+    ``now`` is taken not to go back between calls (a call that has left a window stays out)."""
 
     keep_s: float = 900.0
     day: date | None = None
     _today: dict[str, Counts] = field(default_factory=dict)
     _counted: dict[str, datetime] = field(default_factory=dict)  # call id → entered the queue
-    _recent: deque[tuple[datetime, str, Counts]] = field(default_factory=deque)
+    _spans: dict[float, _Span] = field(default_factory=dict)  # keep_s always; others once asked for
+    _sequence: int = 0
+
+    def __post_init__(self) -> None:
+        self._spans[self.keep_s] = _Span(self.keep_s)
 
     def _roll(self, now: datetime) -> None:
         today = china_day(now)
@@ -128,7 +200,11 @@ class TodayTally:
         if today:
             self._today.setdefault(record.queue, Counts()).add(counts)
         if recent:
-            self._recent.append((record.queued_at, record.queue, counts))
+            self._sequence += 1
+            entry = (record.queued_at, self._sequence, record.queue, counts)
+            for span in self._spans.values():
+                if record.queued_at >= now - timedelta(seconds=span.span_s):  # else never in it again
+                    span.add(entry)
         return True
 
     def today(self, queue: str, now: datetime) -> Counts:
@@ -142,12 +218,13 @@ class TodayTally:
 
     def window(self, queue: str, now: datetime, span_s: float) -> Counts:
         """``queue``'s counters over the calls that entered it in the last ``span_s`` (≤ keep_s)."""
-        horizon = now - timedelta(seconds=self.keep_s)
-        while self._recent and self._recent[0][0] < horizon:
-            self._recent.popleft()
-        since = now - timedelta(seconds=span_s)
-        total = Counts()
-        for at, name, counts in self._recent:
-            if at >= since and queue in (ALL, name):
-                total.add(counts)
-        return total
+        kept = self._spans[self.keep_s]
+        kept.expire(now)
+        span = self._spans.get(span_s)
+        if span is None:  # a span asked for the first time: from the calls kept
+            span = self._spans[span_s] = _Span(span_s)
+            for entry in kept.heap:
+                span.add(entry)
+        span.expire(now)
+        running = span.sums.get(queue)
+        return Counts() if running is None else running.counts()

@@ -89,6 +89,17 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     token = r"\$\{FILTER\(0-9A-Za-z,\$\{PJSIP_HEADER\(read,X-Hotline-Handoff\)\}\):0:64\}"
     assert re.search(rf"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{{32,}}/ivr,{token}\)", extensions)
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
+    # max wait: the hold flag cleared here, the overflow node, why and the version as arguments
+    # (one AGI round trip; ivr/entry.py IvrOverflow reads arg1..arg3)
+    overflow = extensions.split("exten => T,1,")[1].split("\n")[:2]
+    assert overflow[0] == "Set(HOTLINE_HOLD=)"
+    fields = ",".join(
+        rf"\$\{{FILTER\(0-9A-Za-z_,\$\{{{name}\}}\):0:64\}}"
+        for name in ("HOTLINE_OVERFLOW", "HOTLINE_QUEUE_LEFT", "HOTLINE_DIALPLAN")
+    )
+    assert re.fullmatch(
+        rf" same => n,AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{{32,}}/overflow,{fields}\)", overflow[1]
+    )
     fallback = extensions.split("(fallback)")[1]
     assert fallback.index("Answer()") < fallback.index("Playback(") < fallback.index("Record(")
     # the message's name has no number in it; the number (digits only) goes beside it, by FILE()

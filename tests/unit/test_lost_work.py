@@ -142,6 +142,32 @@ async def test_a_spool_that_hangs_is_unfit_and_checked_by_one_thread_only(
     assert await monitor.refusal() == ""
 
 
+async def test_a_fit_check_is_reused_for_a_second_only_and_an_unfit_one_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states = [SpoolState(), SpoolState(reason="spool voicemail/ is full"), SpoolState(), SpoolState()]
+    checks: list[int] = []
+
+    def counted(folder: Path, min_free_mb: float) -> SpoolState:
+        checks.append(1)
+        return states[len(checks) - 1]
+
+    monkeypatch.setattr(spool_module, "check_spool", counted)
+    now = [100.0]
+    monitor = SpoolMonitor(tmp_path / "voicemail", min_free_mb=0, fresh_s=1.0, monotonic=lambda: now[0])
+    assert await monitor.refusal() == ""
+    now[0] += 0.9
+    assert await monitor.refusal() == ""  # the check of 0.9 s ago stands
+    assert len(checks) == 1
+    now[0] += 0.2
+    assert await monitor.refusal() == "spool voicemail/ is full"  # 1.1 s: checked again
+    assert await monitor.refusal() == ""  # unfit is never reused: checked at once, recovered
+    assert len(checks) == 3
+    now[0] += 5
+    await monitor.check()  # the periodic check refreshes it too
+    assert await monitor.refusal() == "" and len(checks) == 4
+
+
 def test_a_voicemail_nodes_failed_route_must_exist() -> None:
     text = textwrap.dedent("""\
         platform: dali
