@@ -52,7 +52,12 @@ PROVINCE_PORT = free_tcp_and_udp_port()
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUnderTest, int]]:
     seat_port = free_tcp_and_udp_port()
-    province = {"host": PROVINCE_HOST, "port": PROVINCE_PORT, "platform": "province"}  # rings, never answers
+    province = {
+        "host": PROVINCE_HOST,
+        "port": PROVINCE_PORT,
+        "platform": "province",
+        "qualify_s": 0,
+    }  # rings, never answers (not probed: the SIPp peer answers INVITE only)
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("fallback-records"),
         overrides={
