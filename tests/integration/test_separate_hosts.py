@@ -183,6 +183,12 @@ def route_dials(platform: PlatformUnderTest, number: str, trunk: str) -> int:
     return log.read_text(errors="replace").count(f'"PJSIP/{number}@{trunk},15"') if log.exists() else 0
 
 
+def link_of(platform: PlatformUnderTest, to: str) -> str | None:
+    """The state of ``platform``'s link to ``to`` (``/api/v1/platforms``: up, down or unknown)."""
+    found = [p.get("link") for p in platform.http("/api/v1/platforms").body["platforms"] if p["platform"] == to]
+    return found[0] if found else None
+
+
 def current_call(platform: PlatformUnderTest, seat_id: str) -> dict[str, Any] | None:
     seats = platform.http("/api/v1/seats").body["seats"]
     found: dict[str, Any] | None = next(s for s in seats if s["seat"] == seat_id)["current"]
@@ -232,6 +238,8 @@ def test_a_cut_link_refuses_transfers_at_once_and_routing_answers_locally(hosts:
         assert still is not None and still["call_id"] == talking["call_id"]
         # the province answers 0871 callers itself (the route's device-state check), and routes
         # 0872 to 大理 over its intact link (大理, without seats, overflows back to the province)
+        # (each side learns of the cut from its own probes: wait for the province's too)
+        wait_for("the province to know the link is down", lambda: link_of(province, "kunming") == "down", timeout_s=30)
         province_seat = province.seat_phone(hosts.seat_ports["province"], scenario(answering_peer(1000, hang_up=True)))
         dialled = route_dials(province, "087112345", "kunming")
         local_at = time.monotonic()
