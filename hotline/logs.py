@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
-import pydantic_core
 import structlog
 
 from common.privacy import mask_fallback_names
@@ -27,14 +26,11 @@ def mask_personal_data(_logger: object, _method: str, event: structlog.types.Eve
 
 
 def json_line(event: Any, *, default: Callable[[Any], Any] | None = None, **_: Any) -> str:
-    """One JSON line by pydantic-core's serializer (Rust, already ours through pydantic): a
-    third faster than ``json.dumps``; UTF-8 as it is (``ensure_ascii=False``). Values JSON has no
-    type for go through ``default`` unless pydantic knows them (datetimes, paths, sets: as their
-    JSON form, not their repr); what it cannot encode (a lone surrogate) goes to ``json.dumps``."""
-    try:
-        return pydantic_core.to_json(event, fallback=default).decode()
-    except pydantic_core.PydanticSerializationError:
-        return json.dumps(event, ensure_ascii=False, default=default)
+    """One JSON line, UTF-8 as it is (``ensure_ascii=False``), values JSON has no type for through
+    ``default``. ``json.dumps``'s own separators (``", "``, ``": "``) are kept on purpose: log
+    readers and the tests match ``"key": "value"``; pydantic-core's compact output, a third faster
+    per line (15.9 → 11.1 µs), broke them and is not worth it."""
+    return json.dumps(event, ensure_ascii=False, default=default)
 
 
 LogFormat = Literal["auto", "json", "console"]

@@ -96,9 +96,9 @@ def test_a_terminal_gets_coloured_lines_and_a_pipe_json() -> None:
     assert "138****8000" in event["recording"]
 
 
-def test_json_lines_parse_as_before_with_the_fast_serializer() -> None:
-    """pydantic-core renders the line: same fields as json.dumps would give, UTF-8 as it is; a
-    lone surrogate (which it refuses) still gives a line; an unknown type goes through repr."""
+def test_json_lines_keep_their_fields_and_separators() -> None:
+    """Same fields, UTF-8 as it is, ``"key": "value"`` (what log readers match); a lone
+    surrogate still gives a line; an unknown type goes through repr."""
 
     class Odd:
         def __repr__(self) -> str:
@@ -106,6 +106,7 @@ def test_json_lines_parse_as_before_with_the_fast_serializer() -> None:
 
     line = render("json", False, caller_name='张三 "q"\n', count=3, share=1e-05, odd=Odd(), keys=(1, "x"))
     assert "张三" in line  # not \\u-escaped
+    assert '"count": 3' in line
     event = json.loads(line)
     assert (event["caller_name"], event["count"], event["share"]) == ('张三 "q"\n', 3, 1e-05)
     assert (event["odd"], event["keys"]) == ("<odd>", [1, "x"])
