@@ -44,8 +44,8 @@ class Counts:
     satisfied: int = 0
 
     def add(self, other: Counts) -> None:
-        # field by field, spelled out: a push sums every call of the last 15 min per alert rule
-        # and queue, and the generic getattr/setattr loop was most of a loaded controller's board
+        # field by field, spelled out (a call counted into the day's and the all-queues totals);
+        # the alert windows keep their own exact sums (_Running)
         self.offered += other.offered
         self.answered += other.answered
         self.within_15s += other.within_15s
