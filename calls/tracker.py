@@ -11,6 +11,7 @@ in the background too (calls/redis_budget.py), never on the AMI event path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -42,6 +43,16 @@ RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no
 RETRY_S = 1.0
 COALESCE_S = 0.05  # a change waits this long for the writer, so that a step's changes go together
 SAVE_BATCH = 100  # dirty records saved in one round trip (one MULTI) by the writer
+# outcomes after which the dialplan hangs up at once: the record's end (AMI Hangup) is imminent
+HANGUP_FOLLOWS = frozenset(
+    {
+        CallOutcome.IVR_COMPLETED,
+        CallOutcome.VOICEMAIL,
+        CallOutcome.VOICEMAIL_FAILED,
+        CallOutcome.CALLBACK,
+        CallOutcome.BLOCKED,
+    }
+)
 
 
 class CallTracker:
@@ -62,6 +73,7 @@ class CallTracker:
         self._seen: dict[str, int] = {}  # call id → order first seen (for reconcile)
         self._seen_count = 0
         self._wake = asyncio.Event()
+        self._a_call_ended = asyncio.Event()
         self._flushing = asyncio.Lock()
         self.store_failures = 0
 
@@ -104,6 +116,22 @@ class CallTracker:
         """The dialplan versions live calls run on (the registry keeps them while they do)."""
         return {record.dialplan_version for record in self._live.values() if record.dialplan_version}
 
+    def hangups_pending(self) -> int:
+        """Live calls the IVR has released (an outcome after which the dialplan hangs up) whose
+        hang-up has not been seen yet: a draining controller waits for them, so that their
+        records end with the real end and cause rather than an estimate at the next start."""
+        return sum(1 for record in self._live.values() if record.outcome in HANGUP_FOLLOWS)
+
+    async def await_hangups(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` until ``hangups_pending()`` is 0; returns what is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (pending := self.hangups_pending()) and (left := deadline - loop.time()) > 0:
+            self._a_call_ended.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._a_call_ended.wait(), left)
+        return pending
+
     def live_records(self) -> list[CallRecord]:
         """Every call still going on, as known here."""
         return list(self._live.values())
@@ -128,6 +156,7 @@ class CallTracker:
             self._live.pop(record.call_id, None)
             self._ended[record.call_id] = record
             self._ended.move_to_end(record.call_id)
+            self._a_call_ended.set()
             while len(self._ended) > RECENTLY_ENDED:
                 self._ended.popitem(last=False)
         self._dirty[record.call_id] = record

@@ -42,6 +42,7 @@ from web.auth import TokenRegistry
 from webphone.watch import PhoneWatch
 
 log = structlog.get_logger(__name__)
+HANGUP_GRACE_S = 3.0  # a drain waits this long for the hang-ups of calls the IVR released
 
 
 class Controller:
@@ -193,6 +194,7 @@ class Controller:
         """Graceful drain: stop taking AGI sessions, let running ones finish, save every record."""
         log.info("controller.stopping")
         await self.agi.close(self.config.agi.drain_timeout_s)
+        await self._await_hangups(HANGUP_GRACE_S)
         await cancel_and_wait(self._tasks)
         await self.outbound.service.close()
         await self.acd.close()
@@ -205,6 +207,12 @@ class Controller:
         await self._api_runner.cleanup()
         await self._redis.aclose()
         log.info("controller.stopped", unsaved_records=self.tracker.unsaved)
+
+    async def _await_hangups(self, timeout_s: float) -> None:
+        """The IVR sessions are done; the AMI hang-ups of the calls they released are on their
+        way (milliseconds). Wait for them a short while, so those records end as they did."""
+        if pending := await self.tracker.await_hangups(timeout_s):
+            log.warning("controller.hangups_unseen", calls=pending, waited_s=timeout_s)
 
     async def reload_dialplan(self, reason: str) -> ReloadResult:
         return await self.dialplans.reload(reason)

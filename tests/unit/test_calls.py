@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,6 +99,22 @@ async def test_a_call_through_the_tracker() -> None:
     assert saved.ivr_path == ("greeting",)
     assert saved.outcome is CallOutcome.IVR_COMPLETED
     assert tracker.live_calls == 0
+
+
+async def test_hangups_pending_counts_calls_the_ivr_released_until_their_hang_up() -> None:
+    tracker = CallTracker(MemoryStore(), "kunming", FakeClock())
+    for call_id in ("k-1.1", "k-1.2", "k-1.3"):
+        await tracker.ivr_started(call_id, "PJSIP/trunk-1", "13800138000", "", "12345")
+    await tracker.set_outcome("k-1.1", CallOutcome.IVR_COMPLETED)
+    await tracker.set_outcome("k-1.2", CallOutcome.TRANSFERRED)  # bridged on: its end is not imminent
+    assert tracker.hangups_pending() == 1
+    assert await tracker.await_hangups(0.05) == 1  # nobody hangs up: it gives up after the timeout
+    waiting = asyncio.create_task(tracker.await_hangups(30))
+    await asyncio.sleep(0)
+    await tracker.hung_up("k-1.1", "Normal Clearing")
+    assert await waiting == 0
+    assert tracker.hangups_pending() == 0
+    assert tracker.live_calls == 2
 
 
 async def test_agi_before_ami_still_makes_one_record() -> None:
