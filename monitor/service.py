@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
-
 from redis.exceptions import RedisError
 
 from monitor.model import MONITOR_PREFIX, IllegalMonitorTransition, Mode, Monitor, MonitorState
@@ -78,6 +77,7 @@ class MonitorService:
         seat_calls: SeatCalls,
         settings: MonitorSettings,
         audit: AuditSink,
+        *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         store: MonitorStore | None = None,
     ) -> None:

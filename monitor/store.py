@@ -143,7 +143,8 @@ def _checked(raws: Any, *, live: bool) -> list[Monitor]:
             log.warning("monitor.bad_record", error=str(exc)[:200])
             continue
         if (monitor.state is MonitorState.ENDED) is live:
-            log.warning("monitor.bad_record", error=f"state {monitor.state.value} in the {'live' if live else 'ended'} set")
+            where = "live" if live else "ended"
+            log.warning("monitor.bad_record", error=f"state {monitor.state.value} in the {where} set")
             continue
         found.append(monitor)
     return found

@@ -52,7 +52,7 @@ def transfer_polls(requests: list[str]) -> list[str]:
 async def until(what: str, condition: Callable[[], bool]) -> None:
     """Wait (generously: a loaded machine) until ``condition()`` holds."""
     async with asyncio.timeout(TIMEOUT_MS / 1000):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - the condition is the page's request log
             await asyncio.sleep(0.1)
     assert condition(), what
 
