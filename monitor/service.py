@@ -29,6 +29,8 @@ from telephony.ami_types import AmiError, AmiLink, AmiMessage
 log = structlog.get_logger(__name__)
 
 KEEP_ENDED = 50  # ended monitors kept for GET /api/v1/monitors?ended=1
+# a store write never holds Asterisk's events up for longer (they are handled one after another)
+STORE_TIMEOUT_S = 1.0
 GONE_AWAY = "gone while the controller was away (ended_at: when it was found gone)"
 
 
@@ -187,9 +189,9 @@ class MonitorService:
         self._ended = [*self._ended, monitor][-KEEP_ENDED:]
         if self._store is not None:
             try:
-                async with self._writes:
+                async with self._writes, asyncio.timeout(STORE_TIMEOUT_S):
                     await self._store.ended(monitor, KEEP_ENDED)
-            except (RedisError, OSError) as exc:  # the audit below still records the end
+            except (RedisError, OSError, TimeoutError) as exc:  # the audit below still records the end
                 log.warning("monitor.not_saved", monitor=monitor.id, error=str(exc))
         duration = monitor.duration_s(self._clock())
         log.info("monitor.ended", monitor=monitor.id, call_id=monitor.call_id, who=monitor.who, seat=monitor.seat,
@@ -213,9 +215,9 @@ class MonitorService:
         if self._store is None:
             return
         try:
-            async with self._writes:
+            async with self._writes, asyncio.timeout(STORE_TIMEOUT_S):
                 await self._store.save(monitor)
-        except (RedisError, OSError) as exc:  # the monitor goes on; a restart now would not know it
+        except (RedisError, OSError, TimeoutError) as exc:  # the monitor goes on; a restart now would not know it
             log.warning("monitor.not_saved", monitor=monitor.id, error=str(exc))
 
     async def resync(self) -> None:
@@ -225,8 +227,9 @@ class MonitorService:
         if not self._restored:
             try:
                 assert self._store is not None
-                live, ended = await self._store.load()
-            except (RedisError, OSError) as exc:  # tried again at the next connection
+                async with asyncio.timeout(STORE_TIMEOUT_S * 5):
+                    live, ended = await self._store.load()
+            except (RedisError, OSError, TimeoutError) as exc:  # tried again at the next connection
                 log.warning("monitor.not_restored", error=str(exc))
             else:
                 self._restored = True

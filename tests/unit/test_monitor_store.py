@@ -5,10 +5,13 @@ channel is gone, and keeps the ended list; bad records are dropped, never used."
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import pytest
 import redis.asyncio as aioredis
 
+import monitor.service as monitor_service
 from monitor.model import Mode
 from monitor.service import GONE_AWAY, MonitorService, MonitorSettings, SeatCall
 from monitor.store import RedisMonitorStore, monitor_record, parse_monitor
@@ -124,3 +127,30 @@ def test_a_record_round_trips_and_its_time_keeps_its_zone() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+class HungStore:
+    """Redis that never answers (a hung primary)."""
+
+    async def save(self, monitor: object) -> None:
+        await asyncio.Event().wait()
+
+    async def ended(self, monitor: object, keep: int) -> None:
+        await asyncio.Event().wait()
+
+    async def load(self) -> tuple[list[object], list[object]]:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+
+async def test_a_hung_redis_never_holds_asterisks_events_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(monitor_service, "STORE_TIMEOUT_S", 0.05)
+    ami, audit = FakeAmiLink(), Audit()
+    settings = MonitorSettings(frozenset({"1090"}), 20.0, "kunming")
+    monitors = MonitorService(ami, SeatCalls(), settings, audit, store=HungStore())  # type: ignore[arg-type]
+    async with asyncio.timeout(30):  # each store call gives up after STORE_TIMEOUT_S
+        await ami.reconnect()
+        monitor = await monitors.start("kunming-1.1", Mode.LISTEN, "1090", "sup")
+        await answered(ami, monitor.id, PHONE_CHANNEL)
+        await ami.emit("Hangup", Uniqueid=monitor.id, Channel=PHONE_CHANNEL)
+    assert monitors.active() == [] and len(audit.entries) == 1  # the monitor worked, its end audited
