@@ -3,7 +3,6 @@ history, and each seat's own event socket (the screen pop). See docs/api.md, "Ca
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from web.api_common import (
 from web.auth import Principal, TokenRegistry
 from web.openapi import describe
 from web.socket_auth import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, open_socket
+from web.socket_pump import pump
 
 log = structlog.get_logger(__name__)
 
@@ -237,37 +237,15 @@ async def seat_events(request: web.Request) -> web.StreamResponse:
     log.info("cases.seat_events_open", who=principal.name, seat=seat_id)
     try:
         await socket.send_json({"type": "hello", "seat": seat_id, "who": principal.name, "role": principal.role})
-        await _pump(socket, queue, own)
+        await pump(socket, queue, None if own else _without_number)
     finally:
         desk.hub.unsubscribe(seat_id, queue)
     return socket
 
 
-async def _pump(socket: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], own: bool) -> None:
-    """Send queued events until the browser goes; its messages are read (and ignored) so that
-    close frames and pongs are seen."""
-
-    async def read() -> None:
-        async for _message in socket:
-            pass
-
-    reader = asyncio.create_task(read())
-    try:
-        while not socket.closed:
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            event = getter.result()
-            if not own:
-                event = {k: v for k, v in event.items() if k != "caller_number"}
-            await socket.send_json(event)
-    except ConnectionResetError:
-        pass
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+def _without_number(event: dict[str, Any]) -> dict[str, Any]:
+    """An onlooker's copy of a seat's event: never the caller's whole number."""
+    return {k: v for k, v in event.items() if k != "caller_number"}
 
 
 def add_case_routes(app: web.Application, desk: CaseDesk) -> None:

@@ -124,16 +124,19 @@ async def finish_consultation(request: web.Request) -> web.Response:
     return web.json_response({"call_id": call_id, "action": action}, status=202)
 
 
-@describe("the call's attended transfer in progress", response=Consultation, errors={404: "none in progress"})
+@describe(
+    'the call\'s attended transfer in progress; state "none" when there is none',
+    response=Consultation,
+    errors={404: "no call in progress with that id"},
+)
 @requires("seat")
 async def get_consultation(request: web.Request) -> web.Response:
     own = await _own_call(request)
     if isinstance(own, web.Response):
         return own
     found = await request.app[NETWORK_KEY].consultation(own[0])
-    if found is None:
-        return error_response(404, "no consultation in progress for this call")
-    return web.json_response(found)
+    # no consultation is an answer, not an error: a desk asking during a call is not refused
+    return web.json_response(found if found is not None else {"call_id": own[0], "state": "none"})
 
 
 @describe("where a seat may transfer a caller", response=DestinationList)

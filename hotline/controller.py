@@ -132,7 +132,7 @@ class Controller:
             desk=self.desk,
             knowledge=self.knowledge,
             cases=case_desk.routes,
-            monitors=monitor_service(config, self.ami, self.acd, self.seats, self.api),  # hotline/monitor_seats.py
+            monitors=monitor_service(config, self.ami, self.acd, self.seats, self.api, redis=self._redis),
             dialback=dialback.routes,
             reports=(reports.service, reports.search),
             outbound=self.outbound.service,

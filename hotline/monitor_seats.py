@@ -3,11 +3,14 @@ seat's channel of a call comes from the ACD's own offers, never from a request."
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
+
 from acd.engine import AcdEngine
 from acd.seat import SeatState
 from acd.seats import SeatService
 from hotline.config import Config
 from monitor.service import AuditSink, MonitorService, MonitorSettings, SeatCall
+from monitor.store import RedisMonitorStore
 from telephony.ami_types import AmiLink
 
 # a supervisor's phone the ACD might ring, or that is on a call, is not rung for a monitor
@@ -33,8 +36,16 @@ class AcdSeatCalls:
 
 
 def monitor_service(
-    config: Config, ami: AmiLink, acd: AcdEngine, seats: SeatService, audit: AuditSink
+    config: Config,
+    ami: AmiLink,
+    acd: AcdEngine,
+    seats: SeatService,
+    audit: AuditSink,
+    *,
+    redis: aioredis.Redis | None = None,
 ) -> MonitorService:
-    """The controller's monitors (its AMI, its ACD's seats' calls, config.yaml's monitor section)."""
+    """The controller's monitors (its AMI, its ACD's seats' calls, config.yaml's monitor section),
+    kept in ``redis`` too when given (a restart takes them back)."""
     settings = MonitorSettings(frozenset(config.monitor.phones), config.monitor.ring_timeout_s, config.platform.id)
-    return MonitorService(ami, AcdSeatCalls(acd, seats), settings, audit)
+    store = RedisMonitorStore(redis, config.platform.id) if redis is not None else None
+    return MonitorService(ami, AcdSeatCalls(acd, seats), settings, audit, store=store)

@@ -1,9 +1,15 @@
 """The monitors of one controller: start (ring the supervisor's phone), switch mode, stop, and
 follow Asterisk's events. The seat's channel always comes from the ACD's own state (a
-``SeatCalls``), never from a request."""
+``SeatCalls``), never from a request.
+
+Every change of a monitor is written to a ``MonitorStore`` (Redis) as well: a restarted
+controller takes the monitors back when it reaches Asterisk, keeps those whose supervisor's
+channel Asterisk still has, and ends (and audits) the others — none is lost from the audit, none
+is shown running forever."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable
@@ -12,8 +18,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
+from redis.exceptions import RedisError
 
 from monitor.model import MONITOR_PREFIX, IllegalMonitorTransition, Mode, Monitor, MonitorState
+from monitor.store import MonitorStore
 from monitor.telephony import MonitorTelephony, UnsafeValue
 from recordings.access import AuditEntry
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
@@ -21,6 +29,9 @@ from telephony.ami_types import AmiError, AmiLink, AmiMessage
 log = structlog.get_logger(__name__)
 
 KEEP_ENDED = 50  # ended monitors kept for GET /api/v1/monitors?ended=1
+# a store write never holds Asterisk's events up for longer (they are handled one after another)
+STORE_TIMEOUT_S = 1.0
+GONE_AWAY = "gone while the controller was away (ended_at: when it was found gone)"
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,9 @@ class MonitorService:
         seat_calls: SeatCalls,
         settings: MonitorSettings,
         audit: AuditSink,
+        *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        store: MonitorStore | None = None,
     ) -> None:
         self._asterisk = MonitorTelephony(ami, settings.ring_timeout_s)
         self._seat_calls = seat_calls
@@ -78,9 +91,14 @@ class MonitorService:
         self._clock = clock
         self._monitors: dict[str, Monitor] = {}
         self._ended: list[Monitor] = []
+        self._store = store
+        self._writes = asyncio.Lock()  # the store's writes in the order of the changes
+        self._restored = store is None
+        self._ami = ami
         ami.on_event("Newchannel", self._on_new_channel)
         ami.on_event("OriginateResponse", self._on_originate_response)
         ami.on_event("Hangup", self._on_hangup)
+        ami.on_connected(self.resync)
 
     def active(self) -> list[Monitor]:
         return sorted(self._monitors.values(), key=lambda m: m.started_at)
@@ -126,6 +144,7 @@ class MonitorService:
             self._monitors.pop(monitor.id, None)
             log.warning("monitor.not_started", monitor=monitor.id, call_id=call_id, error=str(exc))
             raise MonitorRefused(503, f"the supervisor's phone could not be rung: {exc}") from None
+        await self._save(monitor)
         log.info("monitor.ringing", monitor=monitor.id, call_id=call_id, seat=seat_call.seat, phone=phone, who=who,
                  mode=mode.value)  # fmt: skip
         return monitor
@@ -144,6 +163,7 @@ class MonitorService:
             except (AmiError, UnsafeValue) as exc:
                 raise MonitorRefused(503, f"the mode was not changed: {exc}") from None
             monitor = self._monitors[monitor_id] = _with(monitor, mode=mode, modes=(*monitor.modes, mode.value))
+            await self._save(monitor)
         log.info("monitor.mode", monitor=monitor_id, call_id=monitor.call_id, old=old.value, new=mode.value)
         return monitor, old
 
@@ -167,6 +187,12 @@ class MonitorService:
         except IllegalMonitorTransition:  # cannot happen: every live state may end
             return None
         self._ended = [*self._ended, monitor][-KEEP_ENDED:]
+        if self._store is not None:
+            try:
+                async with self._writes, asyncio.timeout(STORE_TIMEOUT_S):
+                    await self._store.ended(monitor, KEEP_ENDED)
+            except (RedisError, OSError, TimeoutError) as exc:  # the audit below still records the end
+                log.warning("monitor.not_saved", monitor=monitor.id, error=str(exc))
         duration = monitor.duration_s(self._clock())
         log.info("monitor.ended", monitor=monitor.id, call_id=monitor.call_id, who=monitor.who, seat=monitor.seat,
                  mode=monitor.mode.value, modes=monitor.modes, reason=reason, duration_s=duration)  # fmt: skip
@@ -185,12 +211,54 @@ class MonitorService:
         )
         return monitor
 
+    async def _save(self, monitor: Monitor) -> None:
+        if self._store is None:
+            return
+        try:
+            async with self._writes, asyncio.timeout(STORE_TIMEOUT_S):
+                await self._store.save(monitor)
+        except (RedisError, OSError, TimeoutError) as exc:  # the monitor goes on; a restart now would not know it
+            log.warning("monitor.not_saved", monitor=monitor.id, error=str(exc))
+
+    async def resync(self) -> None:
+        """On each connection to Asterisk: take back the monitors stored by an earlier run
+        (once), then end every monitor whose supervisor's channel Asterisk no longer has."""
+        began = self._clock()
+        if not self._restored:
+            try:
+                assert self._store is not None
+                async with asyncio.timeout(STORE_TIMEOUT_S * 5):
+                    live, ended = await self._store.load()
+            except (RedisError, OSError, TimeoutError) as exc:  # tried again at the next connection
+                log.warning("monitor.not_restored", error=str(exc))
+            else:
+                self._restored = True
+                mine = [m for m in live if m.platform == self._platform and m.id not in self._monitors]
+                self._monitors.update({m.id: m for m in mine})
+                known = {m.id for m in self._ended}
+                older = [m for m in reversed(ended) if m.platform == self._platform and m.id not in known]
+                self._ended = [*older, *self._ended][-KEEP_ENDED:]
+                if mine:
+                    log.info("monitor.restored", monitors=[m.id for m in mine])
+        if not self._monitors:
+            return
+        try:
+            reply = await self._ami.send_action({"Action": "CoreShowChannels"})
+        except AmiError as exc:
+            log.warning("monitor.resync_failed", error=str(exc))
+            return
+        channels = {e.get("uniqueid") for e in reply.events if e.name == "CoreShowChannel"}
+        for monitor in [m for m in self._monitors.values() if m.started_at < began]:
+            if monitor.id not in channels:
+                await self._end(monitor.id, GONE_AWAY)
+
     # Asterisk's events
 
     async def _on_new_channel(self, event: AmiMessage) -> None:
         monitor = self._monitors.get(event.get("uniqueid"))
         if monitor is not None and not monitor.channel:
-            self._monitors[monitor.id] = _with(monitor, channel=event.get("channel"))
+            monitor = self._monitors[monitor.id] = _with(monitor, channel=event.get("channel"))
+            await self._save(monitor)
 
     async def _on_originate_response(self, event: AmiMessage) -> None:
         monitor_id = event.get("uniqueid")
@@ -202,7 +270,9 @@ class MonitorService:
             return
         if monitor.state is MonitorState.RINGING:
             channel = monitor.channel or event.get("channel")
-            self._monitors[monitor_id] = monitor.moved(MonitorState.ACTIVE, answered_at=self._clock(), channel=channel)
+            monitor = monitor.moved(MonitorState.ACTIVE, answered_at=self._clock(), channel=channel)
+            self._monitors[monitor_id] = monitor
+            await self._save(monitor)
 
     async def _on_hangup(self, event: AmiMessage) -> None:
         uniqueid = event.get("uniqueid")

@@ -5,16 +5,15 @@ messages are read and ignored (so that close frames and pongs are seen)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 from aiohttp import web
 
-from wallboard.service import Subscriber, Wallboard
+from wallboard.service import Wallboard
 from web.api_common import SERVING_KEY
 from web.auth import Principal
 from web.openapi import describe
 from web.socket_auth import CLOSE_FORBIDDEN, TOKENS_KEY, open_socket
+from web.socket_pump import pump
 
 log = structlog.get_logger(__name__)
 
@@ -49,32 +48,11 @@ async def wallboard(request: web.Request) -> web.StreamResponse:
     log.info("wallboard.open", who=principal.name, province=province)
     try:
         await socket.send_json({"type": "hello", "who": principal.name, "province": province})
-        await _pump(socket, subscriber)
+        await pump(socket, subscriber.boards)
     finally:
         board.unsubscribe(subscriber)
         log.info("wallboard.closed", who=principal.name)
     return socket
-
-
-async def _pump(socket: web.WebSocketResponse, subscriber: Subscriber) -> None:
-    async def read() -> None:
-        async for _message in socket:
-            pass
-
-    reader = asyncio.create_task(read())
-    try:
-        while not socket.closed:
-            getter = asyncio.create_task(subscriber.boards.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            await socket.send_json(getter.result())
-    except ConnectionResetError:
-        pass
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
 
 
 def add_routes(app: web.Application, board: Wallboard) -> None:

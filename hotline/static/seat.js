@@ -26,6 +26,11 @@ const desk = {
   lost: false,
   lastUpdate: null,
   waiting: 0, // inbound callers waiting (回拨 is refused while any wait)
+  // the call whose consultation (attended / three-way transfer) the desk follows: set when the
+  // seat starts one, or once for a call already on the phone when the desk opens; cleared when
+  // the controller says "none" — no transfer polls otherwise
+  consultCall: null,
+  firstLook: true,
 };
 
 class Unreachable extends Error {} // no answer from the controller (down, restarting, network)
@@ -190,14 +195,22 @@ async function refresh() {
     showSeat(mine);
     if (mine) status(`坐席 seat ${mine.seat}: ${mine.state}${mine.current ? " — " + mine.current.phase : ""}`, false);
     await loadMissed();
-    const consult = desk.callId ? await api(`/api/v1/calls/${enc(desk.callId)}/transfer`).catch(() => null) : null;
-    $("consult").textContent = consult ? `${consult.to}: ${consult.state} (${consult.mode})` : "无 none";
+    await showConsultation();
   } catch (e) {
     if (e instanceof Unreachable) { connection(true, e.message); return; }
     connection(false);
     if (e instanceof Refused) { desk.me = null; desk.loaded = false; status("This token is not accepted (401): check it and enter it again.", true); return; }
     status(String(e.message || e), true);
   }
+}
+
+async function showConsultation() {
+  if (desk.firstLook) desk.consultCall = desk.callId; // opened mid-call: look once
+  desk.firstLook = false;
+  if (!desk.callId || desk.consultCall !== desk.callId) desk.consultCall = null;
+  const consult = desk.consultCall ? await api(`/api/v1/calls/${enc(desk.consultCall)}/transfer`).catch(() => null) : null;
+  if (!consult || consult.state === "none") desk.consultCall = null;
+  $("consult").textContent = desk.consultCall ? `${consult.to}: ${consult.state} (${consult.mode})` : "无 none";
 }
 
 function seatAction(action, body) {
@@ -517,7 +530,12 @@ async function loadDestinations() {
 
 function transfer(to, mode) {
   if (!desk.callId) { say("没有可转接的来电 no call to hand on", true); return; }
-  act(() => api(`/api/v1/calls/${enc(desk.callId)}/transfer`, { to, mode, note: $("note").value }), `${to}: ${mode} started`);
+  const callId = desk.callId;
+  act(async () => {
+    const started = await api(`/api/v1/calls/${enc(callId)}/transfer`, { to, mode, note: $("note").value });
+    if (started && started.mode !== "blind") desk.consultCall = callId; // follow it until it is over
+    return started;
+  }, `${to}: ${mode} started`);
 }
 
 // ---- wiring and keys -------------------------------------------------------------------------------
@@ -526,6 +544,7 @@ tokenInput.addEventListener("change", () => {
   sessionStorage.setItem("hotline-token", tokenInput.value);
   desk.me = null;
   desk.loaded = false;
+  desk.firstLook = true;
   const old = desk.socket;
   desk.socket = null;
   if (old) old.close();

@@ -60,7 +60,8 @@ class DemoDesk:
 
     def consultation_state(self, call_id: str) -> str | None:
         result = self.platform.http(f"/api/v1/calls/{call_id}/transfer", token=SEAT_TOKEN)
-        return str(result.body["state"]) if result.status == 200 else None
+        state = str(result.body["state"]) if result.status == 200 else "none"
+        return None if state == "none" else state
 
 
 @pytest.fixture(scope="module")

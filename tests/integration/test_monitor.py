@@ -1,10 +1,12 @@
 """Listen, whisper, barge on a real Asterisk: a SIPp caller talks with a SIPp seat; a SIPp
 "supervisor phone" answers the monitor call. Each phone's media is an RtpPhone (it streams its
 own tone and keeps what it hears), so what each person hears is measured by band-pass energy:
-caller 500 Hz, seat 1200 Hz, supervisor 2200 Hz."""
+caller 500 Hz, seat 1200 Hz, supervisor 2200 Hz. The controller is killed mid-monitor: the next
+one takes the monitor back from Redis (Asterisk kept it going), and its end is audited."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +75,7 @@ def test_listen_whisper_barge_by_what_each_phone_hears(
 ) -> None:
     hotline, seat_port, phone_port = platform
     caller, seat, supervisor = RtpPhone(CALLER_HZ), RtpPhone(SEAT_HZ), RtpPhone(SUPERVISOR_HZ)
-    seat_sipp = SippServer(seat.sdp_port(scenario(answering_peer(talk_ms=60000, hang_up=True))), port=seat_port)
+    seat_sipp = SippServer(seat.sdp_port(scenario(answering_peer(talk_ms=90000, hang_up=True))), port=seat_port)
     phone_sipp = SippServer(supervisor.sdp_port(scenario(answering_peer(0, hang_up=False))), port=phone_port)
     call_sipp = SippCall(hotline.config.sip.port, caller.sdp_port(scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP)),
                          caller="13900000777", timeout_s=120)  # fmt: skip
@@ -128,6 +130,21 @@ def test_listen_whisper_barge_by_what_each_phone_hears(
         assert hotline.http(mode_url, SUPERVISOR_TOKEN, "POST", {"mode": "barge"}).status == 200
         barge = window("barge")
         assert barge["seat<supervisor"] > HEARS and barge["caller<supervisor"] > HEARS, barge
+
+        # the controller dies mid-monitor; the next one takes the monitor back (monitor/store.py)
+        hotline.stop_controller(signal.SIGKILL)
+        hotline.start_controller()
+
+        def restored() -> dict[str, Any] | None:
+            answer = hotline.http("/api/v1/monitors", SUPERVISOR_TOKEN)
+            found = answer.body["monitors"] if answer.status == 200 else []
+            return next((m for m in found if m["id"] == monitor["id"]), None)
+
+        back = wait_for("the monitor back after the restart", restored, timeout_s=30, interval_s=0.3)
+        assert (back["state"], back["mode"], back["who"], back["call_id"]) == ("active", "barge", "duty-chief",
+                                                                                call["call_id"])  # fmt: skip
+        again = window("after the restart")  # it is the same session, still going in Asterisk
+        assert again["seat<supervisor"] > HEARS and again["supervisor<caller"] > HEARS, again
 
         stopped = hotline.http(f"/api/v1/monitors/{monitor['id']}/stop", SUPERVISOR_TOKEN, "POST")
         assert stopped.status == 200 and stopped.body["modes"] == ["listen", "whisper", "barge"]

@@ -335,7 +335,9 @@ async def test_a_consultation_is_started_and_finished_by_its_seat(
     assert (await state.json())["state"] == "talking"
     assert (await client.post(f"{path}/complete", headers=bearer("seat-token"))).status == 202
     assert backend.finished == [("kunming-9.9", "complete")]
-    assert (await client.get(path, headers=bearer("seat-token"))).status == 404
+    none = await client.get(path, headers=bearer("seat-token"))  # over: an empty state, not a 404
+    assert (none.status, await none.json()) == (200, {"call_id": "kunming-9.9", "state": "none"})
+    assert (await client.get("/api/v1/calls/nope/transfer", headers=bearer("seat-token"))).status == 404
     refused = await client.post(f"{path}/three_way", headers=bearer("seat-token"))
     assert refused.status == 409
     assert "three-way" in (await refused.json())["error"]
