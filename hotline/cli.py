@@ -212,8 +212,9 @@ def cmd_token_new(args: argparse.Namespace) -> int:
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
     from ivr.dialplan.directory import load_platform_dialplan
-    from ivr.prompts import build_prompts
+    from ivr.prompts import build_prompts, build_sound_set
     from telephony.dialplan_names import ivr_prompts_dir, prompt_path
+    from telephony.say_zh import zh_sounds_dir
 
     config = _load(args.config)
     plan = load_platform_dialplan(config.dialplan_path(), config.paths.prompts_dir, config.platform.id)
@@ -223,6 +224,9 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     ):
         built = build_prompts(texts, config.paths.prompts_dir, out)
         print(f"prompts in {out}: rebuilt {', '.join(built) or 'none (all up to date)'}")
+    sounds = zh_sounds_dir(config.paths.runtime_dir)  # digits, letters, times in Mandarin
+    built = build_sound_set(config.paths.prompts_dir / "zh", sounds)
+    print(f"sound set in {sounds}: rebuilt {', '.join(built) or 'none (all up to date)'}")
     return 0
 
 

@@ -20,6 +20,7 @@ from outbound.store import OutboundStore
 from outbound.telephony import OutboundTelephony
 from telephony.ami import AmiClient
 from telephony.dialplan_names import prompt_path
+from telephony.say_zh import zh_sounds_dir
 from tickets.store import RedisTicketStore
 from units.registry import DeskRegistry
 
@@ -65,7 +66,13 @@ class OutboundWiring:
             clock=clock,
         )
         self.prompts_dir = prompt_path(config.paths.runtime_dir, "outbound")
-        self.agi = OutboundCall(self.service, self.prompts_dir, config.paths.spool_dir, config.platform.timezone)
+        self.agi = OutboundCall(
+            self.service,
+            self.prompts_dir,
+            config.paths.spool_dir,
+            config.platform.timezone,
+            sounds_dir=zh_sounds_dir(config.paths.runtime_dir),
+        )
         self._desk = desk
         self._recovered = False
 

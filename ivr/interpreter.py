@@ -41,6 +41,7 @@ from ivr.hours import service_state
 from ivr.routing import caller_list_step, queue_priority, queue_skills
 from ivr.transfer import PlatformAvailability, create_handoff
 from ivr.voicemail_node import RECORDINGS_DIR, VOICEMAIL_DIR, MessageSink, SpoolGuard, voicemail_step
+from telephony import say_zh
 from telephony.agi_server import AgiSession
 from telephony.dialplan_names import (
     HANDOFF_VARIABLE,
@@ -60,7 +61,6 @@ __all__ = ["RECORDINGS_DIR", "VOICEMAIL_DIR", "CallQueue", "IvrContext", "IvrRun
 MAX_STEPS = 200  # a runaway graph (impossible after the checker) still ends
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 _DIALLABLE = re.compile(r"\+?[0-9]{5,20}")  # goes into a dial string: digits only
-_SAYABLE = re.compile(r"[A-Za-z0-9]{1,32}")  # a case number read out with SAY ALPHA, nothing else
 
 
 class SurveyAnswers(Protocol):
@@ -96,6 +96,7 @@ class IvrContext:
     voicemail_failed_prompt: str = ""  # the system apology (prompts.voicemail_failed), path without extension
     budget: RedisBudget = field(default_factory=RedisBudget)  # how long a step may wait on Redis
     surveys: tuple[SurveyAnswers, ...] = ()  # told of every survey answer (metrics, the case)
+    sounds_dir: Path | None = None  # the Mandarin sound set (telephony/say_zh.py); None: numbers are not read
 
     @property
     def zone(self) -> ZoneInfo:
@@ -342,11 +343,11 @@ class IvrRun:
         ago); letters and digits only reach Asterisk. No case: nothing to read."""
         record = self.ctx.tracker.get_live(self.call_id)
         spoken = "".join(ch for ch in (record.case_id if record else "") if ch.isascii() and ch.isalnum())
-        if not _SAYABLE.fullmatch(spoken):
+        if not say_zh.SPELLABLE.fullmatch(spoken):
             log.info("ivr.no_case_number", has_case=bool(record and record.case_id))
             return node.next
         await self.session.stream_file(self.prompt_path(node.prompt))
-        await self.session.say_alpha(spoken)
+        await say_zh.say(self.session, self.ctx.sounds_dir, say_zh.spell(spoken))  # in Mandarin, never en
         return node.next
 
     async def _set(self, node: SetNode) -> str:

@@ -15,11 +15,19 @@ from pathlib import Path
 
 import structlog
 
+from telephony.say_zh import SOUND_SET, SoundSetError, check_sound_set
+
 log = structlog.get_logger(__name__)
 
 
 # trim leading and trailing silence: callers should not wait through nothing
 _TRIM = ("silence", "1", "0.05", "0.5%", "reverse", "silence", "1", "0.05", "0.5%", "reverse")
+
+
+# espeak-ng's voice "cmn" reads Latin as English, and its dictionary gives many characters as
+# pinyin (一 → "yi1"): the caller heard "yi one", "nin two hao three". "cmn-latn-pinyin" reads
+# that pinyin in Mandarin. Part of every synthesised prompt's stamp: a new voice rebuilds them.
+VOICE = ("espeak-ng", "-v", "cmn-latn-pinyin", "-s", "170")
 
 
 class PromptBuildError(RuntimeError):
@@ -40,7 +48,7 @@ def build_prompts(texts: Mapping[str, str], recorded_dir: Path, out_dir: Path) -
     built: list[str] = []
     for name, text in texts.items():
         recorded = recorded_dir / f"{name}.wav"
-        source = recorded.read_bytes() if recorded.is_file() else text.encode("utf-8")
+        source = recorded.read_bytes() if recorded.is_file() else " ".join((*VOICE, "--", text)).encode("utf-8")
         digest = hashlib.sha256(source).hexdigest()
         target = out_dir / f"{name}.wav"
         stamp = out_dir / f".{name}.sha256"
@@ -52,9 +60,20 @@ def build_prompts(texts: Mapping[str, str], recorded_dir: Path, out_dir: Path) -
                 shutil.copyfile(recorded, raw)
             else:
                 # "--": the text is never an option ("-f<file>" would speak any readable file)
-                _run(["espeak-ng", "-v", "cmn", "-s", "170", "-w", str(raw), "--", text])
+                _run([*VOICE, "-w", str(raw), "--", text])
             _run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(target), *_TRIM])
         stamp.write_text(digest)
         built.append(name)
         log.info("prompts.built", prompt=name, source="recording" if recorded.is_file() else "espeak-ng")
+    return built
+
+
+def build_sound_set(recorded_dir: Path, out_dir: Path) -> list[str]:
+    """The Mandarin sound set (telephony/say_zh.py) in ``out_dir``: a recording in
+    ``recorded_dir`` (same name) wins, else espeak-ng. Raises naming any file still missing."""
+    built = build_prompts(SOUND_SET, recorded_dir, out_dir)
+    try:
+        check_sound_set(out_dir)
+    except SoundSetError as exc:
+        raise PromptBuildError(str(exc)) from None
     return built

@@ -1,19 +1,21 @@
 """The FastAGI script an answered outbound call runs (``agi://…/<key>/outbound``).
 
-A reminder: the case number (SAY ALPHA), the sign-for deadline, "1 to sign for, 2 to hear it
-again"; key 1 signs the ticket for the unit. A 回访: "resolved? 1 yes 2 no", "how satisfied?
-1/2/3", an optional short comment recorded into the spool; the ticket moves to visited.
+A reminder: the case number and the sign-for deadline read in Mandarin (telephony/say_zh.py),
+"1 to sign for, 2 to hear it again"; key 1 signs the ticket for the unit. A 回访: "resolved?
+1 yes 2 no", "how satisfied? 1/2/3", an optional short comment recorded into the spool; the ticket moves to visited.
 Every path settles the try (outbound/service.py's finish), a hang-up included."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from outbound.model import COMMENTS_DIR, Job, JobState, Kind, Result, is_job_id
 from outbound.service import OutboundService
+from telephony import say_zh
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.dialplan_names import OUTBOUND_VARIABLE
 from tickets.model import Ticket, Visit
@@ -22,7 +24,6 @@ log = structlog.get_logger(__name__)
 
 KEY_WAIT_S = 6.0
 REPEATS = 3  # a reminder is read at most this often (key 2 repeats it)
-_SAYABLE = re.compile(r"[A-Za-z0-9]{1,32}")
 ON_CALL = (JobState.ANSWERED,)
 
 
@@ -47,11 +48,15 @@ _MATTER = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 class OutboundCall:
-    """The AGI route; ``prompts_dir`` holds the built prompts (prompt_names())."""
+    """The AGI route; ``prompts_dir`` holds the built prompts (prompt_names()), ``sounds_dir``
+    the Mandarin sound set numbers and times are read with."""
 
-    def __init__(self, service: OutboundService, prompts_dir: Path, spool_dir: Path, timezone: str) -> None:
+    def __init__(
+        self, service: OutboundService, prompts_dir: Path, spool_dir: Path, timezone: str, *, sounds_dir: Path
+    ) -> None:
         self._service = service
         self._prompts = prompts_dir
+        self._sounds = sounds_dir
         self._comments = spool_dir / COMMENTS_DIR
         self._timezone = timezone
 
@@ -85,8 +90,8 @@ class OutboundCall:
     async def _say_case(self, session: AgiSession, intro: str, ticket: Ticket) -> None:
         await session.stream_file(self._prompt(intro))
         spoken = "".join(ch for ch in ticket.id if ch.isascii() and ch.isalnum())
-        if _SAYABLE.fullmatch(spoken):
-            await session.say_alpha(spoken)
+        if say_zh.SPELLABLE.fullmatch(spoken):
+            await say_zh.say(session, self._sounds, say_zh.spell(spoken))
 
     async def _remind(self, session: AgiSession, job: Job, ticket: Ticket) -> Result:
         # the matter, when its prompt was built (a type added after the start is skipped)
@@ -98,8 +103,8 @@ class OutboundCall:
             sign_by = ticket.deadlines.sign_by
             if sign_by is not None:
                 await session.stream_file(self._prompt("reminder_deadline"))
-                epoch = int(sign_by.timestamp())
-                await session.exec_app("SayUnixTime", f"{epoch},{self._timezone},HM")
+                local = sign_by.astimezone(ZoneInfo(self._timezone))
+                await say_zh.say(session, self._sounds, say_zh.clock_time(local))  # 3月9日14点05分
             key = await session.get_data(self._prompt("reminder_keys"), KEY_WAIT_S)
             if key == "1":
                 if not await self._service.signed_by_phone(job):

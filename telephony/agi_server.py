@@ -162,10 +162,6 @@ class AgiSession:
         reply = await self._checked("STREAM", "FILE", quote_argument(path), quote_argument(escape_digits))
         return _key(reply) if reply.result_int > 0 else ""
 
-    async def say_alpha(self, text: str) -> None:
-        """Spell ``text`` (letters and digits) in the channel's language (SAY ALPHA)."""
-        await self._checked("SAY", "ALPHA", quote_argument(text), quote_argument(""))
-
     async def get_data(self, prompt: str, timeout_s: float, max_digits: int = 1) -> str:
         """Play ``prompt`` and collect up to ``max_digits`` keys; '' when none came in time."""
         reply = await self._checked("GET", "DATA", quote_argument(prompt), str(int(timeout_s * 1000)), str(max_digits))

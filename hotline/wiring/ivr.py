@@ -21,8 +21,9 @@ from ivr.after_seat import SurveyTally
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext
-from ivr.prompts import build_prompts
+from ivr.prompts import build_prompts, build_sound_set
 from telephony.dialplan_names import ivr_prompts_dir, prompt_path
+from telephony.say_zh import zh_sounds_dir
 from voicemail.intake import MessageIntake
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,9 @@ async def build_system_prompts(config: Config) -> None:
     """The system prompts' audio, built at start (the dialplan's are built with each plan)."""
     folder = prompt_path(config.paths.runtime_dir, "fallback").parent
     await asyncio.to_thread(build_prompts, system_prompt_texts(config), config.paths.prompts_dir, folder)
+    # the Mandarin sound set case numbers and times are read with (recordings in <prompts_dir>/zh win)
+    sounds = zh_sounds_dir(config.paths.runtime_dir)
+    await asyncio.to_thread(build_sound_set, config.paths.prompts_dir / "zh", sounds)
 
 
 def ivr_prompt_builder(config: Config) -> Callable[[Dialplan], Awaitable[None]]:
@@ -96,6 +100,7 @@ def build_ivr_context(
     context = IvrContext(
         tracker=calls.tracker,
         prompts_dir=ivr_prompts_dir(config.paths.runtime_dir),
+        sounds_dir=zh_sounds_dir(config.paths.runtime_dir),
         spool_dir=config.paths.spool_dir,
         timezone=config.platform.timezone,
         clock=clock,

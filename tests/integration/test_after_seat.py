@@ -5,6 +5,7 @@ queue's figures and /metrics."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +209,12 @@ def test_the_caller_hears_the_case_number_and_the_rating_goes_on_the_case(desk: 
     )
     assert ticket["satisfaction"] == 1 and ticket["timeline"][-1]["note"].endswith(": 满意")
     assert desk.queues()["surveys"] == before + 1
+
+    # read in Mandarin: Asterisk played our sound set's file for each character, in order, and
+    # none of its own (English) digits/ or letters/ files (its log at verbose 3)
+    runtime = desk.platform.config.paths.runtime_dir
+    log = (runtime / "asterisk" / "log" / "messages.log").read_text(errors="replace")
+    zh = str(runtime / "prompts" / "zh")
+    heard = re.findall(r"Playing '" + re.escape(zh) + r"/char_([0-9a-z])\.", log)  # res_agi's STREAM FILE
+    assert "".join(heard) == "".join(ch for ch in case_id if ch.isalnum()).lower(), heard
+    assert not re.search(r"Playing '(digits|letters)/", log)

@@ -5,14 +5,17 @@ and the call showed the platform's 12345 number; a citizen waiting for a seat ho
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
 from ivr.calendar import PlatformCalendar
+from telephony.say_zh import clock_time, spell, zh_sounds_dir
 from tests.support.platform import ADMIN_TOKEN, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
@@ -128,6 +131,15 @@ def test_a_unit_presses_1_and_the_ticket_is_signed(rig: Rig) -> None:
     )
     assert done["number"] == "087******101" and done["last_result"] == "signed"
     assert "087100000101" not in rig.platform.controller_log_text()  # masked in the log
+    # the case number and the deadline in Mandarin, from the sound set; none of Asterisk's English
+    runtime = rig.platform.config.paths.runtime_dir
+    log = (runtime / "asterisk" / "log" / "messages.log").read_text(errors="replace")
+    heard = " ".join(re.findall(r"Playing '" + re.escape(str(zh_sounds_dir(runtime))) + r"/(\w+)\.", log))
+    assert signed.deadlines.sign_by is not None
+    deadline = clock_time(signed.deadlines.sign_by.astimezone(ZoneInfo(rig.platform.config.platform.timezone)))
+    assert " ".join(spell(ticket.id.replace("-", ""))) + " " in heard + " ", heard
+    assert " ".join(deadline) in heard, heard
+    assert not re.search(r"Playing '(digits|letters)/", log)
     metrics = rig.platform.http("/metrics", token=None).body
     outbound_lines = [line for line in metrics.splitlines() if line.startswith("hotline_outbound")]
     assert 'hotline_outbound_attempts_total{kind="reminder",platform="kunming",result="signed"} 1.0' in outbound_lines

@@ -26,6 +26,7 @@ from hotline.redis_process import RedisProcess
 from ivr.dialplan.directory import DIRECTORY_FILE
 from telephony.asterisk_process import AsteriskProcess
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
+from tests.support.sound_set import seed_sound_set
 from web.auth import token_sha256
 
 ADMIN_TOKEN = "test-admin-token"
@@ -126,6 +127,7 @@ class PlatformUnderTest:
             self.root / "redis", redis_port, password=redis_password(self.config)
         )
         layout = write_asterisk_config(self.config, self.root / "asterisk-etc")
+        seed_sound_set(self.config.paths.runtime_dir, self.config.paths.prompts_dir)  # built once per run
         self.asterisk = AsteriskProcess(layout, self.root / "asterisk-console.log")
         self.controller_log = self.root / "controller.log"
 

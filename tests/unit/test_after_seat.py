@@ -22,6 +22,7 @@ from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext
 from telephony.agi_server import AgiServer
 from telephony.asterisk_conf import AsteriskLayout
+from telephony.say_zh import SOUND_SET
 from tests.support.fake_asterisk_agi import ReplayingAsterisk
 from tests.unit.test_calls import FakeClock, MemoryStore
 
@@ -187,9 +188,14 @@ async def _after_seat_session(tmp_path: Path, case_id: str, key: str) -> tuple[l
         "k-1.1", {"seat": "1001", "seat_answered_at": T0, "outcome": CallOutcome.ANSWERED, "case_id": case_id}
     )
     tally = SurveyTally()
+    sounds = tmp_path / "zh"
+    sounds.mkdir()
+    for name in SOUND_SET:  # the built Mandarin sound set (tests/unit/test_say_zh.py builds the real one)
+        (sounds / f"{name}.wav").write_bytes(b"RIFF")
     context = IvrContext(
         tracker=tracker,
         prompts_dir=tmp_path / "built",
+        sounds_dir=sounds,
         spool_dir=tmp_path / "spool",
         timezone="Asia/Shanghai",
         clock=FakeClock(),
@@ -216,8 +222,9 @@ async def _after_seat_session(tmp_path: Path, case_id: str, key: str) -> tuple[l
 
 async def test_the_case_number_is_read_back_then_the_survey_scores_the_call(tmp_path: Path) -> None:
     received, live, tally = await _after_seat_session(tmp_path, "DL2026030900042", "1")
-    says = [c for c in received if c.startswith("SAY ALPHA")]
-    assert says == ['SAY ALPHA "DL2026030900042" ""']
+    says = [c for c in received if c.startswith("SAY") or "/zh/" in c]
+    # in Mandarin, from our own set: never Asterisk's SAY ALPHA (its English digits/ and letters/)
+    assert says == [f'STREAM FILE "{tmp_path / "zh" / f"char_{ch}"}" ""' for ch in "dl2026030900042"]
     assert received.index(f'STREAM FILE "{tmp_path / "built" / "case"}" ""') < received.index(says[0])
     assert live.survey_score == 1
     assert live.outcome is CallOutcome.ANSWERED  # still a call a seat answered
@@ -228,10 +235,12 @@ async def test_the_case_number_is_read_back_then_the_survey_scores_the_call(tmp_
 
 async def test_no_case_no_read_back_and_nothing_odd_reaches_asterisk(tmp_path: Path) -> None:
     received, live, _ = await _after_seat_session(tmp_path, "", "3")
-    assert not [c for c in received if c.startswith("SAY") or c.endswith('/case" ""')]
+    assert not [c for c in received if c.startswith("SAY") or "/zh/" in c or c.endswith('/case" ""')]
     assert live.survey_score == 3
 
 
 async def test_a_case_number_with_line_breaks_is_spoken_as_letters_and_digits_only(tmp_path: Path) -> None:
     received, _, _ = await _after_seat_session(tmp_path, 'DL-42\nHANGUP "x', "2")
-    assert [c for c in received if c.startswith("SAY")] == ['SAY ALPHA "DL42HANGUPx" ""']
+    spoken = [c.split("/zh/char_")[1][0] for c in received if "/zh/" in c]
+    assert "".join(spoken) == "dl42hangupx"
+    assert not [c for c in received if c.startswith("SAY")]

@@ -21,6 +21,7 @@ from outbound.policy import ChannelBudget, DncInvalid, load_dnc, may_call, next_
 from outbound.service import OutboundService, channel_id
 from outbound.store import ClaimOutcome, OutboundStore
 from outbound.telephony import DialOutcome
+from telephony.say_zh import SOUND_SET, clock_time, spell
 from tickets import machine
 from tickets.model import Ticket, TicketCategory, TicketSource, TicketState, Visit
 from tickets.store import INDEX, RedisTicketStore, needs_review_key, ticket_key
@@ -484,12 +485,6 @@ class ScriptedSession:
     async def stream_file(self, path: str) -> None:
         self.played.append(Path(path).name)
 
-    async def say_alpha(self, text: str) -> None:
-        self.played.append(f"alpha:{text}")
-
-    async def exec_app(self, app: str, args: str) -> None:
-        self.played.append(app)
-
     async def get_data(self, path: str, timeout_s: float) -> str:
         self.played.append(Path(path).name)
         return "1"
@@ -540,10 +535,17 @@ async def test_a_reminder_names_the_case_its_matter_and_the_deadline(
         (tmp_path / f"{MATTER_PROMPT_PREFIX}{matter}.wav").write_bytes(b"RIFF")
     service = ReminderService(replace(job, state=JobState.ANSWERED), ticket)
     session = ScriptedSession(job.id)
-    await OutboundCall(service, tmp_path, tmp_path, "Asia/Shanghai")(session)  # type: ignore[arg-type]
+    sounds = tmp_path / "zh"
+    sounds.mkdir()
+    for name in SOUND_SET:  # the built Mandarin sound set
+        (sounds / f"{name}.wav").write_bytes(b"RIFF")
+    call = OutboundCall(service, tmp_path, tmp_path, "Asia/Shanghai", sounds_dir=sounds)  # type: ignore[arg-type]
+    await call(session)  # type: ignore[arg-type]
     spoken = "".join(ch for ch in ticket.id if ch.isalnum())
-    expected = ["reminder_intro", f"alpha:{spoken}"]
+    expected = ["reminder_intro", *spell(spoken)]
     expected += [f"{MATTER_PROMPT_PREFIX}{matter}"] if heard else []
-    expected += ["reminder_deadline", "SayUnixTime", "reminder_keys", "reminder_signed", "hangup"]
+    assert ticket.deadlines.sign_by is not None
+    deadline = clock_time(ticket.deadlines.sign_by.astimezone(ZoneInfo("Asia/Shanghai")))  # in Mandarin, local time
+    expected += ["reminder_deadline", *deadline, "reminder_keys", "reminder_signed", "hangup"]
     assert session.played == expected
     assert service.finished == [Result.SIGNED]
