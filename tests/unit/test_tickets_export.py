@@ -67,7 +67,7 @@ async def exporting(client: aioredis.Redis, receiver: Receiver, **options: Any) 
         await server.close()
 
 
-async def eventually(probe: Any, timeout_s: float = 10.0) -> None:
+async def eventually(probe: Any, timeout_s: float = 30.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not probe():  # noqa: ASYNC110 - polling counters owned by another task
             await asyncio.sleep(0.02)
