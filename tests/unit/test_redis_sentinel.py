@@ -12,7 +12,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ReadOnlyError
 
 from calls.redis_budget import RedisBudget
-from common.redis_sentinel import ReplicationAcks, SentinelRedis, parse_node
+from common.redis_sentinel import ReplicationAcks, SentinelRedis, parse_node, replication_metrics
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import redis_client, redis_where
 from hotline.redis_process import RedisProcess
@@ -85,6 +85,10 @@ def lone_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server.stop()
 
 
+def exposed(client: object) -> dict[str, float]:
+    return {metric.name: metric.value for metric in replication_metrics(client)}
+
+
 async def test_a_transaction_waits_for_replicas_on_its_own_connection(lone_redis: RedisProcess) -> None:
     acks = ReplicationAcks(replicas=1, timeout_ms=50)
     client = SentinelRedis(port=lone_redis.port)
@@ -106,11 +110,22 @@ async def test_a_transaction_waits_for_replicas_on_its_own_connection(lone_redis
             pipe.incr("n")
             assert await pipe.execute() == [2]
         assert (acks.waited, acks.short, acks.unconfirmed) == (1, 1, 1)
+        assert exposed(client) == {
+            "hotline_redis_replica_waits_total": 1,
+            "hotline_redis_replica_shortfalls_total": 1,
+            "hotline_redis_writes_unconfirmed_total": 1,
+            "hotline_redis_replica_hold_off": 1,
+        }
         acks.hold_off_until = 0.0  # the hold-off over: the next transaction waits again
         async with client.pipeline(transaction=True) as pipe:
             pipe.incr("n")
             assert await pipe.execute() == [3]
         assert (acks.waited, acks.short, acks.unconfirmed) == (2, 2, 1)
+        acks.hold_off_until = 0.0
+        assert exposed(client)["hotline_redis_replica_hold_off"] == 0
+        # a plain client (no redis.sentinel): the same families, all 0
+        assert set(exposed(object()).values()) == {0}
+        assert set(exposed(object())) == set(exposed(client))
     finally:
         await client.aclose()
 
