@@ -128,19 +128,18 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         call_after = platform.wait_call(ended("13900000074"), "the record of a call after the kill")
         assert new_primary.exists(f"hotline:call:{call_after['call_id']}")
         followed_s = time.monotonic() - killed_at
+
         # the promoted replica is alone: its WAITs fall short and the writes of the hold-offs that
         # follow are counted unconfirmed, where an operator's scrape sees them
-        lone = wait_for(
-            "shortfalls and unconfirmed writes in /metrics",
-            lambda: (
-                (m := replication(platform))["hotline_redis_replica_shortfalls_total"]
-                > before_kill["hotline_redis_replica_shortfalls_total"]
-                and m["hotline_redis_writes_unconfirmed_total"] > before_kill["hotline_redis_writes_unconfirmed_total"]
-                and m
-            ),
-            60,
-            0.25,
-        )
+        def lone_primary() -> dict[str, float] | None:
+            now = replication(platform)
+            risen = [
+                now[name] > before_kill[name]
+                for name in ("hotline_redis_replica_shortfalls_total", "hotline_redis_writes_unconfirmed_total")
+            ]
+            return now if all(risen) else None
+
+        lone = wait_for("shortfalls and unconfirmed writes in /metrics", lone_primary, 60, 0.25)
 
         results = {"talking": talking.wait(), "during": during.wait()}
         assert all(r.ok for r in results.values()), {k: r.errors for k, r in results.items()}
@@ -224,10 +223,13 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         found = wait_for("the last message's ticket", with_last, 120, 0.5)
         assert [found[m] for m in [*messages, last["call_id"]]] == [1, 1, 1, 1], found
         assert Counter(c["caller"] for c in platform.calls())[masked("13900000075")] == 1
+
         # a replica again (the demoted one): the hold-off ends and WAITs are answered again
-        settled = wait_for(
-            "the hold-off over", lambda: (m := replication(platform))["hotline_redis_replica_hold_off"] == 0 and m, 60, 0.25
-        )
+        def hold_off_over() -> dict[str, float] | None:
+            now = replication(platform)
+            return now if now["hotline_redis_replica_hold_off"] == 0 else None
+
+        settled = wait_for("the hold-off over", hold_off_over, 60, 0.25)
         assert settled["hotline_redis_replica_waits_total"] > lone["hotline_redis_replica_waits_total"], settled
         health = platform.wait_component("redis", "up")
         assert health["components"]["redis"] == "up"

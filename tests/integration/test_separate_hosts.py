@@ -371,3 +371,43 @@ def test_a_call_bridged_across_a_link_that_is_cut_ends_on_both_sides(hosts: Prov
         f"\ncut mid-call: caller's BYE after {caller_s:.1f} s, seat's after {seat_s:.1f} s "
         f"(rtp_timeout {RTP_TIMEOUT_S} s)"
     )
+
+
+def unsaved_records(platform: PlatformUnderTest) -> float:
+    text = platform.http("/metrics", token=None).body
+    line = next(ln for ln in text.splitlines() if ln.startswith("hotline_call_records_unsaved "))
+    return float(line.split()[1])
+
+
+def test_a_platform_cut_off_from_redis_keeps_answering_and_saves_the_record_later(hosts: Province) -> None:
+    """昆明's link to the Redis host is cut (packets dropped: open connections hang, new ones get
+    no SYN-ACK): health says so, a caller still reaches the seat and talks, the record waits in
+    memory (the write-behind) and lands once the link returns."""
+    star, kunming = hosts.star, hosts.kunming
+    seat = kunming.seat_phone(hosts.seat_ports["kunming"], scenario(answering_peer(talk_ms=1500, hang_up=True)))
+    star.cut("kunming", "redis")
+    try:
+
+        def redis_gone() -> dict[str, Any] | None:
+            health = kunming.health_or_none()
+            away = health and health["status"] == "degraded" and health["components"]["redis"] != "up"
+            return health if away else None
+
+        health = wait_for("昆明 to see Redis gone", redis_gone, timeout_s=60, interval_s=0.5)
+        caller = kunming.caller(scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877780009", timeout_s=120)
+        assert caller.wait().ok  # answered, talked, hung up by the hotline after the seat's BYE
+        assert seat.wait().ok  # the seat was offered the caller without Redis
+        assert kunming.http("/api/v1/calls").status == 503  # the records cannot be read now
+        wait_for("the record waiting in memory", lambda: unsaved_records(kunming) >= 1, timeout_s=30)
+        # the other platforms still see each other: only 昆明's own Redis link is cut
+        assert link_of(hosts.province, "kunming") == "up"
+    finally:
+        star.restore("kunming", "redis")
+    record = kunming.wait_call(
+        lambda c: c["caller"] == "138****0009" and c["state"] == "ended", "the record landing in Redis", 90
+    )
+    assert (record["seat"], record["outcome"]) == ("1001", "answered")
+    assert not record.get("ended_at_estimated")
+    wait_for("nothing left unsaved", lambda: unsaved_records(kunming) == 0, timeout_s=60)
+    kunming.wait_component("redis", "up", timeout_s=60)
+    print(f"\nRedis cut from 昆明: health {health['components']['redis']}, reasons {health['reasons']}")
