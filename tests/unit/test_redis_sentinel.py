@@ -191,3 +191,20 @@ async def test_the_one_client_factory_goes_through_the_sentinels(tmp_path: Path)
     (tmp_path / "sentinel-pw").write_text("\n", encoding="utf-8")  # emptied: not "no password"
     with pytest.raises(ConfigError, match=r"redis\.sentinel\.password_file: .*sentinel-pw is empty"):
         redis_client(parse_config(text, "config.yaml", tmp_path))
+
+
+@pytest.mark.parametrize("sentinel", [False, True])
+def test_a_write_held_back_by_a_cut_link_is_dropped_before_the_client_retries(sentinel: bool) -> None:
+    """TCP_USER_TIMEOUT below the read timeout (hotline/local_secrets.py): unacknowledged bytes are
+    given up by the kernel before the client's own timeout, so they cannot land after a retry."""
+    import socket
+
+    text = SENTINEL if sentinel else ""
+    client = redis_client(parse_config(text, "config.yaml", Path("/srv/hotline")), socket_timeout=3)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_keepalive"] is True
+    assert kwargs["socket_keepalive_options"][socket.TCP_USER_TIMEOUT] == 2000 < kwargs["socket_timeout"] * 1000
+    assert kwargs["socket_keepalive_options"][socket.TCP_KEEPIDLE] == 30
+    # no read timeout given: nothing to stay below, redis-py's defaults
+    plain = redis_client(parse_config(text, "config.yaml", Path("/srv/hotline")))
+    assert "socket_keepalive_options" not in plain.connection_pool.connection_kwargs
