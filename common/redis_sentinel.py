@@ -30,6 +30,8 @@ from redis.asyncio.client import Pipeline, Redis
 from redis.asyncio.connection import Connection
 from redis.asyncio.sentinel import Sentinel
 
+from common.metrics import Metric
+
 log = structlog.get_logger(__name__)
 
 HOLD_OFF_S = 5.0  # after a WAIT fell short, transactions skip WAIT this long
@@ -46,6 +48,38 @@ class ReplicationAcks:
     unconfirmed: int = 0  # transactions that skipped WAIT in a hold-off after a short one
     hold_off_until: float = 0.0  # monotonic time
 
+    def holding_off(self) -> bool:
+        return time.monotonic() < self.hold_off_until
+
+    def metrics(self) -> list[Metric]:
+        """The counts for /metrics (all 0 without ``redis.sentinel``: nothing is waited for)."""
+        return [
+            Metric(
+                "hotline_redis_replica_waits_total",
+                "counter",
+                "Transactions followed by WAIT for the replicas (redis.sentinel)",
+                self.waited,
+            ),
+            Metric(
+                "hotline_redis_replica_shortfalls_total",
+                "counter",
+                "WAITs that fewer replicas than redis.sentinel.replicas_to_ack acknowledged in time",
+                self.short,
+            ),
+            Metric(
+                "hotline_redis_writes_unconfirmed_total",
+                "counter",
+                "Transactions written without WAIT during a hold-off after a shortfall (not known replicated)",
+                self.unconfirmed,
+            ),
+            Metric(
+                "hotline_redis_replica_hold_off",
+                "gauge",
+                "1 while transactions skip WAIT after a shortfall (no replica confirms writes now)",
+                float(self.holding_off()),
+            ),
+        ]
+
 
 class ReplicatedPipeline(Pipeline):
     """A pipeline whose MULTI/EXEC is followed by WAIT on the same connection."""
@@ -59,7 +93,7 @@ class ReplicatedPipeline(Pipeline):
         acks = self.acks
         if acks.replicas <= 0:
             return result
-        if time.monotonic() < acks.hold_off_until:
+        if acks.holding_off():
             acks.unconfirmed += 1
         else:
             await connection.send_command("WAIT", acks.replicas, acks.timeout_ms)
@@ -89,6 +123,12 @@ class SentinelRedis(Redis):
         await super().aclose(close_connection_pool)
         if self.owned_sentinel is not None:
             await self.owned_sentinel.aclose()
+
+
+def replication_metrics(client: object) -> list[Metric]:
+    """``client``'s WAIT counts (zeros for a client that is not behind Sentinel)."""
+    acks = client.acks if isinstance(client, SentinelRedis) else ReplicationAcks(0, 0)
+    return acks.metrics()
 
 
 def parse_node(node: str) -> tuple[str, int]:

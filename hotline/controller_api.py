@@ -23,6 +23,7 @@ from calls.model import CallRecord
 from calls.store import StoreUnavailable
 from common.clock import Clock
 from common.metrics import Metric
+from common.redis_sentinel import replication_metrics
 from common.reloading import ReloadResult
 from hotline import __version__
 from hotline.config import Config
@@ -179,6 +180,7 @@ class ControllerApi:
             Metric(
                 "hotline_redis_slow", "gauge", "1 while Redis does not answer in time (hung)", float(self._redis.slow)
             ),
+            *replication_metrics(self._calls.redis),  # WAIT shortfalls behind Sentinel (common/redis_sentinel.py)
             *self._calls.budget.metrics(),
             *self._agi.wait.metrics(),
             *self._agi.step.metrics(),

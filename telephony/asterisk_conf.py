@@ -319,15 +319,64 @@ rtp_timeout_hold = 600
 
 def _outbound_trunks(site: AsteriskSite) -> str:
     # Only ever dialled: no identify section, and never known by a From user name. Calls from
-    # another platform come in on the trunk, by its address in sip.trunk_peers.
+    # another platform come in on the trunk, by its address in sip.trunk_peers — or, on a
+    # watched link, on that link's own incoming endpoint (below).
     blocks = []
     for name, trunk in site.sip.trunks.items():
+        watch = _rtp_watch(trunk.rtp_timeout_every_s, trunk.rtp_keepalive_s)
         blocks.append(
-            _endpoint(name, PEER_CONTEXT, "identify_by = ip\n")
+            _endpoint(name, PEER_CONTEXT, "identify_by = ip\n" + watch)
             + f"\n[{name}]\ntype = aor\ncontact = sip:{trunk.host}:{trunk.port}\n"
             + _qualify(trunk.qualify_every_s)
+            + (_incoming_link(name, trunk.host, trunk.port, watch) if watch and _peer(site, trunk.host) else "")
         )
     return "".join(blocks)
+
+
+def _rtp_watch(timeout_s: int, keepalive_s: int) -> str:
+    # a bridged call whose far side falls silent (a cut link) is hung up here after timeout_s;
+    # this side's keepalive (comfort noise while its own party is silent) keeps the far side's
+    # check from taking silence for a cut. Not on hold: a trunk leg is never held (MOH is local)
+    if not timeout_s:
+        return ""
+    return f"rtp_timeout = {timeout_s}\nrtp_keepalive = {keepalive_s}\n"
+
+
+def _peer(site: AsteriskSite, host: str) -> bool:
+    """Whether ``host`` is an address ``sip.trunk_peers`` lets in (a host name: not known here)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(peer, strict=False) for peer in site.sip.trunk_peers)
+
+
+def _incoming_link(name: str, host: str, port: int, watch: str) -> str:
+    """Calls the peer at ``host:port`` (an address ``sip.trunk_peers`` already lets in) sends us:
+    the carrier trunk's context and settings, plus the RTP watch (the carrier's ``trunk`` endpoint
+    has none: a carrier may be silent). Its identify (``link-…``: no trunk name has a '-') sorts
+    before ``trunk``'s, so it is tried first; matched with the peer's SIP port too (several
+    platforms on one address in the demo)."""
+    match = f"{ipaddress.IPv4Address(host)}:{port}"  # (trunk hosts are IPv4 or names)
+    return f"""
+[link-{name}]
+type = endpoint
+transport = transport-udp
+context = {TRUNK_CONTEXT}
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+send_connected_line = no
+rtp_symmetric = yes
+dtmf_mode = rfc4733
+send_pai = yes
+identify_by = ip
+{watch}
+[link-{name}]
+type = identify
+endpoint = link-{name}
+match = {match}
+"""
 
 
 def _qualify(every_s: int) -> str:

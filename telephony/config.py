@@ -16,7 +16,12 @@ _FILE_SAFE_KEY = r"^[!#-:<-~]{16,128}$"
 _URL_SAFE_KEY = r"^[A-Za-z0-9_-]{16,128}$"
 # the AMI secret earlier versions shipped: public, so never accepted
 _SHIPPED_AMI_KEY = "hotline-demo-secret"
-PLATFORM_LINK_QUALIFY_S = 10
+# a cut link to another platform is known within one period + qualify_timeout (half of it): ≤ 3 s,
+# for one OPTIONS and its 200 per trunk per period (docs/operations.md, "Links between platforms")
+PLATFORM_LINK_QUALIFY_S = 2
+# a call bridged over a link to another platform whose far side has sent no RTP (not even the
+# keepalive) this long is hung up on this side: a cut link or a far Asterisk gone
+PLATFORM_LINK_RTP_TIMEOUT_S = 30
 
 
 class OutboundTrunk(ConfigModel):
@@ -32,9 +37,15 @@ class OutboundTrunk(ConfigModel):
     area_code: AreaCode | None = None
     # how often Asterisk asks the peer whether it is there (SIP OPTIONS, qualify): a link whose
     # peer stops answering is known down, so transfers and area routing to it fail at once
-    # instead of ringing into the SIP timers. None: every 10 s on a link to another platform
+    # instead of ringing into the SIP timers. None: every 2 s on a link to another platform
     # (a 12345 Asterisk answers OPTIONS), never on other trunks; 0: never
     qualify_s: Annotated[int, Field(ge=0, le=3600)] | None = None
+    # a call bridged over this trunk whose far side sends no RTP this long is hung up here (its
+    # legs and records end on each side, not half-connected until the session timers). Each side
+    # sends a comfort-noise keepalive every rtp_keepalive_s while its own party is silent, so a
+    # silent party is not a cut. None: 30 s on a link to another platform (both ends are ours and
+    # send keepalives), never on other trunks (a carrier may send nothing in silence); 0: never
+    rtp_timeout_s: Annotated[int, Field(ge=0, le=3600)] | None = None
 
     @property
     def qualify_every_s(self) -> int:
@@ -42,6 +53,25 @@ class OutboundTrunk(ConfigModel):
         if self.qualify_s is not None:
             return self.qualify_s
         return PLATFORM_LINK_QUALIFY_S if self.platform else 0
+
+    @property
+    def rtp_timeout_every_s(self) -> int:
+        """Seconds without RTP from the far side before a bridged call is hung up (0: never)."""
+        if self.rtp_timeout_s is not None:
+            return self.rtp_timeout_s
+        return PLATFORM_LINK_RTP_TIMEOUT_S if self.platform else 0
+
+    @property
+    def rtp_keepalive_s(self) -> int:
+        """Seconds between keepalives: several fit in the far side's timeout (a lost one is no cut)."""
+        return max(1, min(5, self.rtp_timeout_every_s // 4))
+
+    @field_validator("rtp_timeout_s")
+    @classmethod
+    def _room_for_keepalives(cls, value: int | None) -> int | None:
+        if value is not None and 0 < value < 4:
+            raise ValueError("0 (never) or at least 4 s: keepalives every second must fit in it several times")
+        return value
 
     @model_validator(mode="after")
     def _area_needs_platform(self) -> OutboundTrunk:

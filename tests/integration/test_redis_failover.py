@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.audio import duration_s, tone_wav
 from tests.support.platform import PlatformUnderTest, wait_for
@@ -47,6 +48,17 @@ def masked(number: str) -> str:
 
 def ended(number: str) -> Callable[[dict[str, Any]], bool]:
     return lambda call: call["caller"] == masked(number) and call["state"] == "ended"
+
+
+def replication(platform: PlatformUnderTest) -> dict[str, float]:
+    """The controller's WAIT counts as /metrics shows them (common/redis_sentinel.py)."""
+    text = platform.http("/metrics", token=None).body
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith(("hotline_redis_replica_", "hotline_redis_writes_unconfirmed"))
+    }
 
 
 def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Path) -> None:
@@ -97,6 +109,9 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         during = SippCall(platform.config.sip.port, message, caller="13900000073", timeout_s=120)
         platform.wait_call(lambda c: c["caller"] == masked("13900000073"), "the caller in the IVR when Redis goes", 60)
 
+        # the replica in sync: transactions wait for it (a shortfall now would be a slow box, not counted on)
+        before_kill = replication(platform)
+        assert before_kill["hotline_redis_replica_waits_total"] > 0, before_kill
         old_port = cluster.nodes[0].port
         killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
         cluster.nodes[0].kill()
@@ -113,6 +128,18 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         call_after = platform.wait_call(ended("13900000074"), "the record of a call after the kill")
         assert new_primary.exists(f"hotline:call:{call_after['call_id']}")
         followed_s = time.monotonic() - killed_at
+
+        # the promoted replica is alone: its WAITs fall short and the writes of the hold-offs that
+        # follow are counted unconfirmed, where an operator's scrape sees them
+        def lone_primary() -> dict[str, float] | None:
+            now = replication(platform)
+            risen = [
+                now[name] > before_kill[name]
+                for name in ("hotline_redis_replica_shortfalls_total", "hotline_redis_writes_unconfirmed_total")
+            ]
+            return now if all(risen) else None
+
+        lone = wait_for("shortfalls and unconfirmed writes in /metrics", lone_primary, 60, 0.25)
 
         results = {"talking": talking.wait(), "during": during.wait()}
         assert all(r.ok for r in results.values()), {k: r.errors for k, r in results.items()}
@@ -196,6 +223,14 @@ def test_the_primary_killed_during_calls_and_messages_loses_nothing(tmp_path: Pa
         found = wait_for("the last message's ticket", with_last, 120, 0.5)
         assert [found[m] for m in [*messages, last["call_id"]]] == [1, 1, 1, 1], found
         assert Counter(c["caller"] for c in platform.calls())[masked("13900000075")] == 1
+
+        # a replica again (the demoted one): the hold-off ends and WAITs are answered again
+        def hold_off_over() -> dict[str, float] | None:
+            now = replication(platform)
+            return now if now["hotline_redis_replica_hold_off"] == 0 else None
+
+        settled = wait_for("the hold-off over", hold_off_over, 60, 0.25)
+        assert settled["hotline_redis_replica_waits_total"] > lone["hotline_redis_replica_waits_total"], settled
         health = platform.wait_component("redis", "up")
         assert health["components"]["redis"] == "up"
         assert "redis" not in " ".join(health.get("reasons", []))

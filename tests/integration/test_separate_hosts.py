@@ -3,7 +3,8 @@ controller in a network namespace of its own (tests/support/netns.py: a star of 
 bridge, 198.18.0.0/24 inside the test's namespaces only), linked by SIP trunks that point at the
 peers' addresses; the shared Redis on a host of its own, bound to its address, password required.
 AMI, FastAGI and HTTP stay on each host's loopback. The province ↔ 昆明 link is cut (every packet
-dropped, silently) while calls are in progress, then restored."""
+dropped, silently) while calls are in progress, then restored; a call bridged across it when it
+is cut ends on both sides."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 
 from hotline.redis_process import RedisProcess
 from tests.support.audio import tone_wav
-from tests.support.netns import Star, unavailable_reason
+from tests.support.netns import Star, remove_stale, unavailable_reason
 from tests.support.platform import HttpResult, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import (
@@ -40,7 +41,9 @@ pytestmark = pytest.mark.integration
 
 HOSTS = ("redis", "province", "kunming", "dali")
 SIP_PORT = 5060  # every platform on its own host: the same well-known port
-QUALIFY_S = 2  # how often each link is probed (SIP OPTIONS); production's default is 10
+# the links are probed at production's default (every 2 s, 1 s to answer); a bridged call whose far
+# side sends no RTP is hung up after this (production: 30 s; keepalives every 2 s here, 5 s there)
+RTP_TIMEOUT_S = 8
 
 
 @dataclass
@@ -93,6 +96,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"platforms on separate hosts need network namespaces: {reason}")
+    remove_stale()  # a run killed with SIGKILL left its namespaces (and their addresses) behind
     root = tmp_path_factory.mktemp("hosts")
     star = Star(f"{os.getpid()}", HOSTS)
     address = star.address
@@ -100,7 +104,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
     seat_ports = {"province": free_tcp_and_udp_port(), "kunming": free_tcp_and_udp_port()}
 
     def link(to: str, area_code: str | None = None) -> dict[str, Any]:
-        trunk: dict[str, Any] = {"host": address(to), "port": SIP_PORT, "platform": to, "qualify_s": QUALIFY_S}
+        trunk: dict[str, Any] = {"host": address(to), "port": SIP_PORT, "platform": to, "rtp_timeout_s": RTP_TIMEOUT_S}
         return trunk | ({"area_code": area_code} if area_code else {})
 
     def platform(name: str, area_code: str, trunks: dict[str, Any], seat: str | None) -> HostedPlatform:
@@ -321,3 +325,89 @@ def test_an_ivr_transfer_over_a_cut_link_goes_on_here_at_once(hosts: Province, t
     finally:
         star.restore("province", "dali")
     wait_for("the link 大理 → province up again", lambda: link_down(dali, "province") is False, timeout_s=30)
+
+
+def test_a_call_bridged_across_a_link_that_is_cut_ends_on_both_sides(hosts: Province) -> None:
+    """A 0871 caller at the province talks with 昆明's seat over the link, both silent: the
+    keepalives carry the call past the RTP timeout. The link is then cut mid-call: neither side
+    hears the other's BYE, yet each hangs up its own leg within the RTP timeout, so the caller and
+    the seat get a BYE and both records end (not half-connected until the session timers)."""
+    star, province, kunming = hosts.star, hosts.province, hosts.kunming
+    wait_for("the link 昆明 → province up", lambda: link_down(kunming, "province") is False, timeout_s=30)
+    wait_for("the link province → 昆明 up", lambda: link_of(province, "kunming") == "up", timeout_s=30)
+    seat = kunming.seat_phone(hosts.seat_ports["kunming"], scenario(answering_peer(talk_ms=0, hang_up=False)))
+    caller = province.caller(
+        scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), number="087112345", caller="13877780008", timeout_s=180
+    )
+    talking = kunming.wait_call(
+        lambda c: c["caller"] == "138****0008" and bool(c.get("seat_answered_at")) and c["state"] != "ended",
+        "the province's 0871 caller with 昆明's seat",
+    )
+    # silence is not a cut: two RTP timeouts later the call is still up on both sides
+    quiet_from = time.monotonic()
+    wait_for("two RTP timeouts of silence", lambda: time.monotonic() - quiet_from > 2 * RTP_TIMEOUT_S, 60, 0.5)
+    still = current_call(kunming, "1001")
+    assert still is not None and still["call_id"] == talking["call_id"]
+    live_here = [c for c in province.calls() if c["caller"] == "138****0008" and c["state"] != "ended"]
+    assert len(live_here) == 1, live_here
+    cut_at = time.monotonic()
+    star.cut("province", "kunming")
+    try:
+        assert caller.wait().ok  # the province hung up the caller: its trunk leg heard nothing
+        caller_s = time.monotonic() - cut_at
+        assert seat.wait().ok  # 昆明 hung up its seat: its trunk leg heard nothing either
+        seat_s = time.monotonic() - cut_at
+        at_kunming = ended(kunming, "13877780008")
+        assert (at_kunming["seat"], at_kunming["outcome"]) == ("1001", "answered")
+        assert not at_kunming.get("ended_at_estimated")
+        at_province = ended(province, "13877780008", routed=True)
+        assert at_province["transfer_to"] == "route:kunming"
+        assert not at_province.get("ended_at_estimated")
+        assert current_call(kunming, "1001") is None  # the seat is free for the next caller
+    finally:
+        star.restore("province", "kunming")
+    wait_for("the link 昆明 → province up again", lambda: link_down(kunming, "province") is False, timeout_s=30)
+    print(
+        f"\ncut mid-call: caller's BYE after {caller_s:.1f} s, seat's after {seat_s:.1f} s "
+        f"(rtp_timeout {RTP_TIMEOUT_S} s)"
+    )
+
+
+def unsaved_records(platform: PlatformUnderTest) -> float:
+    text = platform.http("/metrics", token=None).body
+    line = next(ln for ln in text.splitlines() if ln.startswith("hotline_call_records_unsaved "))
+    return float(line.split()[1])
+
+
+def test_a_platform_cut_off_from_redis_keeps_answering_and_saves_the_record_later(hosts: Province) -> None:
+    """昆明's link to the Redis host is cut (packets dropped: open connections hang, new ones get
+    no SYN-ACK): health says so, a caller still reaches the seat and talks, the record waits in
+    memory (the write-behind) and lands once the link returns."""
+    star, kunming = hosts.star, hosts.kunming
+    seat = kunming.seat_phone(hosts.seat_ports["kunming"], scenario(answering_peer(talk_ms=1500, hang_up=True)))
+    star.cut("kunming", "redis")
+    try:
+
+        def redis_gone() -> dict[str, Any] | None:
+            health = kunming.health_or_none()
+            away = health and health["status"] == "degraded" and health["components"]["redis"] != "up"
+            return health if away else None
+
+        health = wait_for("昆明 to see Redis gone", redis_gone, timeout_s=60, interval_s=0.5)
+        caller = kunming.caller(scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13877780009", timeout_s=120)
+        assert caller.wait().ok  # answered, talked, hung up by the hotline after the seat's BYE
+        assert seat.wait().ok  # the seat was offered the caller without Redis
+        assert kunming.http("/api/v1/calls").status == 503  # the records cannot be read now
+        wait_for("the record waiting in memory", lambda: unsaved_records(kunming) >= 1, timeout_s=30)
+        # the other platforms still see each other: only 昆明's own Redis link is cut
+        assert link_of(hosts.province, "kunming") == "up"
+    finally:
+        star.restore("kunming", "redis")
+    record = kunming.wait_call(
+        lambda c: c["caller"] == "138****0009" and c["state"] == "ended", "the record landing in Redis", 90
+    )
+    assert (record["seat"], record["outcome"]) == ("1001", "answered")
+    assert not record.get("ended_at_estimated")
+    wait_for("nothing left unsaved", lambda: unsaved_records(kunming) == 0, timeout_s=60)
+    kunming.wait_component("redis", "up", timeout_s=60)
+    print(f"\nRedis cut from 昆明: health {health['components']['redis']}, reasons {health['reasons']}")

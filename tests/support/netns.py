@@ -10,17 +10,24 @@ use it in a ``finally``.
 processes started there (Asterisk, the controller, SIPp) live in it, and sockets opened there
 (HTTP to the controller on its loopback, Redis) are that host's. ``cut``/``restore`` drop every
 packet between two hosts (nftables, on both sides) and take the rule away again.
+
+A run killed with SIGKILL never reaches ``delete``: ``remove_stale`` (called at fixture start)
+removes the namespaces of runs whose process is gone — only names of our pattern
+(``h12345-<pid>-<host>``, ``h12345-probe-<pid>``), never one whose pid is alive. The pid is
+judged in this pid namespace: runs in other containers sharing ``/run/netns`` are not supported.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 SUBNET = "198.18.0"  # /24, host i at .i (1-254)
 _CLONE_NEWNET = 0x40000000
@@ -40,6 +47,51 @@ def unavailable_reason() -> str | None:
         return f"`ip netns add` failed: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], check=False)
     return None
+
+
+_OURS = re.compile(r"^h12345-(?:(?P<pid>[0-9]{1,9})-[a-z0-9_]{1,32}|probe-(?P<probe>[0-9]{1,9}))$")
+
+
+class Namespaces(Protocol):
+    """The host's named network namespaces (``ip netns``; a fake in unit tests)."""
+
+    def names(self) -> list[str]: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class IpNetns:
+    def names(self) -> list[str]:
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+        return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
+
+    def delete(self, name: str) -> None:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale(namespaces: Namespaces | None = None, alive: Callable[[int], bool] = pid_alive) -> list[str]:
+    """Delete our namespaces whose run's pid is no longer alive; returns their names."""
+    namespaces = namespaces or IpNetns()
+    stale = []
+    for name in namespaces.names():
+        found = _OURS.match(name)
+        if found is None:
+            continue
+        pid = int(found.group("pid") or found.group("probe"))
+        if pid != os.getpid() and not alive(pid):
+            namespaces.delete(name)
+            stale.append(name)
+    return stale
 
 
 def _run(*words: str) -> None:

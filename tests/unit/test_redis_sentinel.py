@@ -12,7 +12,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ReadOnlyError
 
 from calls.redis_budget import RedisBudget
-from common.redis_sentinel import ReplicationAcks, SentinelRedis, parse_node
+from common.redis_sentinel import ReplicationAcks, SentinelRedis, parse_node, replication_metrics
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import redis_client, redis_where
 from hotline.redis_process import RedisProcess
@@ -85,6 +85,10 @@ def lone_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server.stop()
 
 
+def exposed(client: object) -> dict[str, float]:
+    return {metric.name: metric.value for metric in replication_metrics(client)}
+
+
 async def test_a_transaction_waits_for_replicas_on_its_own_connection(lone_redis: RedisProcess) -> None:
     acks = ReplicationAcks(replicas=1, timeout_ms=50)
     client = SentinelRedis(port=lone_redis.port)
@@ -106,11 +110,22 @@ async def test_a_transaction_waits_for_replicas_on_its_own_connection(lone_redis
             pipe.incr("n")
             assert await pipe.execute() == [2]
         assert (acks.waited, acks.short, acks.unconfirmed) == (1, 1, 1)
+        assert exposed(client) == {
+            "hotline_redis_replica_waits_total": 1,
+            "hotline_redis_replica_shortfalls_total": 1,
+            "hotline_redis_writes_unconfirmed_total": 1,
+            "hotline_redis_replica_hold_off": 1,
+        }
         acks.hold_off_until = 0.0  # the hold-off over: the next transaction waits again
         async with client.pipeline(transaction=True) as pipe:
             pipe.incr("n")
             assert await pipe.execute() == [3]
         assert (acks.waited, acks.short, acks.unconfirmed) == (2, 2, 1)
+        acks.hold_off_until = 0.0
+        assert exposed(client)["hotline_redis_replica_hold_off"] == 0
+        # a plain client (no redis.sentinel): the same families, all 0
+        assert set(exposed(object()).values()) == {0}
+        assert set(exposed(object())) == set(exposed(client))
     finally:
         await client.aclose()
 
@@ -176,3 +191,20 @@ async def test_the_one_client_factory_goes_through_the_sentinels(tmp_path: Path)
     (tmp_path / "sentinel-pw").write_text("\n", encoding="utf-8")  # emptied: not "no password"
     with pytest.raises(ConfigError, match=r"redis\.sentinel\.password_file: .*sentinel-pw is empty"):
         redis_client(parse_config(text, "config.yaml", tmp_path))
+
+
+@pytest.mark.parametrize("sentinel", [False, True])
+def test_a_write_held_back_by_a_cut_link_is_dropped_before_the_client_retries(sentinel: bool) -> None:
+    """TCP_USER_TIMEOUT below the read timeout (hotline/local_secrets.py): unacknowledged bytes are
+    given up by the kernel before the client's own timeout, so they cannot land after a retry."""
+    import socket
+
+    text = SENTINEL if sentinel else ""
+    client = redis_client(parse_config(text, "config.yaml", Path("/srv/hotline")), socket_timeout=3)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_keepalive"] is True
+    assert kwargs["socket_keepalive_options"][socket.TCP_USER_TIMEOUT] == 2000 < kwargs["socket_timeout"] * 1000
+    assert kwargs["socket_keepalive_options"][socket.TCP_KEEPIDLE] == 30
+    # no read timeout given: nothing to stay below, redis-py's defaults
+    plain = redis_client(parse_config(text, "config.yaml", Path("/srv/hotline")))
+    assert "socket_keepalive_options" not in plain.connection_pool.connection_kwargs

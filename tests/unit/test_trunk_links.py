@@ -53,7 +53,8 @@ def aor(pjsip: str, name: str) -> str:
 
 def test_links_to_platforms_are_qualified_by_default_other_trunks_only_when_asked() -> None:
     pjsip, extensions = pjsip_and_extensions(TRUNKS)
-    assert "qualify_frequency = 10\nqualify_timeout = 3\n" in aor(pjsip, "province")
+    # every 2 s, an unanswered probe given 1 s (pjsip retransmits the OPTIONS at 0.5 s within it)
+    assert "qualify_frequency = 2\nqualify_timeout = 1\n" in aor(pjsip, "province")
     assert "qualify" not in aor(pjsip, "dali")  # 0: never
     assert "qualify" not in aor(pjsip, "carrier")  # a carrier may not answer OPTIONS
     assert "qualify_frequency = 60\n" in aor(pjsip, "slow")
@@ -62,6 +63,44 @@ def test_links_to_platforms_are_qualified_by_default_other_trunks_only_when_aske
     check = route.index('GotoIf($["${DEVICE_STATE(PJSIP/${HOTLINE_ROUTE})}" = "UNAVAILABLE"]?here)')
     assert check < route.index("Dial(PJSIP/${EXTEN}@${HOTLINE_ROUTE},15)")
     assert " same => n(here),Goto(hotline-entry,s,1)" in route
+
+
+def endpoint(pjsip: str, name: str) -> str:
+    start = pjsip.index(f"[{name}]\ntype = endpoint\n")
+    return pjsip[start : pjsip.index("\n[", start + 1)]
+
+
+def test_calls_over_links_to_platforms_end_when_the_far_side_falls_silent() -> None:
+    pjsip, _ = pjsip_and_extensions(TRUNKS + "    short: {host: 198.18.0.11, platform: short, rtp_timeout_s: 8}\n")
+    # a platform's link: hung up after 30 s without RTP; keepalives every 5 s keep silence alive
+    for name in ("province", "dali"):
+        assert "rtp_timeout = 30\nrtp_keepalive = 5\n" in endpoint(pjsip, name)
+    assert "rtp_timeout = 8\nrtp_keepalive = 2\n" in endpoint(pjsip, "short")
+    # a carrier may send nothing while its caller is silent: never watched unless asked
+    for name in ("carrier", "slow"):
+        assert "rtp_timeout" not in endpoint(pjsip, name)
+        assert "rtp_keepalive" not in endpoint(pjsip, name)
+
+
+def test_calls_from_a_watched_link_come_in_on_its_own_endpoint_only_if_its_address_is_a_peer() -> None:
+    text = TRUNKS.replace("sip:\n", 'sip:\n  trunk_peers: ["127.0.0.1/32", "198.18.0.0/29"]\n')
+    text += "    far: {host: 198.18.0.12, platform: far}\n    local: {host: 127.0.0.1, port: 5070, platform: local}\n"
+    pjsip, _ = pjsip_and_extensions(text)
+    incoming = endpoint(pjsip, "link-province")
+    assert "context = from-trunk\n" in incoming and "rtp_timeout = 30\nrtp_keepalive = 5\n" in incoming
+    assert "[link-province]\ntype = identify\nendpoint = link-province\nmatch = 198.18.0.2:5060\n" in pjsip
+    assert "match = 127.0.0.1:5070\n" in pjsip  # several platforms on one address: told apart by port
+    # not in sip.trunk_peers: refused as before (no identify of its own), and carriers never get one
+    for name in ("far", "carrier", "slow"):
+        assert f"[link-{name}]" not in pjsip
+    # the trunk's identify (every peer) stays, after the links' in name order
+    assert "[trunk]\ntype = identify\n" in pjsip
+
+
+@pytest.mark.parametrize("bad", ["-1", "1", "3", "3601", "'30; rtp'", "4.5"])
+def test_rtp_timeout_leaves_room_for_keepalives(bad: str) -> None:
+    with pytest.raises(ConfigError, match="rtp_timeout_s"):
+        parse_config(f"sip: {{trunks: {{province: {{host: 198.18.0.2, rtp_timeout_s: {bad}}}}}}}", "c.yaml", Path("/s"))
 
 
 @pytest.mark.parametrize("bad", ["-1", "3601", "'10; qualify'", "1.5"])
