@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from pathlib import Path
@@ -164,6 +165,32 @@ def test_seats_are_known_by_their_password_or_their_contact_address() -> None:
     # the seat's own port on the trunk's address is the seat and every other port the trunk
     identifies = sorted(name for name, kind in sections if kind == "identify")
     assert identifies[-1] == "trunk"
+
+
+def test_each_seat_kind_is_fenced_to_its_own_network() -> None:
+    text = SEATS_AND_TRUNKS.replace("sip:\n", "sip:\n  seat_networks: ['10.0.5.0/24', '10.0.6.7']\n")
+    text += "  - {id: '1005', secret: 'browser-secret', phone: browser}\n"
+    text += "webrtc: {browser_networks: ['192.168.8.0/22']}\n"
+    sections = _sections(render(text)["pjsip.conf"])
+    fence = "deny = 0.0.0.0/0.0.0.0\ndeny = ::/0\n"
+    for softphone in ("1001", "1004"):
+        assert fence + "permit = 10.0.5.0/24\npermit = 10.0.6.7\n" in sections[(softphone, "endpoint")]
+        assert "192.168.8.0" not in sections[(softphone, "endpoint")]
+    browser = sections[("1005", "endpoint")]
+    assert fence + "permit = 192.168.8.0/22\n" in browser and "10.0.5.0" not in browser
+    # a seat at a fixed contact is already known by that address and port alone: no ACL needed
+    assert "deny" not in sections[("1002", "endpoint")]
+    # nothing configured: no ACL (from anywhere, as before)
+    plain = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
+    assert not any("deny =" in body for (_, kind), body in plain.items() if kind == "endpoint")
+
+
+@pytest.mark.parametrize("network", ["10.0.0.0/8\npermit = 0.0.0.0/0", "10.0.0.0/33", "any", "10.0.0.0/8,0.0.0.0/0"])
+def test_a_seat_network_that_is_not_one_is_refused(network: str) -> None:
+    with pytest.raises(ConfigError, match="seat_networks"):
+        render(f"sip: {{seat_networks: [{json.dumps(network)}]}}")
+    with pytest.raises(ConfigError, match="browser_networks"):
+        render(f"webrtc: {{browser_networks: [{json.dumps(network)}]}}")
 
 
 @pytest.mark.parametrize("contact", ["sip:1002@", "sip:1002@host:0", "sip:1002@host:70000", "sip:a b@host"])
