@@ -137,6 +137,7 @@ class Controller:
             reports=(reports.service, reports.search),
             outbound=self.outbound.service,
             phones=seat_phone_book(config),  # webphone/: a browser seat's own phone settings
+            max_pending_sockets=config.http.max_pending_sockets,
         )
         # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
         self.wallboard = attach_wallboard(

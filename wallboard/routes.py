@@ -14,7 +14,7 @@ from wallboard.service import Subscriber, Wallboard
 from web.api_common import SERVING_KEY
 from web.auth import Principal
 from web.openapi import describe
-from web.socket_auth import CLOSE_FORBIDDEN, TOKENS_KEY, open_socket
+from web.socket_auth import CLOSE_FORBIDDEN, TOKENS_KEY, open_socket, pending_sockets
 
 log = structlog.get_logger(__name__)
 
@@ -80,4 +80,5 @@ async def _pump(socket: web.WebSocketResponse, subscriber: Subscriber) -> None:
 def add_routes(app: web.Application, board: Wallboard) -> None:
     """Serve ``board`` (the app must hold TOKENS_KEY, as hotline/api.py's build_api sets it)."""
     app[WALLBOARD_KEY] = board
+    pending_sockets(app)  # its socket waits for its token: capped with the app's others
     app.router.add_get("/api/v1/wallboard", wallboard)
