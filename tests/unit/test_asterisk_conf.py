@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.asterisk_files import render_asterisk_config, write_asterisk_config
+from hotline.asterisk_files import render_asterisk_config, unfenced_seats, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
 from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_EVENTS, AMI_READ_CLASSES, AMI_WEBRTC_EVENTS, AsteriskLayout
@@ -183,6 +183,19 @@ def test_each_seat_kind_is_fenced_to_its_own_network() -> None:
     # nothing configured: no ACL (from anywhere, as before)
     plain = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
     assert not any("deny =" in body for (_, kind), body in plain.items() if kind == "endpoint")
+
+
+def test_seats_left_unfenced_beside_a_wss_listener_are_named() -> None:
+    both = (
+        "seats: [{id: '1001', secret: a-long-secret-1, phone: browser}, {id: '1002', secret: a-long-secret-2},"
+        " {id: '1003', contact: 'sip:x@10.0.0.3'}]\n"
+    )
+    root = Path("/srv/hotline")
+    assert unfenced_seats(parse_config(both, "config.yaml", root)) == ("1001", "1002")
+    fenced = both + "sip: {seat_networks: [10.0.0.0/8]}\nwebrtc: {browser_networks: [10.1.0.0/16]}\n"
+    assert unfenced_seats(parse_config(fenced, "config.yaml", root)) == ()
+    # no WSS listener: nothing else to register on
+    assert unfenced_seats(parse_config("seats: [{id: '1002', secret: a-long-secret-2}]", "config.yaml", root)) == ()
 
 
 @pytest.mark.parametrize("network", ["10.0.0.0/8\npermit = 0.0.0.0/0", "10.0.0.0/33", "any", "10.0.0.0/8,0.0.0.0/0"])
