@@ -30,7 +30,7 @@ from web.api_common import (
 )
 from web.auth import Principal, TokenRegistry
 from web.openapi import describe
-from web.socket_auth import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, open_socket
+from web.socket_auth import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, open_socket, pending_sockets
 from web.socket_pump import pump
 
 log = structlog.get_logger(__name__)
@@ -250,6 +250,7 @@ def _without_number(event: dict[str, Any]) -> dict[str, Any]:
 
 def add_case_routes(app: web.Application, desk: CaseDesk) -> None:
     app[CASES_KEY] = desk
+    pending_sockets(app)  # the seat's socket waits for its token: capped with the app's others
     app.router.add_post("/api/v1/calls/{call_id}/case", register_case)
     app.router.add_post("/api/v1/calls/{call_id}/link", link_call)
     app.router.add_get("/api/v1/calls/{call_id}/history", caller_history)

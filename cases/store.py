@@ -41,7 +41,6 @@ from tickets.store import (
     StoreContention,
     export_key,
     export_stream,
-    open_ticket_key,
     provisional_key,
     ticket_key,
 )
@@ -150,7 +149,7 @@ class CaseStore:
             if ticket.deadlines_provisional:
                 pipe.zadd(provisional_key(platform), {ticket.id: ticket.deadlines.resolve_by.astimezone(CHINA).year})
             if ticket.is_open and record.caller:
-                pipe.set(open_ticket_key(platform, record.caller), ticket.id)  # voicemail repeats merge into it
+                pipe.set(self._tickets.open_key(platform, record.caller), ticket.id)  # voicemail repeats merge into it
                 self._index_open(pipe, platform, record.caller, ticket.id, at)
             pipe.xadd(
                 export_stream(platform),
@@ -244,7 +243,7 @@ class CaseStore:
             return []
         key = self._keys.open_cases_key(platform, caller)
         ids = [_text(i) for i in cast(list[bytes | str], await self._redis.zrevrange(key, 0, MAX_OPEN_PER_CALLER - 1))]
-        voicemail = await self._redis.get(open_ticket_key(platform, caller))
+        voicemail = await self._redis.get(self._tickets.open_key(platform, caller))
         if voicemail and _text(voicemail) not in ids:
             ids.append(_text(voicemail))
         if not ids:

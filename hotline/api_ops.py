@@ -12,6 +12,7 @@ from common.reloading import ReloadResult
 from hotline.api_schemas import DialplanStatus, Health
 from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, reload_response, requires
 from web.openapi import ReloadAnswer, describe
+from web.socket_auth import PENDING_SOCKETS_KEY
 
 
 class OpsBackend(Protocol):
@@ -51,7 +52,22 @@ async def metrics(request: web.Request) -> web.Response:
         "API requests without a valid token (refused with 401; logged at most once a minute)",
         request.app[UNAUTHENTICATED_KEY].total,
     )
-    samples = [*await request.app[OPS_KEY].metrics(), unauthenticated]
+    pending = request.app[PENDING_SOCKETS_KEY]
+    sockets = [
+        Metric(
+            "hotline_websockets_pending_auth",
+            "gauge",
+            "websockets open and waiting for their first-message token (capped: http.max_pending_sockets)",
+            pending.waiting,
+        ),
+        Metric(
+            "hotline_websockets_pending_refused_total",
+            "counter",
+            "websockets closed at once with 4429: as many were already waiting for their token",
+            pending.refused,
+        ),
+    ]
+    samples = [*await request.app[OPS_KEY].metrics(), unauthenticated, *sockets]
     body = request.app[EXPOSITION_KEY].render(samples)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Content-Format": "0.0.4"})
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import structlog
 
+from calls.caller_index import CallerKeys
 from hotline.config import Config, ConfigError
 from hotline.local_secrets import redis_client, redis_where
+from hotline.wiring.calls import CALLER_INDEX_KEY_FILE
 from ivr.calendar import PlatformCalendar
 from ivr.dialplan.directory import dialplan_files, load_platform_dialplan
 from tickets.store import RedisTicketStore, export_stream
@@ -49,13 +51,33 @@ def load_transcriber(config: Config) -> VoskTranscriber:
         raise ConfigError(f"asr.model_path: {exc}") from None
 
 
+def worker_caller_keys(config: Config) -> CallerKeys:
+    """The caller index's secret of the platform's controller (a caller's open ticket is named
+    with it): read, never made here — a secret of the worker's own would name other keys, and
+    repeat messages would silently stop merging into the open ticket."""
+    path = config.paths.runtime_dir / CALLER_INDEX_KEY_FILE
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        secret = ""
+    if not secret:
+        raise ConfigError(
+            f"{path} is missing or empty: start the platform's controller once (it makes it), or copy "
+            "its file to this host (owner hotline, mode 0600)"
+        )
+    return CallerKeys(secret)
+
+
 async def run_worker(config: Config) -> None:
     transcriber = load_transcriber(config)
+    caller_keys = worker_caller_keys(config)
     client = redis_client(config, socket_timeout=5, socket_connect_timeout=3)
     calendars = platform_calendars(config)
     default = calendars.get(config.platform.id, PlatformCalendar())
     platform = config.platform.id  # a worker serves one platform's spool
-    store = RedisTicketStore(client, lambda p: calendars.get(p, default), export_stream(platform))
+    store = RedisTicketStore(
+        client, lambda p: calendars.get(p, default), export_stream(platform), caller_keys=caller_keys
+    )
     sink = TicketStoreSink(store)
     worker = AsrWorker(
         AsrQueue(client, sink, platform),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+
 from hotline.config import Config, ConfigError
 from hotline.local_secrets import LocalSecrets, local_secrets
 from telephony import asterisk_conf
@@ -13,6 +15,8 @@ from telephony.asterisk_conf import AsteriskLayout
 from telephony.site import AsteriskSite, SeatEndpoint
 from telephony.webrtc_cert import CertificateError
 from webphone.routes import PhoneBook, phone_book
+
+log = structlog.get_logger(__name__)
 
 
 def asterisk_site(config: Config) -> AsteriskSite:
@@ -61,11 +65,28 @@ def write_asterisk_config(config: Config, etc_dir: Path) -> AsteriskLayout:
     (made at first use) and create the state folders; returns the layout used."""
     site = asterisk_site(config)
     layout = asterisk_conf.layout_for(site, etc_dir)
+    unfenced = unfenced_seats(config)
+    if unfenced:
+        log.warning("asterisk.seat_passwords_on_every_transport", seats=list(unfenced))
     try:
         asterisk_conf.write_asterisk_files(site, layout, local_secrets(config))
     except CertificateError as exc:  # the WSS listener's pair: a clear message, not a traceback
         raise ConfigError(str(exc)) from None
     return layout
+
+
+def unfenced_seats(config: Config) -> tuple[str, ...]:
+    """Password seats whose credentials would also register on the other kind's transport: with
+    a WSS listener (a browser seat), SIP softphone seats without ``sip.seat_networks`` and
+    browser seats without ``webrtc.browser_networks`` (PJSIP does not tie an endpoint to a
+    transport; telephony/asterisk_conf.py ``_seat_acl``)."""
+    if not any(seat.phone == "browser" for seat in config.seats):
+        return ()
+    return tuple(
+        seat.id
+        for seat in config.seats
+        if seat.secret and not (config.webrtc.browser_networks if seat.phone == "browser" else config.sip.seat_networks)
+    )
 
 
 def seat_phone_book(config: Config) -> PhoneBook:

@@ -38,6 +38,7 @@ from hotline.wiring.network import build_network
 from hotline.wiring.reports import build_reports
 from telephony.agi_server import AgiHandler
 from telephony.dialplan_names import AGI_OUTBOUND_SCRIPT
+from tickets.open_keys import migrate_open_ticket_keys
 from web.auth import TokenRegistry
 from webphone.watch import PhoneWatch
 
@@ -137,6 +138,7 @@ class Controller:
             reports=(reports.service, reports.search),
             outbound=self.outbound.service,
             phones=seat_phone_book(config),  # webphone/: a browser seat's own phone settings
+            max_pending_sockets=config.http.max_pending_sockets,
         )
         # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
         self.wallboard = attach_wallboard(
@@ -163,6 +165,10 @@ class Controller:
             await self._redis_watch.load_state()
         except RedisError as exc:
             log.warning("controller.redis_unavailable_at_start", error=str(exc))
+        try:  # open-ticket keys of earlier versions carried the whole number: renamed (tickets/open_keys.py)
+            await migrate_open_ticket_keys(self._redis, cfg.platform.id, self.tickets)
+        except RedisError as exc:
+            log.warning("controller.open_keys_not_renamed", error=str(exc))
         try:  # the 24 h figures count the calls stored before this start, once (else at the first poll)
             await self.figures.seed()
         except StoreUnavailable as exc:

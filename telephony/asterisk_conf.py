@@ -394,6 +394,7 @@ def _seats(site: AsteriskSite) -> str:
         if seat.secret:
             # known by its user name, and every request challenged: only its password makes it the seat
             extra += f"auth = seat-{seat.id}\nidentify_by = username\n"
+            extra += _seat_acl(site.webrtc.browser_networks if seat.browser else site.sip.seat_networks)
         else:
             extra += "identify_by = ip\n"
         contact = f"contact = {seat.contact}\n" if seat.contact else "max_contacts = 1\nremove_existing = yes\n"
@@ -409,6 +410,18 @@ def _seats(site: AsteriskSite) -> str:
             block += _seat_identify(seat.id, seat.contact_address)
         blocks.append(block)
     return "".join(blocks)
+
+
+def _seat_acl(networks: tuple[str, ...]) -> str:
+    """Where a seat known by its password may send from: PJSIP checks an endpoint's ACL on the
+    request's source address before the challenge and answers 403. It is the only way to keep a
+    SIP softphone's credentials off the browsers' WSS listener (and the browser seats' off UDP):
+    PJSIP picks the endpoint by user name whatever the transport (an ``identify_by = transport``
+    was added to Asterisk and withdrawn again for security reasons, asterisk/asterisk#672)."""
+    if not networks:
+        return ""
+    permits = "".join(f"permit = {network}\n" for network in networks)
+    return f"deny = 0.0.0.0/0.0.0.0\ndeny = ::/0\n{permits}"
 
 
 def _seat_identify(seat_id: str, address: tuple[str, int] | None) -> str:

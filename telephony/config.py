@@ -87,6 +87,11 @@ class SipConfig(ConfigModel):
     port: Port = 5060
     trunk_peers: tuple[IpNetwork, ...] = ("127.0.0.1/32",)
     trunks: dict[TrunkName, OutboundTrunk] = Field(default_factory=dict)
+    # where the SIP softphones of seats with a password (phone: sip) may register and call from;
+    # rendered as each such endpoint's ACL (deny all, permit these): every request from elsewhere,
+    # whatever the transport (e.g. the browsers' WSS), gets 403 before any password is asked.
+    # Empty: from anywhere (as before). PJSIP does not tie an endpoint to a transport.
+    seat_networks: tuple[IpNetwork, ...] = ()
     # a carrier that delivers every call as plain 12345 may say the caller's area in a header
     # (属地接听 without <area code>12345); "" ignores headers
     area_header: str = Field(default="X-Hotline-Area", pattern=r"^([A-Za-z][A-Za-z0-9-]{0,63})?$")
@@ -168,6 +173,9 @@ class WebrtcConfig(ConfigModel):
     key_file: Path | None = None
     # STUN/TURN servers the browsers use behind NAT (stun:host:port, turn:host:port); none on a LAN
     ice_servers: tuple[Annotated[str, Field(pattern=r"^(stun|turns?):[A-Za-z0-9.:-]{1,255}$")], ...] = ()
+    # where browser seats' desks may register and call from (their endpoints' ACL, as
+    # sip.seat_networks is for SIP softphones); empty: from anywhere
+    browser_networks: tuple[IpNetwork, ...] = ()
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> WebrtcConfig:

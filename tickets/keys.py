@@ -5,8 +5,11 @@ Keys (all under ``hotline:``):
 - ``ticket:<id>``: the ticket as JSON.
 - ``ticket:by-recording:<file>``: the ticket a message became. It is written in the same
   MULTI as the ticket, so a message never yields two tickets, however often it is processed.
-- ``tickets:open:<platform>:<caller>``: the caller's open ticket (repeat requests merge into it;
-  国办函〔2025〕66号 asks for one ticket per matter).
+- ``tickets:open-by-caller:<platform>:<digest>``: the caller's open ticket (repeat requests
+  merge into it; 国办函〔2025〕66号 asks for one ticket per matter). ``digest`` is the caller
+  index's HMAC of the number (calls/caller_index.py), so no key name carries a number; the
+  ``tickets:open:<platform>:<caller>`` keys of earlier versions are renamed at the controller's
+  start (tickets/open_keys.py).
 - ``tickets:seq:<platform>:<yyyymmdd>``: the day's ticket counter (INCR; a lost race leaves a gap
   in the numbers, never a duplicate). It never expires: a message of that day handled days later
   (a parked job retried, workers down) must not start the day at ``0001`` again.
@@ -60,9 +63,13 @@ def recording_key(recording: str) -> str:
     return f"{PREFIX}ticket:by-recording:{recording}"
 
 
-def open_ticket_key(platform: str, caller: str) -> str:
-    """The caller's open ticket (voicemail repeat requests merge into it)."""
-    return f"{PREFIX}tickets:open:{platform}:{caller}"
+OLD_OPEN_PREFIX = f"{PREFIX}tickets:open:"  # + <platform>:<whole number>: before the number left the name
+
+
+def open_ticket_key(platform: str, caller_digest: str) -> str:
+    """The caller's open ticket (voicemail repeat requests merge into it), by the caller index's
+    digest of the number (TicketStoreBase.open_key makes it from a number)."""
+    return f"{PREFIX}tickets:open-by-caller:{platform}:{caller_digest}"
 
 
 def provisional_key(platform: str) -> str:

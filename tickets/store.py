@@ -121,7 +121,7 @@ class RedisTicketStore(TicketListing, ProvisionalDeadlines, TicketFollowUps):
 
         async def attempt(pipe: aioredis.client.Pipeline) -> CreateResult:
             by_recording = recording_key(recording or origin)
-            open_key = open_ticket_key(platform, caller) if caller else None
+            open_key = self.open_key(platform, caller) if caller else None
             await pipe.watch(by_recording, *([open_key] if open_key else []))
             existing = await pipe.get(by_recording)
             if existing:
@@ -234,7 +234,7 @@ class RedisTicketStore(TicketListing, ProvisionalDeadlines, TicketFollowUps):
             ticket = Ticket.model_validate_json(raw)
             calendar = self._calendar_for(ticket.platform)
             moved = machine.transition(ticket, to, at=at, actor=actor, calendar=calendar, note=note)
-            open_key = open_ticket_key(ticket.platform, ticket.caller)
+            open_key = self.open_key(ticket.platform, ticket.caller)
             closes = False
             if ticket.is_open and not moved.is_open and ticket.caller:
                 await pipe.watch(open_key)

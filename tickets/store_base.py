@@ -9,6 +9,7 @@ followups.py).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -16,8 +17,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import WatchError
 
+from calls.caller_index import CallerKeys
 from tickets.deadlines import WorkingDays
-from tickets.keys import EXPORT_STREAM, RETRIES, begin, ticket_key
+from tickets.keys import EXPORT_STREAM, RETRIES, begin, open_ticket_key, ticket_key
 from tickets.model import Ticket, is_ticket_id
 
 log = structlog.get_logger(__name__)
@@ -36,13 +38,28 @@ class StoreContention(RuntimeError):
 
 
 class TicketStoreBase:
-    """The store's shared state. ``calendar_for(platform)`` gives that platform's working days."""
+    """The store's shared state. ``calendar_for(platform)`` gives that platform's working days;
+    ``caller_keys`` names a caller's open ticket without the number (the controller's and the
+    ASR workers' must be the same: the caller index's secret). Without one, a random secret of
+    this store alone: merging then works within this process only (tests, tools)."""
 
-    def __init__(self, client: aioredis.Redis, calendar_for: CalendarFor, export_stream: str = EXPORT_STREAM) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        calendar_for: CalendarFor,
+        export_stream: str = EXPORT_STREAM,
+        *,
+        caller_keys: CallerKeys | None = None,
+    ) -> None:
         self._redis = client
         self._calendar_for = calendar_for
         self._export_stream = export_stream  # per platform: each exports to its own webhook
+        self._caller_keys = caller_keys or CallerKeys(secrets.token_hex(32))
         self._saved_listeners: list[SavedListener] = []
+
+    def open_key(self, platform: str, caller: str) -> str:
+        """The key of ``caller``'s open ticket on ``platform`` (its value: the ticket id)."""
+        return open_ticket_key(platform, self._caller_keys.digest(platform, caller))
 
     def on_saved(self, listener: SavedListener) -> None:
         """Call ``listener`` with each ticket this store created or moved (the reports count its

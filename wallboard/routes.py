@@ -12,7 +12,7 @@ from wallboard.service import Wallboard
 from web.api_common import SERVING_KEY
 from web.auth import Principal
 from web.openapi import describe
-from web.socket_auth import CLOSE_FORBIDDEN, TOKENS_KEY, open_socket
+from web.socket_auth import CLOSE_FORBIDDEN, TOKENS_KEY, open_socket, pending_sockets
 from web.socket_pump import pump
 
 log = structlog.get_logger(__name__)
@@ -58,4 +58,5 @@ async def wallboard(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application, board: Wallboard) -> None:
     """Serve ``board`` (the app must hold TOKENS_KEY, as hotline/api.py's build_api sets it)."""
     app[WALLBOARD_KEY] = board
+    pending_sockets(app)  # its socket waits for its token: capped with the app's others
     app.router.add_get("/api/v1/wallboard", wallboard)

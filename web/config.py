@@ -17,3 +17,6 @@ class HttpConfig(ConfigModel):
     port: Port = 12345
     tokens: tuple[ApiToken, ...] = ()
     recent_calls_limit: Annotated[int, Field(ge=1, le=10000)] = 200
+    # websockets (seat desks, wallboards) open and still waiting for their first-message token
+    # (≤ 10 s each); more are closed at once with 4429 (web/socket_auth.py PendingSockets)
+    max_pending_sockets: Annotated[int, Field(ge=1, le=100_000)] = 256

@@ -17,11 +17,51 @@ log = structlog.get_logger(__name__)
 
 FIRST_MESSAGE_TIMEOUT_S = 10.0
 MAX_FIRST_MESSAGE_BYTES = 4096
-# websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404
+# websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404, 429
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+CLOSE_TOO_MANY_PENDING = 4429
+DEFAULT_MAX_PENDING = 256  # http.max_pending_sockets
 URL_SECRETS = ("token", "access_token", "auth")  # query names refused: access logs and history keep URLs
 # the API's tokens, for routes that authenticate themselves (websockets)
 TOKENS_KEY: web.AppKey[TokenRegistry] = web.AppKey("tokens", TokenRegistry)
+
+
+class PendingSockets:
+    """The controller's websockets that are open and still waiting for their first-message token
+    (up to FIRST_MESSAGE_TIMEOUT_S each). Capped: every open socket holds a connection, buffers
+    and a task, so without a cap anyone who can reach the port could hold any number of them.
+    Beyond ``limit`` a socket is closed at once with CLOSE_TOO_MANY_PENDING (counted in
+    ``refused``); sockets authenticated by their header never wait here."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_PENDING) -> None:
+        if limit < 1:
+            raise ValueError("the pending sockets' limit is at least 1")
+        self.limit = limit
+        self.waiting = 0
+        self.refused = 0
+
+    def enter(self) -> bool:
+        """Take a place for one more waiting socket; False (counted) when all are taken."""
+        if self.waiting >= self.limit:
+            self.refused += 1
+            return False
+        self.waiting += 1
+        return True
+
+    def leave(self) -> None:
+        self.waiting -= 1
+
+
+PENDING_SOCKETS_KEY: web.AppKey[PendingSockets] = web.AppKey("pending_sockets", PendingSockets)
+
+
+def pending_sockets(app: web.Application, limit: int = DEFAULT_MAX_PENDING) -> PendingSockets:
+    """The app's one PendingSockets, made with ``limit`` if it has none yet: every route that
+    opens a socket calls it when added, so all of an app's sockets share one cap (the controller
+    makes it first with http.max_pending_sockets)."""
+    if PENDING_SOCKETS_KEY not in app:
+        app[PENDING_SOCKETS_KEY] = PendingSockets(limit)
+    return app[PENDING_SOCKETS_KEY]
 
 
 async def first_message_principal(
@@ -53,7 +93,8 @@ async def open_socket(
     """Authenticate a websocket request and open it: the token in the Authorization header
     (refused before the upgrade, as plain HTTP: 401, or the close code minus 4000), or as the
     first message within FIRST_MESSAGE_TIMEOUT_S (refused by closing with 4401 or the refusal's
-    code); a token in the URL is refused with 400 (logged as ``url_token_event``). Returns the
+    code; with 4429 at once when the app's PendingSockets are all taken); a token in the URL is
+    refused with 400 (logged as ``url_token_event``). Returns the
     open socket and its principal, or when refused the final response (an HTTP error or the
     closed socket)."""
     if any(name in request.query for name in URL_SECRETS):  # access logs and history keep URLs
@@ -69,15 +110,42 @@ async def open_socket(
         if refused is not None:
             return error_response(refused[0] - 4000, refused[1])
     socket = web.WebSocketResponse(heartbeat=20)
-    await socket.prepare(request)
     if principal is None:
-        principal = await first_message_principal(socket, tokens)
+        principal = await _first_message(request, socket, tokens)
         if principal is None:
-            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
-            await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
-            return socket
+            return socket  # closed: 4429 or 4401
         refused = refusal(principal)
         if refused is not None:
             await socket.close(code=refused[0], message=refused[1].encode())
             return socket
+    else:
+        await socket.prepare(request)
     return socket, principal
+
+
+async def _first_message(
+    request: web.Request, socket: web.WebSocketResponse, tokens: TokenRegistry
+) -> Principal | None:
+    """Open the socket and read its token from its first message, holding one of the app's
+    PendingSockets places meanwhile; None once the socket is closed: 4429 when every place is
+    taken (a browser sees no HTTP status on a refused upgrade: so open, then close), 4401 when
+    no valid token came."""
+    pending = request.app[PENDING_SOCKETS_KEY]
+    if not pending.enter():
+        if pending.refused == 1 or pending.refused % 100 == 0:  # a flood must not flood the log too
+            log.warning(
+                "socket.too_many_pending", path=request.path, remote=request.remote or "",
+                limit=pending.limit, refused=pending.refused,
+            )  # fmt: skip
+        await socket.prepare(request)
+        await socket.close(code=CLOSE_TOO_MANY_PENDING, message=b"too many sockets are waiting for a token: retry")
+        return None
+    try:
+        await socket.prepare(request)
+        principal = await first_message_principal(socket, tokens)
+    finally:
+        pending.leave()
+    if principal is None:
+        request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
+        await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
+    return principal

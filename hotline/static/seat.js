@@ -356,9 +356,9 @@ function connectEvents() {
   desk.socket = socket;
   socket.addEventListener("open", () => {
     socket.send(JSON.stringify({ token: tokenInput.value }));
-    desk.reconnectDelay = 500;
   });
   socket.addEventListener("message", (message) => {
+    desk.reconnectDelay = 500; // accepted (a socket refused at once, e.g. 4429, keeps backing off)
     let event;
     try { event = JSON.parse(message.data); } catch (e) { return; }
     onSeatEvent(event);

@@ -36,7 +36,12 @@ def worker_settings(config: Config) -> WorkerSettings:
 
 def build_messages(config: Config, clock: Clock, calls: CallParts, dialplans: DialplanRegistry) -> MessageParts:
     platform = config.platform.id
-    tickets = RedisTicketStore(calls.redis, lambda _platform: dialplans.current.calendar, export_stream(platform))
+    tickets = RedisTicketStore(
+        calls.redis,
+        lambda _platform: dialplans.current.calendar,
+        export_stream(platform),
+        caller_keys=calls.caller_keys,  # a caller's open ticket named by the caller index's digest
+    )
     ticket_sink = TicketStoreSink(tickets, clock)
     asr_queue = AsrQueue(calls.redis, ticket_sink, platform)
     # no model configured: this process files the tickets itself, without transcripts, so no

@@ -136,7 +136,11 @@ async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
         record = await asyncio.to_thread(
             wait_for,
             "the call record with its case and disposition",
-            lambda: (r := hotline.http(f"/api/v1/calls/{ticket['call_id']}").body).get("case_id") and r,
+            lambda: (
+                (r := hotline.http(f"/api/v1/calls/{ticket['call_id']}").body).get("case_id")
+                and r.get("tags", {}).get("disposition")
+                and r
+            ),
         )
         assert record["case_id"] == case_id and record["tags"]["disposition"] == "answered_directly"
         uses = (await asyncio.to_thread(hotline.http, "/api/v1/knowledge/km-gjj-tiqu", SEAT_TOKEN)).body["uses"]

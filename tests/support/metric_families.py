@@ -60,6 +60,8 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_calendar_days_left": "gauge",
     "hotline_tickets_provisional": "gauge",
     "hotline_api_unauthenticated": "counter",
+    "hotline_websockets_pending_auth": "gauge",  # web/socket_auth.py PendingSockets
+    "hotline_websockets_pending_refused": "counter",
     "hotline_knowledge_entries": "gauge",  # knowledge/ (issue 12)
     "hotline_knowledge_reloads": "counter",
     "hotline_knowledge_uses_unsaved": "gauge",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from pathlib import Path
 
 import pytest
 
-from hotline.asterisk_files import render_asterisk_config, write_asterisk_config
+from hotline.asterisk_files import render_asterisk_config, unfenced_seats, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
 from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_EVENTS, AMI_READ_CLASSES, AMI_WEBRTC_EVENTS, AsteriskLayout
@@ -164,6 +165,45 @@ def test_seats_are_known_by_their_password_or_their_contact_address() -> None:
     # the seat's own port on the trunk's address is the seat and every other port the trunk
     identifies = sorted(name for name, kind in sections if kind == "identify")
     assert identifies[-1] == "trunk"
+
+
+def test_each_seat_kind_is_fenced_to_its_own_network() -> None:
+    text = SEATS_AND_TRUNKS.replace("sip:\n", "sip:\n  seat_networks: ['10.0.5.0/24', '10.0.6.7']\n")
+    text += "  - {id: '1005', secret: 'browser-secret', phone: browser}\n"
+    text += "webrtc: {browser_networks: ['192.168.8.0/22']}\n"
+    sections = _sections(render(text)["pjsip.conf"])
+    fence = "deny = 0.0.0.0/0.0.0.0\ndeny = ::/0\n"
+    for softphone in ("1001", "1004"):
+        assert fence + "permit = 10.0.5.0/24\npermit = 10.0.6.7\n" in sections[(softphone, "endpoint")]
+        assert "192.168.8.0" not in sections[(softphone, "endpoint")]
+    browser = sections[("1005", "endpoint")]
+    assert fence + "permit = 192.168.8.0/22\n" in browser and "10.0.5.0" not in browser
+    # a seat at a fixed contact is already known by that address and port alone: no ACL needed
+    assert "deny" not in sections[("1002", "endpoint")]
+    # nothing configured: no ACL (from anywhere, as before)
+    plain = _sections(render(SEATS_AND_TRUNKS)["pjsip.conf"])
+    assert not any("deny =" in body for (_, kind), body in plain.items() if kind == "endpoint")
+
+
+def test_seats_left_unfenced_beside_a_wss_listener_are_named() -> None:
+    both = (
+        "seats: [{id: '1001', secret: a-long-secret-1, phone: browser}, {id: '1002', secret: a-long-secret-2},"
+        " {id: '1003', contact: 'sip:x@10.0.0.3'}]\n"
+    )
+    root = Path("/srv/hotline")
+    assert unfenced_seats(parse_config(both, "config.yaml", root)) == ("1001", "1002")
+    fenced = both + "sip: {seat_networks: [10.0.0.0/8]}\nwebrtc: {browser_networks: [10.1.0.0/16]}\n"
+    assert unfenced_seats(parse_config(fenced, "config.yaml", root)) == ()
+    # no WSS listener: nothing else to register on
+    assert unfenced_seats(parse_config("seats: [{id: '1002', secret: a-long-secret-2}]", "config.yaml", root)) == ()
+
+
+@pytest.mark.parametrize("network", ["10.0.0.0/8\npermit = 0.0.0.0/0", "10.0.0.0/33", "any", "10.0.0.0/8,0.0.0.0/0"])
+def test_a_seat_network_that_is_not_one_is_refused(network: str) -> None:
+    with pytest.raises(ConfigError, match="seat_networks"):
+        render(f"sip: {{seat_networks: [{json.dumps(network)}]}}")
+    with pytest.raises(ConfigError, match="browser_networks"):
+        render(f"webrtc: {{browser_networks: [{json.dumps(network)}]}}")
 
 
 @pytest.mark.parametrize("contact", ["sip:1002@", "sip:1002@host:0", "sip:1002@host:70000", "sip:a b@host"])

@@ -34,6 +34,7 @@ from tests.unit.test_cases import CALLER, DISPATCH, NOW, Audit
 from tickets.store import INDEX, RedisTicketStore, export_stream
 from web.api_common import AUDIT_KEY, SERVING_KEY, UNAUTHENTICATED_KEY, Serving, Unauthenticated
 from web.auth import ApiToken, Role, TokenRegistry, token_sha256
+from web.socket_auth import PENDING_SOCKETS_KEY, PendingSockets, pending_sockets
 
 HANG_GUARD_S = 30.0  # a wait on a hung Redis (or a stalled hub) would last for ever: this ends the test
 
@@ -75,7 +76,9 @@ class Desk:
         return record
 
 
-async def _desk(client: aioredis.Redis, redis_for_cases: aioredis.Redis | None = None) -> tuple[Desk, SeatEventHub]:
+async def _desk(
+    client: aioredis.Redis, redis_for_cases: aioredis.Redis | None = None, max_pending: int | None = None
+) -> tuple[Desk, SeatEventHub]:
     keys = CallerKeys("test-secret")
     calendar = PlatformCalendar()
     calls = RedisCallStore(client, timedelta(days=180), "kunming", keys)
@@ -97,6 +100,8 @@ async def _desk(client: aioredis.Redis, redis_for_cases: aioredis.Redis | None =
     app[SERVING_KEY] = Serving("kunming", False)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[AUDIT_KEY] = Audit()
+    if max_pending is not None:
+        pending_sockets(app, max_pending)
     add_case_routes(app, CaseDesk(service, hub, TOKENS, frozenset({"1001"})))
     http = TestClient(TestServer(app))
     await http.start_server()
@@ -253,3 +258,51 @@ async def test_a_token_in_the_seat_sockets_url_is_refused(desk: Desk) -> None:
     for name in ("token", "access_token", "auth"):
         response = await desk.client.get(f"/api/v1/seats/1001/events?{name}=km-seat-token", headers=as_("km-seat"))
         assert response.status == 400 and "URL" in (await response.json())["error"]
+
+
+async def test_sockets_waiting_for_their_token_are_capped(client: aioredis.Redis) -> None:
+    """Found (session 5, left open): every socket may wait 10 s for its first-message token and
+    nothing capped how many did, so anyone who reached the port could hold the controller's
+    connections. Now at most ``max_pending`` wait; the next is closed at once with 4429 (a
+    browser sees no HTTP status on a refused upgrade), counted in /metrics; a desk with a token
+    in its header never waits and still gets in, and a freed place takes a socket again."""
+    cap = 3
+    desk, _ = await _desk(client, max_pending=cap)
+    pending = desk.client.app[PENDING_SOCKETS_KEY]
+    try:
+        idle = [await desk.client.ws_connect("/api/v1/seats/1001/events") for _ in range(cap)]
+        await wait_until(lambda: pending.waiting == cap, timeout_s=HANG_GUARD_S)
+        # one more, even with a good token ready to send: refused at once, not after 10 s
+        extra = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        message = await extra.receive(timeout=HANG_GUARD_S)
+        assert message.type is WSMsgType.CLOSE and extra.close_code == 4429
+        assert pending.refused == 1 and pending.waiting == cap
+        # another platform's seat token, or an unknown one, in the header: refused before the
+        # upgrade as before, taking no place either
+        for who, status in (("yn-seat", 403), ("nobody", 401)):
+            assert (await desk.client.get("/api/v1/seats/1001/events", headers=as_(who))).status == status
+        assert pending.waiting == cap and pending.refused == 1
+        # a desk authenticated by its header still works beside the idle ones
+        mine = await desk.client.ws_connect("/api/v1/seats/1001/events", headers=as_("km-seat"))
+        hello = await mine.receive(timeout=HANG_GUARD_S)
+        assert hello.type is WSMsgType.TEXT and "hello" in hello.data
+        await mine.close()
+        # one idle socket sends its token: its place is free again, and the next one gets it
+        await idle[0].send_json({"token": "km-seat-token"})
+        assert "hello" in (await idle[0].receive(timeout=HANG_GUARD_S)).data
+        await wait_until(lambda: pending.waiting == cap - 1, timeout_s=HANG_GUARD_S)
+        late = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        await late.send_json({"token": "km-seat-token"})
+        assert "hello" in (await late.receive(timeout=HANG_GUARD_S)).data
+        # a socket that gives up (closes) frees its place too; none is leaked
+        for socket in (*idle, late):
+            await socket.close()
+        await wait_until(lambda: pending.waiting == 0, timeout_s=HANG_GUARD_S)
+        assert pending.refused == 1
+    finally:
+        await desk.client.close()
+
+
+def test_a_cap_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        PendingSockets(0)
