@@ -233,6 +233,10 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
 ; hang-up (calls/end_lines.py)
 exten => h,1,GotoIf($["${{FB_STAGE}}" = ""]?end)
  same => n,Set(FILE({fallback_call})={fallback_line})
+ ; a message is whole only now (the caller may hang up while it records): the spool rescan
+ ; waits for this mark (voicemail/intake.py meta_from_fallback_name)
+ same => n,GotoIf($["${{message}}" = ""]?done)
+ same => n,Set(FILE(${{message}}.done)=done)
  same => n,Goto(done)
  same => n(end),{write_end}
  same => n(done),NoOp()
