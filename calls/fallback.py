@@ -52,9 +52,6 @@ CALLER_SUFFIX = ".caller"
 # a call line still not whole this long after its last write never will be (a full disk cut it):
 # the call is recorded from its name (outcome lost_track) rather than not at all
 CUT_SHORT_AFTER_S = 120.0
-# a call still live here whose end line is younger than this is left to its own AMI Hangup (the
-# line is written a moment before the event); older, the event was missed and the line ends it
-LIVE_GRACE_S = 10.0
 _UNIQUEID = r"(?P<uniqueid>[A-Za-z0-9_.-]{1,80})"
 _NAME = re.compile(rf"^fb2-(?P<epoch>\d{{9,11}})-{_UNIQUEID}\.wav$")
 _OLD_NAME = re.compile(rf"^fb-(?P<epoch>\d{{9,11}})-(?P<caller>\d{{0,32}})-{_UNIQUEID}\.wav$")
@@ -190,8 +187,12 @@ class FallbackIngester:
                 log.warning("fallback.end_line_unreadable", file=path.name, error=type(exc).__name__)
                 self._done.add(path.name)
                 continue
-            if self._tracker.get_live(end.uniqueid) is not None and _age_s(path) < LIVE_GRACE_S:
-                continue  # its AMI Hangup is on its way
+            if self._tracker.get_live(end.uniqueid) is not None:
+                # its AMI Hangup follows the line at once; if that is missed, the resync after
+                # the next AMI login ends the record (estimated) and the line then corrects it.
+                # A line never ends a call this controller still holds live: a masqueraded
+                # channel's remains must not end a caller who talks on
+                continue
             if await self._tracker.record_seen_end(end):
                 written += 1
             self._retiring[path.name] = end.uniqueid
@@ -225,13 +226,6 @@ class FallbackIngester:
             return None
         log.warning("fallback.call_line_cut_short", file=path.name)
         return cut_short_call(path.name, datetime.fromtimestamp(mtime, UTC))
-
-
-def _age_s(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime  # file times are the host's: so is this age
-    except OSError:
-        return 0.0
 
 
 def _read_end(path: Path) -> SeenEnd:
