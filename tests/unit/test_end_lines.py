@@ -4,6 +4,7 @@ ingested, saved, then deleted — never before the save, idempotent across a cra
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from calls.end_lines import Incomplete, is_end_file, merged_end, parse_end_line
 from calls.fallback import FallbackIngester
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
+from tests.unit.test_asterisk_conf import render
 from tests.unit.test_calls import T0, FakeClock, MemoryStore
 from tests.unit.test_fallback_calls import ANSWERED
 
@@ -191,3 +193,24 @@ async def test_a_store_that_is_down_keeps_the_lines(tmp_path: Path) -> None:
     assert not end.exists()
     assert (folder / "ce-k-9.end").exists()
     assert store.records[CALL].ended_at == datetime.fromtimestamp(END_AT.timestamp(), UTC)
+
+
+def test_every_context_a_caller_hangs_up_in_writes_the_line() -> None:
+    """The h extension of each context a caller's channel can end in writes ``ce-<uniqueid>.end``
+    (Asterisk's values only, digits filtered); the fallback route's own line stays its own."""
+    extensions = render()["extensions.conf"]
+    write = (
+        "Set(FILE(/srv/hotline/var/spool/fallback/ce-${UNIQUEID}.end)="
+        "e1|${UNIQUEID}|${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}|${FILTER(0-9,${HANGUPCAUSE})}|end)"
+    )
+    contexts = {name: body for name, body in re.findall(r"^\[([^\]]+)\]\n(.*?)(?=^\[|\Z)", extensions, re.M | re.S)}
+    writing = sorted(name for name, body in contexts.items() if write in body)
+    assert writing == sorted(
+        ["hotline-entry", "hotline-hold", "hotline-after-seat", "hotline-transfer", "hotline-route"]
+    ), writing
+    for name in writing:
+        h = contexts[name].split("exten => h,1,")[1]
+        assert write in h, name  # in the h extension, not on the call's path
+    entry_h = contexts["hotline-entry"].split("exten => h,1,")[1]
+    assert entry_h.index("fc-") < entry_h.index("Goto(done)") < entry_h.index("ce-")  # one line per call
+    assert "Set(FILE(${message}.done)=done)" in entry_h
