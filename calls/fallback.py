@@ -11,9 +11,15 @@ on disk: they are read as before, and every display masks their number
 The route also leaves one ``fc-<epoch>-<uniqueid>.call`` line per call (calls/fallback_calls.py):
 answered by a seat in the fallback queue, hung up in the greeting, or a message.
 
+Every call also leaves a ``ce-<uniqueid>.end`` line at its hang-up (calls/end_lines.py), so a
+call whose end the controller missed ends with its real time, never an estimate.
+
 The controller scans that folder on start and every few seconds, so a call it never saw still
-gets a call record (linking its message, if any). The files themselves are never moved or
-deleted here.
+gets a call record (linking its message, if any). A line file (``.call``, ``.end``) is deleted
+once the record it made (or found already right) is saved — never before: a crash between the
+save and the delete leaves the line, and reading it again writes nothing (every merge is
+idempotent), so the folder holds only lines not yet ingested. Messages (``.wav``) and the
+numbers beside them are evidence: never moved or deleted here.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from pathlib import Path
 
 import structlog
 
+from calls.end_lines import END_GLOB, SeenEnd, is_end_file, parse_end_line
+from calls.end_lines import MAX_BYTES as END_MAX_BYTES
+from calls.end_lines import Incomplete as EndIncomplete
 from calls.fallback_calls import (
     CALL_GLOB,
     MAX_BYTES,
@@ -97,8 +106,9 @@ class FallbackIngester:
         self._dir = spool_dir / "fallback"
         self._tracker = tracker
         self._platform = platform
-        self._done: set[str] = set()
+        self._done: set[str] = set()  # messages recorded, and files not ours (left where they are)
         self._incomplete: set[str] = set()  # logged once each
+        self._retiring: dict[str, str] = {}  # line file → its call: deleted once that record is saved
         self._scanned = False
 
     async def scan(self) -> int:
@@ -123,6 +133,8 @@ class FallbackIngester:
                 log.info("fallback.recorded", call_id=record.call_id, recording=record.recording)
             self._done.add(path.name)
         written += await self._scan_calls()
+        written += await self._scan_ends()
+        self.retire_saved()
         if not self._scanned:  # what the spool held at start is recorded (tests wait for this)
             self._scanned = True
             log.info("fallback.first_scan", written=written)
@@ -133,7 +145,7 @@ class FallbackIngester:
         the next scan, nothing marked done)."""
         written = 0
         for path in sorted(self._dir.glob(CALL_GLOB)):
-            if path.name in self._done:
+            if path.name in self._done or path.name in self._retiring:
                 continue
             if not is_call_file(path.name):
                 log.warning("fallback.unrecognised_file", file=path.name)
@@ -153,8 +165,52 @@ class FallbackIngester:
             if await self._tracker.record_fallback_call(call):
                 written += 1
                 log.info("fallback.call_recorded", call_id=call.uniqueid, outcome=str(call.outcome))
-            self._done.add(path.name)
+            self._retiring[path.name] = call.uniqueid
         return written
+
+    async def _scan_ends(self) -> int:
+        """End every record whose hang-up line says more than the record knows (a store failure
+        raises: tried again at the next scan)."""
+        written = 0
+        for path in sorted(self._dir.glob(END_GLOB)):
+            if path.name in self._done or path.name in self._retiring:
+                continue
+            if not is_end_file(path.name):
+                log.warning("fallback.unrecognised_file", file=path.name)
+                self._done.add(path.name)
+                continue
+            try:
+                end = _read_end(path)
+            except (EndIncomplete, OSError):
+                continue  # still being written; a line never finished is only a lost line
+            except (UnicodeDecodeError, ValueError) as exc:
+                log.warning("fallback.end_line_unreadable", file=path.name, error=type(exc).__name__)
+                self._done.add(path.name)
+                continue
+            if self._tracker.get_live(end.uniqueid) is not None:
+                # its AMI Hangup follows the line at once; if that is missed, the resync after
+                # the next AMI login ends the record (estimated) and the line then corrects it.
+                # A line never ends a call this controller still holds live: a masqueraded
+                # channel's remains must not end a caller who talks on
+                continue
+            if await self._tracker.record_seen_end(end):
+                written += 1
+            self._retiring[path.name] = end.uniqueid
+        return written
+
+    def retire_saved(self) -> int:
+        """Delete the line files whose records are saved; returns how many are still waiting."""
+        for name, call_id in list(self._retiring.items()):
+            if not self._tracker.is_saved(call_id):
+                continue
+            try:
+                (self._dir / name).unlink(missing_ok=True)
+            except OSError as exc:  # tried again at the next scan
+                log.warning("fallback.line_not_deleted", file=name, error=type(exc).__name__)
+                continue
+            del self._retiring[name]
+            self._incomplete.discard(name)
+        return len(self._retiring)
 
     def _cut_short(self, path: Path) -> FallbackCall | None:
         """A line not whole: still being written (None: try again later), or cut short long
@@ -170,6 +226,14 @@ class FallbackIngester:
             return None
         log.warning("fallback.call_line_cut_short", file=path.name)
         return cut_short_call(path.name, datetime.fromtimestamp(mtime, UTC))
+
+
+def _read_end(path: Path) -> SeenEnd:
+    with path.open("rb") as handle:
+        raw = handle.read(END_MAX_BYTES + 1)
+    if len(raw) > END_MAX_BYTES:
+        raise ValueError("too long")
+    return parse_end_line(raw.decode("ascii"))
 
 
 def _read_call(path: Path) -> FallbackCall:

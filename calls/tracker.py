@@ -19,6 +19,7 @@ from datetime import datetime
 
 import structlog
 
+from calls.end_lines import SeenEnd, merged_end
 from calls.fallback_calls import FallbackCall, fallback_call_record, merged_fallback_call
 from calls.model import (
     CallChanges,
@@ -108,6 +109,11 @@ class CallTracker:
     @property
     def unsaved(self) -> int:
         return len(self._dirty)
+
+    def is_saved(self, call_id: str) -> bool:
+        """No change of this call waits for the writer (the store has its latest version, or
+        this tracker never changed it)."""
+        return call_id not in self._dirty
 
     def get_live(self, call_id: str) -> CallRecord | None:
         return self._live.get(call_id)
@@ -365,6 +371,22 @@ class CallTracker:
             if merged is None:
                 return False
             saved = self._put(merged)
+        self._notify_ended(saved)
+        return True
+
+    async def record_seen_end(self, end: SeenEnd) -> bool:
+        """A hang-up Asterisk wrote down (calls/end_lines.py): ends the record of a call whose
+        end the controller missed, or corrects an estimated end. Returns whether a record was
+        written (False again and again: idempotent; False for a call no record knows)."""
+        record = self._live.get(end.uniqueid) or self._dirty.get(end.uniqueid) or self._ended.get(end.uniqueid)
+        existing = record or await self._store.get(end.uniqueid)
+        if existing is None:
+            return False  # not a call of ours (an outbound leg), or its record was never saved
+        merged = merged_end(existing, end)
+        if merged is None:
+            return False
+        log.info("calls.ended", call_id=end.uniqueid, outcome=str(merged.outcome), cause=end.cause, seen_by="asterisk")
+        saved = self._put(merged)
         self._notify_ended(saved)
         return True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,6 +33,10 @@ class MessageSink(Protocol):
 
     async def message_recorded(self, message: RecordedMessage) -> None: ...
 
+    def recording(self, recording: str) -> AbstractContextManager[None]:
+        """Held while the message is recorded and described: the spool rescan leaves it alone."""
+        ...
+
 
 class SpoolGuard(Protocol):
     """Whether the spool can take a message now; counts messages it could not keep
@@ -55,6 +60,11 @@ async def voicemail_step(run: IvrRun, node: VoicemailNode) -> str | None:
     base = folder / _SAFE_ID.sub("_", run.call_id)
     wav = base.parent / f"{base.name}.wav"  # not with_suffix: call ids contain dots
     relative = f"{VOICEMAIL_DIR}/{wav.name}"
+    with run.ctx.messages.recording(relative):  # no rescan takes it before its sidecar is written
+        return await _record(run, node, base, wav, relative)
+
+
+async def _record(run: IvrRun, node: VoicemailNode, base: Path, wav: Path, relative: str) -> str | None:
     await run.ctx.tracker.amend(run.call_id, {"recording": relative, "outcome": CallOutcome.VOICEMAIL})
     hung_up = False
     failure = ""

@@ -141,6 +141,13 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
             "end",
         )
     )
+    # every caller's hang-up, written by Asterisk whether or not the controller hears it: calls/
+    # end_lines.py reads it (keep in step); the uniqueid is Asterisk's, the time its clock, the
+    # cause digits only. Set() of FILE() never fails the channel: a full disk costs the line only
+    end_line = "|".join(
+        ("e1", "${UNIQUEID}", "${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}", "${FILTER(0-9,${HANGUPCAUSE})}", "end")
+    )
+    write_end = f"Set(FILE({fallback_dir}/ce-${{UNIQUEID}}.end)={end_line})"
     agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
     consult_ring = site.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
@@ -222,9 +229,17 @@ exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
  same => n(done),Hangup()
 ; a call that took the fallback route leaves one line (digits, a stage word, the uniqueid) for
 ; the controller, however it ended: answered by a seat, hung up in the greeting, a message
+; any other call that ends here (the IVR released it, a message, the controller away) leaves its
+; hang-up (calls/end_lines.py)
 exten => h,1,GotoIf($["${{FB_STAGE}}" = ""]?end)
  same => n,Set(FILE({fallback_call})={fallback_line})
- same => n(end),NoOp()
+ ; a message is whole only now (the caller may hang up while it records): the spool rescan
+ ; waits for this mark (voicemail/intake.py meta_from_fallback_name)
+ same => n,GotoIf($["${{message}}" = ""]?done)
+ same => n,Set(FILE(${{message}}.done)=done)
+ same => n,Goto(done)
+ same => n(end),{write_end}
+ same => n(done),NoOp()
 
 ; A caller of another area (属地接听): answered by their own platform; if it cannot take the
 ; call (down, all trunks busy), answered here — at once when the link is known down (qualify)
@@ -236,6 +251,7 @@ exten => _X.,1,GotoIf($["${{DEVICE_STATE(PJSIP/${{{ROUTE_VARIABLE}}})}}" = "UNAV
  same => n(done),Hangup()
 ; (the caller's hang-up ends the Dial: only the h extension still runs to tell the controller)
 exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({ROUTED_EVENT},Trunk: ${{{ROUTE_VARIABLE}}}))
+ same => n,{write_end}
 
 ; the new leg of a transfer to another platform carries the case's token in a SIP header
 [{PREDIAL_CONTEXT}]
@@ -252,6 +268,7 @@ exten => s,1,Dial(${{{TRANSFER_DIAL_VARIABLE}}},{site.transfers.ring_s},b({PREDI
  same => n,Goto({ENTRY_CONTEXT},s,fallback)
  same => n(done),Hangup()
 exten => h,1,ExecIf($["${{DIALSTATUS}}" = "ANSWER"]?UserEvent({TRANSFERRED_EVENT},To: ${{{TRANSFER_DIAL_VARIABLE}}}))
+ same => n,{write_end}
 
 ; A seat's consultation (Atxfer on the seat's channel): the other side sees the citizen's number
 ; and, for another platform, gets the case's token; on answer the controller hears of it
@@ -291,6 +308,8 @@ exten => T,1,Set({HOLD_VARIABLE}=)
  same => n,AGI({agi_url}/{AGI_OVERFLOW_SCRIPT},{overflow_args})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?{ENTRY_CONTEXT},s,done)
  same => n,Goto({ENTRY_CONTEXT},s,fallback)
+; the caller hung up waiting, or talking with a seat (the seat's bridge took it from here)
+exten => h,1,{write_end}
 
 ; The seat hung up first (Bridge's F option, hotline-offer). A consultation the seat left while
 ; it rang and nobody answered is a failed transfer, as in hotline-hold; otherwise the controller
@@ -303,6 +322,7 @@ exten => s,1,GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" = "1"]?consult)
  same => n(done),Hangup()
  same => n(consult),Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
  same => n,Goto({TRANSFER_CONTEXT},s,failed)
+exten => h,1,{write_end}
 
 ; A seat's phone answered an offer: the controller names the caller (late binding: the
 ; longest-waiting eligible caller still there), the call is recorded and bridged. If that

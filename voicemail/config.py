@@ -28,4 +28,6 @@ class AsrConfig(ConfigModel):
     visibility_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0  # a job's worker is presumed dead
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # then the job is parked for an operator
     rescan_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0  # the spool is checked for orphans
-    rescan_min_age_s: Annotated[float, Field(ge=0, le=86400)] = 300.0  # younger files may be in progress
+    # younger files are left to the IVR; any value is safe (0 too): a message being recorded or
+    # described is held from the rescan (MessageIntake.recording), a fallback one until its .done
+    rescan_min_age_s: Annotated[float, Field(ge=0, le=86400)] = 300.0

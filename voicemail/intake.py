@@ -11,9 +11,12 @@ its sidecar: it goes on the callback list (calls/callbacks.py), not into a ticke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import time
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +32,8 @@ from voicemail.queue import AsrQueue, meta_from_file
 log = structlog.get_logger(__name__)
 
 SIDECAR_SUFFIX = ".json"
+FALLBACK_DONE_SUFFIX = ".done"  # the fallback route's mark: the call that recorded it has ended
+FALLBACK_ORPHAN_AFTER_S = 3600.0  # a message with no mark, untouched this long, is taken anyway
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,18 @@ class MessageIntake:
         self._spool = spool_dir
         self._queue = queue
         self._budget = budget or RedisBudget()  # the caller waits for the job no longer than this
+
+    @contextlib.contextmanager
+    def recording(self, recording: str) -> Iterator[None]:
+        """While the IVR records, reviews and describes ``recording`` (``voicemail/<call>.wav``),
+        the spool rescan leaves it alone: a rescan in between would queue it without its
+        sidecar, and the ticket would lack the caller (whatever ``asr.rescan_min_age_s`` says)."""
+        held = self._queue.in_progress
+        held.add(recording)
+        try:
+            yield
+        finally:
+            held.discard(recording)
 
     async def message_recorded(self, message: RecordedMessage) -> None:
         wav = self._spool / message.recording
@@ -140,9 +157,16 @@ def meta_from_sidecar(platform: str) -> MetaFor:
 def meta_from_fallback_name(platform: str, min_s: float = 1.0) -> MetaFor:
     """Metadata of a message the fallback route kept (the controller was away): its file name
     carries the call, the file beside it the caller's number (calls/fallback.py). Near-empty
-    files are not tickets."""
+    files are not tickets.
+
+    Only a whole message: the route marks it ``.done`` when the call ends (a caller may talk
+    for minutes, or send no audio for a while, so a file's age proves nothing). A message with
+    no mark (Asterisk died mid-message, or a file from before the mark) is taken once it has
+    not changed for ``FALLBACK_ORPHAN_AFTER_S``."""
 
     async def meta(path: Path) -> VoicemailMeta | None:
+        if not await asyncio.to_thread(_fallback_message_whole, path):
+            return None  # not yet: the next rescan looks again
         caller = await asyncio.to_thread(read_fallback_caller, path)
         record = parse_fallback_name(path.name, platform, datetime.now(UTC), caller)
         if record is None or await asyncio.to_thread(wav_duration_s, path) < min_s:
@@ -156,3 +180,13 @@ def meta_from_fallback_name(platform: str, min_s: float = 1.0) -> MetaFor:
         )
 
     return meta
+
+
+def _fallback_message_whole(wav: Path, now: float | None = None) -> bool:
+    if wav.with_suffix(FALLBACK_DONE_SUFFIX).exists():
+        return True
+    try:
+        age = (time.time() if now is None else now) - wav.stat().st_mtime
+    except OSError:
+        return False
+    return age >= FALLBACK_ORPHAN_AFTER_S

@@ -69,6 +69,9 @@ class AsrQueue:
         self._sink = sink
         self._enqueue = client.register_script(_ENQUEUE)
         self._retry = client.register_script(_RETRY)
+        # messages this process is recording now (voicemail/intake.py MessageIntake.recording):
+        # their sidecar is still to come, so the rescan leaves them to the IVR whatever their age
+        self.in_progress: set[str] = set()
 
     async def ensure_group(self) -> None:
         try:
@@ -94,13 +97,19 @@ class AsrQueue:
 
         Jobs name messages by their path under ``root`` (``voicemail/<call>.wav``). Files younger
         than ``min_age_s`` are left alone: Asterisk may still be writing them (the IVR queues
-        those itself when the recording ends). ``meta_for`` returning None skips a file (a
-        message too short to be a ticket).
+        those itself when the recording ends). A message the IVR of this process is still
+        recording, reviewing or describing (``in_progress``) is left alone at any age: its
+        sidecar (the caller) is still to come. ``meta_for`` returning None skips a file (a
+        message too short to be a ticket, or one not finished yet).
         """
         cutoff = (time.time() if now is None else now) - min_age_s
         queued = 0
         for path in await asyncio.to_thread(_settled_messages, root / folder, cutoff):
+            if f"{folder}/{path.name}" in self.in_progress:
+                continue
             meta = await meta_for(path)
+            if f"{folder}/{path.name}" in self.in_progress:  # began while its metadata was read
+                continue
             if meta is not None and await self.enqueue(f"{folder}/{path.name}", meta):
                 queued += 1
         if queued:

@@ -7,7 +7,9 @@ import asyncio
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -563,21 +565,82 @@ def test_controller_killed_while_a_seat_talks_to_the_caller(nodes: Nodes, tmp_pa
         ),
         caller="13900000060",
     )
+    fallback = platform.config.paths.spool_dir / "fallback"
     try:
         record = platform.wait_call(lambda c: c["caller"] == "139****0060" and c["seat"] == "1001", "the seat call")
         platform.stop_controller(sig=signal.SIGKILL)
         assert seat.wait().ok
+        seat_left = time.time()
         assert caller.wait().ok  # the seat hung up and the caller was released: no fallback prompt
-        fallback = platform.config.paths.spool_dir / "fallback"
+        caller_left = time.time()
         assert not any(record["call_id"] in f.name for f in fallback.glob("*.wav"))
+        # Asterisk wrote the caller's hang-up down itself (after-seat context's h extension)
+        line = fallback / f"ce-{record['call_id']}.end"
+        wait_for("the hang-up line", line.exists)
+        assert line.stat().st_mode & 0o777 == 0o600
+        restarted_at = time.time()
     finally:
         platform.start_controller()
     ended = platform.wait_call(
-        lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended", "the record ended"
+        lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended" and not c["ended_at_estimated"],
+        "the record ended with its real end",
     )
     assert ended["seat"] == "1001"
     assert ended["outcome"] == "answered"
+    # the real end: after the seat left (the caller heard a goodbye), before the caller's SIPp saw
+    # the BYE — and so before the restart, where an estimated end would lie
+    assert seat_left - 0.5 <= _epoch(ended["ended_at"]) <= caller_left + 0.5 < restarted_at + 0.5
+    assert ended["hangup_cause"] == "Normal Clearing"
+    wait_for("the ingested line deleted", lambda: not line.exists())
     # the talk lasted what the seat's scenario talked (its pause, plus the BYE's round trip): the
     # conversation Asterisk recorded while the controller was away is that long
     recording = platform.config.paths.spool_dir / platform.stored_call(record["call_id"])["call_recording"]
     assert talk_ms / 1000 - 0.3 <= duration_s(recording) <= talk_ms / 1000 + 1.0, duration_s(recording)
+
+
+def test_caller_hangs_up_on_the_seat_while_the_controller_is_killed(nodes: Nodes, tmp_path: Path) -> None:
+    """The caller ends the conversation while the controller is down (SIGKILL): the hold
+    context's h extension writes the hang-up, and the restarted controller ends the record with
+    it (not estimated at the restart) and deletes the line once the record is saved."""
+    platform = nodes.platform
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=nodes.seat_port)
+    voice = tone_wav(tmp_path / "caller.wav", seconds=1, frequency_hz=440)
+    caller = SippCall(
+        nodes.sip_port,
+        scenario(
+            INVITE,
+            ANSWERED,
+            pause(nodes.in_menu_ms()),
+            dtmf("0"),
+            stream_audio(voice, loops=-1),
+            pause(15_000),  # the controller is killed well within this
+            CALLER_HANGS_UP,
+        ),
+        caller="13900000061",
+        timeout_s=90,
+    )
+    fallback = platform.config.paths.spool_dir / "fallback"
+    try:
+        record = platform.wait_call(lambda c: c["caller"] == "139****0061" and c["seat"] == "1001", "the seat call")
+        platform.stop_controller(sig=signal.SIGKILL)
+        killed_at = time.time()
+        assert caller.wait().ok
+        caller_left = time.time()
+        assert seat.wait().ok  # the seat got the BYE
+        line = fallback / f"ce-{record['call_id']}.end"
+        wait_for("the hang-up line", line.exists)
+        restarted_at = time.time()
+    finally:
+        platform.start_controller()
+    ended = platform.wait_call(
+        lambda c: c["call_id"] == record["call_id"] and c["state"] == "ended" and not c["ended_at_estimated"],
+        "the record ended with its real end",
+    )
+    assert (ended["seat"], ended["outcome"]) == ("1001", "answered")
+    assert killed_at <= _epoch(ended["ended_at"]) <= caller_left + 0.5 < restarted_at + 0.5
+    assert ended["hangup_cause"] == "Normal Clearing"
+    wait_for("the ingested line deleted", lambda: not line.exists())
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()

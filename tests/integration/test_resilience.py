@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def test_controller_down_caller_takes_fallback_and_is_recorded_later(tmp_path: P
         # version: still read, and as the same caller's repeat request it joins that ticket
         old = files[0].with_name(f"fb-1772442000-{number}-kunming-1772442000.1.wav")
         shutil.copy(files[0], old)
+        long_ago = time.time() - 2 * 3600  # (no .done mark then: taken once untouched an hour)
+        os.utime(old, (long_ago, long_ago))
 
         def linked() -> dict[str, Any] | None:
             found = _ticket_of(platform, call["call_id"])

@@ -4,6 +4,7 @@ over a FastAGI session, the satisfaction figures, and the dialplan Asterisk runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,6 +165,9 @@ class _NoQueue:
 
 class _NoMessages:
     async def message_recorded(self, message: object) -> None:
+        raise AssertionError("no message after the seat")
+
+    def recording(self, recording: str) -> contextlib.AbstractContextManager[None]:
         raise AssertionError("no message after the seat")
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import time
 import wave
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,8 +18,14 @@ from ivr.calendar import PlatformCalendar
 from tests.support.ports import free_port
 from tickets.store import RedisTicketStore
 from voicemail import intake as intake_module
-from voicemail.intake import MessageIntake, RecordedMessage, meta_from_fallback_name, meta_from_sidecar
-from voicemail.queue import QUEUED, AsrQueue
+from voicemail.intake import (
+    FALLBACK_ORPHAN_AFTER_S,
+    MessageIntake,
+    RecordedMessage,
+    meta_from_fallback_name,
+    meta_from_sidecar,
+)
+from voicemail.queue import QUEUED, STREAM, AsrQueue
 from voicemail.sink import TicketStoreSink
 
 AT = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
@@ -100,10 +109,38 @@ async def test_fallback_messages_are_described_by_their_file_name(tmp_path: Path
             writer.setsampwidth(2)
             writer.setframerate(8000)
             writer.writeframes(b"\x10\x00" * 16000)
+    # still recording (no mark yet): not taken, however old the file looks
+    assert await meta_from_fallback_name("kunming")(spoken) is None
+    (folder / "fb2-1773050400-kunming-8.8.done").write_text("done")  # the route's h extension, at hang-up
     meta = await meta_from_fallback_name("kunming")(spoken)
     assert meta is not None
     assert (meta.call_id, meta.caller, meta.tags) == ("kunming-8.8", "13800000009", {"route": "fallback"})
     assert meta.recorded_at == datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    assert await meta_from_fallback_name("kunming")(old_format) is None  # no mark, written just now
+    long_ago = time.time() - FALLBACK_ORPHAN_AFTER_S - 1
+    os.utime(old_format, (long_ago, long_ago))
     old = await meta_from_fallback_name("kunming")(old_format)  # still on disk from before: still read
     assert old is not None
     assert (old.call_id, old.caller) == ("kunming-7.7", "13800000007")
+
+
+async def test_a_message_being_recorded_is_never_rescanned_whatever_the_min_age(
+    queue: AsrQueue, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """asr.rescan_min_age_s: 0 — the rescan must not queue a message before its sidecar exists
+    (the ticket would lack the caller): the IVR holds it from the beep to the sidecar."""
+    intake = MessageIntake(tmp_path, queue)
+    msg = message(tmp_path, "kunming-5.5")
+    with intake.recording(msg.recording):
+        # recorded, the caller is hearing the review prompt: no sidecar yet
+        assert await queue.rescan_spool(tmp_path, "voicemail", meta_from_sidecar("kunming"), min_age_s=0) == 0
+        assert not await client.sismember(QUEUED, msg.recording)
+        await intake.message_recorded(msg)
+    assert queue.in_progress == set()
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(STREAM))
+    assert [json.loads(fields[b"meta"])["caller"] for _, fields in entries] == ["13800000001"]  # with its caller
+    assert await queue.rescan_spool(tmp_path, "voicemail", meta_from_sidecar("kunming"), min_age_s=0) == 0
+    # without the hold (the old race), the same rescan takes a message whose sidecar is missing
+    bare = message(tmp_path, "kunming-6.6")
+    assert await queue.rescan_spool(tmp_path, "voicemail", meta_from_sidecar("kunming"), min_age_s=0) == 1
+    assert await client.sismember(QUEUED, bare.recording)

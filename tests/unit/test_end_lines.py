@@ -1,0 +1,216 @@
+"""Hang-ups Asterisk writes down (calls/end_lines.py) and the spool's line files' lifecycle:
+ingested, saved, then deleted — never before the save, idempotent across a crash in between."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from calls.end_lines import Incomplete, is_end_file, merged_end, parse_end_line
+from calls.fallback import FallbackIngester
+from calls.model import CallOutcome
+from calls.tracker import CallTracker
+from tests.unit.test_asterisk_conf import render
+from tests.unit.test_calls import T0, FakeClock, MemoryStore
+from tests.unit.test_fallback_calls import ANSWERED
+
+CALL = "kunming-1772442000.7"
+END_AT = T0 + timedelta(seconds=42.25)
+LINE = f"e1|{CALL}|{END_AT.timestamp():.3f}|16|end"
+
+
+def test_a_line_says_when_and_why() -> None:
+    end = parse_end_line(LINE)
+    assert (end.uniqueid, end.ended_at, end.cause) == (CALL, END_AT, "Normal Clearing")
+    assert parse_end_line(f"e1|{CALL}|1772442000||end\n").cause == "Unknown"  # whole seconds, no cause
+    assert parse_end_line(f"e1|{CALL}|1772442000|99|end").cause == "cause 99"
+    assert is_end_file(f"ce-{CALL}.end") and not is_end_file("ce-a/b.end") and not is_end_file(f"ce-{CALL}.call")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LINE.replace("|16|", "|16\n|"),
+        LINE.replace("|16|", "|1,6|"),
+        LINE.replace(CALL, "../../etc/passwd"),
+        LINE.replace("e1|", "e2|"),
+        LINE.replace("|16|", "|1234|"),
+        LINE + "\ne1|x|1772442000|16|end",
+        LINE.replace(f"{END_AT.timestamp():.3f}", "soon"),
+    ],
+)
+def test_a_line_that_is_not_ours_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_end_line(text)
+
+
+def test_a_line_cut_short_is_incomplete() -> None:
+    for cut in (LINE[:10], LINE[:-1], ""):
+        with pytest.raises(Incomplete):
+            parse_end_line(cut)
+
+
+async def _talking(store: MemoryStore) -> CallTracker:
+    """A call a seat answered; the controller saved it, then died (SIGKILL)."""
+    tracker = CallTracker(store, "kunming", FakeClock())
+    await tracker.channel_created(CALL, "PJSIP/t", "13800138000", "", "12345")
+    await tracker.amend(CALL, {"seat": "1001", "seat_answered_at": T0, "outcome": CallOutcome.ANSWERED})
+    await tracker.flush_dirty()
+    return tracker
+
+
+async def test_a_missed_hang_up_ends_with_the_real_time_not_an_estimate(tmp_path: Path) -> None:
+    store = MemoryStore()
+    await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    line = folder / f"ce-{CALL}.end"
+    line.write_text(LINE)
+    os.utime(line, (time.time() - 30, time.time() - 30))  # written while the controller was down
+    restarted = CallTracker(store, "kunming", FakeClock())  # its first scan comes before it adopts open records
+    ingester = FallbackIngester(tmp_path, restarted, "kunming")
+    assert await ingester.scan() == 1
+    assert line.exists()  # the record is not saved yet: the line stays
+    await restarted.flush_dirty()
+    assert await ingester.scan() == 0
+    assert not line.exists()  # saved, then deleted
+    ended = store.records[CALL]
+    assert (ended.ended_at, ended.ended_at_estimated, ended.hangup_cause) == (END_AT, False, "Normal Clearing")
+    assert (ended.outcome, ended.seat) == (CallOutcome.ANSWERED, "1001")
+    assert ended.tags["end_written_by"] == "asterisk"
+
+
+async def test_an_estimated_end_is_corrected_and_the_controllers_own_end_stands(tmp_path: Path) -> None:
+    store = MemoryStore()
+    tracker = await _talking(store)
+    await tracker.reconcile([], tracker.mark() + 1)  # a restart noticed the channel gone
+    await tracker.flush_dirty()
+    assert store.records[CALL].ended_at_estimated
+    assert store.records[CALL].outcome is CallOutcome.ANSWERED
+    corrected = merged_end(store.records[CALL], parse_end_line(LINE))
+    assert corrected is not None
+    assert (corrected.ended_at, corrected.ended_at_estimated, corrected.hangup_cause) == (
+        END_AT,
+        False,
+        "Normal Clearing",
+    )
+    assert merged_end(corrected, parse_end_line(LINE)) is None  # once
+    # a call with no outcome that ended unseen was lost_track; its real end makes it abandoned
+    lost = await CallTracker(store, "kunming", FakeClock()).channel_created("k-2", "PJSIP/t", "139", "", "12345")
+    unseen = merged_end(lost, parse_end_line(LINE.replace(CALL, "k-2")))
+    assert unseen is not None and unseen.outcome is CallOutcome.ABANDONED
+    # Asterisk's clock behind the record's: never ended before the seat answered
+    early = merged_end(
+        store.records[CALL].model_copy(update={"seat_answered_at": END_AT + timedelta(seconds=5)}), parse_end_line(LINE)
+    )
+    assert early is not None and early.ended_at == END_AT + timedelta(seconds=5)
+    # the controller heard the hang-up itself: the line adds nothing, and goes
+    heard = CallTracker(store, "kunming", FakeClock())
+    await heard.channel_created("k-3", "PJSIP/t", "139", "", "12345")
+    await heard.hung_up("k-3", "Normal Clearing")
+    await heard.flush_dirty()
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    (folder / "ce-k-3.end").write_text(LINE.replace(CALL, "k-3"))
+    assert await FallbackIngester(tmp_path, heard, "kunming").scan() == 0
+    assert not (folder / "ce-k-3.end").exists()
+    assert store.records["k-3"].ended_at == T0 and store.records["k-3"].tags == {}
+
+
+async def test_a_live_call_is_left_to_its_own_hang_up_event(tmp_path: Path) -> None:
+    store = MemoryStore()
+    tracker = await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    line = folder / f"ce-{CALL}.end"
+    line.write_text(LINE)
+    os.utime(line, (time.time() - 3600, time.time() - 3600))
+    ingester = FallbackIngester(tmp_path, tracker, "kunming")
+    assert await ingester.scan() == 0 and line.exists()  # the AMI Hangup follows the line
+    assert tracker.get_live(CALL) is not None
+    # the event was missed: the resync after the next AMI login ends it (estimated) …
+    await tracker.reconcile([], tracker.mark() + 1)
+    assert await ingester.scan() == 1  # … and the line puts the real end in
+    await tracker.flush_dirty()
+    assert ingester.retire_saved() == 0 and not line.exists()
+    ended = store.records[CALL]
+    assert (ended.ended_at, ended.ended_at_estimated, ended.outcome) == (END_AT, False, CallOutcome.ANSWERED)
+
+
+async def test_a_crash_between_save_and_delete_writes_nothing_twice(tmp_path: Path) -> None:
+    store = MemoryStore()
+    await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    end = folder / f"ce-{CALL}.end"
+    end.write_text(LINE)
+    fallback = folder / "fc-1772442000-kunming-1772442000.8.call"
+    fallback.write_text(ANSWERED.replace("1772442000.7", "1772442000.8"))
+    message = folder / "fb2-1772442000-kunming-1772442000.8.wav"
+    message.write_bytes(b"RIFF")
+    (folder / "fb2-1772442000-kunming-1772442000.8.caller").write_text("13800138000")
+    first = CallTracker(store, "kunming", FakeClock())
+    assert await FallbackIngester(tmp_path, first, "kunming").scan() == 2  # the message, the end
+    await first.flush_dirty()
+    saved = dict(store.records)
+    # the controller died here: saved, lines not yet deleted
+    assert end.exists() and fallback.exists()
+    again = CallTracker(store, "kunming", FakeClock())
+    ingester = FallbackIngester(tmp_path, again, "kunming")
+    assert await ingester.scan() == 0  # nothing written twice …
+    assert store.records == saved
+    assert not end.exists() and not fallback.exists()  # … and the lines go
+    assert message.exists() and message.with_suffix(".caller").exists()  # evidence stays
+    assert await ingester.scan() == 0
+
+
+async def test_a_store_that_is_down_keeps_the_lines(tmp_path: Path) -> None:
+    store = MemoryStore()
+    await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    end = folder / f"ce-{CALL}.end"
+    end.write_text(LINE)
+    os.utime(end, (time.time() - 30, time.time() - 30))
+    (folder / "ce-k-9.end").write_text("e1|k-9|soon|16|end")  # not ours: left alone, read once
+    tracker = CallTracker(store, "kunming", FakeClock())
+    await tracker.load_open()
+    await tracker.reconcile([], tracker.mark() + 1)  # the restart's resync: the channel is gone
+    ingester = FallbackIngester(tmp_path, tracker, "kunming")
+    store.down = True
+    assert await ingester.scan() == 1  # ended in memory …
+    assert await tracker.flush_dirty() == 1
+    assert await ingester.scan() == 0
+    assert end.exists()  # … but not saved: the line stays
+    store.down = False
+    await tracker.flush_dirty()
+    assert ingester.retire_saved() == 0
+    assert not end.exists()
+    assert (folder / "ce-k-9.end").exists()
+    assert store.records[CALL].ended_at == datetime.fromtimestamp(END_AT.timestamp(), UTC)
+
+
+def test_every_context_a_caller_hangs_up_in_writes_the_line() -> None:
+    """The h extension of each context a caller's channel can end in writes ``ce-<uniqueid>.end``
+    (Asterisk's values only, digits filtered); the fallback route's own line stays its own."""
+    extensions = render()["extensions.conf"]
+    write = (
+        "Set(FILE(/srv/hotline/var/spool/fallback/ce-${UNIQUEID}.end)="
+        "e1|${UNIQUEID}|${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}|${FILTER(0-9,${HANGUPCAUSE})}|end)"
+    )
+    contexts = {name: body for name, body in re.findall(r"^\[([^\]]+)\]\n(.*?)(?=^\[|\Z)", extensions, re.M | re.S)}
+    writing = sorted(name for name, body in contexts.items() if write in body)
+    assert writing == sorted(
+        ["hotline-entry", "hotline-hold", "hotline-after-seat", "hotline-transfer", "hotline-route"]
+    ), writing
+    for name in writing:
+        h = contexts[name].split("exten => h,1,")[1]
+        assert write in h, name  # in the h extension, not on the call's path
+    entry_h = contexts["hotline-entry"].split("exten => h,1,")[1]
+    assert entry_h.index("fc-") < entry_h.index("Goto(done)") < entry_h.index("ce-")  # one line per call
+    assert "Set(FILE(${message}.done)=done)" in entry_h
