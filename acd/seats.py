@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from datetime import datetime
 
 import redis.asyncio as aioredis
@@ -164,8 +164,7 @@ class SeatService:
     async def _set(self, seat: Seat, cause: str) -> Seat:
         previous = self._seats[seat.seat_id]
         self._keep(seat)
-        data = {**asdict(seat), "state": seat.state.value, "since": seat.since.isoformat() if seat.since else None}
-        text = json.dumps(data)
+        text = json.dumps(_saved(seat))
         # in the background (a seat's phone or the ACD never waits on Redis); only the last counts
         self._budget.write(
             f"seat {seat.seat_id}",
@@ -298,3 +297,12 @@ class SeatService:
                     await self._move(seat.seat_id, SeatState.READY, "resync")
                 except IllegalSeatTransition as exc:
                     log.warning("seats.settle_failed", error=str(exc))
+
+
+def _saved(seat: Seat) -> dict[str, object]:
+    """What Redis keeps of a seat (``load`` reads it back): its fields, shallow — the same JSON
+    as ``dataclasses.asdict`` gives, without its deep copy of every field on every change."""
+    data: dict[str, object] = {field.name: getattr(seat, field.name) for field in fields(seat)}
+    data["state"] = seat.state.value
+    data["since"] = seat.since.isoformat() if seat.since else None
+    return data

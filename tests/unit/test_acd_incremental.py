@@ -19,7 +19,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
@@ -29,7 +32,8 @@ from hypothesis import strategies as st
 from acd.model import Offer, QueuedCall
 from acd.ringing import OfferBook
 from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, offer_plan
-from acd.seat import SeatState
+from acd.seat import Seat, SeatState
+from acd.seats import _saved
 from acd.waiting import WaitingCallers
 from tests.unit import test_acd_engine
 from tests.unit.test_acd_engine import MakeRig, Rig, seat
@@ -186,6 +190,21 @@ def test_the_offer_book_indexes_agree_with_a_walk_over_every_offer(
             if who is not None:
                 assert book.bound_to(who) == [o for o in book.values() if o.bound == who]
         assert book.ringing_for(["k-1", "k-2", None]) == [o for o in ringing if o.intended in ("k-1", "k-2", None)]
+
+
+@given(
+    st.sampled_from(list(SeatState)),
+    st.text(max_size=8),
+    st.none() | st.datetimes(timezones=st.just(UTC)),
+    st.lists(st.tuples(st.text(max_size=8), st.floats(allow_nan=False, allow_infinity=False)), max_size=3),
+)
+def test_a_seat_is_saved_as_asdict_would_save_it(
+    state: SeatState, reason: str, since: datetime | None, totals: list[tuple[str, float]]
+) -> None:
+    """The shallow copy saved per seat change writes the same JSON as ``dataclasses.asdict``."""
+    seat = Seat("1001", state, reason, since, 1, 7, "k-1", True, tuple(totals))
+    deep = {**asdict(seat), "state": seat.state.value, "since": seat.since.isoformat() if seat.since else None}
+    assert json.dumps(_saved(seat)) == json.dumps(deep)
 
 
 # end to end: the same script on both paths
