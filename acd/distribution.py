@@ -19,7 +19,7 @@ import structlog
 from acd.config import AcdConfig
 from acd.model import QueuedCall
 from acd.ringing import Ringing
-from acd.router import IdleSeat, Strategy, may_take, offer_plan
+from acd.router import IdleSeat, Strategy, may_take, offer_plan, offer_plan_by_scan
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
 from acd.telephony import AcdTelephony
@@ -107,7 +107,8 @@ class Distribution:
         else:  # callers of queues no idle seat serves would be offered nothing: not read at all
             covered = self._ringing.offers.covering()  # a live view, not a walk over every offer
             callers = self._waiting.in_order({queue for seat in idle for queue in seat.queues})
-        plan, self._last_round_robin = offer_plan(
+        plan_offers = offer_plan_by_scan if self.reference else offer_plan
+        plan, self._last_round_robin = plan_offers(
             (call.waiting() for call in callers), covered, idle, self._strategy, self._now(),
             relax_after_s=self._config.relax_skills_after_s, round_robin_after=self._last_round_robin,
         )  # fmt: skip

@@ -4,8 +4,9 @@
   caller picks, for random seats, skills, priorities, arrivals and departures;
 - the waiting callers' per-queue rank lists give the order, positions and per-queue views a
   sort of every caller gives;
-- the offer plan made from those lists (only the queues idle seats serve) is the plan made
-  from every caller sorted;
+- the offer plan made from those lists (only the queues idle seats serve) and the idle pool
+  (idle seats grouped by what they may take, one head per group looked at) is the plan made
+  from every caller sorted and every idle seat looked at for each;
 - the offer book's indexes (busy seats, the callers ringing offers cover and the offers a
   departure orphans, the offers bound to a caller) say what a walk over every offer says,
   through offers made, bound, re-pointed, withdrawn and ended;
@@ -31,7 +32,7 @@ from hypothesis import strategies as st
 
 from acd.model import Offer, QueuedCall
 from acd.ringing import OfferBook
-from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, offer_plan
+from acd.router import CallerIndex, IdleSeat, Strategy, WaitingCaller, may_take, offer_plan, offer_plan_by_scan
 from acd.seat import Seat, SeatState
 from acd.seats import _saved
 from acd.waiting import WaitingCallers
@@ -58,10 +59,10 @@ seats = st.lists(
     st.tuples(
         st.frozensets(st.sampled_from(QUEUES), min_size=1),
         skill_sets,
-        st.integers(min_value=0, max_value=50),  # idle since
-        st.integers(min_value=0, max_value=5),  # calls taken
+        st.integers(min_value=0, max_value=6),  # idle since: few values, so ties happen
+        st.integers(min_value=0, max_value=3),  # calls taken
     ),
-    max_size=12,
+    max_size=14,
 )
 departures = st.lists(st.integers(min_value=0, max_value=60), max_size=20)
 
@@ -143,11 +144,41 @@ def test_the_offer_plan_from_the_rank_lists_is_the_plan_from_a_sort(  # noqa: PL
     covered: set[str | None] = {f"k-{i}" for i in covered_indexes}
     served = {queue for s in idle for queue in s.queues}
 
-    def plan(order: list[WaitingCaller] | Any) -> tuple[list[tuple[str, str]], str]:
-        return offer_plan(order, covered, idle, strategy, float(now), relax_after_s=RELAX_S, round_robin_after="1003")
+    last_rung = f"{1000 + now % 13}" if now % 3 else ""  # round robin goes on after it
 
-    expected = plan([c.waiting() for c in waiting.ordered_by_sort()])
-    assert plan(c.waiting() for c in waiting.in_order(served)) == expected
+    def plan(order: list[WaitingCaller] | Any, planner: Any = offer_plan) -> tuple[list[tuple[str, str]], str]:
+        return cast(
+            tuple[list[tuple[str, str]], str],
+            planner(order, covered, idle, strategy, float(now), relax_after_s=RELAX_S, round_robin_after=last_rung),
+        )
+
+    # the reference: every caller sorted, every idle seat looked at for each
+    expected = plan([c.waiting() for c in waiting.ordered_by_sort()], offer_plan_by_scan)
+    assert plan([c.waiting() for c in waiting.ordered_by_sort()]) == expected  # the idle pool
+    assert plan(c.waiting() for c in waiting.in_order(served)) == expected  # and the rank lists
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_the_idle_pool_plans_what_a_scan_of_every_idle_seat_plans_at_size(strategy: Strategy) -> None:
+    """Larger shapes than hypothesis tends to draw: up to 40 idle seats with many ties, 80 callers."""
+    rng = random.Random(strategy.value)
+    for _ in range(200):
+        idle = [
+            IdleSeat(
+                f"{1000 + rng.randrange(100)}-{n}", frozenset(rng.sample(QUEUES, rng.randint(1, 3))),
+                frozenset(rng.sample(SKILLS, rng.randint(0, 2))), float(rng.randrange(4)), rng.randrange(3),
+            )
+            for n in range(rng.randint(0, 40))
+        ]  # fmt: skip
+        order = [
+            WaitingCaller(f"k-{n}", rng.choice(QUEUES), frozenset(rng.sample(SKILLS, rng.randint(0, 1))), 0, float(n))
+            for n in range(rng.randint(0, 80))
+        ]
+        covered = {f"k-{n}" for n in range(0, 80, 7)}
+        now, last = float(rng.choice((10, 100))), f"{1000 + rng.randrange(100)}"
+        args = (order, covered, idle, strategy, now)
+        expected = offer_plan_by_scan(*args, relax_after_s=RELAX_S, round_robin_after=last)
+        assert offer_plan(*args, relax_after_s=RELAX_S, round_robin_after=last) == expected
 
 
 book_steps = st.lists(
