@@ -12,14 +12,14 @@ compare against.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 
 import structlog
 
 from acd.config import AcdConfig
 from acd.model import QueuedCall
 from acd.ringing import Ringing
-from acd.router import IdleSeat, Strategy, may_take, offer_plan
+from acd.router import IdleSeat, Strategy, may_take, offer_plan, offer_plan_by_scan
 from acd.seat import Seat, SeatState
 from acd.seats import SeatService
 from acd.telephony import AcdTelephony
@@ -99,13 +99,16 @@ class Distribution:
         idle = self.idle_seats()
         if not idle:
             return
-        covered = self._ringing.covered()
+        covered: Container[str | None]
         callers: Iterable[QueuedCall]
         if self.reference:
+            covered = self._ringing.covered()
             callers = self._waiting.ordered_by_sort()
         else:  # callers of queues no idle seat serves would be offered nothing: not read at all
+            covered = self._ringing.offers.covering()  # a live view, not a walk over every offer
             callers = self._waiting.in_order({queue for seat in idle for queue in seat.queues})
-        plan, self._last_round_robin = offer_plan(
+        plan_offers = offer_plan_by_scan if self.reference else offer_plan
+        plan, self._last_round_robin = plan_offers(
             (call.waiting() for call in callers), covered, idle, self._strategy, self._now(),
             relax_after_s=self._config.relax_skills_after_s, round_robin_after=self._last_round_robin,
         )  # fmt: skip
@@ -118,10 +121,21 @@ class Distribution:
 
     async def rebalance(self) -> None:
         """Offers rung for a caller who is gone: point them at another uncovered caller the seat
-        may take, or withdraw them (hang up the seat's ringing phone)."""
-        covered = self._ringing.covered()
+        may take, or withdraw them (hang up the seat's ringing phone). Only the offers rung for
+        callers taken since the last rebalance (or for nobody: adopted) are looked at, not
+        every offer; ``reference`` walks every offer."""
+        book = self._ringing.offers
+        departed = self._waiting.departed()
+        snapshot: set[str | None] | None = None
+        covered: Container[str | None]
+        if self.reference:
+            covered = snapshot = self._ringing.covered()
+            orphans = list(book.values())
+        else:  # a live view: a re-pointed offer covers its new caller at once
+            covered = book.covering()
+            orphans = book.ringing_for([*departed, None])
         now = self._now()
-        for offer in list(self._ringing.offers.values()):
+        for offer in orphans:
             if offer.bound is not None or offer.withdrawn or offer.intended in self._waiting:
                 continue
             config = self._seats.config[offer.seat_id]
@@ -129,8 +143,9 @@ class Distribution:
                 if call.call_id in covered or call.queue not in config.queues:
                     continue
                 if may_take(frozenset(config.skills), call.waiting(), now, self._config.relax_skills_after_s):
-                    offer.intended = call.call_id
-                    covered.add(call.call_id)
+                    book.repoint(offer, call.call_id)
+                    if snapshot is not None:
+                        snapshot.add(call.call_id)
                     log.info("acd.offer_repointed", offer=offer.offer_id, call_id=call.call_id)
                     break
             else:

@@ -35,7 +35,7 @@ from acd.model import (
 )
 from acd.ringing import OFFER_RETRY_S, ORIGINATE_GRACE_S, SEAT_REASONS, Ringing
 from acd.seat import Seat, SeatState
-from acd.seats import SeatService
+from acd.seats import AT_WORK, SeatService
 from acd.telephony import AcdTelephony
 from acd.waiting import WaitingCallers
 from acd.wrapup import DEFAULT_HANDLE_S, AfterCall
@@ -198,29 +198,29 @@ class AcdEngine:
         if call is None:
             return None
         ahead = self._waiting.ahead_of(call)
-        serving = sum(
-            1 for seat in self._seats.all() if seat.logged_in and call.queue in self._seats.config[seat.seat_id].queues
-        )
-        expected = (ahead + 1) * self.handle_time_s / max(serving, 1)
+        serving = self._seats.serving_by_scan if self._distribution.reference else self._seats.serving
+        expected = (ahead + 1) * self.handle_time_s / max(serving(call.queue), 1)
         return QueuePosition(position=ahead + 1, expected_wait_s=expected)
 
     def staffed(self, queue: str) -> bool:
         """Whether any seat of the queue is at work (ready, ringing, talking or in wrap-up).
         A queue nobody staffs sends callers on at once rather than playing music for nothing."""
-        at_work = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
-        return any(
-            seat.state in at_work and queue in self._seats.config[seat.seat_id].queues for seat in self._seats.all()
-        )
+        if self._distribution.reference:
+            return self._seats.staffed_by_scan(queue)
+        return self._seats.staffed(queue)
 
     async def _release_unstaffed(self) -> None:
         """The last seat of a queue paused or left: its waiting callers go to their overflow
-        node now (max wait is cut short; Asterisk's T extension runs the overflow)."""
-        at_work = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
-        config = self._seats.config
-        staffed = {q for seat in self._seats.all() if seat.state in at_work for q in config[seat.seat_id].queues}
-        for call in self.waiting():
-            if call.is_callback or call.queue in staffed:
-                continue  # a callback waits for a seat however long it takes
+        node now (max wait is cut short; Asterisk's T extension runs the overflow). Only the
+        queues somebody waits in are looked at (``reference``: every caller)."""
+        if self._distribution.reference:
+            config = self._seats.config
+            staffed = {q for seat in self._seats.all() if seat.state in AT_WORK for q in config[seat.seat_id].queues}
+            released = [c for c in self.waiting() if not c.is_callback and c.queue not in staffed]
+        else:
+            unstaffed = [queue for queue in self._waiting.queues() if not self.staffed(queue)]
+            released = [c for c in self._waiting.in_order(unstaffed) if not c.is_callback] if unstaffed else []
+        for call in released:  # a callback waits for a seat however long it takes
             log.info("acd.queue_unstaffed", call_id=call.call_id, queue=call.queue)
             try:
                 await self._asterisk.end_wait_now(call.channel, "leaveempty")
@@ -269,7 +269,7 @@ class AcdEngine:
             log.info("acd.nobody_to_bind", seat=seat_id, offer=offer_id)
             self.kick()
             return None
-        offer.bound, offer.bound_at = call.call_id, now
+        self._offers.bind(offer, call.call_id, now)
         await self._seats.answered(seat_id)  # first: its state changes before any await yields
         self._waiting.forget(call.call_id)
         record_id = call.origin_call_id if call.is_callback else call.call_id

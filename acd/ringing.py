@@ -8,9 +8,11 @@ withdrawing one nobody is left for, and settling an offer from its ``OriginateRe
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Callable, Container, Coroutine, Iterable
 from typing import Any
 
 import structlog
@@ -37,34 +39,127 @@ Spawn = Callable[[Coroutine[Any, Any, None]], None]  # run a coroutine as a kept
 
 
 class OfferBook(dict[str, Offer]):
-    """Offer id → Offer, also counting the offers per seat (which seats are busy, without a
-    scan of every offer). Only ``[key] = value`` and ``pop`` change it."""
+    """Offer id → Offer, with indexes kept on every change so no event walks every offer:
+    the offers per seat (which seats are busy), the ringing offers (unbound, not withdrawn) by
+    the caller they were rung for (who is covered; whose offers a departure orphans), and the
+    offers by the caller bound to them (BridgeEnter). Only ``[key] = value``, ``pop`` and the
+    ``bind``/``repoint``/``withdraw`` methods change offers here; ``agrees_with_scan()`` is what
+    the property tests check after every step."""
 
     def __init__(self) -> None:
         super().__init__()
         self._per_seat: dict[str, int] = {}
+        self._ringing_for: dict[str | None, dict[str, Offer]] = {}  # intended caller → its ringing offers
+        self._bound_to: dict[str, dict[str, Offer]] = {}  # bound caller → its offers
+        self._filed: dict[str, tuple[bool, str | None, str | None]] = {}  # offer id → (ringing, intended, bound)
+        self._order: dict[str, int] = {}  # offer id → when it was put here (dict order, for re-pointing)
+        self._sequence = itertools.count()
 
     def __setitem__(self, offer_id: str, offer: Offer) -> None:
         self.pop(offer_id, None)
         super().__setitem__(offer_id, offer)
         self._per_seat[offer.seat_id] = self._per_seat.get(offer.seat_id, 0) + 1
+        self._order[offer_id] = next(self._sequence)
+        self._file(offer)
 
     def pop(self, offer_id: str, *default: Any) -> Any:  # dict.pop's own signature
         offer = super().pop(offer_id, *default)
-        if isinstance(offer, Offer):
+        if isinstance(offer, Offer) and offer_id in self._order:
             left = self._per_seat[offer.seat_id] - 1
             if left:
                 self._per_seat[offer.seat_id] = left
             else:
                 del self._per_seat[offer.seat_id]
+            del self._order[offer_id]
+            self._unfile(offer_id)
         return offer
 
     def __delitem__(self, offer_id: str) -> None:
         self.pop(offer_id)
 
+    def _file(self, offer: Offer) -> None:
+        ringing = offer.bound is None and not offer.withdrawn
+        self._filed[offer.offer_id] = (ringing, offer.intended, offer.bound)
+        if ringing:
+            self._ringing_for.setdefault(offer.intended, {})[offer.offer_id] = offer
+        if offer.bound is not None:
+            self._bound_to.setdefault(offer.bound, {})[offer.offer_id] = offer
+
+    def _unfile(self, offer_id: str) -> None:
+        ringing, intended, bound = self._filed.pop(offer_id)
+        if ringing:
+            _drop(self._ringing_for, intended, offer_id)
+        if bound is not None:
+            _drop(self._bound_to, bound, offer_id)
+
+    def _change(self, offer: Offer, **fields: Any) -> None:
+        held = self.get(offer.offer_id) is offer
+        if held:
+            self._unfile(offer.offer_id)
+        for name, value in fields.items():
+            setattr(offer, name, value)
+        if held:
+            self._file(offer)
+
+    # the changes of an offer that the indexes follow
+
+    def bind(self, offer: Offer, call_id: str, at: float) -> None:
+        """The seat answered and ``call_id`` is its caller."""
+        self._change(offer, bound=call_id, bound_at=at)
+
+    def repoint(self, offer: Offer, call_id: str) -> None:
+        """A ringing offer is rung for another caller now."""
+        self._change(offer, intended=call_id)
+
+    def withdraw(self, offer: Offer) -> None:
+        """Nobody is left for it: it rings for nobody."""
+        self._change(offer, withdrawn=True, intended=None)
+
+    # what the engine asks
+
     def busy(self, seat_id: str) -> bool:
         """Whether an offer of this seat is in flight (ringing or talking)."""
         return seat_id in self._per_seat
+
+    def covering(self) -> Container[str | None]:
+        """The callers a ringing offer is rung for (a live view: it follows every change)."""
+        return self._ringing_for.keys()
+
+    def ringing_for(self, callers: Iterable[str | None]) -> list[Offer]:
+        """The ringing offers rung for any of ``callers``, in the order they were made."""
+        found = [offer for caller in set(callers) for offer in self._ringing_for.get(caller, {}).values()]
+        return sorted(found, key=lambda offer: self._order[offer.offer_id])
+
+    def bound_to(self, call_id: str) -> list[Offer]:
+        """The offers whose seat answered and was bound to ``call_id``."""
+        return list(self._bound_to.get(call_id, {}).values())
+
+    def agrees_with_scan(self) -> bool:
+        """The indexes say what a walk over every offer says (for the property tests)."""
+        offers = list(self.values())
+        ringing: dict[str | None, set[str]] = {}
+        bound: dict[str, set[str]] = {}
+        for offer in offers:
+            if offer.bound is None and not offer.withdrawn:
+                ringing.setdefault(offer.intended, set()).add(offer.offer_id)
+            if offer.bound is not None:
+                bound.setdefault(offer.bound, set()).add(offer.offer_id)
+        per_seat = Counter(offer.seat_id for offer in offers)
+        return (
+            {k: set(v) for k, v in self._ringing_for.items()} == ringing
+            and {k: set(v) for k, v in self._bound_to.items()} == bound
+            and self._per_seat == dict(per_seat)
+            and list(self._order) == list(self)
+            and sorted(self._order.values()) == list(self._order.values())
+        )
+
+
+def _drop(index: dict[Any, dict[str, Offer]], key: Any, offer_id: str) -> None:
+    entries = index.get(key)
+    if entries is not None:
+        entries.pop(offer_id, None)
+        if not entries:
+            del index[key]
 
 
 class Ringing:
@@ -108,7 +203,8 @@ class Ringing:
         return {offer.seat_id for offer in self.offers.values()}
 
     def covered(self) -> set[str | None]:
-        """The callers a ringing (unbound, not withdrawn) offer was rung for."""
+        """The callers a ringing (unbound, not withdrawn) offer was rung for, by a walk over
+        every offer (the reference path; the incremental one reads ``offers.covering()``)."""
         return {o.intended for o in self.offers.values() if not o.withdrawn and o.bound is None}
 
     async def ring(self, seat_id: str, call: QueuedCall) -> None:
@@ -164,8 +260,7 @@ class Ringing:
 
     async def withdraw(self, offer: Offer) -> None:
         """Nobody is left for this offer: hang up the seat's ringing phone."""
-        offer.withdrawn = True
-        offer.intended = None
+        self.offers.withdraw(offer)
         log.info("acd.offer_withdrawn", seat=offer.seat_id, offer=offer.offer_id)
         try:
             await self._asterisk.hang_up(offer.channel or offer.offer_id)
@@ -206,10 +301,8 @@ class Ringing:
         self._kick()
 
     async def on_bridge_enter(self, event: AmiMessage) -> None:
-        uniqueid = event.get("uniqueid")
-        for offer in self.offers.values():
-            if offer.bound == uniqueid:
-                offer.bridged = True
+        for offer in self.offers.bound_to(event.get("uniqueid")):
+            offer.bridged = True
 
     async def adopt(self, uniqueid: str, seat_id: str, event: AmiMessage) -> None:
         """An offer channel a previous run started: still ringing, or talking."""

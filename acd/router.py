@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from bisect import bisect_right
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -135,6 +136,67 @@ def seats_to_offer(
     return [min(eligible, key=lambda s: (s.idle_since, s.seat_id)).seat_id]
 
 
+_Profile = tuple[frozenset[str], frozenset[str]]  # what a seat may take: (queues, skills)
+_Ranked = tuple[tuple[float | str, ...], str]  # (the strategy's order key, seat id)
+
+
+def _order(strategy: Strategy, seat: IdleSeat) -> tuple[float | str, ...]:
+    """A seat's place in the strategy's choice (``seats_to_offer``'s ``min`` key)."""
+    if strategy is Strategy.LONGEST_IDLE:
+        return (seat.idle_since, seat.seat_id)
+    if strategy is Strategy.FEWEST_CALLS:
+        return (seat.calls_taken, seat.idle_since, seat.seat_id)
+    return (seat.seat_id,)  # round robin and ring-all go by seat id
+
+
+class IdlePool:
+    """The idle seats of one dispatch, grouped by what they may take (queues, skills), each
+    group sorted in the strategy's order: choosing seats for a caller looks at one head per
+    group, not at every idle seat (a dispatch with every seat idle — a shift starting, a
+    reconnect — is no longer idle seats × callers). Chooses what ``seats_to_offer`` chooses."""
+
+    def __init__(self, idle: Iterable[IdleSeat], strategy: Strategy) -> None:
+        self._strategy = strategy
+        groups: dict[_Profile, list[_Ranked]] = {}
+        for seat in idle:
+            groups.setdefault((seat.queues, seat.skills), []).append((_order(strategy, seat), seat.seat_id))
+        self._groups = {profile: sorted(ranked) for profile, ranked in groups.items()}
+        self._left = sum(len(ranked) for ranked in self._groups.values())
+
+    def __bool__(self) -> bool:
+        return self._left > 0
+
+    def take_for(self, caller: WaitingCaller, now: float, relax_after_s: float, round_robin_after: str) -> list[str]:
+        """The seats to ring for ``caller``, no longer idle from now on."""
+        eligible = [
+            ranked for (queues, skills), ranked in self._groups.items()
+            if ranked and caller.queue in queues and may_take(skills, caller, now, relax_after_s)
+        ]  # fmt: skip
+        if not eligible:
+            return []
+        if self._strategy is Strategy.RING_ALL:
+            chosen = sorted(seat_id for ranked in eligible for _, seat_id in ranked)
+            for ranked in eligible:
+                ranked.clear()
+            self._left -= len(chosen)
+            return chosen
+        picks = [(ranked[0], ranked, 0) for ranked in eligible]  # each group's head
+        if self._strategy is Strategy.ROUND_ROBIN:  # the first seat id after the last rung, else the first
+            after = [
+                (ranked[i], ranked, i) for ranked in eligible if (i := _after(ranked, round_robin_after)) < len(ranked)
+            ]
+            picks = after or picks
+        best, ranked, index = min(picks, key=lambda pick: pick[0])
+        del ranked[index]
+        self._left -= 1
+        return [best[1]]
+
+
+def _after(ranked: list[_Ranked], seat_id: str) -> int:
+    """Where the first seat id greater than ``seat_id`` is, in a group ordered by seat id."""
+    return bisect_right(ranked, ((seat_id,), seat_id))
+
+
 def offer_plan(
     callers: Iterable[WaitingCaller],
     covered: Container[str | None],
@@ -146,8 +208,33 @@ def offer_plan(
     round_robin_after: str = "",
 ) -> tuple[list[tuple[str, str]], str]:
     """Which idle seats to ring for whom: ``callers`` best first, each not yet ``covered`` one
-    offered the seats ``seats_to_offer`` chooses among the seats still idle, until none is.
-    Returns the (seat id, call id) offers in order, and the last seat rung (round robin)."""
+    offered the seats ``seats_to_offer`` would choose among the seats still idle, until none
+    is (``IdlePool``; ``offer_plan_by_scan`` is the plain reference). Returns the (seat id,
+    call id) offers in order, and the last seat rung (round robin)."""
+    plan: list[tuple[str, str]] = []
+    pool = IdlePool(idle, strategy)
+    for caller in callers:
+        if not pool:
+            break
+        if caller.call_id in covered:
+            continue
+        for seat_id in pool.take_for(caller, now, relax_after_s, round_robin_after):
+            round_robin_after = seat_id
+            plan.append((seat_id, caller.call_id))
+    return plan, round_robin_after
+
+
+def offer_plan_by_scan(
+    callers: Iterable[WaitingCaller],
+    covered: Container[str | None],
+    idle: list[IdleSeat],
+    strategy: Strategy,
+    now: float,
+    *,
+    relax_after_s: float,
+    round_robin_after: str = "",
+) -> tuple[list[tuple[str, str]], str]:
+    """The reference for ``offer_plan``: every idle seat looked at for every caller."""
     plan: list[tuple[str, str]] = []
     idle = list(idle)
     for caller in callers:

@@ -9,8 +9,9 @@ hear about it so a seat that becomes ready is offered a caller at once.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from datetime import datetime
 
 import redis.asyncio as aioredis
@@ -38,6 +39,8 @@ def seats_key(platform: str) -> str:
 SeatListener = Callable[[Seat], Awaitable[None]]
 DispositionListener = Callable[[Seat, str, str], Awaitable[None]]  # (seat, record id, code)
 OVERDUE_REASON = "no disposition"  # the pause of a seat whose wrap-up ran past acd.max_wrapup_s
+# the states in which a seat staffs its queues
+AT_WORK = frozenset({SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP})
 
 
 class UnknownSeat(KeyError):
@@ -73,8 +76,14 @@ class SeatService:
         self._disposition_listeners: list[DispositionListener] = []
         self._budget = budget or RedisBudget()
         self._max_missed = max_missed
-        self._seats = {seat.id: Seat(seat.id) for seat in seats}
         self._ready: set[str] = set()  # the seats in state ready, kept on every change
+        # per queue, kept on every change: how many seats are logged in, how many at work
+        self._queues_of = {seat.id: frozenset(seat.queues) for seat in seats}
+        self._serving: Counter[str] = Counter()
+        self._staffing: Counter[str] = Counter()
+        self._seats: dict[str, Seat] = {}
+        for config in seats:
+            self._keep(Seat(config.id))
         self._redis = client
         self._events = events
         self._clock = clock
@@ -94,12 +103,36 @@ class SeatService:
         """The seats ready now (the engine's idle seats come from these, not from every seat)."""
         return frozenset(self._ready)
 
+    def serving(self, queue: str) -> int:
+        """How many seats of ``queue`` are logged in (the expected wait divides by it)."""
+        return self._serving[queue]
+
+    def staffed(self, queue: str) -> bool:
+        """Whether a seat of ``queue`` is at work: ready, ringing, talking or in wrap-up."""
+        return self._staffing[queue] > 0
+
+    def serving_by_scan(self, queue: str) -> int:
+        """The reference for ``serving``: every seat looked at."""
+        return sum(1 for seat in self.all() if seat.logged_in and queue in self._queues_of[seat.seat_id])
+
+    def staffed_by_scan(self, queue: str) -> bool:
+        """The reference for ``staffed``: every seat looked at."""
+        return any(seat.state in AT_WORK and queue in self._queues_of[seat.seat_id] for seat in self.all())
+
     def _keep(self, seat: Seat) -> None:
+        previous = self._seats.get(seat.seat_id)
         self._seats[seat.seat_id] = seat
         if seat.state is SeatState.READY:
             self._ready.add(seat.seat_id)
         else:
             self._ready.discard(seat.seat_id)
+        for counter, now, before in (
+            (self._serving, seat.logged_in, previous is not None and previous.logged_in),
+            (self._staffing, seat.state in AT_WORK, previous is not None and previous.state in AT_WORK),
+        ):
+            if now != before:
+                for queue in self._queues_of[seat.seat_id]:
+                    counter[queue] += 1 if now else -1
 
     def get(self, seat_id: str) -> Seat:
         try:
@@ -131,8 +164,7 @@ class SeatService:
     async def _set(self, seat: Seat, cause: str) -> Seat:
         previous = self._seats[seat.seat_id]
         self._keep(seat)
-        data = {**asdict(seat), "state": seat.state.value, "since": seat.since.isoformat() if seat.since else None}
-        text = json.dumps(data)
+        text = json.dumps(_saved(seat))
         # in the background (a seat's phone or the ACD never waits on Redis); only the last counts
         self._budget.write(
             f"seat {seat.seat_id}",
@@ -265,3 +297,12 @@ class SeatService:
                     await self._move(seat.seat_id, SeatState.READY, "resync")
                 except IllegalSeatTransition as exc:
                     log.warning("seats.settle_failed", error=str(exc))
+
+
+def _saved(seat: Seat) -> dict[str, object]:
+    """What Redis keeps of a seat (``load`` reads it back): its fields, shallow — the same JSON
+    as ``dataclasses.asdict`` gives, without its deep copy of every field on every change."""
+    data: dict[str, object] = {field.name: getattr(seat, field.name) for field in fields(seat)}
+    data["state"] = seat.state.value
+    data["since"] = seat.since.isoformat() if seat.since else None
+    return data

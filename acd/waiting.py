@@ -41,6 +41,7 @@ class WaitingCallers:
         self._queues: dict[str, list[_Key]] = {}  # queue → its callers' keys, sorted
         self._keys: dict[str, _Key] = {}
         self._sequence = itertools.count()
+        self._gone: set[str] = set()  # taken since ``departed()`` was last asked
 
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._calls
@@ -89,11 +90,22 @@ class WaitingCallers:
         call = self._calls.pop(call_id, None)
         key = self._keys.pop(call_id, None)
         if call is not None and key is not None:
+            self._gone.add(call_id)
             keys = self._queues[call.queue]
             del keys[bisect_left(keys, key)]
             if not keys:
                 del self._queues[call.queue]
         return call
+
+    def departed(self) -> set[str]:
+        """The callers taken since the last time this was asked (some may be back since): the
+        only ones whose ringing offers may need another caller (``Distribution.rebalance``)."""
+        gone, self._gone = self._gone, set()
+        return gone
+
+    def queues(self) -> list[str]:
+        """The queues somebody waits in now."""
+        return list(self._queues)
 
     def save(self, call: QueuedCall) -> None:
         """Mirror a waiting caller in Redis, in the background (retried while Redis fails). The
