@@ -87,8 +87,8 @@ def plain_event(block: str) -> AmiMessage | None:
             else:
                 raw[key] = value
     merged: dict[str, str | list[str]] = {}  # CaseInsensitiveDict: the last spelling wins
-    for key, value in raw.items():
-        merged[key.lower()] = value
+    for name, values in raw.items():
+        merged[name.lower()] = values
     merged.pop("content", None)  # Message's content keyword overwrites it; to_ami_message drops it
     if "actionid" in merged or "commandid" in merged or any(isinstance(merged.get(k), list) for k in _ONCE):
         return None
