@@ -60,8 +60,7 @@ class IvrEntry:
                 await self._tracker.answered(call_id)
                 await IvrRun(session, plan, self._context, call_id).run(start=start)
             except AgiHangup:
-                log.info("ivr.caller_hung_up")
-                raise
+                raise  # the server logs it (agi.hangup, with the call id): one line a call, not two
             except Exception:
                 # the dialplan's fallback route takes the call; the record says where it broke
                 await self._tracker.ivr_step(call_id, "error")

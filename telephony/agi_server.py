@@ -415,7 +415,7 @@ class AgiServer:
             await handler(session)
             session.gap_ended()  # Asterisk goes on with the dialplan now
         except AgiHangup:
-            log.info("agi.hangup", script=session.env.script)
+            log.info("agi.hangup", script=session.env.script, call_id=session.env.get("uniqueid"))
         except Exception:
             # One call's failure never takes the server down; the dialplan falls back.
             self.stats.sessions_failed += 1
