@@ -13,7 +13,8 @@ and controller:
 - **after**: this tree, as rendered (manager.conf ``eventfilter``, every cut in the code);
 - **before**: the controller of ``--before REV`` (a git revision: its tree is exported to a temp
   folder with ``git archive`` and run with PYTHONPATH there) and this tree's Asterisk files with
-  the ``eventfilter`` lines taken out — the configuration that revision rendered — and, if that
+  what that revision did not render taken out (the ``eventfilter`` lines, the IVR entry's
+  ``Answer()`` and ``answered`` argument) — the configuration it rendered — and, if that
   revision did not depend on hiredis, without it (redis-py's pure-Python parser, as it ran).
 
 Figures per phase: calls placed/failed (SIPp), peak concurrent calls (SIPp), CPU per call of
@@ -205,11 +206,22 @@ def build_platform(root: Path, before_tree: Path | None) -> tuple[PlatformUnderT
     shutil.copy(shipped / "caller_lists.yaml", platform.dialplan_file.parent / "caller_lists.yaml")
     environment = {"HOTLINE_TEST_NOW": TEST_NOW}
     if before_tree is not None:
-        manager = root / "asterisk-etc" / "manager.conf"
-        lines = manager.read_text(encoding="utf-8").splitlines(keepends=True)
-        manager.write_text("".join(line for line in lines if not line.startswith("eventfilter")), encoding="utf-8")
+        if "eventfilter" not in (before_tree / "telephony" / "asterisk_conf.py").read_text(encoding="utf-8"):
+            manager = root / "asterisk-etc" / "manager.conf"
+            lines = manager.read_text(encoding="utf-8").splitlines(keepends=True)
+            manager.write_text("".join(line for line in lines if not line.startswith("eventfilter")), encoding="utf-8")
+        if "ANSWERED_ARGUMENT" not in (before_tree / "telephony" / "extensions_conf.py").read_text(encoding="utf-8"):
+            extensions = root / "asterisk-etc" / "extensions.conf"
+            extensions.write_text(without_entry_answer(extensions.read_text(encoding="utf-8")), encoding="utf-8")
         environment["PYTHONPATH"] = str(before_tree)
     return platform, environment
+
+
+def without_entry_answer(extensions: str) -> str:
+    """extensions.conf as revisions before the third round rendered it: the IVR AGI answers the
+    call itself (no Answer() just before it, no ``answered`` argument)."""
+    entry = re.compile(r" same => n,Answer\(\)\n( same => n,AGI\([^\n]*/ivr,[^\n]*),answered\)\n")
+    return entry.sub(lambda m: m.group(1) + ")\n", extensions, count=1)
 
 
 def start_profiler(folder: str, name: str, pid: int | None) -> subprocess.Popen[bytes] | None:

@@ -32,6 +32,18 @@ MISSED = frozenset({CallOutcome.ABANDONED, CallOutcome.VOICEMAIL_FAILED})
 
 _Change = tuple[Literal["add", "clear"], CallRecord]
 
+# ARGV: caller, the entry the new one was merged from ("" = none), the new entry, its score.
+# Writes (1) only if the caller's entry is still that one; else returns what is there (0: none).
+_ADD = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (current or '') ~= ARGV[2] then
+    return current or 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class Callback:
@@ -57,6 +69,7 @@ class RedisCallbackList:
         self._entries = f"hotline:callbacks:{platform}"  # hash: caller → JSON
         self._order = f"hotline:callbacks:order:{platform}"  # zset: caller → last missed time
         self._unsaved: deque[_Change] = deque()
+        self._add_script = client.register_script(_ADD)
         self._flushing = asyncio.Lock()
         self.write_failures = 0
 
@@ -119,25 +132,33 @@ class RedisCallbackList:
             await pipe.execute()
 
     async def _add(self, record: CallRecord) -> None:
-        raw = await self._redis.hget(self._entries, record.caller)
+        """One round trip for a number not on the list (most missed calls): the entry is written
+        only if there is none (``_ADD``). Otherwise the entry Redis has comes back, is merged
+        as before, and written only if it is still that entry (compare and set: a seat's try
+        noted meanwhile is merged, not lost), again until it sticks."""
         when = record.ended_at or record.started_at
-        previous = json.loads(raw) if raw else None
-        if previous and previous.get("last_call_id") == record.call_id:
-            return  # written before (its reply was lost): counted once
-        entry = {
-            **(previous or {}),  # a seat's tries at calling back stay counted
-            "caller": record.caller,
-            "platform": record.platform,
-            "first_missed_at": previous["first_missed_at"] if previous else when.isoformat(),
-            "last_missed_at": when.isoformat(),
-            "attempts": (previous["attempts"] if previous else 0) + 1,
-            "last_call_id": record.call_id,
-            "last_ivr_path": list(record.ivr_path),
-        }
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._entries, record.caller, json.dumps(entry, ensure_ascii=False))
-            pipe.zadd(self._order, {record.caller: when.timestamp()})
-            await pipe.execute()
+        current: bytes | None = None  # None: written only where no entry is
+        while True:
+            previous = json.loads(current) if current else None
+            if previous and previous.get("last_call_id") == record.call_id:
+                return  # written before (its reply was lost): counted once
+            entry = {
+                **(previous or {}),  # a seat's tries at calling back stay counted
+                "caller": record.caller,
+                "platform": record.platform,
+                "first_missed_at": previous["first_missed_at"] if previous else when.isoformat(),
+                "last_missed_at": when.isoformat(),
+                "attempts": (previous["attempts"] if previous else 0) + 1,
+                "last_call_id": record.call_id,
+                "last_ivr_path": list(record.ivr_path),
+            }
+            reply = await self._add_script(
+                keys=[self._entries, self._order],
+                args=[record.caller, current or b"", json.dumps(entry, ensure_ascii=False), when.timestamp()],
+            )
+            if reply == 1:
+                return
+            current = reply if isinstance(reply, bytes) else None  # 0: gone meanwhile (served)
 
     async def note_try(self, caller: str, at: datetime, result: str) -> bool:
         """A seat called ``caller`` back and nobody answered: one more try on the entry (kept on

@@ -14,6 +14,7 @@ from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.dialplan_names import (
+    ANSWERED_ARGUMENT,
     DIALPLAN_VARIABLE,
     HANDOFF_HEADER,
     HOLD_VARIABLE,
@@ -54,12 +55,12 @@ class IvrEntry:
             try:
                 await session.set_variable(DIALPLAN_VARIABLE, plan.version)
                 start = await self._picked_up(session, call_id, plan.spec.handoff_start)
-                await session.answer()
+                if session.env.arguments.get("arg2") != ANSWERED_ARGUMENT:  # a dialplan rendered before it answered
+                    await session.answer()
                 await self._tracker.answered(call_id)
                 await IvrRun(session, plan, self._context, call_id).run(start=start)
             except AgiHangup:
-                log.info("ivr.caller_hung_up")
-                raise
+                raise  # the server logs it (agi.hangup, with the call id): one line a call, not two
             except Exception:
                 # the dialplan's fallback route takes the call; the record says where it broke
                 await self._tracker.ivr_step(call_id, "error")

@@ -119,7 +119,9 @@ class IvrRun:
         """Walk from ``start`` (default: the plan's start node) until a node releases the call
         or hands it to the ACD."""
         tracker = self.ctx.tracker
-        await tracker.amend(self.call_id, {"dialplan_version": self.plan.version})
+        record = tracker.get_live(self.call_id)
+        if record is not None and record.dialplan_version != self.plan.version:  # the entry named it already
+            await tracker.amend(self.call_id, {"dialplan_version": self.plan.version})
         node_id: str | None = start or self.plan.spec.start
         for _ in range(MAX_STEPS):
             if node_id is None:

@@ -35,6 +35,9 @@ from telephony.agi_protocol import (
 log = structlog.get_logger(__name__)
 
 
+HANGUP_NOTICE_S = 0.1  # how long a -1 reply waits for Asterisk's HANGUP notice before asking
+
+
 class AgiHangup(Exception):
     """The channel is gone (caller hung up, or Asterisk closed the session)."""
 
@@ -140,11 +143,31 @@ class AgiSession:
         """A command whose result -1 means failure: tell a hang-up from an error."""
         reply = await self.command(*words)
         if reply.result_int == -1:
-            if self.hung_up or not await self.channel_alive():
+            if await self._gone():
                 self.hung_up = True
                 raise AgiHangup(f"hung up during {words[0]} {words[1] if len(words) > 1 else ''}".strip())
             raise AgiCommandError(f"{' '.join(words)!r} failed: {reply.text}")
         return reply
+
+    async def _gone(self) -> bool:
+        """After a result of -1: whether the channel is gone. Asterisk writes its ``HANGUP``
+        notice right after the reply of a command a hang-up ended (res_agi's loop sees the
+        hang-up once the command returns), so the line is read if it comes within
+        ``HANGUP_NOTICE_S``: no CHANNEL STATUS round trip on every caller who hangs up during a
+        prompt. Without it (a live channel, or AGISIGHUP=no) Asterisk is asked, as before."""
+        if self.hung_up:
+            return True
+        try:
+            async with asyncio.timeout(HANGUP_NOTICE_S):
+                line = await self._read_line()  # EOF: AgiHangup (Asterisk closed the session)
+        except TimeoutError:
+            return not await self.channel_alive()
+        except AgiHangup:
+            return True
+        if line != "HANGUP":
+            raise AgiProtocolError(f"unexpected line after a reply: {line[:80]!r}")
+        self.hung_up = True
+        return True
 
     async def channel_alive(self) -> bool:
         """Whether the channel still exists (CHANNEL STATUS)."""
@@ -203,7 +226,7 @@ class AgiSession:
         reply = await self.command("EXEC", application, quote_argument(arguments))
         if reply.result_int == -2:
             raise AgiCommandError(f"no application {application!r} in Asterisk")
-        if reply.result_int == -1 and not await self.channel_alive():
+        if reply.result_int == -1 and await self._gone():
             self.hung_up = True
             raise AgiHangup(f"channel gone after {application}")
         return reply.result_int
@@ -388,7 +411,7 @@ class AgiServer:
             await handler(session)
             session.gap_ended()  # Asterisk goes on with the dialplan now
         except AgiHangup:
-            log.info("agi.hangup", script=session.env.script)
+            log.info("agi.hangup", script=session.env.script, call_id=session.env.get("uniqueid"))
         except Exception:
             # One call's failure never takes the server down; the dialplan falls back.
             self.stats.sessions_failed += 1

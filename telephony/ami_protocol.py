@@ -17,6 +17,7 @@ import asyncio
 import codecs
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from panoramisk import actions as pk_actions
@@ -67,6 +68,34 @@ def to_ami_message(message: Message) -> AmiMessage:
     return AmiMessage(headers=headers, content=str(getattr(message, "content", "") or ""))
 
 
+def plain_event(block: str) -> AmiMessage | None:
+    """A stripped block that is a plain event (``Event: `` first, no ActionID or CommandID, no
+    once-only header repeated) straight to our AmiMessage, as ``to_ami_message`` would give it
+    from panoramisk's Message (which builds a case-insensitive dict per message: a visible share
+    of the controller's CPU per call). Anything else is None: the full path handles it."""
+    if not block.startswith("Event: "):
+        return None
+    raw: dict[str, str | list[str]] = {}  # as Message.from_line: repeats by exact name
+    for line in block.split("\r\n"):
+        if ": " in line:
+            key, value = line.split(": ", 1)
+            if key.lower() == "result":  # panoramisk's quoted_keys
+                value = unquote(value).strip()
+            if key in raw:
+                old = raw[key]
+                raw[key] = [*old, value] if isinstance(old, list) else [old, value]
+            else:
+                raw[key] = value
+    merged: dict[str, str | list[str]] = {}  # CaseInsensitiveDict: the last spelling wins
+    for name, values in raw.items():
+        merged[name.lower()] = values
+    merged.pop("content", None)  # Message's content keyword overwrites it; to_ami_message drops it
+    if "actionid" in merged or "commandid" in merged or any(isinstance(merged.get(k), list) for k in _ONCE):
+        return None
+    headers = {key: tuple(value) if isinstance(value, list) else value for key, value in merged.items()}
+    return AmiMessage(headers=headers)
+
+
 class HotlineAmiProtocol(AMIProtocol):
     """One AMI TCP connection; events go to ``on_event``, loss to ``on_lost``."""
 
@@ -105,6 +134,10 @@ class HotlineAmiProtocol(AMIProtocol):
         for block in blocks:
             if self._unwanted(block):
                 self.events_skipped += 1
+                continue
+            event = plain_event(block.strip())
+            if event is not None:
+                self._on_event(event)
                 continue
             message = Message.from_line(block.strip())
             if message is not None:

@@ -15,6 +15,7 @@ PLATFORM_VARIABLE = "HOTLINE_PLATFORM"
 DIALPLAN_VARIABLE = "HOTLINE_DIALPLAN"  # the dialplan version a call started with (ivr/entry.py)
 FALLBACK_SPOOL = "fallback"
 AGI_IVR_SCRIPT = "ivr"
+ANSWERED_ARGUMENT = "answered"  # the IVR AGI's 2nd argument: the dialplan answered (no AGI ANSWER)
 SEAT_CONTEXT = "hotline-seat"
 FALLBACK_QUEUE = "hotline-fallback"
 PEER_CONTEXT = "hotline-peer"

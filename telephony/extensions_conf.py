@@ -16,6 +16,7 @@ from telephony.dialplan_names import (
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
+    ANSWERED_ARGUMENT,
     AREA_CONTEXT,
     CALLER_VARIABLE,
     CONSULT_ANSWERED_EVENT,
@@ -168,6 +169,7 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     # request line may carry '&', '=', ',' …: '*2305&action=logout' must not change the action)
     reason = "${FILTER(0-9,${EXTEN:3})}"
     features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason={reason})"
+    handoff_token = f"${{FILTER(0-9A-Za-z,${{PJSIP_HEADER(read,{HANDOFF_HEADER})}}):0:64}}"
     return f"""[general]
 static = yes
 writeprotect = yes
@@ -202,8 +204,10 @@ exten => _X.,1,Hangup(21)
 [{ENTRY_CONTEXT}]
 exten => s,1,Set(__{PLATFORM_VARIABLE}={site.platform_id})
  ; the hand-off token (if another platform sent the call) goes along: one AGI round trip fewer
- ; (letters and digits, at most 64: a huge header must not overflow the AGI environment)
- same => n,AGI({agi_url}/{AGI_IVR_SCRIPT},${{FILTER(0-9A-Za-z,${{PJSIP_HEADER(read,{HANDOFF_HEADER})}}):0:64}})
+ ; (letters and digits, at most 64: a huge header must not overflow the AGI environment);
+ ; answered here, as the IVR always did first, and said so: one more round trip fewer
+ same => n,Answer()
+ same => n,AGI({agi_url}/{AGI_IVR_SCRIPT},{handoff_token},{ANSWERED_ARGUMENT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  same => n,GotoIf($["${{{HOLD_VARIABLE}}}" = "1"]?{HOLD_CONTEXT},s,1)
  ; a seat already talked with this caller (the controller died during the call): done, no voicemail

@@ -329,3 +329,47 @@ async def test_several_variables_go_in_one_round_trip_and_only_plain_ones(
         await handler.done.wait()
     assert handler.seen == ["done"]
     assert asterisk.received == ['EXEC MSet "HOTLINE_MAX_WAIT=300,HOTLINE_OVERFLOW=busy_voicemail,HOTLINE_HOLD=1"']
+
+
+async def test_a_hangup_notice_after_the_reply_saves_the_channel_status_round_trip(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    """Real Asterisk writes HANGUP right after the -1 reply of a prompt the caller hung up on:
+    that line tells the hang-up, no CHANNEL STATUS is sent. Without it (a live channel whose
+    command failed) Asterisk is still asked, and the failure is an error, not a hang-up."""
+
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        await session.answer()
+        try:
+            await session.stream_file("demo-congrats")
+        except AgiHangup:
+            seen.append("hangup")
+            raise
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    environment, replies = transcript("caller_hangup")
+    stream = next(command for command in replies if command.startswith("STREAM FILE"))
+    replies = {"ANSWER": replies["ANSWER"], stream: replies[stream] + "HANGUP\n"}  # CHANNEL STATUS: no reply
+    asterisk = ReplayingAsterisk(environment, replies)
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["hangup"]
+    assert "CHANNEL STATUS" not in asterisk.received
+    assert server.stats.sessions_failed == 0
+
+    async def live(session: AgiSession, seen: list[Any]) -> None:
+        with pytest.raises(AgiCommandError, match="failed"):
+            await session.stream_file("/nonexistent/prompt")
+        seen.append("error")
+
+    handler = Recorder(live)
+    server = await server_factory(handler)
+    environment, replies = transcript("normal")
+    asterisk = ReplayingAsterisk(environment, replies)
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["error"]
+    assert asterisk.received[-1] == "CHANNEL STATUS"

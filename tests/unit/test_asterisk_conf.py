@@ -88,7 +88,9 @@ def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
     # letters and digits, at most 64: a huge header must not overflow the AGI environment (8 KB)
     # and send the call to the fallback route (ivr/entry.py checks the same shape)
     token = r"\$\{FILTER\(0-9A-Za-z,\$\{PJSIP_HEADER\(read,X-Hotline-Handoff\)\}\):0:64\}"
-    assert re.search(rf"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{{32,}}/ivr,{token}\)", extensions)
+    assert re.search(rf"AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{{32,}}/ivr,{token},answered\)", extensions)
+    # answered just before: the IVR sends no ANSWER (ivr/entry.py reads arg2)
+    assert re.search(r"same => n,Answer\(\)\n same => n,AGI\([^)]*/ivr,", extensions)
     assert 'GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)' in extensions
     # max wait: the hold flag cleared here, the overflow node, why and the version as arguments
     # (one AGI round trip; ivr/entry.py IvrOverflow reads arg1..arg3)

@@ -171,7 +171,9 @@ async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(
     with wave.open(str(spool / "voicemail" / f"{CALL_ID}.wav"), "wb") as message:  # what RECORD FILE leaves
         message.setparams((1, 2, 8000, 0, "NONE", "not compressed"))
         message.writeframes(b"\x00\x10" * 8000 * 3)
-    environment = ENVIRONMENT.replace("\n\n", f"\nagi_arg_1: {TOKEN}\n\n") if token_as_argument else ENVIRONMENT
+    # the rendered dialplan passes the token and says it answered; an older one passes neither
+    arguments = f"\nagi_arg_1: {TOKEN}\nagi_arg_2: answered\n\n"
+    environment = ENVIRONMENT.replace("\n\n", arguments) if token_as_argument else ENVIRONMENT
     asterisk = ReplayingAsterisk(
         environment,
         {
@@ -188,6 +190,7 @@ async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(
         assert asterisk.received[-1] == "HANGUP"  # the whole walk, to the goodbye
         asked = [c for c in asterisk.received if c.startswith("GET VARIABLE")]
         assert len(asked) == (0 if token_as_argument else 1)  # one AGI round trip fewer
+        assert ("ANSWER" in asterisk.received) is not token_as_argument  # and one more
         assert server.stats.sessions_failed == 0
         # the pick-up of the case, and the message's ASR job, gave up on Redis; nothing else waited
         assert budget.read_timeouts == 2
