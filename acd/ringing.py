@@ -131,8 +131,9 @@ class OfferBook(dict[str, Offer]):
         return sorted(found, key=lambda offer: self._order[offer.offer_id])
 
     def bound_to(self, call_id: str) -> list[Offer]:
-        """The offers whose seat answered and was bound to ``call_id``."""
-        return list(self._bound_to.get(call_id, {}).values())
+        """The offers whose seat answered and was bound to ``call_id``, in the order they were made
+        (as a walk over every offer finds them)."""
+        return sorted(self._bound_to.get(call_id, {}).values(), key=lambda offer: self._order[offer.offer_id])
 
     def agrees_with_scan(self) -> bool:
         """The indexes say what a walk over every offer says (for the property tests)."""
