@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.support.browser import PageLog
-from tests.support.platform import SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.platform import REPO, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import ANSWERED, HOTLINE_HANGS_UP, INVITE, SippCall, SippServer, answering_peer, scenario
 
@@ -31,6 +31,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int]]:
         overrides={
             "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{port}"}],
             "acd": {"wrapup_s": 0, "ring_timeout_s": 15, "require_disposition": True},
+            "knowledge": {"dir": str(REPO / "knowledge_base")},  # the shipped one (platforms start empty)
         },
         dialplan="queue",
     )
