@@ -43,7 +43,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int]]:
 
 
 async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
-    page: Page, page_log: PageLog, platform: tuple[PlatformUnderTest, int]
+    platform: tuple[PlatformUnderTest, int], page: Page, page_log: PageLog
 ) -> None:
     hotline, seat_port = platform
     seat = SippServer(scenario(answering_peer(talk_ms=12_000, hang_up=True)), port=seat_port, calls=1)
