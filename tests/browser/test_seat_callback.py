@@ -43,7 +43,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int, int]]:
 
 
 async def test_a_seat_clicks_callback_on_a_missed_call(
-    page: Page, page_log: PageLog, platform: tuple[PlatformUnderTest, int, int], tmp_path: Path
+    platform: tuple[PlatformUnderTest, int, int], page: Page, page_log: PageLog, tmp_path: Path
 ) -> None:
     hotline, seat_port, carrier_port = platform
     missed = await asyncio.to_thread(

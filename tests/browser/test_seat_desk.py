@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.support.browser import PageLog
-from tests.support.platform import SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.platform import REPO, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import ANSWERED, HOTLINE_HANGS_UP, INVITE, SippCall, SippServer, answering_peer, scenario
 
@@ -35,6 +35,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int, int]]:
             "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{port}"}],
             "acd": {"wrapup_s": 0, "ring_timeout_s": 15, "require_disposition": True},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+            "knowledge": {"dir": str(REPO / "knowledge_base")},  # the shipped one (platforms start empty)
         },
         dialplan="consult",  # the queue, and a consultation's transfer_failed path
     )
@@ -58,7 +59,7 @@ async def until(what: str, condition: Callable[[], bool]) -> None:
 
 
 async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
-    page: Page, page_log: PageLog, platform: tuple[PlatformUnderTest, int, int]
+    platform: tuple[PlatformUnderTest, int, int], page: Page, page_log: PageLog
 ) -> None:
     hotline, seat_port, carrier_port = platform
     seat = SippServer(scenario(answering_peer(talk_ms=30_000, hang_up=True)), port=seat_port, calls=1)

@@ -44,7 +44,7 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int]]:
 
 
 async def test_the_wallboard_follows_sipp_calls_and_alerts(
-    page: Page, page_log: PageLog, platform: tuple[PlatformUnderTest, int]
+    platform: tuple[PlatformUnderTest, int], page: Page, page_log: PageLog
 ) -> None:
     hotline, seat_port = platform
     seat = SippServer(scenario(answering_peer(talk_ms=8_000, hang_up=True)), port=seat_port, calls=2)

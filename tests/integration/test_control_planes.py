@@ -29,6 +29,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformUnder
         overrides={"seats": [{"id": "1001", "secret": "seat-1001-password"}]},
         dialplan="after_hours",
         environment={"HOTLINE_TEST_NOW": MONDAY_NIGHT},
+        seed_prompts=False,  # the prompt files' modes are checked: the controller makes them all
     )
     under_test.start_all()
     try:

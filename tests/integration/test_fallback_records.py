@@ -74,6 +74,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlatformUn
             "tickets": {"handoff_expiry_s": HANDOFF_EXPIRY_S},
             # a message the controller was away for is found by the spool rescan (it files the ticket)
             "asr": {"rescan_interval_s": 1, "rescan_min_age_s": 3},
+            # the fallback route's message prompt, short (its default is about 10 s before the beep)
+            "prompts": {"fallback": "请在提示音后留言。"},
         },
         dialplan="queue",
     )

@@ -265,7 +265,7 @@ def _new_routes(text: str) -> str:
     )
 
 
-def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
+def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes, tmp_path: Path) -> None:
     """A reload that changes routing while callers sit in the menu and wait in the queue: every
     call keeps the version it started with for its whole life, including a caller the queue hands
     back to the IVR after its max wait (a fresh read of the dialplan would send it elsewhere);
@@ -294,9 +294,13 @@ def test_reload_under_load_keeps_calls_on_their_version(nodes: Nodes) -> None:
             nodes.sip_port, scenario(INVITE, ANSWERED, *menu_keys, HOTLINE_HANGS_UP), caller="13900000020", calls=10,
             timeout_s=90,
         )  # fmt: skip
+        # they leave a message after the max wait: a word, then the silence that ends it
+        talk = speech_then_silence_wav(tmp_path / "talk.wav", speech_s=1, silence_s=4)
         waiting = SippCall(
             nodes.sip_port,
-            scenario(INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP),
+            scenario(
+                INVITE, ANSWERED, pause(nodes.in_menu_ms()), dtmf("0"), stream_audio(talk, loops=-1), HOTLINE_HANGS_UP
+            ),
             caller="13900000022",
             calls=3,
             timeout_s=90,
@@ -473,13 +477,19 @@ def test_seat_state_changes_and_who_may_make_them(nodes: Nodes) -> None:
     assert platform.http("/api/v1/seats/1001/ready", token=SEAT_TOKEN, method="POST").body["state"] == "ready"
 
 
-def test_a_seat_that_never_answers_ends_not_ready(nodes: Nodes) -> None:
+def test_a_seat_that_never_answers_ends_not_ready(nodes: Nodes, tmp_path: Path) -> None:
     platform = nodes.platform
     assert platform.http("/api/v1/seats/1001/logout", method="POST").body["state"] == "logged_out"
     assert platform.http("/api/v1/seats/1002/login", method="POST").body["state"] == "ready"
+    # the caller says a word now and then: the message ends on the silence after one (a caller
+    # who sends no sound would hold the recording for its whole max_s)
+    talk = speech_then_silence_wav(tmp_path / "talk.wav", speech_s=1, silence_s=4)
     try:
         silent = SippServer(scenario(RINGING_PEER), port=nodes.silent_seat_port)
-        call = nodes.call("13900000041", pause(nodes.in_menu_ms()), dtmf("0"), HOTLINE_HANGS_UP, timeout_s=90)
+        call = nodes.call(
+            "13900000041", pause(nodes.in_menu_ms()), dtmf("0"), stream_audio(talk, loops=-1), HOTLINE_HANGS_UP,
+            timeout_s=90,
+        )  # fmt: skip
         assert silent.wait().ok
         assert call["ivr_path"][-3:] == ["seat", "vm", "bye"]  # the caller was not dropped
         state = seat_state(platform, "1002")

@@ -72,6 +72,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
                 },
                 "seats": seats,
                 "acd": {"auto_login": [s["id"] for s in seats], "wrapup_s": 0},
+                # a seat's blind transfer rings 10 s, not 30: every platform here answers at once
+                # (its IVR), and the one to province_down (nobody there) rings it out
+                "transfers": {"ring_s": 10},
             },
             dialplan=f"net_{name}",
             shared_redis=redis,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +36,11 @@ SEAT_TOKEN = "test-seat-token"
 REPO = Path(__file__).resolve().parents[2]
 
 T = TypeVar("T")
+
+# Prompt files built by one platform of this test run, reused by the next (see seed_prompts):
+# espeak-ng + sox for ~60 prompts is about a second of every platform's first start.
+_PROMPT_CACHE = Path(tempfile.mkdtemp(prefix="hotline-test-prompts-"))
+atexit.register(shutil.rmtree, _PROMPT_CACHE, ignore_errors=True)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 20.0, interval_s: float = 0.1) -> T:
@@ -63,6 +70,9 @@ class PlatformUnderTest:
     dialplan: str = "greet"  # a file of tests/dialplans
     environment: dict[str, str] = field(default_factory=dict)  # for the controller (HOTLINE_TEST_NOW)
     shared_redis: RedisProcess | None = None  # platforms of one province share one Redis
+    # start with the prompts earlier platforms of this run built (False: the controller builds
+    # every prompt file itself, e.g. where a test checks the files' modes)
+    seed_prompts: bool = True
     config: Config = field(init=False)
     platform_id: str = field(init=False, default="kunming")
     config_path: Path = field(init=False)
@@ -106,9 +116,12 @@ class PlatformUnderTest:
                 "dialplans_dir": "dialplans",
             },
             "logging": {"level": "info", "format": "json"},
-            # the shipped units directory, desk codes and knowledge base
+            # the shipped units directory and desk codes
             "units": {"dir": str(REPO / "directory")},
-            "knowledge": {"dir": str(REPO / "knowledge_base")},
+            # an empty knowledge base: loading the shipped one starts jieba's dictionary, a second
+            # or more of every controller start; a test of the knowledge base overrides this with
+            # str(REPO / "knowledge_base") (tests/browser/test_seat_desk.py)
+            "knowledge": {"dir": str(self.root / "knowledge_base")},
         }
         for section, values in self.overrides.items():
             if isinstance(values, dict):
@@ -116,6 +129,7 @@ class PlatformUnderTest:
             else:
                 data[section] = values
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "knowledge_base").mkdir(exist_ok=True)
         self.platform_id = str(data["platform"]["id"])
         self.install_dialplan(self.dialplan)
         # the shipped hotline directory, as every platform has it (trunk `carrier`: 110, 95598 …)
@@ -130,6 +144,10 @@ class PlatformUnderTest:
         seed_sound_set(self.config.paths.runtime_dir, self.config.paths.prompts_dir)  # built once per run
         self.asterisk = AsteriskProcess(layout, self.root / "asterisk-console.log")
         self.controller_log = self.root / "controller.log"
+
+    @property
+    def _prompts_dir(self) -> Path:
+        return self.config.paths.runtime_dir / "prompts"
 
     @property
     def dialplan_file(self) -> Path:
@@ -147,11 +165,14 @@ class PlatformUnderTest:
         if self.shared_redis is None:
             self.redis.start()
         self.asterisk.start()
+        if self.seed_prompts:
+            _copy_prompts(_PROMPT_CACHE, self._prompts_dir)
         self.start_controller()
 
     def stop_all(self) -> None:
         self.stop_asr_worker()
         self.stop_controller()
+        _copy_prompts(self._prompts_dir, _PROMPT_CACHE)
         self.asterisk.stop()
         if self.shared_redis is None:
             self.redis.stop()
@@ -303,3 +324,22 @@ class PlatformUnderTest:
 
     def controller_log_text(self) -> str:
         return self.controller_log.read_text(errors="replace") if self.controller_log.exists() else ""
+
+
+def _copy_prompts(source: Path, target: Path) -> None:
+    """Copy each built prompt (``<name>.wav`` with its ``.<name>.sha256`` stamp) that ``target``
+    lacks. The controller rebuilds any whose stamp does not match its own text, so a prompt
+    another platform spoke differently is never played; folders are made private (0700), as the
+    controller makes them."""
+    if not source.is_dir():
+        return
+    for stamp in source.rglob(".*.sha256"):
+        wav = stamp.with_name(stamp.name[1 : -len(".sha256")] + ".wav")
+        folder = target / stamp.parent.relative_to(source)
+        if not wav.is_file() or (folder / stamp.name).exists() or (folder / wav.name).exists():
+            continue
+        for part in [*reversed(folder.parents), folder]:
+            if not part.exists():
+                part.mkdir(mode=0o700)
+        shutil.copy2(wav, folder / wav.name)
+        shutil.copy2(stamp, folder / stamp.name)
