@@ -4,11 +4,13 @@ access logs and browser history."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Callable
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from web.api_common import UNAUTHENTICATED_KEY, error_response
 from web.auth import Principal, TokenRegistry
@@ -53,6 +55,9 @@ class PendingSockets:
 
 
 PENDING_SOCKETS_KEY: web.AppKey[PendingSockets] = web.AppKey("pending_sockets", PendingSockets)
+# the app's open sockets, closed (1001 "going away") when it shuts down: a graceful stop must not
+# wait for browsers that keep their desks and wallboards open all day
+OPEN_SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("open_sockets")
 
 
 def pending_sockets(app: web.Application, limit: int = DEFAULT_MAX_PENDING) -> PendingSockets:
@@ -61,7 +66,20 @@ def pending_sockets(app: web.Application, limit: int = DEFAULT_MAX_PENDING) -> P
     makes it first with http.max_pending_sockets)."""
     if PENDING_SOCKETS_KEY not in app:
         app[PENDING_SOCKETS_KEY] = PendingSockets(limit)
+        app[OPEN_SOCKETS_KEY] = weakref.WeakSet()
+        app.on_shutdown.append(_close_open_sockets)
     return app[PENDING_SOCKETS_KEY]
+
+
+async def _close_open_sockets(app: web.Application) -> None:
+    """On shutdown: close every open socket (the browsers reconnect to the next controller)."""
+    sockets = [socket for socket in app[OPEN_SOCKETS_KEY] if not socket.closed]
+    await asyncio.gather(
+        *(socket.close(code=WSCloseCode.GOING_AWAY, message=b"the controller is stopping") for socket in sockets),
+        return_exceptions=True,
+    )
+    if sockets:
+        log.info("socket.closed_on_shutdown", sockets=len(sockets))
 
 
 async def first_message_principal(
@@ -119,8 +137,15 @@ async def open_socket(
             await socket.close(code=refused[0], message=refused[1].encode())
             return socket
     else:
-        await socket.prepare(request)
+        await _prepare(request, socket)
     return socket, principal
+
+
+async def _prepare(request: web.Request, socket: web.WebSocketResponse) -> None:
+    """Open ``socket`` (the upgrade) and count it among the app's open sockets."""
+    await socket.prepare(request)
+    if OPEN_SOCKETS_KEY in request.app:
+        request.app[OPEN_SOCKETS_KEY].add(socket)
 
 
 async def _first_message(
@@ -141,7 +166,7 @@ async def _first_message(
         await socket.close(code=CLOSE_TOO_MANY_PENDING, message=b"too many sockets are waiting for a token: retry")
         return None
     try:
-        await socket.prepare(request)
+        await _prepare(request, socket)
         principal = await first_message_principal(socket, tokens)
     finally:
         pending.leave()

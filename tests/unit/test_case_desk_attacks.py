@@ -306,3 +306,23 @@ async def test_sockets_waiting_for_their_token_are_capped(client: aioredis.Redis
 def test_a_cap_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         PendingSockets(0)
+
+
+async def test_a_stopping_controller_closes_its_sockets_instead_of_waiting_for_the_browsers(
+    client: aioredis.Redis,
+) -> None:
+    """Found (session 7): a SIGTERM waited 17–30 s for the desks' and wallboards' sockets (the
+    browsers keep them open all day). Shutdown now closes every open socket with 1001 "going
+    away" — authenticated or still waiting for its token — and the browsers reconnect."""
+    desk, _ = await _desk(client)
+    try:
+        mine = await desk.client.ws_connect("/api/v1/seats/1001/events", headers=as_("km-seat"))
+        assert "hello" in (await mine.receive(timeout=HANG_GUARD_S)).data
+        idle = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        await wait_until(lambda: desk.client.app[PENDING_SOCKETS_KEY].waiting == 1, timeout_s=HANG_GUARD_S)
+        await desk.client.app.shutdown()
+        for socket in (mine, idle):
+            message = await socket.receive(timeout=HANG_GUARD_S)
+            assert message.type is WSMsgType.CLOSE and socket.close_code == 1001
+    finally:
+        await desk.client.close()
