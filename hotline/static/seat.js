@@ -33,6 +33,7 @@ const desk = {
   // look after the socket (re)connected): {call_id, to, mode, state}; null: none
   consult: null,
   consultLook: false, // the socket (re)connected: look once for a transfer begun meanwhile
+  transferEvents: 0, // transfer.state events seen: a look answered after a newer event is stale
 };
 
 class Unreachable extends Error {} // no answer from the controller (down, restarting, network)
@@ -211,8 +212,9 @@ const TRANSFER_OVER = { completed: "已转出 handed on", back_to_caller: "已�
 async function showConsultation() {
   if (desk.consultLook) { // once per (re)connected socket, only with a call on the phone
     desk.consultLook = false;
-    const callId = desk.callId;
-    const found = callId ? await api(`/api/v1/calls/${enc(callId)}/transfer`).catch(() => null) : null;
+    const callId = desk.callId, seen = desk.transferEvents;
+    let found = callId ? await api(`/api/v1/calls/${enc(callId)}/transfer`).catch(() => null) : null;
+    if (seen !== desk.transferEvents) found = null; // an event came meanwhile: it is newer
     if (found && found.state !== "none") desk.consult = found;
     else if (found && desk.consult && desk.consult.call_id === callId) desk.consult = null;
   }
@@ -226,11 +228,14 @@ function drawConsultation() {
 }
 
 function onTransfer(event) {
-  if (event.state in TRANSFER_OVER) {
+  desk.transferEvents += 1;
+  if (Object.hasOwn(TRANSFER_OVER, event.state)) {
     if (!desk.consult || desk.consult.call_id === event.call_id) desk.consult = null;
     say(`转接 ${event.to}: ${TRANSFER_OVER[event.state]}${event.status ? " (" + event.status + ")" : ""}`, event.state === "failed");
   } else if (event.mode !== "blind") {
     desk.consult = { call_id: event.call_id, to: event.to, mode: event.mode, state: event.state };
+  } else {
+    say(`转接 ${event.to}: 盲转 handed on blind`, false);
   }
   drawConsultation();
 }
