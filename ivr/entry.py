@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Protocol
 
 import structlog
@@ -172,22 +173,28 @@ class IvrTransferFailed:
             status = (why or "unknown").lower()
             await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
             await settle_handoff(self._tracker, self._context, call_id)
-            await self._tell_seat(call_id, status)
+            await tell_seat_transfer_failed(self._events, self._tracker, self._context.clock(), call_id, status)
             plan = await started_version(session, self._dialplans)
             log.warning("ivr.seat_transfer_failed", status=status, next=plan.spec.transfer_failed or "fallback")
             if plan.spec.transfer_failed is None:
                 return  # the fallback route keeps the caller's message
             await IvrRun(session, plan, self._context, call_id).run(start=plan.spec.transfer_failed)
 
-    async def _tell_seat(self, call_id: str, status: str) -> None:
-        record = self._tracker.get_live(call_id)
-        if record is None:
-            return
-        await publish_transfer(
-            self._events, self._context.clock(), call_id=call_id, seat=record.tags.get("transfer_by", ""),
-            to=(record.transfer_to or "").split(":")[0], mode=record.tags.get("transfer_mode", "blind"),
-            state=TransferState.FAILED, caller=mask_number(record.caller), status=status,
-        )  # fmt: skip
+
+async def tell_seat_transfer_failed(
+    events: TransferEvents | None, tracker: CallTracker, at: datetime, call_id: str, status: str
+) -> None:
+    """The seat that handed the caller on blind hears that nobody answered (transfer.state
+    ``failed``, with the dial status): the caller is not back with it but in the dialplan's
+    ``transfer_failed`` path, and may be queued to it again."""
+    record = tracker.get_live(call_id)
+    if record is None:
+        return
+    await publish_transfer(
+        events, at, call_id=call_id, seat=record.tags.get("transfer_by", ""),
+        to=record.transfer_to.split(":")[0], mode=record.tags.get("transfer_mode", "blind"),
+        state=TransferState.FAILED, caller=mask_number(record.caller), status=status,
+    )  # fmt: skip
 
 
 async def started_version(session: AgiSession, dialplans: DialplanRegistry) -> Dialplan:

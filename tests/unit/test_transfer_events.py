@@ -19,6 +19,7 @@ from acd.events import EventBus
 from cases.seat_events import SeatEventHub
 from ivr.consult import Consultations
 from ivr.dialplan.schema import TransferMode
+from ivr.entry import tell_seat_transfer_failed
 from ivr.transfer_events import TransferState, final_state
 from telephony.ami_types import AmiActionFailed, AmiResponse
 from tests.support.waiting import wait_until
@@ -129,13 +130,19 @@ async def test_the_caller_hanging_up_mid_consultation_ends_it(rig: Rig, bus: Bus
     assert bus.states()[-1] == ("ended", "caller_hung_up")
 
 
-async def test_a_blind_transfer_tells_it_started(rig: Rig, bus: Bus, tmp_path: Path) -> None:  # noqa: F811
+async def test_a_blind_transfer_tells_it_started_and_that_it_failed(rig: Rig, bus: Bus, tmp_path: Path) -> None:  # noqa: F811
     transfers = await seat_transfers(rig, tmp_path)
     transfers._events = bus  # what hotline/wiring/network.py gives it
     rig.bridges("talk", "talk")
     await transfers.transfer("kunming-1.1", "province", "1001", "", TransferMode.BLIND)
     assert bus.states() == [("started", "")]
     assert (bus.events[0]["mode"], bus.events[0]["to"]) == ("blind", "province")
+    # nobody answered: the transfer-failed AGI script tells the seat that handed the caller on
+    await tell_seat_transfer_failed(bus, rig.tracker, NOW, "kunming-1.1", "noanswer")
+    assert bus.states()[-1] == ("failed", "noanswer")
+    assert (bus.events[-1]["mode"], bus.events[-1]["to"], bus.events[-1]["seat"]) == ("blind", "province", "1001")
+    await tell_seat_transfer_failed(bus, rig.tracker, NOW, "kunming-9.9", "noanswer")  # no such call: nothing
+    assert len(bus.events) == 2
 
 
 def test_final_states_from_the_records_transfer_status() -> None:
