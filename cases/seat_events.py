@@ -13,6 +13,9 @@ What a seat is sent (``type``):
 - ``case.registered`` / ``case.linked``: a case was saved for its call.
 - ``callback.offered`` / ``callback.ended``: its phone rings to call a missed caller back
   (dialback/: 回拨 clicked, or a blended offer), and how that call ended.
+- ``transfer.state``: a transfer of its call changed (ivr/transfer_events.py): started, ringing,
+  talking, three_way, completed, back_to_caller, failed, ended — whoever started it (the seat, a
+  supervisor through the API); the caller's number masked.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class PopSource(Protocol):
 
 
 _RENAMED = {"acd.offered": "call.offered", "acd.connected": "call.answered", "acd.offer_missed": "offer.missed"}
-_FORWARDED = {"seat.state", "case.registered", "case.linked", "callback.offered", "callback.ended"}
+_FORWARDED = {"seat.state", "case.registered", "case.linked", "callback.offered", "callback.ended", "transfer.state"}
 
 
 class SeatEventHub:

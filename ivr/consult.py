@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import structlog
@@ -31,7 +32,9 @@ from acd.model import OFFER_PREFIX
 from calls.handoff import Handoff, RedisHandoffs
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
+from common.privacy import mask_number
 from ivr.dialplan.schema import TransferMode
+from ivr.transfer_events import TransferEvents, TransferState, final_state, publish_transfer, utc_now
 from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected, set_variable
 from telephony.dialplan_names import (
     CONSULT_ANSWERED_EVENT,
@@ -75,6 +78,7 @@ class Consultation:
     allowed: tuple[TransferMode, ...]  # the destination's modes
     handoff: Handoff | None
     state: ConsultState = ConsultState.CALLING
+    caller: str = ""  # masked (common/privacy.py): what the events name
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,20 @@ class _Bridges:
 class Consultations:
     """The consultations of this platform's seats, by call id."""
 
-    def __init__(self, *, ami: AmiLink, tracker: CallTracker, handoffs: RedisHandoffs) -> None:
+    def __init__(
+        self,
+        *,
+        ami: AmiLink,
+        tracker: CallTracker,
+        handoffs: RedisHandoffs,
+        events: TransferEvents | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._ami = ami
         self._tracker = tracker
         self._handoffs = handoffs
+        self._events = events
+        self._clock = clock
         self._by_call: dict[str, Consultation] = {}
         self.cleaned_up = 0  # consultations ended here because Asterisk had ended them (failures)
         ami.on_event("UserEvent", self._on_user_event)
@@ -137,8 +151,11 @@ class Consultations:
         }
         if handoff is not None:
             variables[HANDOFF_VARIABLE] = handoff.token
-        consult = Consultation(call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff)
+        consult = Consultation(
+            call_id, seat, seat_channel, record.channel, to, mode, allowed, handoff, caller=mask_number(caller)
+        )
         self._by_call[call_id] = consult  # before Atxfer: its events may come before its reply
+        await self._publish(consult, TransferState.STARTED)
         atxfer_sent = caller_told = False
         try:
             for name, value in variables.items():
@@ -163,7 +180,16 @@ class Consultations:
             await self._not_started(consult, "interrupted", caller_told)
             raise
         log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
+        if self._by_call.get(call_id) is consult and consult.state is ConsultState.CALLING:
+            await self._publish(consult, TransferState.RINGING)  # (not when its answer came first)
         return consult
+
+    async def _publish(self, consult: Consultation, state: TransferState, status: str = "") -> None:
+        """Tell the seat's desk (and the supervisors) where the consultation stands now."""
+        await publish_transfer(
+            self._events, self._clock(), call_id=consult.call_id, seat=consult.seat, to=consult.to,
+            mode=consult.mode, state=state, caller=consult.caller, status=status,
+        )  # fmt: skip
 
     async def _not_started(self, consult: Consultation, why: str, caller_told: bool) -> None:
         """A consultation that never began: forget it, and the caller does not wait on it."""
@@ -171,6 +197,7 @@ class Consultations:
             del self._by_call[consult.call_id]
         self.cleaned_up += 1
         log.warning("consult.not_started", call_id=consult.call_id, error=why)
+        await self._publish(consult, TransferState.FAILED, "not_started")
         if not caller_told:
             return
         with contextlib.suppress(AmiError):
@@ -310,11 +337,15 @@ class Consultations:
         return _Bridges(with_caller, other_side_up)
 
     async def _ended(self, consult: Consultation, status: str) -> None:
-        self._by_call.pop(consult.call_id, None)
+        told = self._by_call.get(consult.call_id) is consult  # (its end told once, by whichever came first)
+        if told:
+            del self._by_call[consult.call_id]
         if status != "completed" and consult.handoff is not None:
             self._handoffs.settle_later(consult.handoff.token)  # the case stays here, with this call
         await self._tracker.amend(consult.call_id, {"tags": {"transfer_status": status}})
         log.info("consult.ended", call_id=consult.call_id, status=status)
+        if told:
+            await self._publish(consult, final_state(status), status)
 
     # Asterisk's events
 
@@ -330,6 +361,7 @@ class Consultations:
             return
         consult.state = ConsultState.TALKING
         log.info("consult.answered", call_id=consult.call_id)
+        await self._publish(consult, TransferState.TALKING)
         if consult.mode is TransferMode.THREE_WAY:
             await self._merge(consult)  # a three-way transfer: the caller joins as soon as they answer
 
@@ -359,6 +391,7 @@ class Consultations:
                 consult.call_id, {"outcome": CallOutcome.TRANSFERRED, "tags": {"transfer_status": "three_way"}}
             )
             log.info("consult.three_way", call_id=consult.call_id)
+            await self._publish(consult, TransferState.THREE_WAY)
             return
         await self._tracker.amend(consult.call_id, {"outcome": CallOutcome.TRANSFERRED})
         await self._ended(consult, "completed")
@@ -372,6 +405,7 @@ class Consultations:
             return
         if consult.state is ConsultState.THREE_WAY:
             self._by_call.pop(consult.call_id, None)  # the record says three_way; the others talk on
+            await self._publish(consult, TransferState.ENDED, "three_way")
         elif uniqueid == consult.call_id:
             await self._ended(consult, "caller_hung_up")
         # the seat hanging up while consulting completes the transfer: AttendedTransfer says how

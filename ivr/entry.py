@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Protocol
 
 import structlog
 
 from calls.handoff import token_hint
 from calls.tracker import CallTracker
+from common.privacy import mask_number
 from ivr.dialplan.loader import Dialplan
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.interpreter import IvrContext, IvrRun
+from ivr.transfer_events import TransferEvents, TransferState, publish_transfer
 from telephony.agi_server import AgiHangup, AgiSession
 from telephony.dialplan_names import (
     ANSWERED_ARGUMENT,
@@ -151,10 +154,17 @@ class IvrTransferFailed:
     caller stays here and goes on at the dialplan's ``transfer_failed`` node (the case, with
     its hand-off token, stays on the record and so on any ticket a message makes)."""
 
-    def __init__(self, tracker: CallTracker, dialplans: DialplanRegistry, context: IvrContext) -> None:
+    def __init__(
+        self,
+        tracker: CallTracker,
+        dialplans: DialplanRegistry,
+        context: IvrContext,
+        events: TransferEvents | None = None,
+    ) -> None:
         self._tracker = tracker
         self._dialplans = dialplans
         self._context = context
+        self._events = events  # the seat that handed the caller on hears it failed (transfer.state)
 
     async def __call__(self, session: AgiSession) -> None:
         call_id = session.env.get("uniqueid")
@@ -163,11 +173,28 @@ class IvrTransferFailed:
             status = (why or "unknown").lower()
             await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
             await settle_handoff(self._tracker, self._context, call_id)
+            await tell_seat_transfer_failed(self._events, self._tracker, self._context.clock(), call_id, status)
             plan = await started_version(session, self._dialplans)
             log.warning("ivr.seat_transfer_failed", status=status, next=plan.spec.transfer_failed or "fallback")
             if plan.spec.transfer_failed is None:
                 return  # the fallback route keeps the caller's message
             await IvrRun(session, plan, self._context, call_id).run(start=plan.spec.transfer_failed)
+
+
+async def tell_seat_transfer_failed(
+    events: TransferEvents | None, tracker: CallTracker, at: datetime, call_id: str, status: str
+) -> None:
+    """The seat that handed the caller on blind hears that nobody answered (transfer.state
+    ``failed``, with the dial status): the caller is not back with it but in the dialplan's
+    ``transfer_failed`` path, and may be queued to it again."""
+    record = tracker.get_live(call_id)
+    if record is None:
+        return
+    await publish_transfer(
+        events, at, call_id=call_id, seat=record.tags.get("transfer_by", ""),
+        to=record.transfer_to.split(":")[0], mode=record.tags.get("transfer_mode", "blind"),
+        state=TransferState.FAILED, caller=mask_number(record.caller), status=status,
+    )  # fmt: skip
 
 
 async def started_version(session: AgiSession, dialplans: DialplanRegistry) -> Dialplan:

@@ -23,9 +23,11 @@ import structlog
 from calls.handoff import Handoff, RedisHandoffs, new_token
 from calls.model import CallRecord
 from calls.tracker import CallTracker
+from common.privacy import mask_number
 from ivr.consult import Consultations, ConsultRefused
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.dialplan.schema import Destination, DestinationKind, TransferMode
+from ivr.transfer_events import TransferEvents, TransferState, publish_transfer
 from telephony.ami_types import AmiError, AmiLink, set_variable
 from telephony.dialplan_names import HANDOFF_VARIABLE, TRANSFER_CONTEXT, TRANSFER_DIAL_VARIABLE
 from telephony.links import LinkState
@@ -105,8 +107,10 @@ class SeatTransfers:
         consultations: Consultations,
         clock: Callable[[], datetime],
         links: LinkStates | None = None,
+        events: TransferEvents | None = None,
     ) -> None:
         self._platform = platform
+        self._events = events  # blind transfers' transfer.state (consultations publish their own)
         self._links = links
         self._tracker = tracker
         self._dialplans = dialplans
@@ -200,6 +204,10 @@ class SeatTransfers:
             if mode is TransferMode.BLIND:
                 await self._blind(record.channel, dial, handoff)
                 self._handed_on[call_id] = (record.seat, record.seat_answered_at)
+                await publish_transfer(
+                    self._events, self._clock(), call_id=call_id, seat=record.seat or seat, to=to,
+                    mode=mode, state=TransferState.STARTED, caller=mask_number(record.caller),
+                )  # fmt: skip
             else:
                 await self._consultations.start(
                     call_id=call_id,

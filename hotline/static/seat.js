@@ -2,7 +2,10 @@
 // The seat's desk. Everything comes from the API with the seat's token (kept in this tab only);
 // text is inserted with textContent, never as HTML. The screen pop and the seat's own events come
 // over a websocket (the token is its first message, never in the URL); the seat's view is also
-// re-read every 2 s, so a lost event never leaves the page wrong for long. A controller that does
+// re-read every 2 s, so a lost event never leaves the page wrong for long. A transfer's progress
+// (whoever started it: the seat, a supervisor) is pushed too (transfer.state); the desk asks for it
+// (GET …/transfer) only once after its socket (re)connects, for a call already on the phone — events
+// missed while it was away. A controller that does
 // not answer: a banner, the desk greyed out (what it shows is from before); the next answer
 // clears both. The phone keeps working without this page: *1 cancel, *3 three-way, hang up.
 
@@ -26,11 +29,11 @@ const desk = {
   lost: false,
   lastUpdate: null,
   waiting: 0, // inbound callers waiting (回拨 is refused while any wait)
-  // the call whose consultation (attended / three-way transfer) the desk follows: set when the
-  // seat starts one, or once for a call already on the phone when the desk opens; cleared when
-  // the controller says "none" — no transfer polls otherwise
-  consultCall: null,
-  firstLook: true,
+  // the transfer of the seat's call under way, as its last transfer.state event said (or the one
+  // look after the socket (re)connected): {call_id, to, mode, state}; null: none
+  consult: null,
+  consultLook: false, // the socket (re)connected: look once for a transfer begun meanwhile
+  transferEvents: 0, // transfer.state events seen: a look answered after a newer event is stale
 };
 
 class Unreachable extends Error {} // no answer from the controller (down, restarting, network)
@@ -204,13 +207,37 @@ async function refresh() {
   }
 }
 
+const TRANSFER_OVER = { completed: "已转出 handed on", back_to_caller: "已回到来电 back to your caller", failed: "转接失败 failed", ended: "已结束 over" };
+
 async function showConsultation() {
-  if (desk.firstLook) desk.consultCall = desk.callId; // opened mid-call: look once
-  desk.firstLook = false;
-  if (!desk.callId || desk.consultCall !== desk.callId) desk.consultCall = null;
-  const consult = desk.consultCall ? await api(`/api/v1/calls/${enc(desk.consultCall)}/transfer`).catch(() => null) : null;
-  if (!consult || consult.state === "none") desk.consultCall = null;
-  $("consult").textContent = desk.consultCall ? `${consult.to}: ${consult.state} (${consult.mode})` : "无 none";
+  if (desk.consultLook) { // once per (re)connected socket, only with a call on the phone
+    desk.consultLook = false;
+    const callId = desk.callId, seen = desk.transferEvents;
+    let found = callId ? await api(`/api/v1/calls/${enc(callId)}/transfer`).catch(() => null) : null;
+    if (seen !== desk.transferEvents) found = null; // an event came meanwhile: it is newer
+    if (found && found.state !== "none") desk.consult = found;
+    else if (found && desk.consult && desk.consult.call_id === callId) desk.consult = null;
+  }
+  if (desk.consult && desk.callId && desk.consult.call_id !== desk.callId) desk.consult = null; // another call now
+  drawConsultation();
+}
+
+function drawConsultation() {
+  const c = desk.consult;
+  $("consult").textContent = c ? `${c.to}: ${c.state} (${c.mode})` : "无 none";
+}
+
+function onTransfer(event) {
+  desk.transferEvents += 1;
+  if (Object.hasOwn(TRANSFER_OVER, event.state)) {
+    if (!desk.consult || desk.consult.call_id === event.call_id) desk.consult = null;
+    say(`转接 ${event.to}: ${TRANSFER_OVER[event.state]}${event.status ? " (" + event.status + ")" : ""}`, event.state === "failed");
+  } else if (event.mode !== "blind") {
+    desk.consult = { call_id: event.call_id, to: event.to, mode: event.mode, state: event.state };
+  } else {
+    say(`转接 ${event.to}: 盲转 handed on blind`, false);
+  }
+  drawConsultation();
 }
 
 function seatAction(action, body) {
@@ -332,6 +359,12 @@ function onSeatEvent(event) {
     case "case.linked":
       if (event.call_id === desk.caseCallId) showCaseResult(event.ticket_id, event.type === "case.linked");
       break;
+    case "transfer.state":
+      onTransfer(event);
+      break;
+    case "hello":
+      desk.consultLook = true; // (re)connected: a transfer may have begun while the socket was away
+      break;
     case "callback.offered":
       say(`回拨 calling back ${event.caller || ""}: 请接听话机 answer your phone, then the citizen is rung`, false);
       break;
@@ -340,6 +373,9 @@ function onSeatEvent(event) {
       refresh();
       break;
     case "call.ended":
+      if (desk.consult && desk.consult.call_id === event.call_id) { desk.consult = null; drawConsultation(); }
+      refresh();
+      break;
     case "seat.state":
     case "offer.missed":
       refresh();
@@ -532,9 +568,7 @@ function transfer(to, mode) {
   if (!desk.callId) { say("没有可转接的来电 no call to hand on", true); return; }
   const callId = desk.callId;
   act(async () => {
-    const started = await api(`/api/v1/calls/${enc(callId)}/transfer`, { to, mode, note: $("note").value });
-    if (started && started.mode !== "blind") desk.consultCall = callId; // follow it until it is over
-    return started;
+    return api(`/api/v1/calls/${enc(callId)}/transfer`, { to, mode, note: $("note").value }); // its progress: transfer.state events
   }, `${to}: ${mode} started`);
 }
 
@@ -544,7 +578,7 @@ tokenInput.addEventListener("change", () => {
   sessionStorage.setItem("hotline-token", tokenInput.value);
   desk.me = null;
   desk.loaded = false;
-  desk.firstLook = true;
+  desk.consult = null;
   const old = desk.socket;
   desk.socket = null;
   if (old) old.close();

@@ -50,7 +50,7 @@ def agi_routes(
         AGI_OVERFLOW_SCRIPT: IvrOverflow(tracker, dialplans, context, engine),
         AGI_SEAT_SCRIPT: SeatAnswered(engine),
         AGI_CALLBACK_DONE_SCRIPT: CallbackDone(engine),
-        AGI_TRANSFER_FAILED_SCRIPT: IvrTransferFailed(tracker, dialplans, context),
+        AGI_TRANSFER_FAILED_SCRIPT: IvrTransferFailed(tracker, dialplans, context, calls.events),
         AGI_AFTER_SEAT_SCRIPT: IvrAfterSeat(tracker, dialplans, context),
         AGI_ANNOUNCE_SCRIPT: QueueAnnouncement(engine, system_prompts),
         AGI_FEATURE_SCRIPT: SeatFeature(acd.seats, system_prompts),

@@ -24,7 +24,10 @@ class NetworkParts:
 
 
 def build_network(config: Config, clock: Clock, calls: CallParts, dialplans: DialplanRegistry) -> NetworkParts:
-    consultations = Consultations(ami=calls.ami, tracker=calls.tracker, handoffs=calls.handoffs)
+    # each change of a transfer goes on the event bus: the seat's desk is pushed it (no polls)
+    consultations = Consultations(
+        ami=calls.ami, tracker=calls.tracker, handoffs=calls.handoffs, events=calls.events, clock=clock
+    )
     transfers = SeatTransfers(
         platform=config.platform.id,
         tracker=calls.tracker,
@@ -37,6 +40,7 @@ def build_network(config: Config, clock: Clock, calls: CallParts, dialplans: Dia
         consultations=consultations,
         clock=clock,
         links=TrunkLinks(calls.ami),
+        events=calls.events,
     )
     desk = NetworkDesk(
         transfers=transfers,

@@ -2,28 +2,32 @@
 seat logs in with its token, a SIPp caller rings its SIPp phone and the desk pops with the
 caller's whole number and history, the seat finds the answer in the knowledge base, registers the
 case answered from it, gives the disposition and is ready again — all with the page's keys.
-During the call the desk does not poll for a consultation it has not started (no GET …/transfer,
-no 404 in the console); one it starts (attended, to 95598 on the carrier trunk) shows on the desk
-until the seat goes back to its caller."""
+A consultation a supervisor starts for the seat's call through the API (attended, to 95598 on the
+carrier trunk) is pushed to the desk (transfer.state events) and shows there until the seat goes
+back to its caller from the desk; the desk never asks for it (no GET …/transfer the whole time,
+no 404 in the console)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.support.browser import PageLog
-from tests.support.platform import REPO, SEAT_TOKEN, PlatformUnderTest, wait_for
+from tests.support.platform import ADMIN_TOKEN, REPO, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
 from tests.support.sipp import ANSWERED, HOTLINE_HANGS_UP, INVITE, SippCall, SippServer, answering_peer, scenario
+from web.auth import token_sha256
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT_MS = 60_000  # a shared machine: Asterisk, SIPp and Chromium at once
 CALLER = "13912340077"
+SUPERVISOR_TOKEN = "test-duty-chief-token"
 
 
 @pytest.fixture
@@ -36,6 +40,13 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int, int]]:
             "acd": {"wrapup_s": 0, "ring_timeout_s": 15, "require_disposition": True},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
             "knowledge": {"dir": str(REPO / "knowledge_base")},  # the shipped one (platforms start empty)
+            "http": {
+                "tokens": [
+                    {"name": "test-admin", "role": "admin", "sha256": token_sha256(ADMIN_TOKEN)},
+                    {"name": "test-seat", "role": "seat", "sha256": token_sha256(SEAT_TOKEN), "seat": "1001"},
+                    {"name": "duty-chief", "role": "supervisor", "sha256": token_sha256(SUPERVISOR_TOKEN)},
+                ]
+            },
         },
         dialplan="consult",  # the queue, and a consultation's transfer_failed path
     )
@@ -50,14 +61,6 @@ def transfer_polls(requests: list[str]) -> list[str]:
     return [url for url in requests if "/transfer" in url]
 
 
-async def until(what: str, condition: Callable[[], bool]) -> None:
-    """Wait (generously: a loaded machine) until ``condition()`` holds."""
-    async with asyncio.timeout(TIMEOUT_MS / 1000):
-        while not condition():  # noqa: ASYNC110 - the condition is the page's request log
-            await asyncio.sleep(0.1)
-    assert condition(), what
-
-
 async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
     platform: tuple[PlatformUnderTest, int, int], page: Page, page_log: PageLog
 ) -> None:
@@ -66,6 +69,8 @@ async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
     power = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=carrier_port, calls=1)
     requests: list[str] = []  # GETs the page made, in order
     page.on("request", lambda r: requests.append(r.url) if r.method == "GET" else None)
+    frames: list[str] = []  # what the seat's event socket brought
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, str) else None))
     try:
         await page.goto(f"http://127.0.0.1:{hotline.config.http.port}/seat")
         await page.fill("#token", SEAT_TOKEN)
@@ -85,25 +90,27 @@ async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
         await expect(page.locator("#call")).to_contain_text(CALLER, timeout=TIMEOUT_MS)
         await expect(page.locator("#history")).to_contain_text("no earlier calls", timeout=TIMEOUT_MS)
 
-        # three more refreshes of the desk (GET /api/v1/seats every 2 s) during the call: no
-        # consultation was started, so none is asked for (the desk used to poll …/transfer → 404)
-        def seat_reads() -> int:
-            return sum(url.endswith("/api/v1/seats") for url in requests)
-
-        reads = seat_reads()
-        await until("three refreshes during the call", lambda: seat_reads() >= reads + 3)
-        await expect(page.locator("#call")).to_contain_text("talking")
-        assert transfer_polls(requests) == []
-        # a consultation the seat starts shows on the desk, and ends there when it goes back
-        await page.locator("#destinations div", has_text="95598").locator("button", has_text="attended").click()
+        await expect(page.locator("#call")).to_contain_text("talking", timeout=TIMEOUT_MS)
+        # a supervisor starts a consultation for the seat's call through the API (not the desk):
+        # the desk is pushed its progress, and ends it (back to the caller) with its own button
+        seats = (await asyncio.to_thread(hotline.http, "/api/v1/seats", SUPERVISOR_TOKEN)).body["seats"]
+        call_id = next(s["current"]["call_id"] for s in seats if s["seat"] == "1001")
+        started = await asyncio.to_thread(
+            hotline.http,
+            f"/api/v1/calls/{call_id}/transfer",
+            SUPERVISOR_TOKEN,
+            "POST",
+            {"to": "power", "mode": "attended"},
+        )
+        assert started.status == 202, started.body
         await expect(page.locator("#consult")).to_contain_text("power: talking (attended)", timeout=TIMEOUT_MS)
         await page.click("[data-consult=cancel]")
         await expect(page.locator("#consult")).to_have_text("无 none", timeout=TIMEOUT_MS)
+        pushed = [e for e in map(json.loads, frames) if e.get("type") == "transfer.state"]
+        assert {"started", "talking", "back_to_caller"} <= {e["state"] for e in pushed}, pushed
+        assert all(e["call_id"] == call_id and e["caller"] == "139****0077" for e in pushed)  # masked
         assert await asyncio.to_thread(lambda: power.wait().ok)  # 95598 was hung up, the caller kept
-        polls = len(transfer_polls(requests))
-        reads = seat_reads()
-        await until("three refreshes after the consultation", lambda: seat_reads() >= reads + 3)
-        assert len(transfer_polls(requests)) == polls  # over: no more polls
+        assert transfer_polls(requests) == []  # pushed, never asked for
 
         # the knowledge base, searched in the citizen's word order (Ctrl+K focuses it)
         await page.keyboard.press("Control+k")
@@ -146,6 +153,7 @@ async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
         assert record["case_id"] == case_id and record["tags"]["disposition"] == "answered_directly"
         uses = (await asyncio.to_thread(hotline.http, "/api/v1/knowledge/km-gjj-tiqu", SEAT_TOKEN)).body["uses"]
         assert uses == 1
+        assert transfer_polls(requests) == []  # the whole visit: a dozen refreshes, not one transfer poll
         assert page_log.errors == []
         # no 404 the whole time, and no API error (the browser phone's npm assets answer 503 where
         # `make` has not installed them: not this page's doing)
