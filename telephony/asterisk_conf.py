@@ -291,8 +291,17 @@ dtmf_mode = rfc4733
 
 
 def _wss_transport(site: AsteriskSite) -> str:
-    # the browser phones' signalling: a websocket on Asterisk's HTTPS listener (http.conf), /ws
-    return "[transport-wss]\ntype = transport\nprotocol = wss\nbind = 0.0.0.0\n\n" if site.browser_seats else ""
+    # the browser phones' signalling: a websocket on Asterisk's HTTPS listener (http.conf), /ws;
+    # behind NAT, the public address for browsers outside local_net (validated addresses/networks)
+    if not site.browser_seats:
+        return ""
+    web = site.webrtc
+    nat = "".join(f"local_net = {network}\n" for network in web.local_net)
+    if web.external_media_address:
+        nat += f"external_media_address = {web.external_media_address}\n"
+    if web.external_signaling_address:
+        nat += f"external_signaling_address = {web.external_signaling_address}\n"
+    return f"[transport-wss]\ntype = transport\nprotocol = wss\nbind = 0.0.0.0\n{nat}\n"
 
 
 # A browser phone: DTLS-SRTP, ICE, AVPF, rtcp-mux (webrtc = yes sets them); the media still goes

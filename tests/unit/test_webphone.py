@@ -80,6 +80,43 @@ def test_bad_browser_phone_settings_are_refused(text: str, message: str) -> None
         parse_config(text, "config.yaml", Path("/srv/hotline"))
 
 
+def test_asterisk_behind_nat_gives_browsers_outside_local_net_its_public_address() -> None:
+    nat = "webrtc: {external_media_address: 203.0.113.7, external_signaling_address: 203.0.113.8, "
+    nat += "local_net: [10.30.0.0/16, 192.168.1.0/24]}"
+    pjsip = render(BROWSER + "\n" + nat)["pjsip.conf"]
+    wss = pjsip.split("[transport-wss]\n")[1].split("\n\n")[0]
+    assert wss.splitlines() == [
+        "type = transport",
+        "protocol = wss",
+        "bind = 0.0.0.0",
+        "local_net = 10.30.0.0/16",
+        "local_net = 192.168.1.0/24",
+        "external_media_address = 203.0.113.7",
+        "external_signaling_address = 203.0.113.8",
+    ]
+    udp = pjsip.split("[transport-udp]\n")[1].split("\n\n")[0]
+    assert "external" not in udp and "local_net" not in udp  # the SIP seats' and trunks' transport as before
+    plain = render(BROWSER)["pjsip.conf"].split("[transport-wss]\n")[1].split("\n\n")[0]
+    assert "external" not in plain and "local_net" not in plain
+
+
+@pytest.mark.parametrize(
+    ("nat", "message"),
+    [
+        ("{external_media_address: 203.0.113.7}", r"webrtc[\s\S]*local_net: give the networks"),
+        ("{local_net: [10.0.0.0/8]}", r"local_net is only used with external_media_address"),
+        ("{external_media_address: 'pbx.example', local_net: [10.0.0.0/8]}", r"external_media_address"),
+        ("{external_media_address: '1.2.3.4\\nbind = 0.0.0.0', local_net: [10.0.0.0/8]}", r"external_media_address"),
+        ("{external_signaling_address: 1.2.3.999, local_net: [10.0.0.0/8]}", r"external_signaling_address"),
+        ("{external_media_address: 1.2.3.4, local_net: ['10.0.0.0/8\\nx = y']}", r"local_net"),
+        ("{external_media_address: 1.2.3.4, local_net: [10.0.0.0/33]}", r"local_net"),
+    ],
+)
+def test_bad_nat_settings_are_refused_naming_the_key(nat: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(BROWSER + "\nwebrtc: " + nat, "config.yaml", Path("/srv/hotline"))
+
+
 def test_a_certificate_path_that_cannot_go_into_http_conf_is_refused() -> None:
     with pytest.raises(ValueError, match=r"http\.conf"):
         render(BROWSER + "\nwebrtc: {cert_file: '/etc/a\\nb.pem', key_file: /etc/k.pem}")
