@@ -319,7 +319,8 @@ dtls_auto_generate_cert = yes
 direct_media = no
 send_connected_line = no
 dtmf_mode = rfc4733
-; a phone whose page vanished mid-call sends no media: its leg hangs up
+; a phone whose page vanished mid-call sends no media: its leg hangs up (the AOR's qualify
+; usually notices first: webrtc.qualify_s)
 rtp_timeout = 30
 rtp_timeout_hold = 600
 {extra}aors = {name}
@@ -412,6 +413,8 @@ def _seats(site: AsteriskSite) -> str:
         else:
             endpoint = _endpoint(seat.id, SEAT_CONTEXT, extra)
         block = endpoint + f"\n[{seat.id}]\ntype = aor\n{contact}"
+        if seat.browser:  # a page gone without closing its websocket: Unreachable within seconds
+            block += _qualify(site.webrtc.qualify_s)
         if seat.secret:
             block += f"\n[seat-{seat.id}]\ntype = auth\nauth_type = userpass\n"
             block += f"username = {seat.id}\npassword = {conf_value(seat.secret)}\n"

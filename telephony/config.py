@@ -176,6 +176,11 @@ class WebrtcConfig(ConfigModel):
     # where browser seats' desks may register and call from (their endpoints' ACL, as
     # sip.seat_networks is for SIP softphones); empty: from anywhere
     browser_networks: tuple[IpNetwork, ...] = ()
+    # how often Asterisk asks each browser phone (SIP OPTIONS over its websocket) whether it is
+    # still there: a page that vanished without closing its socket (a frozen or cut-off PC) is
+    # Unreachable after qualify_s + a timeout (≤ 3 s), and the controller takes its caller back to the
+    # queue (webphone/watch.py); 0 = never (then only the 30 s media timeout notices)
+    qualify_s: Annotated[int, Field(ge=0, le=300)] = 5
     # Asterisk behind NAT (the WSS transport's options): the public address put in the SDP
     # (media) and in Contact/Via (signalling) for browsers outside local_net; None: its own address
     external_media_address: IPv4 | None = None
