@@ -363,11 +363,18 @@ async def test_a_page_gone_without_closing_its_socket_is_lost_when_its_contact_s
     ami, seats, tracker = FakeAmi(contact, status="Unreachable"), FakeSeats(SeatState.ON_CALL), FakeTracker()
     PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
     await ami.handlers["ContactStatus"](unreachable)
-    assert [a.get("Variable") for a in ami.actions[:2]] == ["PJSIP_AOR(1001,contact)", f"PJSIP_CONTACT({contact},status)"]
+    assert [a.get("Variable") for a in ami.actions[:2]] == [
+        "PJSIP_AOR(1001,contact)",
+        f"PJSIP_CONTACT({contact},status)",
+    ]
     assert seats.paused == [LOST_REASON] and tracker.amended == [("c1", {"tags": {SEAT_LOST_TAG: "1001"}})]
     assert ami.actions[-1]["Action"] == "Hangup"
     # a seat with a contact that answers (another tab, or the probe went through after all): not lost
-    ami, seats, tracker = FakeAmi(f"{contact},1001;@0a0b", status="Reachable"), FakeSeats(SeatState.ON_CALL), FakeTracker()
+    ami, seats, tracker = (
+        FakeAmi(f"{contact},1001;@0a0b", status="Reachable"),
+        FakeSeats(SeatState.ON_CALL),
+        FakeTracker(),
+    )
     PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
     await ami.handlers["ContactStatus"](unreachable)
     assert seats.paused == [] and [a["Action"] for a in ami.actions] == ["Getvar", "Getvar"]
