@@ -337,7 +337,8 @@ async def test_a_page_gone_without_closing_its_socket_sends_its_caller_back_to_t
             assert (
                 await asyncio.to_thread(hotline.http, "/api/v1/seats/1002/login", ADMIN_TOKEN, "POST")
             ).status == 200
-            lost_before = hotline.controller_log_text().count('"event": "webphone.lost"')
+            lost_talking = '"state": "on_call", "event": "webphone.lost"'  # found lost mid-call
+            lost_before = hotline.controller_log_text().count(lost_talking)
             cut = True  # from now on nothing passes either way, and nobody closes the socket
             await expect(page.locator("#status")).to_contain_text("seat 1001: not_ready", timeout=TIMEOUT_MS)
             assert (await seat_state(hotline))["reason"] == "phone lost"
@@ -351,7 +352,7 @@ async def test_a_page_gone_without_closing_its_socket_sends_its_caller_back_to_t
         )
         assert ended["outcome"] == "answered" and ended["seat"] == "1002"
         assert ended["ivr_path"].count("seat") == 2  # queued, the browser seat vanished, queued again
-        assert hotline.controller_log_text().count('"event": "webphone.lost"') == lost_before + 1
+        assert hotline.controller_log_text().count(lost_talking) == lost_before + 1
 
 
 async def test_a_refused_password_says_so_and_the_seat_is_not_offered_calls(
