@@ -291,8 +291,17 @@ dtmf_mode = rfc4733
 
 
 def _wss_transport(site: AsteriskSite) -> str:
-    # the browser phones' signalling: a websocket on Asterisk's HTTPS listener (http.conf), /ws
-    return "[transport-wss]\ntype = transport\nprotocol = wss\nbind = 0.0.0.0\n\n" if site.browser_seats else ""
+    # the browser phones' signalling: a websocket on Asterisk's HTTPS listener (http.conf), /ws;
+    # behind NAT, the public address for browsers outside local_net (validated addresses/networks)
+    if not site.browser_seats:
+        return ""
+    web = site.webrtc
+    nat = "".join(f"local_net = {network}\n" for network in web.local_net)
+    if web.external_media_address:
+        nat += f"external_media_address = {web.external_media_address}\n"
+    if web.external_signaling_address:
+        nat += f"external_signaling_address = {web.external_signaling_address}\n"
+    return f"[transport-wss]\ntype = transport\nprotocol = wss\nbind = 0.0.0.0\n{nat}\n"
 
 
 # A browser phone: DTLS-SRTP, ICE, AVPF, rtcp-mux (webrtc = yes sets them); the media still goes
@@ -310,7 +319,8 @@ dtls_auto_generate_cert = yes
 direct_media = no
 send_connected_line = no
 dtmf_mode = rfc4733
-; a phone whose page vanished mid-call sends no media: its leg hangs up
+; a phone whose page vanished mid-call sends no media: its leg hangs up (the AOR's qualify
+; usually notices first: webrtc.qualify_s)
 rtp_timeout = 30
 rtp_timeout_hold = 600
 {extra}aors = {name}
@@ -403,6 +413,8 @@ def _seats(site: AsteriskSite) -> str:
         else:
             endpoint = _endpoint(seat.id, SEAT_CONTEXT, extra)
         block = endpoint + f"\n[{seat.id}]\ntype = aor\n{contact}"
+        if seat.browser:  # a page gone without closing its websocket: Unreachable within seconds
+            block += _qualify(site.webrtc.qualify_s)
         if seat.secret:
             block += f"\n[seat-{seat.id}]\ntype = auth\nauth_type = userpass\n"
             block += f"username = {seat.id}\npassword = {conf_value(seat.secret)}\n"

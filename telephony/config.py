@@ -176,9 +176,32 @@ class WebrtcConfig(ConfigModel):
     # where browser seats' desks may register and call from (their endpoints' ACL, as
     # sip.seat_networks is for SIP softphones); empty: from anywhere
     browser_networks: tuple[IpNetwork, ...] = ()
+    # how often Asterisk asks each browser phone (SIP OPTIONS over its websocket) whether it is
+    # still there: a page that vanished without closing its socket (a frozen or cut-off PC) is
+    # Unreachable after qualify_s + a timeout (≤ 3 s), and the controller takes its caller back to the
+    # queue (webphone/watch.py); 0 = never (then only the 30 s media timeout notices)
+    qualify_s: Annotated[int, Field(ge=0, le=300)] = 5
+    # Asterisk behind NAT (the WSS transport's options): the public address put in the SDP
+    # (media) and in Contact/Via (signalling) for browsers outside local_net; None: its own address
+    external_media_address: IPv4 | None = None
+    external_signaling_address: IPv4 | None = None
+    # the networks that reach Asterisk without NAT (they get its own address); needed with the above
+    local_net: tuple[IpNetwork, ...] = ()
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> WebrtcConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("give both cert_file and key_file, or neither (a self-signed demo pair is made)")
+        return self
+
+    @model_validator(mode="after")
+    def _nat(self) -> WebrtcConfig:
+        external = self.external_media_address or self.external_signaling_address
+        if external and not self.local_net:
+            raise ValueError(
+                "local_net: give the networks that reach Asterisk without NAT (e.g. the seats' LAN) "
+                "with external_media_address / external_signaling_address, or every browser gets the public address"
+            )
+        if self.local_net and not external:
+            raise ValueError("local_net is only used with external_media_address / external_signaling_address")
         return self

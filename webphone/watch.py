@@ -8,10 +8,17 @@ queue they came from (ivr/after_seat.py) instead of ending the call.
 A contact removed because the seat registered again elsewhere (a second tab or device: the AOR
 keeps one contact, ``remove_existing``; Asterisk adds the new one, then removes the old) is not a
 lost phone: before acting, the watch asks Asterisk whether the seat still has a contact
-(``PJSIP_AOR(<seat>,contact)``) and leaves a seat that does alone."""
+(``PJSIP_AOR(<seat>,contact)``) that answers (``PJSIP_CONTACT(<id>,status)`` not Unreachable) and
+leaves a seat that does alone.
+
+A page that vanished without closing its socket (a frozen or cut-off PC) keeps its contact; the
+browser AOR's qualify (SIP OPTIONS every ``webrtc.qualify_s``) finds it ``Unreachable`` within
+seconds, and the seat is lost the same way (before the 30 s media timeout would end its leg
+as an ordinary hang-up)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
@@ -25,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 LOST_REASON = "phone lost"  # the seat's pause reason (not_ready)
 SEAT_LOST_TAG = "seat_lost"  # on the caller's record: the seat's phone dropped mid-call (the seat id)
+_CONTACT_ID = re.compile(r"[0-9A-Za-z_-]{1,64};@[0-9a-f]{1,64}")  # <aor>;@<hash of the URI>, Asterisk's
+_GONE = ("Unreachable", "Removed")  # PJSIP_CONTACT(...,status) of a contact that does not answer
 _BUSY = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.WRAP_UP)
 
 
@@ -49,8 +58,9 @@ class AmiLink(Protocol):
 def lost_seat(event: AmiMessage, browser_seats: frozenset[str]) -> str | None:
     """The browser seat whose phone this event says is gone, or None. Pure.
 
-    ``ContactStatus`` Removed/Unreachable: its websocket closed (Asterisk removes the contact at
-    once, even mid-call); ``DeviceStateChange`` UNAVAILABLE: no contact and no call."""
+    ``ContactStatus`` Removed: its websocket closed (Asterisk removes the contact at once, even
+    mid-call); Unreachable: it did not answer the AOR's qualify (a page gone without closing
+    its socket); ``DeviceStateChange`` UNAVAILABLE: no contact and no call."""
     if event.name == "ContactStatus":
         gone = event.get("ContactStatus") in ("Removed", "Unreachable")
         seat = event.get("AOR")
@@ -85,22 +95,29 @@ class PhoneWatch:
         seat_id = lost_seat(event, self._browser)
         if seat_id is None:
             return
-        if await self._still_registered(seat_id):
+        if await self._still_reachable(seat_id):
             log.info("webphone.contact_replaced", seat=seat_id)  # registered again elsewhere: not lost
             return
         await self.phone_lost(seat_id)
 
-    async def _still_registered(self, seat_id: str) -> bool:
-        """Whether Asterisk still has a contact for the seat (AMI ``Getvar`` of ``PJSIP_AOR``).
-        Asterisk not answering: False (the event said the phone is gone; act on it)."""
+    async def _still_reachable(self, seat_id: str) -> bool:
+        """Whether Asterisk still has a contact for the seat (AMI ``Getvar`` of ``PJSIP_AOR``)
+        that is not Unreachable (``PJSIP_CONTACT``). Asterisk not answering: False (the event
+        said the phone is gone; act on it)."""
         try:
-            reply = await self._ami.send_action(
-                {"Action": "Getvar", "Variable": f"PJSIP_AOR({seat_id},contact)"}, timeout_s=2.0
-            )
+            contacts = await self._getvar(f"PJSIP_AOR({seat_id},contact)")
+            for contact in filter(None, (c.strip() for c in contacts.split(","))):
+                if _CONTACT_ID.fullmatch(contact) is None:
+                    return True  # not one we can ask about: a contact is there, leave the seat alone
+                if await self._getvar(f"PJSIP_CONTACT({contact},status)") not in _GONE:
+                    return True
         except AmiError as exc:
             log.warning("webphone.contacts_unknown", seat=seat_id, error=str(exc))
-            return False
-        return bool(reply.response.get("value").strip())
+        return False
+
+    async def _getvar(self, variable: str) -> str:
+        reply = await self._ami.send_action({"Action": "Getvar", "Variable": variable}, timeout_s=2.0)
+        return reply.response.get("value").strip()
 
     async def phone_lost(self, seat_id: str) -> None:
         seat = self._seats.get(seat_id)

@@ -7,27 +7,35 @@
   ends the conversation and the caller goes on to the after-seat path (case number, survey);
 - a refused password (401) and a blocked microphone each say so on the desk, and a ready seat
   is paused: the ACD offers it no call it cannot answer;
-- the phone's websocket dropped during a call: the seat goes not ready, the caller is not lost.
+- the phone's websocket dropped during a call: the seat goes not ready, the caller is not lost;
+- the seat consults 95598 (a SIPp peer on the carrier trunk) from the desk and goes back to its
+  caller, then hands the caller on blind: the peer hears the caller's voice and not the seat's,
+  the browser's leg is hung up, the record says transferred;
+- the page vanishes mid-call without closing its websocket (the network black-holed): Asterisk's
+  qualify finds the browser Unreachable, the seat goes not ready and the caller back to the queue,
+  where a SIP seat takes them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, Route, async_playwright, expect
+from playwright.async_api import Page, Route, WebSocketRoute, async_playwright, expect
 
 from tests.support.audio import tone_wav
 from tests.support.browser import CHROMIUM_ARGS, chromium_path
 from tests.support.platform import ADMIN_TOKEN, SEAT_TOKEN, PlatformUnderTest
 from tests.support.ports import free_port, free_tcp_and_udp_port
-from tests.support.rtp_phone import band_rms
+from tests.support.rtp_phone import RtpPhone, band_rms
 from tests.support.sipp import (
     ANSWERED,
     HOTLINE_HANGS_UP,
@@ -56,7 +64,15 @@ def sip_seat_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def hotline(tmp_path_factory: pytest.TempPathFactory, sip_seat_port: int) -> Iterator[PlatformUnderTest]:
+def carrier_port() -> int:
+    """The carrier trunk, where 95598 (the directory's `power`) answers: a SIPp peer."""
+    return free_tcp_and_udp_port()
+
+
+@pytest.fixture(scope="module")
+def hotline(
+    tmp_path_factory: pytest.TempPathFactory, sip_seat_port: int, carrier_port: int
+) -> Iterator[PlatformUnderTest]:
     platform = PlatformUnderTest(
         tmp_path_factory.mktemp("browser_phone"),
         overrides={
@@ -65,6 +81,7 @@ def hotline(tmp_path_factory: pytest.TempPathFactory, sip_seat_port: int) -> Ite
                 {"id": "1002", "name": "李华", "contact": f"sip:1002@127.0.0.1:{sip_seat_port}"},
             ],
             "webrtc": {"port": free_port()},
+            "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
             "acd": {"wrapup_s": 0, "ring_timeout_s": 20, "max_missed_offers": 2},
             "http": {
                 "tokens": [
@@ -197,6 +214,59 @@ async def test_the_desk_is_the_phone_recorded_with_both_voices(
         assert band_rms(wav, SEAT_HZ - 50, SEAT_HZ + 50) > 0.02, "the browser seat is not in the recording"
 
 
+async def test_the_browser_seat_consults_then_hands_its_caller_on_blind(
+    hotline: PlatformUnderTest, voices: tuple[list[str], Path], carrier_port: int, tmp_path: Path
+) -> None:
+    args, caller_voice = voices
+    async with desk_browser(args) as page:
+        await open_desk(page, hotline)
+        phone = page.locator("#phone-status")
+        await expect(phone).to_contain_text("registered as 1001", timeout=TIMEOUT_MS)
+        await make_ready(page, hotline)
+        caller, masked = "13912340018", "139****0018"
+        call = await asyncio.to_thread(place_call, hotline, caller, caller_voice)
+        await expect(page.locator("#phone-answer")).to_be_enabled(timeout=TIMEOUT_MS)
+        await page.click("#phone-answer")
+        await expect(phone).to_contain_text("talking", timeout=TIMEOUT_MS)
+        await expect(page.locator("#status")).to_contain_text("seat 1001: on_call", timeout=TIMEOUT_MS)
+        power = page.locator("#destinations div", has_text="95598")
+
+        # a consultation from the browser seat's phone, then back to the caller
+        consulted = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=carrier_port)
+        try:
+            await power.locator("button", has_text="attended").click()
+            await expect(page.locator("#consult")).to_contain_text("power: talking (attended)", timeout=TIMEOUT_MS)
+            await page.click("[data-consult=cancel]")
+            await expect(page.locator("#consult")).to_have_text("无 none", timeout=TIMEOUT_MS)
+            assert await asyncio.to_thread(lambda: consulted.wait().ok)  # 95598 hung up, the caller kept
+        finally:
+            consulted.stop()
+        await expect(phone).to_contain_text("talking")  # the browser seat is with its caller again
+
+        # a blind transfer: 95598 gets the caller, the browser's leg is hung up
+        ear = RtpPhone(None)  # 95598's media: what its user hears
+        peer = SippServer(ear.sdp_port(scenario(answering_peer(talk_ms=5000, hang_up=True))), port=carrier_port)
+        try:
+            since = time.monotonic()
+            await power.locator("button", has_text="blind").click()
+            await expect(phone).to_contain_text("call ended", timeout=TIMEOUT_MS)
+            assert await asyncio.to_thread(lambda: peer.wait().ok)  # answered, 5 s of talk, hung up by 95598
+            assert await asyncio.to_thread(lambda: call.wait().ok)  # the caller was released at the end
+            heard = await asyncio.to_thread(ear.heard_since, since, tmp_path / "power-heard.wav")
+        finally:
+            peer.stop()
+            ear.close()
+        assert band_rms(heard, CALLER_HZ - 40, CALLER_HZ + 40) > 0.02, "95598 did not hear the caller"
+        # the seat's 1500 Hz no louder than the noise floor of u-law beside it (a band where nobody speaks)
+        seat_band, floor = band_rms(heard, SEAT_HZ - 50, SEAT_HZ + 50), band_rms(heard, 1150, 1250)
+        assert seat_band < 3 * floor + 0.002, f"95598 heard the browser seat ({seat_band} vs {floor})"
+        ended = await asyncio.to_thread(
+            hotline.wait_call, lambda c: c["caller"] == masked and c["state"] == "ended", "the record"
+        )
+        assert (ended["outcome"], ended["seat"], ended["transfer_to"]) == ("transferred", "1001", "power:95598")
+        assert ended["tags"]["transfer_mode"] == "blind" and "after_seat" not in ended["tags"]
+
+
 async def test_a_dropped_websocket_mid_call_pauses_the_seat_and_requeues_the_caller(
     hotline: PlatformUnderTest, voices: tuple[list[str], Path], sip_seat_port: int
 ) -> None:
@@ -236,6 +306,53 @@ async def test_a_dropped_websocket_mid_call_pauses_the_seat_and_requeues_the_cal
         # the desk's phone registers again by itself; the seat stays paused until it says ready
         await expect(phone).to_contain_text("registered as 1001", timeout=TIMEOUT_MS)
         assert (await seat_state(hotline))["state"] == "not_ready"
+
+
+async def test_a_page_gone_without_closing_its_socket_sends_its_caller_back_to_the_queue(
+    hotline: PlatformUnderTest, voices: tuple[list[str], Path], sip_seat_port: int
+) -> None:
+    """The PC freezes or its network is cut: no websocket close reaches Asterisk (the contact
+    stays, the fake microphone's media even keeps flowing); only the AOR's qualify notices."""
+    args, caller_voice = voices
+    cut = False
+
+    def black_hole(ws: WebSocketRoute) -> None:  # the page's SIP websocket, relayed until the cut
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: None if cut else server.send(message))
+        server.on_message(lambda message: None if cut else ws.send(message))
+
+    async with desk_browser(args) as page:
+        await page.route_web_socket(re.compile(r"^wss://.*/ws$"), black_hole)
+        await open_desk(page, hotline)
+        phone = page.locator("#phone-status")
+        await expect(phone).to_contain_text("registered as 1001", timeout=TIMEOUT_MS)
+        await make_ready(page, hotline)
+        caller, masked = "13912340019", "139****0019"
+        call = await asyncio.to_thread(place_call, hotline, caller, caller_voice)
+        await expect(page.locator("#phone-answer")).to_be_enabled(timeout=TIMEOUT_MS)
+        await page.click("#phone-answer")
+        await expect(page.locator("#status")).to_contain_text("seat 1001: on_call", timeout=TIMEOUT_MS)
+        other = SippServer(scenario(answering_peer(talk_ms=2000, hang_up=True)), port=sip_seat_port)
+        try:
+            assert (
+                await asyncio.to_thread(hotline.http, "/api/v1/seats/1002/login", ADMIN_TOKEN, "POST")
+            ).status == 200
+            lost_talking = '"state": "on_call", "event": "webphone.lost"'  # found lost mid-call
+            lost_before = hotline.controller_log_text().count(lost_talking)
+            cut = True  # from now on nothing passes either way, and nobody closes the socket
+            await expect(page.locator("#status")).to_contain_text("seat 1001: not_ready", timeout=TIMEOUT_MS)
+            assert (await seat_state(hotline))["reason"] == "phone lost"
+            assert await asyncio.to_thread(lambda: other.wait().ok)  # the SIP seat took the caller
+            assert await asyncio.to_thread(lambda: call.wait().ok)
+        finally:
+            other.stop()
+            await asyncio.to_thread(hotline.http, "/api/v1/seats/1002/logout", ADMIN_TOKEN, "POST")
+        ended = await asyncio.to_thread(
+            hotline.wait_call, lambda c: c["caller"] == masked and c["state"] == "ended", "the record"
+        )
+        assert ended["outcome"] == "answered" and ended["seat"] == "1002"
+        assert ended["ivr_path"].count("seat") == 2  # queued, the browser seat vanished, queued again
+        assert hotline.controller_log_text().count(lost_talking) == lost_before + 1
 
 
 async def test_a_refused_password_says_so_and_the_seat_is_not_offered_calls(

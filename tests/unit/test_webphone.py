@@ -80,6 +80,43 @@ def test_bad_browser_phone_settings_are_refused(text: str, message: str) -> None
         parse_config(text, "config.yaml", Path("/srv/hotline"))
 
 
+def test_asterisk_behind_nat_gives_browsers_outside_local_net_its_public_address() -> None:
+    nat = "webrtc: {external_media_address: 203.0.113.7, external_signaling_address: 203.0.113.8, "
+    nat += "local_net: [10.30.0.0/16, 192.168.1.0/24]}"
+    pjsip = render(BROWSER + "\n" + nat)["pjsip.conf"]
+    wss = pjsip.split("[transport-wss]\n")[1].split("\n\n")[0]
+    assert wss.splitlines() == [
+        "type = transport",
+        "protocol = wss",
+        "bind = 0.0.0.0",
+        "local_net = 10.30.0.0/16",
+        "local_net = 192.168.1.0/24",
+        "external_media_address = 203.0.113.7",
+        "external_signaling_address = 203.0.113.8",
+    ]
+    udp = pjsip.split("[transport-udp]\n")[1].split("\n\n")[0]
+    assert "external" not in udp and "local_net" not in udp  # the SIP seats' and trunks' transport as before
+    plain = render(BROWSER)["pjsip.conf"].split("[transport-wss]\n")[1].split("\n\n")[0]
+    assert "external" not in plain and "local_net" not in plain
+
+
+@pytest.mark.parametrize(
+    ("nat", "message"),
+    [
+        ("{external_media_address: 203.0.113.7}", r"webrtc[\s\S]*local_net: give the networks"),
+        ("{local_net: [10.0.0.0/8]}", r"local_net is only used with external_media_address"),
+        ("{external_media_address: 'pbx.example', local_net: [10.0.0.0/8]}", r"external_media_address"),
+        ("{external_media_address: '1.2.3.4\\nbind = 0.0.0.0', local_net: [10.0.0.0/8]}", r"external_media_address"),
+        ("{external_signaling_address: 1.2.3.999, local_net: [10.0.0.0/8]}", r"external_signaling_address"),
+        ("{external_media_address: 1.2.3.4, local_net: ['10.0.0.0/8\\nx = y']}", r"local_net"),
+        ("{external_media_address: 1.2.3.4, local_net: [10.0.0.0/33]}", r"local_net"),
+    ],
+)
+def test_bad_nat_settings_are_refused_naming_the_key(nat: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(BROWSER + "\nwebrtc: " + nat, "config.yaml", Path("/srv/hotline"))
+
+
 def test_a_certificate_path_that_cannot_go_into_http_conf_is_refused() -> None:
     with pytest.raises(ValueError, match=r"http\.conf"):
         render(BROWSER + "\nwebrtc: {cert_file: '/etc/a\\nb.pem', key_file: /etc/k.pem}")
@@ -258,8 +295,9 @@ def test_a_caller_whose_seat_lost_its_phone_goes_back_to_the_last_queue() -> Non
 class FakeAmi:
     """Asterisk's side of the watch: the seat's contacts now (PJSIP_AOR) and the actions sent."""
 
-    def __init__(self, contacts: str) -> None:
+    def __init__(self, contacts: str, status: str = "Reachable") -> None:
         self.contacts = contacts
+        self.status = status  # every contact's PJSIP_CONTACT(...,status)
         self.handlers: dict[str, Callable[[AmiMessage], Awaitable[None]]] = {}
         self.actions: list[Mapping[str, str | list[str]]] = []
 
@@ -270,6 +308,8 @@ class FakeAmi:
         self.actions.append(fields)
         if fields["Action"] == "Getvar" and fields["Variable"] == "PJSIP_AOR(1001,contact)":
             return AmiResponse(AmiMessage({"response": "Success", "value": self.contacts}))
+        if fields["Action"] == "Getvar" and str(fields["Variable"]).startswith("PJSIP_CONTACT(1001;@"):
+            return AmiResponse(AmiMessage({"response": "Success", "value": self.status}))
         return AmiResponse(AmiMessage({"response": "Success"}))
 
 
@@ -308,8 +348,48 @@ async def test_a_seat_registered_again_elsewhere_keeps_its_call_and_stays_ready(
     PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
     await ami.handlers[event](AmiMessage(removed))
     assert seats.paused == [] and tracker.amended == []
-    assert [a["Action"] for a in ami.actions] == ["Getvar"]  # no Hangup of the seat's leg
+    assert [a["Action"] for a in ami.actions] == ["Getvar", "Getvar"]  # no Hangup of the seat's leg
     ami.contacts = ""  # no contact left: the phone is gone
     await ami.handlers[event](AmiMessage(removed))
     assert seats.paused == [LOST_REASON] and tracker.amended == [("c1", {"tags": {SEAT_LOST_TAG: "1001"}})]
-    assert [a["Action"] for a in ami.actions] == ["Getvar", "Getvar", "Hangup"]
+    assert [a["Action"] for a in ami.actions] == ["Getvar", "Getvar", "Getvar", "Hangup"]
+
+
+async def test_a_page_gone_without_closing_its_socket_is_lost_when_its_contact_stops_answering() -> None:
+    # the contact stays (no websocket close), but the AOR's qualify finds it Unreachable
+    unreachable = AmiMessage({"event": "ContactStatus", "contactstatus": "Unreachable", "aor": "1001"})
+    record = CallRecord(call_id="c1", platform="kunming", started_at=datetime.now(UTC), seat="1001")
+    contact = "1001;@45ffa74f32ea4bbfd37b7be8340b63ea"
+    ami, seats, tracker = FakeAmi(contact, status="Unreachable"), FakeSeats(SeatState.ON_CALL), FakeTracker()
+    PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
+    await ami.handlers["ContactStatus"](unreachable)
+    assert [a.get("Variable") for a in ami.actions[:2]] == [
+        "PJSIP_AOR(1001,contact)",
+        f"PJSIP_CONTACT({contact},status)",
+    ]
+    assert seats.paused == [LOST_REASON] and tracker.amended == [("c1", {"tags": {SEAT_LOST_TAG: "1001"}})]
+    assert ami.actions[-1]["Action"] == "Hangup"
+    # a seat with a contact that answers (another tab, or the probe went through after all): not lost
+    ami, seats, tracker = (
+        FakeAmi(f"{contact},1001;@0a0b", status="Reachable"),
+        FakeSeats(SeatState.ON_CALL),
+        FakeTracker(),
+    )
+    PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
+    await ami.handlers["ContactStatus"](unreachable)
+    assert seats.paused == [] and [a["Action"] for a in ami.actions] == ["Getvar", "Getvar"]
+    # a contact id that is not Asterisk's shape is never put into an AMI action: left alone
+    ami, seats, tracker = FakeAmi("1001;@x),EVIL(", status="Unreachable"), FakeSeats(SeatState.ON_CALL), FakeTracker()
+    PhoneWatch(ami, seats, tracker, ["1001"], lambda: [record])
+    await ami.handlers["ContactStatus"](unreachable)
+    assert seats.paused == [] and len(ami.actions) == 1
+
+
+def test_a_browser_seats_aor_is_qualified_so_a_silent_page_is_noticed() -> None:
+    pjsip = render(BROWSER)["pjsip.conf"]
+    browser_aor = pjsip.split("\n[1001]\ntype = aor\n")[1].split("\n\n")[0]
+    assert "qualify_frequency = 5\nqualify_timeout = 2.5" in browser_aor
+    sip_aor = pjsip.split("\n[1002]\ntype = aor\n")[1].split("\n\n")[0]
+    assert "qualify" not in sip_aor  # SIP softphones as before
+    off = render(BROWSER + "\nwebrtc: {qualify_s: 0}")["pjsip.conf"]
+    assert "qualify" not in off.split("\n[1001]\ntype = aor\n")[1].split("\n\n")[0]
