@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from common.private_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, private_dir
 from ivr.prompts import build_sound_set
 from telephony.say_zh import zh_sounds_dir
 
@@ -26,4 +27,8 @@ def seed_sound_set(runtime_dir: Path, recorded_dir: Path) -> None:
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         build_sound_set(recorded_dir / "zh", folder / "zh")
         _BUILT.append(folder / "zh")
+    private_dir(target.parent)  # as the controller makes its folders: the service's alone
     shutil.copytree(_BUILT[0], target)
+    target.chmod(PRIVATE_DIR_MODE)
+    for path in target.rglob("*"):
+        path.chmod(PRIVATE_DIR_MODE if path.is_dir() else PRIVATE_FILE_MODE)
