@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import json
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +25,7 @@ from redis.backoff import NoBackoff
 from calls.model import CallRecord, CallState
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
+from common.redis_sentinel import ReplicationAcks, SentinelRedis
 from hotline.redis_process import RedisProcess
 from tests.support.ports import free_port
 from tests.unit.test_call_store_writes import KEYS, T0, snapshot, versions
@@ -237,7 +237,6 @@ async def test_a_write_a_hung_redis_takes_after_a_newer_one_does_not_undo_it(
         assert await tracker.flush_dirty() == 0
         await control.set("hotline:control", "first")
 
-        print("T start", time.monotonic())
         own_redis.send_signal(signal.SIGSTOP)
         proxy.holding = True
         await tracker.ivr_step("k-5.1", "main_menu")  # revision 3, in the IVR
@@ -247,7 +246,6 @@ async def test_a_write_a_hung_redis_takes_after_a_newer_one_does_not_undo_it(
         ended = await tracker.hung_up("k-5.1", "Normal Clearing")
         assert ended is not None and ended.state is CallState.ENDED and ended.revision == 4
 
-        print("T hung part", time.monotonic())
         own_redis.send_signal(signal.SIGCONT)
         proxy.holding = False
         for _ in range(100):  # the writer's retries, as run_flusher makes them
@@ -258,13 +256,11 @@ async def test_a_write_a_hung_redis_takes_after_a_newer_one_does_not_undo_it(
         await direct.set("hotline:control", "newer")
         before = await _evals(direct)
 
-        print("T saved", time.monotonic())
         proxy.release()  # the older version's write lands last
         for _ in range(200):
             if await _evals(direct) > before and await direct.get("hotline:control") == b"older":
                 break
             await asyncio.sleep(0.05)
-        print("T released", time.monotonic())
         assert await direct.get("hotline:control") == b"older"  # a plain write does go back in time
         assert await _evals(direct) == before + 1  # the held record write ran …
         stored = await RedisCallStore(direct, RETENTION, "kunming", KEYS).get("k-5.1")
@@ -275,3 +271,33 @@ async def test_a_write_a_hung_redis_takes_after_a_newer_one_does_not_undo_it(
         await via_proxy.aclose()
         await control.aclose()
         await direct.aclose()
+
+
+async def test_a_tracker_behind_the_store_saves_above_its_revision(client: aioredis.Redis) -> None:
+    """A record another controller left at a higher revision, which this one did not adopt (it
+    changed the call before reading it): its own newest version goes out above the stored one."""
+    store = RedisCallStore(client, RETENTION, "kunming", KEYS)
+    assert await store.save(revised("k-6.1", "13800138006")[4].model_copy(update={"revision": 50}))
+    tracker = CallTracker(store, "kunming", clock=lambda: T0)
+    await tracker.ivr_started("k-6.1", "PJSIP/trunk-6", "13800138006", "", "12345")
+    ended = await tracker.hung_up("k-6.1", "Normal Clearing")
+    assert ended is not None and ended.revision == 2
+    assert await tracker.flush_dirty() == 0
+    stored = await store.get("k-6.1")
+    assert stored == ended.model_copy(update={"revision": 51})
+    assert await client.smembers(OPEN) == set()
+
+
+async def test_behind_sentinel_a_batch_is_still_followed_by_wait(
+    redis_server: RedisProcess, client: aioredis.Redis
+) -> None:
+    """The script runs inside MULTI/EXEC, so common/redis_sentinel.py's WAIT follows it."""
+    primary = SentinelRedis(port=redis_server.port)
+    primary.acks = ReplicationAcks(replicas=1, timeout_ms=20)
+    try:
+        store = RedisCallStore(primary, RETENTION, "kunming", KEYS)
+        assert await store.save_many([revised("k-7.1", "13800138007")[NEWEST]]) == {}
+        assert (primary.acks.waited, primary.acks.short) == (1, 1)  # no replica here: counted short
+        assert await store.get("k-7.1") == revised("k-7.1", "13800138007")[NEWEST]
+    finally:
+        await primary.aclose()
