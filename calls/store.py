@@ -28,10 +28,11 @@ for i, record in ipairs(cjson.decode(ARGV[1])) do
     local stored = redis.call('GET', key)
     local have = -1
     if stored then
-        have = 0
-        local ok, old = pcall(cjson.decode, stored)
-        if ok and type(old) == 'table' and type(old['revision']) == 'number' then
-            have = old['revision']
+        -- revision is the record's last field: read at the end, decoded whole only if not there
+        have = tonumber(string.match(stored, '"revision":(%d+)}$'))
+        if not have then
+            local ok, old = pcall(cjson.decode, stored)
+            have = (ok and type(old) == 'table' and tonumber(old['revision'])) or 0
         end
     end
     if have > record[2] then

@@ -301,3 +301,9 @@ async def test_behind_sentinel_a_batch_is_still_followed_by_wait(
         assert await store.get("k-7.1") == revised("k-7.1", "13800138007")[NEWEST]
     finally:
         await primary.aclose()
+
+
+def test_the_revision_is_the_last_field_the_script_reads() -> None:
+    """SAVE_SCRIPT reads the stored revision at the end of the JSON (a full decode otherwise)."""
+    assert list(CallRecord.model_fields)[-1] == "revision"
+    assert revised("k-8.1", "13800138008")[NEWEST].model_dump_json().endswith(f',"revision":{NEWEST + 1}}}')
