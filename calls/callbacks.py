@@ -44,6 +44,19 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1
 """
 
+# ARGV: caller, when the served call ended (epoch s). Takes the number off the list unless its
+# last miss is later (ordered by its ``order`` score): a clear Redis takes late (a hung Redis, a
+# write and its retry on two connections) never undoes the miss of a later call.
+_CLEAR = """
+local missed = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if missed and tonumber(missed) > tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class Callback:
@@ -126,9 +139,11 @@ class RedisCallbackList:
         return 0
 
     async def _clear(self, record: CallRecord) -> None:
+        """A served call takes its number off the list, unless a later call of it was missed
+        (``_CLEAR``; in a MULTI, so that behind Sentinel WAIT follows it)."""
+        served = (record.ended_at or record.started_at).timestamp()
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._entries, record.caller)
-            pipe.zrem(self._order, record.caller)
+            pipe.eval(_CLEAR, 2, self._entries, self._order, record.caller, repr(served))
             await pipe.execute()
 
     async def _add(self, record: CallRecord) -> None:

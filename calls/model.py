@@ -80,6 +80,11 @@ class CallRecord(BaseModel):
     case_id: str = ""  # the ticket the seat registered for this call, or linked it to (cases/)
     # outbound: the hotline called (a seat's callback, dialback/); ``caller`` is then the citizen called
     direction: Literal["inbound", "outbound"] = "inbound"
+    # the version of this record: each change the tracker keeps gets the next one, and the store
+    # never replaces a stored version by an older one (calls/store.py); 0 in records written
+    # before revisions existed (any saved change replaces them). Keep it the LAST field: the save
+    # script reads it at the end of the stored JSON (calls/store.py)
+    revision: int = 0
 
     @property
     def is_open(self) -> bool:

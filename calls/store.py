@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
@@ -13,16 +14,58 @@ from calls.caller_index import HISTORY_WINDOW, MAX_CALLS_PER_CALLER, CallerKeys
 from calls.model import CallRecord
 
 KEY_PREFIX = "hotline:"
+
+# KEYS: every key the batch touches. ARGV[1]: JSON [[record key's position in KEYS, revision,
+# expiry ms (0: none), [[command, key position, args…], …]], …]; ARGV[1 + i]: record i's JSON.
+# A record is written, then its index writes run, only if the stored record's revision is not
+# newer (equal: the retry of a write that landed; none stored, or a record of before revisions:
+# 0). Replies, per record: -1 written, else the stored revision that kept it out.
+SAVE_SCRIPT = """
+local writes = {SADD = true, SREM = true, ZADD = true, ZREMRANGEBYSCORE = true, ZREMRANGEBYRANK = true, PEXPIRE = true}
+local replies = {}
+for i, record in ipairs(cjson.decode(ARGV[1])) do
+    local key = KEYS[record[1]]
+    local stored = redis.call('GET', key)
+    local have = -1
+    if stored then
+        -- revision is the record's last field: read at the end, decoded whole only if not there
+        have = tonumber(string.match(stored, '"revision":(%d+)}$'))
+        if not have then
+            local ok, old = pcall(cjson.decode, stored)
+            have = (ok and type(old) == 'table' and tonumber(old['revision'])) or 0
+        end
+    end
+    if have > record[2] then
+        replies[i] = have
+    else
+        if record[3] > 0 then
+            redis.call('SET', key, ARGV[i + 1], 'PX', record[3])
+        else
+            redis.call('SET', key, ARGV[i + 1])
+        end
+        for _, op in ipairs(record[4]) do
+            if not writes[op[1]] then
+                return redis.error_reply('not a write of a call record: ' .. tostring(op[1]))
+            end
+            redis.call(op[1], KEYS[op[2]], unpack(op, 3))
+        end
+        replies[i] = -1
+    end
+end
+return replies
+"""
 INDEXED_CALLS_MAX = 20_000  # open calls whose index entries this store remembers having written
 
 
 class CallStore(Protocol):
     """Durable storage of call records."""
 
-    async def save(self, record: CallRecord) -> None: ...
+    async def save(self, record: CallRecord) -> bool: ...
 
-    async def save_many(self, records: Sequence[CallRecord]) -> None:
-        """Save several records at once (all or none: the writer retries the batch)."""
+    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
+        """Save several records at once (the writer retries the batch when it fails). A record
+        whose stored revision is newer than its own is left as stored: the ones left so come
+        back, call id → the stored revision."""
         ...
 
     async def get(self, call_id: str) -> CallRecord | None: ...
@@ -36,7 +79,11 @@ class RedisCallStore:
     """Records as JSON strings; per platform a sorted set by start time and a set of open calls
     (the platforms of a province share one Redis; each adopts and lists only its own calls).
 
-    Each save writes the whole record, so a retry after a Redis outage is idempotent. The index
+    Each save writes the whole record, so a retry after a Redis outage is idempotent. Writes
+    are compare-and-set on the record's ``revision`` (``SAVE_SCRIPT``): a version lands, with its
+    index entries, only where the stored one is not newer, so a write that Redis takes late (a
+    hung Redis whose kernel held the bytes of a timed-out write, then took its retry of a newer
+    version first) can never take a record back in time. The index
     entries of an open call (the open set, the by-start and search indexes, the caller's history)
     do not change between its saves: they are written with its first save and again only when
     they change, not with each of the ten or so saves of a call's IVR steps (the record's own SET
@@ -82,63 +129,75 @@ class RedisCallStore:
         fields["outcome"] = record.outcome.value if record.outcome else ""
         return {by: value for by, value in fields.items() if value}
 
-    async def save(self, record: CallRecord) -> None:
-        await self.save_many([record])
+    async def save(self, record: CallRecord) -> bool:
+        """Save ``record``; False when the store has a newer revision of it (nothing written)."""
+        return record.call_id not in await self.save_many([record])
 
-    async def save_many(self, records: Sequence[CallRecord]) -> None:
-        """Save ``records`` in one round trip (one MULTI/EXEC: all or none)."""
+    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
+        """Save ``records`` in one round trip (one MULTI/EXEC around one script). A record is
+        written, with its index entries, only where the store's revision of it is not newer;
+        returns the ones that were not: call id → the revision the store has."""
         if not records:
-            return
-        written: list[tuple[CallRecord, frozenset[str]]] = []
+            return {}
+        batch = _Batch()
+        planned = [(record, self._plan(batch, record)) for record in records]
         async with self._redis.pipeline(transaction=True) as pipe:
-            for record in records:
-                written.append((record, self._queue_save(pipe, record)))
-            await pipe.execute()
-        for record, entries in written:
-            if record.is_open:
+            pipe.eval(SAVE_SCRIPT, len(batch.keys), *batch.keys, batch.meta(), *batch.bodies)
+            (replies,) = await pipe.execute()
+        stale: dict[str, int] = {}
+        for (record, entries), reply in zip(planned, replies, strict=True):
+            if int(reply) >= 0:
+                stale[record.call_id] = int(reply)
+                self._indexed.pop(record.call_id, None)  # written by another version: all again next time
+            elif record.is_open:
                 self._indexed[record.call_id] = entries
                 self._indexed.move_to_end(record.call_id)
                 while len(self._indexed) > INDEXED_CALLS_MAX:
                     self._indexed.popitem(last=False)
             else:
                 self._indexed.pop(record.call_id, None)  # an amendment after the end writes them again
+        return stale
 
-    def _queue_save(self, pipe: Any, record: CallRecord) -> frozenset[str]:
-        """Queue one record's writes on ``pipe``; returns the index entries it then has."""
+    def _plan(self, batch: _Batch, record: CallRecord) -> frozenset[str]:
+        """Add one record's writes to ``batch``; returns the index entries it then has."""
         started_ms = int(record.started_at.timestamp() * 1000)
         cutoff_ms = started_ms - int(self._retention.total_seconds() * 1000)
+        retention_ms = int(self._retention.total_seconds() * 1000)
         done = self._indexed.get(record.call_id, frozenset())
         entries = {f"started={started_ms}"}
+        ops: list[list[object]] = []
         if record.is_open:
-            pipe.set(self._key(record.call_id), record.model_dump_json())
+            expire_ms = 0
             if "open" not in done:
-                pipe.sadd(self._open_key(record.platform), record.call_id)
+                ops.append(["SADD", batch.key(self._open_key(record.platform)), record.call_id])
             entries.add("open")
         else:
-            pipe.set(self._key(record.call_id), record.model_dump_json(), ex=self._retention)
-            pipe.srem(self._open_key(record.platform), record.call_id)
+            expire_ms = retention_ms
+            ops.append(["SREM", batch.key(self._open_key(record.platform)), record.call_id])
         if f"started={started_ms}" not in done:
-            pipe.zadd(self._recent_key(record.platform), {record.call_id: started_ms})
-            pipe.zremrangebyscore(self._recent_key(record.platform), "-inf", cutoff_ms)
+            recent = batch.key(self._recent_key(record.platform))
+            ops.append(["ZADD", recent, str(started_ms), record.call_id])
+            ops.append(["ZREMRANGEBYSCORE", recent, "-inf", str(cutoff_ms)])
         for by, value in self.search_fields(record).items():
             entry = f"{by}={value}"
             entries.add(entry)
             if entry in done and f"started={started_ms}" in done:
                 continue
-            index = self.index_key(record.platform, by, value)
-            pipe.zadd(index, {record.call_id: started_ms})
-            pipe.zremrangebyscore(index, "-inf", cutoff_ms)
-            pipe.pexpire(index, int(self._retention.total_seconds() * 1000))
+            index = batch.key(self.index_key(record.platform, by, value))
+            ops.append(["ZADD", index, str(started_ms), record.call_id])
+            ops.append(["ZREMRANGEBYSCORE", index, "-inf", str(cutoff_ms)])
+            ops.append(["PEXPIRE", index, str(retention_ms)])
         if self._caller_keys is not None and record.caller:
             entry = f"caller={record.caller}"
             entries.add(entry)
             if entry not in done or f"started={started_ms}" not in done:
-                by_caller = self._caller_keys.calls_key(record.platform, record.caller)
+                by_caller = batch.key(self._caller_keys.calls_key(record.platform, record.caller))
                 window_ms = int(HISTORY_WINDOW.total_seconds() * 1000)
-                pipe.zadd(by_caller, {record.call_id: started_ms})
-                pipe.zremrangebyscore(by_caller, "-inf", started_ms - window_ms)
-                pipe.zremrangebyrank(by_caller, 0, -(MAX_CALLS_PER_CALLER + 1))
-                pipe.pexpire(by_caller, window_ms)  # 90 days after its latest call
+                ops.append(["ZADD", by_caller, str(started_ms), record.call_id])
+                ops.append(["ZREMRANGEBYSCORE", by_caller, "-inf", str(started_ms - window_ms)])
+                ops.append(["ZREMRANGEBYRANK", by_caller, "0", str(-(MAX_CALLS_PER_CALLER + 1))])
+                ops.append(["PEXPIRE", by_caller, str(window_ms)])  # 90 days after its latest call
+        batch.add(batch.key(self._key(record.call_id)), record.revision, expire_ms, record.model_dump_json(), ops)
         return frozenset(entries)
 
     async def get(self, call_id: str) -> CallRecord | None:
@@ -180,6 +239,30 @@ class RedisCallStore:
 
 class StoreUnavailable(Exception):
     """The record store cannot be reached right now."""
+
+
+class _Batch:
+    """One script call's keys (each once, referred to by position), records and their writes."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._positions: dict[str, int] = {}
+        self._records: list[list[object]] = []
+        self.bodies: list[str] = []
+
+    def key(self, key: str) -> int:
+        """The position (from 1, as in Lua) of ``key`` in KEYS."""
+        if key not in self._positions:
+            self.keys.append(key)
+            self._positions[key] = len(self.keys)
+        return self._positions[key]
+
+    def add(self, key: int, revision: int, expire_ms: int, body: str, ops: list[list[object]]) -> None:
+        self._records.append([key, revision, expire_ms, ops])
+        self.bodies.append(body)
+
+    def meta(self) -> str:
+        return json.dumps(self._records, separators=(",", ":"))
 
 
 def _ids(raw: Iterable[object]) -> list[str]:

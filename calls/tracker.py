@@ -152,8 +152,26 @@ class CallTracker:
             self._note_seen(record.call_id)
         log.info("calls.loaded_open", count=len(self._live))
 
+    def _latest(self, call_id: str) -> CallRecord | None:
+        """The newest version of the call kept here (the writer's, the live or the ended one)."""
+        return self._dirty.get(call_id) or self._live.get(call_id) or self._ended.get(call_id)
+
     def _put(self, record: CallRecord) -> CallRecord:
-        """Keep the change in memory and mark it for the writer; never waits for the store."""
+        """Keep the change in memory and mark it for the writer; never waits for the store.
+        The change gets the next revision of its call (after the one it was made from and any
+        kept here), so the store can tell it from every older version however late they land."""
+        latest = self._latest(record.call_id)
+        revision = max(record.revision, latest.revision if latest is not None else 0) + 1
+        record = record.model_copy(update={"revision": revision})
+        self._keep(record)
+        for watcher in self._watchers:
+            try:
+                watcher(record)
+            except Exception:  # a figure gone wrong must not lose the call's record
+                log.exception("calls.watcher_failed", call_id=record.call_id)
+        return record
+
+    def _keep(self, record: CallRecord) -> None:
         if record.is_open:
             self._note_seen(record.call_id)
             self._live[record.call_id] = record
@@ -167,12 +185,6 @@ class CallTracker:
                 self._ended.popitem(last=False)
         self._dirty[record.call_id] = record
         self._wake.set()
-        for watcher in self._watchers:
-            try:
-                watcher(record)
-            except Exception:  # a figure gone wrong must not lose the call's record
-                log.exception("calls.watcher_failed", call_id=record.call_id)
-        return record
 
     async def flush_dirty(self) -> int:
         """Write every dirty record (the latest version of each, including changes made while
@@ -183,16 +195,29 @@ class CallTracker:
                 # the records changed since the last round go out together: one round trip
                 batch = list(itertools.islice(self._dirty.items(), SAVE_BATCH))
                 try:
-                    await self._store.save_many([record for _, record in batch])
+                    stale = await self._store.save_many([record for _, record in batch])
                 except Exception as exc:  # Redis down, restarting or hung: keep them, retry later
                     self.store_failures += 1
                     error = str(exc) or type(exc).__name__
                     log.warning("calls.save_failed", call_id=batch[0][0], records=len(batch), error=error)
                     return len(self._dirty)
                 for call_id, record in batch:
-                    if self._dirty.get(call_id) is record:
+                    if self._dirty.get(call_id) is not record:
+                        continue  # changed meanwhile: the newer version is still to be written
+                    if call_id in stale:
+                        self._rebase(record, stale[call_id])
+                    else:
                         del self._dirty[call_id]
             return 0
+
+    def _rebase(self, record: CallRecord, stored_revision: int) -> None:
+        """The store kept out this tracker's newest version of a call: it has a revision this
+        tracker never made (another controller's, of a record this one did not adopt from the
+        store). What this tracker knows is newer in time: it goes out again above that revision."""
+        log.warning(
+            "calls.revision_behind_store", call_id=record.call_id, revision=record.revision, stored=stored_revision
+        )
+        self._keep(record.model_copy(update={"revision": stored_revision + 1}))
 
     async def run_flusher(self, interval_s: float = RETRY_S, coalesce_s: float = COALESCE_S) -> None:
         """The writer (a task of the controller): saves dirty records ``coalesce_s`` after they

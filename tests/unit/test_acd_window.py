@@ -146,11 +146,11 @@ def test_a_call_exactly_24_h_old_counts_and_one_microsecond_more_does_not() -> N
 
 
 class _Store:
-    async def save(self, record: CallRecord) -> None:
-        pass
+    async def save(self, record: CallRecord) -> bool:
+        return True
 
-    async def save_many(self, records: Sequence[CallRecord]) -> None:
-        pass
+    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
+        return {}
 
     async def get(self, call_id: str) -> CallRecord | None:
         return None

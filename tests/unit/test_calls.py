@@ -34,16 +34,20 @@ class MemoryStore:
         self.records: dict[str, CallRecord] = {}
         self.down = False
 
-    async def save(self, record: CallRecord) -> None:
-        if self.down:
-            raise ConnectionError("store down")
-        self.records[record.call_id] = record
+    async def save(self, record: CallRecord) -> bool:
+        return record.call_id not in await self.save_many([record])
 
-    async def save_many(self, records: Sequence[CallRecord]) -> None:
+    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
         if self.down:
             raise ConnectionError("store down")
-        for record in records:
-            self.records[record.call_id] = record
+        stale: dict[str, int] = {}
+        for record in records:  # the rule of RedisCallStore: never a stored newer revision replaced
+            stored = self.records.get(record.call_id)
+            if stored is not None and stored.revision > record.revision:
+                stale[record.call_id] = stored.revision
+            else:
+                self.records[record.call_id] = record
+        return stale
 
     async def get(self, call_id: str) -> CallRecord | None:
         if self.down:

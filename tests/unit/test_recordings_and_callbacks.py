@@ -77,3 +77,14 @@ async def test_missed_calls_are_merged_per_number_and_cleared_when_served(callba
     await callbacks.on_call_ended(ended("k-5", "13800000001", CallOutcome.ANSWERED, 4))
     await callbacks.on_call_ended(ended("k-6", "13800000002", CallOutcome.IVR_COMPLETED, 5))  # not served
     assert [c.caller for c in await callbacks.pending(10)] == ["13800000002"]
+
+
+async def test_a_served_call_taken_late_does_not_undo_a_later_miss(callbacks: RedisCallbackList) -> None:
+    """The clear of a served call that Redis takes after the add of a later missed call (a hung
+    Redis serving a held write last) leaves the number listed; a clear of a later one removes it."""
+    await callbacks.on_call_ended(ended("k-1", "13800000001", CallOutcome.ABANDONED, 10))
+    await callbacks.on_call_ended(ended("k-0", "13800000001", CallOutcome.ANSWERED, 5))  # ended before the miss
+    assert [(c.caller, c.last_call_id) for c in await callbacks.pending(10)] == [("13800000001", "k-1")]
+    await callbacks.on_call_ended(ended("k-2", "13800000001", CallOutcome.ANSWERED, 10))  # the same second: served
+    assert await callbacks.pending(10) == []
+    assert callbacks.unsaved == 0
