@@ -4,9 +4,13 @@ as writing every entry with every save, one record at a time."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from calls.caller_index import CallerKeys
 from calls.model import CallOutcome, CallRecord, CallState, end_call, transition
@@ -101,5 +105,84 @@ async def test_a_failed_batch_is_written_whole_on_the_retry(redis_server: RedisP
         assert await client.zrange("hotline:calls:recent:kunming", 0, -1) == [b"k-9.1"]
         assert await client.smembers("hotline:calls:open:kunming") == {b"k-9.1"}
         assert await client.zcard(KEYS.calls_key("kunming", "13800138009")) == 1
+    finally:
+        await client.aclose()
+
+
+class OldStore(RedisCallStore):
+    """The save as the third round left it: every record's own SET queued in the MULTI."""
+
+    async def save_many(self, records: Sequence[CallRecord]) -> None:
+        written: list[tuple[CallRecord, frozenset[str]]] = []
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for record in records:
+                plain: dict[str, str] = {}
+                written.append((record, self._queue_save(pipe, record, plain)))
+                for key, value in plain.items():
+                    pipe.set(key, value)
+            await pipe.execute()
+        for record, entries in written:
+            if record.is_open:
+                self._indexed[record.call_id] = entries
+            else:
+                self._indexed.pop(record.call_id, None)
+
+
+# a writer round: which calls had changed, and how many versions each moved on (0: none)
+_ROUNDS = st.lists(st.lists(st.integers(0, 3), min_size=3, max_size=3), min_size=1, max_size=12)
+
+
+async def _replay_rounds(url: str, rounds: list[list[int]]) -> None:
+    old_way, new_way = aioredis.Redis.from_url(url, db=4), aioredis.Redis.from_url(url, db=5)
+    try:
+        for db in (old_way, new_way):
+            await db.flushdb()
+        old = OldStore(old_way, timedelta(days=30), "kunming", KEYS)
+        new = RedisCallStore(new_way, timedelta(days=30), "kunming", KEYS)
+        calls = [versions(f"k-{n}.1", f"1390013900{n}") for n in range(3)]
+        at = [-1, -1, -1]
+        for moves in rounds:
+            batch = []
+            for n, move in enumerate(moves):
+                if move and at[n] < len(calls[n]) - 1:
+                    at[n] = min(at[n] + move, len(calls[n]) - 1)  # the writer saves the latest version
+                    batch.append(calls[n][at[n]])
+            if not batch:
+                continue
+            old_count, new_count = await commands_processed(old_way), await commands_processed(new_way)
+            await old.save_many(batch)
+            await new.save_many(batch)
+            old_count = await commands_processed(old_way) - old_count
+            new_count = await commands_processed(new_way) - new_count
+            assert await snapshot(new_way) == await snapshot(old_way), (rounds, batch)
+            assert new_count <= old_count  # one MSET for the open records' JSON, MULTI only when needed
+    finally:
+        await old_way.aclose()
+        await new_way.aclose()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_ROUNDS)
+def test_open_records_in_one_mset_leave_redis_as_the_sets_in_a_multi_did(
+    redis_server: RedisProcess, rounds: list[list[int]]
+) -> None:
+    """Any sequence of writer rounds over three calls (versions skipped, as a round saves only a
+    record's latest one; a call ended, then amended): the same keys, values and expiries as the
+    old MULTI of SETs, after every round, and never more commands."""
+    asyncio.run(_replay_rounds(redis_server.url, rounds))
+
+
+async def test_a_round_of_open_records_alone_is_one_mset(redis_server: RedisProcess) -> None:
+    client = aioredis.Redis.from_url(redis_server.url, db=6)
+    try:
+        await client.flushdb()
+        store = RedisCallStore(client, timedelta(days=30), "kunming", KEYS)
+        calls = [versions(f"k-{n}.1", f"1370013700{n}") for n in range(3)]
+        await store.save_many([call[0] for call in calls])  # first saves: index entries in a MULTI
+        start = await commands_processed(client)
+        await store.save_many([call[2] for call in calls])  # IVR steps: the JSON only
+        assert await commands_processed(client) - start == 2  # one MSET (and the first INFO), no MULTI/EXEC
+        assert await client.get("hotline:call:k-1.1") == calls[1][2].model_dump_json().encode()
+        assert await client.ttl("hotline:call:k-1.1") == -1
     finally:
         await client.aclose()
