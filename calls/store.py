@@ -94,8 +94,7 @@ class RedisCallStore:
             return
         written: list[tuple[CallRecord, frozenset[str]]] = []
         plain: dict[str, str] = {}  # open records: key → JSON (no expiry, as a plain SET)
-        pipe = self._redis.pipeline(transaction=True)
-        try:
+        async with self._redis.pipeline(transaction=True) as pipe:
             for record in records:
                 written.append((record, self._queue_save(pipe, record, plain)))
             if len(pipe) == 0:
@@ -104,8 +103,6 @@ class RedisCallStore:
                 if plain:
                     pipe.mset(plain)
                 await pipe.execute()
-        finally:
-            await pipe.reset()
         for record, entries in written:
             if record.is_open:
                 self._indexed[record.call_id] = entries
