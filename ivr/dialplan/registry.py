@@ -10,8 +10,7 @@ to the IVR later (after a queue's max wait, a failed transfer, the seat hanging 
 walked on ``version(id)``. The registry keeps every version a live call still names, plus the
 last few loaded (a call taking a version while a reload swaps it has not named it on its record
 yet); older ones are dropped. A version that is gone (the controller restarted on a changed
-file) gives the current one, with a
-log line and ``versions_missing`` (/metrics) counted.
+file) gives the current one, with a log line and ``versions_missing`` (/metrics) counted.
 """
 
 from __future__ import annotations
