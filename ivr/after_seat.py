@@ -79,7 +79,7 @@ class IvrAfterSeat:
     async def __call__(self, session: AgiSession) -> None:
         call_id = session.env.get("uniqueid")
         with structlog.contextvars.bound_contextvars(call_id=call_id, channel=session.env.get("channel")):
-            plan = await started_version(session, self._dialplans)
+            plan = await started_version(session, self._dialplans, self._tracker.get_live(call_id))
             requeue = requeue_node(self._tracker.get_live(call_id), plan)
             if requeue is not None:  # the seat's phone dropped, not the seat's choice: back in the queue
                 log.info("ivr.seat_lost_requeued", node=requeue)

@@ -9,6 +9,7 @@ from typing import Protocol
 import structlog
 
 from calls.handoff import token_hint
+from calls.model import CallRecord
 from calls.tracker import CallTracker
 from common.privacy import mask_number
 from ivr.dialplan.loader import Dialplan
@@ -51,12 +52,12 @@ class IvrEntry:
                 called=env.get("dnid"),
             )
             # this call keeps this version, whatever reloads happen: its record names it at once
-            # (the registry keeps what live records name) and its channel carries it for the
-            # scripts that take the caller back later (overflow, transfer-failed, after-seat)
+            # (the registry keeps what live records name), and the scripts that take the caller
+            # back later (overflow, transfer-failed, after-seat) read it there: no SET VARIABLE
+            # round trip on every call (channels of older controllers carry it; still read)
             plan = self._dialplans.current
             await self._tracker.amend(call_id, {"dialplan_version": plan.version})
             try:
-                await session.set_variable(DIALPLAN_VARIABLE, plan.version)
                 start = await self._picked_up(session, call_id, plan.spec.handoff_start)
                 if session.env.arguments.get("arg2") != ANSWERED_ARGUMENT:  # a dialplan rendered before it answered
                     await session.answer()
@@ -135,12 +136,13 @@ class IvrOverflow:
             arguments = session.env.arguments
             if "arg1" in arguments:  # the rendered dialplan passes them, and cleared the hold flag
                 node_id, status = arguments["arg1"], arguments.get("arg2", "") or "timeout"
-                plan = self._dialplans.version(arguments.get("arg3", ""))
+                passed = arguments.get("arg3", "")  # the channel's version: set by older controllers only
+                plan = await started_version(session, self._dialplans, self._tracker.get_live(call_id), passed)
             else:  # a session from an older dialplan asks for each
                 node_id = await session.get_variable(OVERFLOW_VARIABLE) or ""
                 await session.set_variable(HOLD_VARIABLE, "")
                 status = await session.get_variable(LEFT_VARIABLE) or "timeout"
-                plan = await started_version(session, self._dialplans)
+                plan = await started_version(session, self._dialplans, self._tracker.get_live(call_id))
             await self._tracker.amend(call_id, {"tags": {"queue_status": status}})
             if node_id not in plan.spec.nodes:
                 # a reload removed it: the fallback route still takes the caller's message
@@ -174,7 +176,7 @@ class IvrTransferFailed:
             await self._tracker.amend(call_id, {"tags": {"transfer_status": status}})
             await settle_handoff(self._tracker, self._context, call_id)
             await tell_seat_transfer_failed(self._events, self._tracker, self._context.clock(), call_id, status)
-            plan = await started_version(session, self._dialplans)
+            plan = await started_version(session, self._dialplans, self._tracker.get_live(call_id))
             log.warning("ivr.seat_transfer_failed", status=status, next=plan.spec.transfer_failed or "fallback")
             if plan.spec.transfer_failed is None:
                 return  # the fallback route keeps the caller's message
@@ -197,9 +199,18 @@ async def tell_seat_transfer_failed(
     )  # fmt: skip
 
 
-async def started_version(session: AgiSession, dialplans: DialplanRegistry) -> Dialplan:
-    """The dialplan version the caller started with (their channel carries its id)."""
-    return dialplans.version(await session.get_variable(DIALPLAN_VARIABLE) or "")
+async def started_version(
+    session: AgiSession, dialplans: DialplanRegistry, record: CallRecord | None, passed: str | None = None
+) -> Dialplan:
+    """The dialplan version the caller started with: the one their record names (the entry names
+    it at once). A call without it (its record not live here) or a channel an older controller
+    marked gives the channel's ``HOTLINE_DIALPLAN`` (``passed``, when the dialplan passed it as an
+    argument: an empty one means "not set", and nothing is asked); none: the current one."""
+    if record is not None and record.dialplan_version:
+        return dialplans.version(record.dialplan_version)
+    if passed is None:
+        passed = await session.get_variable(DIALPLAN_VARIABLE) or ""
+    return dialplans.version(passed)
 
 
 async def settle_handoff(tracker: CallTracker, context: IvrContext, call_id: str) -> None:

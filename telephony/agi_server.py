@@ -86,6 +86,37 @@ class AgiSession:
         self._waiting_since = time.monotonic()  # the channel waits on us from here
         self._replied = False  # a reply came: the next command ends an AGI step
         self.hung_up = False
+        # one timer per session, not one per command (asyncio.timeout's timer handle a command
+        # was a visible share of the controller's CPU): each command moves the deadline, the
+        # timer fires at the deadline it was set for and goes on to the later one
+        self._deadline: float | None = None  # of the command in flight
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Task[object] | None = None
+        self._expired = False
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + self._command_timeout_s
+        self._waiter = asyncio.current_task()
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._deadline is None or self._waiter is None:
+            return  # no command in flight: the next one sets the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:  # a later command's deadline
+            self._timer = loop.call_at(self._deadline, self._expire)
+            return
+        self._expired = True
+        self._waiter.cancel()
+
+    def close(self) -> None:
+        """The session is over: its timer goes."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def gap_ended(self) -> None:
         """We answer the channel now (a command, or the end of the session)."""
@@ -113,22 +144,28 @@ class AgiSession:
         if self._on_step is not None and self._replied:
             self._on_step(time.monotonic() - self._waiting_since)
         self._writer.write(line.encode("utf-8") + b"\n")
+        self._arm()
         try:
-            async with asyncio.timeout(self._command_timeout_s):
-                await self._writer.drain()
-                lines: list[str] = []
-                while not reply_is_complete(lines):
-                    text = await self._read_line()
-                    if text == "HANGUP" and not lines:
-                        self.hung_up = True  # out-of-band notice; the real reply follows
-                        continue
-                    lines.append(text)
-        except TimeoutError:
-            raise AgiCommandError(f"no reply to {words[0]} within {self._command_timeout_s:g} s") from None
+            await self._writer.drain()
+            lines: list[str] = []
+            while not reply_is_complete(lines):
+                text = await self._read_line()
+                if text == "HANGUP" and not lines:
+                    self.hung_up = True  # out-of-band notice; the real reply follows
+                    continue
+                lines.append(text)
+        except asyncio.CancelledError:
+            if self._expired:
+                self._expired = False
+                task = asyncio.current_task()
+                if task is not None and task.uncancel() == 0:  # our timer's alone, as asyncio.timeout
+                    raise AgiCommandError(f"no reply to {words[0]} within {self._command_timeout_s:g} s") from None
+            raise
         except ConnectionError:
             self.hung_up = True
             raise AgiHangup("AGI connection reset") from None
         finally:
+            self._deadline = None
             self._waiting_since = time.monotonic()
             self._replied = True
         reply = parse_reply(lines)
@@ -384,7 +421,10 @@ class AgiServer:
             session = AgiSession(
                 env, reader, writer, self._command_timeout_s, on_gap=self._on_gap, on_step=self._on_step
             )
-            await self._run_handler(handler, session)
+            try:
+                await self._run_handler(handler, session)
+            finally:
+                session.close()
         finally:
             writer.close()
             with contextlib.suppress(Exception):

@@ -5,12 +5,12 @@ prompts before swapping; a broken file is rejected with the checker's message an
 version stays.
 
 A call keeps the version it started with for its whole life: the IVR puts the version id on the
-caller's channel (and on the call record), and a caller who comes back to the IVR later (after a
-queue's max wait, a failed transfer, the seat hanging up first) is walked on ``version(id)``. The
-registry keeps every version a live call still names, plus the last few loaded (a call taking a
-version while a reload swaps it has not named it on its record yet); older ones are dropped. A
-version that is gone (the controller restarted on a changed file) gives the current one, with a
-log line and ``versions_missing`` (/metrics) counted.
+call record (older controllers put it on the caller's channel too), and a caller who comes back
+to the IVR later (after a queue's max wait, a failed transfer, the seat hanging up first) is
+walked on ``version(id)``. The registry keeps every version a live call still names, plus the
+last few loaded (a call taking a version while a reload swaps it has not named it on its record
+yet); older ones are dropped. A version that is gone (the controller restarted on a changed
+file) gives the current one, with a log line and ``versions_missing`` (/metrics) counted.
 """
 
 from __future__ import annotations

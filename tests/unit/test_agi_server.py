@@ -373,3 +373,50 @@ async def test_a_hangup_notice_after_the_reply_saves_the_channel_status_round_tr
         await handler.done.wait()
     assert handler.seen == ["error"]
     assert asterisk.received[-1] == "CHANNEL STATUS"
+
+
+async def test_the_command_timeout_is_per_command_with_one_timer_a_session(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    """One timer per session (not one per command) keeps asyncio.timeout's rules: each command has
+    the whole timeout (commands together may take longer), an unanswered one fails with "no
+    reply" and the session goes on, a cancel from outside stays a cancel, and the timer goes with
+    the session."""
+    sessions: list[AgiSession] = []
+
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        sessions.append(session)
+        for _ in range(4):  # 4 × 0.5 s: longer than one timeout, each well inside it
+            seen.append((await session.command("SLOW")).result_int)
+        with pytest.raises(AgiCommandError, match=r"no reply to NEVER within 1\.5 s"):
+            await session.command("NEVER")
+        seen.append((await session.command("QUICK")).result_int)
+        waiting = asyncio.create_task(session.command("NEVER"))
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        seen.append("cancelled")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler, command_timeout_s=1.5)
+    environment, _ = transcript("normal")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(environment.encode())
+
+    async def asterisk() -> None:
+        while line := await reader.readline():
+            if line.startswith(b"SLOW"):
+                await asyncio.sleep(0.5)
+            if not line.startswith(b"NEVER"):
+                writer.write(b"200 result=1\n")
+
+    replying = asyncio.create_task(asterisk())
+    async with asyncio.timeout(30):
+        await handler.done.wait()
+        await wait_until(lambda: server.stats.sessions_active == 0)
+    assert handler.seen == [1, 1, 1, 1, 1, "cancelled"]
+    assert server.stats.sessions_failed == 0
+    assert sessions[0]._timer is None  # closed with the session
+    writer.close()
+    replying.cancel()

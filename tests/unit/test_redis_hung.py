@@ -191,6 +191,9 @@ async def test_ivr_steps_never_wait_on_a_hung_redis_longer_than_their_budget(
         asked = [c for c in asterisk.received if c.startswith("GET VARIABLE")]
         assert len(asked) == (0 if token_as_argument else 1)  # one AGI round trip fewer
         assert ("ANSWER" in asterisk.received) is not token_as_argument  # and one more
+        assert not [c for c in asterisk.received if "HOTLINE_DIALPLAN" in c]  # the version is on the record
+        live = tracker.get_live(CALL_ID)
+        assert live is not None and live.dialplan_version == registry.current.version
         assert server.stats.sessions_failed == 0
         # the pick-up of the case, and the message's ASR job, gave up on Redis; nothing else waited
         assert budget.read_timeouts == 2
