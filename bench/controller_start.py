@@ -74,7 +74,7 @@ def restart(platform: PlatformUnderTest, code: Path, previous: int) -> tuple[dic
     # bytecode cached as an installed package has it (this machine's shells may set the opposite)
     platform.environment = {"PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": ""}
     spawned = time.time()
-    platform.controller = platform._spawn("run", platform.controller_log)
+    platform.start_controller(wait_ami=False, wait_http=False)
 
     def seen() -> dict[str, float] | None:
         lines = _log_lines(platform.controller_log, offset)
