@@ -26,7 +26,6 @@ import argparse
 import json
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import datetime
@@ -35,7 +34,12 @@ from pathlib import Path
 from tests.support.platform import REPO, PlatformUnderTest, wait_for
 
 PHASES = ("stop", "drain", "first_log", "agi", "ami", "ready", "knowledge", "gap")
-EVENTS = {"agi": "agi.listening", "ami": "ami.connected", "ready": "controller.started", "knowledge": "knowledge.loaded"}
+EVENTS = {
+    "agi": "agi.listening",
+    "ami": "ami.connected",
+    "ready": "controller.started",
+    "knowledge": "knowledge.loaded",
+}
 
 
 def _log_lines(path: Path, offset: int) -> list[dict[str, object]]:
@@ -123,8 +127,8 @@ def main() -> None:
                         runs[name].append(figures)
         finally:
             platform.stop_all()
-    for name, figures in runs.items():
-        print(summary(name, figures))
+    for name, measured in runs.items():
+        print(summary(name, measured))
 
 
 if __name__ == "__main__":

@@ -167,9 +167,7 @@ class KnowledgeService:
         self._swap(base, index)
         self.last_error = ""
         self.reloads_ok += 1
-        log.info(
-            "knowledge.loaded", reason=reason, version=base.version, previous=previous, entries=len(base.entries)
-        )
+        log.info("knowledge.loaded", reason=reason, version=base.version, previous=previous, entries=len(base.entries))
         return ReloadResult(True, base.version, base.version != previous)
 
     async def watch(self, interval_s: float = 2.0) -> None:
