@@ -20,4 +20,14 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], timeout_s: floa
         return
     _, stuck = await asyncio.wait(pending, timeout=timeout_s)
     if stuck:
-        log.warning("shutdown.tasks_did_not_stop", tasks=sorted(task.get_name() for task in stuck))
+        # where each one hangs (its innermost frame), so the cause can be found and fixed
+        where = {task.get_name(): _innermost(task) for task in stuck}
+        log.warning("shutdown.tasks_did_not_stop", tasks=sorted(where), where=where)
+
+
+def _innermost(task: asyncio.Task[object]) -> str:
+    frames = task.get_stack()
+    if not frames:
+        return "?"
+    frame = frames[-1]
+    return f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}"

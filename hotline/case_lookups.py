@@ -3,6 +3,7 @@ knowledge base: the app shell joins the three features; none of them imports ano
 
 from __future__ import annotations
 
+from cases.service import Unavailable
 from knowledge.service import KnowledgeService
 from units.registry import DeskRegistry
 
@@ -23,10 +24,14 @@ class DirectoryUnits:
 class KnowledgeEntries:
     """``KnowledgeLookup`` over the knowledge base: an entry the platform's seats are offered today."""
 
-    def __init__(self, knowledge: KnowledgeService) -> None:
+    def __init__(self, knowledge: KnowledgeService, load_wait_s: float = 10.0) -> None:
         self._knowledge = knowledge
+        self._load_wait_s = load_wait_s
 
     async def has_entry(self, platform: str, entry_id: str) -> bool:
+        """Unavailable (503, nothing saved) if the base is still loading at start after ``load_wait_s``."""
+        if not await self._knowledge.wait_loaded(self._load_wait_s):
+            raise Unavailable("the knowledge base is still loading: try again in a moment")
         entry = self._knowledge.get(entry_id, platform)
         return entry is not None and entry.valid_on(self._knowledge.today())
 

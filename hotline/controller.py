@@ -157,25 +157,19 @@ class Controller:
         Raises DialplanInvalid when the platform's dialplan is broken: nothing starts on it.
         """
         cfg = self.config
+        log.info("controller.starting", version=__version__, platform=cfg.platform.id)
         await self.dialplans.load_initial()
         self.desk.load_initial()  # raises DeskFilesInvalid: nothing starts on a broken units file
-        await self.knowledge.load_initial()  # a broken knowledge base starts empty, never stops the calls
-        await build_system_prompts(cfg)
-        try:
-            await self._redis_watch.load_state()
-        except RedisError as exc:
-            log.warning("controller.redis_unavailable_at_start", error=str(exc))
-        try:  # open-ticket keys of earlier versions carried the whole number: renamed (tickets/open_keys.py)
-            await migrate_open_ticket_keys(self._redis, cfg.platform.id, self.tickets)
-        except RedisError as exc:
-            log.warning("controller.open_keys_not_renamed", error=str(exc))
-        try:  # the 24 h figures count the calls stored before this start, once (else at the first poll)
-            await self.figures.seed()
-        except StoreUnavailable as exc:
-            log.warning("controller.figures_not_seeded", error=str(exc))
+        await build_system_prompts(cfg)  # milliseconds once built (checksums); `hotline12345 prompts build`
+        await asyncio.gather(self._load_state(), self._migrate_open_keys())
+        # FastAGI, the ACD and AMI as early as possible: until FastAGI serves, new calls take the
+        # fallback route (no seat). See docs/benchmarks.md "Controller restart gap".
         await self.agi.start()
         self.acd.start()
         self.ami.start()
+        # the knowledge base (jieba's dictionary: a second or more) loads while calls are served; its
+        # search answers 503 "loading" until then. A broken one starts empty, never stops the calls.
+        self._tasks.append(asyncio.create_task(self.knowledge.load_initial(), name="knowledge-load"))
         self._tasks += self._background.start_auto_login()
         await self._api_runner.setup()
         site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
@@ -195,6 +189,27 @@ class Controller:
             ami=f"{cfg.asterisk.ami_host}:{cfg.asterisk.ami_port}",
             redis=redis_where(cfg),
         )
+
+    # the Redis loads at start: open records and seats, then the figures (they count the stored
+    # calls after the adoption, as before), while the open-ticket keys are renamed (independent)
+    async def _load_state(self) -> None:
+        try:
+            await self._redis_watch.load_state()
+        except RedisError as exc:
+            log.warning("controller.redis_unavailable_at_start", error=str(exc))
+        await self._seed_figures()
+
+    async def _migrate_open_keys(self) -> None:
+        try:  # open-ticket keys of earlier versions carried the whole number: renamed (tickets/open_keys.py)
+            await migrate_open_ticket_keys(self._redis, self.config.platform.id, self.tickets)
+        except RedisError as exc:
+            log.warning("controller.open_keys_not_renamed", error=str(exc))
+
+    async def _seed_figures(self) -> None:
+        try:  # the 24 h figures count the calls stored before this start, once (else at the first poll)
+            await self.figures.seed()
+        except StoreUnavailable as exc:
+            log.warning("controller.figures_not_seeded", error=str(exc))
 
     async def stop(self) -> None:
         """Graceful drain: stop taking AGI sessions, let running ones finish, save every record."""

@@ -14,12 +14,18 @@ from aiohttp import web
 from knowledge.index import MAX_QUERY_CHARS
 from knowledge.model import Entry
 from knowledge.schemas import EntryView, KnowledgeStatus, SearchAnswer
-from knowledge.service import MAX_LIMIT, KnowledgeService
+from knowledge.service import MAX_LIMIT, KnowledgeLoading, KnowledgeService
 from web.api_common import PRINCIPAL_KEY, error_response, reload_response, requires
 from web.openapi import Param, ReloadAnswer, describe, integer
 
 KNOWLEDGE_KEY: web.AppKey[KnowledgeService] = web.AppKey("knowledge", KnowledgeService)
 MAX_MATTER_TYPE_CHARS = 32
+LOADING_ERROR = "the knowledge base is loading (the controller has just started): ask again in a moment"
+
+
+def loading_response() -> web.Response:
+    """503 while the base is loaded at start: the seat desk shows "loading" and asks again."""
+    return web.json_response({"error": LOADING_ERROR, "loading": True}, status=503, headers={"Retry-After": "1"})
 
 
 def entry_view(entry: Entry, uses: int, today: date | None = None) -> dict[str, Any]:
@@ -50,7 +56,7 @@ def entry_view(entry: Entry, uses: int, today: date | None = None) -> dict[str, 
         Param("matter_type", "only entries of this matter type"),
         Param("limit", "how many", integer(1, MAX_LIMIT, 20)),
     ],
-    errors={400: "q, matter_type or limit out of bounds"},
+    errors={400: "q, matter_type or limit out of bounds", 503: "loading at start: ask again (Retry-After)"},
 )
 @requires("seat")
 async def search(request: web.Request) -> web.Response:
@@ -67,7 +73,10 @@ async def search(request: web.Request) -> web.Response:
         return error_response(400, "limit must be a whole number")
     if not 1 <= limit <= MAX_LIMIT:
         return error_response(400, f"limit must be between 1 and {MAX_LIMIT}")
-    hits = await service.search(query, matter_type, limit)
+    try:
+        hits = await service.search(query, matter_type, limit)
+    except KnowledgeLoading:
+        return loading_response()
     return web.json_response(
         {
             "platform": service.platform,
@@ -78,11 +87,18 @@ async def search(request: web.Request) -> web.Response:
     )
 
 
-@describe("one entry", response=EntryView, errors={404: "no such entry on this platform"})
+@describe(
+    "one entry",
+    response=EntryView,
+    errors={404: "no such entry on this platform", 503: "loading at start: ask again (Retry-After)"},
+)
 @requires("seat")
 async def get_entry(request: web.Request) -> web.Response:
     service = request.app[KNOWLEDGE_KEY]
-    entry = service.get(request.match_info["entry_id"])
+    try:
+        entry = service.get(request.match_info["entry_id"])
+    except KnowledgeLoading:
+        return loading_response()
     if entry is None:  # another platform's entries are not there for this one's seats
         return error_response(404, "no such knowledge entry on this platform")
     uses = (await service.uses.current()).get(entry.id, 0)

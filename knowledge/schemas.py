@@ -35,6 +35,7 @@ class KnowledgeStatus(BaseModel):
     entries: int
     loaded_at: str | None = Field(json_schema_extra={"format": "date-time"})
     last_error: str | None
+    loading: bool = Field(description="true while the base is loaded at start (search answers 503)")
     reloads_ok: int
     reloads_failed: int
     uses_unsaved: int

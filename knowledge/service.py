@@ -10,6 +10,7 @@ it starts with an empty base and says why (``last_error``, the status endpoint, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -41,6 +42,10 @@ class Hit:
 
 class UnknownEntry(LookupError):
     """No entry with that id is offered on this platform."""
+
+
+class KnowledgeLoading(RuntimeError):
+    """The base is still being loaded at start (a second or two: jieba's dictionary); ask again."""
 
 
 class KnowledgeService:
@@ -77,6 +82,20 @@ class KnowledgeService:
         self.last_error = ""
         self.reloads_ok = 0
         self.reloads_failed = 0
+        # set when the load at start has ended, loaded or not (the controller serves calls meanwhile)
+        self._started = asyncio.Event()
+
+    @property
+    def loading(self) -> bool:
+        """True until the load at start has ended: search and get raise KnowledgeLoading."""
+        return not self._started.is_set()
+
+    async def wait_loaded(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the load at start to end; False if it has not."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._started.wait()
+        return not self.loading
 
     def visible_platforms(self, platform: str | None = None) -> tuple[str, ...]:
         """The folders a seat of ``platform`` (default: this one) sees."""
@@ -109,45 +128,57 @@ class KnowledgeService:
         self.loaded_at = datetime.now(UTC)
 
     async def load_initial(self) -> None:
-        """Load at start. A broken base leaves an empty one and ``last_error`` (never raises for it)."""
-        if not self.root.is_dir():
-            log.warning("knowledge.no_folder", root=str(self.root))
-        result = await self.reload("start")
-        if not result.ok:
-            log.error("knowledge.started_empty", problems=list(result.problems))
+        """Load at start. A broken base leaves an empty one and ``last_error`` (never raises for it).
+        The controller runs this in the background once it serves calls: until it ends, ``loading``."""
+        try:
+            if not self.root.is_dir():
+                log.warning("knowledge.no_folder", root=str(self.root))
+            result = await self.reload("start")
+            if not result.ok:
+                log.error("knowledge.started_empty", problems=list(result.problems))
+        finally:
+            self._started.set()
 
     async def reload(self, reason: str) -> ReloadResult:
         """Load the files again; keep the running version if the new one is broken."""
         async with self._lock:
-            self._stamp = await asyncio.to_thread(self._file_stamp)
-            previous = self.base.version
             try:
-                base, index = await asyncio.to_thread(self._build)
-            except KnowledgeInvalid as exc:
-                self.reloads_failed += 1
-                self.last_error = str(exc)
-                problems = tuple(str(p) for p in exc.problems)
-                log.error("knowledge.reload_rejected", reason=reason, kept=previous, problems=list(problems))
-                return ReloadResult(False, previous, False, problems)
-            except Exception as exc:  # e.g. the segmenter's dictionary: keep what works
-                self.reloads_failed += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("knowledge.reload_failed", reason=reason, kept=previous)
-                return ReloadResult(False, previous, False, (self.last_error,))
-            self._swap(base, index)
-            self.last_error = ""
-            self.reloads_ok += 1
-            log.info(
-                "knowledge.loaded", reason=reason, version=base.version, previous=previous, entries=len(base.entries)
-            )
-            return ReloadResult(True, base.version, base.version != previous)
+                return await self._reload(reason)
+            finally:
+                self._started.set()  # a first load has ended: no longer "loading"
+
+    async def _reload(self, reason: str) -> ReloadResult:
+        """One load (under the lock)."""
+        self._stamp = await asyncio.to_thread(self._file_stamp)
+        previous = self.base.version
+        try:
+            base, index = await asyncio.to_thread(self._build)
+        except KnowledgeInvalid as exc:
+            self.reloads_failed += 1
+            self.last_error = str(exc)
+            problems = tuple(str(p) for p in exc.problems)
+            log.error("knowledge.reload_rejected", reason=reason, kept=previous, problems=list(problems))
+            return ReloadResult(False, previous, False, problems)
+        except Exception as exc:  # e.g. the segmenter's dictionary: keep what works
+            self.reloads_failed += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("knowledge.reload_failed", reason=reason, kept=previous)
+            return ReloadResult(False, previous, False, (self.last_error,))
+        self._swap(base, index)
+        self.last_error = ""
+        self.reloads_ok += 1
+        log.info("knowledge.loaded", reason=reason, version=base.version, previous=previous, entries=len(base.entries))
+        return ReloadResult(True, base.version, base.version != previous)
 
     async def watch(self, interval_s: float = 2.0) -> None:
         """Reload when a file changes (a task of the controller)."""
         await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)
 
     def get(self, entry_id: str, platform: str | None = None) -> Entry | None:
-        """The entry, if a seat of ``platform`` may see it (valid today or not)."""
+        """The entry, if a seat of ``platform`` may see it (valid today or not); KnowledgeLoading
+        while the base is loaded at start."""
+        if self.loading:
+            raise KnowledgeLoading("the knowledge base is loading")
         entry = self._by_id.get(entry_id)
         return entry if entry is not None and entry.platform in self.visible_platforms(platform) else None
 
@@ -155,7 +186,10 @@ class KnowledgeService:
         self, query: str = "", matter_type: str = "", limit: int = 20, platform: str | None = None
     ) -> list[Hit]:
         """Entries offered today to a seat of ``platform``: with a query, by bm25 and then by use;
-        without one, the most used first (per matter type when one is given)."""
+        without one, the most used first (per matter type when one is given). KnowledgeLoading
+        while the base is loaded at start."""
+        if self.loading:
+            raise KnowledgeLoading("the knowledge base is loading")
         limit = max(1, min(limit, MAX_LIMIT))
         counts = await self.uses.current()
         platforms = self.visible_platforms(platform)
@@ -196,6 +230,7 @@ class KnowledgeService:
             "entries": len(self.base.entries),
             "loaded_at": self.loaded_at.isoformat() if self.loaded_at else None,
             "last_error": self.last_error,
+            "loading": self.loading,
             "reloads_ok": self.reloads_ok,
             "reloads_failed": self.reloads_failed,
             "uses_unsaved": self.uses.unsaved,

@@ -39,6 +39,7 @@ const desk = {
 class Unreachable extends Error {} // no answer from the controller (down, restarting, network)
 class Refused extends Error {} // 401: the token is not accepted
 class Missing extends Error {} // 404: this controller does not serve that part (not configured)
+class Loading extends Error {} // 503 {loading: true}: the controller has just started and is still loading it
 
 async function api(path, body) {
   const init = { headers: { Authorization: "Bearer " + tokenInput.value }, cache: "no-store" };
@@ -53,6 +54,7 @@ async function api(path, body) {
   const data = await response.json().catch(() => ({}));
   if (response.status === 401) throw new Refused(data.error || "401");
   if (response.status === 404) throw new Missing(data.error || path + ": 404");
+  if (response.status === 503 && data.loading) throw new Loading(data.error);
   if (!response.ok) throw new Error(data.error || path + ": " + response.status);
   return data;
 }
@@ -489,6 +491,12 @@ async function searchKnowledge() {
     ({ entries } = await api(`/api/v1/knowledge?${params}`));
   } catch (e) {
     if (e instanceof Missing) { $("kb-results").replaceChildren(el("li", "本平台未配置知识库 no knowledge base here", "muted")); return; }
+    if (e instanceof Loading) { // a controller that has just (re)started: ask again in a moment
+      $("kb-results").replaceChildren(el("li", "知识库加载中… knowledge base loading", "muted kb-loading"));
+      clearTimeout(kbTimer);
+      kbTimer = setTimeout(() => searchKnowledge().catch((err) => say(String(err.message || err), true)), 1000);
+      return;
+    }
     throw e;
   }
   const list = $("kb-results");

@@ -196,10 +196,15 @@ class PlatformUnderTest:
         except AssertionError:
             raise AssertionError("channels left in Asterisk after the test:\n" + "\n".join(left)) from None
 
-    def start_controller(self, wait_ami: bool = True, environment: dict[str, str] | None = None) -> None:
+    def start_controller(
+        self, wait_ami: bool = True, environment: dict[str, str] | None = None, wait_http: bool = True
+    ) -> None:
+        """Start ``hotline12345 run``; wait for its HTTP API (and AMI) unless ``wait_http`` is False."""
         if environment is not None:
             self.environment = environment
         self.controller = self._spawn("run", self.controller_log)
+        if not wait_http:
+            return
         wait_for("the controller's HTTP API", lambda: self.health_or_none() is not None, timeout_s=30)
         if wait_ami:
             self.wait_component("ami", "up")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
+from cases.service import Unavailable
 from hotline.api import build_api
+from hotline.case_lookups import KnowledgeEntries
 from knowledge.index import JiebaSegmenter
 from knowledge.service import KnowledgeService
 from knowledge.uses import RedisUseStore
@@ -115,3 +119,65 @@ async def test_reload_is_for_admins_and_keeps_the_last_good(
     (knowledge.root / "kunming" / "broken.yaml").unlink()
     response = await client.post("/api/v1/knowledge/reload", headers=bearer("admin-token"))
     assert response.status == 200 and (await response.json())["ok"] is True
+
+
+class GatedSegmenter:
+    """jieba behind a gate: the load at start blocks (in its thread) until the test opens it,
+    as a slow dictionary load would."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self._jieba = JiebaSegmenter()
+
+    def words(self, text: str) -> list[str]:
+        assert self.gate.wait(30), "the test never opened the gate"
+        return self._jieba.words(text)
+
+
+async def test_search_answers_503_loading_until_the_base_is_loaded(client: aioredis.Redis, tmp_path: Path) -> None:
+    """The controller serves calls before the knowledge base is loaded (docs/benchmarks.md,
+    "Controller restart gap"): meanwhile search and read answer 503 "loading" (the desk says
+    so and asks again), a case naming an entry is refused with 503 (nothing saved), then 200."""
+    segmenter = GatedSegmenter()
+    knowledge = KnowledgeService(
+        REPO / "knowledge_base", "kunming", RedisUseStore(client),
+        clock=lambda: datetime(2026, 6, 1, tzinfo=UTC), segmenter=segmenter,
+    )  # fmt: skip
+    test_client = TestClient(TestServer(build_api(Backend(client, tmp_path), TOKENS, knowledge=knowledge)))
+    await test_client.start_server()
+    loading = asyncio.create_task(knowledge.load_initial())
+    try:
+        assert knowledge.loading
+        response = await test_client.get("/api/v1/knowledge", params={"q": "提取公积金"}, headers=SEAT)
+        assert response.status == 503 and response.headers["Retry-After"] == "1"
+        assert (await response.json())["loading"] is True
+        assert (await test_client.get("/api/v1/knowledge/km-gjj-tiqu", headers=SEAT)).status == 503
+        status = await (await test_client.get("/api/v1/knowledge/status", headers=bearer("sup-token"))).json()
+        assert status["loading"] is True and status["entries"] == 0
+        with pytest.raises(Unavailable, match="loading"):
+            await KnowledgeEntries(knowledge, load_wait_s=0.05).has_entry("kunming", "km-gjj-tiqu")
+        waiting = asyncio.create_task(KnowledgeEntries(knowledge, load_wait_s=30).has_entry("kunming", "km-gjj-tiqu"))
+        segmenter.gate.set()
+        await loading
+        assert await waiting  # a case saved while loading waits for the base, then is checked
+        assert not knowledge.loading
+        response = await test_client.get("/api/v1/knowledge", params={"q": "提取公积金"}, headers=SEAT)
+        assert response.status == 200
+        assert (await response.json())["entries"][0]["id"] == "km-gjj-tiqu"
+        status = await (await test_client.get("/api/v1/knowledge/status", headers=bearer("sup-token"))).json()
+        assert status["loading"] is False and status["entries"] > 0
+    finally:
+        segmenter.gate.set()
+        await loading
+        await test_client.close()
+
+
+async def test_a_broken_base_at_start_ends_loading_too(client: aioredis.Redis, tmp_path: Path) -> None:
+    """A base that fails to load starts empty: search answers 200 with nothing, never 503 for ever."""
+    root = tmp_path / "knowledge_base"
+    (root / "kunming").mkdir(parents=True)
+    (root / "kunming" / "broken.yaml").write_text("entries: [\n", encoding="utf-8")
+    knowledge = KnowledgeService(root, "kunming", RedisUseStore(client), segmenter=JiebaSegmenter())
+    await knowledge.load_initial()
+    assert not knowledge.loading and knowledge.last_error
+    assert await knowledge.search("公积金") == []
