@@ -94,6 +94,60 @@ AMI_EVENTS: tuple[str, ...] = (
 )
 # … and, only where seats have browser phones (webphone/watch.py: a closed websocket)
 AMI_WEBRTC_EVENTS: tuple[str, ...] = ("ContactStatus", "DeviceStateChange")
+# Events of a call that no handler wants, switched off for every AMI session (manager.conf
+# [general] ``disabledevents``). Neither ``read =`` nor ``eventfilter`` spares Asterisk any
+# work: main/manager.c builds every event as soon as ANY session is connected
+# (``any_manager_listeners``), whatever its classes; ``read`` only decides whether the finished
+# event is queued to a session, ``eventfilter`` is matched later in that session's thread.
+# ``disabledevents`` is checked before the event's text is assembled and queued (the channel's
+# snapshot text of channel events is still built first: that part cannot be turned off while
+# the controller is connected). Chosen from what a call on our path raises: dialplan steps and
+# variables, AGI commands, dials, bridges, hold music, DTMF, RTCP reports, device states, the
+# fallback queue's bookkeeping. Never one of AMI_EVENTS / AMI_WEBRTC_EVENTS (unit-tested).
+AMI_DISABLED_EVENTS: tuple[str, ...] = (
+    "AGIExecEnd",
+    "AGIExecStart",
+    "AgentCalled",
+    "AgentComplete",
+    "AgentDump",
+    "AgentRingNoAnswer",
+    "BridgeCreate",
+    "BridgeDestroy",
+    "BridgeLeave",
+    "BridgeVideoSourceUpdate",
+    "ChallengeSent",
+    "DTMFBegin",
+    "DTMFEnd",
+    "DeviceStateChange",
+    "DialBegin",
+    "DialEnd",
+    "DialState",
+    "ExtensionStatus",
+    "HangupHandlerPop",
+    "HangupHandlerPush",
+    "HangupHandlerRun",
+    "HangupRequest",
+    "Hold",
+    "LocalBridge",
+    "LocalOptimizationBegin",
+    "LocalOptimizationEnd",
+    "MusicOnHoldStart",
+    "MusicOnHoldStop",
+    "NewAccountCode",
+    "NewCallerid",
+    "NewConnectedLine",
+    "Newexten",
+    "QueueCallerAbandon",
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueMemberStatus",
+    "RTCPReceived",
+    "RTCPSent",
+    "SoftHangupRequest",
+    "SuccessfulAuth",
+    "Unhold",
+    "VarSet",
+)
 
 
 @dataclass(frozen=True)
@@ -151,7 +205,7 @@ astsbindir => {layout.root}/usr/sbin
 [options]
 ; the system name prefixes every channel's uniqueid, so call ids are unique across platforms
 systemname = {site.platform_id}
-verbose = 3
+verbose = {site.asterisk.verbose}
 debug = 0
 highpriority = no
 transmit_silence = yes
@@ -206,6 +260,12 @@ def _event_filters(browser_seats: bool) -> str:
     return "\n".join(f"eventfilter(action(include),name({name})) =" for name in names)
 
 
+def _disabled_events(browser_seats: bool) -> str:
+    # comma-separated, no blanks: Asterisk matches each name exactly (ast_in_delimited_string)
+    wanted = set(AMI_WEBRTC_EVENTS) if browser_seats else set()
+    return ",".join(name for name in AMI_DISABLED_EVENTS if name not in wanted)
+
+
 def _manager_conf(site: AsteriskSite, secret: str) -> str:
     ami = site.asterisk
     return f"""[general]
@@ -216,6 +276,8 @@ displayconnects = no
 timestampevents = yes
 authtimeout = 5
 authlimit = 20
+; never assembled nor queued, for any session (AMI_DISABLED_EVENTS: no handler wants them)
+disabledevents = {_disabled_events(bool(site.browser_seats))}
 
 [{ami.ami_username}]
 secret = {conf_value(secret)}
@@ -474,7 +536,8 @@ def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
     return {
         "logger.conf": (
             "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\n"
-            "messages.log => notice,warning,error,verbose(3)\n"
+            # verbose at Asterisk's own level (asterisk.verbose; `core set verbose` changes it live)
+            "messages.log => notice,warning,error,verbose\n"
         ),
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",

@@ -12,7 +12,15 @@ import pytest
 from hotline.asterisk_files import render_asterisk_config, unfenced_seats, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
-from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_EVENTS, AMI_READ_CLASSES, AMI_WEBRTC_EVENTS, AsteriskLayout
+from bench.e2e_ami import WANTED, enable_events
+from telephony.asterisk_conf import (
+    AMI_ACTION_CLASSES,
+    AMI_DISABLED_EVENTS,
+    AMI_EVENTS,
+    AMI_READ_CLASSES,
+    AMI_WEBRTC_EVENTS,
+    AsteriskLayout,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,6 +77,46 @@ def test_asterisk_sends_exactly_the_events_the_controller_handles() -> None:
     filters = re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =$", manager, re.MULTILINE)
     assert sorted(filters) == sorted(AMI_EVENTS)  # no browser phones: not their events either
     assert manager.index("eventfilter") > manager.index("\n[hotline]\n")  # the user's, not [general]'s
+
+
+def disabled_events(manager: str) -> list[str]:
+    general = manager.split("\n[hotline]\n")[0]
+    lines = re.findall(r"^disabledevents = ([A-Za-z,]+)$", general, re.MULTILINE)
+    assert len(lines) == 1, lines  # in [general], one line, names only (no blanks: matched exactly)
+    return lines[0].split(",")
+
+
+def test_events_no_handler_wants_are_never_built_into_text() -> None:
+    """manager.conf [general] ``disabledevents``: Asterisk skips assembling and queuing these for
+    every session (``read``/``eventfilter`` only act after an event is built); never one the
+    controller handles, and the browser phones' two only where no seat has one."""
+    plain = disabled_events(render()["manager.conf"])
+    assert plain == list(AMI_DISABLED_EVENTS) and len(set(plain)) == len(plain)
+    assert not set(plain) & set(AMI_EVENTS + AMI_WEBRTC_EVENTS[:1])
+    # the per-call chatter of our path is among them: dialplan steps, variables, AGI, dials, RTCP
+    for name in ("Newexten", "VarSet", "AGIExecStart", "AGIExecEnd", "DialBegin", "RTCPSent", "BridgeLeave"):
+        assert name in plain, name
+    assert "DeviceStateChange" in plain  # no browser phones: no handler for it
+    browser = render("seats:\n  - {id: '1005', secret: 'browser-secret', phone: browser}\n")["manager.conf"]
+    assert "eventfilter(action(include),name(DeviceStateChange)) =" in browser
+    assert not set(disabled_events(browser)) & set(AMI_EVENTS + AMI_WEBRTC_EVENTS)
+    # the benches' stopwatch user (bench/e2e_ami.py) turns back on the ones it reads, only those
+    enabled = disabled_events(enable_events(render()["manager.conf"], WANTED))
+    assert set(enabled) == set(plain) - set(WANTED) and "Newexten" not in enabled
+
+
+def test_asterisk_verbosity_is_configured_and_messages_log_follows_it() -> None:
+    """verbose 3 (a line and a write per dialplan step, numbers in clear) only where asked for;
+    messages.log has no fixed level of its own, so `core set verbose 3` traces live calls."""
+    files = render()
+    assert re.search(r"^verbose = 1$", files["asterisk.conf"], re.MULTILINE)
+    assert "messages.log => notice,warning,error,verbose\n" in files["logger.conf"]
+    assert "verbose(" not in files["logger.conf"]
+    traced = render("asterisk: {verbose: 3}")
+    assert re.search(r"^verbose = 3$", traced["asterisk.conf"], re.MULTILINE)
+    for bad in ("asterisk: {verbose: 6}", "asterisk: {verbose: -1}", "asterisk: {verbose: '3\\ndebug = 9'}"):
+        with pytest.raises(ConfigError, match="verbose"):
+            render(bad)
 
 
 def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
