@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.e2e_ami import WANTED, enable_events
 from hotline.asterisk_files import render_asterisk_config, unfenced_seats, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
-from bench.e2e_ami import WANTED, enable_events
 from telephony.asterisk_conf import (
     AMI_ACTION_CLASSES,
     AMI_DISABLED_EVENTS,
@@ -80,10 +80,11 @@ def test_asterisk_sends_exactly_the_events_the_controller_handles() -> None:
 
 
 def disabled_events(manager: str) -> list[str]:
-    general = manager.split("\n[hotline]\n")[0]
+    general = manager.split("\n[hotline]\n", maxsplit=1)[0]
     lines = re.findall(r"^disabledevents = ([A-Za-z,]+)$", general, re.MULTILINE)
     assert len(lines) == 1, lines  # in [general], one line, names only (no blanks: matched exactly)
-    return lines[0].split(",")
+    names: list[str] = lines[0].split(",")
+    return names
 
 
 def test_events_no_handler_wants_are_never_built_into_text() -> None:
