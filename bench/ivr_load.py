@@ -221,6 +221,8 @@ def build_platform(root: Path, before_tree: Path | None) -> tuple[PlatformUnderT
             extensions.write_text(without_entry_answer(extensions.read_text(encoding="utf-8")), encoding="utf-8")
         if "site.asterisk.verbose" not in (before_tree / "telephony" / "asterisk_conf.py").read_text(encoding="utf-8"):
             as_before_verbose(root, platform)
+        if "declined_message_types" not in (before_tree / "telephony" / "asterisk_conf.py").read_text(encoding="utf-8"):
+            (root / "asterisk-etc" / "stasis.conf").write_text("", encoding="utf-8")  # nothing declined
         environment["PYTHONPATH"] = str(before_tree)
     return platform, environment
 

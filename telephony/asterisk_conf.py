@@ -149,6 +149,20 @@ AMI_DISABLED_EVENTS: tuple[str, ...] = (
     "VarSet",
 )
 
+# Stasis message types never even created (stasis.conf ``declined_message_types``): a declined
+# type is NULL and its publishers return before building the message (res_agi's
+# ast_channel_publish_cached_blob, rtp_engine's ast_rtp_publish_rtcp_message), so no snapshot
+# lookup, no dispatch to every subscriber, no AMI text. Only types no loaded module routes on:
+# AGI commands (one pair per command, only the manager formats them) and RTCP reports (the
+# manager and res_hep_rtcp, not loaded). A channel type such as VarSet cannot be declined:
+# main/manager_channels.c routes on it and AMI would fail to load.
+STASIS_DECLINED_TYPES: tuple[str, ...] = (
+    "agi_exec_start_type",
+    "agi_exec_end_type",
+    "ast_rtp_rtcp_sent_type",
+    "ast_rtp_rtcp_received_type",
+)
+
 
 @dataclass(frozen=True)
 class AsteriskLayout:
@@ -549,7 +563,7 @@ def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
         "udptl.conf": "[general]\n",
         "res_stun_monitor.conf": "[general]\n",
         "cli.conf": "[startup_commands]\n",
-        "stasis.conf": "",
+        "stasis.conf": "[declined_message_types]\n" + "".join(f"decline = {t}\n" for t in STASIS_DECLINED_TYPES),
         "pjproject.conf": "[log_mappings]\ntype = log_mappings\nasterisk_error = 0\nasterisk_warning = 2\n",
     }
 

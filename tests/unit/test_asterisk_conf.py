@@ -19,6 +19,7 @@ from telephony.asterisk_conf import (
     AMI_EVENTS,
     AMI_READ_CLASSES,
     AMI_WEBRTC_EVENTS,
+    STASIS_DECLINED_TYPES,
     AsteriskLayout,
 )
 
@@ -104,6 +105,23 @@ def test_events_no_handler_wants_are_never_built_into_text() -> None:
     # the benches' stopwatch user (bench/e2e_ami.py) turns back on the ones it reads, only those
     enabled = disabled_events(enable_events(render()["manager.conf"], WANTED))
     assert set(enabled) == set(plain) - set(WANTED) and "Newexten" not in enabled
+
+
+def test_agi_and_rtcp_messages_are_declined_at_the_source() -> None:
+    """stasis.conf: the AGI command and RTCP report message types are never created; nothing
+    else (a declined channel type would make AMI fail to load), and no event the controller or
+    the benches' stopwatch reads comes from them."""
+    stasis = render()["stasis.conf"]
+    assert stasis.startswith("[declined_message_types]\n")
+    declined = re.findall(r"^decline = (\w+)$", stasis, re.MULTILINE)
+    assert declined == list(STASIS_DECLINED_TYPES)
+    assert set(declined) == {
+        "agi_exec_start_type",
+        "agi_exec_end_type",
+        "ast_rtp_rtcp_sent_type",
+        "ast_rtp_rtcp_received_type",
+    }
+    assert len(stasis.splitlines()) == 1 + len(declined)
 
 
 def test_asterisk_verbosity_is_configured_and_messages_log_follows_it() -> None:
