@@ -27,7 +27,7 @@ res_ari.so res_ari_applications.so res_ari_asterisk.so res_ari_bridges.so res_ar
 res_ari_device_states.so res_ari_endpoints.so res_ari_events.so res_ari_model.so
 res_ari_playbacks.so res_ari_recordings.so res_ari_sounds.so app_stasis.so app_stasis_broadcast.so
 res_stasis_answer.so res_stasis_device_state.so res_stasis_mailbox.so res_stasis_playback.so
-res_stasis_recording.so res_stasis_snoop.so res_stasis_test.so res_http_websocket.so
+res_stasis_recording.so res_stasis_snoop.so res_stasis_test.so res_stasis_broadcast.so res_http_websocket.so
 res_pjsip_transport_websocket.so res_phoneprov.so res_pjsip_phoneprov_provider.so res_http_post.so
 res_http_media_cache.so res_prometheus.so cdr_csv.so cdr_custom.so cdr_manager.so cdr_odbc.so
 cdr_pgsql.so cdr_radius.so cdr_sqlite3_custom.so cdr_tds.so cdr_adaptive_odbc.so cel_custom.so

@@ -289,6 +289,8 @@ def test_directories_point_into_the_root_and_runtime() -> None:
     assert "systemname = qujing" in conf
     assert "rtpstart = 10000" in files["rtp.conf"]
     assert "noload => res_ari.so" in files["modules.conf"]
+    # needs res_stasis (not loaded): loading it only logged "failed to resolve dependencies"
+    assert "noload => res_stasis_broadcast.so" in files["modules.conf"]
 
 
 def test_written_files_keep_the_secret_private(tmp_path: Path) -> None:
