@@ -29,12 +29,27 @@ def add_observer(etc_dir: Path) -> tuple[str, str]:
     before its Asterisk starts: it reads dialplan events and sends Filter (class system), which
     the controller's user is never granted. Returns (username, secret)."""
     secret = secrets.token_urlsafe(24)
-    with (etc_dir / "manager.conf").open("a", encoding="utf-8") as handle:
+    manager = etc_dir / "manager.conf"
+    # its events are switched off for every session (AMI_DISABLED_EVENTS): back on, in both phases
+    manager.write_text(enable_events(manager.read_text(encoding="utf-8"), WANTED), encoding="utf-8")
+    with manager.open("a", encoding="utf-8") as handle:
         handle.write(
             f"\n[{OBSERVER}]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\n"
             "permit = 127.0.0.1/255.255.255.255\nread = call,agent,dialplan\nwrite = system\n"
         )
     return OBSERVER, secret
+
+
+def enable_events(manager_conf: str, names: tuple[str, ...]) -> str:
+    """``manager_conf`` with ``names`` taken out of its ``disabledevents`` line."""
+
+    def keep(line: str) -> str:
+        if not line.startswith("disabledevents = "):
+            return line
+        rest = [n for n in line.removeprefix("disabledevents = ").split(",") if n and n not in names]
+        return "disabledevents = " + ",".join(rest) if rest else ""
+
+    return "\n".join(keep(line) for line in manager_conf.split("\n"))
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from telephony.config import AsteriskConfig
 from telephony.dialplan_names import TRUNK_CONTEXT
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import rtp_range
@@ -108,6 +109,8 @@ class BenchStack:
             },
             # app_queue records nothing here: neither do we, so both do the same media work
             "recordings": {"enabled": False},
+            # Asterisk's verbosity as shipped (the test platforms log at 3 for their assertions)
+            "asterisk": {"verbose": AsteriskConfig.model_fields["verbose"].default},
         }
         platform = PlatformUnderTest(root, overrides=overrides, dialplan="queue")
         platform.dialplan_file.write_text(dialplan.read_text(encoding="utf-8"), encoding="utf-8")

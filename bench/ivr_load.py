@@ -43,6 +43,7 @@ from pathlib import Path
 import redis
 
 from bench.e2e_stack import cpu_seconds
+from telephony.config import AsteriskConfig
 from tests.support.platform import REPO, PlatformUnderTest
 from tests.support.ports import free_media_port, free_tcp_and_udp_port, rtp_range
 from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, dtmf, pause, scenario
@@ -199,7 +200,12 @@ def build_platform(root: Path, before_tree: Path | None) -> tuple[PlatformUnderT
     rtp_min, rtp_max = rtp_range(RTP_PORTS)
     platform = PlatformUnderTest(
         root,
-        overrides={"sip": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max}, "recordings": {"enabled": False}},
+        overrides={
+            "sip": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
+            "recordings": {"enabled": False},
+            # Asterisk's verbosity as shipped (the test platforms log at 3 for their assertions)
+            "asterisk": {"verbose": AsteriskConfig.model_fields["verbose"].default},
+        },
     )
     shipped = REPO / "dialplans"
     platform.dialplan_file.write_text((shipped / "kunming.yaml").read_text(encoding="utf-8"), encoding="utf-8")
@@ -213,8 +219,28 @@ def build_platform(root: Path, before_tree: Path | None) -> tuple[PlatformUnderT
         if "ANSWERED_ARGUMENT" not in (before_tree / "telephony" / "extensions_conf.py").read_text(encoding="utf-8"):
             extensions = root / "asterisk-etc" / "extensions.conf"
             extensions.write_text(without_entry_answer(extensions.read_text(encoding="utf-8")), encoding="utf-8")
+        if "site.asterisk.verbose" not in (before_tree / "telephony" / "asterisk_conf.py").read_text(encoding="utf-8"):
+            as_before_verbose(root, platform)
+        if "declined_message_types" not in (before_tree / "telephony" / "asterisk_conf.py").read_text(encoding="utf-8"):
+            (root / "asterisk-etc" / "stasis.conf").write_text("", encoding="utf-8")  # nothing declined
         environment["PYTHONPATH"] = str(before_tree)
     return platform, environment
+
+
+def as_before_verbose(root: Path, platform: PlatformUnderTest) -> None:
+    """Revisions before ``asterisk.verbose``: no such key in config.yaml (their models refuse
+    it), ``disabledevents`` not rendered, and Asterisk at verbose 3 with messages.log at 3."""
+    config = platform.config_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    platform.config_path.write_text("".join(line for line in config if "  verbose: " not in line), encoding="utf-8")
+    etc = root / "asterisk-etc"
+    manager = (etc / "manager.conf").read_text(encoding="utf-8").splitlines(keepends=True)
+    (etc / "manager.conf").write_text(
+        "".join(line for line in manager if not line.startswith("disabledevents")), encoding="utf-8"
+    )
+    conf = etc / "asterisk.conf"
+    conf.write_text(re.sub(r"(?m)^verbose = \d+$", "verbose = 3", conf.read_text(encoding="utf-8")), encoding="utf-8")
+    logger = etc / "logger.conf"
+    logger.write_text(logger.read_text(encoding="utf-8").replace(",verbose\n", ",verbose(3)\n"), encoding="utf-8")
 
 
 def without_entry_answer(extensions: str) -> str:

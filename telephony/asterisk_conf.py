@@ -27,7 +27,7 @@ res_ari.so res_ari_applications.so res_ari_asterisk.so res_ari_bridges.so res_ar
 res_ari_device_states.so res_ari_endpoints.so res_ari_events.so res_ari_model.so
 res_ari_playbacks.so res_ari_recordings.so res_ari_sounds.so app_stasis.so app_stasis_broadcast.so
 res_stasis_answer.so res_stasis_device_state.so res_stasis_mailbox.so res_stasis_playback.so
-res_stasis_recording.so res_stasis_snoop.so res_stasis_test.so res_http_websocket.so
+res_stasis_recording.so res_stasis_snoop.so res_stasis_test.so res_stasis_broadcast.so res_http_websocket.so
 res_pjsip_transport_websocket.so res_phoneprov.so res_pjsip_phoneprov_provider.so res_http_post.so
 res_http_media_cache.so res_prometheus.so cdr_csv.so cdr_custom.so cdr_manager.so cdr_odbc.so
 cdr_pgsql.so cdr_radius.so cdr_sqlite3_custom.so cdr_tds.so cdr_adaptive_odbc.so cel_custom.so
@@ -94,6 +94,74 @@ AMI_EVENTS: tuple[str, ...] = (
 )
 # … and, only where seats have browser phones (webphone/watch.py: a closed websocket)
 AMI_WEBRTC_EVENTS: tuple[str, ...] = ("ContactStatus", "DeviceStateChange")
+# Events of a call that no handler wants, switched off for every AMI session (manager.conf
+# [general] ``disabledevents``). Neither ``read =`` nor ``eventfilter`` spares Asterisk any
+# work: main/manager.c builds every event as soon as ANY session is connected
+# (``any_manager_listeners``), whatever its classes; ``read`` only decides whether the finished
+# event is queued to a session, ``eventfilter`` is matched later in that session's thread.
+# ``disabledevents`` is checked before the event's text is assembled and queued (the channel's
+# snapshot text of channel events is still built first: that part cannot be turned off while
+# the controller is connected). Chosen from what a call on our path raises: dialplan steps and
+# variables, AGI commands, dials, bridges, hold music, DTMF, RTCP reports, device states, the
+# fallback queue's bookkeeping. Never one of AMI_EVENTS / AMI_WEBRTC_EVENTS (unit-tested).
+AMI_DISABLED_EVENTS: tuple[str, ...] = (
+    "AGIExecEnd",
+    "AGIExecStart",
+    "AgentCalled",
+    "AgentComplete",
+    "AgentDump",
+    "AgentRingNoAnswer",
+    "BridgeCreate",
+    "BridgeDestroy",
+    "BridgeLeave",
+    "BridgeVideoSourceUpdate",
+    "ChallengeSent",
+    "DTMFBegin",
+    "DTMFEnd",
+    "DeviceStateChange",
+    "DialBegin",
+    "DialEnd",
+    "DialState",
+    "ExtensionStatus",
+    "HangupHandlerPop",
+    "HangupHandlerPush",
+    "HangupHandlerRun",
+    "HangupRequest",
+    "Hold",
+    "LocalBridge",
+    "LocalOptimizationBegin",
+    "LocalOptimizationEnd",
+    "MusicOnHoldStart",
+    "MusicOnHoldStop",
+    "NewAccountCode",
+    "NewCallerid",
+    "NewConnectedLine",
+    "Newexten",
+    "QueueCallerAbandon",
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueMemberStatus",
+    "RTCPReceived",
+    "RTCPSent",
+    "SoftHangupRequest",
+    "SuccessfulAuth",
+    "Unhold",
+    "VarSet",
+)
+
+# Stasis message types never even created (stasis.conf ``declined_message_types``): a declined
+# type is NULL and its publishers return before building the message (res_agi's
+# ast_channel_publish_cached_blob, rtp_engine's ast_rtp_publish_rtcp_message), so no snapshot
+# lookup, no dispatch to every subscriber, no AMI text. Only types no loaded module routes on:
+# AGI commands (one pair per command, only the manager formats them) and RTCP reports (the
+# manager and res_hep_rtcp, not loaded). A channel type such as VarSet cannot be declined:
+# main/manager_channels.c routes on it and AMI would fail to load.
+STASIS_DECLINED_TYPES: tuple[str, ...] = (
+    "agi_exec_start_type",
+    "agi_exec_end_type",
+    "ast_rtp_rtcp_sent_type",
+    "ast_rtp_rtcp_received_type",
+)
 
 
 @dataclass(frozen=True)
@@ -151,7 +219,7 @@ astsbindir => {layout.root}/usr/sbin
 [options]
 ; the system name prefixes every channel's uniqueid, so call ids are unique across platforms
 systemname = {site.platform_id}
-verbose = 3
+verbose = {site.asterisk.verbose}
 debug = 0
 highpriority = no
 transmit_silence = yes
@@ -206,6 +274,12 @@ def _event_filters(browser_seats: bool) -> str:
     return "\n".join(f"eventfilter(action(include),name({name})) =" for name in names)
 
 
+def _disabled_events(browser_seats: bool) -> str:
+    # comma-separated, no blanks: Asterisk matches each name exactly (ast_in_delimited_string)
+    wanted = set(AMI_WEBRTC_EVENTS) if browser_seats else set()
+    return ",".join(name for name in AMI_DISABLED_EVENTS if name not in wanted)
+
+
 def _manager_conf(site: AsteriskSite, secret: str) -> str:
     ami = site.asterisk
     return f"""[general]
@@ -216,6 +290,8 @@ displayconnects = no
 timestampevents = yes
 authtimeout = 5
 authlimit = 20
+; never assembled nor queued, for any session (AMI_DISABLED_EVENTS: no handler wants them)
+disabledevents = {_disabled_events(bool(site.browser_seats))}
 
 [{ami.ami_username}]
 secret = {conf_value(secret)}
@@ -486,7 +562,8 @@ def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
     return {
         "logger.conf": (
             "[general]\ndateformat = %F %T.%3q\n[logfiles]\nconsole => notice,warning,error\n"
-            "messages.log => notice,warning,error,verbose(3)\n"
+            # verbose at Asterisk's own level (asterisk.verbose; `core set verbose` changes it live)
+            "messages.log => notice,warning,error,verbose\n"
         ),
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",
@@ -498,7 +575,7 @@ def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
         "udptl.conf": "[general]\n",
         "res_stun_monitor.conf": "[general]\n",
         "cli.conf": "[startup_commands]\n",
-        "stasis.conf": "",
+        "stasis.conf": "[declined_message_types]\n" + "".join(f"decline = {t}\n" for t in STASIS_DECLINED_TYPES),
         "pjproject.conf": "[log_mappings]\ntype = log_mappings\nasterisk_error = 0\nasterisk_warning = 2\n",
     }
 

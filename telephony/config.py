@@ -125,6 +125,11 @@ class AsteriskConfig(ConfigModel):
     # events waiting for the controller's handlers; beyond it newer ones are dropped (counted)
     # and the state is resynced from Asterisk once the handlers catch up
     ami_event_backlog_max: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+    # Asterisk's verbosity (asterisk.conf, followed by messages.log): 3 logs every dialplan step
+    # and every prompt played, with their arguments (callers' and dialled numbers), each a
+    # formatted line and a file write per step; 1 logs only the rare notices. Raise it on a
+    # running Asterisk with `core set verbose 3` (messages.log follows) to trace calls.
+    verbose: Annotated[int, Field(ge=0, le=5)] = 1
 
     @field_validator("ami_secret")
     @classmethod

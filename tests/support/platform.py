@@ -93,6 +93,8 @@ class PlatformUnderTest:
                 "ami_ping_interval_s": 1.0,
                 "ami_ping_timeout_s": 1.0,
                 "ami_reconnect_max_s": 1.0,
+                # tests read Asterisk's log for prompts played and numbers dialled (verbose 3)
+                "verbose": 3,
             },
             "agi": {"port": free_port(), "drain_timeout_s": 30},  # a loaded CI box is slow
             "http": {

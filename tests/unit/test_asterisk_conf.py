@@ -9,10 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from bench.e2e_ami import WANTED, enable_events
 from hotline.asterisk_files import render_asterisk_config, unfenced_seats, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
-from telephony.asterisk_conf import AMI_ACTION_CLASSES, AMI_EVENTS, AMI_READ_CLASSES, AMI_WEBRTC_EVENTS, AsteriskLayout
+from telephony.asterisk_conf import (
+    AMI_ACTION_CLASSES,
+    AMI_DISABLED_EVENTS,
+    AMI_EVENTS,
+    AMI_READ_CLASSES,
+    AMI_WEBRTC_EVENTS,
+    STASIS_DECLINED_TYPES,
+    AsteriskLayout,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,6 +78,64 @@ def test_asterisk_sends_exactly_the_events_the_controller_handles() -> None:
     filters = re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =$", manager, re.MULTILINE)
     assert sorted(filters) == sorted(AMI_EVENTS)  # no browser phones: not their events either
     assert manager.index("eventfilter") > manager.index("\n[hotline]\n")  # the user's, not [general]'s
+
+
+def disabled_events(manager: str) -> list[str]:
+    general = manager.split("\n[hotline]\n", maxsplit=1)[0]
+    lines = re.findall(r"^disabledevents = ([A-Za-z,]+)$", general, re.MULTILINE)
+    assert len(lines) == 1, lines  # in [general], one line, names only (no blanks: matched exactly)
+    names: list[str] = lines[0].split(",")
+    return names
+
+
+def test_events_no_handler_wants_are_never_built_into_text() -> None:
+    """manager.conf [general] ``disabledevents``: Asterisk skips assembling and queuing these for
+    every session (``read``/``eventfilter`` only act after an event is built); never one the
+    controller handles, and the browser phones' two only where no seat has one."""
+    plain = disabled_events(render()["manager.conf"])
+    assert plain == list(AMI_DISABLED_EVENTS) and len(set(plain)) == len(plain)
+    assert not set(plain) & set(AMI_EVENTS + AMI_WEBRTC_EVENTS[:1])
+    # the per-call chatter of our path is among them: dialplan steps, variables, AGI, dials, RTCP
+    for name in ("Newexten", "VarSet", "AGIExecStart", "AGIExecEnd", "DialBegin", "RTCPSent", "BridgeLeave"):
+        assert name in plain, name
+    assert "DeviceStateChange" in plain  # no browser phones: no handler for it
+    browser = render("seats:\n  - {id: '1005', secret: 'browser-secret', phone: browser}\n")["manager.conf"]
+    assert "eventfilter(action(include),name(DeviceStateChange)) =" in browser
+    assert not set(disabled_events(browser)) & set(AMI_EVENTS + AMI_WEBRTC_EVENTS)
+    # the benches' stopwatch user (bench/e2e_ami.py) turns back on the ones it reads, only those
+    enabled = disabled_events(enable_events(render()["manager.conf"], WANTED))
+    assert set(enabled) == set(plain) - set(WANTED) and "Newexten" not in enabled
+
+
+def test_agi_and_rtcp_messages_are_declined_at_the_source() -> None:
+    """stasis.conf: the AGI command and RTCP report message types are never created; nothing
+    else (a declined channel type would make AMI fail to load), and no event the controller or
+    the benches' stopwatch reads comes from them."""
+    stasis = render()["stasis.conf"]
+    assert stasis.startswith("[declined_message_types]\n")
+    declined = re.findall(r"^decline = (\w+)$", stasis, re.MULTILINE)
+    assert declined == list(STASIS_DECLINED_TYPES)
+    assert set(declined) == {
+        "agi_exec_start_type",
+        "agi_exec_end_type",
+        "ast_rtp_rtcp_sent_type",
+        "ast_rtp_rtcp_received_type",
+    }
+    assert len(stasis.splitlines()) == 1 + len(declined)
+
+
+def test_asterisk_verbosity_is_configured_and_messages_log_follows_it() -> None:
+    """verbose 3 (a line and a write per dialplan step, numbers in clear) only where asked for;
+    messages.log has no fixed level of its own, so `core set verbose 3` traces live calls."""
+    files = render()
+    assert re.search(r"^verbose = 1$", files["asterisk.conf"], re.MULTILINE)
+    assert "messages.log => notice,warning,error,verbose\n" in files["logger.conf"]
+    assert "verbose(" not in files["logger.conf"]
+    traced = render("asterisk: {verbose: 3}")
+    assert re.search(r"^verbose = 3$", traced["asterisk.conf"], re.MULTILINE)
+    for bad in ("asterisk: {verbose: 6}", "asterisk: {verbose: -1}", "asterisk: {verbose: '3\\ndebug = 9'}"):
+        with pytest.raises(ConfigError, match="verbose"):
+            render(bad)
 
 
 def test_hotline_numbers_go_to_our_fastagi_with_a_fallback() -> None:
@@ -222,6 +289,8 @@ def test_directories_point_into_the_root_and_runtime() -> None:
     assert "systemname = qujing" in conf
     assert "rtpstart = 10000" in files["rtp.conf"]
     assert "noload => res_ari.so" in files["modules.conf"]
+    # needs res_stasis (not loaded): loading it only logged "failed to resolve dependencies"
+    assert "noload => res_stasis_broadcast.so" in files["modules.conf"]
 
 
 def test_written_files_keep_the_secret_private(tmp_path: Path) -> None:
