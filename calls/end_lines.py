@@ -17,7 +17,9 @@ the line only (logged by Asterisk), and the record then ends estimated as before
 
 Every field is Asterisk's own (the uniqueid, its clock, ``FILTER(0-9)`` on the cause) and checked
 again here; a line whose call is not the one its file is named after, or is another platform's
-call (the province's records share their keys), is left where it is and ends nothing. The fallback route's own line (calls/fallback_calls.py) covers calls on that route.
+call (the province's records share their keys), is left where it is and ends nothing. A line
+cut short (a full disk) is deleted after 2 minutes.
+The fallback route's own line (calls/fallback_calls.py) covers calls on that route.
 """
 
 from __future__ import annotations

@@ -184,7 +184,8 @@ class FallbackIngester:
                 if path.name != f"{END_PREFIX}{end.uniqueid}{END_SUFFIX}":  # Asterisk names it by its line's call
                     raise ValueError("the line names another call than its file")
             except (EndIncomplete, OSError):
-                continue  # still being written; a line never finished is only a lost line
+                self._drop_cut_short(path)  # still being written; a line never finished is only a lost line
+                continue
             except (UnicodeDecodeError, ValueError) as exc:
                 log.warning("fallback.end_line_unreadable", file=path.name, error=type(exc).__name__)
                 self._done.add(path.name)
@@ -218,6 +219,17 @@ class FallbackIngester:
             del self._retiring[name]
             self._incomplete.discard(name)
         return len(self._retiring)
+
+    def _drop_cut_short(self, path: Path) -> None:
+        """Delete an end line cut short long ago (a full disk): it tells nothing, and would be
+        read again at every scan for ever."""
+        try:
+            if time.time() - path.stat().st_mtime < CUT_SHORT_AFTER_S:
+                return
+            path.unlink()
+        except OSError:
+            return
+        log.warning("fallback.end_line_cut_short", file=path.name)
 
     def _cut_short(self, path: Path) -> FallbackCall | None:
         """A line not whole: still being written (None: try again later), or cut short long

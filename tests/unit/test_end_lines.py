@@ -242,3 +242,23 @@ async def test_a_line_ends_only_this_platforms_call_and_only_the_one_its_file_na
     await restarted.flush_dirty()
     assert store.records[other].is_open and store.records[CALL].is_open
     assert foreign.exists() and renamed.exists()
+
+
+async def test_a_line_cut_short_long_ago_is_deleted_not_read_for_ever(tmp_path: Path) -> None:
+    """Found (session 7 review): a ``.end`` line a full disk cut short stayed in the spool for
+    ever and was opened and read again at every scan (every 5 s), unlike a cut ``.call`` line.
+    A cut line says nothing (the record ends estimated, as before the lines): deleted once it is
+    older than any write in progress; a fresh one is left to be finished."""
+    store = MemoryStore()
+    await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    old = folder / f"ce-{CALL}.end"
+    old.write_text(LINE[:20])
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    fresh = folder / "ce-kunming-1772442000.9.end"
+    fresh.write_text(LINE.replace(CALL, "kunming-1772442000.9")[:20])
+    ingester = FallbackIngester(tmp_path, CallTracker(store, "kunming", FakeClock()), "kunming")
+    assert await ingester.scan() == 0
+    assert not old.exists() and fresh.exists()
+    assert store.records[CALL].is_open  # nothing learnt from a cut line
