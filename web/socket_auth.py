@@ -144,11 +144,11 @@ async def open_socket(
             await socket.close(code=refused[0], message=refused[1].encode())
             return socket
     else:
-        await _prepare(request, socket)
+        await prepare_socket(request, socket)
     return socket, principal
 
 
-async def _prepare(request: web.Request, socket: web.WebSocketResponse) -> None:
+async def prepare_socket(request: web.Request, socket: web.WebSocketResponse) -> None:
     """Open ``socket`` (the upgrade) and count it among the app's open sockets."""
     await socket.prepare(request)
     if OPEN_SOCKETS_KEY in request.app:
@@ -177,7 +177,7 @@ async def _first_message(
             pass  # aiohttp closed the transport when the wait was cut
         return None
     try:
-        await _prepare(request, socket)
+        await prepare_socket(request, socket)
         principal = await first_message_principal(socket, tokens)
         if principal is None:  # closed while its place is held: a client that never replies to the
             # close (up to aiohttp's 10 s) is still counted, or bad tokens would bypass the cap
