@@ -16,7 +16,10 @@ thing a channel does after its caller is gone, so it never holds up a call; a fu
 the line only (logged by Asterisk), and the record then ends estimated as before.
 
 Every field is Asterisk's own (the uniqueid, its clock, ``FILTER(0-9)`` on the cause) and checked
-again here. The fallback route's own line (calls/fallback_calls.py) covers calls on that route.
+again here; a line whose call is not the one its file is named after, or is another platform's
+call (the province's records share their keys), is left where it is and ends nothing. A line
+cut short (a full disk) is deleted after 2 minutes.
+The fallback route's own line (calls/fallback_calls.py) covers calls on that route.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ SOURCE_TAG = "end_written_by"  # the record's tag naming who saw the end, when i
 
 class Incomplete(ValueError):
     """The line is not (yet) whole."""
+
+
+class NotOurs(ValueError):
+    """The line names a call of another platform (the province's records share their keys)."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import structlog
 
-from calls.end_lines import END_GLOB, SeenEnd, is_end_file, parse_end_line
+from calls.end_lines import END_GLOB, END_PREFIX, END_SUFFIX, NotOurs, SeenEnd, is_end_file, parse_end_line
 from calls.end_lines import MAX_BYTES as END_MAX_BYTES
 from calls.end_lines import Incomplete as EndIncomplete
 from calls.fallback_calls import (
@@ -181,8 +181,11 @@ class FallbackIngester:
                 continue
             try:
                 end = _read_end(path)
+                if path.name != f"{END_PREFIX}{end.uniqueid}{END_SUFFIX}":  # Asterisk names it by its line's call
+                    raise ValueError("the line names another call than its file")
             except (EndIncomplete, OSError):
-                continue  # still being written; a line never finished is only a lost line
+                self._drop_cut_short(path)  # still being written; a line never finished is only a lost line
+                continue
             except (UnicodeDecodeError, ValueError) as exc:
                 log.warning("fallback.end_line_unreadable", file=path.name, error=type(exc).__name__)
                 self._done.add(path.name)
@@ -193,8 +196,13 @@ class FallbackIngester:
                 # A line never ends a call this controller still holds live: a masqueraded
                 # channel's remains must not end a caller who talks on
                 continue
-            if await self._tracker.record_seen_end(end):
-                written += 1
+            try:
+                if await self._tracker.record_seen_end(end):
+                    written += 1
+            except NotOurs as exc:  # left where it is, read once
+                log.warning("fallback.end_line_not_ours", file=path.name, error=str(exc))
+                self._done.add(path.name)
+                continue
             self._retiring[path.name] = end.uniqueid
         return written
 
@@ -211,6 +219,17 @@ class FallbackIngester:
             del self._retiring[name]
             self._incomplete.discard(name)
         return len(self._retiring)
+
+    def _drop_cut_short(self, path: Path) -> None:
+        """Delete an end line cut short long ago (a full disk): it tells nothing, and would be
+        read again at every scan for ever."""
+        try:
+            if time.time() - path.stat().st_mtime < CUT_SHORT_AFTER_S:
+                return
+            path.unlink()
+        except OSError:
+            return
+        log.warning("fallback.end_line_cut_short", file=path.name)
 
     def _cut_short(self, path: Path) -> FallbackCall | None:
         """A line not whole: still being written (None: try again later), or cut short long

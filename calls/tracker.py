@@ -19,7 +19,7 @@ from datetime import datetime
 
 import structlog
 
-from calls.end_lines import SeenEnd, merged_end
+from calls.end_lines import NotOurs, SeenEnd, merged_end
 from calls.fallback_calls import FallbackCall, fallback_call_record, merged_fallback_call
 from calls.model import (
     CallChanges,
@@ -402,11 +402,14 @@ class CallTracker:
     async def record_seen_end(self, end: SeenEnd) -> bool:
         """A hang-up Asterisk wrote down (calls/end_lines.py): ends the record of a call whose
         end the controller missed, or corrects an estimated end. Returns whether a record was
-        written (False again and again: idempotent; False for a call no record knows)."""
+        written (False again and again: idempotent; False for a call no record knows); NotOurs
+        for another platform's call."""
         record = self._live.get(end.uniqueid) or self._dirty.get(end.uniqueid) or self._ended.get(end.uniqueid)
         existing = record or await self._store.get(end.uniqueid)
         if existing is None:
             return False  # not a call of ours (an outbound leg), or its record was never saved
+        if existing.platform != self._platform:  # the province's platforms share the records' keys
+            raise NotOurs(f"{end.uniqueid} is a call of {existing.platform}")
         merged = merged_end(existing, end)
         if merged is None:
             return False

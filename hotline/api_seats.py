@@ -17,6 +17,8 @@ from hotline.api_schemas import QueueList, SeatChangeBody, SeatList, SeatView
 from telephony.ami_types import AmiError
 from web.api_common import PRINCIPAL_KEY, error_response, json_body, requires
 from web.openapi import describe
+from web.socket_auth import MAX_SOCKET_MESSAGE_BYTES, prepare_socket
+from web.socket_pump import pump
 
 log = structlog.get_logger(__name__)
 
@@ -127,15 +129,12 @@ async def change_seat(request: web.Request) -> web.Response:  # noqa: PLR0911 - 
 @describe("live events of the platform (seat states, calls) over a websocket", websocket=True)
 @requires("supervisor")
 async def events_socket(request: web.Request) -> web.WebSocketResponse:
-    socket = web.WebSocketResponse(heartbeat=20)
-    await socket.prepare(request)
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_SOCKET_MESSAGE_BYTES)
+    await prepare_socket(request, socket)  # among the sockets a stopping controller closes
     bus = request.app[SEATS_KEY].events
     queue = bus.subscribe()
     try:
-        while not socket.closed:
-            await socket.send_json(await queue.get())
-    except ConnectionResetError:
-        pass
+        await pump(socket, queue)
     finally:
         bus.unsubscribe(queue)
     return socket

@@ -144,7 +144,8 @@ class MonitorService:
             self._monitors.pop(monitor.id, None)
             log.warning("monitor.not_started", monitor=monitor.id, call_id=call_id, error=str(exc))
             raise MonitorRefused(503, f"the supervisor's phone could not be rung: {exc}") from None
-        await self._save(monitor)
+        if monitor.id in self._monitors:  # not if its Hangup came meanwhile: that stored its end
+            await self._save(monitor)
         log.info("monitor.ringing", monitor=monitor.id, call_id=call_id, seat=seat_call.seat, phone=phone, who=who,
                  mode=mode.value)  # fmt: skip
         return monitor
@@ -162,6 +163,8 @@ class MonitorService:
                 await self._asterisk.switch(monitor.channel, mode)
             except (AmiError, UnsafeValue) as exc:
                 raise MonitorRefused(503, f"the mode was not changed: {exc}") from None
+            if monitor_id not in self._monitors:  # it ended meanwhile: never back among the running
+                raise MonitorRefused(404, "no such monitor (ended, or never started)")
             monitor = self._monitors[monitor_id] = _with(monitor, mode=mode, modes=(*monitor.modes, mode.value))
             await self._save(monitor)
         log.info("monitor.mode", monitor=monitor_id, call_id=monitor.call_id, old=old.value, new=mode.value)

@@ -19,10 +19,17 @@ log = structlog.get_logger(__name__)
 
 FIRST_MESSAGE_TIMEOUT_S = 10.0
 MAX_FIRST_MESSAGE_BYTES = 4096
+# the largest frame a socket takes (aiohttp's default is 4 MiB, buffered whole before the token is
+# checked: 256 waiting sockets could hold 1 GiB); the browsers send nothing but their token
+MAX_SOCKET_MESSAGE_BYTES = 16 * MAX_FIRST_MESSAGE_BYTES
 # websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404, 429
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 CLOSE_TOO_MANY_PENDING = 4429
 DEFAULT_MAX_PENDING = 256  # http.max_pending_sockets
+# how long the close of a socket refused for a full cap waits for the client's close reply
+# (aiohttp waits 10 s: a client that never replies held the connection that long, past the cap)
+REFUSED_CLOSE_WAIT_S = 1.0
+_TOO_MANY_PENDING = b"too many sockets are waiting for a token: retry"
 URL_SECRETS = ("token", "access_token", "auth")  # query names refused: access logs and history keep URLs
 # the API's tokens, for routes that authenticate themselves (websockets)
 TOKENS_KEY: web.AppKey[TokenRegistry] = web.AppKey("tokens", TokenRegistry)
@@ -127,7 +134,7 @@ async def open_socket(
         refused = refusal(principal)
         if refused is not None:
             return error_response(refused[0] - 4000, refused[1])
-    socket = web.WebSocketResponse(heartbeat=20)
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_SOCKET_MESSAGE_BYTES)
     if principal is None:
         principal = await _first_message(request, socket, tokens)
         if principal is None:
@@ -137,11 +144,11 @@ async def open_socket(
             await socket.close(code=refused[0], message=refused[1].encode())
             return socket
     else:
-        await _prepare(request, socket)
+        await prepare_socket(request, socket)
     return socket, principal
 
 
-async def _prepare(request: web.Request, socket: web.WebSocketResponse) -> None:
+async def prepare_socket(request: web.Request, socket: web.WebSocketResponse) -> None:
     """Open ``socket`` (the upgrade) and count it among the app's open sockets."""
     await socket.prepare(request)
     if OPEN_SOCKETS_KEY in request.app:
@@ -163,14 +170,19 @@ async def _first_message(
                 limit=pending.limit, refused=pending.refused,
             )  # fmt: skip
         await socket.prepare(request)
-        await socket.close(code=CLOSE_TOO_MANY_PENDING, message=b"too many sockets are waiting for a token: retry")
+        try:  # not aiohttp's 10 s wait for the reply: past the cap, nothing may hold a connection long
+            async with asyncio.timeout(REFUSED_CLOSE_WAIT_S):
+                await socket.close(code=CLOSE_TOO_MANY_PENDING, message=_TOO_MANY_PENDING)
+        except TimeoutError:
+            pass  # aiohttp closed the transport when the wait was cut
         return None
     try:
-        await _prepare(request, socket)
+        await prepare_socket(request, socket)
         principal = await first_message_principal(socket, tokens)
+        if principal is None:  # closed while its place is held: a client that never replies to the
+            # close (up to aiohttp's 10 s) is still counted, or bad tokens would bypass the cap
+            request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
+            await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
     finally:
         pending.leave()
-    if principal is None:
-        request.app[UNAUTHENTICATED_KEY].seen(request.path, request.remote or "")
-        await socket.close(code=CLOSE_UNAUTHENTICATED, message=b"a valid token is required")
     return principal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -30,6 +32,7 @@ from ivr.dialplan.schema import TransferMode
 from ivr.transfer import TransferRefused, TransferStarted
 from recordings.access import AuditEntry, AuditFilter
 from telephony.ami_types import AmiNotConnected
+from tests.support.waiting import wait_until
 from tickets.store import RedisTicketStore
 from voicemail.queue import AsrQueue
 from voicemail.sink import TicketStoreSink
@@ -426,3 +429,34 @@ async def test_a_body_that_is_not_json_is_a_400(backend_and_client: tuple[Backen
     assert "not valid JSON" in (await response.json())["error"]
     response = await client.post("/api/v1/calls/kunming-9.9/transfer", data="[1, 2]", headers=headers)
     assert response.status == 400
+
+
+class EventsBackend(Backend):
+    """A backend whose platform events socket works (the bus needs no Redis to subscribe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bus = EventBus(aioredis.Redis(port=1))
+
+    @property
+    def events(self) -> EventBus:
+        return self.bus
+
+
+async def test_a_stopping_controller_closes_the_platform_events_socket_too() -> None:
+    """Found (session 7 review): the stop closed the desks' and wallboards' sockets, not
+    ``/api/v1/events``: a supervisor's tool listening there held the graceful stop as a browser
+    did (and, never reading, noticed its client gone only at the next event). It goes with the
+    others now (1001 "going away")."""
+    backend = EventsBackend()
+    client = TestClient(TestServer(build_api(backend, TOKENS)))
+    await client.start_server()
+    try:
+        socket = await client.ws_connect("/api/v1/events", headers=TOKEN_HEADERS["sup"])
+        await wait_until(lambda: len(backend.bus._subscribers) == 1, timeout_s=30)
+        await client.app.shutdown()
+        message = await socket.receive(timeout=30)
+        assert message.type is WSMsgType.CLOSE and socket.close_code == 1001
+        await wait_until(lambda: not backend.bus._subscribers, timeout_s=30)
+    finally:
+        await asyncio.wait_for(client.close(), 30)  # a handler left waiting would hold it for ever

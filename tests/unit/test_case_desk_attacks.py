@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from acd.events import EventBus
@@ -34,7 +34,7 @@ from tests.unit.test_cases import CALLER, DISPATCH, NOW, Audit
 from tickets.store import INDEX, RedisTicketStore, export_stream
 from web.api_common import AUDIT_KEY, SERVING_KEY, UNAUTHENTICATED_KEY, Serving, Unauthenticated
 from web.auth import ApiToken, Role, TokenRegistry, token_sha256
-from web.socket_auth import PENDING_SOCKETS_KEY, PendingSockets, pending_sockets
+from web.socket_auth import MAX_SOCKET_MESSAGE_BYTES, PENDING_SOCKETS_KEY, PendingSockets, pending_sockets
 
 HANG_GUARD_S = 30.0  # a wait on a hung Redis (or a stalled hub) would last for ever: this ends the test
 
@@ -326,3 +326,56 @@ async def test_a_stopping_controller_closes_its_sockets_instead_of_waiting_for_t
             assert message.type is WSMsgType.CLOSE and socket.close_code == 1001
     finally:
         await desk.client.close()
+
+
+async def test_sockets_refused_before_their_token_stay_within_the_cap(client: aioredis.Redis) -> None:
+    """Found (session 7 review): the cap counted a socket only until its token was read. A
+    client that sent a bad token and never answered the 4401 close held its connection for
+    aiohttp's 10 s close wait outside the cap, and so did every socket refused with 4429: at
+    any rate of such clients the cap bounded nothing. Now a 4401 socket keeps its place until
+    its close is done, a 4429 one is dropped without the 10 s wait, and a frame larger than
+    a token ever is (aiohttp takes 4 MiB by default, buffered before the token is looked at)
+    is refused by size."""
+    desk, _ = await _desk(client, max_pending=1)
+    pending = desk.client.app[PENDING_SOCKETS_KEY]
+    try:
+        # a bad token, then silence: the server's close waits for a reply that never comes
+        silent = await desk.client.ws_connect("/api/v1/seats/1001/events", autoclose=False)
+        await silent.send_json({"token": "not-a-token"})
+        message = await silent.receive(timeout=HANG_GUARD_S)
+        assert message.type is WSMsgType.CLOSE and message.data == 4401
+        assert pending.waiting == 1  # still counted while its close hangs
+        # the next is refused (4429) and, silent too, dropped without waiting for its reply:
+        # its connection is gone while the first one's close still waits (aiohttp's 10 s)
+        received = await asyncio.wait_for(_silent_socket(desk.client), HANG_GUARD_S)
+        assert b"HTTP/1.1 101" in received and (4429).to_bytes(2, "big") in received  # refused, then dropped
+        assert pending.waiting == 1 and pending.refused == 1
+        await silent.close()
+        await wait_until(lambda: pending.waiting == 0, timeout_s=HANG_GUARD_S)
+        # a huge first frame is refused by its size, not buffered whole
+        huge = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        await huge.send_str("x" * (MAX_SOCKET_MESSAGE_BYTES + 1))
+        message = await huge.receive(timeout=HANG_GUARD_S)
+        assert message.type is WSMsgType.CLOSE and message.data == WSCloseCode.MESSAGE_TOO_BIG
+        await wait_until(lambda: pending.waiting == 0, timeout_s=HANG_GUARD_S)
+        # a desk with a good token still gets in
+        mine = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        await mine.send_json({"token": "km-seat-token"})
+        assert "hello" in (await mine.receive(timeout=HANG_GUARD_S)).data
+        await mine.close()
+    finally:
+        await desk.client.close()
+
+
+async def _silent_socket(client: TestClient[Any, Any]) -> bytes:
+    """Open a websocket by hand, send nothing, never answer a close: what came until the server
+    dropped the connection."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"GET /api/v1/seats/1001/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        return await reader.read(-1)  # until EOF
+    finally:
+        writer.close()

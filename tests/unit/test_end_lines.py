@@ -214,3 +214,51 @@ def test_every_context_a_caller_hangs_up_in_writes_the_line() -> None:
     entry_h = contexts["hotline-entry"].split("exten => h,1,")[1]
     assert entry_h.index("fc-") < entry_h.index("Goto(done)") < entry_h.index("ce-")  # one line per call
     assert "Set(FILE(${message}.done)=done)" in entry_h
+
+
+async def test_a_line_ends_only_this_platforms_call_and_only_the_one_its_file_names(tmp_path: Path) -> None:
+    """Found (session 7 review): call records share one Redis across a province (``call:<id>``
+    keys, not per platform) and the ingester took whatever record the line's uniqueid named. A
+    line in this platform's spool (a copied file, a local user who can write the spool) ended
+    another platform's call — shown ended there, and counted as this platform's missed call.
+    A line also ended the call its content named, whatever call its file was named after. Now
+    both are refused as not ours, left where they are, the records untouched."""
+    store = MemoryStore()
+    province = CallTracker(store, "province", FakeClock())
+    other = "province-1772442000.3"
+    await province.channel_created(other, "PJSIP/t", "13900139000", "", "12345")
+    await province.flush_dirty()
+    await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    foreign = folder / f"ce-{other}.end"
+    foreign.write_text(LINE.replace(CALL, other))
+    renamed = folder / "ce-kunming-1772442000.9.end"  # its content names CALL
+    renamed.write_text(LINE)
+    os.utime(renamed, (time.time() - 30, time.time() - 30))
+    restarted = CallTracker(store, "kunming", FakeClock())
+    ingester = FallbackIngester(tmp_path, restarted, "kunming")
+    assert await ingester.scan() == 0
+    await restarted.flush_dirty()
+    assert store.records[other].is_open and store.records[CALL].is_open
+    assert foreign.exists() and renamed.exists()
+
+
+async def test_a_line_cut_short_long_ago_is_deleted_not_read_for_ever(tmp_path: Path) -> None:
+    """Found (session 7 review): a ``.end`` line a full disk cut short stayed in the spool for
+    ever and was opened and read again at every scan (every 5 s), unlike a cut ``.call`` line.
+    A cut line says nothing (the record ends estimated, as before the lines): deleted once it is
+    older than any write in progress; a fresh one is left to be finished."""
+    store = MemoryStore()
+    await _talking(store)
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    old = folder / f"ce-{CALL}.end"
+    old.write_text(LINE[:20])
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    fresh = folder / "ce-kunming-1772442000.9.end"
+    fresh.write_text(LINE.replace(CALL, "kunming-1772442000.9")[:20])
+    ingester = FallbackIngester(tmp_path, CallTracker(store, "kunming", FakeClock()), "kunming")
+    assert await ingester.scan() == 0
+    assert not old.exists() and fresh.exists()
+    assert store.records[CALL].is_open  # nothing learnt from a cut line

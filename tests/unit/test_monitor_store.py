@@ -16,6 +16,7 @@ from monitor.model import Mode
 from monitor.service import GONE_AWAY, MonitorService, MonitorSettings, SeatCall
 from monitor.store import RedisMonitorStore, monitor_record, parse_monitor
 from tests.support.fake_ami_link import FakeAmiLink
+from tests.support.waiting import wait_until
 from tests.unit.test_monitor import PHONE_CHANNEL, SEAT_CHANNEL, Audit, SeatCalls
 
 OTHER_SEAT_CHANNEL = "PJSIP/1002-0000002b"
@@ -154,3 +155,32 @@ async def test_a_hung_redis_never_holds_asterisks_events_up(monkeypatch: pytest.
         await answered(ami, monitor.id, PHONE_CHANNEL)
         await ami.emit("Hangup", Uniqueid=monitor.id, Channel=PHONE_CHANNEL)
     assert monitors.active() == [] and len(audit.entries) == 1  # the monitor worked, its end audited
+
+
+async def test_a_monitor_ending_during_its_start_or_switch_is_not_stored_live_again(client: aioredis.Redis) -> None:
+    """Found (session 7 review): ``start`` and ``switch`` saved the monitor after their AMI
+    action returned; a Hangup handled meanwhile had already ended it (off the live hash, on the
+    ended list), and the save put it back in the live hash (``switch`` back in the running
+    monitors too): shown running, and ended and audited a second time after the next restart."""
+    ami, audit = FakeAmiLink(), Audit()
+    monitors = service(ami, client, audit)
+    ami.gates["playdtmf"] = asyncio.Event()
+    kept = await monitors.start("kunming-1.1", Mode.LISTEN, "1090", "sup")
+    await answered(ami, kept.id, PHONE_CHANNEL)
+    switching = asyncio.create_task(monitors.switch(kept.id, Mode.WHISPER))
+    await asyncio.sleep(0)  # the PlayDTMF is on its way
+    await ami.emit("Hangup", Uniqueid=kept.id, Channel=PHONE_CHANNEL)  # the supervisor hangs up meanwhile
+    ami.gates["playdtmf"].set()
+    with pytest.raises(monitor_service.MonitorRefused):
+        await switching
+    assert monitors.active() == [] and await client.hlen(LIVE_KEY) == 0
+
+    ami.gates["originate"] = asyncio.Event()
+    starting = asyncio.create_task(monitors.start("kunming-1.1", Mode.LISTEN, "1090", "sup"))
+    await wait_until(monitors.active, timeout_s=30)
+    (ringing,) = monitors.active()
+    await ami.emit("Hangup", Uniqueid=ringing.id, Channel=PHONE_CHANNEL)  # rejected at once
+    ami.gates["originate"].set()
+    await starting
+    assert monitors.active() == [] and await client.hlen(LIVE_KEY) == 0
+    assert len(audit.entries) == 2  # each ended once
