@@ -162,9 +162,14 @@ class FallbackIngester:
                 continue
             if call is None:
                 continue
-            if await self._tracker.record_fallback_call(call):
-                written += 1
-                log.info("fallback.call_recorded", call_id=call.uniqueid, outcome=str(call.outcome))
+            try:
+                if await self._tracker.record_fallback_call(call):
+                    written += 1
+                    log.info("fallback.call_recorded", call_id=call.uniqueid, outcome=str(call.outcome))
+            except NotOurs as exc:  # left where it is, read once
+                log.warning("fallback.call_line_not_ours", file=path.name, error=str(exc))
+                self._done.add(path.name)
+                continue
             self._retiring[path.name] = call.uniqueid
         return written
 

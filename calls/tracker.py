@@ -386,9 +386,12 @@ class CallTracker:
     async def record_fallback_call(self, call: FallbackCall) -> bool:
         """A call that ended on Asterisk's fallback route (its ``.call`` line): creates the
         record of a call the controller never saw, finishes one it could not, and leaves one it
-        ended itself. Returns whether a record was written (False again and again: idempotent)."""
+        ended itself. Returns whether a record was written (False again and again: idempotent);
+        NotOurs for another platform's call (the province's platforms share the records' keys)."""
         record = self._live.get(call.uniqueid) or self._dirty.get(call.uniqueid) or self._ended.get(call.uniqueid)
         existing = record or await self._store.get(call.uniqueid)
+        if existing is not None and existing.platform != self._platform:
+            raise NotOurs(f"{call.uniqueid} is a call of {existing.platform}")
         if existing is None:
             saved = self._put(fallback_call_record(call, self._platform))
         else:

@@ -132,3 +132,24 @@ async def test_a_line_cut_short_long_ago_still_leaves_a_record(tmp_path: Path) -
     assert record.outcome is CallOutcome.LOST_TRACK and not record.is_open
     assert record.started_at == datetime.fromtimestamp(1772442000, UTC)
     assert record.tags["fallback_stage"] == "cut_short"
+
+
+async def test_a_call_line_never_touches_another_platforms_record(tmp_path: Path) -> None:
+    """As for hang-up lines (tests/unit/test_end_lines.py): the province's platforms share the
+    records' keys, so a ``.call`` line in this spool naming another platform's call (a copied
+    file, a local user who can write the spool) is refused as not ours, left where it is and
+    read once; the other platform's record is untouched."""
+    store = MemoryStore()
+    province = CallTracker(store, "province", FakeClock())
+    other = "kunming-1772442000.7"  # the id the line names, but a province call in the store
+    await province.channel_created(other, "PJSIP/t", "13900139000", "", "12345")
+    await province.flush_dirty()
+    folder = tmp_path / "fallback"
+    folder.mkdir()
+    line = folder / "fc-1772442000-kunming-1772442000.7.call"
+    line.write_text(ANSWERED)
+    ingester = FallbackIngester(tmp_path, CallTracker(store, "kunming", FakeClock()), "kunming")
+    assert await ingester.scan() == 0
+    assert await ingester.scan() == 0
+    assert store.records[other].platform == "province" and store.records[other].is_open
+    assert line.exists()
