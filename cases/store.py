@@ -10,7 +10,7 @@ Keys (all under ``hotline:``), beside the ticket store's (tickets/store.py):
   tickets are dropped from it lazily, when it is read.
 
 The ticket itself is a ticket like any other: ``ticket:<id>``, the ``tickets:by-accepted``
-index, the provisional-deadline index, the caller's open ticket (``tickets:open:…``, which
+index, the provisional-deadline index, the caller's open ticket (``tickets:open-by-caller:…``, which
 voicemail repeat requests merge into) and the platform's export stream (webhook), all in the
 same MULTI.
 """
@@ -150,6 +150,7 @@ class CaseStore:
                 pipe.zadd(provisional_key(platform), {ticket.id: ticket.deadlines.resolve_by.astimezone(CHINA).year})
             if ticket.is_open and record.caller:
                 pipe.set(self._tickets.open_key(platform, record.caller), ticket.id)  # voicemail repeats merge into it
+                pipe.delete(self._tickets.old_open_key(platform, record.caller))  # replaced: no number kept
                 self._index_open(pipe, platform, record.caller, ticket.id, at)
             pipe.xadd(
                 export_stream(platform),
@@ -243,7 +244,9 @@ class CaseStore:
             return []
         key = self._keys.open_cases_key(platform, caller)
         ids = [_text(i) for i in cast(list[bytes | str], await self._redis.zrevrange(key, 0, MAX_OPEN_PER_CALLER - 1))]
-        voicemail = await self._redis.get(self._tickets.open_key(platform, caller))
+        # until the controller's background migration renamed it: an earlier version's key
+        merge_key = (self._tickets.open_key(platform, caller), self._tickets.old_open_key(platform, caller))
+        voicemail = next((v for v in await self._redis.mget(merge_key) if v), None)
         if voicemail and _text(voicemail) not in ids:
             ids.append(_text(voicemail))
         if not ids:

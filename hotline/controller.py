@@ -38,7 +38,7 @@ from hotline.wiring.network import build_network
 from hotline.wiring.reports import build_reports
 from telephony.agi_server import AgiHandler
 from telephony.dialplan_names import AGI_OUTBOUND_SCRIPT
-from tickets.open_keys import migrate_open_ticket_keys
+from tickets.open_keys import migrate_until_done
 from web.auth import TokenRegistry
 from webphone.watch import PhoneWatch
 
@@ -161,7 +161,7 @@ class Controller:
         await self.dialplans.load_initial()
         self.desk.load_initial()  # raises DeskFilesInvalid: nothing starts on a broken units file
         await build_system_prompts(cfg)  # milliseconds once built (checksums); `hotline12345 prompts build`
-        await asyncio.gather(self._load_state(), self._migrate_open_keys())
+        await self._load_state()
         # FastAGI, the ACD and AMI as early as possible: until FastAGI serves, new calls take the
         # fallback route (no seat). See docs/benchmarks.md "Controller restart gap".
         await self.agi.start()
@@ -175,6 +175,9 @@ class Controller:
         site = web.TCPSite(self._api_runner, cfg.http.host, cfg.http.port)
         await site.start()
         self._tasks += self._background.start()
+        # open-ticket keys of earlier versions carried the whole number: renamed while serving
+        # (a SCAN of the whole key space), retried until done (tickets/open_keys.py)
+        self._tasks.append(asyncio.create_task(self._migrate_open_keys(), name="open-keys-migration"))
         await self.outbound.prepare()  # outbound/: its prompts, then its two loops
         self._tasks += [
             asyncio.create_task(every(cfg.outbound.tick_s, self.outbound.tick), name="outbound-tick"),
@@ -191,7 +194,7 @@ class Controller:
         )
 
     # the Redis loads at start: open records and seats, then the figures (they count the stored
-    # calls after the adoption, as before), while the open-ticket keys are renamed (independent)
+    # calls after the adoption, as before)
     async def _load_state(self) -> None:
         try:
             await self._redis_watch.load_state()
@@ -200,10 +203,7 @@ class Controller:
         await self._seed_figures()
 
     async def _migrate_open_keys(self) -> None:
-        try:  # open-ticket keys of earlier versions carried the whole number: renamed (tickets/open_keys.py)
-            await migrate_open_ticket_keys(self._redis, self.config.platform.id, self.tickets)
-        except RedisError as exc:
-            log.warning("controller.open_keys_not_renamed", error=str(exc))
+        await migrate_until_done(self._redis, self.config.platform.id, self.tickets)
 
     async def _seed_figures(self) -> None:
         try:  # the 24 h figures count the calls stored before this start, once (else at the first poll)

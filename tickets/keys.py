@@ -8,8 +8,9 @@ Keys (all under ``hotline:``):
 - ``tickets:open-by-caller:<platform>:<digest>``: the caller's open ticket (repeat requests
   merge into it; 国办函〔2025〕66号 asks for one ticket per matter). ``digest`` is the caller
   index's HMAC of the number (calls/caller_index.py), so no key name carries a number; the
-  ``tickets:open:<platform>:<caller>`` keys of earlier versions are renamed at the controller's
-  start (tickets/open_keys.py).
+  ``tickets:open:<platform>:<caller>`` keys of earlier versions are renamed in the background
+  after the controller's start (tickets/open_keys.py); until then they are read, and deleted
+  with the new key.
 - ``tickets:seq:<platform>:<yyyymmdd>``: the day's ticket counter (INCR; a lost race leaves a gap
   in the numbers, never a duplicate). It never expires: a message of that day handled days later
   (a parked job retried, workers down) must not start the day at ``0001`` again.

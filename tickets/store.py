@@ -122,14 +122,15 @@ class RedisTicketStore(TicketListing, ProvisionalDeadlines, TicketFollowUps):
         async def attempt(pipe: aioredis.client.Pipeline) -> CreateResult:
             by_recording = recording_key(recording or origin)
             open_key = self.open_key(platform, caller) if caller else None
-            await pipe.watch(by_recording, *([open_key] if open_key else []))
+            old_key = self.old_open_key(platform, caller) if caller else None
+            await pipe.watch(by_recording, *([open_key, old_key] if open_key and old_key else []))
             existing = await pipe.get(by_recording)
             if existing:
                 ticket = await self.get(text(existing))
                 if ticket is None:
                     raise TicketNotFound(f"{recording} points at a missing ticket {text(existing)}")
                 return CreateResult(CreateOutcome.DUPLICATE, ticket)
-            open_ticket = await self._watched_open_ticket(pipe, open_key)
+            open_ticket = await self._watched_open_ticket(pipe, open_key, old_key)
             if open_ticket is not None:
                 linked = machine.link_repeat_call(open_ticket, call_id, recording, accepted_at)
                 begin(pipe)
@@ -159,8 +160,9 @@ class RedisTicketStore(TicketListing, ProvisionalDeadlines, TicketFollowUps):
             begin(pipe)
             pipe.set(ticket_key(ticket.id), body)
             pipe.set(by_recording, ticket.id)
-            if open_key:
+            if open_key and old_key:
                 pipe.set(open_key, ticket.id)
+                pipe.delete(old_key)  # an earlier version's name of a closed one: replaced
             pipe.zadd(INDEX, {ticket.id: accepted_at.timestamp()})
             if ticket.deadlines_provisional:
                 pipe.zadd(provisional_key(platform), {ticket.id: resolve_year(ticket)})
@@ -208,11 +210,14 @@ class RedisTicketStore(TicketListing, ProvisionalDeadlines, TicketFollowUps):
                 return sequence
             skipped += 1
 
-    async def _watched_open_ticket(self, pipe: aioredis.client.Pipeline, open_key: str | None) -> Ticket | None:
-        """The caller's open ticket, with its key watched too (a transition may race us)."""
-        if open_key is None:
+    async def _watched_open_ticket(
+        self, pipe: aioredis.client.Pipeline, open_key: str | None, old_key: str | None
+    ) -> Ticket | None:
+        """The caller's open ticket, with its key watched too (a transition may race us); until
+        the background migration renamed it, under an earlier version's name (``old_key``)."""
+        if open_key is None or old_key is None:
             return None
-        open_id = await pipe.get(open_key)
+        open_id = await pipe.get(open_key) or await pipe.get(old_key)
         if not open_id:
             return None
         await pipe.watch(ticket_key(text(open_id)))
@@ -235,17 +240,21 @@ class RedisTicketStore(TicketListing, ProvisionalDeadlines, TicketFollowUps):
             calendar = self._calendar_for(ticket.platform)
             moved = machine.transition(ticket, to, at=at, actor=actor, calendar=calendar, note=note)
             open_key = self.open_key(ticket.platform, ticket.caller)
-            closes = False
+            old_key = self.old_open_key(ticket.platform, ticket.caller)
+            drop: list[str] = []
             if ticket.is_open and not moved.is_open and ticket.caller:
-                await pipe.watch(open_key)
-                current = await pipe.get(open_key)
-                closes = current is not None and text(current) == ticket_id
+                await pipe.watch(open_key, old_key)
+                current, former = await pipe.mget(open_key, old_key)
+                if current is not None and text(current) == ticket_id:
+                    drop = [open_key, old_key]  # the new key wins over an earlier version's (as migrating)
+                elif former is not None and text(former) == ticket_id:
+                    drop = [old_key]
             begin(pipe)
             pipe.set(key, moved.model_dump_json())
             if moved.deadlines_provisional:  # an extension into a year the calendar lacks
                 pipe.zadd(provisional_key(moved.platform), {moved.id: resolve_year(moved)})
-            if closes:
-                pipe.delete(open_key)  # the caller's next request is a new matter
+            if drop:  # the caller's next request is a new matter; no key keeps the number
+                pipe.delete(*drop)
             await pipe.execute()
             return moved
 

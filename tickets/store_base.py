@@ -19,7 +19,7 @@ from redis.exceptions import WatchError
 
 from calls.caller_index import CallerKeys
 from tickets.deadlines import WorkingDays
-from tickets.keys import EXPORT_STREAM, RETRIES, begin, open_ticket_key, ticket_key
+from tickets.keys import EXPORT_STREAM, OLD_OPEN_PREFIX, RETRIES, begin, open_ticket_key, ticket_key
 from tickets.model import Ticket, is_ticket_id
 
 log = structlog.get_logger(__name__)
@@ -60,6 +60,12 @@ class TicketStoreBase:
     def open_key(self, platform: str, caller: str) -> str:
         """The key of ``caller``'s open ticket on ``platform`` (its value: the ticket id)."""
         return open_ticket_key(platform, self._caller_keys.digest(platform, caller))
+
+    @staticmethod
+    def old_open_key(platform: str, caller: str) -> str:
+        """The name an earlier version gave that key (the whole number in it): read while the
+        controller's background migration has not renamed it yet, deleted with the new one."""
+        return f"{OLD_OPEN_PREFIX}{platform}:{caller}"
 
     def on_saved(self, listener: SavedListener) -> None:
         """Call ``listener`` with each ticket this store created or moved (the reports count its
