@@ -22,7 +22,8 @@ Asterisk, the controller and Redis (/proc, over the load), the controller's shar
 CPU, and from the controller's /metrics: ``hotline_agi_wait_seconds`` (both revisions: every
 stretch a channel waited on us, coarse buckets) and ``hotline_agi_step_seconds`` (after only:
 reply received → next command sent, fine buckets), as interpolated p50/p99 and the share ≤ 5 ms.
-``--profile`` records the controller with py-spy during each phase (needs py-spy; not a
+``--profile`` records the controller with py-spy (``--nonblocking``: the blocking sampler
+stops the process at each sample and inflates its CPU several times) during each phase (needs py-spy; not a
 dependency of the project).
 """
 
@@ -256,7 +257,7 @@ def start_profiler(folder: str, name: str, pid: int | None) -> subprocess.Popen[
     out = Path(folder) / f"{name.replace(' ', '').replace('#', '-')}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = [py_spy, "record", "-p", str(pid), "-r", "100", "--gil", "-f", "raw", "-o", str(out)]
+    command = [py_spy, "record", "-p", str(pid), "-r", "100", "--gil", "--nonblocking", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
