@@ -32,13 +32,14 @@ from calls.model import (
     transition,
 )
 from calls.redis_budget import RedisBudget
-from calls.store import CallStore
+from calls.store import CallStore, CountOnce
 from common.clock import Clock, system_clock
 from common.privacy import mask_number
 
 log = structlog.get_logger(__name__)
 
 EndedListener = Callable[[CallRecord], Awaitable[None]]
+EndedCounter = Callable[[CallRecord], CountOnce | None]
 RecordWatcher = Callable[[CallRecord], None]
 RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no Redis read
 RETRY_S = 1.0
@@ -70,6 +71,8 @@ class CallTracker:
         self._dirty: dict[str, CallRecord] = {}
         self._ended: OrderedDict[str, CallRecord] = OrderedDict()
         self._ended_listeners: list[EndedListener] = []
+        self._ended_counters: list[EndedCounter] = []
+        self._counts: dict[str, list[CountOnce]] = {}  # call id → counts to send with its record
         self._watchers: list[RecordWatcher] = []
         self._seen: dict[str, int] = {}  # call id → order first seen (for reconcile)
         self._seen_count = 0
@@ -82,6 +85,13 @@ class CallTracker:
         """Call ``listener`` with every record as it ends (callback list, exports)."""
         self._ended_listeners.append(listener)
 
+    def count_ended(self, counter: EndedCounter) -> None:
+        """Add ``counter(record)``'s counts (a report roll-up) once as each record ends, in the
+        writer's round that saves the ended record (one round trip for many calls, not one
+        each), retried with it while Redis fails. ``counter`` runs at once on the event path:
+        pure computation, no I/O."""
+        self._ended_counters.append(counter)
+
     def watch(self, watcher: RecordWatcher) -> None:
         """Call ``watcher`` with every version of every record as it is kept here (queued,
         answered, ended, amended after it ended, ended by a reconcile): at once, on the event
@@ -93,6 +103,14 @@ class CallTracker:
         that ended the call never waits for them."""
         for listener in self._ended_listeners:
             self._budget.write(f"ended listener for {record.call_id}", _bind(listener, record))
+        for counter in self._ended_counters:  # the record is dirty now: they go with its save
+            try:
+                count = counter(record)
+            except Exception:  # a report gone wrong must not lose the call's record
+                log.exception("calls.counter_failed", call_id=record.call_id)
+                continue
+            if count is not None:
+                self._counts.setdefault(record.call_id, []).append(count)
 
     def _note_seen(self, call_id: str) -> None:
         if call_id not in self._seen:
@@ -194,13 +212,16 @@ class CallTracker:
             while self._dirty:
                 # the records changed since the last round go out together: one round trip
                 batch = list(itertools.islice(self._dirty.items(), SAVE_BATCH))
+                counts = [count for call_id, _ in batch for count in self._counts.get(call_id, ())]
                 try:
-                    stale = await self._store.save_many([record for _, record in batch])
+                    stale = await self._store.save_many([record for _, record in batch], counts)
                 except Exception as exc:  # Redis down, restarting or hung: keep them, retry later
                     self.store_failures += 1
                     error = str(exc) or type(exc).__name__
                     log.warning("calls.save_failed", call_id=batch[0][0], records=len(batch), error=error)
                     return len(self._dirty)
+                if counts:
+                    self._counted((call_id for call_id, _ in batch), counts)
                 for call_id, record in batch:
                     if self._dirty.get(call_id) is not record:
                         continue  # changed meanwhile: the newer version is still to be written
@@ -209,6 +230,17 @@ class CallTracker:
                     else:
                         del self._dirty[call_id]
             return 0
+
+    def _counted(self, call_ids: Iterable[str], sent: list[CountOnce]) -> None:
+        """``sent`` (of the calls ``call_ids``) landed: forget them; counts added while the round
+        was out stay."""
+        done = {id(count) for count in sent}
+        for call_id in call_ids:
+            left = [count for count in self._counts.get(call_id, ()) if id(count) not in done]
+            if left:
+                self._counts[call_id] = left
+            else:
+                self._counts.pop(call_id, None)
 
     def _rebase(self, record: CallRecord, stored_revision: int) -> None:
         """The store kept out this tracker's newest version of a call: it has a revision this

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from calls.store import CountOnce
 from reports.counting import Increment
 
 KEY_PREFIX = "hotline:reports:"
@@ -48,6 +49,8 @@ class Rollups(Protocol):
 
     async def apply(self, platform: str, event_id: str, increments: Sequence[Increment]) -> bool: ...
 
+    def count_once(self, platform: str, event_id: str, increments: Sequence[Increment]) -> CountOnce: ...
+
     async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]: ...
 
 
@@ -72,6 +75,16 @@ class RedisRollups:
                 args += [index, inc.field, inc.amount]
         result = await self._script(keys=[marker_key(platform, event_id), *keys], args=args)
         return bool(result)
+
+    def count_once(self, platform: str, event_id: str, increments: Sequence[Increment]) -> CountOnce:
+        """What ``apply`` writes, for the call writer to send with its round (calls/store.py):
+        the same marker, keys, fields and expiries."""
+        writes = tuple(
+            (rollup_key(inc.kind, platform, bucket), inc.field, inc.amount)
+            for inc in increments
+            for bucket in (inc.bucket, inc.bucket[:8])
+        )
+        return CountOnce(marker_key(platform, event_id), self._marker_s, self._keep_s, writes)
 
     async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]:
         """The counters of each bucket, in order ({} for an hour with none)."""
