@@ -178,9 +178,19 @@ class CallTracker:
         """Keep the change in memory and mark it for the writer; never waits for the store.
         The change gets the next revision of its call (after the one it was made from and any
         kept here), so the store can tell it from every older version however late they land."""
+        return self._kept(record.model_copy(update={"revision": self._next_revision(record)}))
+
+    def _change(self, record: CallRecord, update: dict[str, object]) -> CallRecord:
+        """``_put`` of ``record`` changed by ``update``: one copy, with its revision set in it
+        (not a copy for the change and another for the revision)."""
+        update["revision"] = self._next_revision(record)
+        return self._kept(record.model_copy(update=update))
+
+    def _next_revision(self, record: CallRecord) -> int:
         latest = self._latest(record.call_id)
-        revision = max(record.revision, latest.revision if latest is not None else 0) + 1
-        record = record.model_copy(update={"revision": revision})
+        return max(record.revision, latest.revision if latest is not None else 0) + 1
+
+    def _kept(self, record: CallRecord) -> CallRecord:
         self._keep(record)
         for watcher in self._watchers:
             try:
@@ -285,20 +295,21 @@ class CallTracker:
             log.info("calls.arrived", call_id=call_id, caller=mask_number(caller), called=called)
             record = self._new(call_id, channel, caller, caller_name, called)
         else:
-            record = record.model_copy(
-                update={
+            return self._change(
+                record,
+                {
                     "channel": record.channel or channel,
                     "caller": record.caller or caller,
                     "caller_name": record.caller_name or caller_name,
                     "called": record.called or called,
-                }
+                },
             )
         return self._put(record)
 
     async def answered(self, call_id: str) -> None:
         record = self._live.get(call_id)
         if record is not None and record.answered_at is None:
-            self._put(record.model_copy(update={"answered_at": self._clock()}))
+            self._change(record, {"answered_at": self._clock()})
 
     async def ivr_started(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
         """Our FastAGI took the call; creates the record if AMI has not told us yet."""
@@ -310,7 +321,7 @@ class CallTracker:
     async def ivr_step(self, call_id: str, step: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            self._put(record.model_copy(update={"ivr_path": (*record.ivr_path, step)}))
+            self._change(record, {"ivr_path": (*record.ivr_path, step)})
 
     async def set_outcome(self, call_id: str, outcome: CallOutcome) -> None:
         await self.amend(call_id, {"outcome": outcome})
@@ -320,7 +331,7 @@ class CallTracker:
         record = self._live.get(call_id)
         if record is None:
             return
-        self._put(_amended(record, changes))
+        self._change(record, _amended(record, changes))
 
     async def amend_stored(
         self, call_id: str, changes: CallChanges, then: EndedListener | None = None
@@ -332,7 +343,7 @@ class CallTracker:
         if record is None:
             self._budget.write(f"amend stored record {call_id}", lambda: self._amend_from_store(call_id, changes, then))
             return None
-        amended = self._put(_amended(record, changes))
+        amended = self._change(record, _amended(record, changes))
         if then is not None:
             self._budget.write(f"after amending {call_id}", _bind(then, amended))
         return amended
@@ -343,14 +354,14 @@ class CallTracker:
         if record is None:
             log.warning("calls.amend_unknown_record", call_id=call_id)
             return
-        amended = self._put(_amended(record, changes))
+        amended = self._change(record, _amended(record, changes))
         if then is not None:
             await then(amended)
 
     async def ivr_digit(self, call_id: str, node_id: str, key: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            self._put(record.model_copy(update={"digits": (*record.digits, f"{node_id}={key}")}))
+            self._change(record, {"digits": (*record.digits, f"{node_id}={key}")})
 
     async def hung_up(self, call_id: str, cause: str) -> CallRecord | None:
         """The caller's channel is gone (AMI Hangup)."""
@@ -400,7 +411,7 @@ class CallTracker:
         if live is not None:
             if live.outcome is CallOutcome.FALLBACK and live.recording:
                 return False
-            self._put(live.model_copy(update=update))
+            self._change(live, dict(update))
             return True
         known = self._dirty.get(record.call_id) or self._ended.get(record.call_id)
         existing = known or await self._store.get(record.call_id)
@@ -454,11 +465,12 @@ class CallTracker:
         return True
 
 
-def _amended(record: CallRecord, changes: CallChanges) -> CallRecord:
+def _amended(record: CallRecord, changes: CallChanges) -> dict[str, object]:
+    """The update that sets ``changes`` on ``record`` (tags merged into its own)."""
     update: dict[str, object] = dict(changes)
     if "tags" in changes:
         update["tags"] = {**record.tags, **changes["tags"]}
-    return record.model_copy(update=update)
+    return update
 
 
 def _bind(listener: EndedListener, record: CallRecord) -> Callable[[], Awaitable[None]]:

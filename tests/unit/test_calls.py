@@ -341,3 +341,27 @@ async def test_a_counter_that_fails_does_not_lose_the_record() -> None:
     assert await tracker.flush_dirty() == 0
     assert store.records["k-1.1"].state is CallState.ENDED
     assert list(store.counted) == ["counted:k-1.1"]
+
+
+async def test_each_change_is_kept_once_with_the_next_revision_and_its_contents() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    tracker = CallTracker(store, "kunming", clock)
+    seen: list[CallRecord] = []
+    tracker.watch(seen.append)
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "", "", "12345")
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "")  # fills in the caller
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "12345")
+    await tracker.answered("k-1.1")
+    await tracker.ivr_step("k-1.1", "greeting")
+    await tracker.ivr_digit("k-1.1", "menu", "1")
+    await tracker.amend("k-1.1", {"tags": {"lang": "zh"}})
+    await tracker.amend("k-1.1", {"tags": {"vip": "no"}, "queue": "general"})
+    assert [r.revision for r in seen] == list(range(1, 9))
+    last = seen[-1]
+    assert (last.caller, last.caller_name, last.called) == ("13800138000", "张三丰", "12345")
+    assert (last.ivr_path, last.digits, last.queue) == (("greeting",), ("menu=1",), "general")
+    assert last.tags == {"lang": "zh", "vip": "no"}  # merged, not replaced
+    assert last.answered_at == T0 and seen[2].state is CallState.IN_IVR
+    assert tracker.get_live("k-1.1") is last
+    assert await tracker.flush_dirty() == 0
+    assert store.records["k-1.1"] == last
