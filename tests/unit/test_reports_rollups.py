@@ -95,9 +95,9 @@ async def _report_keys(client: aioredis.Redis) -> dict[str, object]:
     """Every report key: a hash's fields, or a marker; and whether it expires."""
     seen: dict[str, object] = {}
     for key in sorted(await client.keys("hotline:reports:*")):
-        kind = (await client.type(key)).decode()
-        value = await client.hgetall(key) if kind == "hash" else await client.get(key)
-        seen[key.decode()] = (value, await client.ttl(key) > 0)
+        kind = await client.type(key)
+        value = await client.hgetall(key) if kind in (b"hash", "hash") else await client.get(key)
+        seen[str(key)] = (value, await client.ttl(key) > 0)
     return seen
 
 
