@@ -124,7 +124,7 @@ async def test_counts_sent_with_the_call_writers_round_leave_redis_as_the_listen
         if twice:  # the writer's round retried after a lost reply, or the call ended again
             assert await store.save_many([], counts) == {}
         assert await _report_keys(writer_way) == await _report_keys(listener_way)
-        assert await _report_keys(writer_way)  # something was counted
+        assert bool(await _report_keys(writer_way)) == bool(counts)  # a marker at least, for each count
         assert [r.call_id for r in await store.many([r.call_id for r in records])] == [r.call_id for r in records]
     finally:
         await listener_way.aclose()
