@@ -5,7 +5,9 @@ never waits for the store: the record goes into the dirty map and the writer (``
 saves the latest version of each dirty record in the background, at once when Redis answers
 and again and again while it does not (down, restarting, hung) — no record is dropped, and no
 caller hears dead air while Redis is slow. Listeners of ended records (the callback list) run
-in the background too (calls/redis_budget.py), never on the AMI event path.
+in the background too (calls/redis_budget.py), never on the AMI event path; counters of ended
+records (the report roll-up) give their counts at once, and the writer sends them with the
+record's save (``count_ended``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ An event (an ended call, a seat's state, a ticket's step) is applied by one Lua 
 sets its marker ``hotline:reports:counted:<platform>:<event id>`` (``SET NX``, with a TTL) and
 increments only when the marker is new: a listener retried after a Redis failure, or a call
 ended again by a restarted controller, is never counted twice, and the marker and the counts are
-written together or not at all.
+written together or not at all. An ended call's counts (``count_once``) are written the same way
+by the call writer, inside its save script (calls/store.py ``CountOnce``), with the call's record.
 """
 
 from __future__ import annotations
