@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
@@ -15,15 +16,29 @@ from calls.model import CallRecord
 
 KEY_PREFIX = "hotline:"
 
-# KEYS: every key the batch touches. ARGV[1]: JSON [[record key's position in KEYS, revision,
-# expiry ms (0: none), [[command, key position, args…], …]], …]; ARGV[1 + i]: record i's JSON.
-# A record is written, then its index writes run, only if the stored record's revision is not
-# newer (equal: the retry of a write that landed; none stored, or a record of before revisions:
-# 0). Replies, per record: -1 written, else the stored revision that kept it out.
+# KEYS: every key the batch touches. ARGV[1]: JSON [records, counts]; records: [[record key's
+# position in KEYS, revision, expiry ms (0: none), [[command, key position, args…], …]], …];
+# ARGV[1 + i]: record i's JSON. A record is written, then its index writes run, only if the stored
+# record's revision is not newer (equal: the retry of a write that landed; none stored, or a
+# record of before revisions: 0). Replies, per record: -1 written, else the stored revision that
+# kept it out. counts (``CountOnce``): [[marker position, marker ttl s, keep s, [key position,
+# field, amount, …]], …]: the HINCRBYs run only if the marker is new (SET NX), then their keys
+# expire keep s from now — a count sent again (the round retried) is not counted twice.
 SAVE_SCRIPT = """
 local writes = {SADD = true, SREM = true, ZADD = true, ZREMRANGEBYSCORE = true, ZREMRANGEBYRANK = true, PEXPIRE = true}
 local replies = {}
-for i, record in ipairs(cjson.decode(ARGV[1])) do
+local meta = cjson.decode(ARGV[1])
+for _, count in ipairs(meta[2]) do
+    if redis.call('SET', KEYS[count[1]], '1', 'NX', 'EX', count[2]) then
+        local incs, touched = count[4], {}
+        for j = 1, #incs, 3 do
+            redis.call('HINCRBY', KEYS[incs[j]], incs[j + 1], incs[j + 2])
+            touched[incs[j]] = true
+        end
+        for position, _ in pairs(touched) do redis.call('EXPIRE', KEYS[position], count[3]) end
+    end
+end
+for i, record in ipairs(meta[1]) do
     local key = KEYS[record[1]]
     local stored = redis.call('GET', key)
     local have = -1
@@ -57,15 +72,30 @@ return replies
 INDEXED_CALLS_MAX = 20_000  # open calls whose index entries this store remembers having written
 
 
+@dataclass(frozen=True)
+class CountOnce:
+    """Counters to add once, in the writer's round with the records (a report's roll-up of an
+    ended call: one round trip for many calls instead of one each): the ``increments`` (key,
+    field, amount) are added only if ``marker`` is new (``SET NX``, expiring ``marker_ttl_s``),
+    together with it; the keys counted then expire ``keep_s`` from now. Sent again (the round
+    retried while Redis fails, a call ended again by a restarted controller): counted once."""
+
+    marker: str
+    marker_ttl_s: int
+    keep_s: int
+    increments: tuple[tuple[str, str, int], ...]
+
+
 class CallStore(Protocol):
     """Durable storage of call records."""
 
     async def save(self, record: CallRecord) -> bool: ...
 
-    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
-        """Save several records at once (the writer retries the batch when it fails). A record
-        whose stored revision is newer than its own is left as stored: the ones left so come
-        back, call id → the stored revision."""
+    async def save_many(self, records: Sequence[CallRecord], counts: Sequence[CountOnce] = ()) -> dict[str, int]:
+        """Save several records at once (the writer retries the batch when it fails), and add
+        ``counts`` in the same round (all or nothing with the records). A record whose stored
+        revision is newer than its own is left as stored: the ones left so come back, call id →
+        the stored revision."""
         ...
 
     async def get(self, call_id: str) -> CallRecord | None: ...
@@ -133,13 +163,15 @@ class RedisCallStore:
         """Save ``record``; False when the store has a newer revision of it (nothing written)."""
         return record.call_id not in await self.save_many([record])
 
-    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
-        """Save ``records`` in one round trip (one MULTI/EXEC around one script). A record is
-        written, with its index entries, only where the store's revision of it is not newer;
-        returns the ones that were not: call id → the revision the store has."""
-        if not records:
+    async def save_many(self, records: Sequence[CallRecord], counts: Sequence[CountOnce] = ()) -> dict[str, int]:
+        """Save ``records`` in one round trip (one MULTI/EXEC around one script), with
+        ``counts``. A record is written, with its index entries, only where the store's revision
+        of it is not newer; returns the ones that were not: call id → the revision the store has."""
+        if not records and not counts:
             return {}
         batch = _Batch()
+        for count in counts:
+            batch.count(count)
         planned = [(record, self._plan(batch, record)) for record in records]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.eval(SAVE_SCRIPT, len(batch.keys), *batch.keys, batch.meta(), *batch.bodies)
@@ -248,6 +280,7 @@ class _Batch:
         self.keys: list[str] = []
         self._positions: dict[str, int] = {}
         self._records: list[list[object]] = []
+        self._counts: list[list[object]] = []
         self.bodies: list[str] = []
 
     def key(self, key: str) -> int:
@@ -261,8 +294,14 @@ class _Batch:
         self._records.append([key, revision, expire_ms, ops])
         self.bodies.append(body)
 
+    def count(self, count: CountOnce) -> None:
+        incs: list[object] = []
+        for key, field, amount in count.increments:
+            incs += [self.key(key), field, str(amount)]
+        self._counts.append([self.key(count.marker), count.marker_ttl_s, count.keep_s, incs])
+
     def meta(self) -> str:
-        return json.dumps(self._records, separators=(",", ":"))
+        return json.dumps([self._records, self._counts], separators=(",", ":"))
 
 
 def _ids(raw: Iterable[object]) -> list[str]:

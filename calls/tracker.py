@@ -5,7 +5,9 @@ never waits for the store: the record goes into the dirty map and the writer (``
 saves the latest version of each dirty record in the background, at once when Redis answers
 and again and again while it does not (down, restarting, hung) — no record is dropped, and no
 caller hears dead air while Redis is slow. Listeners of ended records (the callback list) run
-in the background too (calls/redis_budget.py), never on the AMI event path.
+in the background too (calls/redis_budget.py), never on the AMI event path; counters of ended
+records (the report roll-up) give their counts at once, and the writer sends them with the
+record's save (``count_ended``).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from calls.model import (
     transition,
 )
 from calls.redis_budget import RedisBudget
-from calls.store import CallStore
+from calls.store import CallStore, CountOnce
 from common.clock import Clock, system_clock
 from common.privacy import mask_number
 
 log = structlog.get_logger(__name__)
 
 EndedListener = Callable[[CallRecord], Awaitable[None]]
+EndedCounter = Callable[[CallRecord], CountOnce | None]
 RecordWatcher = Callable[[CallRecord], None]
 RECENTLY_ENDED = 2000  # ended records kept in memory: a late amendment needs no Redis read
 RETRY_S = 1.0
@@ -70,6 +73,8 @@ class CallTracker:
         self._dirty: dict[str, CallRecord] = {}
         self._ended: OrderedDict[str, CallRecord] = OrderedDict()
         self._ended_listeners: list[EndedListener] = []
+        self._ended_counters: list[EndedCounter] = []
+        self._counts: dict[str, list[CountOnce]] = {}  # call id → counts to send with its record
         self._watchers: list[RecordWatcher] = []
         self._seen: dict[str, int] = {}  # call id → order first seen (for reconcile)
         self._seen_count = 0
@@ -82,6 +87,13 @@ class CallTracker:
         """Call ``listener`` with every record as it ends (callback list, exports)."""
         self._ended_listeners.append(listener)
 
+    def count_ended(self, counter: EndedCounter) -> None:
+        """Add ``counter(record)``'s counts (a report roll-up) once as each record ends, in the
+        writer's round that saves the ended record (one round trip for many calls, not one
+        each), retried with it while Redis fails. ``counter`` runs at once on the event path:
+        pure computation, no I/O."""
+        self._ended_counters.append(counter)
+
     def watch(self, watcher: RecordWatcher) -> None:
         """Call ``watcher`` with every version of every record as it is kept here (queued,
         answered, ended, amended after it ended, ended by a reconcile): at once, on the event
@@ -93,6 +105,14 @@ class CallTracker:
         that ended the call never waits for them."""
         for listener in self._ended_listeners:
             self._budget.write(f"ended listener for {record.call_id}", _bind(listener, record))
+        for counter in self._ended_counters:  # the record is dirty now: they go with its save
+            try:
+                count = counter(record)
+            except Exception:  # a report gone wrong must not lose the call's record
+                log.exception("calls.counter_failed", call_id=record.call_id)
+                continue
+            if count is not None:
+                self._counts.setdefault(record.call_id, []).append(count)
 
     def _note_seen(self, call_id: str) -> None:
         if call_id not in self._seen:
@@ -160,9 +180,19 @@ class CallTracker:
         """Keep the change in memory and mark it for the writer; never waits for the store.
         The change gets the next revision of its call (after the one it was made from and any
         kept here), so the store can tell it from every older version however late they land."""
+        return self._kept(record.model_copy(update={"revision": self._next_revision(record)}))
+
+    def _change(self, record: CallRecord, update: dict[str, object]) -> CallRecord:
+        """``_put`` of ``record`` changed by ``update``: one copy, with its revision set in it
+        (not a copy for the change and another for the revision)."""
+        update["revision"] = self._next_revision(record)
+        return self._kept(record.model_copy(update=update))
+
+    def _next_revision(self, record: CallRecord) -> int:
         latest = self._latest(record.call_id)
-        revision = max(record.revision, latest.revision if latest is not None else 0) + 1
-        record = record.model_copy(update={"revision": revision})
+        return max(record.revision, latest.revision if latest is not None else 0) + 1
+
+    def _kept(self, record: CallRecord) -> CallRecord:
         self._keep(record)
         for watcher in self._watchers:
             try:
@@ -194,13 +224,16 @@ class CallTracker:
             while self._dirty:
                 # the records changed since the last round go out together: one round trip
                 batch = list(itertools.islice(self._dirty.items(), SAVE_BATCH))
+                counts = [count for call_id, _ in batch for count in self._counts.get(call_id, ())]
                 try:
-                    stale = await self._store.save_many([record for _, record in batch])
+                    stale = await self._store.save_many([record for _, record in batch], counts)
                 except Exception as exc:  # Redis down, restarting or hung: keep them, retry later
                     self.store_failures += 1
                     error = str(exc) or type(exc).__name__
                     log.warning("calls.save_failed", call_id=batch[0][0], records=len(batch), error=error)
                     return len(self._dirty)
+                if counts:
+                    self._counted((call_id for call_id, _ in batch), counts)
                 for call_id, record in batch:
                     if self._dirty.get(call_id) is not record:
                         continue  # changed meanwhile: the newer version is still to be written
@@ -209,6 +242,17 @@ class CallTracker:
                     else:
                         del self._dirty[call_id]
             return 0
+
+    def _counted(self, call_ids: Iterable[str], sent: list[CountOnce]) -> None:
+        """``sent`` (of the calls ``call_ids``) landed: forget them; counts added while the round
+        was out stay."""
+        done = {id(count) for count in sent}
+        for call_id in call_ids:
+            left = [count for count in self._counts.get(call_id, ()) if id(count) not in done]
+            if left:
+                self._counts[call_id] = left
+            else:
+                self._counts.pop(call_id, None)
 
     def _rebase(self, record: CallRecord, stored_revision: int) -> None:
         """The store kept out this tracker's newest version of a call: it has a revision this
@@ -253,20 +297,21 @@ class CallTracker:
             log.info("calls.arrived", call_id=call_id, caller=mask_number(caller), called=called)
             record = self._new(call_id, channel, caller, caller_name, called)
         else:
-            record = record.model_copy(
-                update={
+            return self._change(
+                record,
+                {
                     "channel": record.channel or channel,
                     "caller": record.caller or caller,
                     "caller_name": record.caller_name or caller_name,
                     "called": record.called or called,
-                }
+                },
             )
         return self._put(record)
 
     async def answered(self, call_id: str) -> None:
         record = self._live.get(call_id)
         if record is not None and record.answered_at is None:
-            self._put(record.model_copy(update={"answered_at": self._clock()}))
+            self._change(record, {"answered_at": self._clock()})
 
     async def ivr_started(self, call_id: str, channel: str, caller: str, caller_name: str, called: str) -> CallRecord:
         """Our FastAGI took the call; creates the record if AMI has not told us yet."""
@@ -278,7 +323,7 @@ class CallTracker:
     async def ivr_step(self, call_id: str, step: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            self._put(record.model_copy(update={"ivr_path": (*record.ivr_path, step)}))
+            self._change(record, {"ivr_path": (*record.ivr_path, step)})
 
     async def set_outcome(self, call_id: str, outcome: CallOutcome) -> None:
         await self.amend(call_id, {"outcome": outcome})
@@ -288,7 +333,7 @@ class CallTracker:
         record = self._live.get(call_id)
         if record is None:
             return
-        self._put(_amended(record, changes))
+        self._change(record, _amended(record, changes))
 
     async def amend_stored(
         self, call_id: str, changes: CallChanges, then: EndedListener | None = None
@@ -300,7 +345,7 @@ class CallTracker:
         if record is None:
             self._budget.write(f"amend stored record {call_id}", lambda: self._amend_from_store(call_id, changes, then))
             return None
-        amended = self._put(_amended(record, changes))
+        amended = self._change(record, _amended(record, changes))
         if then is not None:
             self._budget.write(f"after amending {call_id}", _bind(then, amended))
         return amended
@@ -311,14 +356,14 @@ class CallTracker:
         if record is None:
             log.warning("calls.amend_unknown_record", call_id=call_id)
             return
-        amended = self._put(_amended(record, changes))
+        amended = self._change(record, _amended(record, changes))
         if then is not None:
             await then(amended)
 
     async def ivr_digit(self, call_id: str, node_id: str, key: str) -> None:
         record = self._live.get(call_id)
         if record is not None:
-            self._put(record.model_copy(update={"digits": (*record.digits, f"{node_id}={key}")}))
+            self._change(record, {"digits": (*record.digits, f"{node_id}={key}")})
 
     async def hung_up(self, call_id: str, cause: str) -> CallRecord | None:
         """The caller's channel is gone (AMI Hangup)."""
@@ -368,7 +413,7 @@ class CallTracker:
         if live is not None:
             if live.outcome is CallOutcome.FALLBACK and live.recording:
                 return False
-            self._put(live.model_copy(update=update))
+            self._change(live, dict(update))
             return True
         known = self._dirty.get(record.call_id) or self._ended.get(record.call_id)
         existing = known or await self._store.get(record.call_id)
@@ -422,11 +467,12 @@ class CallTracker:
         return True
 
 
-def _amended(record: CallRecord, changes: CallChanges) -> CallRecord:
+def _amended(record: CallRecord, changes: CallChanges) -> dict[str, object]:
+    """The update that sets ``changes`` on ``record`` (tags merged into its own)."""
     update: dict[str, object] = dict(changes)
     if "tags" in changes:
         update["tags"] = {**record.tags, **changes["tags"]}
-    return record.model_copy(update=update)
+    return update
 
 
 def _bind(listener: EndedListener, record: CallRecord) -> Callable[[], Awaitable[None]]:

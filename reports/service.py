@@ -14,6 +14,7 @@ import structlog
 
 from acd.seat import Seat
 from calls.model import CallRecord
+from calls.store import CountOnce
 from reports.buckets import Period, days_between, hours_between
 from reports.counting import call_increments, seat_increments, ticket_step_increments
 from reports.query import DIMENSION, Row, rows
@@ -39,10 +40,17 @@ class ReportService:
     # counting (listeners the app shell wires)
 
     async def on_call_ended(self, record: CallRecord) -> None:
-        """The call tracker's ended listener (run in the background and retried: idempotent)."""
+        """Count an ended call now (idempotent: a call counted before is not counted again)."""
         increments = call_increments(record, self.tz)
         if increments:
             await self._rollups.apply(record.platform, f"call:{record.call_id}", increments)
+
+    def ended_counts(self, record: CallRecord) -> CountOnce | None:
+        """The call tracker's ended counter (``CallTracker.count_ended``): the same counts as
+        ``on_call_ended``, sent by the call writer with the ended record's save — one round
+        trip for the calls of a round, retried with it while Redis fails."""
+        increments = call_increments(record, self.tz)
+        return self._rollups.count_once(record.platform, f"call:{record.call_id}", increments) if increments else None
 
     async def on_seat_change(self, seat: Seat) -> None:
         """A seat service listener: the state the seat leaves is counted (never waits on Redis).

@@ -7,7 +7,8 @@ An event (an ended call, a seat's state, a ticket's step) is applied by one Lua 
 sets its marker ``hotline:reports:counted:<platform>:<event id>`` (``SET NX``, with a TTL) and
 increments only when the marker is new: a listener retried after a Redis failure, or a call
 ended again by a restarted controller, is never counted twice, and the marker and the counts are
-written together or not at all.
+written together or not at all. An ended call's counts (``count_once``) are written the same way
+by the call writer, inside its save script (calls/store.py ``CountOnce``), with the call's record.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from calls.store import CountOnce
 from reports.counting import Increment
 
 KEY_PREFIX = "hotline:reports:"
@@ -48,6 +50,8 @@ class Rollups(Protocol):
 
     async def apply(self, platform: str, event_id: str, increments: Sequence[Increment]) -> bool: ...
 
+    def count_once(self, platform: str, event_id: str, increments: Sequence[Increment]) -> CountOnce: ...
+
     async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]: ...
 
 
@@ -72,6 +76,16 @@ class RedisRollups:
                 args += [index, inc.field, inc.amount]
         result = await self._script(keys=[marker_key(platform, event_id), *keys], args=args)
         return bool(result)
+
+    def count_once(self, platform: str, event_id: str, increments: Sequence[Increment]) -> CountOnce:
+        """What ``apply`` writes, for the call writer to send with its round (calls/store.py):
+        the same marker, keys, fields and expiries."""
+        writes = tuple(
+            (rollup_key(inc.kind, platform, bucket), inc.field, inc.amount)
+            for inc in increments
+            for bucket in (inc.bucket, inc.bucket[:8])
+        )
+        return CountOnce(marker_key(platform, event_id), self._marker_s, self._keep_s, writes)
 
     async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]:
         """The counters of each bucket, in order ({} for an hour with none)."""

@@ -25,9 +25,10 @@ class ReportParts:
 def build_reports(config: Config, calls: CallParts, acd: AcdParts, messages: MessageParts) -> ReportParts:
     keep, markers = timedelta(days=config.reports.keep_days), timedelta(days=config.reports.marker_days)
     rollups = RedisRollups(calls.redis, keep=keep, marker_ttl=markers)
-    # counted in the background, retried while Redis fails (never on the AMI or seat path)
+    # counted in the background, retried while Redis fails (never on the AMI or seat path); an
+    # ended call's counts go with the call writer's round that saves its record
     service = ReportService(rollups, config.platform.id, config.platform.timezone, calls.budget.write)
-    calls.tracker.on_ended(service.on_call_ended)
+    calls.tracker.count_ended(service.ended_counts)
     acd.seats.on_change(service.on_seat_change)
     messages.tickets.on_saved(service.on_ticket_saved)
     return ReportParts(service, CallSearch(calls.redis, calls.store.many, calls.caller_keys))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from acd.stats import QueueStats, SeatStats, queue_stats, seat_stats
 from acd.window import RollingFigures
 from calls.model import CallOutcome, CallRecord, CallState
+from calls.store import CountOnce
 from calls.tracker import CallTracker
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -149,7 +150,7 @@ class _Store:
     async def save(self, record: CallRecord) -> bool:
         return True
 
-    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
+    async def save_many(self, records: Sequence[CallRecord], counts: Sequence[CountOnce] = ()) -> dict[str, int]:
         return {}
 
     async def get(self, call_id: str) -> CallRecord | None:

@@ -11,6 +11,7 @@ import pytest
 
 from calls.fallback import FallbackIngester, parse_fallback_name, read_fallback_caller
 from calls.model import CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
+from calls.store import CountOnce
 from calls.tracker import CallTracker
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -32,14 +33,19 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.records: dict[str, CallRecord] = {}
+        self.counted: dict[str, CountOnce] = {}  # marker → the count added under it
+        self.rounds: list[tuple[list[str], list[str]]] = []  # each round's call ids and markers
         self.down = False
 
     async def save(self, record: CallRecord) -> bool:
         return record.call_id not in await self.save_many([record])
 
-    async def save_many(self, records: Sequence[CallRecord]) -> dict[str, int]:
+    async def save_many(self, records: Sequence[CallRecord], counts: Sequence[CountOnce] = ()) -> dict[str, int]:
         if self.down:
             raise ConnectionError("store down")
+        self.rounds.append(([r.call_id for r in records], [c.marker for c in counts]))
+        for count in counts:  # the rule of RedisCallStore: once per marker
+            self.counted.setdefault(count.marker, count)
         stale: dict[str, int] = {}
         for record in records:  # the rule of RedisCallStore: never a stored newer revision replaced
             stored = self.records.get(record.call_id)
@@ -269,3 +275,93 @@ async def test_fallback_ingestion_is_idempotent_and_merges(tmp_path: Path) -> No
     assert len(store.records) == 3
     assert store.records["kunming-1772442002.9"].caller == "13900000009"  # from the file beside it
     assert store.records["kunming-1772442000.7"].caller == "13800138000"  # from the old name
+
+
+def _count_of(record: CallRecord) -> CountOnce:
+    return CountOnce(f"counted:{record.call_id}", 60, 600, (("rollup", record.outcome or "", 1),))
+
+
+async def test_an_ended_calls_counts_go_with_its_records_round_and_survive_an_outage() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    tracker = CallTracker(store, "kunming", clock)
+    tracker.count_ended(_count_of)
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "", "12345")
+    await tracker.ivr_started("k-2.1", "PJSIP/trunk-2", "13800138001", "", "12345")
+    assert await tracker.flush_dirty() == 0
+    assert store.rounds == [(["k-1.1", "k-2.1"], [])]  # nothing counted for calls still going on
+    store.down = True
+    await tracker.hung_up("k-1.1", "Normal Clearing")
+    assert await tracker.flush_dirty() == 1  # Redis down: the record and its count wait
+    assert store.counted == {}
+    store.down = False
+    assert await tracker.flush_dirty() == 0
+    assert store.rounds[-1] == (["k-1.1"], ["counted:k-1.1"])  # one round: the record and its count
+    assert store.counted["counted:k-1.1"].increments == (("rollup", "abandoned", 1),)
+    assert await tracker.flush_dirty() == 0
+    assert store.rounds[-1] == (["k-1.1"], ["counted:k-1.1"])  # sent once: no round without changes
+    await tracker.amend_stored("k-1.1", {"case_id": "KM1"})  # a later save of the call: no count again
+    assert await tracker.flush_dirty() == 0
+    assert store.rounds[-1] == (["k-1.1"], [])
+
+
+async def test_a_count_made_while_a_round_is_out_is_sent_with_the_next_one() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    tracker = CallTracker(store, "kunming", clock)
+    tracker.count_ended(_count_of)
+    tracker.count_ended(lambda record: None)  # nothing to count for this one
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "", "12345")
+    release = asyncio.Event()
+    real_save = store.save_many
+
+    async def slow_save(records: Sequence[CallRecord], counts: Sequence[CountOnce] = ()) -> dict[str, int]:
+        await release.wait()
+        return await real_save(records, counts)
+
+    store.save_many = slow_save  # type: ignore[method-assign]
+    flushing = asyncio.create_task(tracker.flush_dirty())
+    await asyncio.sleep(0)  # the round with the open record is out
+    await tracker.hung_up("k-1.1", "Normal Clearing")  # ended meanwhile
+    release.set()
+    assert await flushing == 0
+    assert [markers for _, markers in store.rounds] == [[], ["counted:k-1.1"]]
+    assert store.records["k-1.1"].state is CallState.ENDED
+
+
+async def test_a_counter_that_fails_does_not_lose_the_record() -> None:
+    store = MemoryStore()
+    tracker = CallTracker(store, "kunming", FakeClock())
+
+    def broken(record: CallRecord) -> CountOnce:
+        raise ValueError("bad report")
+
+    tracker.count_ended(broken)
+    tracker.count_ended(_count_of)
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "", "12345")
+    await tracker.hung_up("k-1.1", "Normal Clearing")
+    assert await tracker.flush_dirty() == 0
+    assert store.records["k-1.1"].state is CallState.ENDED
+    assert list(store.counted) == ["counted:k-1.1"]
+
+
+async def test_each_change_is_kept_once_with_the_next_revision_and_its_contents() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    tracker = CallTracker(store, "kunming", clock)
+    seen: list[CallRecord] = []
+    tracker.watch(seen.append)
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "", "", "12345")
+    await tracker.channel_created("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "")  # fills in the caller
+    await tracker.ivr_started("k-1.1", "PJSIP/trunk-1", "13800138000", "张三丰", "12345")
+    await tracker.answered("k-1.1")
+    await tracker.ivr_step("k-1.1", "greeting")
+    await tracker.ivr_digit("k-1.1", "menu", "1")
+    await tracker.amend("k-1.1", {"tags": {"lang": "zh"}})
+    await tracker.amend("k-1.1", {"tags": {"vip": "no"}, "queue": "general"})
+    assert [r.revision for r in seen] == list(range(1, 9))
+    last = seen[-1]
+    assert (last.caller, last.caller_name, last.called) == ("13800138000", "张三丰", "12345")
+    assert (last.ivr_path, last.digits, last.queue) == (("greeting",), ("menu=1",), "general")
+    assert last.tags == {"lang": "zh", "vip": "no"}  # merged, not replaced
+    assert last.answered_at == T0 and seen[2].state is CallState.IN_IVR
+    assert tracker.get_live("k-1.1") is last
+    assert await tracker.flush_dirty() == 0
+    assert store.records["k-1.1"] == last

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from acd.seat import Seat, SeatState
 from acd.stats import queue_stats, seat_stats
 from calls.model import CallOutcome, CallRecord, CallState
+from calls.store import RedisCallStore
+from hotline.redis_process import RedisProcess
 from ivr.calendar import PlatformCalendar
 from reports.buckets import Period, hour_bucket, hours_between
 from reports.counting import Kind, call_increments, seat_increments
@@ -87,6 +89,46 @@ def calls(draw: st.DrawFn, platform: str = "x") -> CallRecord:
         ivr_path=path,
         digits=digits,
     )
+
+
+async def _report_keys(client: aioredis.Redis) -> dict[str, object]:
+    """Every report key: a hash's fields, or a marker; and whether it expires."""
+    seen: dict[str, object] = {}
+    for key in sorted(await client.keys("hotline:reports:*")):
+        kind = await client.type(key)
+        value = await client.hgetall(key) if kind in (b"hash", "hash") else await client.get(key)
+        seen[str(key)] = (value, await client.ttl(key) > 0)
+    return seen
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(calls(), min_size=1, max_size=30, unique_by=lambda r: r.call_id), twice=st.booleans())
+async def test_counts_sent_with_the_call_writers_round_leave_redis_as_the_listener_did(
+    redis_server: RedisProcess, records: list[CallRecord], twice: bool
+) -> None:
+    """An ended call's roll-up rides with the call store's save (calls/store.py CountOnce):
+    the same hashes, fields, amounts, markers and expiries as ``on_call_ended``, counted once
+    when sent again; the records themselves are saved as before."""
+    listener_way = aioredis.Redis(port=redis_server.port, db=3)
+    writer_way = aioredis.Redis(port=redis_server.port, db=4)
+    try:
+        for db in (listener_way, writer_way):
+            await db.flushdb()
+        records = [r.model_copy(update={"queue": "方言" if r.queue == "dialect" else r.queue}) for r in records]
+        by_listener, by_writer = service(listener_way, "x"), service(writer_way, "x")
+        store = RedisCallStore(writer_way, timedelta(days=30), "x")
+        for record in records:
+            await by_listener.on_call_ended(record)
+        counts = [count for record in records if (count := by_writer.ended_counts(record)) is not None]
+        assert await store.save_many(records, counts) == {}
+        if twice:  # the writer's round retried after a lost reply, or the call ended again
+            assert await store.save_many([], counts) == {}
+        assert await _report_keys(writer_way) == await _report_keys(listener_way)
+        assert bool(await _report_keys(writer_way)) == bool(counts)  # a marker at least, for each count
+        assert [r.call_id for r in await store.many([r.call_id for r in records])] == [r.call_id for r in records]
+    finally:
+        await listener_way.aclose()
+        await writer_way.aclose()
 
 
 def _day_window(day: date) -> tuple[datetime, timedelta]:
