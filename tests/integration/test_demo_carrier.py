@@ -4,7 +4,6 @@ carrier trunk of a real Asterisk: a seat hands its caller to 110 (blind) and to 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,14 +47,6 @@ class DemoDesk:
             INVITE, ANSWERED, stream_audio(voice, loops=-1), stays_until_released(CALLER_STAYS_MS), CALLER_HANGS_UP
         )
         return SippCall(self.platform.config.sip.port, talk, caller=number, timeout_s=150)
-
-    def talks_with_the_carrier(self, caller: SippCall) -> None:
-        """The caller stays on (never dropped) past the dial's ring timeout, then hangs up."""
-        until = time.monotonic() + WITH_THE_CARRIER_S
-        while time.monotonic() < until:
-            assert not caller.finished, caller.wait().errors  # the hotline ended the call
-            time.sleep(0.5)
-        caller.release()
 
     def talking(self, number: str) -> str:
         masked = number[:3] + "****" + number[-4:]
@@ -119,7 +110,7 @@ def test_blind_to_110_is_answered_by_the_demo_carrier(desk: DemoDesk, tmp_path: 
     status, body = desk.transfer(call_id, body={"to": "police", "mode": "blind"})
     assert status == 202, body
     assert seat.wait().ok  # the seat was hung up: its caller went to 110
-    desk.talks_with_the_carrier(caller)
+    caller.talk_on(WITH_THE_CARRIER_S)  # never dropped, past the dial's ring timeout
     assert caller.wait().ok  # the caller talked with 110 until they hung up: never dropped
     record = desk.ended("13900002001")
     assert record["outcome"] == "transferred"
@@ -139,7 +130,7 @@ def test_three_way_with_95598_then_the_seat_leaves(desk: DemoDesk, tmp_path: Pat
     status, body = desk.transfer(call_id, "complete")
     assert status == 202, body
     assert seat.wait().ok
-    desk.talks_with_the_carrier(caller)
+    caller.talk_on(WITH_THE_CARRIER_S)  # never dropped, past the dial's ring timeout
     assert caller.wait().ok  # caller and 95598 talked on until the caller hung up
     record = desk.ended("13900002002")
     assert record["outcome"] == "transferred"

@@ -6,6 +6,8 @@ import secrets
 import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -206,6 +208,16 @@ class SippCall(_SippProcess):
             "-key", "caller", caller, "-key", "caller_name", caller_name,
         ]  # fmt: skip
         super().__init__(scenario_xml, arguments, timeout_s, media_ip=local_ip)
+
+    def talk_on(self, seconds: float, release: Callable[[], None] | None = None) -> None:
+        """A caller in ``stays_until_released`` stays on ``seconds`` more (failing the test if the
+        hotline ends its call meanwhile), then is released (by ``release`` if given: a caller
+        in another network namespace)."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            assert not self.finished, self.wait().errors  # the hotline ended the call
+            time.sleep(0.25)
+        (release or self.release)()
 
     def release(self, call_number: int = 1) -> None:
         """End a caller's ``stays_until_released`` now: an INFO in its dialog, sent straight to
