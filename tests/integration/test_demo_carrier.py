@@ -21,14 +21,18 @@ from tests.support.sipp import (
     SippCall,
     SippServer,
     answering_peer,
-    pause,
     scenario,
+    stays_until_released,
     stream_audio,
 )
 
 pytestmark = pytest.mark.integration
 
-CALLER_STAYS_MS = 45_000  # the caller talks this long after the hotline answers, then hangs up
+RING_S = 10  # transfers.ring_s and consult_ring_s: the carrier answers at once (default 30 s)
+# the caller talks on with the carrier this long after the seat left, past the dial's ring
+# timeout, then hangs up (until 2026-12 the caller stayed a fixed 45 s after the hotline answered)
+WITH_THE_CARRIER_S = RING_S + 3
+CALLER_STAYS_MS = 90_000  # at most, if the test never releases the caller
 
 
 class DemoDesk:
@@ -39,8 +43,10 @@ class DemoDesk:
 
     def caller(self, number: str, tmp_path: Path) -> SippCall:
         voice = tone_wav(tmp_path / f"{number}.wav", seconds=2)
-        talk = scenario(INVITE, ANSWERED, stream_audio(voice, loops=-1), pause(CALLER_STAYS_MS), CALLER_HANGS_UP)
-        return SippCall(self.platform.config.sip.port, talk, caller=number, timeout_s=120)
+        talk = scenario(
+            INVITE, ANSWERED, stream_audio(voice, loops=-1), stays_until_released(CALLER_STAYS_MS), CALLER_HANGS_UP
+        )
+        return SippCall(self.platform.config.sip.port, talk, caller=number, timeout_s=150)
 
     def talking(self, number: str) -> str:
         masked = number[:3] + "****" + number[-4:]
@@ -76,6 +82,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDesk]:
             "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
             "acd": {"auto_login": ["1001"], "wrapup_s": 0},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+            "transfers": {"ring_s": RING_S, "consult_ring_s": RING_S},
         },
         dialplan="consult",
     )
@@ -103,6 +110,7 @@ def test_blind_to_110_is_answered_by_the_demo_carrier(desk: DemoDesk, tmp_path: 
     status, body = desk.transfer(call_id, body={"to": "police", "mode": "blind"})
     assert status == 202, body
     assert seat.wait().ok  # the seat was hung up: its caller went to 110
+    caller.talk_on(WITH_THE_CARRIER_S)  # never dropped, past the dial's ring timeout
     assert caller.wait().ok  # the caller talked with 110 until they hung up: never dropped
     record = desk.ended("13900002001")
     assert record["outcome"] == "transferred"
@@ -122,6 +130,7 @@ def test_three_way_with_95598_then_the_seat_leaves(desk: DemoDesk, tmp_path: Pat
     status, body = desk.transfer(call_id, "complete")
     assert status == 202, body
     assert seat.wait().ok
+    caller.talk_on(WITH_THE_CARRIER_S)  # never dropped, past the dial's ring timeout
     assert caller.wait().ok  # caller and 95598 talked on until the caller hung up
     record = desk.ended("13900002002")
     assert record["outcome"] == "transferred"

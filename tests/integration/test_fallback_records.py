@@ -35,6 +35,7 @@ from tests.support.sipp import (
     pause,
     run_sipp,
     scenario,
+    stays_until_released,
     stream_audio,
 )
 
@@ -181,6 +182,8 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
     # answered 180 and cancelled, none left for the next test's seat to pick up
     ringing = SippServer(scenario(RINGING_PEER), port=seat_port, calls=1000, timeout_s=120)
     speech = tone_wav(tmp_path / "tone.wav", seconds=1)
+    # at most (until 2026-12 the caller always stayed this long): the prompts, the waits, then
+    # seconds of message; released once the fallback route is recording its message
     talk_ms = int(
         (
             _prompt_s(platform, "fallback_hold")
@@ -193,7 +196,7 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
     )
     call = SippCall(
         platform.config.sip.port,
-        scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), pause(talk_ms), CALLER_HANGS_UP),
+        scenario(INVITE, ANSWERED, stream_audio(speech, loops=-1), stays_until_released(talk_ms), CALLER_HANGS_UP),
         caller="13800003333",
         timeout_s=120,
     )
@@ -201,6 +204,15 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
         lambda c: c["caller"] == "138****3333" and c["queued_at"] is not None, "the caller waiting for a seat"
     )
     platform.stop_controller(sig=signal.SIGKILL)
+    # the fallback route names its message (fb2-<epoch>-<uniqueid>) just before it records it
+    fallback = platform.config.paths.spool_dir / "fallback"
+    wait_for(
+        "the fallback route recording the message",
+        lambda: any(fallback.glob(f"fb2-*-{queued['call_id']}*")),
+        timeout_s=talk_ms / 1000 + 30,
+        interval_s=0.25,
+    )
+    call.talk_on(4)  # seconds of message, then the caller hangs up
     result = call.wait()
     assert result.ok, result.errors  # never dropped: music, then the fallback route, then the caller's BYE
     ringing.stop()

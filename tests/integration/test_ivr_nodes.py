@@ -33,6 +33,7 @@ from tests.support.sipp import (
     pause,
     run_sipp,
     scenario,
+    stays_until_released,
     stream_audio,
 )
 
@@ -626,7 +627,7 @@ def test_caller_hangs_up_on_the_seat_while_the_controller_is_killed(nodes: Nodes
             pause(nodes.in_menu_ms()),
             dtmf("0"),
             stream_audio(voice, loops=-1),
-            pause(15_000),  # the controller is killed well within this
+            stays_until_released(60_000),  # until the controller is dead (until 2026-12: 15 s)
             CALLER_HANGS_UP,
         ),
         caller="13900000061",
@@ -637,6 +638,7 @@ def test_caller_hangs_up_on_the_seat_while_the_controller_is_killed(nodes: Nodes
         record = platform.wait_call(lambda c: c["caller"] == "139****0061" and c["seat"] == "1001", "the seat call")
         platform.stop_controller(sig=signal.SIGKILL)
         killed_at = time.time()
+        caller.talk_on(3)  # the caller talks on, then hangs up while the controller is down
         assert caller.wait().ok
         caller_left = time.time()
         assert seat.wait().ok  # the seat got the BYE

@@ -6,6 +6,7 @@ and the call showed the platform's 12345 number; a citizen waiting for a seat ho
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from tests.support.sipp import (
     dtmf,
     pause,
     scenario,
+    stays_until_released,
 )
 from tickets import machine
 from tickets.model import Ticket, TicketCategory, TicketSource, TicketState
@@ -199,10 +201,20 @@ def test_a_busy_unit_gets_a_retry_and_saw_the_platform_number(rig: Rig) -> None:
     assert rig.platform.http("/api/v1/outbound/resume", token=ADMIN_TOKEN, method="POST").body["paused"] is False
 
 
+HELD_S = 6  # the dialler ticks every 0.5 s here (outbound.tick_s)
+
+
 def test_a_citizen_waiting_for_a_seat_holds_new_outbound_calls(rig: Rig) -> None:
     sip_port = rig.platform.config.sip.port
-    seat = SippServer(scenario(answering_peer(talk_ms=40_000, hang_up=True)), port=rig.seat_port, timeout_s=150)
-    first = SippCall(sip_port, scenario(INVITE, ANSWERED, HOTLINE_HANGS_UP), caller="13900004001", timeout_s=120)
+    # the first caller talks with the seat until the test has seen the service level hold new
+    # calls (until 2026-12: the seat talked a fixed 40 s, then hung up)
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=rig.seat_port, timeout_s=150)
+    first = SippCall(
+        sip_port,
+        scenario(INVITE, ANSWERED, stays_until_released(60_000), CALLER_HANGS_UP),
+        caller="13900004001",
+        timeout_s=120,
+    )
     wait_for(
         "the seat on the first call",
         lambda: any(s["state"] == "on_call" for s in rig.platform.http("/api/v1/seats").body["seats"]) or None,
@@ -229,12 +241,18 @@ def test_a_citizen_waiting_for_a_seat_holds_new_outbound_calls(rig: Rig) -> None
     # the caller gave up: the 15 s service level is 0 of 1 now, below 0.5: still no new call
     # until the first call ends and counts (1 of 2 answered within 15 s)
     seen = set()
+    held_since: float | None = None
     while not first.finished:
         status = rig.platform.http("/api/v1/outbound").body
         seen.add(status["held_by"])
         if status["held_by"] == "service_level":
             assert status["service_level"] == {"last_15min": 0.0, "min": 0.5}
             assert [a["tries"] for a in rig.attempts(ticket.id)] == [0]
+            held_since = held_since or time.monotonic()
+            if time.monotonic() - held_since > HELD_S:  # held over many of the dialler's ticks
+                break
+        time.sleep(0.1)
+    first.release()  # the first caller hangs up now
     assert "service_level" in seen
     # the caller gone and the level back: the reminder goes out
     assert unit.wait().ok

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -104,6 +108,13 @@ def pause(ms: int) -> str:
     return f'  <pause milliseconds="{ms}"/>\n'
 
 
+def stays_until_released(at_most_ms: int) -> str:
+    """The caller talks on until the test says it is done (``SippCall.release()``), or for
+    ``at_most_ms`` (a fixed ``pause`` then), and goes on to the next part (e.g. CALLER_HANGS_UP).
+    Put it right after ANSWERED: a release that came during an earlier part would fail the call."""
+    return f'  <recv request="INFO" timeout="{at_most_ms}" ontimeout="released"/>\n  <label id="released"/>\n'
+
+
 def stream_audio(wav: Path, loops: int = 1) -> str:
     """Stream an 8 kHz u-law WAV into the call (SIPp rtp_stream); ``loops=-1`` until the call ends."""
     return f'  <nop><action><exec rtp_stream="{wav},{loops},0"/></action></nop>\n'
@@ -188,12 +199,42 @@ class SippCall(_SippProcess):
         local_ip: str = "127.0.0.1",
         local_port: int | None = None,
     ) -> None:
+        self.local_ip, self.local_port = local_ip, local_port or free_tcp_and_udp_port()
+        # the Call-IDs SIPp makes, "<prefix>-<call number>@<local ip>": release() names one
+        self._call_id_prefix = f"sipp-{secrets.token_hex(6)}"
         arguments = [
             f"{host}:{sip_port}", "-s", number, "-m", str(calls), "-l", str(calls), "-r", "50",
-            "-i", local_ip, "-p", str(local_port or free_tcp_and_udp_port()),
+            "-i", local_ip, "-p", str(self.local_port), "-cid_str", f"{self._call_id_prefix}-%u@%s",
             "-key", "caller", caller, "-key", "caller_name", caller_name,
         ]  # fmt: skip
         super().__init__(scenario_xml, arguments, timeout_s, media_ip=local_ip)
+
+    def talk_on(self, seconds: float, release: Callable[[], None] | None = None) -> None:
+        """A caller in ``stays_until_released`` stays on ``seconds`` more (failing the test if the
+        hotline ends its call meanwhile), then is released (by ``release`` if given: a caller
+        in another network namespace)."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            assert not self.finished, self.wait().errors  # the hotline ended the call
+            time.sleep(0.25)
+        (release or self.release)()
+
+    def release(self, call_number: int = 1) -> None:
+        """End a caller's ``stays_until_released`` now: an INFO in its dialog, sent straight to
+        SIPp's own port (SIPp finds the call by its Call-ID; nothing answers it, as SIPp would send
+        its answer to Asterisk). Sent once, over the loopback: a second copy arriving after the
+        wait would be a request the scenario does not expect."""
+        branch, tag = secrets.token_hex(8), secrets.token_hex(4)
+        message = (
+            f"INFO sip:release@{self.local_ip}:{self.local_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch}\r\n"
+            f"From: <sip:test@127.0.0.1>;tag={tag}\r\n"
+            f"To: <sip:release@{self.local_ip}>\r\n"
+            f"Call-ID: {self._call_id_prefix}-{call_number}@{self.local_ip}\r\n"
+            "CSeq: 1 INFO\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message, (self.local_ip, self.local_port))
 
 
 def run_sipp(
