@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
 from acd.engine import AcdEngine
+from acd.model import Binding
 from acd.seat import IllegalSeatTransition
 from acd.seats import SeatService, UnknownSeat
 from telephony.agi_server import AgiSession
-from telephony.dialplan_names import CALLER_VARIABLE, DIAL_VARIABLE, OFFER_VARIABLE, RECORDING_VARIABLE
+from telephony.dialplan_names import CALLER_VARIABLE, DIAL_VARIABLE, RECORDING_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -44,24 +46,50 @@ async def seat_endpoint(session: AgiSession) -> str:
     return await session.get_variable("CHANNEL(endpoint)") or ""
 
 
-class SeatAnswered:
-    """``seat``: the seat's phone answered an offer; name the caller to bridge to."""
+def offer_of(session: AgiSession) -> str:
+    """The offer a seat's channel answered: the channel's uniqueid, which the Originate set to the
+    offer's id (ChannelId; no channel variable, no Getvar)."""
+    return session.env.get("uniqueid")
 
-    def __init__(self, engine: AcdEngine) -> None:
+
+class OfferBinder(Protocol):
+    """What the seat scripts ask of the ACD (acd/engine.py AcdEngine)."""
+
+    async def bind(self, offer_id: str, seat_id: str) -> Binding | None: ...
+
+
+class SeatAnswered:
+    """``seat``: the seat's phone answered an offer; name the caller to bridge to. The dialplan
+    passes the seat (its endpoint) as the first argument: one Getvar fewer; a dialplan rendered
+    before it did is asked. Asterisk round trips are Asterisk's CPU: the answers go in one
+    (MSet) when they are plain, and an empty recording is not set (the dialplan clears it)."""
+
+    def __init__(self, engine: OfferBinder) -> None:
         self._engine = engine
 
     async def __call__(self, session: AgiSession) -> None:
-        offer_id = await session.get_variable(OFFER_VARIABLE) or ""
-        seat_id = await seat_endpoint(session)
+        offer_id = offer_of(session)
+        seat_id = session.env.arguments.get("arg1") or await seat_endpoint(session)
         with structlog.contextvars.bound_contextvars(seat=seat_id, offer=offer_id):
             binding = await self._engine.bind(offer_id, seat_id)
             if binding is None:
                 return
-            await session.set_variable(RECORDING_VARIABLE, binding.recording)
-            if binding.dial:
-                await session.set_variable(DIAL_VARIABLE, binding.dial)
-            else:
-                await session.set_variable(CALLER_VARIABLE, binding.caller_channel)
+            answers = {DIAL_VARIABLE: binding.dial} if binding.dial else {CALLER_VARIABLE: binding.caller_channel}
+            if binding.recording:
+                answers[RECORDING_VARIABLE] = binding.recording
+            await _set_all(session, answers)
+
+
+async def _set_all(session: AgiSession, values: dict[str, str]) -> None:
+    """One SET VARIABLE, or one MSet for several plain values, else one SET VARIABLE each."""
+    if len(values) > 1:
+        try:
+            await session.set_variables(values)
+            return
+        except ValueError:  # not plain (a comma, a quote, a space …): each on its own
+            pass
+    for name, value in values.items():
+        await session.set_variable(name, value)
 
 
 class CallbackDone:
@@ -71,7 +99,7 @@ class CallbackDone:
         self._engine = engine
 
     async def __call__(self, session: AgiSession) -> None:
-        offer_id = await session.get_variable(OFFER_VARIABLE) or ""
+        offer_id = offer_of(session)
         status = await session.get_variable("DIALSTATUS") or ""
         await self._engine.callback_finished(offer_id, status)
 

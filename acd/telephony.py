@@ -6,7 +6,7 @@ engine decides what that means for the call."""
 from __future__ import annotations
 
 from telephony.ami_types import AmiLink, AmiMessage, set_variable
-from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, OFFER_VARIABLE, SEATED_VARIABLE
+from telephony.dialplan_names import LEFT_VARIABLE, MAX_WAIT_VARIABLE, OFFER_CONTEXT, SEATED_VARIABLE
 from telephony.values import shown_number
 
 
@@ -31,10 +31,10 @@ class AcdTelephony:
                 "Priority": "1",
                 "Async": "true",
                 "Timeout": str(self._ring_timeout_ms),
+                # the offer is the channel's uniqueid (the seat AGI reads it there): no variable
                 "ChannelId": offer_id,
                 # the caller's number as SIP brought it may hold anything: digits only, or 12345
                 "CallerID": f'"12345" <{shown_number(caller, "12345")}>',
-                "Variable": f"{OFFER_VARIABLE}={offer_id}",
             }
         )
 

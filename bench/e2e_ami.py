@@ -2,9 +2,11 @@
 
 Both systems run on one Asterisk with ``timestampevents=yes``, so every caller channel gets
 the same three marks whoever distributes it: ``Newchannel`` (the INVITE arrived), queue
-entry (app_queue's ``QueueCallerJoin``; for ours the first ``Newexten`` in the hold context,
-where the caller waits after the IVR's queue node) and the first ``BridgeEnter`` into a bridge
-that is not the holding bridge ours wait in (talking to a seat). A plain socket in a thread
+entry (app_queue's ``QueueCallerJoin``; for ours the first ``BridgeEnter`` into the holding
+bridge of the hold context, where the caller waits after the IVR's queue node: BridgeWait) and
+the first ``BridgeEnter`` into a bridge that is not the holding bridge (talking to a seat). No
+``Newexten``: production switches it off (AMI_DISABLED_EVENTS) and turning it back on for the
+stopwatch would make ours pay an event per dialplan step that production does not. A plain socket in a thread
 keeps up with a few thousand events a second and is independent of the controller measured.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from telephony.dialplan_names import HOLD_CONTEXT
 
 TRUNK_PREFIX = "PJSIP/trunk-"
-WANTED = ("Newchannel", "Newexten", "QueueCallerJoin", "BridgeEnter", "Hangup")
+WANTED = ("Newchannel", "QueueCallerJoin", "BridgeEnter", "Hangup")
 OBSERVER = "bench-observer"
 
 
@@ -90,6 +92,13 @@ def _holding(event: dict[str, str]) -> bool:
     return event.get("bridgetechnology") == "holding_bridge" or event.get("bridgename") == HOLD_CONTEXT
 
 
+def queue_entry(name: str, event: dict[str, str]) -> bool:
+    """A caller enters the queue: app_queue's ``QueueCallerJoin``, or ours' ``BridgeEnter`` into
+    the holding bridge (BridgeWait in the hold context; again after each announcement, so only
+    the first one counts)."""
+    return name == "QueueCallerJoin" or (name == "BridgeEnter" and _holding(event))
+
+
 class AmiRecorder:
     """Logs in, asks Asterisk to send only the events we time, and records marks per channel."""
 
@@ -141,9 +150,7 @@ class AmiRecorder:
             marks = self.callers.get(uniqueid)
             if marks is None:
                 return
-            if (name == "QueueCallerJoin" and marks.queued is None) or (
-                name == "Newexten" and event.get("context") == HOLD_CONTEXT and marks.queued is None
-            ):
+            if queue_entry(name, event) and marks.queued is None:
                 marks.queued = when
             elif name == "BridgeEnter" and marks.bridged is None and not _holding(event):
                 marks.bridged = when

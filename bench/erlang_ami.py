@@ -3,7 +3,7 @@
 Like bench/e2e_ami.py (same observer user, same marks, same for both ACDs), but it also keeps
 every seat channel (a ring: our offer or app_queue's attempt) with its bridge and hang-up, the
 caller's number (to look up the patience drawn for it), and it hangs callers up: when a caller
-has waited in the queue (``QueueCallerJoin``, or for ours the hold context) for its patience
+has waited in the queue (``QueueCallerJoin``, or for ours the hold context's holding bridge) for its patience
 without reaching a seat, the bench sends AMI ``Hangup`` for its channel. Patience therefore
 counts only while waiting, is enforced by the same code for both ACDs, and a ring to a seat
 for that caller (app_queue) or for the queue (ours) is cut the same way a caller's hang-up
@@ -17,9 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from bench.e2e_ami import TRUNK_PREFIX, WANTED, _holding, _parse
+from bench.e2e_ami import TRUNK_PREFIX, WANTED, _holding, _parse, queue_entry
 from bench.erlang_stats import CallerLeg, SeatLeg
-from telephony.dialplan_names import HOLD_CONTEXT
 
 
 def seat_of(channel: str) -> str | None:
@@ -79,9 +78,9 @@ class ErlangRecorder:
                 return
             caller, seat_leg = self.callers.get(uniqueid), self.seats.get(uniqueid)
             if caller is not None:
-                queue_entry = name == "QueueCallerJoin" or (name == "Newexten" and event.get("context") == HOLD_CONTEXT)
-                if queue_entry and caller.queued is None:
-                    caller.queued = when
+                if queue_entry(name, event):
+                    if caller.queued is None:
+                        caller.queued = when
                 elif name == "BridgeEnter" and caller.bridged is None and not _holding(event):
                     caller.bridged = when
                 elif name == "Hangup":

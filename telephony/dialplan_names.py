@@ -57,7 +57,6 @@ MAX_WAIT_VARIABLE = "HOTLINE_MAX_WAIT"
 OVERFLOW_VARIABLE = "HOTLINE_OVERFLOW"  # the dialplan node a caller goes to after max wait
 SEATED_VARIABLE = "HOTLINE_SEATED"  # set when a seat is bound: after the talk, the caller is done
 LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
-OFFER_VARIABLE = "HOTLINE_OFFER"  # on a seat's channel: which offer it answered
 CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
 RECORDING_VARIABLE = "HOTLINE_RECORDING"
 DIAL_VARIABLE = "HOTLINE_DIAL"  # set by the seat AGI for a callback: the caller's number to dial

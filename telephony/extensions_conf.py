@@ -336,23 +336,26 @@ exten => h,1,{write_end}
 ; blind transfer redirects the caller (an AMI Redirect wins over F), an attended or three-way one
 ; moves it to the other side's bridge: those are told apart by the after-seat AGI (the record).
 ; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
+; Every priority is a channel snapshot Asterisk publishes: the answered offer's path is kept short
+; (the seat and the offer go as the AGI's argument and uniqueid, no Getvar; the three answers
+; start unset on a new channel and are cleared only before asking again).
 [{OFFER_CONTEXT}]
-exten => s,1,Set(attempt=0)
- same => n(ask),Set(attempt=$[${{attempt}} + 1])
- ; asking again (the caller bound last time left before the bridge): stop that recording, so
- ; the next conversation never lands in another caller's file
- same => n,ExecIf($[${{attempt}} > 1]?StopMixMonitor())
+exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n,GotoIf($[${{attempt}} > 3]?none)
- same => n,Set({CALLER_VARIABLE}=)
- same => n,Set({DIAL_VARIABLE}=)
- same => n,Set({RECORDING_VARIABLE}=)
- same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT})
+ same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT},${{CHANNEL(endpoint)}})
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
  same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
  same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
  same => n,Bridge(${{{CALLER_VARIABLE}}},TF({AFTER_SEAT_CONTEXT}^s^1))
- same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?ask)
+ same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?again)
  same => n(none),Hangup()
+ ; asking again (the caller bound last time left before the bridge): stop that recording, so
+ ; the next conversation never lands in another caller's file, and forget the last answer
+ same => n(again),StopMixMonitor()
+ same => n,Set({CALLER_VARIABLE}=)
+ same => n,Set({DIAL_VARIABLE}=)
+ same => n,Set({RECORDING_VARIABLE}=)
+ same => n,Goto(ask)
 ; a caller who asked to be called back, keeping their place: the seat calls them now
 ; (g: on after the citizen hangs up, to report how the call went)
  same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)

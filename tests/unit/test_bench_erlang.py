@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench.e2e_ami import WANTED
 from bench.erlang_ami import ErlangRecorder, seat_of
 from bench.erlang_load import CREATE_PER_S, Shape, caller_scenario, draw_callers, injection_file
 from bench.erlang_stats import CallerLeg, SeatLeg, Window, freed_seat_gaps, pooled, step_figures
@@ -85,9 +86,10 @@ def test_recorder_marks_both_acds_and_hangs_up_only_waiting_callers_past_their_p
     for uid, number in (("a", "13900000001"), ("b", "13900000002"), ("c", "13900000003")):
         recorder.on_event(_event("Newchannel", 100.0, uid, f"PJSIP/trunk-{uid}", calleridnum=number))
     recorder.on_event(_event("QueueCallerJoin", 100.5, "a", "PJSIP/trunk-a"))  # app_queue
-    recorder.on_event(_event("Newexten", 100.5, "b", "PJSIP/trunk-b", context=HOLD_CONTEXT))  # ours
-    recorder.on_event(_event("BridgeEnter", 100.6, "b", "PJSIP/trunk-b", bridgetechnology="holding_bridge"))
-    recorder.on_event(_event("Newexten", 100.5, "c", "PJSIP/trunk-c", context=HOLD_CONTEXT))
+    # ours: the holding bridge (BridgeWait) is the queue entry; again after an announcement: the first counts
+    recorder.on_event(_event("BridgeEnter", 100.5, "b", "PJSIP/trunk-b", bridgetechnology="holding_bridge"))
+    recorder.on_event(_event("BridgeEnter", 103.0, "b", "PJSIP/trunk-b", bridgename=HOLD_CONTEXT))
+    recorder.on_event(_event("BridgeEnter", 100.5, "c", "PJSIP/trunk-c", bridgetechnology="holding_bridge"))
     recorder.on_event(_event("Newchannel", 101.0, "s1", "PJSIP/2001-00000001"))
     recorder.on_event(_event("BridgeEnter", 102.0, "s1", "PJSIP/2001-00000001", bridgetechnology="simple_bridge"))
     recorder.on_event(_event("BridgeEnter", 102.0, "c", "PJSIP/trunk-c", bridgetechnology="simple_bridge"))
@@ -100,6 +102,8 @@ def test_recorder_marks_both_acds_and_hangs_up_only_waiting_callers_past_their_p
     callers, seats = recorder.snapshot()
     by_number = {c.number: c for c in callers}
     assert by_number["13900000002"].bridged is None  # the holding bridge is not a seat
+    assert by_number["13900000002"].queued == by_number["13900000003"].queued == 100.5
+    assert "Newexten" not in WANTED  # production's disabledevents keeps it off; the stopwatch needs none
     assert by_number["13900000003"].bridged == 102.0
     assert seats == [SeatLeg("2001", 101.0, 102.0, None)]
 
