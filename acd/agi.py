@@ -39,9 +39,32 @@ def count_prompt_texts(name: str, template: str) -> dict[str, str]:
     return texts
 
 
+# chan_pjsip names its channels "PJSIP/<endpoint id>-<8 hex digits>" (ast_channel_alloc's "%08x")
+_PJSIP_CHANNEL = re.compile(r"PJSIP/(.+)-[0-9a-f]{8}")
+
+
 async def seat_endpoint(session: AgiSession) -> str:
-    """The seat a channel belongs to (its PJSIP endpoint is the seat id)."""
+    """The seat a channel belongs to (its PJSIP endpoint is the seat id): read from the channel's
+    name in the AGI environment, or asked of Asterisk (a round trip) for any other name."""
+    found = _PJSIP_CHANNEL.fullmatch(session.env.get("channel"))
+    if found is not None:
+        return found.group(1)
     return await session.get_variable("CHANNEL(endpoint)") or ""
+
+
+async def set_bound(session: AgiSession, values: dict[str, str]) -> None:
+    """Set the variables that name what the seat is bound to, in one round trip when they are
+    plain (MSet), else one each. Empty ones are skipped: the offer context clears them just
+    before the AGI (acd's hotline-offer: ``Set(NAME=)`` for each, on every attempt)."""
+    values = {name: value for name, value in values.items() if value}
+    if len(values) > 1:
+        try:
+            await session.set_variables(values)
+            return
+        except ValueError:  # not plain (a dial string with '@', a path with spaces): one by one
+            pass
+    for name, value in values.items():
+        await session.set_variable(name, value)
 
 
 class SeatAnswered:
@@ -57,11 +80,8 @@ class SeatAnswered:
             binding = await self._engine.bind(offer_id, seat_id)
             if binding is None:
                 return
-            await session.set_variable(RECORDING_VARIABLE, binding.recording)
-            if binding.dial:
-                await session.set_variable(DIAL_VARIABLE, binding.dial)
-            else:
-                await session.set_variable(CALLER_VARIABLE, binding.caller_channel)
+            other = {DIAL_VARIABLE: binding.dial} if binding.dial else {CALLER_VARIABLE: binding.caller_channel}
+            await set_bound(session, {RECORDING_VARIABLE: binding.recording, **other})
 
 
 class CallbackDone:
