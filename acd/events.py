@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.client import Pipeline
 
 from calls.redis_budget import RedisBudget
 
@@ -27,7 +28,8 @@ class EventBus:
 
     The events published while a stream write waits in the write-behind queue go with it: one
     pipeline of XADDs (in publish order) per background write, not one round trip per event —
-    a seat's state change and the ACD event that caused it are usually published together."""
+    a seat's state change and the ACD event that caused it are usually published together —
+    and with the seat and waiting-caller writes next to it in the queue (``write_staged``)."""
 
     def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None) -> None:
         self._redis = client
@@ -55,15 +57,13 @@ class EventBus:
             self._budget.writes_dropped += 1
             log.error("redis.write_dropped", what=f"event {dropped}", why="backlog full", backlog=UNSAVED_MAX)
         self._unsaved.append((kind, {"event": json.dumps(event, ensure_ascii=False)}))
-        # one queued write takes every event unsaved when it runs (a later one replaces it if not started)
-        self._budget.write(f"event {kind}", self._save, key=EVENTS_STREAM, retry=False, droppable=True)
+        # one queued write takes every event unsaved when it runs (a later one replaces it if not
+        # started), in the same pipeline as the seat and waiting-caller writes queued next to it
+        self._budget.write_staged(
+            f"event {kind}", self._redis, self._stage, key=EVENTS_STREAM, retry=False, droppable=True
+        )
 
-    async def _save(self) -> None:
+    def _stage(self, pipe: Pipeline) -> None:
         batch, self._unsaved = self._unsaved, []
-        if len(batch) == 1:
-            await self._redis.xadd(EVENTS_STREAM, batch[0][1], maxlen=EVENTS_MAX, approximate=True)  # type: ignore[arg-type]
-        elif batch:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for _, fields in batch:
-                    pipe.xadd(EVENTS_STREAM, fields, maxlen=EVENTS_MAX, approximate=True)  # type: ignore[arg-type]
-                await pipe.execute()
+        for _, fields in batch:
+            pipe.xadd(EVENTS_STREAM, fields, maxlen=EVENTS_MAX, approximate=True)  # type: ignore[arg-type]
