@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,7 +18,8 @@ AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 async def stream(client: aioredis.Redis) -> list[dict[str, object]]:
-    return [json.loads(fields[b"event"]) for _, fields in await client.xrange(EVENTS_STREAM)]
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await client.xrange(EVENTS_STREAM))
+    return [json.loads(fields[b"event"]) for _, fields in entries]
 
 
 async def test_events_of_one_moment_go_in_one_write_in_publish_order(client: aioredis.Redis) -> None:

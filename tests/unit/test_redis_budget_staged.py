@@ -55,7 +55,7 @@ async def test_a_later_staged_write_of_a_key_replaces_the_pending_one_in_its_pla
 async def test_plain_and_staged_writes_run_in_queue_order(client: aioredis.Redis) -> None:
     budget = RedisBudget()
     budget.write_staged("s1", client, lambda pipe: pipe.rpush("order", "s1"))
-    budget.write("p1", lambda: client.rpush("order", "p1"))  # type: ignore[arg-type]
+    budget.write("p1", lambda: client.rpush("order", "p1"))
     budget.write_staged("s2", client, lambda pipe: pipe.rpush("order", "s2"))
     budget.write_staged("s3", client, lambda pipe: pipe.rpush("order", "s3"))
     assert await budget.drain(GUARD_S)
