@@ -155,6 +155,15 @@ class BenchStack:
         finally:
             client.close()
 
+    def redis_stats(self) -> tuple[int, int]:
+        """Redis's read events (one per pipeline or lone command received) and commands so far."""
+        client = redis.Redis.from_url(self.platform.redis.url)
+        try:
+            stats = client.info("stats")
+            return int(stats["total_reads_processed"]), int(stats["total_commands_processed"])
+        finally:
+            client.close()
+
     def active_channels(self) -> int:
         out = self.platform.asterisk.cli("core show channels count", check=False).stdout
         found = re.search(r"(\d+) active channels?", out)

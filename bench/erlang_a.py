@@ -67,6 +67,7 @@ MAX_WAIT_S = 3600
 SYSTEMS = ("app_queue", "ours")
 BEFORE = "before"  # our ACD with the controller of --before REV
 PROCESSES = ("asterisk", "controller", "redis")
+COUNT = "n:"  # a figure in StepFigures.cpu_ms that is a count per offered call, not CPU
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,11 @@ class Phase:
         pids = {"asterisk": self.stack.asterisk_pid}
         if self.ours:
             pids |= {"controller": self.stack.controller_pid, "redis": self.stack.redis_pid}
-        return {name: cpu_seconds(pid) for name, pid in pids.items()}
+        figures = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        if self.ours:  # what Redis did: read events (≈ round trips: one per pipeline) and commands
+            stats = self.stack.redis_stats()
+            figures |= {COUNT + "redis reads": stats[0], COUNT + "redis commands": stats[1]}
+        return figures
 
     def _start_controller(self) -> subprocess.Popen[bytes] | None:
         """Ours (or the --before revision's) controller, and py-spy on it with --profile."""
@@ -212,9 +217,15 @@ class Phase:
 
 
 def _with_cpu(step: StepFigures, before: dict[str, float], after: dict[str, float]) -> StepFigures:
-    """CPU milliseconds per offered call, by process, over the counting window."""
-    per_call = 1000 / max(step.offered, 1)
-    return replace(step, cpu_ms={name: (after[name] - before[name]) * per_call for name in before})
+    """CPU milliseconds per offered call, by process, over the counting window (and the
+    ``COUNT`` figures per offered call)."""
+    calls = max(step.offered, 1)
+    return replace(
+        step,
+        cpu_ms={
+            name: (after[name] - before[name]) * (1 if name.startswith(COUNT) else 1000) / calls for name in before
+        },
+    )
 
 
 def _stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
@@ -248,7 +259,7 @@ def _ratio(ours: float, theirs: float) -> str:
 
 
 def _cpu_total(step: StepFigures) -> float:
-    return sum(v for v in step.cpu_ms.values() if not math.isnan(v))
+    return sum(v for k, v in step.cpu_ms.items() if not math.isnan(v) and not k.startswith(COUNT))
 
 
 TABLE_HEAD = (
@@ -300,6 +311,14 @@ def report(settings: Settings, results: list[PhaseResult]) -> None:
             for load, o, b in zip(settings.steps, ours_result.steps, base_result.steps, strict=True):
                 print(table_row(f"#{ours_result.repeat} {load:g}×", o, b))
         print()
+    for r in results:
+        if r.system != "app_queue":
+            counts = ", ".join(
+                f"{load:g}× {step.cpu_ms.get(COUNT + 'redis reads', math.nan):.1f} "
+                f"({step.cpu_ms.get(COUNT + 'redis commands', math.nan):.1f} commands)"
+                for load, step in zip(settings.steps, r.steps, strict=True)
+            )
+            print(f"{r.system} #{r.repeat}: Redis read events (≈ round trips) per offered call: {counts}")
     print()
     for r in results:
         print(
