@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.client import Pipeline
 
 from calls.redis_budget import RedisBudget
 
@@ -17,17 +18,24 @@ log = structlog.get_logger(__name__)
 EVENTS_STREAM = "hotline:events"
 EVENTS_MAX = 100_000
 QUEUE_DEPTH = 1000
+UNSAVED_MAX = 10_000  # events not yet written to the stream (Redis away): beyond, the oldest go
 
 
 class EventBus:
     """Publishes events to every subscriber queue and to Redis; slow subscribers lose the oldest.
     The Redis copy is written in the background (best effort: dropped first when Redis is away
-    long enough to fill the write backlog), so publishing never waits on Redis."""
+    long enough to fill the write backlog), so publishing never waits on Redis.
+
+    The events published while a stream write waits in the write-behind queue go with it: one
+    pipeline of XADDs (in publish order) per background write, not one round trip per event —
+    a seat's state change and the ACD event that caused it are usually published together —
+    and with the seat and waiting-caller writes next to it in the queue (``write_staged``)."""
 
     def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None) -> None:
         self._redis = client
         self._budget = budget or RedisBudget()
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._unsaved: list[tuple[str, dict[str, str]]] = []  # (kind, XADD fields), oldest first
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_DEPTH)
@@ -43,11 +51,19 @@ class EventBus:
             if queue.full():
                 queue.get_nowait()  # drop the oldest: a stalled browser must not stall calls
             queue.put_nowait(event)
-        fields = {"event": json.dumps(event, ensure_ascii=False)}
         # the live fan-out happened; storage is best effort and visible (redis.write_* logs, metrics)
-        self._budget.write(
-            f"event {kind}",
-            lambda: self._redis.xadd(EVENTS_STREAM, fields, maxlen=EVENTS_MAX, approximate=True),  # type: ignore[arg-type]
-            retry=False,
-            droppable=True,
+        if len(self._unsaved) >= UNSAVED_MAX:  # the writer is stuck behind Redis: the oldest goes
+            dropped, _ = self._unsaved.pop(0)
+            self._budget.writes_dropped += 1
+            log.error("redis.write_dropped", what=f"event {dropped}", why="backlog full", backlog=UNSAVED_MAX)
+        self._unsaved.append((kind, {"event": json.dumps(event, ensure_ascii=False)}))
+        # one queued write takes every event unsaved when it runs (a later one replaces it if not
+        # started), in the same pipeline as the seat and waiting-caller writes queued next to it
+        self._budget.write_staged(
+            f"event {kind}", self._redis, self._stage, key=EVENTS_STREAM, retry=False, droppable=True
         )
+
+    def _stage(self, pipe: Pipeline) -> None:
+        batch, self._unsaved = self._unsaved, []
+        for _, fields in batch:
+            pipe.xadd(EVENTS_STREAM, fields, maxlen=EVENTS_MAX, approximate=True)  # type: ignore[arg-type]

@@ -166,9 +166,10 @@ class SeatService:
         self._keep(seat)
         text = json.dumps(_saved(seat))
         # in the background (a seat's phone or the ACD never waits on Redis); only the last counts
-        self._budget.write(
+        self._budget.write_staged(
             f"seat {seat.seat_id}",
-            lambda: self._redis.hset(self._key, seat.seat_id, text),
+            self._redis,
+            lambda pipe: pipe.hset(self._key, seat.seat_id, text),
             key=f"{self._key}/{seat.seat_id}",
         )
         if previous.state is not seat.state or previous.reason != seat.reason:

@@ -112,16 +112,17 @@ class WaitingCallers:
         caller is held by Asterisk and known here; only a restart before the write is done
         would forget it — and then max wait still takes it to the overflow node."""
         text = call.to_json()
-        self._budget.write(
+        self._budget.write_staged(
             f"waiting {call.call_id}",
-            lambda: self._redis.hset(self._key, call.call_id, text),
+            self._redis,
+            lambda pipe: pipe.hset(self._key, call.call_id, text),
             key=self._entry(call.call_id),
         )
 
     def forget(self, call_id: str) -> None:
         """No longer waiting: removed from Redis in the background (after any pending save)."""
-        self._budget.write(
-            f"not waiting {call_id}", lambda: self._redis.hdel(self._key, call_id), key=self._entry(call_id)
+        self._budget.write_staged(
+            f"not waiting {call_id}", self._redis, lambda pipe: pipe.hdel(self._key, call_id), key=self._entry(call_id)
         )
 
     def _entry(self, call_id: str) -> str:

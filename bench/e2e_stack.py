@@ -125,9 +125,9 @@ class BenchStack:
         self.platform.redis.start()
         self.platform.asterisk.start()
 
-    def start_controller(self) -> None:
+    def start_controller(self, environment: dict[str, str] | None = None) -> None:
         """Start ours and wait until every seat is logged in and ready (auto_login)."""
-        self.platform.start_controller()
+        self.platform.start_controller(environment=environment)
         wait_for("every seat ready", lambda: self.not_ready_seats() == 0, timeout_s=30)
 
     def stop_controller(self) -> None:
@@ -152,6 +152,15 @@ class BenchStack:
         client = redis.Redis.from_url(self.platform.redis.url)
         try:
             return int(client.info("server")["process_id"])
+        finally:
+            client.close()
+
+    def redis_stats(self) -> tuple[int, int]:
+        """Redis's read events (one per pipeline or lone command received) and commands so far."""
+        client = redis.Redis.from_url(self.platform.redis.url)
+        try:
+            stats = client.info("stats")
+            return int(stats["total_reads_processed"]), int(stats["total_commands_processed"])
         finally:
             client.close()
 

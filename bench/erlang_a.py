@@ -28,7 +28,15 @@ Figures (bench/erlang_stats.py) per step, ours / app_queue. CPU per offered call
 for ours. The old fixed-patience shape (callers hang up 4 s after answer, talking or not)
 stays in bench/acd_e2e.py as a stress shape.
 
-Run: .venv/bin/python -m bench.erlang_a [--quick] [--repeats 3] [--patience-mean-s 30]
+``--before REV`` adds a third phase per repeat, ``before``: our ACD with the controller of a git
+revision (its tree exported with ``git archive``, run with PYTHONPATH there, as in
+bench/ivr_load.py) on this tree's Asterisk files, so a cut is measured against the old code in
+the same run; the report then has a table for each of ours and before against app_queue.
+``--profile DIR`` records the controller of each of our phases with py-spy (``--nonblocking``,
+``--gil``, raw format: DIR/<phase>.txt).
+
+Run: .venv/bin/python -m bench.erlang_a [--quick] [--repeats 3] [--patience-mean-s 30] [--before REV]
+[--profile DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ import json
 import math
 import random
 import shutil
+import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -49,12 +59,15 @@ from bench.e2e_stack import BASELINE_NUMBER, OURS_NUMBER, BenchStack, cpu_second
 from bench.erlang_ami import ErlangRecorder
 from bench.erlang_load import Caller, CallerRun, SeatBank, Shape, draw_callers, draw_talks
 from bench.erlang_stats import StepFigures, Window, pooled, step_figures
+from bench.ivr_load import export_revision, start_profiler
 from tests.support.audio import tone_wav
 
 DIALPLAN = Path(__file__).resolve().parent / "dialplans" / "erlang.yaml"
 MAX_WAIT_S = 3600
 SYSTEMS = ("app_queue", "ours")
+BEFORE = "before"  # our ACD with the controller of --before REV
 PROCESSES = ("asterisk", "controller", "redis")
+COUNT = "n:"  # a figure in StepFigures.cpu_ms that is a count per offered call, not CPU
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,8 @@ class Settings:
     repeats: int
     ring_timeout_s: float
     seed: int
+    before_tree: Path | None = None  # the exported tree of --before REV
+    profile: str = ""  # folder for py-spy profiles of our controller ("" = none)
 
 
 def plan(settings: Settings, repeat: int) -> list[tuple[float, list[Caller]]]:
@@ -109,19 +124,34 @@ class Phase:
         self.stack = BenchStack.create(self.root / "platform", contacts, settings.ring_timeout_s, DIALPLAN, MAX_WAIT_S)
         self.hangups = 0
 
+    @property
+    def ours(self) -> bool:
+        return self.system != "app_queue"
+
     def _cpu(self) -> dict[str, float]:
         pids = {"asterisk": self.stack.asterisk_pid}
-        if self.system == "ours":
+        if self.ours:
             pids |= {"controller": self.stack.controller_pid, "redis": self.stack.redis_pid}
-        return {name: cpu_seconds(pid) for name, pid in pids.items()}
+        figures = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        if self.ours:  # what Redis did: read events (≈ round trips: one per pipeline) and commands
+            stats = self.stack.redis_stats()
+            figures |= {COUNT + "redis reads": stats[0], COUNT + "redis commands": stats[1]}
+        return figures
+
+    def _start_controller(self) -> subprocess.Popen[bytes] | None:
+        """Ours (or the --before revision's) controller, and py-spy on it with --profile."""
+        if not self.ours:
+            return None
+        tree = self.settings.before_tree if self.system == BEFORE else None
+        self.stack.start_controller({"PYTHONPATH": str(tree)} if tree is not None else None)
+        return start_profiler(self.settings.profile, f"{self.system}-{self.repeat}", self.stack.controller_pid)
 
     def run(self, steps: list[tuple[float, list[Caller]]]) -> PhaseResult:
         stack, settings = self.stack, self.settings
         observer, secret = add_observer(stack.platform.asterisk.layout.etc_dir)
         stack.start_asterisk()
         recorder = ErlangRecorder(stack.platform.config.asterisk.ami_port, observer, secret)
-        if self.system == "ours":
-            stack.start_controller()
+        profiler = self._start_controller()
         patience = {c.number: c.patience_s for _, callers in steps for c in callers}
         stop = threading.Event()
 
@@ -131,7 +161,7 @@ class Phase:
 
         enforcer = threading.Thread(target=enforce, name="patience", daemon=True)
         enforcer.start()
-        number = OURS_NUMBER if self.system == "ours" else BASELINE_NUMBER
+        number = OURS_NUMBER if self.ours else BASELINE_NUMBER
         runs: list[CallerRun] = []
         windows: list[tuple[Window, dict[str, float], dict[str, float]]] = []
         try:
@@ -163,6 +193,7 @@ class Phase:
             (self.root / "legs.json").write_text(json.dumps(legs), encoding="utf-8")  # for a closer look (--keep)
         finally:
             stop.set()
+            _stop_profiler(profiler)
             recorder.close()
             for run in runs:
                 run.stop()
@@ -180,15 +211,27 @@ class Phase:
         return all(c.ended is not None for c in callers if any(w.has(c.arrived) for w, _, _ in windows))
 
     def _stuck(self) -> int:
-        if self.system == "ours":
+        if self.ours:
             return self.stack.not_ready_seats() + self.stack.ours_waiting()
         return self.stack.baseline_busy_members()
 
 
 def _with_cpu(step: StepFigures, before: dict[str, float], after: dict[str, float]) -> StepFigures:
-    """CPU milliseconds per offered call, by process, over the counting window."""
-    per_call = 1000 / max(step.offered, 1)
-    return replace(step, cpu_ms={name: (after[name] - before[name]) * per_call for name in before})
+    """CPU milliseconds per offered call, by process, over the counting window (and the
+    ``COUNT`` figures per offered call)."""
+    calls = max(step.offered, 1)
+    return replace(
+        step,
+        cpu_ms={
+            name: (after[name] - before[name]) * (1 if name.startswith(COUNT) else 1000) / calls for name in before
+        },
+    )
+
+
+def _stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        profiler.wait(timeout=60)
 
 
 def _sleep_until(when: float) -> None:
@@ -216,7 +259,7 @@ def _ratio(ours: float, theirs: float) -> str:
 
 
 def _cpu_total(step: StepFigures) -> float:
-    return sum(v for v in step.cpu_ms.values() if not math.isnan(v))
+    return sum(v for k, v in step.cpu_ms.items() if not math.isnan(v) and not k.startswith(COUNT))
 
 
 TABLE_HEAD = (
@@ -249,18 +292,33 @@ def report(settings: Settings, results: list[PhaseResult]) -> None:
         f"patience exponential, mean {shape.patience_mean_s:g} s, while waiting only; {settings.repeats} repeat(s); "
         f"steps {settings.settle_s:g} s settle + {settings.count_s:g} s counted\n"
     )
-    print("Pooled over the repeats, each cell ours / app_queue (goodput = conversations completed per s ÷ capacity):\n")
-    print(TABLE_HEAD)
-    for index, load in enumerate(settings.steps):
-        ours = pooled([r.steps[index] for r in results if r.system == "ours"])
-        base = pooled([r.steps[index] for r in results if r.system == "app_queue"])
-        print(table_row(f"{load:g}×", ours, base))
-    print("\nPer phase:\n")
-    print(TABLE_HEAD.replace("| load |", "| phase, load |", 1))
-    for ours_result in (r for r in results if r.system == "ours"):
-        base_result = next(r for r in results if r.system == "app_queue" and r.repeat == ours_result.repeat)
-        for load, o, b in zip(settings.steps, ours_result.steps, base_result.steps, strict=True):
-            print(table_row(f"#{ours_result.repeat} {load:g}×", o, b))
+    for mine in (BEFORE, "ours"):
+        if not any(r.system == mine for r in results):
+            continue
+        print(
+            f"Pooled over the repeats, each cell {mine} / app_queue "
+            "(goodput = conversations completed per s ÷ capacity):\n"
+        )
+        print(TABLE_HEAD)
+        for index, load in enumerate(settings.steps):
+            ours = pooled([r.steps[index] for r in results if r.system == mine])
+            base = pooled([r.steps[index] for r in results if r.system == "app_queue"])
+            print(table_row(f"{load:g}×", ours, base))
+        print(f"\nPer phase, {mine} / app_queue:\n")
+        print(TABLE_HEAD.replace("| load |", "| phase, load |", 1))
+        for ours_result in (r for r in results if r.system == mine):
+            base_result = next(r for r in results if r.system == "app_queue" and r.repeat == ours_result.repeat)
+            for load, o, b in zip(settings.steps, ours_result.steps, base_result.steps, strict=True):
+                print(table_row(f"#{ours_result.repeat} {load:g}×", o, b))
+        print()
+    for r in results:
+        if r.system != "app_queue":
+            counts = ", ".join(
+                f"{load:g}× {step.cpu_ms.get(COUNT + 'redis reads', math.nan):.1f} "
+                f"({step.cpu_ms.get(COUNT + 'redis commands', math.nan):.1f} commands)"
+                for load, step in zip(settings.steps, r.steps, strict=True)
+            )
+            print(f"{r.system} #{r.repeat}: Redis read events (≈ round trips) per offered call: {counts}")
     print()
     for r in results:
         print(
@@ -277,7 +335,8 @@ def run(settings: Settings, root: Path) -> list[PhaseResult]:
     results = []
     for repeat in range(1, settings.repeats + 1):
         steps = plan(settings, repeat)
-        order = SYSTEMS if repeat % 2 else tuple(reversed(SYSTEMS))
+        systems = SYSTEMS if settings.before_tree is None else (SYSTEMS[0], BEFORE, SYSTEMS[1])
+        order = systems if repeat % 2 else tuple(reversed(systems))
         for system in order:
             print(f"phase {system} #{repeat}", flush=True)
             results.append(Phase(settings, system, repeat, tone, root).run(steps))
@@ -312,16 +371,23 @@ def main() -> None:
     parser.add_argument("--ring-timeout-s", type=float, default=15.0, help="both ACDs' ring timeout")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--keep", type=Path, help="keep logs and configs in this folder")
+    parser.add_argument("--before", default="", help="git revision whose controller runs a 'before' phase")
+    parser.add_argument("--profile", default="", help="folder for py-spy profiles of our controller")
     args = parser.parse_args()
-    settings = settings_of(args)
+    settings = replace(settings_of(args), profile=args.profile)
     began = time.monotonic()
+
+    def run_in(root: Path) -> list[PhaseResult]:
+        tree = export_revision(args.before, root / "before-tree") if args.before else None
+        return run(replace(settings, before_tree=tree), root)
+
     if args.keep:
         shutil.rmtree(args.keep, ignore_errors=True)
         args.keep.mkdir(parents=True)
-        results = run(settings, args.keep)
+        results = run_in(args.keep)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-erlang-") as tmp:
-            results = run(settings, Path(tmp))
+            results = run_in(Path(tmp))
     report(settings, results)
     print(f"wall clock {(time.monotonic() - began) / 60:.1f} min")
 

@@ -12,7 +12,9 @@ open and nothing comes back). So, on the call path:
   by ``key`` (a seat's state: only the last matters). The backlog is bounded: when it is full a
   best-effort write (``droppable``, e.g. the event stream) is dropped first; every drop is
   counted. ``write_and_wait`` waits for its write like a read (a hand-off record the next
-  platform reads at once), then leaves it to the background.
+  platform reads at once), then leaves it to the background. ``write_staged`` queues a write
+  as the command(s) it puts on a pipeline: such writes next to each other in the queue go to
+  Redis in one pipeline (one round trip), each still retried, coalesced and dropped as its own.
 
 Call records are not written here: the tracker keeps its own dirty map (calls/tracker.py).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
+from redis.asyncio.client import Pipeline, Redis
 from redis.exceptions import RedisError
 
 from common.aio import cancel_and_wait
@@ -38,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Job = Callable[[], Awaitable[object]]
+Stage = Callable[[Pipeline], object]  # puts a write's command(s) on a pipeline (not executed)
+STAGED_BATCH_MAX = 100  # staged writes sent in one pipeline at most
 
 DEFAULT_OP_TIMEOUT_S = 0.5
 DEFAULT_BACKLOG_MAX = 50_000
@@ -68,6 +74,7 @@ class _Entry:
     droppable: bool
     key: str | None
     waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+    staged: tuple[Redis, Stage] | None = None  # write_staged: the client and the stage
 
     def finish(self, done: bool) -> None:
         for waiter in self.waiters:
@@ -170,6 +177,20 @@ class RedisBudget:
         replaces one not yet started (in its place). ``retry``: tried again while Redis fails."""
         self._enqueue(_Entry(what, job, retry, droppable, key))
 
+    def write_staged(
+        self, what: str, client: Redis, stage: Stage, *, key: str | None = None, retry: bool = True,
+        droppable: bool = False,
+    ) -> None:  # fmt: skip
+        """As ``write``, the command(s) ``stage`` puts on a pipeline of ``client``: staged writes
+        next to each other in the queue (on the same client) go in one pipeline."""
+
+        async def alone() -> object:
+            async with client.pipeline(transaction=False) as pipe:
+                stage(pipe)
+                return await pipe.execute()
+
+        self._enqueue(_Entry(what, alone, retry, droppable, key, staged=(client, stage)))
+
     async def write_and_wait(self, what: str, job: Job, *, key: str | None = None) -> bool:
         """Queue ``job`` and wait for it like a read (within the op timeout and the step's
         budget); True when it is done, False when it was left to the background."""
@@ -183,7 +204,7 @@ class RedisBudget:
         if entry.key is not None and entry.key in self._by_key:
             pending = self._backlog.get(self._by_key[entry.key])
             if pending is not None:  # not started yet: the newer write replaces it, in its place
-                pending.job, pending.what = entry.job, entry.what
+                pending.job, pending.what, pending.staged = entry.job, entry.what, entry.staged
                 pending.retry, pending.droppable = entry.retry, entry.droppable and pending.droppable
                 pending.waiters.extend(entry.waiters)
                 return
@@ -230,6 +251,10 @@ class RedisBudget:
                 await self._wake.wait()
                 continue
             seq, entry = next(iter(self._backlog.items()))
+            batch = self._staged_run(seq, entry) if entry.staged is not None else []
+            if len(batch) > 1:  # several staged writes in a row: one pipeline
+                backoff = 0.0 if await self._staged_batch(batch) else await _back_off(backoff)
+                continue
             if entry.key is not None and self._by_key.get(entry.key) == seq:
                 del self._by_key[entry.key]  # from now on a write of this key queues behind it
             done = False
@@ -256,6 +281,59 @@ class RedisBudget:
             if self._backlog.get(seq) is entry:
                 self._pop(seq)
             entry.finish(done)
+
+    def _staged_run(self, seq: int, first: _Entry) -> list[tuple[int, _Entry]]:
+        """The staged writes at the head of the queue on ``first``'s client (at most
+        STAGED_BATCH_MAX), now started: a write of their keys queues behind them."""
+        assert first.staged is not None
+        client = first.staged[0]
+        batch = [(seq, first)]
+        for later_seq, later in itertools.islice(self._backlog.items(), 1, STAGED_BATCH_MAX):
+            if later.staged is None or later.staged[0] is not client:
+                break
+            batch.append((later_seq, later))
+        if len(batch) > 1:
+            for entry_seq, entry in batch:
+                if entry.key is not None and self._by_key.get(entry.key) == entry_seq:
+                    del self._by_key[entry.key]
+        return batch
+
+    async def _staged_batch(self, batch: list[tuple[int, _Entry]]) -> bool:
+        """Several staged writes in one pipeline. A failed pipeline leaves its writes queued when
+        they retry and drops the others; a command Redis refused fails only its own write.
+        False when some write is to be retried (the loop backs off)."""
+        outcome: list[BaseException | None] = []
+        try:
+            client = batch[0][1].staged[0]  # type: ignore[index]
+            async with client.pipeline(transaction=False) as pipe:
+                spans = []
+                for _, entry in batch:
+                    before = len(pipe.command_stack)
+                    entry.staged[1](pipe)  # type: ignore[index]
+                    spans.append((before, len(pipe.command_stack)))
+                results: list[object] = await pipe.execute(raise_on_error=False)
+            for begin, end in spans:
+                errors = [r for r in results[begin:end] if isinstance(r, BaseException)]
+                outcome.append(errors[0] if errors else None)
+        except asyncio.CancelledError:
+            raise
+        except TRANSIENT as exc:
+            outcome = [exc] * len(batch)
+        retrying = False
+        for (entry_seq, entry), error in zip(batch, outcome, strict=True):
+            if error is not None:
+                self.writes_failed += 1
+                if entry.retry:
+                    retrying = True
+                    log.warning("redis.write_deferred", what=entry.what, error=str(error) or type(error).__name__)
+                    if entry.key is not None and entry.key not in self._by_key:
+                        self._by_key[entry.key] = entry_seq  # still pending: a newer write may replace it
+                    continue
+                log.warning("redis.write_failed", what=entry.what, error=str(error) or type(error).__name__)
+            if self._backlog.get(entry_seq) is entry:
+                self._pop(entry_seq)
+            entry.finish(error is None)
+        return not retrying
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until every queued write is done (tests, shutdown); False on timeout."""
@@ -287,6 +365,13 @@ class RedisBudget:
             *self.read_wait.metrics(),
             *self.step_wait.metrics(),
         ]
+
+
+async def _back_off(backoff_s: float) -> float:
+    """Wait before retrying: twice as long as last time, within RETRY_INITIAL_S … RETRY_MAX_S."""
+    backoff_s = min(RETRY_MAX_S, max(RETRY_INITIAL_S, backoff_s * 2))
+    await asyncio.sleep(backoff_s)
+    return backoff_s
 
 
 _TIMEOUTS = "hotline_redis_call_path_timeouts_total"

@@ -113,6 +113,7 @@ class HotlineAmiProtocol(AMIProtocol):
         self._on_lost = on_lost
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.greeting = asyncio.get_running_loop().create_future()
+        self._outgoing: list[bytes] = []  # actions sent in this turn of the loop, not yet written
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -175,8 +176,17 @@ class HotlineAmiProtocol(AMIProtocol):
         check_action_fields(fields)
         action = _Action(fields)
         self.responses[action.id] = action
-        self.transport.write(str(action).encode("utf-8"))
+        # written at the end of this turn of the event loop, with every other action sent in it:
+        # one socket write (one wake-up of Asterisk's manager thread) for several actions
+        self._outgoing.append(str(action).encode("utf-8"))
+        if len(self._outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
         return str(action.id), action.future
+
+    def _flush(self) -> None:
+        data, self._outgoing = b"".join(self._outgoing), []
+        if not self.closed:
+            self.transport.write(data)
 
     def forget(self, action_id: str) -> None:
         """Stop waiting for an action (it timed out); a late reply is then dropped."""

@@ -89,6 +89,8 @@ class Wallboard:
         # the recent window also serves inbound-first's service level (outbound, callbacks)
         self.tally = TodayTally(keep_s=float(max([*windows, SERVICE_LEVEL_WINDOW_S])))
         self.alerts = AlertBook(config.alerts)
+        # the config is frozen: its rules are dumped once, not on every push
+        self._thresholds = [rule.model_dump(exclude_none=True) for rule in config.alerts]
         self._subscribers: set[Subscriber] = set()
         self._wake = asyncio.Event()
         self._seeded = False
@@ -214,7 +216,7 @@ class Wallboard:
             "queues": queues,
             "seats": seats,
             "seat_states": {state.value: counts.get(state.value, 0) for state in SeatState},
-            "thresholds": [rule.model_dump(exclude_none=True) for rule in self._config.alerts],
+            "thresholds": [dict(rule) for rule in self._thresholds],  # copies: a board is its own
         }
 
     def _evaluate(self, board: dict[str, Any], now: datetime) -> None:

@@ -235,3 +235,26 @@ async def test_one_push_cycle_computes_alerts_metrics_and_log() -> None:
     assert third["alerts"] == [] and third["totals"]["offered"] == 2
     assert [e["event"] for e in logs if e["event"].startswith("wallboard.alert")] == ["wallboard.alert_cleared"] * 2
     assert all(m.value == 0.0 for m in board.metrics() if m.name == "hotline_alert_active")
+
+
+async def test_every_board_shows_the_alert_thresholds_as_configured_each_its_own_copy() -> None:
+    async def recent(_limit: int) -> list[CallRecord]:
+        return []
+
+    rules = (
+        rule(name="long_wait", figure="longest_wait_s", above=120),
+        rule(name="sl", figure="service_level_15s", below=0.8),
+    )
+    board = Wallboard(
+        identity=Identity("kunming", "昆明", False),
+        config=WallboardConfig(alerts=rules),
+        floor=Floor(),
+        events=EventBus(aioredis.Redis(port=1)),
+        store=Store(),
+        recent_calls=recent,
+        clock=lambda: NOW,
+    )
+    first = await board.push()
+    assert first["thresholds"] == [r.model_dump(exclude_none=True) for r in rules]
+    first["thresholds"][0]["above"] = 1  # a viewer's copy, changed
+    assert (await board.push())["thresholds"] == [r.model_dump(exclude_none=True) for r in rules]

@@ -1,0 +1,99 @@
+"""Staged writes (calls/redis_budget.py ``write_staged``): the ones next to each other in the
+queue go to Redis in one pipeline, each still coalesced, retried and dropped as its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from calls.redis_budget import RedisBudget
+from hotline.redis_process import RedisProcess
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+GUARD_S = 10.0
+
+
+async def reads_processed(client: aioredis.Redis) -> int:
+    """Read events Redis has handled: one per pipeline sent at once, one per lone command."""
+    return int(cast(dict[str, int], await client.info("stats"))["total_reads_processed"])
+
+
+async def test_staged_writes_queued_together_take_one_round_trip_and_keep_their_order(client: aioredis.Redis) -> None:
+    budget = RedisBudget()
+    budget.write_staged("warm-up", client, lambda pipe: pipe.hset("seats", "s0", "ready"))  # a connection
+    assert await budget.drain(GUARD_S)
+    before = await reads_processed(client)
+    for n in range(20):
+        budget.write_staged(f"seat {n}", client, lambda pipe, n=n: pipe.hset("seats", f"s{n}", "ringing"))  # type: ignore[misc]
+        budget.write_staged(f"event {n}", client, lambda pipe, n=n: pipe.rpush("log", f"e{n}"), retry=False)  # type: ignore[misc]
+    assert await budget.drain(GUARD_S)
+    # 40 writes: one pipeline (plus the INFOs), not 40 round trips
+    assert await reads_processed(client) - before <= 3
+    assert await client.lrange("log", 0, -1) == [f"e{n}".encode() for n in range(20)]
+    assert await client.hlen("seats") == 20
+    await budget.close()
+
+
+async def test_a_later_staged_write_of_a_key_replaces_the_pending_one_in_its_place(client: aioredis.Redis) -> None:
+    budget = RedisBudget()
+
+    def push(value: str, key: str | None = None) -> None:
+        budget.write_staged(value, client, lambda pipe: pipe.rpush("order", value), key=key)
+
+    push("a")
+    push("seat-1: ringing", key="seat-1")
+    push("b")
+    push("seat-1: on call", key="seat-1")
+    assert await budget.drain(GUARD_S)
+    assert await client.lrange("order", 0, -1) == [b"a", b"seat-1: on call", b"b"]
+    await budget.close()
+
+
+async def test_plain_and_staged_writes_run_in_queue_order(client: aioredis.Redis) -> None:
+    budget = RedisBudget()
+    budget.write_staged("s1", client, lambda pipe: pipe.rpush("order", "s1"))
+    budget.write("p1", lambda: client.rpush("order", "p1"))
+    budget.write_staged("s2", client, lambda pipe: pipe.rpush("order", "s2"))
+    budget.write_staged("s3", client, lambda pipe: pipe.rpush("order", "s3"))
+    assert await budget.drain(GUARD_S)
+    assert await client.lrange("order", 0, -1) == [b"s1", b"p1", b"s2", b"s3"]
+    await budget.close()
+
+
+async def test_a_refused_command_fails_only_its_own_write(client: aioredis.Redis) -> None:
+    budget = RedisBudget()
+    await client.set("text", "not a list")
+
+    def stage(key: str, value: str) -> object:
+        return lambda pipe: pipe.rpush(key, value)
+
+    budget.write_staged("ok 1", client, stage("order", "1"), retry=False)  # type: ignore[arg-type]
+    budget.write_staged("refused", client, stage("text", "x"), retry=False)  # type: ignore[arg-type]  # WRONGTYPE
+    budget.write_staged("ok 2", client, stage("order", "2"), retry=False)  # type: ignore[arg-type]
+    assert await budget.drain(GUARD_S)
+    assert await client.lrange("order", 0, -1) == [b"1", b"2"]
+    assert budget.writes_failed == 1
+    await budget.close()
+
+
+async def test_a_pipeline_that_cannot_reach_redis_is_retried_for_the_writes_that_retry(tmp_path: Path) -> None:
+    """Redis not up yet: the retrying writes stay queued and are written once it is, in their
+    order; the best-effort one is dropped."""
+    budget = RedisBudget()
+    server = RedisProcess(tmp_path / "redis", free_port())
+    away = aioredis.Redis(host="127.0.0.1", port=server.port, socket_connect_timeout=0.2)
+    try:
+        for value, retry in (("seat", True), ("event", False), ("waiting", True)):
+            budget.write_staged(value, away, lambda pipe, value=value: pipe.rpush("order", value), retry=retry)  # type: ignore[misc]
+        await wait_until(lambda: budget.writes_failed >= 3, timeout_s=GUARD_S)  # no Redis there
+        assert budget.backlog == 2  # the two that retry
+        server.start()
+        assert await budget.drain(GUARD_S)
+        assert await away.lrange("order", 0, -1) == [b"seat", b"waiting"]
+    finally:
+        await budget.close()
+        await away.aclose()
+        server.stop()
