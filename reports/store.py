@@ -25,14 +25,18 @@ from reports.counting import Increment
 KEY_PREFIX = "hotline:reports:"
 READ_CHUNK = 2000  # HGETALLs per pipeline round trip
 
+# A key's expiry is (re)set when a count creates one of its fields (HINCRBY answers the amount
+# itself): so a new key always gets one, and a key's expiry is keep s after its last new field —
+# within the key's own hour or day of its last count — instead of an EXPIRE with every count.
 _APPLY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local i = 3
+local i, fresh = 3, {}
 while i <= #ARGV do
-  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  local k = tonumber(ARGV[i])
+  if redis.call('HINCRBY', KEYS[k], ARGV[i + 1], ARGV[i + 2]) == tonumber(ARGV[i + 2]) then fresh[k] = true end
   i = i + 3
 end
-for k = 2, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[2]) end
+for k, _ in pairs(fresh) do redis.call('EXPIRE', KEYS[k], ARGV[2]) end
 return 1
 """
 
