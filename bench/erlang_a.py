@@ -172,16 +172,7 @@ class Phase:
                 folder = self.root / f"step{index}"
                 runs.append(CallerRun(folder, stack.platform.config.sip.port, number, callers, self.tone))
                 _sleep_until(began + settings.settle_s)
-                start, cpu_before = time.time(), self._cpu()
-                monitor = self._start_monitor(index)
-                _sleep_until(start + settings.count_s)
-                end, cpu_after = time.time(), self._cpu()
-                if monitor is not None:
-                    monitor.terminate()
-                    monitor.wait(timeout=10)
-                windows.append(
-                    (Window(start, end, settings.shape.seats, settings.shape.capacity), cpu_before, cpu_after)
-                )
+                windows.append(self._count_window(index))
                 print(f"  {self.system} #{self.repeat} {load:g}x: {len(callers)} callers", flush=True)
             _sleep_until(began + settings.settle_s + settings.count_s + settings.tail_s)
             deadline = time.time() + settings.drain_s
@@ -207,13 +198,29 @@ class Phase:
             self.phones.stop()
         figures = [_with_cpu(step_figures(callers_seen, seats_seen, w), before, after) for w, before, after in windows]
         failed = sum(max(run.failed(), 0) for run in runs)
+        self._print_commands(figures)
+        return PhaseResult(self.system, self.repeat, figures, failed, self.hangups, leftover, stuck)
+
+    def _count_window(self, index: int) -> tuple[Window, dict[str, float], dict[str, float]]:
+        """One step's counting window: its times and the CPU (and Redis counts) at both ends."""
+        settings = self.settings
+        start, cpu_before = time.time(), self._cpu()
+        monitor = self._start_monitor(index)
+        _sleep_until(start + settings.count_s)
+        end, cpu_after = time.time(), self._cpu()
+        if monitor is not None:
+            monitor.terminate()
+            monitor.wait(timeout=10)
+        return Window(start, end, settings.shape.seats, settings.shape.capacity), cpu_before, cpu_after
+
+    def _print_commands(self, figures: list[StepFigures]) -> None:
+        """``--monitor``: each step's Redis commands per offered call, by command and key."""
         for index, step in enumerate(figures):
             capture = self._capture(index)
             if capture is not None and capture.exists():
                 counts = summarise(capture.read_text(errors="replace").splitlines())
                 print(f"\n{self.system} #{self.repeat} step {index}: Redis commands per offered call ({step.offered})")
                 print(table(counts, step.offered), flush=True)
-        return PhaseResult(self.system, self.repeat, figures, failed, self.hangups, leftover, stuck)
 
     def _capture(self, index: int) -> Path | None:
         if not (self.ours and self.settings.monitor):

@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 # a MONITOR line: 1733040000.123456 [0 127.0.0.1:5555] "HSET" "key" "field" "value"
-_LINE = re.compile(r'^\d+\.\d+ \[\d+ [^\]]*\] (.*)$')
+_LINE = re.compile(r"^\d+\.\d+ \[\d+ [^\]]*\] (.*)$")
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_ID = re.compile(r"[0-9a-f]{8,}|[0-9][0-9.\-]*")
+_ID = re.compile(r"[0-9][0-9.\-]*|[0-9a-f]{8,}")
 # commands whose first argument is not a key
 _NO_KEY = {"MULTI", "EXEC", "PING", "CLIENT", "INFO", "AUTH", "HELLO", "SELECT", "EVALSHA", "EVAL", "SCRIPT"}
 
@@ -58,7 +58,7 @@ def summarise(lines: list[str]) -> Counter[tuple[str, str]]:
 def table(counts: Counter[tuple[str, str]], calls: int) -> str:
     """A markdown table of commands per call, most frequent first."""
     total = sum(counts.values())
-    rows = [f"| command | key pattern | per call |", "|---|---|---:|"]
+    rows = ["| command | key pattern | per call |", "|---|---|---:|"]
     for (command, key), n in counts.most_common():
         rows.append(f"| {command} | `{key}` | {n / max(calls, 1):.2f} |")
     rows.append(f"| **all** | | **{total / max(calls, 1):.1f}** |")

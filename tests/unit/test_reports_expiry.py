@@ -56,7 +56,7 @@ async def test_only_counts_that_create_a_field_set_the_expiry(redis_server: Redi
 
         first = await commands_of(redis_server.url, client, lambda: rollups.apply("p", "e1", ready))
         assert expired(first) == sorted([hour, day])  # a new key: its expiry with its first count
-        assert 0 < await client.ttl(hour) and 0 < await client.ttl(day)
+        assert await client.ttl(hour) > 0 and await client.ttl(day) > 0
 
         again = await commands_of(redis_server.url, client, lambda: rollups.apply("p", "e2", ready))
         assert expired(again) == [] and [c for c, _ in again].count("HINCRBY") == 2  # counted, no EXPIRE
@@ -70,7 +70,7 @@ async def test_only_counts_that_create_a_field_set_the_expiry(redis_server: Redi
         await rollups.apply("p", "e4", ready)
         assert await client.ttl(hour) == -1  # … keeps none while counts only add to its fields
         await rollups.apply("p", "e5", [Increment("seats", "2026030112", "state_ms.paused\x1f1001", 10)])
-        assert 0 < await client.ttl(hour)  # … and gets one with its next new field
+        assert await client.ttl(hour) > 0  # … and gets one with its next new field
 
         assert await rollups.apply("p", "e5", ready) is False  # e5 again: not counted twice
         assert await client.hget(hour, "state_ms.ready\x1f1001") == b"6000"
@@ -92,7 +92,7 @@ async def test_the_call_writers_counts_set_the_expiry_the_same_way(redis_server:
         first = await commands_of(
             redis_server.url, client, lambda: store.save_many([], [count("m1", "offered\x1fgeneral")])
         )
-        assert expired(first) == [hour] and 0 < await client.ttl(hour)
+        assert expired(first) == [hour] and await client.ttl(hour) > 0
         again = await commands_of(
             redis_server.url, client, lambda: store.save_many([], [count("m2", "offered\x1fgeneral")])
         )

@@ -127,7 +127,7 @@ async def test_the_redis_store_writes_member_and_summary_without_a_transaction(r
         assert commands == ["SADD", "SET", "ECHO"]
         assert await client.smembers(MEMBERS) == {b"kunming"}
         assert json.loads(await client.get(PREFIX + "kunming") or b"{}")["platform"] == "kunming"
-        assert 0 < await client.ttl(PREFIX + "kunming")
+        assert await client.ttl(PREFIX + "kunming") > 0
     finally:
         await client.aclose()
         await monitor_client.aclose()
