@@ -21,7 +21,7 @@ async def _reads(client: aioredis.Redis) -> int:
     return int((await client.info("stats"))["total_reads_processed"])
 
 
-async def _hashes(client: aioredis.Redis) -> dict[bytes, dict[bytes, bytes]]:
+async def _hashes(client: aioredis.Redis) -> dict[bytes | str, dict[bytes | str, bytes | str]]:
     return {key: await client.hgetall(key) for key in sorted(await client.keys("hotline:reports:seats:*"))}
 
 
