@@ -20,7 +20,7 @@ from pathlib import Path
 # a MONITOR line: 1733040000.123456 [0 127.0.0.1:5555] "HSET" "key" "field" "value"
 _LINE = re.compile(r"^\d+\.\d+ \[\d+ [^\]]*\] (.*)$")
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_ID = re.compile(r"[0-9][0-9.\-]*|[0-9a-f]{8,}")
+_ID = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.+\-]*[0-9]|[0-9][0-9.\-]*|[0-9a-f]{8,}")
 # commands whose first argument is not a key
 _NO_KEY = {"MULTI", "EXEC", "PING", "CLIENT", "INFO", "AUTH", "HELLO", "SELECT", "EVALSHA", "EVAL", "SCRIPT"}
 

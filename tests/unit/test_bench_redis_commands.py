@@ -18,6 +18,8 @@ LINES = [
 
 def test_lines_group_by_command_and_blurred_key() -> None:
     assert key_pattern("hotline:call:kunming-1796117335.18") == "hotline:call:kunming-*"
+    marker = "hotline:reports:counted:km:seat:2001:2026-12-01T09:28:54.067370+00:00:ready"
+    assert key_pattern(marker) == "hotline:reports:counted:km:seat:*:*:ready"  # a timestamp: one star
     assert parse(LINES[0]) is None
     assert parse(LINES[3]) == ("EVALSHA", "hotline:reports:counted:kunming:seat:*")  # the script's first key
     assert parse(LINES[6]) == ("MULTI", "")
