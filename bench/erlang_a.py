@@ -33,7 +33,9 @@ revision (its tree exported with ``git archive``, run with PYTHONPATH there, as 
 bench/ivr_load.py) on this tree's Asterisk files, so a cut is measured against the old code in
 the same run; the report then has a table for each of ours and before against app_queue.
 ``--profile DIR`` records the controller of each of our phases with py-spy (``--nonblocking``,
-``--gil``, raw format: DIR/<phase>.txt).
+``--gil``, raw format: DIR/<phase>.txt). ``--monitor DIR`` captures every command Redis receives
+in each of our phases' counting windows (``redis-cli monitor``) and prints them per offered call
+by command and key pattern (bench/redis_commands.py); MONITOR costs Redis CPU: read its counts.
 
 Run: .venv/bin/python -m bench.erlang_a [--quick] [--repeats 3] [--patience-mean-s 30] [--before REV]
 [--profile DIR] [--monitor DIR]
