@@ -33,10 +33,12 @@ revision (its tree exported with ``git archive``, run with PYTHONPATH there, as 
 bench/ivr_load.py) on this tree's Asterisk files, so a cut is measured against the old code in
 the same run; the report then has a table for each of ours and before against app_queue.
 ``--profile DIR`` records the controller of each of our phases with py-spy (``--nonblocking``,
-``--gil``, raw format: DIR/<phase>.txt).
+``--gil``, raw format: DIR/<phase>.txt). ``--monitor DIR`` captures every command Redis receives
+in each of our phases' counting windows (``redis-cli monitor``) and prints them per offered call
+by command and key pattern (bench/redis_commands.py); MONITOR costs Redis CPU: read its counts.
 
 Run: .venv/bin/python -m bench.erlang_a [--quick] [--repeats 3] [--patience-mean-s 30] [--before REV]
-[--profile DIR]
+[--profile DIR] [--monitor DIR]
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from bench.erlang_ami import ErlangRecorder
 from bench.erlang_load import Caller, CallerRun, SeatBank, Shape, draw_callers, draw_talks
 from bench.erlang_stats import StepFigures, Window, pooled, step_figures
 from bench.ivr_load import export_revision, start_profiler
+from bench.redis_commands import start_monitor, summarise, table
 from tests.support.audio import tone_wav
 
 DIALPLAN = Path(__file__).resolve().parent / "dialplans" / "erlang.yaml"
@@ -83,6 +86,7 @@ class Settings:
     seed: int
     before_tree: Path | None = None  # the exported tree of --before REV
     profile: str = ""  # folder for py-spy profiles of our controller ("" = none)
+    monitor: str = ""  # folder for Redis MONITOR captures of our counting windows ("" = none)
 
 
 def plan(settings: Settings, repeat: int) -> list[tuple[float, list[Caller]]]:
@@ -170,12 +174,7 @@ class Phase:
                 folder = self.root / f"step{index}"
                 runs.append(CallerRun(folder, stack.platform.config.sip.port, number, callers, self.tone))
                 _sleep_until(began + settings.settle_s)
-                start, cpu_before = time.time(), self._cpu()
-                _sleep_until(start + settings.count_s)
-                end, cpu_after = time.time(), self._cpu()
-                windows.append(
-                    (Window(start, end, settings.shape.seats, settings.shape.capacity), cpu_before, cpu_after)
-                )
+                windows.append(self._count_window(index))
                 print(f"  {self.system} #{self.repeat} {load:g}x: {len(callers)} callers", flush=True)
             _sleep_until(began + settings.settle_s + settings.count_s + settings.tail_s)
             deadline = time.time() + settings.drain_s
@@ -201,7 +200,43 @@ class Phase:
             self.phones.stop()
         figures = [_with_cpu(step_figures(callers_seen, seats_seen, w), before, after) for w, before, after in windows]
         failed = sum(max(run.failed(), 0) for run in runs)
+        self._print_commands(figures)
         return PhaseResult(self.system, self.repeat, figures, failed, self.hangups, leftover, stuck)
+
+    def _count_window(self, index: int) -> tuple[Window, dict[str, float], dict[str, float]]:
+        """One step's counting window: its times and the CPU (and Redis counts) at both ends."""
+        settings = self.settings
+        start, cpu_before = time.time(), self._cpu()
+        monitor = self._start_monitor(index)
+        _sleep_until(start + settings.count_s)
+        end, cpu_after = time.time(), self._cpu()
+        if monitor is not None:
+            monitor.terminate()
+            monitor.wait(timeout=10)
+        return Window(start, end, settings.shape.seats, settings.shape.capacity), cpu_before, cpu_after
+
+    def _print_commands(self, figures: list[StepFigures]) -> None:
+        """``--monitor``: each step's Redis commands per offered call, by command and key."""
+        for index, step in enumerate(figures):
+            capture = self._capture(index)
+            if capture is not None and capture.exists():
+                counts = summarise(capture.read_text(errors="replace").splitlines())
+                print(f"\n{self.system} #{self.repeat} step {index}: Redis commands per offered call ({step.offered})")
+                print(table(counts, step.offered), flush=True)
+
+    def _capture(self, index: int) -> Path | None:
+        if not (self.ours and self.settings.monitor):
+            return None
+        return Path(self.settings.monitor) / f"{self.system}-{self.repeat}-step{index}.txt"
+
+    def _start_monitor(self, index: int) -> subprocess.Popen[bytes] | None:
+        """``--monitor``: every command Redis receives in this counting window, to a file
+        (MONITOR costs Redis CPU: read the counts, not the CPU, of such a run)."""
+        capture = self._capture(index)
+        if capture is None:
+            return None
+        redis_process = self.stack.platform.redis
+        return start_monitor(redis_process.port, redis_process.password, capture)
 
     @staticmethod
     def _counted_done(
@@ -373,8 +408,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep logs and configs in this folder")
     parser.add_argument("--before", default="", help="git revision whose controller runs a 'before' phase")
     parser.add_argument("--profile", default="", help="folder for py-spy profiles of our controller")
+    parser.add_argument("--monitor", default="", help="folder for Redis MONITOR captures of our windows")
     args = parser.parse_args()
-    settings = replace(settings_of(args), profile=args.profile)
+    settings = replace(settings_of(args), profile=args.profile, monitor=args.monitor)
     began = time.monotonic()
 
     def run_in(root: Path) -> list[PhaseResult]:

@@ -46,10 +46,15 @@ return 1
 
 # ARGV: caller, when the served call ended (epoch s). Takes the number off the list unless its
 # last miss is later (ordered by its ``order`` score): a clear Redis takes late (a hung Redis, a
-# write and its retry on two connections) never undoes the miss of a later call.
+# write and its retry on two connections) never undoes the miss of a later call. A number not
+# on the list (most served calls: every entry has its ``order`` score, written with it by
+# ``_ADD``) costs the one ZSCORE.
 _CLEAR = """
 local missed = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if missed and tonumber(missed) > tonumber(ARGV[2]) then
+if not missed then
+    return 1
+end
+if tonumber(missed) > tonumber(ARGV[2]) then
     return 0
 end
 redis.call('HDEL', KEYS[1], ARGV[1])

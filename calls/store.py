@@ -22,8 +22,9 @@ KEY_PREFIX = "hotline:"
 # record's revision is not newer (equal: the retry of a write that landed; none stored, or a
 # record of before revisions: 0). Replies, per record: -1 written, else the stored revision that
 # kept it out. counts (``CountOnce``): [[marker position, marker ttl s, keep s, [key position,
-# field, amount, …]], …]: the HINCRBYs run only if the marker is new (SET NX), then their keys
-# expire keep s from now — a count sent again (the round retried) is not counted twice.
+# field, amount, …]], …]: the HINCRBYs run only if the marker is new (SET NX), then the keys where
+# they created a field expire keep s from now — a count sent again (the round retried) is not
+# counted twice.
 SAVE_SCRIPT = """
 local writes = {SADD = true, SREM = true, ZADD = true, ZREMRANGEBYSCORE = true, ZREMRANGEBYRANK = true, PEXPIRE = true}
 local replies = {}
@@ -32,8 +33,10 @@ for _, count in ipairs(meta[2]) do
     if redis.call('SET', KEYS[count[1]], '1', 'NX', 'EX', count[2]) then
         local incs, touched = count[4], {}
         for j = 1, #incs, 3 do
-            redis.call('HINCRBY', KEYS[incs[j]], incs[j + 1], incs[j + 2])
-            touched[incs[j]] = true
+            -- a key's expiry is set when a field of it is created (reports/store.py _APPLY)
+            if redis.call('HINCRBY', KEYS[incs[j]], incs[j + 1], incs[j + 2]) == tonumber(incs[j + 2]) then
+                touched[incs[j]] = true
+            end
         end
         for position, _ in pairs(touched) do redis.call('EXPIRE', KEYS[position], count[3]) end
     end

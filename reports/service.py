@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from redis.asyncio.client import Pipeline
 
 from acd.seat import Seat
 from calls.model import CallRecord
@@ -25,16 +26,23 @@ log = structlog.get_logger(__name__)
 
 # a Redis write done in the background and retried while Redis fails (calls/redis_budget.py)
 Background = Callable[[str, Callable[[], Awaitable[Any]]], None]
+# the same, as commands put on the write-behind's pipeline (``RedisBudget.write_staged``)
+StagedBackground = Callable[[str, Callable[[Pipeline], None]], None]
 
 
 class ReportService:
     """One platform's counting and its reports (any platform's, for the province)."""
 
-    def __init__(self, rollups: Rollups, platform: str, timezone: str, background: Background) -> None:
+    def __init__(
+        self, rollups: Rollups, platform: str, timezone: str, background: Background,
+        staged: StagedBackground | None = None,
+    ) -> None:  # fmt: skip
+        """``staged``: seat counts go on the write-behind's pipeline (with the seat's own write)."""
         self._rollups = rollups
         self.platform = platform
         self.tz = ZoneInfo(timezone)
         self._background = background
+        self._staged = staged
         self._seats: dict[str, Seat] = {}  # each seat's last state seen here (its interval is open)
 
     # counting (listeners the app shell wires)
@@ -63,8 +71,11 @@ class ReportService:
         if not increments:
             return
         event = f"seat:{seat.seat_id}:{previous.since.isoformat()}:{previous.state.value}"
-        platform = self.platform
-        self._background(f"seat report {seat.seat_id}", lambda: self._rollups.apply(platform, event, increments))
+        platform, what = self.platform, f"seat report {seat.seat_id}"
+        if self._staged is not None:
+            self._staged(what, lambda pipe: self._rollups.stage(pipe, platform, event, increments))
+        else:
+            self._background(what, lambda: self._rollups.apply(platform, event, increments))
 
     async def on_ticket_saved(self, ticket: Ticket) -> None:
         """The ticket store's listener: the ticket was created or moved. Counted in the

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from calls.store import CountOnce
 from reports.counting import Increment
@@ -25,14 +26,18 @@ from reports.counting import Increment
 KEY_PREFIX = "hotline:reports:"
 READ_CHUNK = 2000  # HGETALLs per pipeline round trip
 
+# A key's expiry is (re)set when a count creates one of its fields (HINCRBY answers the amount
+# itself): so a new key always gets one, and a key's expiry is keep s after its last new field —
+# within the key's own hour or day of its last count — instead of an EXPIRE with every count.
 _APPLY = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local i = 3
+local i, fresh = 3, {}
 while i <= #ARGV do
-  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  local k = tonumber(ARGV[i])
+  if redis.call('HINCRBY', KEYS[k], ARGV[i + 1], ARGV[i + 2]) == tonumber(ARGV[i + 2]) then fresh[k] = true end
   i = i + 3
 end
-for k = 2, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[2]) end
+for k, _ in pairs(fresh) do redis.call('EXPIRE', KEYS[k], ARGV[2]) end
 return 1
 """
 
@@ -52,6 +57,8 @@ class Rollups(Protocol):
 
     def count_once(self, platform: str, event_id: str, increments: Sequence[Increment]) -> CountOnce: ...
 
+    def stage(self, pipe: Pipeline, platform: str, event_id: str, increments: Sequence[Increment]) -> None: ...
+
     async def read(self, kind: str, platform: str, buckets: Sequence[str]) -> list[dict[str, int]]: ...
 
 
@@ -64,8 +71,9 @@ class RedisRollups:
         self._marker_s = max(int(marker_ttl.total_seconds()), 1)
         self._script = client.register_script(_APPLY)
 
-    async def apply(self, platform: str, event_id: str, increments: Sequence[Increment]) -> bool:
-        """Add ``increments`` unless ``event_id`` was counted already; True when counted now."""
+    def _keys_and_args(
+        self, platform: str, event_id: str, increments: Sequence[Increment]
+    ) -> tuple[list[str], list[str | int]]:
         keys: dict[str, int] = {}
         args: list[str | int] = [self._marker_s, self._keep_s]
         for inc in increments:
@@ -74,8 +82,19 @@ class RedisRollups:
                 key = rollup_key(inc.kind, platform, bucket)
                 index = keys.setdefault(key, len(keys) + 2)  # Lua's KEYS is 1-based; KEYS[1] is the marker
                 args += [index, inc.field, inc.amount]
-        result = await self._script(keys=[marker_key(platform, event_id), *keys], args=args)
-        return bool(result)
+        return [marker_key(platform, event_id), *keys], args
+
+    async def apply(self, platform: str, event_id: str, increments: Sequence[Increment]) -> bool:
+        """Add ``increments`` unless ``event_id`` was counted already; True when counted now."""
+        keys, args = self._keys_and_args(platform, event_id, increments)
+        return bool(await self._script(keys=keys, args=args))
+
+    def stage(self, pipe: Pipeline, platform: str, event_id: str, increments: Sequence[Increment]) -> None:
+        """``apply`` put on a pipeline (the write-behind's staged writes: calls/redis_budget.py),
+        so a seat's count goes in the round trip that saves the seat's state. The script's text
+        (EVAL, cached by Redis): a pipeline's EVALSHA would need a SCRIPT EXISTS per pipeline."""
+        keys, args = self._keys_and_args(platform, event_id, increments)
+        pipe.eval(_APPLY, len(keys), *keys, *args)
 
     def count_once(self, platform: str, event_id: str, increments: Sequence[Increment]) -> CountOnce:
         """What ``apply`` writes, for the call writer to send with its round (calls/store.py):

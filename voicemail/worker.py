@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +28,11 @@ from voicemail.jobs import AsrJob, TicketSink
 from voicemail.queue import AsrQueue
 
 log = structlog.get_logger(__name__)
+
+# a scan for other consumers' stale jobs (XAUTOCLAIM) starts at most every this share of the
+# visibility timeout, not on every poll (once a second when idle): a dead worker's job is taken
+# over at most 10 % later than its timeout
+CLAIM_SCAN_SHARE = 0.1
 
 
 class Transcriber(Protocol):
@@ -78,6 +84,7 @@ class AsrWorker:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._cursor = "0-0"
+        self._next_scan = 0.0  # monotonic time the next stale-job scan may start (0: at once)
         self.state = WorkerState.STARTING
         self._retry_s = self._settings.retry_initial_s
         self._in_hand: set[str] = set()  # entry ids of the jobs being processed
@@ -172,10 +179,13 @@ class AsrWorker:
                 log.warning("asr.jobs_taken_up_again", consumer=self.consumer, count=len(own))
                 return own
             self._recheck_own = False
-        self._cursor, jobs = await self._queue.claim_stale(self.consumer, idle_ms, wanted, self._cursor)
-        if jobs:
-            log.warning("asr.jobs_reclaimed", consumer=self.consumer, count=len(jobs))
-            return jobs
+        if self._cursor != "0-0" or time.monotonic() >= self._next_scan:  # a scan goes on to its end
+            self._cursor, jobs = await self._queue.claim_stale(self.consumer, idle_ms, wanted, self._cursor)
+            if self._cursor == "0-0":
+                self._next_scan = time.monotonic() + settings.visibility_timeout_s * CLAIM_SCAN_SHARE
+            if jobs:
+                log.warning("asr.jobs_reclaimed", consumer=self.consumer, count=len(jobs))
+                return jobs
         return await self._queue.read_new(self.consumer, wanted, settings.block_ms)
 
     async def _handled(self, job: AsrJob) -> bool:

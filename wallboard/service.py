@@ -96,6 +96,8 @@ class Wallboard:
         self._seeded = False
         self.latest: dict[str, Any] | None = None
         self.pushes = 0
+        self.published = 0  # summaries written to the shared Redis (the province's view)
+        self._published: tuple[datetime, list[Any]] | None = None  # the last one's time and alerts
 
     # subscribers
 
@@ -170,16 +172,30 @@ class Wallboard:
         board["alerts"] = [alert.view() for alert in self.alerts.active]
         self.latest = board
         self.pushes += 1
-        try:
-            await self._store.publish(self._identity.platform, self._summary(board))
-        except RedisError as exc:
-            log.warning("wallboard.publish_failed", error=str(exc))
+        if self._publish_due(board, now):
+            try:
+                await self._store.publish(self._identity.platform, self._summary(board))
+            except RedisError as exc:
+                log.warning("wallboard.publish_failed", error=str(exc))
+            else:
+                self._published = (now, board["alerts"])
+                self.published += 1
         province_board = None
         if any(s.province for s in self._subscribers):
             province_board = {**board, "platforms": await self._platforms(now)}
         for subscriber in list(self._subscribers):
             subscriber.offer(province_board if subscriber.province and province_board else board)
         return board
+
+    def _publish_due(self, board: dict[str, Any], now: datetime) -> bool:
+        """The province's copy is written at most once per ``push_interval_s`` (a push follows
+        every seat or queue event: ~3 per call), and at once when the alerts change; the local
+        viewers still get every push. It is never older than about two intervals, far inside
+        STALE_AFTER_S."""
+        if self._published is None:
+            return True
+        at, alerts = self._published
+        return (now - at).total_seconds() >= self._config.push_interval_s or board["alerts"] != alerts
 
     def compute(self, now: datetime) -> dict[str, Any]:
         """The board: per queue and for the platform (``all``), and the seats."""

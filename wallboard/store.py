@@ -27,7 +27,9 @@ class RedisBoardStore:
         self._redis = client
 
     async def publish(self, platform: str, summary: dict[str, Any]) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # no MULTI: nothing here needs the two together (a member without a summary shows as not
+        # reporting), and behind Sentinel a transaction would wait for the replicas each time
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.sadd(MEMBERS, platform)
             # pydantic-core's serializer (Rust): every push writes it, json.dumps was most of a publish
             pipe.set(PREFIX + platform, pydantic_core.to_json(summary), ex=int(STALE_AFTER_S * 20))

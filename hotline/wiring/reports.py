@@ -26,8 +26,12 @@ def build_reports(config: Config, calls: CallParts, acd: AcdParts, messages: Mes
     keep, markers = timedelta(days=config.reports.keep_days), timedelta(days=config.reports.marker_days)
     rollups = RedisRollups(calls.redis, keep=keep, marker_ttl=markers)
     # counted in the background, retried while Redis fails (never on the AMI or seat path); an
-    # ended call's counts go with the call writer's round that saves its record
-    service = ReportService(rollups, config.platform.id, config.platform.timezone, calls.budget.write)
+    # ended call's counts go with the call writer's round that saves its record; a seat's count
+    # goes in the pipeline that saves the seat's state (same client: staged writes batch)
+    service = ReportService(
+        rollups, config.platform.id, config.platform.timezone, calls.budget.write,
+        staged=lambda what, stage: calls.budget.write_staged(what, calls.redis, stage),
+    )  # fmt: skip
     calls.tracker.count_ended(service.ended_counts)
     acd.seats.on_change(service.on_seat_change)
     messages.tickets.on_saved(service.on_ticket_saved)

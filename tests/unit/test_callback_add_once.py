@@ -19,8 +19,26 @@ from hotline.redis_process import RedisProcess
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
+_OLD_CLEAR = """
+local missed = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if missed and tonumber(missed) > tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
 class OldAdd(RedisCallbackList):
-    """The add as it was: HGET, merge, then HSET and ZADD in one MULTI (two round trips)."""
+    """The add as it was: HGET, merge, then HSET and ZADD in one MULTI (two round trips); and the
+    clear as it was (HDEL and ZREM even for a number not on the list)."""
+
+    async def _clear(self, record: CallRecord) -> None:
+        served = (record.ended_at or record.started_at).timestamp()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.eval(_OLD_CLEAR, 2, self._entries, self._order, record.caller, repr(served))
+            await pipe.execute()
 
     async def _add(self, record: CallRecord) -> None:
         raw = await self._redis.hget(self._entries, record.caller)
@@ -116,5 +134,36 @@ def test_a_try_noted_between_the_read_and_the_write_is_kept(redis_server: RedisP
             assert (entry.attempts, entry.tries, entry.last_try_result, entry.last_call_id) == (2, 1, "busy", "k-2")
         finally:
             await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_served_number_not_on_the_list_costs_one_zscore(redis_server: RedisProcess) -> None:
+    """Most served calls' numbers were never missed: the clear reads, and writes nothing."""
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_server.url)
+        watcher = aioredis.Redis.from_url(redis_server.url)
+        try:
+            await client.flushdb()
+            board = RedisCallbackList(client, "kunming")
+            seen: list[str] = []
+            async with watcher.monitor() as monitor:
+
+                async def listen() -> None:
+                    async for entry in monitor.listen():
+                        seen.append(str(entry["command"]).split()[0].upper())
+                        if seen[-1] == "ECHO":
+                            return
+
+                listening = asyncio.create_task(listen())
+                await asyncio.sleep(0.1)
+                await board.on_call_ended(ended("k-1", "13800000001", CallOutcome.ANSWERED, 0, ()))
+                await client.echo("done")
+                await asyncio.wait_for(listening, 5)
+            assert seen == ["MULTI", "EVAL", "ZSCORE", "EXEC", "ECHO"]
+        finally:
+            await client.aclose()
+            await watcher.aclose()
 
     asyncio.run(scenario())
