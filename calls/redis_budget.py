@@ -33,7 +33,17 @@ from typing import TypeVar
 
 import structlog
 from redis.asyncio.client import Pipeline, Redis
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 
 from common.aio import cancel_and_wait
 from common.metrics import Histogram, Metric
@@ -53,6 +63,23 @@ SLOW_FOR_S = 10.0  # a timeout keeps "redis slow/hung" in health this long (unle
 WAIT_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
 # failures worth retrying: Redis itself (refused, reset, timeout, loading …)
 TRANSIENT = (RedisError, OSError, TimeoutError)
+# refusals that pass: a replica not yet promoted, a dataset loading, a script to load again, a
+# full or locked Redis an operator fixes, too few replicas (Sentinel failover, restart) — redis-py
+# raises its own classes for some (their text without the code) and a plain ResponseError with
+# the code first for the others. Any other refusal (WRONGTYPE, a bad argument, an aborted MULTI)
+# fails the same way every time: retried, it would hold every write queued behind it for ever
+PASSING_REFUSAL_CLASSES = (
+    ReadOnlyError, BusyLoadingError, NoScriptError, TryAgainError, OutOfMemoryError, AuthenticationError,
+    NoPermissionError,
+)  # fmt: skip
+PASSING_REFUSALS = ("READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "NOSCRIPT", "OOM")
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """Redis refused the command itself, in a way a retry would not change."""
+    if not isinstance(exc, ResponseError) or isinstance(exc, PASSING_REFUSAL_CLASSES):
+        return False
+    return not str(exc).startswith(PASSING_REFUSALS)
 
 
 @dataclass
@@ -265,14 +292,14 @@ class RedisBudget:
                 raise
             except TRANSIENT as exc:
                 self.writes_failed += 1
-                if entry.retry:
+                if entry.retry and not refused_for_good(exc):
                     backoff = min(RETRY_MAX_S, max(RETRY_INITIAL_S, backoff * 2))
                     log.warning("redis.write_deferred", what=entry.what, error=str(exc) or type(exc).__name__)
                     if entry.key is not None and entry.key not in self._by_key:
                         self._by_key[entry.key] = seq  # still pending: a newer write may replace it
                     await asyncio.sleep(backoff)
                     continue
-                log.warning("redis.write_failed", what=entry.what, error=str(exc) or type(exc).__name__)
+                _log_failed(entry.what, exc)
             except Exception:
                 self.writes_failed += 1
                 log.exception("redis.write_crashed", what=entry.what)
@@ -323,13 +350,13 @@ class RedisBudget:
         for (entry_seq, entry), error in zip(batch, outcome, strict=True):
             if error is not None:
                 self.writes_failed += 1
-                if entry.retry:
+                if entry.retry and not refused_for_good(error):
                     retrying = True
                     log.warning("redis.write_deferred", what=entry.what, error=str(error) or type(error).__name__)
                     if entry.key is not None and entry.key not in self._by_key:
                         self._by_key[entry.key] = entry_seq  # still pending: a newer write may replace it
                     continue
-                log.warning("redis.write_failed", what=entry.what, error=str(error) or type(error).__name__)
+                _log_failed(entry.what, error)
             if self._backlog.get(entry_seq) is entry:
                 self._pop(entry_seq)
             entry.finish(error is None)
@@ -365,6 +392,15 @@ class RedisBudget:
             *self.read_wait.metrics(),
             *self.step_wait.metrics(),
         ]
+
+
+def _log_failed(what: str, exc: BaseException) -> None:
+    """A write given up: an error when Redis refused it for good (lost, not just late)."""
+    error = str(exc) or type(exc).__name__
+    if refused_for_good(exc):
+        log.error("redis.write_refused", what=what, error=error)
+    else:
+        log.warning("redis.write_failed", what=what, error=error)
 
 
 async def _back_off(backoff_s: float) -> float:

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import BusyLoadingError, ExecAbortError, OutOfMemoryError, ReadOnlyError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from calls.redis_budget import RedisBudget
+from calls.redis_budget import RedisBudget, refused_for_good
 from hotline.redis_process import RedisProcess
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
@@ -97,3 +99,34 @@ async def test_a_pipeline_that_cannot_reach_redis_is_retried_for_the_writes_that
         await budget.close()
         await away.aclose()
         server.stop()
+
+
+async def test_a_write_redis_refuses_for_good_is_not_retried_and_holds_nothing_up(client: aioredis.Redis) -> None:
+    """WRONGTYPE is refused the same way every time: a retrying write so refused is given up
+    (an error line), staged or not, and the writes queued behind it go through."""
+    budget = RedisBudget()
+    await client.set("text", "not a list")
+    budget.write_staged("ok 1", client, lambda pipe: pipe.rpush("order", "1"))
+    budget.write_staged("refused staged", client, lambda pipe: pipe.rpush("text", "x"))  # retry=True
+    budget.write_staged("ok 2", client, lambda pipe: pipe.rpush("order", "2"))
+    budget.write("refused plain", lambda: client.rpush("text", "y"))  # retry=True
+    budget.write("ok 3", lambda: client.rpush("order", "3"))
+    assert await budget.drain(GUARD_S)
+    assert await client.lrange("order", 0, -1) == [b"1", b"2", b"3"]
+    assert budget.writes_failed == 2
+    assert await client.get("text") == b"not a list"
+    await budget.close()
+
+
+def test_passing_refusals_are_retried_and_others_are_not() -> None:
+    assert refused_for_good(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"))
+    assert refused_for_good(ResponseError("ERR wrong number of arguments for 'rpush' command"))
+    assert refused_for_good(ExecAbortError("Transaction discarded because of previous errors."))
+    # redis-py's own classes carry the text without the code
+    assert not refused_for_good(ReadOnlyError("You can't write against a read only replica."))
+    assert not refused_for_good(BusyLoadingError("Redis is loading the dataset in memory"))
+    assert not refused_for_good(OutOfMemoryError("command not allowed when used memory > 'maxmemory'."))
+    assert not refused_for_good(ResponseError("LOADING Redis is loading the dataset in memory"))
+    assert not refused_for_good(ResponseError("NOREPLICAS Not enough good replicas to write."))
+    assert not refused_for_good(RedisConnectionError("Connection refused"))
+    assert not refused_for_good(TimeoutError())
