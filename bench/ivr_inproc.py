@@ -261,6 +261,8 @@ async def main(args: argparse.Namespace) -> None:
             await _batch(asterisk, n, args.calls, args.concurrency)
             await _settled(controller, n, args.calls)
             profiler.disable()
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
             for key in ("tottime", "cumtime"):
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(30)
@@ -307,6 +309,7 @@ if __name__ == "__main__":
         "own round as on real Asterisk (0: as fast as possible, rounds batch many calls)",
     )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="a second pass of --calls under cProfile")
+    parser.add_argument("--profile-out", help="also write the cProfile stats to this file (pstats)")
     parser.add_argument("--compare", help="a tree to run as 'before' (alternating with this one)")
     parser.add_argument("--repeats", type=int, default=2)
     arguments = parser.parse_args()
