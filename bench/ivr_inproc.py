@@ -22,7 +22,8 @@ the AMI client and its handlers, the HTTP API and the background loops — on a 
 The walk is bench/ivr_load.py's on the shipped kunming dialplan: caller list → hours → welcome →
 main menu (key 1) → consultation → queue ``general`` (unstaffed) → busy_voicemail, where the
 caller leaves. Each prompt "plays" ``--step-ms`` (default 60 ms, above the writer's 50 ms
-gathering: a step's record versions get a round of their own, as on real Asterisk). CPU per call = ``time.process_time()`` over N calls (``--concurrency`` at a time)
+gathering: a step's record versions get a round of their own, as on real Asterisk). CPU per
+call = ``time.process_time()`` over N calls (``--concurrency`` at a time)
 after a warm-up, divided by N, once the writer has saved every record; it includes the
 background loops' share for the seconds the run lasts (at thousands of calls a second it is
 small) and the fake Asterisk's own work (a few µs a call; ``--fake-only`` measures it alone).
@@ -78,10 +79,10 @@ class FakeAmi:
                 fields = dict(line.split(": ", 1) for line in block.decode().split("\r\n") if ": " in line)
                 action, action_id = fields.get("Action", ""), fields.get("ActionID", "")
                 if action == "CoreShowChannels":
-                    writer.write(
-                        _ami_block(Response="Success", ActionID=action_id, EventList="start", Message="Channels will follow")
-                        + _ami_block(Event="CoreShowChannelsComplete", ActionID=action_id, EventList="Complete", ListItems="0")
-                    )
+                    listed = {"ActionID": action_id, "EventList": "start", "Message": "Channels will follow"}
+                    writer.write(_ami_block(Response="Success", **listed))
+                    done = {"ActionID": action_id, "EventList": "Complete", "ListItems": "0"}
+                    writer.write(_ami_block(Event="CoreShowChannelsComplete", **done))
                 else:
                     writer.write(_ami_block(Response="Success", ActionID=action_id, Message=f"{action} ok"))
                 if action == "Login":
@@ -171,9 +172,8 @@ class FakeAsterisk:
                 streams += 1
                 if streams == 2:  # busy_voicemail's prompt: the caller hangs up during it
                     writer.write(b"200 result=-1 endpos=12000\nHANGUP\n")
-                    self.ami.send(
-                        _ami_block(Event="Hangup", **_channel_headers(n, "6", "Up"), Cause="16", **{"Cause-txt": "Normal Clearing"})
-                    )
+                    cause = {"Cause": "16", "Cause-txt": "Normal Clearing"}
+                    self.ami.send(_ami_block(Event="Hangup", **_channel_headers(n, "6", "Up"), **cause))
                     continue
                 writer.write(b"200 result=0 endpos=64000\n")
             elif command.startswith("GET DATA"):
@@ -187,10 +187,10 @@ class FakeAsterisk:
         writer.close()
 
 
-async def _settled(controller: object, started: int, calls: int) -> None:
+async def _settled(controller: object) -> None:
     """Every call of the batch ended and saved (the writer idle)."""
     tracker = controller.tracker  # type: ignore[attr-defined]
-    while tracker.live_records() or tracker.unsaved:
+    while tracker.live_records() or tracker.unsaved:  # noqa: ASYNC110 — a bench polling the tracker
         await asyncio.sleep(0.01)
 
 
@@ -204,7 +204,7 @@ async def _batch(asterisk: FakeAsterisk, first: int, calls: int, concurrency: in
     await asyncio.gather(*(caller() for _ in range(concurrency)))
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> None:  # noqa: PLR0915 — one bench run, top to bottom
     from common.clock import clock_from_environment
     from hotline.cli import token_registry
     from hotline.config import load_config
@@ -238,15 +238,15 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.5)  # the resync after login
         asterisk = FakeAsterisk(ami, controller.agi.port, local_secrets(config).agi_secret, args.step_ms / 1000)
         await asterisk.call(0, record=True)
-        await _settled(controller, 0, 1)
+        await _settled(controller)
         print("walk (AGI commands of one call):", " | ".join(asterisk.transcript))
         n = 1
         await _batch(asterisk, n, args.warmup, args.concurrency)
         n += args.warmup
-        await _settled(controller, n, 0)
+        await _settled(controller)
         cpu, wall = time.process_time(), time.perf_counter()
         await _batch(asterisk, n, args.calls, args.concurrency)
-        await _settled(controller, n, args.calls)
+        await _settled(controller)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         n += args.calls
         print(f"RESULT cpu_ms_per_call={1000 * cpu / args.calls:.3f} wall_s={wall:.2f} calls={args.calls}")
@@ -259,7 +259,7 @@ async def main(args: argparse.Namespace) -> None:
             profiler = cProfile.Profile()
             profiler.enable()
             await _batch(asterisk, n, args.calls, args.concurrency)
-            await _settled(controller, n, args.calls)
+            await _settled(controller)
             profiler.disable()
             if args.profile_out:
                 profiler.dump_stats(args.profile_out)
