@@ -286,8 +286,11 @@ def compare(args: argparse.Namespace) -> None:
         for name, tree in trees.items():
             load = os.getloadavg()[0]
             run = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), "--calls", str(args.calls),
-                 "--concurrency", str(args.concurrency), "--warmup", str(args.warmup), "--step-ms", str(args.step_ms)],
+                # this file run in the other tree's imports (run_path: its folder, bench/, is not put
+                # on sys.path, where bench/reports.py would hide the reports package)
+                [sys.executable, "-c", f"import runpy; runpy.run_path({str(Path(__file__).resolve())!r}, run_name='__main__')",  # noqa: E501
+                 "--calls", str(args.calls), "--concurrency", str(args.concurrency), "--warmup", str(args.warmup),
+                 "--step-ms", str(args.step_ms)],
                 env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True, cwd=tree,
             )  # fmt: skip
             line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT"))
