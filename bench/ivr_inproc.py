@@ -25,8 +25,9 @@ caller leaves. Each prompt "plays" ``--step-ms`` (default 60 ms, above the write
 gathering: a step's record versions get a round of their own, as on real Asterisk). CPU per
 call = ``time.process_time()`` over N calls (``--concurrency`` at a time)
 after a warm-up, divided by N, once the writer has saved every record; it includes the
-background loops' share for the seconds the run lasts (at thousands of calls a second it is
-small) and the fake Asterisk's own work (a few µs a call; ``--fake-only`` measures it alone).
+background loops' share for the seconds the run lasts (at some 250 calls a second it is
+small) and the fake Asterisk's own work (about 8 % of the profile: the ``bench/ivr_inproc.py``
+lines of cProfile's output; the same in before and after).
 Left out: Asterisk itself, RTP, SIP, the network, Redis's CPU (another process) and the idle
 loop's cost at real call rates. A second pass of N calls runs under cProfile (top 30 by tottime
 and by cumtime).
