@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from acd.window import RollingFigures
 from calls.model import CallOutcome, CallRecord, CallState, end_call, transition, with_changes
 from reports import buckets, counting
 from reports.counting import Increment, call_increments, field
@@ -100,3 +101,45 @@ def test_call_increments_bucket_each_time_once_with_the_same_result(zone: str) -
     if zone == "Asia/Shanghai":
         assert {i.bucket[8:] for i in increments} == {"09", "10"}  # the call crossed 10:00
     assert calls == 3  # started, queued, the seat's answer: once each
+
+
+def test_the_figures_read_the_clock_only_for_versions_that_change_them() -> None:
+    """Every version of two calls (one abandoned in the queue, one answered by a seat) put with
+    the clock itself, against the old way (the clock read for every version): the same figures
+    and the same window; the clock read only where a side's entry changed."""
+    reads = 0
+
+    def clock() -> datetime:
+        nonlocal reads
+        reads += 1
+        return T0 + timedelta(minutes=5)
+
+    old, new = RollingFigures(timedelta(hours=24)), RollingFigures(timedelta(hours=24))
+    versions: list[CallRecord] = []
+    for call_id, seat in (("a", ""), ("b", "1001")):
+        record = _record().model_copy(update={"call_id": call_id})
+        versions.append(record)
+        for step in UPDATES[1:3]:  # IVR steps: nothing the figures count
+            versions.append(record := with_changes(record, step))
+        versions.append(record := with_changes(record, {"queue": "general", "queued_at": T0 + timedelta(seconds=3)}))
+        if seat:
+            at = T0 + timedelta(seconds=9)
+            versions.append(record := with_changes(record, {"seat": seat, "seat_answered_at": at}))
+            versions.append(record := with_changes(record, {"tags": {"x": "y"}}))  # the same entries again
+        end = {"state": CallState.ENDED, "ended_at": T0 + timedelta(seconds=60)}
+        versions.append(
+            with_changes(record, {**end, "outcome": CallOutcome.ANSWERED if seat else CallOutcome.ABANDONED})
+        )
+    for version in versions:
+        old.put(version, clock())
+    reads_before = reads
+    for version in versions:
+        new.put(version, clock)
+    now = T0 + timedelta(minutes=5)
+    assert new.queue("general", now) == old.queue("general", now)
+    assert new.seat("1001", now) == old.seat("1001", now)
+    assert new.queue("general", now).offered == 2
+    assert len(new) == len(old) == 3
+    # changed entries: a's end (abandoned); b's answer and its end (talk) — not the 9 other versions
+    assert reads - reads_before == 3
+    assert reads_before == len(versions) == 12
