@@ -1,4 +1,4 @@
-"""The controller's CPU per IVR call, in one process: exact, repeatable, profilable.
+"""The controller's CPU per IVR call, in one process: exact call counts, profilable.
 
 Issue 20 (controller ≤ 5 ms per call). ``bench/ivr_load.py`` measures the controller on real
 Asterisk, but its CPU per call moves by 10 % between phases on a shared box and py-spy at
@@ -27,7 +27,8 @@ call = ``time.process_time()`` over N calls (``--concurrency`` at a time)
 after a warm-up, divided by N, once the writer has saved every record; it includes the
 background loops' share for the seconds the run lasts (at some 250 calls a second it is
 small) and the fake Asterisk's own work (about 8 % of the profile: the ``bench/ivr_inproc.py``
-lines of cProfile's output; the same in before and after).
+lines of cProfile's output; the same in before and after). CPU per call still moves by up to
+15 % between runs of one tree on a shared box: compare with ``--compare`` over repeats.
 Left out: Asterisk itself, RTP, SIP, the network, Redis's CPU (another process) and the idle
 loop's cost at real call rates. A second pass of N calls runs under cProfile (top 30 by tottime
 and by cumtime).
