@@ -18,6 +18,7 @@ and removing never drifts; averages are divided out only when read.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -98,6 +99,10 @@ class _Side:
     def __contains__(self, call_id: str) -> bool:
         return call_id in self._entries
 
+    def holds(self, call_id: str, entry: tuple[str, int, Sums] | None) -> bool:
+        """``put(call_id, entry, …)`` would change nothing (the entry it has, or none and none)."""
+        return self._entries.get(call_id) == entry
+
     def put(self, call_id: str, entry: tuple[str, int, Sums] | None, now_us: int) -> None:
         old = self._entries.get(call_id)
         if old == entry:
@@ -169,13 +174,18 @@ class RollingFigures:
     def seeded(self) -> bool:
         return self._seen_before_seed is None
 
-    def put(self, record: CallRecord, now: datetime) -> None:
-        """Count the latest version of ``record`` (replacing what an earlier version added)."""
-        now_us = micros(now)
+    def put(self, record: CallRecord, now: datetime | Callable[[], datetime]) -> None:
+        """Count the latest version of ``record`` (replacing what an earlier version added).
+        ``now`` may be the clock itself: it is read only for a version that changes what is
+        counted (not for most of a call's versions: IVR steps, tags)."""
         if self._seen_before_seed is not None:
             self._seen_before_seed.add(record.call_id)
-        self._queues.put(record.call_id, queue_entry(record), now_us)
-        self._seats.put(record.call_id, seat_entry(record), now_us)
+        queue, seat = queue_entry(record), seat_entry(record)
+        if self._queues.holds(record.call_id, queue) and self._seats.holds(record.call_id, seat):
+            return  # both sides' put would return at once
+        now_us = micros(now() if callable(now) else now)
+        self._queues.put(record.call_id, queue, now_us)
+        self._seats.put(record.call_id, seat, now_us)
 
     def seed(self, records: list[CallRecord], now: datetime) -> int:
         """Count the stored records of calls not put here yet (once, at start); returns how many."""

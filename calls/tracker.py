@@ -32,6 +32,7 @@ from calls.model import (
     end_call,
     end_unseen_call,
     transition,
+    with_changes,
 )
 from calls.redis_budget import RedisBudget
 from calls.store import CallStore, CountOnce
@@ -180,13 +181,13 @@ class CallTracker:
         """Keep the change in memory and mark it for the writer; never waits for the store.
         The change gets the next revision of its call (after the one it was made from and any
         kept here), so the store can tell it from every older version however late they land."""
-        return self._kept(record.model_copy(update={"revision": self._next_revision(record)}))
+        return self._kept(with_changes(record, {"revision": self._next_revision(record)}))
 
     def _change(self, record: CallRecord, update: dict[str, object]) -> CallRecord:
         """``_put`` of ``record`` changed by ``update``: one copy, with its revision set in it
         (not a copy for the change and another for the revision)."""
         update["revision"] = self._next_revision(record)
-        return self._kept(record.model_copy(update=update))
+        return self._kept(with_changes(record, update))
 
     def _next_revision(self, record: CallRecord) -> int:
         latest = self._latest(record.call_id)

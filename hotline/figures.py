@@ -88,7 +88,7 @@ class Figures:
         tracker.watch(self._record_changed)
 
     def _record_changed(self, record: CallRecord) -> None:
-        self.window.put(record, self._clock())
+        self.window.put(record, self._clock)  # read only for a version that changes the figures
 
     async def seed(self) -> None:
         """Count the stored calls of the last 24 h, once (at start; while Redis is away, at the

@@ -78,9 +78,15 @@ class _Adder:
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
         self.out: list[Increment] = []
+        # a call's increments fall in 2-3 distinct times (started, queued, answered): each one's
+        # hour once, not once per increment (13 strftime a call on the IVR walk)
+        self._buckets: dict[datetime, str] = {}
 
     def __call__(self, kind: str, when: datetime, metric: str, dim: str, amount: int = 1) -> None:
-        self.out.append(Increment(kind, hour_bucket(when, self.tz), field(metric, dim), amount))
+        bucket = self._buckets.get(when)
+        if bucket is None:
+            bucket = self._buckets[when] = hour_bucket(when, self.tz)
+        self.out.append(Increment(kind, bucket, field(metric, dim), amount))
 
 
 def _queue(add: _Adder, record: CallRecord, queued_at: datetime, ended_at: datetime) -> None:
