@@ -326,41 +326,85 @@ class RedisBudget:
         return batch
 
     async def _staged_batch(self, batch: list[tuple[int, _Entry]]) -> bool:
-        """Several staged writes in one pipeline. A failed pipeline leaves its writes queued when
-        they retry and drops the others; a command Redis refused fails only its own write.
+        """Several staged writes in one pipeline, each settled as its own:
+
+        - a stage that raises (a bug) fails its own write only (``redis.write_crashed``);
+        - Redis unreachable (the whole pipeline failed): as on the one-write path, only the first
+          write is tried — dropped if it does not retry — and the rest stay queued, in order;
+        - a command Redis refused fails its own write; a refused write that retries is kept,
+          unless a later write of its key in this pipeline landed (it replaced it: only the last
+          write of a key matters, and the older one must not land after it).
+
         False when some write is to be retried (the loop backs off)."""
+        client = batch[0][1].staged[0]  # type: ignore[index]
         outcome: list[BaseException | None] = []
+        staged: list[tuple[int, int]] = []  # per write: its commands' span in the pipeline
         try:
-            client = batch[0][1].staged[0]  # type: ignore[index]
             async with client.pipeline(transaction=False) as pipe:
-                spans = []
                 for _, entry in batch:
                     before = len(pipe.command_stack)
-                    entry.staged[1](pipe)  # type: ignore[index]
-                    spans.append((before, len(pipe.command_stack)))
-                results: list[object] = await pipe.execute(raise_on_error=False)
-            for begin, end in spans:
-                errors = [r for r in results[begin:end] if isinstance(r, BaseException)]
-                outcome.append(errors[0] if errors else None)
+                    try:
+                        entry.staged[1](pipe)  # type: ignore[index]
+                    except Exception as exc:  # its own fault: the others still go
+                        del pipe.command_stack[before:]
+                        staged.append((before, -1))
+                        outcome.append(exc)
+                        continue
+                    staged.append((before, len(pipe.command_stack)))
+                    outcome.append(None)
+                results: list[object] = await pipe.execute(raise_on_error=False) if pipe.command_stack else []
         except asyncio.CancelledError:
             raise
         except TRANSIENT as exc:
-            outcome = [exc] * len(batch)
+            return self._pipeline_failed(batch, exc)
+        for index, (begin, end) in enumerate(staged):
+            if end >= 0:
+                errors = [r for r in results[begin:end] if isinstance(r, BaseException)]
+                outcome[index] = errors[0] if errors else None
+        return self._settle_staged(batch, outcome, crashed={i for i, (_, end) in enumerate(staged) if end < 0})
+
+    def _settle_staged(
+        self, batch: list[tuple[int, _Entry]], outcome: list[BaseException | None], crashed: set[int]
+    ) -> bool:
+        """Each write of a pipeline that reached Redis done, dropped or kept (``_staged_batch``)."""
+        landed = [(entry.key, i) for i, ((_, entry), error) in enumerate(zip(batch, outcome, strict=True)) if not error]
         retrying = False
-        for (entry_seq, entry), error in zip(batch, outcome, strict=True):
+        for index, ((entry_seq, entry), error) in enumerate(zip(batch, outcome, strict=True)):
             if error is not None:
                 self.writes_failed += 1
-                if entry.retry and not refused_for_good(error):
+                replaced = entry.key is not None and any(k == entry.key and i > index for k, i in landed)
+                if index in crashed:
+                    log.error("redis.write_crashed", what=entry.what, error=repr(error))
+                elif entry.retry and not replaced and not refused_for_good(error):
                     retrying = True
                     log.warning("redis.write_deferred", what=entry.what, error=str(error) or type(error).__name__)
                     if entry.key is not None and entry.key not in self._by_key:
                         self._by_key[entry.key] = entry_seq  # still pending: a newer write may replace it
                     continue
-                _log_failed(entry.what, error)
+                else:
+                    _log_failed(entry.what, error)
             if self._backlog.get(entry_seq) is entry:
                 self._pop(entry_seq)
             entry.finish(error is None)
         return not retrying
+
+    def _pipeline_failed(self, batch: list[tuple[int, _Entry]], exc: BaseException) -> bool:
+        """Redis unreachable for the whole pipeline: every write stays queued in order (their
+        keys pending again, so a newer write still replaces one), except a first write that does
+        not retry, dropped as on the one-write path. Returns False: the loop backs off."""
+        self.writes_failed += 1
+        for position, (entry_seq, entry) in enumerate(batch):
+            if position == 0 and not entry.retry:
+                _log_failed(entry.what, exc)
+                if self._backlog.get(entry_seq) is entry:
+                    self._pop(entry_seq)
+                entry.finish(False)
+                continue
+            if entry.key is not None and entry.key not in self._by_key:
+                self._by_key[entry.key] = entry_seq
+        error = str(exc) or type(exc).__name__
+        log.warning("redis.write_deferred", what=batch[0][1].what, writes=len(batch), error=error)
+        return False
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until every queued write is done (tests, shutdown); False on timeout."""

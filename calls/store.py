@@ -96,7 +96,9 @@ class CallStore(Protocol):
 
     async def save_many(self, records: Sequence[CallRecord], counts: Sequence[CountOnce] = ()) -> dict[str, int]:
         """Save several records at once (the writer retries the batch when it fails), and add
-        ``counts`` in the same round (all or nothing with the records). A record whose stored
+        ``counts`` in the same round (one script: a refusal midway, e.g. a report key of the wrong
+        type, is not rolled back — Redis scripts are not transactions — and fails the round; the
+        tracker then sends the records again without the counts). A record whose stored
         revision is newer than its own is left as stored: the ones left so come back, call id →
         the stored revision."""
         ...

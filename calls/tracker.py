@@ -34,7 +34,7 @@ from calls.model import (
     transition,
     with_changes,
 )
-from calls.redis_budget import RedisBudget
+from calls.redis_budget import RedisBudget, refused_for_good
 from calls.store import CallStore, CountOnce
 from common.clock import Clock, system_clock
 from common.privacy import mask_number
@@ -229,6 +229,12 @@ class CallTracker:
                 try:
                     stale = await self._store.save_many([record for _, record in batch], counts)
                 except Exception as exc:  # Redis down, restarting or hung: keep them, retry later
+                    if counts and refused_for_good(exc):
+                        # a report key Redis refuses (wrong type …) must not hold the records
+                        # back for ever: the counts are given up, the records go again alone
+                        log.error("calls.counts_refused", calls=len(counts), error=str(exc))
+                        self._counted((call_id for call_id, _ in batch), counts)
+                        continue
                     self.store_failures += 1
                     error = str(exc) or type(exc).__name__
                     log.warning("calls.save_failed", call_id=batch[0][0], records=len(batch), error=error)

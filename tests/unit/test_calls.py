@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from calls.caller_index import CallerKeys
 from calls.fallback import FallbackIngester, parse_fallback_name, read_fallback_caller
 from calls.model import CallOutcome, CallRecord, CallState, IllegalTransition, end_call, transition
-from calls.store import CountOnce
+from calls.store import CountOnce, RedisCallStore
 from calls.tracker import CallTracker
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -365,3 +367,19 @@ async def test_each_change_is_kept_once_with_the_next_revision_and_its_contents(
     assert tracker.get_live("k-1.1") is last
     assert await tracker.flush_dirty() == 0
     assert store.records["k-1.1"] == last
+
+
+async def test_counts_redis_refuses_for_good_do_not_hold_the_records_back(client: aioredis.Redis) -> None:
+    """A report key of the wrong type fails the writer's script: the counts are given up (an
+    error line) and the records go again without them — saved, not retried for ever."""
+    await client.set("rollup", "not a hash")
+    tracker = CallTracker(RedisCallStore(client, timedelta(days=1), "kunming", CallerKeys("k")), "kunming")
+    tracker.count_ended(_count_of)
+    await tracker.channel_created("c-1", "PJSIP/trunk-1", "13800000000", "", "12345")
+    await tracker.hung_up("c-1", "16")
+    assert await tracker.flush_dirty() == 0
+    assert tracker.is_saved("c-1")
+    stored = await RedisCallStore(client, timedelta(days=1), "kunming", CallerKeys("k")).get("c-1")
+    assert stored is not None and stored.state is CallState.ENDED
+    assert await client.get("rollup") == b"not a hash"
+    assert await tracker.flush_dirty() == 0  # nothing left to send

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import BusyLoadingError, ExecAbortError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -81,24 +82,65 @@ async def test_a_refused_command_fails_only_its_own_write(client: aioredis.Redis
     await budget.close()
 
 
-async def test_a_pipeline_that_cannot_reach_redis_is_retried_for_the_writes_that_retry(tmp_path: Path) -> None:
-    """Redis not up yet: the retrying writes stay queued and are written once it is, in their
-    order; the best-effort one is dropped."""
+async def test_a_pipeline_that_cannot_reach_redis_keeps_its_writes_queued_in_order(tmp_path: Path) -> None:
+    """Redis not up yet: as on the one-write path, the first write is tried (kept: it retries)
+    and the writes behind it wait, the best-effort one too; all land once Redis is up, in order.
+    A best-effort write at the head is dropped, as before."""
     budget = RedisBudget()
     server = RedisProcess(tmp_path / "redis", free_port())
     away = aioredis.Redis(host="127.0.0.1", port=server.port, socket_connect_timeout=0.2)
     try:
+        budget.write_staged("lost event", away, lambda pipe: pipe.rpush("order", "lost"), retry=False)
         for value, retry in (("seat", True), ("event", False), ("waiting", True)):
             budget.write_staged(value, away, lambda pipe, value=value: pipe.rpush("order", value), retry=retry)  # type: ignore[misc]
-        await wait_until(lambda: budget.writes_failed >= 3, timeout_s=GUARD_S)  # no Redis there
-        assert budget.backlog == 2  # the two that retry
+        await wait_until(lambda: budget.writes_failed >= 2, timeout_s=GUARD_S)  # no Redis there
+        assert budget.backlog == 3  # the head (best effort) dropped, the rest kept
         server.start()
         assert await budget.drain(GUARD_S)
-        assert await away.lrange("order", 0, -1) == [b"seat", b"waiting"]
+        assert await away.lrange("order", 0, -1) == [b"seat", b"event", b"waiting"]
     finally:
         await budget.close()
         await away.aclose()
         server.stop()
+
+
+async def test_a_stage_that_raises_fails_its_own_write_only(client: aioredis.Redis) -> None:
+    budget = RedisBudget()
+
+    def broken(pipe: object) -> None:
+        raise TypeError("a bug in a stage")
+
+    budget.write_staged("ok 1", client, lambda pipe: pipe.rpush("order", "1"))
+    budget.write_staged("broken", client, broken)
+    budget.write_staged("ok 2", client, lambda pipe: pipe.rpush("order", "2"))
+    assert await budget.drain(GUARD_S)
+    assert await client.lrange("order", 0, -1) == [b"1", b"2"]
+    assert budget.writes_failed == 1 and budget.backlog == 0
+    budget.write_staged("ok 3", client, lambda pipe: pipe.rpush("order", "3"))  # the writer still runs
+    assert await budget.drain(GUARD_S)
+    assert await client.lrange("order", 0, -1) == [b"1", b"2", b"3"]
+    await budget.close()
+
+
+async def test_a_refused_write_a_later_write_of_its_key_replaced_is_not_retried(client: aioredis.Redis) -> None:
+    """A keyed write refused in a way that passes (here NOSCRIPT) stays queued; a newer write of
+    the same key that arrived meanwhile lands in the next pipeline beside it: the old one is then
+    given up, never written after the newer one (only the last write of a key matters)."""
+    budget = RedisBudget()
+    newer_sent = False
+
+    def old_state(pipe: Pipeline) -> None:
+        nonlocal newer_sent
+        if not newer_sent:  # the newer write comes while the old one is on its way
+            newer_sent = True
+            budget.write_staged("seat-1 newer", client, lambda p: p.hset("seats", "seat-1", "ready"), key="seat-1")
+        pipe.evalsha("0" * 40, 0)  # NOSCRIPT: refused, retried (it passes)
+
+    budget.write_staged("seat-1 older", client, old_state, key="seat-1")
+    assert await budget.drain(GUARD_S)
+    assert await client.hget("seats", "seat-1") == b"ready"
+    assert budget.backlog == 0
+    await budget.close()
 
 
 async def test_a_write_redis_refuses_for_good_is_not_retried_and_holds_nothing_up(client: aioredis.Redis) -> None:
