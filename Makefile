@@ -14,8 +14,9 @@ run: deps asterisk venv pages
 	$(BIN)/hotline12345 stack --config $(CONFIG) --platforms $(PLATFORMS)
 
 ## test: install what the tests need, lint, and run every test (real Asterisk, Redis, SIPp) in
-## TEST_WORKERS parallel pytest-xdist workers, each test module whole on one worker (the tests
-## mostly wait on real timers; TEST_WORKERS=0 runs them in this one process, as plain `pytest` does)
+## TEST_WORKERS parallel pytest-xdist workers, each test module whole on one worker and the fault
+## modules one after another (tests/conftest.py); the tests mostly wait on real timers.
+## TEST_WORKERS=0 runs them all in this one process, as plain `pytest` does
 TEST_WORKERS ?= 3
 test: deps asterisk venv pages lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile

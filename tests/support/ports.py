@@ -11,6 +11,7 @@ worker) keeps the kernel's picks (bind to port 0) and the whole areas."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -103,16 +104,14 @@ def _listen_slice() -> tuple[int, int] | None:
 
 
 _LISTEN_SLICE = _listen_slice()
-_cursor = random.randrange(1 << 16)  # where this worker starts in its slice
+_CURSOR = itertools.count(random.randrange(1 << 16))  # where this worker starts in its slice, then in turn
 
 
 def _next_listen_port(tcp: bool, udp: bool) -> int:
-    global _cursor
     assert _LISTEN_SLICE is not None
     low, high = _LISTEN_SLICE
     for _ in range(high - low):
-        port = low + _cursor % (high - low)
-        _cursor += 1
+        port = low + next(_CURSOR) % (high - low)
         if _bindable(port, tcp=tcp, udp=udp):
             return port
     raise RuntimeError(f"no free port in {low}-{high - 1}")
