@@ -13,9 +13,13 @@ BIN := $(VENV)/bin
 run: deps asterisk venv pages
 	$(BIN)/hotline12345 stack --config $(CONFIG) --platforms $(PLATFORMS)
 
-## test: install what the tests need, lint, and run every test (real Asterisk, Redis, SIPp)
+## test: install what the tests need, lint, and run every test (real Asterisk, Redis, SIPp) in
+## TEST_WORKERS parallel pytest-xdist workers, each test module whole on one worker and the fault
+## modules one after another (tests/conftest.py); the tests mostly wait on real timers.
+## TEST_WORKERS=0 runs them all in this one process, as plain `pytest` does
+TEST_WORKERS ?= 3
 test: deps asterisk venv pages lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## lint: ruff, ruff format --check, mypy --strict, the import layers (lint-imports, pyproject.toml)
 lint: venv
