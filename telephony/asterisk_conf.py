@@ -7,8 +7,11 @@ Administrators never hand-edit these files: they edit config.yaml (and the YAML 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import ipaddress
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +24,9 @@ from telephony.values import conf_value, unsafe_path_reason
 from telephony.webrtc_cert import check_certificate, ensure_demo_certificate
 
 # Modules we never want: other channel drivers, ARI/HTTP, CDR/CEL back-ends, old SIP stacks.
+CONTROL_SOCKET = "asterisk.ctl"  # Asterisk's default name, in its run folder
+SUN_PATH_MAX = 107  # a unix socket address: 108 bytes with the closing NUL
+
 _NOLOAD_LIST = """
 chan_iax2.so chan_unistim.so chan_motif.so chan_console.so chan_audiosocket.so chan_websocket.so
 res_ari.so res_ari_applications.so res_ari_asterisk.so res_ari_bridges.so res_ari_channels.so
@@ -180,6 +186,31 @@ class AsteriskLayout:
     def data_dir(self) -> Path:
         return self.root / "usr/share/asterisk"
 
+    @property
+    def run_dir(self) -> Path:
+        """Where Asterisk keeps its pid file and control socket (``asterisk -rx`` talks through
+        it): ``<var>/run``, unless the socket's path would not fit a unix socket address (108
+        bytes: a deep runtime folder — Asterisk binds the cut name, and after a restart finds it
+        taken and never answers ``-rx``); then a short private folder named after the var folder."""
+        natural = self.var_dir / "run"
+        if len(os.fsencode(natural / CONTROL_SOCKET)) <= SUN_PATH_MAX:
+            return natural
+        digest = hashlib.sha256(os.fsencode(self.var_dir)).hexdigest()[:16]
+        return Path("/tmp") / f"hotline12345-{os.getuid()}-{digest}"  # made and checked by private_run_dir
+
+
+def private_run_dir(path: Path) -> None:
+    """Make Asterisk's run folder, 0700. A short one in /tmp (``AsteriskLayout.run_dir``) must be
+    our own real folder: another local user could have made it first, or put a link there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()  # not followed: a link is refused, never chmod-ed through
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ValueError(f"Asterisk's run folder {str(path)!r} is not a folder of this user")
+    if info.st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
+
 
 def default_asterisk_root() -> Path:
     """The cache folder scripts/provision-asterisk.sh fills by default."""
@@ -212,7 +243,7 @@ astkeydir => {var}/lib
 astdatadir => {layout.data_dir}
 astagidir => {var}/agi-bin
 astspooldir => {var}/spool
-astrundir => {var}/run
+astrundir => {layout.run_dir}
 astlogdir => {var}/log
 astsbindir => {layout.root}/usr/sbin
 
@@ -625,8 +656,9 @@ def write_asterisk_files(site: AsteriskSite, layout: AsteriskLayout, secrets: As
     if site.browser_seats and site.webrtc.cert_file is None:
         cert, key = site.webrtc_cert
         ensure_demo_certificate(cert, key, site.webrtc.public_host or site.webrtc.bind_host)
-    for sub in ("", "lib", "lib/keys", "agi-bin", "spool", "run", "log"):
+    for sub in ("", "lib", "lib/keys", "agi-bin", "spool", "log"):
         private_dir(layout.var_dir / sub)
+    private_run_dir(layout.run_dir)
     # the spool's own folders (voicemail, recordings) are made later under the umask 077 of the
     # controller and of the Asterisk it runs; a spool of 0700 keeps older ones out of reach too
     private_dir(site.spool_dir)

@@ -19,8 +19,11 @@ from telephony.asterisk_conf import (
     AMI_EVENTS,
     AMI_READ_CLASSES,
     AMI_WEBRTC_EVENTS,
+    CONTROL_SOCKET,
     STASIS_DECLINED_TYPES,
+    SUN_PATH_MAX,
     AsteriskLayout,
+    private_run_dir,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -384,3 +387,36 @@ def test_an_answered_offer_runs_few_dialplan_steps_and_asks_again_with_a_clean_s
     assert 'ExecIf($["${HOTLINE_RECORDING}" != ""]?MixMonitor(${HOTLINE_RECORDING},b))' in answered[3]
     assert "Bridge(${HOTLINE_CALLER},TF(hotline-after-seat^s^1))" in answered[6]
     assert " same => n(callback),Dial(${HOTLINE_DIAL},60,g)" in lines
+
+
+def test_a_deep_runtime_folder_gets_a_short_private_run_folder(tmp_path: Path) -> None:
+    """Asterisk's control socket must fit a unix socket address (108 bytes): under a deep runtime
+    folder (pytest-xdist workers' temp folders) the run folder moves to a short private one, the
+    same for every render of that folder, so ``asterisk -rx`` still reaches a restarted Asterisk."""
+    deep = tmp_path / ("d" * 60) / "var"
+    config = parse_config(f"paths: {{runtime_dir: {deep}, spool_dir: {tmp_path}/spool}}", "c.yaml", tmp_path)
+    layout = write_asterisk_config(config, tmp_path / "etc")
+    run = layout.run_dir
+    try:
+        assert run != layout.var_dir / "run" and len(str(run / CONTROL_SOCKET)) <= SUN_PATH_MAX
+        assert f"astrundir => {run}\n" in (layout.etc_dir / "asterisk.conf").read_text(encoding="utf-8")
+        assert run.is_dir() and run.stat().st_mode & 0o777 == 0o700
+        assert write_asterisk_config(config, tmp_path / "etc").run_dir == run  # the same again
+        shallow = parse_config(f"paths: {{runtime_dir: {tmp_path}/v}}", "c.yaml", tmp_path)
+        assert write_asterisk_config(shallow, tmp_path / "etc2").run_dir == tmp_path / "v" / "asterisk" / "run"
+    finally:
+        run.rmdir()
+
+
+def test_a_short_run_folder_someone_else_put_there_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    target.chmod(0o755)
+    link = tmp_path / "run-link"
+    link.symlink_to(target)
+    with pytest.raises(ValueError, match="not a folder of this user"):
+        private_run_dir(link)
+    assert target.stat().st_mode & 0o777 == 0o755  # never chmod-ed through the link
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a folder of this user"):
+        private_run_dir(tmp_path / "a-file")
