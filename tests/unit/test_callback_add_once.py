@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from calls.callbacks import RedisCallbackList
 from calls.model import CallOutcome, CallRecord, CallState
 from hotline.redis_process import RedisProcess
+from tests.support.redis_monitor import commands_during
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -143,27 +144,13 @@ def test_a_served_number_not_on_the_list_costs_one_zscore(redis_server: RedisPro
 
     async def scenario() -> None:
         client = aioredis.Redis.from_url(redis_server.url)
-        watcher = aioredis.Redis.from_url(redis_server.url)
         try:
             await client.flushdb()
             board = RedisCallbackList(client, "kunming")
-            seen: list[str] = []
-            async with watcher.monitor() as monitor:
-
-                async def listen() -> None:
-                    async for entry in monitor.listen():
-                        seen.append(str(entry["command"]).split()[0].upper())
-                        if seen[-1] == "ECHO":
-                            return
-
-                listening = asyncio.create_task(listen())
-                await asyncio.sleep(0.1)
-                await board.on_call_ended(ended("k-1", "13800000001", CallOutcome.ANSWERED, 0, ()))
-                await client.echo("done")
-                await asyncio.wait_for(listening, 5)
+            call = ended("k-1", "13800000001", CallOutcome.ANSWERED, 0, ())
+            seen = await commands_during(redis_server.url, client, lambda: board.on_call_ended(call))
             assert seen == ["MULTI", "EVAL", "ZSCORE", "EXEC", "ECHO"]
         finally:
             await client.aclose()
-            await watcher.aclose()
 
     asyncio.run(scenario())

@@ -4,7 +4,6 @@ write is tried again on the next push. On a real Redis: one plain pipeline (no M
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from acd.model import QueuedCall
 from acd.seat import Seat, SeatState
 from calls.model import CallRecord
 from hotline.redis_process import RedisProcess
+from tests.support.redis_monitor import commands_during
 from wallboard.config import AlertRule, WallboardConfig
 from wallboard.service import Identity, Wallboard
 from wallboard.store import MEMBERS, PREFIX, RedisBoardStore
@@ -107,27 +107,15 @@ async def test_a_failed_write_is_tried_again_on_the_next_push() -> None:
 
 async def test_the_redis_store_writes_member_and_summary_without_a_transaction(redis_server: RedisProcess) -> None:
     client = aioredis.Redis.from_url(redis_server.url)
-    monitor_client = aioredis.Redis.from_url(redis_server.url)
     try:
         await client.delete(MEMBERS, PREFIX + "kunming")
-        commands: list[str] = []
-        async with monitor_client.monitor() as monitor:
-
-            async def listen() -> None:
-                async for entry in monitor.listen():
-                    commands.append(str(entry["command"]).split()[0].upper())
-                    if commands[-1] == "ECHO":
-                        return
-
-            listening = asyncio.create_task(listen())
-            await asyncio.sleep(0.1)
-            await RedisBoardStore(client).publish("kunming", {"platform": "kunming", "at": NOW.isoformat()})
-            await client.echo("done")
-            await asyncio.wait_for(listening, 5)
+        summary = {"platform": "kunming", "at": NOW.isoformat()}
+        commands = await commands_during(
+            redis_server.url, client, lambda: RedisBoardStore(client).publish("kunming", summary)
+        )
         assert commands == ["SADD", "SET", "ECHO"]
         assert await client.smembers(MEMBERS) == {b"kunming"}
         assert json.loads(await client.get(PREFIX + "kunming") or b"{}")["platform"] == "kunming"
         assert await client.ttl(PREFIX + "kunming") > 0
     finally:
         await client.aclose()
-        await monitor_client.aclose()
