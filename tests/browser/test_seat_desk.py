@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,12 @@ def platform(tmp_path: Path) -> Iterator[tuple[PlatformUnderTest, int, int]]:
     )
     platform.start_all()
     try:
+        # the knowledge base loads in the background after start (503 meanwhile, by design): the
+        # desk is opened once it answers, so its first search is not a 503 on a loaded box
+        deadline = time.monotonic() + 60
+        while platform.http("/api/v1/knowledge?limit=1", token=ADMIN_TOKEN).status == 503:
+            assert time.monotonic() < deadline, "the knowledge base did not load within 60 s"
+            time.sleep(0.2)
         yield platform, port, carrier_port
     finally:
         platform.stop_all()
