@@ -245,10 +245,19 @@ class Phase:
         callers, _ = recorder.snapshot()
         return all(c.ended is not None for c in callers if any(w.has(c.arrived) for w, _, _ in windows))
 
-    def _stuck(self) -> int:
-        if self.ours:
-            return self.stack.not_ready_seats() + self.stack.ours_waiting()
-        return self.stack.baseline_busy_members()
+    def _stuck(self, settle_s: float = 5.0) -> int:
+        """Seats or callers still held after every channel is gone. Asked until it is 0 or
+        ``settle_s`` passed: the last Hangup events may still be on their way to the controller
+        (or app_queue's member states) when Asterisk has just reported no channel."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            if self.ours:
+                held = self.stack.not_ready_seats() + self.stack.ours_waiting()
+            else:
+                held = self.stack.baseline_busy_members()
+            if held == 0 or time.monotonic() >= deadline:
+                return held
+            time.sleep(0.2)
 
 
 def _with_cpu(step: StepFigures, before: dict[str, float], after: dict[str, float]) -> StepFigures:

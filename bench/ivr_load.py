@@ -43,8 +43,7 @@ from pathlib import Path
 
 import redis
 
-from bench.e2e_stack import cpu_seconds
-from telephony.config import AsteriskConfig
+from bench.e2e_stack import cpu_seconds, shipped_asterisk_settings
 from tests.support.platform import REPO, PlatformUnderTest
 from tests.support.ports import free_media_port, free_tcp_and_udp_port, rtp_range
 from tests.support.sipp import ANSWERED, CALLER_HANGS_UP, HOTLINE_HANGS_UP, INVITE, dtmf, pause, scenario
@@ -204,8 +203,7 @@ def build_platform(root: Path, before_tree: Path | None) -> tuple[PlatformUnderT
         overrides={
             "sip": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
             "recordings": {"enabled": False},
-            # Asterisk's verbosity as shipped (the test platforms log at 3 for their assertions)
-            "asterisk": {"verbose": AsteriskConfig.model_fields["verbose"].default},
+            "asterisk": shipped_asterisk_settings(),
         },
     )
     shipped = REPO / "dialplans"

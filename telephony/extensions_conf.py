@@ -7,6 +7,7 @@ from __future__ import annotations
 from telephony.config import TransfersConfig
 from telephony.dialplan_names import (
     AFTER_SEAT_CONTEXT,
+    AFTER_SEAT_VARIABLE,
     AGI_AFTER_SEAT_SCRIPT,
     AGI_ANNOUNCE_SCRIPT,
     AGI_CALLBACK_DONE_SCRIPT,
@@ -318,8 +319,10 @@ exten => h,1,{write_end}
 ; The seat hung up first (Bridge's F option, hotline-offer). A consultation the seat left while
 ; it rang and nobody answered is a failed transfer, as in hotline-hold; otherwise the controller
 ; runs the dialplan's after_seat entry. Controller away or failing: a goodbye, never dead air.
+; Nothing to run after the seat (the IVR said so when it queued the caller): hung up, no AGI.
 [{AFTER_SEAT_CONTEXT}]
 exten => s,1,GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" = "1"]?consult)
+ same => n,GotoIf($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?done)
  same => n,AGI({agi_url}/{AGI_AFTER_SEAT_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  same => n,Playback({prompt_path(site.runtime_dir, "goodbye")})

@@ -195,6 +195,9 @@ def test_two_seats_five_callers_in_arrival_order(make_platform: PlatformFactory)
     # the later callers waited behind others and heard where they stood
     log = platform.controller_log_text()
     assert '"acd.announcement"' in log
+    # the seats hung up first, and this dialplan has nothing after the seat (no after_seat entry,
+    # no browser phone to lose): Asterisk released each caller without an after-seat AGI session
+    assert '"ivr.after_seat' not in log
     for server in servers.values():
         server.stop()
 

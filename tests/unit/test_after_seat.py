@@ -20,8 +20,8 @@ from hotline.config import parse_config
 from ivr.after_seat import AFTER_SEAT_TAG, IvrAfterSeat, SurveyTally, skip_reason
 from ivr.dialplan.loader import DialplanInvalid, parse_dialplan
 from ivr.dialplan.registry import DialplanRegistry
-from ivr.interpreter import IvrContext
-from telephony.agi_server import AgiServer
+from ivr.interpreter import IvrContext, IvrRun
+from telephony.agi_server import AgiServer, AgiSession
 from telephony.asterisk_conf import AsteriskLayout
 from telephony.say_zh import SOUND_SET
 from tests.support.fake_asterisk_agi import ReplayingAsterisk
@@ -153,6 +153,10 @@ def test_asterisk_sends_the_caller_on_only_when_the_seat_hangs_up_first() -> Non
     assert rest.index('GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)') < rest.index("/prompts/goodbye)")
     assert rest.index("/prompts/goodbye)") < rest.index("(done),Hangup()")
     assert "Goto(hotline-transfer,s,failed)" in after
+    # nothing after the seat (the IVR set HOTLINE_AFTER_SEAT=0): released without the AGI, after
+    # the consultation check
+    skip = 'GotoIf($["${HOTLINE_AFTER_SEAT}" = "0"]?done)'
+    assert after.index("SHARED(HOTLINE_CONSULTING)") < after.index(skip) < after.index("/after-seat)")
 
 
 class _NoQueue:
@@ -248,3 +252,63 @@ async def test_a_case_number_with_line_breaks_is_spoken_as_letters_and_digits_on
     spoken = [c.split("/zh/char_")[1][0] for c in received if "/zh/" in c]
     assert "".join(spoken) == "dl42hangupx"
     assert not [c for c in received if c.startswith("SAY")]
+
+
+class _StaffedQueue:
+    def __init__(self) -> None:
+        self.queued: list[QueuedCall] = []
+
+    async def enqueue(self, call: QueuedCall) -> None:
+        self.queued.append(call)
+
+    def staffed(self, queue: str) -> bool:
+        return True
+
+
+WITHOUT_AFTER_SEAT = "\n".join(
+    line for line in PLAN.splitlines() if not line.startswith(("after_seat:", "  case:", "  survey:"))
+)
+
+
+@pytest.mark.parametrize(
+    ("plan_text", "phones_may_drop", "skipped"),
+    [
+        (WITHOUT_AFTER_SEAT, False, True),  # nothing can run after the seat: Asterisk skips the AGI
+        (PLAN, False, False),  # the case number and the survey run after the seat
+        (WITHOUT_AFTER_SEAT, True, False),  # a browser phone may drop: the AGI requeues its caller
+    ],
+)
+async def test_the_queue_node_tells_asterisk_whether_anything_runs_after_the_seat(
+    tmp_path: Path, plan_text: str, phones_may_drop: bool, skipped: bool
+) -> None:
+    plan = parse_dialplan(plan_text, "dali.yaml", lambda name: False)
+    tracker = CallTracker(MemoryStore(), "dali", FakeClock())
+    await tracker.ivr_started("k-1.1", channel="PJSIP/trunk-1", caller="13900000001", caller_name="", called="12345")
+    queue = _StaffedQueue()
+    context = IvrContext(
+        tracker=tracker,
+        prompts_dir=tmp_path / "built",
+        spool_dir=tmp_path / "spool",
+        timezone="Asia/Shanghai",
+        clock=FakeClock(),
+        acd=queue,
+        messages=_NoMessages(),
+        seat_phones_may_drop=phones_may_drop,
+    )
+
+    async def handler(session: AgiSession) -> None:
+        await IvrRun(session, plan, context, "k-1.1").run(start="seat")
+
+    server = AgiServer("127.0.0.1", 0, {"ivr": handler})
+    await server.start()
+    environment = "agi_network: yes\nagi_network_script: ivr\nagi_uniqueid: k-1.1\nagi_channel: PJSIP/trunk-1\n\n"
+    asterisk = ReplayingAsterisk(environment, {}, default_reply=_reply_ok())
+    try:
+        async with asyncio.timeout(10):
+            await asterisk.run(server.port)
+    finally:
+        await server.close(drain_timeout_s=1)
+    mset = [c for c in asterisk.received if c.startswith("EXEC MSet")]
+    assert len(mset) == 1 and "HOTLINE_HOLD=1" in mset[0]  # one round trip, as before
+    assert ("HOTLINE_AFTER_SEAT=0" in mset[0]) is skipped
+    assert [c.call_id for c in queue.queued] == ["k-1.1"]
