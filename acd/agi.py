@@ -77,19 +77,7 @@ class SeatAnswered:
             answers = {DIAL_VARIABLE: binding.dial} if binding.dial else {CALLER_VARIABLE: binding.caller_channel}
             if binding.recording:
                 answers[RECORDING_VARIABLE] = binding.recording
-            await _set_all(session, answers)
-
-
-async def _set_all(session: AgiSession, values: dict[str, str]) -> None:
-    """One SET VARIABLE, or one MSet for several plain values, else one SET VARIABLE each."""
-    if len(values) > 1:
-        try:
-            await session.set_variables(values)
-            return
-        except ValueError:  # not plain (a comma, a quote, a space …): each on its own
-            pass
-    for name, value in values.items():
-        await session.set_variable(name, value)
+            await session.set_variables(answers)  # one MSet when plain, else one each
 
 
 class CallbackDone:

@@ -272,13 +272,18 @@ class AgiSession:
         await self._checked("SET", "VARIABLE", quote_argument(name), quote_argument(value))
 
     async def set_variables(self, values: Mapping[str, str]) -> None:
-        """Set several channel variables in one round trip (``EXEC MSet``) instead of one
-        SET VARIABLE each. MSet splits on ',' and '=' and strips quotes, so only plain names
-        and values are taken (letters, digits, ``_ - . : /``); anything else is a ValueError."""
-        for name, value in values.items():
-            if not _PLAIN_NAME.fullmatch(name) or not _PLAIN_VALUE.fullmatch(value):
-                raise ValueError(f"not a plain channel variable for MSet: {name!r}={value[:40]!r}")
-        await self.exec_app("MSet", ",".join(f"{name}={value}" for name, value in values.items()))
+        """Set channel variables in as few round trips as it safely can: several plain ones in one
+        ``EXEC MSet``, else one SET VARIABLE each. MSet splits on ',' and '=' and strips quotes, so
+        it only gets plain names and values (letters, digits, ``_ - . : /``, or empty); a single
+        variable, or any non-plain one in the lot (a comma, '=', a quote, a space, non-ASCII), makes
+        it one quoted SET VARIABLE each, the value whole. Every argument is checked before the first
+        is sent: a line break or NUL anywhere is a ValueError and nothing is set."""
+        quoted = [(quote_argument(name), quote_argument(value)) for name, value in values.items()]
+        if len(values) > 1 and all(_is_plain(name, value) for name, value in values.items()):
+            await self.exec_app("MSet", ",".join(f"{name}={value}" for name, value in values.items()))
+            return
+        for name, value in quoted:
+            await self._checked("SET", "VARIABLE", name, value)
 
     async def get_variable(self, name: str) -> str | None:
         reply = await self.command("GET", "VARIABLE", quote_argument(name))
@@ -292,6 +297,11 @@ class AgiSession:
 
 _PLAIN_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{0,256}")
+
+
+def _is_plain(name: str, value: str) -> bool:
+    """Whether MSet carries ``name=value`` intact (it splits on ',' and '=', strips quotes)."""
+    return bool(_PLAIN_NAME.fullmatch(name) and _PLAIN_VALUE.fullmatch(value))
 
 
 def _key(reply: AgiReply) -> str:

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from telephony.ami import AmiSettings
 
 EOL = "\r\n"
 
 
 def encode(fields: dict[str, str]) -> bytes:
     return ("".join(f"{k}: {v}{EOL}" for k, v in fields.items()) + EOL).encode("utf-8")
+
+
+def ami_settings(port: int, reconnect_initial_s: float = 0.05, reconnect_max_s: float = 0.2) -> AmiSettings:
+    """Our client's settings for a FakeAmi on ``port``: short timeouts, pings and back-off."""
+    return AmiSettings(
+        host="127.0.0.1",
+        port=port,
+        username="hotline",
+        secret="secret-secret",
+        action_timeout_s=1.0,
+        ping_interval_s=0.2,
+        ping_timeout_s=0.3,
+        reconnect_initial_s=reconnect_initial_s,
+        reconnect_max_s=reconnect_max_s,
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[FakeAmi]:
+    """A FakeAmi listening on a free port for the block, stopped (its connections dropped) after it."""
+    server = FakeAmi()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @dataclass

@@ -310,25 +310,40 @@ async def test_step_time_is_observed_from_each_reply_to_the_next_command(
     assert len(gaps_seen) == 4  # start → ANSWER, the two steps, the last reply → the session's end
 
 
-async def test_several_variables_go_in_one_round_trip_and_only_plain_ones(
+async def test_several_plain_variables_go_in_one_mset_any_other_each_whole_in_its_own_set_variable(
     server_factory: Callable[..., Awaitable[AgiServer]],
 ) -> None:
+    """MSet splits on ',' and '=' and strips quotes: a lot with any value it cannot carry goes one
+    quoted SET VARIABLE each; one variable is one SET VARIABLE; a line break or NUL anywhere in a
+    lot is refused before anything of it is sent."""
+
     async def steps(session: AgiSession, seen: list[Any]) -> None:
-        plain = {"HOTLINE_MAX_WAIT": "300", "HOTLINE_OVERFLOW": "busy_voicemail", "HOTLINE_HOLD": "1"}
-        await session.set_variables(plain)
-        for name, value in (("A", "x,B=1"), ("A=B", "1"), ("A", 'x"'), ("A", "张"), ("A\nB", "1")):
-            with pytest.raises(ValueError, match="not a plain channel variable"):
-                await session.set_variables({name: value})
+        await session.set_variables(
+            {"HOTLINE_MAX_WAIT": "300", "HOTLINE_OVERFLOW": "busy_voicemail", "HOTLINE_HOLD": "1"}
+        )
+        await session.set_variables({"HOTLINE_CALLER": "PJSIP/t-1", "HOTLINE_RECORDING": '/rec/"a",B=1 张.wav'})
+        await session.set_variables({"A=B": "1", "HOTLINE_EMPTY": ""})
+        await session.set_variables({"HOTLINE_ONE": "1"})
+        for bad in ({"A": "ok", "B": "x\nAGI: HANGUP"}, {"A": "ok", "B\nC": "1"}, {"A": "x\0y"}):
+            with pytest.raises(ValueError, match="line breaks or NUL"):
+                await session.set_variables(bad)
         seen.append("done")
 
     handler = Recorder(steps)
     server = await server_factory(handler)
-    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=0\n")
+    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=1\n")
     async with asyncio.timeout(10):
         await asterisk.run(server.port)
         await handler.done.wait()
     assert handler.seen == ["done"]
-    assert asterisk.received == ['EXEC MSet "HOTLINE_MAX_WAIT=300,HOTLINE_OVERFLOW=busy_voicemail,HOTLINE_HOLD=1"']
+    assert asterisk.received == [
+        'EXEC MSet "HOTLINE_MAX_WAIT=300,HOTLINE_OVERFLOW=busy_voicemail,HOTLINE_HOLD=1"',
+        'SET VARIABLE "HOTLINE_CALLER" "PJSIP/t-1"',
+        'SET VARIABLE "HOTLINE_RECORDING" "/rec/\\"a\\",B=1 张.wav"',
+        'SET VARIABLE "A=B" "1"',
+        'SET VARIABLE "HOTLINE_EMPTY" ""',
+        'SET VARIABLE "HOTLINE_ONE" "1"',
+    ]  # nothing of a refused lot, not even its good "A"
 
 
 async def test_a_hangup_notice_after_the_reply_saves_the_channel_status_round_trip(

@@ -8,38 +8,22 @@ from dataclasses import replace
 
 import pytest
 
-from telephony.ami import AmiClient, AmiSettings, next_backoff
+from telephony.ami import AmiClient, next_backoff
 from telephony.ami_types import AmiConnectionLost, AmiMessage, AmiNotConnected, AmiTimeout
-from tests.support.fake_ami import FakeAmi, encode
+from tests.support.fake_ami import FakeAmi, ami_settings, encode, serving
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 
-def settings(port: int, reconnect_initial_s: float = 0.05, reconnect_max_s: float = 0.2) -> AmiSettings:
-    return AmiSettings(
-        host="127.0.0.1",
-        port=port,
-        username="hotline",
-        secret="secret-secret",
-        action_timeout_s=1.0,
-        ping_interval_s=0.2,
-        ping_timeout_s=0.3,
-        reconnect_initial_s=reconnect_initial_s,
-        reconnect_max_s=reconnect_max_s,
-    )
-
-
 @pytest.fixture
 async def ami() -> AsyncIterator[FakeAmi]:
-    server = FakeAmi()
-    await server.start()
-    yield server
-    await server.stop()
+    async with serving() as server:
+        yield server
 
 
 @pytest.fixture
 async def client(ami: FakeAmi) -> AsyncIterator[AmiClient]:
-    ami_client = AmiClient(settings(ami.port))
+    ami_client = AmiClient(ami_settings(ami.port))
     ami_client.start()
     await ami_client.wait_connected(5)
     yield ami_client
@@ -95,7 +79,7 @@ async def test_half_open_connection_is_detected_and_replaced(ami: FakeAmi, clien
 
 
 async def test_dead_link_fails_at_once_instead_of_hanging() -> None:
-    client = AmiClient(settings(free_port()))
+    client = AmiClient(ami_settings(free_port()))
     client.start()
     try:
         with pytest.raises(AmiNotConnected):
@@ -160,7 +144,7 @@ async def test_events_nobody_listens_for_are_not_parsed_but_replies_always_are(a
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    s = settings(1, reconnect_initial_s=0.1, reconnect_max_s=1.0)
+    s = ami_settings(1, reconnect_initial_s=0.1, reconnect_max_s=1.0)
     steps = [0.0]
     for _ in range(6):
         steps.append(next_backoff(steps[-1], s))
@@ -179,7 +163,7 @@ async def test_a_stuck_handler_never_stops_the_reading_and_the_backlog_is_bounde
     """A handler that hangs (as one awaiting a hung Redis did) must not let the event backlog grow
     without bound, nor stop us reading AMI (Asterisk drops a manager session it cannot write to):
     newer events are dropped and counted, and the state is resynced from Asterisk afterwards."""
-    client = AmiClient(replace(settings(ami.port), event_backlog_max=5))
+    client = AmiClient(replace(ami_settings(ami.port), event_backlog_max=5))
     resyncs: list[int] = []
     handled: list[str] = []
     release = asyncio.Event()

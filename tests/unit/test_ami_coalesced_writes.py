@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from telephony.ami import AmiClient
 from telephony.ami_protocol import HotlineAmiProtocol
-from tests.support.fake_ami import FakeAmi
-from tests.unit.test_ami_adapter import settings
+from tests.support.fake_ami import ami_settings, serving
 
 
 class RecordingTransport(asyncio.Transport):
@@ -62,21 +58,14 @@ async def test_nothing_is_written_after_the_connection_was_closed() -> None:
     assert transport.writes == [] and future.done()
 
 
-@pytest.fixture
-async def ami() -> AsyncIterator[FakeAmi]:
-    server = FakeAmi()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-async def test_actions_sent_together_each_get_their_own_reply(ami: FakeAmi) -> None:
-    client = AmiClient(settings(ami.port))
-    client.start()
-    try:
-        await client.wait_connected(5)
-        replies = await asyncio.gather(*(client.send_action({"Action": "Ping"}) for _ in range(5)))
-        assert [r.response.get("response") for r in replies] == ["Success"] * 5
-        assert ami.names().count("ping") >= 5
-    finally:
-        await client.close()
+async def test_actions_sent_together_each_get_their_own_reply() -> None:
+    async with serving() as ami:
+        client = AmiClient(ami_settings(ami.port))
+        client.start()
+        try:
+            await client.wait_connected(5)
+            replies = await asyncio.gather(*(client.send_action({"Action": "Ping"}) for _ in range(5)))
+            assert [r.response.get("response") for r in replies] == ["Success"] * 5
+            assert ami.names().count("ping") >= 5
+        finally:
+            await client.close()
