@@ -41,8 +41,9 @@ class Refused extends Error {} // 401: the token is not accepted
 class Missing extends Error {} // 404: this controller does not serve that part (not configured)
 class Loading extends Error {} // 503 {loading: true}: the controller has just started and is still loading it
 
-async function api(path, body) {
+async function api(path, body, signal) {
   const init = { headers: { Authorization: "Bearer " + tokenInput.value }, cache: "no-store" };
+  if (signal) init.signal = signal; // an AbortController's: a search replaced by a newer one
   if (body !== undefined) {
     init.method = "POST";
     init.headers["Content-Type"] = "application/json";
@@ -478,9 +479,22 @@ function selectDisposition(code) {
 
 // ---- the knowledge base, the units, the codes, the destinations ------------------------------------
 
-let kbTimer = null;
+// The newest search wins: starting one aborts the one still on its way (its answer, should it come
+// anyway, is dropped). A 503 "loading" (a controller that has just started) is no error: a calm
+// note, and the same search asked again by itself after 0.5 s, 1 s, 2 s, 4 s, then every 5 s until
+// the base has loaded (it always ends: loaded, or empty with the reason in its status) — unless
+// the seat searched anew meanwhile (typing or a matter type cancels the pending try).
+let kbTimer = null; // the next search: a debounced keystroke, or the next try while the base loads
+let kbSearch = null; // the AbortController of the search on its way
+let kbTries = 0; // "loading" answers in a row for this search
+const KB_RETRY_MS = { first: 500, most: 5000 };
 
-async function searchKnowledge() {
+async function searchKnowledge(again = false) {
+  clearTimeout(kbTimer);
+  if (kbSearch) kbSearch.abort();
+  const mine = new AbortController();
+  kbSearch = mine;
+  if (!again) kbTries = 0;
   const q = $("kb-query").value.trim();
   const matter = $("matter-type").value;
   const params = new URLSearchParams({ limit: "10" });
@@ -488,17 +502,22 @@ async function searchKnowledge() {
   else if (matter) params.set("matter_type", matter);
   let entries;
   try {
-    ({ entries } = await api(`/api/v1/knowledge?${params}`));
+    ({ entries } = await api(`/api/v1/knowledge?${params}`, undefined, mine.signal));
   } catch (e) {
+    if (kbSearch !== mine) return; // replaced by a newer search (this one aborted): that one shows
+    kbSearch = null;
     if (e instanceof Missing) { $("kb-results").replaceChildren(el("li", "本平台未配置知识库 no knowledge base here", "muted")); return; }
-    if (e instanceof Loading) { // a controller that has just (re)started: ask again in a moment
-      $("kb-results").replaceChildren(el("li", "知识库加载中… knowledge base loading", "muted kb-loading"));
-      clearTimeout(kbTimer);
-      kbTimer = setTimeout(() => searchKnowledge().catch((err) => say(String(err.message || err), true)), 1000);
+    if (e instanceof Loading) {
+      $("kb-results").replaceChildren(el("li", "知识库正在加载… knowledge base loading", "muted kb-loading"));
+      const wait = Math.min(KB_RETRY_MS.first * 2 ** kbTries, KB_RETRY_MS.most);
+      kbTries += 1;
+      kbTimer = setTimeout(() => searchKnowledge(true).catch((err) => say(String(err.message || err), true)), wait);
       return;
     }
     throw e;
   }
+  if (kbSearch !== mine) return;
+  kbSearch = null;
   const list = $("kb-results");
   list.replaceChildren();
   for (const entry of entries) {
@@ -601,7 +620,8 @@ $("btn-pause").addEventListener("click", pause);
 $("btn-disposition").addEventListener("click", finishWrapup);
 $("case-form").addEventListener("submit", submitCase);
 $("kb-query").addEventListener("input", () => {
-  clearTimeout(kbTimer);
+  clearTimeout(kbTimer); // a pending try while the base loads is for the words before these
+  if (kbSearch) { kbSearch.abort(); kbSearch = null; } // and so is a search on its way
   kbTimer = setTimeout(() => searchKnowledge().catch((e) => say(String(e.message || e), true)), 200);
 });
 $("matter-type").addEventListener("change", () => {

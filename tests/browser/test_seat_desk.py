@@ -5,19 +5,27 @@ case answered from it, gives the disposition and is ready again — all with the
 A consultation a supervisor starts for the seat's call through the API (attended, to 95598 on the
 carrier trunk) is pushed to the desk (transfer.state events) and shows there until the seat goes
 back to its caller from the desk; the desk never asks for it (no GET …/transfer the whole time,
-no 404 in the console)."""
+no 404 in the console).
+The desk first opens as if the knowledge base were still loading (its first searches answered
+with the route's own 503 "loading" body, then let through to the controller): it shows a calm
+note and fills the list by itself; opened again, a query the seat types while a try is on its
+way wins (that try is aborted, its answer never drawn)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Request, Route, expect
 
+from knowledge.routes import LOADING_ERROR
 from tests.support.browser import PageLog
 from tests.support.platform import ADMIN_TOKEN, REPO, SEAT_TOKEN, PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
@@ -68,6 +76,72 @@ def transfer_polls(requests: list[str]) -> list[str]:
     return [url for url in requests if "/transfer" in url]
 
 
+class LoadingAtFirst:
+    """Answers the desk's knowledge searches in turn as ``script`` says, then lets them through:
+    "loading" (knowledge/routes.py's 503 body), "pass" (to the controller once ``go`` is set),
+    "hold" (kept until ``go``: a try still on its way). ``loading_urls`` the 503s given."""
+
+    SEARCHES = re.compile(r"/api/v1/knowledge\?")
+
+    def __init__(self, *script: str) -> None:
+        self.script = list(script)
+        self.loading_urls: list[str] = []
+        self.held: list[Request] = []
+        self.go = asyncio.Event()
+
+    async def __call__(self, route: Route) -> None:
+        step = self.script.pop(0) if self.script else "through"
+        if step == "loading":
+            self.loading_urls.append(route.request.url)
+            body = json.dumps({"error": LOADING_ERROR, "loading": True})
+            await route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json", body=body)
+            return
+        if step == "hold":
+            self.held.append(route.request)
+        if step != "through":
+            await self.go.wait()
+        with contextlib.suppress(PlaywrightError):  # the page aborted it meanwhile (a newer search)
+            await route.continue_()
+
+
+async def desk_opens_while_the_knowledge_base_loads(page: Page, url: str) -> list[str]:
+    """The 503s the desk was given (its log has them)."""
+    results = page.locator("#kb-results")
+    note = results.locator(".kb-loading")
+    status = page.locator("#status")
+    # opened while loading: the note, then the list fills with no search typed
+    fills = LoadingAtFirst("loading", "loading", "pass")
+    await page.route(LoadingAtFirst.SEARCHES, fills)
+    await page.goto(url)
+    await page.fill("#token", SEAT_TOKEN)
+    await page.press("#token", "Enter")
+    await expect(status).to_contain_text("seat 1001: logged_out", timeout=TIMEOUT_MS)
+    await expect(note).to_have_text("知识库正在加载… knowledge base loading", timeout=TIMEOUT_MS)
+    await expect(page.locator("#error")).to_have_text("")  # a calm note, not an error
+    fills.go.set()
+    await expect(results.locator("li[data-entry]").first).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(note).to_have_count(0)
+    await page.unroute(LoadingAtFirst.SEARCHES, fills)
+
+    # opened again: a query typed while a try is on its way wins over that try
+    typed = LoadingAtFirst("loading", "hold")
+    await page.route(LoadingAtFirst.SEARCHES, typed)
+    await page.reload()  # the token stays in this tab
+    await expect(note).to_be_visible(timeout=TIMEOUT_MS)
+    await asyncio.to_thread(wait_for, "the desk's next try", lambda: typed.held, 60)
+    stale = typed.held[0]
+    assert "q=" not in stale.url
+    async with page.expect_event("requestfailed", lambda r: r is stale, timeout=TIMEOUT_MS):
+        await page.fill("#kb-query", "提取公积金")
+    await expect(results.locator("li[data-entry=km-gjj-tiqu]")).to_be_visible(timeout=TIMEOUT_MS)
+    typed.go.set()  # too late: aborted, never drawn
+    await page.unroute(LoadingAtFirst.SEARCHES, typed)
+    await expect(results.locator("li[data-entry=km-gjj-tiqu]")).to_be_visible()
+    await expect(note).to_have_count(0)
+    await expect(status).to_contain_text("seat 1001: logged_out", timeout=TIMEOUT_MS)
+    return fills.loading_urls + typed.loading_urls
+
+
 async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
     platform: tuple[PlatformUnderTest, int, int], page: Page, page_log: PageLog
 ) -> None:
@@ -79,11 +153,10 @@ async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
     frames: list[str] = []  # what the seat's event socket brought
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, str) else None))
     try:
-        await page.goto(f"http://127.0.0.1:{hotline.config.http.port}/seat")
-        await page.fill("#token", SEAT_TOKEN)
-        await page.press("#token", "Enter")
+        loading = await desk_opens_while_the_knowledge_base_loads(
+            page, f"http://127.0.0.1:{hotline.config.http.port}/seat"
+        )
         status = page.locator("#status")
-        await expect(status).to_contain_text("seat 1001: logged_out", timeout=TIMEOUT_MS)
         await page.click("[data-act=login]")
         await expect(status).to_contain_text("seat 1001: ready", timeout=TIMEOUT_MS)
         # the desk's lists came from the units directory and desk codes
@@ -164,7 +237,10 @@ async def test_a_seat_takes_a_call_and_answers_it_from_the_knowledge_base(
         assert page_log.errors == []
         # no 404 the whole time, and no API error (the browser phone's npm assets answer 503 where
         # `make` has not installed them: not this page's doing)
-        assert [r for r in page_log.failed_responses if r.startswith("404") or "/api/" in r] == []
+        assert [r for r in page_log.failed_responses if r.startswith("404") or "/api/" in r] == [
+            f"503 {url}"
+            for url in loading  # only the "loading" answers the test gave
+        ]
         assert not any("status of 404" in line for line in page_log.lines)
     finally:
         seat.stop()
