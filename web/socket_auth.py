@@ -225,8 +225,8 @@ async def open_header_socket(request: web.Request, principal: Principal) -> web.
 
 def _take_place(request: web.Request, principal: Principal) -> bool:
     """Take one of ``principal``'s places among the app's authenticated sockets, given back
-    when the current task — the request's handler (aiohttp runs each in a task of its own) —
-    ends, however it ends: returned, raised, cancelled (a vanished client, a stopping app).
+    when the current task — the request's handler (aiohttp runs each request in a task of its
+    own, aiohttp#3406) — ends, however it ends: returned, raised, cancelled (a vanished client, a stopping app).
     False (counted, logged on the token's first refusal and every 100th) when all are taken."""
     places = request.app[TOKEN_SOCKETS_KEY]
     if not places.enter(principal):
