@@ -49,7 +49,8 @@ class App:
 
     @property
     def places(self) -> TokenSockets:
-        return self.client.app[TOKEN_SOCKETS_KEY]
+        places: TokenSockets = self.client.app[TOKEN_SOCKETS_KEY]
+        return places
 
 
 @pytest.fixture
