@@ -213,12 +213,13 @@ def _refusal(principal: Principal, seat_id: str, desk: CaseDesk, request: web.Re
     websocket=True,
     role="seat",
     description="The token in the Authorization header, or (browsers) as the first message "
-    '{"token": "…"} within 10 s; refusals close with 4401 / 4403 / 4404. A token in the URL is refused (400).',
+    '{"token": "…"} within 10 s; refusals close with 4401 / 4403 / 4404 / 4429. A token in the URL is refused (400).',
     errors={
         400: "a token in the URL",
         401: "the Authorization header's token is not valid",
         403: "not this seat's token",
         404: "no such seat",
+        429: "this token has http.max_sockets_per_token sockets open already",
     },
 )
 async def seat_events(request: web.Request) -> web.StreamResponse:

@@ -53,7 +53,7 @@ from web.api_common import (
 )
 from web.auth import Role, TokenRegistry
 from web.openapi import add_openapi_route
-from web.socket_auth import DEFAULT_MAX_PENDING, TOKENS_KEY, pending_sockets
+from web.socket_auth import DEFAULT_MAX_PENDING, DEFAULT_MAX_PER_TOKEN, TOKENS_KEY, pending_sockets
 from webphone.routes import PhoneBook
 from webphone.routes import add_routes as add_phone_routes
 
@@ -124,6 +124,7 @@ def build_api(
     outbound: OutboundService | None = None,
     phones: PhoneBook | None = None,
     max_pending_sockets: int = DEFAULT_MAX_PENDING,
+    max_sockets_per_token: int = DEFAULT_MAX_PER_TOKEN,
 ) -> web.Application:
     """The aiohttp application of the controller of ``backend.platform_id`` (``province``: the
     provincial platform's; ``desk``: the units directory and desk codes, served when given;
@@ -133,7 +134,8 @@ def build_api(
     app = web.Application(middlewares=[make_auth_middleware(tokens)], client_max_size=1024 * 1024)
     app[SERVING_KEY] = Serving(backend.platform_id, province)
     app[TOKENS_KEY] = tokens  # websockets authenticate themselves (web/socket_auth.py)
-    pending_sockets(app, max_pending_sockets)  # ... capped in number while they wait for it
+    # ... capped in number while they wait for it, and per token once open
+    pending_sockets(app, max_pending_sockets, max_sockets_per_token)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[REPEATED_READS_KEY] = RepeatedReads()
     app[AUDIT_KEY] = backend

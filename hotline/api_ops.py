@@ -12,7 +12,7 @@ from common.reloading import ReloadResult
 from hotline.api_schemas import DialplanStatus, Health
 from web.api_common import PRINCIPAL_KEY, UNAUTHENTICATED_KEY, reload_response, requires
 from web.openapi import ReloadAnswer, describe
-from web.socket_auth import PENDING_SOCKETS_KEY
+from web.socket_auth import PENDING_SOCKETS_KEY, TOKEN_SOCKETS_KEY
 
 
 class OpsBackend(Protocol):
@@ -52,7 +52,7 @@ async def metrics(request: web.Request) -> web.Response:
         "API requests without a valid token (refused with 401; logged at most once a minute)",
         request.app[UNAUTHENTICATED_KEY].total,
     )
-    pending = request.app[PENDING_SOCKETS_KEY]
+    pending, per_token = request.app[PENDING_SOCKETS_KEY], request.app[TOKEN_SOCKETS_KEY]
     sockets = [
         Metric(
             "hotline_websockets_pending_auth",
@@ -65,6 +65,18 @@ async def metrics(request: web.Request) -> web.Response:
             "counter",
             "websockets closed at once with 4429: as many were already waiting for their token",
             pending.refused,
+        ),
+        Metric(
+            "hotline_websockets_authenticated",
+            "gauge",
+            "authenticated websockets open (capped per token: http.max_sockets_per_token)",
+            per_token.total,
+        ),
+        Metric(
+            "hotline_websockets_token_refused_total",
+            "counter",
+            "authenticated websockets refused (429 / 4429): their token had its fill of open sockets",
+            per_token.refused,
         ),
     ]
     samples = [*await request.app[OPS_KEY].metrics(), unauthenticated, *sockets]

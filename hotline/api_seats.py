@@ -17,7 +17,7 @@ from hotline.api_schemas import QueueList, SeatChangeBody, SeatList, SeatView
 from telephony.ami_types import AmiError
 from web.api_common import PRINCIPAL_KEY, error_response, json_body, requires
 from web.openapi import describe
-from web.socket_auth import MAX_SOCKET_MESSAGE_BYTES, prepare_socket
+from web.socket_auth import open_header_socket
 from web.socket_pump import pump
 
 log = structlog.get_logger(__name__)
@@ -126,11 +126,17 @@ async def change_seat(request: web.Request) -> web.Response:  # noqa: PLR0911 - 
     return web.json_response({**seat_view(seat), **service.work_view(seat)})
 
 
-@describe("live events of the platform (seat states, calls) over a websocket", websocket=True)
+@describe(
+    "live events of the platform (seat states, calls) over a websocket",
+    websocket=True,
+    errors={429: "this token has http.max_sockets_per_token sockets open already"},
+)
 @requires("supervisor")
-async def events_socket(request: web.Request) -> web.WebSocketResponse:
-    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_SOCKET_MESSAGE_BYTES)
-    await prepare_socket(request, socket)  # among the sockets a stopping controller closes
+async def events_socket(request: web.Request) -> web.StreamResponse:
+    # among the sockets a stopping controller closes, and the token's capped ones
+    socket = await open_header_socket(request, request[PRINCIPAL_KEY])
+    if not isinstance(socket, web.WebSocketResponse):
+        return socket  # 429: the token has its fill of open sockets
     bus = request.app[SEATS_KEY].events
     queue = bus.subscribe()
     try:

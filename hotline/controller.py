@@ -139,6 +139,7 @@ class Controller:
             outbound=self.outbound.service,
             phones=seat_phone_book(config),  # webphone/: a browser seat's own phone settings
             max_pending_sockets=config.http.max_pending_sockets,
+            max_sockets_per_token=config.http.max_sockets_per_token,
         )
         # the wallboard (wallboard/, hotline/wallboard_wiring.py): its socket, push loop and today's counters
         self.wallboard = attach_wallboard(

@@ -34,8 +34,13 @@ def _refusal(principal: Principal, request: web.Request) -> tuple[int, str] | No
     websocket=True,
     role="supervisor",
     description="The token in the Authorization header, or (browsers) as the first message "
-    '{"token": "…"} within 10 s; refusals close with 4401 / 4403. A token in the URL is refused (400).',
-    errors={400: "a token in the URL", 401: "the Authorization header's token is not valid", 403: "not a supervisor"},
+    '{"token": "…"} within 10 s; refusals close with 4401 / 4403 / 4429. A token in the URL is refused (400).',
+    errors={
+        400: "a token in the URL",
+        401: "the Authorization header's token is not valid",
+        403: "not a supervisor",
+        429: "this token has http.max_sockets_per_token sockets open already",
+    },
 )
 async def wallboard(request: web.Request) -> web.StreamResponse:
     board, tokens = request.app[WALLBOARD_KEY], request.app[TOKENS_KEY]

@@ -25,7 +25,10 @@ MAX_SOCKET_MESSAGE_BYTES = 16 * MAX_FIRST_MESSAGE_BYTES
 # websocket close codes (4000–4999 are the application's): like HTTP's 401, 403, 404, 429
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 CLOSE_TOO_MANY_PENDING = 4429
+# the same code (a browser retries it with back-off), for a token that has its fill of open sockets
+CLOSE_TOO_MANY_SOCKETS = 4429
 DEFAULT_MAX_PENDING = 256  # http.max_pending_sockets
+DEFAULT_MAX_PER_TOKEN = 16  # http.max_sockets_per_token
 # how long the close of a socket refused for a full cap waits for the client's close reply
 # (aiohttp waits 10 s: a client that never replies held the connection that long, past the cap)
 REFUSED_CLOSE_WAIT_S = 1.0
@@ -61,18 +64,67 @@ class PendingSockets:
         self.waiting -= 1
 
 
+class TokenSockets:
+    """The controller's authenticated websockets, counted per token (its Principal) across every
+    socket route: one token — a seat's, or a leaked one — may hold at most ``limit`` open at once,
+    each a connection, buffers, a task and a subscriber that every push is copied to. Beyond it
+    a socket is refused (HTTP 429 before the upgrade with a header token, else closed with
+    CLOSE_TOO_MANY_SOCKETS), counted in ``refused``. A place is held until the handler's task
+    ends, however it ends (returned, raised, cancelled)."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_PER_TOKEN) -> None:
+        if limit < 1:
+            raise ValueError("the sockets per token limit is at least 1")
+        self.limit = limit
+        self.open: dict[Principal, int] = {}
+        self.refused = 0
+        # per token, for the log: its first refusal and every 100th (principals come from the
+        # registry only: this stays as small as the list of tokens)
+        self._refused_by: dict[Principal, int] = {}
+
+    def enter(self, who: Principal) -> bool:
+        """Take a place for one more socket of ``who``; False (counted) when all are taken."""
+        held = self.open.get(who, 0)
+        if held >= self.limit:
+            self.refused += 1
+            self._refused_by[who] = self._refused_by.get(who, 0) + 1
+            return False
+        self.open[who] = held + 1
+        return True
+
+    def leave(self, who: Principal) -> None:
+        held = self.open.get(who, 0) - 1
+        if held > 0:
+            self.open[who] = held
+        else:
+            self.open.pop(who, None)
+
+    def refused_of(self, who: Principal) -> int:
+        return self._refused_by.get(who, 0)
+
+    @property
+    def total(self) -> int:
+        """Authenticated sockets open now, every token's."""
+        return sum(self.open.values())
+
+
 PENDING_SOCKETS_KEY: web.AppKey[PendingSockets] = web.AppKey("pending_sockets", PendingSockets)
+TOKEN_SOCKETS_KEY: web.AppKey[TokenSockets] = web.AppKey("token_sockets", TokenSockets)
 # the app's open sockets, closed (1001 "going away") when it shuts down: a graceful stop must not
 # wait for browsers that keep their desks and wallboards open all day
 OPEN_SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("open_sockets")
 
 
-def pending_sockets(app: web.Application, limit: int = DEFAULT_MAX_PENDING) -> PendingSockets:
-    """The app's one PendingSockets, made with ``limit`` if it has none yet: every route that
-    opens a socket calls it when added, so all of an app's sockets share one cap (the controller
-    makes it first with http.max_pending_sockets)."""
+def pending_sockets(
+    app: web.Application, limit: int = DEFAULT_MAX_PENDING, per_token: int = DEFAULT_MAX_PER_TOKEN
+) -> PendingSockets:
+    """The app's one PendingSockets, made with ``limit`` if it has none yet (and its one
+    TokenSockets, with ``per_token``): every route that opens a socket calls it when added, so
+    all of an app's sockets share one cap (the controller makes it first with
+    http.max_pending_sockets and http.max_sockets_per_token)."""
     if PENDING_SOCKETS_KEY not in app:
         app[PENDING_SOCKETS_KEY] = PendingSockets(limit)
+        app[TOKEN_SOCKETS_KEY] = TokenSockets(per_token)
         app[OPEN_SOCKETS_KEY] = weakref.WeakSet()
         app.on_shutdown.append(_close_open_sockets)
     return app[PENDING_SOCKETS_KEY]
@@ -116,12 +168,13 @@ async def open_socket(
     request: web.Request, tokens: TokenRegistry, refusal: Refusal, url_token_event: str
 ) -> tuple[web.WebSocketResponse, Principal] | web.StreamResponse:
     """Authenticate a websocket request and open it: the token in the Authorization header
-    (refused before the upgrade, as plain HTTP: 401, or the close code minus 4000), or as the
-    first message within FIRST_MESSAGE_TIMEOUT_S (refused by closing with 4401 or the refusal's
-    code; with 4429 at once when the app's PendingSockets are all taken); a token in the URL is
-    refused with 400 (logged as ``url_token_event``). Returns the
-    open socket and its principal, or when refused the final response (an HTTP error or the
-    closed socket)."""
+    (refused before the upgrade, as plain HTTP: 401, or the close code minus 4000; 429 when the
+    token has its fill of open sockets), or as the first message within FIRST_MESSAGE_TIMEOUT_S
+    (refused by closing with 4401 or the refusal's code; with 4429 at once when the app's
+    PendingSockets are all taken or the token has its fill of open sockets); a token in the URL
+    is refused with 400 (logged as ``url_token_event``). Returns the open socket and its
+    principal, its place among the token's sockets held until the calling handler's task ends,
+    or when refused the final response (an HTTP error or the closed socket)."""
     if any(name in request.query for name in URL_SECRETS):  # access logs and history keep URLs
         log.warning(url_token_event, remote=request.remote or "")
         return error_response(400, "never put a token in the URL: send it as the first message or a header")
@@ -134,18 +187,67 @@ async def open_socket(
         refused = refusal(principal)
         if refused is not None:
             return error_response(refused[0] - 4000, refused[1])
+        opened = await open_header_socket(request, principal)
+        return (opened, principal) if isinstance(opened, web.WebSocketResponse) else opened
+    return await _open_by_first_message(request, tokens, refusal)
+
+
+async def _open_by_first_message(
+    request: web.Request, tokens: TokenRegistry, refusal: Refusal
+) -> tuple[web.WebSocketResponse, Principal] | web.WebSocketResponse:
+    """open_socket for a socket without a header: the open socket and its principal, or the
+    socket closed (4401, 4429, the refusal's code)."""
     socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_SOCKET_MESSAGE_BYTES)
+    principal = await _first_message(request, socket, tokens)
     if principal is None:
-        principal = await _first_message(request, socket, tokens)
-        if principal is None:
-            return socket  # closed: 4429 or 4401
-        refused = refusal(principal)
-        if refused is not None:
-            await socket.close(code=refused[0], message=refused[1].encode())
-            return socket
-    else:
-        await prepare_socket(request, socket)
+        return socket  # closed: 4429 or 4401
+    refused = refusal(principal)
+    if refused is not None:
+        await socket.close(code=refused[0], message=refused[1].encode())
+        return socket
+    if not _take_place(request, principal):
+        await _close_refused(socket, CLOSE_TOO_MANY_SOCKETS, _too_many_for(request).encode())
+        return socket
     return socket, principal
+
+
+async def open_header_socket(request: web.Request, principal: Principal) -> web.StreamResponse:
+    """Open the websocket of a request its Authorization header authenticated as ``principal``
+    (open_socket's, or the auth middleware's for a route marked ``requires``): the open socket,
+    its place among the token's sockets held until the calling handler's task ends; or, when the
+    token has its fill of open sockets (http.max_sockets_per_token), 429 before the upgrade."""
+    if not _take_place(request, principal):
+        return error_response(429, _too_many_for(request))
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_SOCKET_MESSAGE_BYTES)
+    await prepare_socket(request, socket)
+    return socket
+
+
+def _take_place(request: web.Request, principal: Principal) -> bool:
+    """Take one of ``principal``'s places among the app's authenticated sockets, given back
+    when the current task — the request's handler (aiohttp runs each request in a task of its
+    own, aiohttp#3406) — ends, however it ends: returned, raised, cancelled (a vanished client, a stopping app).
+    False (counted, logged on the token's first refusal and every 100th) when all are taken."""
+    places = request.app[TOKEN_SOCKETS_KEY]
+    if not places.enter(principal):
+        refused = places.refused_of(principal)
+        if refused == 1 or refused % 100 == 0:  # a token hammering its cap must not flood the log
+            log.warning(
+                "socket.too_many_for_token", who=principal.name, path=request.path, remote=request.remote or "",
+                limit=places.limit, refused=refused,
+            )  # fmt: skip
+        return False
+    task = asyncio.current_task()
+    if task is None:  # not in a task: nothing would give the place back
+        places.leave(principal)
+        raise RuntimeError("a socket's place is taken in its handler's task")
+    task.add_done_callback(lambda _task: places.leave(principal))
+    return True
+
+
+def _too_many_for(request: web.Request) -> str:
+    limit = request.app[TOKEN_SOCKETS_KEY].limit
+    return f"this token has {limit} sockets open already (http.max_sockets_per_token): close one"
 
 
 async def prepare_socket(request: web.Request, socket: web.WebSocketResponse) -> None:
@@ -153,6 +255,16 @@ async def prepare_socket(request: web.Request, socket: web.WebSocketResponse) ->
     await socket.prepare(request)
     if OPEN_SOCKETS_KEY in request.app:
         request.app[OPEN_SOCKETS_KEY].add(socket)
+
+
+async def _close_refused(socket: web.WebSocketResponse, code: int, message: bytes) -> None:
+    """Close a socket refused for a full cap without aiohttp's 10 s wait for the client's reply:
+    past a cap, nothing may hold a connection long."""
+    try:
+        async with asyncio.timeout(REFUSED_CLOSE_WAIT_S):
+            await socket.close(code=code, message=message)
+    except TimeoutError:
+        pass  # aiohttp closed the transport when the wait was cut
 
 
 async def _first_message(
@@ -170,11 +282,7 @@ async def _first_message(
                 limit=pending.limit, refused=pending.refused,
             )  # fmt: skip
         await socket.prepare(request)
-        try:  # not aiohttp's 10 s wait for the reply: past the cap, nothing may hold a connection long
-            async with asyncio.timeout(REFUSED_CLOSE_WAIT_S):
-                await socket.close(code=CLOSE_TOO_MANY_PENDING, message=_TOO_MANY_PENDING)
-        except TimeoutError:
-            pass  # aiohttp closed the transport when the wait was cut
+        await _close_refused(socket, CLOSE_TOO_MANY_PENDING, _TOO_MANY_PENDING)
         return None
     try:
         await prepare_socket(request, socket)

@@ -62,6 +62,8 @@ HOTLINE_FAMILIES: dict[str, str] = {
     "hotline_api_unauthenticated": "counter",
     "hotline_websockets_pending_auth": "gauge",  # web/socket_auth.py PendingSockets
     "hotline_websockets_pending_refused": "counter",
+    "hotline_websockets_authenticated": "gauge",  # web/socket_auth.py TokenSockets
+    "hotline_websockets_token_refused": "counter",
     "hotline_knowledge_entries": "gauge",  # knowledge/ (issue 12)
     "hotline_knowledge_reloads": "counter",
     "hotline_knowledge_uses_unsaved": "gauge",

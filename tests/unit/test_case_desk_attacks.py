@@ -34,7 +34,15 @@ from tests.unit.test_cases import CALLER, DISPATCH, NOW, Audit
 from tickets.store import INDEX, RedisTicketStore, export_stream
 from web.api_common import AUDIT_KEY, SERVING_KEY, UNAUTHENTICATED_KEY, Serving, Unauthenticated
 from web.auth import ApiToken, Role, TokenRegistry, token_sha256
-from web.socket_auth import MAX_SOCKET_MESSAGE_BYTES, PENDING_SOCKETS_KEY, PendingSockets, pending_sockets
+from web.socket_auth import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_PER_TOKEN,
+    MAX_SOCKET_MESSAGE_BYTES,
+    PENDING_SOCKETS_KEY,
+    TOKEN_SOCKETS_KEY,
+    PendingSockets,
+    pending_sockets,
+)
 
 HANG_GUARD_S = 30.0  # a wait on a hung Redis (or a stalled hub) would last for ever: this ends the test
 
@@ -77,7 +85,10 @@ class Desk:
 
 
 async def _desk(
-    client: aioredis.Redis, redis_for_cases: aioredis.Redis | None = None, max_pending: int | None = None
+    client: aioredis.Redis,
+    redis_for_cases: aioredis.Redis | None = None,
+    max_pending: int | None = None,
+    per_token: int = DEFAULT_MAX_PER_TOKEN,
 ) -> tuple[Desk, SeatEventHub]:
     keys = CallerKeys("test-secret")
     calendar = PlatformCalendar()
@@ -100,8 +111,8 @@ async def _desk(
     app[SERVING_KEY] = Serving("kunming", False)
     app[UNAUTHENTICATED_KEY] = Unauthenticated()
     app[AUDIT_KEY] = Audit()
-    if max_pending is not None:
-        pending_sockets(app, max_pending)
+    if max_pending is not None or per_token != DEFAULT_MAX_PER_TOKEN:
+        pending_sockets(app, max_pending or DEFAULT_MAX_PENDING, per_token)
     add_case_routes(app, CaseDesk(service, hub, TOKENS, frozenset({"1001"})))
     http = TestClient(TestServer(app))
     await http.start_server()
@@ -299,6 +310,37 @@ async def test_sockets_waiting_for_their_token_are_capped(client: aioredis.Redis
             await socket.close()
         await wait_until(lambda: pending.waiting == 0, timeout_s=HANG_GUARD_S)
         assert pending.refused == 1
+    finally:
+        await desk.client.close()
+
+
+async def test_a_seat_token_holds_at_most_its_cap_of_desk_sockets(client: aioredis.Redis) -> None:
+    """Found (session 9): once authenticated, nothing capped a token's sockets: one seat token (or
+    a leaked one) held any number of desks, each a subscriber every screen pop is copied to. Now
+    the seat's desk sockets count against http.max_sockets_per_token: the next is refused (429 with
+    the header, 4429 after a first-message token), another token is not, a closed one frees its
+    place, and a refused one holds none."""
+    desk, _ = await _desk(client, per_token=1)
+    places = desk.client.app[TOKEN_SOCKETS_KEY]
+    try:
+        mine = await desk.client.ws_connect("/api/v1/seats/1001/events", headers=as_("km-seat"))
+        assert "hello" in (await mine.receive(timeout=HANG_GUARD_S)).data
+        assert (await desk.client.get("/api/v1/seats/1001/events", headers=as_("km-seat"))).status == 429
+        second = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        await second.send_json({"token": "km-seat-token"})
+        message = await second.receive(timeout=HANG_GUARD_S)
+        assert message.type is WSMsgType.CLOSE and message.data == 4429
+        assert places.total == 1 and places.refused == 2
+        watcher = await desk.client.ws_connect("/api/v1/seats/1001/events", headers=as_("km-sup"))
+        assert "hello" in (await watcher.receive(timeout=HANG_GUARD_S)).data  # its own place
+        await mine.close()
+        await wait_until(lambda: places.total == 1, timeout_s=HANG_GUARD_S)
+        again = await desk.client.ws_connect("/api/v1/seats/1001/events")
+        await again.send_json({"token": "km-seat-token"})
+        assert "hello" in (await again.receive(timeout=HANG_GUARD_S)).data
+        for socket in (again, watcher):
+            await socket.close()
+        await wait_until(lambda: places.open == {}, timeout_s=HANG_GUARD_S)
     finally:
         await desk.client.close()
 

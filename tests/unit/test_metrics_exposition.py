@@ -63,6 +63,8 @@ async def test_every_family_parses_with_its_name_type_and_labels() -> None:
         "hotline_api_unauthenticated",
         "hotline_websockets_pending_auth",
         "hotline_websockets_pending_refused",
+        "hotline_websockets_authenticated",
+        "hotline_websockets_token_refused",
     }
     for name, kind in ours.items():
         assert HOTLINE_FAMILIES[name] == kind, name
