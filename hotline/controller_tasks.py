@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from common.clock import Clock
+from common.reloading import FileWatches
 from hotline.calendar_watch import CONFIRM_INTERVAL_S
 from hotline.config import Config
 from hotline.platforms import PUBLISH_INTERVAL_S
@@ -101,9 +102,7 @@ class ControllerTasks:
             asyncio.create_task(every(cfg.spool.check_interval_s, messages.spool.check), name="spool-check"),
             asyncio.create_task(every(FALLBACK_SCAN_INTERVAL_S, calls.fallback.scan), name="fallback-scan"),
             asyncio.create_task(every(2.0, self._redis.check), name="redis-check"),
-            asyncio.create_task(self._dialplans.watch(), name="dialplan-watch"),
-            asyncio.create_task(desk.desk.watch(cfg.units.watch_interval_s), name="units-watch"),
-            asyncio.create_task(desk.knowledge.watch(cfg.knowledge.watch_interval_s), name="knowledge-watch"),
+            asyncio.create_task(self.file_watches().run(), name="file-watches"),
             asyncio.create_task(every(cfg.recordings.purge_interval_s, self.purge_recordings), name="purge"),
             asyncio.create_task(every(cfg.asr.rescan_interval_s, self.rescan_messages), name="spool-rescan"),
             asyncio.create_task(every(PUBLISH_INTERVAL_S, self.publish_snapshot), name="platform-snapshot"),
@@ -119,6 +118,15 @@ class ControllerTasks:
         if exporter is not None:
             tasks.append(asyncio.create_task(exporter.run(), name="ticket-export"))
         return tasks
+
+    def file_watches(self) -> FileWatches:
+        """The dialplans, the units directory and the knowledge base watched by one task, with one
+        thread hop per tick for all three (common/reloading.py)."""
+        watches = FileWatches()
+        self._dialplans.add_watch(watches)
+        self._case_desk.desk.add_watch(watches, self._config.units.watch_interval_s)
+        self._case_desk.knowledge.add_watch(watches, self._config.knowledge.watch_interval_s)
+        return watches
 
     def start_auto_login(self) -> list[asyncio.Task[None]]:
         """Log in the configured seats once AMI is up (desk phones with fixed contacts)."""

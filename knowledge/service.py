@@ -21,7 +21,7 @@ import structlog
 
 from common.clock import Clock, system_clock
 from common.metrics import Metric
-from common.reloading import FileStamp, ReloadResult, file_stamps, watch_files
+from common.reloading import FileStamp, FileWatches, ReloadResult, file_stamps
 from knowledge.index import JiebaSegmenter, SearchIndex, Segmenter
 from knowledge.loader import KnowledgeBase, KnowledgeInvalid, References, load_base
 from knowledge.model import ENTRY_ID, Entry
@@ -171,8 +171,14 @@ class KnowledgeService:
         return ReloadResult(True, base.version, base.version != previous)
 
     async def watch(self, interval_s: float = 2.0) -> None:
-        """Reload when a file changes (a task of the controller)."""
-        await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)
+        """Reload when a file changes, watched alone."""
+        watches = FileWatches()
+        self.add_watch(watches, interval_s)
+        await watches.run()
+
+    def add_watch(self, watches: FileWatches, interval_s: float = 2.0) -> None:
+        """Watch the files in the controller's group (one thread hop per tick for all holders)."""
+        watches.add(interval_s, self._file_stamp, lambda: self._stamp, self.reload, name="knowledge")
 
     def get(self, entry_id: str, platform: str | None = None) -> Entry | None:
         """The entry, if a seat of ``platform`` may see it (valid today or not); KnowledgeLoading

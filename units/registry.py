@@ -14,7 +14,7 @@ from typing import Protocol
 
 import structlog
 
-from common.reloading import FileStamp, ReloadResult, file_stamps, watch_files
+from common.reloading import FileStamp, FileWatches, ReloadResult, file_stamps
 from units.loader import EMPTY, CodeBook, DeskDirectory, DeskFilesInvalid, UnitDirectory, desk_files, load_desk
 from units.model import Disposition, PauseReason, Unit
 
@@ -99,8 +99,14 @@ class DeskRegistry:
             return ReloadResult(True, directory.version, directory.version != previous)
 
     async def watch(self, interval_s: float = 2.0) -> None:
-        """Reload when a file changes, appears or goes (a task of the controller)."""
-        await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)
+        """Reload when a file changes, appears or goes, watched alone."""
+        watches = FileWatches()
+        self.add_watch(watches, interval_s)
+        await watches.run()
+
+    def add_watch(self, watches: FileWatches, interval_s: float = 2.0) -> None:
+        """Watch the files in the controller's group (one thread hop per tick for all holders)."""
+        watches.add(interval_s, self._file_stamp, lambda: self._stamp, self.reload, name="units")
 
     def status(self) -> dict[str, object]:
         return {

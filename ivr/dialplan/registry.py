@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from common.reloading import FileStamp, ReloadResult, file_stamp, watch_files
+from common.reloading import FileStamp, FileWatches, ReloadResult, file_stamp
 from common.yamlcheck import Problem
 from ivr.dialplan.caller_lists import CALLER_LISTS_FILE
 from ivr.dialplan.directory import DIRECTORY_FILE, load_platform_dialplan
@@ -165,5 +165,11 @@ class DialplanRegistry:
             return ReloadResult(True, plan.version, plan.version != previous)
 
     async def watch(self, interval_s: float = 1.0) -> None:
-        """Reload when the file changes (a task of the controller)."""
-        await watch_files(interval_s, self._file_stamp, lambda: self._stamp, self.reload)
+        """Reload when the file changes, watched alone."""
+        watches = FileWatches()
+        self.add_watch(watches, interval_s)
+        await watches.run()
+
+    def add_watch(self, watches: FileWatches, interval_s: float = 1.0) -> None:
+        """Watch the files in the controller's group (one thread hop per tick for all holders)."""
+        watches.add(interval_s, self._file_stamp, lambda: self._stamp, self.reload, name="dialplan")
