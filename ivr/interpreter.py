@@ -218,9 +218,17 @@ class IvrRun:
             await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": "joinempty"}})
             log.info("ivr.queue_unstaffed", queue=node.queue)
             return node.next
-        variables = {MAX_WAIT_VARIABLE: str(int(node.max_wait_s)), OVERFLOW_VARIABLE: node.next, HOLD_VARIABLE: "1"}
-        if self.plan.spec.after_seat is None and not self.ctx.seat_phones_may_drop:
-            variables[AFTER_SEAT_VARIABLE] = "0"  # nothing runs after the seat: no after-seat AGI session
+        # "0": nothing runs after the seat (no after-seat AGI session). Always said, "1" too: the
+        # channel keeps what an earlier queue node set, and a caller queued again (overflow, a failed
+        # transfer) by a controller restarted with a browser seat or an after_seat entry must not
+        # keep an earlier controller's "0" (hung up instead of requeued, or never asked the survey)
+        nothing_after = self.plan.spec.after_seat is None and not self.ctx.seat_phones_may_drop
+        variables = {
+            MAX_WAIT_VARIABLE: str(int(node.max_wait_s)),
+            OVERFLOW_VARIABLE: node.next,
+            HOLD_VARIABLE: "1",
+            AFTER_SEAT_VARIABLE: "0" if nothing_after else "1",
+        }
         await self.session.set_variables(variables)  # one round trip (node ids are plain: the dialplan checker)
         await self.ctx.acd.enqueue(
             QueuedCall(

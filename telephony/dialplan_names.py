@@ -71,7 +71,8 @@ AFTER_SEAT_CONTEXT = "hotline-after-seat"
 AGI_AFTER_SEAT_SCRIPT = "after-seat"
 # "0" (set by the IVR's queue node): nothing can run after this caller's seat (the dialplan has
 # no after_seat entry and no seat has a browser phone to lose), so the caller is hung up at once
-# without a FastAGI session; unset (an older controller, the fallback route): the AGI decides
+# without a FastAGI session; "1" or unset (an older controller, the fallback route): the AGI
+# decides. Every queue node sets it, so a caller queued again never keeps an earlier "0"
 AFTER_SEAT_VARIABLE = "HOTLINE_AFTER_SEAT"
 # a seat calls a missed caller back (dialback/): the seat's phone is rung (AMI Originate, uniqueid
 # OFFER_PREFIX + "cb-…": the ACD finds it busy after a restart) into DIALBACK_CONTEXT, which dials

@@ -311,4 +311,7 @@ async def test_the_queue_node_tells_asterisk_whether_anything_runs_after_the_sea
     mset = [c for c in asterisk.received if c.startswith("EXEC MSet")]
     assert len(mset) == 1 and "HOTLINE_HOLD=1" in mset[0]  # one round trip, as before
     assert ("HOTLINE_AFTER_SEAT=0" in mset[0]) is skipped
+    # said either way: a caller queued again by a controller that decides otherwise (restarted with a
+    # browser seat or an after_seat entry) must not keep the "0" an earlier queue node left
+    assert ("HOTLINE_AFTER_SEAT=1" in mset[0]) is not skipped
     assert [c.call_id for c in queue.queued] == ["k-1.1"]
