@@ -44,7 +44,6 @@ from ivr.voicemail_node import RECORDINGS_DIR, VOICEMAIL_DIR, MessageSink, Spool
 from telephony import say_zh
 from telephony.agi_server import AgiSession
 from telephony.dialplan_names import (
-    AFTER_SEAT_VARIABLE,
     HANDOFF_VARIABLE,
     HOLD_VARIABLE,
     IVR_DONE_VARIABLE,
@@ -98,9 +97,6 @@ class IvrContext:
     budget: RedisBudget = field(default_factory=RedisBudget)  # how long a step may wait on Redis
     surveys: tuple[SurveyAnswers, ...] = ()  # told of every survey answer (metrics, the case)
     sounds_dir: Path | None = None  # the Mandarin sound set (telephony/say_zh.py); None: numbers are not read
-    # a seat's browser phone may drop mid-call (webphone/watch.py): the after-seat AGI then puts its
-    # caller back in the queue, so it must run for every seated caller
-    seat_phones_may_drop: bool = True
 
     @property
     def zone(self) -> ZoneInfo:
@@ -218,18 +214,9 @@ class IvrRun:
             await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": "joinempty"}})
             log.info("ivr.queue_unstaffed", queue=node.queue)
             return node.next
-        # "0": nothing runs after the seat (no after-seat AGI session). Always said, "1" too: the
-        # channel keeps what an earlier queue node set, and a caller queued again (overflow, a failed
-        # transfer) by a controller restarted with a browser seat or an after_seat entry must not
-        # keep an earlier controller's "0" (hung up instead of requeued, or never asked the survey)
-        nothing_after = self.plan.spec.after_seat is None and not self.ctx.seat_phones_may_drop
-        variables = {
-            MAX_WAIT_VARIABLE: str(int(node.max_wait_s)),
-            OVERFLOW_VARIABLE: node.next,
-            HOLD_VARIABLE: "1",
-            AFTER_SEAT_VARIABLE: "0" if nothing_after else "1",
-        }
-        await self.session.set_variables(variables)  # one round trip (node ids are plain: the dialplan checker)
+        await self.session.set_variables(
+            {MAX_WAIT_VARIABLE: str(int(node.max_wait_s)), OVERFLOW_VARIABLE: node.next, HOLD_VARIABLE: "1"}
+        )  # one round trip (node ids are plain: the dialplan checker)
         await self.ctx.acd.enqueue(
             QueuedCall(
                 call_id=self.call_id,
