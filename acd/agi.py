@@ -15,7 +15,7 @@ from acd.model import Binding
 from acd.seat import IllegalSeatTransition
 from acd.seats import SeatService, UnknownSeat
 from telephony.agi_server import AgiSession
-from telephony.dialplan_names import CALLER_VARIABLE, DIAL_VARIABLE, RECORDING_VARIABLE
+from telephony.dialplan_names import AFTER_SEAT_VARIABLE, CALLER_VARIABLE, DIAL_VARIABLE, RECORDING_VARIABLE
 
 log = structlog.get_logger(__name__)
 
@@ -58,14 +58,25 @@ class OfferBinder(Protocol):
     async def bind(self, offer_id: str, seat_id: str) -> Binding | None: ...
 
 
+class AfterSeat(Protocol):
+    """Whether anything may run after this seat for this caller (ivr/after_seat.py: the
+    dialplan's after_seat entry, or a browser phone whose loss requeues the caller)."""
+
+    def needed(self, call_id: str, seat_id: str) -> bool: ...
+
+
 class SeatAnswered:
     """``seat``: the seat's phone answered an offer; name the caller to bridge to. The dialplan
     passes the seat (its endpoint) as the first argument: one Getvar fewer; a dialplan rendered
     before it did is asked. Asterisk round trips are Asterisk's CPU: the answers go in one
-    (MSet) when they are plain, and an empty recording is not set (the dialplan clears it)."""
+    (MSet) when they are plain, and an empty recording is not set (the dialplan clears it).
+    When nothing can run after this seat for this caller (``after_seat``), the answers say so
+    (HOTLINE_AFTER_SEAT=0): if the seat hangs up first, Asterisk ends the call without an
+    after-seat FastAGI session."""
 
-    def __init__(self, engine: OfferBinder) -> None:
+    def __init__(self, engine: OfferBinder, after_seat: AfterSeat | None = None) -> None:
         self._engine = engine
+        self._after_seat = after_seat
 
     async def __call__(self, session: AgiSession) -> None:
         offer_id = offer_of(session)
@@ -77,6 +88,9 @@ class SeatAnswered:
             answers = {DIAL_VARIABLE: binding.dial} if binding.dial else {CALLER_VARIABLE: binding.caller_channel}
             if binding.recording:
                 answers[RECORDING_VARIABLE] = binding.recording
+            after = self._after_seat
+            if not binding.dial and after is not None and not after.needed(binding.call_id, seat_id):
+                answers[AFTER_SEAT_VARIABLE] = "0"  # the caller is not sent to the after-seat AGI
             await session.set_variables(answers)  # one MSet when plain, else one each
 
 

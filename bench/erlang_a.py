@@ -248,13 +248,16 @@ class Phase:
     def _stuck(self, settle_s: float = 5.0) -> int:
         """Seats or callers still held after every channel is gone. Asked until it is 0 or
         ``settle_s`` passed: the last Hangup events may still be on their way to the controller
-        (or app_queue's member states) when Asterisk has just reported no channel."""
+        (or app_queue's member states) when Asterisk has just reported no channel. -1: the
+        controller's API did not answer (never added to a count: -1 seats + 1 caller is not 0)."""
         deadline = time.monotonic() + settle_s
         while True:
-            if self.ours:
-                held = self.stack.not_ready_seats() + self.stack.ours_waiting()
-            else:
-                held = self.stack.baseline_busy_members()
+            counts = (
+                [self.stack.not_ready_seats(), self.stack.ours_waiting()]
+                if self.ours
+                else [self.stack.baseline_busy_members()]
+            )
+            held = -1 if min(counts) < 0 else sum(counts)
             if held == 0 or time.monotonic() >= deadline:
                 return held
             time.sleep(0.2)

@@ -28,7 +28,7 @@ from hotline.outbound_wiring import OutboundWiring
 from hotline.redis_watch import RedisWatch
 from hotline.wallboard_wiring import attach_wallboard
 from hotline.wiring.acd import build_acd
-from hotline.wiring.agi import agi_routes, build_agi
+from hotline.wiring.agi import agi_routes, browser_seats, build_agi
 from hotline.wiring.calls import build_calls
 from hotline.wiring.case_desk import build_case_desk
 from hotline.wiring.dialback import build_dialback
@@ -96,8 +96,9 @@ class Controller:
         self.agi, self.agi_wait = agi.server, agi.wait
 
         # a browser seat whose phone (websocket) went away: paused, its caller requeued (webphone/watch.py)
-        browser_seats = (seat.id for seat in config.seats if seat.phone == "browser")
-        self.phone_watch = PhoneWatch(self.ami, self.seats, self.tracker, browser_seats, self.tracker.live_records)
+        self.phone_watch = PhoneWatch(
+            self.ami, self.seats, self.tracker, browser_seats(config), self.tracker.live_records
+        )
         self._redis_watch = RedisWatch(calls.redis, calls.budget, calls.tracker, acd.seats, calls.callback_list)
         self.api = ControllerApi(
             config=config,

@@ -7,6 +7,7 @@ tally here; the case of the call once the app shell wires tickets to it)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Protocol
 
 import structlog
@@ -57,6 +58,32 @@ def skip_reason(record: CallRecord | None, entry: str | None) -> str:
     if record.tags.get(AFTER_SEAT_TAG):
         return "the after_seat entry already ran"
     return ""
+
+
+def after_seat_needed(record: CallRecord | None, plan: Dialplan | None, seat_phone_may_drop: bool) -> bool:
+    """Whether the after-seat AGI must run for this caller should the seat hang up first: the
+    seat's phone is a browser phone (lost mid-call, the AGI puts the caller back in the queue), or
+    the caller's dialplan version has an after_seat entry. Pure. Unknown — no live record, or a
+    record that names no version (the AGI would ask the channel) — is True: the AGI decides."""
+    if seat_phone_may_drop or record is None or not record.dialplan_version or plan is None:
+        return True
+    return plan.spec.after_seat is not None
+
+
+class AfterSeatNeed:
+    """acd/agi.py's ``AfterSeat`` for the seat AGI, asked when a seat answers: the caller's record
+    and dialplan version as the after-seat AGI would find them, and which seats have browser
+    phones (config)."""
+
+    def __init__(self, tracker: CallTracker, dialplans: DialplanRegistry, browser_seats: Iterable[str]) -> None:
+        self._tracker = tracker
+        self._dialplans = dialplans
+        self._browser = frozenset(browser_seats)
+
+    def needed(self, call_id: str, seat_id: str) -> bool:
+        record = self._tracker.get_live(call_id)
+        plan = self._dialplans.version(record.dialplan_version) if record and record.dialplan_version else None
+        return after_seat_needed(record, plan, seat_id in self._browser)
 
 
 def requeue_node(record: CallRecord | None, plan: Dialplan) -> str | None:

@@ -44,7 +44,6 @@ from ivr.voicemail_node import RECORDINGS_DIR, VOICEMAIL_DIR, MessageSink, Spool
 from telephony import say_zh
 from telephony.agi_server import AgiSession
 from telephony.dialplan_names import (
-    AFTER_SEAT_VARIABLE,
     HANDOFF_VARIABLE,
     HOLD_VARIABLE,
     IVR_DONE_VARIABLE,
@@ -98,9 +97,6 @@ class IvrContext:
     budget: RedisBudget = field(default_factory=RedisBudget)  # how long a step may wait on Redis
     surveys: tuple[SurveyAnswers, ...] = ()  # told of every survey answer (metrics, the case)
     sounds_dir: Path | None = None  # the Mandarin sound set (telephony/say_zh.py); None: numbers are not read
-    # a seat's browser phone may drop mid-call (webphone/watch.py): the after-seat AGI then puts its
-    # caller back in the queue, so it must run for every seated caller
-    seat_phones_may_drop: bool = True
 
     @property
     def zone(self) -> ZoneInfo:
@@ -218,10 +214,9 @@ class IvrRun:
             await self.ctx.tracker.amend(self.call_id, {"tags": {"queue_status": "joinempty"}})
             log.info("ivr.queue_unstaffed", queue=node.queue)
             return node.next
-        variables = {MAX_WAIT_VARIABLE: str(int(node.max_wait_s)), OVERFLOW_VARIABLE: node.next, HOLD_VARIABLE: "1"}
-        if self.plan.spec.after_seat is None and not self.ctx.seat_phones_may_drop:
-            variables[AFTER_SEAT_VARIABLE] = "0"  # nothing runs after the seat: no after-seat AGI session
-        await self.session.set_variables(variables)  # one round trip (node ids are plain: the dialplan checker)
+        await self.session.set_variables(
+            {MAX_WAIT_VARIABLE: str(int(node.max_wait_s)), OVERFLOW_VARIABLE: node.next, HOLD_VARIABLE: "1"}
+        )  # one round trip (node ids are plain: the dialplan checker)
         await self.ctx.acd.enqueue(
             QueuedCall(
                 call_id=self.call_id,

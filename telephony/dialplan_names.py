@@ -69,10 +69,14 @@ AGI_CALLBACK_DONE_SCRIPT = "callback-done"
 # dialplan's after_seat entry (case number, satisfaction survey); a transferred caller is not asked
 AFTER_SEAT_CONTEXT = "hotline-after-seat"
 AGI_AFTER_SEAT_SCRIPT = "after-seat"
-# "0" (set by the IVR's queue node): nothing can run after this caller's seat (the dialplan has
-# no after_seat entry and no seat has a browser phone to lose), so the caller is hung up at once
-# without a FastAGI session; unset (an older controller, the fallback route): the AGI decides
+# "0", set by the seat AGI on the seat's channel when it binds the caller: nothing can run after
+# this seat (the caller's dialplan version has no after_seat entry and the seat's phone is no
+# browser phone whose loss would requeue the caller), so Bridge()'s F sends the caller to
+# AFTER_SEAT_QUIET_EXTEN, which hangs up without a FastAGI session. Decided per answered offer by
+# the controller that binds, so a restart, a reload or a seat's changed phone never leaves a stale
+# answer; unset (an older controller, a callback): the after-seat AGI decides, as before
 AFTER_SEAT_VARIABLE = "HOTLINE_AFTER_SEAT"
+AFTER_SEAT_QUIET_EXTEN = "quiet"
 # a seat calls a missed caller back (dialback/): the seat's phone is rung (AMI Originate, uniqueid
 # OFFER_PREFIX + "cb-…": the ACD finds it busy after a restart) into DIALBACK_CONTEXT, which dials
 # DIAL_VARIABLE showing the platform's 12345 number, records like an offer, and reports DIALSTATUS

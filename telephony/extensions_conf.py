@@ -7,6 +7,7 @@ from __future__ import annotations
 from telephony.config import TransfersConfig
 from telephony.dialplan_names import (
     AFTER_SEAT_CONTEXT,
+    AFTER_SEAT_QUIET_EXTEN,
     AFTER_SEAT_VARIABLE,
     AGI_AFTER_SEAT_SCRIPT,
     AGI_ANNOUNCE_SCRIPT,
@@ -150,6 +151,8 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
         ("e1", "${UNIQUEID}", "${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}", "${FILTER(0-9,${HANGUPCAUSE})}", "end")
     )
     write_end = f"Set(FILE({fallback_dir}/ce-${{UNIQUEID}}.end)={end_line})"
+    # Bridge()'s F target: the quiet extension when the seat AGI said nothing runs after this seat
+    after_seat_exten = f'${{IF($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?{AFTER_SEAT_QUIET_EXTEN}:s)}}'
     agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
     consult_ring = site.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
@@ -319,16 +322,18 @@ exten => h,1,{write_end}
 ; The seat hung up first (Bridge's F option, hotline-offer). A consultation the seat left while
 ; it rang and nobody answered is a failed transfer, as in hotline-hold; otherwise the controller
 ; runs the dialplan's after_seat entry. Controller away or failing: a goodbye, never dead air.
-; Nothing to run after the seat (the IVR said so when it queued the caller): hung up, no AGI.
 [{AFTER_SEAT_CONTEXT}]
 exten => s,1,GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" = "1"]?consult)
- same => n,GotoIf($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?done)
  same => n,AGI({agi_url}/{AGI_AFTER_SEAT_SCRIPT})
  same => n,GotoIf($["${{{IVR_DONE_VARIABLE}}}" = "1"]?done)
  same => n,Playback({prompt_path(site.runtime_dir, "goodbye")})
  same => n(done),Hangup()
  same => n(consult),Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
  same => n,Goto({TRANSFER_CONTEXT},s,failed)
+; nothing runs after this seat (the seat AGI said so when it bound the caller): the same
+; consultation check, then the end, without a FastAGI session
+exten => {AFTER_SEAT_QUIET_EXTEN},1,GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" = "1"]?s,consult)
+ same => n,Hangup()
 exten => h,1,{write_end}
 
 ; A seat's phone answered an offer: the controller names the caller (late binding: the
@@ -337,10 +342,12 @@ exten => h,1,{write_end}
 ; F: when the seat hangs up first the caller goes on to hotline-after-seat (the dialplan's
 ; after_seat entry: case number, survey); when the caller hangs up first the call just ends. A
 ; blind transfer redirects the caller (an AMI Redirect wins over F), an attended or three-way one
-; moves it to the other side's bridge: those are told apart by the after-seat AGI (the record).
+; moves it to the other side's bridge: those are told apart by the after-seat AGI (the record);
+; when the seat AGI answered HOTLINE_AFTER_SEAT=0 (nothing can run after this seat), F goes to the
+; context's quiet extension instead, which needs no AGI.
 ; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
 ; Every priority is a channel snapshot Asterisk publishes: the answered offer's path is kept short
-; (the seat and the offer go as the AGI's argument and uniqueid, no Getvar; the three answers
+; (the seat and the offer go as the AGI's argument and uniqueid, no Getvar; the answers
 ; start unset on a new channel and are cleared only before asking again).
 [{OFFER_CONTEXT}]
 exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
@@ -349,7 +356,7 @@ exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
  same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
  same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
- same => n,Bridge(${{{CALLER_VARIABLE}}},TF({AFTER_SEAT_CONTEXT}^s^1))
+ same => n,Bridge(${{{CALLER_VARIABLE}}},TF({AFTER_SEAT_CONTEXT}^{after_seat_exten}^1))
  same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?again)
  same => n(none),Hangup()
  ; asking again (the caller bound last time left before the bridge): stop that recording, so
@@ -358,6 +365,7 @@ exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n,Set({CALLER_VARIABLE}=)
  same => n,Set({DIAL_VARIABLE}=)
  same => n,Set({RECORDING_VARIABLE}=)
+ same => n,Set({AFTER_SEAT_VARIABLE}=)
  same => n,Goto(ask)
 ; a caller who asked to be called back, keeping their place: the seat calls them now
 ; (g: on after the citizen hangs up, to report how the call went)

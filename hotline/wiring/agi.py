@@ -12,7 +12,7 @@ from hotline.config import Config
 from hotline.wiring.acd import AcdParts
 from hotline.wiring.calls import CallParts
 from hotline.wiring.ivr import IvrParts
-from ivr.after_seat import IvrAfterSeat
+from ivr.after_seat import AfterSeatNeed, IvrAfterSeat
 from ivr.dialplan.registry import DialplanRegistry
 from ivr.entry import IvrEntry, IvrOverflow, IvrTransferFailed
 from telephony.agi_server import AgiHandler, AgiServer
@@ -39,6 +39,11 @@ class AgiParts:
     step: Histogram  # hotline_agi_step_seconds
 
 
+def browser_seats(config: Config) -> list[str]:
+    """The seats whose phone is the browser's (webphone/: its loss mid-call requeues the caller)."""
+    return [seat.id for seat in config.seats if seat.phone == "browser"]
+
+
 def agi_routes(
     config: Config, calls: CallParts, dialplans: DialplanRegistry, ivr: IvrParts, acd: AcdParts
 ) -> dict[str, AgiHandler]:
@@ -48,7 +53,7 @@ def agi_routes(
     return {
         AGI_IVR_SCRIPT: IvrEntry(tracker, dialplans, context),
         AGI_OVERFLOW_SCRIPT: IvrOverflow(tracker, dialplans, context, engine),
-        AGI_SEAT_SCRIPT: SeatAnswered(engine),
+        AGI_SEAT_SCRIPT: SeatAnswered(engine, AfterSeatNeed(tracker, dialplans, browser_seats(config))),
         AGI_CALLBACK_DONE_SCRIPT: CallbackDone(engine),
         AGI_TRANSFER_FAILED_SCRIPT: IvrTransferFailed(tracker, dialplans, context, calls.events),
         AGI_AFTER_SEAT_SCRIPT: IvrAfterSeat(tracker, dialplans, context),

@@ -114,6 +114,5 @@ def build_ivr_context(
         voicemail_failed_prompt=str(prompt_path(config.paths.runtime_dir, "voicemail_failed")),
         budget=calls.budget,
         surveys=(survey_tally, cases),
-        seat_phones_may_drop=any(seat.phone == "browser" for seat in config.seats),
     )
     return IvrParts(context=context, survey_tally=survey_tally)

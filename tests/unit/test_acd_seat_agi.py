@@ -25,9 +25,23 @@ class _Binder:
         return self.binding
 
 
-async def _session(binding: Binding | None, *, seat_argument: bool = True) -> tuple[list[str], _Binder]:
+class _AfterSeat:
+    """ivr/after_seat.py's side (acd/agi.py AfterSeat): a fixed answer, and what it was asked."""
+
+    def __init__(self, needed: bool) -> None:
+        self.answer = needed
+        self.asked: list[tuple[str, str]] = []
+
+    def needed(self, call_id: str, seat_id: str) -> bool:
+        self.asked.append((call_id, seat_id))
+        return self.answer
+
+
+async def _session(
+    binding: Binding | None, *, seat_argument: bool = True, after_seat: _AfterSeat | None = None
+) -> tuple[list[str], _Binder]:
     binder = _Binder(binding)
-    server = AgiServer("127.0.0.1", 0, {"seat": SeatAnswered(binder)})
+    server = AgiServer("127.0.0.1", 0, {"seat": SeatAnswered(binder, after_seat)})
     await server.start()
     environment = "agi_network: yes\nagi_network_script: seat\nagi_uniqueid: offer-7f3a\n"
     environment += "agi_channel: PJSIP/1001-00000002\n"
@@ -76,3 +90,17 @@ async def test_a_dialplan_rendered_before_the_seat_argument_still_names_the_seat
     received, binder = await _session(Binding("k-1", "PJSIP/trunk-00000001", ""), seat_argument=False)
     assert received[0] == 'GET VARIABLE "CHANNEL(endpoint)"'
     assert binder.asked == [("offer-7f3a", "1001")]
+
+
+async def test_nothing_after_this_seat_rides_in_the_same_round_trip_and_only_for_a_caller() -> None:
+    quiet = _AfterSeat(needed=False)
+    received, _ = await _session(Binding("k-1", "PJSIP/trunk-00000001", ""), after_seat=quiet)
+    assert quiet.asked == [("k-1", "1001")]  # the bound caller and the answering seat
+    assert received == ['EXEC MSet "HOTLINE_CALLER=PJSIP/trunk-00000001,HOTLINE_AFTER_SEAT=0"']
+    # something may run after the seat (a survey, a browser phone): nothing more is said
+    received, _ = await _session(Binding("k-1", "PJSIP/trunk-00000001", ""), after_seat=_AfterSeat(needed=True))
+    assert received == ['SET VARIABLE "HOTLINE_CALLER" "PJSIP/trunk-00000001"']
+    # a callback: the seat dials the citizen, no Bridge and no after-seat route: not asked
+    quiet = _AfterSeat(needed=False)
+    received, _ = await _session(Binding("cb-1", "", "", dial="PJSIP/13800000001@carrier"), after_seat=quiet)
+    assert quiet.asked == [] and received == ['SET VARIABLE "HOTLINE_DIAL" "PJSIP/13800000001@carrier"']

@@ -17,11 +17,11 @@ from calls.model import CallOutcome, CallRecord
 from calls.tracker import CallTracker
 from hotline.asterisk_files import render_asterisk_config
 from hotline.config import parse_config
-from ivr.after_seat import AFTER_SEAT_TAG, IvrAfterSeat, SurveyTally, skip_reason
+from ivr.after_seat import AFTER_SEAT_TAG, AfterSeatNeed, IvrAfterSeat, SurveyTally, after_seat_needed, skip_reason
 from ivr.dialplan.loader import DialplanInvalid, parse_dialplan
 from ivr.dialplan.registry import DialplanRegistry
-from ivr.interpreter import IvrContext, IvrRun
-from telephony.agi_server import AgiServer, AgiSession
+from ivr.interpreter import IvrContext
+from telephony.agi_server import AgiServer
 from telephony.asterisk_conf import AsteriskLayout
 from telephony.say_zh import SOUND_SET
 from tests.support.fake_asterisk_agi import ReplayingAsterisk
@@ -144,7 +144,8 @@ def test_asterisk_sends_the_caller_on_only_when_the_seat_hangs_up_first() -> Non
     layout = AsteriskLayout(Path("/opt/ast"), Path("/srv/etc"), Path("/srv/var/asterisk"))
     extensions = render_asterisk_config(config, layout)["extensions.conf"]
     offer = extensions.split("[hotline-offer]")[1].split("\n[")[0]
-    assert "Bridge(${HOTLINE_CALLER},TF(hotline-after-seat^s^1))" in offer
+    # the seat AGI's HOTLINE_AFTER_SEAT=0 (nothing runs after this seat) picks the quiet extension
+    assert 'Bridge(${HOTLINE_CALLER},TF(hotline-after-seat^${IF($["${HOTLINE_AFTER_SEAT}" = "0"]?quiet:s)}^1))' in offer
     after = extensions.split("[hotline-after-seat]")[1].split("\n[")[0]
     # a consultation the seat left ringing is a failed transfer, checked before the AGI
     assert after.index("SHARED(HOTLINE_CONSULTING)") < after.index("/after-seat)")
@@ -153,10 +154,60 @@ def test_asterisk_sends_the_caller_on_only_when_the_seat_hangs_up_first() -> Non
     assert rest.index('GotoIf($["${HOTLINE_IVR_DONE}" = "1"]?done)') < rest.index("/prompts/goodbye)")
     assert rest.index("/prompts/goodbye)") < rest.index("(done),Hangup()")
     assert "Goto(hotline-transfer,s,failed)" in after
-    # nothing after the seat (the IVR set HOTLINE_AFTER_SEAT=0): released without the AGI, after
-    # the consultation check
-    skip = 'GotoIf($["${HOTLINE_AFTER_SEAT}" = "0"]?done)'
-    assert after.index("SHARED(HOTLINE_CONSULTING)") < after.index(skip) < after.index("/after-seat)")
+    # the quiet extension: the same consultation check, then the end, no AGI
+    quiet = after.split("exten => quiet,1,")[1].split("exten => h,")[0]
+    assert quiet.startswith('GotoIf($["${SHARED(HOTLINE_CONSULTING)}" = "1"]?s,consult)')
+    assert "AGI(" not in quiet and quiet.rstrip().endswith("same => n,Hangup()")
+
+
+def _record(version: str) -> CallRecord:
+    record = CallRecord(call_id="k-1.1", platform="dali", started_at=T0, channel="PJSIP/trunk-1", caller="13900000001")
+    return record.model_copy(update={"dialplan_version": version})
+
+
+def test_the_after_seat_agi_is_needed_for_a_survey_a_browser_phone_or_what_is_not_known() -> None:
+    with_entry = parse_dialplan(PLAN, "dali.yaml", lambda name: False)
+    without = parse_dialplan(
+        "\n".join(line for line in PLAN.splitlines() if not line.startswith(("after_seat:", "  case:", "  survey:"))),
+        "dali.yaml",
+        lambda name: False,
+    )
+    assert not after_seat_needed(_record("v1"), without, seat_phone_may_drop=False)  # nothing can run
+    assert after_seat_needed(_record("v1"), with_entry, seat_phone_may_drop=False)  # case number, survey
+    assert after_seat_needed(_record("v1"), without, seat_phone_may_drop=True)  # a lost phone requeues
+    assert after_seat_needed(None, without, seat_phone_may_drop=False)  # no live record: the AGI decides
+    assert after_seat_needed(_record(""), without, seat_phone_may_drop=False)  # version on the channel only
+
+
+async def test_the_seat_agi_asks_the_callers_own_version_and_the_answering_seats_phone(tmp_path: Path) -> None:
+    dialplans = tmp_path / "dialplans"
+    dialplans.mkdir()
+    plain = "\n".join(
+        line for line in PLAN.splitlines() if not line.startswith(("after_seat:", "  case:", "  survey:"))
+    )
+    (dialplans / "dali.yaml").write_text(plain, encoding="utf-8")
+
+    async def no_prompts(_plan: object) -> None:
+        return None
+
+    registry = DialplanRegistry(dialplans / "dali.yaml", tmp_path / "prompts", "dali", no_prompts)
+    await registry.load_initial()
+    first = registry.current.version
+    tracker = CallTracker(MemoryStore(), "dali", FakeClock())
+    await tracker.ivr_started("k-1.1", channel="PJSIP/trunk-1", caller="13900000001", caller_name="", called="12345")
+    await tracker.amend("k-1.1", {"dialplan_version": first})
+    need = AfterSeatNeed(tracker, registry, browser_seats=["1002"])
+    assert not need.needed("k-1.1", "1001")  # a desk phone, no after_seat entry in the caller's version
+    assert need.needed("k-1.1", "1002")  # a browser phone may drop mid-call
+    assert need.needed("k-9.9", "1001")  # not a live call here
+    # an after_seat entry added while the caller waits: the caller keeps the version it started on
+    (dialplans / "dali.yaml").write_text(PLAN, encoding="utf-8")
+    await registry.reload("test")
+    assert registry.current.version != first
+    assert not need.needed("k-1.1", "1001")
+    await tracker.ivr_started("k-2.1", channel="PJSIP/trunk-2", caller="13900000002", caller_name="", called="12345")
+    await tracker.amend("k-2.1", {"dialplan_version": registry.current.version})
+    assert need.needed("k-2.1", "1001")  # a caller of the new version hears the survey
 
 
 class _NoQueue:
@@ -252,63 +303,3 @@ async def test_a_case_number_with_line_breaks_is_spoken_as_letters_and_digits_on
     spoken = [c.split("/zh/char_")[1][0] for c in received if "/zh/" in c]
     assert "".join(spoken) == "dl42hangupx"
     assert not [c for c in received if c.startswith("SAY")]
-
-
-class _StaffedQueue:
-    def __init__(self) -> None:
-        self.queued: list[QueuedCall] = []
-
-    async def enqueue(self, call: QueuedCall) -> None:
-        self.queued.append(call)
-
-    def staffed(self, queue: str) -> bool:
-        return True
-
-
-WITHOUT_AFTER_SEAT = "\n".join(
-    line for line in PLAN.splitlines() if not line.startswith(("after_seat:", "  case:", "  survey:"))
-)
-
-
-@pytest.mark.parametrize(
-    ("plan_text", "phones_may_drop", "skipped"),
-    [
-        (WITHOUT_AFTER_SEAT, False, True),  # nothing can run after the seat: Asterisk skips the AGI
-        (PLAN, False, False),  # the case number and the survey run after the seat
-        (WITHOUT_AFTER_SEAT, True, False),  # a browser phone may drop: the AGI requeues its caller
-    ],
-)
-async def test_the_queue_node_tells_asterisk_whether_anything_runs_after_the_seat(
-    tmp_path: Path, plan_text: str, phones_may_drop: bool, skipped: bool
-) -> None:
-    plan = parse_dialplan(plan_text, "dali.yaml", lambda name: False)
-    tracker = CallTracker(MemoryStore(), "dali", FakeClock())
-    await tracker.ivr_started("k-1.1", channel="PJSIP/trunk-1", caller="13900000001", caller_name="", called="12345")
-    queue = _StaffedQueue()
-    context = IvrContext(
-        tracker=tracker,
-        prompts_dir=tmp_path / "built",
-        spool_dir=tmp_path / "spool",
-        timezone="Asia/Shanghai",
-        clock=FakeClock(),
-        acd=queue,
-        messages=_NoMessages(),
-        seat_phones_may_drop=phones_may_drop,
-    )
-
-    async def handler(session: AgiSession) -> None:
-        await IvrRun(session, plan, context, "k-1.1").run(start="seat")
-
-    server = AgiServer("127.0.0.1", 0, {"ivr": handler})
-    await server.start()
-    environment = "agi_network: yes\nagi_network_script: ivr\nagi_uniqueid: k-1.1\nagi_channel: PJSIP/trunk-1\n\n"
-    asterisk = ReplayingAsterisk(environment, {}, default_reply=_reply_ok())
-    try:
-        async with asyncio.timeout(10):
-            await asterisk.run(server.port)
-    finally:
-        await server.close(drain_timeout_s=1)
-    mset = [c for c in asterisk.received if c.startswith("EXEC MSet")]
-    assert len(mset) == 1 and "HOTLINE_HOLD=1" in mset[0]  # one round trip, as before
-    assert ("HOTLINE_AFTER_SEAT=0" in mset[0]) is skipped
-    assert [c.call_id for c in queue.queued] == ["k-1.1"]

@@ -377,15 +377,17 @@ def test_an_answered_offer_runs_few_dialplan_steps_and_asks_again_with_a_clean_s
     assert "GotoIf($[${attempt} > 3]?none)" in lines[1]
     assert 'GotoIf($["${BRIDGERESULT}" != "SUCCESS"]?again)' in answered[-2]
     again = lines[lines.index(" same => n(again),StopMixMonitor()") :]
-    assert again[1:5] == [
+    assert again[1:6] == [
         " same => n,Set(HOTLINE_CALLER=)",
         " same => n,Set(HOTLINE_DIAL=)",
         " same => n,Set(HOTLINE_RECORDING=)",
+        " same => n,Set(HOTLINE_AFTER_SEAT=)",
         " same => n,Goto(ask)",
     ]
     # the recording, the callback and the seat-hangs-up-first route are where they were
     assert 'ExecIf($["${HOTLINE_RECORDING}" != ""]?MixMonitor(${HOTLINE_RECORDING},b))' in answered[3]
-    assert "Bridge(${HOTLINE_CALLER},TF(hotline-after-seat^s^1))" in answered[6]
+    after = '${IF($["${HOTLINE_AFTER_SEAT}" = "0"]?quiet:s)}'
+    assert f"Bridge(${{HOTLINE_CALLER}},TF(hotline-after-seat^{after}^1))" in answered[6]
     assert " same => n(callback),Dial(${HOTLINE_DIAL},60,g)" in lines
 
 

@@ -159,3 +159,28 @@ def test_seat_talk_comes_from_the_injection_file() -> None:
     talks = draw_talks(random.Random(5), median_s=6.0, sigma=0.5, count=4000)
     assert statistics.median(talks) == pytest.approx(6000, rel=0.05)
     assert talks == draw_talks(random.Random(5), median_s=6.0, sigma=0.5, count=4000)
+
+
+class _Stack:
+    """What Phase._stuck asks: the seats not ready and the callers waiting (-1: the API did not answer)."""
+
+    def __init__(self, not_ready: list[int], waiting: list[int]) -> None:
+        self._not_ready, self._waiting = not_ready, waiting
+
+    def not_ready_seats(self) -> int:
+        return self._not_ready.pop(0) if len(self._not_ready) > 1 else self._not_ready[0]
+
+    def ours_waiting(self) -> int:
+        return self._waiting.pop(0) if len(self._waiting) > 1 else self._waiting[0]
+
+
+def test_stuck_never_reads_an_unanswered_count_as_clean() -> None:
+    """An API that did not answer (-1) is no count: -1 seats plus 1 stuck caller is not 0 (clean)."""
+    from types import SimpleNamespace
+
+    from bench.erlang_a import Phase
+
+    phase = SimpleNamespace(ours=True, stack=_Stack([-1], [1]))
+    assert Phase._stuck(phase, settle_s=0.3) != 0  # type: ignore[arg-type]
+    settled = SimpleNamespace(ours=True, stack=_Stack([2, 0], [1, 0]))
+    assert Phase._stuck(settled, settle_s=2.0) == 0  # type: ignore[arg-type]  # the last events arrived
