@@ -136,14 +136,20 @@ class AgiSession:
         return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     async def command(self, *words: str) -> AgiReply:
-        """Send one command (words already quoted where needed) and return its reply."""
+        """Send one command (words already quoted where needed) and return its reply. The last
+        gate before Asterisk: a line break inside the command, or a command longer than res_agi's
+        line buffer (whose rest Asterisk would run as a command of its own), is a ValueError and
+        nothing is sent."""
         if self.hung_up and self._writer.is_closing():
             raise AgiHangup("the AGI session is closed")
         line = " ".join(words)
+        data = line.encode("utf-8")
+        if len(data) > MAX_COMMAND_BYTES or b"\n" in data or b"\r" in data:
+            raise ValueError(f"an AGI command must be one line of at most {MAX_COMMAND_BYTES} bytes: {data[:40]!r}…")
         self.gap_ended()
         if self._on_step is not None and self._replied:
             self._on_step(time.monotonic() - self._waiting_since)
-        self._writer.write(line.encode("utf-8") + b"\n")
+        self._writer.write(data + b"\n")
         self._arm()
         try:
             await self._writer.drain()
@@ -295,6 +301,9 @@ class AgiSession:
         self.hung_up = True
 
 
+# res_agi reads a command into AGI_BUF_LEN (2048) bytes, its newline included and one kept for the
+# end of the string: a longer line is cut there, and the rest is read as the next command
+MAX_COMMAND_BYTES = 2046
 _PLAIN_NAME = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}")
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:/-]{0,256}")
 

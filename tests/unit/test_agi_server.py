@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from telephony.agi_protocol import AgiProtocolError
-from telephony.agi_server import AgiCommandError, AgiHangup, AgiServer, AgiSession
+from telephony.agi_server import MAX_COMMAND_BYTES, AgiCommandError, AgiHangup, AgiServer, AgiSession
 from tests.support.fake_asterisk_agi import ReplayingAsterisk
 from tests.support.waiting import wait_until
 
@@ -344,6 +344,34 @@ async def test_several_plain_variables_go_in_one_mset_any_other_each_whole_in_it
         'SET VARIABLE "HOTLINE_EMPTY" ""',
         'SET VARIABLE "HOTLINE_ONE" "1"',
     ]  # nothing of a refused lot, not even its good "A"
+
+
+async def test_a_command_longer_than_asterisks_line_buffer_or_with_a_line_break_is_never_sent(
+    server_factory: Callable[..., Awaitable[AgiServer]],
+) -> None:
+    """res_agi reads a command into 2048 bytes: the rest of a longer line would be run as a
+    command of its own (say, a HANGUP or an EXEC hidden at byte 2048 of a long value). The
+    session refuses such a line, and a raw line break, before writing anything."""
+
+    async def steps(session: AgiSession, seen: list[Any]) -> None:
+        longest = "/rec/" + "a" * (MAX_COMMAND_BYTES - len('SET VARIABLE "R" "/rec/"'))
+        await session.set_variable("R", longest)  # exactly the longest line Asterisk takes whole
+        with pytest.raises(ValueError, match="one line of at most 2046 bytes"):
+            await session.set_variable("R", longest + "a")
+        with pytest.raises(ValueError, match="one line of at most 2046 bytes"):
+            await session.set_variable("R", "/rec/" + "张" * 700)  # 2,100 bytes in UTF-8, 700 characters
+        with pytest.raises(ValueError, match="one line"):
+            await session.command("STREAM", "FILE", "x\rEXEC", '""')  # raw words, past the quoting
+        seen.append("done")
+
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=1\n")
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["done"]
+    assert len(asterisk.received) == 1 and len(asterisk.received[0].encode()) == MAX_COMMAND_BYTES
 
 
 async def test_a_hangup_notice_after_the_reply_saves_the_channel_status_round_trip(
