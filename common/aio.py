@@ -10,6 +10,16 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
+def raise_if_cancel_requested() -> None:
+    """Raise CancelledError when the current task has been asked to stop (``Task.cancelling``)
+    although no await raised it: a client library that caught the cancellation of its own read
+    and carried on (redis-py retrying a blocking read the cancel cut: seen in a test that waited
+    for ever) must not keep a loop alive. Called at the top of every long-running loop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError
+
+
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], timeout_s: float = 5.0) -> None:
     """Cancel ``tasks`` and wait for them, at most ``timeout_s``: a task that swallows its
     cancellation (seen inside client libraries) must not hang the shutdown."""

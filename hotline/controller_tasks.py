@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from common.aio import raise_if_cancel_requested
 from common.clock import Clock
 from common.reloading import FileWatches
 from hotline.calendar_watch import CONFIRM_INTERVAL_S
@@ -39,6 +40,7 @@ FALLBACK_SCAN_INTERVAL_S = 5.0
 async def every(interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
     """Run ``job`` every ``interval_s``; a failure is logged and the next round comes anyway."""
     while True:
+        raise_if_cancel_requested()  # a job whose client library swallowed the cancellation
         try:
             await job()
         except asyncio.CancelledError:
@@ -53,6 +55,7 @@ async def run_asr_worker(worker: AsrWorker) -> None:
     logged and it starts again (health says so meanwhile)."""
     delay = 1.0
     while True:
+        raise_if_cancel_requested()
         try:
             await worker.run()
             return

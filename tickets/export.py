@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
+from common.aio import raise_if_cancel_requested
 from tickets.store import EXPORT_STREAM
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,7 @@ class WebhookExporter:
     async def run(self) -> None:
         async with aiohttp.ClientSession(timeout=self._timeout) as session:
             while True:
+                raise_if_cancel_requested()
                 try:
                     await self._ensure_group()
                     await self._drain(session)
@@ -81,6 +83,7 @@ class WebhookExporter:
 
     async def _drain(self, session: aiohttp.ClientSession) -> None:
         while True:
+            raise_if_cancel_requested()  # a cancelled blocking read redis-py retried instead of raising
             # our own pending entries first (a previous run died before acknowledging them)
             reply = cast(
                 list[Any] | None,

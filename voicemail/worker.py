@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 from redis.exceptions import RedisError
 
+from common.aio import raise_if_cancel_requested
 from common.clock import Clock, system_clock
 from tickets.model import Transcript
 from voicemail.asr import AudioUnreadable
@@ -128,6 +129,7 @@ class AsrWorker:
             while not self._stopping.is_set() and not await self._join_group():
                 pass
             while not self._stopping.is_set():
+                raise_if_cancel_requested()  # a cancelled blocking read redis-py retried instead of raising
                 free = self._settings.batch - len(in_flight)
                 if free <= 0:
                     done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)

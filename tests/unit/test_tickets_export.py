@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from hotline.controller_tasks import every
 from ivr.calendar import PlatformCalendar
 from tickets.export import FAILED, WebhookExporter
 from tickets.model import Transcript
@@ -93,3 +94,46 @@ async def test_a_receiver_that_never_accepts_parks_the_ticket(client: aioredis.R
         await eventually(lambda: exporter.parked == 1)
     assert len(receiver.posts) == 3
     assert await client.hexists(FAILED, ticket_id)
+
+
+class _SwallowingRedis:
+    """A Redis client whose blocking read, when cancelled, carries on and answers nothing, as
+    redis-py was seen to do (it retried the read the cancel cut): the task's cancel is spent."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def xgroup_create(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def xreadgroup(self, *args: Any, **kwargs: Any) -> None:
+        self.reads += 1
+        if kwargs.get("block"):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(kwargs["block"] / 1000)
+
+
+async def test_a_cancel_the_redis_client_swallowed_still_stops_the_exporter() -> None:
+    fake = _SwallowingRedis()
+    exporter = WebhookExporter(cast(Any, fake), "http://127.0.0.1:9/tickets", consumer="c1")
+    task = asyncio.create_task(exporter.run())
+    await eventually(lambda: fake.reads >= 2)  # in its blocking read
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert done == {task} and task.cancelled()  # before: it read on for ever (a hung test, a stuck stop)
+
+
+async def test_a_periodic_job_whose_client_swallowed_the_cancel_still_stops() -> None:
+    rounds = 0
+
+    async def job() -> None:
+        nonlocal rounds
+        rounds += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(every(0.01, job))
+    await eventually(lambda: rounds >= 2)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert done == {task} and task.cancelled()
