@@ -310,6 +310,21 @@ async def test_step_time_is_observed_from_each_reply_to_the_next_command(
     assert len(gaps_seen) == 4  # start → ANSWER, the two steps, the last reply → the session's end
 
 
+async def _every_command_answered(
+    server_factory: Callable[..., Awaitable[AgiServer]], steps: Callable[[AgiSession, list[Any]], Awaitable[None]]
+) -> list[str]:
+    """Runs ``steps`` (which append "done" at their end) against an Asterisk that answers every
+    command "200 result=1"; the commands it received."""
+    handler = Recorder(steps)
+    server = await server_factory(handler)
+    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=1\n")
+    async with asyncio.timeout(10):
+        await asterisk.run(server.port)
+        await handler.done.wait()
+    assert handler.seen == ["done"]
+    return asterisk.received
+
+
 async def test_several_plain_variables_go_in_one_mset_any_other_each_whole_in_its_own_set_variable(
     server_factory: Callable[..., Awaitable[AgiServer]],
 ) -> None:
@@ -329,14 +344,8 @@ async def test_several_plain_variables_go_in_one_mset_any_other_each_whole_in_it
                 await session.set_variables(bad)
         seen.append("done")
 
-    handler = Recorder(steps)
-    server = await server_factory(handler)
-    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=1\n")
-    async with asyncio.timeout(10):
-        await asterisk.run(server.port)
-        await handler.done.wait()
-    assert handler.seen == ["done"]
-    assert asterisk.received == [
+    received = await _every_command_answered(server_factory, steps)
+    assert received == [
         'EXEC MSet "HOTLINE_MAX_WAIT=300,HOTLINE_OVERFLOW=busy_voicemail,HOTLINE_HOLD=1"',
         'SET VARIABLE "HOTLINE_CALLER" "PJSIP/t-1"',
         'SET VARIABLE "HOTLINE_RECORDING" "/rec/\\"a\\",B=1 张.wav"',
@@ -364,14 +373,8 @@ async def test_a_command_longer_than_asterisks_line_buffer_or_with_a_line_break_
             await session.command("STREAM", "FILE", "x\rEXEC", '""')  # raw words, past the quoting
         seen.append("done")
 
-    handler = Recorder(steps)
-    server = await server_factory(handler)
-    asterisk = ReplayingAsterisk(transcript("normal")[0], {}, default_reply="200 result=1\n")
-    async with asyncio.timeout(10):
-        await asterisk.run(server.port)
-        await handler.done.wait()
-    assert handler.seen == ["done"]
-    assert len(asterisk.received) == 1 and len(asterisk.received[0].encode()) == MAX_COMMAND_BYTES
+    received = await _every_command_answered(server_factory, steps)
+    assert len(received) == 1 and len(received[0].encode()) == MAX_COMMAND_BYTES
 
 
 async def test_a_hangup_notice_after_the_reply_saves_the_channel_status_round_trip(

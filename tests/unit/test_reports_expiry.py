@@ -4,7 +4,6 @@ the commands each count sends (MONITOR) and the keys' TTLs after it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -14,32 +13,14 @@ from calls.store import CountOnce, RedisCallStore
 from hotline.redis_process import RedisProcess
 from reports.counting import Increment
 from reports.store import RedisRollups, rollup_key
+from tests.support.redis_monitor import command_words_during
 
 KEEP = timedelta(days=40)
 
 
 async def commands_of(url: str, client: aioredis.Redis, job: Callable[[], Awaitable[object]]) -> list[tuple[str, str]]:
     """(command, first argument) of each command Redis ran for ``job`` (scripts' too)."""
-    watcher = aioredis.Redis.from_url(url)
-    seen: list[tuple[str, str]] = []
-    try:
-        async with watcher.monitor() as monitor:
-
-            async def listen() -> None:
-                async for entry in monitor.listen():
-                    words = str(entry["command"]).split()
-                    seen.append((words[0].upper(), words[1] if len(words) > 1 else ""))
-                    if seen[-1][0] == "ECHO":
-                        return
-
-            listening = asyncio.create_task(listen())
-            await asyncio.sleep(0.1)
-            await job()
-            await client.echo("done")
-            await asyncio.wait_for(listening, 5)
-    finally:
-        await watcher.aclose()
-    return seen
+    return [(words[0], words[1] if len(words) > 1 else "") for words in await command_words_during(url, client, job)]
 
 
 def expired(commands: list[tuple[str, str]]) -> list[str]:
