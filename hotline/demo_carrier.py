@@ -18,6 +18,8 @@ from telephony.config import OutboundTrunk
 CARRIER_TRUNK = "carrier"  # the trunk the shipped dialplans/directory.yaml sends 110 … 95598 on
 PORT_OFFSET = 1000  # the demo carrier listens on sip.port + 1000 (5060 → 6060)
 MEDIA_OFFSET = 1004  # and sends its RTP from sip.port + 1004 (…+1007: SIPp's media block)
+MEDIA_PORTS = 4  # SIPp's media block: the RTP port it is given and the three after it
+HIGHEST_PORT = 65535
 TEMPLATE = Path(__file__).resolve().parent.parent / "telephony" / "sipp" / "carrier.xml"
 
 
@@ -29,9 +31,18 @@ def needs_demo_carrier(config: Config) -> bool:
     return CARRIER_TRUNK not in config.sip.trunks
 
 
+def demo_carrier_ports(sip_port: int) -> tuple[int, int]:
+    """The demo carrier's SIP port and first media port: ``sip_port`` + 1000 and + 1004 (its
+    media block up to + 1007), or — when that would pass 65535 (a SIP port above 64528) — as far
+    below: - 1000 and - 996, which then are above 63528."""
+    if sip_port + MEDIA_OFFSET + MEDIA_PORTS - 1 <= HIGHEST_PORT:
+        return sip_port + PORT_OFFSET, sip_port + MEDIA_OFFSET
+    return sip_port - PORT_OFFSET, sip_port - PORT_OFFSET + (MEDIA_OFFSET - PORT_OFFSET)
+
+
 def with_demo_carrier(config: Config) -> Config:
     """``config`` with a ``carrier`` trunk to the demo carrier on loopback."""
-    trunk = OutboundTrunk(host="127.0.0.1", port=config.sip.port + PORT_OFFSET)
+    trunk = OutboundTrunk(host="127.0.0.1", port=demo_carrier_ports(config.sip.port)[0])
     sip = config.sip.model_copy(update={"trunks": {**config.sip.trunks, CARRIER_TRUNK: trunk}})
     return config.model_copy(update={"sip": sip})
 
@@ -47,11 +58,7 @@ class DemoCarrier:
 
     @classmethod
     def for_config(cls, config: Config) -> DemoCarrier:
-        return cls(
-            config.paths.runtime_dir / "demo-carrier",
-            config.sip.port + PORT_OFFSET,
-            config.sip.port + MEDIA_OFFSET,
-        )
+        return cls(config.paths.runtime_dir / "demo-carrier", *demo_carrier_ports(config.sip.port))
 
     def start(self) -> None:
         for tool in ("sipp", "sox"):

@@ -20,20 +20,10 @@ import redis
 import yaml
 from redis.exceptions import AuthenticationError, ResponseError
 
-from hotline.demo_carrier import MEDIA_OFFSET
+from hotline.demo_carrier import demo_carrier_ports
 from ivr.dialplan.directory import DIRECTORY_FILE
 from tests.support.platform import REPO, HttpResult, wait_for
 from tests.support.ports import free_port, free_tcp_and_udp_port, rtp_range
-
-
-def sip_port_with_room_for_the_carrier() -> int:
-    """A SIP port whose demo carrier (sip.port + 1000, media up to + MEDIA_OFFSET + 3) is still a
-    port: a worker's slice near 65535 (tests/support/ports.py) gave one that was not, and the
-    stack refused to start (hotline/demo_carrier.py does not yet choose another place)."""
-    while (port := free_tcp_and_udp_port()) + MEDIA_OFFSET + 3 > 65535:
-        pass
-    return port
-
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     rtp_min, rtp_max = rtp_range()
     http_port, redis_port = free_port(), free_port()
     config = {  # config.yaml's defaults but the ports: no password, secret or token given
-        "sip": {"port": sip_port_with_room_for_the_carrier(), "rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
+        "sip": {"port": free_tcp_and_udp_port(), "rtp_port_min": rtp_min, "rtp_port_max": rtp_max},
         "asterisk": {"ami_port": free_port()},
         "agi": {"port": free_port()},
         "http": {"port": http_port},
@@ -204,7 +194,7 @@ def test_stack_gives_the_demo_a_carrier(stack: Stack) -> None:
     assert available["police"] is True
     assert available["power"] is True
     pjsip = (stack.var / "asterisk" / "etc" / "pjsip.conf").read_text()
-    carrier_port = yaml.safe_load((stack.root / "config.yaml").read_text())["sip"]["port"] + 1000
+    carrier_port, _ = demo_carrier_ports(yaml.safe_load((stack.root / "config.yaml").read_text())["sip"]["port"])
     assert f"127.0.0.1:{carrier_port}" in pjsip
     assert (stack.var / "demo-carrier" / "carrier.xml").is_file()
     assert "demo carrier" in stack.log()
