@@ -100,11 +100,25 @@ def _no_late_writes(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "socket_keepalive": True, "socket_keepalive_options": keepalive}
 
 
+def _stale_connections_checked(options: dict[str, Any]) -> dict[str, Any]:
+    """Maintenance notifications off (a Redis Enterprise/Cloud feature we do not use). redis-py 8
+    speaks RESP3 and turns them on by default ("auto"), and while they are on its pool skips the
+    check that a pooled connection is still open before handing it out: after every Redis
+    restart, each connection the client held failed its next command with "Connection closed by
+    server" (CI: a tickets page answered 503 right after the restart). With them off, the pool
+    sees the closed connection and reconnects first. (Older redis-py has neither: nothing to do.)"""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # redis-py before 7
+        return options
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False), **options}
+
+
 def redis_client(config: Config, **options: Any) -> aioredis.Redis:
     """An asyncio Redis client as configured: the URL (a password in it wins), the password
     file, TLS files for ``rediss://``; ``options`` are redis-py's (timeouts). With
     ``redis.sentinel``, a client of the primary the sentinels name (it follows a failover)."""
-    options = _no_late_writes(options)
+    options = _stale_connections_checked(_no_late_writes(options))
     extra: dict[str, Any] = {}
     password = redis_password(config)
     if password is not None:

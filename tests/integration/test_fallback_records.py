@@ -246,7 +246,9 @@ def test_max_wait_and_announcements_due_while_the_controller_is_away(
 
 
 def _tickets_of(platform: PlatformUnderTest, call_id: str) -> list[dict[str, Any]]:
-    tickets: list[dict[str, Any]] = platform.http("/api/v1/tickets").body["tickets"]
+    result = platform.http("/api/v1/tickets")
+    assert result.status == 200, result
+    tickets: list[dict[str, Any]] = result.body["tickets"]
     return [t for t in tickets if t["call_id"] == call_id or call_id in t.get("linked_call_ids", ())]
 
 
