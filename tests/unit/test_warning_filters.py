@@ -74,6 +74,20 @@ def test_07_broken_finalizer_fails() -> None:
 
 def test_08_plain_warning_fails() -> None:
     warnings.warn("deprecated", DeprecationWarning)
+
+
+class Translating:
+    def __del__(self) -> None:
+        try:
+            warnings.warn("unclosed thing", ResourceWarning)
+        except ResourceWarning as warning:
+            raise ValueError("a finalizer that fails on its own warning") from warning
+
+
+def test_09_resource_warning_turned_into_an_error_fails() -> None:
+    kept.append(Translating())
+    kept.clear()
+    gc.collect()
 """
 
 
@@ -98,6 +112,7 @@ def test_finalizer_resource_warnings_are_shown_and_other_errors_fail(tmp_path: P
         "test_06_innocent_collects_the_transport": "PASSED",
         "test_07_broken_finalizer_fails": "FAILED",
         "test_08_plain_warning_fails": "FAILED",
+        "test_09_resource_warning_turned_into_an_error_fails": "FAILED",
     }, out
     # the leaks are still reported, each once, in the warnings summary
     assert "ResourceWarning: unclosed <socket.socket" in out, out
