@@ -5,12 +5,14 @@ accepted a seat's credentials on. Not a phone: no dialogs, no re-registration.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import re
 import secrets
 import socket
 import ssl
+from asyncio.trsock import TransportSocket
 
 import aiohttp
 
@@ -72,13 +74,15 @@ async def register_over_websocket(url: str, user: str, password: str, host: str 
     call_id = secrets.token_hex(12)
     contact = f"sip:{user}@{secrets.token_hex(6)}.invalid;transport=ws"
     status = 0
-    # Asterisk may not answer the close frame: wait 2 s for it, not aiohttp's 10, then give the TLS
-    # transport a moment to shut down inside this loop — a transport left for the garbage
-    # collector raises ResourceWarning in whatever test runs next (warnings are errors here)
+    # Asterisk may not answer the close frame: wait 2 s for it, not aiohttp's 10. Closing the TLS
+    # transport then waits for Asterisk's close_notify (asyncio gives it 30 s), which may never
+    # come: the TCP socket under it would outlive this call's loop and be left to the garbage
+    # collector (a ResourceWarning in whatever test runs then). So it is closed here, see below.
     async with (
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
         session.ws_connect(url, protocols=("sip",), ssl=context, timeout=aiohttp.ClientWSTimeout(ws_close=2)) as ws,
     ):
+        tcp: TransportSocket = ws.get_extra_info("socket")
         auth: str | None = None
         for cseq in (1, 2):
             await ws.send_str(_register(user, host, "WSS test.invalid", contact, cseq=cseq, call_id=call_id, auth=auth))
@@ -88,9 +92,24 @@ async def register_over_websocket(url: str, user: str, password: str, host: str 
             if status != 401 or challenge is None or auth is not None:
                 break
             auth = _authorization(challenge, user, password, f"sip:{host}")
-    await asyncio.sleep(0.25)
+    await _closed(tcp)
     gc.collect()  # anything still unclosed warns here, inside this call, not in a later test
     return status
+
+
+async def _closed(tcp: TransportSocket, timeout_s: float = 10.0) -> None:
+    """Return once the transport owning ``tcp`` has closed it: given 1 s for the TLS goodbye,
+    then shut down (the transport reads end-of-file and closes it itself, inside this loop)."""
+    loop = asyncio.get_running_loop()
+    started, shut = loop.time(), False
+    while tcp.fileno() != -1:
+        waited = loop.time() - started
+        if waited > 1 and not shut:
+            with contextlib.suppress(OSError):
+                tcp.shutdown(socket.SHUT_RDWR)
+            shut = True
+        assert waited < timeout_s, f"the websocket's TCP socket is still open: {tcp!r}"
+        await asyncio.sleep(0.05)
 
 
 async def _final(ws: aiohttp.ClientWebSocketResponse) -> str:
