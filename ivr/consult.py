@@ -2,8 +2,9 @@
 
 Asterisk's own attended transfer does the telephony (bridge_basic's state machine: the caller
 hears music while the seat talks to the other side; the seat hanging up completes it; the other
-side hanging up returns the seat to the caller). We start it with AMI ``Atxfer`` on the seat's
-channel (it dials ``1@hotline-consult``, which dials the destination with the case), finish it
+side hanging up returns the seat to the caller). We start it by giving the seat's channel the
+transfer key (ivr/rejoin.py: out of its bridge and into a new one with its caller), then AMI
+``Atxfer`` on the seat's channel (it dials ``1@hotline-consult``, which dials the destination with the case), finish it
 with ``Hangup`` (complete), ``CancelAtxfer`` (back to the caller) or the three-way feature code
 (``PlayDTMF`` received on the seat's channel). Before finishing we look at the bridges in
 Asterisk, never at our memory alone: a completion sent when the seat is back with its caller
@@ -34,6 +35,7 @@ from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from common.privacy import mask_number
 from ivr.dialplan.schema import TransferMode
+from ivr.rejoin import rejoin, together_again
 from ivr.transfer_events import TransferEvents, TransferState, final_state, publish_transfer, utc_now
 from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected, set_variable
 from telephony.dialplan_names import (
@@ -156,13 +158,15 @@ class Consultations:
         )
         self._by_call[call_id] = consult  # before Atxfer: its events may come before its reply
         await self._publish(consult, TransferState.STARTED)
-        atxfer_sent = caller_told = False
+        atxfer_sent = caller_told = rejoin_sent = False
         try:
             for name, value in variables.items():
                 await set_variable(self._ami, seat_channel, f"__{name}", value)
             # the caller waits on the consultation until the other side answers or the seat is back
             caller_told = True
             await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
+            rejoin_sent = True
+            await rejoin(self._ami, seat_channel, record.channel)  # the seat gets the transfer key
             atxfer_sent = True
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
@@ -174,6 +178,8 @@ class Consultations:
             if uncertain and await self._consulting(consult) is True:
                 log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
                 return consult
+            if rejoin_sent and not atxfer_sent:  # never leave them waiting apart
+                await together_again(self._ami, seat_channel, record.channel)
             await self._not_started(consult, str(exc), caller_told)
             raise
         except BaseException:
