@@ -328,7 +328,8 @@ exten => T,1,Set({HOLD_VARIABLE}=)
 ; the caller hung up waiting, or talking with a seat (the seat's bridge took it from here)
 exten => h,1,{write_end}
 
-; The seat hung up first (Bridge's F option, hotline-offer). A consultation the seat left while
+; The seat hung up first (Bridge's F option, hotline-offer; after a consultation's rejoin, the
+; priority after hotline-hold's rejoin wait). A consultation the seat left while
 ; it rang and nobody answered is a failed transfer, as in hotline-hold; otherwise the controller
 ; runs the dialplan's after_seat entry. Controller away or failing: a goodbye, never dead air.
 [{AFTER_SEAT_CONTEXT}]
