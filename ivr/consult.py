@@ -140,9 +140,10 @@ class Consultations:
         record = self._tracker.get_live(call_id)
         if record is None:
             raise ConsultRefused("the call has ended")
-        seat_channel = await self._seat_channel(record.channel)
-        if seat_channel is None:
+        talk = await self._seat_channel(record.channel)
+        if talk is None:
             raise ConsultRefused("the seat is not talking to the caller now")
+        seat_channel, bridge = talk
         # '__': inherited through the Local channel Asterisk's transfer dials, onto the new leg
         variables = {
             CONSULT_DIAL_VARIABLE: dial,
@@ -166,7 +167,7 @@ class Consultations:
             caller_told = True
             await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
             rejoin_sent = True
-            await rejoin(self._ami, seat_channel, record.channel)  # the seat gets the transfer key
+            await rejoin(self._ami, seat_channel, record.channel, bridge)  # the seat gets the transfer key
             atxfer_sent = True
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
@@ -179,7 +180,7 @@ class Consultations:
                 log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
                 return consult
             if rejoin_sent and not atxfer_sent:  # never leave them waiting apart
-                await together_again(self._ami, seat_channel, record.channel)
+                await together_again(self._ami, seat_channel, record.channel, bridge)
             await self._not_started(consult, str(exc), caller_told)
             raise
         except BaseException:
@@ -314,15 +315,15 @@ class Consultations:
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         return [e for e in reply.events if e.name == "CoreShowChannel"]
 
-    async def _seat_channel(self, caller_channel: str) -> str | None:
-        """The seat's channel in the caller's bridge (an ACD offer channel)."""
+    async def _seat_channel(self, caller_channel: str) -> tuple[str, str] | None:
+        """The seat's channel in the caller's bridge (an ACD offer channel), and that bridge."""
         channels = await self._channels()
         bridge = next((e.get("bridgeid") for e in channels if e.get("channel") == caller_channel), "")
         if not bridge:
             return None
         return next(
             (
-                e.get("channel")
+                (e.get("channel"), bridge)
                 for e in channels
                 if e.get("bridgeid") == bridge and e.get("uniqueid").startswith(OFFER_PREFIX)
             ),

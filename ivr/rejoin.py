@@ -37,9 +37,11 @@ async def _where(ami: AmiLink, channels: tuple[str, str]) -> tuple[str, str] | N
     return found[channels[0]], found[channels[1]]
 
 
-def _apart(bridges: tuple[str, str] | None) -> bool:
-    """Each in a bridge of its own (their holding bridges)."""
-    return bridges is not None and all(bridges) and bridges[0] != bridges[1]
+def _apart(bridges: tuple[str, str] | None, shared: str) -> bool:
+    """Each in a bridge of its own (their holding bridges): neither still in the ``shared`` one
+    (one may have reached its holding bridge while the other is still leaving that one, whose
+    dissolving makes AMI Bridge fail)."""
+    return bridges is not None and all(bridges) and bridges[0] != bridges[1] and shared not in bridges
 
 
 async def _bridge(ami: AmiLink, seat_channel: str, caller_channel: str) -> None:
@@ -50,13 +52,14 @@ async def rejoin(
     ami: AmiLink,
     seat_channel: str,
     caller_channel: str,
+    shared_bridge: str,
     *,
     timeout_s: float = 5.0,
     poll_s: float = 0.02,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Seat and caller out of their bridge and into a new one. Raises AmiError (RejoinFailed
+    """Seat and caller out of their ``shared_bridge`` and into a new one. Raises AmiError (RejoinFailed
     when one of them never reached its holding bridge: it left, or Asterisk is slow); each
     leaves its holding bridge on its own after the dialplan's REJOIN_WAIT_S."""
     await ami.send_action(
@@ -75,7 +78,7 @@ async def rejoin(
     deadline = clock() + timeout_s
     while True:
         bridges = await _where(ami, (seat_channel, caller_channel))
-        if _apart(bridges):
+        if _apart(bridges, shared_bridge):
             break
         if bridges is None:
             raise RejoinFailed("the seat or the caller left while the consultation started")
@@ -85,11 +88,11 @@ async def rejoin(
     await _bridge(ami, seat_channel, caller_channel)
 
 
-async def together_again(ami: AmiLink, seat_channel: str, caller_channel: str) -> None:
+async def together_again(ami: AmiLink, seat_channel: str, caller_channel: str, shared_bridge: str) -> None:
     """After a failed ``rejoin``: if the seat and the caller wait apart, bridge them again (never
     when they share a bridge: moving one out of it would drop the other). Never raises."""
     try:
-        if _apart(await _where(ami, (seat_channel, caller_channel))):
+        if _apart(await _where(ami, (seat_channel, caller_channel)), shared_bridge):
             await _bridge(ami, seat_channel, caller_channel)
     except AmiError:
         return
