@@ -2,8 +2,9 @@
 
 Asterisk's own attended transfer does the telephony (bridge_basic's state machine: the caller
 hears music while the seat talks to the other side; the seat hanging up completes it; the other
-side hanging up returns the seat to the caller). We start it with AMI ``Atxfer`` on the seat's
-channel (it dials ``1@hotline-consult``, which dials the destination with the case), finish it
+side hanging up returns the seat to the caller). We start it by giving the seat's channel the
+transfer key (ivr/rejoin.py: out of its bridge and into a new one with its caller), then AMI
+``Atxfer`` on the seat's channel (it dials ``1@hotline-consult``, which dials the destination with the case), finish it
 with ``Hangup`` (complete), ``CancelAtxfer`` (back to the caller) or the three-way feature code
 (``PlayDTMF`` received on the seat's channel). Before finishing we look at the bridges in
 Asterisk, never at our memory alone: a completion sent when the seat is back with its caller
@@ -34,6 +35,7 @@ from calls.model import CallOutcome
 from calls.tracker import CallTracker
 from common.privacy import mask_number
 from ivr.dialplan.schema import TransferMode
+from ivr.rejoin import rejoin, together_again
 from ivr.transfer_events import TransferEvents, TransferState, final_state, publish_transfer, utc_now
 from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage, AmiNotConnected, set_variable
 from telephony.dialplan_names import (
@@ -138,9 +140,10 @@ class Consultations:
         record = self._tracker.get_live(call_id)
         if record is None:
             raise ConsultRefused("the call has ended")
-        seat_channel = await self._seat_channel(record.channel)
-        if seat_channel is None:
+        talk = await self._seat_channel(record.channel)
+        if talk is None:
             raise ConsultRefused("the seat is not talking to the caller now")
+        seat_channel, bridge = talk
         # '__': inherited through the Local channel Asterisk's transfer dials, onto the new leg
         variables = {
             CONSULT_DIAL_VARIABLE: dial,
@@ -156,13 +159,15 @@ class Consultations:
         )
         self._by_call[call_id] = consult  # before Atxfer: its events may come before its reply
         await self._publish(consult, TransferState.STARTED)
-        atxfer_sent = caller_told = False
+        atxfer_sent = caller_told = rejoin_sent = False
         try:
             for name, value in variables.items():
                 await set_variable(self._ami, seat_channel, f"__{name}", value)
             # the caller waits on the consultation until the other side answers or the seat is back
             caller_told = True
             await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
+            rejoin_sent = True
+            await rejoin(self._ami, seat_channel, record.channel, bridge)  # the seat gets the transfer key
             atxfer_sent = True
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
@@ -174,6 +179,8 @@ class Consultations:
             if uncertain and await self._consulting(consult) is True:
                 log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
                 return consult
+            if rejoin_sent and not atxfer_sent:  # never leave them waiting apart
+                await together_again(self._ami, seat_channel, record.channel, bridge)
             await self._not_started(consult, str(exc), caller_told)
             raise
         except BaseException:
@@ -308,15 +315,15 @@ class Consultations:
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})
         return [e for e in reply.events if e.name == "CoreShowChannel"]
 
-    async def _seat_channel(self, caller_channel: str) -> str | None:
-        """The seat's channel in the caller's bridge (an ACD offer channel)."""
+    async def _seat_channel(self, caller_channel: str) -> tuple[str, str] | None:
+        """The seat's channel in the caller's bridge (an ACD offer channel), and that bridge."""
         channels = await self._channels()
         bridge = next((e.get("bridgeid") for e in channels if e.get("channel") == caller_channel), "")
         if not bridge:
             return None
         return next(
             (
-                e.get("channel")
+                (e.get("channel"), bridge)
                 for e in channels
                 if e.get("bridgeid") == bridge and e.get("uniqueid").startswith(OFFER_PREFIX)
             ),

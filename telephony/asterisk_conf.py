@@ -71,6 +71,7 @@ AMI_ACTION_CLASSES: dict[str, str] = {
     "Redirect": "call",  # ivr/transfer.py
     "Atxfer": "call",  # ivr/consult.py
     "CancelAtxfer": "call",
+    "Bridge": "call",  # ivr/rejoin.py: seat and caller together again as a consultation starts
     "PlayDTMF": "call",
     "CoreShowChannels": "reporting",  # resync after a (re)connect
     "Getvar": "call",  # ivr/links.py: DEVICE_STATE of a link to another platform

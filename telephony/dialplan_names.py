@@ -49,6 +49,14 @@ CONSULT_CALLER_CHANNEL_VARIABLE = "HOTLINE_CONSULT_CALLER_CHANNEL"
 CONSULT_SEAT_CHANNEL_VARIABLE = "HOTLINE_CONSULT_SEAT_CHANNEL"
 TRANSFER_STATUS_VARIABLE = "HOTLINE_TRANSFER_STATUS"  # why the transfer failed, when not DIALSTATUS
 THREE_WAY_CODE = "*3"  # features.conf atxferthreeway
+# the attended-transfer key AMI Atxfer "presses" for us. No seat's channel has it while it talks:
+# a DTMF hook would keep Asterisk from bridging the call natively (RTP to RTP, bridge_native_rtp).
+# A consultation's start gives it to the seat (FEATUREMAP) and brings seat and caller together
+# again in a new bridge (REJOIN_LABEL in OFFER_CONTEXT and HOLD_CONTEXT: each waits alone at most
+# REJOIN_WAIT_S), whose push installs the hook (bridge_basic.c)
+ATXFER_CODE = "A"
+REJOIN_LABEL = "rejoin"
+REJOIN_WAIT_S = 10
 # our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
 HOLD_CONTEXT = "hotline-hold"
 OFFER_CONTEXT = "hotline-offer"

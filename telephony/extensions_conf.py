@@ -20,6 +20,7 @@ from telephony.dialplan_names import (
     AGI_TRANSFER_FAILED_SCRIPT,
     ANSWERED_ARGUMENT,
     AREA_CONTEXT,
+    ATXFER_CODE,
     CALLER_VARIABLE,
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
@@ -57,6 +58,8 @@ from telephony.dialplan_names import (
     PROVINCE_PLATFORM,
     RECORDING_VARIABLE,
     REFUSE_CONTEXT,
+    REJOIN_LABEL,
+    REJOIN_WAIT_S,
     ROUTE_CONTEXT,
     ROUTE_VARIABLE,
     ROUTED_EVENT,
@@ -310,6 +313,12 @@ exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  same => n,Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
  same => n,Goto({TRANSFER_CONTEXT},s,failed)
  same => n(over),Hangup()
+ ; a consultation starts (ivr/consult.py): the controller took the caller and the seat out of
+ ; their bridge (AMI Redirect) and puts them together in a new one (AMI Bridge, whose push gives
+ ; the seat's channel the transfer key); the caller waits alone with music meanwhile. Bridge()'s
+ ; F is gone with the old bridge: AMI Bridge sends the caller on from here when the seat leaves
+ same => n({REJOIN_LABEL}),BridgeWait(rejoin-${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))
+ same => n,Goto({AFTER_SEAT_CONTEXT},s,1)
 ; max wait: the dialplan's overflow node, or the fallback route if the controller is away
 ; (the node, why the caller left and the dialplan version go as arguments: one AGI round trip)
 exten => T,1,Set({HOLD_VARIABLE}=)
@@ -319,7 +328,8 @@ exten => T,1,Set({HOLD_VARIABLE}=)
 ; the caller hung up waiting, or talking with a seat (the seat's bridge took it from here)
 exten => h,1,{write_end}
 
-; The seat hung up first (Bridge's F option, hotline-offer). A consultation the seat left while
+; The seat hung up first (Bridge's F option, hotline-offer; after a consultation's rejoin, the
+; priority after hotline-hold's rejoin wait). A consultation the seat left while
 ; it rang and nobody answered is a failed transfer, as in hotline-hold; otherwise the controller
 ; runs the dialplan's after_seat entry. Controller away or failing: a goodbye, never dead air.
 [{AFTER_SEAT_CONTEXT}]
@@ -345,7 +355,9 @@ exten => h,1,{write_end}
 ; moves it to the other side's bridge: those are told apart by the after-seat AGI (the record);
 ; when the seat AGI answered HOTLINE_AFTER_SEAT=0 (nothing can run after this seat), F goes to the
 ; context's quiet extension instead, which needs no AGI.
-; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers.
+; T: the seat's channel may transfer (features.conf): the API's attended / three-way transfers;
+; the transfer key itself only once a consultation starts (the rejoin label below): a seat's
+; channel with a DTMF hook could not be bridged natively (RTP to RTP) while it talks.
 ; Every priority is a channel snapshot Asterisk publishes: the answered offer's path is kept short
 ; (the seat and the offer go as the AGI's argument and uniqueid, no Getvar; the answers
 ; start unset on a new channel and are cleared only before asking again).
@@ -372,6 +384,12 @@ exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n(callback),Dial(${{{DIAL_VARIABLE}}},60,g)
  same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
  same => n,Hangup()
+; a consultation starts (ivr/consult.py, hotline-hold's rejoin): the seat gets the attended-transfer
+; key and waits alone until the controller bridges it with its caller again; then, or when nobody
+; did in time, the seat is done
+ same => n({REJOIN_LABEL}),Set(FEATUREMAP(atxfer)={ATXFER_CODE})
+ same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,S({REJOIN_WAIT_S}))
+ same => n,Hangup()
 
 ; A seat calls a missed caller back (dialback/: the desk's 回拨, or a blended offer): the seat's
 ; phone was rung first (AMI Originate); answered, the call is recorded like an offer's and the
@@ -395,11 +413,13 @@ exten => s,1,AGI({agi_url}/{AGI_OUTBOUND_SCRIPT})
 """
 
 
-# Transfers by seats go through the API (they carry the case): no blind-transfer key; the
-# attended-transfer key is what AMI Atxfer presses for us: "A", a DTMF key softphones lack (so
-# no seat starts one by accident) and one emulated digit (each costs Asterisk ~0.15 s). During a
-# consultation the seat's phone keys still work: *1 back to the caller, *3 three-way, hanging up
-# completes it.
+# Transfers by seats go through the API (they carry the case): no blind-transfer key, and no
+# attended-transfer key either: a DTMF hook on a talking channel keeps Asterisk from bridging the
+# call natively (bridge_native_rtp.c), so a consultation's start gives the seat's channel the key
+# AMI Atxfer presses for us (FEATUREMAP(atxfer)=ATXFER_CODE, hotline-offer's rejoin): "A", a DTMF
+# key softphones lack (so no seat starts one by accident) and one emulated digit (each costs
+# Asterisk ~0.15 s). During a consultation the seat's phone keys still work: *1 back to the
+# caller, *3 three-way, hanging up completes it.
 _FEATURES = """[general]
 transferdigittimeout = 1
 ; no "transfer" prompt: the consultation dials at once
@@ -417,7 +437,7 @@ atxferswap = *4
 
 [featuremap]
 blindxfer =
-atxfer = A
+atxfer =
 disconnect =
 automixmon =
 parkcall =

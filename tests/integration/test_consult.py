@@ -61,6 +61,11 @@ class Desk:
         result = self.platform.http(path, token=SEAT_TOKEN, method="POST", body=body)
         return result.status, result.body
 
+    def bridge_technologies(self) -> list[str]:
+        """The technology of every two-channel bridge Asterisk has now (``bridge show all``)."""
+        out = self.platform.asterisk.cli("bridge show all").stdout  # … Chans Type Technology Duration
+        return [f[-2] for f in (line.split() for line in out.splitlines()) if len(f) >= 6 and f[-4] == "2"]
+
     def consultation_state(self, call_id: str) -> str | None:
         result = self.platform.http(f"/api/v1/calls/{call_id}/transfer", token=SEAT_TOKEN)
         state = str(result.body["state"]) if result.status == 200 else "none"
@@ -77,6 +82,8 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
             "acd": {"auto_login": ["1001"], "wrapup_s": 0},
             "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
             "transfers": {"consult_ring_s": 8},
+            # MixMonitor's audiohook would keep every bridge off native RTP (bridge_native_rtp.c)
+            "recordings": {"enabled": False},
         },
         dialplan="consult",
     )
@@ -119,6 +126,8 @@ def test_cancelled_consultation_returns_the_seat_to_its_caller(desk: Desk, tmp_p
     power = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=desk.carrier_port)
     caller = desk.caller("13900001002", tmp_path)
     call_id = desk.talking("13900001002")
+    # no transfer key on the talking seat's channel (no DTMF hook): Asterisk bridges RTP to RTP
+    wait_for("the conversation bridged natively", lambda: desk.bridge_technologies() == ["native_rtp"])
 
     # an emergency number is never consulted first
     status, body = desk.transfer(call_id, body={"to": "police", "mode": "attended"})

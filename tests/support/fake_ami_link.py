@@ -4,7 +4,7 @@ lets the test play Asterisk's events, answers CoreShowChannels from a scripted c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from telephony.ami_types import AmiActionFailed, AmiMessage, AmiResponse, ConnectedHandler, EventHandler
 
@@ -22,6 +22,8 @@ class FakeAmiLink:
     ``failing``: action names (lower case) answered with AmiActionFailed.
     ``fail_at``: the n-th action sent (0-based, counting every action so far) raises that error
     instead of being answered (a failure injected at one step).
+    ``reactions``: action name (lower case) → what Asterisk does when it answers the action with
+    success (e.g. moves ``channels`` between bridges).
     """
 
     def __init__(self) -> None:
@@ -31,6 +33,7 @@ class FakeAmiLink:
         self.gates: dict[str, asyncio.Event] = {}
         self.failing: set[str] = set()
         self.fail_at: dict[int, Exception] = {}
+        self.reactions: dict[str, Callable[[dict[str, str]], None]] = {}
         self._handlers: dict[str, list[EventHandler]] = {}
         self._connected_handlers: list[ConnectedHandler] = []
 
@@ -46,6 +49,9 @@ class FakeAmiLink:
             raise injected
         if name in self.failing:
             raise AmiActionFailed(f"{action['Action']} failed")
+        reaction = self.reactions.get(name)
+        if reaction is not None:
+            reaction(action)
         if name == "coreshowchannels":
             events = tuple(message(Event="CoreShowChannel", **channel) for channel in self.channels)
             return AmiResponse(message(Response="Success", EventList="start"), events)

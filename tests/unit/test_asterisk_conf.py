@@ -25,6 +25,7 @@ from telephony.asterisk_conf import (
     AsteriskLayout,
     private_run_dir,
 )
+from telephony.dialplan_names import ATXFER_CODE, REJOIN_WAIT_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -422,3 +423,28 @@ def test_a_short_run_folder_someone_else_put_there_is_refused(tmp_path: Path) ->
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
     with pytest.raises(ValueError, match="not a folder of this user"):
         private_run_dir(tmp_path / "a-file")
+
+
+def test_a_talking_seat_has_no_transfer_key_until_a_consultation_rejoins_it() -> None:
+    """No DTMF hook on a talking channel (bridge_native_rtp.c would refuse native RTP): features.conf
+    has no attended-transfer key; a consultation's start (ivr/rejoin.py) gives the seat's channel
+    the one AMI Atxfer presses (ATXFER_CODE) and each side waits at its rejoin label, a while only;
+    after that bridge the seat is done and the caller goes on to hotline-after-seat."""
+    files = render("agi: {port: 4600}")
+    featuremap = files["features.conf"].split("[featuremap]")[1]
+    assert re.search(r"^atxfer =$", featuremap, re.MULTILINE)
+    assert "atxferthreeway = *3" in files["features.conf"] and "atxferabort = *1" in files["features.conf"]
+    extensions = files["extensions.conf"]
+    offer = extensions.split("[hotline-offer]")[1].split("\n[")[0]
+    seat = offer.split("(rejoin),")[1].splitlines()
+    assert seat[:3] == [
+        f"Set(FEATUREMAP(atxfer)={ATXFER_CODE})",
+        f" same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,S({REJOIN_WAIT_S}))",
+        " same => n,Hangup()",
+    ]
+    hold = extensions.split("[hotline-hold]")[1].split("\n[")[0]
+    caller = hold.split("(rejoin),")[1].splitlines()
+    assert caller[:2] == [
+        f"BridgeWait(rejoin-${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))",
+        " same => n,Goto(hotline-after-seat,s,1)",
+    ]

@@ -66,7 +66,11 @@ async def rig(client: aioredis.Redis) -> AsyncIterator[Rig]:
     await tracker.amend("kunming-1.1", {"seat": "1001"})
     handoffs = RedisHandoffs(client, budget)
     consultations = Consultations(ami=ami, tracker=tracker, handoffs=handoffs)
-    yield Rig(ami, tracker, handoffs, consultations, client, budget)
+    rig = Rig(ami, tracker, handoffs, consultations, client, budget)
+    # Asterisk's side of the rejoin (ivr/rejoin.py): apart in holding bridges, then together again
+    ami.reactions["redirect"] = lambda _: rig.bridges("rejoin-seat", "rejoin-caller")
+    ami.reactions["bridge"] = lambda _: rig.bridges("talk-again", "talk-again")
+    yield rig
     await budget.close()
 
 
@@ -85,6 +89,15 @@ async def test_start_finds_the_seat_in_the_callers_bridge_and_sends_atxfer(rig: 
     assert variables["__HOTLINE_CONSULT_SEAT_CHANNEL"] == SEAT
     caller_vars = {a["Variable"]: a["Value"] for a in rig.ami.sent("Setvar") if a["Channel"] == CALLER}
     assert caller_vars == {"SHARED(HOTLINE_CONSULTING)": "1"}
+    # the seat gets the transfer key: apart (each to its rejoin label), then a new bridge together
+    [redirect] = rig.ami.sent("Redirect")
+    assert (redirect["Channel"], redirect["Context"], redirect["Priority"]) == (SEAT, "hotline-offer", "rejoin")
+    assert (redirect["ExtraChannel"], redirect["ExtraContext"]) == (CALLER, "hotline-hold")
+    assert redirect["ExtraPriority"] == "rejoin"
+    [bridge] = rig.ami.sent("Bridge")
+    assert (bridge["Channel1"], bridge["Channel2"], bridge["Tone"]) == (SEAT, CALLER, "no")
+    steps = [a["Action"] for a in rig.ami.actions]
+    assert steps.index("Redirect") < steps.index("Bridge") < steps.index("Atxfer")
     [atxfer] = rig.ami.sent("Atxfer")
     assert (atxfer["Channel"], atxfer["Exten"], atxfer["Context"]) == (SEAT, "1#", "hotline-consult")
     assert rig.consultations.view("kunming-1.1") == {
@@ -230,7 +243,7 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
     rig.bridges("talk", "talk")
     await attended(transfers)  # once without faults: which AMI steps a start takes
     steps = [a["Action"] for a in rig.ami.actions]
-    assert steps == ["CoreShowChannels", *["Setvar"] * 7, "Atxfer"]
+    assert steps == ["CoreShowChannels", *["Setvar"] * 7, "Redirect", "CoreShowChannels", "Bridge", "Atxfer"]
     await rig.ami.emit("UserEvent", UserEvent="HotlineConsultEnded", Call="kunming-1.1", Status="NOANSWER")
     assert rig.consultations.get("kunming-1.1") is None
 
@@ -240,6 +253,8 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
         with pytest.raises(TransferRefused):  # the seat is told; the caller stays with the seat
             await attended(transfers)
         assert rig.consultations.get("kunming-1.1") is None, f"phantom after a failed step {step} ({steps[step]})"
+        where = {c["channel"]: c["bridgeid"] for c in rig.ami.channels}
+        assert where[SEAT] == where[CALLER], f"seat and caller left apart after a failed step {step} ({steps[step]})"
         sent = rig.ami.actions[step + 1 :]
         if step >= 7:  # the caller was told to wait on the consultation: not any more
             assert sent[-1] == {
@@ -260,7 +275,7 @@ async def test_an_atxfer_without_reply_that_asterisk_did_start_is_kept(rig: Rig,
     transfers = await seat_transfers(rig, tmp_path)
     rig.bridges("talk", "talk")
     rig.ami.gates["atxfer"] = gate = asyncio.Event()
-    rig.ami.fail_at = {8: AmiTimeout("no reply to Atxfer within 5 s")}
+    rig.ami.fail_at = {11: AmiTimeout("no reply to Atxfer within 5 s")}
     transfer = asyncio.create_task(attended(transfers))
     await wait_until(lambda: rig.ami.sent("Atxfer"))
     rig.bridges("consult", "talk", target_state="5")  # Asterisk did it: the other side rings
