@@ -340,3 +340,24 @@ async def test_a_transfer_while_asterisk_cannot_be_asked_is_refused_not_blocked(
     rig.ami.failing.clear()
     rig.bridges("talk", "talk")
     await attended(transfers)
+
+
+async def test_a_finish_asked_while_the_consultation_starts_is_refused_and_nothing_is_lost(rig: Rig) -> None:
+    """A cancel (or completion, or three-way) asked while seat and caller are being rejoined, or
+    before Atxfer has answered, would act on a seat that is not consulting yet (CancelAtxfer is
+    acknowledged whatever the seat does) and end here a consultation Asterisk then starts: the
+    desk would say "cancelled" while the seat's phone dials. It is refused until the start is
+    done; the consultation is then finished as usual."""
+    rig.ami.gates["bridge"] = gate = asyncio.Event()
+    start = asyncio.create_task(rig.start())
+    await wait_until(lambda: rig.ami.sent("Bridge"))  # apart, about to be bridged again
+    for finish in (rig.consultations.cancel, rig.consultations.complete, rig.consultations.three_way):
+        with pytest.raises(ConsultRefused, match="still starting"):
+            await finish("kunming-1.1")
+    assert rig.ami.sent("CancelAtxfer") == [] and rig.ami.sent("Hangup") == [] and rig.ami.sent("PlayDTMF") == []
+    gate.set()
+    await start
+    assert rig.consultations.view("kunming-1.1") is not None  # still known: its events will find it
+    rig.bridges("consult", "talk", target_state="6")
+    await rig.consultations.cancel("kunming-1.1")
+    assert [a["Channel"] for a in rig.ami.sent("CancelAtxfer")] == [SEAT]
