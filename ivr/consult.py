@@ -167,11 +167,13 @@ class Consultations:
         try:
             for name, value in variables.items():
                 await set_variable(self._ami, seat_channel, f"__{name}", value)
-            # the caller waits on the consultation until the other side answers or the seat is back
-            caller_told = True
-            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
             rejoin_sent = True
             await rejoin(self._ami, seat_channel, record.channel, bridge)  # the seat gets the transfer key
+            # the caller waits on the consultation until the other side answers or the seat is back
+            # (told only now: a seat, or this controller, lost while they are rejoined leaves the
+            # caller the ordinary after-seat path, not a failed transfer's — nothing was dialled)
+            caller_told = True
+            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
             atxfer_sent = True
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}

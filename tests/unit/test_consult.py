@@ -98,6 +98,10 @@ async def test_start_finds_the_seat_in_the_callers_bridge_and_sends_atxfer(rig: 
     assert (bridge["Channel1"], bridge["Channel2"], bridge["Tone"]) == (SEAT, CALLER, "no")
     steps = [a["Action"] for a in rig.ami.actions]
     assert steps.index("Redirect") < steps.index("Bridge") < steps.index("Atxfer")
+    # the caller is told it waits on a consultation only once rejoined: a seat (or controller)
+    # lost while they are apart leaves it the ordinary after-seat path, not a failed transfer's
+    told = next(i for i, a in enumerate(rig.ami.actions) if a["Action"] == "Setvar" and a["Channel"] == CALLER)
+    assert steps.index("Bridge") < told < steps.index("Atxfer")
     [atxfer] = rig.ami.sent("Atxfer")
     assert (atxfer["Channel"], atxfer["Exten"], atxfer["Context"]) == (SEAT, "1#", "hotline-consult")
     assert rig.consultations.view("kunming-1.1") == {
@@ -243,7 +247,7 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
     rig.bridges("talk", "talk")
     await attended(transfers)  # once without faults: which AMI steps a start takes
     steps = [a["Action"] for a in rig.ami.actions]
-    assert steps == ["CoreShowChannels", *["Setvar"] * 7, "Redirect", "CoreShowChannels", "Bridge", "Atxfer"]
+    assert steps == ["CoreShowChannels", *["Setvar"] * 6, "Redirect", "CoreShowChannels", "Bridge", "Setvar", "Atxfer"]
     await rig.ami.emit("UserEvent", UserEvent="HotlineConsultEnded", Call="kunming-1.1", Status="NOANSWER")
     assert rig.consultations.get("kunming-1.1") is None
 
@@ -256,10 +260,13 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
         where = {c["channel"]: c["bridgeid"] for c in rig.ami.channels}
         assert where[SEAT] == where[CALLER], f"seat and caller left apart after a failed step {step} ({steps[step]})"
         sent = rig.ami.actions[step + 1 :]
-        if step >= 7:  # the caller was told to wait on the consultation: not any more
+        if step >= 10:  # the caller was told to wait on the consultation: not any more
             assert sent[-1] == {
                 "Action": "Setvar", "Channel": CALLER, "Variable": "SHARED(HOTLINE_CONSULTING)", "Value": "",
             }  # fmt: skip
+        elif step >= 7:  # failed while rejoined: together again, and the caller was never told
+            assert [a["Action"] for a in sent if a["Action"] != "CoreShowChannels"] in ([], ["Bridge"])
+            assert not [a for a in rig.ami.actions if a.get("Channel") == CALLER], "the caller was told"
         else:
             assert sent == []
         rig.ami.fail_at = {}
