@@ -106,7 +106,7 @@ def _takes_maint_notifications(connection_class: type) -> bool:
     has the setting (``redis.maint_notifications``) for its blocking client only, and its asyncio
     connection refuses the keyword (TypeError at the first command)."""
     try:
-        parameters = inspect.signature(connection_class.__init__).parameters
+        parameters = inspect.signature(connection_class).parameters
     except (TypeError, ValueError):
         return False
     return "maint_notifications_config" in parameters
