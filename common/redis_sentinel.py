@@ -152,7 +152,9 @@ def sentinel_client(
     """A client of ``service_name``'s current primary, found through the sentinels at ``nodes``.
     ``connection``: redis-py's options for the data nodes (password, db, timeouts, TLS); the
     sentinels get the same socket options and their own password."""
-    sockets = {k: v for k, v in connection.items() if k.startswith("socket_")}
+    # (and the maintenance-notification setting: with it on, a sentinel connection closed by a
+    # sentinel's restart would be used as it is — hotline/local_secrets.py)
+    sockets = {k: v for k, v in connection.items() if k.startswith("socket_") or k == "maint_notifications_config"}
     sentinel_kwargs = {**sockets, **({"password": sentinel_password} if sentinel_password else {})}
     sentinel = Sentinel(list(nodes), sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
     client: SentinelRedis = sentinel.master_for(service_name, redis_class=SentinelRedis)

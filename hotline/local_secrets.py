@@ -9,6 +9,7 @@ without the secret ever being on a command line. Nothing here logs a secret.
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import socket
 from dataclasses import dataclass
@@ -100,17 +101,31 @@ def _no_late_writes(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "socket_keepalive": True, "socket_keepalive_options": keepalive}
 
 
-def _stale_connections_checked(options: dict[str, Any]) -> dict[str, Any]:
+def _takes_maint_notifications(connection_class: type) -> bool:
+    """Whether redis-py's asyncio connections take ``maint_notifications_config``: redis-py 7
+    has the setting (``redis.maint_notifications``) for its blocking client only, and its asyncio
+    connection refuses the keyword (TypeError at the first command)."""
+    try:
+        parameters = inspect.signature(connection_class).parameters
+    except (TypeError, ValueError):
+        return False
+    return "maint_notifications_config" in parameters
+
+
+def _stale_connections_checked(
+    options: dict[str, Any], connection_class: type = aioredis.connection.AbstractConnection
+) -> dict[str, Any]:
     """Maintenance notifications off (a Redis Enterprise/Cloud feature we do not use). redis-py 8
     speaks RESP3 and turns them on by default ("auto"), and while they are on its pool skips the
     check that a pooled connection is still open before handing it out: after every Redis
     restart, each connection the client held failed its next command with "Connection closed by
     server" (CI: a tickets page answered 503 right after the restart). With them off, the pool
-    sees the closed connection and reconnects first. (Older redis-py has neither: nothing to do.)"""
-    try:
-        from redis.maint_notifications import MaintNotificationsConfig
-    except ImportError:  # redis-py before 7
+    sees the closed connection and reconnects first. (An asyncio client without them — redis-py
+    before 8 — has nothing to turn off, and must not be given the keyword.)"""
+    if not _takes_maint_notifications(connection_class):
         return options
+    from redis.maint_notifications import MaintNotificationsConfig
+
     return {"maint_notifications_config": MaintNotificationsConfig(enabled=False), **options}
 
 

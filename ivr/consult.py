@@ -81,6 +81,10 @@ class Consultation:
     handoff: Handoff | None
     state: ConsultState = ConsultState.CALLING
     caller: str = ""  # masked (common/privacy.py): what the events name
+    # until its start's last AMI step has answered (the rejoin, then Atxfer): a finish asked
+    # meanwhile would act on a seat that is not consulting yet, and end here a consultation
+    # that Asterisk then starts (CancelAtxfer is acknowledged whatever the seat is doing)
+    starting: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,13 @@ class Consultations:
         try:
             for name, value in variables.items():
                 await set_variable(self._ami, seat_channel, f"__{name}", value)
-            # the caller waits on the consultation until the other side answers or the seat is back
-            caller_told = True
-            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
             rejoin_sent = True
             await rejoin(self._ami, seat_channel, record.channel, bridge)  # the seat gets the transfer key
+            # the caller waits on the consultation until the other side answers or the seat is back
+            # (told only now: a seat, or this controller, lost while they are rejoined leaves the
+            # caller the ordinary after-seat path, not a failed transfer's — nothing was dialled)
+            caller_told = True
+            await set_variable(self._ami, record.channel, f"SHARED({CONSULTING_VARIABLE})", "1")
             atxfer_sent = True
             await self._ami.send_action(
                 {"Action": "Atxfer", "Channel": seat_channel, "Exten": _CONSULT_KEYS, "Context": CONSULT_CONTEXT}
@@ -178,6 +184,7 @@ class Consultations:
             uncertain = atxfer_sent and not isinstance(exc, AmiActionFailed | AmiNotConnected)
             if uncertain and await self._consulting(consult) is True:
                 log.warning("consult.started_without_reply", call_id=call_id, error=str(exc))
+                consult.starting = False
                 return consult
             if rejoin_sent and not atxfer_sent:  # never leave them waiting apart
                 await together_again(self._ami, seat_channel, record.channel, bridge)
@@ -186,6 +193,7 @@ class Consultations:
         except BaseException:
             await self._not_started(consult, "interrupted", caller_told)
             raise
+        consult.starting = False
         log.info("consult.started", call_id=call_id, seat=seat, to=to, mode=str(mode))
         if self._by_call.get(call_id) is consult and consult.state is ConsultState.CALLING:
             await self._publish(consult, TransferState.RINGING)  # (not when its answer came first)
@@ -309,6 +317,8 @@ class Consultations:
         consult = self._by_call.get(call_id)
         if consult is None:
             raise ConsultRefused("no consultation in progress for this call")
+        if consult.starting:
+            raise ConsultRefused("the consultation is still starting: try again in a moment")
         return consult
 
     async def _channels(self) -> list[AmiMessage]:

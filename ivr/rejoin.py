@@ -88,11 +88,32 @@ async def rejoin(
     await _bridge(ami, seat_channel, caller_channel)
 
 
-async def together_again(ami: AmiLink, seat_channel: str, caller_channel: str, shared_bridge: str) -> None:
+async def together_again(
+    ami: AmiLink,
+    seat_channel: str,
+    caller_channel: str,
+    shared_bridge: str,
+    *,
+    timeout_s: float = 3.0,
+    poll_s: float = 0.05,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """After a failed ``rejoin``: if the seat and the caller wait apart, bridge them again (never
-    when they share a bridge: moving one out of it would drop the other). Never raises."""
+    when they share a bridge: moving one out of it would drop the other). A move still under way
+    (one in its holding bridge, the other not yet) is waited for up to ``timeout_s``: given up,
+    each would wait out REJOIN_WAIT_S alone and the conversation would be over (the seat hung up,
+    the caller sent after the seat). ``rejoin``'s 5 s and these 3 s end before the first of them
+    has waited REJOIN_WAIT_S (10 s). Never raises."""
+    deadline = clock() + timeout_s
     try:
-        if _apart(await _where(ami, (seat_channel, caller_channel)), shared_bridge):
-            await _bridge(ami, seat_channel, caller_channel)
+        while True:
+            bridges = await _where(ami, (seat_channel, caller_channel))
+            if _apart(bridges, shared_bridge):
+                await _bridge(ami, seat_channel, caller_channel)
+                return
+            if bridges is None or (bridges[0] and bridges[0] == bridges[1]) or clock() >= deadline:
+                return  # one of them left, or they are together (still, or again), or too late
+            await sleep(poll_s)
     except AmiError:
         return

@@ -156,6 +156,8 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     write_end = f"Set(FILE({fallback_dir}/ce-${{UNIQUEID}}.end)={end_line})"
     # Bridge()'s F target: the quiet extension when the seat AGI said nothing runs after this seat
     after_seat_exten = f'${{IF($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?{AFTER_SEAT_QUIET_EXTEN}:s)}}'
+    # … and after a consultation's rejoin, where the seat's rejoin label handed the answer over
+    rejoined_exten = f'${{IF($["${{SHARED({AFTER_SEAT_VARIABLE})}}" = "0"]?{AFTER_SEAT_QUIET_EXTEN}:s)}}'
     agi_url = f"agi://{agi.host}:{agi.port}/{agi_secret}"
     consult_ring = site.transfers.consult_ring_s
     consult_over = f"Set(SHARED({CONSULTING_VARIABLE},${{{CONSULT_CALLER_CHANNEL_VARIABLE}}})=)"
@@ -317,8 +319,9 @@ exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  ; their bridge (AMI Redirect) and puts them together in a new one (AMI Bridge, whose push gives
  ; the seat's channel the transfer key); the caller waits alone with music meanwhile. Bridge()'s
  ; F is gone with the old bridge: AMI Bridge sends the caller on from here when the seat leaves
+ ; (to the quiet extension, as F would have, when the seat's rejoin passed on HOTLINE_AFTER_SEAT=0)
  same => n({REJOIN_LABEL}),BridgeWait(rejoin-${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))
- same => n,Goto({AFTER_SEAT_CONTEXT},s,1)
+ same => n,Goto({AFTER_SEAT_CONTEXT},{rejoined_exten},1)
 ; max wait: the dialplan's overflow node, or the fallback route if the controller is away
 ; (the node, why the caller left and the dialplan version go as arguments: one AGI round trip)
 exten => T,1,Set({HOLD_VARIABLE}=)
@@ -386,8 +389,10 @@ exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n,Hangup()
 ; a consultation starts (ivr/consult.py, hotline-hold's rejoin): the seat gets the attended-transfer
 ; key and waits alone until the controller bridges it with its caller again; then, or when nobody
-; did in time, the seat is done
+; did in time, the seat is done. The seat AGI's HOTLINE_AFTER_SEAT=0 (nothing runs after this
+; seat) goes to the caller, whose way on after the new bridge is no longer Bridge()'s F
  same => n({REJOIN_LABEL}),Set(FEATUREMAP(atxfer)={ATXFER_CODE})
+ same => n,ExecIf($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?Set(SHARED({AFTER_SEAT_VARIABLE},${{{CALLER_VARIABLE}}})=0))
  same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,S({REJOIN_WAIT_S}))
  same => n,Hangup()
 

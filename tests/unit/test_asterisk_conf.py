@@ -437,8 +437,10 @@ def test_a_talking_seat_has_no_transfer_key_until_a_consultation_rejoins_it() ->
     extensions = files["extensions.conf"]
     offer = extensions.split("[hotline-offer]")[1].split("\n[")[0]
     seat = offer.split("(rejoin),")[1].splitlines()
-    assert seat[:3] == [
+    assert seat[:4] == [
         f"Set(FEATUREMAP(atxfer)={ATXFER_CODE})",
+        # nothing runs after this seat (the seat AGI's answer): the caller is told, as F told it
+        ' same => n,ExecIf($["${HOTLINE_AFTER_SEAT}" = "0"]?Set(SHARED(HOTLINE_AFTER_SEAT,${HOTLINE_CALLER})=0))',
         f" same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,S({REJOIN_WAIT_S}))",
         " same => n,Hangup()",
     ]
@@ -446,5 +448,5 @@ def test_a_talking_seat_has_no_transfer_key_until_a_consultation_rejoins_it() ->
     caller = hold.split("(rejoin),")[1].splitlines()
     assert caller[:2] == [
         f"BridgeWait(rejoin-${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))",
-        " same => n,Goto(hotline-after-seat,s,1)",
+        ' same => n,Goto(hotline-after-seat,${IF($["${SHARED(HOTLINE_AFTER_SEAT)}" = "0"]?quiet:s)},1)',
     ]

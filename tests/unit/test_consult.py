@@ -98,6 +98,10 @@ async def test_start_finds_the_seat_in_the_callers_bridge_and_sends_atxfer(rig: 
     assert (bridge["Channel1"], bridge["Channel2"], bridge["Tone"]) == (SEAT, CALLER, "no")
     steps = [a["Action"] for a in rig.ami.actions]
     assert steps.index("Redirect") < steps.index("Bridge") < steps.index("Atxfer")
+    # the caller is told it waits on a consultation only once rejoined: a seat (or controller)
+    # lost while they are apart leaves it the ordinary after-seat path, not a failed transfer's
+    told = next(i for i, a in enumerate(rig.ami.actions) if a["Action"] == "Setvar" and a["Channel"] == CALLER)
+    assert steps.index("Bridge") < told < steps.index("Atxfer")
     [atxfer] = rig.ami.sent("Atxfer")
     assert (atxfer["Channel"], atxfer["Exten"], atxfer["Context"]) == (SEAT, "1#", "hotline-consult")
     assert rig.consultations.view("kunming-1.1") == {
@@ -243,7 +247,7 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
     rig.bridges("talk", "talk")
     await attended(transfers)  # once without faults: which AMI steps a start takes
     steps = [a["Action"] for a in rig.ami.actions]
-    assert steps == ["CoreShowChannels", *["Setvar"] * 7, "Redirect", "CoreShowChannels", "Bridge", "Atxfer"]
+    assert steps == ["CoreShowChannels", *["Setvar"] * 6, "Redirect", "CoreShowChannels", "Bridge", "Setvar", "Atxfer"]
     await rig.ami.emit("UserEvent", UserEvent="HotlineConsultEnded", Call="kunming-1.1", Status="NOANSWER")
     assert rig.consultations.get("kunming-1.1") is None
 
@@ -256,10 +260,13 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
         where = {c["channel"]: c["bridgeid"] for c in rig.ami.channels}
         assert where[SEAT] == where[CALLER], f"seat and caller left apart after a failed step {step} ({steps[step]})"
         sent = rig.ami.actions[step + 1 :]
-        if step >= 7:  # the caller was told to wait on the consultation: not any more
+        if step >= 10:  # the caller was told to wait on the consultation: not any more
             assert sent[-1] == {
                 "Action": "Setvar", "Channel": CALLER, "Variable": "SHARED(HOTLINE_CONSULTING)", "Value": "",
             }  # fmt: skip
+        elif step >= 7:  # failed while rejoined: together again, and the caller was never told
+            assert [a["Action"] for a in sent if a["Action"] != "CoreShowChannels"] in ([], ["Bridge"])
+            assert not [a for a in rig.ami.actions if a.get("Channel") == CALLER], "the caller was told"
         else:
             assert sent == []
         rig.ami.fail_at = {}
@@ -340,3 +347,24 @@ async def test_a_transfer_while_asterisk_cannot_be_asked_is_refused_not_blocked(
     rig.ami.failing.clear()
     rig.bridges("talk", "talk")
     await attended(transfers)
+
+
+async def test_a_finish_asked_while_the_consultation_starts_is_refused_and_nothing_is_lost(rig: Rig) -> None:
+    """A cancel (or completion, or three-way) asked while seat and caller are being rejoined, or
+    before Atxfer has answered, would act on a seat that is not consulting yet (CancelAtxfer is
+    acknowledged whatever the seat does) and end here a consultation Asterisk then starts: the
+    desk would say "cancelled" while the seat's phone dials. It is refused until the start is
+    done; the consultation is then finished as usual."""
+    rig.ami.gates["bridge"] = gate = asyncio.Event()
+    start = asyncio.create_task(rig.start())
+    await wait_until(lambda: rig.ami.sent("Bridge"))  # apart, about to be bridged again
+    for finish in (rig.consultations.cancel, rig.consultations.complete, rig.consultations.three_way):
+        with pytest.raises(ConsultRefused, match="still starting"):
+            await finish("kunming-1.1")
+    assert rig.ami.sent("CancelAtxfer") == [] and rig.ami.sent("Hangup") == [] and rig.ami.sent("PlayDTMF") == []
+    gate.set()
+    await start
+    assert rig.consultations.view("kunming-1.1") is not None  # still known: its events will find it
+    rig.bridges("consult", "talk", target_state="6")
+    await rig.consultations.cancel("kunming-1.1")
+    assert [a["Channel"] for a in rig.ami.sent("CancelAtxfer")] == [SEAT]

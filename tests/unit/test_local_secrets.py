@@ -192,3 +192,28 @@ async def test_every_pooled_connection_survives_a_redis_restart(tmp_path: Path, 
     finally:
         await client.aclose()
         server.stop()
+
+
+class _Redis7AsyncConnection:
+    """redis-py 7's asyncio connection: ``redis.maint_notifications`` exists (for the blocking
+    client), but this one takes no ``maint_notifications_config`` (a TypeError at the first
+    command if given one)."""
+
+    def __init__(self, *, host: str = "localhost", port: int = 6379, socket_timeout: float | None = None) -> None:
+        self.host, self.port, self.socket_timeout = host, port, socket_timeout
+
+
+def test_maintenance_notifications_are_turned_off_only_where_the_asyncio_client_has_them() -> None:
+    from redis.asyncio.connection import Connection
+
+    from hotline.local_secrets import _stale_connections_checked
+
+    given = {"socket_timeout": 3}
+    # the installed redis-py (8): off, and its asyncio connection takes the options as they are
+    options = _stale_connections_checked(given)
+    assert options["maint_notifications_config"].enabled is False
+    Connection(**options)
+    # redis-py 7: the keyword is never passed (its asyncio connection would refuse it)
+    older = _stale_connections_checked(given, _Redis7AsyncConnection)
+    assert older == given
+    _Redis7AsyncConnection(**older)

@@ -207,6 +207,10 @@ def test_a_write_held_back_by_a_cut_link_is_dropped_before_the_client_retries(se
     assert kwargs["socket_keepalive_options"][socket.TCP_KEEPIDLE] == 30
     # and a pooled connection Redis closed is seen before use (tests/unit/test_local_secrets.py)
     assert not client.connection_pool.maint_notifications_enabled()  # type: ignore[no-untyped-call]
+    if sentinel:  # the sentinels' own connections too (asked for the primary after a restart)
+        assert isinstance(client, SentinelRedis) and client.owned_sentinel is not None
+        for node in client.owned_sentinel.sentinels:
+            assert not node.connection_pool.maint_notifications_enabled()  # type: ignore[no-untyped-call]
     # no read timeout given: nothing to stay below, redis-py's defaults
     plain = redis_client(parse_config(text, "config.yaml", Path("/srv/hotline")))
     assert "socket_keepalive_options" not in plain.connection_pool.connection_kwargs

@@ -78,10 +78,25 @@ async def test_channels_that_never_get_apart_fail_the_step_after_the_timeout() -
 async def test_together_again_bridges_only_two_channels_waiting_apart(
     seat: str, caller: str | None, bridged: bool
 ) -> None:
-    ami = FakeAmiLink()
+    ami, clock = FakeAmiLink(), Clock()
     place(ami, seat, caller)
-    await together_again(ami, SEAT, CALLER, "talk")
+    await together_again(ami, SEAT, CALLER, "talk", sleep=clock.sleep, clock=clock)
     assert bool(ami.sent("Bridge")) is bridged
+    # apart, together, or one gone: settled at the first look; a move under way: looked at for 3 s
+    moving = not bridged and caller is not None and seat != caller
+    assert clock.now == (pytest.approx(3.0, abs=0.06) if moving else 0.0)
+
+
+async def test_together_again_waits_for_a_move_still_under_way() -> None:
+    """rejoin gave up (5 s) while the caller was still on its way to its holding bridge: once it
+    is there, the two are bridged — not left to wait out REJOIN_WAIT_S apart (the seat would be
+    hung up, the caller sent after the seat in the middle of its conversation)."""
+    ami, clock = FakeAmiLink(), Clock()
+    place(ami, "hold-seat", "talk")
+    polls = iter([("hold-seat", "talk"), ("hold-seat", ""), ("hold-seat", "hold-caller")])
+    ami.reactions["coreshowchannels"] = lambda _: place(ami, *next(polls))
+    await together_again(ami, SEAT, CALLER, "talk", sleep=clock.sleep, clock=clock)
+    assert ami.sent("Bridge") == [{"Action": "Bridge", "Channel1": SEAT, "Channel2": CALLER, "Tone": "no"}]
 
 
 async def test_together_again_never_raises() -> None:
