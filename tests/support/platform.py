@@ -207,9 +207,19 @@ class PlatformUnderTest:
         self.controller = self._spawn("run", self.controller_log)
         if not wait_http:
             return
-        wait_for("the controller's HTTP API", lambda: self.health_or_none() is not None, timeout_s=30)
+        try:
+            wait_for("the controller's HTTP API", self._health_while_running, timeout_s=60)
+        except AssertionError as exc:  # what the controller was doing: the last lines of its log
+            tail = "\n".join(self.controller_log_text().splitlines()[-30:])
+            raise AssertionError(f"{exc}\n--- the controller's log, last lines:\n{tail}") from None
         if wait_ami:
             self.wait_component("ami", "up")
+
+    def _health_while_running(self) -> dict[str, Any] | None:
+        """The health answer; a controller that exited fails the wait at once."""
+        if self.controller is not None and self.controller.poll() is not None:
+            raise AssertionError(f"the controller exited with {self.controller.returncode} while starting")
+        return self.health_or_none()
 
     def start_asr_worker(self, config_path: Path | None = None) -> None:
         """One ``hotline12345 asr-worker`` (needs ``asr.model_path`` in the overrides), with this
