@@ -626,7 +626,7 @@ $("kb-query").addEventListener("input", () => {
 });
 $("matter-type").addEventListener("change", () => {
   loadUnits().catch((e) => say(String(e.message || e), true));
-  if (!$("kb-query").value) searchKnowledge().catch(() => {});
+  if (!$("kb-query").value) searchKnowledge().catch((e) => say(String(e.message || e), true));
 });
 
 document.addEventListener("keydown", (event) => {
