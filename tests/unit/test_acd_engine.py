@@ -88,9 +88,7 @@ class Rig:
         self.channels[call_id] = channel
         await self.tracker.channel_created(call_id, channel, "13800000000", "", "12345")
         at = self.clock().timestamp()
-        call = QueuedCall(
-            call_id, channel, queue, skills, priority, at, caller="13800000000", max_wait_s=max_wait_s
-        )
+        call = QueuedCall(call_id, channel, queue, skills, priority, at, caller="13800000000", max_wait_s=max_wait_s)
         await self.engine.enqueue(call)
         self.clock.advance(1)
         return call
@@ -732,7 +730,7 @@ async def test_a_caller_the_seat_never_took_goes_back_in_line_at_its_place(make_
     assert (live.outcome, live.seat, live.seat_answered_at) == (None, "", None)
     assert live.tags["requeued_from"] == "1001"
     await rig.saved()
-    assert {k.decode() for k in await rig.client.hkeys(WAITING_KEY_KM)} == {"k-1", "k-2"}
+    assert set(await rig.client.hkeys(WAITING_KEY_KM)) == {b"k-1", b"k-2"}
     await rig.seats.login("1002")
     offer_2 = await rig.offer_to("1002", 2)
     again = await rig.engine.bind(offer_2, "1002")
