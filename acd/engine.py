@@ -45,6 +45,7 @@ from calls.tracker import CallTracker
 from common.aio import cancel_and_wait
 from common.clock import Clock
 from telephony.ami_types import AmiError, AmiLink, AmiMessage
+from telephony.dialplan_names import HOLD_CONTEXT
 
 log = structlog.get_logger(__name__)
 
@@ -255,7 +256,7 @@ class AcdEngine:
             log.error("acd.bind_unknown_seat", seat=seat_id)
             return None
         if offer.bound is not None and not offer.adopted:
-            await self._after.bridge_failed(offer.bound)
+            await self._not_bridged(offer)
         now = self._now()
         # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
         may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER
@@ -270,6 +271,7 @@ class AcdEngine:
             self.kick()
             return None
         self._offers.bind(offer, call.call_id, now)
+        offer.call = call
         await self._seats.answered(seat_id)  # first: its state changes before any await yields
         self._waiting.forget(call.call_id)
         record_id = call.origin_call_id if call.is_callback else call.call_id
@@ -305,6 +307,51 @@ class AcdEngine:
         offer = Offer(record_id, seat_id, None, answered_at, bound=record_id, bound_at=answered_at)
         await self._after.call_ended(offer, self._now())
 
+    async def _not_bridged(self, offer: Offer) -> None:
+        """The seat's Bridge() failed, or its channel ended, before it had the caller bound to
+        it. A caller still waiting in the hold context goes back in line at its own place
+        (``_requeue``); one who left has its record put right (``AfterCall.bridge_failed``)."""
+        call, offer.call = offer.call, None  # asking again binds anew: requeued at most once
+        if call is not None and not call.is_callback and await self._holding(call):
+            await self._requeue(call, offer.seat_id)
+            return
+        if offer.bound is not None:
+            await self._after.bridge_failed(offer.bound)
+
+    async def _holding(self, call: QueuedCall) -> bool:
+        """Whether the caller's channel is still in the hold context and in no seat's bridge."""
+        try:
+            channels = await self._asterisk.channels()
+        except AmiError as exc:
+            log.warning("acd.requeue_unknown", call_id=call.call_id, error=str(exc))
+            return False  # the hold context's bound wait ends at the overflow node
+        found = channels.get(call.call_id)
+        if found is None or found.get("context") != HOLD_CONTEXT:
+            return False
+        bridge = found.get("bridgeid")
+        return not bridge or not any(
+            u.startswith(OFFER_PREFIX) and e.get("bridgeid") == bridge for u, e in channels.items()
+        )
+
+    async def _requeue(self, call: QueuedCall, seat_id: str) -> None:
+        """Back in line, at its place (same arrival time), with its remaining max wait; its
+        record no longer says answered. SEATED is cleared in Asterisk before the caller can
+        be bound again, so a later binding's SEATED=1 always comes after it."""
+        left_s = call.entered_at + call.max_wait_s - self._now() if call.max_wait_s else 0.0
+        try:
+            await self._asterisk.unseated(call.channel, max(left_s, 1.0) if call.max_wait_s else 0.0)
+        except AmiError as exc:  # gone in the meantime
+            log.info("acd.requeue_failed", call_id=call.call_id, error=str(exc))
+            await self._after.bridge_failed(call.call_id)
+            return
+        self._add(call)
+        self._waiting.save(call)
+        changes: CallChanges = {"seat": "", "seat_answered_at": None, "outcome": None, "call_recording": ""}
+        await self._tracker.amend(call.call_id, {**changes, "tags": {"requeued_from": seat_id}})
+        log.info("acd.requeued", call_id=call.call_id, seat=seat_id)
+        await self._events.publish("acd.requeued", self._clock(), call_id=call.call_id, seat=seat_id)
+        self.kick()
+
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
         try:
@@ -329,7 +376,7 @@ class AcdEngine:
             return  # an unanswered offer of ours ends with its OriginateResponse
         self._offers.pop(uniqueid, None)
         if not offer.bridged and not offer.adopted:
-            await self._after.bridge_failed(offer.bound)  # e.g. the seat gave up asking: never connected
+            await self._not_bridged(offer)  # e.g. the seat hung up before its Bridge(): never connected
         await self._after.call_ended(offer, self._now())
 
     async def _on_seat_change(self, seat: Seat) -> None:

@@ -32,6 +32,7 @@ class QueuedCall:
     # a callback keeps the place of a caller who hung up: the seat calls them on this trunk
     callback_trunk: str = ""
     origin_call_id: str = ""  # the call whose place it keeps
+    max_wait_s: float = 0.0  # the queue node's max wait (0: unknown, e.g. saved by an older version)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -69,6 +70,7 @@ class Offer:
     adopted: bool = False  # found ringing after a restart: its OriginateResponse went to the old run
     answered: bool = False  # OriginateResponse Success came: no Failure will end it
     bridged: bool = False  # the bound caller entered the seat's bridge (BridgeEnter)
+    call: QueuedCall | None = None  # the caller bound, as it waited: put back in line if never bridged
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from acd.seats import SeatService
 from acd.telephony import AcdTelephony
 from common.clock import Clock
 from telephony.ami_types import AmiActionFailed, AmiError, AmiMessage, AmiNotConnected
+from telephony.dialplan_names import HOLD_CONTEXT
 
 log = structlog.get_logger(__name__)
 
@@ -302,6 +303,8 @@ class Ringing:
         self._kick()
 
     async def on_bridge_enter(self, event: AmiMessage) -> None:
+        if _holding(event):  # a bound caller back in the holding bridge (a slice ended): not the seat's
+            return
         for offer in self.offers.bound_to(event.get("uniqueid")):
             offer.bridged = True
 
@@ -314,3 +317,8 @@ class Ringing:
         )  # fmt: skip
         if talking and self._seats.get(seat_id).state in (SeatState.READY, SeatState.RINGING):
             await self._seats.answered(seat_id)  # answered while we were away: it is on a call
+
+
+def _holding(event: AmiMessage) -> bool:
+    """BridgeEnter into the bridge callers wait in (hotline-hold's BridgeWait)."""
+    return event.get("bridgename") == HOLD_CONTEXT or event.get("bridgetechnology") == "holding_bridge"

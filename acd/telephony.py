@@ -63,6 +63,16 @@ class AcdTelephony:
             if isinstance(reply, BaseException):
                 raise reply
 
+    async def unseated(self, channel: str, max_wait_s: float) -> None:
+        """The seat never took the caller bound to it: it waits again (not SEATED, so the hold
+        context's slices go on), and max wait runs again for ``max_wait_s`` (0: not at all).
+        SEATED goes first (the hold context reads it when a slice ends); each reply awaited in turn."""
+        await set_variable(self._ami, channel, SEATED_VARIABLE, "")
+        if max_wait_s > 0:
+            seconds = str(max(int(max_wait_s), 1))  # 0 would mean none: at least one second
+            await set_variable(self._ami, channel, MAX_WAIT_VARIABLE, seconds)
+            await set_variable(self._ami, channel, "TIMEOUT(absolute)", seconds)
+
     async def channels(self) -> dict[str, AmiMessage]:
         """Every channel Asterisk has now, by uniqueid (CoreShowChannels)."""
         reply = await self._ami.send_action({"Action": "CoreShowChannels"})

@@ -105,7 +105,7 @@ class CallChanges(TypedDict, total=False):
     dialplan_version: str
     recording: str
     call_recording: str
-    outcome: CallOutcome
+    outcome: CallOutcome | None  # None: back to undecided (a caller put back in line, acd/engine.py)
     case_id: str
     direction: Literal["inbound", "outbound"]
 

@@ -226,6 +226,7 @@ class IvrRun:
                 priority=priority,
                 entered_at=now.timestamp(),
                 caller=record.caller if record else "",
+                max_wait_s=node.max_wait_s,
             )
         )
         return None  # the FastAGI session ends; the dialplan takes the caller to the hold context

@@ -64,6 +64,10 @@ HOLD_VARIABLE = "HOTLINE_HOLD"  # set by the IVR's queue node: after the AGI, wa
 MAX_WAIT_VARIABLE = "HOTLINE_MAX_WAIT"
 OVERFLOW_VARIABLE = "HOTLINE_OVERFLOW"  # the dialplan node a caller goes to after max wait
 SEATED_VARIABLE = "HOTLINE_SEATED"  # set when a seat is bound: after the talk, the caller is done
+# a bound caller whose hold slice ended before the seat's Bridge() took it waits this long for it
+# in the holding bridge (the controller puts it back in line sooner if the seat never takes it);
+# still bound then (no controller to do so): max wait's overflow path, never a hang-up
+BOUND_WAIT_S = 30
 LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
 CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
 RECORDING_VARIABLE = "HOTLINE_RECORDING"

@@ -21,6 +21,7 @@ from telephony.dialplan_names import (
     ANSWERED_ARGUMENT,
     AREA_CONTEXT,
     ATXFER_CODE,
+    BOUND_WAIT_S,
     CALLER_VARIABLE,
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
@@ -310,11 +311,17 @@ exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?seated)
  same => n,{announce}
  same => n,Goto(wait)
- ; after the seat: done, unless a consultation the seat left while it rang was never answered
- same => n(seated),GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" != "1"]?over)
+ ; a consultation the seat left while it rang was never answered: a failed transfer
+ same => n(seated),GotoIf($["${{SHARED({CONSULTING_VARIABLE})}}" != "1"]?bound)
  same => n,Set({TRANSFER_STATUS_VARIABLE}=consult_not_answered)
  same => n,Goto({TRANSFER_CONTEXT},s,failed)
- same => n(over),Hangup()
+ ; bound to a seat whose Bridge() has not taken the caller yet (its slice ended in that instant:
+ ; Bridge() sets its F on the caller before moving it, so a caller that talked never comes back
+ ; here): back in the holding bridge for it, no announcement. If the seat never takes it, the
+ ; controller clears SEATED and restores max wait (acd/engine.py): back to the wait above;
+ ; still bound after that (no controller): max wait's overflow path, never a hang-up
+ same => n(bound),BridgeWait({HOLD_CONTEXT},participant,m(default)S({BOUND_WAIT_S}))
+ same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?T,1:wait)
  ; a consultation starts (ivr/consult.py): the controller took the caller and the seat out of
  ; their bridge (AMI Redirect) and puts them together in a new one (AMI Bridge, whose push gives
  ; the seat's channel the transfer key); the caller waits alone with music meanwhile. Bridge()'s

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from telephony.dialplan_names import BOUND_WAIT_S, HOLD_CONTEXT, SEATED_VARIABLE
 from tests.support.audio import duration_s
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
@@ -444,3 +445,50 @@ def test_a_dialect_caller_reaches_the_dialect_seat_and_a_blocked_caller_hears_wh
     assert (ended - answered).total_seconds() >= duration_s(prompts / "blocked.wav") * 0.9  # the prompt played
     log = platform.controller_log.read_text(encoding="utf-8")
     assert "ivr.caller_list_match" in log and masked(nuisance) in log and nuisance not in log
+
+
+def _hold_line(platform: PlatformUnderTest) -> list[str] | None:
+    """The one caller in the hold context (``core show channels concise`` fields), if any."""
+    lines = [line.split("!") for line in platform.channels()]
+    held = [fields for fields in lines if len(fields) > 6 and fields[1] == HOLD_CONTEXT]
+    return held[0] if len(held) == 1 else None
+
+
+def _holding(platform: PlatformUnderTest, hold_slice: str) -> list[str] | None:
+    """That caller, when it waits in a holding bridge with this slice (BridgeWait's S())."""
+    line = _hold_line(platform)
+    return line if line is not None and line[5] == "BridgeWait" and line[6].endswith(hold_slice) else None
+
+
+def test_a_bound_caller_whose_hold_slice_ends_waits_for_the_seat(make_platform: PlatformFactory) -> None:
+    """The race that hung citizens up as a seat answered: the controller has set SEATED=1 on the
+    caller (bound), the caller's hold slice ends before the seat's Bridge() took it. Forced
+    here: SEATED=1 set as the controller sets it at binding while no seat is free (the seat is
+    in wrap-up, so the queue stays staffed), slices of 1 s. The caller waits again in the
+    holding bridge (the bound wait, no announcement) instead of being hung up, and the seat
+    that answers next takes it from there: a conversation, recorded answered."""
+    port = free_tcp_and_udp_port()
+    platform = make_platform({"1001": {"port": port}}, {"announce_every_s": 1, "wrapup_s": 600})
+    server = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=port, calls=2)
+    login(platform, "1001")
+    (first,) = place_calls(platform, 1, first=61)  # the seat's first call: then wrap-up
+    assert first.wait().ok
+    wait_for("the seat in wrap-up", lambda: seat(platform, "1001")["state"] == "wrap_up")
+
+    (caller,) = place_calls(platform, 1, first=62)
+    held = wait_for("the caller in the holding bridge", partial(_holding, platform, "S(1)"))
+    platform.asterisk.cli(f"dialplan set chanvar {held[0]} {SEATED_VARIABLE} 1")
+    # its 1 s slice ends with SEATED=1 and no seat's Bridge(): the old dialplan hung it up here
+    bound = wait_for("the caller in the bound wait", partial(_holding, platform, f"S({BOUND_WAIT_S})"), 60)
+    assert bound[0] == held[0]
+    assert queue(platform)["waiting_now"] == 1  # the controller still has it in line
+
+    assert platform.http("/api/v1/seats/1001/ready", method="POST").status == 200
+    assert caller.wait().ok  # the seat took it and hung up after talking: the hotline's BYE
+    assert server.wait().ok
+    _, record = ended_records(platform, 61, 2)
+    assert (record["outcome"], record["seat"]) == ("answered", "1001")
+    assert record["has_call_recording"]
+    log = platform.controller_log_text()
+    assert '"acd.left_at_bridge"' not in log
+    assert seat(platform, "1001")["calls_taken"] == 2

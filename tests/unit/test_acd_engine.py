@@ -23,7 +23,7 @@ from calls.redis_budget import RedisBudget
 from calls.store import RedisCallStore
 from calls.tracker import CallTracker
 from telephony.ami_types import AmiActionFailed, AmiNotConnected, AmiTimeout
-from telephony.dialplan_names import LEFT_VARIABLE
+from telephony.dialplan_names import HOLD_CONTEXT, LEFT_VARIABLE, MAX_WAIT_VARIABLE, SEATED_VARIABLE
 from tests.support.fake_ami_link import FakeAmiLink
 from tests.support.waiting import wait_until
 
@@ -75,13 +75,20 @@ class Rig:
         await self.tracker.flush_dirty()
 
     async def caller(
-        self, call_id: str, *, priority: int = 0, skills: tuple[str, ...] = (), queue: str = "general"
+        self,
+        call_id: str,
+        *,
+        priority: int = 0,
+        skills: tuple[str, ...] = (),
+        queue: str = "general",
+        max_wait_s: float = 0.0,
     ) -> QueuedCall:
         """A caller arrives, passes the IVR and is queued; the clock moves on a second."""
         channel = f"PJSIP/trunk-{call_id}"
         self.channels[call_id] = channel
         await self.tracker.channel_created(call_id, channel, "13800000000", "", "12345")
-        call = QueuedCall(call_id, channel, queue, skills, priority, self.clock().timestamp(), caller="13800000000")
+        at = self.clock().timestamp()
+        call = QueuedCall(call_id, channel, queue, skills, priority, at, caller="13800000000", max_wait_s=max_wait_s)
         await self.engine.enqueue(call)
         self.clock.advance(1)
         return call
@@ -681,3 +688,89 @@ async def test_a_caller_who_leaves_at_the_bridge_is_not_counted_answered(make_ri
     assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
     assert record.tags["queue_status"] == "left_at_bridge"
     assert rig.state("1001") is SeatState.ON_CALL
+
+
+# a seat that never took the caller bound to it (the hold slice race, acd.left_at_bridge's twin)
+
+
+def holding(rig: Rig, *call_ids: str) -> None:
+    """Asterisk's channels: these callers wait in the hold context's holding bridge."""
+    rig.ami.channels = [
+        {"Uniqueid": c, "Channel": rig.channels[c], "Context": HOLD_CONTEXT, "BridgeId": "holding-1"} for c in call_ids
+    ]
+
+
+async def test_a_caller_the_seat_never_took_goes_back_in_line_at_its_place(make_rig: MakeRig) -> None:
+    """The seat hangs up after the bind, before its Bridge() (the caller still holds on): the
+    caller is not forgotten. SEATED is cleared and the rest of its max wait restored in
+    Asterisk, it is waiting again ahead of a later caller, its record no longer says
+    answered, and the next seat gets it."""
+    rig = await make_rig(seat("1001"), seat("1002"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    bound = await rig.engine.bind(offer_id, "1001")
+    assert bound is not None and bound.call_id == "k-1"
+    await rig.caller("k-2", max_wait_s=300)  # arrives after k-1 was bound
+    live = rig.tracker.get_live("k-1")
+    assert live is not None and live.outcome is CallOutcome.ANSWERED
+    rig.clock.advance(10)  # 12 s after it queued: 288 s of max wait left
+    holding(rig, "k-1", "k-2")
+    await rig.ami.emit("BridgeEnter", Uniqueid="k-1", BridgeName=HOLD_CONTEXT, BridgeTechnology="holding_bridge")
+    rig.ami.actions.clear()
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")  # the seat's channel ends: never bridged
+    assert [(a["Variable"], a["Value"]) for a in rig.ami.sent("Setvar")] == [
+        (SEATED_VARIABLE, ""),
+        (MAX_WAIT_VARIABLE, "288"),
+        ("TIMEOUT(absolute)", "288"),
+    ]
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1", "k-2"]  # its own place, first
+    live = rig.tracker.get_live("k-1")
+    assert live is not None
+    assert (live.outcome, live.seat, live.seat_answered_at) == (None, "", None)
+    assert live.tags["requeued_from"] == "1001"
+    await rig.saved()
+    assert set(await rig.client.hkeys(WAITING_KEY_KM)) == {b"k-1", b"k-2"}
+    await rig.seats.login("1002")
+    offer_2 = await rig.offer_to("1002", 2)
+    again = await rig.engine.bind(offer_2, "1002")
+    assert again is not None and again.call_id == "k-1"
+
+
+async def test_a_failed_bridge_with_the_caller_still_holding_binds_it_again(make_rig: MakeRig) -> None:
+    """The seat's Bridge() failed (the caller was between two priorities of the hold context)
+    and it asks again: the same caller, still holding, is bound again rather than forgotten;
+    without a max wait known (saved by an older version) only SEATED is cleared."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1")
+    await rig.caller("k-2")
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    holding(rig, "k-1", "k-2")
+    rig.ami.actions.clear()
+    second = await rig.engine.bind(offer_id, "1001")  # the offer context asks again
+    assert second is not None and second.call_id == "k-1"
+    setvars = [(a["Variable"], a["Value"]) for a in rig.ami.sent("Setvar")]
+    assert setvars[0] == (SEATED_VARIABLE, "")  # before the new binding's SEATED=1
+    assert setvars[-1] == (SEATED_VARIABLE, "1")
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-2"]
+    assert rig.state("1001") is SeatState.ON_CALL
+
+
+async def test_a_caller_talking_elsewhere_is_not_put_back_in_line(make_rig: MakeRig) -> None:
+    """Bound but not bridged by this seat, and yet in a seat's bridge or out of the hold
+    context (max wait's overflow ran first): not requeued, nothing set on its channel."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    assert await rig.engine.bind(offer_id, "1001") is not None
+    rig.ami.channels = [{"Uniqueid": "k-1", "Channel": rig.channels["k-1"], "Context": "hotline-ivr", "BridgeId": ""}]
+    rig.ami.actions.clear()
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert rig.ami.sent("Setvar") == []
+    assert rig.engine.waiting() == []
+    live = rig.tracker.get_live("k-1")
+    assert live is not None and live.outcome is CallOutcome.ANSWERED  # still here: nothing undone
