@@ -57,8 +57,8 @@ class FakeAmiLink:
             found = [c for c in self.channels if c.get("channel") == action["Channel"]]
             if not found:
                 raise AmiActionFailed("Status: No such channel")
-            events = (message(Event="Status", **found[0]), message(Event="StatusComplete", Items="1"))
-            return AmiResponse(message(Response="Success", EventList="start"), events)
+            status = (message(Event="Status", **found[0]), message(Event="StatusComplete", Items="1"))
+            return AmiResponse(message(Response="Success", EventList="start"), status)
         if name == "coreshowchannels":
             events = tuple(message(Event="CoreShowChannel", **channel) for channel in self.channels)
             return AmiResponse(message(Response="Success", EventList="start"), events)
