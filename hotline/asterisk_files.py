@@ -44,7 +44,16 @@ def asterisk_site(config: Config) -> AsteriskSite:
         announce_every_s=config.acd.announce_every_s,
         fallback_wait_s=config.acd.fallback_wait_s,
         webrtc=config.webrtc,
+        seat_transfer_key=seat_transfer_key(config),
     )
+
+
+def seat_transfer_key(config: Config) -> bool:
+    """Whether every seat's channel has the attended-transfer key (features.conf ``atxfer``) and a
+    consultation starts with Atxfer at once (ivr/consult.py): where Asterisk records the calls.
+    MixMonitor's audiohook keeps every conversation off native RTP (bridge_native_rtp.c), so the
+    key's DTMF hook costs nothing there; elsewhere it would, and a consultation rejoins first."""
+    return config.recordings.enabled
 
 
 def layout_for(config: Config, etc_dir: Path) -> AsteriskLayout:

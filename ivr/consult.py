@@ -3,7 +3,8 @@
 Asterisk's own attended transfer does the telephony (bridge_basic's state machine: the caller
 hears music while the seat talks to the other side; the seat hanging up completes it; the other
 side hanging up returns the seat to the caller). We start it by giving the seat's channel the
-transfer key (ivr/rejoin.py: out of its bridge and into a new one with its caller), then AMI
+transfer key (ivr/rejoin.py: out of its bridge and into a new one with its caller; not where every
+seat's channel has the key, ``transfer_key``: features.conf's atxfer where Asterisk records), then AMI
 ``Atxfer`` on the seat's channel (it dials ``1@hotline-consult``, which dials the destination with the case), finish it
 with ``Hangup`` (complete), ``CancelAtxfer`` (back to the caller) or the three-way feature code
 (``PlayDTMF`` received on the seat's channel). Before finishing we look at the bridges in
@@ -106,8 +107,12 @@ class Consultations:
         handoffs: RedisHandoffs,
         events: TransferEvents | None = None,
         clock: Callable[[], datetime] = utc_now,
+        transfer_key: bool = False,
     ) -> None:
+        """``transfer_key``: every seat's channel has the attended-transfer key (features.conf),
+        so a consultation starts with Atxfer at once, without the rejoin."""
         self._ami = ami
+        self._transfer_key = transfer_key
         self._tracker = tracker
         self._handoffs = handoffs
         self._events = events
@@ -167,8 +172,9 @@ class Consultations:
         try:
             for name, value in variables.items():
                 await set_variable(self._ami, seat_channel, f"__{name}", value)
-            rejoin_sent = True
-            await rejoin(self._ami, seat_channel, record.channel, bridge)  # the seat gets the transfer key
+            if not self._transfer_key:
+                rejoin_sent = True
+                await rejoin(self._ami, seat_channel, record.channel, bridge)  # the seat gets the transfer key
             # the caller waits on the consultation until the other side answers or the seat is back
             # (told only now: a seat, or this controller, lost while they are rejoined leaves the
             # caller the ordinary after-seat path, not a failed transfer's — nothing was dialled)

@@ -74,6 +74,7 @@ AMI_ACTION_CLASSES: dict[str, str] = {
     "Bridge": "call",  # ivr/rejoin.py: seat and caller together again as a consultation starts
     "PlayDTMF": "call",
     "CoreShowChannels": "reporting",  # resync after a (re)connect
+    "Status": "call",  # ivr/rejoin.py: where the seat and its caller are while they are rejoined
     "Getvar": "call",  # ivr/links.py: DEVICE_STATE of a link to another platform
 }
 AMI_WRITE_CLASSES = ",".join(sorted({c for c in AMI_ACTION_CLASSES.values() if c}))
@@ -600,7 +601,7 @@ def _simple_files(site: AsteriskSite, layout: AsteriskLayout) -> dict[str, str]:
         "musiconhold.conf": f"[default]\nmode = files\ndirectory = {moh}\nsort = random\n",
         "cdr.conf": "[general]\nenable = no\n",
         "cel.conf": "[general]\nenable = no\n",
-        "features.conf": features_conf(site.transfers),
+        "features.conf": features_conf(site.transfers, transfer_key=site.seat_transfer_key),
         "indications.conf": _INDICATIONS,
         "ccss.conf": "[general]\n",
         "acl.conf": "",

@@ -53,9 +53,15 @@ THREE_WAY_CODE = "*3"  # features.conf atxferthreeway
 # a DTMF hook would keep Asterisk from bridging the call natively (RTP to RTP, bridge_native_rtp).
 # A consultation's start gives it to the seat (FEATUREMAP) and brings seat and caller together
 # again in a new bridge (REJOIN_LABEL in OFFER_CONTEXT and HOLD_CONTEXT: each waits alone at most
-# REJOIN_WAIT_S), whose push installs the hook (bridge_basic.c)
+# REJOIN_WAIT_S in a holding bridge named REJOIN_BRIDGE_PREFIX + its uniqueid), whose push installs
+# the hook (bridge_basic.c). Where Asterisk records the calls (MixMonitor's audiohook keeps every
+# conversation off native RTP anyway) features.conf has the key for every seat and no rejoin is made.
 ATXFER_CODE = "A"
 REJOIN_LABEL = "rejoin"
+REJOIN_BRIDGE_PREFIX = "rejoin-"
+# HOLD_CONTEXT's priority after the caller's rejoin wait (on to hotline-after-seat): where the
+# controller sends a caller left waiting alone (its seat hung up during the rejoin)
+AFTER_REJOIN_LABEL = "after_rejoin"
 REJOIN_WAIT_S = 10
 # our ACD (acd/engine.py): callers wait in HOLD_CONTEXT, seats are rung into OFFER_CONTEXT
 HOLD_CONTEXT = "hotline-hold"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from telephony.config import TransfersConfig
 from telephony.dialplan_names import (
+    AFTER_REJOIN_LABEL,
     AFTER_SEAT_CONTEXT,
     AFTER_SEAT_QUIET_EXTEN,
     AFTER_SEAT_VARIABLE,
@@ -59,6 +60,7 @@ from telephony.dialplan_names import (
     PROVINCE_PLATFORM,
     RECORDING_VARIABLE,
     REFUSE_CONTEXT,
+    REJOIN_BRIDGE_PREFIX,
     REJOIN_LABEL,
     REJOIN_WAIT_S,
     ROUTE_CONTEXT,
@@ -327,8 +329,9 @@ exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  ; the seat's channel the transfer key); the caller waits alone with music meanwhile. Bridge()'s
  ; F is gone with the old bridge: AMI Bridge sends the caller on from here when the seat leaves
  ; (to the quiet extension, as F would have, when the seat's rejoin passed on HOTLINE_AFTER_SEAT=0)
- same => n({REJOIN_LABEL}),BridgeWait(rejoin-${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))
- same => n,Goto({AFTER_SEAT_CONTEXT},{rejoined_exten},1)
+ ; (the controller sends it on at once when its seat hung up meanwhile: the after_rejoin label)
+ same => n({REJOIN_LABEL}),BridgeWait({REJOIN_BRIDGE_PREFIX}${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))
+ same => n({AFTER_REJOIN_LABEL}),Goto({AFTER_SEAT_CONTEXT},{rejoined_exten},1)
 ; max wait: the dialplan's overflow node, or the fallback route if the controller is away
 ; (the node, why the caller left and the dialplan version go as arguments: one AGI round trip)
 exten => T,1,Set({HOLD_VARIABLE}=)
@@ -395,12 +398,14 @@ exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n,AGI({agi_url}/{AGI_CALLBACK_DONE_SCRIPT})
  same => n,Hangup()
 ; a consultation starts (ivr/consult.py, hotline-hold's rejoin): the seat gets the attended-transfer
-; key and waits alone until the controller bridges it with its caller again; then, or when nobody
-; did in time, the seat is done. The seat AGI's HOTLINE_AFTER_SEAT=0 (nothing runs after this
-; seat) goes to the caller, whose way on after the new bridge is no longer Bridge()'s F
+; key and waits alone, in silence (e(s): no music, which MixMonitor's b would record), until the
+; controller bridges it with its caller again; then, or when nobody did in time, the seat is done
+; (hung up by the controller at once when its caller left meanwhile). The seat AGI's
+; HOTLINE_AFTER_SEAT=0 (nothing runs after this seat) goes to the caller, whose way on after the
+; new bridge is no longer Bridge()'s F. Not used where features.conf gives every seat the key.
  same => n({REJOIN_LABEL}),Set(FEATUREMAP(atxfer)={ATXFER_CODE})
  same => n,ExecIf($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?Set(SHARED({AFTER_SEAT_VARIABLE},${{{CALLER_VARIABLE}}})=0))
- same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,S({REJOIN_WAIT_S}))
+ same => n,BridgeWait({REJOIN_BRIDGE_PREFIX}${{UNIQUEID}},participant,e(s)S({REJOIN_WAIT_S}))
  same => n,Hangup()
 
 ; A seat calls a missed caller back (dialback/: the desk's 回拨, or a blended offer): the seat's
@@ -425,13 +430,15 @@ exten => s,1,AGI({agi_url}/{AGI_OUTBOUND_SCRIPT})
 """
 
 
-# Transfers by seats go through the API (they carry the case): no blind-transfer key, and no
-# attended-transfer key either: a DTMF hook on a talking channel keeps Asterisk from bridging the
-# call natively (bridge_native_rtp.c), so a consultation's start gives the seat's channel the key
-# AMI Atxfer presses for us (FEATUREMAP(atxfer)=ATXFER_CODE, hotline-offer's rejoin): "A", a DTMF
-# key softphones lack (so no seat starts one by accident) and one emulated digit (each costs
-# Asterisk ~0.15 s). During a consultation the seat's phone keys still work: *1 back to the
-# caller, *3 three-way, hanging up completes it.
+# Transfers by seats go through the API (they carry the case): no blind-transfer key. The
+# attended-transfer key AMI Atxfer presses for us is ATXFER_CODE, "A", a DTMF key softphones lack
+# (so no seat starts one by accident) and one emulated digit (each costs Asterisk ~0.15 s). Where
+# Asterisk records the calls, every seat's channel has it (Bridge()'s T: bridge_basic.c installs
+# the hook): MixMonitor's audiohook keeps the conversation off native RTP anyway, so the hook costs
+# nothing and a consultation starts with Atxfer at once. Otherwise no talking seat has it: a DTMF
+# hook keeps Asterisk from bridging the call natively (bridge_native_rtp.c), so a consultation's
+# start gives it to the seat (FEATUREMAP(atxfer), hotline-offer's rejoin). During a consultation
+# the seat's phone keys still work: *1 back to the caller, *3 three-way, hanging up completes it.
 _FEATURES = """[general]
 transferdigittimeout = 1
 ; no "transfer" prompt: the consultation dials at once
@@ -449,13 +456,15 @@ atxferswap = *4
 
 [featuremap]
 blindxfer =
-atxfer =
+{atxfer}
 disconnect =
 automixmon =
 parkcall =
 """
 
 
-def features_conf(transfers: TransfersConfig) -> str:
-    """features.conf: the attended-transfer machinery consultations use."""
-    return _FEATURES.format(consult_ring=transfers.consult_ring_s, three_way=THREE_WAY_CODE)
+def features_conf(transfers: TransfersConfig, *, transfer_key: bool) -> str:
+    """features.conf: the attended-transfer machinery consultations use; ``transfer_key``: every
+    seat's channel has the attended-transfer key (where Asterisk records the calls)."""
+    atxfer = f"atxfer = {ATXFER_CODE}" if transfer_key else "atxfer ="
+    return _FEATURES.format(consult_ring=transfers.consult_ring_s, three_way=THREE_WAY_CODE, atxfer=atxfer)

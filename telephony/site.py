@@ -40,6 +40,9 @@ class AsteriskSite:
     announce_every_s: int  # a waiting caller's position is said this often; 0 = never
     fallback_wait_s: int  # controller away: every seat rings this long
     webrtc: WebrtcConfig = field(default_factory=WebrtcConfig)  # the WSS listener, rendered when a seat is a browser
+    # every seat's channel has the attended-transfer key (features.conf atxfer): where Asterisk
+    # records the calls (its audiohook keeps them off native RTP, so the DTMF hook costs nothing)
+    seat_transfer_key: bool = False
 
     @property
     def browser_seats(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.clock import Clock
+from hotline.asterisk_files import seat_transfer_key
 from hotline.config import Config
 from hotline.network_desk import NetworkDesk
 from hotline.wiring.calls import CallParts
@@ -26,8 +27,9 @@ class NetworkParts:
 def build_network(config: Config, clock: Clock, calls: CallParts, dialplans: DialplanRegistry) -> NetworkParts:
     # each change of a transfer goes on the event bus: the seat's desk is pushed it (no polls)
     consultations = Consultations(
-        ami=calls.ami, tracker=calls.tracker, handoffs=calls.handoffs, events=calls.events, clock=clock
-    )
+        ami=calls.ami, tracker=calls.tracker, handoffs=calls.handoffs, events=calls.events, clock=clock,
+        transfer_key=seat_transfer_key(config),
+    )  # fmt: skip
     transfers = SeatTransfers(
         platform=config.platform.id,
         tracker=calls.tracker,

@@ -61,10 +61,14 @@ class Desk:
         result = self.platform.http(path, token=SEAT_TOKEN, method="POST", body=body)
         return result.status, result.body
 
+    def bridges(self) -> list[tuple[str, str, str]]:
+        """Every bridge Asterisk has now (``bridge show all``): its id, channels and technology."""
+        out = self.platform.asterisk.cli("bridge show all").stdout  # Bridge-ID Chans Type Technology Duration
+        return [(f[0], f[-4], f[-2]) for f in (line.split() for line in out.splitlines()) if len(f) >= 6]
+
     def bridge_technologies(self) -> list[str]:
-        """The technology of every two-channel bridge Asterisk has now (``bridge show all``)."""
-        out = self.platform.asterisk.cli("bridge show all").stdout  # … Chans Type Technology Duration
-        return [f[-2] for f in (line.split() for line in out.splitlines()) if len(f) >= 6 and f[-4] == "2"]
+        """The technology of every two-channel bridge Asterisk has now."""
+        return [technology for _, chans, technology in self.bridges() if chans == "2"]
 
     def consultation_state(self, call_id: str) -> str | None:
         result = self.platform.http(f"/api/v1/calls/{call_id}/transfer", token=SEAT_TOKEN)
@@ -72,26 +76,30 @@ class Desk:
         return None if state == "none" else state
 
 
+def start_desk(root: Path, *, recorded: bool) -> Desk:
+    seat_port, carrier_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
+    overrides: dict[str, Any] = {
+        "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
+        "acd": {"auto_login": ["1001"], "wrapup_s": 0},
+        "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
+        "transfers": {"consult_ring_s": 8},
+    }
+    if not recorded:
+        # MixMonitor's audiohook would keep every bridge off native RTP (bridge_native_rtp.c)
+        overrides["recordings"] = {"enabled": False}
+    platform = PlatformUnderTest(root, overrides=overrides, dialplan="consult")
+    platform.start_all()
+    return Desk(platform, seat_port, carrier_port)
+
+
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    seat_port, carrier_port = free_tcp_and_udp_port(), free_tcp_and_udp_port()
-    platform = PlatformUnderTest(
-        tmp_path_factory.mktemp("consult"),
-        overrides={
-            "seats": [{"id": "1001", "name": "1001", "contact": f"sip:1001@127.0.0.1:{seat_port}"}],
-            "acd": {"auto_login": ["1001"], "wrapup_s": 0},
-            "sip": {"trunks": {"carrier": {"host": "127.0.0.1", "port": carrier_port}}},
-            "transfers": {"consult_ring_s": 8},
-            # MixMonitor's audiohook would keep every bridge off native RTP (bridge_native_rtp.c)
-            "recordings": {"enabled": False},
-        },
-        dialplan="consult",
-    )
-    platform.start_all()
+    """Asterisk records no call: conversations bridge natively, a consultation rejoins first."""
+    started = start_desk(tmp_path_factory.mktemp("consult"), recorded=False)
     try:
-        yield Desk(platform, seat_port, carrier_port)
+        yield started
     finally:
-        platform.stop_all()
+        started.platform.stop_all()
 
 
 def test_attended_transfer_to_a_utility_hotline(desk: Desk, tmp_path: Path) -> None:
@@ -237,3 +245,35 @@ def test_a_double_click_on_a_blind_emergency_transfer_hands_the_caller_on_once(d
     assert record["transfer_to"] == "police:110"
     assert record["tags"]["transfer_mode"] == "blind"
     assert "after_seat" not in record["tags"]
+
+
+def test_where_asterisk_records_a_consultation_starts_without_a_rejoin(tmp_path: Path) -> None:
+    """Recorded calls (the shipped default) are never bridged natively (MixMonitor's audiohook):
+    every seat's channel has the transfer key (features.conf), so the consultation starts with
+    Atxfer at once — the caller stays in the conversation's bridge, on hold, while the seat
+    consults (a rejoin would have moved both into a new one) — and completes as in the other mode."""
+    recorded = start_desk(tmp_path / "platform", recorded=True)
+    try:
+        features = (recorded.platform.asterisk.layout.etc_dir / "features.conf").read_text(encoding="utf-8")
+        assert "\natxfer = A\n" in features
+        seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=recorded.seat_port)
+        power = SippServer(scenario(answering_peer(talk_ms=6000, hang_up=True)), port=recorded.carrier_port)
+        caller = recorded.caller("13900001007", tmp_path)
+        call_id = recorded.talking("13900001007")
+        wait_for("the conversation bridged", lambda: recorded.bridge_technologies() == ["simple_bridge"])
+        [conversation] = [bridge_id for bridge_id, chans, _ in recorded.bridges() if chans == "2"]
+
+        status, body = recorded.transfer(call_id, body={"to": "power", "mode": "attended"})
+        assert status == 202, body
+        wait_for("the seat talking to 95598", lambda: recorded.consultation_state(call_id) == "talking", timeout_s=20)
+        assert (conversation, "1") in [(bridge_id, chans) for bridge_id, chans, _ in recorded.bridges()]
+        status, body = recorded.transfer(call_id, "complete")
+        assert status == 202, body
+        assert seat.wait().ok
+        assert power.wait().ok
+        assert caller.wait().ok  # never dropped: 95598 talked with the caller, then hung up
+        record = recorded.ended("13900001007")
+        assert record["outcome"] == "transferred"
+        assert record["tags"]["transfer_status"] == "completed"
+    finally:
+        recorded.platform.stop_all()

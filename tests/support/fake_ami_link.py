@@ -1,5 +1,6 @@
 """An in-memory AmiLink for unit tests of what sits on AMI (the ACD engine): records actions,
-lets the test play Asterisk's events, answers CoreShowChannels from a scripted channel list."""
+lets the test play Asterisk's events, answers CoreShowChannels (and Status of one channel) from a
+scripted channel list."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ class FakeAmiLink:
         reaction = self.reactions.get(name)
         if reaction is not None:
             reaction(action)
+        if name == "status" and "Channel" in action:  # one channel's, from the same list
+            found = [c for c in self.channels if c.get("channel") == action["Channel"]]
+            if not found:
+                raise AmiActionFailed("Status: No such channel")
+            status = (message(Event="Status", **found[0]), message(Event="StatusComplete", Items="1"))
+            return AmiResponse(message(Response="Success", EventList="start"), status)
         if name == "coreshowchannels":
             events = tuple(message(Event="CoreShowChannel", **channel) for channel in self.channels)
             return AmiResponse(message(Response="Success", EventList="start"), events)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.e2e_ami import WANTED, enable_events
-from hotline.asterisk_files import render_asterisk_config, unfenced_seats, write_asterisk_config
+from hotline.asterisk_files import render_asterisk_config, seat_transfer_key, unfenced_seats, write_asterisk_config
 from hotline.config import ConfigError, parse_config
 from hotline.local_secrets import LocalSecrets
 from telephony.asterisk_conf import (
@@ -426,11 +426,13 @@ def test_a_short_run_folder_someone_else_put_there_is_refused(tmp_path: Path) ->
 
 
 def test_a_talking_seat_has_no_transfer_key_until_a_consultation_rejoins_it() -> None:
-    """No DTMF hook on a talking channel (bridge_native_rtp.c would refuse native RTP): features.conf
-    has no attended-transfer key; a consultation's start (ivr/rejoin.py) gives the seat's channel
-    the one AMI Atxfer presses (ATXFER_CODE) and each side waits at its rejoin label, a while only;
-    after that bridge the seat is done and the caller goes on to hotline-after-seat."""
-    files = render("agi: {port: 4600}")
+    """Asterisk records no call: no DTMF hook on a talking channel (bridge_native_rtp.c would refuse
+    native RTP): features.conf has no attended-transfer key; a consultation's start (ivr/rejoin.py)
+    gives the seat's channel the one AMI Atxfer presses (ATXFER_CODE) and each side waits at its
+    rejoin label, a while only, the seat in silence (no music into its recording); after that
+    bridge the seat is done and the caller goes on to hotline-after-seat (at once from the
+    after_rejoin label when its seat hung up meanwhile)."""
+    files = render("agi: {port: 4600}\nrecordings: {enabled: false}")
     featuremap = files["features.conf"].split("[featuremap]")[1]
     assert re.search(r"^atxfer =$", featuremap, re.MULTILINE)
     assert "atxferthreeway = *3" in files["features.conf"] and "atxferabort = *1" in files["features.conf"]
@@ -441,12 +443,27 @@ def test_a_talking_seat_has_no_transfer_key_until_a_consultation_rejoins_it() ->
         f"Set(FEATUREMAP(atxfer)={ATXFER_CODE})",
         # nothing runs after this seat (the seat AGI's answer): the caller is told, as F told it
         ' same => n,ExecIf($["${HOTLINE_AFTER_SEAT}" = "0"]?Set(SHARED(HOTLINE_AFTER_SEAT,${HOTLINE_CALLER})=0))',
-        f" same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,S({REJOIN_WAIT_S}))",
+        f" same => n,BridgeWait(rejoin-${{UNIQUEID}},participant,e(s)S({REJOIN_WAIT_S}))",
         " same => n,Hangup()",
     ]
     hold = extensions.split("[hotline-hold]")[1].split("\n[")[0]
     caller = hold.split("(rejoin),")[1].splitlines()
     assert caller[:2] == [
         f"BridgeWait(rejoin-${{UNIQUEID}},participant,m(default)S({REJOIN_WAIT_S}))",
-        ' same => n,Goto(hotline-after-seat,${IF($["${SHARED(HOTLINE_AFTER_SEAT)}" = "0"]?quiet:s)},1)',
+        ' same => n(after_rejoin),Goto(hotline-after-seat,${IF($["${SHARED(HOTLINE_AFTER_SEAT)}" = "0"]?quiet:s)},1)',
     ]
+
+
+@pytest.mark.parametrize(
+    ("recordings", "key"),
+    [("", ATXFER_CODE), ("recordings: {enabled: true}", ATXFER_CODE), ("recordings: {enabled: false}", "")],
+)
+def test_where_asterisk_records_every_seat_has_the_transfer_key(recordings: str, key: str) -> None:
+    """Recorded calls (the shipped default) stay off native RTP anyway (MixMonitor's audiohook):
+    features.conf gives every seat's channel the key (Bridge()'s T installs it) and a
+    consultation starts with Atxfer at once; unrecorded ones have none (the rejoin gives it)."""
+    config = parse_config(f"agi: {{port: 4600}}\n{recordings}", "config.yaml", Path("/srv/hotline"))
+    assert seat_transfer_key(config) is bool(key)
+    featuremap = render(f"agi: {{port: 4600}}\n{recordings}")["features.conf"].split("[featuremap]")[1]
+    assert re.search(rf"^atxfer ={' ' + key if key else ''}$", featuremap, re.MULTILINE)
+    assert re.search(r"^blindxfer =$", featuremap, re.MULTILINE)  # never a blind-transfer key

@@ -39,11 +39,15 @@ class Rig:
     budget: RedisBudget
 
     def bridges(self, seat_bridge: str, caller_bridge: str, target_state: str | None = None) -> None:
-        """Where Asterisk has the channels now (CoreShowChannels)."""
+        """Where Asterisk has the channels now (CoreShowChannels, Status); a bridge named
+        rejoin-… is a rejoin label's holding bridge (BridgeWait)."""
         self.ami.channels = [
             {"channel": CALLER, "uniqueid": "kunming-1.1", "bridgeid": caller_bridge, "channelstate": "6"},
             {"channel": SEAT, "uniqueid": "offer-1", "bridgeid": seat_bridge, "channelstate": "6"},
         ]
+        for channel in self.ami.channels:
+            if channel["bridgeid"].startswith("rejoin-"):
+                channel |= {"application": "BridgeWait", "data": channel["bridgeid"] + ",participant,S(10)"}
         if target_state is not None:
             self.ami.channels.append(
                 {"channel": TARGET, "uniqueid": "kunming-9.9", "bridgeid": seat_bridge, "channelstate": target_state}
@@ -107,6 +111,17 @@ async def test_start_finds_the_seat_in_the_callers_bridge_and_sends_atxfer(rig: 
     assert rig.consultations.view("kunming-1.1") == {
         "call_id": "kunming-1.1", "to": "province", "mode": "attended", "state": "calling",
     }  # fmt: skip
+
+
+async def test_where_every_seat_has_the_transfer_key_atxfer_comes_at_once(rig: Rig) -> None:
+    """Asterisk records the calls (features.conf has the key for every seat): no rejoin — seat
+    and caller stay in their bridge, the caller is told, then Atxfer."""
+    rig.consultations = Consultations(ami=rig.ami, tracker=rig.tracker, handoffs=rig.handoffs, transfer_key=True)
+    await rig.start()
+    steps = [a["Action"] for a in rig.ami.actions]
+    assert steps == ["CoreShowChannels", *["Setvar"] * 5, "Setvar", "Atxfer"]  # the seat's 5, the caller's
+    assert rig.ami.sent("Setvar")[-1]["Channel"] == CALLER
+    assert rig.consultations.view("kunming-1.1") is not None
 
 
 async def test_no_seat_in_the_callers_bridge_is_refused(rig: Rig) -> None:
@@ -247,7 +262,7 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
     rig.bridges("talk", "talk")
     await attended(transfers)  # once without faults: which AMI steps a start takes
     steps = [a["Action"] for a in rig.ami.actions]
-    assert steps == ["CoreShowChannels", *["Setvar"] * 6, "Redirect", "CoreShowChannels", "Bridge", "Setvar", "Atxfer"]
+    assert steps == ["CoreShowChannels", *["Setvar"] * 6, "Redirect", "Status", "Status", "Bridge", "Setvar", "Atxfer"]
     await rig.ami.emit("UserEvent", UserEvent="HotlineConsultEnded", Call="kunming-1.1", Status="NOANSWER")
     assert rig.consultations.get("kunming-1.1") is None
 
@@ -260,13 +275,14 @@ async def test_a_step_failing_while_a_consultation_starts_leaves_none_behind(
         where = {c["channel"]: c["bridgeid"] for c in rig.ami.channels}
         assert where[SEAT] == where[CALLER], f"seat and caller left apart after a failed step {step} ({steps[step]})"
         sent = rig.ami.actions[step + 1 :]
-        if step >= 10:  # the caller was told to wait on the consultation: not any more
+        if step >= 11:  # the caller was told to wait on the consultation: not any more
             assert sent[-1] == {
                 "Action": "Setvar", "Channel": CALLER, "Variable": "SHARED(HOTLINE_CONSULTING)", "Value": "",
             }  # fmt: skip
         elif step >= 7:  # failed while rejoined: together again, and the caller was never told
-            assert [a["Action"] for a in sent if a["Action"] != "CoreShowChannels"] in ([], ["Bridge"])
-            assert not [a for a in rig.ami.actions if a.get("Channel") == CALLER], "the caller was told"
+            assert [a["Action"] for a in sent if a["Action"] != "Status"] in ([], ["Bridge"])
+            told = [a for a in rig.ami.actions if a.get("Channel") == CALLER and a["Action"] != "Status"]
+            assert not told, "the caller was told"
         else:
             assert sent == []
         rig.ami.fail_at = {}
@@ -282,7 +298,7 @@ async def test_an_atxfer_without_reply_that_asterisk_did_start_is_kept(rig: Rig,
     transfers = await seat_transfers(rig, tmp_path)
     rig.bridges("talk", "talk")
     rig.ami.gates["atxfer"] = gate = asyncio.Event()
-    rig.ami.fail_at = {11: AmiTimeout("no reply to Atxfer within 5 s")}
+    rig.ami.fail_at = {12: AmiTimeout("no reply to Atxfer within 5 s")}
     transfer = asyncio.create_task(attended(transfers))
     await wait_until(lambda: rig.ami.sent("Atxfer"))
     rig.bridges("consult", "talk", target_state="5")  # Asterisk did it: the other side rings

@@ -118,7 +118,7 @@ async def test_an_answer_before_atxfers_reply_is_not_followed_by_ringing(rig: Ri
 
 
 async def test_a_consultation_that_never_started_is_told_failed(rig: Rig, bus: Bus) -> None:  # noqa: F811
-    rig.ami.fail_at = {7: AmiActionFailed("Atxfer: No such channel")}  # CoreShowChannels, 6 Setvar, Atxfer
+    rig.ami.fail_at = {7: AmiActionFailed("Redirect: No such channel")}  # CoreShowChannels, 6 Setvar, Redirect
     with pytest.raises(AmiActionFailed):
         await rig.start()
     assert bus.states() == [("started", ""), ("failed", "not_started")]
