@@ -15,10 +15,15 @@ from calls.redis_budget import RedisBudget
 
 log = structlog.get_logger(__name__)
 
-EVENTS_STREAM = "hotline:events"
+EVENTS_STREAM_PREFIX = "hotline:events:"  # one capped stream per platform (17 share one Redis)
 EVENTS_MAX = 100_000
 QUEUE_DEPTH = 1000
 UNSAVED_MAX = 10_000  # events not yet written to the stream (Redis away): beyond, the oldest go
+
+
+def events_stream(platform: str) -> str:
+    """The Redis stream of one platform's events: another platform's never trims or mixes into it."""
+    return f"{EVENTS_STREAM_PREFIX}{platform}"
 
 
 class EventBus:
@@ -31,8 +36,9 @@ class EventBus:
     a seat's state change and the ACD event that caused it are usually published together —
     and with the seat and waiting-caller writes next to it in the queue (``write_staged``)."""
 
-    def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, budget: RedisBudget | None = None, *, platform: str) -> None:
         self._redis = client
+        self.stream = events_stream(platform)
         self._budget = budget or RedisBudget()
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._unsaved: list[tuple[str, dict[str, str]]] = []  # (kind, XADD fields), oldest first
@@ -60,10 +66,10 @@ class EventBus:
         # one queued write takes every event unsaved when it runs (a later one replaces it if not
         # started), in the same pipeline as the seat and waiting-caller writes queued next to it
         self._budget.write_staged(
-            f"event {kind}", self._redis, self._stage, key=EVENTS_STREAM, retry=False, droppable=True
+            f"event {kind}", self._redis, self._stage, key=self.stream, retry=False, droppable=True
         )
 
     def _stage(self, pipe: Pipeline) -> None:
         batch, self._unsaved = self._unsaved, []
         for _, fields in batch:
-            pipe.xadd(EVENTS_STREAM, fields, maxlen=EVENTS_MAX, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(self.stream, fields, maxlen=EVENTS_MAX, approximate=True)  # type: ignore[arg-type]

@@ -144,7 +144,7 @@ class Platform:
         self.rng = rng
         self.client = client
         self.budget = RedisBudget()
-        events = EventBus(client, self.budget)
+        events = EventBus(client, self.budget, platform="bench")
         configs = tuple(
             SeatConfig(id=str(1000 + i), secret=SEAT_SECRET, skills=("yi",) if i % 5 == 0 else ()) for i in range(seats)
         )

@@ -83,7 +83,7 @@ def build_calls(config: Config, ami_secret: str, clock: Clock) -> CallParts:
         tracker=tracker,
         callback_list=callback_list,
         audit_log=RedisAuditLog(client),
-        events=EventBus(client, budget),
+        events=EventBus(client, budget, platform=platform),
         handoffs=RedisHandoffs(client, budget),
         directory=PlatformDirectory(client, budget),
         fallback=FallbackIngester(config.paths.spool_dir, tracker, platform),

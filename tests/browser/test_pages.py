@@ -33,7 +33,7 @@ class PageBackend(Backend):
         self._seats = SeatService(
             (SeatConfig(id="1001", secret="s3cret-1001"),),
             self._redis,
-            events=EventBus(self._redis),
+            events=EventBus(self._redis, platform="kunming"),
             clock=system_clock,
             platform="kunming",
         )

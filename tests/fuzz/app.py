@@ -101,7 +101,7 @@ class FuzzBackend(Backend):
 
     def __init__(self, client: aioredis.Redis, spool_dir: Path) -> None:
         super().__init__(client, spool_dir)
-        self._events = EventBus(client)
+        self._events = EventBus(client, platform="kunming")
         self._seats = SeatService(
             tuple(SeatConfig(id=seat, secret=f"s3cret-{seat}") for seat in SEATS),
             client,

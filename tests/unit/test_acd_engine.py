@@ -143,7 +143,7 @@ async def make_rig(client: aioredis.Redis) -> AsyncIterator[MakeRig]:
         clock = FakeClock(T0)
         budget = RedisBudget()
         budgets.append(budget)
-        events = EventBus(client, budget)
+        events = EventBus(client, budget, platform="kunming")
         seats = SeatService(
             configs,
             client,

@@ -133,7 +133,8 @@ async def seats(client: aioredis.Redis) -> SeatService:
     budget = RedisBudget()
     clock = FakeClock(T0)
     service = SeatService(
-        (seat("1001"),), client, events=EventBus(client, budget), clock=clock, platform="dali", budget=budget,
+        (seat("1001"),), client, events=EventBus(client, budget, platform="dali"), clock=clock, platform="dali",
+        budget=budget,
         pause_reasons=lambda platform, code: platform == "dali" and code in {"break", "sanyuejie"},
         dispositions=lambda platform, code: code == "answered",
     )  # fmt: skip
@@ -186,7 +187,13 @@ async def test_seat_figures_survive_a_restart(seats: SeatService, client: aiored
     clock.advance(20)
     await seats.ready("1001")
     await seats._budget.drain()
-    again = SeatService((seat("1001"),), client, events=EventBus(client, RedisBudget()), clock=clock, platform="dali")
+    again = SeatService(
+        (seat("1001"),),
+        client,
+        events=EventBus(client, RedisBudget(), platform="dali"),
+        clock=clock,
+        platform="dali",
+    )
     await again.load()
     assert again.get("1001").pause_totals == (("break", 20.0),)
 

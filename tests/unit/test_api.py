@@ -436,7 +436,7 @@ class EventsBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.bus = EventBus(aioredis.Redis(port=1))
+        self.bus = EventBus(aioredis.Redis(port=1), platform="kunming")
 
     @property
     def events(self) -> EventBus:

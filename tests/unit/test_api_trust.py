@@ -66,7 +66,7 @@ class SharedRedisBackend(Backend):
         self.seat_service = SeatService(
             (SeatConfig(id="1001", secret="secret-1001"),),
             client,
-            events=EventBus(client),
+            events=EventBus(client, platform="kunming"),
             clock=lambda: ACCEPTED,
             platform=platform,
         )

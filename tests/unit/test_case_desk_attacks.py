@@ -96,7 +96,7 @@ async def _desk(
     tracker = CallTracker(calls, "kunming", lambda: NOW)
     cases_client = redis_for_cases or client
     tickets = RedisTicketStore(cases_client, lambda _p: calendar, export_stream("kunming"))
-    events = EventBus(client)
+    events = EventBus(client, platform="kunming")
     service = CaseService(
         store=CaseStore(cases_client, tickets, lambda _p: calendar, keys),
         live=tracker,

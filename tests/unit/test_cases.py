@@ -105,7 +105,7 @@ async def desk(client: aioredis.Redis) -> AsyncIterator[Desk]:
     calls = RedisCallStore(client, timedelta(days=180), "kunming", keys)
     tracker = CallTracker(calls, "kunming", lambda: NOW)
     tickets = RedisTicketStore(client, lambda _p: calendar, export_stream("kunming"))
-    events = EventBus(client)
+    events = EventBus(client, platform="kunming")
     knowledge = StaticKnowledge({"kunming": ["kb-42"]})
     service = CaseService(
         store=CaseStore(client, tickets, lambda _p: calendar, keys),

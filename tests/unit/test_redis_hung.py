@@ -232,7 +232,7 @@ async def test_ami_event_handlers_never_wait_on_a_hung_redis(hung: HungRedis) ->
     callbacks = RedisCallbackList(hung.client, "kunming")
     tracker.on_ended(callbacks.on_call_ended)
     CallEventBridge(ami, tracker)
-    events = EventBus(hung.client, budget)
+    events = EventBus(hung.client, budget, platform="kunming")
     seats = SeatService(
         (SeatConfig(id="1001", secret="seat-secret-1"),), hung.client, events=events, clock=lambda: NOW,
         platform="kunming", max_missed=1, budget=budget,

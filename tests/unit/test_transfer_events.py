@@ -161,8 +161,8 @@ async def test_only_the_seat_on_the_call_and_only_this_platform_receive_them(
     another seat's queue gets nothing; the province's seat "1001" is refused this seat's socket;
     the province's own hub (its own controller's bus) never sees a prefecture's consultation."""
     desk, hub = await _desk(client)
-    here = EventBus(client)
-    province_bus = EventBus(client)  # the province's controller, on the same (shared) Redis
+    here = EventBus(client, platform="kunming")
+    province_bus = EventBus(client, platform="province")  # the province's controller, on the same (shared) Redis
     province_hub = SeatEventHub(province_bus, NoPops())
     province_routing = asyncio.create_task(province_hub.run())
     rig.consultations = Consultations(ami=rig.ami, tracker=rig.tracker, handoffs=rig.handoffs, events=here)

@@ -65,7 +65,7 @@ def wallboard(platform: str, client: aioredis.Redis) -> Wallboard:
         identity=Identity(platform, platform, platform == "province"),
         config=WallboardConfig(),
         floor=Floor(),
-        events=EventBus(client),
+        events=EventBus(client, platform="kunming"),
         store=RedisBoardStore(client),
         recent_calls=recent,
         clock=lambda: NOW,

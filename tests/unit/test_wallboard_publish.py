@@ -62,7 +62,7 @@ def board(store: Any, clock: list[datetime], floor: Floor) -> Wallboard:
         identity=Identity("kunming", "昆明", False),
         config=WallboardConfig(push_interval_s=2.0, alerts=(rule,)),
         floor=floor,
-        events=EventBus(aioredis.Redis(port=1)),
+        events=EventBus(aioredis.Redis(port=1), platform="kunming"),
         store=store,
         recent_calls=_no_calls,
         clock=lambda: clock[0],
