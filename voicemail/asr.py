@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import wave
 from array import array
 from collections.abc import Sequence
@@ -91,6 +92,37 @@ def check_model_folder(path: Path) -> None:
         raise ModelUnavailable(f"{path} is not a vosk model folder (missing {', '.join(missing)}); expected {expected}")
 
 
+NO_DITHER = "--dither=0"
+
+
+def deterministic_view(model_path: Path, into: Path) -> Path:
+    """A view of the model folder in ``into`` whose features add no dither: every entry a
+    symlink to the original except the MFCC config, copied with ``--dither=0`` appended (kaldi
+    takes the last value of an option). Kaldi's default dither (1.0) adds Gaussian noise to each
+    frame from the process-wide ``rand()``: the same message decoded twice, or two decoded at
+    once, came out as different texts (a Korean test message: 3 texts in 6 decodes)."""
+    view = into / "model"
+    view.mkdir()
+    for part in model_path.iterdir():
+        if part.name == "conf" and part.is_dir():
+            (view / "conf").mkdir()
+            for conf in part.iterdir():
+                _copy_conf(conf, view / "conf" / conf.name)
+        elif part.name == "mfcc.conf":  # the older flat layout
+            _copy_conf(part, view / part.name)
+        else:
+            (view / part.name).symlink_to(part.resolve())
+    return view
+
+
+def _copy_conf(source: Path, target: Path) -> None:
+    if source.name != "mfcc.conf":
+        target.symlink_to(source.resolve())
+        return
+    text = source.read_text()
+    target.write_text(text + ("" if text.endswith("\n") or not text else "\n") + NO_DITHER + "\n")
+
+
 @dataclass(frozen=True)
 class Pcm:
     """Signed 16-bit little-endian mono samples at ``rate`` Hz."""
@@ -154,15 +186,19 @@ def resample_linear(pcm: Pcm, rate: int) -> Pcm:
 
 class VoskTranscriber:
     """Transcribes message files with one shared model. Construct once per process (blocking:
-    loading takes seconds), e.g. in a thread at start-up."""
+    loading takes seconds), e.g. in a thread at start-up. Decoding is repeatable: the same file
+    gives the same text every time, however many are decoded at once (``deterministic_view``)."""
 
     def __init__(self, model_path: Path, grammar: Sequence[str] | None = None, workers: int | None = None) -> None:
         check_model_folder(model_path)
         self.rates = read_feature_rates(model_path / "conf/mfcc.conf")
         vosk.SetLogLevel(-1)  # kaldi logs to stderr, past structlog; failures still raise
+        self._view = tempfile.TemporaryDirectory(prefix="hotline-asr-model-")  # kept while the model lives
         try:
-            self._model = vosk.Model(str(model_path))  # a path, never Model(lang=…): that downloads
+            view = deterministic_view(model_path, Path(self._view.name))
+            self._model = vosk.Model(str(view))  # a path, never Model(lang=…): that downloads
         except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
+            self._view.cleanup()
             raise ModelUnavailable(f"vosk could not load the model in {model_path}: {exc}") from exc
         self._grammar = json.dumps(list(grammar), ensure_ascii=False) if grammar else None
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="asr")
@@ -196,6 +232,7 @@ class VoskTranscriber:
     def close(self) -> None:
         """Stop the decoding threads (after they finish their current message)."""
         self._pool.shutdown(wait=True)
+        self._view.cleanup()
 
 
 def _transcript(results: list[dict[str, object]]) -> Transcript:

@@ -214,7 +214,7 @@ def test_free_speech_the_production_default_transcribes_what_each_caller_said(
 ) -> None:
     """The worker runs as production does, with no grammar (the default and the shipped
     config.yaml), on two callers' messages. Each ticket's text is what the same model makes of
-    that call's recording in free speech (alike, and unlike the other call's), that recording's
+    that call's recording in free speech (to the letter; the two differ), that recording's
     text is closer to what the model makes of the audio this caller sent than of the other's, and
     the tickets hold words no grammar contains. (The small Korean model's free speech on
     espeak-ng voices is far from the words spoken — docs/operations.md, "Message transcription" —
@@ -270,7 +270,7 @@ def test_free_speech_the_production_default_transcribes_what_each_caller_said(
     for n, other in ((0, 1), (1, 0)):
         words = texts[n].split()
         assert len(words) >= 4 and set(words) - set(GRAMMAR), report  # words no grammar has
-        # a decode is not repeatable to the letter (float sums in parallel threads), hence "alike"
-        assert similarity(texts[n], recorded[n]) >= 0.6, report
-        assert similarity(texts[n], recorded[n]) >= similarity(texts[n], recorded[other]) + 0.2, report
+        # a decode is repeatable (no dither: voicemail/asr.py), whatever else the worker decoded
+        # at the same time: the ticket holds exactly the model's text of that call's recording
+        assert texts[n] == recorded[n], report
         assert similarity(recorded[n], sent[n]) > similarity(recorded[n], sent[other]), report

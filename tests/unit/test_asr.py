@@ -158,3 +158,26 @@ def test_a_missing_or_wrong_model_folder_says_what_was_expected(tmp_path: Path) 
     (tmp_path / "conf/mfcc.conf").write_text("--use-energy=false\n")
     with pytest.raises(ModelUnavailable, match=r"missing am/final\.mdl, graph/HCLG\.fst"):
         VoskTranscriber(tmp_path)
+
+
+def test_free_speech_decodes_a_file_the_same_every_time_even_two_at_once(tmp_path: Path) -> None:
+    """kaldi's default dither (noise from the process-wide rand()) made the same message come
+    out as different texts; the model is loaded without it, its folder left as it was."""
+    words = "우리 동네 가로등이 일주일째 꺼져 있어서 밤에 너무 어둡습니다"
+    message = korean_speech_wav(tmp_path / "message.wav", words)
+    mfcc = korean_model_folder() / "conf/mfcc.conf"
+    shipped = mfcc.read_text()
+    engine = VoskTranscriber(korean_model_folder(), grammar=None, workers=2)
+    try:
+        one = engine.transcribe_file(message)
+        assert len(one.text.split()) >= 4
+        # two at once (their frames' noise drew from one rand() in turns), then once more alone;
+        # the whole transcript, each word's times and confidence too (with dither none matched)
+        again = list(engine._pool.map(engine.transcribe_file, [message, message]))
+        assert [*again, engine.transcribe_file(message)] == [one] * 3
+        view_conf = Path(engine._view.name) / "model/conf/mfcc.conf"
+        assert view_conf.read_text().splitlines()[-1] == "--dither=0"
+    finally:
+        engine.close()
+    assert mfcc.read_text() == shipped
+    assert not Path(engine._view.name).exists()  # close() removed the view
