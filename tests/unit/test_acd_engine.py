@@ -774,3 +774,58 @@ async def test_a_caller_talking_elsewhere_is_not_put_back_in_line(make_rig: Make
     assert rig.engine.waiting() == []
     live = rig.tracker.get_live("k-1")
     assert live is not None and live.outcome is CallOutcome.ANSWERED  # still here: nothing undone
+
+
+async def test_a_caller_who_hangs_up_while_it_is_put_back_is_no_ghost(make_rig: MakeRig) -> None:
+    """The seat's Bridge() failed and it asks again (the AGI's task, beside the AMI event
+    dispatcher): the caller hangs up while its SEATED is being cleared, and that Setvar still
+    succeeded (Asterisk found the channel in the instant before it went). The caller's Hangup,
+    handled meanwhile, must not be lost: it is not put back in line (a ghost a seat would be
+    rung and bound for), nor bound again, and its record is not answered."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    await rig.caller("k-2", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    holding(rig, "k-1", "k-2")
+    gate = rig.ami.gates["setvar"] = asyncio.Event()
+    rig.ami.actions.clear()
+    again = asyncio.create_task(rig.engine.bind(offer_id, "1001"))  # the offer context asks again
+    await wait_until(lambda: rig.ami.sent("Setvar") != [])  # SEATED= in flight
+    await rig.hang_up("k-1")  # the caller's Hangup, dispatched while the engine awaits the reply
+    await rig.tracker.hung_up("k-1", "Normal Clearing")
+    gate.set()
+    second = await again
+    assert second is not None and second.call_id == "k-2"
+    assert [c.call_id for c in rig.engine.waiting()] == []
+    await rig.saved()
+    assert set(await rig.client.hkeys(WAITING_KEY_KM)) == set()
+    record = await rig.store.get("k-1")
+    assert record is not None
+    assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
+
+
+async def test_a_caller_gone_before_it_is_put_back_is_not_counted_answered(make_rig: MakeRig) -> None:
+    """The seat's channel ends before its Bridge(); the caller, still in the hold context in
+    the channel list, hangs up before its SEATED is cleared (the Setvar fails: no such channel)
+    and its Hangup is only handled after the seat's (one event dispatcher). Its record must
+    not end as answered by a seat it never talked to."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    bound = await rig.engine.bind(offer_id, "1001")
+    assert bound is not None and bound.call_id == "k-1"
+    holding(rig, "k-1")
+    rig.ami.failing.add("setvar")  # the caller's channel is gone
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")  # the seat's channel ends: never bridged
+    await rig.hang_up("k-1")  # then the caller's Hangup (queued behind the seat's)
+    await rig.tracker.hung_up("k-1", "Normal Clearing")
+    assert rig.engine.waiting() == []
+    await rig.saved()
+    record = await rig.store.get("k-1")
+    assert record is not None
+    assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
+    assert record.tags["queue_status"] == "left_at_bridge"
