@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 # the offers (acd/ringing.py) and after-call work (acd/wrapup.py) are their own modules
 __all__ = ["DEFAULT_HANDLE_S", "OFFER_RETRY_S", "ORIGINATE_GRACE_S", "SEAT_REASONS", "AcdEngine"]
 _MAY_ANSWER = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL)  # seat states bind() may connect
+_ENDED_OFFERS_KEPT = 4096  # a bind() later than its channel's Hangup comes within moments
 
 
 class AcdEngine:
@@ -85,6 +86,9 @@ class AcdEngine:
         self._waiting = WaitingCallers(client, platform, budget)
         # callers being put back in line (``_not_bridged``) → whether their Hangup came meanwhile
         self._requeuing: dict[str, bool] = {}
+        # offers whose channel this run saw end (oldest first, at most _ENDED_OFFERS_KEPT): the
+        # seat AGI's bind() may come after the Hangup (another socket), and must not adopt one
+        self._ended_offers: dict[str, None] = {}
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -250,6 +254,9 @@ class AcdEngine:
         """The best eligible caller still waiting, for the seat that just answered; None
         releases the seat (nobody left it may take)."""
         offer = self._offers.get(offer_id)
+        if offer is None and offer_id in self._ended_offers:  # its Hangup came first: nobody to talk to
+            log.info("acd.bind_after_hangup", seat=seat_id, offer=offer_id)
+            return None
         if offer is None:  # rung by a controller that died since, or forgotten: adopt it
             offer = Offer(offer_id, seat_id, None, self._now())
             self._offers[offer_id] = offer
@@ -410,6 +417,9 @@ class AcdEngine:
         offer = self._offers.get(uniqueid)
         if offer is None:
             return
+        self._ended_offers[uniqueid] = None
+        if len(self._ended_offers) > _ENDED_OFFERS_KEPT:
+            del self._ended_offers[next(iter(self._ended_offers))]
         if offer.bound is None:
             if offer.adopted or offer.answered:  # no OriginateResponse will come for it now
                 self._offers.pop(uniqueid, None)

@@ -829,3 +829,24 @@ async def test_a_caller_gone_before_it_is_put_back_is_not_counted_answered(make_
     assert record is not None
     assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
     assert record.tags["queue_status"] == "left_at_bridge"
+
+
+async def test_a_seat_whose_channel_ended_before_its_bind_binds_nobody(make_rig: MakeRig) -> None:
+    """The seat answers and hangs up at once; its AGI (another socket) reaches the engine after
+    the channel's Hangup. That offer is over: bind() binds no caller to a channel that is gone
+    (it would never end again: the seat on a call for good, the caller SEATED and answered),
+    and the caller stays in line for the next seat."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Success", Reason="4")
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    rig.ami.actions.clear()
+    assert await rig.engine.bind(offer_id, "1001") is None
+    assert rig.ami.sent("Setvar") == []
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1"]
+    assert offer_id not in {o.offer_id for o in rig.engine.offers()}
+    assert rig.state("1001") in (SeatState.READY, SeatState.RINGING)  # free for the next offer
+    live = rig.tracker.get_live("k-1")
+    assert live is not None and live.outcome is None and live.seat == ""
