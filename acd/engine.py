@@ -354,8 +354,8 @@ class AcdEngine:
         await self._tracker.amend(call_id, {**changes, "tags": {"queue_status": "left_at_bridge"}})
 
     async def _holding(self, call: QueuedCall) -> Literal["holding", "elsewhere", "gone"]:
-        """Whether the caller's channel is still in the hold context and in no seat's bridge,
-        elsewhere (or unknown), or gone."""
+        """Whether the caller's channel still waits in the hold context (its ``s`` extension) and
+        in no seat's bridge, is elsewhere (or unknown), or gone."""
         try:
             channels = await self._asterisk.channels()
         except AmiError as exc:
@@ -364,8 +364,8 @@ class AcdEngine:
         found = channels.get(call.call_id)
         if found is None:
             return "gone"
-        if found.get("context") != HOLD_CONTEXT:
-            return "elsewhere"
+        if found.get("context") != HOLD_CONTEXT or found.get("exten") != "s":
+            return "elsewhere"  # e.g. the T extension: max wait ran out meanwhile, on its overflow path
         bridge = found.get("bridgeid")
         seated = bridge and any(u.startswith(OFFER_PREFIX) and e.get("bridgeid") == bridge for u, e in channels.items())
         return "elsewhere" if seated else "holding"

@@ -696,7 +696,8 @@ async def test_a_caller_who_leaves_at_the_bridge_is_not_counted_answered(make_ri
 def holding(rig: Rig, *call_ids: str) -> None:
     """Asterisk's channels: these callers wait in the hold context's holding bridge."""
     rig.ami.channels = [
-        {"Uniqueid": c, "Channel": rig.channels[c], "Context": HOLD_CONTEXT, "BridgeId": "holding-1"} for c in call_ids
+        {"Uniqueid": c, "Channel": rig.channels[c], "Context": HOLD_CONTEXT, "Exten": "s", "BridgeId": "holding-1"}
+        for c in call_ids
     ]
 
 
@@ -850,3 +851,24 @@ async def test_a_seat_whose_channel_ended_before_its_bind_binds_nobody(make_rig:
     assert rig.state("1001") in (SeatState.READY, SeatState.RINGING)  # free for the next offer
     live = rig.tracker.get_live("k-1")
     assert live is not None and live.outcome is None and live.seat == ""
+
+
+async def test_a_caller_whose_max_wait_ran_out_at_the_bind_is_not_put_back(make_rig: MakeRig) -> None:
+    """Max wait ran out in the instant of the bind (before its SEATED Setvar): the caller is in
+    the hold context's T extension, on its overflow path (the overflow AGI walking the queue
+    node's next: voicemail …), in no bridge, so the seat's Bridge() failed. It is not put back
+    in line (a seat would be rung and bound for a caller leaving a message), nothing is set on
+    its channel (a 1 s TIMEOUT(absolute) would restart the T extension)."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    assert await rig.engine.bind(offer_id, "1001") is not None
+    rig.ami.channels = [
+        {"Uniqueid": "k-1", "Channel": rig.channels["k-1"], "Context": HOLD_CONTEXT, "Exten": "T",
+         "Application": "AGI", "BridgeId": ""}
+    ]  # fmt: skip
+    rig.ami.actions.clear()
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert rig.ami.sent("Setvar") == []
+    assert rig.engine.waiting() == []
