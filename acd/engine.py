@@ -266,6 +266,9 @@ class AcdEngine:
             return None
         if offer.bound is not None and not offer.adopted:
             await self._not_bridged(offer)
+            if offer_id in self._ended_offers:  # the seat's channel ended meanwhile: its offer is over
+                log.info("acd.bind_after_hangup", seat=seat_id, offer=offer_id)
+                return None
         now = self._now()
         # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
         may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER

@@ -872,3 +872,27 @@ async def test_a_caller_whose_max_wait_ran_out_at_the_bind_is_not_put_back(make_
     await rig.hang_up(offer_id, "PJSIP/1001-00000001")
     assert rig.ami.sent("Setvar") == []
     assert rig.engine.waiting() == []
+
+
+async def test_a_seat_that_hangs_up_while_it_asks_again_binds_nobody(make_rig: MakeRig) -> None:
+    """The seat's Bridge() failed and it asks again; while the engine looks for its caller in
+    Asterisk (CoreShowChannels), the seat's channel ends (no wrap-up: ready at once). The
+    caller goes back in line, and nobody is bound to the channel that is gone (no Hangup would
+    ever end that offer: the seat on a call for good)."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    await rig.caller("k-2", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    holding(rig, "k-1", "k-2")
+    gate = rig.ami.gates["coreshowchannels"] = asyncio.Event()
+    again = asyncio.create_task(rig.engine.bind(offer_id, "1001"))
+    await wait_until(lambda: rig.ami.sent("CoreShowChannels") != [])
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")  # the seat's channel ends meanwhile
+    gate.set()
+    assert await again is None
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1", "k-2"]
+    assert rig.state("1001") is not SeatState.ON_CALL
+    assert offer_id not in {o.offer_id for o in rig.engine.offers()}
