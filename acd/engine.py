@@ -15,6 +15,7 @@ from their offer channels (uniqueid ``offer-…``).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from acd.config import AcdConfig
 from acd.distribution import Distribution
 from acd.events import EventBus
 from acd.model import (
+    CALLBACK_PREFIX,
     OFFER_PREFIX,
     Binding,
     MissedCalls,
@@ -431,6 +433,9 @@ class AcdEngine:
         self._offers.pop(uniqueid, None)
         if not offer.bridged and not offer.adopted:
             await self._not_bridged(offer)  # e.g. the seat hung up before its Bridge(): never connected
+            if not offer.bound.startswith(CALLBACK_PREFIX):  # (a callback's dialled leg never enters as the caller)
+                # the seat never talked to that caller (requeued, or gone): no disposition of its call is due
+                offer = replace(offer, bound="")
         await self._after.call_ended(offer, self._now())
 
     async def _on_seat_change(self, seat: Seat) -> None:

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from acd.config import AcdConfig, SeatConfig
 from acd.engine import OFFER_RETRY_S, ORIGINATE_GRACE_S, AcdEngine
 from acd.events import EventBus
-from acd.model import QueuedCall, waiting_key
+from acd.model import CALLBACK_PREFIX, QueuedCall, waiting_key
 from acd.seat import SeatState
 from acd.seats import DispositionGuard, SeatService
 from calls.model import CallOutcome
@@ -896,3 +896,39 @@ async def test_a_seat_that_hangs_up_while_it_asks_again_binds_nobody(make_rig: M
     assert [c.call_id for c in rig.engine.waiting()] == ["k-1", "k-2"]
     assert rig.state("1001") is not SeatState.ON_CALL
     assert offer_id not in {o.offer_id for o in rig.engine.offers()}
+
+
+async def test_a_seat_that_never_took_its_caller_owes_no_disposition_for_it(make_rig: MakeRig) -> None:
+    """acd.require_disposition: the seat's channel ends before its Bridge() took the caller,
+    who goes back in line (another seat talks to it next). The seat never talked to that
+    caller: no disposition of that call is due from it (it would sit in wrap-up, then be made
+    not ready as overdue, or its code would overwrite the disposition of the seat that did)."""
+    rig = await make_rig(seat("1001"), seat("1002"), require_disposition=True)
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    assert await rig.engine.bind(offer_id, "1001") is not None
+    holding(rig, "k-1")
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1"]  # requeued
+    first = rig.seats.get("1001")
+    assert not first.disposition_due
+    assert first.last_call != "k-1"
+
+
+async def test_a_seat_that_called_a_caller_back_owes_the_disposition_of_that_call(make_rig: MakeRig) -> None:
+    """A callback's dialled leg never enters the seat's bridge as the bound caller (the offer
+    stays "not bridged"): the seat that called back still owes the disposition of the call
+    whose place the callback kept."""
+    rig = await make_rig(seat("1001"), require_disposition=True)
+    await rig.seats.login("1001")
+    origin = "c-1"
+    call = QueuedCall(f"{CALLBACK_PREFIX}{origin}", "", "general", (), 0, rig.clock().timestamp(),
+                      caller="13800000000", callback_trunk="carrier", origin_call_id=origin)  # fmt: skip
+    await rig.engine.enqueue(call)
+    offer_id = await rig.offer_to("1001")
+    bound = await rig.engine.bind(offer_id, "1001")
+    assert bound is not None and bound.dial == "PJSIP/13800000000@carrier"
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    after = rig.seats.get("1001")
+    assert (after.state, after.disposition_due, after.last_call) == (SeatState.WRAP_UP, True, origin)
