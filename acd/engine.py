@@ -15,8 +15,8 @@ from their offer channels (uniqueid ``offer-…``).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
