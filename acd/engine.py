@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 import structlog
@@ -26,6 +27,7 @@ from acd.config import AcdConfig
 from acd.distribution import Distribution
 from acd.events import EventBus
 from acd.model import (
+    CALLBACK_PREFIX,
     OFFER_PREFIX,
     Binding,
     MissedCalls,
@@ -44,7 +46,7 @@ from calls.redis_budget import RedisBudget
 from calls.tracker import CallTracker
 from common.aio import cancel_and_wait
 from common.clock import Clock
-from telephony.ami_types import AmiError, AmiLink, AmiMessage
+from telephony.ami_types import AmiActionFailed, AmiError, AmiLink, AmiMessage
 from telephony.dialplan_names import HOLD_CONTEXT
 
 log = structlog.get_logger(__name__)
@@ -52,6 +54,7 @@ log = structlog.get_logger(__name__)
 # the offers (acd/ringing.py) and after-call work (acd/wrapup.py) are their own modules
 __all__ = ["DEFAULT_HANDLE_S", "OFFER_RETRY_S", "ORIGINATE_GRACE_S", "SEAT_REASONS", "AcdEngine"]
 _MAY_ANSWER = (SeatState.READY, SeatState.RINGING, SeatState.ON_CALL)  # seat states bind() may connect
+_ENDED_OFFERS_KEPT = 4096  # a bind() later than its channel's Hangup comes within moments
 
 
 class AcdEngine:
@@ -83,6 +86,11 @@ class AcdEngine:
         self._clock = clock
         self._recordings_dir = recordings_dir
         self._waiting = WaitingCallers(client, platform, budget)
+        # callers being put back in line (``_not_bridged``) → whether their Hangup came meanwhile
+        self._requeuing: dict[str, bool] = {}
+        # offers whose channel this run saw end (oldest first, at most _ENDED_OFFERS_KEPT): the
+        # seat AGI's bind() may come after the Hangup (another socket), and must not adopt one
+        self._ended_offers: dict[str, None] = {}
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -248,6 +256,9 @@ class AcdEngine:
         """The best eligible caller still waiting, for the seat that just answered; None
         releases the seat (nobody left it may take)."""
         offer = self._offers.get(offer_id)
+        if offer is None and offer_id in self._ended_offers:  # its Hangup came first: nobody to talk to
+            log.info("acd.bind_after_hangup", seat=seat_id, offer=offer_id)
+            return None
         if offer is None:  # rung by a controller that died since, or forgotten: adopt it
             offer = Offer(offer_id, seat_id, None, self._now())
             self._offers[offer_id] = offer
@@ -257,6 +268,9 @@ class AcdEngine:
             return None
         if offer.bound is not None and not offer.adopted:
             await self._not_bridged(offer)
+            if offer_id in self._ended_offers:  # the seat's channel ended meanwhile: its offer is over
+                log.info("acd.bind_after_hangup", seat=seat_id, offer=offer_id)
+                return None
         now = self._now()
         # withdrawn: its channel is being hung up; paused or logged out while ringing: may not talk
         may_bind = not offer.withdrawn and self._seats.get(seat_id).state in _MAY_ANSWER
@@ -310,40 +324,75 @@ class AcdEngine:
     async def _not_bridged(self, offer: Offer) -> None:
         """The seat's Bridge() failed, or its channel ended, before it had the caller bound to
         it. A caller still waiting in the hold context goes back in line at its own place
-        (``_requeue``); one who left has its record put right (``AfterCall.bridge_failed``)."""
+        (``_requeue``); one who left has its record put right (``_left_at_bridge``)."""
         call, offer.call = offer.call, None  # asking again binds anew: requeued at most once
-        if call is not None and not call.is_callback and await self._holding(call):
-            await self._requeue(call, offer.seat_id)
+        if call is None or call.is_callback:
+            if offer.bound is not None:
+                await self._after.bridge_failed(offer.bound)
             return
-        if offer.bound is not None:
-            await self._after.bridge_failed(offer.bound)
+        # the caller's Hangup may be handled while this awaits Asterisk (bind() runs in the seat
+        # AGI's task, beside the AMI event dispatcher): it is in neither the waiting list nor the
+        # offers then, so _on_hangup notes it here, and the caller is not put back as a ghost
+        self._requeuing[call.call_id] = False
+        where: Literal["holding", "requeued", "elsewhere", "gone"]
+        try:
+            where = await self._holding(call)
+            if where == "holding":
+                where = await self._requeue(call, offer.seat_id)
+        finally:
+            hung_up = self._requeuing.pop(call.call_id, False)
+        if where == "requeued":
+            return
+        await self._left_at_bridge(call.call_id, gone=hung_up or where == "gone")
 
-    async def _holding(self, call: QueuedCall) -> bool:
-        """Whether the caller's channel is still in the hold context and in no seat's bridge."""
+    async def _left_at_bridge(self, call_id: str, *, gone: bool) -> None:
+        """The caller bound to a seat never reached it: its record must not say answered. An
+        ended record is put right at once (``AfterCall.bridge_failed``, which leaves a caller
+        still here alone: e.g. moved on by max wait's overflow); the live record of a caller
+        known ``gone`` (its Hangup not handled yet: one event dispatcher, behind the seat's)
+        loses its seat now, and its end says abandoned."""
+        if not gone or self._tracker.get_live(call_id) is None:
+            await self._after.bridge_failed(call_id)
+            return
+        log.info("acd.left_at_bridge", call_id=call_id)
+        changes: CallChanges = {"seat": "", "seat_answered_at": None, "outcome": None}
+        await self._tracker.amend(call_id, {**changes, "tags": {"queue_status": "left_at_bridge"}})
+
+    async def _holding(self, call: QueuedCall) -> Literal["holding", "elsewhere", "gone"]:
+        """Whether the caller's channel still waits in the hold context (its ``s`` extension) and
+        in no seat's bridge, is elsewhere (or unknown), or gone."""
         try:
             channels = await self._asterisk.channels()
         except AmiError as exc:
             log.warning("acd.requeue_unknown", call_id=call.call_id, error=str(exc))
-            return False  # the hold context's bound wait ends at the overflow node
+            return "elsewhere"  # the hold context's bound wait ends at the overflow node
         found = channels.get(call.call_id)
-        if found is None or found.get("context") != HOLD_CONTEXT:
-            return False
+        if found is None:
+            return "gone"
+        if found.get("context") != HOLD_CONTEXT or found.get("exten") != "s":
+            return "elsewhere"  # e.g. the T extension: max wait ran out meanwhile, on its overflow path
         bridge = found.get("bridgeid")
-        return not bridge or not any(
-            u.startswith(OFFER_PREFIX) and e.get("bridgeid") == bridge for u, e in channels.items()
-        )
+        seated = bridge and any(u.startswith(OFFER_PREFIX) and e.get("bridgeid") == bridge for u, e in channels.items())
+        return "elsewhere" if seated else "holding"
 
-    async def _requeue(self, call: QueuedCall, seat_id: str) -> None:
+    async def _requeue(self, call: QueuedCall, seat_id: str) -> Literal["requeued", "elsewhere", "gone"]:
         """Back in line, at its place (same arrival time), with its remaining max wait; its
         record no longer says answered. SEATED is cleared in Asterisk before the caller can
-        be bound again, so a later binding's SEATED=1 always comes after it."""
+        be bound again, so a later binding's SEATED=1 always comes after it. Not when the
+        caller is gone meanwhile (or Asterisk did not answer: "elsewhere", nothing known)."""
         left_s = call.entered_at + call.max_wait_s - self._now() if call.max_wait_s else 0.0
         try:
             await self._asterisk.unseated(call.channel, max(left_s, 1.0) if call.max_wait_s else 0.0)
-        except AmiError as exc:  # gone in the meantime
+        except AmiActionFailed as exc:  # no such channel: gone in the meantime
             log.info("acd.requeue_failed", call_id=call.call_id, error=str(exc))
-            await self._after.bridge_failed(call.call_id)
-            return
+            return "gone"
+        except AmiError as exc:
+            log.warning("acd.requeue_failed", call_id=call.call_id, error=str(exc))
+            return "elsewhere"
+        # from here on its Hangup finds it in the waiting list (no await before _add)
+        if self._requeuing.pop(call.call_id, False):  # its Hangup came while the Setvars were answered
+            log.info("acd.requeue_failed", call_id=call.call_id, error="hung up")
+            return "gone"
         self._add(call)
         self._waiting.save(call)
         changes: CallChanges = {"seat": "", "seat_answered_at": None, "outcome": None, "call_recording": ""}
@@ -351,6 +400,7 @@ class AcdEngine:
         log.info("acd.requeued", call_id=call.call_id, seat=seat_id)
         await self._events.publish("acd.requeued", self._clock(), call_id=call.call_id, seat=seat_id)
         self.kick()
+        return "requeued"
 
     async def _clear_max_wait(self, call: QueuedCall) -> None:
         """Max wait is over once a seat has the caller: the call must not be cut mid-talk."""
@@ -363,12 +413,18 @@ class AcdEngine:
 
     async def _on_hangup(self, event: AmiMessage) -> None:
         uniqueid = event.get("uniqueid")
+        if uniqueid in self._requeuing:  # being put back in line (_not_bridged): not any more
+            self._requeuing[uniqueid] = True
+            return
         if uniqueid in self._waiting:
             await self.leave(uniqueid, "caller hung up")
             return
         offer = self._offers.get(uniqueid)
         if offer is None:
             return
+        self._ended_offers[uniqueid] = None
+        if len(self._ended_offers) > _ENDED_OFFERS_KEPT:
+            del self._ended_offers[next(iter(self._ended_offers))]
         if offer.bound is None:
             if offer.adopted or offer.answered:  # no OriginateResponse will come for it now
                 self._offers.pop(uniqueid, None)
@@ -377,6 +433,9 @@ class AcdEngine:
         self._offers.pop(uniqueid, None)
         if not offer.bridged and not offer.adopted:
             await self._not_bridged(offer)  # e.g. the seat hung up before its Bridge(): never connected
+            if not offer.bound.startswith(CALLBACK_PREFIX):  # (a callback's dialled leg never enters as the caller)
+                # the seat never talked to that caller (requeued, or gone): no disposition of its call is due
+                offer = replace(offer, bound="")
         await self._after.call_ended(offer, self._now())
 
     async def _on_seat_change(self, seat: Seat) -> None:

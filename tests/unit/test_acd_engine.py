@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from acd.config import AcdConfig, SeatConfig
 from acd.engine import OFFER_RETRY_S, ORIGINATE_GRACE_S, AcdEngine
 from acd.events import EventBus
-from acd.model import QueuedCall, waiting_key
+from acd.model import CALLBACK_PREFIX, QueuedCall, waiting_key
 from acd.seat import SeatState
 from acd.seats import DispositionGuard, SeatService
 from calls.model import CallOutcome
@@ -696,7 +696,8 @@ async def test_a_caller_who_leaves_at_the_bridge_is_not_counted_answered(make_ri
 def holding(rig: Rig, *call_ids: str) -> None:
     """Asterisk's channels: these callers wait in the hold context's holding bridge."""
     rig.ami.channels = [
-        {"Uniqueid": c, "Channel": rig.channels[c], "Context": HOLD_CONTEXT, "BridgeId": "holding-1"} for c in call_ids
+        {"Uniqueid": c, "Channel": rig.channels[c], "Context": HOLD_CONTEXT, "Exten": "s", "BridgeId": "holding-1"}
+        for c in call_ids
     ]
 
 
@@ -774,3 +775,160 @@ async def test_a_caller_talking_elsewhere_is_not_put_back_in_line(make_rig: Make
     assert rig.engine.waiting() == []
     live = rig.tracker.get_live("k-1")
     assert live is not None and live.outcome is CallOutcome.ANSWERED  # still here: nothing undone
+
+
+async def test_a_caller_who_hangs_up_while_it_is_put_back_is_no_ghost(make_rig: MakeRig) -> None:
+    """The seat's Bridge() failed and it asks again (the AGI's task, beside the AMI event
+    dispatcher): the caller hangs up while its SEATED is being cleared, and that Setvar still
+    succeeded (Asterisk found the channel in the instant before it went). The caller's Hangup,
+    handled meanwhile, must not be lost: it is not put back in line (a ghost a seat would be
+    rung and bound for), nor bound again, and its record is not answered."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    await rig.caller("k-2", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    holding(rig, "k-1", "k-2")
+    gate = rig.ami.gates["setvar"] = asyncio.Event()
+    rig.ami.actions.clear()
+    again = asyncio.create_task(rig.engine.bind(offer_id, "1001"))  # the offer context asks again
+    await wait_until(lambda: rig.ami.sent("Setvar") != [])  # SEATED= in flight
+    await rig.hang_up("k-1")  # the caller's Hangup, dispatched while the engine awaits the reply
+    await rig.tracker.hung_up("k-1", "Normal Clearing")
+    gate.set()
+    second = await again
+    assert second is not None and second.call_id == "k-2"
+    assert [c.call_id for c in rig.engine.waiting()] == []
+    await rig.saved()
+    assert set(await rig.client.hkeys(WAITING_KEY_KM)) == set()
+    record = await rig.store.get("k-1")
+    assert record is not None
+    assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
+
+
+async def test_a_caller_gone_before_it_is_put_back_is_not_counted_answered(make_rig: MakeRig) -> None:
+    """The seat's channel ends before its Bridge(); the caller, still in the hold context in
+    the channel list, hangs up before its SEATED is cleared (the Setvar fails: no such channel)
+    and its Hangup is only handled after the seat's (one event dispatcher). Its record must
+    not end as answered by a seat it never talked to."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    bound = await rig.engine.bind(offer_id, "1001")
+    assert bound is not None and bound.call_id == "k-1"
+    holding(rig, "k-1")
+    rig.ami.failing.add("setvar")  # the caller's channel is gone
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")  # the seat's channel ends: never bridged
+    await rig.hang_up("k-1")  # then the caller's Hangup (queued behind the seat's)
+    await rig.tracker.hung_up("k-1", "Normal Clearing")
+    assert rig.engine.waiting() == []
+    await rig.saved()
+    record = await rig.store.get("k-1")
+    assert record is not None
+    assert (record.outcome, record.seat, record.seat_answered_at) == (CallOutcome.ABANDONED, "", None)
+    assert record.tags["queue_status"] == "left_at_bridge"
+
+
+async def test_a_seat_whose_channel_ended_before_its_bind_binds_nobody(make_rig: MakeRig) -> None:
+    """The seat answers and hangs up at once; its AGI (another socket) reaches the engine after
+    the channel's Hangup. That offer is over: bind() binds no caller to a channel that is gone
+    (it would never end again: the seat on a call for good, the caller SEATED and answered),
+    and the caller stays in line for the next seat."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    await rig.ami.emit("OriginateResponse", Uniqueid=offer_id, Response="Success", Reason="4")
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    rig.ami.actions.clear()
+    assert await rig.engine.bind(offer_id, "1001") is None
+    assert rig.ami.sent("Setvar") == []
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1"]
+    assert offer_id not in {o.offer_id for o in rig.engine.offers()}
+    assert rig.state("1001") in (SeatState.READY, SeatState.RINGING)  # free for the next offer
+    live = rig.tracker.get_live("k-1")
+    assert live is not None and live.outcome is None and live.seat == ""
+
+
+async def test_a_caller_whose_max_wait_ran_out_at_the_bind_is_not_put_back(make_rig: MakeRig) -> None:
+    """Max wait ran out in the instant of the bind (before its SEATED Setvar): the caller is in
+    the hold context's T extension, on its overflow path (the overflow AGI walking the queue
+    node's next: voicemail …), in no bridge, so the seat's Bridge() failed. It is not put back
+    in line (a seat would be rung and bound for a caller leaving a message), nothing is set on
+    its channel (a 1 s TIMEOUT(absolute) would restart the T extension)."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    assert await rig.engine.bind(offer_id, "1001") is not None
+    rig.ami.channels = [
+        {"Uniqueid": "k-1", "Channel": rig.channels["k-1"], "Context": HOLD_CONTEXT, "Exten": "T",
+         "Application": "AGI", "BridgeId": ""}
+    ]  # fmt: skip
+    rig.ami.actions.clear()
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert rig.ami.sent("Setvar") == []
+    assert rig.engine.waiting() == []
+
+
+async def test_a_seat_that_hangs_up_while_it_asks_again_binds_nobody(make_rig: MakeRig) -> None:
+    """The seat's Bridge() failed and it asks again; while the engine looks for its caller in
+    Asterisk (CoreShowChannels), the seat's channel ends (no wrap-up: ready at once). The
+    caller goes back in line, and nobody is bound to the channel that is gone (no Hangup would
+    ever end that offer: the seat on a call for good)."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    await rig.caller("k-2", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    holding(rig, "k-1", "k-2")
+    gate = rig.ami.gates["coreshowchannels"] = asyncio.Event()
+    again = asyncio.create_task(rig.engine.bind(offer_id, "1001"))
+    await wait_until(lambda: rig.ami.sent("CoreShowChannels") != [])
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")  # the seat's channel ends meanwhile
+    gate.set()
+    assert await again is None
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1", "k-2"]
+    assert rig.state("1001") is not SeatState.ON_CALL
+    assert offer_id not in {o.offer_id for o in rig.engine.offers()}
+
+
+async def test_a_seat_that_never_took_its_caller_owes_no_disposition_for_it(make_rig: MakeRig) -> None:
+    """acd.require_disposition: the seat's channel ends before its Bridge() took the caller,
+    who goes back in line (another seat talks to it next). The seat never talked to that
+    caller: no disposition of that call is due from it (it would sit in wrap-up, then be made
+    not ready as overdue, or its code would overwrite the disposition of the seat that did)."""
+    rig = await make_rig(seat("1001"), seat("1002"), require_disposition=True)
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=300)
+    offer_id = await rig.offer_to("1001")
+    assert await rig.engine.bind(offer_id, "1001") is not None
+    holding(rig, "k-1")
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    assert [c.call_id for c in rig.engine.waiting()] == ["k-1"]  # requeued
+    first = rig.seats.get("1001")
+    assert not first.disposition_due
+    assert first.last_call != "k-1"
+
+
+async def test_a_seat_that_called_a_caller_back_owes_the_disposition_of_that_call(make_rig: MakeRig) -> None:
+    """A callback's dialled leg never enters the seat's bridge as the bound caller (the offer
+    stays "not bridged"): the seat that called back still owes the disposition of the call
+    whose place the callback kept."""
+    rig = await make_rig(seat("1001"), require_disposition=True)
+    await rig.seats.login("1001")
+    origin = "c-1"
+    call = QueuedCall(f"{CALLBACK_PREFIX}{origin}", "", "general", (), 0, rig.clock().timestamp(),
+                      caller="13800000000", callback_trunk="carrier", origin_call_id=origin)  # fmt: skip
+    await rig.engine.enqueue(call)
+    offer_id = await rig.offer_to("1001")
+    bound = await rig.engine.bind(offer_id, "1001")
+    assert bound is not None and bound.dial == "PJSIP/13800000000@carrier"
+    await rig.hang_up(offer_id, "PJSIP/1001-00000001")
+    after = rig.seats.get("1001")
+    assert (after.state, after.disposition_due, after.last_call) == (SeatState.WRAP_UP, True, origin)

@@ -28,6 +28,8 @@ async def talked(rig: Rig, seat_id: str, call_id: str, nth: int = 1) -> str:
     offer_id = await rig.offer_to(seat_id, nth)
     binding = await rig.engine.bind(offer_id, seat_id)
     assert binding is not None and binding.call_id == call_id
+    # the seat's Bridge() took the caller: it enters the seat's bridge (a call never bridged owes no disposition)
+    await rig.ami.emit("BridgeEnter", Uniqueid=call_id, BridgeUniqueid=f"talk-{nth}", BridgeTechnology="simple_bridge")
     await rig.hang_up(offer_id, f"PJSIP/{seat_id}-0000000{nth}")
     return offer_id
 
