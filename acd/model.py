@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
 from acd.router import WaitingCaller
@@ -41,7 +41,9 @@ class QueuedCall:
     def from_json(cls, text: str | bytes) -> QueuedCall:
         data = json.loads(text)
         data["skills"] = tuple(data.get("skills", ()))
-        return cls(**data)
+        # a field a later release saved is left out (a rollback keeps its waiting callers)
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def waiting(self) -> WaitingCaller:
         return WaitingCaller(self.call_id, self.queue, frozenset(self.skills), self.priority, self.entered_at)

@@ -4,6 +4,7 @@ missed offers, priority, skills and their relaxation, unstaffed queues, resync, 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -932,3 +933,10 @@ async def test_a_seat_that_called_a_caller_back_owes_the_disposition_of_that_cal
     await rig.hang_up(offer_id, "PJSIP/1001-00000001")
     after = rig.seats.get("1001")
     assert (after.state, after.disposition_due, after.last_call) == (SeatState.WRAP_UP, True, origin)
+
+
+def test_a_waiting_caller_saved_by_a_later_release_reads_without_its_new_fields() -> None:
+    """A rollback: the entries a newer controller saved (a field this one lacks) still read."""
+    saved = QueuedCall("kunming-1.1", "PJSIP/trunk-1", "general", ("yue",), 0, 100.0, max_wait_s=300)
+    newer = {**json.loads(saved.to_json()), "a_later_field": {"x": 1}}
+    assert QueuedCall.from_json(json.dumps(newer)) == saved
