@@ -201,7 +201,8 @@ def test_every_context_a_caller_hangs_up_in_writes_the_line() -> None:
     extensions = render()["extensions.conf"]
     write = (
         "Set(FILE(/srv/hotline/var/spool/fallback/ce-${UNIQUEID}.end)="
-        "e1|${UNIQUEID}|${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}|${FILTER(0-9,${HANGUPCAUSE})}|end)"
+        "e2|${UNIQUEID}|${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}|${FILTER(0-9,${HANGUPCAUSE})}"
+        "|${FILTER(0-9+,${CALLERID(num)}):0:32}|end)"
     )
     contexts = {name: body for name, body in re.findall(r"^\[([^\]]+)\]\n(.*?)(?=^\[|\Z)", extensions, re.M | re.S)}
     writing = sorted(name for name, body in contexts.items() if write in body)
