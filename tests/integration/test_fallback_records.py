@@ -375,10 +375,11 @@ def test_a_call_whose_record_never_reached_redis_is_recorded_from_its_hang_up_li
     platform, seat_port = stack
     assert platform.http("/api/v1/seats/1001/login", method="POST").status in (200, 409)
     assert platform.http("/api/v1/seats/1001/ready", method="POST").status in (200, 409)
-    wait_for(
-        "1001 ready",
-        lambda: any(s["seat"] == "1001" and s["state"] == "ready" for s in platform.http("/api/v1/seats").body["seats"]),
-    )
+
+    def ready() -> bool:
+        return any(s["seat"] == "1001" and s["state"] == "ready" for s in platform.http("/api/v1/seats").body["seats"])
+
+    wait_for("1001 ready", ready)
     seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=seat_port)
     caller = SippCall(
         platform.config.sip.port,
@@ -397,7 +398,7 @@ def test_a_call_whose_record_never_reached_redis_is_recorded_from_its_hang_up_li
     assert seat.wait().ok
 
     line_file = platform.config.paths.spool_dir / "fallback" / f"ce-{call_id}.end"
-    line = wait_for("the caller's hang-up line", lambda: line_file.exists() and line_file.read_text(encoding="ascii"))
+    line = wait_for("the caller's hang-up line", lambda: line_file.read_text("ascii") if line_file.exists() else None)
     fields = line.split("|")
     assert (fields[0], fields[1], fields[3], fields[4], fields[5]) == ("e2", call_id, "16", "13800006666", "end"), line
     assert stat.S_IMODE(line_file.stat().st_mode) & 0o077 == 0  # the caller's number: Asterisk's user's alone
@@ -405,7 +406,7 @@ def test_a_call_whose_record_never_reached_redis_is_recorded_from_its_hang_up_li
 
     platform.start_controller()
     record = platform.wait_call(
-        lambda c: c["call_id"] == call_id and c["state"] == "ended", "the record made from the hang-up line", timeout_s=60
+        lambda c: c["call_id"] == call_id and c["state"] == "ended", "the record made from its line", timeout_s=60
     )
     assert record["caller"] == "138****6666"
     assert record["outcome"] == "lost_track" and record["ended_at_estimated"] is False
