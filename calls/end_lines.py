@@ -7,7 +7,13 @@ can hang up in (the entry's IVR, the hold/ACD bridge, after the seat, a transfer
 another platform; telephony/extensions_conf.py) writes, from its ``h`` extension, with Asterisk's
 own ``FILE()`` (no shell; 0600 under Asterisk's umask, in the 0700 fallback folder)::
 
-    <spool>/fallback/ce-<uniqueid>.end    e1|<uniqueid>|<end epoch with ms>|<Q.850 cause>|end
+    <spool>/fallback/ce-<uniqueid>.end    e2|<uniqueid>|<end epoch with ms>|<Q.850 cause>|<caller>|end
+
+``<caller>`` is the caller's number as Asterisk saw it, ``FILTER(0-9+)`` and at most 32
+characters there; checked again here (only digits and ``+``, at most 32: else the line is
+refused), and kept as the record's caller only if it is a number (``+`` first, if at all). The
+first version, ``e1|<uniqueid>|<end>|<cause>|end`` (no caller), is still read: an Asterisk may
+run the older dialplan through an upgrade.
 
 Always, not only when the controller seems away: the dialplan cannot know whether the controller
 heard the hang-up (an event still in a socket buffer when it died, the record writer's batch not
@@ -15,10 +21,18 @@ yet saved, a half-open AMI connection Asterisk still counts as logged in). The w
 thing a channel does after its caller is gone, so it never holds up a call; a full disk costs
 the line only (logged by Asterisk), and the record then ends estimated as before.
 
+A line whose call has no record anywhere (the controller was killed before its writer saved the
+call's first step, within ~50 ms of its start) makes one (``orphan_record``): the start from the
+uniqueid (``<systemname>-<epoch>.<seq>``, systemname = the platform id: asterisk.conf), to the
+second; the end and cause from the line; the caller from an ``e2`` line; outcome ``lost_track``
+(the controller lost it: what it did in the IVR is not known) and the tag ``end_written_by``.
+It is saved below any record the controller made (revision 0): a record that lands meanwhile
+wins, and the line is read again to end that one (calls/tracker.py).
+
 Every field is Asterisk's own (the uniqueid, its clock, ``FILTER(0-9)`` on the cause) and checked
 again here; a line whose call is not the one its file is named after, or is another platform's
-call (the province's records share their keys), is left where it is and ends nothing. A line
-cut short (a full disk) is deleted after 2 minutes.
+call (the province's records share their keys; a uniqueid naming another systemname), is left
+where it is and ends nothing. A line cut short (a full disk) is deleted after 2 minutes.
 The fallback route's own line (calls/fallback_calls.py) covers calls on that route.
 """
 
@@ -28,7 +42,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from calls.model import CallOutcome, CallRecord, end_call
+from calls.model import CallOutcome, CallRecord, CallState, end_call
 
 END_PREFIX = "ce-"
 END_SUFFIX = ".end"
@@ -36,8 +50,13 @@ END_GLOB = "ce-*.end"
 MAX_BYTES = 512
 _NAME = re.compile(r"ce-(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\.end")
 _LINE = re.compile(
-    r"e1\|(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\|(?P<end>\d{9,11}(?:\.\d{1,6})?)\|(?P<cause>\d{0,3})\|end\n?"
+    r"e[12]\|(?P<uniqueid>[A-Za-z0-9_.-]{1,80})\|(?P<end>\d{9,11}(?:\.\d{1,6})?)"
+    r"\|(?P<cause>\d{0,3})(?:\|(?P<caller>[0-9+]{0,32}))?\|end\n?"
 )
+# e1 has no caller field, e2 always one (checked below); the dialplan cuts the caller at 32
+_NUMBER = re.compile(r"\+?[0-9]{1,31}|[0-9]{32}")
+# Asterisk's own uniqueid of a channel: <systemname>-<epoch>.<sequence>
+_UNIQUEID = re.compile(r"(?P<system>[A-Za-z0-9_.-]+)-(?P<epoch>\d{9,11})\.(?P<seq>\d{1,10})")
 # Q.850 causes as Asterisk's AMI Hangup event names them (Cause-txt), so that a record ended from
 # a line reads like one ended by the event
 _CAUSES = {
@@ -73,6 +92,7 @@ class SeenEnd:
     uniqueid: str
     ended_at: datetime
     cause: str
+    caller: str = ""  # a number (digits, "+" first) or "" (an e1 line, a number withheld)
 
 
 def is_end_file(name: str) -> bool:
@@ -91,12 +111,42 @@ def parse_end_line(text: str) -> SeenEnd:
     if not text.endswith("|end") and not text.endswith("|end\n"):
         raise Incomplete("no end marker")
     match = _LINE.fullmatch(text)
-    if match is None:
+    if match is None or (match["caller"] is None) != text.startswith("e1|"):
         raise ValueError("not an end line")
+    caller = match["caller"] or ""
     return SeenEnd(
         uniqueid=match["uniqueid"],
         ended_at=datetime.fromtimestamp(float(match["end"]), UTC),
         cause=cause_text(match["cause"]),
+        caller=caller if _NUMBER.fullmatch(caller) else "",
+    )
+
+
+def orphan_record(end: SeenEnd, platform: str) -> CallRecord | None:
+    """The record of a call only its hang-up line tells of (the controller was killed before it
+    saved anything of it): NotOurs if its uniqueid names another platform's Asterisk; None if it
+    is no uniqueid Asterisk gives a caller's channel (a channel the controller originated, named
+    ``offer-…``, ``<job>.try<n>``: never a caller's call; the line then ends nothing, as before).
+
+    Started when the uniqueid says (to the second), ended as the line says, ``lost_track``;
+    revision 0: any record the controller made of the call is newer and wins (calls/store.py)."""
+    match = _UNIQUEID.fullmatch(end.uniqueid)
+    if match is None:
+        return None
+    if match["system"] != platform:
+        raise NotOurs(f"{end.uniqueid} names no call of {platform}'s Asterisk")
+    started = datetime.fromtimestamp(int(match["epoch"]), UTC)
+    return CallRecord(
+        call_id=end.uniqueid,
+        platform=platform,
+        caller=end.caller,
+        state=CallState.ENDED,
+        started_at=min(started, end.ended_at),
+        ended_at=end.ended_at,
+        outcome=CallOutcome.LOST_TRACK,
+        hangup_cause=end.cause,
+        tags={SOURCE_TAG: "asterisk", "record_from": "end_line"},
+        revision=0,
     )
 
 

@@ -12,7 +12,8 @@ The route also leaves one ``fc-<epoch>-<uniqueid>.call`` line per call (calls/fa
 answered by a seat in the fallback queue, hung up in the greeting, or a message.
 
 Every call also leaves a ``ce-<uniqueid>.end`` line at its hang-up (calls/end_lines.py), so a
-call whose end the controller missed ends with its real time, never an estimate.
+call whose end the controller missed ends with its real time, never an estimate, and a call
+whose record never reached Redis (the controller killed at its start) is recorded from it.
 
 The controller scans that folder on start and every few seconds, so a call it never saw still
 gets a call record (linking its message, if any). A line file (``.call``, ``.end``) is deleted
@@ -215,6 +216,9 @@ class FallbackIngester:
         """Delete the line files whose records are saved; returns how many are still waiting."""
         for name, call_id in list(self._retiring.items()):
             if not self._tracker.is_saved(call_id):
+                continue
+            if self._tracker.take_refused(call_id):  # a stored record won: read the line again for it
+                del self._retiring[name]
                 continue
             try:
                 (self._dir / name).unlink(missing_ok=True)

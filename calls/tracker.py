@@ -21,7 +21,7 @@ from datetime import datetime
 
 import structlog
 
-from calls.end_lines import NotOurs, SeenEnd, merged_end
+from calls.end_lines import NotOurs, SeenEnd, merged_end, orphan_record
 from calls.fallback_calls import FallbackCall, fallback_call_record, merged_fallback_call
 from calls.model import (
     CallChanges,
@@ -73,6 +73,9 @@ class CallTracker:
         self._live: dict[str, CallRecord] = {}
         self._dirty: dict[str, CallRecord] = {}
         self._ended: OrderedDict[str, CallRecord] = OrderedDict()
+        # records made from a hang-up line alone, not saved yet; and those a stored one refused
+        self._orphans: set[str] = set()
+        self._refused: set[str] = set()
         self._ended_listeners: list[EndedListener] = []
         self._ended_counters: list[EndedCounter] = []
         self._counts: dict[str, list[CountOnce]] = {}  # call id → counts to send with its record
@@ -244,10 +247,13 @@ class CallTracker:
                 for call_id, record in batch:
                     if self._dirty.get(call_id) is not record:
                         continue  # changed meanwhile: the newer version is still to be written
-                    if call_id in stale:
+                    if call_id in stale and call_id in self._orphans:
+                        self._orphan_refused(call_id, stale[call_id])
+                    elif call_id in stale:
                         self._rebase(record, stale[call_id])
                     else:
                         del self._dirty[call_id]
+                        self._orphans.discard(call_id)
             return 0
 
     def _counted(self, call_ids: Iterable[str], sent: list[CountOnce]) -> None:
@@ -260,6 +266,24 @@ class CallTracker:
                 self._counts[call_id] = left
             else:
                 self._counts.pop(call_id, None)
+
+    def _orphan_refused(self, call_id: str, stored_revision: int) -> None:
+        """A record made from a hang-up line alone met a record the controller had saved after
+        all (its write landed late): that one wins. Forgotten here, so the line is read again
+        (``take_refused``) and ends the stored record as any line does."""
+        log.info("calls.end_line_record_refused", call_id=call_id, stored=stored_revision)
+        del self._dirty[call_id]
+        self._ended.pop(call_id, None)
+        self._orphans.discard(call_id)
+        self._refused.add(call_id)
+
+    def take_refused(self, call_id: str) -> bool:
+        """Whether the record a hang-up line made of this call was refused by a stored one (once:
+        the line is then read again rather than deleted)."""
+        if call_id in self._refused:
+            self._refused.discard(call_id)
+            return True
+        return False
 
     def _rebase(self, record: CallRecord, stored_revision: int) -> None:
         """The store kept out this tracker's newest version of a call: it has a revision this
@@ -457,12 +481,27 @@ class CallTracker:
     async def record_seen_end(self, end: SeenEnd) -> bool:
         """A hang-up Asterisk wrote down (calls/end_lines.py): ends the record of a call whose
         end the controller missed, or corrects an estimated end. Returns whether a record was
-        written (False again and again: idempotent; False for a call no record knows); NotOurs
-        for another platform's call."""
+        written (False again and again: idempotent); makes the record of a call no record knows
+        (``orphan_record``); NotOurs for another platform's call."""
         record = self._live.get(end.uniqueid) or self._dirty.get(end.uniqueid) or self._ended.get(end.uniqueid)
         existing = record or await self._store.get(end.uniqueid)
         if existing is None:
-            return False  # not a call of ours (an outbound leg), or its record was never saved
+            # the controller was killed before its writer saved anything of the call: the line
+            # makes its record (NotOurs for a uniqueid of another platform's Asterisk)
+            orphan = orphan_record(end, self._platform)
+            if orphan is None:
+                return False  # a channel the controller originated (an offer's, an outbound leg's)
+            log.info(
+                "calls.recorded_from_end_line",
+                call_id=end.uniqueid,
+                caller=mask_number(orphan.caller),
+                cause=end.cause,
+                outcome=str(orphan.outcome),
+            )
+            self._orphans.add(end.uniqueid)
+            saved = self._kept(orphan)  # revision 0: whatever the controller saved of it wins
+            self._notify_ended(saved)
+            return True
         if existing.platform != self._platform:  # the province's platforms share the records' keys
             raise NotOurs(f"{end.uniqueid} is a call of {existing.platform}")
         merged = merged_end(existing, end)

@@ -152,9 +152,18 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     )
     # every caller's hang-up, written by Asterisk whether or not the controller hears it: calls/
     # end_lines.py reads it (keep in step); the uniqueid is Asterisk's, the time its clock, the
-    # cause digits only. Set() of FILE() never fails the channel: a full disk costs the line only
+    # cause digits only, the caller's number digits and "+" only, at most 32 (e2: a call whose
+    # record never reached Redis is recorded from it, with its caller). Set() of FILE() never
+    # fails the channel: a full disk costs the line only
     end_line = "|".join(
-        ("e1", "${UNIQUEID}", "${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}", "${FILTER(0-9,${HANGUPCAUSE})}", "end")
+        (
+            "e2",
+            "${UNIQUEID}",
+            "${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}",
+            "${FILTER(0-9,${HANGUPCAUSE})}",
+            "${FILTER(0-9+,${CALLERID(num)}):0:32}",
+            "end",
+        )
     )
     write_end = f"Set(FILE({fallback_dir}/ce-${{UNIQUEID}}.end)={end_line})"
     # Bridge()'s F target: the quiet extension when the seat AGI said nothing runs after this seat

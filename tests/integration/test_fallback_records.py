@@ -346,3 +346,77 @@ def test_redis_restarts_with_its_data_and_a_kill_after_a_message_leaves_one_tick
         client.close()
     assert _tickets_of(platform, record["call_id"]) == tickets
     assert len(tickets) == 1
+
+
+def _forget_in_redis(platform: PlatformUnderTest, call_id: str) -> None:
+    """As if the controller had died before its writer saved anything of the call: its record
+    and every index entry of it gone from Redis."""
+    client = redis.Redis.from_url(platform.redis.url)
+    try:
+        client.delete(f"hotline:call:{call_id}")
+        for key in client.scan_iter("hotline:*"):
+            kind = client.type(key)
+            if kind == b"zset":
+                client.zrem(key, call_id)
+            elif kind == b"set":
+                client.srem(key, call_id)
+        assert client.get(f"hotline:call:{call_id}") is None
+    finally:
+        client.close()
+
+
+def test_a_call_whose_record_never_reached_redis_is_recorded_from_its_hang_up_line(
+    stack: tuple[PlatformUnderTest, int],
+) -> None:
+    """The controller is SIGKILLed while a caller talks with a seat, and nothing of the call is
+    in Redis (as when it dies within its writer's 50 ms of the call's first step). The caller's
+    hang-up line (e2: with the number Asterisk saw) makes the record when the controller is back:
+    the call, its caller (masked in the list, whole in Redis), its end and cause, ``lost_track``."""
+    platform, seat_port = stack
+    assert platform.http("/api/v1/seats/1001/login", method="POST").status in (200, 409)
+    assert platform.http("/api/v1/seats/1001/ready", method="POST").status in (200, 409)
+
+    def ready() -> bool:
+        return any(s["seat"] == "1001" and s["state"] == "ready" for s in platform.http("/api/v1/seats").body["seats"])
+
+    wait_for("1001 ready", ready)
+    seat = SippServer(scenario(answering_peer(talk_ms=0, hang_up=False)), port=seat_port)
+    caller = SippCall(
+        platform.config.sip.port,
+        scenario(INVITE, ANSWERED, stays_until_released(90_000), CALLER_HANGS_UP),
+        caller="13800006666",
+        timeout_s=120,
+    )
+    talking = platform.wait_call(
+        lambda c: c["caller"] == "138****6666" and c["seat"] == "1001" and c["state"] != "ended", "the caller on 1001"
+    )
+    call_id = talking["call_id"]
+    platform.stop_controller(sig=signal.SIGKILL)
+    _forget_in_redis(platform, call_id)
+    caller.talk_on(1)  # still talking with the seat (Asterisk holds the call), then hangs up
+    assert caller.wait().ok
+    assert seat.wait().ok
+
+    line_file = platform.config.paths.spool_dir / "fallback" / f"ce-{call_id}.end"
+    line = wait_for("the caller's hang-up line", lambda: line_file.read_text("ascii") if line_file.exists() else None)
+    fields = line.split("|")
+    assert (fields[0], fields[1], fields[3], fields[4], fields[5]) == ("e2", call_id, "16", "13800006666", "end"), line
+    assert stat.S_IMODE(line_file.stat().st_mode) & 0o077 == 0  # the caller's number: Asterisk's user's alone
+    assert stat.S_IMODE(line_file.parent.stat().st_mode) & 0o077 == 0
+
+    platform.start_controller()
+    record = platform.wait_call(
+        lambda c: c["call_id"] == call_id and c["state"] == "ended", "the record made from its line", timeout_s=60
+    )
+    assert record["caller"] == "138****6666"
+    assert record["outcome"] == "lost_track" and record["ended_at_estimated"] is False
+    assert record["tags"]["end_written_by"] == "asterisk"
+    assert record["hangup_cause"] == "Normal Clearing"
+    assert abs(_seconds(record["started_at"], talking["started_at"])) <= 1.5  # the uniqueid's epoch
+    assert abs(datetime.fromisoformat(record["ended_at"]).timestamp() - float(fields[2])) < 0.002
+    assert platform.stored_call(call_id)["caller"] == "13800006666"
+    wait_for("the line deleted once its record is saved", lambda: not line_file.exists())
+    log = platform.controller_log_text()
+    made = [entry for entry in log.splitlines() if '"calls.recorded_from_end_line"' in entry]
+    assert len(made) == 1 and '"caller": "138****6666"' in made[0], made
+    assert "13800006666" not in log  # masked in every line

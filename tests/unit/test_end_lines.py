@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from calls.end_lines import Incomplete, is_end_file, merged_end, parse_end_line
+from calls.end_lines import Incomplete, NotOurs, is_end_file, merged_end, orphan_record, parse_end_line
 from calls.fallback import FallbackIngester
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
@@ -42,11 +43,33 @@ def test_a_line_says_when_and_why() -> None:
         LINE.replace("|16|", "|1234|"),
         LINE + "\ne1|x|1772442000|16|end",
         LINE.replace(f"{END_AT.timestamp():.3f}", "soon"),
+        # e2: the caller's field is digits and "+" only, at most 32; e1 has none, e2 always one
+        LINE.replace("e1|", "e2|").replace("|end", "|1380013800a|end"),
+        LINE.replace("e1|", "e2|").replace("|end", "|138 0013|end"),
+        LINE.replace("e1|", "e2|").replace("|end", "|138,0013|end"),
+        LINE.replace("e1|", "e2|").replace("|end", "|138\n0013|end"),
+        LINE.replace("e1|", "e2|").replace("|end", f"|{'1' * 33}|end"),
+        LINE.replace("e1|", "e2|").replace("|end", "|138|0013|end"),
+        LINE.replace("|end", "|13800138000|end"),
+        LINE.replace("e1|", "e3|").replace("|end", "|13800138000|end"),
     ],
 )
 def test_a_line_that_is_not_ours_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_end_line(text)
+
+
+def test_an_e2_line_names_the_caller_and_e1_lines_are_still_read() -> None:
+    e2 = LINE.replace("e1|", "e2|").replace("|end", "|13800138000|end")
+    end = parse_end_line(e2 + "\n")
+    assert (end.uniqueid, end.ended_at, end.cause, end.caller) == (CALL, END_AT, "Normal Clearing", "13800138000")
+    assert parse_end_line(e2.replace("|13800138000|", "|+8613800138000|")).caller == "+8613800138000"
+    assert parse_end_line(e2.replace("|13800138000|", f"|{'9' * 32}|")).caller == "9" * 32
+    assert parse_end_line(e2.replace("|13800138000|", "||")).caller == ""  # withheld
+    # what FILTER(0-9+) leaves of a name that is no number: the line counts, the caller does not
+    for odd in ("138+0013", "+", "++86", f"+{'1' * 31}"[:-1] + "+"):
+        assert parse_end_line(e2.replace("|13800138000|", f"|{odd}|")).caller == "", odd
+    assert parse_end_line(LINE).caller == ""  # e1: an Asterisk still on the older dialplan
 
 
 def test_a_line_cut_short_is_incomplete() -> None:
@@ -201,7 +224,8 @@ def test_every_context_a_caller_hangs_up_in_writes_the_line() -> None:
     extensions = render()["extensions.conf"]
     write = (
         "Set(FILE(/srv/hotline/var/spool/fallback/ce-${UNIQUEID}.end)="
-        "e1|${UNIQUEID}|${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}|${FILTER(0-9,${HANGUPCAUSE})}|end)"
+        "e2|${UNIQUEID}|${FILTER(0-9.,${STRFTIME(,,%s.%3q)})}|${FILTER(0-9,${HANGUPCAUSE})}"
+        "|${FILTER(0-9+,${CALLERID(num)}):0:32}|end)"
     )
     contexts = {name: body for name, body in re.findall(r"^\[([^\]]+)\]\n(.*?)(?=^\[|\Z)", extensions, re.M | re.S)}
     writing = sorted(name for name, body in contexts.items() if write in body)
@@ -262,3 +286,102 @@ async def test_a_line_cut_short_long_ago_is_deleted_not_read_for_ever(tmp_path: 
     assert await ingester.scan() == 0
     assert not old.exists() and fresh.exists()
     assert store.records[CALL].is_open  # nothing learnt from a cut line
+
+
+ORPHAN = "kunming-1772442000.11"
+ORPHAN_LINE = f"e2|{ORPHAN}|{END_AT.timestamp():.3f}|16|13800138011|end"
+
+
+def _orphan_line(tmp_path: Path, text: str = ORPHAN_LINE, name: str = ORPHAN) -> Path:
+    folder = tmp_path / "fallback"
+    folder.mkdir(exist_ok=True)
+    line = folder / f"ce-{name}.end"
+    line.write_text(text)
+    return line
+
+
+def test_an_orphan_record_says_what_is_known() -> None:
+    made = orphan_record(parse_end_line(ORPHAN_LINE), "kunming")
+    assert made is not None
+    assert (made.call_id, made.platform, made.caller, made.state) == (ORPHAN, "kunming", "13800138011", "ended")
+    assert (made.started_at, made.ended_at, made.ended_at_estimated) == (T0, END_AT, False)  # start: the uniqueid's
+    assert (made.outcome, made.hangup_cause, made.revision) == (CallOutcome.LOST_TRACK, "Normal Clearing", 0)
+    assert made.tags["end_written_by"] == "asterisk"
+    with pytest.raises(NotOurs):  # another platform's Asterisk named it
+        orphan_record(parse_end_line(ORPHAN_LINE.replace("kunming-", "province-")), "kunming")
+    assert orphan_record(parse_end_line(ORPHAN_LINE.replace(ORPHAN, "offer-3f2a")), "kunming") is None
+    # Asterisk's clock behind by a second: never a negative duration
+    early = orphan_record(parse_end_line(f"e1|{ORPHAN}|1772441999.5|16|end"), "kunming")
+    assert early is not None and early.started_at == early.ended_at
+
+
+async def test_a_line_whose_call_has_no_record_makes_exactly_one(tmp_path: Path) -> None:
+    """The controller was SIGKILLed before its writer saved anything of the call: its hang-up
+    line makes the record (never lost), once, and goes only once it is saved."""
+    store = MemoryStore()
+    line = _orphan_line(tmp_path)
+    first = CallTracker(store, "kunming", FakeClock())
+    ingester = FallbackIngester(tmp_path, first, "kunming")
+    with capture_logs() as logs:
+        assert await ingester.scan() == 1
+    assert await ingester.scan() == 0  # read once
+    assert line.exists()  # not saved yet
+    made = [entry for entry in logs if entry["event"] == "calls.recorded_from_end_line"]
+    assert len(made) == 1 and made[0]["caller"] == "138****8011"
+    assert "13800138011" not in repr(logs)
+    await first.flush_dirty()
+    saved = dict(store.records)
+    assert saved[ORPHAN].caller == "13800138011" and saved[ORPHAN].outcome is CallOutcome.LOST_TRACK
+    # killed between the save and the delete: the next run reads the line again, writes nothing
+    again = CallTracker(store, "kunming", FakeClock())
+    rerun = FallbackIngester(tmp_path, again, "kunming")
+    assert await rerun.scan() == 0
+    assert store.records == saved and len(store.records) == 1
+    assert not line.exists()
+    # an e1 line (an Asterisk on the older dialplan): a record too, without a number
+    old = _orphan_line(tmp_path, f"e1|kunming-1772442000.12|{END_AT.timestamp():.3f}|17|end", "kunming-1772442000.12")
+    assert await rerun.scan() == 1
+    await again.flush_dirty()
+    assert rerun.retire_saved() == 0 and not old.exists()
+    assert (store.records["kunming-1772442000.12"].caller, store.records["kunming-1772442000.12"].hangup_cause) == (
+        "",
+        "User busy",
+    )
+
+
+async def test_a_stored_record_wins_over_one_made_from_a_line(tmp_path: Path) -> None:
+    """The killed controller's write landed after the line was read (or another run saved the
+    call meanwhile): the stored record is not overwritten; the line is read again and ends it."""
+    store = MemoryStore()
+    line = _orphan_line(tmp_path)
+    tracker = CallTracker(store, "kunming", FakeClock())
+    ingester = FallbackIngester(tmp_path, tracker, "kunming")
+    assert await ingester.scan() == 1  # no record anywhere: one is made, not saved yet
+    late = CallTracker(store, "kunming", FakeClock())
+    await late.channel_created(ORPHAN, "PJSIP/t", "13800138011", "", "12345")
+    await late.amend(ORPHAN, {"seat": "1001", "seat_answered_at": T0, "outcome": CallOutcome.ANSWERED})
+    await late.flush_dirty()
+    stored = store.records[ORPHAN]
+    await tracker.flush_dirty()
+    assert store.records[ORPHAN] == stored  # not overwritten
+    assert ingester.retire_saved() == 0 and line.exists()  # the line is kept for it
+    assert await ingester.scan() == 1  # read again: it ends the stored record
+    await tracker.flush_dirty()
+    assert ingester.retire_saved() == 0 and not line.exists()
+    ended = store.records[ORPHAN]
+    assert (ended.state, ended.ended_at, ended.outcome, ended.seat) == ("ended", END_AT, CallOutcome.ANSWERED, "1001")
+    assert ended.revision > stored.revision
+
+
+async def test_an_orphan_line_of_another_platform_is_left_alone(tmp_path: Path) -> None:
+    store = MemoryStore()
+    other = _orphan_line(tmp_path, ORPHAN_LINE.replace("kunming-", "province-"), "province-1772442000.11")
+    originated = _orphan_line(tmp_path, ORPHAN_LINE.replace(ORPHAN, "offer-3f2a"), "offer-3f2a")
+    tracker = CallTracker(store, "kunming", FakeClock())
+    ingester = FallbackIngester(tmp_path, tracker, "kunming")
+    assert await ingester.scan() == 0
+    await tracker.flush_dirty()
+    assert await ingester.scan() == 0
+    assert store.records == {}
+    assert other.exists()  # another platform's call: left where it is
+    assert not originated.exists()  # a channel the controller originated: nothing to record, as before
