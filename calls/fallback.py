@@ -25,7 +25,10 @@ numbers beside them are evidence: never moved or deleted here.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,10 +91,10 @@ def read_fallback_caller(wav: Path) -> str:
     """The caller's number the fallback route kept beside ``wav``; "" when there is none (a
     name of the first format, a number withheld) or it is not a number."""
     try:
-        text = wav.with_suffix(CALLER_SUFFIX).read_text(encoding="ascii").strip()
+        text = _read_line(wav.with_suffix(CALLER_SUFFIX), 64).strip()  # a regular file only
     except FileNotFoundError:
         return ""
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         log.warning("fallback.caller_unreadable", file=wav.name, error=type(exc).__name__)
         return ""
     if not _CALLER.match(text):
@@ -209,6 +212,8 @@ class FallbackIngester:
                 log.warning("fallback.end_line_not_ours", file=path.name, error=str(exc))
                 self._done.add(path.name)
                 continue
+            if self._tracker.get_live(end.uniqueid) is not None:
+                continue  # its Newchannel was handled while Redis answered: kept, as above
             self._retiring[path.name] = end.uniqueid
         return written
 
@@ -256,17 +261,29 @@ class FallbackIngester:
         return cut_short_call(path.name, datetime.fromtimestamp(mtime, UTC))
 
 
-def _read_end(path: Path) -> SeenEnd:
-    with path.open("rb") as handle:
-        raw = handle.read(END_MAX_BYTES + 1)
-    if len(raw) > END_MAX_BYTES:
+def _read_line(path: Path, limit: int) -> str:
+    """A line file's text (ValueError if longer than ``limit`` bytes). Only a regular file:
+    Asterisk's FILE() writes nothing else, and an open() of a FIFO blocks the event loop until a
+    writer comes (O_NONBLOCK), a symlink would make a record of the file it points at
+    (O_NOFOLLOW): ValueError, left where it is."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("a symlink, not a line file") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
         raise ValueError("too long")
-    return parse_end_line(raw.decode("ascii"))
+    return raw.decode("ascii")
+
+
+def _read_end(path: Path) -> SeenEnd:
+    return parse_end_line(_read_line(path, END_MAX_BYTES))
 
 
 def _read_call(path: Path) -> FallbackCall:
-    with path.open("rb") as handle:
-        raw = handle.read(MAX_BYTES + 1)
-    if len(raw) > MAX_BYTES:
-        raise ValueError("too long")
-    return parse_call_line(raw.decode("ascii"))
+    return parse_call_line(_read_line(path, MAX_BYTES))

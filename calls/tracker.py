@@ -73,8 +73,9 @@ class CallTracker:
         self._live: dict[str, CallRecord] = {}
         self._dirty: dict[str, CallRecord] = {}
         self._ended: OrderedDict[str, CallRecord] = OrderedDict()
-        # records made from a hang-up line alone, not saved yet; and those a stored one refused
-        self._orphans: set[str] = set()
+        # records made from a hang-up line alone, not saved yet (the very version: one the
+        # controller made since is its own); and those a stored one refused
+        self._orphans: dict[str, CallRecord] = {}
         self._refused: set[str] = set()
         self._ended_listeners: list[EndedListener] = []
         self._ended_counters: list[EndedCounter] = []
@@ -247,13 +248,13 @@ class CallTracker:
                 for call_id, record in batch:
                     if self._dirty.get(call_id) is not record:
                         continue  # changed meanwhile: the newer version is still to be written
-                    if call_id in stale and call_id in self._orphans:
+                    orphan = self._orphans.pop(call_id, None) is record
+                    if call_id in stale and orphan:
                         self._orphan_refused(call_id, stale[call_id])
                     elif call_id in stale:
                         self._rebase(record, stale[call_id])
                     else:
                         del self._dirty[call_id]
-                        self._orphans.discard(call_id)
             return 0
 
     def _counted(self, call_ids: Iterable[str], sent: list[CountOnce]) -> None:
@@ -274,7 +275,6 @@ class CallTracker:
         log.info("calls.end_line_record_refused", call_id=call_id, stored=stored_revision)
         del self._dirty[call_id]
         self._ended.pop(call_id, None)
-        self._orphans.discard(call_id)
         self._refused.add(call_id)
 
     def take_refused(self, call_id: str) -> bool:
@@ -483,8 +483,13 @@ class CallTracker:
         end the controller missed, or corrects an estimated end. Returns whether a record was
         written (False again and again: idempotent); makes the record of a call no record knows
         (``orphan_record``); NotOurs for another platform's call."""
-        record = self._live.get(end.uniqueid) or self._dirty.get(end.uniqueid) or self._ended.get(end.uniqueid)
-        existing = record or await self._store.get(end.uniqueid)
+        existing = self._latest(end.uniqueid) or await self._store.get(end.uniqueid)
+        # the call's own events may have been handled while Redis answered (a loaded controller's
+        # AMI backlog: a short call's Newchannel after its line): the controller's record wins,
+        # and a live one is left to its Hangup, which follows (the scan keeps the line meanwhile)
+        existing = self._latest(end.uniqueid) or existing
+        if existing is not None and existing.is_open and end.uniqueid in self._live:
+            return False
         if existing is None:
             # the controller was killed before its writer saved anything of the call: the line
             # makes its record (NotOurs for a uniqueid of another platform's Asterisk)
@@ -498,8 +503,8 @@ class CallTracker:
                 cause=end.cause,
                 outcome=str(orphan.outcome),
             )
-            self._orphans.add(end.uniqueid)
             saved = self._kept(orphan)  # revision 0: whatever the controller saved of it wins
+            self._orphans[end.uniqueid] = saved
             self._notify_ended(saved)
             return True
         if existing.platform != self._platform:  # the province's platforms share the records' keys

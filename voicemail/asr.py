@@ -193,9 +193,18 @@ class VoskTranscriber:
         check_model_folder(model_path)
         self.rates = read_feature_rates(model_path / "conf/mfcc.conf")
         vosk.SetLogLevel(-1)  # kaldi logs to stderr, past structlog; failures still raise
-        self._view = tempfile.TemporaryDirectory(prefix="hotline-asr-model-")  # kept while the model lives
+        try:  # kept while the model lives (a full or read-only temp folder: said as such)
+            self._view = tempfile.TemporaryDirectory(prefix="hotline-asr-model-")
+        except OSError as exc:
+            raise ModelUnavailable(
+                f"no temporary folder for the model's view ({tempfile.gettempdir()}): {exc}"
+            ) from exc
         try:
             view = deterministic_view(model_path, Path(self._view.name))
+        except OSError as exc:  # a full disk: nothing left behind
+            self._view.cleanup()
+            raise ModelUnavailable(f"the model's view in the temporary folder failed: {exc}") from exc
+        try:
             self._model = vosk.Model(str(view))  # a path, never Model(lang=…): that downloads
         except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
             self._view.cleanup()
