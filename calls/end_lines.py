@@ -81,6 +81,18 @@ class Incomplete(ValueError):
     """The line is not (yet) whole."""
 
 
+# A line makes a record of its own only once it is this old: on a loaded controller a short
+# call's line can be scanned before its own AMI events are handled (the controller's record then
+# wins anyway, but a false "recorded from its line" and a second run of the ended listeners are
+# avoided). The scan (every 5 s) reads such a line again later; a restarted controller is well
+# past it by the time it scans.
+ORPHAN_MIN_AGE_S = 10.0
+
+
+class NotYet(Exception):
+    """The line may make its call's record, but not before ``ORPHAN_MIN_AGE_S``: kept, read again."""
+
+
 class NotOurs(ValueError):
     """The line names a call of another platform (the province's records share their keys)."""
 

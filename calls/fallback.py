@@ -35,7 +35,7 @@ from pathlib import Path
 
 import structlog
 
-from calls.end_lines import END_GLOB, END_PREFIX, END_SUFFIX, NotOurs, SeenEnd, is_end_file, parse_end_line
+from calls.end_lines import END_GLOB, END_PREFIX, END_SUFFIX, NotOurs, NotYet, SeenEnd, is_end_file, parse_end_line
 from calls.end_lines import MAX_BYTES as END_MAX_BYTES
 from calls.end_lines import Incomplete as EndIncomplete
 from calls.fallback_calls import (
@@ -211,6 +211,8 @@ class FallbackIngester:
             except NotOurs as exc:  # left where it is, read once
                 log.warning("fallback.end_line_not_ours", file=path.name, error=str(exc))
                 self._done.add(path.name)
+                continue
+            except NotYet:  # its record is made at a later scan, unless its own events come first
                 continue
             if self._tracker.get_live(end.uniqueid) is not None:
                 continue  # its Newchannel was handled while Redis answered: kept, as above

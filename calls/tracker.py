@@ -21,7 +21,7 @@ from datetime import datetime
 
 import structlog
 
-from calls.end_lines import NotOurs, SeenEnd, merged_end, orphan_record
+from calls.end_lines import ORPHAN_MIN_AGE_S, NotOurs, NotYet, SeenEnd, merged_end, orphan_record
 from calls.fallback_calls import FallbackCall, fallback_call_record, merged_fallback_call
 from calls.model import (
     CallChanges,
@@ -492,10 +492,13 @@ class CallTracker:
             return False
         if existing is None:
             # the controller was killed before its writer saved anything of the call: the line
-            # makes its record (NotOurs for a uniqueid of another platform's Asterisk)
+            # makes its record (NotOurs for a uniqueid of another platform's Asterisk; NotYet for
+            # a line too young to tell a lost call from one whose events are still on their way)
             orphan = orphan_record(end, self._platform)
             if orphan is None:
                 return False  # a channel the controller originated (an offer's, an outbound leg's)
+            if (self._clock() - end.ended_at).total_seconds() < ORPHAN_MIN_AGE_S:
+                raise NotYet(end.uniqueid)
             log.info(
                 "calls.recorded_from_end_line",
                 call_id=end.uniqueid,

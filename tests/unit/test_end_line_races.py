@@ -15,7 +15,7 @@ from calls.fallback import FallbackIngester
 from calls.model import CallOutcome, CallRecord
 from calls.tracker import CallTracker
 from tests.unit.test_calls import T0, FakeClock, MemoryStore
-from tests.unit.test_end_lines import END_AT
+from tests.unit.test_end_lines import END_AT, late_clock
 
 CALL = "kunming-1772442000.21"
 LINE = f"e2|{CALL}|{END_AT.timestamp():.3f}|16|13800138011|end"
@@ -79,7 +79,7 @@ async def test_the_controllers_record_that_replaced_an_unsaved_line_record_is_re
     stored revision, as any record does, rather than being forgotten."""
     store = MemoryStore()
     _line(tmp_path)
-    tracker = CallTracker(store, "kunming", FakeClock())
+    tracker = CallTracker(store, "kunming", late_clock())
     ingester = FallbackIngester(tmp_path, tracker, "kunming")
     assert await ingester.scan() == 1  # the line's record, not saved yet
     await tracker.channel_created(CALL, "PJSIP/trunk-00000007", "13800138011", "", "12345")

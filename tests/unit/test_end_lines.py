@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from calls.end_lines import Incomplete, NotOurs, is_end_file, merged_end, orphan_record, parse_end_line
+from calls.end_lines import (
+    ORPHAN_MIN_AGE_S,
+    Incomplete,
+    NotOurs,
+    is_end_file,
+    merged_end,
+    orphan_record,
+    parse_end_line,
+)
 from calls.fallback import FallbackIngester
 from calls.model import CallOutcome
 from calls.tracker import CallTracker
@@ -22,6 +30,15 @@ from tests.unit.test_fallback_calls import ANSWERED
 
 CALL = "kunming-1772442000.7"
 END_AT = T0 + timedelta(seconds=42.25)
+
+
+def late_clock() -> FakeClock:
+    """A controller's clock as old a line's end as a line must be to make its call's record."""
+    clock = FakeClock()
+    clock.now = END_AT + timedelta(seconds=ORPHAN_MIN_AGE_S)
+    return clock
+
+
 LINE = f"e1|{CALL}|{END_AT.timestamp():.3f}|16|end"
 
 
@@ -320,7 +337,7 @@ async def test_a_line_whose_call_has_no_record_makes_exactly_one(tmp_path: Path)
     line makes the record (never lost), once, and goes only once it is saved."""
     store = MemoryStore()
     line = _orphan_line(tmp_path)
-    first = CallTracker(store, "kunming", FakeClock())
+    first = CallTracker(store, "kunming", late_clock())
     ingester = FallbackIngester(tmp_path, first, "kunming")
     with capture_logs() as logs:
         assert await ingester.scan() == 1
@@ -333,7 +350,7 @@ async def test_a_line_whose_call_has_no_record_makes_exactly_one(tmp_path: Path)
     saved = dict(store.records)
     assert saved[ORPHAN].caller == "13800138011" and saved[ORPHAN].outcome is CallOutcome.LOST_TRACK
     # killed between the save and the delete: the next run reads the line again, writes nothing
-    again = CallTracker(store, "kunming", FakeClock())
+    again = CallTracker(store, "kunming", late_clock())
     rerun = FallbackIngester(tmp_path, again, "kunming")
     assert await rerun.scan() == 0
     assert store.records == saved and len(store.records) == 1
@@ -354,7 +371,7 @@ async def test_a_stored_record_wins_over_one_made_from_a_line(tmp_path: Path) ->
     call meanwhile): the stored record is not overwritten; the line is read again and ends it."""
     store = MemoryStore()
     line = _orphan_line(tmp_path)
-    tracker = CallTracker(store, "kunming", FakeClock())
+    tracker = CallTracker(store, "kunming", late_clock())
     ingester = FallbackIngester(tmp_path, tracker, "kunming")
     assert await ingester.scan() == 1  # no record anywhere: one is made, not saved yet
     late = CallTracker(store, "kunming", FakeClock())
@@ -385,3 +402,35 @@ async def test_an_orphan_line_of_another_platform_is_left_alone(tmp_path: Path) 
     assert store.records == {}
     assert other.exists()  # another platform's call: left where it is
     assert not originated.exists()  # a channel the controller originated: nothing to record, as before
+
+
+async def test_a_young_line_makes_no_record_until_its_call_could_be_lost(tmp_path: Path) -> None:
+    """A short call's line can be scanned before its own AMI events are handled: no record of its
+    own until it is ORPHAN_MIN_AGE_S old (kept and read again meanwhile); the call's events first:
+    the controller's record, ended by them, and no record from the line."""
+    store = MemoryStore()
+    line = _orphan_line(tmp_path)
+    clock = FakeClock()
+    clock.now = END_AT + timedelta(seconds=1)
+    tracker = CallTracker(store, "kunming", clock)
+    ingester = FallbackIngester(tmp_path, tracker, "kunming")
+    with capture_logs() as logs:
+        assert await ingester.scan() == 0
+        await tracker.flush_dirty()
+        assert ingester.retire_saved() == 0 and line.exists() and store.records == {}  # kept
+        clock.advance(ORPHAN_MIN_AGE_S)
+        assert await ingester.scan() == 1  # now old enough: the call's record from its line
+    assert [e["event"] for e in logs].count("calls.recorded_from_end_line") == 1
+    # another young line whose call's events come before it is old enough
+    other = "kunming-1772442000.13"
+    young = _orphan_line(tmp_path, ORPHAN_LINE.replace(ORPHAN, other), other)
+    clock.now = END_AT + timedelta(seconds=1)
+    assert await ingester.scan() == 0
+    await tracker.channel_created(other, "PJSIP/trunk-9", "13800138011", "", "12345")
+    await tracker.hung_up(other, "Normal Clearing")
+    await tracker.flush_dirty()
+    clock.advance(ORPHAN_MIN_AGE_S)
+    await ingester.scan()
+    await tracker.flush_dirty()
+    ingester.retire_saved()
+    assert store.records[other].outcome is not CallOutcome.LOST_TRACK and not young.exists()
