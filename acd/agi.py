@@ -108,7 +108,9 @@ class CallbackDone:
 
 class QueueAnnouncement:
     """``announce``: tell a waiting caller their place and the expected wait (from now, so it
-    is right after callers ahead have left)."""
+    is right after callers ahead have left). A caller bound to a seat meanwhile (no longer
+    waiting) hears no more: the seat waits for it to be back in its holding bridge
+    (hotline-offer), and it gets there sooner."""
 
     def __init__(self, engine: AcdEngine, prompts_dir: Path) -> None:
         self._engine = engine
@@ -116,7 +118,7 @@ class QueueAnnouncement:
 
     async def __call__(self, session: AgiSession) -> None:
         where = self._engine.position(session.env.get("uniqueid"))
-        if where is None:
+        if where is None:  # not waiting (any more)
             return
         minutes = max(1, math.ceil(where.expected_wait_s / 60))
         log.info("acd.announcement", position=where.position, expected_wait_min=minutes)
@@ -124,6 +126,10 @@ class QueueAnnouncement:
             await session.stream_file(str(self._prompts / "queue_next"))
         else:
             await session.stream_file(str(self._prompts / count_prompt("queue_ahead", where.position - 1)))
+        call_id = session.env.get("uniqueid")
+        if self._engine.position(call_id) is None:  # bound to a seat (or gone) during the first
+            log.info("acd.announcement_cut", call_id=call_id)
+            return
         await session.stream_file(str(self._prompts / count_prompt("queue_wait", minutes)))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from telephony.dialplan_names import BOUND_WAIT_S, HOLD_CONTEXT, SEATED_VARIABLE
+from telephony.dialplan_names import BOUND_WAIT_S, CALLER_AWAY_MAX_WAITS, HOLD_CONTEXT, SEATED_VARIABLE
 from tests.support.audio import duration_s
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
@@ -510,11 +510,15 @@ def test_a_seat_ready_while_its_caller_hears_the_announcement_takes_it_from_the_
     conversation, recorded answered, one channel for the caller throughout."""
     port = free_tcp_and_udp_port()
     platform = make_platform({"1001": {"port": port}}, {"announce_every_s": 1, "wrapup_s": 600})
-    server = SippServer(scenario(answering_peer(talk_ms=1000, hang_up=True)), port=port, calls=2)
+    short = SippServer(scenario(answering_peer(talk_ms=500, hang_up=True)), port=port)
     login(platform, "1001")
     (first,) = place_calls(platform, 1, first=71)  # the seat's first call: then wrap-up
     assert first.wait().ok
+    assert short.wait().ok
     wait_for("the seat in wrap-up", lambda: seat(platform, "1001")["state"] == "wrap_up")
+    # the seat talks longer than it may wait for its caller (CALLER_AWAY_MAX_WAITS × 0.1 s): the
+    # seat hangs up only after a conversation, however slow the box
+    server = SippServer(scenario(answering_peer(talk_ms=CALLER_AWAY_MAX_WAITS * 100 + 1000, hang_up=True)), port=port)
 
     (caller,) = place_calls(platform, 1, first=72)
     announcing = wait_for("the caller hearing its announcement", partial(_announcing, platform), 60, 0.02)
