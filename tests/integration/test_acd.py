@@ -507,7 +507,8 @@ def test_a_seat_ready_while_its_caller_hears_the_announcement_takes_it_from_the_
     announce AGI runs; the caller is not in the holding bridge). The seat's Bridge() must not take
     the caller over by masquerade (Asterisk's ast_channel_yank: a ``Surrogate/`` channel, the
     race that left such husks up for good); the caller is taken from the holding bridge: a
-    conversation, recorded answered, one channel for the caller throughout."""
+    conversation, recorded answered, one channel for the caller throughout, and no phantom call
+    (the surrogate's hang-up line, recorded lost_track, on the old dialplan)."""
     port = free_tcp_and_udp_port()
     platform = make_platform({"1001": {"port": port}}, {"announce_every_s": 1, "wrapup_s": 600})
     short = SippServer(scenario(answering_peer(talk_ms=500, hang_up=True)), port=port)
@@ -530,5 +531,10 @@ def test_a_seat_ready_while_its_caller_hears_the_announcement_takes_it_from_the_
     assert platform.stored_call(record["call_id"])["channel"] == announcing[0]
     log = (platform.config.paths.runtime_dir / "asterisk" / "log" / "messages.log").read_text(errors="replace")
     assert "Surrogate/" not in log
-    assert '"acd.left_at_bridge"' not in platform.controller_log_text()
+    controller_log = platform.controller_log_text()
+    assert '"acd.left_at_bridge"' not in controller_log
+    # the surrogate's h extension wrote an end line under a uniqueid of its own: a phantom call
+    # recorded from it (outcome lost_track, no caller) beside the real one
+    assert '"calls.recorded_from_end_line"' not in controller_log
+    assert not [c for c in platform.calls() if c.get("outcome") == "lost_track"]
     assert seat(platform, "1001")["calls_taken"] == 2
