@@ -11,9 +11,10 @@ from typing import Protocol
 import structlog
 
 from acd.engine import AcdEngine
-from acd.model import Binding
+from acd.model import Binding, QueuePosition
 from acd.seat import IllegalSeatTransition
 from acd.seats import SeatService, UnknownSeat
+from telephony.agi_protocol import AgiEnvironment
 from telephony.agi_server import AgiSession
 from telephony.dialplan_names import AFTER_SEAT_VARIABLE, CALLER_VARIABLE, DIAL_VARIABLE, RECORDING_VARIABLE
 
@@ -106,17 +107,35 @@ class CallbackDone:
         await self._engine.callback_finished(offer_id, status)
 
 
+class QueuePositions(Protocol):
+    """Where a waiting caller stands (acd/engine.py AcdEngine.position): None once it no longer
+    waits (bound to a seat, or gone)."""
+
+    def position(self, call_id: str) -> QueuePosition | None: ...
+
+
+class PromptSession(Protocol):
+    """What the announcement needs of a FastAGI session (telephony/agi_server.py AgiSession)."""
+
+    @property
+    def env(self) -> AgiEnvironment: ...
+
+    async def stream_file(self, path: str, escape_digits: str = "") -> str: ...
+
+
 class QueueAnnouncement:
     """``announce``: tell a waiting caller their place and the expected wait (from now, so it
-    is right after callers ahead have left)."""
+    is right after callers ahead have left). A caller bound to a seat meanwhile (no longer
+    waiting) hears no more: the seat waits for it to be back in its holding bridge
+    (hotline-offer), and it gets there sooner."""
 
-    def __init__(self, engine: AcdEngine, prompts_dir: Path) -> None:
+    def __init__(self, engine: QueuePositions, prompts_dir: Path) -> None:
         self._engine = engine
         self._prompts = prompts_dir
 
-    async def __call__(self, session: AgiSession) -> None:
+    async def __call__(self, session: PromptSession) -> None:
         where = self._engine.position(session.env.get("uniqueid"))
-        if where is None:
+        if where is None:  # not waiting (any more)
             return
         minutes = max(1, math.ceil(where.expected_wait_s / 60))
         log.info("acd.announcement", position=where.position, expected_wait_min=minutes)
@@ -124,6 +143,10 @@ class QueueAnnouncement:
             await session.stream_file(str(self._prompts / "queue_next"))
         else:
             await session.stream_file(str(self._prompts / count_prompt("queue_ahead", where.position - 1)))
+        call_id = session.env.get("uniqueid")
+        if self._engine.position(call_id) is None:  # bound to a seat (or gone) during the first
+            log.info("acd.announcement_cut", call_id=call_id)
+            return
         await session.stream_file(str(self._prompts / count_prompt("queue_wait", minutes)))
 
 

@@ -74,6 +74,12 @@ SEATED_VARIABLE = "HOTLINE_SEATED"  # set when a seat is bound: after the talk, 
 # in the holding bridge (the controller puts it back in line sooner if the seat never takes it);
 # still bound then (no controller to do so): max wait's overflow path, never a hang-up
 BOUND_WAIT_S = 30
+# set (SHARED, on the caller's channel) while a waiting caller hears its announcement, out of its
+# holding bridge: a seat's Bridge() would take it over by a masquerade, the seat waits instead
+ANNOUNCING_VARIABLE = "HOTLINE_ANNOUNCING"
+# a seat whose bound caller hears its announcement waits for it
+# this many times 0.1 s at most (hotline-offer's away loop), then bridges anyway
+CALLER_AWAY_MAX_WAITS = 100
 LEFT_VARIABLE = "HOTLINE_QUEUE_LEFT"  # why a caller left the queue early ("leaveempty")
 CALLER_VARIABLE = "HOTLINE_CALLER"  # set by the seat AGI: the caller channel to bridge to
 RECORDING_VARIABLE = "HOTLINE_RECORDING"

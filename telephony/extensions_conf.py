@@ -19,10 +19,12 @@ from telephony.dialplan_names import (
     AGI_OVERFLOW_SCRIPT,
     AGI_SEAT_SCRIPT,
     AGI_TRANSFER_FAILED_SCRIPT,
+    ANNOUNCING_VARIABLE,
     ANSWERED_ARGUMENT,
     AREA_CONTEXT,
     ATXFER_CODE,
     BOUND_WAIT_S,
+    CALLER_AWAY_MAX_WAITS,
     CALLER_VARIABLE,
     CONSULT_ANSWERED_EVENT,
     CONSULT_CALL_VARIABLE,
@@ -176,7 +178,14 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     every = site.announce_every_s
     # announcements: the music stops every few seconds for the controller to say the position
     hold_slice = every if every else 3600
-    announce = f"AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})" if every else "NoOp(no announcements)"
+    # the seat that takes the caller meanwhile waits for it to be back in its holding bridge (the
+    # mark, read by hotline-offer); the AGI stops once it is bound
+    announce = (
+        f"Set(SHARED({ANNOUNCING_VARIABLE})=1)\n same => n,AGI({agi_url}/{AGI_ANNOUNCE_SCRIPT})\n"
+        f" same => n,Set(SHARED({ANNOUNCING_VARIABLE})=)"
+        if every
+        else "NoOp(no announcements)"
+    )
     # ivr/entry.py's IvrOverflow reads them in this order (node ids, reasons and versions are
     # made of these characters; a comma could not start a fourth argument)
     overflow_args = ",".join(
@@ -190,6 +199,14 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
     # request line may carry '&', '=', ',' …: '*2305&action=logout' must not change the action)
     reason = "${FILTER(0-9,${EXTEN:3})}"
     features += f"\nexten => _*23X.,1,AGI({agi_url}/{AGI_FEATURE_SCRIPT}?action=pause&reason={reason})"
+    # the bound caller waits in its holding bridge: Bridge() moves it. A caller running an
+    # application (the announcement AGI) would be taken over by a masquerade (ast_channel_yank: a
+    # "Surrogate/" channel, which racing a hang-up could stay up for good): the caller marks its
+    # announcement (SHARED: read under the caller's lock, no call into its channel driver), the
+    # seat waits while it lasts
+    announcing = f"${{SHARED({ANNOUNCING_VARIABLE},${{{CALLER_VARIABLE}}})}}"
+    caller_held = f'${{IF($["{announcing}" = "1"]?away:bridge)}}'
+    caller_away = f'${{CHANNEL_EXISTS(${{{CALLER_VARIABLE}}})}} & "{announcing}" = "1"'
     handoff_token = f"${{FILTER(0-9A-Za-z,${{PJSIP_HEADER(read,{HANDOFF_HEADER})}}):0:64}}"
     return f"""[general]
 static = yes
@@ -389,10 +406,19 @@ exten => s,1(ask),Set(attempt=$[0${{attempt}} + 1])
  same => n,AGI({agi_url}/{AGI_SEAT_SCRIPT},${{CHANNEL(endpoint)}})
  same => n,ExecIf($["${{{RECORDING_VARIABLE}}}" != ""]?MixMonitor(${{{RECORDING_VARIABLE}}},b))
  same => n,GotoIf($["${{{DIAL_VARIABLE}}}" != ""]?callback)
- same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none)
- same => n,Bridge(${{{CALLER_VARIABLE}}},TF({AFTER_SEAT_CONTEXT}^{after_seat_exten}^1))
+ same => n,GotoIf($["${{{CALLER_VARIABLE}}}" = ""]?none:{caller_held})
+ same => n(bridge),Bridge(${{{CALLER_VARIABLE}}},TF({AFTER_SEAT_CONTEXT}^{after_seat_exten}^1))
  same => n,GotoIf($["${{BRIDGERESULT}}" != "SUCCESS"]?again)
  same => n(none),Hangup()
+ ; the caller hears its announcement (hotline-hold), out of its holding bridge: wait until it is
+ ; over (the AGI stops once the caller is bound), at most {CALLER_AWAY_MAX_WAITS} × 0.1 s over every attempt,
+ ; and 0.1 s more for the caller to be back in its bridge; then Bridge() (a gone caller fails it)
+ same => n(away),While($[{caller_away} & 0${{away_waits}} < {CALLER_AWAY_MAX_WAITS}])
+ same => n,Set(away_waits=$[0${{away_waits}} + 1])
+ same => n,Wait(0.1)
+ same => n,EndWhile()
+ same => n,Wait(0.1)
+ same => n,Goto(bridge)
  ; asking again (the caller bound last time left before the bridge): stop that recording, so
  ; the next conversation never lands in another caller's file, and forget the last answer
  same => n(again),StopMixMonitor()

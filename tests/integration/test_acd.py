@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from telephony.dialplan_names import BOUND_WAIT_S, HOLD_CONTEXT, SEATED_VARIABLE
+from telephony.dialplan_names import BOUND_WAIT_S, CALLER_AWAY_MAX_WAITS, HOLD_CONTEXT, SEATED_VARIABLE
 from tests.support.audio import duration_s
 from tests.support.platform import PlatformUnderTest, wait_for
 from tests.support.ports import free_tcp_and_udp_port
@@ -491,4 +491,50 @@ def test_a_bound_caller_whose_hold_slice_ends_waits_for_the_seat(make_platform: 
     assert record["has_call_recording"]
     log = platform.controller_log_text()
     assert '"acd.left_at_bridge"' not in log
+    assert seat(platform, "1001")["calls_taken"] == 2
+
+
+def _announcing(platform: PlatformUnderTest) -> list[str] | None:
+    """The caller in the hold context while it runs the announcement (its application is AGI)."""
+    line = _hold_line(platform)
+    return line if line is not None and line[5] == "AGI" else None
+
+
+def test_a_seat_ready_while_its_caller_hears_the_announcement_takes_it_from_the_hold(
+    make_platform: PlatformFactory,
+) -> None:
+    """A seat becomes free exactly while the one waiting caller hears its announcement (the
+    announce AGI runs; the caller is not in the holding bridge). The seat's Bridge() must not take
+    the caller over by masquerade (Asterisk's ast_channel_yank: a ``Surrogate/`` channel, the
+    race that left such husks up for good); the caller is taken from the holding bridge: a
+    conversation, recorded answered, one channel for the caller throughout, and no phantom call
+    (the surrogate's hang-up line, recorded lost_track, on the old dialplan)."""
+    port = free_tcp_and_udp_port()
+    platform = make_platform({"1001": {"port": port}}, {"announce_every_s": 1, "wrapup_s": 600})
+    short = SippServer(scenario(answering_peer(talk_ms=500, hang_up=True)), port=port)
+    login(platform, "1001")
+    (first,) = place_calls(platform, 1, first=71)  # the seat's first call: then wrap-up
+    assert first.wait().ok
+    assert short.wait().ok
+    wait_for("the seat in wrap-up", lambda: seat(platform, "1001")["state"] == "wrap_up")
+    # the seat talks longer than it may wait for its caller (CALLER_AWAY_MAX_WAITS × 0.1 s): the
+    # seat hangs up only after a conversation, however slow the box
+    server = SippServer(scenario(answering_peer(talk_ms=CALLER_AWAY_MAX_WAITS * 100 + 1000, hang_up=True)), port=port)
+
+    (caller,) = place_calls(platform, 1, first=72)
+    announcing = wait_for("the caller hearing its announcement", partial(_announcing, platform), 60, 0.02)
+    assert platform.http("/api/v1/seats/1001/ready", method="POST").status == 200
+    assert caller.wait().ok  # the seat took it and hung up after talking: the hotline's BYE
+    assert server.wait().ok
+    _, record = ended_records(platform, 71, 2)
+    assert (record["outcome"], record["seat"]) == ("answered", "1001")
+    assert platform.stored_call(record["call_id"])["channel"] == announcing[0]
+    log = (platform.config.paths.runtime_dir / "asterisk" / "log" / "messages.log").read_text(errors="replace")
+    assert "Surrogate/" not in log
+    controller_log = platform.controller_log_text()
+    assert '"acd.left_at_bridge"' not in controller_log
+    # the surrogate's h extension wrote an end line under a uniqueid of its own: a phantom call
+    # recorded from it (outcome lost_track, no caller) beside the real one
+    assert '"calls.recorded_from_end_line"' not in controller_log
+    assert not [c for c in platform.calls() if c.get("outcome") == "lost_track"]
     assert seat(platform, "1001")["calls_taken"] == 2

@@ -25,7 +25,7 @@ from telephony.asterisk_conf import (
     AsteriskLayout,
     private_run_dir,
 )
-from telephony.dialplan_names import ATXFER_CODE, REJOIN_WAIT_S
+from telephony.dialplan_names import ATXFER_CODE, CALLER_AWAY_MAX_WAITS, REJOIN_WAIT_S
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -390,6 +390,37 @@ def test_an_answered_offer_runs_few_dialplan_steps_and_asks_again_with_a_clean_s
     after = '${IF($["${HOTLINE_AFTER_SEAT}" = "0"]?quiet:s)}'
     assert f"Bridge(${{HOTLINE_CALLER}},TF(hotline-after-seat^{after}^1))" in answered[6]
     assert " same => n(callback),Dial(${HOTLINE_DIAL},60,g)" in lines
+
+
+def test_a_seat_waits_while_its_bound_caller_hears_its_announcement() -> None:
+    """A caller hearing its announcement runs an AGI, out of its holding bridge: a seat's Bridge()
+    would take it over by a masquerade (a "Surrogate/" channel). The caller marks the announcement
+    on its channel (SHARED, which the seat reads without its channel driver); the seat waits while
+    the mark is there and the caller exists, a bounded while, then 0.1 s for the caller to be back
+    in its bridge; the answered path without an announcement keeps its steps (one GotoIf)."""
+    extensions = render("agi: {port: 4600}\nacd: {announce_every_s: 30}")["extensions.conf"]
+    hold = extensions.split("[hotline-hold]\n")[1].split("\n[")[0].splitlines()
+    wait = next(i for i, line in enumerate(hold) if "(wait),BridgeWait(" in line)
+    assert "S(30)" in hold[wait] and "?seated)" in hold[wait + 1]
+    assert hold[wait + 2] == " same => n,Set(SHARED(HOTLINE_ANNOUNCING)=1)"
+    assert re.fullmatch(r" same => n,AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{32,}/announce\)", hold[wait + 3])
+    assert hold[wait + 4 : wait + 6] == [" same => n,Set(SHARED(HOTLINE_ANNOUNCING)=)", " same => n,Goto(wait)"]
+    offer = extensions.split("[hotline-offer]\n")[1].split("\n[")[0].splitlines()
+    marked = "${SHARED(HOTLINE_ANNOUNCING,${HOTLINE_CALLER})}"
+    assert f' same => n,GotoIf($["${{HOTLINE_CALLER}}" = ""]?none:${{IF($["{marked}" = "1"]?away:bridge)}})' in offer
+    assert any(line.startswith(" same => n(bridge),Bridge(${HOTLINE_CALLER},") for line in offer)
+    away = offer[next(i for i, line in enumerate(offer) if "n(away)," in line) :]
+    assert away[:6] == [
+        f' same => n(away),While($[${{CHANNEL_EXISTS(${{HOTLINE_CALLER}})}} & "{marked}" = "1"'
+        f" & 0${{away_waits}} < {CALLER_AWAY_MAX_WAITS}])",
+        " same => n,Set(away_waits=$[0${away_waits} + 1])",
+        " same => n,Wait(0.1)",
+        " same => n,EndWhile()",
+        " same => n,Wait(0.1)",
+        " same => n,Goto(bridge)",
+    ]
+    quiet = render("agi: {port: 4600}\nacd: {announce_every_s: 0}")["extensions.conf"]
+    assert "HOTLINE_ANNOUNCING)=" not in quiet and "/announce)" not in quiet
 
 
 def test_a_deep_runtime_folder_gets_a_short_private_run_folder(tmp_path: Path) -> None:
