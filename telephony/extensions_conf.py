@@ -167,7 +167,11 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
             "end",
         )
     )
-    write_end = f"Set(FILE({fallback_dir}/ce-${{UNIQUEID}}.end)={end_line})"
+    # … but not by the husk a masquerade leaves ("Surrogate/<name>", a uniqueid of its own: its
+    # line would make a phantom record of a call that never was; the caller talks on as itself)
+    write_end = (
+        f'ExecIf($["${{CHANNEL:0:10}}" != "Surrogate/"]?Set(FILE({fallback_dir}/ce-${{UNIQUEID}}.end)={end_line}))'
+    )
     # Bridge()'s F target: the quiet extension when the seat AGI said nothing runs after this seat
     after_seat_exten = f'${{IF($["${{{AFTER_SEAT_VARIABLE}}}" = "0"]?{AFTER_SEAT_QUIET_EXTEN}:s)}}'
     # … and after a consultation's rejoin, where the seat's rejoin label handed the answer over

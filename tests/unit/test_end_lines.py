@@ -252,6 +252,8 @@ def test_every_context_a_caller_hangs_up_in_writes_the_line() -> None:
     for name in writing:
         h = contexts[name].split("exten => h,1,")[1]
         assert write in h, name  # in the h extension, not on the call's path
+        # never by a masquerade's husk: its own uniqueid would make a phantom record
+        assert f'ExecIf($["${{CHANNEL:0:10}}" != "Surrogate/"]?{write})' in h, name
     entry_h = contexts["hotline-entry"].split("exten => h,1,")[1]
     assert entry_h.index("fc-") < entry_h.index("Goto(done)") < entry_h.index("ce-")  # one line per call
     assert "Set(FILE(${message}.done)=done)" in entry_h
