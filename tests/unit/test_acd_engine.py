@@ -702,6 +702,20 @@ def holding(rig: Rig, *call_ids: str) -> None:
     ]
 
 
+async def bound_and_holding(make_rig: MakeRig, max_wait_s: float = 300) -> tuple[Rig, str]:
+    """Seat 1001 bound to k-1 (k-2 behind it), both callers still in the hold context's bridge:
+    the seat's Bridge() is about to fail or its channel to end. Returns the rig and the offer."""
+    rig = await make_rig(seat("1001"))
+    await rig.seats.login("1001")
+    await rig.caller("k-1", max_wait_s=max_wait_s)
+    await rig.caller("k-2", max_wait_s=max_wait_s)
+    offer_id = await rig.offer_to("1001")
+    first = await rig.engine.bind(offer_id, "1001")
+    assert first is not None and first.call_id == "k-1"
+    holding(rig, "k-1", "k-2")
+    return rig, offer_id
+
+
 async def test_a_caller_the_seat_never_took_goes_back_in_line_at_its_place(make_rig: MakeRig) -> None:
     """The seat hangs up after the bind, before its Bridge() (the caller still holds on): the
     caller is not forgotten. SEATED is cleared and the rest of its max wait restored in
@@ -743,14 +757,7 @@ async def test_a_failed_bridge_with_the_caller_still_holding_binds_it_again(make
     """The seat's Bridge() failed (the caller was between two priorities of the hold context)
     and it asks again: the same caller, still holding, is bound again rather than forgotten;
     without a max wait known (saved by an older version) only SEATED is cleared."""
-    rig = await make_rig(seat("1001"))
-    await rig.seats.login("1001")
-    await rig.caller("k-1")
-    await rig.caller("k-2")
-    offer_id = await rig.offer_to("1001")
-    first = await rig.engine.bind(offer_id, "1001")
-    assert first is not None and first.call_id == "k-1"
-    holding(rig, "k-1", "k-2")
+    rig, offer_id = await bound_and_holding(make_rig, max_wait_s=0)
     rig.ami.actions.clear()
     second = await rig.engine.bind(offer_id, "1001")  # the offer context asks again
     assert second is not None and second.call_id == "k-1"
@@ -784,14 +791,7 @@ async def test_a_caller_who_hangs_up_while_it_is_put_back_is_no_ghost(make_rig: 
     succeeded (Asterisk found the channel in the instant before it went). The caller's Hangup,
     handled meanwhile, must not be lost: it is not put back in line (a ghost a seat would be
     rung and bound for), nor bound again, and its record is not answered."""
-    rig = await make_rig(seat("1001"))
-    await rig.seats.login("1001")
-    await rig.caller("k-1", max_wait_s=300)
-    await rig.caller("k-2", max_wait_s=300)
-    offer_id = await rig.offer_to("1001")
-    first = await rig.engine.bind(offer_id, "1001")
-    assert first is not None and first.call_id == "k-1"
-    holding(rig, "k-1", "k-2")
+    rig, offer_id = await bound_and_holding(make_rig)
     gate = rig.ami.gates["setvar"] = asyncio.Event()
     rig.ami.actions.clear()
     again = asyncio.create_task(rig.engine.bind(offer_id, "1001"))  # the offer context asks again
@@ -880,14 +880,7 @@ async def test_a_seat_that_hangs_up_while_it_asks_again_binds_nobody(make_rig: M
     Asterisk (CoreShowChannels), the seat's channel ends (no wrap-up: ready at once). The
     caller goes back in line, and nobody is bound to the channel that is gone (no Hangup would
     ever end that offer: the seat on a call for good)."""
-    rig = await make_rig(seat("1001"))
-    await rig.seats.login("1001")
-    await rig.caller("k-1", max_wait_s=300)
-    await rig.caller("k-2", max_wait_s=300)
-    offer_id = await rig.offer_to("1001")
-    first = await rig.engine.bind(offer_id, "1001")
-    assert first is not None and first.call_id == "k-1"
-    holding(rig, "k-1", "k-2")
+    rig, offer_id = await bound_and_holding(make_rig)
     gate = rig.ami.gates["coreshowchannels"] = asyncio.Event()
     again = asyncio.create_task(rig.engine.bind(offer_id, "1001"))
     await wait_until(lambda: rig.ami.sent("CoreShowChannels") != [])
