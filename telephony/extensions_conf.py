@@ -190,6 +190,11 @@ def extensions_conf(site: AsteriskSite, agi_secret: str) -> str:
         if every
         else "NoOp(no announcements)"
     )
+    # a caller comes into the hold context unmarked: a mark an announcement left (max wait ran out
+    # during it, or a seat's Bridge() took the caller over by masquerade after its bounded wait)
+    # would make the next seat wait for nothing when the caller queues again (an overflow node that
+    # is another queue, a transfer back to the entry)
+    hold_start = f"Set(SHARED({ANNOUNCING_VARIABLE})=)\n same => n," if every else ""
     # ivr/entry.py's IvrOverflow reads them in this order (node ids, reasons and versions are
     # made of these characters; a comma could not start a fourth argument)
     overflow_args = ",".join(
@@ -338,7 +343,7 @@ exten => s,1,{consult_over}
 ; bridge with Bridge() (hotline-offer). A channel in a bridge is moved, never taken over by a
 ; masquerade, which under heavy load could leave a "Surrogate" channel behind for good.
 [{HOLD_CONTEXT}]
-exten => s,1,Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
+exten => s,1,{hold_start}Set(TIMEOUT(absolute)=${{{MAX_WAIT_VARIABLE}}})
  same => n(wait),BridgeWait({HOLD_CONTEXT},participant,m(default)S({hold_slice}))
  same => n,GotoIf($["${{{SEATED_VARIABLE}}}" = "1"]?seated)
  same => n,{announce}

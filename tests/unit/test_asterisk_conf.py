@@ -401,6 +401,11 @@ def test_a_seat_waits_while_its_bound_caller_hears_its_announcement() -> None:
     extensions = render("agi: {port: 4600}\nacd: {announce_every_s: 30}")["extensions.conf"]
     hold = extensions.split("[hotline-hold]\n")[1].split("\n[")[0].splitlines()
     wait = next(i for i, line in enumerate(hold) if "(wait),BridgeWait(" in line)
+    # unmarked on coming in (a mark left by max wait during an announcement, or by a masquerade)
+    assert hold[:2] == [
+        "exten => s,1,Set(SHARED(HOTLINE_ANNOUNCING)=)",
+        " same => n,Set(TIMEOUT(absolute)=${HOTLINE_MAX_WAIT})",
+    ]
     assert "S(30)" in hold[wait] and "?seated)" in hold[wait + 1]
     assert hold[wait + 2] == " same => n,Set(SHARED(HOTLINE_ANNOUNCING)=1)"
     assert re.fullmatch(r" same => n,AGI\(agi://127\.0\.0\.1:4600/[A-Za-z0-9_-]{32,}/announce\)", hold[wait + 3])
