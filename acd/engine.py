@@ -371,9 +371,7 @@ class AcdEngine:
             return "gone"
         if found.get("context") != HOLD_CONTEXT or found.get("exten") != "s":
             return "elsewhere"  # e.g. the T extension: max wait ran out meanwhile, on its overflow path
-        bridge = found.get("bridgeid")
-        seated = bridge and any(u.startswith(OFFER_PREFIX) and e.get("bridgeid") == bridge for u, e in channels.items())
-        return "elsewhere" if seated else "holding"
+        return "elsewhere" if found.get("bridgeid") in _seat_bridges(channels) else "holding"
 
     async def _requeue(self, call: QueuedCall, seat_id: str) -> Literal["requeued", "elsewhere", "gone"]:
         """Back in line, at its place (same arrival time), with its remaining max wait; its
@@ -453,7 +451,7 @@ class AcdEngine:
         channels = await self._asterisk.channels()
         saved = await self._waiting.saved()
         # a waiting caller sits in the holding bridge; one talking shares a bridge with a seat
-        talking = {e.get("bridgeid") for u, e in channels.items() if u.startswith(OFFER_PREFIX) and e.get("bridgeid")}
+        talking = _seat_bridges(channels)
         for call in saved:
             present = call.call_id in channels and channels[call.call_id].get("bridgeid") not in talking
             if call.is_callback or present:
@@ -480,3 +478,9 @@ class AcdEngine:
 
 def _safe(call_id: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in call_id)
+
+
+def _seat_bridges(channels: dict[str, AmiMessage]) -> set[str]:
+    """The bridges a seat's offer channel is in (CoreShowChannels by uniqueid): a caller in one
+    talks with a seat; a caller in none of them waits."""
+    return {e.get("bridgeid") for u, e in channels.items() if u.startswith(OFFER_PREFIX) and e.get("bridgeid")}
